@@ -1,0 +1,18 @@
+/*
+ * cli/cmd.h — the subcommands of the single `outpost` binary. Each returns a process exit code
+ * (sysexits.h values on errors: EX_USAGE 64, EX_DATAERR 65, EX_UNAVAILABLE 69, EX_SOFTWARE 70,
+ * EX_CONFIG 78, ...). Errors go to stderr and name their cause.
+ */
+#ifndef OP_CLI_CMD_H
+#define OP_CLI_CMD_H
+
+struct op_cmd {
+    const char *name;
+    const char *alias;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+};
+
+int op_cmd_relay(int argc, char **argv);
+
+#endif

@@ -1,0 +1,51 @@
+/* cli/main.c — `outpost <command>`: dispatch to the subcommand table. */
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "cli/cmd.h"
+#include "core/common.h"
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("outpost %s\n", OP_VERSION);
+    return 0;
+}
+
+static const struct op_cmd commands[] = {
+    {"relay", NULL, "Run the relay engine with a static route (TLS terminator / TCP or HTTP proxy)", op_cmd_relay},
+    {"version", NULL, "Print the version", cmd_version},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "outpost %s — workspace proxy system\n\nUsage: outpost <command> [options]\n\nCommands:\n",
+            OP_VERSION);
+    for (size_t i = 0; i < OP_ARRAY_LEN(commands); i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'outpost <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EX_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(name, "--version") == 0)
+        return cmd_version(0, NULL);
+    for (size_t i = 0; i < OP_ARRAY_LEN(commands); i++) {
+        if (strcmp(name, commands[i].name) == 0 || (commands[i].alias && strcmp(name, commands[i].alias) == 0))
+            return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "outpost: unknown command '%s'\n\n", name);
+    usage(stderr);
+    return EX_USAGE;
+}

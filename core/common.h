@@ -1,0 +1,43 @@
+/*
+ * core/common.h — small shared definitions used by every module.
+ *
+ * Return convention (written once, used everywhere):
+ *   - functions that can fail return 0 on success and a negative errno value on failure
+ *     (syscall-like), unless their comment says otherwise;
+ *   - functions that move bytes return the count (>= 0) or a negative errno;
+ *   - predicates return bool.
+ */
+#ifndef OP_COMMON_H
+#define OP_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OP_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define OP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define OP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define OP_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define OP_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define OP_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define OP_UNUSED __attribute__((unused))
+#define OP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+#define OP_VERSION "0.1.0"
+
+/* A borrowed byte span: pointer plus length, never NUL-terminated by contract. */
+typedef struct op_span {
+    const char *p;
+    size_t len;
+} op_span_t;
+
+static inline op_span_t op_span(const char *p, size_t len)
+{
+    op_span_t s = {p, len};
+    return s;
+}
+
+/* Monotonic milliseconds (CLOCK_MONOTONIC_COARSE is enough for timeouts). */
+uint64_t op_now_ms(void);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * http/app.h — application handlers: code that answers whole HTTP requests itself (the primary's API,
+ * the CLI-facing endpoints) instead of relaying them.
+ *
+ * The engine's worker reads the complete request (head and body, body capped by the route's limit),
+ * hands it to the control thread, and the handler runs THERE: it may block (SQLite, libcurl). The worker
+ * never waits; it writes the response when the control thread posts it back.
+ */
+#ifndef OP_HTTP_APP_H
+#define OP_HTTP_APP_H
+
+#include <stddef.h>
+
+#include "core/common.h"
+
+struct op_app_header {
+    op_span_t name;
+    op_span_t value;
+};
+
+struct op_app_request {
+    op_span_t method;
+    op_span_t path;  /* target without the query string, not percent-decoded */
+    op_span_t query; /* after '?', empty if none */
+    op_span_t host;  /* Host header */
+    op_span_t body;
+    const struct op_app_header *headers;
+    int nheaders;
+    const char *remote_ip; /* NUL-terminated */
+    bool tls;              /* the client connection is TLS */
+};
+
+struct op_app_response {
+    int status;               /* default 200 */
+    const char *content_type; /* static string; default "application/json" */
+    char headers[1024];       /* extra header lines, each "Name: value\r\n" */
+    size_t headers_len;
+    char *body; /* malloc'd by the handler (or NULL); the engine frees it */
+    size_t body_len;
+};
+
+/* Runs on the control thread. Must always fill resp (status and body). */
+typedef void (*op_app_handler_fn)(void *ctx, const struct op_app_request *req, struct op_app_response *resp);
+
+/* Header lookup, case-insensitive; returns NULL if absent. */
+const struct op_app_header *op_app_find_header(const struct op_app_request *req, const char *name);
+/* Appends "name: value\r\n" to resp->headers; returns 0 or -ENOSPC. */
+int op_app_add_header(struct op_app_response *resp, const char *name, const char *value);
+/* Sets resp->body to a copy of the NUL-terminated JSON text (or any text) and the status. */
+void op_app_respond(struct op_app_response *resp, int status, const char *body);
+
+#endif

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# tests/run.sh [unit|fuzz|integration|all] [name-filter]
+# Runs the test layers against $OUTPOST_BIN and the test binaries in $BUILD_DIR/tests.
+# Each test is a program: exit 0 = pass, 77 = skip, anything else = fail. Every test runs under
+# `timeout`, so a hung test fails instead of hanging CI. Ends with "N passed, N failed, N skipped".
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+: "${BUILD_DIR:?BUILD_DIR must point at the build variant (make test sets it)}"
+: "${OUTPOST_BIN:?OUTPOST_BIN must point at the outpost binary}"
+export OUTPOST_BIN BUILD_DIR OUTPOST_ROOT="$root"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+layer=${1:-all}
+filter=${2:-}
+pass=0 fail=0 skip=0
+failed=()
+logdir="$BUILD_DIR/test-logs"
+mkdir -p "$logdir"
+
+run_one() { # name timeout cmd...
+    local name=$1 limit=$2
+    shift 2
+    [ -n "$filter" ] && [[ "$name" != *"$filter"* ]] && return
+    local log="$logdir/${name//\//_}.log" start=$SECONDS rc
+    timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+    rc=$?
+    local took=$((SECONDS - start))
+    if [ $rc -eq 0 ]; then
+        pass=$((pass + 1)); printf 'PASS %-50s %3ss\n' "$name" "$took"
+    elif [ $rc -eq 77 ]; then
+        skip=$((skip + 1)); printf 'SKIP %-50s %s\n' "$name" "$(tail -n 1 "$log")"
+    else
+        fail=$((fail + 1)); failed+=("$name")
+        printf 'FAIL %-50s rc=%s (log: %s)\n' "$name" "$rc" "$log"
+        tail -n 30 "$log" | sed 's/^/    | /'
+    fi
+}
+
+if [ "$layer" = unit ] || [ "$layer" = all ]; then
+    for t in "$BUILD_DIR"/tests/test_*; do
+        [ -x "$t" ] || continue
+        run_one "unit/$(basename "$t")" 120 "$t"
+    done
+fi
+if [ "$layer" = fuzz ] || [ "$layer" = all ]; then
+    for t in "$BUILD_DIR"/tests/fuzz_*_replay; do
+        [ -x "$t" ] || continue
+        n=$(basename "$t" _replay)
+        run_one "fuzz-replay/$n" 300 "$t" "$root/tests/fuzz/corpus/${n#fuzz_}"
+    done
+fi
+if [ "$layer" = integration ] || [ "$layer" = all ]; then
+    for t in "$root"/tests/integration/*.sh; do
+        [ -f "$t" ] || continue
+        run_one "integration/$(basename "$t" .sh)" 600 bash "$t"
+    done
+fi
+
+echo
+[ ${#failed[@]} -gt 0 ] && printf 'failed: %s\n' "${failed[*]}"
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ] && [ $pass -gt 0 ]
