@@ -1047,7 +1047,7 @@ static void handle_msgs(struct op_worker *w)
         rev->fn(w, rev);
         rev = nx;
     }
-    if (atomic_load(&w->e->draining))
+    if (atomic_load(&w->e->draining) && !w->stop)
         begin_drain(w);
 }
 
@@ -1243,13 +1243,13 @@ static int worker_setup(struct op_worker *w)
     return 0;
 }
 
+/* Runs on the worker as it exits: everything tied to the ring. Slots, pools and the eventfd stay until
+ * op_engine_free(), so messages posted late (an app response racing the shutdown) are still safe. */
 static void worker_teardown(struct op_worker *w)
 {
     for (int i = 0; i < w->e->conf.nlisteners; i++)
         if (w->listen_fd[i] >= 0)
             close(w->listen_fd[i]);
-    if (w->efd >= 0)
-        close(w->efd);
     for (uint32_t i = 0; i < w->npipes_free; i++) {
         close(w->pipes[2 * i]);
         close(w->pipes[2 * i + 1]);
@@ -1260,6 +1260,15 @@ static void worker_teardown(struct op_worker *w)
         io_uring_queue_exit(&w->ring);
     if (w->pbuf_mem && w->pbuf_mem != MAP_FAILED)
         munmap(w->pbuf_mem, (size_t)w->nbufs * w->buf_size);
+    w->pbuf_mem = NULL;
+}
+
+static void worker_free(struct op_worker *w)
+{
+    if (w->start_rc == 0)
+        handle_msgs(w); /* late messages: their connections are gone, so they only free themselves */
+    if (w->efd >= 0)
+        close(w->efd);
     if (w->chunk_mem && w->chunk_mem != MAP_FAILED)
         munmap(w->chunk_mem, (size_t)w->nchunks * CHUNK_SIZE);
     if (w->slots && w->slots != MAP_FAILED)
@@ -1467,6 +1476,8 @@ void op_engine_free(struct op_engine *e)
         return;
     for (int i = 0; i < e->nworkers; i++)
         pthread_join(e->workers[i].thr, NULL);
+    for (int i = 0; i < e->nworkers; i++)
+        worker_free(&e->workers[i]);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->cond);
     free(e->workers);
