@@ -8,8 +8,14 @@
  *
  * Threading: an op_tls_ctx is immutable after op_tls_ctx_new() and may be shared by all threads; its
  * refcount is atomic. An op_tls_conn belongs to one thread at a time. Never call op_tls_conn_input()
- * from inside a plain() callback (the plaintext scratch buffer is per thread); op_tls_conn_write() and
- * op_tls_conn_shutdown() on the same conn are fine from there.
+ * or op_tls_conn_free() from inside a plain() callback (the plaintext scratch buffer is per thread; return
+ * -1 to stop instead); op_tls_conn_write() and op_tls_conn_shutdown() on the same conn are fine there.
+ * out() may be called from op_tls_conn_input() (handshake flights, alerts, TLS 1.3 key updates),
+ * op_tls_conn_write() and op_tls_conn_shutdown().
+ *
+ * Memory: a conn costs ~200 bytes until its first ClientHello record is complete; only then is the
+ * WOLFSSL object created (on the certificate chosen by SNI). A ClientHello split across receives is
+ * collected in a temporary buffer (at most one 16 KiB record) freed as soon as it is complete.
  *
  * Security posture (fixed, not configurable): TLS 1.2 minimum, AEAD-only ciphers by default, groups
  * X25519/P-256/P-384, no renegotiation, no 0-RTT, no client certificates. The static wolfSSL must be built

@@ -8,6 +8,7 @@
 #include "tls/tls.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,7 +475,11 @@ static void test_data(struct op_tls_ctx *ctx, int version)
     CHECK(pump(&pr) == OP_TLS_PEER_CLOSED, "peer closed: %d %s", pr.srv_status, op_tls_conn_error(pr.srv));
     CHECK(!op_tls_conn_is_open(pr.srv), "not open after close_notify");
     CHECK(op_tls_conn_input(pr.srv, NULL, 0, srv_plain, &pr) == OP_TLS_PEER_CLOSED, "stays closed");
+    size_t before = pr.s2c.len;
+    CHECK(op_tls_conn_write(pr.srv, (const uint8_t *)"late", 4) == 0 && pr.s2c.len > before,
+          "write after the peer's close_notify (half-close): %s", op_tls_conn_error(pr.srv));
     /* and ours back */
+    buf_reset(&pr.s2c);
     CHECK(op_tls_conn_shutdown(pr.srv) == 0, "server shutdown: %s", op_tls_conn_error(pr.srv));
     /* an alert record in TLS 1.2; TLS 1.3 hides it behind the application_data type */
     CHECK(pr.s2c.len > 0 && pr.s2c.p[0] == (version == 12 ? 0x15 : 0x17), "close_notify record");
@@ -819,6 +824,54 @@ static void test_refcount(void)
     pair_free(&pr); /* frees the ctx; ASan's leak check proves it */
 }
 
+struct thr_arg {
+    struct op_tls_ctx *ctx;
+    int ok;
+};
+
+static void *thr_main(void *p)
+{
+    struct thr_arg *a = p;
+    static const char *names[] = {"localhost", "x.apps.test", "rsa.test", "chain.test"};
+    uint8_t msg[3000];
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (uint8_t)i;
+    for (int i = 0; i < 12; i++) {
+        struct pair pr;
+        struct cli_opts o = {.version = i % 3 == 0 ? 12 : 0, .sni = names[i % 4], .verify_host = true};
+        if (pair_init(&pr, a->ctx, &o) != 0 || handshake(&pr) != 0) {
+            pair_free(&pr);
+            return NULL;
+        }
+        int r = wolfSSL_write(pr.cli, msg, (int)sizeof(msg));
+        bool good = r == (int)sizeof(msg) && pump(&pr) == OP_TLS_OPEN && pr.srv_plain.len == sizeof(msg) &&
+                    memcmp(pr.srv_plain.p, msg, sizeof(msg)) == 0 &&
+                    op_tls_conn_write(pr.srv, msg, sizeof(msg)) == 0;
+        if (good) {
+            cli_drain(&pr);
+            good = pr.cli_plain.len == sizeof(msg);
+        }
+        pair_free(&pr);
+        if (!good)
+            return NULL;
+        a->ok++;
+    }
+    return NULL;
+}
+
+static void test_threads(struct op_tls_ctx *multi)
+{
+    printf("two threads share one ctx (handshakes, SNI, data)\n");
+    pthread_t t[2];
+    struct thr_arg a[2] = {{multi, 0}, {multi, 0}};
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&t[i], NULL, thr_main, &a[i]) == 0, "pthread_create");
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(a[i].ok == 12, "thread %d: %d of 12 sessions ok", i, a[i].ok);
+    }
+}
+
 static void test_no_tickets(void)
 {
     struct op_tls_cert c = {path("server.pem"), path("server.key")};
@@ -874,6 +927,7 @@ int main(void)
         test_failures(ctx);
         test_sni_parser(ctx);
         test_min13();
+        test_threads(multi);
         test_refcount();
     }
     op_tls_ctx_unref(ctx);
