@@ -379,6 +379,7 @@ void op_conn_finish(struct op_conn *c)
     if (c->flags & OP_CF_FINISH)
         return;
     c->flags |= OP_CF_FINISH;
+    c->side[OP_CLI].flags &= (uint16_t)~OP_SF_PAUSED; /* read (and drop) until the client's FIN */
     op_conn_shutdown(c, OP_CLI);
     op_conn_drop_upstream(c);
     /* Whatever happens, the client gets at most this long to take the rest and say goodbye. */
