@@ -90,8 +90,8 @@ static bool list_next(op_span_t v, size_t *off, op_span_t *elem)
 {
     if (*off > v.len)
         return false;
-    const char *start = v.p + *off;
-    const char *comma = memchr(start, ',', v.len - *off);
+    const char *start = v.len ? v.p + *off : v.p; /* no arithmetic on a NULL empty span */
+    const char *comma = v.len > *off ? memchr(start, ',', v.len - *off) : NULL;
     size_t n = comma ? (size_t)(comma - start) : v.len - *off;
     *elem = span_trim(start, n);
     *off += n + 1;

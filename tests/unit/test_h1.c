@@ -802,6 +802,7 @@ static void test_writers(void)
     op_span_t v = op_span(S(" keep-alive ,Upgrade,, x "));
     CHECK(op_h1_list_has_token(v, "upgrade") && op_h1_list_has_token(v, "X") && !op_h1_list_has_token(v, "keep"),
           "op_h1_list_has_token");
+    CHECK(!op_h1_list_has_token(op_span(NULL, 0), "close"), "op_h1_list_has_token on an empty span");
 }
 
 int main(void)
