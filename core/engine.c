@@ -1457,6 +1457,40 @@ void op_engine_post(struct op_engine *e, int worker, struct op_msg *m)
     (void)r;
 }
 
+struct retire {
+    atomic_int remaining;
+    void *old;
+    void (*release)(void *old);
+    struct op_msg msgs[]; /* one per worker: a message sits in one inbox at a time */
+};
+
+static void retire_ack(struct op_worker *w, struct op_msg *m)
+{
+    struct retire *r = OP_CONTAINER_OF(m - w->idx, struct retire, msgs);
+    if (atomic_fetch_sub(&r->remaining, 1) == 1) {
+        if (r->release && r->old)
+            r->release(r->old);
+        free(r);
+    }
+}
+
+int op_engine_set_xprt_ctx(struct op_engine *e, int li, void *ctx, void (*release)(void *old))
+{
+    if (li < 0 || li >= e->conf.nlisteners)
+        return -EINVAL;
+    struct retire *r = calloc(1, sizeof(*r) + sizeof(struct op_msg) * (size_t)e->nworkers);
+    if (!r)
+        return -ENOMEM;
+    r->old = atomic_exchange_explicit(&e->conf.listeners[li].xprt_ctx, ctx, memory_order_acq_rel);
+    r->release = release;
+    atomic_store(&r->remaining, e->nworkers);
+    for (int i = 0; i < e->nworkers; i++) {
+        r->msgs[i].fn = retire_ack;
+        op_engine_post(e, i, &r->msgs[i]);
+    }
+    return 0;
+}
+
 void op_engine_drain(struct op_engine *e)
 {
     atomic_store(&e->draining, true);

@@ -209,6 +209,11 @@ void op_engine_free(struct op_engine *e);
 int op_engine_nworkers(const struct op_engine *e);
 const struct op_worker_stats *op_engine_stats(const struct op_engine *e, int worker);
 
+/* Reload: makes ctx the transport context for new connections on listener `li` (existing connections
+ * keep theirs). The previous context is passed to release() once every worker has moved past any use of
+ * it (each worker acknowledges a message), from a worker thread. Control thread only. 0 or -errno. */
+int op_engine_set_xprt_ctx(struct op_engine *e, int li, void *ctx, void (*release)(void *old));
+
 /* Cross-thread messages. A message is delivered to fn(worker, msg) on the worker's thread. */
 struct op_msg {
     struct op_msg *next;
