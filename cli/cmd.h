@@ -19,5 +19,7 @@ int op_cmd_server(int argc, char **argv);
 int op_cmd_login(int argc, char **argv);
 int op_cmd_logout(int argc, char **argv);
 int op_cmd_wsproxy(int argc, char **argv);
+/* `outpost wsproxy server` (issue 5, wsproxy/). argv[0] is "server". */
+int op_cmd_wsproxy_server(int argc, char **argv);
 
 #endif

@@ -802,10 +802,8 @@ int op_cmd_wsproxy(int argc, char **argv)
     for (size_t i = 0; i < OP_ARRAY_LEN(subs); i++)
         if (strcmp(s, subs[i].name) == 0 || (subs[i].alias && strcmp(s, subs[i].alias) == 0))
             return subs[i].run(argc - 1, argv + 1);
-    if (strcmp(s, "server") == 0) {
-        fprintf(stderr, "outpost wsproxy server: the workspace proxy server is not built into this revision\n");
-        return EX_UNAVAILABLE;
-    }
+    if (strcmp(s, "server") == 0)
+        return op_cmd_wsproxy_server(argc - 1, argv + 1);
     fprintf(stderr, "outpost wsproxy: unknown subcommand \"%s\"\n\n%s", s, wsproxy_help);
     return EX_USAGE;
 }

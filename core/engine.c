@@ -1491,6 +1491,21 @@ int op_engine_set_xprt_ctx(struct op_engine *e, int li, void *ctx, void (*releas
     return 0;
 }
 
+int op_engine_retire(struct op_engine *e, void *old, void (*release)(void *old))
+{
+    struct retire *r = calloc(1, sizeof(*r) + sizeof(struct op_msg) * (size_t)e->nworkers);
+    if (!r)
+        return -ENOMEM;
+    r->old = old;
+    r->release = release;
+    atomic_store(&r->remaining, e->nworkers);
+    for (int i = 0; i < e->nworkers; i++) {
+        r->msgs[i].fn = retire_ack;
+        op_engine_post(e, i, &r->msgs[i]);
+    }
+    return 0;
+}
+
 void op_engine_drain(struct op_engine *e)
 {
     atomic_store(&e->draining, true);

@@ -214,6 +214,12 @@ const struct op_worker_stats *op_engine_stats(const struct op_engine *e, int wor
  * it (each worker acknowledges a message), from a worker thread. Control thread only. 0 or -errno. */
 int op_engine_set_xprt_ctx(struct op_engine *e, int li, void *ctx, void (*release)(void *old));
 
+/* Publishing immutable snapshots that workers read through an atomic pointer: after the caller swapped
+ * the pointer, release(old) runs once every worker has acknowledged a message posted now (so no worker
+ * still holds a pointer loaded before the swap), on a worker thread (or in op_engine_free). Control
+ * thread only. 0 or -ENOMEM (then nothing was posted and the caller still owns old). */
+int op_engine_retire(struct op_engine *e, void *old, void (*release)(void *old));
+
 /* Cross-thread messages. A message is delivered to fn(worker, msg) on the worker's thread. */
 struct op_msg {
     struct op_msg *next;
