@@ -242,6 +242,40 @@ static void publish(struct ws *w)
 
 /* ---- worker side: routing ------------------------------------------------------------------------ */
 
+/* Per-worker request counters for coderd_api_requests_processed_total{code,method,path}: each worker adds
+ * to its own cache line (workers beyond OP_WS_STAT_SLOTS share slots; the adds are atomic either way). */
+enum { RT_HEALTHZ, RT_REPORT, RT_REPORT_500, RT_LATENCY, RT_BUILDINFO, RT_DERP, RT_DASHBOARD, RT_REDIRECT, RT_N };
+enum { MT_GET, MT_HEAD, MT_OPTIONS, MT_POST, MT_OTHER, MT_N };
+static const struct {
+    const char *path;
+    int code;
+} rt_info[RT_N] = {
+    [RT_HEALTHZ] = {"/healthz", 200},          [RT_REPORT] = {"/healthz-report", 200},
+    [RT_REPORT_500] = {"/healthz-report", 500}, [RT_LATENCY] = {"/latency-check", 200},
+    [RT_BUILDINFO] = {"/api/v2/buildinfo", 200}, [RT_DERP] = {"/derp/*", 400},
+    [RT_DASHBOARD] = {"/*", 400},              [RT_REDIRECT] = {"/*", 308},
+};
+static const char *const mt_names[MT_N] = {"GET", "HEAD", "OPTIONS", "POST", "OTHER"};
+#define OP_WS_STAT_SLOTS 64
+struct route_stats {
+    _Atomic uint64_t n[RT_N][MT_N];
+} __attribute__((aligned(64)));
+static struct route_stats g_rstats[OP_WS_STAT_SLOTS];
+
+static int method_index(op_span_t m)
+{
+    for (int i = 0; i < MT_OTHER; i++)
+        if (m.len == strlen(mt_names[i]) && memcmp(m.p, mt_names[i], m.len) == 0)
+            return i;
+    return MT_OTHER;
+}
+
+static void count_route(const struct op_conn *c, const struct op_h1_request *req, int rt)
+{
+    struct route_stats *rs = &g_rstats[op_worker_index(c->w) % OP_WS_STAT_SLOTS];
+    atomic_fetch_add_explicit(&rs->n[rt][method_index(req->method)], 1, memory_order_relaxed);
+}
+
 static bool path_is(op_span_t target, const char *p)
 {
     size_t n = strlen(p), tl = target.len;
@@ -284,6 +318,7 @@ static void ws_route(void *ctx, struct op_conn *c, const struct op_h1_request *r
                  "Timing-Allow-Origin: *\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: *\r\n"
                  "Access-Control-Allow-Credentials: false\r\nAccess-Control-Allow-Methods: *\r\n");
         respond(out, 200, "text/plain; charset=utf-8", "OK");
+        count_route(c, req, RT_LATENCY);
         return;
     }
     if (s->redirect && !op_conn_is_tls(c)) {
@@ -295,19 +330,27 @@ static void ws_route(void *ctx, struct op_conn *c, const struct op_h1_request *r
         snprintf(out->extra + off, sizeof(out->extra) - off, "Location: https://%.*s%s%s%.*s\r\n", (int)hl,
                  req->host.p ? req->host.p : "", std ? "" : ":", std ? "" : s->https_port, (int)t.len, t.p);
         respond(out, 308, "text/plain; charset=utf-8", "");
+        count_route(c, req, RT_REDIRECT);
         return;
     }
+    int rt;
     if (path_is(t, "/healthz")) {
         respond(out, 200, "text/plain; charset=utf-8", "OK");
+        rt = RT_HEALTHZ;
     } else if (path_is(t, "/healthz-report")) {
         respond(out, s->report_status, "application/json", s->report);
+        rt = s->report_status == 200 ? RT_REPORT : RT_REPORT_500;
     } else if (path_is(t, "/api/v2/buildinfo") || path_is(t, "/buildinfo")) {
         respond(out, 200, "application/json", s->buildinfo);
+        rt = RT_BUILDINFO;
     } else if (path_is(t, "/derp") || path_prefix(t, "/derp/") || path_prefix(t, "/derp?")) {
         respond(out, 400, "application/json", "{\"message\":\"DERP is disabled on this proxy.\"}");
+        rt = RT_DERP;
     } else {
         respond(out, 400, "text/html; charset=utf-8", s->dashboard);
+        rt = RT_DASHBOARD;
     }
+    count_route(c, req, rt);
 }
 
 /* ---- Prometheus listener: jobs to the control thread --------------------------------------------- */
@@ -435,6 +478,17 @@ static void metrics_handler(void *ctx, const struct op_app_request *req, struct 
     metric(&b, "outpost_wsproxy_reloads_total", "counter", "Configuration reloads applied (SIGHUP).", w->reloads);
     metric(&b, "outpost_wsproxy_reload_failures_total", "counter", "Reloads rejected (old config kept).",
            w->reload_failures);
+    mprintf(&b, "# HELP coderd_api_requests_processed_total The total number of processed API requests.\n"
+                "# TYPE coderd_api_requests_processed_total counter\n");
+    for (int r = 0; r < RT_N; r++)
+        for (int m = 0; m < MT_N; m++) {
+            uint64_t v = 0;
+            for (int i = 0; i < OP_WS_STAT_SLOTS; i++)
+                v += atomic_load_explicit(&g_rstats[i].n[r][m], memory_order_relaxed);
+            if (v)
+                mprintf(&b, "coderd_api_requests_processed_total{code=\"%d\",method=\"%s\",path=\"%s\"} %llu\n",
+                        rt_info[r].code, mt_names[m], rt_info[r].path, (unsigned long long)v);
+        }
     if (!b.p) {
         op_app_respond(resp, 500, "out of memory\n");
         resp->content_type = "text/plain";

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# tests/integration/wsproxy_metrics.sh — the proxy's Prometheus listener (CODER_PROMETHEUS_ENABLE /
+# CODER_PROMETHEUS_ADDRESS): after traffic this test generates (plain HTTP, TLS, a failed handshake), the
+# counters summed over workers match it, in the text exposition format.
+. "$(dirname "$0")/../lib/common.sh"
+certs
+
+P=$(free_port)
+export CODER_CONFIG_DIR=$T/cli
+bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url http://127.0.0.1:$P --data-dir "$T/data" \
+    --proxy-health-interval 1s
+wait_port $P
+"$OUTPOST" login http://127.0.0.1:$P --first-user-username admin --first-user-email a@b.c \
+    --first-user-password 'Sup3rSecret!pw' >"$T/login.log" 2>&1 || fail "login"
+TOKEN=$("$OUTPOST" wsproxy create --name eu --only-token 2>"$T/create.log" | tail -n 1)
+
+H=$(free_port) S=$(free_port) M=$(free_port)
+bg proxy env CODER_PROXY_SESSION_TOKEN=$TOKEN CODER_PRIMARY_ACCESS_URL=http://127.0.0.1:$P \
+    CODER_HTTP_ADDRESS=127.0.0.1:$H CODER_TLS_ADDRESS=127.0.0.1:$S CODER_TLS_ENABLE=true \
+    CODER_TLS_REDIRECT_HTTP_TO_HTTPS=false CODER_ACCESS_URL=http://127.0.0.1:$H \
+    CODER_TLS_CERT_FILE="$T/certs/server.pem" CODER_TLS_KEY_FILE="$T/certs/server.key" \
+    CODER_PROMETHEUS_ENABLE=true CODER_PROMETHEUS_ADDRESS=127.0.0.1:$M CODER_WORKERS=2 \
+    "$OUTPOST" wsproxy server
+wait_port $M
+wait_port $S
+
+scrape() { curl -sf http://127.0.0.1:$M/metrics >"$T/m" || fail "scrape"; }
+val() { # val METRIC_LINE_PREFIX: the value, 0 if absent
+    awk -v k="$1" 'index($0, k " ") == 1 { print $NF; f = 1 } END { if (!f) print 0 }' "$T/m"
+}
+scrape
+grep -q '^# TYPE outpost_wsproxy_connections_accepted_total counter$' "$T/m" || fail "TYPE line"
+acc0=$(val outpost_wsproxy_connections_accepted_total)
+hs0=$(val outpost_wsproxy_tls_handshakes_total)
+hsf0=$(val outpost_wsproxy_tls_handshake_failures_total)
+in0=$(val outpost_wsproxy_client_bytes_received_total)
+
+# Traffic: 20 plain /healthz (separate connections), 5 dashboard pages, 6 TLS /healthz, 1 failed handshake.
+for i in $(seq 1 20); do curl -sf http://127.0.0.1:$H/healthz >/dev/null || fail "healthz $i"; done
+for i in $(seq 1 5); do curl -s -o /dev/null http://127.0.0.1:$H/nowhere/$i; done
+for i in $(seq 1 6); do curl -sf --cacert "$T/certs/ca.pem" https://localhost:$S/healthz >/dev/null || fail "tls $i"; done
+printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' | timeout 5 nc -q 2 127.0.0.1 $S >/dev/null 2>&1 || true
+sleep 0.3
+
+scrape
+cat "$T/m" >"$T/metrics.log"
+got=$(val 'coderd_api_requests_processed_total{code="200",method="GET",path="/healthz"}')
+[ "$got" = 26 ] || fail "healthz requests: $got, want 26"
+got=$(val 'coderd_api_requests_processed_total{code="400",method="GET",path="/*"}')
+[ "$got" = 5 ] || fail "dashboard requests: $got, want 5"
+acc=$(val outpost_wsproxy_connections_accepted_total)
+[ $((acc - acc0)) -ge 32 ] || fail "accepted grew by $((acc - acc0)), want >= 32 (31 requests + 1 handshake + scrape)"
+hs=$(val outpost_wsproxy_tls_handshakes_total)
+[ $((hs - hs0)) = 6 ] || fail "TLS handshakes grew by $((hs - hs0)), want 6"
+hsf=$(val outpost_wsproxy_tls_handshake_failures_total)
+[ $((hsf - hsf0)) -ge 1 ] || fail "TLS handshake failures did not grow"
+in=$(val outpost_wsproxy_client_bytes_received_total)
+[ $((in - in0)) -gt 2000 ] || fail "client bytes received grew by only $((in - in0))"
+[ "$(val outpost_wsproxy_registered)" = 1 ] || fail "registered gauge"
+[ "$(val outpost_wsproxy_registrations_total)" -ge 1 ] || fail "registrations counter"
+[ "$(val outpost_wsproxy_http_responses_4xx_total)" -ge 5 ] || fail "4xx counter"
+ok "metrics after traffic: per-route request counts exact, accepted, TLS handshakes and failures, bytes, registration"
+# Every sample line is "name{labels} value" or "name value" with a preceding TYPE for its family.
+awk '/^#/ { next } { if (NF != 2 || $2 !~ /^[0-9]+$/) { print "bad line: " $0; exit 1 } }' "$T/m" || fail "format"
+ok "text format well-formed"

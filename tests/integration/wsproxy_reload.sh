@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# tests/integration/wsproxy_reload.sh — SIGHUP on `outpost wsproxy server`: a good reload (YAML names a new
+# certificate) switches the certificate served to new connections; a bad one (key does not match) keeps the
+# running certificate and is counted; an env-file change (HSTS) is applied; a SIGHUP storm keeps the proxy
+# serving with its fd count where it was.
+. "$(dirname "$0")/../lib/common.sh"
+certs
+bash "$ROOT/tests/lib/certs.sh" "$T/certs2" >/dev/null || fail "certs2"
+
+P=$(free_port)
+export CODER_CONFIG_DIR=$T/cli
+bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url http://127.0.0.1:$P --data-dir "$T/data" \
+    --proxy-health-interval 1s
+wait_port $P
+"$OUTPOST" login http://127.0.0.1:$P --first-user-username admin --first-user-email a@b.c \
+    --first-user-password 'Sup3rSecret!pw' >"$T/login.log" 2>&1 || fail "login"
+TOKEN=$("$OUTPOST" wsproxy create --name eu --only-token 2>"$T/create.log" | tail -n 1)
+
+H=$(free_port) S=$(free_port) M=$(free_port)
+write_yaml() { # write_yaml CERT KEY
+    cat >"$T/proxy.yaml" <<EOF
+externalWorkspaceProxy:
+  primaryAccessURL: http://127.0.0.1:$P
+networking:
+  http:
+    httpAddress: 127.0.0.1:$H
+  tls:
+    enable: true
+    address: 127.0.0.1:$S
+    certFiles: [$1]
+    keyFiles: [$2]
+introspection:
+  prometheus:
+    enable: true
+    address: 127.0.0.1:$M
+EOF
+}
+write_yaml "$T/certs/server.pem" "$T/certs/server.key"
+echo "CODER_STRICT_TRANSPORT_SECURITY=0" >"$T/proxy.env"
+CODER_PROXY_SESSION_TOKEN=$TOKEN bg proxy "$OUTPOST" wsproxy server --config "$T/proxy.yaml" --env-file "$T/proxy.env"
+PROXY_PID=$LAST_PID
+wait_port $S
+wait_port $M
+
+serial() { openssl s_client -connect 127.0.0.1:$S -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial; }
+metric() { curl -sf http://127.0.0.1:$M/metrics | awk -v k="$1" '$1 == k { print $2 }'; }
+want1=$(openssl x509 -noout -serial -in "$T/certs/server.pem")
+want2=$(openssl x509 -noout -serial -in "$T/certs2/server.pem")
+[ "$(serial)" = "$want1" ] || fail "initial serial $(serial), want $want1"
+
+# Good reload: the YAML names the second certificate; the env-file turns HSTS on.
+write_yaml "$T/certs2/server.pem" "$T/certs2/server.key"
+echo "CODER_STRICT_TRANSPORT_SECURITY=600" >"$T/proxy.env"
+kill -HUP $PROXY_PID
+for ((i = 0; i < 40; i++)); do [ "$(metric outpost_wsproxy_reloads_total)" = 1 ] && break; sleep 0.1; done
+[ "$(metric outpost_wsproxy_reloads_total)" = 1 ] || fail "reload not counted"
+[ "$(serial)" = "$want2" ] || fail "after a good reload: serial $(serial), want $want2"
+curl -s -D - -o /dev/null --cacert "$T/certs2/ca.pem" https://localhost:$S/healthz | grep -qi '^Strict-Transport-Security: max-age=600' ||
+    fail "env-file HSTS not applied by the reload"
+ok "good reload: new certificate served to new connections, env-file change applied"
+
+# Bad reload: the key does not match the certificate -> old config kept, failure counted.
+write_yaml "$T/certs/server.pem" "$T/certs/mismatch.key"
+kill -HUP $PROXY_PID
+for ((i = 0; i < 40; i++)); do [ "$(metric outpost_wsproxy_reload_failures_total)" = 1 ] && break; sleep 0.1; done
+[ "$(metric outpost_wsproxy_reload_failures_total)" = 1 ] || fail "reload failure not counted"
+[ "$(serial)" = "$want2" ] || fail "after a bad reload: serial $(serial), want $want2 (the running one)"
+grep -q 'reload rejected, keeping the running configuration' "$T/proxy.log" || fail "rejection not logged"
+# A YAML syntax error is rejected the same way.
+echo 'networking: [' >"$T/proxy.yaml"
+kill -HUP $PROXY_PID
+for ((i = 0; i < 40; i++)); do [ "$(metric outpost_wsproxy_reload_failures_total)" = 2 ] && break; sleep 0.1; done
+[ "$(metric outpost_wsproxy_reload_failures_total)" = 2 ] || fail "YAML error not counted"
+[ "$(serial)" = "$want2" ] || fail "after a broken YAML: serial changed"
+ok "bad reloads (mismatched key, broken YAML): running certificate kept, failures counted and logged"
+
+# SIGHUP storm with a good config: still serving, fds back where they were.
+write_yaml "$T/certs2/server.pem" "$T/certs2/server.key"
+kill -HUP $PROXY_PID
+sleep 0.5
+fds0=$(ls /proc/$PROXY_PID/fd | wc -l)
+for i in $(seq 1 50); do kill -HUP $PROXY_PID; sleep 0.02; done
+for ((i = 0; i < 50; i++)); do [ "$(metric outpost_wsproxy_reloads_total)" -ge 10 ] 2>/dev/null && break; sleep 0.1; done
+sleep 0.5
+for i in $(seq 1 5); do curl -sf --cacert "$T/certs2/ca.pem" https://localhost:$S/healthz >/dev/null || fail "serving after storm"; done
+fds1=$(ls /proc/$PROXY_PID/fd | wc -l)
+[ $((fds1 - fds0)) -le 2 ] || fail "fds grew from $fds0 to $fds1 over 50 reloads"
+kill -0 $PROXY_PID || fail "proxy died during the storm"
+ok "SIGHUP storm: $(metric outpost_wsproxy_reloads_total) reloads, still serving, fds $fds0 -> $fds1"
+kill -TERM $PROXY_PID
+wait $PROXY_PID || fail "proxy exit code after reloads"
