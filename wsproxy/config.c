@@ -118,6 +118,9 @@ const struct op_ws_opt op_ws_opts[OP_WO_COUNT] = {
                        "Data-plane worker threads (0 = one per CPU)."},
     [OP_WO_DRAIN_TIMEOUT] = {"drain-timeout", "CODER_DRAIN_TIMEOUT", "outpost.drainTimeout", "10s", OP_WT_DURATION,
                              NULL, 0, "On SIGTERM, how long in-flight requests may take before being closed."},
+    [OP_WO_HEARTBEAT_INTERVAL] = {"heartbeat-interval", "CODER_PROXY_HEARTBEAT_INTERVAL", NULL, "5s", OP_WT_DURATION,
+                                  NULL, OP_WF_HIDDEN,
+                                  "Registration heartbeat interval (tests; the reference's fixed value is 5s)."},
     [OP_WO_CONFIG] = {"config", "CODER_CONFIG_PATH", NULL, NULL, OP_WT_FILE, NULL, 0,
                       "YAML config file (dotted keys as listed here). Re-read on SIGHUP."},
     [OP_WO_ENV_FILE] = {"env-file", "CODER_ENV_FILE", NULL, NULL, OP_WT_FILE, NULL, 0,
@@ -127,6 +130,8 @@ const struct op_ws_opt op_ws_opts[OP_WO_COUNT] = {
     [OP_WO_CHECK] = {"check", NULL, NULL, NULL, OP_WT_BOOL, NULL, OP_WF_ACTION,
                      "Validate the configuration without binding or connecting; exit 78 on error."},
     [OP_WO_HELP] = {"help", NULL, NULL, NULL, OP_WT_BOOL, NULL, OP_WF_ACTION, "Show this help."},
+    [OP_WO_DOCS_MARKDOWN] = {"docs-markdown", NULL, NULL, NULL, OP_WT_BOOL, NULL, OP_WF_ACTION | OP_WF_HIDDEN,
+                             "Print the option reference as Markdown (docs/wsproxy-server.md)."},
 };
 #undef S
 
@@ -236,6 +241,8 @@ static int parse_flags(struct op_ws_conf *c, int argc, char **argv, char *err, s
             v = eq + 1;
         } else if (op_ws_opts[id].type == OP_WT_BOOL) {
             v = "true";
+        } else if (id == OP_WO_LOG_JSON && (i + 1 >= argc || argv[i + 1][0] == '-')) {
+            v = "/dev/stderr"; /* a bare --log-json: JSON lines on stderr */
         } else if (i + 1 < argc) {
             v = argv[++i];
         } else {
@@ -842,6 +849,11 @@ int op_ws_conf_validate(const struct op_ws_conf *c, char *err, size_t errlen)
                *lj && strcmp(lj, "/dev/stderr") ? lj : lh);
         return EX_CONFIG;
     }
+    long long hb = op_ws_duration_ms(c, OP_WO_HEARTBEAT_INTERVAL);
+    if (hb < 100 || hb > 3600000) {
+        seterr(err, errlen, "heartbeat-interval: must be between 100ms and 1h");
+        return EX_CONFIG;
+    }
     long w = op_ws_int(c, OP_WO_WORKERS);
     if (w < 0 || w > 256) {
         seterr(err, errlen, "workers: must be between 0 (one per CPU) and 256");
@@ -883,6 +895,44 @@ void op_ws_print_help(FILE *out)
     }
 }
 
+void op_ws_print_markdown(FILE *out)
+{
+    fprintf(out, "# `outpost wsproxy server` options\n\n"
+                 "Generated from the option table in `wsproxy/config.c` (`outpost wsproxy server --docs-markdown`).\n"
+                 "Precedence, highest first: flag, `--env-file` (re-read on SIGHUP), environment, the YAML file of "
+                 "`--config` (dotted keys below, nested), default. String arrays repeat on the command line, are "
+                 "comma-separated in the environment and YAML sequences in the file. An environment variable set "
+                 "to the empty string is a value (e.g. `CODER_HTTP_ADDRESS=` disables HTTP). `--check` validates "
+                 "everything without binding (exit 78 on error); SIGHUP reloads certificates, log level, HSTS, "
+                 "token and the other non-listener options.\n\n"
+                 "| Flag | Environment | YAML key | Default | Description |\n|---|---|---|---|---|\n");
+    for (int i = 0; i < OP_WO_COUNT; i++) {
+        const struct op_ws_opt *o = &op_ws_opts[i];
+        const char *tn = type_name(o->type);
+        char choices[160] = "";
+        if (o->choices) {
+            size_t k = (size_t)snprintf(choices, sizeof(choices), " One of: ");
+            for (const char *p = o->choices; *p && k + 3 < sizeof(choices); p++) {
+                if (*p == '|') {
+                    choices[k++] = ',';
+                    choices[k++] = ' ';
+                } else {
+                    choices[k++] = *p;
+                }
+            }
+            choices[k++] = '.';
+            choices[k] = '\0';
+        }
+        fprintf(out, "| `--%s`%s%s%s | %s%s%s | %s%s%s | %s%s%s | %s%s%s%s%s |\n", o->flag,
+                o->flags & OP_WF_ACTION ? "" : " (", o->flags & OP_WF_ACTION ? "" : (tn ? tn : "enum"),
+                o->flags & OP_WF_ACTION ? "" : ")", o->env ? "`" : "", o->env ? o->env : "—", o->env ? "`" : "",
+                o->yaml ? "`" : "", o->yaml ? o->yaml : "—", o->yaml ? "`" : "", o->def && *o->def ? "`" : "",
+                o->def && *o->def ? o->def : "—", o->def && *o->def ? "`" : "", o->help, choices,
+                o->flags & OP_WF_REQUIRED ? " **Required.**" : "", o->flags & OP_WF_HIDDEN ? " (hidden)" : "",
+                o->flags & OP_WF_SECRET ? " Secret: never logged or written by `--write-config`." : "");
+    }
+}
+
 static void yaml_quote(FILE *out, const char *s)
 {
     fputc('"', out);
@@ -890,7 +940,7 @@ static void yaml_quote(FILE *out, const char *s)
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\')
             fprintf(out, "\\%c", ch);
-        else if (ch < 0x20)
+        else if (ch < 0x20 || ch == 0x7f)
             fprintf(out, "\\x%02x", ch);
         else
             fputc(ch, out);

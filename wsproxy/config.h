@@ -80,11 +80,13 @@ enum op_ws_opt_id {
     OP_WO_PROMETHEUS_ADDRESS,
     OP_WO_WORKERS,
     OP_WO_DRAIN_TIMEOUT,
+    OP_WO_HEARTBEAT_INTERVAL,
     OP_WO_CONFIG,
     OP_WO_ENV_FILE,
     OP_WO_WRITE_CONFIG,
     OP_WO_CHECK,
     OP_WO_HELP,
+    OP_WO_DOCS_MARKDOWN,
     OP_WO_COUNT
 };
 
@@ -133,6 +135,8 @@ int op_ws_parse_duration(const char *s, long long *ms);
 
 /* Prints the --help text (every visible option with its flag, env and YAML key). */
 void op_ws_print_help(FILE *out);
+/* Prints the option reference as Markdown (docs/wsproxy-server.md is this output). */
+void op_ws_print_markdown(FILE *out);
 /* Prints the effective configuration as YAML (every option with a YAML key, except secrets). */
 void op_ws_write_yaml(const struct op_ws_conf *c, FILE *out);
 

@@ -434,8 +434,6 @@ static void metrics_handler(void *ctx, const struct op_app_request *req, struct 
 {
     struct ws *w = ctx;
     (void)req;
-    struct op_worker_stats sum;
-    memset(&sum, 0, sizeof(sum));
     uint64_t acc = 0, act = 0, bin = 0, bout = 0, upin = 0, upout = 0, hs = 0, hsf = 0, uce = 0, rq = 0, r5 = 0,
              r4 = 0, tmo = 0;
     for (int i = 0; i < op_engine_nworkers(w->e); i++) {
@@ -691,7 +689,7 @@ static void tick(void *arg)
         return;
     uint64_t now = op_now_ms();
     if (now >= w->next_heartbeat) {
-        w->next_heartbeat = now + OP_WS_REGISTER_INTERVAL_MS;
+        w->next_heartbeat = now + (uint64_t)op_ws_duration_ms(&w->conf, OP_WO_HEARTBEAT_INTERVAL);
         if (!w->inflight_reg)
             start_call(w, K_REGISTER);
         if (!w->inflight_bi)
@@ -1045,7 +1043,7 @@ static int run(struct ws *w)
         op_info("wsproxy", "listening on %s (%s)", lcs[i].name,
                 lcs[i].proto_ctx == &mconf ? "prometheus" : lcs[i].xprt ? "https" : "http");
     op_info("wsproxy", "View the Web UI: %s", w->access_url);
-    w->next_heartbeat = op_now_ms() + OP_WS_REGISTER_INTERVAL_MS;
+    w->next_heartbeat = op_now_ms() + (uint64_t)op_ws_duration_ms(&w->conf, OP_WO_HEARTBEAT_INTERVAL);
     w->next_keys = op_now_ms() + OP_WS_KEYS_INTERVAL_MS;
     struct op_ctl_hooks hooks = {
         .tick = tick,
@@ -1081,6 +1079,11 @@ int op_cmd_wsproxy_server(int argc, char **argv)
     int rc = op_ws_conf_load(&w->conf, argc, argv, err, sizeof(err));
     if (rc == 0 && op_ws_bool(&w->conf, OP_WO_HELP)) {
         op_ws_print_help(stdout);
+        op_ws_conf_free(&w->conf);
+        return 0;
+    }
+    if (rc == 0 && op_ws_bool(&w->conf, OP_WO_DOCS_MARKDOWN)) {
+        op_ws_print_markdown(stdout);
         op_ws_conf_free(&w->conf);
         return 0;
     }

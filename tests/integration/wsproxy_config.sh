@@ -4,6 +4,7 @@
 #   verbatim and catches each kind of bad value with exit 78 naming the option; the seed's example as
 #   environment variables (free ports instead of 80/443) starts a TLS proxy that `curl --cacert` reaches on
 #   /healthz, with the HTTP->HTTPS redirect and HSTS.
+#   docs/wsproxy-server.md is the --docs-markdown output of the same table.
 # UPDATE_GOLDEN=1 rewrites the golden file.
 . "$(dirname "$0")/../lib/common.sh"
 GOLDEN=$ROOT/tests/integration/golden/wsproxy_server_help.golden
@@ -21,6 +22,10 @@ for env in CODER_PROXY_SESSION_TOKEN CODER_PRIMARY_ACCESS_URL CODER_HTTP_ADDRESS
     grep -q "\$$env\$" "$T/help.out" || fail "--help does not list $env"
 done
 ok "--help matches the golden file and lists every option with its env name"
+"$OUTPOST" wsproxy server --docs-markdown >"$T/docs.md" || fail "--docs-markdown"
+[ -n "${UPDATE_GOLDEN:-}" ] && cp "$T/docs.md" "$ROOT/docs/wsproxy-server.md"
+diff -u "$ROOT/docs/wsproxy-server.md" "$T/docs.md" || fail "docs/wsproxy-server.md is stale (UPDATE_GOLDEN=1 to regenerate)"
+ok "docs/wsproxy-server.md is generated from the same option table"
 
 # --- the seed's example, verbatim, passes --check ---
 TOKEN="00000000-1111-4222-8333-444444444444:$(printf 'a%.0s' {1..64})"

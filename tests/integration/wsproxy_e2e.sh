@@ -117,4 +117,24 @@ rc=$?
 [ $rc != 0 ] || fail "proxy exited 0 after deletion"
 grep -q 'has been deleted' "$T/proxy2.log" || fail "deletion not logged"
 ok "deleted on the primary: the running proxy exited with $rc"
+
+# --- more than 10 consecutive heartbeat failures: deregister attempt, then exit non-zero ---
+TOKEN2=$("$OUTPOST" wsproxy create --name eu2 --only-token 2>>"$T/create.log" | tail -n 1)
+bg relay2 "$OUTPOST" relay --listen 127.0.0.1:$R --upstream 127.0.0.1:$P --workers 1
+RELAY_PID=$LAST_PID
+wait_port $R
+CODER_PROXY_SESSION_TOKEN=$TOKEN2 bg proxy3 "$OUTPOST" wsproxy server --primary-access-url http://127.0.0.1:$R \
+    --http-address 127.0.0.1:$Q --heartbeat-interval 200ms
+PROXY_PID=$LAST_PID
+wait_port $Q
+kill "$RELAY_PID"
+for ((i = 0; i < 60; i++)); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.25; done
+kill -0 "$PROXY_PID" 2>/dev/null && fail "proxy still running 15 s after the primary became unreachable"
+wait "$PROXY_PID"
+rc=$?
+[ $rc != 0 ] || fail "proxy exited 0 after losing the primary"
+grep -q 'registration failed more than 10 times in a row' "$T/proxy3.log" || fail "fatal reason not logged"
+grep -q 'deregistering failed' "$T/proxy3.log" || fail "no deregistration attempt before exiting"
+[ "$(grep -c 'registration with the primary failed' "$T/proxy3.log")" = 11 ] || fail "not exactly 11 failures logged"
+ok "11 consecutive heartbeat failures: deregistration attempted, exit $rc"
 kill "$PRIMARY_PID"

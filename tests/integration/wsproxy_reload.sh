@@ -87,5 +87,19 @@ fds1=$(ls /proc/$PROXY_PID/fd | wc -l)
 [ $((fds1 - fds0)) -le 2 ] || fail "fds grew from $fds0 to $fds1 over 50 reloads"
 kill -0 $PROXY_PID || fail "proxy died during the storm"
 ok "SIGHUP storm: $(metric outpost_wsproxy_reloads_total) reloads, still serving, fds $fds0 -> $fds1"
+
+# Under load: 100 reloads while wrk opens a new TLS connection per request; nothing may fail.
+if command -v wrk >/dev/null; then
+    r0=$(metric outpost_wsproxy_reloads_total)
+    wrk -t1 -c8 -d5s -H 'Connection: close' https://127.0.0.1:$S/healthz >"$T/wrk.out" 2>&1 &
+    WRK=$!
+    sleep 0.3
+    for i in $(seq 1 100); do kill -HUP $PROXY_PID; sleep 0.04; done
+    wait $WRK || fail "wrk failed: $(cat "$T/wrk.out")"
+    r1=$(metric outpost_wsproxy_reloads_total)
+    grep -q 'requests in' "$T/wrk.out" || fail "wrk output: $(cat "$T/wrk.out")"
+    grep -qE 'Non-2xx|Socket errors' "$T/wrk.out" && fail "requests failed during reloads: $(cat "$T/wrk.out")"
+    ok "under load: $((r1 - r0)) reloads during $(awk '/requests in/ { print $1 }' "$T/wrk.out") requests (new TLS connection each), zero failures"
+fi
 kill -TERM $PROXY_PID
 wait $PROXY_PID || fail "proxy exit code after reloads"
