@@ -304,6 +304,10 @@ static void ws_route(void *ctx, struct op_conn *c, const struct op_h1_request *r
 {
     struct ws *w = ctx;
     const struct snap *s = atomic_load_explicit(&w->snap, memory_order_acquire);
+    if (!s) { /* only if the very first snapshot could not be built (out of memory) */
+        respond(out, 503, "text/plain; charset=utf-8", "starting\n");
+        return;
+    }
     op_span_t t = req->target;
     if (req->absolute_form) { /* http://host/path -> /path */
         const char *p = memchr(t.p, '/', t.len);

@@ -137,4 +137,10 @@ grep -q 'registration failed more than 10 times in a row' "$T/proxy3.log" || fai
 grep -q 'deregistering failed' "$T/proxy3.log" || fail "no deregistration attempt before exiting"
 [ "$(grep -c 'registration with the primary failed' "$T/proxy3.log")" = 11 ] || fail "not exactly 11 failures logged"
 ok "11 consecutive heartbeat failures: deregistration attempted, exit $rc"
+for tok in "$TOKEN" "$TOKEN2"; do
+    secret=${tok#*:}
+    grep -lF "$secret" "$T"/proxy*.log "$T"/primary.log "$T"/badtoken.log "$T"/unreach.log "$T"/notprimary.log &&
+        fail "a proxy token secret appears in a log"
+done
+ok "no token secret in any proxy or primary log"
 kill "$PRIMARY_PID"

@@ -37,7 +37,17 @@ EOF
 }
 write_yaml "$T/certs/server.pem" "$T/certs/server.key"
 echo "CODER_STRICT_TRANSPORT_SECURITY=0" >"$T/proxy.env"
-CODER_PROXY_SESSION_TOKEN=$TOKEN bg proxy "$OUTPOST" wsproxy server --config "$T/proxy.yaml" --env-file "$T/proxy.env"
+# systemd notifications: a datagram socket standing in for systemd records what the proxy sends.
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as f:
+    while True: f.write(s.recv(4096).decode() + "\n")
+' "$T/notify.sock" "$T/notify.txt" &
+PIDS+=($!)
+for ((i = 0; i < 50; i++)); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+CODER_PROXY_SESSION_TOKEN=$TOKEN NOTIFY_SOCKET=$T/notify.sock bg proxy "$OUTPOST" wsproxy server \
+    --config "$T/proxy.yaml" --env-file "$T/proxy.env"
 PROXY_PID=$LAST_PID
 wait_port $S
 wait_port $M
@@ -103,3 +113,8 @@ if command -v wrk >/dev/null; then
 fi
 kill -TERM $PROXY_PID
 wait $PROXY_PID || fail "proxy exit code after reloads"
+sleep 0.2
+[ "$(head -n 1 "$T/notify.txt")" = READY=1 ] || fail "first notification: $(head -n 1 "$T/notify.txt")"
+grep -qx 'RELOADING=1' "$T/notify.txt" && [ "$(tail -n 1 "$T/notify.txt")" = STOPPING=1 ] ||
+    fail "notifications: $(tr '\n' ' ' <"$T/notify.txt")"
+ok "sd_notify: READY=1 at start, RELOADING=1/READY=1 around reloads, STOPPING=1 at the end"
