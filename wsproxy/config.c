@@ -782,6 +782,14 @@ int op_ws_conf_validate(const struct op_ws_conf *c, char *err, size_t errlen)
                "create` (check --proxy-session-token / CODER_PROXY_SESSION_TOKEN)");
         return EX_CONFIG;
     }
+    const char *au = op_ws_str(c, OP_WO_ACCESS_URL);
+    if (*au) {
+        const char *path = strchr(strstr(au, "://") + 3, '/');
+        if (path && strcmp(path, "/") != 0) {
+            seterr(err, errlen, "access-url: \"%s\" has a path; the primary accepts only scheme://host[:port]", au);
+            return EX_CONFIG;
+        }
+    }
     bool tls = op_ws_bool(c, OP_WO_TLS_ENABLE);
     bool http = *op_ws_str(c, OP_WO_HTTP_ADDRESS);
     if (tls) {

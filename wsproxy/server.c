@@ -16,7 +16,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/eventfd.h>
+#include <dirent.h>
 #include <sys/random.h>
+#include <time.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -73,6 +75,8 @@ struct ws {
     void *tls_ctx; /* the context the TLS listener started with, or NULL (the engine owns swaps) */
     bool tls_swapped;
     uint64_t reloads, reload_failures;
+    bool last_reload_ok;
+    double start_time, last_register_ok; /* wall clock, seconds */
     /* application jobs (Prometheus listener) */
     _Atomic(struct op_app_job *) jobs;
     int efd;
@@ -434,6 +438,48 @@ static void metric(struct mbuf *b, const char *name, const char *type, const cha
     mprintf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, (unsigned long long)v);
 }
 
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* process_* metrics from /proc/self (what the Go process collector exports). */
+static void process_metrics(struct mbuf *b, const struct ws *w)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    uint64_t fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        for (struct dirent *de; (de = readdir(d));)
+            fds += de->d_name[0] != '.';
+        closedir(d);
+        fds--; /* the directory stream itself */
+    }
+    metric(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+           (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE));
+    metric(b, "process_open_fds", "gauge", "Number of open file descriptors.", fds);
+    mprintf(b, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+               "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n",
+            w->start_time);
+    mprintf(b, "# HELP outpost_wsproxy_build_info The proxy's version.\n# TYPE outpost_wsproxy_build_info gauge\n"
+               "outpost_wsproxy_build_info{version=\"%s\"} 1\n",
+            OP_WS_VERSION);
+    metric(b, "outpost_wsproxy_config_last_reload_successful", "gauge",
+           "1 if the last reload was applied (or none happened), 0 if it was rejected.", w->last_reload_ok);
+    mprintf(b, "# HELP outpost_wsproxy_primary_last_register_success_timestamp_seconds When the last registration "
+               "succeeded.\n# TYPE outpost_wsproxy_primary_last_register_success_timestamp_seconds gauge\n"
+               "outpost_wsproxy_primary_last_register_success_timestamp_seconds %.3f\n",
+            w->last_register_ok);
+}
+
 static void metrics_handler(void *ctx, const struct op_app_request *req, struct op_app_response *resp)
 {
     struct ws *w = ctx;
@@ -480,6 +526,7 @@ static void metrics_handler(void *ctx, const struct op_app_request *req, struct 
     metric(&b, "outpost_wsproxy_reloads_total", "counter", "Configuration reloads applied (SIGHUP).", w->reloads);
     metric(&b, "outpost_wsproxy_reload_failures_total", "counter", "Reloads rejected (old config kept).",
            w->reload_failures);
+    process_metrics(&b, w);
     mprintf(&b, "# HELP coderd_api_requests_processed_total The total number of processed API requests.\n"
                 "# TYPE coderd_api_requests_processed_total counter\n");
     for (int r = 0; r < RT_N; r++)
@@ -653,6 +700,7 @@ static void on_register(struct ws *w, const struct op_ws_call *x)
         op_info("wsproxy", "registered with the primary again after %d failures", w->reg_failures);
     w->reg_failures = 0;
     w->reg_success_total++;
+    w->last_register_ok = wall_now();
     w->registered = true;
     w->reg_error[0] = '\0';
     const cJSON *rid = cJSON_GetObjectItemCaseSensitive(x->json, "derp_region_id");
@@ -834,6 +882,7 @@ static int reload(void *arg)
         rc = EX_CONFIG;
     if (rc != 0) {
         w->reload_failures++;
+        w->last_reload_ok = false;
         op_error("wsproxy", "reload rejected, keeping the running configuration: %s", err);
         op_ws_conf_free(&nc);
         return -1;
@@ -863,6 +912,7 @@ static int reload(void *arg)
     set_client(w);
     compute_access_url(w);
     w->reloads++;
+    w->last_reload_ok = true;
     publish(w);
     op_info("wsproxy", "configuration reloaded%s", ctx ? " (new TLS certificates for new connections)" : "");
     return 0;
@@ -1124,6 +1174,8 @@ int op_cmd_wsproxy_server(int argc, char **argv)
     }
     w->argc = argc;
     w->argv = argv;
+    w->last_reload_ok = true;
+    w->start_time = wall_now();
     apply_logging(&w->conf);
     op_ctl_block_signals();
     trim_url(w->primary, sizeof(w->primary), op_ws_str(&w->conf, OP_WO_PRIMARY_ACCESS_URL));

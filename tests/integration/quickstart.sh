@@ -29,7 +29,7 @@ run_quickstart() { # run_quickstart N
     local rc=$?
     [ $rc = 0 ] || { cat "$log"; fail "run $1: exit $rc after the signal"; }
     grep -q 'deregistered replica' "$DATA/proxy.log" || fail "run $1: the proxy did not deregister"
-    pgrep -f "outpost-quickstart/primary" >/dev/null && fail "run $1: the primary is still running"
+    pgrep -f -- "--data-dir $DATA/primary" >/dev/null && fail "run $1: the primary is still running"
     cp "$DATA/proxy.log" "$T/proxy$1.log"
     cp "$DATA/primary.log" "$T/primary$1.log"
 }

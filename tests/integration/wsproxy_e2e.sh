@@ -109,6 +109,19 @@ ok "stopped proxy: exit 0, ls shows unreachable"
 start_proxy 2 http://127.0.0.1:$P
 wait_ls ' ok' 8
 ok "restarted proxy is ok again"
+
+# --- the primary restarts under a running proxy: the heartbeat recovers by itself ---
+kill -TERM "$PRIMARY_PID"
+wait "$PRIMARY_PID"
+for ((i = 0; i < 40; i++)); do grep -q 'registration with the primary failed' "$T/proxy2.log" && break; sleep 0.25; done
+grep -q 'registration with the primary failed' "$T/proxy2.log" || fail "proxy did not notice the primary going away"
+bg primary2 "$OUTPOST" server --http-address 127.0.0.1:$P --access-url http://127.0.0.1:$P --data-dir "$T/data" \
+    --proxy-health-interval 1s
+PRIMARY_PID=$LAST_PID
+wait_port $P
+wait_ls ' ok' 15
+grep -q 'registered with the primary again after' "$T/proxy2.log" || fail "recovery not logged"
+ok "primary restart: the proxy's heartbeat failed, then recovered on its own; ls ok"
 "$OUTPOST" wsproxy delete eu -y >"$T/delete.log" 2>&1 || fail "delete"
 for ((i = 0; i < 60; i++)); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.25; done
 kill -0 "$PROXY_PID" 2>/dev/null && fail "proxy still running 15 s after its deletion"
@@ -139,7 +152,7 @@ grep -q 'deregistering failed' "$T/proxy3.log" || fail "no deregistration attemp
 ok "11 consecutive heartbeat failures: deregistration attempted, exit $rc"
 for tok in "$TOKEN" "$TOKEN2"; do
     secret=${tok#*:}
-    grep -lF "$secret" "$T"/proxy*.log "$T"/primary.log "$T"/badtoken.log "$T"/unreach.log "$T"/notprimary.log &&
+    grep -lF "$secret" "$T"/proxy*.log "$T"/primary*.log "$T"/badtoken.log "$T"/unreach.log "$T"/notprimary.log &&
         fail "a proxy token secret appears in a log"
 done
 ok "no token secret in any proxy or primary log"

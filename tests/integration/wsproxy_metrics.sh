@@ -59,7 +59,13 @@ in=$(val outpost_wsproxy_client_bytes_received_total)
 [ "$(val outpost_wsproxy_registered)" = 1 ] || fail "registered gauge"
 [ "$(val outpost_wsproxy_registrations_total)" -ge 1 ] || fail "registrations counter"
 [ "$(val outpost_wsproxy_http_responses_4xx_total)" -ge 5 ] || fail "4xx counter"
+[ "$(val 'outpost_wsproxy_build_info{version="v'"$("$OUTPOST" version | awk '{print $2}')"'+outpost"}')" = 1 ] || fail "build_info"
+[ "$(val process_open_fds)" -gt 5 ] && [ "$(val process_resident_memory_bytes)" -gt 1000000 ] || fail "process metrics"
+[ "$(val outpost_wsproxy_config_last_reload_successful)" = 1 ] || fail "last reload gauge"
 ok "metrics after traffic: per-route request counts exact, accepted, TLS handshakes and failures, bytes, registration"
 # Every sample line is "name{labels} value" or "name value" with a preceding TYPE for its family.
-awk '/^#/ { next } { if (NF != 2 || $2 !~ /^[0-9]+$/) { print "bad line: " $0; exit 1 } }' "$T/m" || fail "format"
+awk '/^#/ { next } { if (NF != 2 || $2 !~ /^[0-9]+(\.[0-9]+)?$/) { print "bad line: " $0; exit 1 } }' "$T/m" || fail "format"
+# One TYPE per family, before its samples.
+awk '/^# TYPE / { if (seen[$3]++) { print "duplicate TYPE " $3; exit 1 } }' "$T/m" || fail "duplicate TYPE"
+tail -c 1 "$T/m" | od -c | grep -q '\\n' || fail "last line does not end in a newline"
 ok "text format well-formed"

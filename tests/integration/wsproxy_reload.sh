@@ -82,6 +82,7 @@ kill -HUP $PROXY_PID
 for ((i = 0; i < 40; i++)); do [ "$(metric outpost_wsproxy_reload_failures_total)" = 2 ] && break; sleep 0.1; done
 [ "$(metric outpost_wsproxy_reload_failures_total)" = 2 ] || fail "YAML error not counted"
 [ "$(serial)" = "$want2" ] || fail "after a broken YAML: serial changed"
+[ "$(metric outpost_wsproxy_config_last_reload_successful)" = 0 ] || fail "last-reload gauge not 0 after a rejected reload"
 ok "bad reloads (mismatched key, broken YAML): running certificate kept, failures counted and logged"
 
 # SIGHUP storm with a good config: still serving, fds back where they were.

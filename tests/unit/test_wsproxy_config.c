@@ -186,6 +186,7 @@ int main(void)
     } bad[] = {
         {"--primary-access-url=ftp://x", "primary-access-url"},
         {"--access-url=eu.example.com", "access-url"},
+        {"--access-url=https://eu.example.com/proxy", "access-url"},
         {"--http-address=127.0.0.1", "http-address"},
         {"--http-address=999.1.1.1:80", "http-address"},
         {"--prometheus-address=127.0.0.1:notaport", "prometheus-address"},
