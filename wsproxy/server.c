@@ -42,6 +42,8 @@ struct snap {
     char hsts[192]; /* "Strict-Transport-Security: ...\r\n" or "" */
     bool redirect;  /* plaintext listener redirects to https */
     char https_port[8];
+    char cors_origin[200]; /* the dashboard's origin (the primary's scheme://host[:port]) */
+    bool cors_any;         /* --dangerous-allow-cors-requests */
 };
 
 struct ws {
@@ -233,6 +235,11 @@ static void publish(struct ws *w)
     s->redirect = op_ws_bool(&w->conf, OP_WO_TLS_ENABLE) && op_ws_bool(&w->conf, OP_WO_TLS_REDIRECT);
     const char *colon = strrchr(op_ws_str(&w->conf, OP_WO_TLS_ADDRESS), ':');
     snprintf(s->https_port, sizeof(s->https_port), "%s", colon ? colon + 1 : "443");
+    const char *hs = strstr(w->primary, "://");
+    size_t ol = hs ? (size_t)(hs + 3 - w->primary) + strcspn(hs + 3, "/?#") : 0;
+    if (ol < sizeof(s->cors_origin))
+        snprintf(s->cors_origin, sizeof(s->cors_origin), "%.*s", (int)ol, w->primary);
+    s->cors_any = op_ws_bool(&w->conf, OP_WO_DANGEROUS_CORS);
     struct snap *old = atomic_exchange_explicit(&w->snap, s, memory_order_acq_rel);
     if (!old)
         return;
@@ -248,7 +255,18 @@ static void publish(struct ws *w)
 
 /* Per-worker request counters for coderd_api_requests_processed_total{code,method,path}: each worker adds
  * to its own cache line (workers beyond OP_WS_STAT_SLOTS share slots; the adds are atomic either way). */
-enum { RT_HEALTHZ, RT_REPORT, RT_REPORT_500, RT_LATENCY, RT_BUILDINFO, RT_DERP, RT_DASHBOARD, RT_REDIRECT, RT_N };
+enum {
+    RT_HEALTHZ,
+    RT_REPORT,
+    RT_REPORT_500,
+    RT_LATENCY,
+    RT_BUILDINFO,
+    RT_DERP,
+    RT_DASHBOARD,
+    RT_REDIRECT,
+    RT_PREFLIGHT,
+    RT_N
+};
 enum { MT_GET, MT_HEAD, MT_OPTIONS, MT_POST, MT_OTHER, MT_N };
 static const struct {
     const char *path;
@@ -258,6 +276,7 @@ static const struct {
     [RT_REPORT_500] = {"/healthz-report", 500}, [RT_LATENCY] = {"/latency-check", 200},
     [RT_BUILDINFO] = {"/api/v2/buildinfo", 200}, [RT_DERP] = {"/derp/*", 400},
     [RT_DASHBOARD] = {"/*", 400},              [RT_REDIRECT] = {"/*", 308},
+    [RT_PREFLIGHT] = {"/*", 200},
 };
 static const char *const mt_names[MT_N] = {"GET", "HEAD", "OPTIONS", "POST", "OTHER"};
 #define OP_WS_STAT_SLOTS 64
@@ -293,6 +312,39 @@ static bool path_prefix(op_span_t target, const char *p)
 {
     size_t n = strlen(p);
     return target.len >= n && memcmp(target.p, p, n) == 0;
+}
+
+static const struct op_h1_header *find_header(const struct op_h1_request *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < req->nheaders; i++)
+        if (req->headers[i].name.len == n && strncasecmp(req->headers[i].name.p, name, n) == 0)
+            return &req->headers[i];
+    return NULL;
+}
+
+/* CORS for the dashboard (reference §4.1): the primary's origin only (any with the dangerous option),
+ * GET and OPTIONS, no credentials. Returns true for a preflight, which is answered right away. */
+static bool cors(const struct snap *s, const struct op_h1_request *req, struct op_route *out, size_t *off)
+{
+    const struct op_h1_header *o = find_header(req, "Origin");
+    if (!o || o->value.len == 0 || o->value.len >= 200)
+        return false;
+    bool match = s->cors_any || (strlen(s->cors_origin) == o->value.len &&
+                                 strncasecmp(s->cors_origin, o->value.p, o->value.len) == 0);
+    if (!match)
+        return false;
+    int n = snprintf(out->extra + *off, sizeof(out->extra) - *off,
+                     "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Methods: GET, OPTIONS\r\n"
+                     "Access-Control-Allow-Headers: Accept, Content-Type, X-LATENCY-CHECK, X-CSRF-TOKEN\r\n"
+                     "Vary: Origin\r\n",
+                     (int)o->value.len, o->value.p);
+    if (n > 0 && *off + (size_t)n < sizeof(out->extra))
+        *off += (size_t)n;
+    else
+        out->extra[*off] = '\0';
+    return req->method.len == 7 && memcmp(req->method.p, "OPTIONS", 7) == 0 &&
+           find_header(req, "Access-Control-Request-Method") != NULL;
 }
 
 static void respond(struct op_route *out, int status, const char *ctype, const char *body)
@@ -342,7 +394,10 @@ static void ws_route(void *ctx, struct op_conn *c, const struct op_h1_request *r
         return;
     }
     int rt;
-    if (path_is(t, "/healthz")) {
+    if (cors(s, req, out, &off)) {
+        respond(out, 200, "text/plain; charset=utf-8", "");
+        rt = RT_PREFLIGHT;
+    } else if (path_is(t, "/healthz")) {
         respond(out, 200, "text/plain; charset=utf-8", "OK");
         rt = RT_HEALTHZ;
     } else if (path_is(t, "/healthz-report")) {

@@ -80,6 +80,14 @@ grep -qi '^Timing-Allow-Origin: \*' "$T/h" && grep -qi '^Access-Control-Allow-Or
 code=$(curl -s -o "$T/b" -w '%{http_code}' http://127.0.0.1:$Q/some/page)
 [ "$code" = 400 ] && grep -q 'Head to the Dashboard' "$T/b" && grep -q "href=\"http://127.0.0.1:$R\">Back to site" "$T/b" || fail "dashboard page ($code)"
 ok "endpoints: /healthz, /healthz-report, /api/v2/buildinfo, /latency-check, dashboard page, headers"
+curl -s -D "$T/h" -o /dev/null -H "Origin: http://127.0.0.1:$R" http://127.0.0.1:$Q/healthz-report
+grep -qi "^Access-Control-Allow-Origin: http://127.0.0.1:$R" "$T/h" || fail "CORS for the dashboard origin"
+curl -s -D "$T/h" -o /dev/null -H "Origin: http://evil.example" http://127.0.0.1:$Q/healthz-report
+grep -qi '^Access-Control-Allow-Origin' "$T/h" && fail "CORS granted to a foreign origin"
+code=$(curl -s -D "$T/h" -o /dev/null -w '%{http_code}' -X OPTIONS -H "Origin: http://127.0.0.1:$R" \
+    -H 'Access-Control-Request-Method: GET' http://127.0.0.1:$Q/api/v2/buildinfo)
+[ "$code" = 200 ] && grep -qi '^Access-Control-Allow-Methods: GET, OPTIONS' "$T/h" || fail "preflight ($code)"
+ok "CORS: the dashboard's origin only, preflight answered"
 
 # A proxy is not a primary.
 CODER_PROXY_SESSION_TOKEN=$TOKEN timeout 20 "$OUTPOST" wsproxy server --primary-access-url http://127.0.0.1:$Q \
