@@ -265,7 +265,7 @@ int op_client_fail(const char *cmd, const char *what, const struct op_client_res
             fprintf(stderr, "; %s: %s", f->valuestring, dd->valuestring);
     }
     fputc('\n', stderr);
-    if (r->status == 401)
+    if (r->status == 401 && strcmp(cmd, "login") != 0)
         fprintf(stderr, "hint: the session token is invalid or expired; run 'outpost login <url>' again\n");
     if (r->status == 401 || r->status == 403)
         return EX_NOPERM;
@@ -396,4 +396,47 @@ void op_table_free(struct op_table *t)
         free(t->cells[i]);
     free(t->cells);
     memset(t, 0, sizeof(*t));
+}
+
+static void json_indent(FILE *out, int depth)
+{
+    for (int i = 0; i < depth; i++)
+        fputs("  ", out);
+}
+
+static void json_value(FILE *out, const cJSON *v, int depth)
+{
+    if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+        bool obj = cJSON_IsObject(v);
+        if (!v->child) {
+            fputs(obj ? "{}" : "[]", out);
+            return;
+        }
+        fputc(obj ? '{' : '[', out);
+        fputc('\n', out);
+        for (const cJSON *c = v->child; c; c = c->next) {
+            json_indent(out, depth + 1);
+            if (obj) {
+                cJSON *k = cJSON_CreateString(c->string ? c->string : "");
+                char *ks = cJSON_PrintUnformatted(k);
+                fprintf(out, "%s: ", ks ? ks : "\"\"");
+                cJSON_free(ks);
+                cJSON_Delete(k);
+            }
+            json_value(out, c, depth + 1);
+            fputs(c->next ? ",\n" : "\n", out);
+        }
+        json_indent(out, depth);
+        fputc(obj ? '}' : ']', out);
+        return;
+    }
+    char *s = cJSON_PrintUnformatted(v);
+    fputs(s ? s : "null", out);
+    cJSON_free(s);
+}
+
+void op_json_print(FILE *out, const cJSON *v)
+{
+    json_value(out, v, 0);
+    fputc('\n', out);
 }

@@ -76,6 +76,8 @@ int op_prompt(const char *question, const char *dflt, bool secret, char *out, si
 bool op_stdin_is_tty(void);
 
 /* ---- output ---- */
+/* Prints v as JSON indented by two spaces per level (like Go's json.MarshalIndent), plus a newline. */
+void op_json_print(FILE *out, const cJSON *v);
 enum op_out_format { OP_OUT_TEXT, OP_OUT_JSON, OP_OUT_TABLE };
 /* Parses "text|json|table"; returns 0 or -EINVAL. */
 int op_out_parse(const char *s, enum op_out_format *out);

@@ -263,11 +263,7 @@ static void print_table(const cJSON *const *proxies, int n, const char *token, c
 
 static void print_json(const cJSON *v)
 {
-    char *s = cJSON_Print(v);
-    if (s) {
-        puts(s);
-        cJSON_free(s);
-    }
+    op_json_print(stdout, v);
 }
 
 static bool use_color(void)
