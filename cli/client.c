@@ -364,28 +364,36 @@ void op_table_cell(struct op_table *t, const char *text)
 
 void op_table_print(const struct op_table *t, FILE *out)
 {
-    size_t w[16] = {0};
+    size_t w[16] = {0}, total = 0;
     for (int c = 0; c < t->ncols; c++) {
         w[c] = strlen(t->head[c]);
         for (int r = 0; r < t->nrows; r++) {
             const char *s = t->cells[r * t->ncols + c];
             w[c] = OP_MAX(w[c], s ? strlen(s) : 0);
         }
+        total += w[c] + 2;
     }
+    char *line = malloc(total + 2);
+    if (!line)
+        return;
     for (int r = -1; r < t->nrows; r++) {
+        size_t o = 0;
         for (int c = 0; c < t->ncols; c++) {
             const char *s = r < 0 ? t->head[c] : t->cells[r * t->ncols + c];
             s = s ? s : "";
-            if (r < 0)
-                for (const char *q = s; *q; q++)
-                    fputc(toupper((unsigned char)*q), out);
-            else
-                fputs(s, out);
+            size_t n = strlen(s);
+            for (size_t i = 0; i < n; i++)
+                line[o++] = r < 0 ? (char)toupper((unsigned char)s[i]) : s[i];
             if (c + 1 < t->ncols)
-                fprintf(out, "%*s", (int)(w[c] - strlen(s) + 2), "");
+                for (size_t i = n; i < w[c] + 2; i++)
+                    line[o++] = ' ';
         }
-        fputc('\n', out);
+        while (o > 0 && line[o - 1] == ' ')
+            o--;
+        line[o++] = '\n';
+        fwrite(line, 1, o, out);
     }
+    free(line);
 }
 
 void op_table_free(struct op_table *t)
