@@ -266,8 +266,8 @@ void op_api_users_login(struct op_primary *p, const struct op_app_request *req, 
     }
     char token[KEY_ID_LEN + KEY_SECRET_LEN + 2], cookie[160];
     snprintf(token, sizeof(token), "%s-%s", keyid, secret);
-    snprintf(cookie, sizeof(cookie), "coder_session_token=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax", token,
-             OP_SESSION_LIFETIME_S);
+    snprintf(cookie, sizeof(cookie), "coder_session_token=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s", token,
+             OP_SESSION_LIFETIME_S, req->tls ? "; Secure" : "");
     op_app_add_header(resp, "Set-Cookie", cookie);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "session_token", token);
@@ -374,13 +374,18 @@ bool op_auth_session(struct op_primary *p, const struct op_app_request *req, str
     }
     /* Sliding expiry: refresh at most once a minute so reads stay cheap. */
     if (now - last_used > 60000) {
-        st = op_store_prepare(p, "UPDATE api_keys SET last_used = ?1, expires_at = ?1 + lifetime_seconds * 1000"
-                                 " WHERE id = ?2");
-        if (st) {
-            sqlite3_bind_int64(st, 1, now);
-            sqlite3_bind_text(st, 2, keyid, -1, SQLITE_STATIC);
-            sqlite3_step(st);
-            sqlite3_finalize(st);
+        if (op_store_begin(p) == 0) {
+            st = op_store_prepare(p, "UPDATE api_keys SET last_used = ?1, expires_at = ?1 + lifetime_seconds * 1000"
+                                     " WHERE id = ?2");
+            bool ok = false;
+            if (st) {
+                sqlite3_bind_int64(st, 1, now);
+                sqlite3_bind_text(st, 2, keyid, -1, SQLITE_STATIC);
+                ok = sqlite3_step(st) == SQLITE_DONE;
+                sqlite3_finalize(st);
+            }
+            if (!ok || op_store_commit(p))
+                op_store_rollback(p); /* best effort: the request itself is still authorised */
         }
     }
     return true;

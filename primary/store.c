@@ -4,6 +4,9 @@
  * helpers (transactions, site_config, time formatting).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -189,6 +192,16 @@ static int migrate(struct op_primary *p, char *err, size_t errlen)
 
 int op_store_open(struct op_primary *p, const char *path, char *err, size_t errlen)
 {
+    /* The database holds password and token hashes and the app-token keys: owner-only from the start
+     * (SQLite gives the -wal and -shm files the same mode). */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || fchmod(fd, 0600) != 0) {
+        snprintf(err, errlen, "cannot open database %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -EIO;
+    }
+    close(fd);
     int rc = sqlite3_open_v2(path, &p->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open database %s: %s", path, p->db ? sqlite3_errmsg(p->db) : "out of memory");

@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <ftw.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -509,7 +510,7 @@ static void test_restart(const char *tok)
     struct op_primary *p = open_primary();
     struct t_resp r = t_call(p, "GET", "/api/v2/workspaceproxies", NULL, tok);
     const cJSON *regions = cJSON_GetObjectItem(r.json, "regions");
-    CHECK(r.status == 200 && cJSON_GetArraySize(regions) == 3 &&
+    CHECK(r.status == 200 && cJSON_GetArraySize(regions) == 4 &&
               t_streq(t_str(cJSON_GetArrayItem(regions, 0), "display_name"), "HQ") &&
               t_streq(t_str(cJSON_GetArrayItem(regions, 1), "display_name"), "Europe"),
           "after restart: the session still works, proxies and the primary's display name are kept");
@@ -524,7 +525,7 @@ static void test_restart(const char *tok)
     CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1, "schema user_version is 1");
     sqlite3_finalize(st);
     sqlite3_prepare_v2(p->db, "SELECT COUNT(*) FROM crypto_keys", -1, &st, NULL);
-    CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 2, "one key per feature, none duplicated");
+    CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 4, "keys kept across the restart (3 + 1)");
     sqlite3_finalize(st);
     sqlite3_prepare_v2(p->db, "PRAGMA journal_mode", -1, &st, NULL);
     CHECK(sqlite3_step(st) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0,
@@ -532,6 +533,90 @@ static void test_restart(const char *tok)
     sqlite3_finalize(st);
     check_no_plaintext("after restart");
     op_primary_close(p);
+}
+
+
+static void exec_sql(struct op_primary *p, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(p->db, sql, NULL, NULL, &msg);
+    CHECK(rc == SQLITE_OK, "sql: %.60s %s", sql, msg ? msg : "");
+    sqlite3_free(msg);
+}
+
+static int key_count(struct op_primary *p, const char *proxy_token, const char *feature, int64_t *max_seq)
+{
+    char q[200];
+    snprintf(q, sizeof(q), "/api/v2/workspaceproxies/me/crypto-keys?feature=%s", feature);
+    struct t_resp r = t_proxy_call(p, "GET", q, NULL, proxy_token);
+    const cJSON *keys = cJSON_GetObjectItem(r.json, "crypto_keys"), *k;
+    *max_seq = 0;
+    cJSON_ArrayForEach(k, keys)
+    {
+        int64_t sq = (int64_t)cJSON_GetObjectItem(k, "sequence")->valuedouble;
+        *max_seq = sq > *max_seq ? sq : *max_seq;
+    }
+    int n = cJSON_GetArraySize(keys);
+    t_free(&r);
+    return n;
+}
+
+/* Key rotation (reference §2.8) and session expiry, by moving timestamps in the database. */
+static void test_rotation_and_expiry(struct op_primary *p, const char *owner)
+{
+    char *ptok = create_proxy(p, owner, "rot", NULL);
+    int64_t seq;
+    int n = key_count(p, ptok, "workspace_apps_token", &seq);
+    CHECK(n == 1 && seq == 1, "one signing key before rotation");
+    /* The key started 30 days minus 30 minutes ago: it expires in 30 min, inside the 1 h rotation window. */
+    int64_t now = op_wall_ms();
+    char sql[300];
+    snprintf(sql, sizeof(sql), "UPDATE crypto_keys SET starts_at = %lld WHERE feature = 'workspace_apps_token'",
+             (long long)(now - 30LL * 24 * 3600 * 1000 + 30LL * 60 * 1000));
+    exec_sql(p, sql);
+    n = key_count(p, ptok, "workspace_apps_token", &seq);
+    CHECK(n == 2 && seq == 2, "near expiry: a successor key (sequence 2) is added");
+    sqlite3_stmt *st = NULL;
+    sqlite3_prepare_v2(p->db,
+                       "SELECT a.deletes_at - b.starts_at, b.starts_at - a.starts_at FROM crypto_keys a, crypto_keys b"
+                       " WHERE a.feature = b.feature AND a.feature = 'workspace_apps_token' AND a.sequence = 1 AND"
+                       " b.sequence = 2",
+                       -1, &st, NULL);
+    bool row = sqlite3_step(st) == SQLITE_ROW;
+    int64_t grace = row ? sqlite3_column_int64(st, 0) : 0, gap = row ? sqlite3_column_int64(st, 1) : 0;
+    sqlite3_finalize(st);
+    CHECK(row && grace == 3600000 + 60000 && gap >= 30LL * 24 * 3600 * 1000 - 1000,
+          "successor starts at the old expiry; the old key is deleted 1 h + 1 min after that");
+    n = key_count(p, ptok, "workspace_apps_token", &seq);
+    CHECK(n == 2 && seq == 2, "rotation is idempotent");
+    /* Past its deletion time the old key disappears; the successor has not started, so with no key able to
+     * sign a new one is inserted. */
+    snprintf(sql, sizeof(sql),
+             "UPDATE crypto_keys SET deletes_at = %lld WHERE feature = 'workspace_apps_token' AND sequence = 1",
+             (long long)(now - 1000));
+    exec_sql(p, sql);
+    n = key_count(p, ptok, "workspace_apps_token", &seq);
+    CHECK(n == 2 && seq == 3, "deleted key dropped; a key that can sign now is added (sequence 3)");
+    free(ptok);
+
+    char *s = login(p, "admin@example.com", "hunter2-Correct");
+    char id[11];
+    snprintf(id, sizeof(id), "%.10s", s);
+    snprintf(sql, sizeof(sql), "UPDATE api_keys SET expires_at = %lld WHERE id = '%s'", (long long)(now - 1000), id);
+    exec_sql(p, sql);
+    struct t_resp r = t_call(p, "GET", "/api/v2/users/me", NULL, s);
+    const char *detail = t_str(r.json, "detail");
+    CHECK(r.status == 401 && detail && strncmp(detail, "API key expired at \"", 20) == 0, "expired session -> 401 (%s)",
+          detail ? detail : "");
+    t_free(&r);
+    free(s);
+
+    char path[300];
+    struct stat stt;
+    snprintf(path, sizeof(path), "%s/outpost.db", dir);
+    CHECK(stat(path, &stt) == 0 && (stt.st_mode & 0777) == 0600, "database file mode 0600 (%o)", stt.st_mode & 0777);
+    snprintf(path, sizeof(path), "%s/outpost.db-wal", dir);
+    CHECK(stat(path, &stt) == 0 && (stt.st_mode & 0077) == 0, "WAL file not readable by others (%o)", stt.st_mode & 0777);
 }
 
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -552,6 +637,7 @@ int main(void)
     test_users(p, &owner);
     char *member = make_member(p);
     test_proxies(p, owner, member);
+    test_rotation_and_expiry(p, owner);
     check_no_plaintext("while running");
     op_primary_close(p);
     check_no_plaintext("after close");
