@@ -122,6 +122,26 @@ wait_status() { # name status seconds
     return 1
 }
 check "eu becomes ok after registration (forced refresh)" wait_status eu ok 5
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/api/v2/workspaceproxies/me/app-stats" \
+    -H "Coder-External-Proxy-Token: $TOKEN" -d '{"stats":[]}')
+check "app-stats over HTTP -> 204" test "$code" = 204
+body=$(curl -s -H "Coder-Session-Token: $SESSION" "$URL/api/v2/regions")
+echo "$body" | python3 -c 'import json,sys; r=json.load(sys.stdin)["regions"]; assert [x["name"] for x in r]==["primary","eu","us"] and r[1]["healthy"] is True and r[1]["path_app_url"].startswith("http://127.0.0.1:")' \
+    && ok "regions over HTTP: primary, eu (healthy), us" || bad "regions: $body"
+body=$(curl -s -H "Coder-Session-Token: $SESSION" "$URL/api/v2/workspaceproxies/eu")
+echo "$body" | python3 -c 'import json,sys; p=json.load(sys.stdin); assert p["status"]["status"]=="ok" and p["version"]=="v0.1.0"' \
+    && ok "get proxy by name over HTTP" || bad "get: $body"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/api/v2/workspaceproxies/me/deregister" \
+    -H "Coder-External-Proxy-Token: $TOKEN" -d "{\"replica_id\":\"$REPLICA\"}")
+check "deregister over HTTP -> 204" test "$code" = 204
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/api/v2/workspaceproxies/me/register" \
+    -H "Coder-External-Proxy-Token: $TOKEN" \
+    -d "{\"access_url\":\"http://127.0.0.1:$PYPORT\",\"derp_enabled\":true,\"replica_id\":\"$REPLICA\",\"hostname\":\"e2e\"}")
+check "a deregistered replica cannot register again -> 500" test "$code" = 500
+code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/api/v2/nope")
+check "unknown route -> 404" test "$code" = 404
+code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "Coder-Session-Token: $SESSION" "$URL/api/v2/workspaceproxies")
+check "wrong method -> 405" test "$code" = 405
 kill "$PY_PID"; wait "$PY_PID" 2>/dev/null; PY_PID=
 check "eu becomes unreachable within an interval after its server dies" wait_status eu unreachable 5
 out=$("$OUTPOST_BIN" wsproxy ls -o text)
