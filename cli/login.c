@@ -128,6 +128,7 @@ int op_cmd_login(int argc, char **argv)
     bool skip_verify = false;
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost login"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg))
             continue;
@@ -234,6 +235,7 @@ int op_cmd_logout(int argc, char **argv)
     struct op_client c = {0};
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost logout";
     while ((opt = getopt_long(argc, argv, "yh", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg))
             continue;

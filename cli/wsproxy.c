@@ -795,9 +795,14 @@ int op_cmd_wsproxy(int argc, char **argv)
         {"regenerate-token", NULL, cmd_regen},
     };
     const char *s = argv[1];
-    for (size_t i = 0; i < OP_ARRAY_LEN(subs); i++)
-        if (strcmp(s, subs[i].name) == 0 || (subs[i].alias && strcmp(s, subs[i].alias) == 0))
+    static char prog[64]; /* getopt's own messages name the subcommand */
+    for (size_t i = 0; i < OP_ARRAY_LEN(subs); i++) {
+        if (strcmp(s, subs[i].name) == 0 || (subs[i].alias && strcmp(s, subs[i].alias) == 0)) {
+            snprintf(prog, sizeof(prog), "outpost wsproxy %s", subs[i].name);
+            argv[1] = prog;
             return subs[i].run(argc - 1, argv + 1);
+        }
+    }
     if (strcmp(s, "server") == 0) {
         fprintf(stderr, "outpost wsproxy server: the workspace proxy server is not built into this revision\n");
         return EX_UNAVAILABLE;

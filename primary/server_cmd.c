@@ -140,6 +140,7 @@ int op_cmd_server(int argc, char **argv)
     bool flag_certs = false, flag_keys = false;
     int rc = EX_USAGE;
     optind = 0;
+    argv[0] = (char *)"outpost server"; /* getopt's own messages name the command */
     int c;
     while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
         switch (c) {
