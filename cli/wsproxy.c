@@ -407,6 +407,7 @@ static int cmd_create(int argc, char **argv)
     bool no_prompt = false, only_token = false;
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost wsproxy create"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg))
             continue;
@@ -486,6 +487,7 @@ static int cmd_ls(int argc, char **argv)
     struct out_opts o = {OP_OUT_TABLE, NULL};
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost wsproxy ls"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg))
             continue;
@@ -575,6 +577,7 @@ static int cmd_edit(int argc, char **argv)
     const char *name = NULL, *dn = NULL, *icon = NULL;
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost wsproxy edit"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg))
             continue;
@@ -662,6 +665,7 @@ static int cmd_delete(int argc, char **argv)
     bool yes = false;
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost wsproxy delete"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "yh", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg))
             continue;
@@ -730,6 +734,7 @@ static int cmd_regen(int argc, char **argv)
     bool only_token = false;
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost wsproxy regenerate-token"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg))
             continue;
@@ -795,14 +800,9 @@ int op_cmd_wsproxy(int argc, char **argv)
         {"regenerate-token", NULL, cmd_regen},
     };
     const char *s = argv[1];
-    static char prog[64]; /* getopt's own messages name the subcommand */
-    for (size_t i = 0; i < OP_ARRAY_LEN(subs); i++) {
-        if (strcmp(s, subs[i].name) == 0 || (subs[i].alias && strcmp(s, subs[i].alias) == 0)) {
-            snprintf(prog, sizeof(prog), "outpost wsproxy %s", subs[i].name);
-            argv[1] = prog;
+    for (size_t i = 0; i < OP_ARRAY_LEN(subs); i++)
+        if (strcmp(s, subs[i].name) == 0 || (subs[i].alias && strcmp(s, subs[i].alias) == 0))
             return subs[i].run(argc - 1, argv + 1);
-        }
-    }
     if (strcmp(s, "server") == 0) {
         fprintf(stderr, "outpost wsproxy server: the workspace proxy server is not built into this revision\n");
         return EX_UNAVAILABLE;
