@@ -19,6 +19,8 @@
 static const char server_py[] =
     "import http.server, json, socketserver, sys, threading, time\n"
     "hits = {'flip': 0}\n"
+    "active = [0, 0]\n"
+    "lock = threading.Lock()\n"
     "class H(http.server.BaseHTTPRequestHandler):\n"
     "    def log_message(self, *a): pass\n"
     "    def send(self, code, ctype, body, extra=None):\n"
@@ -39,13 +41,18 @@ static const char server_py[] =
     "        if kind == 'coder': return self.send(200, 'application/json', '{\"message\": 1', {'X-Coder-Build-Version': 'v2.0.0'})\n"
     "        if kind == 'slow':\n"
     "            time.sleep(8); return self.send(200, 'application/json', '{}')\n"
+    "        if kind == 'conc':\n"
+    "            with lock: active[0] += 1; active[1] = max(active[1], active[0])\n"
+    "            time.sleep(0.6)\n"
+    "            with lock: active[0] -= 1\n"
+    "            return self.send(200, 'application/json', json.dumps({'errors': [], 'warnings': [], 'max': active[1]}))\n"
     "        if kind == 'flip':\n"
     "            hits['flip'] += 1\n"
     "            if hits['flip'] == 1: return self.send(200, 'application/json', '{\"errors\":[],\"warnings\":[]}')\n"
     "            return self.send(503, 'text/plain', 'maintenance')\n"
     "class S(socketserver.ThreadingMixIn, http.server.HTTPServer):\n"
     "    daemon_threads = True\n"
-    "for kind in ['ok', 'errs', 'e500', 'html', 'coder', 'slow', 'flip']:\n"
+    "for kind in ['ok', 'errs', 'e500', 'html', 'coder', 'slow', 'flip', 'conc']:\n"
     "    s = S(('127.0.0.1', 0), H); s.kind = kind\n"
     "    threading.Thread(target=s.serve_forever, daemon=True).start()\n"
     "    print(kind, s.server_address[1], flush=True)\n"
@@ -64,6 +71,7 @@ static struct target targets[] = {
     {"coder", 0, "", NULL}, {"slow", 0, "", NULL},  {"flip", 0, "", NULL}, {"down", 0, "", NULL},
     {"unregistered", 0, "", NULL},
 };
+static int conc_port;
 
 static pid_t py_pid;
 
@@ -89,6 +97,8 @@ static int start_servers(void)
         for (size_t i = 0; i < OP_ARRAY_LEN(targets); i++)
             if (strcmp(targets[i].kind, kind) == 0)
                 targets[i].port = port;
+        if (strcmp(kind, "conc") == 0)
+            conc_port = port;
     }
     fclose(f);
     return 0;
@@ -167,6 +177,74 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
 {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);
+}
+
+/* A second primary with 9 proxies that all point at one server which holds each probe 0.6 s and records
+ * the highest number of probes it saw at once: the checker must never run more than 5 in parallel. */
+static void test_parallel_cap(void)
+{
+    char dir[] = "/tmp/outpost-primary-health2-XXXXXX";
+    mkdtemp(dir);
+    struct op_primary_config cfg = {0};
+    cfg.data_dir = dir;
+    cfg.access_url = "http://127.0.0.1:3000";
+    cfg.kdf_iterations = 1000;
+    cfg.health_interval_ms = 60000;
+    struct op_primary *p = NULL;
+    char err[256];
+    if (op_primary_open(&cfg, &p, err, sizeof(err)) != 0) {
+        CHECK(false, "open a second primary: %s", err);
+        return;
+    }
+    struct t_resp r = t_call(p, "POST", "/api/v2/users/first",
+                             "{\"username\":\"admin\",\"email\":\"a@example.com\",\"password\":\"password1\"}", NULL);
+    t_free(&r);
+    r = t_call(p, "POST", "/api/v2/users/login", "{\"email\":\"a@example.com\",\"password\":\"password1\"}", NULL);
+    char *tok = strdup(t_str(r.json, "session_token"));
+    t_free(&r);
+    drive(p, 2000, NULL); /* the startup round (nothing to probe yet) */
+    for (int i = 0; i < 9; i++) {
+        char body[300], rep[37];
+        snprintf(body, sizeof(body), "{\"name\":\"c%d\"}", i);
+        r = t_call(p, "POST", "/api/v2/workspaceproxies", body, tok);
+        char *ptok = strdup(t_str(r.json, "proxy_token"));
+        t_free(&r);
+        op_uuid_v4(rep);
+        snprintf(body, sizeof(body),
+                 "{\"access_url\":\"http://127.0.0.1:%d\",\"derp_enabled\":true,\"replica_id\":\"%s\",\"hostname\":\"h\"}",
+                 conc_port, rep);
+        r = t_proxy_call(p, "POST", "/api/v2/workspaceproxies/me/register", body, ptok);
+        t_free(&r);
+        free(ptok);
+    }
+    uint64_t t0 = now_us();
+    bool settled = drive(p, 8000, NULL);
+    double took = (double)(now_us() - t0) / 1e6;
+    /* The last probe's answer carries the highest concurrency the server saw. */
+    cJSON *regions = list(p, tok);
+    int ok_count = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, regions) ok_count += t_streq(t_str(it, "status.status"), "ok");
+    cJSON_Delete(regions);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "curl -s http://127.0.0.1:%d/healthz-report", conc_port);
+    FILE *f = popen(cmd, "r");
+    char buf[200] = "";
+    if (f) {
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        buf[n] = '\0';
+        pclose(f);
+    }
+    cJSON *j = cJSON_Parse(buf);
+    const cJSON *mx = cJSON_GetObjectItem(j, "max");
+    int max = cJSON_IsNumber(mx) ? mx->valueint : -1;
+    cJSON_Delete(j);
+    CHECK(settled && ok_count == 10, "9 proxies on one slow server all ok (%.2f s, %d ok incl. primary)", took, ok_count);
+    CHECK(max == 5, "at most 5 probes in parallel, and the cap is used (server saw %d at once)", max);
+    CHECK(took >= 1.1, "9 probes of 0.6 s with 5 slots need two waves (%.2f s)", took);
+    op_primary_close(p);
+    free(tok);
+    nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 int main(void)
@@ -291,6 +369,7 @@ int main(void)
     cJSON_Delete(regions);
 
     op_primary_close(p);
+    test_parallel_cap();
     kill(py_pid, SIGTERM);
     waitpid(py_pid, NULL, 0);
     for (size_t i = 0; i < OP_ARRAY_LEN(targets); i++)
