@@ -59,7 +59,8 @@ struct op_client_resp {
     cJSON *json; /* parsed body or NULL */
 };
 
-/* Performs METHOD url+path with an optional JSON body (session token attached when set). On a transport
+/* Performs METHOD url+path with an optional JSON body (session token attached when set); a private CA can be
+ * given with CURL_CA_BUNDLE or SSL_CERT_FILE. On a transport
  * failure prints "cannot reach the primary at <url>: <reason>" and returns EX_UNAVAILABLE; otherwise 0
  * (any HTTP status). */
 int op_client_call(const struct op_client *c, const char *method, const char *path, const cJSON *body,

@@ -262,6 +262,11 @@ static void start_probe(struct op_primary *p, const struct target *t)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, pr);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pr->errbuf);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "outpost-primary/" OP_VERSION);
+    const char *ca = getenv("CURL_CA_BUNDLE"); /* proxies behind a private CA */
+    if (!ca || !*ca)
+        ca = getenv("SSL_CERT_FILE");
+    if (ca && *ca)
+        curl_easy_setopt(e, CURLOPT_CAINFO, ca);
     curl_easy_setopt(e, CURLOPT_PRIVATE, pr);
     if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
