@@ -13,27 +13,29 @@
 
 /* getopt_long ids of the global options; every command adds OP_CLIENT_GLOBAL_OPTS to its table. */
 enum { OP_OPT_GLOBAL_CONFIG = 900, OP_OPT_URL, OP_OPT_TOKEN };
-#define OP_CLIENT_GLOBAL_OPTS                                        \
-    {"global-config", required_argument, NULL, OP_OPT_GLOBAL_CONFIG}, \
-    {"url", required_argument, NULL, OP_OPT_URL},                     \
-    {"token", required_argument, NULL, OP_OPT_TOKEN}
+#define OP_CLIENT_GLOBAL_OPTS                                                                                \
+    {"global-config", required_argument, NULL, OP_OPT_GLOBAL_CONFIG},                                        \
+        {"url", required_argument, NULL, OP_OPT_URL},                                                        \
+    {                                                                                                        \
+        "token", required_argument, NULL, OP_OPT_TOKEN                                                       \
+    }
 
-#define OP_CLIENT_GLOBAL_HELP                                                          \
-    "\nGLOBAL OPTIONS:\n"                                                              \
-    "      --global-config string, $CODER_CONFIG_DIR\n"                                \
-    "          Path to the global `outpost` config directory (default:\n"              \
-    "          $XDG_CONFIG_HOME/outpost or ~/.config/outpost).\n"                       \
-    "\n"                                                                               \
-    "      --token string, $CODER_SESSION_TOKEN\n"                                     \
-    "          Specify an authentication token (overrides the stored session).\n"      \
-    "\n"                                                                               \
-    "      --url url, $CODER_URL\n"                                                    \
+#define OP_CLIENT_GLOBAL_HELP                                                                                \
+    "\nGLOBAL OPTIONS:\n"                                                                                    \
+    "      --global-config string, $CODER_CONFIG_DIR\n"                                                      \
+    "          Path to the global `outpost` config directory (default:\n"                                    \
+    "          $XDG_CONFIG_HOME/outpost or ~/.config/outpost).\n"                                            \
+    "\n"                                                                                                     \
+    "      --token string, $CODER_SESSION_TOKEN\n"                                                           \
+    "          Specify an authentication token (overrides the stored session).\n"                            \
+    "\n"                                                                                                     \
+    "      --url url, $CODER_URL\n"                                                                          \
     "          URL of the primary (overrides the stored URL).\n"
 
 struct op_client {
     char config_dir[4096];
-    char url[1024];   /* without trailing '/' */
-    char token[256];  /* session token, "" if none */
+    char url[1024];  /* without trailing '/' */
+    char token[256]; /* session token, "" if none */
     const char *flag_config, *flag_url, *flag_token;
 };
 

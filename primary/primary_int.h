@@ -11,7 +11,7 @@
 #include "primary/crypto.h"
 #include "primary/primary.h"
 
-#define OP_PRIMARY_VERSION "v" OP_VERSION "+outpost"
+#define OP_PRIMARY_VERSION    "v" OP_VERSION "+outpost"
 #define OP_SESSION_LIFETIME_S (24 * 3600)
 
 struct op_health;
@@ -79,14 +79,17 @@ bool op_auth_session(struct op_primary *p, const struct op_app_request *req, str
                      struct op_user *user);
 /* GET /api/v2/users/first: 200 when the first user exists, 404 otherwise. */
 void op_api_users_first_get(struct op_primary *p, struct op_app_response *resp);
-/* POST /api/v2/users/first: creates the first user as an owner (201), 409 once one exists, 400 on bad input. */
-void op_api_users_first_post(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp);
+/* POST /api/v2/users/first: creates the first user as an owner (201), 409 once one exists, 400 on bad input.
+ */
+void op_api_users_first_post(struct op_primary *p, const struct op_app_request *req,
+                             struct op_app_response *resp);
 /* POST /api/v2/users/login: email or username + password -> 201 {"session_token"} and the session cookie. */
 void op_api_users_login(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp);
 /* GET /api/v2/users/me: the authenticated user. */
 void op_api_users_me(struct op_primary *p, const struct op_user *u, struct op_app_response *resp);
 /* POST /api/v2/users/logout: deletes the session's key and expires the cookie. */
-void op_api_users_logout(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp);
+void op_api_users_logout(struct op_primary *p, const struct op_app_request *req,
+                         struct op_app_response *resp);
 /* Hashes a password into "pbkdf2-sha256$<iter>$<salt hex>$<hash hex>" (out >= 160 bytes). 0 or -errno. */
 int op_password_hash(const char *password, uint32_t iterations, char *out, size_t outlen);
 /* Constant-time check of password against a stored encoded hash. */
@@ -105,7 +108,8 @@ void op_api_proxies_list(struct op_primary *p, struct op_app_response *resp);
 /* GET /api/v2/regions (any user): RegionsResponse[Region] without deleted and DERP-only proxies. */
 void op_api_regions(struct op_primary *p, struct op_app_response *resp);
 /* POST /api/v2/workspaceproxies: 201 {"proxy","proxy_token"}; 400 reserved/invalid name; 409 duplicate. */
-void op_api_proxy_create(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp);
+void op_api_proxy_create(struct op_primary *p, const struct op_app_request *req,
+                         struct op_app_response *resp);
 /* GET /api/v2/workspaceproxies/{id|name|primary|deployment id}. */
 void op_api_proxy_get(struct op_primary *p, const char *ref, struct op_app_response *resp);
 /* PATCH: name, display_name, icon, regenerate_token (the new token is returned once). */
@@ -115,14 +119,14 @@ void op_api_proxy_patch(struct op_primary *p, const char *ref, const struct op_a
 void op_api_proxy_delete(struct op_primary *p, const char *ref, struct op_app_response *resp);
 /* POST /me/register: records URL, wildcard, DERP flags, version and the replica (one transaction); 201 with
  * mesh key, region id, DERP map and live siblings; 500 for a stopped replica. Forces a health refresh. */
-void op_api_proxy_register(struct op_primary *p, const struct op_proxy_auth *px, const struct op_app_request *req,
-                           struct op_app_response *resp);
+void op_api_proxy_register(struct op_primary *p, const struct op_proxy_auth *px,
+                           const struct op_app_request *req, struct op_app_response *resp);
 /* POST /me/deregister: marks the replica stopped (204); 404 unknown, 500 already stopped. */
 void op_api_proxy_deregister(struct op_primary *p, const struct op_proxy_auth *px,
                              const struct op_app_request *req, struct op_app_response *resp);
 /* POST /me/app-stats: stores the batch (204). */
-void op_api_proxy_app_stats(struct op_primary *p, const struct op_proxy_auth *px, const struct op_app_request *req,
-                            struct op_app_response *resp);
+void op_api_proxy_app_stats(struct op_primary *p, const struct op_proxy_auth *px,
+                            const struct op_app_request *req, struct op_app_response *resp);
 /* Checks a wildcard hostname pattern against the reference's rules (§6.3). */
 bool op_wildcard_valid(const char *pattern);
 /* Generates a proxy secret: 64 alphanumerics + NUL into secret, and its SHA-256 into hash. 0 or -errno. */
@@ -144,7 +148,8 @@ enum op_health_status {
 };
 /* "unknown", "unregistered", "ok", "unhealthy" or "unreachable". */
 const char *op_health_status_name(enum op_health_status s);
-/* Allocates the checker and its libcurl multi handle; the first round starts at the first tick. 0 or -ENOMEM. */
+/* Allocates the checker and its libcurl multi handle; the first round starts at the first tick. 0 or -ENOMEM.
+ */
 int op_health_init(struct op_primary *p);
 /* Aborts probes in flight and frees the cache (NULL-safe). */
 void op_health_free(struct op_primary *p);
@@ -152,7 +157,8 @@ void op_health_free(struct op_primary *p);
 void op_health_tick(struct op_primary *p);
 /* Adds the cached status of proxy id to a JSON object as "status": {status, report, checked_at}.
  * A proxy with an empty url is always unregistered. Returns the status. */
-enum op_health_status op_health_status_json(struct op_primary *p, const char *id, const char *url, cJSON *obj);
+enum op_health_status op_health_status_json(struct op_primary *p, const char *id, const char *url,
+                                            cJSON *obj);
 /* The cached status of a proxy (OP_HEALTH_UNKNOWN if never checked). */
 enum op_health_status op_health_get(const struct op_primary *p, const char *id);
 

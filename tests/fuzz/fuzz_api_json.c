@@ -23,8 +23,8 @@ static char dir[64];
 static char session[64];
 static char proxy_token[128];
 
-static int call(const char *method, const char *path, const char *query, size_t qlen, const char *body, size_t blen,
-                const char *hname, const char *hval, char **out)
+static int call(const char *method, const char *path, const char *query, size_t qlen, const char *body,
+                size_t blen, const char *hname, const char *hval, char **out)
 {
     struct op_app_header h[1] = {{op_span(hname, strlen(hname)), op_span(hval, strlen(hval))}};
     struct op_app_request req = {0};
@@ -37,12 +37,10 @@ static int call(const char *method, const char *path, const char *query, size_t 
     req.remote_ip = "127.0.0.1";
     struct op_app_response resp = {0};
     op_primary_handle(P, &req, &resp);
-    if (resp.status < 200 || resp.status > 599)
-        abort();
+    if (resp.status < 200 || resp.status > 599) abort();
     if (resp.body_len) {
         cJSON *j = cJSON_ParseWithLength(resp.body, resp.body_len);
-        if (!j && strcmp(path, "/healthz") != 0)
-            abort();
+        if (!j && strcmp(path, "/healthz") != 0) abort();
         cJSON_Delete(j);
     }
     if (out)
@@ -69,16 +67,14 @@ static void setup(void)
 {
     op_log_set_level(OP_LOG_ERROR);
     snprintf(dir, sizeof(dir), "/tmp/outpost-fuzz-api-XXXXXX");
-    if (!mkdtemp(dir))
-        abort();
+    if (!mkdtemp(dir)) abort();
     struct op_primary_config cfg = {0};
     cfg.data_dir = dir;
     cfg.access_url = "http://127.0.0.1:3000";
     cfg.wildcard_access_url = "*.apps.example.com";
     cfg.kdf_iterations = 1;
     char err[256];
-    if (op_primary_open(&cfg, &P, err, sizeof(err)) != 0)
-        abort();
+    if (op_primary_open(&cfg, &P, err, sizeof(err)) != 0) abort();
     atexit(cleanup);
     const char *first = "{\"username\":\"admin\",\"email\":\"a@example.com\",\"password\":\"password1\"}";
     call("POST", "/api/v2/users/first", NULL, 0, first, strlen(first), "X", "", NULL);
@@ -90,7 +86,8 @@ static void setup(void)
     cJSON_Delete(j);
     free(body);
     const char *create = "{\"name\":\"fuzz\"}";
-    call("POST", "/api/v2/workspaceproxies", NULL, 0, create, strlen(create), "Coder-Session-Token", session, &body);
+    call("POST", "/api/v2/workspaceproxies", NULL, 0, create, strlen(create), "Coder-Session-Token", session,
+         &body);
     j = cJSON_Parse(body);
     snprintf(proxy_token, sizeof(proxy_token), "%s", cJSON_GetObjectItem(j, "proxy_token")->valuestring);
     cJSON_Delete(j);
@@ -99,31 +96,47 @@ static void setup(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!P)
-        setup();
-    if (size == 0)
-        return 0;
+    if (!P) setup();
+    if (size == 0) return 0;
     const char *rest = (const char *)data + 1;
     size_t n = size - 1;
     const char *S = "Coder-Session-Token", *X = "Coder-External-Proxy-Token";
     switch (data[0] % 12) {
-    case 0: call("POST", "/api/v2/users/first", NULL, 0, rest, n, "X", "", NULL); break;
-    case 1: call("POST", "/api/v2/users/login", NULL, 0, rest, n, "X", "", NULL); break;
-    case 2: call("POST", "/api/v2/workspaceproxies", NULL, 0, rest, n, S, session, NULL); break;
-    case 3: call("PATCH", "/api/v2/workspaceproxies/fuzz", NULL, 0, rest, n, S, session, NULL); break;
-    case 4: call("PATCH", "/api/v2/workspaceproxies/primary", NULL, 0, rest, n, S, session, NULL); break;
-    case 5: call("POST", "/api/v2/workspaceproxies/me/register", NULL, 0, rest, n, X, proxy_token, NULL); break;
-    case 6: call("POST", "/api/v2/workspaceproxies/me/deregister", NULL, 0, rest, n, X, proxy_token, NULL); break;
-    case 7: call("POST", "/api/v2/workspaceproxies/me/app-stats", NULL, 0, rest, n, X, proxy_token, NULL); break;
-    case 8: call("GET", "/api/v2/workspaceproxies/me/crypto-keys", rest, n, NULL, 0, X, proxy_token, NULL); break;
+    case 0:
+        call("POST", "/api/v2/users/first", NULL, 0, rest, n, "X", "", NULL);
+        break;
+    case 1:
+        call("POST", "/api/v2/users/login", NULL, 0, rest, n, "X", "", NULL);
+        break;
+    case 2:
+        call("POST", "/api/v2/workspaceproxies", NULL, 0, rest, n, S, session, NULL);
+        break;
+    case 3:
+        call("PATCH", "/api/v2/workspaceproxies/fuzz", NULL, 0, rest, n, S, session, NULL);
+        break;
+    case 4:
+        call("PATCH", "/api/v2/workspaceproxies/primary", NULL, 0, rest, n, S, session, NULL);
+        break;
+    case 5:
+        call("POST", "/api/v2/workspaceproxies/me/register", NULL, 0, rest, n, X, proxy_token, NULL);
+        break;
+    case 6:
+        call("POST", "/api/v2/workspaceproxies/me/deregister", NULL, 0, rest, n, X, proxy_token, NULL);
+        break;
+    case 7:
+        call("POST", "/api/v2/workspaceproxies/me/app-stats", NULL, 0, rest, n, X, proxy_token, NULL);
+        break;
+    case 8:
+        call("GET", "/api/v2/workspaceproxies/me/crypto-keys", rest, n, NULL, 0, X, proxy_token, NULL);
+        break;
     case 9: {
         /* the token header itself */
         char tok[300];
         size_t l = n < sizeof(tok) - 1 ? n : sizeof(tok) - 1;
         memcpy(tok, rest, l);
         tok[l] = '\0';
-        call("GET", "/api/v2/workspaceproxies/me/crypto-keys", "feature=workspace_apps_token", 28, NULL, 0, X, tok,
-             NULL);
+        call("GET", "/api/v2/workspaceproxies/me/crypto-keys", "feature=workspace_apps_token", 28, NULL, 0, X,
+             tok, NULL);
         call("GET", "/api/v2/users/me", NULL, 0, NULL, 0, S, tok, NULL);
         call("GET", "/api/v2/users/me", NULL, 0, NULL, 0, "Cookie", tok, NULL);
         break;
@@ -141,7 +154,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         break;
     }
-    default: call("GET", "/api/v2/users/me", rest, n, NULL, 0, "X", "", NULL); break;
+    default:
+        call("GET", "/api/v2/users/me", rest, n, NULL, 0, "X", "", NULL);
+        break;
     }
     return 0;
 }

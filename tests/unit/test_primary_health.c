@@ -34,21 +34,27 @@ static const char server_py[] =
     "    def do_GET(self):\n"
     "        kind = self.server.kind\n"
     "        if self.path != '/healthz-report': return self.send(404, 'text/plain', 'no')\n"
-    "        if kind == 'ok': return self.send(200, 'application/json', json.dumps({'errors': [], 'warnings': ['version mismatch: primary coderd (v2) != workspace proxy (v1)']}))\n"
-    "        if kind == 'errs': return self.send(200, 'application/json', json.dumps({'errors': ['failed to get build info: boom'], 'warnings': []}))\n"
-    "        if kind == 'e500': return self.send(500, 'application/json', json.dumps({'message': 'boom', 'detail': 'kaput'}))\n"
+    "        if kind == 'ok': return self.send(200, 'application/json', json.dumps({'errors': [], "
+    "'warnings': ['version mismatch: primary coderd (v2) != workspace proxy (v1)']}))\n"
+    "        if kind == 'errs': return self.send(200, 'application/json', json.dumps({'errors': ['failed to "
+    "get build info: boom'], 'warnings': []}))\n"
+    "        if kind == 'e500': return self.send(500, 'application/json', json.dumps({'message': 'boom', "
+    "'detail': 'kaput'}))\n"
     "        if kind == 'html': return self.send(200, 'text/html; charset=utf-8', '<html>hello</html>')\n"
-    "        if kind == 'coder': return self.send(200, 'application/json', '{\"message\": 1', {'X-Coder-Build-Version': 'v2.0.0'})\n"
+    "        if kind == 'coder': return self.send(200, 'application/json', '{\"message\": 1', "
+    "{'X-Coder-Build-Version': 'v2.0.0'})\n"
     "        if kind == 'slow':\n"
     "            time.sleep(8); return self.send(200, 'application/json', '{}')\n"
     "        if kind == 'conc':\n"
     "            with lock: active[0] += 1; active[1] = max(active[1], active[0])\n"
     "            time.sleep(0.6)\n"
     "            with lock: active[0] -= 1\n"
-    "            return self.send(200, 'application/json', json.dumps({'errors': [], 'warnings': [], 'max': active[1]}))\n"
+    "            return self.send(200, 'application/json', json.dumps({'errors': [], 'warnings': [], 'max': "
+    "active[1]}))\n"
     "        if kind == 'flip':\n"
     "            hits['flip'] += 1\n"
-    "            if hits['flip'] == 1: return self.send(200, 'application/json', '{\"errors\":[],\"warnings\":[]}')\n"
+    "            if hits['flip'] == 1: return self.send(200, 'application/json', "
+    "'{\"errors\":[],\"warnings\":[]}')\n"
     "            return self.send(503, 'text/plain', 'maintenance')\n"
     "class S(socketserver.ThreadingMixIn, http.server.HTTPServer):\n"
     "    daemon_threads = True\n"
@@ -67,9 +73,9 @@ struct target {
 };
 
 static struct target targets[] = {
-    {"ok", 0, "", NULL},   {"errs", 0, "", NULL},  {"e500", 0, "", NULL}, {"html", 0, "", NULL},
-    {"coder", 0, "", NULL}, {"slow", 0, "", NULL},  {"flip", 0, "", NULL}, {"down", 0, "", NULL},
-    {"unregistered", 0, "", NULL},
+    {"ok", 0, "", NULL},   {"errs", 0, "", NULL},  {"e500", 0, "", NULL},
+    {"html", 0, "", NULL}, {"coder", 0, "", NULL}, {"slow", 0, "", NULL},
+    {"flip", 0, "", NULL}, {"down", 0, "", NULL},  {"unregistered", 0, "", NULL},
 };
 static int conc_port;
 
@@ -78,8 +84,7 @@ static pid_t py_pid;
 static int start_servers(void)
 {
     int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
+    if (pipe(fds) != 0) return -1;
     py_pid = fork();
     if (py_pid == 0) {
         dup2(fds[1], 1);
@@ -92,13 +97,10 @@ static int start_servers(void)
     char kind[32];
     int port;
     while (fscanf(f, "%31s %d", kind, &port) == 2) {
-        if (strcmp(kind, "ready") == 0)
-            break;
+        if (strcmp(kind, "ready") == 0) break;
         for (size_t i = 0; i < OP_ARRAY_LEN(targets); i++)
-            if (strcmp(targets[i].kind, kind) == 0)
-                targets[i].port = port;
-        if (strcmp(kind, "conc") == 0)
-            conc_port = port;
+            if (strcmp(targets[i].kind, kind) == 0) targets[i].port = port;
+        if (strcmp(kind, "conc") == 0) conc_port = port;
     }
     fclose(f);
     return 0;
@@ -134,8 +136,7 @@ static bool drive(struct op_primary *p, int max_ms, bool (*pred)(struct op_prima
         op_primary_tick(p);
         uint64_t dt = now_us() - t0;
         max_tick_us = dt > max_tick_us ? dt : max_tick_us;
-        if (!op_primary_health_busy(p) && (!pred || pred(p)))
-            return true;
+        if (!op_primary_health_busy(p) && (!pred || pred(p))) return true;
         usleep(20000);
     }
     return false;
@@ -158,7 +159,8 @@ static const cJSON *find(const cJSON *regions, const char *name)
 
 static const char *first_error(const cJSON *proxy)
 {
-    const cJSON *errs = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(proxy, "status"), "report"), "errors");
+    const cJSON *errs =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(proxy, "status"), "report"), "errors");
     const cJSON *e = cJSON_GetArrayItem(errs, 0);
     return cJSON_IsString(e) ? e->valuestring : "";
 }
@@ -196,10 +198,12 @@ static void test_parallel_cap(void)
         CHECK(false, "open a second primary: %s", err);
         return;
     }
-    struct t_resp r = t_call(p, "POST", "/api/v2/users/first",
-                             "{\"username\":\"admin\",\"email\":\"a@example.com\",\"password\":\"password1\"}", NULL);
+    struct t_resp r =
+        t_call(p, "POST", "/api/v2/users/first",
+               "{\"username\":\"admin\",\"email\":\"a@example.com\",\"password\":\"password1\"}", NULL);
     t_free(&r);
-    r = t_call(p, "POST", "/api/v2/users/login", "{\"email\":\"a@example.com\",\"password\":\"password1\"}", NULL);
+    r = t_call(p, "POST", "/api/v2/users/login", "{\"email\":\"a@example.com\",\"password\":\"password1\"}",
+               NULL);
     char *tok = strdup(t_str(r.json, "session_token"));
     t_free(&r);
     drive(p, 2000, NULL); /* the startup round (nothing to probe yet) */
@@ -211,7 +215,8 @@ static void test_parallel_cap(void)
         t_free(&r);
         op_uuid_v4(rep);
         snprintf(body, sizeof(body),
-                 "{\"access_url\":\"http://127.0.0.1:%d\",\"derp_enabled\":true,\"replica_id\":\"%s\",\"hostname\":\"h\"}",
+                 "{\"access_url\":\"http://"
+                 "127.0.0.1:%d\",\"derp_enabled\":true,\"replica_id\":\"%s\",\"hostname\":\"h\"}",
                  conc_port, rep);
         r = t_proxy_call(p, "POST", "/api/v2/workspaceproxies/me/register", body, ptok);
         t_free(&r);
@@ -239,7 +244,8 @@ static void test_parallel_cap(void)
     const cJSON *mx = cJSON_GetObjectItem(j, "max");
     int max = cJSON_IsNumber(mx) ? mx->valueint : -1;
     cJSON_Delete(j);
-    CHECK(settled && ok_count == 10, "9 proxies on one slow server all ok (%.2f s, %d ok incl. primary)", took, ok_count);
+    CHECK(settled && ok_count == 10, "9 proxies on one slow server all ok (%.2f s, %d ok incl. primary)",
+          took, ok_count);
     CHECK(max == 5, "at most 5 probes in parallel, and the cap is used (server saw %d at once)", max);
     CHECK(took >= 1.1, "9 probes of 0.6 s with 5 slots need two waves (%.2f s)", took);
     op_primary_close(p);
@@ -255,8 +261,7 @@ int main(void)
         return 77;
     }
     for (size_t i = 0; i < OP_ARRAY_LEN(targets); i++)
-        if (strcmp(targets[i].kind, "down") == 0)
-            targets[i].port = dead_port();
+        if (strcmp(targets[i].kind, "down") == 0) targets[i].port = dead_port();
 
     char dir[] = "/tmp/outpost-primary-health-XXXXXX";
     mkdtemp(dir);
@@ -268,10 +273,12 @@ int main(void)
     struct op_primary *p = NULL;
     char err[256];
     CHECK(op_primary_open(&cfg, &p, err, sizeof(err)) == 0, "open primary (health interval 1.5 s)");
-    struct t_resp r = t_call(p, "POST", "/api/v2/users/first",
-                             "{\"username\":\"admin\",\"email\":\"a@example.com\",\"password\":\"password1\"}", NULL);
+    struct t_resp r =
+        t_call(p, "POST", "/api/v2/users/first",
+               "{\"username\":\"admin\",\"email\":\"a@example.com\",\"password\":\"password1\"}", NULL);
     t_free(&r);
-    r = t_call(p, "POST", "/api/v2/users/login", "{\"email\":\"a@example.com\",\"password\":\"password1\"}", NULL);
+    r = t_call(p, "POST", "/api/v2/users/login", "{\"email\":\"a@example.com\",\"password\":\"password1\"}",
+               NULL);
     g_tok = strdup(t_str(r.json, "session_token"));
     t_free(&r);
 
@@ -283,8 +290,7 @@ int main(void)
         t->token = strdup(t_str(r.json, "proxy_token"));
         snprintf(t->id, sizeof(t->id), "%s", t_str(r.json, "proxy.id"));
         t_free(&r);
-        if (strcmp(t->kind, "unregistered") == 0)
-            continue;
+        if (strcmp(t->kind, "unregistered") == 0) continue;
         char rep[37];
         op_uuid_v4(rep);
         snprintf(body, sizeof(body),
@@ -308,9 +314,11 @@ int main(void)
     x = find(regions, "primary");
     CHECK(t_streq(t_str(x, "status.status"), "ok"), "primary: ok");
     x = find(regions, "ok");
-    const cJSON *warns = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(x, "status"), "report"), "warnings");
+    const cJSON *warns =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(x, "status"), "report"), "warnings");
     CHECK(t_streq(t_str(x, "status.status"), "ok") && cJSON_IsTrue(cJSON_GetObjectItem(x, "healthy")) &&
-              cJSON_GetArraySize(warns) == 1 && strstr(cJSON_GetArrayItem(warns, 0)->valuestring, "version mismatch"),
+              cJSON_GetArraySize(warns) == 1 &&
+              strstr(cJSON_GetArrayItem(warns, 0)->valuestring, "version mismatch"),
           "healthy proxy: ok, healthy=true, its warning kept");
     x = find(regions, "errs");
     CHECK(t_streq(t_str(x, "status.status"), "unhealthy") &&
@@ -320,13 +328,15 @@ int main(void)
     x = find(regions, "e500");
     char want[300];
     snprintf(want, sizeof(want),
-             "unexpected status code 500. \nEncountered error, send a request to \"http://127.0.0.1:%d/healthz-report\""
+             "unexpected status code 500. \nEncountered error, send a request to "
+             "\"http://127.0.0.1:%d/healthz-report\""
              " from the Coderd environment to debug this issue.\nError Message: boom\nError Detail: kaput",
              targets[2].port);
     CHECK(t_streq(t_str(x, "status.status"), "unhealthy") && t_streq(first_error(x), want),
           "500 proxy: unhealthy, 'unexpected status code 500' with message and detail [%s]", first_error(x));
     x = find(regions, "html");
-    CHECK(t_streq(t_str(x, "status.status"), "unhealthy") && strstr(first_error(x), "is not a coder proxy instance") &&
+    CHECK(t_streq(t_str(x, "status.status"), "unhealthy") &&
+              strstr(first_error(x), "is not a coder proxy instance") &&
               strstr(first_error(x), "incorrect content type"),
           "HTML proxy: unhealthy, wrong content type [%s]", first_error(x));
     x = find(regions, "coder");
@@ -339,8 +349,8 @@ int main(void)
               strncmp(first_error(x), "request to proxy failed: ", 25) == 0,
           "down proxy: unreachable [%s]", first_error(x));
     x = find(regions, "slow");
-    CHECK(t_streq(t_str(x, "status.status"), "unreachable") && strstr(first_error(x), "request to proxy failed: ") &&
-              strstr(first_error(x), "timed out"),
+    CHECK(t_streq(t_str(x, "status.status"), "unreachable") &&
+              strstr(first_error(x), "request to proxy failed: ") && strstr(first_error(x), "timed out"),
           "hanging proxy: unreachable after the 5 s timeout [%s]", first_error(x));
     x = find(regions, "unregistered");
     CHECK(t_streq(t_str(x, "status.status"), "unregistered"), "never registered: unregistered");
@@ -356,7 +366,8 @@ int main(void)
     settled = drive(p, 12000, flip_unhealthy);
     took = (double)(now_us() - t0) / 1e6;
     CHECK(settled, "interval re-probe turns the flip proxy unhealthy (%.2f s)", took);
-    CHECK(max_tick_us < 100000, "no tick blocks in the second round (longest %.1f ms)", (double)max_tick_us / 1000);
+    CHECK(max_tick_us < 100000, "no tick blocks in the second round (longest %.1f ms)",
+          (double)max_tick_us / 1000);
 
     /* Deleting forces a refresh and drops the proxy from the cache and the list. */
     r = t_call(p, "DELETE", "/api/v2/workspaceproxies/down", NULL, g_tok);
