@@ -200,6 +200,7 @@ void op_primary_tick(void *ctx)
     uint64_t now = op_now_ms();
     if (now >= p->next_rotate_ms) {
         op_keys_rotate(p);
+        op_store_gc(p);
         p->next_rotate_ms = now + ROTATE_INTERVAL_MS;
     }
 }

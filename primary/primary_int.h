@@ -43,6 +43,8 @@ sqlite3_stmt *op_store_prepare(struct op_primary *p, const char *sql);
 /* site_config key/value: get copies into out (returns 0, -ENOENT, -EIO); set upserts (caller's tx). */
 int op_store_get_config(struct op_primary *p, const char *key, char *out, size_t outlen);
 int op_store_set_config(struct op_primary *p, const char *key, const char *value);
+/* Deletes expired sessions and replicas not heard from for 30 minutes (one transaction). 0 or -EIO. */
+int op_store_gc(struct op_primary *p);
 /* Wall-clock milliseconds since the epoch. */
 int64_t op_wall_ms(void);
 /* Formats ms-since-epoch as RFC 3339 UTC with milliseconds ("2006-01-02T15:04:05.000Z"); ms < 0 gives

@@ -229,3 +229,28 @@ void op_store_close(struct op_primary *p)
         p->db = NULL;
     }
 }
+
+int op_store_gc(struct op_primary *p)
+{
+    int64_t now = op_wall_ms();
+    if (op_store_begin(p)) return -EIO;
+    sqlite3_stmt *st = op_store_prepare(p, "DELETE FROM api_keys WHERE expires_at < ?");
+    int rc = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, now);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+        sqlite3_finalize(st);
+    }
+    /* Replicas silent for 30 minutes are forgotten (the reference's cleanup interval). */
+    st = rc ? NULL : op_store_prepare(p, "DELETE FROM replicas WHERE updated_at < ?");
+    if (st) {
+        sqlite3_bind_int64(st, 1, now - 30LL * 60 * 1000);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+        sqlite3_finalize(st);
+    }
+    if (rc || op_store_commit(p)) {
+        op_store_rollback(p);
+        return -EIO;
+    }
+    return 0;
+}

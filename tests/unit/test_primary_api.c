@@ -651,6 +651,26 @@ static void test_rotation_and_expiry(struct op_primary *p, const char *owner)
     t_free(&r);
     free(s);
 
+    /* Garbage collection: the expired session and a replica silent for an hour go; live rows stay. */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO replicas (id, proxy_id, hostname, region_id, created_at, started_at, updated_at)"
+             " SELECT 'eeeeeeee-5555-4555-8555-555555555555', id, 'old', region_id, 0, 0, %lld FROM"
+             " workspace_proxies WHERE name = 'eu'",
+             (long long)(now - 3600 * 1000));
+    exec_sql(p, sql);
+    CHECK(op_store_gc(p) == 0, "op_store_gc");
+    sqlite3_prepare_v2(
+        p->db,
+        "SELECT (SELECT COUNT(*) FROM api_keys WHERE id = ?1),"
+        " (SELECT COUNT(*) FROM replicas WHERE hostname = 'old'), (SELECT COUNT(*) FROM api_keys)",
+        -1, &st, NULL);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    row = sqlite3_step(st) == SQLITE_ROW;
+    CHECK(row && sqlite3_column_int(st, 0) == 0 && sqlite3_column_int(st, 1) == 0 &&
+              sqlite3_column_int(st, 2) >= 2,
+          "gc removed the expired session and the stale replica, kept live sessions");
+    sqlite3_finalize(st);
+
     char path[300];
     struct stat stt;
     snprintf(path, sizeof(path), "%s/outpost.db", dir);
