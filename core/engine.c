@@ -38,6 +38,7 @@
 #define MAX_WORKERS    64
 #define CHUNK_SIZE     OP_CONN_BUF_SIZE
 #define HIGH_WATERMARK (160u * 1024u)
+#define LOW_WATERMARK  (48u * 1024u) /* a side stopped by backpressure resumes below this */
 #define SEG_RESERVE    3 /* a side is read only while the other queue has this many free segments */
 #define SPLICE_LEN     (64u * 1024u)
 #define BGID           0
@@ -583,8 +584,17 @@ static void maybe_arm_recv(struct op_conn *c, int side)
     struct op_side_st *s = &c->side[side];
     if (s->fd < 0 || (s->flags & (OP_SF_RECV | OP_SF_EOF | OP_SF_PAUSED | OP_SF_WAITBUF | OP_SF_CONNECTING)))
         return;
-    if (!(c->flags & OP_CF_LINGER) && !has_room(c, (enum op_side)!side))
-        return;
+    if (!(c->flags & OP_CF_LINGER)) {
+        const struct op_outq *dq = &c->side[!side].q;
+        if (s->flags & OP_SF_BACKPRESSURE) { /* hysteresis: wait until the other side drained well down */
+            if (dq->bytes > LOW_WATERMARK || dq->count > SEG_RESERVE)
+                return;
+            s->flags &= (uint16_t)~OP_SF_BACKPRESSURE;
+        } else if (!has_room(c, (enum op_side)!side)) {
+            s->flags |= OP_SF_BACKPRESSURE;
+            return;
+        }
+    }
     arm_recv(c, side);
 }
 

@@ -71,6 +71,7 @@ enum {
     OP_SF_SPLICE_IN = 1u << 8, /* socket -> pipe splice in flight */
     OP_SF_SPLICE_OUT = 1u << 9,
     OP_SF_POLL = 1u << 10,     /* poll for readability in flight (splice path) */
+    OP_SF_BACKPRESSURE = 1u << 11, /* not read: the other side's queue went over the high watermark */
 };
 
 /* A queued piece of outgoing data: a provided receive buffer (zero-copy forward) or a pool chunk. */
