@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 
@@ -357,6 +358,13 @@ static void process_head(struct op_conn *c)
     if (req->method.len == 7 && memcmp(req->method.p, "CONNECT", 7) == 0) {
         fail(c, 405, "CONNECT is not supported");
         return;
+    }
+    if (req->upgrade && req->upgrade_proto.len == 9 && strncasecmp(req->upgrade_proto.p, "websocket", 9) == 0) {
+        const char *why = NULL;
+        if (op_h1_ws_check_request(req, &why) != 0) {
+            fail(c, 400, why ? why : "invalid WebSocket handshake");
+            return;
+        }
     }
     const struct op_http_conf *cf = hconf(c);
     struct op_route rt;

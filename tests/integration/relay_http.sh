@@ -82,8 +82,9 @@ smuggle 505 "HTTP/2.0 line" 'GET / HTTP/2.0\r\nHost: a\r\n\r\n'
 smuggle 400 "long chunk extension" "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;$(head -c 5000 /dev/zero | tr '\0' 'a')\r\nx\r\n0\r\n\r\n"
 smuggle 414 "8 KiB request line" "GET /$(head -c 8200 /dev/zero | tr '\0' 'a') HTTP/1.1\r\nHost: a\r\n\r\n"
 smuggle 431 "16 KiB head" "GET / HTTP/1.1\r\nHost: a\r\nX: $(head -c 16400 /dev/zero | tr '\0' 'a')\r\n\r\n"
+smuggle 400 "WebSocket upgrade without a key" 'GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n'
 smuggle 431 "101 headers" "GET / HTTP/1.1\r\nHost: a\r\n$(for i in $(seq 1 100); do printf 'X%d: v\\r\\n' $i; done)\r\n"
-ok "17 smuggling / limit shapes refused with 400/414/431/501/505"
+ok "18 smuggling / limit shapes refused with 400/414/431/501/505"
 
 # A chunked body with a bad chunk after a valid head: the relay closes instead of forwarding junk.
 resp=$(printf 'POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n' | raw $P)
