@@ -83,6 +83,10 @@ struct op_tls_ctx {
     char *alpn; /* comma list, NULL when ALPN is off */
     unsigned alpn_len;
     struct op_tls_ticket_key ticket;
+    /* decrypt-only key inherited from the previous ctx (op_tls_ctx_inherit_tickets) */
+    bool has_prev;
+    uint8_t prev_name[WOLFSSL_TICKET_NAME_SZ];
+    uint8_t prev_key[CHACHA20_POLY1305_AEAD_KEYSIZE];
 };
 
 enum op_tls_conn_state {
@@ -103,6 +107,7 @@ struct op_tls_conn {
     enum op_tls_conn_state state;
     bool out_failed;
     bool shutdown_sent;
+    bool established; /* the handshake completed (stays true after close or failure) */
     uint8_t *hello; /* fragmented first record being collected (OP_TLS_ST_HELLO only), else NULL */
     size_t hello_len;
     char *sni; /* host name from the ClientHello, NULL if none */
@@ -201,12 +206,21 @@ static int tls_ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAM
         *out_len = in_len;
         return WOLFSSL_TICKET_RET_OK;
     }
-    /* Decrypt: a ticket from another key (an older ctx before a reload) is simply not resumed. */
-    if (memcmp(key_name, k->name, WOLFSSL_TICKET_NAME_SZ) != 0)
+    /* Decrypt with the current key, or the inherited one. A ticket under any other key is simply not
+     * resumed: full handshake. (WOLFSSL_TICKET_RET_CREATE, "resume and re-issue", is not used: in
+     * wolfSSL 5.7.2 it fails TLS 1.2 handshakes and does not resume TLS 1.3 ones. TLS 1.3 clients get
+     * a fresh ticket under the current key after every handshake anyway.) */
+    const uint8_t *key;
+    if (memcmp(key_name, k->name, WOLFSSL_TICKET_NAME_SZ) == 0) {
+        key = k->key;
+    } else if (ctx->has_prev && memcmp(key_name, ctx->prev_name, WOLFSSL_TICKET_NAME_SZ) == 0) {
+        key = ctx->prev_key;
+    } else {
         return WOLFSSL_TICKET_RET_REJECT;
+    }
     memcpy(aad, key_name, WOLFSSL_TICKET_NAME_SZ);
     memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, WOLFSSL_TICKET_IV_SZ);
-    if (wc_ChaCha20Poly1305_Decrypt(k->key, iv, aad, sizeof(aad), ticket, (word32)in_len, mac, ticket) != 0)
+    if (wc_ChaCha20Poly1305_Decrypt(key, iv, aad, sizeof(aad), ticket, (word32)in_len, mac, ticket) != 0)
         return WOLFSSL_TICKET_RET_REJECT;
     *out_len = in_len;
     return WOLFSSL_TICKET_RET_OK;
@@ -356,6 +370,7 @@ static void ctx_destroy(struct op_tls_ctx *ctx)
     free(ctx->certs);
     free(ctx->alpn);
     explicit_bzero(&ctx->ticket, sizeof(ctx->ticket));
+    explicit_bzero(ctx->prev_key, sizeof(ctx->prev_key));
     free(ctx);
 }
 
@@ -587,6 +602,15 @@ int op_tls_ctx_new(const struct op_tls_config *cfg, struct op_tls_ctx **out, cha
     return 0;
 }
 
+void op_tls_ctx_inherit_tickets(struct op_tls_ctx *ctx, const struct op_tls_ctx *prev)
+{
+    if (ctx == NULL || prev == NULL || ctx == prev)
+        return;
+    memcpy(ctx->prev_name, prev->ticket.name, sizeof(ctx->prev_name));
+    memcpy(ctx->prev_key, prev->ticket.key, sizeof(ctx->prev_key));
+    ctx->has_prev = true;
+}
+
 void op_tls_ctx_ref(struct op_tls_ctx *ctx)
 {
     if (ctx)
@@ -769,6 +793,7 @@ static int conn_drive(struct op_tls_conn *c, op_tls_plain_fn plain, void *arg)
             return conn_fail(c, "handshake", e);
         }
         c->state = OP_TLS_ST_OPEN;
+        c->established = true;
     }
     if (c->state == OP_TLS_ST_PEER_CLOSED)
         return OP_TLS_PEER_CLOSED;
@@ -844,7 +869,7 @@ const char *op_tls_conn_error(const struct op_tls_conn *c)
 
 static bool handshake_done(const struct op_tls_conn *c)
 {
-    return c->ssl != NULL && c->state != OP_TLS_ST_HANDSHAKE;
+    return c->ssl != NULL && c->established;
 }
 
 const char *op_tls_conn_version(const struct op_tls_conn *c)

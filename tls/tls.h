@@ -54,8 +54,9 @@ struct op_tls_config {
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                    \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
-/* Session tickets issued by a ctx are valid for this long (and only with that ctx's random key: a reload
- * makes clients fall back to a full handshake once). */
+/* Session tickets issued by a ctx are valid for this long, and only with that ctx's random key (or with
+ * the ctx that inherited it, see op_tls_ctx_inherit_tickets()); otherwise the client gets a full
+ * handshake. */
 #define OP_TLS_TICKET_LIFETIME_S 3600
 
 /* Reads the SNI host name from the first TLS record of a connection (a ClientHello), without wolfSSL.
@@ -76,6 +77,12 @@ void op_tls_global_cleanup(void);
  * (-EINVAL bad config / PEM / key mismatch, -ENOENT or -EACCES unreadable file, -ENOMEM) with a
  * human-readable reason in err (always NUL-terminated when errlen > 0). */
 int op_tls_ctx_new(const struct op_tls_config *cfg, struct op_tls_ctx **out, char *err, size_t errlen);
+/* Reload helper: ctx (just created, not yet used by any conn) also accepts session tickets issued under
+ * prev's key, so a reload does not force every client into a full handshake. New tickets are always
+ * issued under ctx's own key (TLS 1.3 clients get one after every handshake; a resumed TLS 1.2 client
+ * keeps its old ticket). Only one generation is kept: tickets older than prev's key are refused.
+ * Reloading periodically with this is how ticket keys get rotated (each ctx has its own random key). */
+void op_tls_ctx_inherit_tickets(struct op_tls_ctx *ctx, const struct op_tls_ctx *prev);
 /* Takes a reference. */
 void op_tls_ctx_ref(struct op_tls_ctx *ctx);
 /* Drops a reference; the last one frees the ctx. NULL is ignored. */

@@ -503,6 +503,45 @@ static void test_server_close(struct op_tls_ctx *ctx)
     pair_free(&pr);
 }
 
+/* A TLS 1.2 client offering a ticket the server cannot decrypt. wolfSSL's own client cannot be used to
+ * finish that handshake: it takes any ServerHello as a resumption when it sent a ticket
+ * (DSH_CheckSessionId), while RFC 5077 clients (OpenSSL, browsers) compare the session ID or look at
+ * the next message. So check the server's answer on the wire: a ServerHello that does not echo the
+ * client's session ID, followed by a Certificate message, i.e. a full handshake. (Checked by hand with
+ * openssl s_client -sess_in against a restarted server too: "New, TLSv1.2".) */
+static void stale_ticket_tls12(struct op_tls_ctx *ctx, WOLFSSL_SESSION *sess)
+{
+    struct pair pr;
+    struct cli_opts o = {.version = 12, .sni = "localhost", .resume = sess};
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    wolfSSL_connect(pr.cli);
+    const uint8_t *ch = pr.c2s.p;
+    CHECK(pr.c2s.len > 44 && ch[0] == 0x16 && ch[5] == 1, "client hello");
+    uint8_t cid[32];
+    size_t cid_len = ch[43]; /* wolfSSL sends an empty one with a ticket */
+    CHECK(cid_len <= 32, "client session id length %zu", cid_len);
+    memcpy(cid, ch + 44, cid_len > 32 ? 32 : cid_len);
+    CHECK(pump(&pr) == OP_TLS_WANT, "server waits for the key exchange: %s", op_tls_conn_error(pr.srv));
+    const uint8_t *sh = pr.s2c.p;
+    CHECK(pr.s2c.len > 44 && sh[0] == 0x16 && sh[5] == 2, "server hello");
+    size_t sid_len = sh[43];
+    CHECK(cid_len == 0 || sid_len != cid_len || memcmp(sh + 44, cid, cid_len) != 0, "session id not echoed");
+    /* walk the handshake messages of the flight */
+    bool cert = false;
+    for (size_t p = 0; p + 5 <= pr.s2c.len;) {
+        size_t rl = (size_t)pr.s2c.p[p + 3] << 8 | pr.s2c.p[p + 4];
+        for (size_t q = p + 5; q + 4 <= p + 5 + rl && q + 4 <= pr.s2c.len;) {
+            if (pr.s2c.p[q] == 11)
+                cert = true;
+            q += 4 + ((size_t)pr.s2c.p[q + 1] << 16 | (size_t)pr.s2c.p[q + 2] << 8 | pr.s2c.p[q + 3]);
+        }
+        p += 5 + rl;
+    }
+    CHECK(cert, "full handshake: Certificate sent");
+    CHECK(!op_tls_conn_resumed(pr.srv), "not resumed");
+    pair_free(&pr);
+}
+
 /* Full handshake, exchange data (so the client processes the TLS 1.3 NewSessionTicket), then resume. */
 static void test_resume(struct op_tls_ctx *ctx, struct op_tls_ctx *ctx2, int version, const char *sni,
                         bool expect_resume)
@@ -525,6 +564,12 @@ static void test_resume(struct op_tls_ctx *ctx, struct op_tls_ctx *ctx2, int ver
     peer_cn(&pr, cn1, sizeof(cn1));
     pair_free(&pr);
 
+    if (version == 12 && !expect_resume && wolfSSL_SESSION_has_ticket(sess)) {
+        stale_ticket_tls12(ctx2 ? ctx2 : ctx, sess);
+        printf("  second connection: full handshake (checked on the wire)\n");
+        wolfSSL_SESSION_free(sess);
+        return;
+    }
     struct pair p2;
     o.resume = sess;
     CHECK(pair_init(&p2, ctx2 ? ctx2 : ctx, &o) == 0, "pair_init 2");
@@ -543,6 +588,51 @@ static void test_resume(struct op_tls_ctx *ctx, struct op_tls_ctx *ctx2, int ver
            op_tls_conn_resumed(p2.srv));
     pair_free(&p2);
     wolfSSL_SESSION_free(sess);
+}
+
+/* One connection on ctx a, then resume on b; returns b's session (for chaining), NULL on failure. */
+static WOLFSSL_SESSION *resume_step(struct op_tls_ctx *ctx, WOLFSSL_SESSION *sess, int version, bool expect)
+{
+    if (version == 12 && !expect && sess && wolfSSL_SESSION_has_ticket(sess)) {
+        stale_ticket_tls12(ctx, sess);
+        return NULL;
+    }
+    struct pair pr;
+    struct cli_opts o = {.version = version, .sni = "localhost", .verify_host = true, .resume = sess};
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    CHECK(handshake(&pr) == 0, "handshake (resume=%d expect=%d): %s", sess != NULL, expect, op_tls_conn_error(pr.srv));
+    CHECK(op_tls_conn_resumed(pr.srv) == expect, "resumed=%d want %d", op_tls_conn_resumed(pr.srv), expect);
+    cli_write(&pr, "ping", 4);
+    CHECK(pump(&pr) == OP_TLS_OPEN, "pump");
+    CHECK(op_tls_conn_write(pr.srv, (const uint8_t *)"pong", 4) == 0, "write");
+    cli_drain(&pr);
+    WOLFSSL_SESSION *out = wolfSSL_get1_session(pr.cli);
+    pair_free(&pr);
+    return out;
+}
+
+static void test_reload_tickets(const struct op_tls_config *cfg)
+{
+    for (int v = 12; v <= 13; v++) {
+        printf("TLS 1.%d reload: tickets of the previous ctx still resume, older ones do not\n", v - 10);
+        struct op_tls_ctx *g1 = make_ctx(cfg), *g2 = make_ctx(cfg), *g3 = make_ctx(cfg);
+        if (!g1 || !g2 || !g3)
+            return;
+        op_tls_ctx_inherit_tickets(g2, g1);
+        op_tls_ctx_inherit_tickets(g3, g2);
+        WOLFSSL_SESSION *s1 = resume_step(g1, NULL, v, false);
+        WOLFSSL_SESSION *s2 = resume_step(g2, s1, v, true);  /* g1's ticket accepted by g2 */
+        /* TLS 1.3: the ticket g2 issued is accepted by g3; TLS 1.2: the client still holds g1's ticket */
+        WOLFSSL_SESSION *s3 = resume_step(g3, s2, v, v == 13);
+        WOLFSSL_SESSION *s4 = resume_step(g3, s1, v, false); /* two generations old: full handshake */
+        wolfSSL_SESSION_free(s1);
+        wolfSSL_SESSION_free(s2);
+        wolfSSL_SESSION_free(s3);
+        wolfSSL_SESSION_free(s4);
+        op_tls_ctx_unref(g1);
+        op_tls_ctx_unref(g2);
+        op_tls_ctx_unref(g3);
+    }
 }
 
 static void sni_case(struct op_tls_ctx *ctx, int version, const char *sni, const char *want_cn,
@@ -628,6 +718,7 @@ static void test_garbage(struct op_tls_ctx *ctx)
     int st = op_tls_conn_input(pr.srv, (const uint8_t *)http, strlen(http), srv_plain, &pr);
     CHECK(st == OP_TLS_ERROR, "http: %d", st);
     CHECK(op_tls_conn_error(pr.srv)[0] != '\0', "error text");
+    CHECK(op_tls_conn_version(pr.srv)[0] == '\0' && op_tls_conn_cipher(pr.srv)[0] == '\0', "no version/cipher");
     printf("  plain HTTP: %s (alert bytes: %zu)\n", op_tls_conn_error(pr.srv), pr.s2c.len);
     CHECK(op_tls_conn_input(pr.srv, (const uint8_t *)"x", 1, srv_plain, &pr) == OP_TLS_ERROR, "stays failed");
     CHECK(op_tls_conn_write(pr.srv, (const uint8_t *)"x", 1) == OP_TLS_ERROR, "write after failure");
@@ -920,7 +1011,9 @@ int main(void)
         test_resume(multi, NULL, 13, "foo.apps.test", true);  /* ticket key shared across the SNI CTXs */
         test_resume(multi, NULL, 12, "rsa.test", true);
         test_resume(ctx, reloaded, 13, "localhost", false);   /* new ctx = new ticket key: full handshake */
+        test_resume(ctx, reloaded, 12, "localhost", false);
         test_no_tickets();
+        test_reload_tickets(&one);
         test_sni(multi);
         test_alpn(ctx);
         test_garbage(ctx);
