@@ -58,7 +58,6 @@
 #endif
 
 #define OP_TLS_RECORD_MAX 16384
-#define OP_TLS_MAX_NAMES 64 /* DNS names kept per certificate for SNI matching */
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Types                                                                                             */
@@ -73,7 +72,7 @@ struct op_tls_ticket_key {
 struct op_tls_certctx {
     WOLFSSL_CTX *wctx;
     char **names; /* lower-case DNS SANs (or CN), may start with "*." */
-    size_t nnames;
+    size_t nnames, cap;
 };
 
 struct op_tls_ctx {
@@ -391,12 +390,15 @@ static bool is_dns_name(const char *s)
 
 static int add_name(struct op_tls_certctx *cc, const char *name)
 {
-    if (!is_dns_name(name) || cc->nnames >= OP_TLS_MAX_NAMES)
+    if (!is_dns_name(name))
         return 0;
-    if (cc->names == NULL) {
-        cc->names = calloc(OP_TLS_MAX_NAMES, sizeof(char *));
-        if (cc->names == NULL)
+    if (cc->nnames == cc->cap) {
+        size_t cap = cc->cap ? cc->cap * 2 : 4;
+        char **names = realloc(cc->names, cap * sizeof(char *));
+        if (names == NULL)
             return -ENOMEM;
+        cc->names = names;
+        cc->cap = cap;
     }
     char *copy = strdup(name);
     if (copy == NULL)

@@ -102,6 +102,7 @@ struct pair {
     bool out_fail;
     bool plain_stop;
     int max_chunk; /* largest chunk fed to op_tls_conn_input */
+    int out_calls;
 };
 
 static int srv_out(void *arg, const uint8_t *p, size_t n)
@@ -109,6 +110,7 @@ static int srv_out(void *arg, const uint8_t *p, size_t n)
     struct pair *pr = arg;
     if (pr->out_fail)
         return -1;
+    pr->out_calls++;
     buf_put(&pr->s2c, p, n);
     return 0;
 }
@@ -389,6 +391,49 @@ static void test_tls13_full(struct op_tls_ctx *ctx)
     peer_cn(&pr, cn, sizeof(cn));
     CHECK(strcmp(cn, "localhost") == 0, "cn %s", cn);
     printf("  %s %s alpn=%s\n", op_tls_conn_version(pr.srv), op_tls_conn_cipher(pr.srv), alpn ? alpn : "-");
+    pair_free(&pr);
+}
+
+/* The client's Finished and its first data arrive in one input; the server's first flight is one out()
+ * call; a HelloRetryRequest (client key share for a group we do not take) works. */
+static void test_handshake_shapes(struct op_tls_ctx *ctx)
+{
+    for (int v = 12; v <= 13; v++) {
+        printf("TLS 1.%d: server flight in one out() call; Finished + data in one input\n", v - 10);
+        struct pair pr;
+        struct cli_opts o = {.version = v, .sni = "localhost"};
+        CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+        int r = wolfSSL_connect(pr.cli);
+        CHECK(pump(&pr) == OP_TLS_WANT, "after hello");
+        CHECK(pr.out_calls == 1, "first flight in %d out() calls", pr.out_calls);
+        for (int i = 0; i < 10 && r != WOLFSSL_SUCCESS; i++) {
+            r = wolfSSL_connect(pr.cli);
+            if (r != WOLFSSL_SUCCESS) /* TLS 1.2: the server completes first */
+                CHECK(pump(&pr) == (v == 13 ? OP_TLS_WANT : OP_TLS_OPEN), "mid handshake");
+        }
+        CHECK(r == WOLFSSL_SUCCESS, "client done");
+        cli_write(&pr, "first", 5);
+        pr.max_chunk = 100000; /* one input */
+        CHECK(pump(&pr) == OP_TLS_OPEN, "open with data: %s", op_tls_conn_error(pr.srv));
+        CHECK(pr.srv_plain.len == 5 && memcmp(pr.srv_plain.p, "first", 5) == 0, "data delivered in that call");
+        pair_free(&pr);
+    }
+    printf("TLS 1.3 HelloRetryRequest (client key share P-521, we take X25519/P-256/P-384)\n");
+    struct pair pr;
+    struct cli_opts o = {.version = 13, .sni = "localhost"};
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    int groups[] = {WOLFSSL_ECC_SECP521R1, WOLFSSL_ECC_SECP256R1};
+    CHECK(wolfSSL_set_groups(pr.cli, groups, 2) == WOLFSSL_SUCCESS, "client groups");
+    CHECK(handshake(&pr) == 0, "handshake with HRR: %s", op_tls_conn_error(pr.srv));
+    cli_write(&pr, "x", 1);
+    CHECK(pump(&pr) == OP_TLS_OPEN && pr.srv_plain.len == 1, "data after HRR");
+    pair_free(&pr);
+    printf("no common group -> failure\n");
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    int g521[] = {WOLFSSL_ECC_SECP521R1};
+    CHECK(wolfSSL_set_groups(pr.cli, g521, 1) == WOLFSSL_SUCCESS, "client groups");
+    CHECK(handshake(&pr) == -1, "P-521 only must fail");
+    printf("  %s\n", op_tls_conn_error(pr.srv));
     pair_free(&pr);
 }
 
@@ -1003,6 +1048,7 @@ int main(void)
     struct op_tls_ctx *reloaded = make_ctx(&one);
     if (ctx && multi && reloaded) {
         test_tls13_full(ctx);
+        test_handshake_shapes(ctx);
         test_data(ctx, 13);
         test_data(ctx, 12);
         test_server_close(ctx);
