@@ -788,8 +788,10 @@ static int conn_drive(struct op_tls_conn *c, op_tls_plain_fn plain, void *arg)
         if (r != WOLFSSL_SUCCESS) {
             int e = wolfSSL_get_error(c->ssl, r);
             if (e == WOLFSSL_ERROR_WANT_READ && !c->out_failed) {
+                /* WANT_READ only comes from tls_recv_cb on an empty cursor: all input consumed */
+                if (c->rx_len != 0)
+                    return conn_fail(c, "handshake: input left unconsumed (internal error)", 0);
                 c->rx = NULL;
-                c->rx_len = 0;
                 return OP_TLS_WANT;
             }
             return conn_fail(c, "handshake", e);
@@ -811,8 +813,9 @@ static int conn_drive(struct op_tls_conn *c, op_tls_plain_fn plain, void *arg)
         }
         int e = wolfSSL_get_error(c->ssl, r);
         if (e == WOLFSSL_ERROR_WANT_READ && !c->out_failed) {
+            if (c->rx_len != 0)
+                return conn_fail(c, "read: input left unconsumed (internal error)", 0);
             c->rx = NULL;
-            c->rx_len = 0;
             return OP_TLS_OPEN;
         }
         if (e == WOLFSSL_ERROR_ZERO_RETURN) {

@@ -915,6 +915,43 @@ static void test_sni_parser(struct op_tls_ctx *ctx)
     op_tls_ctx_unref(two);
 }
 
+/* Patches a real TLS 1.2 ClientHello: kind 0 -> client_version TLS 1.1; kind 1 -> only NULL/anon/CBC
+ * suites. The server must refuse with a fatal alert (protocol_version 70 / handshake_failure 40). */
+static void refuse_case(struct op_tls_ctx *ctx, int kind)
+{
+    struct pair pr;
+    struct cli_opts o = {.version = 12, .sni = "localhost"};
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    wolfSSL_connect(pr.cli);
+    uint8_t *ch = pr.c2s.p;
+    CHECK(pr.c2s.len > 60 && ch[0] == 0x16 && ch[5] == 1 && ch[9] == 3 && ch[10] == 3, "tls1.2 hello");
+    if (kind == 0) {
+        ch[10] = 2; /* TLS 1.1 */
+    } else {
+        size_t off = 44 + ch[43];
+        size_t n = (size_t)ch[off] << 8 | ch[off + 1];
+        /* TLS_RSA_WITH_NULL_SHA256, TLS_ECDH_anon_WITH_AES_128_CBC_SHA, TLS_RSA_WITH_AES_128_CBC_SHA,
+         * TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA */
+        static const uint8_t bad[][2] = {{0x00, 0x3b}, {0xc0, 0x18}, {0x00, 0x2f}, {0xc0, 0x09}};
+        for (size_t i = 0; i + 1 < n; i += 2)
+            memcpy(ch + off + 2 + i, bad[(i / 2) % 4], 2);
+    }
+    CHECK(pump(&pr) == OP_TLS_ERROR, "refused");
+    bool alert = pr.s2c.len >= 7 && pr.s2c.p[0] == 0x15 && pr.s2c.p[5] == 2;
+    int code = pr.s2c.len >= 7 ? pr.s2c.p[6] : -1;
+    CHECK(alert && code == (kind == 0 ? 70 : 40), "fatal alert %d", code);
+    printf("  %s -> alert %d, %s\n", kind == 0 ? "TLS 1.1 hello" : "NULL/anon/CBC-only hello", code,
+           op_tls_conn_error(pr.srv));
+    pair_free(&pr);
+}
+
+static void test_refuse(struct op_tls_ctx *ctx)
+{
+    printf("TLS 1.1 and NULL/anon/CBC-only ClientHellos are refused with an alert\n");
+    refuse_case(ctx, 0);
+    refuse_case(ctx, 1);
+}
+
 static void test_min13(void)
 {
     printf("min_version 13 refuses a TLS 1.2-only client\n");
@@ -1065,6 +1102,7 @@ int main(void)
         test_garbage(ctx);
         test_failures(ctx);
         test_sni_parser(ctx);
+        test_refuse(ctx);
         test_min13();
         test_threads(multi);
         test_refcount();
