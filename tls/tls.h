@@ -40,18 +40,18 @@ struct op_tls_config {
      * "b.a.example.com"). An SNI that matches nothing (or no SNI) gets certs[0]. */
     const struct op_tls_cert *certs;
     size_t ncerts;
-    int min_version;       /* 12 (default when 0) or 13 */
-    const char *ciphers;   /* wolfSSL cipher list; NULL -> OP_TLS_DEFAULT_CIPHERS */
-    const char *alpn;      /* comma list, NULL -> "http/1.1"; "" disables ALPN. A client offering ALPN
-                              without a match proceeds without ALPN. */
+    int min_version;         /* 12 (default when 0) or 13 */
+    const char *ciphers;     /* wolfSSL cipher list; NULL -> OP_TLS_DEFAULT_CIPHERS */
+    const char *alpn;        /* comma list, NULL -> "http/1.1"; "" disables ALPN. A client offering ALPN
+                                without a match proceeds without ALPN. */
     bool no_session_tickets; /* default false: TLS 1.2 tickets and TLS 1.3 resumption on */
 };
 
 /* TLS 1.3 AES-128-GCM, AES-256-GCM, CHACHA20-POLY1305; TLS 1.2 ECDHE-{ECDSA,RSA} with the same AEADs. */
-#define OP_TLS_DEFAULT_CIPHERS                                                                       \
-    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"              \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                    \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                    \
+#define OP_TLS_DEFAULT_CIPHERS                                                                               \
+    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"                        \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                             \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                             \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 /* Session tickets issued by a ctx are valid for this long, and only with that ctx's random key (or with
