@@ -516,6 +516,31 @@ static void test_data(struct op_tls_ctx *ctx, int version)
     pair_free(&pr);
 }
 
+static void test_key_update(struct op_tls_ctx *ctx)
+{
+    printf("TLS 1.3 KeyUpdate from the client is answered through out()\n");
+    struct pair pr;
+    struct cli_opts o = {.version = 13, .sni = "localhost"};
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    CHECK(handshake(&pr) == 0, "handshake");
+    cli_drain(&pr); /* NewSessionTicket */
+    for (int i = 0; i < 3; i++) {
+        CHECK(wolfSSL_update_keys(pr.cli) == WOLFSSL_SUCCESS, "update_keys");
+        cli_write(&pr, "after", 5);
+        size_t before = pr.s2c.len;
+        buf_reset(&pr.srv_plain);
+        CHECK(pump(&pr) == OP_TLS_OPEN, "pump: %s", op_tls_conn_error(pr.srv));
+        CHECK(pr.srv_plain.len == 5, "data under the new client key");
+        CHECK(pr.s2c.len > before, "server answered with its own KeyUpdate");
+        CHECK(op_tls_conn_write(pr.srv, (const uint8_t *)"reply", 5) == 0, "write");
+        buf_reset(&pr.cli_plain);
+        cli_drain(&pr);
+        CHECK(pr.cli_plain.len == 5 && memcmp(pr.cli_plain.p, "reply", 5) == 0,
+              "client reads the new server key");
+    }
+    pair_free(&pr);
+}
+
 static void test_server_close(struct op_tls_ctx *ctx)
 {
     printf("server close_notify reaches the client\n");
@@ -1070,6 +1095,7 @@ int main(void)
         test_data(ctx, 13);
         test_data(ctx, 12);
         test_server_close(ctx);
+        test_key_update(ctx);
         test_resume(ctx, NULL, 13, "localhost", true);
         test_resume(ctx, NULL, 12, "localhost", true);
         test_resume(multi, NULL, 13, "foo.apps.test", true); /* ticket key shared across the SNI CTXs */
