@@ -12,14 +12,14 @@
  *     it and says WANT_READ once it is empty, so every byte is inside wolfSSL when input() returns;
  *   - send: the send callback hands whole records to the conn's out() and never blocks;
  *   - tickets: our own ChaCha20-Poly1305 ticket callback with one random key per op_tls_ctx, shared by
- *     all its CTXs (wolfSSL's default callback keeps a key per CTX, which would break resumption when
- *     SNI moves a conn to another CTX). Nonces are a per-key random prefix plus an atomic counter, so no
- *     RNG and no lock sits on the handshake path. The server-side session cache is off (tickets only).
+ *     all its CTXs (wolfSSL's default callback keeps a separate key per CTX, and could not hand the key
+ *     on to the next ctx on reload, see op_tls_ctx_inherit_tickets). Nonces are a per-key random prefix
+ *     plus an atomic counter, so no RNG and no lock sits on the handshake path. The server-side session
+ *     cache is off (tickets only: it is a process-wide locked table in wolfSSL).
  */
 #include "tls/tls.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,7 +27,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <unistd.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
