@@ -36,15 +36,15 @@ static char g_dir[256];
 
 static const char *path(const char *name)
 {
-    static char bufs[8][512];
-    static int i;
+    static _Thread_local char bufs[8][512];
+    static _Thread_local int i;
     char *b = bufs[i++ % 8];
     snprintf(b, 512, "%s/%s", g_dir, name);
     return b;
 }
 
 /* xorshift, deterministic */
-static uint64_t g_rng = 0x9e3779b97f4a7c15ULL;
+static _Thread_local uint64_t g_rng = 0x9e3779b97f4a7c15ULL;
 static uint32_t rnd(uint32_t n)
 {
     g_rng ^= g_rng << 13;
@@ -233,7 +233,7 @@ static int handshake(struct pair *pr)
 /* Client reads everything available into cli_plain. Returns the last wolfSSL error code. */
 static int cli_drain(struct pair *pr)
 {
-    static char tmp[20000];
+    static _Thread_local char tmp[20000];
     for (int i = 0; i < 100000; i++) {
         int r = wolfSSL_read(pr->cli, tmp, (int)sizeof(tmp));
         if (r > 0) {
