@@ -92,6 +92,7 @@ enum op_tls_conn_state {
     OP_TLS_ST_HANDSHAKE,
     OP_TLS_ST_OPEN,
     OP_TLS_ST_PEER_CLOSED,
+    OP_TLS_ST_READ_STOPPED, /* plain() returned -1: no more input, but writes and close_notify still work */
     OP_TLS_ST_FAILED,
 };
 
@@ -710,7 +711,7 @@ static int conn_hello(struct op_tls_conn *c, const uint8_t *p, size_t n)
 
 int op_tls_conn_input(struct op_tls_conn *c, const uint8_t *p, size_t n, op_tls_plain_fn plain, void *arg)
 {
-    if (c->state == OP_TLS_ST_FAILED) return OP_TLS_ERROR;
+    if (c->state == OP_TLS_ST_FAILED || c->state == OP_TLS_ST_READ_STOPPED) return OP_TLS_ERROR;
     if (c->state == OP_TLS_ST_PEER_CLOSED) return OP_TLS_PEER_CLOSED;
     if (p == NULL) n = 0;
     c->rx = p;
@@ -768,8 +769,13 @@ static int conn_drive(struct op_tls_conn *c, op_tls_plain_fn plain, void *arg)
     for (int guard = 0; guard < 1 << 20; guard++) {
         int r = wolfSSL_read(c->ssl, tls_scratch, (int)sizeof(tls_scratch));
         if (r > 0) {
-            if (plain == NULL || plain(arg, tls_scratch, (size_t)r) != 0)
-                return conn_fail(c, "stopped by the application", 0);
+            if (plain == NULL || plain(arg, tls_scratch, (size_t)r) != 0) {
+                c->state = OP_TLS_ST_READ_STOPPED;
+                snprintf(c->err, sizeof(c->err), "input stopped by the application");
+                c->rx = NULL;
+                c->rx_len = 0;
+                return OP_TLS_ERROR;
+            }
             continue;
         }
         int e = wolfSSL_get_error(c->ssl, r);
@@ -792,7 +798,8 @@ static int conn_drive(struct op_tls_conn *c, op_tls_plain_fn plain, void *arg)
 
 int op_tls_conn_write(struct op_tls_conn *c, const uint8_t *p, size_t n)
 {
-    if (c->state != OP_TLS_ST_OPEN && c->state != OP_TLS_ST_PEER_CLOSED) {
+    if (c->state != OP_TLS_ST_OPEN && c->state != OP_TLS_ST_PEER_CLOSED &&
+        c->state != OP_TLS_ST_READ_STOPPED) {
         if (c->state != OP_TLS_ST_FAILED)
             snprintf(c->err, sizeof(c->err), "write: the handshake is not complete");
         return OP_TLS_ERROR;

@@ -92,7 +92,9 @@ void op_tls_ctx_unref(struct op_tls_ctx *ctx);
  * the call). Return 0, or -1 when it cannot (the session then fails). */
 typedef int (*op_tls_out_fn)(void *arg, const uint8_t *p, size_t n);
 /* plain(arg, p, n): n > 0 decrypted application bytes; p valid only during the call. Return 0, or -1 to
- * stop: op_tls_conn_input() then returns OP_TLS_ERROR and the conn is dead. */
+ * stop reading: op_tls_conn_input() then returns OP_TLS_ERROR (error "input stopped by the application"),
+ * the rest of that input and all later input are discarded, but op_tls_conn_write() and
+ * op_tls_conn_shutdown() keep working, e.g. to send an error response and close_notify before closing. */
 typedef int (*op_tls_plain_fn)(void *arg, const uint8_t *p, size_t n);
 
 struct op_tls_conn;
@@ -116,12 +118,13 @@ enum op_tls_status { OP_TLS_ERROR = -1, OP_TLS_WANT = 0, OP_TLS_OPEN = 1, OP_TLS
 int op_tls_conn_input(struct op_tls_conn *c, const uint8_t *p, size_t n, op_tls_plain_fn plain, void *arg);
 
 /* Encrypts all n bytes (records of at most 16 KiB) and hands them to out(). Returns 0 or OP_TLS_ERROR
- * (not open, out() failed, or wolfSSL failed). Allowed once open, also after the peer's close_notify. */
+ * (not open, out() failed, or wolfSSL failed). Allowed once open, also after the peer's close_notify and
+ * after plain() stopped the input. */
 int op_tls_conn_write(struct op_tls_conn *c, const uint8_t *p, size_t n);
 
 /* Queues close_notify through out() (once; later calls are no-ops). Returns 0, or OP_TLS_ERROR when the
- * conn has failed or out() failed. Before the handshake completes there is nothing to protect: it
- * returns 0 without output and the caller just closes the socket. */
+ * conn has failed (not merely stopped by plain()) or out() failed. Before the handshake completes there is
+ * nothing to protect: it returns 0 without output and the caller just closes the socket. */
 int op_tls_conn_shutdown(struct op_tls_conn *c);
 
 /* True once the handshake completed and while the conn has neither failed nor received close_notify. */

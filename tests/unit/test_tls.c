@@ -810,7 +810,7 @@ static void test_garbage(struct op_tls_ctx *ctx)
 
 static void test_failures(struct op_tls_ctx *ctx)
 {
-    printf("out() failure and plain() stop fail the session\n");
+    printf("out() failure fails the session; plain() stop ends input but keeps the write side\n");
     struct pair pr;
     struct cli_opts o = {.sni = "localhost"};
     CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
@@ -832,6 +832,15 @@ static void test_failures(struct op_tls_ctx *ctx)
     cli_write(&pr, "abc", 3);
     CHECK(pump(&pr) == OP_TLS_ERROR && strstr(op_tls_conn_error(pr.srv), "application"), "plain stop: %s",
           op_tls_conn_error(pr.srv));
+    CHECK(!op_tls_conn_is_open(pr.srv), "not open after stop");
+    cli_write(&pr, "more", 4);
+    CHECK(pump(&pr) == OP_TLS_ERROR, "input stays stopped");
+    /* the write side still works: an error response, then close_notify */
+    CHECK(op_tls_conn_write(pr.srv, (const uint8_t *)"400", 3) == 0, "write after stop: %s",
+          op_tls_conn_error(pr.srv));
+    CHECK(op_tls_conn_shutdown(pr.srv) == 0, "shutdown after stop");
+    CHECK(cli_drain(&pr) == WOLFSSL_ERROR_ZERO_RETURN, "client sees close_notify");
+    CHECK(pr.cli_plain.len == 3 && memcmp(pr.cli_plain.p, "400", 3) == 0, "client got the response");
     pair_free(&pr);
 }
 
