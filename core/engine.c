@@ -1386,14 +1386,14 @@ int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, c
     if (!c->max_conns)
         c->max_conns = 16384;
     if (!c->recv_bufs)
-        c->recv_bufs = 1024;
+        c->recv_bufs = 512;
     if (c->recv_bufs & (c->recv_bufs - 1)) {
         snprintf(err, errlen, "receive buffer count must be a power of two");
         free(e);
         return -EINVAL;
     }
     if (!c->recv_buf_size)
-        c->recv_buf_size = 16 * 1024;
+        c->recv_buf_size = 64 * 1024;
     if (!c->send_chunks)
         c->send_chunks = 2048;
     if (!c->max_pipes)
