@@ -501,7 +501,10 @@ static void arm_recv(struct op_conn *c, int side)
 {
     struct op_side_st *s = &c->side[side];
     struct io_uring_sqe *sqe = get_sqe(c->w);
-    io_uring_prep_recv(sqe, s->fd, NULL, c->w->buf_size, 0);
+    uint32_t len = c->w->buf_size;
+    if (!(c->flags & OP_CF_TUNNEL) && c->pops->max_recv && c->pops->max_recv < len)
+        len = c->pops->max_recv; /* with a transport this bounds ciphertext, so plaintext too */
+    io_uring_prep_recv(sqe, s->fd, NULL, len, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BGID;
     conn_sqe_tag(c, sqe, TAG_RECV, side);

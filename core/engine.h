@@ -117,6 +117,9 @@ struct op_xprt_ops {
 struct op_proto_ops {
     const char *name;
     size_t state_size; /* bytes of per-connection protocol state reserved in each slot (c->proto_state) */
+    /* Largest receive handed to the protocol while not tunnelling (0 = the receive buffer size). Bounds
+     * what a protocol must be able to hold at once (e.g. a head buffer plus one receive). */
+    uint32_t max_recv;
     /* Transport is ready (right after accept for raw, after the handshake for TLS). */
     void (*on_open)(struct op_conn *c);
     /* Client plaintext, when not tunnelling. Must take all n bytes (copy what it keeps). 0 or negative. */

@@ -391,51 +391,66 @@ static void process_head(struct op_conn *c)
     }
 }
 
+_Static_assert(OP_CONN_BUF_SIZE - OP_H1_MAX_HEAD >= 8192, "head buffer too small for a useful receive");
+
 static int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
 {
     struct http_state *st = hs(c);
-    switch (st->phase) {
-    case HP_DONE:
-        return 0; /* closing: drop */
-    case HP_BODY: {
-        ssize_t used = forward_req_body(c, p, n);
-        if (used < 0)
+    /* Each pass hands the bytes to the current phase; a phase change (head routed, body complete) may
+     * leave bytes for the next pass. */
+    while (n) {
+        switch (st->phase) {
+        case HP_DONE:
+            return 0; /* closing: drop */
+        case HP_BODY: {
+            ssize_t used = forward_req_body(c, p, n);
+            if (used < 0)
+                return 0;
+            p += used;
+            n -= (size_t)used;
+            continue;
+        }
+        case HP_APP_BODY: {
+            struct op_app_job *job = st->job;
+            size_t take = OP_MIN(n, job->body_len - job->body_have);
+            memcpy(job->body + job->body_have, p, take);
+            job->body_have += take;
+            p += take;
+            n -= take;
+            if (job->body_have == job->body_len)
+                app_submit(c);
+            continue;
+        }
+        case HP_HEAD: {
+            /* Only as much as the head buffer holds: a head never exceeds OP_H1_MAX_HEAD, so a full
+             * buffer always parses to a complete head or an error. */
+            size_t take = OP_MIN(n, (size_t)(OP_CONN_BUF_SIZE - st->hlen));
+            bool first = st->hlen == 0;
+            int rc = buf_append(c, &st->hbuf, &st->hlen, p, take);
+            if (rc < 0)
+                return rc;
+            p += take;
+            n -= take;
+            if (first)
+                op_conn_set_timeout(c, op_worker_timeouts(c->w)->head_ms);
+            uint8_t before = st->phase;
+            uint32_t hlen = st->hlen;
+            process_head(c);
+            if (st->phase == before && st->hlen == hlen && n) { /* no progress with bytes left: cannot be */
+                fail(c, 431, "request head too large");
+                return 0;
+            }
+            continue;
+        }
+        default: /* HP_WAIT, HP_APP: pipelined bytes while a request is in progress: hold them */
+            if (buf_append(c, &st->hbuf, &st->hlen, p, n) < 0) {
+                fail(c, 503, "too many pipelined bytes while a request is in progress");
+                return 0;
+            }
+            op_conn_pause(c, OP_CLI);
             return 0;
-        p += used;
-        n -= (size_t)used;
-        break; /* any rest is the next request: keep it */
+        }
     }
-    case HP_APP_BODY: {
-        struct op_app_job *job = st->job;
-        size_t take = OP_MIN(n, job->body_len - job->body_have);
-        memcpy(job->body + job->body_have, p, take);
-        job->body_have += take;
-        p += take;
-        n -= take;
-        if (job->body_have == job->body_len)
-            app_submit(c);
-        break;
-    }
-    default:
-        break;
-    }
-    if (!n)
-        return 0;
-    bool first = st->hlen == 0;
-    int rc = buf_append(c, &st->hbuf, &st->hlen, p, n);
-    if (rc == -ENOSPC) {
-        fail(c, 431, "request head too large");
-        return 0;
-    }
-    if (rc < 0)
-        return rc;
-    if (st->phase != HP_HEAD) { /* pipelined bytes while a request is in progress: hold them */
-        op_conn_pause(c, OP_CLI);
-        return 0;
-    }
-    if (first)
-        op_conn_set_timeout(c, op_worker_timeouts(c->w)->head_ms);
-    process_head(c);
     return 0;
 }
 
@@ -728,6 +743,8 @@ static void http_close(struct op_conn *c)
 const struct op_proto_ops op_proto_http = {
     .name = "http",
     .state_size = sizeof(struct http_state),
+    /* A head (< OP_H1_MAX_HEAD) plus one receive always fits a head buffer (OP_CONN_BUF_SIZE). */
+    .max_recv = OP_CONN_BUF_SIZE - OP_H1_MAX_HEAD,
     .on_open = http_open,
     .on_client_data = http_client_data,
     .on_upstream_data = http_upstream_data,
