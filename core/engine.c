@@ -505,6 +505,10 @@ static void arm_recv(struct op_conn *c, int side)
     if (!(c->flags & OP_CF_TUNNEL) && c->pops->max_recv && c->pops->max_recv < len)
         len = c->pops->max_recv; /* with a transport this bounds ciphertext, so plaintext too */
     io_uring_prep_recv(sqe, s->fd, NULL, len, 0);
+    /* Unless the last receive said more is queued, poll first: skips a receive attempt that would only
+     * find an empty socket (the common case between requests). */
+    if (!(s->flags & OP_SF_NONEMPTY))
+        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BGID;
     conn_sqe_tag(c, sqe, TAG_RECV, side);
@@ -831,7 +835,9 @@ static void handle_conn_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
 
     switch (op) {
     case TAG_RECV:
-        s->flags &= (uint16_t)~OP_SF_RECV;
+        s->flags &= (uint16_t)~(OP_SF_RECV | OP_SF_NONEMPTY);
+        if (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)
+            s->flags |= OP_SF_NONEMPTY;
         if (res > 0) {
             on_recv_data(c, side, w->pbuf_mem + (size_t)bid * w->buf_size, (uint32_t)res, bid);
         } else {

@@ -72,6 +72,7 @@ enum {
     OP_SF_SPLICE_OUT = 1u << 9,
     OP_SF_POLL = 1u << 10,     /* poll for readability in flight (splice path) */
     OP_SF_BACKPRESSURE = 1u << 11, /* not read: the other side's queue went over the high watermark */
+    OP_SF_NONEMPTY = 1u << 12,     /* the last receive left data in the socket */
 };
 
 /* A queued piece of outgoing data: a provided receive buffer (zero-copy forward) or a pool chunk. */
