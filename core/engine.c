@@ -114,7 +114,7 @@ struct op_worker {
     struct op_wheel wheel;
     uint64_t now;
     uint32_t nwaiting; /* sides waiting for receive buffers */
-    _Atomic(struct op_msg *) inbox;
+    op_mpsc_t inbox;
 
     bool draining;
     bool stop;
@@ -1054,18 +1054,12 @@ static void begin_drain(struct op_worker *w)
 
 static void handle_msgs(struct op_worker *w)
 {
-    struct op_msg *m = atomic_exchange_explicit(&w->inbox, NULL, memory_order_acquire);
-    struct op_msg *rev = NULL; /* the inbox is a LIFO stack: reverse to keep posting order */
-    while (m) {
-        struct op_msg *nx = m->next;
-        m->next = rev;
-        rev = m;
-        m = nx;
-    }
-    while (rev) {
-        struct op_msg *nx = rev->next;
-        rev->fn(w, rev);
-        rev = nx;
+    struct op_mpsc_node *n = op_mpsc_take_all(&w->inbox);
+    while (n) {
+        struct op_mpsc_node *nx = n->next;
+        struct op_msg *m = OP_CONTAINER_OF(n, struct op_msg, link);
+        m->fn(w, m);
+        n = nx;
     }
     if (atomic_load(&w->e->draining) && !w->stop)
         begin_drain(w);
@@ -1466,11 +1460,7 @@ int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, c
 void op_engine_post(struct op_engine *e, int worker, struct op_msg *m)
 {
     struct op_worker *w = &e->workers[worker];
-    struct op_msg *head = atomic_load_explicit(&w->inbox, memory_order_relaxed);
-    do {
-        m->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&w->inbox, &head, m, memory_order_release,
-                                                    memory_order_relaxed));
+    op_mpsc_push(&w->inbox, &m->link);
     uint64_t one = 1;
     ssize_t r = write(w->efd, &one, sizeof(one));
     (void)r;

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 
 #include "core/common.h"
+#include "core/mpsc.h"
 #include "core/timer.h"
 
 struct op_conn;
@@ -221,7 +222,7 @@ int op_engine_set_xprt_ctx(struct op_engine *e, int li, void *ctx, void (*releas
 
 /* Cross-thread messages. A message is delivered to fn(worker, msg) on the worker's thread. */
 struct op_msg {
-    struct op_msg *next;
+    struct op_mpsc_node link;
     void (*fn)(struct op_worker *w, struct op_msg *m);
 };
 void op_engine_post(struct op_engine *e, int worker, struct op_msg *m);

@@ -165,16 +165,30 @@ static bool same_addr(const struct sockaddr *a, socklen_t al, const struct socka
     return a && b && al == bl && memcmp(a, b, al) == 0;
 }
 
+#define RELAY_CLOSED (OP_H1_ERROR - 1)
+/* Feeds body bytes through tracker b and sends those that belong to the message on to side `to`.
+ * Returns the tracker's verdict (*used set), or RELAY_CLOSED when the send queue refused them (the
+ * connection is then closed). */
+static int relay_body(struct op_conn *c, struct op_h1_body *b, enum op_side to, const uint8_t *p, size_t n,
+                      size_t *used)
+{
+    *used = 0;
+    int r = op_h1_body_feed(b, (const char *)p, n, used);
+    if (*used && op_conn_send(c, to, p, *used) < 0) {
+        op_conn_close(c, to == OP_UP ? "upstream queue full" : "client queue full");
+        return RELAY_CLOSED;
+    }
+    return r;
+}
+
 /* Feeds request-body bytes from the client to the upstream; returns bytes used or -1 (closed). */
 static ssize_t forward_req_body(struct op_conn *c, const uint8_t *p, size_t n)
 {
     struct http_state *st = hs(c);
-    size_t used = 0;
-    int r = op_h1_body_feed(&st->req_body, (const char *)p, n, &used);
-    if (used && op_conn_send(c, OP_UP, p, used) < 0) {
-        op_conn_close(c, "upstream queue full");
+    size_t used;
+    int r = relay_body(c, &st->req_body, OP_UP, p, n, &used);
+    if (r == RELAY_CLOSED)
         return -1;
-    }
     if (r == OP_H1_ERROR) {
         fail(c, 400, st->req_body.error_reason ? st->req_body.error_reason : "bad request body");
         return -1;
@@ -459,12 +473,10 @@ static int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
 static void forward_resp_body(struct op_conn *c, const uint8_t *p, size_t n)
 {
     struct http_state *st = hs(c);
-    size_t used = 0;
-    int r = op_h1_body_feed(&st->resp_body, (const char *)p, n, &used);
-    if (used && op_conn_send(c, OP_CLI, p, used) < 0) {
-        op_conn_close(c, "client queue full");
+    size_t used;
+    int r = relay_body(c, &st->resp_body, OP_CLI, p, n, &used);
+    if (r == RELAY_CLOSED)
         return;
-    }
     if (r == OP_H1_ERROR) {
         op_conn_close(c, "bad response body framing from upstream");
         return;
