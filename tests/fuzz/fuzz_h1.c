@@ -115,6 +115,9 @@ static void fuzz_request(const char *buf, size_t len)
     check_headers(g_req.headers, g_req.nheaders, buf, g_req.head_len);
     ASSERT(g_req.framing != OP_H1_BODY_UNTIL_CLOSE);
     ASSERT(g_req.version_minor == 0 || g_req.host.len > 0);
+    const char *why = NULL;
+    int ws = op_h1_ws_check_request(&g_req, &why);
+    ASSERT(ws == 0 ? g_req.upgrade : (ws == 400 && why));
 
     /* the rewritten head: fits, -ENOSPC when short, and re-parses the same */
     ssize_t n = op_h1_write_request_head(&g_req, "192.0.2.1", "https", "X-Test: 1\r\n", g_out, sizeof(g_out));
@@ -137,8 +140,21 @@ static void fuzz_request(const char *buf, size_t len)
         free(copy);
     }
 
-    size_t used;
-    body_consistency(g_req.framing, g_req.content_length, buf + g_req.head_len, len - g_req.head_len, &used);
+    /* Walk the pipeline the way the proxy does: head, body up to where the tracker says it ends, then
+     * the next request from exactly there. Every message boundary stays inside the input. */
+    size_t off = 0;
+    for (int msg = 0; msg < 8 && off < len; msg++) {
+        if (op_h1_parse_request(buf + off, len - off, &g_req2) != OP_H1_COMPLETE)
+            break;
+        ASSERT(g_req2.head_len <= len - off);
+        off += g_req2.head_len;
+        size_t used = 0;
+        int brc = body_consistency(g_req2.framing, g_req2.content_length, buf + off, len - off, &used);
+        ASSERT(used <= len - off);
+        off += used;
+        if (brc != OP_H1_COMPLETE || g_req2.upgrade)
+            break;
+    }
 }
 
 static void fuzz_response(const char *buf, size_t len, bool head)

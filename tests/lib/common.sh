@@ -6,11 +6,25 @@ OUTPOST=${OUTPOST_BIN:-$ROOT/build/rel/outpost}
 T=$(mktemp -d /tmp/outpost-test.XXXXXX)
 PIDS=()
 cleanup() {
-    local p
+    local rc=$? p i
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    sleep 0.2
+    for ((i = 0; i < 50; i++)); do # up to 5 s for graceful exits (sanitizer reports are written at exit)
+        local alive=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    # A sanitizer report in any process's log fails the test, whatever the test itself concluded.
+    if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log >/dev/null 2>&1; then
+        for f in $(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log); do
+            echo "--- sanitizer report in $f" >&2
+            grep -A 30 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f" | head -60 >&2
+        done
+        rc=1
+    fi
     [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
+    exit $rc
 }
 trap cleanup EXIT
 
