@@ -125,6 +125,7 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* A blocking tick would take >= 0.6 s (the slow servers); 0.4 s leaves room for a loaded 2-core CI box. */
 static uint64_t max_tick_us;
 
 /* Ticks every 20 ms until the health checker is idle and pred holds, or the deadline passes. */
@@ -307,7 +308,7 @@ int main(void)
     bool settled = drive(p, 9000, NULL);
     double took = (double)(now_us() - t0) / 1e6;
     CHECK(settled && took < 7.5, "first round settles within one probe timeout (%.2f s)", took);
-    CHECK(max_tick_us < 100000, "no tick blocks (longest %.1f ms)", (double)max_tick_us / 1000);
+    CHECK(max_tick_us < 400000, "no tick blocks (longest %.1f ms)", (double)max_tick_us / 1000);
 
     cJSON *regions = list(p, g_tok);
     const cJSON *x;
@@ -366,7 +367,7 @@ int main(void)
     settled = drive(p, 12000, flip_unhealthy);
     took = (double)(now_us() - t0) / 1e6;
     CHECK(settled, "interval re-probe turns the flip proxy unhealthy (%.2f s)", took);
-    CHECK(max_tick_us < 100000, "no tick blocks in the second round (longest %.1f ms)",
+    CHECK(max_tick_us < 400000, "no tick blocks in the second round (longest %.1f ms)",
           (double)max_tick_us / 1000);
 
     /* Deleting forces a refresh and drops the proxy from the cache and the list. */
