@@ -36,17 +36,13 @@ int op_client_normalize_url(const char *in, char *out, size_t outlen)
     size_t n = strlen(in);
     while (n > 0 && (isspace((unsigned char)in[n - 1]) || in[n - 1] == '/'))
         n--;
-    if (n == 0)
-        return -EINVAL;
+    if (n == 0) return -EINVAL;
     bool has_scheme = (n > 7 && strncmp(in, "http://", 7) == 0) || (n > 8 && strncmp(in, "https://", 8) == 0);
-    if (!has_scheme && strstr(in, "://"))
-        return -EINVAL;
+    if (!has_scheme && strstr(in, "://")) return -EINVAL;
     int w = snprintf(out, outlen, "%s%.*s", has_scheme ? "" : "https://", (int)n, in);
-    if (w < 0 || (size_t)w >= outlen)
-        return -EINVAL;
+    if (w < 0 || (size_t)w >= outlen) return -EINVAL;
     for (const char *q = out; *q; q++)
-        if ((unsigned char)*q <= ' ')
-            return -EINVAL;
+        if ((unsigned char)*q <= ' ') return -EINVAL;
     return 0;
 }
 
@@ -56,10 +52,8 @@ static int read_line_file(const char *dir, const char *name, char *out, size_t o
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     FILE *f = fopen(path, "r");
-    if (!f)
-        return errno == ENOENT ? -ENOENT : -EIO;
-    if (!fgets(out, (int)outlen, f))
-        out[0] = '\0';
+    if (!f) return errno == ENOENT ? -ENOENT : -EIO;
+    if (!fgets(out, (int)outlen, f)) out[0] = '\0';
     fclose(f);
     out[strcspn(out, "\r\n")] = '\0';
     return 0;
@@ -81,7 +75,8 @@ int op_client_load(struct op_client *c, bool need_url, bool need_token)
     }
     const char *url = c->flag_url ? c->flag_url : getenv("CODER_URL");
     char stored[1024] = "";
-    if ((!url || !*url) && c->config_dir[0] && read_line_file(c->config_dir, "url", stored, sizeof(stored)) == 0)
+    if ((!url || !*url) && c->config_dir[0] &&
+        read_line_file(c->config_dir, "url", stored, sizeof(stored)) == 0)
         url = stored;
     c->url[0] = '\0';
     if (url && *url && op_client_normalize_url(url, c->url, sizeof(c->url)) != 0) {
@@ -95,9 +90,11 @@ int op_client_load(struct op_client *c, bool need_url, bool need_token)
     else if (c->config_dir[0])
         read_line_file(c->config_dir, "session", c->token, sizeof(c->token));
     if ((need_url && !c->url[0]) || (need_token && !c->token[0])) {
-        fprintf(stderr, "outpost: you are not logged in (no %s in %s). Try logging in using 'outpost login <url>', "
-                        "or set --url and --token (CODER_URL, CODER_SESSION_TOKEN).\n",
-                !c->url[0] ? "primary URL" : "session token", c->config_dir[0] ? c->config_dir : "the config dir");
+        fprintf(stderr,
+                "outpost: you are not logged in (no %s in %s). Try logging in using 'outpost login <url>', "
+                "or set --url and --token (CODER_URL, CODER_SESSION_TOKEN).\n",
+                !c->url[0] ? "primary URL" : "session token",
+                c->config_dir[0] ? c->config_dir : "the config dir");
         return EX_CONFIG;
     }
     return 0;
@@ -109,8 +106,7 @@ static int write_secret_file(const char *dir, const char *name, const char *valu
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     size_t n = strlen(value);
     bool ok = fchmod(fd, 0600) == 0 && write(fd, value, n) == (ssize_t)n && fsync(fd) == 0;
     int e = errno;
@@ -131,11 +127,9 @@ static int mkdir_p(const char *dir)
         if (*q == '/' || *q == '\0') {
             char ch = *q;
             *q = '\0';
-            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-                return -errno;
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -errno;
             *q = ch;
-            if (!ch)
-                break;
+            if (!ch) break;
         }
     }
     return 0;
@@ -148,10 +142,8 @@ int op_client_save(const struct op_client *c)
         return EX_CONFIG;
     }
     int rc = mkdir_p(c->config_dir);
-    if (!rc)
-        rc = write_secret_file(c->config_dir, "url", c->url);
-    if (!rc)
-        rc = write_secret_file(c->config_dir, "session", c->token);
+    if (!rc) rc = write_secret_file(c->config_dir, "url", c->url);
+    if (!rc) rc = write_secret_file(c->config_dir, "session", c->token);
     if (rc) {
         fprintf(stderr, "outpost: cannot write the config in %s: %s\n", c->config_dir, strerror(-rc));
         return EX_CANTCREAT;
@@ -170,11 +162,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
     struct op_client_resp *r = arg;
     size_t n = size * nmemb;
-    if (r->len + n > (16u << 20))
-        return 0;
+    if (r->len + n > (16u << 20)) return 0;
     char *nb = realloc(r->body, r->len + n + 1);
-    if (!nb)
-        return 0;
+    if (!nb) return 0;
     r->body = nb;
     memcpy(r->body + r->len, data, n);
     r->len += n;
@@ -213,12 +203,15 @@ int op_client_call(const struct op_client *c, const char *method, const char *pa
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "outpost-cli/" OP_VERSION);
+    /* A private CA for the primary: the conventional variables of curl and OpenSSL. */
+    const char *ca = getenv("CURL_CA_BUNDLE");
+    if (!ca || !*ca) ca = getenv("SSL_CERT_FILE");
+    if (ca && *ca) curl_easy_setopt(e, CURLOPT_CAINFO, ca);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
     CURLcode res = curl_easy_perform(e);
-    if (res == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+    if (res == CURLE_OK) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(e);
     if (json) {
@@ -232,8 +225,7 @@ int op_client_call(const struct op_client *c, const char *method, const char *pa
         op_client_resp_free(out);
         return EX_UNAVAILABLE;
     }
-    if (out->body)
-        out->json = cJSON_ParseWithLength(out->body, out->len);
+    if (out->body) out->json = cJSON_ParseWithLength(out->body, out->len);
     return 0;
 }
 
@@ -251,8 +243,7 @@ int op_client_fail(const char *cmd, const char *what, const struct op_client_res
     fprintf(stderr, "outpost %s: %s: ", cmd, what);
     if (cJSON_IsString(m)) {
         fprintf(stderr, "%s", m->valuestring);
-        if (cJSON_IsString(d) && d->valuestring[0])
-            fprintf(stderr, " (%s)", d->valuestring);
+        if (cJSON_IsString(d) && d->valuestring[0]) fprintf(stderr, " (%s)", d->valuestring);
     } else {
         fprintf(stderr, "unexpected HTTP status %ld from the primary", r->status);
     }
@@ -265,14 +256,11 @@ int op_client_fail(const char *cmd, const char *what, const struct op_client_res
             fprintf(stderr, "; %s: %s", f->valuestring, dd->valuestring);
     }
     fputc('\n', stderr);
-    if (r->status == 401)
+    if (r->status == 401 && strcmp(cmd, "login") != 0)
         fprintf(stderr, "hint: the session token is invalid or expired; run 'outpost login <url>' again\n");
-    if (r->status == 401 || r->status == 403)
-        return EX_NOPERM;
-    if (r->status == 400 || r->status == 404 || r->status == 409)
-        return EX_DATAERR;
-    if (r->status >= 500)
-        return EX_UNAVAILABLE;
+    if (r->status == 401 || r->status == 403) return EX_NOPERM;
+    if (r->status == 400 || r->status == 404 || r->status == 409) return EX_DATAERR;
+    if (r->status >= 500) return EX_UNAVAILABLE;
     return EX_PROTOCOL;
 }
 
@@ -283,8 +271,7 @@ bool op_stdin_is_tty(void)
 
 int op_prompt(const char *question, const char *dflt, bool secret, char *out, size_t outlen)
 {
-    if (!op_stdin_is_tty())
-        return -ENOTTY;
+    if (!op_stdin_is_tty()) return -ENOTTY;
     if (dflt && *dflt)
         fprintf(stderr, "> %s (%s) ", question, dflt);
     else
@@ -302,11 +289,9 @@ int op_prompt(const char *question, const char *dflt, bool secret, char *out, si
         tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
         fputc('\n', stderr);
     }
-    if (!got)
-        return -EIO;
+    if (!got) return -EIO;
     out[strcspn(out, "\r\n")] = '\0';
-    if (!*out && dflt)
-        snprintf(out, outlen, "%s", dflt);
+    if (!*out && dflt) snprintf(out, outlen, "%s", dflt);
     return 0;
 }
 
@@ -330,8 +315,7 @@ void op_table_init(struct op_table *t)
 
 void op_table_col(struct op_table *t, const char *header)
 {
-    if (t->ncols < 16)
-        t->head[t->ncols++] = strdup(header);
+    if (t->ncols < 16) t->head[t->ncols++] = strdup(header);
 }
 
 void op_table_row(struct op_table *t)
@@ -339,8 +323,7 @@ void op_table_row(struct op_table *t)
     if (t->nrows == t->cap) {
         int nc = t->cap ? t->cap * 2 : 8;
         char **n = realloc(t->cells, (size_t)nc * (size_t)t->ncols * sizeof(char *));
-        if (!n)
-            return;
+        if (!n) return;
         t->cells = n;
         t->cap = nc;
     }
@@ -351,8 +334,7 @@ void op_table_row(struct op_table *t)
 
 void op_table_cell(struct op_table *t, const char *text)
 {
-    if (t->nrows == 0)
-        return;
+    if (t->nrows == 0) return;
     char **row = &t->cells[(t->nrows - 1) * t->ncols];
     for (int i = 0; i < t->ncols; i++) {
         if (!row[i]) {
@@ -364,28 +346,35 @@ void op_table_cell(struct op_table *t, const char *text)
 
 void op_table_print(const struct op_table *t, FILE *out)
 {
-    size_t w[16] = {0};
+    size_t w[16] = {0}, total = 0;
     for (int c = 0; c < t->ncols; c++) {
         w[c] = strlen(t->head[c]);
         for (int r = 0; r < t->nrows; r++) {
             const char *s = t->cells[r * t->ncols + c];
             w[c] = OP_MAX(w[c], s ? strlen(s) : 0);
         }
+        total += w[c] + 2;
     }
+    char *line = malloc(total + 2);
+    if (!line) return;
     for (int r = -1; r < t->nrows; r++) {
+        size_t o = 0;
         for (int c = 0; c < t->ncols; c++) {
             const char *s = r < 0 ? t->head[c] : t->cells[r * t->ncols + c];
             s = s ? s : "";
-            if (r < 0)
-                for (const char *q = s; *q; q++)
-                    fputc(toupper((unsigned char)*q), out);
-            else
-                fputs(s, out);
+            size_t n = strlen(s);
+            for (size_t i = 0; i < n; i++)
+                line[o++] = r < 0 ? (char)toupper((unsigned char)s[i]) : s[i];
             if (c + 1 < t->ncols)
-                fprintf(out, "%*s", (int)(w[c] - strlen(s) + 2), "");
+                for (size_t i = n; i < w[c] + 2; i++)
+                    line[o++] = ' ';
         }
-        fputc('\n', out);
+        while (o > 0 && line[o - 1] == ' ')
+            o--;
+        line[o++] = '\n';
+        fwrite(line, 1, o, out);
     }
+    free(line);
 }
 
 void op_table_free(struct op_table *t)
@@ -396,4 +385,47 @@ void op_table_free(struct op_table *t)
         free(t->cells[i]);
     free(t->cells);
     memset(t, 0, sizeof(*t));
+}
+
+static void json_indent(FILE *out, int depth)
+{
+    for (int i = 0; i < depth; i++)
+        fputs("  ", out);
+}
+
+static void json_value(FILE *out, const cJSON *v, int depth)
+{
+    if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+        bool obj = cJSON_IsObject(v);
+        if (!v->child) {
+            fputs(obj ? "{}" : "[]", out);
+            return;
+        }
+        fputc(obj ? '{' : '[', out);
+        fputc('\n', out);
+        for (const cJSON *c = v->child; c; c = c->next) {
+            json_indent(out, depth + 1);
+            if (obj) {
+                cJSON *k = cJSON_CreateString(c->string ? c->string : "");
+                char *ks = cJSON_PrintUnformatted(k);
+                fprintf(out, "%s: ", ks ? ks : "\"\"");
+                cJSON_free(ks);
+                cJSON_Delete(k);
+            }
+            json_value(out, c, depth + 1);
+            fputs(c->next ? ",\n" : "\n", out);
+        }
+        json_indent(out, depth);
+        fputc(obj ? '}' : ']', out);
+        return;
+    }
+    char *s = cJSON_PrintUnformatted(v);
+    fputs(s ? s : "null", out);
+    cJSON_free(s);
+}
+
+void op_json_print(FILE *out, const cJSON *v)
+{
+    json_value(out, v, 0);
+    fputc('\n', out);
 }

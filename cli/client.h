@@ -13,27 +13,29 @@
 
 /* getopt_long ids of the global options; every command adds OP_CLIENT_GLOBAL_OPTS to its table. */
 enum { OP_OPT_GLOBAL_CONFIG = 900, OP_OPT_URL, OP_OPT_TOKEN };
-#define OP_CLIENT_GLOBAL_OPTS                                        \
-    {"global-config", required_argument, NULL, OP_OPT_GLOBAL_CONFIG}, \
-    {"url", required_argument, NULL, OP_OPT_URL},                     \
-    {"token", required_argument, NULL, OP_OPT_TOKEN}
+#define OP_CLIENT_GLOBAL_OPTS                                                                                \
+    {"global-config", required_argument, NULL, OP_OPT_GLOBAL_CONFIG},                                        \
+        {"url", required_argument, NULL, OP_OPT_URL},                                                        \
+    {                                                                                                        \
+        "token", required_argument, NULL, OP_OPT_TOKEN                                                       \
+    }
 
-#define OP_CLIENT_GLOBAL_HELP                                                          \
-    "\nGLOBAL OPTIONS:\n"                                                              \
-    "      --global-config string, $CODER_CONFIG_DIR\n"                                \
-    "          Path to the global `outpost` config directory (default:\n"              \
-    "          $XDG_CONFIG_HOME/outpost or ~/.config/outpost).\n"                       \
-    "\n"                                                                               \
-    "      --token string, $CODER_SESSION_TOKEN\n"                                     \
-    "          Specify an authentication token (overrides the stored session).\n"      \
-    "\n"                                                                               \
-    "      --url url, $CODER_URL\n"                                                    \
+#define OP_CLIENT_GLOBAL_HELP                                                                                \
+    "\nGLOBAL OPTIONS:\n"                                                                                    \
+    "      --global-config string, $CODER_CONFIG_DIR\n"                                                      \
+    "          Path to the global `outpost` config directory (default:\n"                                    \
+    "          $XDG_CONFIG_HOME/outpost or ~/.config/outpost).\n"                                            \
+    "\n"                                                                                                     \
+    "      --token string, $CODER_SESSION_TOKEN\n"                                                           \
+    "          Specify an authentication token (overrides the stored session).\n"                            \
+    "\n"                                                                                                     \
+    "      --url url, $CODER_URL\n"                                                                          \
     "          URL of the primary (overrides the stored URL).\n"
 
 struct op_client {
     char config_dir[4096];
-    char url[1024];   /* without trailing '/' */
-    char token[256];  /* session token, "" if none */
+    char url[1024];  /* without trailing '/' */
+    char token[256]; /* session token, "" if none */
     const char *flag_config, *flag_url, *flag_token;
 };
 
@@ -59,7 +61,8 @@ struct op_client_resp {
     cJSON *json; /* parsed body or NULL */
 };
 
-/* Performs METHOD url+path with an optional JSON body (session token attached when set). On a transport
+/* Performs METHOD url+path with an optional JSON body (session token attached when set); a private CA can be
+ * given with CURL_CA_BUNDLE or SSL_CERT_FILE. On a transport
  * failure prints "cannot reach the primary at <url>: <reason>" and returns EX_UNAVAILABLE; otherwise 0
  * (any HTTP status). */
 int op_client_call(const struct op_client *c, const char *method, const char *path, const cJSON *body,
@@ -76,6 +79,8 @@ int op_prompt(const char *question, const char *dflt, bool secret, char *out, si
 bool op_stdin_is_tty(void);
 
 /* ---- output ---- */
+/* Prints v as JSON indented by two spaces per level (like Go's json.MarshalIndent), plus a newline. */
+void op_json_print(FILE *out, const cJSON *v);
 enum op_out_format { OP_OUT_TEXT, OP_OUT_JSON, OP_OUT_TABLE };
 /* Parses "text|json|table"; returns 0 or -EINVAL. */
 int op_out_parse(const char *s, enum op_out_format *out);

@@ -41,30 +41,28 @@ static const char login_help[] =
     "          Store the --token given as the session without verifying it\n"
     "          against /api/v2/users/me first.\n" OP_CLIENT_GLOBAL_HELP;
 
-static const char logout_help[] =
-    "USAGE:\n"
-    "  outpost logout [flags]\n"
-    "\n"
-    "  Unauthenticate your local session: the token is revoked on the primary\n"
-    "  and removed from the config directory.\n"
-    "\n"
-    "OPTIONS:\n"
-    "  -y, --yes bool\n"
-    "          Bypass prompts.\n" OP_CLIENT_GLOBAL_HELP;
+static const char logout_help[] = "USAGE:\n"
+                                  "  outpost logout [flags]\n"
+                                  "\n"
+                                  "  Unauthenticate your local session: the token is revoked on the primary\n"
+                                  "  and removed from the config directory.\n"
+                                  "\n"
+                                  "OPTIONS:\n"
+                                  "  -y, --yes bool\n"
+                                  "          Bypass prompts.\n" OP_CLIENT_GLOBAL_HELP;
 
 enum { L_FU = 1, L_FE, L_FP, L_USER, L_PASS, L_USE_TOKEN };
 
 /* value of flag, else env, else prompt (TTY), else error. Returns 0 or EX_USAGE. */
-static int need(const char *flag, const char *env, const char *question, bool secret, char *out, size_t outlen,
-                const char *flagname)
+static int need(const char *flag, const char *env, const char *question, bool secret, char *out,
+                size_t outlen, const char *flagname)
 {
     const char *v = flag ? flag : getenv(env);
     if (v && *v) {
         snprintf(out, outlen, "%s", v);
         return 0;
     }
-    if (op_prompt(question, NULL, secret, out, outlen) == 0 && *out)
-        return 0;
+    if (op_prompt(question, NULL, secret, out, outlen) == 0 && *out) return 0;
     fprintf(stderr, "outpost login: %s is required (stdin is not a terminal, so it cannot be prompted for)\n",
             flagname);
     return EX_USAGE;
@@ -78,8 +76,7 @@ static int login_password(struct op_client *c, const char *who, const char *pass
     struct op_client_resp r;
     int rc = op_client_call(c, "POST", "/api/v2/users/login", b, &r);
     cJSON_Delete(b);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(r.json, "session_token");
     if (r.status != 201 || !cJSON_IsString(t)) {
         rc = op_client_fail("login", "login failed", &r);
@@ -96,16 +93,14 @@ static int whoami(struct op_client *c, bool quiet)
 {
     struct op_client_resp r;
     int rc = op_client_call(c, "GET", "/api/v2/users/me", NULL, &r);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(r.json, "username");
     if (r.status != 200 || !cJSON_IsString(u)) {
         rc = op_client_fail("login", "the session token was rejected", &r);
         op_client_resp_free(&r);
         return rc;
     }
-    if (!quiet)
-        printf("Welcome to Outpost, %s! You're authenticated.\n", u->valuestring);
+    if (!quiet) printf("Welcome to Outpost, %s! You're authenticated.\n", u->valuestring);
     op_client_resp_free(&r);
     return 0;
 }
@@ -128,29 +123,43 @@ int op_cmd_login(int argc, char **argv)
     bool skip_verify = false;
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost login"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg))
-            continue;
+        if (op_client_global_opt(&c, opt, optarg)) continue;
         switch (opt) {
-        case L_FU: fu = optarg; break;
-        case L_FE: fe = optarg; break;
-        case L_FP: fp = optarg; break;
-        case L_USER: user = optarg; break;
-        case L_PASS: pass = optarg; break;
-        case L_USE_TOKEN: skip_verify = true; break;
-        case 'h': fputs(login_help, stdout); return 0;
-        default: fprintf(stderr, "Run 'outpost login --help' for usage.\n"); return EX_USAGE;
+        case L_FU:
+            fu = optarg;
+            break;
+        case L_FE:
+            fe = optarg;
+            break;
+        case L_FP:
+            fp = optarg;
+            break;
+        case L_USER:
+            user = optarg;
+            break;
+        case L_PASS:
+            pass = optarg;
+            break;
+        case L_USE_TOKEN:
+            skip_verify = true;
+            break;
+        case 'h':
+            fputs(login_help, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Run 'outpost login --help' for usage.\n");
+            return EX_USAGE;
         }
     }
     if (argc - optind > 1) {
         fprintf(stderr, "outpost login: too many arguments\nRun 'outpost login --help' for usage.\n");
         return EX_USAGE;
     }
-    if (optind < argc)
-        c.flag_url = argv[optind];
+    if (optind < argc) c.flag_url = argv[optind];
     int rc = op_client_load(&c, false, false);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (!c.url[0]) {
         fprintf(stderr, "outpost login: no URL given: run 'outpost login <url>'\n");
         return EX_USAGE;
@@ -160,11 +169,12 @@ int op_cmd_login(int argc, char **argv)
     c.token[0] = '\0';
 
     struct op_client_resp r;
-    if ((rc = op_client_call(&c, "GET", "/api/v2/buildinfo", NULL, &r)) != 0)
-        return rc;
+    if ((rc = op_client_call(&c, "GET", "/api/v2/buildinfo", NULL, &r)) != 0) return rc;
     if (r.status != 200 || !cJSON_IsObject(r.json)) {
-        fprintf(stderr, "outpost login: %s does not look like an Outpost/Coder primary (GET /api/v2/buildinfo "
-                        "answered %ld)\n", c.url, r.status);
+        fprintf(stderr,
+                "outpost login: %s does not look like an Outpost/Coder primary (GET /api/v2/buildinfo "
+                "answered %ld)\n",
+                c.url, r.status);
         op_client_resp_free(&r);
         return EX_PROTOCOL;
     }
@@ -172,12 +182,10 @@ int op_cmd_login(int argc, char **argv)
 
     if (given_token && *given_token) {
         snprintf(c.token, sizeof(c.token), "%s", given_token);
-        if (!skip_verify && (rc = whoami(&c, false)) != 0)
-            return rc;
+        if (!skip_verify && (rc = whoami(&c, false)) != 0) return rc;
         return op_client_save(&c);
     }
-    if ((rc = op_client_call(&c, "GET", "/api/v2/users/first", NULL, &r)) != 0)
-        return rc;
+    if ((rc = op_client_call(&c, "GET", "/api/v2/users/first", NULL, &r)) != 0) return rc;
     long first_status = r.status;
     op_client_resp_free(&r);
     char u[128], e[256], pw[256];
@@ -197,8 +205,7 @@ int op_cmd_login(int argc, char **argv)
         cJSON_AddStringToObject(b, "password", pw);
         rc = op_client_call(&c, "POST", "/api/v2/users/first", b, &r);
         cJSON_Delete(b);
-        if (rc)
-            return rc;
+        if (rc) return rc;
         if (r.status != 201) {
             rc = op_client_fail("login", "creating the first user failed", &r);
             op_client_resp_free(&r);
@@ -216,10 +223,8 @@ int op_cmd_login(int argc, char **argv)
         return EX_PROTOCOL;
     }
     memset(pw, 0, sizeof(pw));
-    if (rc)
-        return rc;
-    if ((rc = whoami(&c, false)) != 0)
-        return rc;
+    if (rc) return rc;
+    if ((rc = whoami(&c, false)) != 0) return rc;
     return op_client_save(&c);
 }
 
@@ -234,18 +239,22 @@ int op_cmd_logout(int argc, char **argv)
     struct op_client c = {0};
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost logout";
     while ((opt = getopt_long(argc, argv, "yh", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg))
-            continue;
+        if (op_client_global_opt(&c, opt, optarg)) continue;
         switch (opt) {
-        case 'y': break;
-        case 'h': fputs(logout_help, stdout); return 0;
-        default: fprintf(stderr, "Run 'outpost logout --help' for usage.\n"); return EX_USAGE;
+        case 'y':
+            break;
+        case 'h':
+            fputs(logout_help, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Run 'outpost logout --help' for usage.\n");
+            return EX_USAGE;
         }
     }
     int rc = op_client_load(&c, true, true);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     struct op_client_resp r;
     rc = op_client_call(&c, "POST", "/api/v2/users/logout", NULL, &r);
     if (rc == 0) {
@@ -254,7 +263,6 @@ int op_cmd_logout(int argc, char **argv)
         op_client_resp_free(&r);
     }
     op_client_forget_session(&c);
-    if (rc == 0)
-        printf("You are no longer logged in. You can log in using 'outpost login <url>'.\n");
+    if (rc == 0) printf("You are no longer logged in. You can log in using 'outpost login <url>'.\n");
     return rc;
 }

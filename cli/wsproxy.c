@@ -263,11 +263,7 @@ static void print_table(const cJSON *const *proxies, int n, const char *token, c
 
 static void print_json(const cJSON *v)
 {
-    char *s = cJSON_Print(v);
-    if (s) {
-        puts(s);
-        cJSON_free(s);
-    }
+    op_json_print(stdout, v);
 }
 
 static bool use_color(void)
@@ -411,6 +407,7 @@ static int cmd_create(int argc, char **argv)
     bool no_prompt = false, only_token = false;
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost wsproxy create"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg))
             continue;
@@ -490,6 +487,7 @@ static int cmd_ls(int argc, char **argv)
     struct out_opts o = {OP_OUT_TABLE, NULL};
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost wsproxy ls"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg))
             continue;
@@ -579,6 +577,7 @@ static int cmd_edit(int argc, char **argv)
     const char *name = NULL, *dn = NULL, *icon = NULL;
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost wsproxy edit"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg))
             continue;
@@ -666,6 +665,7 @@ static int cmd_delete(int argc, char **argv)
     bool yes = false;
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost wsproxy delete"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "yh", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg))
             continue;
@@ -734,6 +734,7 @@ static int cmd_regen(int argc, char **argv)
     bool only_token = false;
     int opt;
     optind = 0;
+    argv[0] = (char *)"outpost wsproxy regenerate-token"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg))
             continue;

@@ -32,8 +32,7 @@ static cJSON *error_obj(const char *message, const char *detail)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "message", message);
-    if (detail && *detail)
-        cJSON_AddStringToObject(o, "detail", detail);
+    if (detail && *detail) cJSON_AddStringToObject(o, "detail", detail);
     return o;
 }
 
@@ -68,7 +67,8 @@ cJSON *op_api_body_object(const struct op_app_request *req, struct op_app_respon
     for (const char *q = end; q && q < req->body.p + req->body.len; q++) {
         if (!isspace((unsigned char)*q)) {
             cJSON_Delete(o);
-            op_api_error(resp, 400, "Request body must be valid JSON.", "trailing data after the JSON object");
+            op_api_error(resp, 400, "Request body must be valid JSON.",
+                         "trailing data after the JSON object");
             return NULL;
         }
     }
@@ -78,8 +78,7 @@ cJSON *op_api_body_object(const struct op_app_request *req, struct op_app_respon
 const char *op_json_str(const cJSON *obj, const char *name, bool *bad)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
-    if (!it || cJSON_IsNull(it))
-        return NULL;
+    if (!it || cJSON_IsNull(it)) return NULL;
     if (!cJSON_IsString(it) || !it->valuestring) {
         *bad = true;
         return NULL;
@@ -89,11 +88,9 @@ const char *op_json_str(const cJSON *obj, const char *name, bool *bad)
 
 static int hexv(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
+    if (c >= '0' && c <= '9') return c - '0';
     c = (char)tolower((unsigned char)c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
 }
 
@@ -104,21 +101,17 @@ static int pct_decode(const char *src, size_t len, char *out, size_t outlen, boo
     for (size_t i = 0; i < len; i++) {
         char c = src[i];
         if (c == '%') {
-            if (i + 2 >= len || hexv(src[i + 1]) < 0 || hexv(src[i + 2]) < 0)
-                return -EINVAL;
+            if (i + 2 >= len || hexv(src[i + 1]) < 0 || hexv(src[i + 2]) < 0) return -EINVAL;
             c = (char)(hexv(src[i + 1]) << 4 | hexv(src[i + 2]));
             i += 2;
         } else if (c == '+' && plus_space) {
             c = ' ';
         }
-        if (c == '\0')
-            return -EINVAL;
-        if (o + 1 >= outlen)
-            return -ENOSPC;
+        if (c == '\0') return -EINVAL;
+        if (o + 1 >= outlen) return -ENOSPC;
         out[o++] = c;
     }
-    if (outlen == 0)
-        return -ENOSPC;
+    if (outlen == 0) return -ENOSPC;
     out[o] = '\0';
     return 0;
 }
@@ -145,13 +138,11 @@ int op_api_query(const struct op_app_request *req, const char *name, char *out, 
 bool op_name_valid(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 32)
-        return false;
+    if (n == 0 || n > 32) return false;
     bool prev_hyphen = true; /* no leading hyphen */
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '-') {
-            if (prev_hyphen)
-                return false;
+            if (prev_hyphen) return false;
             prev_hyphen = true;
         } else if (isalnum((unsigned char)s[i]) && (unsigned char)s[i] < 128) {
             prev_hyphen = false;
@@ -187,8 +178,7 @@ static void method_not_allowed(struct op_app_response *resp)
 
 static bool require_owner(const struct op_user *u, struct op_app_response *resp)
 {
-    if (u->owner)
-        return true;
+    if (u->owner) return true;
     op_api_error(resp, 403, "You are not authorized to use this endpoint.", NULL);
     return false;
 }
@@ -205,8 +195,7 @@ static void route_proxy_me(struct op_primary *p, const char *action, const struc
         return;
     }
     struct op_proxy_auth px;
-    if (!op_auth_proxy(p, req, resp, &px))
-        return;
+    if (!op_auth_proxy(p, req, resp, &px)) return;
     if (strcmp(action, "register") == 0 && post)
         op_api_proxy_register(p, &px, req, resp);
     else if (strcmp(action, "deregister") == 0 && post)
@@ -222,7 +211,8 @@ static void route_proxy_me(struct op_primary *p, const char *action, const struc
 static void route(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp)
 {
     char path[512];
-    if (req->path.len >= sizeof(path) || pct_decode(req->path.p, req->path.len, path, sizeof(path), false) != 0) {
+    if (req->path.len >= sizeof(path) ||
+        pct_decode(req->path.p, req->path.len, path, sizeof(path), false) != 0) {
         op_api_error(resp, 404, "Route not found.", NULL);
         return;
     }
@@ -282,8 +272,7 @@ static void route(struct op_primary *p, const struct op_app_request *req, struct
         return;
     }
     struct op_user u;
-    if (!op_auth_session(p, req, resp, &u))
-        return;
+    if (!op_auth_session(p, req, resp, &u)) return;
     switch (r) {
     case R_ME:
         get ? op_api_users_me(p, &u, resp) : method_not_allowed(resp);
@@ -327,8 +316,7 @@ void op_primary_handle(void *ctx, const struct op_app_request *req, struct op_ap
     resp->status = 0;
     resp->content_type = "application/json";
     route(p, req, resp);
-    if (resp->status == 0)
-        op_api_error(resp, 500, "Internal error.", "the handler produced no response");
+    if (resp->status == 0) op_api_error(resp, 500, "Internal error.", "the handler produced no response");
     op_app_add_header(resp, "X-Coder-Build-Version", OP_PRIMARY_VERSION);
     /* A transaction must never stay open across requests. */
     op_store_rollback(p);

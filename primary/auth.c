@@ -12,18 +12,16 @@
 #include "primary/primary_int.h"
 
 #define SIGNED_OUT_MSG "You are signed out or your session has expired. Please sign in again to continue."
-#define KEY_ID_LEN 10
+#define KEY_ID_LEN     10
 #define KEY_SECRET_LEN 22
 
 int op_password_hash(const char *password, uint32_t iterations, char *out, size_t outlen)
 {
     uint8_t salt[16], dk[32];
     int rc = op_random_bytes(salt, sizeof(salt));
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = op_pbkdf2_sha256(password, strlen(password), salt, sizeof(salt), iterations, dk, sizeof(dk));
-    if (rc)
-        return rc;
+    if (rc) return rc;
     char salthex[33], dkhex[65];
     op_hex_encode(salt, sizeof(salt), salthex);
     op_hex_encode(dk, sizeof(dk), dkhex);
@@ -35,16 +33,13 @@ int op_password_hash(const char *password, uint32_t iterations, char *out, size_
 bool op_password_verify(const char *password, const char *encoded)
 {
     static const char pfx[] = "pbkdf2-sha256$";
-    if (strncmp(encoded, pfx, sizeof(pfx) - 1) != 0)
-        return false;
+    if (strncmp(encoded, pfx, sizeof(pfx) - 1) != 0) return false;
     const char *q = encoded + sizeof(pfx) - 1;
     char *end;
     unsigned long iter = strtoul(q, &end, 10);
-    if (*end != '$' || iter == 0 || iter > 10000000)
-        return false;
+    if (*end != '$' || iter == 0 || iter > 10000000) return false;
     const char *salthex = end + 1, *d = strchr(salthex, '$');
-    if (!d)
-        return false;
+    if (!d) return false;
     uint8_t salt[64], want[32], got[32];
     size_t slen = (size_t)(d - salthex) / 2;
     if (slen == 0 || slen > sizeof(salt) || op_hex_decode(salthex, (size_t)(d - salthex), salt, slen) ||
@@ -92,11 +87,11 @@ static cJSON *validation_failed(const char *field, const char *detail)
     return o;
 }
 
-void op_api_users_first_post(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp)
+void op_api_users_first_post(struct op_primary *p, const struct op_app_request *req,
+                             struct op_app_response *resp)
 {
     cJSON *body = op_api_body_object(req, resp);
-    if (!body)
-        return;
+    if (!body) return;
     bool bad = false;
     const char *email = op_json_str(body, "email", &bad);
     const char *username = op_json_str(body, "username", &bad);
@@ -108,11 +103,13 @@ void op_api_users_first_post(struct op_primary *p, const struct op_app_request *
         goto out;
     }
     if (!username || !*username) {
-        op_api_json(resp, 400, validation_failed("username", "Validation failed for tag \"required\" with value: \"\""));
+        op_api_json(resp, 400,
+                    validation_failed("username", "Validation failed for tag \"required\" with value: \"\""));
         goto out;
     }
     if (!op_name_valid(username)) {
-        snprintf(detail, sizeof(detail), "Validation failed for tag \"username\" with value: \"%.64s\"", username);
+        snprintf(detail, sizeof(detail), "Validation failed for tag \"username\" with value: \"%.64s\"",
+                 username);
         op_api_json(resp, 400, validation_failed("username", detail));
         goto out;
     }
@@ -147,9 +144,9 @@ void op_api_users_first_post(struct op_primary *p, const struct op_app_request *
         op_api_error(resp, 409, "The initial user has already been created.", NULL);
         goto out;
     }
-    sqlite3_stmt *st = op_store_prepare(
-        p, "INSERT INTO users (id, username, email, name, hashed_password, roles, created_at, updated_at, last_seen_at)"
-           " VALUES (?, ?, ?, ?, ?, 'owner', ?, ?, ?)");
+    sqlite3_stmt *st = op_store_prepare(p, "INSERT INTO users (id, username, email, name, hashed_password, "
+                                           "roles, created_at, updated_at, last_seen_at)"
+                                           " VALUES (?, ?, ?, ?, ?, 'owner', ?, ?, ?)");
     int64_t now = op_wall_ms();
     int rc = -EIO;
     if (st) {
@@ -183,21 +180,22 @@ out:
 void op_api_users_login(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp)
 {
     cJSON *body = op_api_body_object(req, resp);
-    if (!body)
-        return;
+    if (!body) return;
     bool bad = false;
     const char *email = op_json_str(body, "email", &bad);
     const char *username = op_json_str(body, "username", &bad);
     const char *password = op_json_str(body, "password", &bad);
     const char *who = email && *email ? email : username;
     if (bad || !who || !*who || !password || !*password) {
-        op_api_json(resp, 400, validation_failed(!password || !*password ? "password" : "email",
-                                                 "Validation failed for tag \"required\" with value: \"\""));
+        op_api_json(resp, 400,
+                    validation_failed(!password || !*password ? "password" : "email",
+                                      "Validation failed for tag \"required\" with value: \"\""));
         cJSON_Delete(body);
         return;
     }
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT id, hashed_password, status FROM users WHERE lower(email) = "
-                                           "lower(?1) OR lower(username) = lower(?1) LIMIT 1");
+    sqlite3_stmt *st =
+        op_store_prepare(p, "SELECT id, hashed_password, status FROM users WHERE lower(email) = "
+                            "lower(?1) OR lower(username) = lower(?1) LIMIT 1");
     char uid[OP_UUID_STR_LEN + 1] = "", hashed[200] = "", status[16] = "";
     if (st) {
         sqlite3_bind_text(st, 1, who, -1, SQLITE_STATIC);
@@ -214,7 +212,8 @@ void op_api_users_login(struct op_primary *p, const struct op_app_request *req, 
     } else {
         /* Spend the same KDF time for unknown users so timing does not reveal which accounts exist. */
         uint8_t dk[32];
-        op_pbkdf2_sha256(password, strlen(password), "outpost-dummy-salt", 18, p->kdf_iterations, dk, sizeof(dk));
+        op_pbkdf2_sha256(password, strlen(password), "outpost-dummy-salt", 18, p->kdf_iterations, dk,
+                         sizeof(dk));
         ok = false;
     }
     cJSON_Delete(body);
@@ -223,7 +222,8 @@ void op_api_users_login(struct op_primary *p, const struct op_app_request *req, 
         return;
     }
     if (strcmp(status, "active") != 0) {
-        op_api_error(resp, 401, "Your account is suspended. Contact an admin to reactivate your account.", NULL);
+        op_api_error(resp, 401, "Your account is suspended. Contact an admin to reactivate your account.",
+                     NULL);
         return;
     }
     char keyid[KEY_ID_LEN + 1], secret[KEY_SECRET_LEN + 1];
@@ -236,8 +236,9 @@ void op_api_users_login(struct op_primary *p, const struct op_app_request *req, 
     int64_t now = op_wall_ms();
     int rc = op_store_begin(p);
     if (!rc) {
-        st = op_store_prepare(p, "INSERT INTO api_keys (id, hashed_secret, user_id, login_type, lifetime_seconds,"
-                                 " created_at, last_used, expires_at) VALUES (?, ?, ?, 'password', ?, ?, ?, ?)");
+        st = op_store_prepare(
+            p, "INSERT INTO api_keys (id, hashed_secret, user_id, login_type, lifetime_seconds,"
+               " created_at, last_used, expires_at) VALUES (?, ?, ?, 'password', ?, ?, ?, ?)");
         rc = -EIO;
         if (st) {
             sqlite3_bind_text(st, 1, keyid, -1, SQLITE_STATIC);
@@ -266,8 +267,8 @@ void op_api_users_login(struct op_primary *p, const struct op_app_request *req, 
     }
     char token[KEY_ID_LEN + KEY_SECRET_LEN + 2], cookie[160];
     snprintf(token, sizeof(token), "%s-%s", keyid, secret);
-    snprintf(cookie, sizeof(cookie), "coder_session_token=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax", token,
-             OP_SESSION_LIFETIME_S);
+    snprintf(cookie, sizeof(cookie), "coder_session_token=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s",
+             token, OP_SESSION_LIFETIME_S, req->tls ? "; Secure" : "");
     op_app_add_header(resp, "Set-Cookie", cookie);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "session_token", token);
@@ -288,8 +289,7 @@ static size_t session_token(const struct op_app_request *req, char *out, size_t 
     }
     for (int i = 0; i < req->nheaders; i++) {
         const struct op_app_header *c = &req->headers[i];
-        if (c->name.len != 6 || strncasecmp(c->name.p, "Cookie", 6) != 0)
-            continue;
+        if (c->name.len != 6 || strncasecmp(c->name.p, "Cookie", 6) != 0) continue;
         const char *q = c->value.p, *end = c->value.p + c->value.len;
         while (q < end) {
             while (q < end && (*q == ' ' || *q == ';'))
@@ -307,8 +307,7 @@ static size_t session_token(const struct op_app_request *req, char *out, size_t 
             q = pe;
         }
     }
-    if (op_api_query(req, "coder_session_token", out, outlen) == 0)
-        return strlen(out);
+    if (op_api_query(req, "coder_session_token", out, outlen) == 0) return strlen(out);
     return 0;
 }
 
@@ -348,7 +347,8 @@ bool op_auth_session(struct op_primary *p, const struct op_app_request *req, str
         return false;
     }
     const void *stored = sqlite3_column_blob(st, 0);
-    bool match = stored && sqlite3_column_bytes(st, 0) == OP_SHA256_LEN && op_ct_equal(stored, hash, OP_SHA256_LEN);
+    bool match =
+        stored && sqlite3_column_bytes(st, 0) == OP_SHA256_LEN && op_ct_equal(stored, hash, OP_SHA256_LEN);
     int64_t expires = sqlite3_column_int64(st, 1), last_used = sqlite3_column_int64(st, 2);
     snprintf(user->id, sizeof(user->id), "%s", op_col_text(st, 3));
     snprintf(user->username, sizeof(user->username), "%s", op_col_text(st, 4));
@@ -369,18 +369,25 @@ bool op_auth_session(struct op_primary *p, const struct op_app_request *req, str
         return false;
     }
     if (!active) {
-        op_api_error(resp, 401, "Your account is suspended. Contact an admin to reactivate your account.", NULL);
+        op_api_error(resp, 401, "Your account is suspended. Contact an admin to reactivate your account.",
+                     NULL);
         return false;
     }
     /* Sliding expiry: refresh at most once a minute so reads stay cheap. */
     if (now - last_used > 60000) {
-        st = op_store_prepare(p, "UPDATE api_keys SET last_used = ?1, expires_at = ?1 + lifetime_seconds * 1000"
-                                 " WHERE id = ?2");
-        if (st) {
-            sqlite3_bind_int64(st, 1, now);
-            sqlite3_bind_text(st, 2, keyid, -1, SQLITE_STATIC);
-            sqlite3_step(st);
-            sqlite3_finalize(st);
+        if (op_store_begin(p) == 0) {
+            st = op_store_prepare(
+                p, "UPDATE api_keys SET last_used = ?1, expires_at = ?1 + lifetime_seconds * 1000"
+                   " WHERE id = ?2");
+            bool ok = false;
+            if (st) {
+                sqlite3_bind_int64(st, 1, now);
+                sqlite3_bind_text(st, 2, keyid, -1, SQLITE_STATIC);
+                ok = sqlite3_step(st) == SQLITE_DONE;
+                sqlite3_finalize(st);
+            }
+            if (!ok || op_store_commit(p))
+                op_store_rollback(p); /* best effort: the request itself is still authorised */
         }
     }
     return true;
@@ -428,7 +435,8 @@ void op_api_users_logout(struct op_primary *p, const struct op_app_request *req,
     if (session_token(req, token, sizeof(token)) > KEY_ID_LEN) {
         token[KEY_ID_LEN] = '\0';
         sqlite3_stmt *st = NULL;
-        if (op_store_begin(p) == 0 && (st = op_store_prepare(p, "DELETE FROM api_keys WHERE id = ?")) != NULL) {
+        if (op_store_begin(p) == 0 &&
+            (st = op_store_prepare(p, "DELETE FROM api_keys WHERE id = ?")) != NULL) {
             sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
             int rc = sqlite3_step(st);
             sqlite3_finalize(st);

@@ -78,8 +78,7 @@ void op_sha256_update(struct op_sha256 *c, const void *data, size_t len)
         c->buflen += take;
         p += take;
         len -= take;
-        if (c->buflen < OP_SHA256_BLOCK)
-            return;
+        if (c->buflen < OP_SHA256_BLOCK) return;
         compress(c->h, c->buf);
         c->buflen = 0;
     }
@@ -170,8 +169,7 @@ void op_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len
 int op_pbkdf2_sha256(const void *pass, size_t passlen, const void *salt, size_t saltlen, uint32_t iterations,
                      uint8_t *out, size_t outlen)
 {
-    if (iterations == 0 || outlen == 0 || saltlen > 1024)
-        return -EINVAL;
+    if (iterations == 0 || outlen == 0 || saltlen > 1024) return -EINVAL;
     struct hmac_ctx h;
     hmac_setup(&h, pass, passlen);
     uint8_t msg[1024 + 4];
@@ -206,8 +204,7 @@ int op_random_bytes(void *buf, size_t len)
     while (len > 0) {
         ssize_t n = getrandom(p, len, 0);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -errno;
         }
         p += n;
@@ -223,8 +220,7 @@ int op_random_alnum(char *out, size_t n)
     while (i < n) {
         uint8_t b[64];
         int rc = op_random_bytes(b, sizeof(b));
-        if (rc)
-            return rc;
+        if (rc) return rc;
         for (size_t j = 0; j < sizeof(b) && i < n; j++)
             if (b[j] < 248) /* 248 = 4 * 62: reject the tail so every character is equally likely */
                 out[i++] = cs[b[j] % 62];
@@ -237,8 +233,7 @@ int op_uuid_v4(char out[OP_UUID_STR_LEN + 1])
 {
     uint8_t b[16];
     int rc = op_random_bytes(b, sizeof(b));
-    if (rc)
-        return rc;
+    if (rc) return rc;
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
     char hex[33];
@@ -258,23 +253,18 @@ int op_uuid_v4(char out[OP_UUID_STR_LEN + 1])
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
 bool op_uuid_valid(const char *s, size_t len)
 {
-    if (!s || len != OP_UUID_STR_LEN)
-        return false;
+    if (!s || len != OP_UUID_STR_LEN) return false;
     for (size_t i = 0; i < len; i++) {
         if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return false;
+            if (s[i] != '-') return false;
         } else if (hexval(s[i]) < 0) {
             return false;
         }
@@ -299,12 +289,10 @@ void op_hex_encode(const uint8_t *in, size_t len, char *out)
 
 int op_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t outlen)
 {
-    if (inlen != 2 * outlen)
-        return -EINVAL;
+    if (inlen != 2 * outlen) return -EINVAL;
     for (size_t i = 0; i < outlen; i++) {
         int hi = hexval(in[2 * i]), lo = hexval(in[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
+        if (hi < 0 || lo < 0) return -EINVAL;
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return 0;

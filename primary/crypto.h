@@ -9,7 +9,7 @@
 
 #include "core/common.h"
 
-#define OP_SHA256_LEN 32
+#define OP_SHA256_LEN   32
 #define OP_SHA256_BLOCK 64
 #define OP_UUID_STR_LEN 36 /* without the NUL */
 

@@ -19,8 +19,8 @@
 #include "primary/primary_int.h"
 
 #define OP_HEALTH_PARALLEL 5
-#define PROBE_TIMEOUT_MS 5000L
-#define PROBE_MAX_BODY (1u << 20)
+#define PROBE_TIMEOUT_MS   5000L
+#define PROBE_MAX_BODY     (1u << 20)
 
 struct entry {
     char id[OP_UUID_STR_LEN + 1];
@@ -77,8 +77,7 @@ const char *op_health_status_name(enum op_health_status s)
 int op_health_init(struct op_primary *p)
 {
     struct op_health *h = calloc(1, sizeof(*h));
-    if (!h)
-        return -ENOMEM;
+    if (!h) return -ENOMEM;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h->multi = curl_multi_init())) {
         free(h);
         return -ENOMEM;
@@ -100,8 +99,7 @@ static void probe_free(struct op_health *h, struct probe *pr)
 void op_health_free(struct op_primary *p)
 {
     struct op_health *h = p->health;
-    if (!h)
-        return;
+    if (!h) return;
     for (int i = 0; i < h->nactive; i++)
         probe_free(h, h->active[i]);
     for (size_t i = 0; i < h->n; i++) {
@@ -118,21 +116,18 @@ void op_health_free(struct op_primary *p)
 static struct entry *find(const struct op_health *h, const char *id)
 {
     for (size_t i = 0; i < h->n; i++)
-        if (strcmp(h->entries[i].id, id) == 0)
-            return &h->entries[i];
+        if (strcmp(h->entries[i].id, id) == 0) return &h->entries[i];
     return NULL;
 }
 
 static struct entry *get_or_add(struct op_health *h, const char *id)
 {
     struct entry *e = find(h, id);
-    if (e)
-        return e;
+    if (e) return e;
     if (h->n == h->cap) {
         size_t nc = h->cap ? h->cap * 2 : 16;
         struct entry *ne = realloc(h->entries, nc * sizeof(*ne));
-        if (!ne)
-            return NULL;
+        if (!ne) return NULL;
         h->entries = ne;
         h->cap = nc;
     }
@@ -143,7 +138,8 @@ static struct entry *get_or_add(struct op_health *h, const char *id)
 }
 
 /* Records a result; errors/warnings are consumed (NULL = empty). */
-static void set_result(struct op_health *h, const char *id, enum op_health_status st, cJSON *errors, cJSON *warnings)
+static void set_result(struct op_health *h, const char *id, enum op_health_status st, cJSON *errors,
+                       cJSON *warnings)
 {
     struct entry *e = get_or_add(h, id);
     if (!e) {
@@ -151,8 +147,7 @@ static void set_result(struct op_health *h, const char *id, enum op_health_statu
         cJSON_Delete(warnings);
         return;
     }
-    if (e->status != st)
-        op_info("health", "proxy %s is now %s", id, op_health_status_name(st));
+    if (e->status != st) op_info("health", "proxy %s is now %s", id, op_health_status_name(st));
     cJSON_Delete(e->errors);
     cJSON_Delete(e->warnings);
     e->status = st;
@@ -182,8 +177,10 @@ enum op_health_status op_health_status_json(struct op_primary *p, const char *id
     cJSON_AddStringToObject(s, "status", op_health_status_name(st));
     cJSON *rep = cJSON_AddObjectToObject(s, "report");
     bool use = e && e->status == st && st != OP_HEALTH_UNREGISTERED;
-    cJSON_AddItemToObject(rep, "errors", use && e->errors ? cJSON_Duplicate(e->errors, 1) : cJSON_CreateArray());
-    cJSON_AddItemToObject(rep, "warnings", use && e->warnings ? cJSON_Duplicate(e->warnings, 1) : cJSON_CreateArray());
+    cJSON_AddItemToObject(rep, "errors",
+                          use && e->errors ? cJSON_Duplicate(e->errors, 1) : cJSON_CreateArray());
+    cJSON_AddItemToObject(rep, "warnings",
+                          use && e->warnings ? cJSON_Duplicate(e->warnings, 1) : cJSON_CreateArray());
     char t[32];
     int64_t at = e && e->checked_at ? e->checked_at : (st == OP_HEALTH_UNREGISTERED ? op_wall_ms() : -1);
     op_format_time(at, t);
@@ -200,8 +197,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
         return n; /* keep reading, drop the excess: the decode will fail */
     }
     char *nb = realloc(pr->body, pr->len + n + 1);
-    if (!nb)
-        return 0;
+    if (!nb) return 0;
     pr->body = nb;
     memcpy(pr->body + pr->len, data, n);
     pr->len += n;
@@ -214,8 +210,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
     struct probe *pr = arg;
     size_t n = size * nmemb;
     static const char hv[] = "X-Coder-Build-Version:";
-    if (n >= sizeof(hv) - 1 && strncasecmp(data, hv, sizeof(hv) - 1) == 0)
-        pr->coder_header = true;
+    if (n >= sizeof(hv) - 1 && strncasecmp(data, hv, sizeof(hv) - 1) == 0) pr->coder_header = true;
     return n;
 }
 
@@ -230,14 +225,13 @@ static void start_probe(struct op_primary *p, const struct target *t)
     struct op_health *h = p->health;
     if (!url_parses(t->url)) {
         char msg[700];
-        snprintf(msg, sizeof(msg), "failed to parse proxy url \"%s\": scheme must be http or https with a host",
-                 t->url);
+        snprintf(msg, sizeof(msg),
+                 "failed to parse proxy url \"%s\": scheme must be http or https with a host", t->url);
         set_result(h, t->id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
         return;
     }
     struct probe *pr = calloc(1, sizeof(*pr));
-    if (!pr)
-        return;
+    if (!pr) return;
     pr->t = *t;
     size_t ul = strlen(t->url);
     while (ul > 0 && t->url[ul - 1] == '/')
@@ -262,6 +256,9 @@ static void start_probe(struct op_primary *p, const struct target *t)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, pr);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pr->errbuf);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "outpost-primary/" OP_VERSION);
+    const char *ca = getenv("CURL_CA_BUNDLE"); /* proxies behind a private CA */
+    if (!ca || !*ca) ca = getenv("SSL_CERT_FILE");
+    if (ca && *ca) curl_easy_setopt(e, CURLOPT_CAINFO, ca);
     curl_easy_setopt(e, CURLOPT_PRIVATE, pr);
     if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
@@ -273,8 +270,7 @@ static void start_probe(struct op_primary *p, const struct target *t)
 
 static bool is_json_mime(const char *ct)
 {
-    if (!ct)
-        return false;
+    if (!ct) return false;
     size_t n = strcspn(ct, ";");
     while (n > 0 && ct[n - 1] == ' ')
         n--;
@@ -296,15 +292,16 @@ static void finish_probe(struct op_primary *p, struct probe *pr, CURLcode res)
     }
     cJSON *doc = pr->body && !pr->truncated ? cJSON_ParseWithLength(pr->body, pr->len) : NULL;
     if (code != 200) {
-        int n = snprintf(msg, sizeof(msg),
-                         "unexpected status code %ld. \nEncountered error, send a request to \"%s\" from the Coderd "
-                         "environment to debug this issue.",
-                         code, pr->req_url);
+        int n = snprintf(
+            msg, sizeof(msg),
+            "unexpected status code %ld. \nEncountered error, send a request to \"%s\" from the Coderd "
+            "environment to debug this issue.",
+            code, pr->req_url);
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "message");
         if (cJSON_IsString(m) && n > 0 && (size_t)n < sizeof(msg)) {
             const cJSON *d = cJSON_GetObjectItemCaseSensitive(doc, "detail");
-            n += snprintf(msg + n, sizeof(msg) - (size_t)n, "\nError Message: %s\nError Detail: %s", m->valuestring,
-                          cJSON_IsString(d) ? d->valuestring : "");
+            n += snprintf(msg + n, sizeof(msg) - (size_t)n, "\nError Message: %s\nError Detail: %s",
+                          m->valuestring, cJSON_IsString(d) ? d->valuestring : "");
             const cJSON *v;
             cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(doc, "validations"))
             {
@@ -312,7 +309,8 @@ static void finish_probe(struct op_primary *p, struct probe *pr, CURLcode res)
                 const cJSON *dd = cJSON_GetObjectItemCaseSensitive(v, "detail");
                 if (n > 0 && (size_t)n < sizeof(msg))
                     n += snprintf(msg + n, sizeof(msg) - (size_t)n, "\n\tValidation: %s=%s",
-                                  cJSON_IsString(f) ? f->valuestring : "", cJSON_IsString(dd) ? dd->valuestring : "");
+                                  cJSON_IsString(f) ? f->valuestring : "",
+                                  cJSON_IsString(dd) ? dd->valuestring : "");
             }
         }
         cJSON_Delete(doc);
@@ -331,19 +329,22 @@ static void finish_probe(struct op_primary *p, struct probe *pr, CURLcode res)
         char who[1024];
         if (pr->coder_header)
             snprintf(who, sizeof(who),
-                     "proxy url \"%s\" is a coder instance, but unable to decode the response payload. Could this be "
+                     "proxy url \"%s\" is a coder instance, but unable to decode the response payload. Could "
+                     "this be "
                      "a primary coderd and not a proxy?",
                      pr->req_url);
         else
-            snprintf(who, sizeof(who), "proxy url \"%s\" is not a coder proxy instance, verify the url is correct",
+            snprintf(who, sizeof(who),
+                     "proxy url \"%s\" is not a coder proxy instance, verify the url is correct",
                      pr->req_url);
         char *ct = NULL;
         curl_easy_getinfo(pr->easy, CURLINFO_CONTENT_TYPE, &ct);
         if (!is_json_mime(ct))
-            snprintf(msg, sizeof(msg),
-                     "%s\nattempted to query health at \"%s\" but got back the incorrect content type: unexpected "
-                     "non-JSON response \"%s\"",
-                     who, pr->req_url, ct ? ct : "");
+            snprintf(
+                msg, sizeof(msg),
+                "%s\nattempted to query health at \"%s\" but got back the incorrect content type: unexpected "
+                "non-JSON response \"%s\"",
+                who, pr->req_url, ct ? ct : "");
         else
             snprintf(msg, sizeof(msg),
                      "%s\nreceived a status code 200, but failed to decode health report body: %s", who,
@@ -364,8 +365,7 @@ static int start_round(struct op_primary *p)
 {
     struct op_health *h = p->health;
     sqlite3_stmt *st = op_store_prepare(p, "SELECT id, url FROM workspace_proxies WHERE deleted = 0");
-    if (!st)
-        return -EIO;
+    if (!st) return -EIO;
     size_t cap = 0, old_n = h->n;
     h->qn = h->qpos = 0;
     bool *keep = calloc(old_n + 1, sizeof(bool));
@@ -376,8 +376,7 @@ static int start_round(struct op_primary *p)
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *id = op_col_text(st, 0), *url = op_col_text(st, 1);
         for (size_t i = 0; i < old_n; i++)
-            if (strcmp(h->entries[i].id, id) == 0)
-                keep[i] = true;
+            if (strcmp(h->entries[i].id, id) == 0) keep[i] = true;
         if (!*url) {
             if (op_health_get(p, id) != OP_HEALTH_UNREGISTERED)
                 set_result(h, id, OP_HEALTH_UNREGISTERED, NULL, NULL);
@@ -386,8 +385,7 @@ static int start_round(struct op_primary *p)
         if (h->qn == cap) {
             size_t nc = cap ? cap * 2 : 16;
             struct target *nq = realloc(h->queue, nc * sizeof(*nq));
-            if (!nq)
-                break;
+            if (!nq) break;
             h->queue = nq;
             cap = nc;
         }
@@ -415,8 +413,7 @@ static int start_round(struct op_primary *p)
 void op_health_tick(struct op_primary *p)
 {
     struct op_health *h = p->health;
-    if (!h)
-        return;
+    if (!h) return;
     uint64_t now = op_now_ms();
     if (!h->running && (h->forced || now >= h->next_round_ms)) {
         h->forced = false;
@@ -425,8 +422,7 @@ void op_health_tick(struct op_primary *p)
             return;
         }
     }
-    if (!h->running)
-        return;
+    if (!h->running) return;
     while (h->nactive < OP_HEALTH_PARALLEL && h->qpos < h->qn)
         start_probe(p, &h->queue[h->qpos++]);
     int still = 0;
@@ -434,8 +430,7 @@ void op_health_tick(struct op_primary *p)
     CURLMsg *m;
     int left;
     while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
+        if (m->msg != CURLMSG_DONE) continue;
         struct probe *pr = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pr);
         CURLcode res = m->data.result;
@@ -456,8 +451,7 @@ void op_health_tick(struct op_primary *p)
         start_probe(p, &h->queue[h->qpos++]);
         added = true;
     }
-    if (added)
-        curl_multi_perform(h->multi, &still);
+    if (added) curl_multi_perform(h->multi, &still);
     if (h->nactive == 0 && h->qpos >= h->qn) {
         h->running = false;
         h->next_round_ms = op_now_ms() + p->health_interval_ms;
@@ -466,8 +460,7 @@ void op_health_tick(struct op_primary *p)
 
 void op_primary_force_health(struct op_primary *p)
 {
-    if (p->health)
-        p->health->forced = true;
+    if (p->health) p->health->forced = true;
 }
 
 bool op_primary_health_busy(const struct op_primary *p)

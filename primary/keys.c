@@ -12,10 +12,10 @@
 #include "core/log.h"
 #include "primary/primary_int.h"
 
-#define KEY_LIFETIME_MS (30LL * 24 * 3600 * 1000)
-#define ROTATE_BEFORE_MS (3600LL * 1000)
+#define KEY_LIFETIME_MS    (30LL * 24 * 3600 * 1000)
+#define ROTATE_BEFORE_MS   (3600LL * 1000)
 #define MIN_START_DELAY_MS (30LL * 60 * 1000)
-#define DELETE_GRACE_MS (3600LL * 1000 + 60LL * 1000)
+#define DELETE_GRACE_MS    (3600LL * 1000 + 60LL * 1000)
 
 struct feature {
     const char *name;
@@ -32,14 +32,12 @@ static int insert_key(struct op_primary *p, const struct feature *f, int64_t seq
     uint8_t raw[64];
     char hex[129];
     int rc = op_random_bytes(raw, f->secret_len);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     op_hex_encode(raw, f->secret_len, hex);
     op_secure_zero(raw, sizeof(raw));
-    sqlite3_stmt *st =
-        op_store_prepare(p, "INSERT INTO crypto_keys (feature, sequence, secret, starts_at) VALUES (?, ?, ?, ?)");
-    if (!st)
-        return -EIO;
+    sqlite3_stmt *st = op_store_prepare(
+        p, "INSERT INTO crypto_keys (feature, sequence, secret, starts_at) VALUES (?, ?, ?, ?)");
+    if (!st) return -EIO;
     sqlite3_bind_text(st, 1, f->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, seq);
     sqlite3_bind_text(st, 3, hex, -1, SQLITE_TRANSIENT);
@@ -47,32 +45,28 @@ static int insert_key(struct op_primary *p, const struct feature *f, int64_t seq
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
     sqlite3_finalize(st);
     op_secure_zero(hex, sizeof(hex));
-    if (!rc)
-        op_info("keys", "new %s key, sequence %lld", f->name, (long long)seq);
+    if (!rc) op_info("keys", "new %s key, sequence %lld", f->name, (long long)seq);
     return rc;
 }
 
 static int rotate_feature(struct op_primary *p, const struct feature *f, int64_t now)
 {
     /* Forget the secrets of keys past their deletion time. */
-    sqlite3_stmt *st = op_store_prepare(
-        p, "UPDATE crypto_keys SET secret = NULL WHERE feature = ? AND deletes_at IS NOT NULL AND deletes_at <= ?"
-           " AND secret IS NOT NULL");
-    if (!st)
-        return -EIO;
+    sqlite3_stmt *st = op_store_prepare(p, "UPDATE crypto_keys SET secret = NULL WHERE feature = ? AND "
+                                           "deletes_at IS NOT NULL AND deletes_at <= ?"
+                                           " AND secret IS NOT NULL");
+    if (!st) return -EIO;
     sqlite3_bind_text(st, 1, f->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
     sqlite3_finalize(st);
-    if (rc)
-        return rc;
+    if (rc) return rc;
 
     int64_t max_seq = 0, latest_seq = -1, latest_start = 0;
     bool latest_has_delete = false;
     st = op_store_prepare(p, "SELECT sequence, starts_at, deletes_at FROM crypto_keys WHERE feature = ?"
                              " ORDER BY sequence");
-    if (!st)
-        return -EIO;
+    if (!st) return -EIO;
     sqlite3_bind_text(st, 1, f->name, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t seq = sqlite3_column_int64(st, 0), start = sqlite3_column_int64(st, 1);
@@ -87,20 +81,15 @@ static int rotate_feature(struct op_primary *p, const struct feature *f, int64_t
         }
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return -EIO;
-    if (latest_seq < 0)
-        return insert_key(p, f, max_seq + 1, now);
+    if (rc != SQLITE_DONE) return -EIO;
+    if (latest_seq < 0) return insert_key(p, f, max_seq + 1, now);
     int64_t expiry = latest_start + KEY_LIFETIME_MS;
-    if (now < expiry - ROTATE_BEFORE_MS || max_seq > latest_seq || latest_has_delete)
-        return 0;
+    if (now < expiry - ROTATE_BEFORE_MS || max_seq > latest_seq || latest_has_delete) return 0;
     int64_t start = OP_MAX(expiry, now + MIN_START_DELAY_MS);
     rc = insert_key(p, f, max_seq + 1, start);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     st = op_store_prepare(p, "UPDATE crypto_keys SET deletes_at = ? WHERE feature = ? AND sequence = ?");
-    if (!st)
-        return -EIO;
+    if (!st) return -EIO;
     sqlite3_bind_int64(st, 1, start + DELETE_GRACE_MS);
     sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, latest_seq);
@@ -133,8 +122,7 @@ void op_api_crypto_keys(struct op_primary *p, const struct op_app_request *req, 
     }
     const struct feature *f = NULL;
     for (size_t i = 0; q == 0 && i < OP_ARRAY_LEN(features); i++)
-        if (strcmp(feat, features[i].name) == 0)
-            f = &features[i];
+        if (strcmp(feat, features[i].name) == 0) f = &features[i];
     if (!f) {
         char msg[128];
         snprintf(msg, sizeof(msg), "Invalid feature: \"%.64s\"", q == 0 ? feat : "");

@@ -16,8 +16,7 @@
 
 int op_parse_duration_ms(const char *s, uint64_t *out_ms)
 {
-    if (!s || !*s)
-        return -EINVAL;
+    if (!s || !*s) return -EINVAL;
     if (strcmp(s, "0") == 0) {
         *out_ms = 0;
         return 0;
@@ -26,11 +25,9 @@ int op_parse_duration_ms(const char *s, uint64_t *out_ms)
     const char *q = s;
     while (*q) {
         char *end;
-        if (!((*q >= '0' && *q <= '9') || *q == '.'))
-            return -EINVAL;
+        if (!((*q >= '0' && *q <= '9') || *q == '.')) return -EINVAL;
         double v = strtod(q, &end);
-        if (end == q || v < 0)
-            return -EINVAL;
+        if (end == q || v < 0) return -EINVAL;
         q = end;
         double mult;
         if (strncmp(q, "ms", 2) == 0) {
@@ -55,8 +52,7 @@ int op_parse_duration_ms(const char *s, uint64_t *out_ms)
             return -EINVAL; /* a unit is required, as in Go */
         }
         total += v * mult;
-        if (total > 1e15)
-            return -EINVAL;
+        if (total > 1e15) return -EINVAL;
     }
     *out_ms = (uint64_t)llround(total);
     return 0;
@@ -66,15 +62,13 @@ static int mkdir_p(const char *dir)
 {
     char buf[4096];
     size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof(buf))
-        return -EINVAL;
+    if (n == 0 || n >= sizeof(buf)) return -EINVAL;
     memcpy(buf, dir, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (buf[i] == '/' || buf[i] == '\0') {
             char c = buf[i];
             buf[i] = '\0';
-            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-                return -errno;
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -errno;
             buf[i] = c;
         }
     }
@@ -85,8 +79,7 @@ static int mkdir_p(const char *dir)
 static int ensure_config(struct op_primary *p, const char *key, bool uuid, char *out, size_t outlen)
 {
     int rc = op_store_get_config(p, key, out, outlen);
-    if (rc != -ENOENT)
-        return rc;
+    if (rc != -ENOENT) return rc;
     char v[80];
     if (uuid) {
         rc = op_uuid_v4(v);
@@ -95,8 +88,7 @@ static int ensure_config(struct op_primary *p, const char *key, bool uuid, char 
         rc = op_random_bytes(raw, sizeof(raw));
         op_hex_encode(raw, sizeof(raw), v);
     }
-    if (rc || (rc = op_store_set_config(p, key, v)) != 0)
-        return rc;
+    if (rc || (rc = op_store_set_config(p, key, v)) != 0) return rc;
     snprintf(out, outlen, "%s", v);
     return 0;
 }
@@ -113,12 +105,10 @@ static int wildcard_host(const char *wild, const char *access_url, char **out)
     const char *w = strstr(wild, "://") ? strstr(wild, "://") + 3 : wild;
     size_t wl = strcspn(w, "/");
     char pat[256];
-    if (wl == 0 || wl >= sizeof(pat) - 8)
-        return -EINVAL;
+    if (wl == 0 || wl >= sizeof(pat) - 8) return -EINVAL;
     memcpy(pat, w, wl);
     pat[wl] = '\0';
-    if (!op_wildcard_valid(pat))
-        return -EINVAL;
+    if (!op_wildcard_valid(pat)) return -EINVAL;
     const char *a = strstr(access_url, "://") + 3;
     size_t al = strcspn(a, "/");
     const char *colon = memchr(a, ':', al);
@@ -136,9 +126,10 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
         return -EINVAL;
     }
     const char *au = cfg->access_url;
-    if (!au || (strncmp(au, "http://", 7) != 0 && strncmp(au, "https://", 8) != 0) ||
-        !strstr(au, "://")[3] || strstr(au, "://")[3] == '/') {
-        snprintf(err, errlen, "access URL \"%s\" must be an http:// or https:// URL with a host", au ? au : "");
+    if (!au || (strncmp(au, "http://", 7) != 0 && strncmp(au, "https://", 8) != 0) || !strstr(au, "://")[3] ||
+        strstr(au, "://")[3] == '/') {
+        snprintf(err, errlen, "access URL \"%s\" must be an http:// or https:// URL with a host",
+                 au ? au : "");
         return -EINVAL;
     }
     struct op_primary *p = calloc(1, sizeof(*p));
@@ -180,12 +171,9 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
     }
     char org[OP_UUID_STR_LEN + 1], mesh[80];
     rc = op_store_begin(p);
-    if (!rc)
-        rc = ensure_config(p, "deployment_id", true, p->deployment_id, sizeof(p->deployment_id));
-    if (!rc)
-        rc = ensure_config(p, "organization_id", true, org, sizeof(org));
-    if (!rc)
-        rc = ensure_config(p, "derp_mesh_key", false, mesh, sizeof(mesh));
+    if (!rc) rc = ensure_config(p, "deployment_id", true, p->deployment_id, sizeof(p->deployment_id));
+    if (!rc) rc = ensure_config(p, "organization_id", true, org, sizeof(org));
+    if (!rc) rc = ensure_config(p, "derp_mesh_key", false, mesh, sizeof(mesh));
     if (rc || (rc = op_store_commit(p)) != 0) {
         op_store_rollback(p);
         snprintf(err, errlen, "cannot initialise the deployment identity in %s", path);
@@ -212,14 +200,14 @@ void op_primary_tick(void *ctx)
     uint64_t now = op_now_ms();
     if (now >= p->next_rotate_ms) {
         op_keys_rotate(p);
+        op_store_gc(p);
         p->next_rotate_ms = now + ROTATE_INTERVAL_MS;
     }
 }
 
 void op_primary_close(struct op_primary *p)
 {
-    if (!p)
-        return;
+    if (!p) return;
     op_health_free(p);
     op_store_close(p);
     free(p->data_dir);

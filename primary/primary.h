@@ -14,7 +14,7 @@
 #include "http/server.h"
 
 #define OP_PRIMARY_DEFAULT_HEALTH_MS 60000u
-#define OP_PRIMARY_DEFAULT_KDF_ITER 120000u
+#define OP_PRIMARY_DEFAULT_KDF_ITER  120000u
 
 struct op_primary_config {
     const char *data_dir;            /* directory holding outpost.db (created 0700 if missing) */

@@ -13,10 +13,10 @@
 #include "core/log.h"
 #include "primary/primary_int.h"
 
-#define NOT_FOUND_MSG "Resource not found or you do not have access to this resource"
+#define NOT_FOUND_MSG       "Resource not found or you do not have access to this resource"
 #define INVALID_PROXY_TOKEN "Invalid external proxy token"
-#define DERP_REGION_START 10000
-#define REPLICA_ALIVE_MS 15000
+#define DERP_REGION_START   10000
+#define REPLICA_ALIVE_MS    15000
 
 struct proxy_row {
     char id[OP_UUID_STR_LEN + 1];
@@ -31,8 +31,9 @@ struct proxy_row {
     int64_t created_at, updated_at;
 };
 
-#define PROXY_COLS                                                                                              \
-    "id, name, display_name, icon, url, wildcard_hostname, derp_enabled, derp_only, deleted, region_id, version," \
+#define PROXY_COLS                                                                                           \
+    "id, name, display_name, icon, url, wildcard_hostname, derp_enabled, derp_only, deleted, region_id, "    \
+    "version,"                                                                                               \
     " created_at, updated_at"
 
 static void read_row(sqlite3_stmt *st, struct proxy_row *r)
@@ -58,13 +59,12 @@ static int load_proxy(struct op_primary *p, const char *ref, struct proxy_row *r
     bool by_id = op_uuid_valid(ref, strlen(ref));
     sqlite3_stmt *st = op_store_prepare(
         p, by_id ? "SELECT " PROXY_COLS " FROM workspace_proxies WHERE lower(id) = lower(?) AND deleted = 0"
-                 : "SELECT " PROXY_COLS " FROM workspace_proxies WHERE lower(name) = lower(?) AND deleted = 0");
-    if (!st)
-        return -EIO;
+                 : "SELECT " PROXY_COLS
+                   " FROM workspace_proxies WHERE lower(name) = lower(?) AND deleted = 0");
+    if (!st) return -EIO;
     sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        read_row(st, r);
+    if (rc == SQLITE_ROW) read_row(st, r);
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
 }
@@ -76,8 +76,7 @@ static bool is_primary_ref(struct op_primary *p, const char *ref)
 
 static void primary_names(struct op_primary *p, char *dn, size_t dnlen, char *icon, size_t iconlen)
 {
-    if (op_store_get_config(p, "primary_display_name", dn, dnlen) != 0)
-        snprintf(dn, dnlen, "Default");
+    if (op_store_get_config(p, "primary_display_name", dn, dnlen) != 0) snprintf(dn, dnlen, "Default");
     if (op_store_get_config(p, "primary_icon", icon, iconlen) != 0)
         snprintf(icon, iconlen, "/emojis/1f3e1.png");
 }
@@ -100,8 +99,7 @@ static cJSON *primary_json(struct op_primary *p, bool full)
     primary_names(p, dn, sizeof(dn), icon, sizeof(icon));
     cJSON *o = cJSON_CreateObject();
     add_region_fields(o, p->deployment_id, "primary", dn, icon, true, p->access_url, p->wildcard_host);
-    if (!full)
-        return o;
+    if (!full) return o;
     op_format_time(op_wall_ms(), now);
     cJSON_AddBoolToObject(o, "derp_enabled", true);
     cJSON_AddBoolToObject(o, "derp_only", false);
@@ -123,8 +121,7 @@ static cJSON *proxy_json(struct op_primary *p, const struct proxy_row *r, bool f
     cJSON *o = cJSON_CreateObject();
     enum op_health_status hs = *r->url ? op_health_get(p, r->id) : OP_HEALTH_UNREGISTERED;
     add_region_fields(o, r->id, r->name, r->display_name, r->icon, hs == OP_HEALTH_OK, r->url, r->wildcard);
-    if (!full)
-        return o;
+    if (!full) return o;
     char t[32];
     cJSON_AddBoolToObject(o, "derp_enabled", r->derp_enabled);
     cJSON_AddBoolToObject(o, "derp_only", r->derp_only);
@@ -143,14 +140,12 @@ static int append_proxies(struct op_primary *p, cJSON *arr, bool full)
 {
     sqlite3_stmt *st = op_store_prepare(
         p, "SELECT " PROXY_COLS " FROM workspace_proxies WHERE deleted = 0 ORDER BY created_at, name");
-    if (!st)
-        return -EIO;
+    if (!st) return -EIO;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct proxy_row r;
         read_row(st, &r);
-        if (!full && r.derp_only)
-            continue;
+        if (!full && r.derp_only) continue;
         cJSON_AddItemToArray(arr, proxy_json(p, &r, full));
     }
     sqlite3_finalize(st);
@@ -183,14 +178,13 @@ void op_api_regions(struct op_primary *p, struct op_app_response *resp)
 int op_proxy_new_secret(char secret[65], uint8_t hash[OP_SHA256_LEN])
 {
     int rc = op_random_alnum(secret, 64);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     op_sha256(secret, 64, hash);
     return 0;
 }
 
-static void respond_update(struct op_primary *p, struct op_app_response *resp, int status, const struct proxy_row *r,
-                           const char *token)
+static void respond_update(struct op_primary *p, struct op_app_response *resp, int status,
+                           const struct proxy_row *r, const char *token)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "proxy", r ? proxy_json(p, r, true) : primary_json(p, true));
@@ -203,7 +197,8 @@ static bool check_fields(const char *name, const char *dn, const char *icon, str
 {
     char detail[160];
     if (name && !op_name_valid(name)) {
-        snprintf(detail, sizeof(detail), "Validation failed for tag \"proxy_name\" with value: \"%.64s\"", name);
+        snprintf(detail, sizeof(detail), "Validation failed for tag \"proxy_name\" with value: \"%.64s\"",
+                 name);
         op_api_validation(resp, 400, "Validation failed.", "name", detail);
         return false;
     }
@@ -218,7 +213,8 @@ static bool check_fields(const char *name, const char *dn, const char *icon, str
         return false;
     }
     if (icon && strlen(icon) > 256) {
-        op_api_validation(resp, 400, "Validation failed.", "icon", "Validation failed for tag \"max\": at most 256 characters");
+        op_api_validation(resp, 400, "Validation failed.", "icon",
+                          "Validation failed for tag \"max\": at most 256 characters");
         return false;
     }
     return true;
@@ -228,8 +224,7 @@ static bool name_taken(struct op_primary *p, const char *name, const char *excep
 {
     sqlite3_stmt *st = op_store_prepare(
         p, "SELECT 1 FROM workspace_proxies WHERE lower(name) = lower(?) AND deleted = 0 AND id != ?");
-    if (!st)
-        return false;
+    if (!st) return false;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, except_id ? except_id : "", -1, SQLITE_STATIC);
     bool taken = sqlite3_step(st) == SQLITE_ROW;
@@ -247,8 +242,7 @@ static void conflict(struct op_app_response *resp, const char *name)
 void op_api_proxy_create(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp)
 {
     cJSON *body = op_api_body_object(req, resp);
-    if (!body)
-        return;
+    if (!body) return;
     bool bad = false;
     const char *name = op_json_str(body, "name", &bad);
     const char *dn = op_json_str(body, "display_name", &bad);
@@ -262,8 +256,7 @@ void op_api_proxy_create(struct op_primary *p, const struct op_app_request *req,
                           "Validation failed for tag \"required\" with value: \"\"");
         goto out;
     }
-    if (!check_fields(name, dn, icon, resp))
-        goto out;
+    if (!check_fields(name, dn, icon, resp)) goto out;
     struct proxy_row r = {0};
     char secret[65], token[OP_UUID_STR_LEN + 66];
     uint8_t hash[OP_SHA256_LEN];
@@ -285,10 +278,11 @@ void op_api_proxy_create(struct op_primary *p, const struct op_app_request *req,
         conflict(resp, name);
         goto out;
     }
-    sqlite3_stmt *st = op_store_prepare(
-        p, "INSERT INTO workspace_proxies (id, name, display_name, icon, region_id, token_hashed_secret, created_at,"
-           " updated_at) VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(region_id), 0) + 1 FROM workspace_proxies), ?, ?, ?)"
-           " RETURNING region_id");
+    sqlite3_stmt *st = op_store_prepare(p, "INSERT INTO workspace_proxies (id, name, display_name, icon, "
+                                           "region_id, token_hashed_secret, created_at,"
+                                           " updated_at) VALUES (?, ?, ?, ?, (SELECT "
+                                           "COALESCE(MAX(region_id), 0) + 1 FROM workspace_proxies), ?, ?, ?)"
+                                           " RETURNING region_id");
     int rc = -EIO;
     if (st) {
         sqlite3_bind_text(st, 1, r.id, -1, SQLITE_STATIC);
@@ -339,21 +333,19 @@ static void patch_primary(struct op_primary *p, const char *name, const char *dn
                           struct op_app_response *resp)
 {
     if (name && *name && strcmp(name, "primary") != 0) {
-        op_api_error(resp, 400, "Cannot update name of default primary proxy, did you mean to update the 'display name'?",
-                     NULL);
+        op_api_error(
+            resp, 400,
+            "Cannot update name of default primary proxy, did you mean to update the 'display name'?", NULL);
         return;
     }
     if ((!dn || !*dn) && (!icon || !*icon)) {
         op_api_error(resp, 400, "No update arguments provided. Nothing to do.", NULL);
         return;
     }
-    if (!check_fields(NULL, dn, icon, resp))
-        return;
+    if (!check_fields(NULL, dn, icon, resp)) return;
     int rc = op_store_begin(p);
-    if (!rc && dn && *dn)
-        rc = op_store_set_config(p, "primary_display_name", dn);
-    if (!rc && icon && *icon)
-        rc = op_store_set_config(p, "primary_icon", icon);
+    if (!rc && dn && *dn) rc = op_store_set_config(p, "primary_display_name", dn);
+    if (!rc && icon && *icon) rc = op_store_set_config(p, "primary_icon", icon);
     if (rc || op_store_commit(p)) {
         op_store_rollback(p);
         op_api_error(resp, 500, "Internal error updating the primary proxy.", NULL);
@@ -366,8 +358,7 @@ void op_api_proxy_patch(struct op_primary *p, const char *ref, const struct op_a
                         struct op_app_response *resp)
 {
     cJSON *body = op_api_body_object(req, resp);
-    if (!body)
-        return;
+    if (!body) return;
     bool bad = false;
     const char *name = op_json_str(body, "name", &bad);
     const char *dn = op_json_str(body, "display_name", &bad);
@@ -390,14 +381,10 @@ void op_api_proxy_patch(struct op_primary *p, const char *ref, const struct op_a
             op_api_error(resp, 500, "Internal error fetching workspace proxy.", NULL);
         goto out;
     }
-    if (!check_fields(name && *name ? name : NULL, dn, icon, resp))
-        goto out;
-    if (name && *name)
-        snprintf(r.name, sizeof(r.name), "%s", name);
-    if (dn && *dn)
-        snprintf(r.display_name, sizeof(r.display_name), "%s", dn);
-    if (icon && *icon)
-        snprintf(r.icon, sizeof(r.icon), "%s", icon);
+    if (!check_fields(name && *name ? name : NULL, dn, icon, resp)) goto out;
+    if (name && *name) snprintf(r.name, sizeof(r.name), "%s", name);
+    if (dn && *dn) snprintf(r.display_name, sizeof(r.display_name), "%s", dn);
+    if (icon && *icon) snprintf(r.icon, sizeof(r.icon), "%s", icon);
     bool regenerate = cJSON_IsTrue(regen);
     char secret[65] = "", token[OP_UUID_STR_LEN + 66] = "";
     uint8_t hash[OP_SHA256_LEN];
@@ -479,7 +466,9 @@ void op_api_proxy_delete(struct op_primary *p, const char *ref, struct op_app_re
     }
     if (!rc) {
         rc = -EIO;
-        st = op_store_prepare(p, "UPDATE replicas SET stopped_at = ?, updated_at = ? WHERE proxy_id = ? AND stopped_at IS NULL");
+        st = op_store_prepare(
+            p,
+            "UPDATE replicas SET stopped_at = ?, updated_at = ? WHERE proxy_id = ? AND stopped_at IS NULL");
         if (st) {
             sqlite3_bind_int64(st, 1, now);
             sqlite3_bind_int64(st, 2, now);
@@ -511,8 +500,8 @@ bool op_auth_proxy(struct op_primary *p, const struct op_app_request *req, struc
     const char *v = h->value.p;
     size_t n = h->value.len;
     const char *colon = memchr(v, ':', n);
-    if (!colon || memchr(colon + 1, ':', n - (size_t)(colon - v) - 1) || !op_uuid_valid(v, (size_t)(colon - v)) ||
-        n - (size_t)(colon - v) - 1 != 64) {
+    if (!colon || memchr(colon + 1, ':', n - (size_t)(colon - v) - 1) ||
+        !op_uuid_valid(v, (size_t)(colon - v)) || n - (size_t)(colon - v) - 1 != 64) {
         op_api_error(resp, 401, INVALID_PROXY_TOKEN, NULL);
         return false;
     }
@@ -537,7 +526,8 @@ bool op_auth_proxy(struct op_primary *p, const struct op_app_request *req, struc
         op_api_error(resp, 401, INVALID_PROXY_TOKEN, "Proxy has been deleted.");
     } else {
         const void *stored = sqlite3_column_blob(st, 2);
-        if (!stored || sqlite3_column_bytes(st, 2) != OP_SHA256_LEN || !op_ct_equal(stored, hash, OP_SHA256_LEN)) {
+        if (!stored || sqlite3_column_bytes(st, 2) != OP_SHA256_LEN ||
+            !op_ct_equal(stored, hash, OP_SHA256_LEN)) {
             op_api_error(resp, 401, INVALID_PROXY_TOKEN, "Invalid proxy token secret.");
         } else {
             snprintf(px->id, sizeof(px->id), "%s", id);
@@ -582,11 +572,9 @@ static bool access_url_valid(const char *u, const char **why)
 
 static bool dns_label_ok(const char *l, size_t n)
 {
-    if (n == 0 || n > 63 || l[0] == '-' || l[n - 1] == '-')
-        return false;
+    if (n == 0 || n > 63 || l[0] == '-' || l[n - 1] == '-') return false;
     for (size_t i = 0; i < n; i++)
-        if (!(islower((unsigned char)l[i]) || isdigit((unsigned char)l[i]) || l[i] == '-'))
-            return false;
+        if (!(islower((unsigned char)l[i]) || isdigit((unsigned char)l[i]) || l[i] == '-')) return false;
     return true;
 }
 
@@ -594,32 +582,26 @@ bool op_wildcard_valid(const char *pattern)
 {
     char s[256];
     size_t n = strlen(pattern);
-    if (n == 0 || n >= sizeof(s))
-        return false;
+    if (n == 0 || n >= sizeof(s)) return false;
     for (size_t i = 0; i <= n; i++)
         s[i] = (char)tolower((unsigned char)pattern[i]);
-    if (strstr(s, "http:") || strstr(s, "https:"))
-        return false;
+    if (strstr(s, "http:") || strstr(s, "https:")) return false;
     char *colon = strchr(s, ':'); /* an optional :port is ignored */
     if (colon) {
-        if (!colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
-            return false;
+        if (!colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1)) return false;
         *colon = '\0';
     }
     n = strlen(s);
-    if (n == 0 || s[0] == '.' || s[n - 1] == '.' || s[0] != '*' || strchr(s + 1, '*'))
-        return false;
+    if (n == 0 || s[0] == '.' || s[n - 1] == '.' || s[0] != '*' || strchr(s + 1, '*')) return false;
     s[0] = 'a'; /* the star counts as a letter for the label check */
     int labels = 0;
     for (char *q = s; *q;) {
         char *dot = strchr(q, '.');
         size_t l = dot ? (size_t)(dot - q) : strlen(q);
-        if (!dns_label_ok(q, l))
-            return false;
+        if (!dns_label_ok(q, l)) return false;
         labels++;
         q += l + (dot ? 1 : 0);
-        if (dot && !*q)
-            return false;
+        if (dot && !*q) return false;
     }
     return labels >= 2;
 }
@@ -628,13 +610,13 @@ static cJSON *derp_map_json(struct op_primary *p)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON *regions = cJSON_AddObjectToObject(m, "regions");
-    sqlite3_stmt *st = op_store_prepare(
-        p, "SELECT " PROXY_COLS " FROM workspace_proxies WHERE deleted = 0 AND derp_enabled = 1 AND url != ''");
+    sqlite3_stmt *st =
+        op_store_prepare(p, "SELECT " PROXY_COLS
+                            " FROM workspace_proxies WHERE deleted = 0 AND derp_enabled = 1 AND url != ''");
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         struct proxy_row r;
         read_row(st, &r);
-        if (op_health_get(p, r.id) != OP_HEALTH_OK)
-            continue;
+        if (op_health_get(p, r.id) != OP_HEALTH_OK) continue;
         int rid = DERP_REGION_START + r.region_id;
         char key[16], code[80], node[24], host[256] = "";
         snprintf(key, sizeof(key), "%d", rid);
@@ -676,8 +658,7 @@ static cJSON *derp_map_json(struct op_primary *p)
 static bool json_bool(const cJSON *o, const char *name, bool dflt, bool *bad)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!it || cJSON_IsNull(it))
-        return dflt;
+    if (!it || cJSON_IsNull(it)) return dflt;
     if (!cJSON_IsBool(it)) {
         *bad = true;
         return dflt;
@@ -686,12 +667,12 @@ static bool json_bool(const cJSON *o, const char *name, bool dflt, bool *bad)
 }
 
 static int upsert_replica(struct op_primary *p, const char *proxy_id, const char *rid, const char *hostname,
-                          int region_id, const char *relay, const char *version, const char *error, int64_t now,
-                          const char **why)
+                          int region_id, const char *relay, const char *version, const char *error,
+                          int64_t now, const char **why)
 {
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT proxy_id, stopped_at IS NOT NULL FROM replicas WHERE id = ?");
-    if (!st)
-        return -EIO;
+    sqlite3_stmt *st =
+        op_store_prepare(p, "SELECT proxy_id, stopped_at IS NOT NULL FROM replicas WHERE id = ?");
+    if (!st) return -EIO;
     sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     bool exists = rc == SQLITE_ROW;
@@ -706,15 +687,14 @@ static int upsert_replica(struct op_primary *p, const char *proxy_id, const char
         return -EPERM;
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return -EIO;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return -EIO;
     st = op_store_prepare(
-        p, exists ? "UPDATE replicas SET hostname = ?2, region_id = ?3, relay_address = ?4, version = ?5,"
-                    " error = ?6, updated_at = ?7 WHERE id = ?1"
-                  : "INSERT INTO replicas (id, hostname, region_id, relay_address, version, error, created_at,"
-                    " started_at, updated_at, proxy_id) VALUES (?1, ?2, ?3, ?4, ?5, '', ?7, ?7, ?7, ?8)");
-    if (!st)
-        return -EIO;
+        p, exists
+               ? "UPDATE replicas SET hostname = ?2, region_id = ?3, relay_address = ?4, version = ?5,"
+                 " error = ?6, updated_at = ?7 WHERE id = ?1"
+               : "INSERT INTO replicas (id, hostname, region_id, relay_address, version, error, created_at,"
+                 " started_at, updated_at, proxy_id) VALUES (?1, ?2, ?3, ?4, ?5, '', ?7, ?7, ?7, ?8)");
+    if (!st) return -EIO;
     sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, hostname, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, region_id);
@@ -722,8 +702,7 @@ static int upsert_replica(struct op_primary *p, const char *proxy_id, const char
     sqlite3_bind_text(st, 5, version, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, error, -1, SQLITE_STATIC); /* stored only on subsequent registrations */
     sqlite3_bind_int64(st, 7, now);
-    if (!exists)
-        sqlite3_bind_text(st, 8, proxy_id, -1, SQLITE_STATIC);
+    if (!exists) sqlite3_bind_text(st, 8, proxy_id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
     sqlite3_finalize(st);
     return rc;
@@ -735,8 +714,7 @@ static cJSON *siblings_json(struct op_primary *p, const char *proxy_id, const ch
     sqlite3_stmt *st = op_store_prepare(
         p, "SELECT id, hostname, created_at, relay_address, region_id, error, database_latency FROM replicas"
            " WHERE proxy_id = ? AND id != ? AND stopped_at IS NULL AND updated_at >= ? ORDER BY created_at");
-    if (!st)
-        return arr;
+    if (!st) return arr;
     sqlite3_bind_text(st, 1, proxy_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, self, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now - REPLICA_ALIVE_MS);
@@ -757,12 +735,11 @@ static cJSON *siblings_json(struct op_primary *p, const char *proxy_id, const ch
     return arr;
 }
 
-void op_api_proxy_register(struct op_primary *p, const struct op_proxy_auth *px, const struct op_app_request *req,
-                           struct op_app_response *resp)
+void op_api_proxy_register(struct op_primary *p, const struct op_proxy_auth *px,
+                           const struct op_app_request *req, struct op_app_response *resp)
 {
     cJSON *body = op_api_body_object(req, resp);
-    if (!body)
-        return;
+    if (!body) return;
     bool bad = false;
     const char *url = op_json_str(body, "access_url", &bad);
     const char *wildcard = op_json_str(body, "wildcard_hostname", &bad);
@@ -783,7 +760,8 @@ void op_api_proxy_register(struct op_primary *p, const struct op_proxy_auth *px,
         goto out;
     }
     if (wildcard && *wildcard && (strlen(wildcard) >= 256 || !op_wildcard_valid(wildcard))) {
-        op_api_error(resp, 400, "Wildcard URL is invalid.", "the wildcard hostname does not follow the pattern rules");
+        op_api_error(resp, 400, "Wildcard URL is invalid.",
+                     "the wildcard hostname does not follow the pattern rules");
         goto out;
     }
     if (derp_only && !derp_enabled) {
@@ -794,8 +772,8 @@ void op_api_proxy_register(struct op_primary *p, const struct op_proxy_auth *px,
         op_api_error(resp, 400, "Replica ID is invalid.", NULL);
         goto out;
     }
-    if ((hostname && strlen(hostname) > 255) || (version && strlen(version) > 63) || (relay && strlen(relay) > 511) ||
-        (rerr && strlen(rerr) > 4096)) {
+    if ((hostname && strlen(hostname) > 255) || (version && strlen(version) > 63) ||
+        (relay && strlen(relay) > 511) || (rerr && strlen(rerr) > 4096)) {
         op_api_error(resp, 400, "Validation failed.", "a field is too long");
         goto out;
     }
@@ -857,8 +835,7 @@ void op_api_proxy_deregister(struct op_primary *p, const struct op_proxy_auth *p
                              const struct op_app_request *req, struct op_app_response *resp)
 {
     cJSON *body = op_api_body_object(req, resp);
-    if (!body)
-        return;
+    if (!body) return;
     bool bad = false;
     const char *rid = op_json_str(body, "replica_id", &bad);
     if (bad || !rid || !op_uuid_valid(rid, strlen(rid))) {
@@ -872,13 +849,13 @@ void op_api_proxy_deregister(struct op_primary *p, const struct op_proxy_auth *p
         op_api_error(resp, 500, "Internal error deregistering workspace proxy.", NULL);
         goto out;
     }
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT stopped_at IS NOT NULL FROM replicas WHERE id = ? AND proxy_id = ?");
+    sqlite3_stmt *st =
+        op_store_prepare(p, "SELECT stopped_at IS NOT NULL FROM replicas WHERE id = ? AND proxy_id = ?");
     int state = -1; /* -1 missing, 0 running, 1 stopped */
     if (st) {
         sqlite3_bind_text(st, 1, replica, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, px->id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            state = sqlite3_column_int(st, 0);
+        if (sqlite3_step(st) == SQLITE_ROW) state = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
     }
     if (state != 0) {
@@ -886,7 +863,8 @@ void op_api_proxy_deregister(struct op_primary *p, const struct op_proxy_auth *p
         if (state < 0)
             op_api_error(resp, 404, NOT_FOUND_MSG, NULL);
         else
-            op_api_error(resp, 500, "Internal error deregistering workspace proxy.", "replica is already stopped");
+            op_api_error(resp, 500, "Internal error deregistering workspace proxy.",
+                         "replica is already stopped");
         goto out;
     }
     int64_t now = op_wall_ms();
@@ -916,17 +894,15 @@ out:
 static const char *stat_str(const cJSON *s, const char *name, bool *bad)
 {
     const char *v = op_json_str(s, name, bad);
-    if (v && strlen(v) > 256)
-        *bad = true;
+    if (v && strlen(v) > 256) *bad = true;
     return v ? v : "";
 }
 
-void op_api_proxy_app_stats(struct op_primary *p, const struct op_proxy_auth *px, const struct op_app_request *req,
-                            struct op_app_response *resp)
+void op_api_proxy_app_stats(struct op_primary *p, const struct op_proxy_auth *px,
+                            const struct op_app_request *req, struct op_app_response *resp)
 {
     cJSON *body = op_api_body_object(req, resp);
-    if (!body)
-        return;
+    if (!body) return;
     const cJSON *stats = cJSON_GetObjectItemCaseSensitive(body, "stats");
     if (stats && !cJSON_IsArray(stats) && !cJSON_IsNull(stats)) {
         op_api_error(resp, 400, "Request body must be valid JSON.", "stats must be an array");
@@ -938,19 +914,20 @@ void op_api_proxy_app_stats(struct op_primary *p, const struct op_proxy_auth *px
         goto out;
     }
     sqlite3_stmt *st = op_store_prepare(
-        p, "INSERT INTO app_usage_stats (proxy_id, user_id, workspace_id, agent_id, access_method, slug_or_port,"
-           " session_id, session_started_at, session_ended_at, requests, created_at)"
-           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        p,
+        "INSERT INTO app_usage_stats (proxy_id, user_id, workspace_id, agent_id, access_method, slug_or_port,"
+        " session_id, session_started_at, session_ended_at, requests, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     const cJSON *s;
     int rc = st ? 0 : -EIO;
     cJSON_ArrayForEach(s, stats)
     {
-        if (rc)
-            break;
+        if (rc) break;
         bool bad = !cJSON_IsObject(s);
         const char *f[8];
-        static const char *const names[8] = {"user_id", "workspace_id", "agent_id", "access_method",
-                                              "slug_or_port", "session_id", "session_started_at", "session_ended_at"};
+        static const char *const names[8] = {
+            "user_id",      "workspace_id", "agent_id",           "access_method",
+            "slug_or_port", "session_id",   "session_started_at", "session_ended_at"};
         for (int i = 0; i < 8; i++)
             f[i] = bad ? "" : stat_str(s, names[i], &bad);
         const cJSON *reqs = bad ? NULL : cJSON_GetObjectItemCaseSensitive(s, "requests");
@@ -965,8 +942,7 @@ void op_api_proxy_app_stats(struct op_primary *p, const struct op_proxy_auth *px
         double rq = reqs ? reqs->valuedouble : 0;
         sqlite3_bind_int64(st, 10, rq > 0 && rq < 1e15 ? (int64_t)rq : 0);
         sqlite3_bind_int64(st, 11, now);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = -EIO;
+        if (sqlite3_step(st) != SQLITE_DONE) rc = -EIO;
     }
     sqlite3_finalize(st);
     if (rc || op_store_commit(p)) {

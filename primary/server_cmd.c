@@ -93,10 +93,8 @@ static int split_list(char *s, const char **list, int max)
 {
     int n = 0;
     for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (!*tok)
-            continue;
-        if (n == max)
-            return -1;
+        if (!*tok) continue;
+        if (n == max) return -1;
         list[n++] = tok;
     }
     return n;
@@ -131,8 +129,7 @@ int op_cmd_server(int argc, char **argv)
         fprintf(stderr, "outpost server: CODER_TLS_ENABLE must be true or false\n");
         return EX_USAGE;
     }
-    if (getenv("CODER_VERBOSE"))
-        parse_bool(getenv("CODER_VERBOSE"), &verbose);
+    if (getenv("CODER_VERBOSE")) parse_bool(getenv("CODER_VERBOSE"), &verbose);
     const char *certs[OP_MAX_TLS_CERTS], *keys[OP_MAX_TLS_CERTS];
     int ncert = 0, nkey = 0;
     char *env_certs = getenv("CODER_TLS_CERT_FILE") ? strdup(getenv("CODER_TLS_CERT_FILE")) : NULL;
@@ -140,16 +137,31 @@ int op_cmd_server(int argc, char **argv)
     bool flag_certs = false, flag_keys = false;
     int rc = EX_USAGE;
     optind = 0;
+    argv[0] = (char *)"outpost server"; /* getopt's own messages name the command */
     int c;
     while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
         switch (c) {
-        case O_ACCESS_URL: access_url = optarg; break;
-        case O_WILDCARD: wildcard = optarg; break;
-        case O_DATA_DIR: data_dir = optarg; break;
-        case O_HEALTH: interval = optarg; break;
-        case O_HTTP: http = optarg; break;
-        case O_TLS_ADDRESS: tls_addr = optarg; break;
-        case O_TLS_MIN: tls_min = optarg; break;
+        case O_ACCESS_URL:
+            access_url = optarg;
+            break;
+        case O_WILDCARD:
+            wildcard = optarg;
+            break;
+        case O_DATA_DIR:
+            data_dir = optarg;
+            break;
+        case O_HEALTH:
+            interval = optarg;
+            break;
+        case O_HTTP:
+            http = optarg;
+            break;
+        case O_TLS_ADDRESS:
+            tls_addr = optarg;
+            break;
+        case O_TLS_MIN:
+            tls_min = optarg;
+            break;
         case O_TLS_ENABLE:
             if (!parse_bool(optarg, &tls_enable)) {
                 fprintf(stderr, "outpost server: --tls-enable takes true or false, not \"%s\"\n", optarg);
@@ -157,8 +169,7 @@ int op_cmd_server(int argc, char **argv)
             }
             break;
         case O_TLS_CERT:
-            if (!flag_certs)
-                ncert = 0;
+            if (!flag_certs) ncert = 0;
             flag_certs = true;
             if (ncert == OP_MAX_TLS_CERTS) {
                 fprintf(stderr, "outpost server: at most %d certificates\n", OP_MAX_TLS_CERTS);
@@ -167,8 +178,7 @@ int op_cmd_server(int argc, char **argv)
             certs[ncert++] = optarg;
             break;
         case O_TLS_KEY:
-            if (!flag_keys)
-                nkey = 0;
+            if (!flag_keys) nkey = 0;
             flag_keys = true;
             if (nkey == OP_MAX_TLS_CERTS) {
                 fprintf(stderr, "outpost server: at most %d keys\n", OP_MAX_TLS_CERTS);
@@ -176,7 +186,9 @@ int op_cmd_server(int argc, char **argv)
             }
             keys[nkey++] = optarg;
             break;
-        case 'v': verbose = true; break;
+        case 'v':
+            verbose = true;
+            break;
         case 'h':
             fputs(server_help, stdout);
             rc = 0;
@@ -187,7 +199,8 @@ int op_cmd_server(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "outpost server: unexpected argument \"%s\"\nRun 'outpost server --help' for usage.\n",
+        fprintf(stderr,
+                "outpost server: unexpected argument \"%s\"\nRun 'outpost server --help' for usage.\n",
                 argv[optind]);
         goto out;
     }
@@ -199,20 +212,21 @@ int op_cmd_server(int argc, char **argv)
         fprintf(stderr, "outpost server: too many keys in CODER_TLS_KEY_FILE\n");
         goto out;
     }
-    if (verbose)
-        op_log_set_level(OP_LOG_DEBUG);
+    if (verbose) op_log_set_level(OP_LOG_DEBUG);
 
     struct op_primary_config cfg = {0};
     uint64_t ms = OP_PRIMARY_DEFAULT_HEALTH_MS;
-    if (interval && *interval && op_parse_duration_ms(interval, &ms) != 0) {
-        fprintf(stderr, "outpost server: invalid --proxy-health-interval \"%s\" (use e.g. 1m, 30s, 500ms)\n", interval);
+    /* Go durations may be negative; like the reference, a value <= 0 means the 1 minute default. */
+    if (interval && *interval == '-' && op_parse_duration_ms(interval + 1, &ms) == 0)
+        ms = 0;
+    else if (interval && *interval && op_parse_duration_ms(interval, &ms) != 0) {
+        fprintf(stderr, "outpost server: invalid --proxy-health-interval \"%s\" (use e.g. 1m, 30s, 500ms)\n",
+                interval);
         goto out;
     }
     cfg.health_interval_ms = ms ? ms : OP_PRIMARY_DEFAULT_HEALTH_MS; /* <= 0 means 1 minute */
-    if (!http)
-        http = "127.0.0.1:3000";
-    if (!tls_addr)
-        tls_addr = "127.0.0.1:3443";
+    if (!http) http = "127.0.0.1:3000";
+    if (!tls_addr) tls_addr = "127.0.0.1:3443";
     cfg.listen.http_address = http;
     cfg.listen.tls_min_version = 12;
     if (tls_min && *tls_min) {
@@ -227,8 +241,10 @@ int op_cmd_server(int argc, char **argv)
     }
     if (tls_enable) {
         if (ncert == 0 || ncert != nkey) {
-            fprintf(stderr, "outpost server: --tls-enable needs as many --tls-key-file as --tls-cert-file (got %d "
-                            "certificates, %d keys)\n", ncert, nkey);
+            fprintf(stderr,
+                    "outpost server: --tls-enable needs as many --tls-key-file as --tls-cert-file (got %d "
+                    "certificates, %d keys)\n",
+                    ncert, nkey);
             goto out;
         }
         cfg.listen.tls_address = tls_addr;

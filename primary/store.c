@@ -4,6 +4,9 @@
  * helpers (transactions, site_config, time formatting).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -36,11 +39,13 @@ static const char *const migrations[] = {
     "  region_id INTEGER NOT NULL UNIQUE, token_hashed_secret BLOB NOT NULL,"
     "  deleted INTEGER NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '',"
     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
-    "CREATE UNIQUE INDEX workspace_proxies_lower_name_idx ON workspace_proxies (lower(name)) WHERE deleted = 0;"
+    "CREATE UNIQUE INDEX workspace_proxies_lower_name_idx ON workspace_proxies (lower(name)) WHERE deleted = "
+    "0;"
     "CREATE TABLE replicas ("
     "  id TEXT PRIMARY KEY, proxy_id TEXT REFERENCES workspace_proxies(id) ON DELETE CASCADE,"
     "  hostname TEXT NOT NULL, region_id INTEGER NOT NULL, relay_address TEXT NOT NULL DEFAULT '',"
-    "  version TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', database_latency INTEGER NOT NULL DEFAULT 0,"
+    "  version TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', database_latency INTEGER NOT NULL "
+    "DEFAULT 0,"
     "  created_at INTEGER NOT NULL, started_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
     "  stopped_at INTEGER, is_primary INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE crypto_keys ("
@@ -110,22 +115,19 @@ int op_store_begin(struct op_primary *p)
 int op_store_commit(struct op_primary *p)
 {
     int rc = exec(p, "COMMIT");
-    if (rc)
-        op_store_rollback(p);
+    if (rc) op_store_rollback(p);
     return rc;
 }
 
 void op_store_rollback(struct op_primary *p)
 {
-    if (!sqlite3_get_autocommit(p->db))
-        sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(p->db)) sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 int op_store_get_config(struct op_primary *p, const char *key, char *out, size_t outlen)
 {
     sqlite3_stmt *st = op_store_prepare(p, "SELECT value FROM site_config WHERE key = ?");
-    if (!st)
-        return -EIO;
+    if (!st) return -EIO;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     int ret = -ENOENT;
@@ -141,10 +143,9 @@ int op_store_get_config(struct op_primary *p, const char *key, char *out, size_t
 
 int op_store_set_config(struct op_primary *p, const char *key, const char *value)
 {
-    sqlite3_stmt *st = op_store_prepare(
-        p, "INSERT INTO site_config (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
-    if (!st)
-        return -EIO;
+    sqlite3_stmt *st = op_store_prepare(p, "INSERT INTO site_config (key, value) VALUES (?, ?) ON CONFLICT "
+                                           "(key) DO UPDATE SET value = excluded.value");
+    if (!st) return -EIO;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
@@ -155,8 +156,7 @@ int op_store_set_config(struct op_primary *p, const char *key, const char *value
 static int user_version(struct op_primary *p)
 {
     sqlite3_stmt *st = op_store_prepare(p, "PRAGMA user_version");
-    if (!st)
-        return -EIO;
+    if (!st) return -EIO;
     int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -EIO;
     sqlite3_finalize(st);
     return v;
@@ -189,9 +189,20 @@ static int migrate(struct op_primary *p, char *err, size_t errlen)
 
 int op_store_open(struct op_primary *p, const char *path, char *err, size_t errlen)
 {
-    int rc = sqlite3_open_v2(path, &p->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+    /* The database holds password and token hashes and the app-token keys: owner-only from the start
+     * (SQLite gives the -wal and -shm files the same mode). */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || fchmod(fd, 0600) != 0) {
+        snprintf(err, errlen, "cannot open database %s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -EIO;
+    }
+    close(fd);
+    int rc = sqlite3_open_v2(path, &p->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                             NULL);
     if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open database %s: %s", path, p->db ? sqlite3_errmsg(p->db) : "out of memory");
+        snprintf(err, errlen, "cannot open database %s: %s", path,
+                 p->db ? sqlite3_errmsg(p->db) : "out of memory");
         sqlite3_close(p->db);
         p->db = NULL;
         return -EIO;
@@ -217,4 +228,29 @@ void op_store_close(struct op_primary *p)
         sqlite3_close_v2(p->db);
         p->db = NULL;
     }
+}
+
+int op_store_gc(struct op_primary *p)
+{
+    int64_t now = op_wall_ms();
+    if (op_store_begin(p)) return -EIO;
+    sqlite3_stmt *st = op_store_prepare(p, "DELETE FROM api_keys WHERE expires_at < ?");
+    int rc = -EIO;
+    if (st) {
+        sqlite3_bind_int64(st, 1, now);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+        sqlite3_finalize(st);
+    }
+    /* Replicas silent for 30 minutes are forgotten (the reference's cleanup interval). */
+    st = rc ? NULL : op_store_prepare(p, "DELETE FROM replicas WHERE updated_at < ?");
+    if (st) {
+        sqlite3_bind_int64(st, 1, now - 30LL * 60 * 1000);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+        sqlite3_finalize(st);
+    }
+    if (rc || op_store_commit(p)) {
+        op_store_rollback(p);
+        return -EIO;
+    }
+    return 0;
 }

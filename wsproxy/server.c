@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/mpsc.h"
 #include "ctl/ctl.h"
 #include "http/proxy.h"
 #include "tls/xprt.h"
@@ -80,7 +81,7 @@ struct ws {
     bool last_reload_ok;
     double start_time, last_register_ok; /* wall clock, seconds */
     /* application jobs (Prometheus listener) */
-    _Atomic(struct op_app_job *) jobs;
+    op_mpsc_t jobs;
     int efd;
     bool stopped;
 };
@@ -421,11 +422,7 @@ static void ws_route(void *ctx, struct op_conn *c, const struct op_h1_request *r
 static void submit(void *ctx, struct op_app_job *job)
 {
     struct ws *w = ctx;
-    struct op_app_job *head = atomic_load_explicit(&w->jobs, memory_order_relaxed);
-    do {
-        job->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&w->jobs, &head, job, memory_order_release,
-                                                    memory_order_relaxed));
+    op_mpsc_push(&w->jobs, &job->qlink);
     uint64_t one = 1;
     ssize_t r = write(w->efd, &one, sizeof(one));
     (void)r;
@@ -437,20 +434,15 @@ static void run_jobs(void *arg)
     uint64_t v;
     ssize_t r = read(w->efd, &v, sizeof(v));
     (void)r;
-    struct op_app_job *j = atomic_exchange_explicit(&w->jobs, NULL, memory_order_acquire), *fifo = NULL;
-    while (j) {
-        struct op_app_job *nx = j->next;
-        j->next = fifo;
-        fifo = j;
-        j = nx;
-    }
-    while (fifo) {
-        struct op_app_job *nx = fifo->next;
+    struct op_mpsc_node *n = op_mpsc_take_all(&w->jobs); /* served in arrival order */
+    while (n) {
+        struct op_mpsc_node *nx = n->next;
+        struct op_app_job *job = OP_CONTAINER_OF(n, struct op_app_job, qlink);
         if (w->stopped)
-            op_app_job_free(fifo);
+            op_app_job_free(job);
         else
-            op_app_job_run(fifo);
-        fifo = nx;
+            op_app_job_run(job);
+        n = nx;
     }
 }
 

@@ -13,14 +13,13 @@
 
 static int t_failures;
 
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        bool ok_ = (cond);                                 \
-        printf("%s ", ok_ ? "ok  " : "FAIL");              \
-        printf(__VA_ARGS__);                               \
-        printf("%s\n", ok_ ? "" : "  <-- " #cond);        \
-        if (!ok_)                                          \
-            t_failures++;                                  \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        bool ok_ = (cond);                                                                                   \
+        printf("%s ", ok_ ? "ok  " : "FAIL");                                                                \
+        printf(__VA_ARGS__);                                                                                 \
+        printf("%s\n", ok_ ? "" : "  <-- " #cond);                                                           \
+        if (!ok_) t_failures++;                                                                              \
     } while (0)
 
 struct t_resp {
@@ -90,8 +89,8 @@ static struct t_resp t_call(struct op_primary *p, const char *method, const char
     return t_call_h(p, method, target, body, session ? hdrs : NULL);
 }
 
-static struct t_resp t_proxy_call(struct op_primary *p, const char *method, const char *target, const char *body,
-                                  const char *token)
+static struct t_resp t_proxy_call(struct op_primary *p, const char *method, const char *target,
+                                  const char *body, const char *token)
 {
     char h[300];
     snprintf(h, sizeof(h), "Coder-External-Proxy-Token: %s", token);

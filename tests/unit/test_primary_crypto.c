@@ -24,8 +24,7 @@ static void check_hex(const char *what, const uint8_t *got, size_t len, const ch
 static void check(const char *what, bool ok)
 {
     printf("%s %s\n", ok ? "ok  " : "FAIL", what);
-    if (!ok)
-        failures++;
+    if (!ok) failures++;
 }
 
 int main(void)
@@ -37,7 +36,8 @@ int main(void)
     check_hex("sha256('abc')", d, 32, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     const char *m448 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
     op_sha256(m448, strlen(m448), d);
-    check_hex("sha256(448-bit message)", d, 32, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    check_hex("sha256(448-bit message)", d, 32,
+              "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
     /* One million 'a', fed in uneven chunks to exercise buffering. */
     struct op_sha256 c;
     op_sha256_init(&c);
@@ -51,7 +51,8 @@ int main(void)
         step = step % 997 + 13;
     }
     op_sha256_final(&c, d);
-    check_hex("sha256(1e6 x 'a', chunked)", d, 32, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    check_hex("sha256(1e6 x 'a', chunked)", d, 32,
+              "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 
     uint8_t key[131];
     memset(key, 0x0b, 20);
@@ -62,15 +63,18 @@ int main(void)
     memset(key, 0xaa, sizeof(key));
     const char *big = "Test Using Larger Than Block-Size Key - Hash Key First";
     op_hmac_sha256(key, 131, big, strlen(big), d);
-    check_hex("hmac rfc4231 #6 (long key)", d, 32, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    check_hex("hmac rfc4231 #6 (long key)", d, 32,
+              "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 
     op_pbkdf2_sha256("passwd", 6, "salt", 4, 1, d, 64);
     check_hex("pbkdf2 rfc7914 #1", d, 64,
-              "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc49ca9cccf179b645991664b39d77ef317c71b845"
+              "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc49ca9cccf179b645991664b39d77ef"
+              "317c71b845"
               "b1e30bd509112041d3a19783");
     op_pbkdf2_sha256("Password", 8, "NaCl", 4, 80000, d, 64);
     check_hex("pbkdf2 rfc7914 #2 (80000 iterations)", d, 64,
-              "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56a1d425a1225833549adb841b51c9b3176a272bde"
+              "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56a1d425a1225833549adb841b51c9b3"
+              "176a272bde"
               "bba1d078478f62b397f33c8d");
     op_pbkdf2_sha256("password", 8, "salt", 4, 1, d, 32);
     check_hex("pbkdf2 c=1", d, 32, "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b");
@@ -84,8 +88,9 @@ int main(void)
     check("pbkdf2 rejects 0 iterations", op_pbkdf2_sha256("p", 1, "s", 1, 0, d, 32) < 0);
 
     char tok[65];
-    check("random alnum", op_random_alnum(tok, 64) == 0 && strlen(tok) == 64 &&
-                              strspn(tok, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == 64);
+    check("random alnum",
+          op_random_alnum(tok, 64) == 0 && strlen(tok) == 64 &&
+              strspn(tok, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == 64);
     char tok2[65];
     op_random_alnum(tok2, 64);
     check("random alnum differs", strcmp(tok, tok2) != 0);
@@ -97,7 +102,8 @@ int main(void)
     check("nil uuid", op_uuid_is_nil("00000000-0000-0000-0000-000000000000"));
     uint8_t raw[4];
     check("hex decode", op_hex_decode("deadBEEF", 8, raw, 4) == 0 && raw[0] == 0xde && raw[3] == 0xef);
-    check("hex decode rejects odd/garbage", op_hex_decode("abc", 3, raw, 2) < 0 && op_hex_decode("zz", 2, raw, 1) < 0);
+    check("hex decode rejects odd/garbage",
+          op_hex_decode("abc", 3, raw, 2) < 0 && op_hex_decode("zz", 2, raw, 1) < 0);
     check("ct_equal", op_ct_equal("abc", "abc", 3) && !op_ct_equal("abc", "abd", 3));
 
     uint64_t ms;
