@@ -21,10 +21,11 @@ say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
 
 # --- build what is missing ---
-if [ ! -x "$OUTPOST" ]; then
-    say "Building Outpost (first run: installs build dependencies with apt, then make)"
-    (cd "$ROOT" && scripts/deps.sh && make -j2) || die "build failed; see the output above"
+if [ -z "${OUTPOST_BIN:-}" ]; then # our own build: bring it up to date (a no-op when it is)
+    [ -x "$OUTPOST" ] || say "Building Outpost (first run: installs build dependencies with apt, then make)"
+    (cd "$ROOT" && scripts/deps.sh && make -j2 --no-print-directory >/dev/null) || die "build failed; see the output above"
 fi
+[ -x "$OUTPOST" ] || die "no outpost binary at $OUTPOST"
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_port() { # pick_port PREFERRED: the preferred port, or the next free one
@@ -81,11 +82,11 @@ if [ ! -s "$PWFILE" ]; then
     PW="Qs-$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | head -c 20)-7x"
     (umask 077 && printf '%s\n' "$PW" >"$PWFILE")
     "$OUTPOST" login "$PRIMARY_URL" --first-user-username admin --first-user-email admin@example.com \
-        --first-user-password "$PW" >"$DATA/login.log" 2>&1 || { cat "$DATA/login.log" >&2; rm -f "$PWFILE"; die "could not create the first owner"; }
+        --first-user-password "$PW" </dev/null >"$DATA/login.log" 2>&1 || { cat "$DATA/login.log" >&2; rm -f "$PWFILE"; die "could not create the first owner"; }
     say "Created the first owner: username admin, password $PW"
     echo "    (shown once; it is also stored in $PWFILE, mode 0600)"
 else
-    "$OUTPOST" login "$PRIMARY_URL" --username admin --password "$(cat "$PWFILE")" >"$DATA/login.log" 2>&1 ||
+    "$OUTPOST" login "$PRIMARY_URL" --username admin --password "$(cat "$PWFILE")" </dev/null >"$DATA/login.log" 2>&1 ||
         { cat "$DATA/login.log" >&2; die "could not log in as admin (password in $PWFILE)"; }
     say "Logged in as admin (password in $PWFILE)"
 fi
@@ -93,10 +94,11 @@ fi
 "$OUTPOST" wsproxy ls -o json >"$DATA/ls.json" 2>&1 || { cat "$DATA/ls.json" >&2; die "wsproxy ls failed"; }
 TOKEN=
 if grep -qE "\"name\":[[:space:]]*\"$PROXY_NAME\"" "$DATA/ls.json"; then
-    TOKEN=$("$OUTPOST" wsproxy regenerate-token "$PROXY_NAME" --only-token 2>"$DATA/token.log" | tail -n 1) || true
+    TOKEN=$("$OUTPOST" wsproxy regenerate-token "$PROXY_NAME" --only-token </dev/null 2>"$DATA/token.log" | tail -n 1) || true
     say "Workspace proxy $PROXY_NAME exists: issued it a new token"
 else
-    TOKEN=$("$OUTPOST" wsproxy create --name "$PROXY_NAME" --display-name "Demo Proxy" --only-token 2>"$DATA/token.log" |
+    TOKEN=$("$OUTPOST" wsproxy create --name "$PROXY_NAME" --display-name "Demo Proxy" --icon /emojis/1f5fa.png \
+        --only-token </dev/null 2>"$DATA/token.log" |
         tail -n 1) || true
     say "Created workspace proxy $PROXY_NAME"
 fi
