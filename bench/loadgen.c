@@ -147,15 +147,6 @@ static int tcp_connect(const struct sockaddr_in *sa)
 
 static SSL_SESSION *g_session; /* latest ticket (handshakes --resume) */
 
-static int on_new_session(SSL *ssl, SSL_SESSION *sess)
-{
-    (void)ssl;
-    if (g_session)
-        SSL_SESSION_free(g_session);
-    g_session = sess;
-    return 1; /* we keep the reference */
-}
-
 static SSL_CTX *tls_ctx(const struct opts *o)
 {
     SSL_CTX *c = SSL_CTX_new(TLS_client_method());
@@ -169,7 +160,6 @@ static SSL_CTX *tls_ctx(const struct opts *o)
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-    SSL_CTX_sess_set_new_cb(c, on_new_session);
     return c;
 fail:
     ERR_print_errors_fp(stderr);
@@ -185,7 +175,6 @@ static SSL *tls_handshake(SSL_CTX *ctx, int fd, SSL_SESSION *resume)
     if (!s)
         return NULL;
     SSL_set_fd(s, fd);
-    SSL_set_tlsext_host_name(s, "localhost");
     if (resume)
         SSL_set_session(s, resume);
     if (SSL_connect(s) != 1) {
@@ -964,8 +953,20 @@ static int hs_child(const struct opts *o, const struct sockaddr_in *sa, double t
             failed++;
         }
         counting = true;
-        if (s)
+        if (good && o->resume) { /* keep the newest ticket for the next connection */
+            SSL_SESSION *ns = SSL_get1_session(s);
+            if (ns) {
+                if (g_session)
+                    SSL_SESSION_free(g_session);
+                g_session = ns;
+            }
+        }
+        if (s) {
+            /* close_notify first: OpenSSL marks the session of an unclosed connection not resumable */
+            if (good)
+                SSL_shutdown(s);
             SSL_free(s);
+        }
         close(fd);
         if (failed > 1000)
             break;
