@@ -154,6 +154,8 @@ def main():
         print(f"mode={m.get('mode')} reps={m.get('reps')} kernel={m.get('kernel')} cpu={m.get('cpu')} "
               f"nginx={m.get('nginx')} haproxy={m.get('haproxy')} relay on CPU {m.get('relay_cpu')}, "
               f"load generator + upstream on CPU {m.get('load_cpu')}")
+        print(f"background CPU use before the run: {m.get('busy_before', '?').strip()}; after: "
+              f"{m.get('busy_after', '?').strip()} (anything above a few % means noisy numbers)")
     print(f"results: {res}/results.json, results.csv, {len(made)} charts (*.png)")
     return 0
 

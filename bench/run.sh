@@ -27,7 +27,7 @@ MIB=$((1 << 20))
 if [ "$MODE" = quick ]; then
     REPS=${BENCH_REPS:-3}
     W1_BYTES=$((256 * MIB)) W2_BYTES=$((64 * MIB))
-    W3_SECS=1 W4_SECS=1 W5_PLAIN=2000 W5_TLS=1000 W6_SECS=2 W6_WARM=0.5
+    W3_SECS=1 W4_SECS=1 W5_PLAIN=1000 W5_TLS=500 W6_SECS=1.5 W6_WARM=0.5
 else
     REPS=${BENCH_REPS:-5}
     W1_BYTES=$((4096 * MIB)) W2_BYTES=$((1024 * MIB))
@@ -59,6 +59,23 @@ if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((2 * W5_PLAIN + 200)) ]; then
     log "ulimit -n is $NOFILE; workload 5 needs $((2 * W5_PLAIN + 200)) (raise it or lower the idle count)"
     exit 1
 fi
+
+# Background load: how busy each core is before we start anything (1 s sample of /proc/stat).
+cpu_busy() {
+    local a b
+    a=$(grep -E '^cpu[0-9]+ ' /proc/stat)
+    sleep 1
+    b=$(grep -E '^cpu[0-9]+ ' /proc/stat)
+    paste <(echo "$a") <(echo "$b") | awk '{
+        n = (NF) / 2; t0 = 0; t1 = 0
+        for (i = 2; i <= n; i++) { t0 += $i; t1 += $(i + n) }
+        idle0 = $5 + $6; idle1 = $(5 + n) + $(6 + n)
+        dt = t1 - t0; printf "%s%s=%.0f%%", (NR > 1 ? " " : ""), $1, dt > 0 ? 100 * (1 - (idle1 - idle0) / dt) : 0 }'
+}
+BUSY_BEFORE=$(cpu_busy | tr '\n' ' ')
+case "$BUSY_BEFORE" in *=[1-9][0-9]%* | *=100%*)
+    log "WARNING: other processes keep the CPUs busy ($BUSY_BEFORE) — numbers will be noisy; see bench/README.md" ;;
+esac
 
 OUTPOST_OK=0
 OUTPOST_NOTE="relay missing"
@@ -280,12 +297,13 @@ to_us() {
 
 # measure_wrk WL CASE PEER URL REP
 measure_wrk() {
-    local wl=$1 cs=$2 peer=$3 url=$4 rep=$5 out rps p50 p99 errs
+    local wl=$1 cs=$2 peer=$3 url=$4 rep=$5 out rps p50 p99 errs note
     out=$(timeout $((W3_SECS + 30)) taskset -c "$LOAD_CPU" wrk -t1 -c"$HTTP_CONNS" -d"${W3_SECS}s" --latency "$url" 2>&1)
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-    errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
+    errs=$(awk '/Non-2xx/' <<<"$out")
+    note=$(awk '/Socket errors/ {sub(/^ +/, ""); print}' <<<"$out")
     if [ -z "$rps" ] || [ -z "$p50" ] || [ -n "$errs" ] || [ "${rps%.*}" = 0 ]; then
         echo "$out" >>"$RUN/wrk.err"
         rec "$wl" "$cs" "$peer" "requests/s" "req/s" higher "$rep" error "wrk failed"
@@ -293,9 +311,9 @@ measure_wrk() {
         rec "$wl" "$cs" "$peer" "p99 latency" "us" lower "$rep" error "wrk failed"
         return
     fi
-    rec "$wl" "$cs" "$peer" "requests/s" "req/s" higher "$rep" "$rps"
-    rec "$wl" "$cs" "$peer" "p50 latency" "us" lower "$rep" "$(to_us "$p50")"
-    rec "$wl" "$cs" "$peer" "p99 latency" "us" lower "$rep" "$(to_us "$p99")"
+    rec "$wl" "$cs" "$peer" "requests/s" "req/s" higher "$rep" "$rps" "$note"
+    rec "$wl" "$cs" "$peer" "p50 latency" "us" lower "$rep" "$(to_us "$p50")" "$note"
+    rec "$wl" "$cs" "$peer" "p99 latency" "us" lower "$rep" "$(to_us "$p99")" "$note"
 }
 
 # measure_hs WL CASE PEER RESUME(0|1) REP
@@ -465,12 +483,15 @@ if want 6; then
     W6_RATE=${BENCH_W6_RATE:-}
     if [ -z "$W6_RATE" ]; then
         # 50% of the lowest relay peak (median req/s, 100 B plain, W3) so every peer runs at <= 50% load.
-        W6_RATE=$(awk -F'\t' '$1 == 3 && $2 == "100 B plain" && $3 != "direct" && $4 == "requests/s" && $8 ~ /^[0-9.]+$/ {
-            v[$3] = v[$3] " " $8 } END {
-            min = 0
-            for (p in v) { n = split(v[p], a, " "); asort(a); m = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-                           if (min == 0 || m < min) min = m }
-            if (min > 0) printf "%d", min / 2 }' "$RAW")
+        W6_RATE=$(python3 -c '
+import csv, statistics, sys
+v = {}
+for r in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
+    if r["workload"] == "3" and r["case"] == "100 B plain" and r["peer"] != "direct" and r["metric"] == "requests/s":
+        try: v.setdefault(r["peer"], []).append(float(r["value"]))
+        except ValueError: pass
+m = [statistics.median(x) for x in v.values() if x]
+print(int(min(m) / 2) if m else "")' "$RAW")
     fi
     [ -z "$W6_RATE" ] && W6_RATE=10000
     log "W6 offered load: $W6_RATE req/s"
@@ -486,6 +507,8 @@ cat >"$RES/meta.json" <<EOF
  "nproc": $(nproc), "nginx": "$(nginx -v 2>&1 | sed 's|.*/||')",
  "haproxy": "$(haproxy -v 2>/dev/null | awk 'NR == 1 {print $3}')", "wrk": "$(wrk -v 2>&1 | awk 'NR == 1 {print $2}')",
  "openssl": "$(openssl version | awk '{print $2}')",
+ "busy_before": "$BUSY_BEFORE", "busy_after": "$(cpu_busy | tr '\n' ' ')",
+ "loadavg_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
  "sizes": {"w1_bytes": $W1_BYTES, "w2_bytes": $W2_BYTES, "w3_seconds": $W3_SECS, "w4_seconds": $W4_SECS,
            "w5_plain_conns": $W5_PLAIN, "w5_tls_conns": $W5_TLS, "w6_seconds": $W6_SECS, "w6_rate": ${W6_RATE:-0},
            "http_conns": $HTTP_CONNS}}
