@@ -70,7 +70,9 @@ cpu_busy() {
         n = (NF) / 2; t0 = 0; t1 = 0
         for (i = 2; i <= n; i++) { t0 += $i; t1 += $(i + n) }
         idle0 = $5 + $6; idle1 = $(5 + n) + $(6 + n)
-        dt = t1 - t0; printf "%s%s=%.0f%%", (NR > 1 ? " " : ""), $1, dt > 0 ? 100 * (1 - (idle1 - idle0) / dt) : 0 }'
+        dt = t1 - t0; busy = 0
+        if (dt > 0) busy = 100 * (1 - (idle1 - idle0) / dt)
+        printf "%s%s=%.0f%%", (NR > 1 ? " " : ""), $1, busy }'
 }
 BUSY_BEFORE=$(cpu_busy | tr '\n' ' ')
 case "$BUSY_BEFORE" in *=[1-9][0-9]%* | *=100%*)
@@ -123,13 +125,21 @@ if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1 && command -v setpriv >/dev/n
     DROP=(setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups)
 fi
 
-# Free ports: bind N sockets to port 0 at once, report them, close.
+# Free ports: N distinct ports that bind right now, chosen below the ephemeral range (32768+) so that
+# the thousands of outgoing connections of a run (ours or anyone's) cannot take them in between.
 free_ports() {
     python3 -c '
-import socket, sys
-ss = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+import random, socket, sys
+want, got, held = int(sys.argv[1]), [], []
+for _ in range(2000):
+    if len(got) == want: break
+    p = random.randrange(20000, 32000)
+    if p in got: continue
+    s = socket.socket()
+    try: s.bind(("127.0.0.1", p))
+    except OSError: s.close(); continue
+    got.append(p); held.append(s)
+print(" ".join(map(str, got)))' "$1"
 }
 
 # wait_listen PID PORT: poll until PORT listens (bounded, 8 s); fails early if PID dies.
@@ -150,12 +160,18 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 cat "$RUN/cert.pem" "$RUN/key.pem" >"$RUN/combined.pem"
 chmod 644 "$RUN"/*.pem
 
-read -r UP_PORT < <(free_ports 1)
-UPSTREAM=127.0.0.1:$UP_PORT
-setsid taskset -c "$LOAD_CPU" "$LOADGEN" server --listen "$UPSTREAM" >"$RUN/upstream.log" 2>&1 &
-UP_PID=$!
-PGIDS+=("$UP_PID")
-wait_listen "$UP_PID" "$UP_PORT" || { log "the upstream did not start (see $RUN/upstream.log)"; exit 1; }
+UP_PID=""
+for attempt in 1 2 3; do
+    read -r UP_PORT < <(free_ports 1)
+    UPSTREAM=127.0.0.1:$UP_PORT
+    setsid taskset -c "$LOAD_CPU" "$LOADGEN" server --listen "$UPSTREAM" >"$RUN/upstream.log" 2>&1 &
+    UP_PID=$!
+    PGIDS+=("$UP_PID")
+    wait_listen "$UP_PID" "$UP_PORT" && break
+    kill_group "$UP_PID"
+    UP_PID=""
+done
+[ -n "$UP_PID" ] || { log "the upstream did not start (see $RUN/upstream.log)"; exit 1; }
 
 # ------------------------------------------------------------------ peers
 # start_peer NAME FLAVOUR (tcp|tls|http|https): sets PEER_PID (empty for direct) and PEER_ADDR.
@@ -201,7 +217,7 @@ t = open(sys.argv[1]).read()
 for k, v in [("@SPLICE@", os.environ["SPLICE"])] + [tuple(a.split("=", 1)) for a in sys.argv[3:]]:
     t = t.replace(k, v)
 open(sys.argv[2], "w").write(t)' bench/configs/haproxy.cfg.tmpl "$dir/haproxy.cfg" \
-            "@WORKERS@=$WORKERS" "@RELAY_CPU@=$RELAY_CPU" "@MAXCONN@=9800" "@UPSTREAM@=$UPSTREAM" \
+            "@WORKERS@=$WORKERS" "@RELAY_CPU@=$RELAY_CPU" "@MAXCONN@=9500" "@UPSTREAM@=$UPSTREAM" \
             "@PEM@=$RUN/combined.pem" "@PORT_TCP@=${ports[0]}" "@PORT_TLS@=${ports[1]}" \
             "@PORT_HTTP@=${ports[2]}" "@PORT_HTTPS@=${ports[3]}"
         cmd=(haproxy -f "$dir/haproxy.cfg" -db)
@@ -368,7 +384,7 @@ measure_idle() {
 # measure_rate WL CASE PEER RATE REP
 measure_rate() {
     local wl=$1 cs=$2 peer=$3 rate=$4 rep=$5 out m note
-    if out=$(timeout $((W6_SECS + 40)) "${LG[@]}" rate --connect "${PEER_ADDR[$peer]}" --conns "$HTTP_CONNS" \
+    if out=$(timeout 90 "${LG[@]}" rate --connect "${PEER_ADDR[$peer]}" --conns "$HTTP_CONNS" \
         --rate "$rate" --duration "$W6_SECS" --warmup "$W6_WARM" --path /100 2>>"$RUN/loadgen.err") && [ -n "$out" ]; then
         note="achieved $(kv rate_achieved <<<"$out") req/s, max $(kv max_us <<<"$out") us"
         rec "$wl" "$cs" "$peer" "p50 latency" us lower "$rep" "$(kv p50_us <<<"$out")" "$note"
