@@ -6,6 +6,7 @@
 #   V=1 verbose, DEBUG=1 unoptimised, SAN=address,undefined sanitizers (SAN= to disable in make test)
 .DEFAULT_GOAL := all
 .SUFFIXES:
+.SECONDARY:
 SHELL := /bin/bash
 
 DEPS_PREFIX := $(shell scripts/deps.sh --print-prefix)

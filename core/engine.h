@@ -1,0 +1,283 @@
+/*
+ * core/engine.h — the thread-per-core data plane.
+ *
+ * One worker thread per CPU, each pinned, each with its own io_uring, its own SO_REUSEPORT listener per
+ * address, its own connection slots, send-chunk pool, provided-buffer ring and timer wheel. Nothing is
+ * shared between workers on the hot path. io_uring performs every socket operation (accept, recv, send,
+ * connect, shutdown, close, splice).
+ *
+ * core/ moves bytes and knows neither TLS nor HTTP. Two small interfaces plug into it:
+ *   - a transport (struct op_xprt_ops) turns what the client socket carries into plaintext and back
+ *     (NULL = raw bytes; tls/ provides the wolfSSL transport);
+ *   - a protocol (struct op_proto_ops) decides what to do with the client's plaintext: relay it to an
+ *     upstream (tcp), or parse and route it (http/).
+ * Once a protocol calls op_conn_tunnel(), the engine relays both directions itself (the "pump").
+ *
+ * Threading: every op_conn_* function must be called on the connection's own worker thread (from a
+ * protocol or transport callback). Other threads talk to workers with op_engine_post().
+ */
+#ifndef OP_ENGINE_H
+#define OP_ENGINE_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
+#include "core/common.h"
+#include "core/timer.h"
+
+struct op_conn;
+struct op_worker;
+struct op_engine;
+
+enum op_side { OP_CLI = 0, OP_UP = 1 };
+
+/* Connection life cycle. Printable with op_conn_state_str(). */
+enum op_conn_state {
+    OP_CS_FREE = 0,
+    OP_CS_HANDSHAKE, /* transport handshake (TLS) in progress */
+    OP_CS_HEAD,      /* waiting for / reading a request head (http) */
+    OP_CS_ROUTE,     /* head parsed, deciding where it goes (or waiting for an app handler) */
+    OP_CS_CONNECT,   /* upstream connect in flight */
+    OP_CS_RELAY,     /* request/response or tunnel bytes flowing */
+    OP_CS_HALF,      /* one direction finished (FIN propagated), the other still flowing */
+    OP_CS_CLOSING,   /* cancelling in-flight operations; freed when none remain */
+};
+const char *op_conn_state_str(enum op_conn_state st);
+
+/* Per-connection flags word. */
+enum {
+    OP_CF_TUNNEL = 1u << 0,       /* engine relays both ways without the protocol */
+    OP_CF_TLS = 1u << 1,          /* client leg has a transport */
+    OP_CF_XPRT_READY = 1u << 2,   /* transport handshake done */
+    OP_CF_FINISH = 1u << 3,       /* close once the client queue drains (graceful) */
+    OP_CF_DRAIN_CLOSE = 1u << 4,  /* engine is draining: protocol should not keep alive */
+    OP_CF_CANCELLED = 1u << 5,    /* cancel requests issued */
+    OP_CF_SPLICE = 1u << 6,       /* tunnel uses splice(2) */
+    OP_CF_LINGER = 1u << 7,       /* write side shut; reading and discarding until EOF */
+    OP_CF_NOTIFY = 1u << 8,       /* transport close notification queued */
+};
+
+/* Per-side flags. */
+enum {
+    OP_SF_RECV = 1u << 0,     /* recv in flight */
+    OP_SF_SEND = 1u << 1,     /* send in flight */
+    OP_SF_EOF = 1u << 2,      /* peer sent FIN (or error) */
+    OP_SF_SHUT_WANT = 1u << 3, /* shut our write side once the queue drains */
+    OP_SF_SHUT_DONE = 1u << 4,
+    OP_SF_PAUSED = 1u << 5,    /* protocol asked not to read this side */
+    OP_SF_WAITBUF = 1u << 6,   /* recv got -ENOBUFS; waiting for buffers */
+    OP_SF_CONNECTING = 1u << 7,
+    OP_SF_SPLICE_IN = 1u << 8, /* socket -> pipe splice in flight */
+    OP_SF_SPLICE_OUT = 1u << 9,
+    OP_SF_POLL = 1u << 10,     /* poll for readability in flight (splice path) */
+};
+
+/* A queued piece of outgoing data: a provided receive buffer (zero-copy forward) or a pool chunk. */
+struct op_seg {
+    uint8_t *base;
+    uint32_t off, len;
+    int32_t bid; /* >= 0: provided-buffer id to give back after sending; -1: pool chunk */
+};
+
+#define OP_OUTQ_SEGS 8
+struct op_outq {
+    struct op_seg seg[OP_OUTQ_SEGS];
+    uint8_t head, count;
+    uint32_t bytes;
+};
+
+struct op_side_st {
+    int fd;
+    uint16_t flags;
+    uint8_t inflight; /* operations in flight on this fd (recv, send, connect, cancel, ...) */
+    struct op_outq q;
+    int pipe_rd, pipe_wr; /* splice path only */
+    uint32_t pipe_bytes;
+};
+
+/* Transport: client-side byte transformation (TLS). Methods run on the worker. */
+struct op_xprt_ops {
+    const char *name;
+    /* Sets up per-connection state (c->xprt); ctx is the listener's current transport context. */
+    int (*open)(struct op_conn *c, void *ctx);
+    /* Bytes received from the client socket. Plaintext goes up with op_conn_deliver(); handshake replies
+     * go out with op_conn_queue(c, OP_CLI, ...). Calls op_conn_xprt_ready() when the handshake is done.
+     * Returns 0, or a negative value to close the connection. */
+    int (*input)(struct op_conn *c, const uint8_t *p, size_t n);
+    /* Plaintext for the client: encode and queue with op_conn_queue(c, OP_CLI, ...). 0 or negative. */
+    int (*output)(struct op_conn *c, const uint8_t *p, size_t n);
+    /* Queue the transport's close notification, if any. */
+    int (*shutdown)(struct op_conn *c);
+    void (*close)(struct op_conn *c);
+};
+
+/* Protocol: what the client's plaintext means. All callbacks optional except on_client_data. */
+struct op_proto_ops {
+    const char *name;
+    size_t state_size; /* bytes of per-connection protocol state reserved in each slot (c->proto_state) */
+    /* Transport is ready (right after accept for raw, after the handshake for TLS). */
+    void (*on_open)(struct op_conn *c);
+    /* Client plaintext, when not tunnelling. Must take all n bytes (copy what it keeps). 0 or negative. */
+    int (*on_client_data)(struct op_conn *c, const uint8_t *p, size_t n);
+    /* Upstream bytes, when not tunnelling. 0 or negative. */
+    int (*on_upstream_data)(struct op_conn *c, const uint8_t *p, size_t n);
+    /* Result of op_conn_connect(): err 0 or negative errno. */
+    void (*on_upstream_connected)(struct op_conn *c, int err);
+    /* FIN (or reset) from a side, when not tunnelling. */
+    void (*on_eof)(struct op_conn *c, enum op_side side);
+    /* A side's send queue just became empty. */
+    void (*on_drained)(struct op_conn *c, enum op_side side);
+    /* The connection's timer fired (op_conn_set_timeout). Default: close. */
+    void (*on_timeout)(struct op_conn *c);
+    /* Engine is draining (SIGTERM): close if idle. */
+    void (*on_drain)(struct op_conn *c);
+    /* A message posted to this connection by another thread (op_engine_post_conn). */
+    void (*on_message)(struct op_conn *c, void *msg);
+    /* Last call before the slot is freed. */
+    void (*on_close)(struct op_conn *c);
+};
+
+struct op_listener_conf {
+    char name[80]; /* "host:port" as given */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    const struct op_xprt_ops *xprt;     /* NULL = plaintext */
+    void *_Atomic xprt_ctx;             /* swapped atomically on reload */
+    const struct op_proto_ops *proto;
+    void *proto_ctx;
+};
+
+struct op_timeouts {
+    uint32_t handshake_ms, head_ms, keepalive_ms, connect_ms, idle_ms, tunnel_idle_ms, drain_ms;
+};
+
+struct op_engine_conf {
+    int workers;                 /* 0 = one per online CPU */
+    bool no_pin;                 /* do not pin workers to CPUs */
+    int first_cpu;               /* pin worker i to CPU (first_cpu + i) % ncpu */
+    struct op_listener_conf *listeners;
+    int nlisteners;
+    struct op_timeouts to;
+    uint32_t max_conns;          /* per worker (0 = 16384) */
+    uint32_t recv_bufs;          /* provided buffers per worker (power of two, 0 = 1024) */
+    uint32_t recv_buf_size;      /* bytes (0 = 16 KiB) */
+    uint32_t send_chunks;        /* send-chunk pool per worker (0 = 2048) */
+    bool splice;                 /* plaintext tunnels use splice(2) through a bounded pipe pool */
+    uint32_t max_pipes;          /* per worker (0 = 256) */
+};
+
+/* Statistics: one block per worker, written only by its worker (relaxed atomics), summed by readers. */
+struct op_worker_stats {
+    _Atomic uint64_t accepted, active, closed, bytes_in, bytes_out, up_bytes_in, up_bytes_out;
+    _Atomic uint64_t tls_handshakes, tls_failures, upstream_connect_errors, requests, responses_5xx,
+        responses_4xx, rejected_full, enobufs, timeouts;
+} __attribute__((aligned(64)));
+
+struct op_conn {
+    enum op_conn_state state;
+    uint32_t flags;
+    uint32_t slot;
+    uint16_t gen;
+    uint8_t listener;
+    struct op_worker *w;
+    struct op_side_st side[2];
+    struct op_timer timer;
+    uint64_t last_active_ms;
+    uint32_t idle_ms; /* while tunnelling: idle timeout */
+    void *xprt;       /* transport state */
+    void *xprt_ctx;
+    const struct op_xprt_ops *xops;
+    const struct op_proto_ops *pops;
+    void *proto_ctx;
+    void *proto_state; /* pops->state_size bytes, zeroed at accept */
+    uint64_t accepted_ms;
+};
+
+/* ---- engine lifecycle (called from the main / control thread) ---- */
+
+/* Probes io_uring, starts the workers (each binds its listeners) and waits until they are all up.
+ * Returns 0, or a negative errno with a readable reason in err (e.g. io_uring blocked, address in use). */
+int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, char *err, size_t errlen);
+/* Begins a graceful drain: stop accepting, let in-flight requests finish, close idle keep-alives,
+ * force-close whatever remains after conf->to.drain_ms. Thread-safe, idempotent. */
+void op_engine_drain(struct op_engine *e);
+/* True once every worker has exited (after a drain). */
+bool op_engine_done(struct op_engine *e);
+/* Joins the workers and frees the engine. */
+void op_engine_free(struct op_engine *e);
+int op_engine_nworkers(const struct op_engine *e);
+const struct op_worker_stats *op_engine_stats(const struct op_engine *e, int worker);
+
+/* Cross-thread messages. A message is delivered to fn(worker, msg) on the worker's thread. */
+struct op_msg {
+    struct op_msg *next;
+    void (*fn)(struct op_worker *w, struct op_msg *m);
+};
+void op_engine_post(struct op_engine *e, int worker, struct op_msg *m);
+/* Identifies a connection across threads (slot + generation). */
+struct op_conn_ref {
+    uint16_t worker;
+    uint16_t gen;
+    uint32_t slot;
+};
+struct op_conn_ref op_conn_ref(const struct op_conn *c);
+/* Delivers msg to ref's protocol on_message if the connection still exists; returns false (and does
+ * nothing) if it is gone; the caller then owns msg. Runs on the worker. */
+bool op_worker_deliver(struct op_worker *w, struct op_conn_ref ref, void *msg);
+int op_worker_index(const struct op_worker *w);
+struct op_engine *op_worker_engine(const struct op_worker *w);
+bool op_worker_draining(const struct op_worker *w);
+const struct op_timeouts *op_worker_timeouts(const struct op_worker *w);
+struct op_worker_stats *op_worker_stats(struct op_worker *w);
+
+/* ---- connection API for transports and protocols (worker thread only) ---- */
+
+/* Scratch buffers from the worker's send-chunk pool (OP_CONN_BUF_SIZE bytes), for protocol state that
+ * exists only while needed (e.g. a request head being read). NULL when the pool is empty. */
+#define OP_CONN_BUF_SIZE (32u * 1024u)
+uint8_t *op_conn_buf_get(struct op_conn *c);
+void op_conn_buf_put(struct op_conn *c, uint8_t *buf);
+
+/* Transport handshake finished: the protocol's on_open runs. */
+void op_conn_xprt_ready(struct op_conn *c);
+/* Transport hands up client plaintext (routes to the protocol or, when tunnelling, to the upstream). */
+int op_conn_deliver(struct op_conn *c, const uint8_t *p, size_t n);
+/* Appends raw bytes to side's send queue (copied into pool chunks). 0 or -ENOBUFS. */
+int op_conn_queue(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
+/* Sends plaintext to a side: the client goes through its transport, the upstream gets raw bytes. */
+int op_conn_send(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
+/* Bytes queued for a side (backpressure decisions). */
+static inline uint32_t op_conn_queued(const struct op_conn *c, enum op_side side) { return c->side[side].q.bytes; }
+/* Starts a non-blocking connect to an upstream; completion via on_upstream_connected. 0 or -errno. */
+int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len);
+/* Closes the upstream leg only (e.g. to reconnect elsewhere); the client stays. */
+void op_conn_drop_upstream(struct op_conn *c);
+bool op_conn_has_upstream(const struct op_conn *c);
+/* Stop / restart reading a side. */
+void op_conn_pause(struct op_conn *c, enum op_side side);
+void op_conn_resume(struct op_conn *c, enum op_side side);
+/* From now on the engine relays both directions itself (tcp mode, HTTP Upgrade). idle_ms: tunnel idle
+ * timeout. Any bytes the protocol still holds must be sent with op_conn_send before calling this. */
+void op_conn_tunnel(struct op_conn *c, uint32_t idle_ms);
+/* Shut the write side of `side` once its queue drains (FIN; TLS sends close_notify first). */
+void op_conn_shutdown(struct op_conn *c, enum op_side side);
+/* Graceful close: flush what is queued to the client, close_notify/FIN, then close. */
+void op_conn_finish(struct op_conn *c);
+/* Immediate close (cancels everything in flight). reason is logged at debug level. */
+void op_conn_close(struct op_conn *c, const char *reason);
+/* (Re)arms the connection's single timer; 0 disarms. */
+void op_conn_set_timeout(struct op_conn *c, uint32_t ms);
+void op_conn_set_state(struct op_conn *c, enum op_conn_state st);
+/* Client address as text ("127.0.0.1", "::1"). */
+int op_conn_peer_ip(const struct op_conn *c, char *buf, size_t len);
+bool op_conn_is_tls(const struct op_conn *c);
+uint64_t op_worker_now(const struct op_worker *w);
+
+/* Address helper: parses "host:port", "[v6]:port", ":port" (all interfaces) with getaddrinfo (numeric or
+ * resolvable names; call off the hot path). 0 or -EINVAL with a reason in err. */
+int op_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *outlen, char *err, size_t errlen);
+/* Formats an address as "ip:port". */
+void op_format_addr(const struct sockaddr *sa, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,169 @@
+/*
+ * http/h1.h — the HTTP/1.1 message layer: pure functions over caller-owned buffers, no I/O, no allocation.
+ *
+ *   - op_h1_parse_request / op_h1_parse_response: parse a message head. A strict validation pass of our
+ *     own (refuse, don't repair: obs-fold, bare LF, bare CR, whitespace before ':', CTLs, ambiguous
+ *     framing, size limits) runs first, then llhttp (on the stack, once per complete head) cross-checks
+ *     the same bytes and must agree with us on every span.
+ *   - op_h1_body_*: where does this message's body end (Content-Length countdown or a strict chunked
+ *     state machine), so a pipelined next message never rides along with this one.
+ *   - op_h1_write_*: heads to send upstream / to the client, with hop-by-hop and X-Forwarded-* handling.
+ *
+ * Spans in the parsed structs point into the caller's buffer; they are valid as long as that buffer is.
+ */
+#ifndef OP_HTTP_H1_H
+#define OP_HTTP_H1_H
+
+#include <sys/types.h>
+
+#include "core/common.h"
+
+#define OP_H1_MAX_HEADERS 100
+#define OP_H1_MAX_REQLINE 8192   /* request line (without CRLF) of this many bytes or more -> 414 */
+#define OP_H1_MAX_HEAD 16384     /* whole head (incl. CRLF CRLF) >= this -> 431; > MAX_HEADERS -> 431 */
+#define OP_H1_MAX_CHUNK_EXT 4096 /* chunk-extension bytes per message, summed over all chunks */
+#define OP_H1_MAX_TRAILERS 8192  /* trailer-section bytes (field lines incl. their CRLF) */
+
+enum op_h1_result { OP_H1_ERROR = -1, OP_H1_INCOMPLETE = 0, OP_H1_COMPLETE = 1 };
+
+enum op_h1_framing {
+    OP_H1_BODY_NONE,       /* no body (also a request with Content-Length: 0) */
+    OP_H1_BODY_LENGTH,     /* content_length bytes */
+    OP_H1_BODY_CHUNKED,    /* Transfer-Encoding whose final coding is chunked */
+    OP_H1_BODY_UNTIL_CLOSE /* responses only: the body ends when upstream closes */
+};
+
+struct op_h1_header {
+    op_span_t name;  /* as received (case preserved) */
+    op_span_t value; /* leading/trailing OWS trimmed */
+};
+
+struct op_h1_request {
+    op_span_t method, target;
+    int version_minor; /* 0 or 1 (HTTP/1.0, HTTP/1.1); any other version -> 505 */
+    struct op_h1_header headers[OP_H1_MAX_HEADERS];
+    int nheaders;
+    size_t head_len; /* bytes of the head incl. the final CRLF CRLF */
+    enum op_h1_framing framing;
+    uint64_t content_length; /* valid when framing is LENGTH (0 when NONE) */
+    bool keep_alive;         /* from version + Connection tokens ("close", "keep-alive") */
+    bool upgrade;            /* Upgrade header present and Connection lists "upgrade" */
+    op_span_t upgrade_proto; /* the Upgrade header value (empty if absent) */
+    op_span_t host;          /* Host value (non-empty on 1.1; may be empty on 1.0) */
+    bool expect_continue;    /* Expect: 100-continue */
+    bool absolute_form;      /* target is "http(s)://authority..." (authority checked == Host) */
+    int error_status;        /* on OP_H1_ERROR: 400, 414, 431, 501, 505 */
+    const char *error_reason; /* static text for logs, never NULL after an error */
+};
+
+/*
+ * Parses the request head at buf[0..len).
+ *   COMPLETE:   *req filled, spans point into buf; the body (if any) starts at buf + req->head_len.
+ *   INCOMPLETE: the end of the head is not there yet and every byte present passed the size limits and
+ *               syntax checks so far. Call again from the start of the (grown) buffer.
+ *   ERROR:      req->error_status / req->error_reason set. The caller answers with that status and
+ *               closes; it must never forward anything of this request.
+ * Rejected (400 unless noted): obs-fold, whitespace between name and ':', bare LF, CR not followed by LF,
+ * NUL/CTL in values, non-token names/methods, target with SP/CTL/non-ASCII or of the wrong form, TE in
+ * HTTP/1.0, CL+TE, duplicate CL (even identical, even "5, 5"), non-digit or > 2^63-1 CL, repeated TE
+ * header, TE whose codings end in anything but one final "chunked" (no chunked at all -> 501), absent,
+ * duplicate, empty or malformed Host on 1.1 (duplicate/malformed also on 1.0), absolute-form authority
+ * different from Host, duplicate Upgrade, version other than 1.0/1.1 (505), unknown method (501),
+ * > OP_H1_MAX_HEADERS headers or head >= OP_H1_MAX_HEAD (431), request line >= OP_H1_MAX_REQLINE (414).
+ */
+int op_h1_parse_request(const char *buf, size_t len, struct op_h1_request *req);
+
+struct op_h1_response {
+    int status; /* 100..999 */
+    int version_minor;
+    op_span_t reason; /* reason phrase as received (may be empty) */
+    struct op_h1_header headers[OP_H1_MAX_HEADERS];
+    int nheaders;
+    size_t head_len;
+    enum op_h1_framing framing;
+    uint64_t content_length;
+    bool keep_alive; /* false whenever framing is UNTIL_CLOSE */
+    bool upgrade;    /* 101 Switching Protocols */
+    int error_status; /* on OP_H1_ERROR: always 502 (the upstream misbehaved) */
+    const char *error_reason;
+};
+
+/*
+ * Same contract as op_h1_parse_request, for a response head. req_was_head: the request was HEAD (no
+ * body whatever the headers say). 1xx (101 included), 204 and 304 have no body; otherwise chunked ->
+ * CHUNKED, Content-Length -> LENGTH, neither -> UNTIL_CLOSE with keep_alive false. The same framing
+ * ambiguities as for requests are errors (502), as is a version other than 1.0/1.1 or a bad status line.
+ * A 1xx other than 101 is an interim response: the final response follows it on the same connection.
+ */
+int op_h1_parse_response(const char *buf, size_t len, bool req_was_head, struct op_h1_response *resp);
+
+/* Body tracker state. Treat as opaque; zero-size copies are fine (plain data, no pointers). */
+struct op_h1_body {
+    enum op_h1_framing framing;
+    int state;           /* internal state machine position */
+    uint64_t remaining;  /* LENGTH: bytes left; CHUNKED: data bytes left in the current chunk */
+    uint32_t ndigits;    /* hex digits of the current chunk-size line */
+    uint32_t ext_len;    /* chunk-extension bytes so far in this message */
+    uint32_t trailer_len; /* trailer-section bytes so far */
+    uint64_t consumed;   /* total bytes of this message's body consumed (framing included) */
+    const char *error_reason; /* set when a feed returned OP_H1_ERROR */
+};
+
+/* Starts tracking a body with the framing and length from a parsed head. */
+void op_h1_body_init(struct op_h1_body *b, enum op_h1_framing f, uint64_t content_length);
+/*
+ * Consumes up to len bytes of body at p. *used = bytes that belong to this message.
+ *   COMPLETE:   the message ended at p + *used (anything after it belongs to the next message); further
+ *               calls return COMPLETE with *used = 0.
+ *   INCOMPLETE: all len bytes were used, more are needed. UNTIL_CLOSE never completes.
+ *   ERROR:      bad chunked syntax (*used = bytes accepted before the bad byte); b->error_reason says why;
+ *               the connection must be closed. Further calls keep returning ERROR.
+ * Chunked is strict: 1..16 hex digits, no sign/space; ';' extensions of VCHAR/SP/HT/obs-text totalling
+ * <= OP_H1_MAX_CHUNK_EXT; CRLF required everywhere (bare LF is an error); trailer field lines validated
+ * like header lines and bounded by OP_H1_MAX_TRAILERS.
+ */
+int op_h1_body_feed(struct op_h1_body *b, const char *p, size_t len, size_t *used);
+/* True once the tracker has returned COMPLETE. */
+bool op_h1_body_done(const struct op_h1_body *b);
+
+/*
+ * Writes the head to send upstream into out[0..cap). Request line as received (method, target,
+ * HTTP/1.<version_minor>), then the headers in order except: hop-by-hop (Connection and every header it
+ * names, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Proxy-Authorization) and incoming
+ * X-Forwarded-For/-Proto/-Host, X-Real-IP, Forwarded are dropped; Content-Length, Transfer-Encoding and
+ * Host are always kept even if Connection names them (the body is forwarded unchanged). Then
+ * "X-Forwarded-For: <client_ip>", "X-Forwarded-Proto: <proto>", "X-Forwarded-Host: <host>" (each skipped
+ * if the argument / host is NULL or empty), and when req->upgrade "Connection: upgrade" plus
+ * "Upgrade: <upgrade_proto>"; extra (may be NULL; lines each ending CRLF) verbatim; then CRLF.
+ * Returns bytes written or -ENOSPC (out contents are then unspecified).
+ */
+ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *client_ip, const char *proto,
+                                 const char *extra, char *out, size_t cap);
+
+/*
+ * Response head to the client: "HTTP/1.1 <status> <reason>", the headers minus hop-by-hop (as above plus
+ * Proxy-Authenticate; on a 101 the Upgrade header is kept and "Connection: upgrade" is emitted), then
+ * "Connection: close" if close, else nothing for 1.1 clients and "Connection: keep-alive" if
+ * client_minor == 0 (not on a 101); extra appended; CRLF. Returns bytes written or -ENOSPC.
+ * Note: Transfer-Encoding is passed through; a chunked response to a 1.0 client is the caller's concern.
+ */
+ssize_t op_h1_write_response_head(const struct op_h1_response *resp, int client_minor, bool close,
+                                  const char *extra, char *out, size_t cap);
+
+/*
+ * A whole small response (errors, built-in responders): "HTTP/1.1 <status> <reason>", Content-Type (if
+ * ctype), Content-Length, "Connection: close" if close, extra (verbatim CRLF lines, may be NULL), CRLF,
+ * body. Returns the length or -ENOSPC.
+ */
+ssize_t op_h1_write_simple_response(int status, const char *ctype, const char *body, size_t body_len,
+                                    bool close, const char *extra, char *out, size_t cap);
+
+/* Standard reason phrase ("OK", "Bad Request", ...), "" if unknown. Never NULL. */
+const char *op_h1_reason(int status);
+
+/* First header named name (case-insensitive, NUL-terminated name), or NULL. */
+const struct op_h1_header *op_h1_find_header(const struct op_h1_header *h, int n, const char *name);
+/* True if the comma-separated token list in v contains token (case-insensitive, OWS ignored). */
+bool op_h1_list_has_token(op_span_t v, const char *token);
+
+#endif

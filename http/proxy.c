@@ -1,0 +1,760 @@
+/*
+ * http/proxy.c — HTTP/1.1 reverse proxy protocol (see http/proxy.h).
+ *
+ * Client bytes are collected in `hbuf` (a pool buffer held only while there are unprocessed bytes).
+ * Upstream response heads are collected in `rbuf` the same way. Bodies are never buffered: the body
+ * trackers say how many of the bytes just received belong to the current message and those are sent
+ * on at once; the engine's backpressure (a side is read only while the other side's queue has room)
+ * bounds memory.
+ */
+#include "http/proxy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+enum http_phase {
+    HP_HEAD = 0,  /* reading a request head (or idle between requests) */
+    HP_BODY,      /* forwarding a request body to the upstream */
+    HP_WAIT,      /* request sent; relaying the response */
+    HP_APP_BODY,  /* collecting a body for the application handler */
+    HP_APP,       /* the application handler has the request */
+    HP_DONE,      /* an error response is going out; the connection closes after it */
+};
+
+struct http_state {
+    uint8_t phase;
+    bool req_done, resp_head_done, resp_done, resp_started;
+    bool head_req, upgrade_req, client_keep, up_keep, client_eof;
+    uint8_t client_minor;
+    uint8_t *hbuf, *rbuf;
+    uint32_t hlen, rlen;
+    struct op_h1_body req_body, resp_body;
+    const struct sockaddr *up_addr;
+    socklen_t up_addrlen;
+    struct op_app_job *job;
+};
+
+/* Parsed heads are large (100 header spans): one per worker thread, used only inside a callback. */
+static _Thread_local struct op_h1_request tl_req;
+static _Thread_local struct op_h1_response tl_resp;
+static _Thread_local char tl_out[OP_H1_MAX_HEAD + 4096];
+
+static inline struct http_state *hs(struct op_conn *c) { return c->proto_state; }
+static inline const struct op_http_conf *hconf(struct op_conn *c) { return c->proto_ctx; }
+
+void op_http_conf_init(struct op_http_conf *conf)
+{
+    memset(conf, 0, sizeof(*conf));
+    conf->max_app_body = 1u << 20;
+}
+
+static void process_head(struct op_conn *c);
+
+/* ---- buffers ---------------------------------------------------------------------------------- */
+
+static int buf_append(struct op_conn *c, uint8_t **buf, uint32_t *len, const uint8_t *p, size_t n)
+{
+    if (!n)
+        return 0;
+    if (!*buf) {
+        *buf = op_conn_buf_get(c);
+        if (!*buf)
+            return -ENOBUFS;
+    }
+    if (*len + n > OP_CONN_BUF_SIZE)
+        return -ENOSPC;
+    memcpy(*buf + *len, p, n);
+    *len += (uint32_t)n;
+    return 0;
+}
+
+static void buf_consume(struct op_conn *c, uint8_t **buf, uint32_t *len, size_t n)
+{
+    if (n >= *len) {
+        op_conn_buf_put(c, *buf);
+        *buf = NULL;
+        *len = 0;
+        return;
+    }
+    memmove(*buf, *buf + n, *len - n);
+    *len -= (uint32_t)n;
+}
+
+/* ---- responses we write ourselves --------------------------------------------------------------- */
+
+static void count_status(struct op_conn *c, int status)
+{
+    struct op_worker_stats *st = op_worker_stats(c->w);
+    if (status >= 500)
+        atomic_fetch_add_explicit(&st->responses_5xx, 1, memory_order_relaxed);
+    else if (status >= 400)
+        atomic_fetch_add_explicit(&st->responses_4xx, 1, memory_order_relaxed);
+}
+
+static int write_simple(struct op_conn *c, int status, const char *ctype, const char *body, size_t blen, bool close,
+                        const char *extra1)
+{
+    const char *extra2 = hconf(c)->resp_extra;
+    char extra[1600];
+    snprintf(extra, sizeof(extra), "%s%s", extra1 ? extra1 : "", extra2 ? extra2 : "");
+    ssize_t n = op_h1_write_simple_response(status, ctype, body, blen, close, extra, tl_out, sizeof(tl_out));
+    if (n < 0)
+        return (int)n;
+    count_status(c, status);
+    return op_conn_send(c, OP_CLI, (const uint8_t *)tl_out, (size_t)n);
+}
+
+/* Answers with an error and closes once it is out. Nothing more is read from this client. */
+static void fail(struct op_conn *c, int status, const char *why)
+{
+    struct http_state *st = hs(c);
+    op_debug("http", "w%d#%u %d: %s", op_worker_index(c->w), c->slot, status, why);
+    if (!st->resp_started) {
+        char body[160];
+        int bl = snprintf(body, sizeof(body), "%d %s: %s\n", status, op_h1_reason(status), why);
+        write_simple(c, status, "text/plain; charset=utf-8", body, (size_t)bl, true, NULL);
+    }
+    st->phase = HP_DONE;
+    op_conn_finish(c);
+}
+
+/* ---- after a response ----------------------------------------------------------------------------- */
+
+static void next_request(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    bool keep = st->client_keep && !st->client_eof && !(c->flags & OP_CF_DRAIN_CLOSE) && st->req_done;
+    if (!keep) {
+        st->phase = HP_DONE;
+        op_conn_finish(c);
+        return;
+    }
+    st->phase = HP_HEAD;
+    st->req_done = st->resp_head_done = st->resp_done = st->resp_started = false;
+    op_conn_set_state(c, OP_CS_HEAD);
+    op_conn_set_timeout(c, op_worker_timeouts(c->w)->keepalive_ms);
+    op_conn_resume(c, OP_CLI);
+    if (st->hlen)
+        process_head(c); /* a pipelined request is already here */
+}
+
+static void response_done(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    st->resp_done = true;
+    if (st->rbuf)
+        buf_consume(c, &st->rbuf, &st->rlen, st->rlen);
+    if (!st->up_keep) {
+        op_conn_drop_upstream(c);
+        st->up_addr = NULL;
+    }
+    if (!st->req_done) /* the upstream answered before the request body ended (e.g. an early 413) */
+        st->client_keep = false;
+    next_request(c);
+}
+
+/* ---- request side ----------------------------------------------------------------------------- */
+
+static bool same_addr(const struct sockaddr *a, socklen_t al, const struct sockaddr *b, socklen_t bl)
+{
+    return a && b && al == bl && memcmp(a, b, al) == 0;
+}
+
+/* Feeds request-body bytes from the client to the upstream; returns bytes used or -1 (closed). */
+static ssize_t forward_req_body(struct op_conn *c, const uint8_t *p, size_t n)
+{
+    struct http_state *st = hs(c);
+    size_t used = 0;
+    int r = op_h1_body_feed(&st->req_body, (const char *)p, n, &used);
+    if (used && op_conn_send(c, OP_UP, p, used) < 0) {
+        op_conn_close(c, "upstream queue full");
+        return -1;
+    }
+    if (r == OP_H1_ERROR) {
+        fail(c, 400, st->req_body.error_reason ? st->req_body.error_reason : "bad request body");
+        return -1;
+    }
+    if (r == OP_H1_COMPLETE) {
+        st->req_done = true;
+        st->phase = HP_WAIT;
+        op_conn_pause(c, OP_CLI); /* the next request waits until this response is complete */
+        if (!op_conn_has_upstream(c) || !(c->state == OP_CS_CONNECT))
+            op_conn_set_timeout(c, op_worker_timeouts(c->w)->idle_ms);
+    }
+    return (ssize_t)used;
+}
+
+static void route_upstream(struct op_conn *c, const struct op_h1_request *req, const struct op_route *rt)
+{
+    struct http_state *st = hs(c);
+    if (!same_addr(st->up_addr, st->up_addrlen, rt->addr, rt->addrlen) || !op_conn_has_upstream(c)) {
+        int rc = op_conn_connect(c, rt->addr, rt->addrlen);
+        if (rc < 0) {
+            fail(c, 502, "cannot create the upstream socket");
+            return;
+        }
+        st->up_addr = rt->addr;
+        st->up_addrlen = rt->addrlen;
+        op_conn_set_timeout(c, op_worker_timeouts(c->w)->connect_ms);
+    } else {
+        op_conn_set_state(c, OP_CS_RELAY);
+        op_conn_set_timeout(c, op_worker_timeouts(c->w)->idle_ms);
+    }
+    char ip[64];
+    op_conn_peer_ip(c, ip, sizeof(ip));
+    ssize_t n = op_h1_write_request_head(req, ip, op_conn_is_tls(c) ? "https" : "http", NULL, tl_out,
+                                         sizeof(tl_out));
+    if (n < 0 || op_conn_send(c, OP_UP, (const uint8_t *)tl_out, (size_t)n) < 0) {
+        fail(c, 431, "request head too large to forward");
+        return;
+    }
+    st->resp_head_done = st->resp_done = st->resp_started = false;
+    st->up_keep = true;
+    op_h1_body_init(&st->req_body, req->framing, req->content_length);
+    size_t head_len = req->head_len;
+    buf_consume(c, &st->hbuf, &st->hlen, head_len);
+    if (req->framing == OP_H1_BODY_NONE) {
+        st->req_done = true;
+        st->phase = HP_WAIT;
+        op_conn_pause(c, OP_CLI);
+        return;
+    }
+    st->phase = HP_BODY;
+    if (st->hlen) {
+        ssize_t used = forward_req_body(c, st->hbuf, st->hlen);
+        if (used < 0)
+            return;
+        buf_consume(c, &st->hbuf, &st->hlen, (size_t)used);
+    }
+}
+
+static void respond_builtin(struct op_conn *c, const struct op_h1_request *req, const struct op_route *rt)
+{
+    struct http_state *st = hs(c);
+    if (req->framing != OP_H1_BODY_NONE) /* a responder does not read bodies: close after answering */
+        st->client_keep = false;
+    size_t blen = st->head_req ? 0 : rt->body_len;
+    bool close = !st->client_keep || (c->flags & OP_CF_DRAIN_CLOSE);
+    if (write_simple(c, rt->status ? rt->status : 200, rt->content_type, rt->body, blen, close, rt->extra) < 0) {
+        op_conn_close(c, "response too large");
+        return;
+    }
+    buf_consume(c, &st->hbuf, &st->hlen, req->head_len);
+    st->req_done = true;
+    st->resp_started = true;
+    next_request(c);
+}
+
+static void app_submit(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    struct op_app_job *job = st->job;
+    job->req.body = op_span(job->body, job->body_len);
+    st->phase = HP_APP;
+    st->req_done = true;
+    op_conn_pause(c, OP_CLI);
+    op_conn_set_state(c, OP_CS_ROUTE);
+    op_conn_set_timeout(c, 0);
+    hconf(c)->app_submit(hconf(c)->app_submit_ctx, job);
+}
+
+static void route_app(struct op_conn *c, const struct op_h1_request *req)
+{
+    struct http_state *st = hs(c);
+    const struct op_http_conf *cf = hconf(c);
+    if (!cf->app || !cf->app_submit) {
+        fail(c, 500, "no application handler");
+        return;
+    }
+    if (req->framing == OP_H1_BODY_CHUNKED) {
+        fail(c, 411, "chunked request bodies are not accepted here");
+        return;
+    }
+    if (req->content_length > cf->max_app_body) {
+        fail(c, 413, "request body too large");
+        return;
+    }
+    struct op_app_job *job = calloc(1, sizeof(*job));
+    char *head = job ? malloc(req->head_len) : NULL;
+    char *body = req->content_length ? malloc(req->content_length) : NULL;
+    if (!job || !head || (req->content_length && !body)) {
+        free(job);
+        free(head);
+        free(body);
+        fail(c, 503, "out of memory");
+        return;
+    }
+    /* Copy the head and rebase every span into the copy. */
+    memcpy(head, st->hbuf, req->head_len);
+    const char *base = (const char *)st->hbuf;
+#define REBASE(sp) op_span((sp).p ? head + ((sp).p - base) : NULL, (sp).len)
+    job->req.method = REBASE(req->method);
+    op_span_t target = REBASE(req->target);
+    const char *q = memchr(target.p, '?', target.len);
+    job->req.path = op_span(target.p, q ? (size_t)(q - target.p) : target.len);
+    job->req.query = q ? op_span(q + 1, target.len - (size_t)(q + 1 - target.p)) : op_span("", 0);
+    job->req.host = REBASE(req->host);
+    for (int i = 0; i < req->nheaders; i++) {
+        job->headers[i].name = REBASE(req->headers[i].name);
+        job->headers[i].value = REBASE(req->headers[i].value);
+    }
+#undef REBASE
+    job->req.headers = job->headers;
+    job->req.nheaders = req->nheaders;
+    op_conn_peer_ip(c, job->remote_ip, sizeof(job->remote_ip));
+    job->req.remote_ip = job->remote_ip;
+    job->req.tls = op_conn_is_tls(c);
+    job->head = head;
+    job->body = body;
+    job->body_len = req->content_length;
+    job->ref = op_conn_ref(c);
+    job->engine = op_worker_engine(c->w);
+    job->conf = cf;
+    st->job = job;
+    bool expect = req->expect_continue;
+    buf_consume(c, &st->hbuf, &st->hlen, req->head_len);
+
+    size_t take = OP_MIN((size_t)st->hlen, job->body_len);
+    if (take) {
+        memcpy(job->body, st->hbuf, take);
+        job->body_have = take;
+        buf_consume(c, &st->hbuf, &st->hlen, take);
+    }
+    if (job->body_have == job->body_len) {
+        app_submit(c);
+        return;
+    }
+    if (expect) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        op_conn_send(c, OP_CLI, (const uint8_t *)cont, sizeof(cont) - 1);
+    }
+    st->phase = HP_APP_BODY;
+    op_conn_set_timeout(c, op_worker_timeouts(c->w)->head_ms);
+}
+
+static void process_head(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    struct op_h1_request *req = &tl_req;
+    int r = op_h1_parse_request((const char *)st->hbuf, st->hlen, req);
+    if (r == OP_H1_INCOMPLETE)
+        return;
+    if (r == OP_H1_ERROR) {
+        fail(c, req->error_status, req->error_reason);
+        return;
+    }
+    atomic_fetch_add_explicit(&op_worker_stats(c->w)->requests, 1, memory_order_relaxed);
+    op_conn_set_state(c, OP_CS_ROUTE);
+    st->client_minor = (uint8_t)req->version_minor;
+    st->client_keep = req->keep_alive;
+    st->head_req = req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
+    st->upgrade_req = req->upgrade;
+    st->req_done = false;
+    if (req->method.len == 7 && memcmp(req->method.p, "CONNECT", 7) == 0) {
+        fail(c, 405, "CONNECT is not supported");
+        return;
+    }
+    const struct op_http_conf *cf = hconf(c);
+    struct op_route rt;
+    memset(&rt, 0, sizeof(rt));
+    if (cf->route) {
+        cf->route(cf->route_ctx, c, req, &rt);
+    } else if (cf->static_upstream) {
+        rt.kind = OP_ROUTE_UPSTREAM;
+        rt.addr = (const struct sockaddr *)&cf->static_upstream->addr;
+        rt.addrlen = cf->static_upstream->addrlen;
+    }
+    switch (rt.kind) {
+    case OP_ROUTE_UPSTREAM:
+        route_upstream(c, req, &rt);
+        break;
+    case OP_ROUTE_RESPOND:
+        respond_builtin(c, req, &rt);
+        break;
+    case OP_ROUTE_APP:
+        route_app(c, req);
+        break;
+    default:
+        fail(c, 404, "no route");
+    }
+}
+
+static int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
+{
+    struct http_state *st = hs(c);
+    switch (st->phase) {
+    case HP_DONE:
+        return 0; /* closing: drop */
+    case HP_BODY: {
+        ssize_t used = forward_req_body(c, p, n);
+        if (used < 0)
+            return 0;
+        p += used;
+        n -= (size_t)used;
+        break; /* any rest is the next request: keep it */
+    }
+    case HP_APP_BODY: {
+        struct op_app_job *job = st->job;
+        size_t take = OP_MIN(n, job->body_len - job->body_have);
+        memcpy(job->body + job->body_have, p, take);
+        job->body_have += take;
+        p += take;
+        n -= take;
+        if (job->body_have == job->body_len)
+            app_submit(c);
+        break;
+    }
+    default:
+        break;
+    }
+    if (!n)
+        return 0;
+    bool first = st->hlen == 0;
+    int rc = buf_append(c, &st->hbuf, &st->hlen, p, n);
+    if (rc == -ENOSPC) {
+        fail(c, 431, "request head too large");
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    if (st->phase != HP_HEAD) { /* pipelined bytes while a request is in progress: hold them */
+        op_conn_pause(c, OP_CLI);
+        return 0;
+    }
+    if (first)
+        op_conn_set_timeout(c, op_worker_timeouts(c->w)->head_ms);
+    process_head(c);
+    return 0;
+}
+
+/* ---- response side ------------------------------------------------------------------------------ */
+
+static void forward_resp_body(struct op_conn *c, const uint8_t *p, size_t n)
+{
+    struct http_state *st = hs(c);
+    size_t used = 0;
+    int r = op_h1_body_feed(&st->resp_body, (const char *)p, n, &used);
+    if (used && op_conn_send(c, OP_CLI, p, used) < 0) {
+        op_conn_close(c, "client queue full");
+        return;
+    }
+    if (r == OP_H1_ERROR) {
+        op_conn_close(c, "bad response body framing from upstream");
+        return;
+    }
+    if (r == OP_H1_COMPLETE) {
+        if (used < n) /* bytes after the end of the response: the upstream is not to be trusted again */
+            st->up_keep = false;
+        response_done(c);
+    }
+}
+
+static void start_tunnel(struct op_conn *c, const uint8_t *rest, size_t n)
+{
+    struct http_state *st = hs(c);
+    if (n)
+        op_conn_send(c, OP_CLI, rest, n);
+    if (st->hlen) { /* bytes the client sent after its upgrade request belong to the new protocol */
+        op_conn_send(c, OP_UP, st->hbuf, st->hlen);
+        buf_consume(c, &st->hbuf, &st->hlen, st->hlen);
+    }
+    if (st->rbuf)
+        buf_consume(c, &st->rbuf, &st->rlen, st->rlen);
+    op_conn_tunnel(c, op_worker_timeouts(c->w)->tunnel_idle_ms);
+}
+
+static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
+{
+    struct http_state *st = hs(c);
+    if (st->phase != HP_WAIT && st->phase != HP_BODY) {
+        /* Bytes from an idle upstream (no request outstanding): it is broken; drop it. */
+        op_conn_drop_upstream(c);
+        st->up_addr = NULL;
+        return 0;
+    }
+    op_conn_set_timeout(c, op_worker_timeouts(c->w)->idle_ms);
+    if (st->resp_head_done) {
+        forward_resp_body(c, p, n);
+        return 0;
+    }
+    int rc = buf_append(c, &st->rbuf, &st->rlen, p, n);
+    if (rc < 0) {
+        fail(c, 502, "upstream response head too large");
+        return 0;
+    }
+    for (;;) {
+        struct op_h1_response *resp = &tl_resp;
+        int r = op_h1_parse_response((const char *)st->rbuf, st->rlen, st->head_req, resp);
+        if (r == OP_H1_INCOMPLETE)
+            return 0;
+        if (r == OP_H1_ERROR) {
+            op_warn("http", "invalid response from upstream: %s", resp->error_reason);
+            fail(c, 502, "invalid response from upstream");
+            return 0;
+        }
+        size_t head_len = resp->head_len;
+        if (resp->status == 101) {
+            if (!st->upgrade_req) {
+                fail(c, 502, "upstream switched protocols without an upgrade request");
+                return 0;
+            }
+            ssize_t hn = op_h1_write_response_head(resp, st->client_minor, false, hconf(c)->resp_extra, tl_out,
+                                                   sizeof(tl_out));
+            if (hn < 0 || op_conn_send(c, OP_CLI, (const uint8_t *)tl_out, (size_t)hn) < 0) {
+                fail(c, 502, "upstream response head too large");
+                return 0;
+            }
+            st->resp_started = true;
+            start_tunnel(c, st->rbuf + head_len, st->rlen - head_len);
+            return 0;
+        }
+        if (resp->status >= 100 && resp->status < 200) { /* interim response: pass it on as is */
+            op_conn_send(c, OP_CLI, st->rbuf, head_len);
+            buf_consume(c, &st->rbuf, &st->rlen, head_len);
+            if (!st->rlen)
+                return 0;
+            continue;
+        }
+        st->resp_head_done = true;
+        st->resp_started = true;
+        st->up_keep = resp->keep_alive;
+        if (resp->framing == OP_H1_BODY_UNTIL_CLOSE ||
+            (st->client_minor == 0 && resp->framing == OP_H1_BODY_CHUNKED))
+            st->client_keep = false; /* the end of the body is marked by closing */
+        bool close = !st->client_keep || (c->flags & OP_CF_DRAIN_CLOSE) || st->client_eof;
+        if (close)
+            st->client_keep = false;
+        count_status(c, resp->status);
+        ssize_t hn = op_h1_write_response_head(resp, st->client_minor, close, hconf(c)->resp_extra, tl_out,
+                                               sizeof(tl_out));
+        if (hn < 0 || op_conn_send(c, OP_CLI, (const uint8_t *)tl_out, (size_t)hn) < 0) {
+            fail(c, 502, "upstream response head too large");
+            return 0;
+        }
+        op_h1_body_init(&st->resp_body, resp->framing, resp->content_length);
+        op_conn_set_state(c, OP_CS_RELAY);
+        if (resp->framing == OP_H1_BODY_NONE) {
+            if (st->rlen > head_len)
+                st->up_keep = false;
+            response_done(c);
+            return 0;
+        }
+        /* The rest of the buffer is body: forward it and give the buffer back. */
+        uint8_t *rb = st->rbuf;
+        uint32_t rl = st->rlen;
+        st->rbuf = NULL;
+        st->rlen = 0;
+        if (rl > head_len)
+            forward_resp_body(c, rb + head_len, rl - head_len);
+        op_conn_buf_put(c, rb);
+        return 0;
+    }
+}
+
+/* ---- events ---------------------------------------------------------------------------------------- */
+
+static void http_open(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    memset(st, 0, sizeof(*st));
+    st->phase = HP_HEAD;
+    op_conn_set_state(c, OP_CS_HEAD);
+    op_conn_set_timeout(c, op_worker_timeouts(c->w)->head_ms);
+}
+
+static void http_connected(struct op_conn *c, int err)
+{
+    struct http_state *st = hs(c);
+    if (err < 0) {
+        op_warn("http", "upstream connect failed: %s", strerror(-err));
+        st->up_addr = NULL;
+        fail(c, 502, "upstream connect failed");
+        return;
+    }
+    op_conn_set_state(c, OP_CS_RELAY);
+    op_conn_set_timeout(c, op_worker_timeouts(c->w)->idle_ms);
+}
+
+static void http_eof(struct op_conn *c, enum op_side side)
+{
+    struct http_state *st = hs(c);
+    if (side == OP_CLI) {
+        st->client_eof = true;
+        if (st->phase == HP_HEAD && st->hlen == 0)
+            op_conn_close(c, "client closed");
+        else if (st->phase == HP_HEAD || st->phase == HP_BODY || st->phase == HP_APP_BODY)
+            op_conn_close(c, "client closed mid-request");
+        /* HP_WAIT / HP_APP: let the response go out, then close (next_request sees client_eof). */
+        return;
+    }
+    if (st->phase == HP_WAIT || st->phase == HP_BODY) {
+        if (st->resp_head_done && st->resp_body.framing == OP_H1_BODY_UNTIL_CLOSE) {
+            st->up_keep = false;
+            st->client_keep = false;
+            response_done(c);
+        } else if (!st->resp_started) {
+            st->up_addr = NULL;
+            fail(c, 502, "upstream closed the connection without a response");
+        } else {
+            op_conn_finish(c); /* truncated response: the client sees the connection close */
+            st->phase = HP_DONE;
+        }
+        return;
+    }
+    /* Idle upstream closed its keep-alive connection: forget it. */
+    op_conn_drop_upstream(c);
+    st->up_addr = NULL;
+}
+
+static void http_timeout(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    atomic_fetch_add_explicit(&op_worker_stats(c->w)->timeouts, 1, memory_order_relaxed);
+    switch (st->phase) {
+    case HP_HEAD:
+        if (st->hlen == 0)
+            op_conn_close(c, "keep-alive timeout");
+        else
+            fail(c, 408, "request head timeout");
+        break;
+    case HP_BODY:
+    case HP_APP_BODY:
+        fail(c, 408, "request body timeout");
+        break;
+    case HP_WAIT:
+        if (c->state == OP_CS_CONNECT)
+            fail(c, 504, "upstream connect timeout");
+        else if (!st->resp_started)
+            fail(c, 504, "upstream response timeout");
+        else
+            op_conn_close(c, "upstream idle timeout");
+        break;
+    default:
+        op_conn_close(c, "timeout");
+    }
+}
+
+static void http_drain(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    if (st->phase == HP_HEAD && st->hlen == 0)
+        op_conn_close(c, "draining");
+}
+
+/* Sends what fits of an application response body; the rest follows as the client queue drains. */
+static void app_resp_pump(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    struct op_app_job *job = st->job;
+    size_t blen = st->head_req ? 0 : job->resp.body_len;
+    while (job->body_have < blen && op_conn_queued(c, OP_CLI) < 128 * 1024) {
+        size_t k = OP_MIN(blen - job->body_have, (size_t)16 * 1024);
+        if (op_conn_send(c, OP_CLI, (const uint8_t *)job->resp.body + job->body_have, k) < 0) {
+            op_conn_close(c, "client send queue full");
+            return;
+        }
+        job->body_have += k;
+    }
+    if (job->body_have < blen)
+        return;
+    st->job = NULL;
+    op_app_job_free(job);
+    next_request(c);
+}
+
+static void http_message(struct op_conn *c, void *msg)
+{
+    struct http_state *st = hs(c);
+    struct op_app_job *job = msg;
+    if (st->job != job || st->phase != HP_APP) {
+        op_app_job_free(job);
+        return;
+    }
+    struct op_app_response *r = &job->resp;
+    bool close = !st->client_keep || (c->flags & OP_CF_DRAIN_CLOSE) || st->client_eof;
+    if (close)
+        st->client_keep = false;
+    int status = r->status ? r->status : 200;
+    const char *extra2 = hconf(c)->resp_extra;
+    int n = snprintf(tl_out, sizeof(tl_out),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%.*s%s\r\n", status,
+                     op_h1_reason(status), r->content_type ? r->content_type : "application/json", r->body_len,
+                     close ? "Connection: close\r\n" : "", (int)r->headers_len, r->headers, extra2 ? extra2 : "");
+    count_status(c, status);
+    if (n < 0 || (size_t)n >= sizeof(tl_out) || op_conn_send(c, OP_CLI, (const uint8_t *)tl_out, (size_t)n) < 0) {
+        op_conn_close(c, "response head too large");
+        return; /* http_close frees the job */
+    }
+    st->resp_started = true;
+    st->phase = HP_WAIT;
+    st->resp_head_done = true;
+    job->body_have = 0; /* reused as the response body offset */
+    app_resp_pump(c);
+}
+
+static void http_drained(struct op_conn *c, enum op_side side)
+{
+    struct http_state *st = hs(c);
+    if (side == OP_CLI && st->job && st->phase == HP_WAIT)
+        app_resp_pump(c);
+}
+
+static void http_close(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    if (st->hbuf)
+        op_conn_buf_put(c, st->hbuf);
+    if (st->rbuf)
+        op_conn_buf_put(c, st->rbuf);
+    st->hbuf = st->rbuf = NULL;
+    st->hlen = st->rlen = 0;
+    if (st->job && st->phase != HP_APP)
+        op_app_job_free(st->job); /* not submitted, or already back from the control thread: ours */
+    st->job = NULL;              /* a submitted job comes back and is freed by the poster */
+}
+
+const struct op_proto_ops op_proto_http = {
+    .name = "http",
+    .state_size = sizeof(struct http_state),
+    .on_open = http_open,
+    .on_client_data = http_client_data,
+    .on_upstream_data = http_upstream_data,
+    .on_upstream_connected = http_connected,
+    .on_eof = http_eof,
+    .on_timeout = http_timeout,
+    .on_drain = http_drain,
+    .on_message = http_message,
+    .on_drained = http_drained,
+    .on_close = http_close,
+};
+
+/* ---- control-thread side ----------------------------------------------------------------------- */
+
+void op_app_job_free(struct op_app_job *job)
+{
+    if (!job)
+        return;
+    free(job->resp.body);
+    free(job->head);
+    free(job->body);
+    free(job);
+}
+
+static void job_deliver(struct op_worker *w, struct op_msg *m)
+{
+    struct op_app_job *job = OP_CONTAINER_OF(m, struct op_app_job, msg);
+    if (!op_worker_deliver(w, job->ref, job))
+        op_app_job_free(job); /* the client went away */
+}
+
+void op_app_job_run(struct op_app_job *job)
+{
+    job->resp.status = 200;
+    job->conf->app(job->conf->app_ctx, &job->req, &job->resp);
+    job->msg.fn = job_deliver;
+    op_engine_post(job->engine, job->ref.worker, &job->msg);
+}

@@ -1,0 +1,80 @@
+/*
+ * http/proxy.h — the "http" protocol for the engine: HTTP/1.1 reverse proxying with per-request
+ * routing.
+ *
+ * Every request head on a connection is parsed and validated (http/h1.h) and routed on its own. Body
+ * framing is tracked both ways, so a pipelined second request never rides to the first request's
+ * upstream and the connection returns to reading heads only after the response is complete. A route is
+ * one of: relay to an upstream address, answer from a built-in responder, or hand the whole request to
+ * an application handler on the control thread (http/app.h). `Upgrade` requests switch the connection
+ * to the engine's byte tunnel once the upstream answers 101.
+ */
+#ifndef OP_HTTP_PROXY_H
+#define OP_HTTP_PROXY_H
+
+#include "core/engine.h"
+#include "core/tcp.h"
+#include "http/app.h"
+#include "http/h1.h"
+
+enum op_route_kind {
+    OP_ROUTE_UPSTREAM = 1, /* relay to addr */
+    OP_ROUTE_RESPOND,      /* answer status/body now */
+    OP_ROUTE_APP,          /* hand to the application handler on the control thread */
+};
+
+struct op_route {
+    enum op_route_kind kind;
+    /* UPSTREAM: must stay valid while the connection may use it (point into a route table). */
+    const struct sockaddr *addr;
+    socklen_t addrlen;
+    /* RESPOND: body is copied before the route function's caller returns. */
+    int status;
+    const char *content_type;
+    const char *body;
+    size_t body_len;
+    char extra[512]; /* extra header lines, each ending CRLF */
+};
+
+/* Picks the route for a parsed request (worker thread; must not block). out is zeroed beforehand. */
+typedef void (*op_route_fn)(void *ctx, struct op_conn *c, const struct op_h1_request *req, struct op_route *out);
+
+struct op_app_job;
+struct op_http_conf {
+    const struct op_tcp_route *static_upstream; /* used when route is NULL */
+    op_route_fn route;
+    void *route_ctx;
+    /* OP_ROUTE_APP: the handler, and how a job reaches the control thread (http/server.c). */
+    op_app_handler_fn app;
+    void *app_ctx;
+    void (*app_submit)(void *ctx, struct op_app_job *job);
+    void *app_submit_ctx;
+    size_t max_app_body;     /* bytes; larger bodies get 413 (default 1 MiB) */
+    const char *resp_extra;  /* header lines added to every response we write (e.g. version headers) */
+};
+
+void op_http_conf_init(struct op_http_conf *conf);
+
+extern const struct op_proto_ops op_proto_http;
+
+/* An application request in flight between a worker and the control thread. */
+struct op_app_job {
+    struct op_msg msg; /* posting back to the worker */
+    struct op_app_job *next;
+    struct op_conn_ref ref;
+    struct op_engine *engine;
+    const struct op_http_conf *conf;
+    struct op_app_request req;
+    struct op_app_response resp;
+    struct op_app_header headers[OP_H1_MAX_HEADERS];
+    char remote_ip[64];
+    char *head; /* copy of the request head; req spans point into it */
+    char *body;
+    size_t body_len, body_have;
+};
+
+/* Control-thread side: runs the handler for job and posts the response back to its worker. */
+void op_app_job_run(struct op_app_job *job);
+void op_app_job_free(struct op_app_job *job);
+
+#endif

@@ -1,0 +1,175 @@
+/*
+ * http/server.c — an HTTP(S) server on the engine whose requests are answered by an application handler
+ * on the control thread. Workers parse and validate requests and never block; complete requests travel
+ * to the control thread through a lock-free stack plus an eventfd, and responses come back through the
+ * engine's per-worker inbox.
+ */
+#include "http/server.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "ctl/ctl.h"
+#include "http/proxy.h"
+#include "tls/xprt.h"
+
+struct app_server {
+    const struct op_app_server_opts *opts;
+    _Atomic(struct op_app_job *) jobs;
+    int efd;
+    const char *https_port; /* for redirects */
+    bool stopped;           /* engine gone: leftover jobs are freed, not run */
+};
+
+static void submit(void *ctx, struct op_app_job *job)
+{
+    struct app_server *s = ctx;
+    struct op_app_job *head = atomic_load_explicit(&s->jobs, memory_order_relaxed);
+    do {
+        job->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&s->jobs, &head, job, memory_order_release,
+                                                    memory_order_relaxed));
+    uint64_t one = 1;
+    ssize_t w = write(s->efd, &one, sizeof(one));
+    (void)w;
+}
+
+static void run_jobs(void *arg)
+{
+    struct app_server *s = arg;
+    uint64_t v;
+    ssize_t r = read(s->efd, &v, sizeof(v));
+    (void)r;
+    struct op_app_job *j = atomic_exchange_explicit(&s->jobs, NULL, memory_order_acquire), *fifo = NULL;
+    while (j) { /* the stack is LIFO: reverse to serve requests in arrival order */
+        struct op_app_job *nx = j->next;
+        j->next = fifo;
+        fifo = j;
+        j = nx;
+    }
+    while (fifo) {
+        struct op_app_job *nx = fifo->next;
+        if (s->stopped)
+            op_app_job_free(fifo);
+        else
+            op_app_job_run(fifo);
+        fifo = nx;
+    }
+}
+
+/* Plaintext listener with TLS on: redirect to https (308 keeps the method and body). */
+static void route_redirect(void *ctx, struct op_conn *c, const struct op_h1_request *req, struct op_route *out)
+{
+    struct app_server *s = ctx;
+    (void)c;
+    if (op_conn_is_tls(c) || !s->opts->listen.redirect_to_https) {
+        out->kind = OP_ROUTE_APP;
+        return;
+    }
+    /* Host without its port, then the TLS port unless it is 443. */
+    size_t hl = req->host.len;
+    const char *colon = memrchr(req->host.p, ':', hl);
+    if (colon && !memchr(req->host.p, ']', hl - (size_t)(colon - req->host.p)))
+        hl = (size_t)(colon - req->host.p);
+    out->kind = OP_ROUTE_RESPOND;
+    out->status = 308;
+    bool std = strcmp(s->https_port, "443") == 0;
+    snprintf(out->extra, sizeof(out->extra), "Location: https://%.*s%s%s%.*s\r\n", (int)hl, req->host.p,
+             std ? "" : ":", std ? "" : s->https_port, (int)req->target.len, req->target.p);
+}
+
+int op_app_server_run(const struct op_app_server_opts *opts)
+{
+    const struct op_listen_opts *lo = &opts->listen;
+    bool want_http = lo->http_address && *lo->http_address;
+    bool want_tls = lo->tls_address && *lo->tls_address;
+    if (!want_http && !want_tls) {
+        op_error("server", "no listener: set an HTTP address or enable TLS");
+        return EX_CONFIG;
+    }
+    char err[512];
+    void *tls_ctx = NULL;
+    if (want_tls) {
+        if (lo->ntls < 1) {
+            op_error("server", "TLS is enabled but no certificate/key pair was given");
+            return EX_CONFIG;
+        }
+        if (op_tls_xprt_ctx_new(lo->tls_cert_files, lo->tls_key_files, lo->ntls, lo->tls_min_version, &tls_ctx,
+                                err, sizeof(err)) != 0) {
+            op_error("server", "TLS: %s", err);
+            return EX_CONFIG;
+        }
+    }
+    static struct app_server srv;
+    memset(&srv, 0, sizeof(srv));
+    srv.opts = opts;
+    srv.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    srv.https_port = "443";
+    if (want_tls) {
+        const char *colon = strrchr(lo->tls_address, ':');
+        srv.https_port = colon ? colon + 1 : "443";
+    }
+    static struct op_http_conf hconf;
+    op_http_conf_init(&hconf);
+    hconf.route = route_redirect;
+    hconf.route_ctx = &srv;
+    hconf.app = opts->handler;
+    hconf.app_ctx = opts->handler_ctx;
+    hconf.app_submit = submit;
+    hconf.app_submit_ctx = &srv;
+    if (opts->max_body)
+        hconf.max_app_body = opts->max_body;
+
+    static struct op_listener_conf lcs[2];
+    memset(lcs, 0, sizeof(lcs));
+    int n = 0;
+    const char *addrs[2] = {want_http ? lo->http_address : NULL, want_tls ? lo->tls_address : NULL};
+    for (int i = 0; i < 2; i++) {
+        if (!addrs[i])
+            continue;
+        struct op_listener_conf *lc = &lcs[n++];
+        snprintf(lc->name, sizeof(lc->name), "%s", addrs[i]);
+        if (op_parse_hostport(addrs[i], &lc->addr, &lc->addrlen, err, sizeof(err)) != 0) {
+            op_error("server", "listen address: %s", err);
+            return EX_CONFIG;
+        }
+        lc->xprt = i == 1 ? &op_xprt_tls : NULL;
+        atomic_store(&lc->xprt_ctx, i == 1 ? tls_ctx : NULL);
+        lc->proto = &op_proto_http;
+        lc->proto_ctx = &hconf;
+    }
+    struct op_engine_conf ec = {.workers = opts->workers, .listeners = lcs, .nlisteners = n, .max_conns = 4096};
+    op_ctl_block_signals();
+    struct op_engine *e = NULL;
+    int rc = op_engine_start(&ec, &e, err, sizeof(err));
+    if (rc != 0) {
+        op_error("server", "cannot start: %s", err);
+        if (tls_ctx)
+            op_tls_xprt_ctx_unref(tls_ctx);
+        close(srv.efd);
+        return rc == -EADDRINUSE || rc == -EACCES || rc == -EADDRNOTAVAIL ? EX_UNAVAILABLE : EX_OSERR;
+    }
+    for (int i = 0; i < n; i++)
+        op_info(opts->server_name ? opts->server_name : "server", "listening on %s (%s)", lcs[i].name,
+                lcs[i].xprt ? "https" : "http");
+    struct op_ctl_hooks hooks = {
+        .tick = opts->tick,
+        .tick_arg = opts->tick_ctx,
+        .fds = {{.fd = srv.efd, .on_readable = run_jobs, .arg = &srv}},
+        .nfds = 1,
+    };
+    rc = op_ctl_run(e, &hooks);
+    srv.stopped = true;
+    op_engine_free(e);
+    run_jobs(&srv); /* jobs that raced the shutdown: their workers are gone, so just free them */
+    close(srv.efd);
+    if (tls_ctx)
+        op_tls_xprt_ctx_unref(tls_ctx);
+    return rc;
+}

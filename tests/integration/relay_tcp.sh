@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# outpost relay in tcp mode: plaintext (copy and splice) and TLS tunnels carry 1 GiB / 256 MiB each way
+# intact, half-close is propagated, TLS policy refuses TLS 1.1, NULL and CBC ciphers, 2,000 concurrent
+# connections are relayed.
+. "$(dirname "$0")/../lib/common.sh"
+certs
+UP=$(free_port); P1=$(free_port); P2=$(free_port); P3=$(free_port); HC=$(free_port); P4=$(free_port); EU=$(free_port)
+bg socat-echo socat TCP-LISTEN:$UP,reuseaddr,fork,backlog=512 EXEC:cat
+bg halfclose "$SERVERS" halfclose $HC
+bg pyecho "$SERVERS" echo $EU
+bg relay-copy "$OUTPOST" relay --listen 127.0.0.1:$P1 --upstream 127.0.0.1:$UP
+bg relay-splice "$OUTPOST" relay --listen 127.0.0.1:$P2 --upstream 127.0.0.1:$UP --splice
+bg relay-tls "$OUTPOST" relay --listen 127.0.0.1:$P3 --upstream 127.0.0.1:$UP \
+    --tls-cert-file "$T/certs/server.pem" --tls-key-file "$T/certs/server.key"
+bg relay-hc "$OUTPOST" relay --listen 127.0.0.1:$P4 --upstream 127.0.0.1:$HC
+PM=$(free_port)
+bg relay-many "$OUTPOST" relay --listen 127.0.0.1:$PM --upstream 127.0.0.1:$EU
+for p in $UP $HC $EU $P1 $P2 $P3 $P4 $PM; do wait_port $p; done
+
+roundtrip() { # roundtrip NAME BYTES SOCAT-ADDRESS
+    local name=$1 bytes=$2 addr=$3
+    head -c "$bytes" /dev/urandom | tee >(sha256sum | cut -d' ' -f1 >"$T/$name.sent") |
+        socat -b 262144 -t 60 - "$addr" | sha256sum | cut -d' ' -f1 >"$T/$name.recv"
+    sleep 0.2
+    [ -s "$T/$name.sent" ] && [ "$(cat "$T/$name.sent")" = "$(cat "$T/$name.recv")" ] ||
+        fail "$name: sha256 sent $(cat "$T/$name.sent") != received $(cat "$T/$name.recv")"
+    ok "$name: $bytes bytes each way, sha256 $(cut -c1-16 "$T/$name.recv")…"
+}
+roundtrip plaintext-copy $((1 << 30)) TCP:127.0.0.1:$P1
+roundtrip plaintext-splice $((256 << 20)) TCP:127.0.0.1:$P2
+roundtrip tls $((256 << 20)) "OPENSSL:127.0.0.1:$P3,cafile=$T/certs/ca.pem"
+
+# Half-close: the client finishes sending (FIN), the upstream still answers afterwards.
+got=$(head -c 1048576 /dev/zero | socat -t 10 - TCP:127.0.0.1:$P4)
+[ "$got" = "got 1048576 bytes" ] || fail "half-close: got '$got'"
+ok "half-close propagated (upstream saw EOF and still answered)"
+
+# TLS policy.
+tls_try() { timeout 10 openssl s_client -connect 127.0.0.1:$P3 -CAfile "$T/certs/ca.pem" "$@" </dev/null >"$T/s_client.out" 2>&1; }
+tls_try -tls1_3 && grep -q 'TLSv1.3' "$T/s_client.out" || fail "TLS 1.3 handshake failed"
+tls_try -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 || fail "TLS 1.2 AEAD handshake failed"
+! tls_try -tls1_1 -cipher 'DEFAULT@SECLEVEL=0' || fail "TLS 1.1 was accepted"
+! tls_try -tls1_2 -cipher 'eNULL:@SECLEVEL=0' || fail "a NULL cipher was accepted"
+! tls_try -tls1_2 -cipher 'ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0' || fail "a CBC cipher was accepted"
+ok "TLS 1.3 and TLS 1.2 AEAD accepted; TLS 1.1, NULL and CBC ciphers refused"
+
+# 2,000 connections open at once, each echoing its own line.
+servers many $PM 2000 >"$T/many.out" 2>&1 || { cat "$T/many.out"; fail "2000 concurrent connections"; }
+ok "$(cat "$T/many.out")"
+
+# Every relay is still alive, and exits cleanly on SIGTERM.
+for pid in "${PIDS[@]:3}"; do kill -0 "$pid" 2>/dev/null || fail "a relay died (pid $pid)"; done
+ok "all relays alive"

@@ -1,0 +1,51 @@
+# tests/lib/common.sh — sourced by integration tests. Every process started with `bg` is killed on exit;
+# ports come from the kernel (free_port); waits are bounded.
+set -u
+ROOT=${OUTPOST_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+OUTPOST=${OUTPOST_BIN:-$ROOT/build/rel/outpost}
+T=$(mktemp -d /tmp/outpost-test.XXXXXX)
+PIDS=()
+cleanup() {
+    local rc=$? p i
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for ((i = 0; i < 50; i++)); do # up to 5 s for graceful exits (sanitizer reports are written at exit)
+        local alive=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    # A sanitizer report in any process's log fails the test, whatever the test itself concluded.
+    if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log >/dev/null 2>&1; then
+        for f in $(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log); do
+            echo "--- sanitizer report in $f" >&2
+            grep -A 30 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f" | head -60 >&2
+        done
+        rc=1
+    fi
+    [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
+    exit $rc
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }; done; exit 1; }
+ok() { echo "ok - $*"; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# bg NAME CMD...: start CMD in the background with its output in $T/NAME.log
+bg() { local name=$1; shift; "$@" >"$T/$name.log" 2>&1 & PIDS+=($!); LAST_PID=$!; }
+
+wait_port() { # wait_port PORT [SECONDS]
+    local port=$1 limit=${2:-10} i
+    for ((i = 0; i < limit * 20; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    fail "nothing listening on port $port after ${limit}s"
+}
+
+certs() { [ -f "$T/certs/server.pem" ] || bash "$ROOT/tests/lib/certs.sh" "$T/certs" >/dev/null || fail "certs"; }
+
+SERVERS=$ROOT/tests/lib/servers.py
+servers() { python3 "$SERVERS" "$@"; }

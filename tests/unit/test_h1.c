@@ -1,0 +1,820 @@
+/*
+ * tests/unit/test_h1.c — the HTTP/1.1 message layer (http/h1.c): request/response head parsing (every
+ * smuggling shape from reliability.md §2.1, limits at their exact boundaries, byte-by-byte prefixes),
+ * keep-alive and upgrade rules, response framing, the chunked body tracker (split at every byte, pipelined
+ * next request) and the head writers. Prints one line per failed check; exits 1 on any failure.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/h1.h"
+
+static int g_checks, g_failures;
+
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        g_checks++;                                                                                          \
+        if (!(cond)) {                                                                                       \
+            g_failures++;                                                                                    \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                      \
+            printf(__VA_ARGS__);                                                                             \
+            printf("\n");                                                                                    \
+        }                                                                                                    \
+    } while (0)
+
+#define S(lit) lit, sizeof(lit) - 1
+
+static bool span_is(op_span_t s, const char *lit)
+{
+    return s.len == strlen(lit) && (s.len == 0 || memcmp(s.p, lit, s.len) == 0);
+}
+
+static struct op_h1_request g_req; /* big (100 headers): keep off the stack */
+static struct op_h1_response g_resp;
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Request table                                                                                          */
+
+#define ANY (-1)
+struct rcase {
+    const char *name;
+    const char *raw;
+    size_t len;
+    int status;  /* 0 = must parse COMPLETE */
+    int framing; /* ANY or enum op_h1_framing (accepted cases) */
+    long long cl;
+};
+
+#define OK(name, raw, fr, cl) {name, S(raw), 0, fr, cl}
+#define BAD(name, raw, st) {name, S(raw), st, ANY, ANY}
+#define NONE OP_H1_BODY_NONE
+#define LEN OP_H1_BODY_LENGTH
+#define CHUNKED OP_H1_BODY_CHUNKED
+
+static const struct rcase g_rcases[] = {
+    /* accepted */
+    OK("simple GET", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", NONE, 0),
+    OK("HTTP/1.0 without Host", "GET /x HTTP/1.0\r\n\r\n", NONE, 0),
+    OK("POST with CL", "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", LEN, 5),
+    OK("POST chunked", "POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", CHUNKED, 0),
+    OK("TE gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", CHUNKED, 0),
+    OK("TE with OWS", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip ,\t chunked \r\n\r\n", CHUNKED, 0),
+    OK("TE Chunked mixed case", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChUnKeD\r\n\r\n", CHUNKED, 0),
+    OK("CL 0 is no body", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", NONE, 0),
+    OK("CL leading zeros", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n", LEN, 7),
+    OK("CL 2^63-1", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n", LEN,
+       9223372036854775807LL),
+    OK("CL with leading OWS", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:   12\r\n\r\n", LEN, 12),
+    OK("OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", NONE, 0),
+    OK("CONNECT authority", "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", NONE, 0),
+    OK("absolute-form = Host", "GET http://a.example/x?y HTTP/1.1\r\nHost: A.example\r\n\r\n", NONE, 0),
+    OK("absolute-form https", "GET https://a.example HTTP/1.1\r\nHost: a.example\r\n\r\n", NONE, 0),
+    OK("absolute-form 1.0 no Host", "GET http://b.example/ HTTP/1.0\r\n\r\n", NONE, 0),
+    OK("obs-text in value", "GET / HTTP/1.1\r\nHost: a\r\nX-Name: caf\xc3\xa9\r\n\r\n", NONE, 0),
+    OK("empty value", "GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\n\r\n", NONE, 0),
+    OK("whitespace-only value", "GET / HTTP/1.1\r\nHost: a\r\nX-Empty: \t \r\n\r\n", NONE, 0),
+    OK("Host with port", "GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n", NONE, 0),
+    OK("Host IPv6 literal", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", NONE, 0),
+    OK("PUT/DELETE style method", "DELETE /r HTTP/1.1\r\nHost: a\r\n\r\n", NONE, 0),
+    OK("PATCH", "PATCH /r HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n", LEN, 1),
+    OK("HEAD", "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", NONE, 0),
+    OK("websocket upgrade",
+       "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+       "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+       NONE, 0),
+    OK("query with punctuation", "GET /a/b?c=d&e=%20f;g HTTP/1.1\r\nHost: a\r\n\r\n", NONE, 0),
+    OK("header name punctuation", "GET / HTTP/1.1\r\nHost: a\r\nX-A_b.c!#$%&'*+^`|~: v\r\n\r\n", NONE, 0),
+
+    /* obs-fold, whitespace, line endings */
+    BAD("obs-fold SP", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400),
+    BAD("obs-fold HT", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n\r\n", 400),
+    BAD("obs-fold on TE", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n", 400),
+    BAD("leading whitespace first header", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400),
+    BAD("SP before colon (Host)", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+    BAD("SP before colon (TE)", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n", 400),
+    BAD("HT before colon", "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", 400),
+    BAD("bare LF after request line", "GET / HTTP/1.1\nHost: a\r\n\r\n", 400),
+    BAD("bare LF after header", "GET / HTTP/1.1\r\nHost: a\n\r\n", 400),
+    BAD("bare LF final line", "GET / HTTP/1.1\r\nHost: a\r\n\n", 400),
+    BAD("bare LF inside value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\nb\r\n\r\n", 400),
+    BAD("CR without LF in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400),
+    BAD("CR without LF end of line", "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", 400),
+    BAD("CR without LF final", "GET / HTTP/1.1\r\nHost: a\r\n\rX\r\n", 400),
+    BAD("CR in request line", "GET / HTTP/1.1\rX\r\nHost: a\r\n\r\n", 400),
+    BAD("NUL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 400),
+    BAD("CTL 0x01 in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01" "b\r\n\r\n", 400),
+    BAD("DEL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n", 400),
+    BAD("line without colon", "GET / HTTP/1.1\r\nHost: a\r\nXnocolon\r\n\r\n", 400),
+    BAD("empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: v\r\n\r\n", 400),
+    BAD("non-token header name", "GET / HTTP/1.1\r\nHost: a\r\nX(a): v\r\n\r\n", 400),
+    BAD("header name with slash", "GET / HTTP/1.1\r\nHost: a\r\nX/a: v\r\n\r\n", 400),
+    BAD("leading CRLF before request", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+
+    /* framing: CL / TE */
+    BAD("TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    BAD("CL + TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    BAD("TE + CL", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400),
+    BAD("dup CL different", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
+    BAD("dup CL identical", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n", 400),
+    BAD("CL list 5, 5", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", 400),
+    BAD("CL +5", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400),
+    BAD("CL -1", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
+    BAD("CL 0x5", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", 400),
+    BAD("CL inner space", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n", 400),
+    BAD("CL empty", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", 400),
+    BAD("CL 2^63", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n", 400),
+    BAD("CL huge", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
+    /* RFC-valid trailing OWS, but llhttp 8.1.0 refuses it: the stricter verdict wins (no disagreement). */
+    BAD("CL trailing OWS", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12 \t\r\n\r\n", 400),
+    BAD("CL decimal point", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5.0\r\n\r\n", 400),
+    BAD("TE chunked, gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+    BAD("TE chunked, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
+    BAD("TE twice (two lines)",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    BAD("TE chunked then gzip line",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+    BAD("TE empty", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", 400),
+    BAD("TE empty element", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip,,chunked\r\n\r\n", 400),
+    BAD("TE trailing comma", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n", 400),
+    BAD("TE with parameter", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", 400),
+    BAD("TE xchunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 501),
+    BAD("TE chunkedx", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunkedx\r\n\r\n", 501),
+    BAD("TE gzip alone", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    BAD("TE identity", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 501),
+
+    /* Host */
+    BAD("missing Host 1.1", "GET / HTTP/1.1\r\nX: a\r\n\r\n", 400),
+    BAD("duplicate Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400),
+    BAD("duplicate Host 1.0", "GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    BAD("empty Host 1.1", "GET / HTTP/1.1\r\nHost:\r\n\r\n", 400),
+    BAD("Host userinfo", "GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400),
+    BAD("Host inner space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    BAD("Host with path", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    BAD("Host with fragment", "GET / HTTP/1.1\r\nHost: a#b\r\n\r\n", 400),
+
+    /* request line */
+    BAD("space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("CTL in target", "GET /a\x01" "b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("obs-text in target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("TAB in target", "GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("relative target", "GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("asterisk with GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("fragment in target", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("absolute-form != Host", "GET http://evil.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n", 400),
+    BAD("absolute-form userinfo", "GET http://u@a.example/ HTTP/1.1\r\nHost: u@a.example\r\n\r\n", 400),
+    BAD("absolute-form ftp", "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("CONNECT origin-form", "CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("invalid method token", "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("missing method", " / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("lowercase method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", 501),
+    BAD("unknown method", "FOO / HTTP/1.1\r\nHost: a\r\n\r\n", 501),
+    BAD("double space", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("missing version", "GET /\r\nHost: a\r\n\r\n", 400),
+    BAD("lowercase http", "GET / http/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("HTTP/1.1 trailing space", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400),
+    BAD("HTTP/1.10", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400),
+    BAD("HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+    BAD("HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+    BAD("HTTP/0.9", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505),
+    BAD("h2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+
+    /* other headers */
+    BAD("duplicate Upgrade", "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nUpgrade: h2c\r\n\r\n", 400),
+    BAD("Connection non-token", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, a b\r\n\r\n", 400),
+};
+
+static void test_request_table(void)
+{
+    int n = 0;
+    for (size_t i = 0; i < OP_ARRAY_LEN(g_rcases); i++) {
+        const struct rcase *c = &g_rcases[i];
+        int rc = op_h1_parse_request(c->raw, c->len, &g_req);
+        n++;
+        if (c->status == 0) {
+            CHECK(rc == OP_H1_COMPLETE, "[%s] expected COMPLETE, got %d (%d %s)", c->name, rc, g_req.error_status,
+                  g_req.error_reason ? g_req.error_reason : "");
+            if (rc != OP_H1_COMPLETE)
+                continue;
+            CHECK(g_req.head_len == c->len, "[%s] head_len %zu != %zu", c->name, g_req.head_len, c->len);
+            if (c->framing != ANY)
+                CHECK((int)g_req.framing == c->framing, "[%s] framing %d != %d", c->name, g_req.framing, c->framing);
+            if (c->cl != ANY)
+                CHECK(g_req.content_length == (uint64_t)c->cl, "[%s] CL %llu != %lld", c->name,
+                      (unsigned long long)g_req.content_length, c->cl);
+        } else {
+            CHECK(rc == OP_H1_ERROR && g_req.error_status == c->status, "[%s] expected ERROR %d, got rc=%d status=%d",
+                  c->name, c->status, rc, g_req.error_status);
+            CHECK(rc != OP_H1_ERROR || (g_req.error_reason && *g_req.error_reason), "[%s] no error reason", c->name);
+        }
+        /* Every prefix: never COMPLETE early, an early ERROR must equal the final verdict. */
+        int full_rc = rc, full_status = g_req.error_status;
+        size_t full_head = g_req.head_len;
+        for (size_t k = 0; k < c->len; k++) {
+            int prc = op_h1_parse_request(c->raw, k, &g_req);
+            if (prc == OP_H1_ERROR)
+                CHECK(full_rc == OP_H1_ERROR && g_req.error_status == full_status,
+                      "[%s] prefix %zu: ERROR %d (%s) but full input gives rc=%d", c->name, k, g_req.error_status,
+                      g_req.error_reason, full_rc);
+            else if (prc == OP_H1_COMPLETE)
+                CHECK(full_rc == OP_H1_COMPLETE && g_req.head_len == full_head && k >= full_head,
+                      "[%s] prefix %zu: COMPLETE early", c->name, k);
+        }
+    }
+    printf("request table: %d cases\n", n);
+}
+
+static void test_request_fields(void)
+{
+    static const char raw[] = "POST /up?x=1 HTTP/1.1\r\nHost:  a.example:8443 \r\nX-Pad:\t v  v \t\r\n"
+                              "Expect: 100-continue\r\nContent-Length: 3\r\n\r\nabcGET";
+    int rc = op_h1_parse_request(raw, sizeof(raw) - 1, &g_req);
+    CHECK(rc == OP_H1_COMPLETE, "fields: rc %d", rc);
+    CHECK(span_is(g_req.method, "POST"), "fields: method");
+    CHECK(span_is(g_req.target, "/up?x=1"), "fields: target");
+    CHECK(g_req.version_minor == 1, "fields: minor");
+    CHECK(span_is(g_req.host, "a.example:8443"), "fields: host trimmed");
+    CHECK(g_req.nheaders == 4, "fields: nheaders %d", g_req.nheaders);
+    CHECK(span_is(g_req.headers[1].name, "X-Pad") && span_is(g_req.headers[1].value, "v  v"), "fields: trim");
+    CHECK(g_req.expect_continue, "fields: expect");
+    CHECK(g_req.head_len == sizeof(raw) - 1 - 6, "fields: head_len %zu", g_req.head_len);
+    CHECK(g_req.framing == OP_H1_BODY_LENGTH && g_req.content_length == 3, "fields: CL");
+    const struct op_h1_header *h = op_h1_find_header(g_req.headers, g_req.nheaders, "content-LENGTH");
+    CHECK(h && span_is(h->value, "3"), "find_header");
+    CHECK(op_h1_find_header(g_req.headers, g_req.nheaders, "nope") == NULL, "find_header absent");
+    /* spans inside the buffer */
+    for (int i = 0; i < g_req.nheaders; i++)
+        CHECK(g_req.headers[i].name.p >= raw && g_req.headers[i].value.p + g_req.headers[i].value.len <= raw + g_req.head_len,
+              "fields: header %d span outside head", i);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Limits at their boundaries                                                                             */
+
+static char g_big[24 * 1024];
+
+static size_t build_reqline(size_t line_len) /* request line of exactly line_len bytes (without CRLF) */
+{
+    /* "GET /aaaa HTTP/1.1" : 4 + target + 9 */
+    size_t tlen = line_len - 13;
+    size_t n = 0;
+    memcpy(g_big, "GET /", 5);
+    n = 5;
+    memset(g_big + n, 'a', tlen - 1);
+    n += tlen - 1;
+    memcpy(g_big + n, " HTTP/1.1\r\nHost: a\r\n\r\n", 22);
+    return n + 22;
+}
+
+static size_t build_headers(int nhdr) /* request with nhdr headers (Host included) */
+{
+    size_t n = (size_t)snprintf(g_big, sizeof(g_big), "GET / HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 1; i < nhdr; i++)
+        n += (size_t)snprintf(g_big + n, sizeof(g_big) - n, "X-H%d: v\r\n", i);
+    n += (size_t)snprintf(g_big + n, sizeof(g_big) - n, "\r\n");
+    return n;
+}
+
+static size_t build_head_of(size_t total) /* valid head of exactly total bytes */
+{
+    static const char pre[] = "GET / HTTP/1.1\r\nHost: a\r\nX-Pad: ";
+    size_t n = sizeof(pre) - 1;
+    memcpy(g_big, pre, n);
+    size_t pad = total - n - 4;
+    memset(g_big + n, 'p', pad);
+    n += pad;
+    memcpy(g_big + n, "\r\n\r\n", 4);
+    return n + 4;
+}
+
+static void test_limits(void)
+{
+    size_t n = build_reqline(8191);
+    CHECK(n == 8191 + 2 + 9 + 2, "reqline builder");
+    int rc = op_h1_parse_request(g_big, n, &g_req);
+    CHECK(rc == OP_H1_COMPLETE, "8191-byte request line: rc %d status %d", rc, g_req.error_status);
+    /* the request line's CR at 8191, its LF not yet there: still fine */
+    rc = op_h1_parse_request(g_big, 8192, &g_req);
+    CHECK(rc == OP_H1_INCOMPLETE, "8191-byte request line, LF missing: rc %d (%d)", rc, g_req.error_status);
+    n = build_reqline(8192);
+    rc = op_h1_parse_request(g_big, n, &g_req);
+    CHECK(rc == OP_H1_ERROR && g_req.error_status == 414, "8192-byte request line: rc %d status %d", rc,
+          g_req.error_status);
+    rc = op_h1_parse_request(g_big, 8192, &g_req);
+    CHECK(rc == OP_H1_ERROR && g_req.error_status == 414, "8192 bytes of request line, no CRLF: %d", g_req.error_status);
+    rc = op_h1_parse_request(g_big, 8191, &g_req);
+    CHECK(rc == OP_H1_INCOMPLETE, "8191 bytes of request line, no CRLF: rc %d", rc);
+    memset(g_big + 5, 'a', 9000);
+    rc = op_h1_parse_request(g_big, 9005, &g_req);
+    CHECK(rc == OP_H1_ERROR && g_req.error_status == 414, "9 KiB request line at once: %d", g_req.error_status);
+
+    n = build_headers(100);
+    rc = op_h1_parse_request(g_big, n, &g_req);
+    CHECK(rc == OP_H1_COMPLETE && g_req.nheaders == 100, "100 headers: rc %d n %d", rc, g_req.nheaders);
+    n = build_headers(101);
+    rc = op_h1_parse_request(g_big, n, &g_req);
+    CHECK(rc == OP_H1_ERROR && g_req.error_status == 431, "101 headers: rc %d status %d", rc, g_req.error_status);
+
+    n = build_head_of(OP_H1_MAX_HEAD - 1);
+    CHECK(n == OP_H1_MAX_HEAD - 1, "head builder");
+    rc = op_h1_parse_request(g_big, n, &g_req);
+    CHECK(rc == OP_H1_COMPLETE && g_req.head_len == n, "head of 16383 bytes: rc %d status %d", rc, g_req.error_status);
+    for (size_t k = n - 4; k < n; k++) {
+        rc = op_h1_parse_request(g_big, k, &g_req);
+        CHECK(rc == OP_H1_INCOMPLETE, "head of 16383 bytes, prefix %zu: rc %d", k, rc);
+    }
+    n = build_head_of(OP_H1_MAX_HEAD);
+    rc = op_h1_parse_request(g_big, n, &g_req);
+    CHECK(rc == OP_H1_ERROR && g_req.error_status == 431, "head of 16384 bytes: rc %d status %d", rc, g_req.error_status);
+    n = build_head_of(OP_H1_MAX_HEAD + 1);
+    rc = op_h1_parse_request(g_big, n, &g_req);
+    CHECK(rc == OP_H1_ERROR && g_req.error_status == 431, "head of 16385 bytes: %d", g_req.error_status);
+    /* 20 KiB without CRLFCRLF: refused as soon as it reaches the limit, INCOMPLETE just below */
+    n = build_head_of(20 * 1024);
+    rc = op_h1_parse_request(g_big, n - 4, &g_req);
+    CHECK(rc == OP_H1_ERROR && g_req.error_status == 431, "20 KiB unterminated: %d", g_req.error_status);
+    rc = op_h1_parse_request(g_big, OP_H1_MAX_HEAD - 1, &g_req);
+    CHECK(rc == OP_H1_ERROR && g_req.error_status == 431, "16383 bytes unterminated: %d", g_req.error_status);
+    rc = op_h1_parse_request(g_big, OP_H1_MAX_HEAD - 2, &g_req);
+    CHECK(rc == OP_H1_INCOMPLETE, "16382 bytes unterminated: rc %d", rc);
+
+    /* responses: the same head cap, reported as 502 */
+    n = (size_t)snprintf(g_big, sizeof(g_big), "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < 101; i++)
+        n += (size_t)snprintf(g_big + n, sizeof(g_big) - n, "X-H%d: v\r\n", i);
+    n += (size_t)snprintf(g_big + n, sizeof(g_big) - n, "\r\n");
+    rc = op_h1_parse_response(g_big, n, false, &g_resp);
+    CHECK(rc == OP_H1_ERROR && g_resp.error_status == 502, "response with 101 headers: rc %d", rc);
+}
+
+/* Feeds a valid request byte by byte: INCOMPLETE for every proper prefix, COMPLETE at the end. */
+static void test_byte_by_byte(void)
+{
+    static const char *const reqs[] = {
+        "GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n",
+        "POST /api HTTP/1.1\r\nHost: a:1\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n",
+        "GET / HTTP/1.0\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: x\r\nX-Empty:\r\n\r\n",
+    };
+    for (size_t r = 0; r < OP_ARRAY_LEN(reqs); r++) {
+        size_t len = strlen(reqs[r]);
+        char *copy = malloc(len); /* exact-size heap copy: ASan catches any read past len */
+        memcpy(copy, reqs[r], len);
+        for (size_t k = 0; k < len; k++) {
+            char *pre = malloc(k ? k : 1);
+            memcpy(pre, copy, k);
+            int rc = op_h1_parse_request(pre, k, &g_req);
+            CHECK(rc == OP_H1_INCOMPLETE, "byte-by-byte req %zu prefix %zu: rc %d (%s)", r, k, rc,
+                  g_req.error_reason ? g_req.error_reason : "");
+            free(pre);
+        }
+        int rc = op_h1_parse_request(copy, len, &g_req);
+        CHECK(rc == OP_H1_COMPLETE && g_req.head_len == len, "byte-by-byte req %zu full: rc %d", r, rc);
+        free(copy);
+    }
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: y\r\n\r\nok";
+    size_t hl = sizeof(resp) - 1 - 2;
+    for (size_t k = 0; k < hl; k++) {
+        int rc = op_h1_parse_response(resp, k, false, &g_resp);
+        CHECK(rc == OP_H1_INCOMPLETE, "byte-by-byte response prefix %zu: rc %d", k, rc);
+    }
+    for (size_t k = hl; k <= sizeof(resp) - 1; k++) {
+        int rc = op_h1_parse_response(resp, k, false, &g_resp);
+        CHECK(rc == OP_H1_COMPLETE && g_resp.head_len == hl, "response prefix %zu: rc %d", k, rc);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Keep-alive and upgrade                                                                                 */
+
+static void test_keepalive_upgrade(void)
+{
+    static const struct {
+        const char *raw;
+        bool keep_alive, upgrade;
+        const char *proto;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", true, false, ""},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false, false, ""},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: CLOSE\r\n\r\n", false, false, ""},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo\r\nConnection: close\r\n\r\n", false, false, ""},
+        {"GET / HTTP/1.0\r\n\r\n", false, false, ""},
+        {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true, false, ""},
+        {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true, false, ""},
+        {"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", false, false, ""},
+        {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", true, true, "websocket"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, upgrade\r\n\r\n", true, true,
+         "websocket"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", true, false, "websocket"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n", true, false, ""},
+        {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: upgrade, HTTP2-Settings\r\nHTTP2-Settings: x\r\n\r\n",
+         true, true, "h2c"},
+    };
+    for (size_t i = 0; i < OP_ARRAY_LEN(cases); i++) {
+        int rc = op_h1_parse_request(cases[i].raw, strlen(cases[i].raw), &g_req);
+        CHECK(rc == OP_H1_COMPLETE, "ka/upgrade case %zu: rc %d (%s)", i, rc, g_req.error_reason);
+        CHECK(g_req.keep_alive == cases[i].keep_alive, "ka/upgrade case %zu: keep_alive %d", i, g_req.keep_alive);
+        CHECK(g_req.upgrade == cases[i].upgrade, "ka/upgrade case %zu: upgrade %d", i, g_req.upgrade);
+        CHECK(span_is(g_req.upgrade_proto, cases[i].proto) || (!*cases[i].proto && g_req.upgrade_proto.len == 0),
+              "ka/upgrade case %zu: proto", i);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Responses                                                                                              */
+
+static void test_responses(void)
+{
+    static const struct {
+        const char *name, *raw;
+        bool head;
+        int rc, framing;
+        long long cl;
+        bool keep_alive, upgrade;
+    } cases[] = {
+        {"200 CL", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", false, 1, LEN, 10, true, false},
+        {"200 chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, 1, CHUNKED, 0, true, false},
+        {"200 gzip,chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, 1, CHUNKED, 0, true,
+         false},
+        {"200 until close", "HTTP/1.1 200 OK\r\nX: y\r\n\r\n", false, 1, OP_H1_BODY_UNTIL_CLOSE, 0, false, false},
+        {"200 CL 0", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, 1, NONE, 0, true, false},
+        {"HEAD 200 CL", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true, 1, NONE, 0, true, false},
+        {"HEAD 200 chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", true, 1, NONE, 0, true, false},
+        {"HEAD 200 no length", "HTTP/1.1 200 OK\r\n\r\n", true, 1, NONE, 0, true, false},
+        {"204", "HTTP/1.1 204 No Content\r\n\r\n", false, 1, NONE, 0, true, false},
+        {"304 with CL", "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, 1, NONE, 0, true, false},
+        {"100 continue", "HTTP/1.1 100 Continue\r\n\r\n", false, 1, NONE, 0, true, false},
+        {"103 early hints", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", false, 1, NONE, 0, true, false},
+        {"101 switching", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+         false, 1, NONE, 0, true, true},
+        {"1.0 CL", "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1, false, false},
+        {"1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1,
+         true, false},
+        {"1.1 close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1, false,
+         false},
+        {"no reason phrase", "HTTP/1.1 200\r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1, true, false},
+        {"empty reason phrase", "HTTP/1.1 404 \r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1, true, false},
+        {"unknown status", "HTTP/1.1 599 Whatever Text\r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1, true, false},
+        {"CL+TE", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"dup CL", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"bad CL", "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"TE gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"TE chunked, gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"TE in 1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"HTTP/2.0", "HTTP/2.0 200 OK\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"HTTP/1.2", "HTTP/1.2 200 OK\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"2-digit status", "HTTP/1.1 20 OK\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"4-digit status", "HTTP/1.1 2000 OK\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"status 099", "HTTP/1.1 099 X\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"obs-fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 1\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"SP before colon", "HTTP/1.1 200 OK\r\nContent-Length : 1\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"bare LF", "HTTP/1.1 200 OK\nContent-Length: 1\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"CTL in reason", "HTTP/1.1 200 O\x01K\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"not HTTP", "SSH-2.0-OpenSSH\r\n\r\n", false, -1, 0, 0, 0, 0},
+    };
+    for (size_t i = 0; i < OP_ARRAY_LEN(cases); i++) {
+        int rc = op_h1_parse_response(cases[i].raw, strlen(cases[i].raw), cases[i].head, &g_resp);
+        CHECK(rc == cases[i].rc, "[resp %s] rc %d expected %d (%s)", cases[i].name, rc, cases[i].rc,
+              g_resp.error_reason ? g_resp.error_reason : "");
+        if (rc == OP_H1_ERROR) {
+            CHECK(g_resp.error_status == 502 && g_resp.error_reason, "[resp %s] status %d", cases[i].name,
+                  g_resp.error_status);
+            continue;
+        }
+        if (rc != OP_H1_COMPLETE)
+            continue;
+        CHECK((int)g_resp.framing == cases[i].framing, "[resp %s] framing %d expected %d", cases[i].name,
+              g_resp.framing, cases[i].framing);
+        CHECK(g_resp.content_length == (uint64_t)cases[i].cl, "[resp %s] CL %llu", cases[i].name,
+              (unsigned long long)g_resp.content_length);
+        CHECK(g_resp.keep_alive == cases[i].keep_alive, "[resp %s] keep_alive %d", cases[i].name, g_resp.keep_alive);
+        CHECK(g_resp.upgrade == cases[i].upgrade, "[resp %s] upgrade %d", cases[i].name, g_resp.upgrade);
+        CHECK(g_resp.head_len == strlen(cases[i].raw), "[resp %s] head_len", cases[i].name);
+    }
+    int rc = op_h1_parse_response(S("HTTP/1.1 418 I'm a teapot\r\n\r\n"), false, &g_resp);
+    CHECK(rc == OP_H1_COMPLETE && g_resp.status == 418 && span_is(g_resp.reason, "I'm a teapot"), "response status/reason");
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Body tracker                                                                                           */
+
+static const char g_next_req[] = "GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
+
+/* Feeds body+next request split into two pieces at every position and one byte at a time; the body must
+ * end exactly at body_len and the remainder must parse as the pipelined request. */
+static void check_chunked_ok(const char *name, const char *body, size_t body_len)
+{
+    size_t nl = sizeof(g_next_req) - 1, total = body_len + nl;
+    char *buf = malloc(total);
+    memcpy(buf, body, body_len);
+    memcpy(buf + body_len, g_next_req, nl);
+    struct op_h1_body b;
+    size_t used = 0;
+
+    op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0);
+    int rc = op_h1_body_feed(&b, buf, total, &used);
+    CHECK(rc == OP_H1_COMPLETE && used == body_len, "[%s] whole: rc %d used %zu/%zu (%s)", name, rc, used, body_len,
+          b.error_reason ? b.error_reason : "");
+    rc = op_h1_parse_request(buf + used, total - used, &g_req);
+    CHECK(rc == OP_H1_COMPLETE && span_is(g_req.target, "/next"), "[%s] pipelined request after body", name);
+
+    for (size_t k = 0; k <= total; k++) { /* two pieces */
+        op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0);
+        size_t u1 = 0, u2 = 0;
+        rc = op_h1_body_feed(&b, buf, k, &u1);
+        if (k < body_len) {
+            CHECK(rc == OP_H1_INCOMPLETE && u1 == k, "[%s] split %zu first: rc %d used %zu", name, k, rc, u1);
+            rc = op_h1_body_feed(&b, buf + k, total - k, &u2);
+            CHECK(rc == OP_H1_COMPLETE && u1 + u2 == body_len, "[%s] split %zu second: rc %d used %zu", name, k, rc,
+                  u1 + u2);
+        } else {
+            CHECK(rc == OP_H1_COMPLETE && u1 == body_len, "[%s] split %zu: rc %d used %zu", name, k, rc, u1);
+        }
+        CHECK(op_h1_body_done(&b), "[%s] split %zu: not done", name, k);
+    }
+
+    op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0); /* one byte at a time */
+    size_t sum = 0;
+    for (size_t k = 0; k < body_len; k++) {
+        rc = op_h1_body_feed(&b, buf + k, 1, &used);
+        sum += used;
+        int want = k + 1 == body_len ? OP_H1_COMPLETE : OP_H1_INCOMPLETE;
+        CHECK(rc == want && used == 1, "[%s] byte %zu: rc %d used %zu", name, k, rc, used);
+        if (rc != want)
+            break;
+    }
+    rc = op_h1_body_feed(&b, buf + body_len, nl, &used);
+    CHECK(rc == OP_H1_COMPLETE && used == 0 && sum == body_len, "[%s] after completion: rc %d used %zu", name, rc, used);
+    free(buf);
+}
+
+static void check_chunked_bad(const char *name, const char *body, size_t len)
+{
+    struct op_h1_body b;
+    size_t used = 0;
+    op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0);
+    int rc = op_h1_body_feed(&b, body, len, &used);
+    CHECK(rc == OP_H1_ERROR && b.error_reason, "[%s] whole: expected ERROR, rc %d used %zu", name, rc, used);
+    /* byte by byte: must also end in ERROR, never COMPLETE */
+    op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0);
+    rc = OP_H1_INCOMPLETE;
+    for (size_t k = 0; k < len && rc == OP_H1_INCOMPLETE; k++)
+        rc = op_h1_body_feed(&b, body + k, 1, &used);
+    CHECK(rc == OP_H1_ERROR, "[%s] byte by byte: rc %d", name, rc);
+    rc = op_h1_body_feed(&b, "0\r\n\r\n", 5, &used);
+    CHECK(rc == OP_H1_ERROR, "[%s] error is sticky", name);
+}
+
+static void test_body(void)
+{
+    check_chunked_ok("simple", S("5\r\nhello\r\n0\r\n\r\n"));
+    check_chunked_ok("two chunks hex", S("A\r\n0123456789\r\n1f\r\n0123456789012345678901234567890\r\n0\r\n\r\n"));
+    check_chunked_ok("uppercase hex, leading zeros", S("000B\r\nhello world\r\n00\r\n\r\n"));
+    check_chunked_ok("extensions", S("5;name=value;flag\r\nhello\r\n0;last\r\n\r\n"));
+    check_chunked_ok("trailers", S("5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Other:\r\n\r\n"));
+    check_chunked_ok("empty body", S("0\r\n\r\n"));
+    check_chunked_ok("data with CRLF inside", S("4\r\n\r\n\r\n\r\n0\r\n\r\n"));
+
+    check_chunked_bad("space after size", S("5 \r\nhello\r\n0\r\n\r\n"));
+    check_chunked_bad("space before size", S(" 5\r\nhello\r\n0\r\n\r\n"));
+    check_chunked_bad("plus sign", S("+5\r\nhello\r\n0\r\n\r\n"));
+    check_chunked_bad("minus sign", S("-5\r\nhello\r\n0\r\n\r\n"));
+    check_chunked_bad("0x prefix", S("0x5\r\nhello\r\n0\r\n\r\n"));
+    check_chunked_bad("empty size", S("\r\nhello\r\n0\r\n\r\n"));
+    check_chunked_bad("non-hex", S("5g\r\nhello\r\n0\r\n\r\n"));
+    check_chunked_bad("17 hex digits", S("00000000000000005\r\nhello\r\n0\r\n\r\n"));
+    check_chunked_bad("bare LF after size", S("5\nhello\r\n0\r\n\r\n"));
+    check_chunked_bad("CR without LF after size", S("5\rxhello\r\n0\r\n\r\n"));
+    check_chunked_bad("bare LF after data", S("5\r\nhello\n0\r\n\r\n"));
+    check_chunked_bad("data longer than size", S("5\r\nhello!\r\n0\r\n\r\n"));
+    check_chunked_bad("bare LF at end", S("5\r\nhello\r\n0\r\n\n"));
+    check_chunked_bad("CTL in extension", S("5;a\x01\r\nhello\r\n0\r\n\r\n"));
+    check_chunked_bad("bare LF in extension", S("5;a\nhello\r\n0\r\n\r\n"));
+    check_chunked_bad("trailer obs-fold", S("0\r\nX: a\r\n b\r\n\r\n"));
+    check_chunked_bad("trailer SP before colon", S("0\r\nX : a\r\n\r\n"));
+    check_chunked_bad("trailer without colon", S("0\r\nXa\r\n\r\n"));
+    check_chunked_bad("trailer CTL", S("0\r\nX: a\x7f\r\n\r\n"));
+    check_chunked_bad("trailer bare LF", S("0\r\nX: a\n\r\n"));
+
+    /* 16 hex digits is the maximum: accepted (then waits for data) */
+    struct op_h1_body b;
+    size_t used;
+    op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0);
+    int rc = op_h1_body_feed(&b, S("ffffffffffffffff\r\nabc"), &used);
+    CHECK(rc == OP_H1_INCOMPLETE && used == 21, "16 hex digits: rc %d used %zu", rc, used);
+
+    /* chunk-extension cap: exactly OP_H1_MAX_CHUNK_EXT bytes (incl. ';') fine, one more refused */
+    static char buf[16384];
+    for (int extra = 0; extra <= 1; extra++) {
+        size_t n = 0;
+        buf[n++] = '0';
+        buf[n++] = ';';
+        memset(buf + n, 'e', OP_H1_MAX_CHUNK_EXT - 1 + (size_t)extra);
+        n += OP_H1_MAX_CHUNK_EXT - 1 + (size_t)extra;
+        memcpy(buf + n, "\r\n\r\n", 4);
+        n += 4;
+        op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0);
+        rc = op_h1_body_feed(&b, buf, n, &used);
+        CHECK(rc == (extra ? OP_H1_ERROR : OP_H1_COMPLETE), "chunk ext of %d bytes: rc %d", OP_H1_MAX_CHUNK_EXT + extra,
+              rc);
+    }
+    /* the cap is per message: many small extensions add up */
+    {
+        size_t n = 0;
+        while (n < 8000) {
+            memcpy(buf + n, "1;abcdefghij\r\nx\r\n", 17);
+            n += 17;
+        }
+        memcpy(buf + n, "0\r\n\r\n", 5);
+        n += 5;
+        op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0);
+        rc = op_h1_body_feed(&b, buf, n, &used);
+        CHECK(rc == OP_H1_ERROR, "chunk ext summed over chunks: rc %d", rc);
+    }
+    /* trailer cap */
+    for (int big = 0; big <= 1; big++) {
+        size_t n = 0;
+        memcpy(buf, "0\r\n", 3);
+        n = 3;
+        size_t line = OP_H1_MAX_TRAILERS + (size_t)big; /* "X: vvv\r\n" */
+        memcpy(buf + n, "X: ", 3);
+        memset(buf + n + 3, 'v', line - 5);
+        memcpy(buf + n + line - 2, "\r\n", 2);
+        n += line;
+        memcpy(buf + n, "\r\n", 2);
+        n += 2;
+        op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0);
+        rc = op_h1_body_feed(&b, buf, n, &used);
+        CHECK(rc == (big ? OP_H1_ERROR : OP_H1_COMPLETE), "trailers of %zu bytes: rc %d", line, rc);
+    }
+
+    /* Content-Length */
+    static const char cl_body[] = "0123456789GET / HTTP/1.1\r\n";
+    for (size_t k = 0; k <= sizeof(cl_body) - 1; k++) {
+        op_h1_body_init(&b, OP_H1_BODY_LENGTH, 10);
+        size_t u1, u2 = 0;
+        rc = op_h1_body_feed(&b, cl_body, k, &u1);
+        if (rc == OP_H1_INCOMPLETE)
+            rc = op_h1_body_feed(&b, cl_body + k, sizeof(cl_body) - 1 - k, &u2);
+        CHECK(rc == OP_H1_COMPLETE && u1 + u2 == 10, "CL split %zu: rc %d used %zu", k, rc, u1 + u2);
+    }
+    op_h1_body_init(&b, OP_H1_BODY_LENGTH, 0);
+    rc = op_h1_body_feed(&b, "x", 1, &used);
+    CHECK(rc == OP_H1_COMPLETE && used == 0, "CL 0");
+    op_h1_body_init(&b, OP_H1_BODY_NONE, 0);
+    rc = op_h1_body_feed(&b, "x", 1, &used);
+    CHECK(rc == OP_H1_COMPLETE && used == 0, "NONE");
+    op_h1_body_init(&b, OP_H1_BODY_UNTIL_CLOSE, 0);
+    for (int i = 0; i < 3; i++) {
+        rc = op_h1_body_feed(&b, "0\r\n\r\n", 5, &used);
+        CHECK(rc == OP_H1_INCOMPLETE && used == 5, "UNTIL_CLOSE never completes");
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Writers                                                                                                */
+
+static void check_enospc(const char *name, ssize_t n, ssize_t (*fn)(char *, size_t))
+{
+    static char out[8192];
+    for (size_t cap = 0; cap < (size_t)n; cap++)
+        CHECK(fn(out, cap) == -ENOSPC, "[%s] cap %zu should give -ENOSPC", name, cap);
+    CHECK(fn(out, (size_t)n) == n, "[%s] exact cap", name);
+}
+
+static ssize_t write_req_cb(char *out, size_t cap)
+{
+    return op_h1_write_request_head(&g_req, "10.0.0.7", "https", "X-Extra: 1\r\n", out, cap);
+}
+
+static ssize_t write_resp_cb(char *out, size_t cap)
+{
+    return op_h1_write_response_head(&g_resp, 1, true, NULL, out, cap);
+}
+
+static ssize_t write_simple_cb(char *out, size_t cap)
+{
+    return op_h1_write_simple_response(404, "text/plain", "nope\n", 5, true, NULL, out, cap);
+}
+
+static void expect_out(const char *name, ssize_t n, const char *out, const char *want)
+{
+    size_t wl = strlen(want);
+    bool ok = n == (ssize_t)wl && memcmp(out, want, wl) == 0;
+    CHECK(ok, "[%s] output mismatch (n=%zd):\n--- got\n%.*s--- want\n%s", name, n, n > 0 ? (int)n : 0, out, want);
+}
+
+static void test_writers(void)
+{
+    static char out[8192];
+    static const char raw[] =
+        "POST /submit?a=1 HTTP/1.1\r\n"
+        "Host: app.example\r\n"
+        "Connection: keep-alive, X-Secret, Content-Length, X-Forwarded-For\r\n"
+        "X-Secret: s\r\n"
+        "Keep-Alive: timeout=5\r\n"
+        "Proxy-Connection: keep-alive\r\n"
+        "TE: trailers\r\n"
+        "Trailer: X-Sum\r\n"
+        "Proxy-Authorization: Basic abc\r\n"
+        "X-Forwarded-For: 6.6.6.6\r\n"
+        "x-forwarded-proto: http\r\n"
+        "X-Forwarded-Host: evil\r\n"
+        "Forwarded: for=6.6.6.6\r\n"
+        "X-Real-IP: 6.6.6.6\r\n"
+        "Upgrade: websocket\r\n"
+        "Content-Length:  3 \r\n"
+        "Cookie: a=b\r\n"
+        "\r\nabc";
+    int rc = op_h1_parse_request(raw, sizeof(raw) - 1, &g_req);
+    CHECK(rc == OP_H1_COMPLETE && !g_req.upgrade, "writer request parse: rc %d (%s)", rc, g_req.error_reason);
+    ssize_t n = op_h1_write_request_head(&g_req, "10.0.0.7", "https", "X-Extra: 1\r\n", out, sizeof(out));
+    expect_out("request head", n, out,
+               "POST /submit?a=1 HTTP/1.1\r\n"
+               "Host: app.example\r\n"
+               "Content-Length: 3\r\n"
+               "Cookie: a=b\r\n"
+               "X-Forwarded-For: 10.0.0.7\r\n"
+               "X-Forwarded-Proto: https\r\n"
+               "X-Forwarded-Host: app.example\r\n"
+               "X-Extra: 1\r\n"
+               "\r\n");
+    check_enospc("request head", n, write_req_cb);
+
+    static const char up[] = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                             "Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    rc = op_h1_parse_request(up, sizeof(up) - 1, &g_req);
+    CHECK(rc == OP_H1_COMPLETE && g_req.upgrade, "upgrade request parse");
+    n = op_h1_write_request_head(&g_req, "127.0.0.1", "http", NULL, out, sizeof(out));
+    expect_out("upgrade request head", n, out,
+               "GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n"
+               "X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n"
+               "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+
+    rc = op_h1_parse_request(S("GET / HTTP/1.0\r\nConnection: keep-alive\r\nTE: x\r\n\r\n"), &g_req);
+    n = op_h1_write_request_head(&g_req, NULL, NULL, NULL, out, sizeof(out));
+    expect_out("1.0 request, no forwarding args", n, out, "GET / HTTP/1.0\r\n\r\n");
+
+    static const char resp[] = "HTTP/1.1 200 Fine\r\nContent-Type: text/html\r\nConnection: keep-alive, X-Hop\r\n"
+                               "Keep-Alive: timeout=5\r\nX-Hop: 1\r\nTransfer-Encoding: chunked\r\n"
+                               "Proxy-Authenticate: Basic\r\nUpgrade: h2c\r\nSet-Cookie: s=1\r\n\r\n";
+    rc = op_h1_parse_response(resp, sizeof(resp) - 1, false, &g_resp);
+    CHECK(rc == OP_H1_COMPLETE, "writer response parse: %s", g_resp.error_reason);
+    n = op_h1_write_response_head(&g_resp, 1, false, NULL, out, sizeof(out));
+    expect_out("response head 1.1 keep", n, out,
+               "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=1\r\n\r\n");
+    n = op_h1_write_response_head(&g_resp, 1, true, "X-Via: op\r\n", out, sizeof(out));
+    expect_out("response head close", n, out,
+               "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=1\r\n"
+               "Connection: close\r\nX-Via: op\r\n\r\n");
+    n = op_h1_write_response_head(&g_resp, 0, false, NULL, out, sizeof(out));
+    expect_out("response head 1.0 keep", n, out,
+               "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=1\r\n"
+               "Connection: keep-alive\r\n\r\n");
+    check_enospc("response head", op_h1_write_response_head(&g_resp, 1, true, NULL, out, sizeof(out)), write_resp_cb);
+
+    rc = op_h1_parse_response(S("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                "Sec-WebSocket-Accept: x\r\n\r\n"),
+                              false, &g_resp);
+    CHECK(rc == OP_H1_COMPLETE && g_resp.upgrade, "101 parse");
+    n = op_h1_write_response_head(&g_resp, 1, true, NULL, out, sizeof(out));
+    expect_out("101 head", n, out,
+               "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\n"
+               "Connection: upgrade\r\n\r\n");
+
+    rc = op_h1_parse_response(S("HTTP/1.1 599 Custom Thing\r\nContent-Length: 0\r\n\r\n"), false, &g_resp);
+    n = op_h1_write_response_head(&g_resp, 1, false, NULL, out, sizeof(out));
+    expect_out("unknown status keeps upstream reason", n, out, "HTTP/1.1 599 Custom Thing\r\nContent-Length: 0\r\n\r\n");
+
+    n = op_h1_write_simple_response(404, "text/plain", "nope\n", 5, true, NULL, out, sizeof(out));
+    expect_out("simple 404", n, out,
+               "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\nnope\n");
+    check_enospc("simple response", n, write_simple_cb);
+    n = op_h1_write_simple_response(200, NULL, NULL, 0, false, "Location: /x\r\n", out, sizeof(out));
+    expect_out("simple 200 empty", n, out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nLocation: /x\r\n\r\n");
+    n = op_h1_write_simple_response(204, "text/plain", "x", 1, false, NULL, out, sizeof(out));
+    expect_out("simple 204 bodyless", n, out, "HTTP/1.1 204 No Content\r\n\r\n");
+
+    CHECK(strcmp(op_h1_reason(200), "OK") == 0 && strcmp(op_h1_reason(431), "Request Header Fields Too Large") == 0 &&
+              strcmp(op_h1_reason(505), "HTTP Version Not Supported") == 0 && strcmp(op_h1_reason(999), "") == 0,
+          "op_h1_reason");
+    op_span_t v = op_span(S(" keep-alive ,Upgrade,, x "));
+    CHECK(op_h1_list_has_token(v, "upgrade") && op_h1_list_has_token(v, "X") && !op_h1_list_has_token(v, "keep"),
+          "op_h1_list_has_token");
+    CHECK(!op_h1_list_has_token(op_span(NULL, 0), "close"), "op_h1_list_has_token on an empty span");
+}
+
+int main(void)
+{
+    test_request_table();
+    test_request_fields();
+    test_limits();
+    test_byte_by_byte();
+    test_keepalive_upgrade();
+    test_responses();
+    test_body();
+    test_writers();
+    printf("%d checks, %d failures\n", g_checks, g_failures);
+    return g_failures ? 1 : 0;
+}

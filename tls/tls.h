@@ -1,0 +1,135 @@
+/*
+ * tls/tls.h — TLS server sessions over wolfSSL, with no sockets and no I/O of its own.
+ *
+ * The engine owns the sockets. It feeds the ciphertext it just received to op_tls_conn_input() (a
+ * borrowed span: wolfSSL copies what it needs before the call returns, so the receive buffer can go back
+ * to the ring right away) and receives the ciphertext to send through the conn's out() callback, which
+ * appends to the socket's send queue. This module is the only code that includes wolfSSL headers.
+ *
+ * Threading: an op_tls_ctx is immutable after op_tls_ctx_new() and may be shared by all threads; its
+ * refcount is atomic. An op_tls_conn belongs to one thread at a time. Never call op_tls_conn_input()
+ * or op_tls_conn_free() from inside a plain() callback (the plaintext scratch buffer is per thread; return
+ * -1 to stop instead); op_tls_conn_write() and op_tls_conn_shutdown() on the same conn are fine there.
+ * out() may be called from op_tls_conn_input() (handshake flights, alerts, TLS 1.3 key updates),
+ * op_tls_conn_write() and op_tls_conn_shutdown().
+ *
+ * Memory: a conn costs ~200 bytes until its first ClientHello record is complete; only then is the
+ * WOLFSSL object created (on the certificate chosen by SNI). A ClientHello split across receives is
+ * collected in a temporary buffer (at most one 16 KiB record) freed as soon as it is complete.
+ *
+ * Security posture (fixed, not configurable): TLS 1.2 minimum, AEAD-only ciphers by default, groups
+ * X25519/P-256/P-384, no renegotiation, no 0-RTT, no client certificates. The static wolfSSL must be built
+ * without old TLS and without NULL ciphers (checked at compile time in tls.c).
+ */
+#ifndef OP_TLS_H
+#define OP_TLS_H
+
+#include "core/common.h"
+
+struct op_tls_ctx; /* immutable server config, refcounted (reload swaps it; live connections keep theirs) */
+
+struct op_tls_cert {
+    const char *cert_file; /* PEM; leaf first, then any intermediates */
+    const char *key_file;  /* PEM private key matching the leaf */
+};
+
+struct op_tls_config {
+    /* >= 1 certificates. certs[0] is the default. The others are chosen by SNI matching their DNS SANs
+     * (or the subject CN when the cert has no DNS SAN), case-insensitively; exact names win over
+     * wildcards, and "*.example.com" matches exactly one label ("a.example.com", not "example.com" nor
+     * "b.a.example.com"). An SNI that matches nothing (or no SNI) gets certs[0]. */
+    const struct op_tls_cert *certs;
+    size_t ncerts;
+    int min_version;       /* 12 (default when 0) or 13 */
+    const char *ciphers;   /* wolfSSL cipher list; NULL -> OP_TLS_DEFAULT_CIPHERS */
+    const char *alpn;      /* comma list, NULL -> "http/1.1"; "" disables ALPN. A client offering ALPN
+                              without a match proceeds without ALPN. */
+    bool no_session_tickets; /* default false: TLS 1.2 tickets and TLS 1.3 resumption on */
+};
+
+/* TLS 1.3 AES-128-GCM, AES-256-GCM, CHACHA20-POLY1305; TLS 1.2 ECDHE-{ECDSA,RSA} with the same AEADs. */
+#define OP_TLS_DEFAULT_CIPHERS                                                                       \
+    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"              \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                    \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                    \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+/* Session tickets issued by a ctx are valid for this long (and only with that ctx's random key: a reload
+ * makes clients fall back to a full handshake once). */
+#define OP_TLS_TICKET_LIFETIME_S 3600
+
+/* Reads the SNI host name from the first TLS record of a connection (a ClientHello), without wolfSSL.
+ * Strict bounds checks; p need not be NUL-terminated. Returns 1 and the name in out (NUL-terminated,
+ * as sent), 0 when the hello has no SNI, -EAGAIN when the record is not complete yet, -EMSGSIZE when
+ * the ClientHello spans several records, -EINVAL when malformed or the name does not fit in outlen. */
+int op_tls_sni_from_hello(const uint8_t *p, size_t n, char *out, size_t outlen);
+
+/* Process-wide init (wolfSSL_Init); idempotent and thread-safe. op_tls_ctx_new() calls it itself.
+ * Returns 0 or -EIO. */
+int op_tls_global_init(void);
+/* Releases wolfSSL's global state (wolfSSL_Cleanup). Call once at exit, after every ctx and conn is
+ * freed; op_tls_global_init() may be called again afterwards. */
+void op_tls_global_cleanup(void);
+
+/* Loads and checks everything (files readable, PEM valid, key matches cert, cipher list and ALPN list
+ * valid) so that a reload can refuse a bad config. Returns 0 and *out (refcount 1), or a negative errno
+ * (-EINVAL bad config / PEM / key mismatch, -ENOENT or -EACCES unreadable file, -ENOMEM) with a
+ * human-readable reason in err (always NUL-terminated when errlen > 0). */
+int op_tls_ctx_new(const struct op_tls_config *cfg, struct op_tls_ctx **out, char *err, size_t errlen);
+/* Takes a reference. */
+void op_tls_ctx_ref(struct op_tls_ctx *ctx);
+/* Drops a reference; the last one frees the ctx. NULL is ignored. */
+void op_tls_ctx_unref(struct op_tls_ctx *ctx);
+
+/* out(arg, p, n): append n ciphertext bytes to the socket's send queue (copy them: p is only valid during
+ * the call). Return 0, or -1 when it cannot (the session then fails). */
+typedef int (*op_tls_out_fn)(void *arg, const uint8_t *p, size_t n);
+/* plain(arg, p, n): n > 0 decrypted application bytes; p valid only during the call. Return 0, or -1 to
+ * stop: op_tls_conn_input() then returns OP_TLS_ERROR and the conn is dead. */
+typedef int (*op_tls_plain_fn)(void *arg, const uint8_t *p, size_t n);
+
+struct op_tls_conn;
+
+/* New server session on ctx (takes a ctx reference). Returns NULL on OOM. No I/O happens until the
+ * first op_tls_conn_input(). */
+struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx, op_tls_out_fn out, void *out_arg);
+/* Frees the session (no I/O, no close_notify) and drops its ctx reference. NULL is ignored. */
+void op_tls_conn_free(struct op_tls_conn *c);
+
+enum op_tls_status { OP_TLS_ERROR = -1, OP_TLS_WANT = 0, OP_TLS_OPEN = 1, OP_TLS_PEER_CLOSED = 2 };
+
+/* Feeds n ciphertext bytes just received (borrowed: all consumed before return; partial records are kept
+ * inside wolfSSL). Drives the handshake (its replies go out through out()), then decrypts every complete
+ * record and calls plain() for each chunk (at most 16 KiB, from a thread-local scratch buffer).
+ * Returns OP_TLS_WANT while the handshake needs more, OP_TLS_OPEN once open (also when this call
+ * completed the handshake and no app data arrived yet), OP_TLS_PEER_CLOSED after close_notify (further
+ * input is ignored), OP_TLS_ERROR on failure (a fatal alert went out through out() when wolfSSL produced
+ * one; op_tls_conn_error() says why; the conn is dead and every later call returns OP_TLS_ERROR).
+ * n may be 0 (just drive). plain may be NULL only while the handshake is in progress. */
+int op_tls_conn_input(struct op_tls_conn *c, const uint8_t *p, size_t n, op_tls_plain_fn plain, void *arg);
+
+/* Encrypts all n bytes (records of at most 16 KiB) and hands them to out(). Returns 0 or OP_TLS_ERROR
+ * (not open, out() failed, or wolfSSL failed). Allowed once open, also after the peer's close_notify. */
+int op_tls_conn_write(struct op_tls_conn *c, const uint8_t *p, size_t n);
+
+/* Queues close_notify through out() (once; later calls are no-ops). Returns 0, or OP_TLS_ERROR when the
+ * conn has failed or out() failed. Before the handshake completes there is nothing to protect: it
+ * returns 0 without output and the caller just closes the socket. */
+int op_tls_conn_shutdown(struct op_tls_conn *c);
+
+/* True once the handshake completed and while the conn has neither failed nor received close_notify. */
+bool op_tls_conn_is_open(const struct op_tls_conn *c);
+/* Last error text, "" if none. Valid until the next call on c. */
+const char *op_tls_conn_error(const struct op_tls_conn *c);
+/* Negotiated protocol ("TLSv1.2", "TLSv1.3"), or "" before the handshake completes. */
+const char *op_tls_conn_version(const struct op_tls_conn *c);
+/* Negotiated cipher suite name (wolfSSL naming), or "" before the handshake completes. */
+const char *op_tls_conn_cipher(const struct op_tls_conn *c);
+/* Server name the client sent (SNI), or NULL if none. Valid while c lives. */
+const char *op_tls_conn_sni(const struct op_tls_conn *c);
+/* Negotiated ALPN protocol (NUL-terminated), or NULL if none. Valid while c lives. */
+const char *op_tls_conn_alpn(const struct op_tls_conn *c);
+/* True when the session was resumed (ticket), false for a full handshake. */
+bool op_tls_conn_resumed(const struct op_tls_conn *c);
+
+#endif

@@ -1,0 +1,96 @@
+#include "tls/xprt.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#include "core/log.h"
+#include "tls/tls.h"
+
+/* Ciphertext from wolfSSL goes straight to the client's send queue. */
+static int xprt_out(void *arg, const uint8_t *p, size_t n)
+{
+    return op_conn_queue((struct op_conn *)arg, OP_CLI, p, n) == 0 ? 0 : -1;
+}
+
+/* Decrypted bytes go up. Application data can arrive in the same flight that finishes the handshake,
+ * so the protocol is opened first. */
+static int xprt_plain(void *arg, const uint8_t *p, size_t n)
+{
+    struct op_conn *c = arg;
+    if (!(c->flags & OP_CF_XPRT_READY))
+        op_conn_xprt_ready(c);
+    return op_conn_deliver(c, p, n) < 0 ? -1 : 0;
+}
+
+static int xprt_open(struct op_conn *c, void *ctx)
+{
+    c->xprt = op_tls_conn_new(ctx, xprt_out, c);
+    return c->xprt ? 0 : -ENOMEM;
+}
+
+static int xprt_input(struct op_conn *c, const uint8_t *p, size_t n)
+{
+    int st = op_tls_conn_input(c->xprt, p, n, xprt_plain, c);
+    if (st == OP_TLS_ERROR) {
+        if (!(c->flags & OP_CF_XPRT_READY)) {
+            op_debug("tls", "handshake failed: %s", op_tls_conn_error(c->xprt));
+            op_conn_finish(c); /* flush the alert, then close */
+            return 0;
+        }
+        op_debug("tls", "session error: %s", op_tls_conn_error(c->xprt));
+        return -1;
+    }
+    if (st != OP_TLS_WANT && !(c->flags & OP_CF_XPRT_READY))
+        op_conn_xprt_ready(c);
+    return st == OP_TLS_PEER_CLOSED ? 1 : 0;
+}
+
+static int xprt_output(struct op_conn *c, const uint8_t *p, size_t n)
+{
+    return op_tls_conn_write(c->xprt, p, n) == 0 ? 0 : -1;
+}
+
+static int xprt_shutdown(struct op_conn *c) { return op_tls_conn_shutdown(c->xprt) == 0 ? 0 : -1; }
+
+static void xprt_close(struct op_conn *c)
+{
+    op_tls_conn_free(c->xprt);
+    c->xprt = NULL;
+}
+
+const struct op_xprt_ops op_xprt_tls = {
+    .name = "tls",
+    .open = xprt_open,
+    .input = xprt_input,
+    .output = xprt_output,
+    .shutdown = xprt_shutdown,
+    .close = xprt_close,
+};
+
+int op_tls_xprt_ctx_new(const char *const *certs, const char *const *keys, int n, int min_version, void **out,
+                        char *err, size_t errlen)
+{
+    if (n < 1 || n > OP_TLS_MAX_CERTS) {
+        snprintf(err, errlen, "between 1 and %d certificate/key pairs are supported", OP_TLS_MAX_CERTS);
+        return -EINVAL;
+    }
+    int rc = op_tls_global_init();
+    if (rc != 0) {
+        snprintf(err, errlen, "TLS library initialisation failed");
+        return rc < 0 ? rc : -EIO;
+    }
+    struct op_tls_cert pairs[OP_TLS_MAX_CERTS];
+    for (int i = 0; i < n; i++) {
+        pairs[i].cert_file = certs[i];
+        pairs[i].key_file = keys[i];
+    }
+    struct op_tls_config cfg = {.certs = pairs, .ncerts = (size_t)n, .min_version = min_version};
+    struct op_tls_ctx *ctx = NULL;
+    rc = op_tls_ctx_new(&cfg, &ctx, err, errlen);
+    if (rc != 0)
+        return rc;
+    *out = ctx;
+    return 0;
+}
+
+void op_tls_xprt_ctx_unref(void *ctx) { op_tls_ctx_unref(ctx); }
