@@ -195,7 +195,9 @@ start_peer() {
             PEER_STATE[$name]=na PEER_NOTE[$name]=$OUTPOST_NOTE
             return 1
         fi
-        cmd=("$OUTPOST_BIN" relay --listen "127.0.0.1:$port" --upstream "$UPSTREAM" --workers "$WORKERS")
+        # Outpost pins its workers itself: worker i on CPU (offset + i), inside the taskset mask.
+        cmd=("$OUTPOST_BIN" relay --listen "127.0.0.1:$port" --upstream "$UPSTREAM" --workers "$WORKERS"
+            --cpu-offset "$RELAY_CPU" --log-level warn)
         case $fl in tcp | tls) cmd+=(--mode tcp) ;; *) cmd+=(--mode http) ;; esac
         case $fl in tls | https) cmd+=(--tls-cert-file "$RUN/cert.pem" --tls-key-file "$RUN/key.pem") ;; esac
         [ "$name" = outpost-splice ] && cmd+=(--splice)
