@@ -26,8 +26,8 @@ MIB=$((1 << 20))
 
 if [ "$MODE" = quick ]; then
     REPS=${BENCH_REPS:-3}
-    W1_BYTES=$((256 * MIB)) W2_BYTES=$((64 * MIB))
-    W3_SECS=1 W4_SECS=1 W5_PLAIN=1000 W5_TLS=500 W6_SECS=1.5 W6_WARM=0.5
+    W1_BYTES=$((256 * MIB)) W2_BYTES=$((48 * MIB))
+    W3_SECS=1 W4_SECS=0.8 W5_PLAIN=600 W5_TLS=300 W6_SECS=1 W6_WARM=0.3
 else
     REPS=${BENCH_REPS:-5}
     W1_BYTES=$((4096 * MIB)) W2_BYTES=$((1024 * MIB))
@@ -99,9 +99,9 @@ PGIDS=() # every process group the harness started (each peer runs under setsid)
 kill_group() {
     local pg=$1 i
     kill -TERM -- "-$pg" 2>/dev/null || return 0
-    for i in $(seq 1 30); do
+    for i in $(seq 1 60); do
         kill -0 -- "-$pg" 2>/dev/null || return 0
-        sleep 0.1
+        sleep 0.05
     done
     kill -KILL -- "-$pg" 2>/dev/null
     return 0
@@ -145,10 +145,10 @@ print(" ".join(map(str, got)))' "$1"
 # wait_listen PID PORT: poll until PORT listens (bounded, 8 s); fails early if PID dies.
 wait_listen() {
     local pid=$1 port=$2 i
-    for i in $(seq 1 80); do
+    for i in $(seq 1 160); do
         if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then return 0; fi
         [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && return 1
-        sleep 0.1
+        sleep 0.05
     done
     return 1
 }
@@ -340,7 +340,7 @@ measure_hs() {
     args=(handshakes --connect "${PEER_ADDR[$peer]}" --duration "$W4_SECS" --procs 4)
     [ "$resume" = 1 ] && args+=(--resume)
     c0=$(group_cpu_ticks "$pg")
-    if out=$(timeout $((W4_SECS + 30)) "${LG[@]}" "${args[@]}" 2>>"$RUN/loadgen.err") && [ -n "$out" ]; then
+    if out=$(timeout 60 "${LG[@]}" "${args[@]}" 2>>"$RUN/loadgen.err") && [ -n "$out" ]; then
         c1=$(group_cpu_ticks "$pg")
         conns=$(kv conns <<<"$out")
         secs=$(kv seconds <<<"$out")
@@ -372,7 +372,7 @@ measure_idle() {
     done
     est=$(kv established <"$f" | head -1)
     if grep -q READY "$f" && [ "${est:-0}" -gt 0 ]; then
-        sleep 0.5
+        sleep 0.3
         r1=$(group_rss_kb "$pg")
         rec "$wl" "$cs" "$peer" "RSS per idle connection" "bytes" lower "$rep" \
             "$(awk -v a="$r0" -v b="$r1" -v n="$est" 'BEGIN {printf "%.0f", (b - a) * 1024 / n}')" \
