@@ -24,7 +24,7 @@ def fmt(v, unit):
         return "-"
     if unit in ("req/s", "conn/s", "conn/CPU-s", "bytes"):
         return f"{v:,.0f}"
-    if unit == "MB/s":
+    if unit in ("MB/s", "MB/CPU-s"):
         return f"{v:,.0f}"
     if unit == "us":
         return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"

@@ -294,14 +294,22 @@ LG=(taskset -c "$LOAD_CPU" "$LOADGEN")
 
 # measure_bulk WL CASE PEER TLS(0|1) CIPHER STREAMS BYTES DIR REP
 measure_bulk() {
-    local wl=$1 cs=$2 peer=$3 tls=$4 cipher=$5 streams=$6 bytes=$7 dir=$8 rep=$9 out args
+    local wl=$1 cs=$2 peer=$3 tls=$4 cipher=$5 streams=$6 bytes=$7 dir=$8 rep=$9 out args pg=${PEER_PID[$3]:-} c0 c1
     args=(bulk --connect "${PEER_ADDR[$peer]}" --streams "$streams" --bytes "$bytes" --dir "$dir" --timeout 120)
     [ "$tls" = 1 ] && args+=(--tls --cipher "$cipher")
+    [ -n "$pg" ] && c0=$(group_cpu_ticks "$pg")
     if out=$(timeout 150 "${LG[@]}" "${args[@]}" 2>>"$RUN/loadgen.err") && [ -n "$out" ]; then
         rec "$wl" "$cs" "$peer" throughput MB/s higher "$rep" \
             "$(awk -v b="$(kv bytes_per_s <<<"$out")" 'BEGIN {printf "%.1f", b / 1e6}')"
+        if [ -n "$pg" ]; then # bytes moved per CPU-second the relay spent (all its processes/threads)
+            c1=$(group_cpu_ticks "$pg")
+            rec "$wl" "$cs" "$peer" "MB per relay CPU-second" "MB/CPU-s" higher "$rep" \
+                "$(awk -v b="$(kv bytes <<<"$out")" -v t=$((c1 - c0)) -v hz="$CLK_TCK" \
+                    'BEGIN { if (t <= 0) print "error"; else printf "%.1f", b / 1e6 / (t / hz) }')"
+        fi
     else
         rec "$wl" "$cs" "$peer" throughput MB/s higher "$rep" error "loadgen failed"
+        [ -n "$pg" ] && rec "$wl" "$cs" "$peer" "MB per relay CPU-second" "MB/CPU-s" higher "$rep" error "loadgen failed"
     fi
 }
 
@@ -404,7 +412,7 @@ measure_rate() {
 # repetition run every peer in turn (interleaved, so slow drift hits all peers alike), then stop them.
 # FN is called as FN WL CASE PEER REP; METRICS_<FN> lists what to record when a peer cannot run.
 declare -A METRICS=(
-    [w_bulk]="throughput|MB/s|higher"
+    [w_bulk]="throughput|MB/s|higher;MB per relay CPU-second|MB/CPU-s|higher"
     [w_wrk]="requests/s|req/s|higher;p50 latency|us|lower;p99 latency|us|lower"
     [w_hs]="connections/s|conn/s|higher;connections per server CPU-second|conn/CPU-s|higher"
     [w_idle]="RSS per idle connection|bytes|lower"
