@@ -176,7 +176,7 @@ done
 # ------------------------------------------------------------------ peers
 # start_peer NAME FLAVOUR (tcp|tls|http|https): sets PEER_PID (empty for direct) and PEER_ADDR.
 declare -A PEER_PID PEER_ADDR PEER_STATE PEER_NOTE
-start_peer() {
+start_peer_once() {
     local name=$1 fl=$2 dir="$RUN/$1-$2" pid="" port
     local -a ports
     PEER_PID[$name]="" PEER_ADDR[$name]="" PEER_STATE[$name]=ok PEER_NOTE[$name]=""
@@ -245,6 +245,19 @@ open(sys.argv[2], "w").write(t)' bench/configs/haproxy.cfg.tmpl "$dir/haproxy.cf
     return 0
 }
 
+# start_peer NAME FLAVOUR: start_peer_once, retried with fresh ports if someone took a port meanwhile
+# (other jobs on a shared machine pick ports too).
+start_peer() {
+    local a
+    for a in 1 2 3; do
+        start_peer_once "$@" && return 0
+        [ "${PEER_STATE[$1]}" = na ] && return 1
+        grep -qi 'address already in use' "$RUN/$1-$2/stderr.log" 2>/dev/null || return 1
+        log "$1 ($2): a port was taken meanwhile; retrying with new ports"
+    done
+    return 1
+}
+
 stop_peer() {
     local name=$1 pid=${PEER_PID[$1]:-}
     [ -n "$pid" ] && kill_group "$pid"
@@ -276,15 +289,11 @@ group_rss_kb() {
     done
     echo $t
 }
-CLK_TCK=$(getconf CLK_TCK)
-# group_cpu_ticks PGID: summed utime+stime of the group's live processes
-group_cpu_ticks() {
-    local p t=0 v
-    for p in $(group_pids "$1"); do
-        v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
-        t=$((t + ${v:-0}))
-    done
-    echo $t
+# group_cpu_ns PGID: CPU time (ns) of every thread of the group's live processes (/proc/*/task/*/schedstat;
+# nanosecond resolution, unlike utime+stime in clock ticks)
+group_cpu_ns() {
+    local p
+    for p in $(group_pids "$1"); do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done | awk '{s += $1} END {printf "%.0f", s}'
 }
 
 LG=(taskset -c "$LOAD_CPU" "$LOADGEN")
@@ -297,15 +306,15 @@ measure_bulk() {
     local wl=$1 cs=$2 peer=$3 tls=$4 cipher=$5 streams=$6 bytes=$7 dir=$8 rep=$9 out args pg=${PEER_PID[$3]:-} c0 c1
     args=(bulk --connect "${PEER_ADDR[$peer]}" --streams "$streams" --bytes "$bytes" --dir "$dir" --timeout 120)
     [ "$tls" = 1 ] && args+=(--tls --cipher "$cipher")
-    [ -n "$pg" ] && c0=$(group_cpu_ticks "$pg")
+    [ -n "$pg" ] && c0=$(group_cpu_ns "$pg")
     if out=$(timeout 150 "${LG[@]}" "${args[@]}" 2>>"$RUN/loadgen.err") && [ -n "$out" ]; then
         rec "$wl" "$cs" "$peer" throughput MB/s higher "$rep" \
             "$(awk -v b="$(kv bytes_per_s <<<"$out")" 'BEGIN {printf "%.1f", b / 1e6}')"
         if [ -n "$pg" ]; then # bytes moved per CPU-second the relay spent (all its processes/threads)
-            c1=$(group_cpu_ticks "$pg")
+            c1=$(group_cpu_ns "$pg")
             rec "$wl" "$cs" "$peer" "MB per relay CPU-second" "MB/CPU-s" higher "$rep" \
-                "$(awk -v b="$(kv bytes <<<"$out")" -v t=$((c1 - c0)) -v hz="$CLK_TCK" \
-                    'BEGIN { if (t <= 0) print "error"; else printf "%.1f", b / 1e6 / (t / hz) }')"
+                "$(awk -v b="$(kv bytes <<<"$out")" -v t0="$c0" -v t1="$c1" \
+                    'BEGIN { t = (t1 - t0) / 1e9; if (t <= 0) print "error"; else printf "%.1f", b / 1e6 / t }')"
         fi
     else
         rec "$wl" "$cs" "$peer" throughput MB/s higher "$rep" error "loadgen failed"
@@ -347,15 +356,15 @@ measure_hs() {
     local wl=$1 cs=$2 peer=$3 resume=$4 rep=$5 out pg=${PEER_PID[$3]} c0 c1 conns secs args
     args=(handshakes --connect "${PEER_ADDR[$peer]}" --duration "$W4_SECS" --procs 4)
     [ "$resume" = 1 ] && args+=(--resume)
-    c0=$(group_cpu_ticks "$pg")
+    c0=$(group_cpu_ns "$pg")
     if out=$(timeout 60 "${LG[@]}" "${args[@]}" 2>>"$RUN/loadgen.err") && [ -n "$out" ]; then
-        c1=$(group_cpu_ticks "$pg")
+        c1=$(group_cpu_ns "$pg")
         conns=$(kv conns <<<"$out")
         secs=$(kv seconds <<<"$out")
         rec "$wl" "$cs" "$peer" "connections/s" "conn/s" higher "$rep" "$(kv conns_per_s <<<"$out")"
         rec "$wl" "$cs" "$peer" "connections per server CPU-second" "conn/CPU-s" higher "$rep" \
-            "$(awk -v n="$conns" -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { if (t <= 0) print "error"; else printf "%.0f", n / (t / hz) }')" \
-            "server CPU $(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v s="$secs" 'BEGIN {printf "%.0f%%", 100 * t / hz / s}')"
+            "$(awk -v n="$conns" -v t0="$c0" -v t1="$c1" 'BEGIN { t = (t1 - t0) / 1e9; if (t <= 0) print "error"; else printf "%.0f", n / t }')" \
+            "server CPU $(awk -v t0="$c0" -v t1="$c1" -v s="$secs" 'BEGIN {printf "%.0f%%", 100 * (t1 - t0) / 1e9 / s}')"
     else
         rec "$wl" "$cs" "$peer" "connections/s" "conn/s" higher "$rep" error "loadgen failed"
         rec "$wl" "$cs" "$peer" "connections per server CPU-second" "conn/CPU-s" higher "$rep" error "loadgen failed"
