@@ -252,6 +252,7 @@ start_peer() {
     for a in 1 2 3; do
         start_peer_once "$@" && return 0
         [ "${PEER_STATE[$1]}" = na ] && return 1
+        cp "$RUN/$1-$2/stderr.log" "$RUN/$1-$2/stderr.attempt$a.log" 2>/dev/null
         grep -qi 'address already in use' "$RUN/$1-$2/stderr.log" 2>/dev/null || return 1
         log "$1 ($2): a port was taken meanwhile; retrying with new ports"
     done
