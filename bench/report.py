@@ -47,7 +47,14 @@ def main():
 
     # (workload, case, metric) -> peer -> {samples, status, notes}; keep first-seen order everywhere.
     groups = {}
+    bg = {}  # (workload, case, peer) -> [% of the relay CPU taken by other processes, per sample]
     for r in rows:
+        if r["metric"] == "_bg":
+            try:
+                bg.setdefault((r["workload"], r["case"], r["peer"]), []).append(float(r["value"]))
+            except ValueError:
+                pass
+            continue
         key = (r["workload"], r["case"], r["metric"])
         g = groups.setdefault(key, {"unit": r["unit"], "better": r["better"], "peers": {}})
         p = g["peers"].setdefault(r["peer"], {"samples": [], "status": "ok", "notes": []})
@@ -78,18 +85,21 @@ def main():
             last_wl = wl
         arrow = "higher is better" if better == "higher" else "lower is better"
         out.append(f"-- {case}: {metric} [{unit}] ({arrow}; 'vs outpost' = peer / outpost)")
-        out.append(f"   {'peer':<16}{'median':>12}  {'min-max':<23}{'vs outpost':>11}  n")
+        out.append(f"   {'peer':<16}{'median':>12}  {'min-max':<23}{'vs outpost':>11}  n  bg")
         for peer, p in g["peers"].items():
             s = p["samples"]
             med = statistics.median(s) if s else None
             lo, hi = (min(s), max(s)) if s else (None, None)
             ratio = med / base_med if (med is not None and base_med) else None
             status = p["status"] if not s else ("partial" if p.get("errors") else "ok")
+            bgs = bg.get((wl, case, peer), [])
+            bgmax = max(bgs) if bgs else None
             if s:
                 rng = f"{fmt(lo, unit)}-{fmt(hi, unit)}"
                 rs = f"{ratio:.2f}x" if ratio is not None else "n/a"
                 extra = f"  ({p['errors']} failed)" if p.get("errors") else ""
-                out.append(f"   {peer:<16}{fmt(med, unit):>12}  {rng:<23}{rs:>11}  {len(s)}{extra}")
+                bgc = "" if bgmax is None else f"{bgmax:.0f}%" + ("!" if bgmax >= 10 else "")
+                out.append(f"   {peer:<16}{fmt(med, unit):>12}  {rng:<23}{rs:>11}  {len(s)}  {bgc}{extra}")
             else:
                 why = "; ".join(p["notes"])
                 cell = "n/a" if p["status"] == "n/a" else "error"
@@ -97,21 +107,24 @@ def main():
             results.append({
                 "workload": int(wl), "title": TITLES.get(wl, ""), "case": case, "metric": metric, "unit": unit,
                 "better": better, "peer": peer, "status": status, "samples": s, "median": med, "min": lo,
-                "max": hi, "ratio_vs_outpost": ratio, "notes": p["notes"],
+                "max": hi, "ratio_vs_outpost": ratio, "notes": p["notes"], "relay_cpu_background_pct": bgs,
             })
     print("\n".join(out))
     print()
+    print("bg = the most CPU that other processes took on the relay CPU during that peer's samples;")
+    print("     '!' (>= 10%) marks rows disturbed by other jobs: rerun them on a quiet machine.")
 
     with open(os.path.join(res, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1)
     with open(os.path.join(res, "results.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["workload", "case", "metric", "unit", "better", "peer", "status", "median", "min", "max",
-                    "ratio_vs_outpost", "n", "samples", "notes"])
+                    "ratio_vs_outpost", "n", "samples", "relay_cpu_background_pct", "notes"])
         for r in results:
             w.writerow([r["workload"], r["case"], r["metric"], r["unit"], r["better"], r["peer"], r["status"],
                         r["median"], r["min"], r["max"], r["ratio_vs_outpost"], len(r["samples"]),
-                        ";".join(f"{x:g}" for x in r["samples"]), "; ".join(r["notes"])])
+                        ";".join(f"{x:g}" for x in r["samples"]),
+                        ";".join(f"{x:g}" for x in r["relay_cpu_background_pct"]), "; ".join(r["notes"])])
 
     # Charts: one PNG per (workload, metric), cases on the x axis, one bar (median, min-max bar) per peer.
     charts = {}
