@@ -97,9 +97,9 @@ printf 'workload\tcase\tpeer\tmetric\tunit\tbetter\trep\tvalue\tnote\n' >"$RAW"
 
 PGIDS=() # every process group the harness started (each peer runs under setsid)
 kill_group() {
-    local pg=$1 i
+    local pg=$1
     kill -TERM -- "-$pg" 2>/dev/null || return 0
-    for i in $(seq 1 60); do
+    for _ in $(seq 1 60); do
         kill -0 -- "-$pg" 2>/dev/null || return 0
         sleep 0.05
     done
@@ -144,8 +144,8 @@ print(" ".join(map(str, got)))' "$1"
 
 # wait_listen PID PORT: poll until PORT listens (bounded, 8 s); fails early if PID dies.
 wait_listen() {
-    local pid=$1 port=$2 i
-    for i in $(seq 1 160); do
+    local pid=$1 port=$2
+    for _ in $(seq 1 160); do
         if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then return 0; fi
         [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && return 1
         sleep 0.05
@@ -161,7 +161,7 @@ cat "$RUN/cert.pem" "$RUN/key.pem" >"$RUN/combined.pem"
 chmod 644 "$RUN"/*.pem
 
 UP_PID=""
-for attempt in 1 2 3; do
+for _ in 1 2 3; do
     read -r UP_PORT < <(free_ports 1)
     UPSTREAM=127.0.0.1:$UP_PORT
     setsid taskset -c "$LOAD_CPU" "$LOADGEN" server --listen "$UPSTREAM" >"$RUN/upstream.log" 2>&1 &
@@ -397,7 +397,7 @@ measure_hs() {
 
 # measure_idle WL CASE PEER TLS(0|1) N REP — RSS growth of the relay's processes per idle connection
 measure_idle() {
-    local wl=$1 cs=$2 peer=$3 tls=$4 n=$5 rep=$6 pg=${PEER_PID[$3]} r0 r1 lpid est i f="$RUN/idle.$$.out" args
+    local wl=$1 cs=$2 peer=$3 tls=$4 n=$5 rep=$6 pg=${PEER_PID[$3]} r0 r1 lpid est f="$RUN/idle.$$.out" args
     args=(idle --connect "${PEER_ADDR[$peer]}" --conns "$n" --hold 120 --timeout 90)
     [ "$tls" = 1 ] && args+=(--tls)
     sleep 0.2
@@ -406,7 +406,7 @@ measure_idle() {
     setsid "${LG[@]}" "${args[@]}" >"$f" 2>>"$RUN/loadgen.err" &
     lpid=$!
     PGIDS+=("$lpid")
-    for i in $(seq 1 1000); do # bounded: 100 s
+    for _ in $(seq 1 1000); do # bounded: 100 s
         grep -q READY "$f" && break
         kill -0 "$lpid" 2>/dev/null || break
         sleep 0.1
