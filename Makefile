@@ -10,7 +10,7 @@
 SHELL := /bin/bash
 
 DEPS_PREFIX := $(shell scripts/deps.sh --print-prefix)
-DEPS_STAMP  := $(DEPS_PREFIX)/.done
+DEPS_STAMP  := build/.deps-stamp
 LLHTTP_SRC  := /usr/share/llhttp
 LLHTTP_INC  := /usr/share/include/llhttp
 
@@ -69,8 +69,10 @@ FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/%_replay)
 all: $(BIN)
 
 deps: $(DEPS_STAMP)
-$(DEPS_STAMP):
+# Re-run the dependency script whenever it changes (new packages) or its cached builds are missing.
+$(DEPS_STAMP): scripts/deps.sh $(wildcard $(DEPS_PREFIX)/.done)
 	scripts/deps.sh
+	@mkdir -p $(@D) && touch $@
 
 $(B)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)

@@ -14,5 +14,10 @@ struct op_cmd {
 };
 
 int op_cmd_relay(int argc, char **argv);
+/* Primary control plane and its admin CLI (issue 4). */
+int op_cmd_server(int argc, char **argv);
+int op_cmd_login(int argc, char **argv);
+int op_cmd_logout(int argc, char **argv);
+int op_cmd_wsproxy(int argc, char **argv);
 
 #endif

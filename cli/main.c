@@ -16,6 +16,10 @@ static int cmd_version(int argc, char **argv)
 
 static const struct op_cmd commands[] = {
     {"relay", NULL, "Run the relay engine with a static route (TLS terminator / TCP or HTTP proxy)", op_cmd_relay},
+    {"server", NULL, "Start the primary control plane (users, workspace proxies, health)", op_cmd_server},
+    {"login", NULL, "Authenticate with the primary (creates the first user on a fresh one)", op_cmd_login},
+    {"logout", NULL, "Unauthenticate your local session", op_cmd_logout},
+    {"wsproxy", "workspace-proxy", "Manage workspace proxies (create, ls, edit, delete, regenerate-token)", op_cmd_wsproxy},
     {"version", NULL, "Print the version", cmd_version},
 };
 

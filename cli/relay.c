@@ -37,6 +37,8 @@ static const char relay_usage[] =
     "  --no-pin                 do not pin workers to CPUs\n"
     "  --splice                 plaintext tcp tunnels move bytes with splice(2) instead of copies\n"
     "  --max-conns N            connections per worker (default 16384)\n"
+    "  --recv-buffer-size B     bytes per provided receive buffer (default 65536)\n"
+    "  --recv-buffers N         provided receive buffers per worker, a power of two (default 512)\n"
     "  --handshake-timeout MS   TLS handshake timeout (default 10000)\n"
     "  --head-timeout MS        request head timeout, http mode (default 10000)\n"
     "  --keepalive-timeout MS   idle keep-alive timeout, http mode (default 60000)\n"
@@ -50,7 +52,7 @@ static const char relay_usage[] =
 
 enum {
     O_LISTEN = 256, O_UPSTREAM, O_MODE, O_CERT, O_KEY, O_TLSMIN, O_WORKERS, O_CPU, O_NOPIN, O_SPLICE, O_MAXC,
-    O_T_HS, O_T_HEAD, O_T_KA, O_T_CONN, O_T_IDLE, O_T_TUN, O_T_DRAIN, O_LOGLVL, O_LOGJSON,
+    O_T_HS, O_T_HEAD, O_T_KA, O_T_CONN, O_T_IDLE, O_T_TUN, O_T_DRAIN, O_LOGLVL, O_LOGJSON, O_RBUF, O_NRBUF,
 };
 
 static const struct option relay_opts[] = {
@@ -74,6 +76,8 @@ static const struct option relay_opts[] = {
     {"drain-timeout", required_argument, NULL, O_T_DRAIN},
     {"log-level", required_argument, NULL, O_LOGLVL},
     {"log-json", no_argument, NULL, O_LOGJSON},
+    {"recv-buffer-size", required_argument, NULL, O_RBUF},
+    {"recv-buffers", required_argument, NULL, O_NRBUF},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -96,7 +100,7 @@ int op_cmd_relay(int argc, char **argv)
     const char *listen[MAX_LISTEN], *certs[OP_TLS_MAX_CERTS], *keys[OP_TLS_MAX_CERTS];
     int nlisten = 0, ncerts = 0, nkeys = 0;
     const char *upstream = NULL, *mode = "tcp";
-    uint32_t workers = 0, cpu = 0, maxc = 0, tlsmin = 12;
+    uint32_t workers = 0, cpu = 0, maxc = 0, tlsmin = 12, rbuf = 0, nrbuf = 0;
     bool nopin = false, splice = false;
     struct op_timeouts to = {0};
     int c;
@@ -156,6 +160,8 @@ int op_cmd_relay(int argc, char **argv)
             break;
         }
         case O_LOGJSON: op_log_set_json(true); break;
+        case O_RBUF: rc = parse_u32("recv-buffer-size", optarg, 4096, 1u << 20, &rbuf); break;
+        case O_NRBUF: rc = parse_u32("recv-buffers", optarg, 16, 32768, &nrbuf); break;
         case 'h': fputs(relay_usage, stdout); return 0;
         default: fputs(relay_usage, stderr); return EX_USAGE;
         }
@@ -230,6 +236,8 @@ int op_cmd_relay(int argc, char **argv)
         .to = to,
         .max_conns = maxc,
         .splice = splice,
+        .recv_buf_size = rbuf,
+        .recv_bufs = nrbuf,
     };
     op_ctl_block_signals();
     struct op_engine *e = NULL;

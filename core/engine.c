@@ -38,6 +38,7 @@
 #define MAX_WORKERS    64
 #define CHUNK_SIZE     OP_CONN_BUF_SIZE
 #define HIGH_WATERMARK (160u * 1024u)
+#define LOW_WATERMARK  (48u * 1024u) /* a side stopped by backpressure resumes below this */
 #define SEG_RESERVE    3 /* a side is read only while the other queue has this many free segments */
 #define SPLICE_LEN     (64u * 1024u)
 #define BGID           0
@@ -113,7 +114,7 @@ struct op_worker {
     struct op_wheel wheel;
     uint64_t now;
     uint32_t nwaiting; /* sides waiting for receive buffers */
-    _Atomic(struct op_msg *) inbox;
+    op_mpsc_t inbox;
 
     bool draining;
     bool stop;
@@ -500,7 +501,14 @@ static void arm_recv(struct op_conn *c, int side)
 {
     struct op_side_st *s = &c->side[side];
     struct io_uring_sqe *sqe = get_sqe(c->w);
-    io_uring_prep_recv(sqe, s->fd, NULL, c->w->buf_size, 0);
+    uint32_t len = c->w->buf_size;
+    if (!(c->flags & OP_CF_TUNNEL) && c->pops->max_recv && c->pops->max_recv < len)
+        len = c->pops->max_recv; /* with a transport this bounds ciphertext, so plaintext too */
+    io_uring_prep_recv(sqe, s->fd, NULL, len, 0);
+    /* Unless the last receive said more is queued, poll first: skips a receive attempt that would only
+     * find an empty socket (the common case between requests). */
+    if (!(s->flags & OP_SF_NONEMPTY))
+        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BGID;
     conn_sqe_tag(c, sqe, TAG_RECV, side);
@@ -583,8 +591,17 @@ static void maybe_arm_recv(struct op_conn *c, int side)
     struct op_side_st *s = &c->side[side];
     if (s->fd < 0 || (s->flags & (OP_SF_RECV | OP_SF_EOF | OP_SF_PAUSED | OP_SF_WAITBUF | OP_SF_CONNECTING)))
         return;
-    if (!(c->flags & OP_CF_LINGER) && !has_room(c, (enum op_side)!side))
-        return;
+    if (!(c->flags & OP_CF_LINGER)) {
+        const struct op_outq *dq = &c->side[!side].q;
+        if (s->flags & OP_SF_BACKPRESSURE) { /* hysteresis: wait until the other side drained well down */
+            if (dq->bytes > LOW_WATERMARK || dq->count > SEG_RESERVE)
+                return;
+            s->flags &= (uint16_t)~OP_SF_BACKPRESSURE;
+        } else if (!has_room(c, (enum op_side)!side)) {
+            s->flags |= OP_SF_BACKPRESSURE;
+            return;
+        }
+    }
     arm_recv(c, side);
 }
 
@@ -818,7 +835,9 @@ static void handle_conn_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
 
     switch (op) {
     case TAG_RECV:
-        s->flags &= (uint16_t)~OP_SF_RECV;
+        s->flags &= (uint16_t)~(OP_SF_RECV | OP_SF_NONEMPTY);
+        if (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)
+            s->flags |= OP_SF_NONEMPTY;
         if (res > 0) {
             on_recv_data(c, side, w->pbuf_mem + (size_t)bid * w->buf_size, (uint32_t)res, bid);
         } else {
@@ -1035,18 +1054,12 @@ static void begin_drain(struct op_worker *w)
 
 static void handle_msgs(struct op_worker *w)
 {
-    struct op_msg *m = atomic_exchange_explicit(&w->inbox, NULL, memory_order_acquire);
-    struct op_msg *rev = NULL; /* the inbox is a LIFO stack: reverse to keep posting order */
-    while (m) {
-        struct op_msg *nx = m->next;
-        m->next = rev;
-        rev = m;
-        m = nx;
-    }
-    while (rev) {
-        struct op_msg *nx = rev->next;
-        rev->fn(w, rev);
-        rev = nx;
+    struct op_mpsc_node *n = op_mpsc_take_all(&w->inbox);
+    while (n) {
+        struct op_mpsc_node *nx = n->next;
+        struct op_msg *m = OP_CONTAINER_OF(n, struct op_msg, link);
+        m->fn(w, m);
+        n = nx;
     }
     if (atomic_load(&w->e->draining) && !w->stop)
         begin_drain(w);
@@ -1376,14 +1389,14 @@ int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, c
     if (!c->max_conns)
         c->max_conns = 16384;
     if (!c->recv_bufs)
-        c->recv_bufs = 1024;
+        c->recv_bufs = 512;
     if (c->recv_bufs & (c->recv_bufs - 1)) {
         snprintf(err, errlen, "receive buffer count must be a power of two");
         free(e);
         return -EINVAL;
     }
     if (!c->recv_buf_size)
-        c->recv_buf_size = 16 * 1024;
+        c->recv_buf_size = 64 * 1024;
     if (!c->send_chunks)
         c->send_chunks = 2048;
     if (!c->max_pipes)
@@ -1447,14 +1460,44 @@ int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, c
 void op_engine_post(struct op_engine *e, int worker, struct op_msg *m)
 {
     struct op_worker *w = &e->workers[worker];
-    struct op_msg *head = atomic_load_explicit(&w->inbox, memory_order_relaxed);
-    do {
-        m->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&w->inbox, &head, m, memory_order_release,
-                                                    memory_order_relaxed));
+    op_mpsc_push(&w->inbox, &m->link);
     uint64_t one = 1;
     ssize_t r = write(w->efd, &one, sizeof(one));
     (void)r;
+}
+
+struct retire {
+    atomic_int remaining;
+    void *old;
+    void (*release)(void *old);
+    struct op_msg msgs[]; /* one per worker: a message sits in one inbox at a time */
+};
+
+static void retire_ack(struct op_worker *w, struct op_msg *m)
+{
+    struct retire *r = OP_CONTAINER_OF(m - w->idx, struct retire, msgs);
+    if (atomic_fetch_sub(&r->remaining, 1) == 1) {
+        if (r->release && r->old)
+            r->release(r->old);
+        free(r);
+    }
+}
+
+int op_engine_set_xprt_ctx(struct op_engine *e, int li, void *ctx, void (*release)(void *old))
+{
+    if (li < 0 || li >= e->conf.nlisteners)
+        return -EINVAL;
+    struct retire *r = calloc(1, sizeof(*r) + sizeof(struct op_msg) * (size_t)e->nworkers);
+    if (!r)
+        return -ENOMEM;
+    r->old = atomic_exchange_explicit(&e->conf.listeners[li].xprt_ctx, ctx, memory_order_acq_rel);
+    r->release = release;
+    atomic_store(&r->remaining, e->nworkers);
+    for (int i = 0; i < e->nworkers; i++) {
+        r->msgs[i].fn = retire_ack;
+        op_engine_post(e, i, &r->msgs[i]);
+    }
+    return 0;
 }
 
 void op_engine_drain(struct op_engine *e)

@@ -826,6 +826,53 @@ int op_h1_parse_response(const char *buf, size_t len, bool req_was_head, struct 
     return OP_H1_COMPLETE;
 }
 
+static bool is_base64_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+int op_h1_ws_check_request(const struct op_h1_request *req, const char **reason)
+{
+    const char *why = NULL;
+    const op_span_t *key = NULL, *version = NULL;
+    if (!req->upgrade)
+        why = "not an upgrade request";
+    else if (!span_ieq(req->method, "GET") || memcmp(req->method.p, "GET", 3) != 0)
+        why = "websocket upgrade must be GET";
+    else if (req->version_minor != 1)
+        why = "websocket upgrade must be HTTP/1.1";
+    else if (!span_ieq(req->upgrade_proto, "websocket"))
+        why = "unsupported upgrade protocol";
+    for (int i = 0; !why && i < req->nheaders; i++) {
+        const struct op_h1_header *h = &req->headers[i];
+        if (span_ieq(h->name, "sec-websocket-key")) {
+            if (key)
+                why = "duplicate Sec-WebSocket-Key";
+            key = &h->value;
+        } else if (span_ieq(h->name, "sec-websocket-version")) {
+            if (version)
+                why = "duplicate Sec-WebSocket-Version";
+            version = &h->value;
+        }
+    }
+    if (!why && !key)
+        why = "missing Sec-WebSocket-Key";
+    if (!why) { /* base64 of 16 bytes: 22 alphabet characters and "==" */
+        bool ok = key->len == 24 && key->p[22] == '=' && key->p[23] == '=';
+        for (size_t i = 0; ok && i < 22; i++)
+            ok = is_base64_char((unsigned char)key->p[i]);
+        if (!ok)
+            why = "malformed Sec-WebSocket-Key";
+    }
+    if (!why && (!version || version->len != 2 || memcmp(version->p, "13", 2) != 0))
+        why = "unsupported Sec-WebSocket-Version";
+    if (why) {
+        *reason = why;
+        return 400;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------------- */
 /* Body tracker                                                                                           */
 

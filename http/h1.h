@@ -161,6 +161,14 @@ ssize_t op_h1_write_simple_response(int status, const char *ctype, const char *b
 /* Standard reason phrase ("OK", "Bad Request", ...), "" if unknown. Never NULL. */
 const char *op_h1_reason(int status);
 
+/*
+ * WebSocket handshake checks on a parsed request (RFC 6455 §4.2.1, reliability.md §2.7): req->upgrade,
+ * method GET, HTTP/1.1, Upgrade exactly "websocket", exactly one Sec-WebSocket-Key that is base64 of 16
+ * bytes, and Sec-WebSocket-Version exactly "13". Returns 0, or 400 with *reason set (static text).
+ * Any other upgrade (h2c, ...) fails here: the caller refuses or strips it.
+ */
+int op_h1_ws_check_request(const struct op_h1_request *req, const char **reason);
+
 /* First header named name (case-insensitive, NUL-terminated name), or NULL. */
 const struct op_h1_header *op_h1_find_header(const struct op_h1_header *h, int n, const char *name);
 /* True if the comma-separated token list in v contains token (case-insensitive, OWS ignored). */

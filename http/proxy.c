@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 
@@ -164,16 +165,30 @@ static bool same_addr(const struct sockaddr *a, socklen_t al, const struct socka
     return a && b && al == bl && memcmp(a, b, al) == 0;
 }
 
+#define RELAY_CLOSED (OP_H1_ERROR - 1)
+/* Feeds body bytes through tracker b and sends those that belong to the message on to side `to`.
+ * Returns the tracker's verdict (*used set), or RELAY_CLOSED when the send queue refused them (the
+ * connection is then closed). */
+static int relay_body(struct op_conn *c, struct op_h1_body *b, enum op_side to, const uint8_t *p, size_t n,
+                      size_t *used)
+{
+    *used = 0;
+    int r = op_h1_body_feed(b, (const char *)p, n, used);
+    if (*used && op_conn_send(c, to, p, *used) < 0) {
+        op_conn_close(c, to == OP_UP ? "upstream queue full" : "client queue full");
+        return RELAY_CLOSED;
+    }
+    return r;
+}
+
 /* Feeds request-body bytes from the client to the upstream; returns bytes used or -1 (closed). */
 static ssize_t forward_req_body(struct op_conn *c, const uint8_t *p, size_t n)
 {
     struct http_state *st = hs(c);
-    size_t used = 0;
-    int r = op_h1_body_feed(&st->req_body, (const char *)p, n, &used);
-    if (used && op_conn_send(c, OP_UP, p, used) < 0) {
-        op_conn_close(c, "upstream queue full");
+    size_t used;
+    int r = relay_body(c, &st->req_body, OP_UP, p, n, &used);
+    if (r == RELAY_CLOSED)
         return -1;
-    }
     if (r == OP_H1_ERROR) {
         fail(c, 400, st->req_body.error_reason ? st->req_body.error_reason : "bad request body");
         return -1;
@@ -358,6 +373,13 @@ static void process_head(struct op_conn *c)
         fail(c, 405, "CONNECT is not supported");
         return;
     }
+    if (req->upgrade && req->upgrade_proto.len == 9 && strncasecmp(req->upgrade_proto.p, "websocket", 9) == 0) {
+        const char *why = NULL;
+        if (op_h1_ws_check_request(req, &why) != 0) {
+            fail(c, 400, why ? why : "invalid WebSocket handshake");
+            return;
+        }
+    }
     const struct op_http_conf *cf = hconf(c);
     struct op_route rt;
     memset(&rt, 0, sizeof(rt));
@@ -383,51 +405,66 @@ static void process_head(struct op_conn *c)
     }
 }
 
+_Static_assert(OP_CONN_BUF_SIZE - OP_H1_MAX_HEAD >= 8192, "head buffer too small for a useful receive");
+
 static int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
 {
     struct http_state *st = hs(c);
-    switch (st->phase) {
-    case HP_DONE:
-        return 0; /* closing: drop */
-    case HP_BODY: {
-        ssize_t used = forward_req_body(c, p, n);
-        if (used < 0)
+    /* Each pass hands the bytes to the current phase; a phase change (head routed, body complete) may
+     * leave bytes for the next pass. */
+    while (n) {
+        switch (st->phase) {
+        case HP_DONE:
+            return 0; /* closing: drop */
+        case HP_BODY: {
+            ssize_t used = forward_req_body(c, p, n);
+            if (used < 0)
+                return 0;
+            p += used;
+            n -= (size_t)used;
+            continue;
+        }
+        case HP_APP_BODY: {
+            struct op_app_job *job = st->job;
+            size_t take = OP_MIN(n, job->body_len - job->body_have);
+            memcpy(job->body + job->body_have, p, take);
+            job->body_have += take;
+            p += take;
+            n -= take;
+            if (job->body_have == job->body_len)
+                app_submit(c);
+            continue;
+        }
+        case HP_HEAD: {
+            /* Only as much as the head buffer holds: a head never exceeds OP_H1_MAX_HEAD, so a full
+             * buffer always parses to a complete head or an error. */
+            size_t take = OP_MIN(n, (size_t)(OP_CONN_BUF_SIZE - st->hlen));
+            bool first = st->hlen == 0;
+            int rc = buf_append(c, &st->hbuf, &st->hlen, p, take);
+            if (rc < 0)
+                return rc;
+            p += take;
+            n -= take;
+            if (first)
+                op_conn_set_timeout(c, op_worker_timeouts(c->w)->head_ms);
+            uint8_t before = st->phase;
+            uint32_t hlen = st->hlen;
+            process_head(c);
+            if (st->phase == before && st->hlen == hlen && n) { /* no progress with bytes left: cannot be */
+                fail(c, 431, "request head too large");
+                return 0;
+            }
+            continue;
+        }
+        default: /* HP_WAIT, HP_APP: pipelined bytes while a request is in progress: hold them */
+            if (buf_append(c, &st->hbuf, &st->hlen, p, n) < 0) {
+                fail(c, 503, "too many pipelined bytes while a request is in progress");
+                return 0;
+            }
+            op_conn_pause(c, OP_CLI);
             return 0;
-        p += used;
-        n -= (size_t)used;
-        break; /* any rest is the next request: keep it */
+        }
     }
-    case HP_APP_BODY: {
-        struct op_app_job *job = st->job;
-        size_t take = OP_MIN(n, job->body_len - job->body_have);
-        memcpy(job->body + job->body_have, p, take);
-        job->body_have += take;
-        p += take;
-        n -= take;
-        if (job->body_have == job->body_len)
-            app_submit(c);
-        break;
-    }
-    default:
-        break;
-    }
-    if (!n)
-        return 0;
-    bool first = st->hlen == 0;
-    int rc = buf_append(c, &st->hbuf, &st->hlen, p, n);
-    if (rc == -ENOSPC) {
-        fail(c, 431, "request head too large");
-        return 0;
-    }
-    if (rc < 0)
-        return rc;
-    if (st->phase != HP_HEAD) { /* pipelined bytes while a request is in progress: hold them */
-        op_conn_pause(c, OP_CLI);
-        return 0;
-    }
-    if (first)
-        op_conn_set_timeout(c, op_worker_timeouts(c->w)->head_ms);
-    process_head(c);
     return 0;
 }
 
@@ -436,12 +473,10 @@ static int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
 static void forward_resp_body(struct op_conn *c, const uint8_t *p, size_t n)
 {
     struct http_state *st = hs(c);
-    size_t used = 0;
-    int r = op_h1_body_feed(&st->resp_body, (const char *)p, n, &used);
-    if (used && op_conn_send(c, OP_CLI, p, used) < 0) {
-        op_conn_close(c, "client queue full");
+    size_t used;
+    int r = relay_body(c, &st->resp_body, OP_CLI, p, n, &used);
+    if (r == RELAY_CLOSED)
         return;
-    }
     if (r == OP_H1_ERROR) {
         op_conn_close(c, "bad response body framing from upstream");
         return;
@@ -720,6 +755,8 @@ static void http_close(struct op_conn *c)
 const struct op_proto_ops op_proto_http = {
     .name = "http",
     .state_size = sizeof(struct http_state),
+    /* A head (< OP_H1_MAX_HEAD) plus one receive always fits a head buffer (OP_CONN_BUF_SIZE). */
+    .max_recv = OP_CONN_BUF_SIZE - OP_H1_MAX_HEAD,
     .on_open = http_open,
     .on_client_data = http_client_data,
     .on_upstream_data = http_upstream_data,

@@ -59,8 +59,8 @@ extern const struct op_proto_ops op_proto_http;
 
 /* An application request in flight between a worker and the control thread. */
 struct op_app_job {
-    struct op_msg msg; /* posting back to the worker */
-    struct op_app_job *next;
+    struct op_msg msg;          /* posting back to the worker */
+    struct op_mpsc_node qlink;  /* the control thread's queue */
     struct op_conn_ref ref;
     struct op_engine *engine;
     const struct op_http_conf *conf;

@@ -21,7 +21,7 @@
 
 struct app_server {
     const struct op_app_server_opts *opts;
-    _Atomic(struct op_app_job *) jobs;
+    op_mpsc_t jobs;
     int efd;
     const char *https_port; /* for redirects */
     bool stopped;           /* engine gone: leftover jobs are freed, not run */
@@ -30,11 +30,7 @@ struct app_server {
 static void submit(void *ctx, struct op_app_job *job)
 {
     struct app_server *s = ctx;
-    struct op_app_job *head = atomic_load_explicit(&s->jobs, memory_order_relaxed);
-    do {
-        job->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&s->jobs, &head, job, memory_order_release,
-                                                    memory_order_relaxed));
+    op_mpsc_push(&s->jobs, &job->qlink);
     uint64_t one = 1;
     ssize_t w = write(s->efd, &one, sizeof(one));
     (void)w;
@@ -46,20 +42,15 @@ static void run_jobs(void *arg)
     uint64_t v;
     ssize_t r = read(s->efd, &v, sizeof(v));
     (void)r;
-    struct op_app_job *j = atomic_exchange_explicit(&s->jobs, NULL, memory_order_acquire), *fifo = NULL;
-    while (j) { /* the stack is LIFO: reverse to serve requests in arrival order */
-        struct op_app_job *nx = j->next;
-        j->next = fifo;
-        fifo = j;
-        j = nx;
-    }
-    while (fifo) {
-        struct op_app_job *nx = fifo->next;
+    struct op_mpsc_node *n = op_mpsc_take_all(&s->jobs); /* served in arrival order */
+    while (n) {
+        struct op_mpsc_node *nx = n->next;
+        struct op_app_job *job = OP_CONTAINER_OF(n, struct op_app_job, qlink);
         if (s->stopped)
-            op_app_job_free(fifo);
+            op_app_job_free(job);
         else
-            op_app_job_run(fifo);
-        fifo = nx;
+            op_app_job_run(job);
+        n = nx;
     }
 }
 

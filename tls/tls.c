@@ -12,14 +12,14 @@
  *     it and says WANT_READ once it is empty, so every byte is inside wolfSSL when input() returns;
  *   - send: the send callback hands whole records to the conn's out() and never blocks;
  *   - tickets: our own ChaCha20-Poly1305 ticket callback with one random key per op_tls_ctx, shared by
- *     all its CTXs (wolfSSL's default callback keeps a key per CTX, which would break resumption when
- *     SNI moves a conn to another CTX). Nonces are a per-key random prefix plus an atomic counter, so no
- *     RNG and no lock sits on the handshake path. The server-side session cache is off (tickets only).
+ *     all its CTXs (wolfSSL's default callback keeps a separate key per CTX, and could not hand the key
+ *     on to the next ctx on reload, see op_tls_ctx_inherit_tickets). Nonces are a per-key random prefix
+ *     plus an atomic counter, so no RNG and no lock sits on the handshake path. The server-side session
+ *     cache is off (tickets only: it is a process-wide locked table in wolfSSL).
  */
 #include "tls/tls.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,7 +27,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <unistd.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -58,7 +57,6 @@
 #endif
 
 #define OP_TLS_RECORD_MAX 16384
-#define OP_TLS_MAX_NAMES 64 /* DNS names kept per certificate for SNI matching */
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Types                                                                                             */
@@ -73,7 +71,7 @@ struct op_tls_ticket_key {
 struct op_tls_certctx {
     WOLFSSL_CTX *wctx;
     char **names; /* lower-case DNS SANs (or CN), may start with "*." */
-    size_t nnames;
+    size_t nnames, cap;
 };
 
 struct op_tls_ctx {
@@ -83,6 +81,10 @@ struct op_tls_ctx {
     char *alpn; /* comma list, NULL when ALPN is off */
     unsigned alpn_len;
     struct op_tls_ticket_key ticket;
+    /* decrypt-only key inherited from the previous ctx (op_tls_ctx_inherit_tickets) */
+    bool has_prev;
+    uint8_t prev_name[WOLFSSL_TICKET_NAME_SZ];
+    uint8_t prev_key[CHACHA20_POLY1305_AEAD_KEYSIZE];
 };
 
 enum op_tls_conn_state {
@@ -90,6 +92,7 @@ enum op_tls_conn_state {
     OP_TLS_ST_HANDSHAKE,
     OP_TLS_ST_OPEN,
     OP_TLS_ST_PEER_CLOSED,
+    OP_TLS_ST_READ_STOPPED, /* plain() returned -1: no more input, but writes and close_notify still work */
     OP_TLS_ST_FAILED,
 };
 
@@ -103,9 +106,10 @@ struct op_tls_conn {
     enum op_tls_conn_state state;
     bool out_failed;
     bool shutdown_sent;
-    uint8_t *hello; /* fragmented first record being collected (OP_TLS_ST_HELLO only), else NULL */
+    bool established; /* the handshake completed (stays true after close or failure) */
+    uint8_t *hello;   /* fragmented first record being collected (OP_TLS_ST_HELLO only), else NULL */
     size_t hello_len;
-    char *sni; /* host name from the ClientHello, NULL if none */
+    char *sni;              /* host name from the ClientHello, NULL if none */
     const uint8_t *pending; /* input not yet fed (after the collected hello), during input() only */
     size_t pending_len;
     char err[96];
@@ -152,8 +156,7 @@ static int tls_recv_cb(WOLFSSL *ssl, char *buf, int sz, void *arg)
 {
     (void)ssl;
     struct op_tls_conn *c = arg;
-    if (c->rx_len == 0 || sz <= 0)
-        return WOLFSSL_CBIO_ERR_WANT_READ;
+    if (c->rx_len == 0 || sz <= 0) return WOLFSSL_CBIO_ERR_WANT_READ;
     size_t n = OP_MIN((size_t)sz, c->rx_len);
     memcpy(buf, c->rx, n);
     c->rx += n;
@@ -165,8 +168,7 @@ static int tls_send_cb(WOLFSSL *ssl, char *buf, int sz, void *arg)
 {
     (void)ssl;
     struct op_tls_conn *c = arg;
-    if (sz <= 0)
-        return 0;
+    if (sz <= 0) return 0;
     if (c->out_failed || c->out(c->out_arg, (const uint8_t *)buf, (size_t)sz) != 0) {
         c->out_failed = true;
         return WOLFSSL_CBIO_ERR_GENERAL;
@@ -184,8 +186,7 @@ static int tls_ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAM
     (void)ssl;
     struct op_tls_ctx *ctx = user;
     uint8_t aad[WOLFSSL_TICKET_NAME_SZ + WOLFSSL_TICKET_IV_SZ];
-    if (ctx == NULL || in_len < 0)
-        return WOLFSSL_TICKET_RET_FATAL;
+    if (ctx == NULL || in_len < 0) return WOLFSSL_TICKET_RET_FATAL;
     struct op_tls_ticket_key *k = &ctx->ticket;
     if (enc) {
         uint64_t n = __atomic_fetch_add(&k->counter, 1, __ATOMIC_RELAXED);
@@ -196,17 +197,27 @@ static int tls_ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAM
         memcpy(aad, key_name, WOLFSSL_TICKET_NAME_SZ);
         memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, WOLFSSL_TICKET_IV_SZ);
         memset(mac, 0, WOLFSSL_TICKET_MAC_SZ);
-        if (wc_ChaCha20Poly1305_Encrypt(k->key, iv, aad, sizeof(aad), ticket, (word32)in_len, ticket, mac) != 0)
+        if (wc_ChaCha20Poly1305_Encrypt(k->key, iv, aad, sizeof(aad), ticket, (word32)in_len, ticket, mac) !=
+            0)
             return WOLFSSL_TICKET_RET_FATAL;
         *out_len = in_len;
         return WOLFSSL_TICKET_RET_OK;
     }
-    /* Decrypt: a ticket from another key (an older ctx before a reload) is simply not resumed. */
-    if (memcmp(key_name, k->name, WOLFSSL_TICKET_NAME_SZ) != 0)
+    /* Decrypt with the current key, or the inherited one. A ticket under any other key is simply not
+     * resumed: full handshake. (WOLFSSL_TICKET_RET_CREATE, "resume and re-issue", is not used: in
+     * wolfSSL 5.7.2 it fails TLS 1.2 handshakes and does not resume TLS 1.3 ones. TLS 1.3 clients get
+     * a fresh ticket under the current key after every handshake anyway.) */
+    const uint8_t *key;
+    if (memcmp(key_name, k->name, WOLFSSL_TICKET_NAME_SZ) == 0) {
+        key = k->key;
+    } else if (ctx->has_prev && memcmp(key_name, ctx->prev_name, WOLFSSL_TICKET_NAME_SZ) == 0) {
+        key = ctx->prev_key;
+    } else {
         return WOLFSSL_TICKET_RET_REJECT;
+    }
     memcpy(aad, key_name, WOLFSSL_TICKET_NAME_SZ);
     memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, WOLFSSL_TICKET_IV_SZ);
-    if (wc_ChaCha20Poly1305_Decrypt(k->key, iv, aad, sizeof(aad), ticket, (word32)in_len, mac, ticket) != 0)
+    if (wc_ChaCha20Poly1305_Decrypt(key, iv, aad, sizeof(aad), ticket, (word32)in_len, mac, ticket) != 0)
         return WOLFSSL_TICKET_RET_REJECT;
     *out_len = in_len;
     return WOLFSSL_TICKET_RET_OK;
@@ -223,11 +234,9 @@ static bool name_eq(const char *a, size_t alen, const char *b)
 /* pattern "*.example.com" matches exactly one extra label in front of ".example.com". */
 static bool name_wild_match(const char *pattern, const char *sni, size_t len)
 {
-    if (pattern[0] != '*' || pattern[1] != '.')
-        return false;
+    if (pattern[0] != '*' || pattern[1] != '.') return false;
     const char *dot = memchr(sni, '.', len);
-    if (dot == NULL || dot == sni)
-        return false;
+    if (dot == NULL || dot == sni) return false;
     return name_eq(dot, len - (size_t)(dot - sni), pattern + 1);
 }
 
@@ -236,12 +245,10 @@ static int pick_cert(const struct op_tls_ctx *ctx, const char *sni)
     size_t len = strlen(sni);
     for (size_t i = 0; i < ctx->ncerts; i++)
         for (size_t j = 0; j < ctx->certs[i].nnames; j++)
-            if (ctx->certs[i].names[j][0] != '*' && name_eq(sni, len, ctx->certs[i].names[j]))
-                return (int)i;
+            if (ctx->certs[i].names[j][0] != '*' && name_eq(sni, len, ctx->certs[i].names[j])) return (int)i;
     for (size_t i = 0; i < ctx->ncerts; i++)
         for (size_t j = 0; j < ctx->certs[i].nnames; j++)
-            if (name_wild_match(ctx->certs[i].names[j], sni, len))
-                return (int)i;
+            if (name_wild_match(ctx->certs[i].names[j], sni, len)) return (int)i;
     return 0; /* unknown names get the default certificate (like nginx's default_server), never abort */
 }
 
@@ -252,15 +259,11 @@ static inline size_t be16(const uint8_t *p)
 
 int op_tls_sni_from_hello(const uint8_t *p, size_t n, char *out, size_t outlen)
 {
-    if (n < 5)
-        return -EAGAIN;
-    if (p[0] != 0x16 || p[1] != 0x03)
-        return -EINVAL;
+    if (n < 5) return -EAGAIN;
+    if (p[0] != 0x16 || p[1] != 0x03) return -EINVAL;
     size_t rl = be16(p + 3);
-    if (rl < 4 || rl > OP_TLS_RECORD_MAX)
-        return -EINVAL;
-    if (n < 5 + rl)
-        return -EAGAIN;
+    if (rl < 4 || rl > OP_TLS_RECORD_MAX) return -EINVAL;
+    if (n < 5 + rl) return -EAGAIN;
     const uint8_t *q = p + 5, *end = p + 5 + rl;
     if (q[0] != 0x01) /* client_hello */
         return -EINVAL;
@@ -269,7 +272,10 @@ int op_tls_sni_from_hello(const uint8_t *p, size_t n, char *out, size_t outlen)
     if (ml > (size_t)(end - q))
         return -EMSGSIZE; /* the ClientHello spans several records: we do not reassemble */
     end = q + ml;
-#define NEED(k)                                                                                            do {                                                                                                       if ((size_t)(end - q) < (size_t)(k))                                                                       return -EINVAL;                                                                                } while (0)
+#define NEED(k)                                                                                              \
+    do {                                                                                                     \
+        if ((size_t)(end - q) < (size_t)(k)) return -EINVAL;                                                 \
+    } while (0)
     NEED(2 + 32 + 1); /* version, random, session id length */
     q += 2 + 32;
     size_t l = q[0];
@@ -284,8 +290,7 @@ int op_tls_sni_from_hello(const uint8_t *p, size_t n, char *out, size_t outlen)
     q += 1;
     NEED(l);
     q += l;
-    if (q == end)
-        return 0; /* no extensions */
+    if (q == end) return 0; /* no extensions */
     NEED(2);
     l = be16(q);
     q += 2;
@@ -310,11 +315,9 @@ int op_tls_sni_from_hello(const uint8_t *p, size_t n, char *out, size_t outlen)
             q += 3;
             NEED(nl);
             if (nt == 0) { /* host_name */
-                if (nl == 0 || nl > 255 || nl >= outlen)
-                    return -EINVAL;
+                if (nl == 0 || nl > 255 || nl >= outlen) return -EINVAL;
                 for (size_t i = 0; i < nl; i++)
-                    if (q[i] <= 0x20 || q[i] >= 0x7f)
-                        return -EINVAL;
+                    if (q[i] <= 0x20 || q[i] >= 0x7f) return -EINVAL;
                 memcpy(out, q, nl);
                 out[nl] = '\0';
                 return 1;
@@ -333,8 +336,7 @@ int op_tls_sni_from_hello(const uint8_t *p, size_t n, char *out, size_t outlen)
 static void set_err(char *err, size_t errlen, const char *fmt, ...) OP_PRINTF(3, 4);
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err == NULL || errlen == 0)
-        return;
+    if (err == NULL || errlen == 0) return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
@@ -343,12 +345,10 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 static void ctx_destroy(struct op_tls_ctx *ctx)
 {
-    if (ctx == NULL)
-        return;
+    if (ctx == NULL) return;
     for (size_t i = 0; i < ctx->ncerts; i++) {
         struct op_tls_certctx *cc = &ctx->certs[i];
-        if (cc->wctx)
-            wolfSSL_CTX_free(cc->wctx);
+        if (cc->wctx) wolfSSL_CTX_free(cc->wctx);
         for (size_t j = 0; j < cc->nnames; j++)
             free(cc->names[j]);
         free(cc->names);
@@ -356,39 +356,37 @@ static void ctx_destroy(struct op_tls_ctx *ctx)
     free(ctx->certs);
     free(ctx->alpn);
     explicit_bzero(&ctx->ticket, sizeof(ctx->ticket));
+    explicit_bzero(ctx->prev_key, sizeof(ctx->prev_key));
     free(ctx);
 }
 
 static bool is_dns_name(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 253)
-        return false;
+    if (n == 0 || n > 253) return false;
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
         bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
                   ch == '-' || ch == '.' || ch == '_' || (ch == '*' && i == 0 && s[1] == '.');
-        if (!ok)
-            return false;
+        if (!ok) return false;
     }
     return true;
 }
 
 static int add_name(struct op_tls_certctx *cc, const char *name)
 {
-    if (!is_dns_name(name) || cc->nnames >= OP_TLS_MAX_NAMES)
-        return 0;
-    if (cc->names == NULL) {
-        cc->names = calloc(OP_TLS_MAX_NAMES, sizeof(char *));
-        if (cc->names == NULL)
-            return -ENOMEM;
+    if (!is_dns_name(name)) return 0;
+    if (cc->nnames == cc->cap) {
+        size_t cap = cc->cap ? cc->cap * 2 : 4;
+        char **names = realloc(cc->names, cap * sizeof(char *));
+        if (names == NULL) return -ENOMEM;
+        cc->names = names;
+        cc->cap = cap;
     }
     char *copy = strdup(name);
-    if (copy == NULL)
-        return -ENOMEM;
+    if (copy == NULL) return -ENOMEM;
     for (char *p = copy; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
+        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
     cc->names[cc->nnames++] = copy;
     return 0;
 }
@@ -412,8 +410,7 @@ static int load_names(struct op_tls_certctx *cc, const char *file, char *err, si
             rc = add_name(cc, cn);
     }
     wolfSSL_X509_free(x);
-    if (rc != 0)
-        set_err(err, errlen, "out of memory");
+    if (rc != 0) set_err(err, errlen, "out of memory");
     return rc;
 }
 
@@ -476,8 +473,7 @@ static int setup_wctx(struct op_tls_ctx *ctx, struct op_tls_certctx *cc, const s
                 cert->cert_file);
         return -EINVAL;
     }
-    if ((rc = load_names(cc, cert->cert_file, err, errlen)) != 0)
-        return rc;
+    if ((rc = load_names(cc, cert->cert_file, err, errlen)) != 0) return rc;
 
     wolfSSL_CTX_set_verify(w, WOLFSSL_VERIFY_NONE, NULL);
     wolfSSL_CTX_set_group_messages(w); /* one out() call per handshake flight */
@@ -505,10 +501,8 @@ static int check_alpn(const char *list)
     size_t n = 0;
     for (const char *p = list;; p++) {
         if (*p == ',' || *p == '\0') {
-            if (n == 0 || n > 255)
-                return -EINVAL;
-            if (*p == '\0')
-                return 0;
+            if (n == 0 || n > 255) return -EINVAL;
+            if (*p == '\0') return 0;
             n = 0;
         } else if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f) {
             return -EINVAL;
@@ -587,16 +581,22 @@ int op_tls_ctx_new(const struct op_tls_config *cfg, struct op_tls_ctx **out, cha
     return 0;
 }
 
+void op_tls_ctx_inherit_tickets(struct op_tls_ctx *ctx, const struct op_tls_ctx *prev)
+{
+    if (ctx == NULL || prev == NULL || ctx == prev) return;
+    memcpy(ctx->prev_name, prev->ticket.name, sizeof(ctx->prev_name));
+    memcpy(ctx->prev_key, prev->ticket.key, sizeof(ctx->prev_key));
+    ctx->has_prev = true;
+}
+
 void op_tls_ctx_ref(struct op_tls_ctx *ctx)
 {
-    if (ctx)
-        __atomic_fetch_add(&ctx->refs, 1, __ATOMIC_RELAXED);
+    if (ctx) __atomic_fetch_add(&ctx->refs, 1, __ATOMIC_RELAXED);
 }
 
 void op_tls_ctx_unref(struct op_tls_ctx *ctx)
 {
-    if (ctx && __atomic_sub_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        ctx_destroy(ctx);
+    if (ctx && __atomic_sub_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL) == 0) ctx_destroy(ctx);
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -604,11 +604,9 @@ void op_tls_ctx_unref(struct op_tls_ctx *ctx)
 
 struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx, op_tls_out_fn out, void *out_arg)
 {
-    if (ctx == NULL || out == NULL)
-        return NULL;
+    if (ctx == NULL || out == NULL) return NULL;
     struct op_tls_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return NULL;
+    if (c == NULL) return NULL;
     op_tls_ctx_ref(ctx);
     c->ctx = ctx;
     c->out = out;
@@ -619,10 +617,8 @@ struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx, op_tls_out_fn out, v
 
 void op_tls_conn_free(struct op_tls_conn *c)
 {
-    if (c == NULL)
-        return;
-    if (c->ssl)
-        wolfSSL_free(c->ssl);
+    if (c == NULL) return;
+    if (c->ssl) wolfSSL_free(c->ssl);
     free(c->hello);
     free(c->sni);
     op_tls_ctx_unref(c->ctx);
@@ -635,8 +631,8 @@ static int conn_fail(struct op_tls_conn *c, const char *what, int code)
     if (c->out_failed)
         snprintf(c->err, sizeof(c->err), "%s: output queue refused the data", what);
     else if (code != 0)
-        snprintf(c->err, sizeof(c->err), "%s: %s (%d)", what, wolfSSL_ERR_reason_error_string((unsigned long)code),
-                 code);
+        snprintf(c->err, sizeof(c->err), "%s: %s (%d)", what,
+                 wolfSSL_ERR_reason_error_string((unsigned long)code), code);
     else
         snprintf(c->err, sizeof(c->err), "%s", what);
     wolfSSL_ERR_clear_error();
@@ -653,12 +649,11 @@ static int conn_create_ssl(struct op_tls_conn *c, int pick)
 {
     struct op_tls_ctx *ctx = c->ctx;
     c->ssl = wolfSSL_new(ctx->certs[pick].wctx);
-    if (c->ssl == NULL)
-        return -ENOMEM;
+    if (c->ssl == NULL) return -ENOMEM;
     wolfSSL_SetIOReadCtx(c->ssl, c);
     wolfSSL_SetIOWriteCtx(c->ssl, c);
-    if (ctx->alpn &&
-        wolfSSL_UseALPN(c->ssl, ctx->alpn, ctx->alpn_len, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) != WOLFSSL_SUCCESS)
+    if (ctx->alpn && wolfSSL_UseALPN(c->ssl, ctx->alpn, ctx->alpn_len, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) !=
+                         WOLFSSL_SUCCESS)
         return -ENOMEM;
     return 0;
 }
@@ -672,8 +667,7 @@ static int conn_hello(struct op_tls_conn *c, const uint8_t *p, size_t n)
     const uint8_t *rec = p;
     size_t rec_len = n;
     if (c->hello != NULL || n == 0) {
-        if (n == 0 && c->hello == NULL)
-            return OP_TLS_WANT;
+        if (n == 0 && c->hello == NULL) return OP_TLS_WANT;
         /* A record is at most 5 + 16 KiB; keep only what can belong to the first one plus the rest. */
         if (c->hello == NULL && (c->hello = malloc(5 + OP_TLS_RECORD_MAX)) == NULL)
             return conn_fail(c, "handshake: out of memory", 0);
@@ -700,14 +694,12 @@ static int conn_hello(struct op_tls_conn *c, const uint8_t *p, size_t n)
     }
     int pick = 0;
     if (r == 1) {
-        if ((c->sni = strdup(name)) == NULL)
-            return conn_fail(c, "handshake: out of memory", 0);
+        if ((c->sni = strdup(name)) == NULL) return conn_fail(c, "handshake: out of memory", 0);
         pick = c->ctx->ncerts > 1 ? pick_cert(c->ctx, name) : 0;
     }
     /* Anything else (no SNI, malformed, multi-record hello) goes to the default cert and wolfSSL judges
      * the bytes itself (and sends the alert). */
-    if (conn_create_ssl(c, pick) != 0)
-        return conn_fail(c, "handshake: out of memory", 0);
+    if (conn_create_ssl(c, pick) != 0) return conn_fail(c, "handshake: out of memory", 0);
     c->state = OP_TLS_ST_HANDSHAKE;
     c->rx = rec;
     c->rx_len = rec_len;
@@ -719,12 +711,9 @@ static int conn_hello(struct op_tls_conn *c, const uint8_t *p, size_t n)
 
 int op_tls_conn_input(struct op_tls_conn *c, const uint8_t *p, size_t n, op_tls_plain_fn plain, void *arg)
 {
-    if (c->state == OP_TLS_ST_FAILED)
-        return OP_TLS_ERROR;
-    if (c->state == OP_TLS_ST_PEER_CLOSED)
-        return OP_TLS_PEER_CLOSED;
-    if (p == NULL)
-        n = 0;
+    if (c->state == OP_TLS_ST_FAILED || c->state == OP_TLS_ST_READ_STOPPED) return OP_TLS_ERROR;
+    if (c->state == OP_TLS_ST_PEER_CLOSED) return OP_TLS_PEER_CLOSED;
+    if (p == NULL) n = 0;
     c->rx = p;
     c->rx_len = n;
     c->pending = NULL;
@@ -762,30 +751,37 @@ static int conn_drive(struct op_tls_conn *c, op_tls_plain_fn plain, void *arg)
         if (r != WOLFSSL_SUCCESS) {
             int e = wolfSSL_get_error(c->ssl, r);
             if (e == WOLFSSL_ERROR_WANT_READ && !c->out_failed) {
+                /* WANT_READ only comes from tls_recv_cb on an empty cursor: all input consumed */
+                if (c->rx_len != 0)
+                    return conn_fail(c, "handshake: input left unconsumed (internal error)", 0);
                 c->rx = NULL;
-                c->rx_len = 0;
                 return OP_TLS_WANT;
             }
             return conn_fail(c, "handshake", e);
         }
         c->state = OP_TLS_ST_OPEN;
+        c->established = true;
     }
-    if (c->state == OP_TLS_ST_PEER_CLOSED)
-        return OP_TLS_PEER_CLOSED;
+    if (c->state == OP_TLS_ST_PEER_CLOSED) return OP_TLS_PEER_CLOSED;
 
     /* Bounded: every iteration either consumes input or returns decrypted data, and both are finite;
      * the cap only guards against a wolfSSL surprise. */
     for (int guard = 0; guard < 1 << 20; guard++) {
         int r = wolfSSL_read(c->ssl, tls_scratch, (int)sizeof(tls_scratch));
         if (r > 0) {
-            if (plain == NULL || plain(arg, tls_scratch, (size_t)r) != 0)
-                return conn_fail(c, "stopped by the application", 0);
+            if (plain == NULL || plain(arg, tls_scratch, (size_t)r) != 0) {
+                c->state = OP_TLS_ST_READ_STOPPED;
+                snprintf(c->err, sizeof(c->err), "input stopped by the application");
+                c->rx = NULL;
+                c->rx_len = 0;
+                return OP_TLS_ERROR;
+            }
             continue;
         }
         int e = wolfSSL_get_error(c->ssl, r);
         if (e == WOLFSSL_ERROR_WANT_READ && !c->out_failed) {
+            if (c->rx_len != 0) return conn_fail(c, "read: input left unconsumed (internal error)", 0);
             c->rx = NULL;
-            c->rx_len = 0;
             return OP_TLS_OPEN;
         }
         if (e == WOLFSSL_ERROR_ZERO_RETURN) {
@@ -802,7 +798,8 @@ static int conn_drive(struct op_tls_conn *c, op_tls_plain_fn plain, void *arg)
 
 int op_tls_conn_write(struct op_tls_conn *c, const uint8_t *p, size_t n)
 {
-    if (c->state != OP_TLS_ST_OPEN && c->state != OP_TLS_ST_PEER_CLOSED) {
+    if (c->state != OP_TLS_ST_OPEN && c->state != OP_TLS_ST_PEER_CLOSED &&
+        c->state != OP_TLS_ST_READ_STOPPED) {
         if (c->state != OP_TLS_ST_FAILED)
             snprintf(c->err, sizeof(c->err), "write: the handshake is not complete");
         return OP_TLS_ERROR;
@@ -810,8 +807,7 @@ int op_tls_conn_write(struct op_tls_conn *c, const uint8_t *p, size_t n)
     while (n > 0) {
         int chunk = (int)OP_MIN(n, (size_t)1 << 20);
         int r = wolfSSL_write(c->ssl, p, chunk);
-        if (r <= 0)
-            return conn_fail(c, "write", wolfSSL_get_error(c->ssl, r));
+        if (r <= 0) return conn_fail(c, "write", wolfSSL_get_error(c->ssl, r));
         /* Without WANT_WRITE from our send callback wolfSSL writes everything or fails. */
         p += r;
         n -= (size_t)r;
@@ -821,10 +817,8 @@ int op_tls_conn_write(struct op_tls_conn *c, const uint8_t *p, size_t n)
 
 int op_tls_conn_shutdown(struct op_tls_conn *c)
 {
-    if (c->state == OP_TLS_ST_FAILED)
-        return OP_TLS_ERROR;
-    if (c->state == OP_TLS_ST_HELLO || c->state == OP_TLS_ST_HANDSHAKE || c->shutdown_sent)
-        return 0;
+    if (c->state == OP_TLS_ST_FAILED) return OP_TLS_ERROR;
+    if (c->state == OP_TLS_ST_HELLO || c->state == OP_TLS_ST_HANDSHAKE || c->shutdown_sent) return 0;
     c->shutdown_sent = true;
     int r = wolfSSL_shutdown(c->ssl);
     if (r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE)
@@ -844,21 +838,19 @@ const char *op_tls_conn_error(const struct op_tls_conn *c)
 
 static bool handshake_done(const struct op_tls_conn *c)
 {
-    return c->ssl != NULL && c->state != OP_TLS_ST_HANDSHAKE;
+    return c->ssl != NULL && c->established;
 }
 
 const char *op_tls_conn_version(const struct op_tls_conn *c)
 {
-    if (!handshake_done(c))
-        return "";
+    if (!handshake_done(c)) return "";
     const char *v = wolfSSL_get_version(c->ssl);
     return v ? v : "";
 }
 
 const char *op_tls_conn_cipher(const struct op_tls_conn *c)
 {
-    if (!handshake_done(c))
-        return "";
+    if (!handshake_done(c)) return "";
     const char *v = wolfSSL_get_cipher_name(c->ssl);
     return v ? v : "";
 }
@@ -872,8 +864,8 @@ const char *op_tls_conn_alpn(const struct op_tls_conn *c)
 {
     char *name = NULL;
     unsigned short len = 0;
-    if (!handshake_done(c) || wolfSSL_ALPN_GetProtocol(c->ssl, &name, &len) != WOLFSSL_SUCCESS || name == NULL ||
-        len == 0)
+    if (!handshake_done(c) || wolfSSL_ALPN_GetProtocol(c->ssl, &name, &len) != WOLFSSL_SUCCESS ||
+        name == NULL || len == 0)
         return NULL;
     return name;
 }

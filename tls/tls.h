@@ -40,22 +40,23 @@ struct op_tls_config {
      * "b.a.example.com"). An SNI that matches nothing (or no SNI) gets certs[0]. */
     const struct op_tls_cert *certs;
     size_t ncerts;
-    int min_version;       /* 12 (default when 0) or 13 */
-    const char *ciphers;   /* wolfSSL cipher list; NULL -> OP_TLS_DEFAULT_CIPHERS */
-    const char *alpn;      /* comma list, NULL -> "http/1.1"; "" disables ALPN. A client offering ALPN
-                              without a match proceeds without ALPN. */
+    int min_version;         /* 12 (default when 0) or 13 */
+    const char *ciphers;     /* wolfSSL cipher list; NULL -> OP_TLS_DEFAULT_CIPHERS */
+    const char *alpn;        /* comma list, NULL -> "http/1.1"; "" disables ALPN. A client offering ALPN
+                                without a match proceeds without ALPN. */
     bool no_session_tickets; /* default false: TLS 1.2 tickets and TLS 1.3 resumption on */
 };
 
 /* TLS 1.3 AES-128-GCM, AES-256-GCM, CHACHA20-POLY1305; TLS 1.2 ECDHE-{ECDSA,RSA} with the same AEADs. */
-#define OP_TLS_DEFAULT_CIPHERS                                                                       \
-    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"              \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                    \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                    \
+#define OP_TLS_DEFAULT_CIPHERS                                                                               \
+    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"                        \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                             \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                             \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
-/* Session tickets issued by a ctx are valid for this long (and only with that ctx's random key: a reload
- * makes clients fall back to a full handshake once). */
+/* Session tickets issued by a ctx are valid for this long, and only with that ctx's random key (or with
+ * the ctx that inherited it, see op_tls_ctx_inherit_tickets()); otherwise the client gets a full
+ * handshake. */
 #define OP_TLS_TICKET_LIFETIME_S 3600
 
 /* Reads the SNI host name from the first TLS record of a connection (a ClientHello), without wolfSSL.
@@ -76,6 +77,12 @@ void op_tls_global_cleanup(void);
  * (-EINVAL bad config / PEM / key mismatch, -ENOENT or -EACCES unreadable file, -ENOMEM) with a
  * human-readable reason in err (always NUL-terminated when errlen > 0). */
 int op_tls_ctx_new(const struct op_tls_config *cfg, struct op_tls_ctx **out, char *err, size_t errlen);
+/* Reload helper: ctx (just created, not yet used by any conn) also accepts session tickets issued under
+ * prev's key, so a reload does not force every client into a full handshake. New tickets are always
+ * issued under ctx's own key (TLS 1.3 clients get one after every handshake; a resumed TLS 1.2 client
+ * keeps its old ticket). Only one generation is kept: tickets older than prev's key are refused.
+ * Reloading periodically with this is how ticket keys get rotated (each ctx has its own random key). */
+void op_tls_ctx_inherit_tickets(struct op_tls_ctx *ctx, const struct op_tls_ctx *prev);
 /* Takes a reference. */
 void op_tls_ctx_ref(struct op_tls_ctx *ctx);
 /* Drops a reference; the last one frees the ctx. NULL is ignored. */
@@ -85,7 +92,9 @@ void op_tls_ctx_unref(struct op_tls_ctx *ctx);
  * the call). Return 0, or -1 when it cannot (the session then fails). */
 typedef int (*op_tls_out_fn)(void *arg, const uint8_t *p, size_t n);
 /* plain(arg, p, n): n > 0 decrypted application bytes; p valid only during the call. Return 0, or -1 to
- * stop: op_tls_conn_input() then returns OP_TLS_ERROR and the conn is dead. */
+ * stop reading: op_tls_conn_input() then returns OP_TLS_ERROR (error "input stopped by the application"),
+ * the rest of that input and all later input are discarded, but op_tls_conn_write() and
+ * op_tls_conn_shutdown() keep working, e.g. to send an error response and close_notify before closing. */
 typedef int (*op_tls_plain_fn)(void *arg, const uint8_t *p, size_t n);
 
 struct op_tls_conn;
@@ -109,12 +118,13 @@ enum op_tls_status { OP_TLS_ERROR = -1, OP_TLS_WANT = 0, OP_TLS_OPEN = 1, OP_TLS
 int op_tls_conn_input(struct op_tls_conn *c, const uint8_t *p, size_t n, op_tls_plain_fn plain, void *arg);
 
 /* Encrypts all n bytes (records of at most 16 KiB) and hands them to out(). Returns 0 or OP_TLS_ERROR
- * (not open, out() failed, or wolfSSL failed). Allowed once open, also after the peer's close_notify. */
+ * (not open, out() failed, or wolfSSL failed). Allowed once open, also after the peer's close_notify and
+ * after plain() stopped the input. */
 int op_tls_conn_write(struct op_tls_conn *c, const uint8_t *p, size_t n);
 
 /* Queues close_notify through out() (once; later calls are no-ops). Returns 0, or OP_TLS_ERROR when the
- * conn has failed or out() failed. Before the handshake completes there is nothing to protect: it
- * returns 0 without output and the caller just closes the socket. */
+ * conn has failed (not merely stopped by plain()) or out() failed. Before the handshake completes there is
+ * nothing to protect: it returns 0 without output and the caller just closes the socket. */
 int op_tls_conn_shutdown(struct op_tls_conn *c);
 
 /* True once the handshake completed and while the conn has neither failed nor received close_notify. */

@@ -51,3 +51,20 @@ ok "$(cat "$T/many.out")"
 # Every relay is still alive, and exits cleanly on SIGTERM.
 for pid in "${PIDS[@]:3}"; do kill -0 "$pid" 2>/dev/null || fail "a relay died (pid $pid)"; done
 ok "all relays alive"
+
+# Drain deadline: an open tunnel does not hold the process past --drain-timeout.
+PD=$(free_port)
+bg relay-drain "$OUTPOST" relay --listen 127.0.0.1:$PD --upstream 127.0.0.1:$EU --drain-timeout 1000
+DRAIN_PID=$LAST_PID
+wait_port $PD
+python3 -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(b"hi\n"); s.recv(3); time.sleep(20)' $PD &
+HOLDER=$!
+PIDS+=($HOLDER)
+sleep 0.5
+start=$(date +%s%N)
+kill -TERM $DRAIN_PID
+wait $DRAIN_PID; rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+[ $rc = 0 ] || fail "drain exit code $rc"
+[ $ms -ge 900 ] && [ $ms -lt 3000 ] || fail "drain with an open tunnel took ${ms} ms (deadline 1000 ms)"
+ok "SIGTERM with an open tunnel: force-closed at the drain deadline (${ms} ms), exit 0"

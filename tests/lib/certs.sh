@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/lib/certs.sh DIR — generate the test PKI used by unit tests, integration tests and the benchmark.
 #
-# Idempotent: when every file already exists in DIR it does nothing. Quiet on success; on failure it prints
+# Idempotent: when every file already exists in DIR it does nothing (concurrent runs on one DIR are
+# serialised with flock; a partial set is regenerated as a whole). Quiet on success; on failure it prints
 # the openssl output and exits non-zero. Uses only the `openssl` CLI. Everything is valid for 10 years and
 # every certificate gets a random 128-bit serial number (so serials differ, also between two DIRs).
 #
@@ -22,9 +23,12 @@ cd "$dir"
 
 files=(ca.pem ca.key server.pem server.key wild.pem wild.key rsa.pem rsa.key inter.pem inter.key
   chain.pem chain.key mismatch.key)
-all=1
-for f in "${files[@]}"; do [ -s "$f" ] || all=0; done
-[ $all = 1 ] && exit 0
+complete() { for f in "${files[@]}"; do [ -s "$f" ] || return 1; done; }
+complete && exit 0
+# Several tests may ask for the same DIR at once: one generates, the others wait and reuse.
+exec 9>"$dir/.certs.lock"
+flock 9
+complete && exit 0
 
 command -v openssl >/dev/null || { echo "certs.sh: openssl CLI not found" >&2; exit 1; }
 

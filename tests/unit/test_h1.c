@@ -421,6 +421,40 @@ static void test_keepalive_upgrade(void)
     }
 }
 
+static void test_websocket(void)
+{
+#define WS_OK_HDRS "Host: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    static const struct {
+        const char *raw;
+        int want;
+    } cases[] = {
+        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 0},
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, upgrade\r\n"
+         "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n", 0},
+        {"POST /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket, h2c\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Version: 13\r\n\r\n", 400},
+        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: short==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ!=\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n", 400},
+        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", 400},
+    };
+    for (size_t i = 0; i < OP_ARRAY_LEN(cases); i++) {
+        int rc = op_h1_parse_request(cases[i].raw, strlen(cases[i].raw), &g_req);
+        CHECK(rc == OP_H1_COMPLETE, "ws case %zu: parse rc %d (%s)", i, rc, g_req.error_reason);
+        const char *why = NULL;
+        int st = op_h1_ws_check_request(&g_req, &why);
+        CHECK(st == cases[i].want && (st == 0 || why), "ws case %zu: %d expected %d", i, st, cases[i].want);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------------- */
 /* Responses                                                                                              */
 
@@ -812,6 +846,7 @@ int main(void)
     test_limits();
     test_byte_by_byte();
     test_keepalive_upgrade();
+    test_websocket();
     test_responses();
     test_body();
     test_writers();

@@ -5,16 +5,7 @@
  */
 #include "core/engine.c"
 
-static int failures;
-#define CHECK(cond, ...)                                                                                   \
-    do {                                                                                                   \
-        if (!(cond)) {                                                                                     \
-            failures++;                                                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                    \
-            printf(__VA_ARGS__);                                                                           \
-            printf("\n");                                                                                  \
-        }                                                                                                  \
-    } while (0)
+#include "tests/unit/check.h"
 
 int main(void)
 {
@@ -95,6 +86,5 @@ int main(void)
 
     free(w.chunk_mem);
     free(w.free_chunks);
-    printf("%s: send queues and chunk pool\n", failures ? "FAIL" : "ok");
-    return failures ? 1 : 0;
+    return check_report("send queues and chunk pool");
 }

@@ -4,16 +4,7 @@
 
 #include "core/timer.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                                   \
-    do {                                                                                                   \
-        if (!(cond)) {                                                                                     \
-            failures++;                                                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                    \
-            printf(__VA_ARGS__);                                                                           \
-            printf("\n");                                                                                  \
-        }                                                                                                  \
-    } while (0)
+#include "tests/unit/check.h"
 
 struct item {
     struct op_timer t;
@@ -106,6 +97,5 @@ int main(void)
     CHECK(h.fired == 1 && h.fired_at >= hs + 3600000, "1 h timer after a stall fired %d", h.fired);
 
     free(items);
-    printf("%s: timer wheel\n", failures ? "FAIL" : "ok");
-    return failures ? 1 : 0;
+    return check_report("timer wheel");
 }

@@ -21,30 +21,30 @@
 
 static int g_fail, g_checks;
 
-#define CHECK(cond, ...)                                                                               \
-    do {                                                                                               \
-        g_checks++;                                                                                    \
-        if (!(cond)) {                                                                                 \
-            g_fail++;                                                                                  \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                            \
-            fprintf(stderr, __VA_ARGS__);                                                              \
-            fputc('\n', stderr);                                                                       \
-        }                                                                                              \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        g_checks++;                                                                                          \
+        if (!(cond)) {                                                                                       \
+            g_fail++;                                                                                        \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                  \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fputc('\n', stderr);                                                                             \
+        }                                                                                                    \
     } while (0)
 
 static char g_dir[256];
 
 static const char *path(const char *name)
 {
-    static char bufs[8][512];
-    static int i;
+    static _Thread_local char bufs[8][512];
+    static _Thread_local int i;
     char *b = bufs[i++ % 8];
     snprintf(b, 512, "%s/%s", g_dir, name);
     return b;
 }
 
 /* xorshift, deterministic */
-static uint64_t g_rng = 0x9e3779b97f4a7c15ULL;
+static _Thread_local uint64_t g_rng = 0x9e3779b97f4a7c15ULL;
 static uint32_t rnd(uint32_t n)
 {
     g_rng ^= g_rng << 13;
@@ -68,8 +68,7 @@ static void buf_put(struct buf *b, const void *p, size_t n)
         while (cap < b->len + n)
             cap *= 2;
         b->p = realloc(b->p, cap);
-        if (b->p == NULL)
-            abort();
+        if (b->p == NULL) abort();
         b->cap = cap;
     }
     memcpy(b->p + b->len, p, n);
@@ -102,13 +101,14 @@ struct pair {
     bool out_fail;
     bool plain_stop;
     int max_chunk; /* largest chunk fed to op_tls_conn_input */
+    int out_calls;
 };
 
 static int srv_out(void *arg, const uint8_t *p, size_t n)
 {
     struct pair *pr = arg;
-    if (pr->out_fail)
-        return -1;
+    if (pr->out_fail) return -1;
+    pr->out_calls++;
     buf_put(&pr->s2c, p, n);
     return 0;
 }
@@ -116,8 +116,7 @@ static int srv_out(void *arg, const uint8_t *p, size_t n)
 static int srv_plain(void *arg, const uint8_t *p, size_t n)
 {
     struct pair *pr = arg;
-    if (pr->plain_stop)
-        return -1;
+    if (pr->plain_stop) return -1;
     buf_put(&pr->srv_plain, p, n);
     return 0;
 }
@@ -134,14 +133,11 @@ static int cli_recv(WOLFSSL *ssl, char *p, int sz, void *arg)
     (void)ssl;
     struct buf *b = &((struct pair *)arg)->s2c;
     size_t n = buf_avail(b);
-    if (n == 0)
-        return WOLFSSL_CBIO_ERR_WANT_READ;
-    if (n > (size_t)sz)
-        n = (size_t)sz;
+    if (n == 0) return WOLFSSL_CBIO_ERR_WANT_READ;
+    if (n > (size_t)sz) n = (size_t)sz;
     memcpy(p, b->p + b->off, n);
     b->off += n;
-    if (b->off == b->len)
-        buf_reset(b);
+    if (b->off == b->len) buf_reset(b);
     return (int)n;
 }
 
@@ -155,12 +151,10 @@ static int pump(struct pair *pr)
     }
     while (buf_avail(b) > 0) {
         size_t n = 1 + rnd((uint32_t)pr->max_chunk);
-        if (n > buf_avail(b))
-            n = buf_avail(b);
+        if (n > buf_avail(b)) n = buf_avail(b);
         pr->srv_status = op_tls_conn_input(pr->srv, b->p + b->off, n, srv_plain, pr);
         b->off += n;
-        if (pr->srv_status == OP_TLS_ERROR || pr->srv_status == OP_TLS_PEER_CLOSED)
-            break;
+        if (pr->srv_status == OP_TLS_ERROR || pr->srv_status == OP_TLS_PEER_CLOSED) break;
     }
     buf_reset(b);
     return pr->srv_status;
@@ -180,34 +174,28 @@ static int pair_init(struct pair *pr, struct op_tls_ctx *ctx, const struct cli_o
     memset(pr, 0, sizeof(*pr));
     pr->max_chunk = 1500;
     pr->srv = op_tls_conn_new(ctx, srv_out, pr);
-    if (pr->srv == NULL)
-        return -1;
+    if (pr->srv == NULL) return -1;
     WOLFSSL_METHOD *m = o->version == 12   ? wolfTLSv1_2_client_method()
                         : o->version == 13 ? wolfTLSv1_3_client_method()
                                            : wolfSSLv23_client_method();
     pr->cctx = wolfSSL_CTX_new(m);
-    if (pr->cctx == NULL)
-        return -1;
-    if (wolfSSL_CTX_load_verify_locations(pr->cctx, path("ca.pem"), NULL) != WOLFSSL_SUCCESS)
-        return -1;
+    if (pr->cctx == NULL) return -1;
+    if (wolfSSL_CTX_load_verify_locations(pr->cctx, path("ca.pem"), NULL) != WOLFSSL_SUCCESS) return -1;
     wolfSSL_CTX_set_verify(pr->cctx, WOLFSSL_VERIFY_PEER, NULL);
     wolfSSL_CTX_SetIORecv(pr->cctx, cli_recv);
     wolfSSL_CTX_SetIOSend(pr->cctx, cli_send);
     pr->cli = wolfSSL_new(pr->cctx);
-    if (pr->cli == NULL)
-        return -1;
+    if (pr->cli == NULL) return -1;
     wolfSSL_SetIOReadCtx(pr->cli, pr);
     wolfSSL_SetIOWriteCtx(pr->cli, pr);
     wolfSSL_UseSessionTicket(pr->cli);
-    if (o->sni)
-        wolfSSL_UseSNI(pr->cli, WOLFSSL_SNI_HOST_NAME, o->sni, (unsigned short)strlen(o->sni));
+    if (o->sni) wolfSSL_UseSNI(pr->cli, WOLFSSL_SNI_HOST_NAME, o->sni, (unsigned short)strlen(o->sni));
     if (!o->no_alpn) {
         char alpn[64];
         snprintf(alpn, sizeof(alpn), "%s", o->alpn ? o->alpn : "http/1.1");
         wolfSSL_UseALPN(pr->cli, alpn, (unsigned)strlen(alpn), WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
     }
-    if (o->verify_host)
-        wolfSSL_check_domain_name(pr->cli, o->sni ? o->sni : "localhost");
+    if (o->verify_host) wolfSSL_check_domain_name(pr->cli, o->sni ? o->sni : "localhost");
     if (o->resume) /* fails when the session holds nothing resumable; the handshake is then full */
         wolfSSL_set_session(pr->cli, o->resume);
     return 0;
@@ -216,10 +204,8 @@ static int pair_init(struct pair *pr, struct op_tls_ctx *ctx, const struct cli_o
 static void pair_free(struct pair *pr)
 {
     op_tls_conn_free(pr->srv);
-    if (pr->cli)
-        wolfSSL_free(pr->cli);
-    if (pr->cctx)
-        wolfSSL_CTX_free(pr->cctx);
+    if (pr->cli) wolfSSL_free(pr->cli);
+    if (pr->cctx) wolfSSL_CTX_free(pr->cctx);
     buf_free(&pr->c2s);
     buf_free(&pr->s2c);
     buf_free(&pr->srv_plain);
@@ -232,10 +218,8 @@ static int handshake(struct pair *pr)
     for (int i = 0; i < 50; i++) {
         int r = wolfSSL_connect(pr->cli);
         int st = pump(pr);
-        if (st == OP_TLS_ERROR)
-            return -1;
-        if (r == WOLFSSL_SUCCESS && st == OP_TLS_OPEN)
-            return 0;
+        if (st == OP_TLS_ERROR) return -1;
+        if (r == WOLFSSL_SUCCESS && st == OP_TLS_OPEN) return 0;
         if (r != WOLFSSL_SUCCESS && wolfSSL_get_error(pr->cli, r) != WOLFSSL_ERROR_WANT_READ) {
             char e[128];
             wolfSSL_ERR_error_string_n((unsigned long)wolfSSL_get_error(pr->cli, r), e, sizeof(e));
@@ -249,7 +233,7 @@ static int handshake(struct pair *pr)
 /* Client reads everything available into cli_plain. Returns the last wolfSSL error code. */
 static int cli_drain(struct pair *pr)
 {
-    static char tmp[20000];
+    static _Thread_local char tmp[20000];
     for (int i = 0; i < 100000; i++) {
         int r = wolfSSL_read(pr->cli, tmp, (int)sizeof(tmp));
         if (r > 0) {
@@ -263,8 +247,7 @@ static int cli_drain(struct pair *pr)
 
 static void cli_write(struct pair *pr, const void *p, size_t n)
 {
-    if (n == 0)
-        return;
+    if (n == 0) return;
     int r = wolfSSL_write(pr->cli, p, (int)n);
     CHECK(r == (int)n, "client write %zu -> %d", n, r);
 }
@@ -274,8 +257,7 @@ static void peer_cn(struct pair *pr, char *out, size_t outlen)
 {
     out[0] = '\0';
     WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(pr->cli);
-    if (x == NULL)
-        return;
+    if (x == NULL) return;
     wolfSSL_X509_NAME_get_text_by_NID(wolfSSL_X509_get_subject_name(x), NID_commonName, out, (int)outlen);
     wolfSSL_X509_free(x);
 }
@@ -289,8 +271,10 @@ static struct op_tls_ctx *make_ctx(const struct op_tls_config *cfg)
     return ctx;
 }
 
-static const struct op_tls_cert g_certs[] = {
-    {"server.pem", "server.key"}, {"wild.pem", "wild.key"}, {"rsa.pem", "rsa.key"}, {"chain.pem", "chain.key"}};
+static const struct op_tls_cert g_certs[] = {{"server.pem", "server.key"},
+                                             {"wild.pem", "wild.key"},
+                                             {"rsa.pem", "rsa.key"},
+                                             {"chain.pem", "chain.key"}};
 
 static struct op_tls_cert g_cert_paths[4];
 
@@ -340,7 +324,8 @@ static void test_ctx_errors(void)
     printf("  mismatched key: %s\n", err);
 
     /* a bad second cert fails the whole config */
-    struct op_tls_cert two[2] = {{path("server.pem"), path("server.key")}, {path("wild.pem"), path("rsa.key")}};
+    struct op_tls_cert two[2] = {{path("server.pem"), path("server.key")},
+                                 {path("wild.pem"), path("rsa.key")}};
     cfg = (struct op_tls_config){.certs = two, .ncerts = 2};
     rc = op_tls_ctx_new(&cfg, &ctx, err, sizeof(err));
     CHECK(rc == -EINVAL && strstr(err, "does not match"), "second cert: %d %s", rc, err);
@@ -373,8 +358,8 @@ static void test_tls13_full(struct op_tls_ctx *ctx)
     CHECK(hs == 0, "handshake: %s", op_tls_conn_error(pr.srv));
     CHECK(op_tls_conn_is_open(pr.srv), "open");
     CHECK(strcmp(op_tls_conn_version(pr.srv), "TLSv1.3") == 0, "version %s", op_tls_conn_version(pr.srv));
-    CHECK(strstr(op_tls_conn_cipher(pr.srv), "GCM") || strstr(op_tls_conn_cipher(pr.srv), "CHACHA"), "cipher %s",
-          op_tls_conn_cipher(pr.srv));
+    CHECK(strstr(op_tls_conn_cipher(pr.srv), "GCM") || strstr(op_tls_conn_cipher(pr.srv), "CHACHA"),
+          "cipher %s", op_tls_conn_cipher(pr.srv));
     const char *sni = op_tls_conn_sni(pr.srv);
     CHECK(sni && strcmp(sni, "localhost") == 0, "sni %s", sni ? sni : "(null)");
     const char *alpn = op_tls_conn_alpn(pr.srv);
@@ -392,6 +377,50 @@ static void test_tls13_full(struct op_tls_ctx *ctx)
     pair_free(&pr);
 }
 
+/* The client's Finished and its first data arrive in one input; the server's first flight is one out()
+ * call; a HelloRetryRequest (client key share for a group we do not take) works. */
+static void test_handshake_shapes(struct op_tls_ctx *ctx)
+{
+    for (int v = 12; v <= 13; v++) {
+        printf("TLS 1.%d: server flight in one out() call; Finished + data in one input\n", v - 10);
+        struct pair pr;
+        struct cli_opts o = {.version = v, .sni = "localhost"};
+        CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+        int r = wolfSSL_connect(pr.cli);
+        CHECK(pump(&pr) == OP_TLS_WANT, "after hello");
+        CHECK(pr.out_calls == 1, "first flight in %d out() calls", pr.out_calls);
+        for (int i = 0; i < 10 && r != WOLFSSL_SUCCESS; i++) {
+            r = wolfSSL_connect(pr.cli);
+            if (r != WOLFSSL_SUCCESS) /* TLS 1.2: the server completes first */
+                CHECK(pump(&pr) == (v == 13 ? OP_TLS_WANT : OP_TLS_OPEN), "mid handshake");
+        }
+        CHECK(r == WOLFSSL_SUCCESS, "client done");
+        cli_write(&pr, "first", 5);
+        pr.max_chunk = 100000; /* one input */
+        CHECK(pump(&pr) == OP_TLS_OPEN, "open with data: %s", op_tls_conn_error(pr.srv));
+        CHECK(pr.srv_plain.len == 5 && memcmp(pr.srv_plain.p, "first", 5) == 0,
+              "data delivered in that call");
+        pair_free(&pr);
+    }
+    printf("TLS 1.3 HelloRetryRequest (client key share P-521, we take X25519/P-256/P-384)\n");
+    struct pair pr;
+    struct cli_opts o = {.version = 13, .sni = "localhost"};
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    int groups[] = {WOLFSSL_ECC_SECP521R1, WOLFSSL_ECC_SECP256R1};
+    CHECK(wolfSSL_set_groups(pr.cli, groups, 2) == WOLFSSL_SUCCESS, "client groups");
+    CHECK(handshake(&pr) == 0, "handshake with HRR: %s", op_tls_conn_error(pr.srv));
+    cli_write(&pr, "x", 1);
+    CHECK(pump(&pr) == OP_TLS_OPEN && pr.srv_plain.len == 1, "data after HRR");
+    pair_free(&pr);
+    printf("no common group -> failure\n");
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    int g521[] = {WOLFSSL_ECC_SECP521R1};
+    CHECK(wolfSSL_set_groups(pr.cli, g521, 1) == WOLFSSL_SUCCESS, "client groups");
+    CHECK(handshake(&pr) == -1, "P-521 only must fail");
+    printf("  %s\n", op_tls_conn_error(pr.srv));
+    pair_free(&pr);
+}
+
 static void test_data(struct op_tls_ctx *ctx, int version)
 {
     printf("TLS %s: app data both ways (1 MiB in odd pieces, single bytes, random input splits)\n",
@@ -404,7 +433,8 @@ static void test_data(struct op_tls_ctx *ctx, int version)
     const char *want = version == 12 ? "TLSv1.2" : "TLSv1.3";
     CHECK(strcmp(op_tls_conn_version(pr.srv), want) == 0, "version %s", op_tls_conn_version(pr.srv));
     if (version == 12)
-        CHECK(strncmp(op_tls_conn_cipher(pr.srv), "ECDHE-ECDSA-", 12) == 0, "cipher %s", op_tls_conn_cipher(pr.srv));
+        CHECK(strncmp(op_tls_conn_cipher(pr.srv), "ECDHE-ECDSA-", 12) == 0, "cipher %s",
+              op_tls_conn_cipher(pr.srv));
 
     size_t total = 1 << 20;
     uint8_t *data = malloc(total);
@@ -415,8 +445,7 @@ static void test_data(struct op_tls_ctx *ctx, int version)
     size_t off = 0;
     while (off < total) {
         size_t n = 1 + rnd(7919);
-        if (n > total - off)
-            n = total - off;
+        if (n > total - off) n = total - off;
         cli_write(&pr, data + off, n);
         off += n;
         if (rnd(4) == 0) {
@@ -425,8 +454,8 @@ static void test_data(struct op_tls_ctx *ctx, int version)
         }
     }
     CHECK(pump(&pr) == OP_TLS_OPEN, "pump: %s", op_tls_conn_error(pr.srv));
-    CHECK(pr.srv_plain.len == total && memcmp(pr.srv_plain.p, data, total) == 0, "server got %zu of %zu bytes",
-          pr.srv_plain.len, total);
+    CHECK(pr.srv_plain.len == total && memcmp(pr.srv_plain.p, data, total) == 0,
+          "server got %zu of %zu bytes", pr.srv_plain.len, total);
 
     /* single bytes, each fed one byte at a time */
     buf_reset(&pr.srv_plain);
@@ -440,17 +469,16 @@ static void test_data(struct op_tls_ctx *ctx, int version)
     /* server -> client: 1 MiB in one call, then odd pieces, then single bytes */
     CHECK(op_tls_conn_write(pr.srv, data, total) == 0, "write 1MiB: %s", op_tls_conn_error(pr.srv));
     CHECK(cli_drain(&pr) == WOLFSSL_ERROR_WANT_READ, "drain");
-    CHECK(pr.cli_plain.len == total && memcmp(pr.cli_plain.p, data, total) == 0, "client got %zu", pr.cli_plain.len);
+    CHECK(pr.cli_plain.len == total && memcmp(pr.cli_plain.p, data, total) == 0, "client got %zu",
+          pr.cli_plain.len);
     buf_reset(&pr.cli_plain);
     off = 0;
     while (off < total) {
         size_t n = 1 + rnd(40000);
-        if (n > total - off)
-            n = total - off;
+        if (n > total - off) n = total - off;
         CHECK(op_tls_conn_write(pr.srv, data + off, n) == 0, "write");
         off += n;
-        if (rnd(3) == 0)
-            cli_drain(&pr);
+        if (rnd(3) == 0) cli_drain(&pr);
     }
     for (int i = 0; i < 10; i++)
         CHECK(op_tls_conn_write(pr.srv, data + i, 1) == 0, "write 1");
@@ -488,6 +516,31 @@ static void test_data(struct op_tls_ctx *ctx, int version)
     pair_free(&pr);
 }
 
+static void test_key_update(struct op_tls_ctx *ctx)
+{
+    printf("TLS 1.3 KeyUpdate from the client is answered through out()\n");
+    struct pair pr;
+    struct cli_opts o = {.version = 13, .sni = "localhost"};
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    CHECK(handshake(&pr) == 0, "handshake");
+    cli_drain(&pr); /* NewSessionTicket */
+    for (int i = 0; i < 3; i++) {
+        CHECK(wolfSSL_update_keys(pr.cli) == WOLFSSL_SUCCESS, "update_keys");
+        cli_write(&pr, "after", 5);
+        size_t before = pr.s2c.len;
+        buf_reset(&pr.srv_plain);
+        CHECK(pump(&pr) == OP_TLS_OPEN, "pump: %s", op_tls_conn_error(pr.srv));
+        CHECK(pr.srv_plain.len == 5, "data under the new client key");
+        CHECK(pr.s2c.len > before, "server answered with its own KeyUpdate");
+        CHECK(op_tls_conn_write(pr.srv, (const uint8_t *)"reply", 5) == 0, "write");
+        buf_reset(&pr.cli_plain);
+        cli_drain(&pr);
+        CHECK(pr.cli_plain.len == 5 && memcmp(pr.cli_plain.p, "reply", 5) == 0,
+              "client reads the new server key");
+    }
+    pair_free(&pr);
+}
+
 static void test_server_close(struct op_tls_ctx *ctx)
 {
     printf("server close_notify reaches the client\n");
@@ -500,6 +553,44 @@ static void test_server_close(struct op_tls_ctx *ctx)
     int e = cli_drain(&pr);
     CHECK(e == WOLFSSL_ERROR_ZERO_RETURN, "client sees close_notify: %d", e);
     CHECK(pr.cli_plain.len == 3 && memcmp(pr.cli_plain.p, "bye", 3) == 0, "data before close");
+    pair_free(&pr);
+}
+
+/* A TLS 1.2 client offering a ticket the server cannot decrypt. wolfSSL's own client cannot be used to
+ * finish that handshake: it takes any ServerHello as a resumption when it sent a ticket
+ * (DSH_CheckSessionId), while RFC 5077 clients (OpenSSL, browsers) compare the session ID or look at
+ * the next message. So check the server's answer on the wire: a ServerHello that does not echo the
+ * client's session ID, followed by a Certificate message, i.e. a full handshake. (Checked by hand with
+ * openssl s_client -sess_in against a restarted server too: "New, TLSv1.2".) */
+static void stale_ticket_tls12(struct op_tls_ctx *ctx, WOLFSSL_SESSION *sess)
+{
+    struct pair pr;
+    struct cli_opts o = {.version = 12, .sni = "localhost", .resume = sess};
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    wolfSSL_connect(pr.cli);
+    const uint8_t *ch = pr.c2s.p;
+    CHECK(pr.c2s.len > 44 && ch[0] == 0x16 && ch[5] == 1, "client hello");
+    uint8_t cid[32];
+    size_t cid_len = ch[43]; /* wolfSSL sends an empty one with a ticket */
+    CHECK(cid_len <= 32, "client session id length %zu", cid_len);
+    memcpy(cid, ch + 44, cid_len > 32 ? 32 : cid_len);
+    CHECK(pump(&pr) == OP_TLS_WANT, "server waits for the key exchange: %s", op_tls_conn_error(pr.srv));
+    const uint8_t *sh = pr.s2c.p;
+    CHECK(pr.s2c.len > 44 && sh[0] == 0x16 && sh[5] == 2, "server hello");
+    size_t sid_len = sh[43];
+    CHECK(cid_len == 0 || sid_len != cid_len || memcmp(sh + 44, cid, cid_len) != 0, "session id not echoed");
+    /* walk the handshake messages of the flight */
+    bool cert = false;
+    for (size_t p = 0; p + 5 <= pr.s2c.len;) {
+        size_t rl = (size_t)pr.s2c.p[p + 3] << 8 | pr.s2c.p[p + 4];
+        for (size_t q = p + 5; q + 4 <= p + 5 + rl && q + 4 <= pr.s2c.len;) {
+            if (pr.s2c.p[q] == 11) cert = true;
+            q += 4 + ((size_t)pr.s2c.p[q + 1] << 16 | (size_t)pr.s2c.p[q + 2] << 8 | pr.s2c.p[q + 3]);
+        }
+        p += 5 + rl;
+    }
+    CHECK(cert, "full handshake: Certificate sent");
+    CHECK(!op_tls_conn_resumed(pr.srv), "not resumed");
     pair_free(&pr);
 }
 
@@ -525,6 +616,12 @@ static void test_resume(struct op_tls_ctx *ctx, struct op_tls_ctx *ctx2, int ver
     peer_cn(&pr, cn1, sizeof(cn1));
     pair_free(&pr);
 
+    if (version == 12 && !expect_resume && wolfSSL_SESSION_has_ticket(sess)) {
+        stale_ticket_tls12(ctx2 ? ctx2 : ctx, sess);
+        printf("  second connection: full handshake (checked on the wire)\n");
+        wolfSSL_SESSION_free(sess);
+        return;
+    }
     struct pair p2;
     o.resume = sess;
     CHECK(pair_init(&p2, ctx2 ? ctx2 : ctx, &o) == 0, "pair_init 2");
@@ -545,12 +642,58 @@ static void test_resume(struct op_tls_ctx *ctx, struct op_tls_ctx *ctx2, int ver
     wolfSSL_SESSION_free(sess);
 }
 
+/* One connection on ctx a, then resume on b; returns b's session (for chaining), NULL on failure. */
+static WOLFSSL_SESSION *resume_step(struct op_tls_ctx *ctx, WOLFSSL_SESSION *sess, int version, bool expect)
+{
+    if (version == 12 && !expect && sess && wolfSSL_SESSION_has_ticket(sess)) {
+        stale_ticket_tls12(ctx, sess);
+        return NULL;
+    }
+    struct pair pr;
+    struct cli_opts o = {.version = version, .sni = "localhost", .verify_host = true, .resume = sess};
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    CHECK(handshake(&pr) == 0, "handshake (resume=%d expect=%d): %s", sess != NULL, expect,
+          op_tls_conn_error(pr.srv));
+    CHECK(op_tls_conn_resumed(pr.srv) == expect, "resumed=%d want %d", op_tls_conn_resumed(pr.srv), expect);
+    cli_write(&pr, "ping", 4);
+    CHECK(pump(&pr) == OP_TLS_OPEN, "pump");
+    CHECK(op_tls_conn_write(pr.srv, (const uint8_t *)"pong", 4) == 0, "write");
+    cli_drain(&pr);
+    WOLFSSL_SESSION *out = wolfSSL_get1_session(pr.cli);
+    pair_free(&pr);
+    return out;
+}
+
+static void test_reload_tickets(const struct op_tls_config *cfg)
+{
+    for (int v = 12; v <= 13; v++) {
+        printf("TLS 1.%d reload: tickets of the previous ctx still resume, older ones do not\n", v - 10);
+        struct op_tls_ctx *g1 = make_ctx(cfg), *g2 = make_ctx(cfg), *g3 = make_ctx(cfg);
+        if (!g1 || !g2 || !g3) return;
+        op_tls_ctx_inherit_tickets(g2, g1);
+        op_tls_ctx_inherit_tickets(g3, g2);
+        WOLFSSL_SESSION *s1 = resume_step(g1, NULL, v, false);
+        WOLFSSL_SESSION *s2 = resume_step(g2, s1, v, true); /* g1's ticket accepted by g2 */
+        /* TLS 1.3: the ticket g2 issued is accepted by g3; TLS 1.2: the client still holds g1's ticket */
+        WOLFSSL_SESSION *s3 = resume_step(g3, s2, v, v == 13);
+        WOLFSSL_SESSION *s4 = resume_step(g3, s1, v, false); /* two generations old: full handshake */
+        wolfSSL_SESSION_free(s1);
+        wolfSSL_SESSION_free(s2);
+        wolfSSL_SESSION_free(s3);
+        wolfSSL_SESSION_free(s4);
+        op_tls_ctx_unref(g1);
+        op_tls_ctx_unref(g2);
+        op_tls_ctx_unref(g3);
+    }
+}
+
 static void sni_case(struct op_tls_ctx *ctx, int version, const char *sni, const char *want_cn,
                      const char *want_cipher_prefix)
 {
     struct pair pr;
     /* verify the host name only when the expected cert covers it */
-    bool match = sni && want_cn && (strcmp(sni, want_cn) == 0 || (want_cn[0] == '*' && strstr(sni, want_cn + 1)));
+    bool match =
+        sni && want_cn && (strcmp(sni, want_cn) == 0 || (want_cn[0] == '*' && strstr(sni, want_cn + 1)));
     struct cli_opts o = {.version = version, .sni = sni, .verify_host = match};
     CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
     CHECK(handshake(&pr) == 0, "handshake sni=%s: %s", sni ? sni : "-", op_tls_conn_error(pr.srv));
@@ -612,8 +755,7 @@ static void test_alpn(struct op_tls_ctx *ctx)
 static bool has_alert(const struct buf *b)
 {
     for (size_t p = 0; p + 5 <= b->len; p += 5 + ((size_t)b->p[p + 3] << 8 | b->p[p + 4]))
-        if (b->p[p] == 0x15)
-            return true;
+        if (b->p[p] == 0x15) return true;
     return false;
 }
 
@@ -628,6 +770,8 @@ static void test_garbage(struct op_tls_ctx *ctx)
     int st = op_tls_conn_input(pr.srv, (const uint8_t *)http, strlen(http), srv_plain, &pr);
     CHECK(st == OP_TLS_ERROR, "http: %d", st);
     CHECK(op_tls_conn_error(pr.srv)[0] != '\0', "error text");
+    CHECK(op_tls_conn_version(pr.srv)[0] == '\0' && op_tls_conn_cipher(pr.srv)[0] == '\0',
+          "no version/cipher");
     printf("  plain HTTP: %s (alert bytes: %zu)\n", op_tls_conn_error(pr.srv), pr.s2c.len);
     CHECK(op_tls_conn_input(pr.srv, (const uint8_t *)"x", 1, srv_plain, &pr) == OP_TLS_ERROR, "stays failed");
     CHECK(op_tls_conn_write(pr.srv, (const uint8_t *)"x", 1) == OP_TLS_ERROR, "write after failure");
@@ -657,8 +801,8 @@ static void test_garbage(struct op_tls_ctx *ctx)
     WOLFSSL_ALERT_HISTORY h;
     memset(&h, 0, sizeof(h));
     wolfSSL_get_alert_history(pr.cli, &h);
-    CHECK(h.last_rx.code == 20 && h.last_rx.level == 2, "client got fatal bad_record_mac: %d/%d", h.last_rx.level,
-          h.last_rx.code);
+    CHECK(h.last_rx.code == 20 && h.last_rx.level == 2, "client got fatal bad_record_mac: %d/%d",
+          h.last_rx.level, h.last_rx.code);
     CHECK(pr.srv_plain.len == 0, "nothing delivered");
     printf("  tampered record: %s\n", op_tls_conn_error(pr.srv));
     pair_free(&pr);
@@ -666,7 +810,7 @@ static void test_garbage(struct op_tls_ctx *ctx)
 
 static void test_failures(struct op_tls_ctx *ctx)
 {
-    printf("out() failure and plain() stop fail the session\n");
+    printf("out() failure fails the session; plain() stop ends input but keeps the write side\n");
     struct pair pr;
     struct cli_opts o = {.sni = "localhost"};
     CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
@@ -688,6 +832,15 @@ static void test_failures(struct op_tls_ctx *ctx)
     cli_write(&pr, "abc", 3);
     CHECK(pump(&pr) == OP_TLS_ERROR && strstr(op_tls_conn_error(pr.srv), "application"), "plain stop: %s",
           op_tls_conn_error(pr.srv));
+    CHECK(!op_tls_conn_is_open(pr.srv), "not open after stop");
+    cli_write(&pr, "more", 4);
+    CHECK(pump(&pr) == OP_TLS_ERROR, "input stays stopped");
+    /* the write side still works: an error response, then close_notify */
+    CHECK(op_tls_conn_write(pr.srv, (const uint8_t *)"400", 3) == 0, "write after stop: %s",
+          op_tls_conn_error(pr.srv));
+    CHECK(op_tls_conn_shutdown(pr.srv) == 0, "shutdown after stop");
+    CHECK(cli_drain(&pr) == WOLFSSL_ERROR_ZERO_RETURN, "client sees close_notify");
+    CHECK(pr.cli_plain.len == 3 && memcmp(pr.cli_plain.p, "400", 3) == 0, "client got the response");
     pair_free(&pr);
 }
 
@@ -749,11 +902,11 @@ static void test_sni_parser(struct op_tls_ctx *ctx)
     pair_free(&pr);
 
     printf("a ClientHello fed one byte at a time still selects the SNI certificate\n");
-    struct op_tls_cert c[2] = {{path("server.pem"), path("server.key")}, {path("wild.pem"), path("wild.key")}};
+    struct op_tls_cert c[2] = {{path("server.pem"), path("server.key")},
+                               {path("wild.pem"), path("wild.key")}};
     struct op_tls_config cfg = {.certs = c, .ncerts = 2};
     struct op_tls_ctx *two = make_ctx(&cfg);
-    if (!two)
-        return;
+    if (!two) return;
     o = (struct cli_opts){.sni = "one.apps.test", .verify_host = true};
     CHECK(pair_init(&pr, two, &o) == 0, "pair_init");
     pr.max_chunk = 1;
@@ -769,7 +922,8 @@ static void test_sni_parser(struct op_tls_ctx *ctx)
     CHECK(op_tls_conn_input(pr.srv, pr.c2s.p, half, srv_plain, &pr) == OP_TLS_WANT, "first half");
     CHECK(pr.s2c.len == 0, "nothing sent yet");
     CHECK(op_tls_conn_input(pr.srv, NULL, 0, srv_plain, &pr) == OP_TLS_WANT, "empty drive");
-    CHECK(op_tls_conn_input(pr.srv, pr.c2s.p + half, pr.c2s.len - half, srv_plain, &pr) == OP_TLS_WANT, "second");
+    CHECK(op_tls_conn_input(pr.srv, pr.c2s.p + half, pr.c2s.len - half, srv_plain, &pr) == OP_TLS_WANT,
+          "second");
     CHECK(pr.s2c.len > 0, "server flight sent");
     buf_reset(&pr.c2s);
     CHECK(handshake(&pr) == 0, "handshake: %s", op_tls_conn_error(pr.srv));
@@ -779,14 +933,50 @@ static void test_sni_parser(struct op_tls_ctx *ctx)
     op_tls_ctx_unref(two);
 }
 
+/* Patches a real TLS 1.2 ClientHello: kind 0 -> client_version TLS 1.1; kind 1 -> only NULL/anon/CBC
+ * suites. The server must refuse with a fatal alert (protocol_version 70 / handshake_failure 40). */
+static void refuse_case(struct op_tls_ctx *ctx, int kind)
+{
+    struct pair pr;
+    struct cli_opts o = {.version = 12, .sni = "localhost"};
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    wolfSSL_connect(pr.cli);
+    uint8_t *ch = pr.c2s.p;
+    CHECK(pr.c2s.len > 60 && ch[0] == 0x16 && ch[5] == 1 && ch[9] == 3 && ch[10] == 3, "tls1.2 hello");
+    if (kind == 0) {
+        ch[10] = 2; /* TLS 1.1 */
+    } else {
+        size_t off = 44 + ch[43];
+        size_t n = (size_t)ch[off] << 8 | ch[off + 1];
+        /* TLS_RSA_WITH_NULL_SHA256, TLS_ECDH_anon_WITH_AES_128_CBC_SHA, TLS_RSA_WITH_AES_128_CBC_SHA,
+         * TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA */
+        static const uint8_t bad[][2] = {{0x00, 0x3b}, {0xc0, 0x18}, {0x00, 0x2f}, {0xc0, 0x09}};
+        for (size_t i = 0; i + 1 < n; i += 2)
+            memcpy(ch + off + 2 + i, bad[(i / 2) % 4], 2);
+    }
+    CHECK(pump(&pr) == OP_TLS_ERROR, "refused");
+    bool alert = pr.s2c.len >= 7 && pr.s2c.p[0] == 0x15 && pr.s2c.p[5] == 2;
+    int code = pr.s2c.len >= 7 ? pr.s2c.p[6] : -1;
+    CHECK(alert && code == (kind == 0 ? 70 : 40), "fatal alert %d", code);
+    printf("  %s -> alert %d, %s\n", kind == 0 ? "TLS 1.1 hello" : "NULL/anon/CBC-only hello", code,
+           op_tls_conn_error(pr.srv));
+    pair_free(&pr);
+}
+
+static void test_refuse(struct op_tls_ctx *ctx)
+{
+    printf("TLS 1.1 and NULL/anon/CBC-only ClientHellos are refused with an alert\n");
+    refuse_case(ctx, 0);
+    refuse_case(ctx, 1);
+}
+
 static void test_min13(void)
 {
     printf("min_version 13 refuses a TLS 1.2-only client\n");
     struct op_tls_cert c = {path("server.pem"), path("server.key")};
     struct op_tls_config cfg = {.certs = &c, .ncerts = 1, .min_version = 13};
     struct op_tls_ctx *ctx = make_ctx(&cfg);
-    if (!ctx)
-        return;
+    if (!ctx) return;
     struct pair pr;
     struct cli_opts o = {.version = 12, .sni = "localhost"};
     CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
@@ -804,11 +994,11 @@ static void test_min13(void)
 static void test_refcount(void)
 {
     printf("ctx_unref while a conn lives keeps the ctx valid\n");
-    struct op_tls_cert c[2] = {{path("server.pem"), path("server.key")}, {path("wild.pem"), path("wild.key")}};
+    struct op_tls_cert c[2] = {{path("server.pem"), path("server.key")},
+                               {path("wild.pem"), path("wild.key")}};
     struct op_tls_config cfg = {.certs = c, .ncerts = 2};
     struct op_tls_ctx *ctx = make_ctx(&cfg);
-    if (!ctx)
-        return;
+    if (!ctx) return;
     struct pair pr;
     struct cli_opts o = {.sni = "x.apps.test", .verify_host = true};
     CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
@@ -852,8 +1042,7 @@ static void *thr_main(void *p)
             good = pr.cli_plain.len == sizeof(msg);
         }
         pair_free(&pr);
-        if (!good)
-            return NULL;
+        if (!good) return NULL;
         a->ok++;
     }
     return NULL;
@@ -877,8 +1066,7 @@ static void test_no_tickets(void)
     struct op_tls_cert c = {path("server.pem"), path("server.key")};
     struct op_tls_config cfg = {.certs = &c, .ncerts = 1, .no_session_tickets = true};
     struct op_tls_ctx *ctx = make_ctx(&cfg);
-    if (!ctx)
-        return;
+    if (!ctx) return;
     test_resume(ctx, NULL, 13, "localhost", false);
     test_resume(ctx, NULL, 12, "localhost", false);
     op_tls_ctx_unref(ctx);
@@ -912,20 +1100,25 @@ int main(void)
     struct op_tls_ctx *reloaded = make_ctx(&one);
     if (ctx && multi && reloaded) {
         test_tls13_full(ctx);
+        test_handshake_shapes(ctx);
         test_data(ctx, 13);
         test_data(ctx, 12);
         test_server_close(ctx);
+        test_key_update(ctx);
         test_resume(ctx, NULL, 13, "localhost", true);
         test_resume(ctx, NULL, 12, "localhost", true);
-        test_resume(multi, NULL, 13, "foo.apps.test", true);  /* ticket key shared across the SNI CTXs */
+        test_resume(multi, NULL, 13, "foo.apps.test", true); /* ticket key shared across the SNI CTXs */
         test_resume(multi, NULL, 12, "rsa.test", true);
-        test_resume(ctx, reloaded, 13, "localhost", false);   /* new ctx = new ticket key: full handshake */
+        test_resume(ctx, reloaded, 13, "localhost", false); /* new ctx = new ticket key: full handshake */
+        test_resume(ctx, reloaded, 12, "localhost", false);
         test_no_tickets();
+        test_reload_tickets(&one);
         test_sni(multi);
         test_alpn(ctx);
         test_garbage(ctx);
         test_failures(ctx);
         test_sni_parser(ctx);
+        test_refuse(ctx);
         test_min13();
         test_threads(multi);
         test_refcount();
@@ -940,8 +1133,7 @@ int main(void)
         free((void *)g_cert_paths[i].key_file);
     }
     snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup of %s failed\n", g_dir);
+    if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", g_dir);
     printf("%d checks, %d failed\n", g_checks, g_fail);
     return g_fail ? 1 : 0;
 }

@@ -1,0 +1,103 @@
+/*
+ * cli/client.h — what the admin CLI commands share: the global options (--global-config, --url,
+ * --token and their CODER_* variables), the config directory (files `url` and `session`, mode 0600),
+ * a small libcurl wrapper for JSON calls to the primary, output helpers (tables, columns) and prompts.
+ */
+#ifndef OP_CLI_CLIENT_H
+#define OP_CLI_CLIENT_H
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+
+#include "core/common.h"
+
+/* getopt_long ids of the global options; every command adds OP_CLIENT_GLOBAL_OPTS to its table. */
+enum { OP_OPT_GLOBAL_CONFIG = 900, OP_OPT_URL, OP_OPT_TOKEN };
+#define OP_CLIENT_GLOBAL_OPTS                                                                                \
+    {"global-config", required_argument, NULL, OP_OPT_GLOBAL_CONFIG},                                        \
+        {"url", required_argument, NULL, OP_OPT_URL},                                                        \
+    {                                                                                                        \
+        "token", required_argument, NULL, OP_OPT_TOKEN                                                       \
+    }
+
+#define OP_CLIENT_GLOBAL_HELP                                                                                \
+    "\nGLOBAL OPTIONS:\n"                                                                                    \
+    "      --global-config string, $CODER_CONFIG_DIR\n"                                                      \
+    "          Path to the global `outpost` config directory (default:\n"                                    \
+    "          $XDG_CONFIG_HOME/outpost or ~/.config/outpost).\n"                                            \
+    "\n"                                                                                                     \
+    "      --token string, $CODER_SESSION_TOKEN\n"                                                           \
+    "          Specify an authentication token (overrides the stored session).\n"                            \
+    "\n"                                                                                                     \
+    "      --url url, $CODER_URL\n"                                                                          \
+    "          URL of the primary (overrides the stored URL).\n"
+
+struct op_client {
+    char config_dir[4096];
+    char url[1024];  /* without trailing '/' */
+    char token[256]; /* session token, "" if none */
+    const char *flag_config, *flag_url, *flag_token;
+};
+
+/* Handles one getopt result if it is a global option; returns true when consumed. */
+bool op_client_global_opt(struct op_client *c, int opt, const char *arg);
+
+/* Resolves config dir, URL and token (flag > env > config files). need_url / need_token make a missing
+ * value an error, printed on stderr. Returns 0 or a sysexits code. */
+int op_client_load(struct op_client *c, bool need_url, bool need_token);
+
+/* Writes url and session into the config dir (dir 0700, files 0600). Returns 0 or a sysexits code. */
+int op_client_save(const struct op_client *c);
+/* Removes the stored session file. */
+void op_client_forget_session(const struct op_client *c);
+
+/* Normalises a user-typed URL (adds https:// when no scheme, strips trailing '/'). 0 or -EINVAL. */
+int op_client_normalize_url(const char *in, char *out, size_t outlen);
+
+struct op_client_resp {
+    long status;
+    char *body;
+    size_t len;
+    cJSON *json; /* parsed body or NULL */
+};
+
+/* Performs METHOD url+path with an optional JSON body (session token attached when set); a private CA can be
+ * given with CURL_CA_BUNDLE or SSL_CERT_FILE. On a transport
+ * failure prints "cannot reach the primary at <url>: <reason>" and returns EX_UNAVAILABLE; otherwise 0
+ * (any HTTP status). */
+int op_client_call(const struct op_client *c, const char *method, const char *path, const cJSON *body,
+                   struct op_client_resp *out);
+void op_client_resp_free(struct op_client_resp *r);
+
+/* Prints "<cmd>: <what>: <message> (<detail>)" from a Coder error body and maps the status to a
+ * sysexits code (401/403 EX_NOPERM, 404/400/409 EX_DATAERR, 5xx EX_UNAVAILABLE, other EX_PROTOCOL). */
+int op_client_fail(const char *cmd, const char *what, const struct op_client_resp *r);
+
+/* Prompts on stderr and reads a line from the terminal; secret disables echo. Returns 0, or -ENOTTY when
+ * stdin is not a terminal, or -EIO on EOF. */
+int op_prompt(const char *question, const char *dflt, bool secret, char *out, size_t outlen);
+bool op_stdin_is_tty(void);
+
+/* ---- output ---- */
+/* Prints v as JSON indented by two spaces per level (like Go's json.MarshalIndent), plus a newline. */
+void op_json_print(FILE *out, const cJSON *v);
+enum op_out_format { OP_OUT_TEXT, OP_OUT_JSON, OP_OUT_TABLE };
+/* Parses "text|json|table"; returns 0 or -EINVAL. */
+int op_out_parse(const char *s, enum op_out_format *out);
+
+/* A table with up to 16 columns, cells copied. */
+struct op_table {
+    int ncols, nrows, cap;
+    char *head[16];
+    char **cells; /* nrows * ncols */
+};
+void op_table_init(struct op_table *t);
+void op_table_col(struct op_table *t, const char *header);
+/* Starts a row; op_table_cell fills it left to right. */
+void op_table_row(struct op_table *t);
+void op_table_cell(struct op_table *t, const char *text);
+/* Prints uppercase headers and rows, columns separated by two spaces, no trailing blanks. */
+void op_table_print(const struct op_table *t, FILE *out);
+void op_table_free(struct op_table *t);
+
+#endif

@@ -1,0 +1,812 @@
+/*
+ * cli/wsproxy.c — `outpost wsproxy create|ls|edit|delete|regenerate-token` (reference §5.7): admin
+ * commands against the primary's /api/v2/workspaceproxies API, with -o text|json|table and -c columns.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "cli/client.h"
+#include "cli/cmd.h"
+
+#define DEFAULT_ICON "/emojis/1f5fa.png"
+
+static const char wsproxy_help[] =
+    "USAGE:\n"
+    "  outpost wsproxy <subcommand>\n"
+    "\n"
+    "  Workspace proxies provide low-latency experiences for geo-distributed teams.\n"
+    "\n"
+    "  Aliases: workspace-proxy\n"
+    "\n"
+    "SUBCOMMANDS:\n"
+    "    create              Create a workspace proxy\n"
+    "    delete              Delete a workspace proxy\n"
+    "    edit                Edit a workspace proxy\n"
+    "    ls                  List all workspace proxies\n"
+    "    regenerate-token    Regenerate a workspace proxy authentication token.\n"
+    "                        This will invalidate the existing authentication token.\n"
+    "    server              Start a workspace proxy server\n"
+    "\n"
+    "Run 'outpost wsproxy <subcommand> --help' for a subcommand's options.\n";
+
+static const char create_help[] =
+    "USAGE:\n"
+    "  outpost wsproxy create [flags]\n"
+    "\n"
+    "  Create a workspace proxy\n"
+    "\n"
+    "OPTIONS:\n"
+    "  -c, --column [name|url|proxy token] (default: name,url,proxy token)\n"
+    "          Columns to display in table output.\n"
+    "\n"
+    "      --display-name string\n"
+    "          Display name of the proxy. If omitted, the name is reused as the\n"
+    "          display name.\n"
+    "\n"
+    "      --icon string\n"
+    "          Display icon of the proxy: a relative path to an emoji\n"
+    "          (/emojis/...) or an http(s) URL.\n"
+    "\n"
+    "      --name string\n"
+    "          Name of the proxy. This is used to identify the proxy.\n"
+    "\n"
+    "      --no-prompt bool\n"
+    "          Disable all input prompting, and fail if any required flags are\n"
+    "          missing.\n"
+    "\n"
+    "      --only-token bool\n"
+    "          Only print the token. This is useful for scripting.\n"
+    "\n"
+    "  -o, --output text|json|table (default: text)\n"
+    "          Output format.\n" OP_CLIENT_GLOBAL_HELP;
+
+static const char ls_help[] =
+    "USAGE:\n"
+    "  outpost wsproxy ls [flags]\n"
+    "\n"
+    "  List all workspace proxies\n"
+    "\n"
+    "  Aliases: list\n"
+    "\n"
+    "OPTIONS:\n"
+    "  -c, --column [id|name|display name|icon url|healthy|url|wildcard hostname|derp enabled|derp only|status|proxy "
+    "status|proxy report|proxy checked at|created at|updated at|deleted|version] (default: name,url,status)\n"
+    "          Columns to display in table output.\n"
+    "\n"
+    "  -o, --output table|json|text (default: table)\n"
+    "          Output format.\n" OP_CLIENT_GLOBAL_HELP;
+
+static const char edit_help[] =
+    "USAGE:\n"
+    "  outpost wsproxy edit [flags] <name|id>\n"
+    "\n"
+    "  Edit a workspace proxy\n"
+    "\n"
+    "OPTIONS:\n"
+    "  -c, --column [name|url|display name|icon url|proxy status] (default: name,url)\n"
+    "          Columns to display in table output.\n"
+    "\n"
+    "      --display-name string\n"
+    "          Display Name of the proxy.\n"
+    "\n"
+    "      --icon string\n"
+    "          Display icon of the proxy.\n"
+    "\n"
+    "      --name string\n"
+    "          Name of the proxy.\n"
+    "\n"
+    "  -o, --output text|json|table (default: text)\n"
+    "          Output format.\n" OP_CLIENT_GLOBAL_HELP;
+
+static const char delete_help[] =
+    "USAGE:\n"
+    "  outpost wsproxy delete [flags] <name|id>\n"
+    "\n"
+    "  Delete a workspace proxy\n"
+    "\n"
+    "  Aliases: rm\n"
+    "\n"
+    "OPTIONS:\n"
+    "  -y, --yes bool\n"
+    "          Bypass prompts.\n" OP_CLIENT_GLOBAL_HELP;
+
+static const char regen_help[] =
+    "USAGE:\n"
+    "  outpost wsproxy regenerate-token [flags] <name|id>\n"
+    "\n"
+    "  Regenerate a workspace proxy authentication token. This will invalidate\n"
+    "  the existing authentication token.\n"
+    "\n"
+    "OPTIONS:\n"
+    "  -c, --column [name|url|proxy token] (default: name,url,proxy token)\n"
+    "          Columns to display in table output.\n"
+    "\n"
+    "      --only-token bool\n"
+    "          Only print the token. This is useful for scripting.\n"
+    "\n"
+    "  -o, --output text|json|table (default: text)\n"
+    "          Output format.\n" OP_CLIENT_GLOBAL_HELP;
+
+/* ---- columns ---- */
+
+enum col {
+    C_ID, C_NAME, C_DISPLAY, C_ICON, C_HEALTHY, C_URL, C_WILDCARD, C_DERP, C_DERP_ONLY, C_STATUS, C_PSTATUS,
+    C_REPORT, C_CHECKED, C_CREATED, C_UPDATED, C_DELETED, C_VERSION, C_TOKEN, C_NCOLS
+};
+static const char *const col_names[C_NCOLS] = {
+    "id", "name", "display name", "icon url", "healthy", "url", "wildcard hostname", "derp enabled", "derp only",
+    "status", "proxy status", "proxy report", "proxy checked at", "created at", "updated at", "deleted", "version",
+    "proxy token",
+};
+
+/* Parses "-c a,b,c" against the allowed set; returns the count or -1 (error printed). */
+static int parse_columns(const char *cmd, const char *spec, const enum col *allowed, int nallowed, enum col *out)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", spec);
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        size_t l = strlen(tok);
+        while (l > 0 && isspace((unsigned char)tok[l - 1]))
+            tok[--l] = '\0';
+        int found = -1;
+        for (int i = 0; i < nallowed; i++)
+            if (strcasecmp(tok, col_names[allowed[i]]) == 0)
+                found = (int)allowed[i];
+        if (found < 0 || n == 16) {
+            fprintf(stderr, "outpost wsproxy %s: unknown column \"%s\"; choose from:", cmd, tok);
+            for (int i = 0; i < nallowed; i++)
+                fprintf(stderr, "%s %s", i ? "," : "", col_names[allowed[i]]);
+            fputc('\n', stderr);
+            return -1;
+        }
+        out[n++] = (enum col)found;
+    }
+    if (n == 0) {
+        fprintf(stderr, "outpost wsproxy %s: no columns selected\n", cmd);
+        return -1;
+    }
+    return n;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static const char *jbool(const cJSON *o, const char *k)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k)) ? "true" : "false";
+}
+
+static const cJSON *report_of(const cJSON *proxy, const char *which)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(proxy, "status");
+    return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(st, "report"), which);
+}
+
+/* Renders the report as one line: "Err: a; Err: b; Warn: c" (newlines folded). */
+static void report_line(const cJSON *proxy, char *out, size_t outlen)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    const char *kinds[2] = {"errors", "warnings"}, *labels[2] = {"Err", "Warn"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, report_of(proxy, kinds[k]))
+        {
+            if (!cJSON_IsString(it) || o + 8 >= outlen)
+                continue;
+            int w = snprintf(out + o, outlen - o, "%s%s: %s", o ? "; " : "", labels[k], it->valuestring);
+            o = w > 0 ? OP_MIN(outlen - 1, o + (size_t)w) : o;
+        }
+    }
+    for (char *q = out; *q; q++)
+        if (*q == '\n' || *q == '\t')
+            *q = ' ';
+}
+
+static void cell(struct op_table *t, const cJSON *proxy, const char *token, enum col c)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(proxy, "status");
+    char buf[4096];
+    switch (c) {
+    case C_ID: op_table_cell(t, jstr(proxy, "id")); break;
+    case C_NAME: op_table_cell(t, jstr(proxy, "name")); break;
+    case C_DISPLAY: op_table_cell(t, jstr(proxy, "display_name")); break;
+    case C_ICON: op_table_cell(t, jstr(proxy, "icon_url")); break;
+    case C_HEALTHY: op_table_cell(t, jbool(proxy, "healthy")); break;
+    case C_URL: op_table_cell(t, jstr(proxy, "path_app_url")); break;
+    case C_WILDCARD: op_table_cell(t, jstr(proxy, "wildcard_hostname")); break;
+    case C_DERP: op_table_cell(t, jbool(proxy, "derp_enabled")); break;
+    case C_DERP_ONLY: op_table_cell(t, jbool(proxy, "derp_only")); break;
+    case C_STATUS:
+    case C_PSTATUS: op_table_cell(t, jstr(st, "status")); break;
+    case C_REPORT:
+        report_line(proxy, buf, sizeof(buf));
+        op_table_cell(t, buf);
+        break;
+    case C_CHECKED: op_table_cell(t, jstr(st, "checked_at")); break;
+    case C_CREATED: op_table_cell(t, jstr(proxy, "created_at")); break;
+    case C_UPDATED: op_table_cell(t, jstr(proxy, "updated_at")); break;
+    case C_DELETED: op_table_cell(t, jbool(proxy, "deleted")); break;
+    case C_VERSION: op_table_cell(t, jstr(proxy, "version")); break;
+    case C_TOKEN: op_table_cell(t, token ? token : ""); break;
+    default: op_table_cell(t, ""); break;
+    }
+}
+
+static void print_table(const cJSON *const *proxies, int n, const char *token, const enum col *cols, int ncols)
+{
+    struct op_table t;
+    op_table_init(&t);
+    for (int i = 0; i < ncols; i++)
+        op_table_col(&t, col_names[cols[i]]);
+    for (int r = 0; r < n; r++) {
+        op_table_row(&t);
+        for (int i = 0; i < ncols; i++)
+            cell(&t, proxies[r], token, cols[i]);
+    }
+    op_table_print(&t, stdout);
+    op_table_free(&t);
+}
+
+static void print_json(const cJSON *v)
+{
+    op_json_print(stdout, v);
+}
+
+static bool use_color(void)
+{
+    return isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR");
+}
+
+/* Prints every error and every warning of a proxy once, indented, continuation lines aligned. */
+static void print_report(const cJSON *proxy, const char *indent)
+{
+    const char *kinds[2] = {"errors", "warnings"}, *labels[2] = {"Err: ", "Warn: "};
+    const char *colors[2] = {"\033[31m", "\033[33m"};
+    bool color = use_color();
+    for (int k = 0; k < 2; k++) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, report_of(proxy, kinds[k]))
+        {
+            if (!cJSON_IsString(it))
+                continue;
+            printf("%s%s%s", indent, color ? colors[k] : "", labels[k]);
+            for (const char *q = it->valuestring; *q; q++) {
+                putchar(*q);
+                if (*q == '\n')
+                    printf("%s%*s", indent, (int)strlen(labels[k]), "");
+            }
+            printf("%s\n", color ? "\033[0m" : "");
+        }
+    }
+}
+
+static bool has_report(const cJSON *proxy)
+{
+    return cJSON_GetArraySize(report_of(proxy, "errors")) > 0 || cJSON_GetArraySize(report_of(proxy, "warnings")) > 0;
+}
+
+/* ---- shared plumbing ---- */
+
+struct out_opts {
+    enum op_out_format fmt;
+    const char *columns;
+};
+
+static int load_client(struct op_client *c)
+{
+    return op_client_load(c, true, true);
+}
+
+/* GET /api/v2/workspaceproxies/<ref>; on success *proxy owns the parsed JSON. */
+static int fetch_proxy(struct op_client *c, const char *cmd, const char *ref, cJSON **proxy)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", ref);
+    struct op_client_resp r;
+    int rc = op_client_call(c, "GET", path, NULL, &r);
+    if (rc)
+        return rc;
+    if (r.status == 404) {
+        fprintf(stderr, "outpost wsproxy %s: workspace proxy \"%s\" not found\n", cmd, ref);
+        op_client_resp_free(&r);
+        return EX_DATAERR;
+    }
+    if (r.status != 200 || !cJSON_IsObject(r.json)) {
+        rc = op_client_fail(cmd, "fetching the workspace proxy failed", &r);
+        op_client_resp_free(&r);
+        return rc;
+    }
+    *proxy = r.json;
+    r.json = NULL;
+    op_client_resp_free(&r);
+    return 0;
+}
+
+static bool valid_ref(const char *ref)
+{
+    if (!*ref || strlen(ref) > 64)
+        return false;
+    for (const char *q = ref; *q; q++)
+        if (!isalnum((unsigned char)*q) && *q != '-')
+            return false;
+    return true;
+}
+
+/* Output of create / regenerate-token: the UpdateWorkspaceProxyResponse. */
+static int print_token_result(const struct op_client *c, const cJSON *resp, const char *verb, bool only_token,
+                              const struct out_opts *o)
+{
+    const cJSON *proxy = cJSON_GetObjectItemCaseSensitive(resp, "proxy");
+    const char *token = jstr(resp, "proxy_token");
+    if (only_token) {
+        printf("%s\n", token);
+        return 0;
+    }
+    if (o->fmt == OP_OUT_JSON) {
+        print_json(resp);
+        return 0;
+    }
+    if (o->fmt == OP_OUT_TABLE) {
+        static const enum col allowed[] = {C_NAME, C_URL, C_TOKEN, C_ID, C_DISPLAY, C_ICON};
+        enum col cols[16];
+        int n = parse_columns(verb, o->columns ? o->columns : "name,url,proxy token", allowed,
+                              (int)OP_ARRAY_LEN(allowed), cols);
+        if (n < 0)
+            return EX_USAGE;
+        print_table(&proxy, 1, token, cols, n);
+        return 0;
+    }
+    printf("Workspace Proxy \"%s\" %s successfully. Save this token, it will not be shown again.\n",
+           jstr(proxy, "name"), strcmp(verb, "create") == 0 ? "created" : "updated");
+    printf("%s\n\n", token);
+    printf("Start the proxy by running:\n");
+    printf("  CODER_PROXY_SESSION_TOKEN=%s outpost wsproxy server --primary-access-url %s "
+           "--http-address=0.0.0.0:3001\n",
+           token, c->url);
+    return 0;
+}
+
+enum { W_NAME = 1, W_DISPLAY, W_ICON, W_NO_PROMPT, W_ONLY_TOKEN };
+
+static bool icon_ok(const char *icon)
+{
+    return !*icon || strncmp(icon, "/emojis/", 8) == 0 || strncmp(icon, "http", 4) == 0;
+}
+
+static int cmd_create(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, W_NAME},
+        {"display-name", required_argument, NULL, W_DISPLAY},
+        {"icon", required_argument, NULL, W_ICON},
+        {"no-prompt", no_argument, NULL, W_NO_PROMPT},
+        {"only-token", no_argument, NULL, W_ONLY_TOKEN},
+        {"output", required_argument, NULL, 'o'},
+        {"column", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        OP_CLIENT_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct op_client c = {0};
+    struct out_opts o = {OP_OUT_TEXT, NULL};
+    const char *name = NULL, *dn = NULL, *icon = NULL;
+    bool no_prompt = false, only_token = false;
+    int opt;
+    optind = 0;
+    argv[0] = (char *)"outpost wsproxy create"; /* getopt's own messages name the command */
+    while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
+        if (op_client_global_opt(&c, opt, optarg))
+            continue;
+        switch (opt) {
+        case W_NAME: name = optarg; break;
+        case W_DISPLAY: dn = optarg; break;
+        case W_ICON: icon = optarg; break;
+        case W_NO_PROMPT: no_prompt = true; break;
+        case W_ONLY_TOKEN: only_token = true; break;
+        case 'o':
+            if (op_out_parse(optarg, &o.fmt)) {
+                fprintf(stderr, "outpost wsproxy create: --output must be text, json or table\n");
+                return EX_USAGE;
+            }
+            break;
+        case 'c': o.columns = optarg; break;
+        case 'h': fputs(create_help, stdout); return 0;
+        default: fprintf(stderr, "Run 'outpost wsproxy create --help' for usage.\n"); return EX_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "outpost wsproxy create: unexpected argument \"%s\" (use --name)\n", argv[optind]);
+        return EX_USAGE;
+    }
+    char nbuf[128], dbuf[128], ibuf[512];
+    bool interactive = !no_prompt && op_stdin_is_tty();
+    if (!name && interactive && op_prompt("Proxy Name:", NULL, false, nbuf, sizeof(nbuf)) == 0)
+        name = nbuf;
+    if (!name || !*name) {
+        fprintf(stderr, "outpost wsproxy create: proxy name is required (--name)\n");
+        return EX_USAGE;
+    }
+    if (!dn && interactive && op_prompt("Display Name:", name, false, dbuf, sizeof(dbuf)) == 0)
+        dn = dbuf;
+    if (!icon && interactive && op_prompt("Icon URL:", DEFAULT_ICON, false, ibuf, sizeof(ibuf)) == 0)
+        icon = ibuf;
+    if (!dn || !*dn)
+        dn = name;
+    if (!icon)
+        icon = "";
+    if (!icon_ok(icon)) {
+        fprintf(stderr, "outpost wsproxy create: --icon must be a relative path to an emoji (/emojis/...) or an "
+                        "http(s) URL\n");
+        return EX_USAGE;
+    }
+    int rc = load_client(&c);
+    if (rc)
+        return rc;
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "name", name);
+    cJSON_AddStringToObject(b, "display_name", dn);
+    cJSON_AddStringToObject(b, "icon", icon);
+    struct op_client_resp r;
+    rc = op_client_call(&c, "POST", "/api/v2/workspaceproxies", b, &r);
+    cJSON_Delete(b);
+    if (rc)
+        return rc;
+    if (r.status != 201 || !cJSON_IsObject(r.json)) {
+        rc = op_client_fail("create", "creating the workspace proxy failed", &r);
+    } else {
+        rc = print_token_result(&c, r.json, "create", only_token, &o);
+    }
+    op_client_resp_free(&r);
+    return rc;
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"column", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        OP_CLIENT_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct op_client c = {0};
+    struct out_opts o = {OP_OUT_TABLE, NULL};
+    int opt;
+    optind = 0;
+    argv[0] = (char *)"outpost wsproxy ls"; /* getopt's own messages name the command */
+    while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
+        if (op_client_global_opt(&c, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'o':
+            if (op_out_parse(optarg, &o.fmt)) {
+                fprintf(stderr, "outpost wsproxy ls: --output must be table, json or text\n");
+                return EX_USAGE;
+            }
+            break;
+        case 'c': o.columns = optarg; break;
+        case 'h': fputs(ls_help, stdout); return 0;
+        default: fprintf(stderr, "Run 'outpost wsproxy ls --help' for usage.\n"); return EX_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "outpost wsproxy ls: unexpected argument \"%s\"\n", argv[optind]);
+        return EX_USAGE;
+    }
+    enum col cols[16];
+    int ncols = 0;
+    if (o.fmt == OP_OUT_TABLE) {
+        enum col allowed[C_NCOLS - 1];
+        for (int i = 0; i < C_NCOLS - 1; i++)
+            allowed[i] = (enum col)i;
+        ncols = parse_columns("ls", o.columns ? o.columns : "name,url,status", allowed, C_NCOLS - 1, cols);
+        if (ncols < 0)
+            return EX_USAGE;
+    }
+    int rc = load_client(&c);
+    if (rc)
+        return rc;
+    struct op_client_resp r;
+    if ((rc = op_client_call(&c, "GET", "/api/v2/workspaceproxies", NULL, &r)) != 0)
+        return rc;
+    const cJSON *regions = cJSON_GetObjectItemCaseSensitive(r.json, "regions");
+    if (r.status != 200 || !cJSON_IsArray(regions)) {
+        rc = op_client_fail("ls", "listing workspace proxies failed", &r);
+        op_client_resp_free(&r);
+        return rc;
+    }
+    int n = cJSON_GetArraySize(regions);
+    const cJSON **list = calloc((size_t)n + 1, sizeof(*list));
+    const cJSON *it;
+    int i = 0;
+    cJSON_ArrayForEach(it, regions) list[i++] = it;
+    if (o.fmt == OP_OUT_JSON) {
+        print_json(regions);
+    } else if (o.fmt == OP_OUT_TEXT) {
+        for (i = 0; i < n; i++) {
+            const cJSON *st = cJSON_GetObjectItemCaseSensitive(list[i], "status");
+            printf("%d: %s %s %s\n", i, jstr(list[i], "name"), jstr(list[i], "path_app_url"), jstr(st, "status"));
+            print_report(list[i], "    ");
+        }
+    } else {
+        print_table(list, n, NULL, cols, ncols);
+        bool first = true;
+        for (i = 0; i < n; i++) {
+            if (!has_report(list[i]))
+                continue;
+            if (first)
+                putchar('\n');
+            first = false;
+            printf("%s (%s):\n", jstr(list[i], "name"), jstr(cJSON_GetObjectItemCaseSensitive(list[i], "status"), "status"));
+            print_report(list[i], "  ");
+        }
+    }
+    free(list);
+    op_client_resp_free(&r);
+    return 0;
+}
+
+static int cmd_edit(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, W_NAME},
+        {"display-name", required_argument, NULL, W_DISPLAY},
+        {"icon", required_argument, NULL, W_ICON},
+        {"output", required_argument, NULL, 'o'},
+        {"column", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        OP_CLIENT_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct op_client c = {0};
+    struct out_opts o = {OP_OUT_TEXT, NULL};
+    const char *name = NULL, *dn = NULL, *icon = NULL;
+    int opt;
+    optind = 0;
+    argv[0] = (char *)"outpost wsproxy edit"; /* getopt's own messages name the command */
+    while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
+        if (op_client_global_opt(&c, opt, optarg))
+            continue;
+        switch (opt) {
+        case W_NAME: name = optarg; break;
+        case W_DISPLAY: dn = optarg; break;
+        case W_ICON: icon = optarg; break;
+        case 'o':
+            if (op_out_parse(optarg, &o.fmt)) {
+                fprintf(stderr, "outpost wsproxy edit: --output must be text, json or table\n");
+                return EX_USAGE;
+            }
+            break;
+        case 'c': o.columns = optarg; break;
+        case 'h': fputs(edit_help, stdout); return 0;
+        default: fprintf(stderr, "Run 'outpost wsproxy edit --help' for usage.\n"); return EX_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "outpost wsproxy edit: exactly one argument <name|id> is required\n\n%s", edit_help);
+        return EX_USAGE;
+    }
+    const char *ref = argv[optind];
+    if (!name && !dn && !icon) {
+        fprintf(stderr, "%s\noutpost wsproxy edit: specify at least one field to update\n", edit_help);
+        return EX_USAGE;
+    }
+    if (icon && !icon_ok(icon)) {
+        fprintf(stderr, "outpost wsproxy edit: --icon must be a relative path to an emoji (/emojis/...) or an "
+                        "http(s) URL\n");
+        return EX_USAGE;
+    }
+    if (!valid_ref(ref)) {
+        fprintf(stderr, "outpost wsproxy edit: workspace proxy \"%s\" not found\n", ref);
+        return EX_DATAERR;
+    }
+    int rc = load_client(&c);
+    if (rc)
+        return rc;
+    cJSON *cur = NULL;
+    if ((rc = fetch_proxy(&c, "edit", ref, &cur)) != 0)
+        return rc;
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "id", jstr(cur, "id"));
+    cJSON_AddStringToObject(b, "name", name ? name : jstr(cur, "name"));
+    cJSON_AddStringToObject(b, "display_name", dn ? dn : jstr(cur, "display_name"));
+    cJSON_AddStringToObject(b, "icon", icon ? icon : jstr(cur, "icon_url"));
+    char path[600];
+    snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", jstr(cur, "id"));
+    struct op_client_resp r;
+    rc = op_client_call(&c, "PATCH", path, b, &r);
+    cJSON_Delete(b);
+    cJSON_Delete(cur);
+    if (rc)
+        return rc;
+    const cJSON *proxy = cJSON_GetObjectItemCaseSensitive(r.json, "proxy");
+    if (r.status != 200 || !cJSON_IsObject(proxy)) {
+        rc = op_client_fail("edit", "updating the workspace proxy failed", &r);
+    } else if (o.fmt == OP_OUT_JSON) {
+        print_json(proxy);
+    } else if (o.fmt == OP_OUT_TABLE) {
+        static const enum col allowed[] = {C_NAME, C_URL, C_DISPLAY, C_ICON, C_PSTATUS, C_STATUS, C_ID};
+        enum col cols[16];
+        int n = parse_columns("edit", o.columns ? o.columns : "name,url", allowed, (int)OP_ARRAY_LEN(allowed), cols);
+        if (n < 0)
+            rc = EX_USAGE;
+        else
+            print_table(&proxy, 1, NULL, cols, n);
+    } else {
+        printf("Workspace Proxy \"%s\" updated successfully.\n", jstr(proxy, "name"));
+    }
+    op_client_resp_free(&r);
+    return rc;
+}
+
+static int cmd_delete(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"yes", no_argument, NULL, 'y'},
+        {"help", no_argument, NULL, 'h'},
+        OP_CLIENT_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct op_client c = {0};
+    bool yes = false;
+    int opt;
+    optind = 0;
+    argv[0] = (char *)"outpost wsproxy delete"; /* getopt's own messages name the command */
+    while ((opt = getopt_long(argc, argv, "yh", opts, NULL)) != -1) {
+        if (op_client_global_opt(&c, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'y': yes = true; break;
+        case 'h': fputs(delete_help, stdout); return 0;
+        default: fprintf(stderr, "Run 'outpost wsproxy delete --help' for usage.\n"); return EX_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "outpost wsproxy delete: exactly one argument <name|id> is required\n");
+        return EX_USAGE;
+    }
+    const char *ref = argv[optind];
+    if (!valid_ref(ref)) {
+        fprintf(stderr, "outpost wsproxy delete: workspace proxy \"%s\" not found\n", ref);
+        return EX_DATAERR;
+    }
+    int rc = load_client(&c);
+    if (rc)
+        return rc;
+    cJSON *cur = NULL;
+    if ((rc = fetch_proxy(&c, "delete", ref, &cur)) != 0)
+        return rc;
+    if (!yes) {
+        char q[300], ans[16];
+        snprintf(q, sizeof(q), "Delete this workspace proxy: %s? (yes/no)", jstr(cur, "display_name"));
+        int pr = op_prompt(q, NULL, false, ans, sizeof(ans));
+        if (pr == -ENOTTY) {
+            fprintf(stderr, "outpost wsproxy delete: stdin is not a terminal; pass --yes to confirm\n");
+            cJSON_Delete(cur);
+            return EX_USAGE;
+        }
+        if (pr != 0 || (strcasecmp(ans, "yes") != 0 && strcasecmp(ans, "y") != 0)) {
+            fprintf(stderr, "outpost wsproxy delete: canceled\n");
+            cJSON_Delete(cur);
+            return EX_TEMPFAIL;
+        }
+    }
+    char path[600];
+    snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", jstr(cur, "id"));
+    cJSON_Delete(cur);
+    struct op_client_resp r;
+    if ((rc = op_client_call(&c, "DELETE", path, NULL, &r)) != 0)
+        return rc;
+    if (r.status != 200)
+        rc = op_client_fail("delete", "deleting the workspace proxy failed", &r);
+    else
+        printf("Workspace proxy \"%s\" deleted successfully\n", ref);
+    op_client_resp_free(&r);
+    return rc;
+}
+
+static int cmd_regen(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"only-token", no_argument, NULL, W_ONLY_TOKEN},
+        {"output", required_argument, NULL, 'o'},
+        {"column", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        OP_CLIENT_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct op_client c = {0};
+    struct out_opts o = {OP_OUT_TEXT, NULL};
+    bool only_token = false;
+    int opt;
+    optind = 0;
+    argv[0] = (char *)"outpost wsproxy regenerate-token"; /* getopt's own messages name the command */
+    while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
+        if (op_client_global_opt(&c, opt, optarg))
+            continue;
+        switch (opt) {
+        case W_ONLY_TOKEN: only_token = true; break;
+        case 'o':
+            if (op_out_parse(optarg, &o.fmt)) {
+                fprintf(stderr, "outpost wsproxy regenerate-token: --output must be text, json or table\n");
+                return EX_USAGE;
+            }
+            break;
+        case 'c': o.columns = optarg; break;
+        case 'h': fputs(regen_help, stdout); return 0;
+        default: fprintf(stderr, "Run 'outpost wsproxy regenerate-token --help' for usage.\n"); return EX_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "outpost wsproxy regenerate-token: exactly one argument <name|id> is required\n");
+        return EX_USAGE;
+    }
+    const char *ref = argv[optind];
+    if (!valid_ref(ref)) {
+        fprintf(stderr, "outpost wsproxy regenerate-token: workspace proxy \"%s\" not found\n", ref);
+        return EX_DATAERR;
+    }
+    int rc = load_client(&c);
+    if (rc)
+        return rc;
+    cJSON *cur = NULL;
+    if ((rc = fetch_proxy(&c, "regenerate-token", ref, &cur)) != 0)
+        return rc;
+    char path[600];
+    snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", jstr(cur, "id"));
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "id", jstr(cur, "id"));
+    cJSON_AddBoolToObject(b, "regenerate_token", true);
+    cJSON_Delete(cur);
+    struct op_client_resp r;
+    rc = op_client_call(&c, "PATCH", path, b, &r);
+    cJSON_Delete(b);
+    if (rc)
+        return rc;
+    if (r.status != 200 || !cJSON_IsObject(r.json))
+        rc = op_client_fail("regenerate-token", "regenerating the token failed", &r);
+    else
+        rc = print_token_result(&c, r.json, "regenerate-token", only_token, &o);
+    op_client_resp_free(&r);
+    return rc;
+}
+
+int op_cmd_wsproxy(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(wsproxy_help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EX_USAGE : 0;
+    }
+    static const struct {
+        const char *name, *alias;
+        int (*run)(int, char **);
+    } subs[] = {
+        {"create", NULL, cmd_create},          {"ls", "list", cmd_ls},
+        {"edit", NULL, cmd_edit},              {"delete", "rm", cmd_delete},
+        {"regenerate-token", NULL, cmd_regen},
+    };
+    const char *s = argv[1];
+    for (size_t i = 0; i < OP_ARRAY_LEN(subs); i++)
+        if (strcmp(s, subs[i].name) == 0 || (subs[i].alias && strcmp(s, subs[i].alias) == 0))
+            return subs[i].run(argc - 1, argv + 1);
+    if (strcmp(s, "server") == 0) {
+        fprintf(stderr, "outpost wsproxy server: the workspace proxy server is not built into this revision\n");
+        return EX_UNAVAILABLE;
+    }
+    fprintf(stderr, "outpost wsproxy: unknown subcommand \"%s\"\n\n%s", s, wsproxy_help);
+    return EX_USAGE;
+}

@@ -1,0 +1,325 @@
+/*
+ * primary/api.c — the request router (op_primary_handle) and the JSON response helpers. Errors use
+ * codersdk.Response: {"message", "detail" (omitted when empty), "validations" (omitted when empty)}.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "primary/primary_int.h"
+
+void op_api_json(struct op_app_response *resp, int status, cJSON *obj)
+{
+    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    resp->content_type = "application/json";
+    if (!text) {
+        op_app_respond(resp, 500, "{\"message\":\"Internal error.\",\"detail\":\"out of memory\"}");
+        return;
+    }
+    resp->status = status;
+    resp->body = text;
+    resp->body_len = strlen(text);
+}
+
+static cJSON *error_obj(const char *message, const char *detail)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", message);
+    if (detail && *detail) cJSON_AddStringToObject(o, "detail", detail);
+    return o;
+}
+
+void op_api_error(struct op_app_response *resp, int status, const char *message, const char *detail)
+{
+    op_api_json(resp, status, error_obj(message, detail));
+}
+
+void op_api_validation(struct op_app_response *resp, int status, const char *message, const char *field,
+                       const char *detail)
+{
+    cJSON *o = error_obj(message, NULL);
+    cJSON *arr = cJSON_AddArrayToObject(o, "validations");
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, "field", field);
+    cJSON_AddStringToObject(v, "detail", detail);
+    cJSON_AddItemToArray(arr, v);
+    op_api_json(resp, status, o);
+}
+
+cJSON *op_api_body_object(const struct op_app_request *req, struct op_app_response *resp)
+{
+    const char *end = NULL;
+    cJSON *o = req->body.len ? cJSON_ParseWithLengthOpts(req->body.p, req->body.len, &end, false) : NULL;
+    if (!o || !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        op_api_error(resp, 400, "Request body must be valid JSON.",
+                     req->body.len ? "the body is not a JSON object" : "the body is empty");
+        return NULL;
+    }
+    /* Only whitespace may follow the object. */
+    for (const char *q = end; q && q < req->body.p + req->body.len; q++) {
+        if (!isspace((unsigned char)*q)) {
+            cJSON_Delete(o);
+            op_api_error(resp, 400, "Request body must be valid JSON.",
+                         "trailing data after the JSON object");
+            return NULL;
+        }
+    }
+    return o;
+}
+
+const char *op_json_str(const cJSON *obj, const char *name, bool *bad)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!it || cJSON_IsNull(it)) return NULL;
+    if (!cJSON_IsString(it) || !it->valuestring) {
+        *bad = true;
+        return NULL;
+    }
+    return it->valuestring;
+}
+
+static int hexv(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c = (char)tolower((unsigned char)c);
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* Percent-decodes src[0..len) into out ('+' is a space in queries). Returns 0 or -ENOSPC/-EINVAL. */
+static int pct_decode(const char *src, size_t len, char *out, size_t outlen, bool plus_space)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        if (c == '%') {
+            if (i + 2 >= len || hexv(src[i + 1]) < 0 || hexv(src[i + 2]) < 0) return -EINVAL;
+            c = (char)(hexv(src[i + 1]) << 4 | hexv(src[i + 2]));
+            i += 2;
+        } else if (c == '+' && plus_space) {
+            c = ' ';
+        }
+        if (c == '\0') return -EINVAL;
+        if (o + 1 >= outlen) return -ENOSPC;
+        out[o++] = c;
+    }
+    if (outlen == 0) return -ENOSPC;
+    out[o] = '\0';
+    return 0;
+}
+
+int op_api_query(const struct op_app_request *req, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    const char *q = req->query.p, *end = req->query.p + req->query.len;
+    while (q && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(pe - q));
+        const char *ke = eq ? eq : pe;
+        if ((size_t)(ke - q) == nlen && memcmp(q, name, nlen) == 0) {
+            const char *v = eq ? eq + 1 : pe;
+            int rc = pct_decode(v, (size_t)(pe - v), out, outlen, true);
+            return rc == -EINVAL ? -ENOENT : rc;
+        }
+        q = pe + 1;
+    }
+    return -ENOENT;
+}
+
+bool op_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 32) return false;
+    bool prev_hyphen = true; /* no leading hyphen */
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '-') {
+            if (prev_hyphen) return false;
+            prev_hyphen = true;
+        } else if (isalnum((unsigned char)s[i]) && (unsigned char)s[i] < 128) {
+            prev_hyphen = false;
+        } else {
+            return false;
+        }
+    }
+    return !prev_hyphen;
+}
+
+static bool span_eq(op_span_t s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && memcmp(s.p, lit, n) == 0;
+}
+
+static void buildinfo(struct op_primary *p, struct op_app_response *resp)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "external_url", "https://github.com/outpost/outpost");
+    cJSON_AddStringToObject(o, "version", OP_PRIMARY_VERSION);
+    cJSON_AddStringToObject(o, "dashboard_url", p->access_url);
+    cJSON_AddBoolToObject(o, "workspace_proxy", false);
+    cJSON_AddStringToObject(o, "agent_api_version", "2.0");
+    cJSON_AddStringToObject(o, "deployment_id", p->deployment_id);
+    op_api_json(resp, 200, o);
+}
+
+static void method_not_allowed(struct op_app_response *resp)
+{
+    op_api_error(resp, 405, "Method not allowed.", NULL);
+}
+
+static bool require_owner(const struct op_user *u, struct op_app_response *resp)
+{
+    if (u->owner) return true;
+    op_api_error(resp, 403, "You are not authorized to use this endpoint.", NULL);
+    return false;
+}
+
+/* /api/v2/workspaceproxies/me/<action> (proxy-token authenticated). */
+static void route_proxy_me(struct op_primary *p, const char *action, const struct op_app_request *req,
+                           struct op_app_response *resp)
+{
+    bool get = span_eq(req->method, "GET"), post = span_eq(req->method, "POST");
+    bool known = strcmp(action, "register") == 0 || strcmp(action, "deregister") == 0 ||
+                 strcmp(action, "crypto-keys") == 0 || strcmp(action, "app-stats") == 0;
+    if (!known) {
+        op_api_error(resp, 404, "Route not found.", NULL);
+        return;
+    }
+    struct op_proxy_auth px;
+    if (!op_auth_proxy(p, req, resp, &px)) return;
+    if (strcmp(action, "register") == 0 && post)
+        op_api_proxy_register(p, &px, req, resp);
+    else if (strcmp(action, "deregister") == 0 && post)
+        op_api_proxy_deregister(p, &px, req, resp);
+    else if (strcmp(action, "crypto-keys") == 0 && get)
+        op_api_crypto_keys(p, req, resp);
+    else if (strcmp(action, "app-stats") == 0 && post)
+        op_api_proxy_app_stats(p, &px, req, resp);
+    else
+        method_not_allowed(resp);
+}
+
+static void route(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp)
+{
+    char path[512];
+    if (req->path.len >= sizeof(path) ||
+        pct_decode(req->path.p, req->path.len, path, sizeof(path), false) != 0) {
+        op_api_error(resp, 404, "Route not found.", NULL);
+        return;
+    }
+    size_t pl = strlen(path);
+    while (pl > 1 && path[pl - 1] == '/')
+        path[--pl] = '\0';
+    bool get = span_eq(req->method, "GET"), post = span_eq(req->method, "POST");
+    bool patch = span_eq(req->method, "PATCH"), del = span_eq(req->method, "DELETE");
+
+    if (strcmp(path, "/api/v2/buildinfo") == 0) {
+        get ? buildinfo(p, resp) : method_not_allowed(resp);
+        return;
+    }
+    if (strcmp(path, "/healthz") == 0) {
+        resp->content_type = "text/plain";
+        op_app_respond(resp, 200, "OK");
+        return;
+    }
+    if (strcmp(path, "/api/v2/users/first") == 0) {
+        if (get)
+            op_api_users_first_get(p, resp);
+        else if (post)
+            op_api_users_first_post(p, req, resp);
+        else
+            method_not_allowed(resp);
+        return;
+    }
+    if (strcmp(path, "/api/v2/users/login") == 0) {
+        post ? op_api_users_login(p, req, resp) : method_not_allowed(resp);
+        return;
+    }
+    static const char me_prefix[] = "/api/v2/workspaceproxies/me/";
+    if (strncmp(path, me_prefix, sizeof(me_prefix) - 1) == 0 && !strchr(path + sizeof(me_prefix) - 1, '/')) {
+        route_proxy_me(p, path + sizeof(me_prefix) - 1, req, resp);
+        return;
+    }
+
+    /* Everything below needs a user session. Unknown routes still answer 404 first. */
+    static const char px_prefix[] = "/api/v2/workspaceproxies/";
+    const char *ref = NULL;
+    enum { R_NONE, R_ME, R_LOGOUT, R_REGIONS, R_PROXIES, R_PROXY } r = R_NONE;
+    if (strcmp(path, "/api/v2/users/me") == 0)
+        r = R_ME;
+    else if (strcmp(path, "/api/v2/users/logout") == 0)
+        r = R_LOGOUT;
+    else if (strcmp(path, "/api/v2/regions") == 0)
+        r = R_REGIONS;
+    else if (strcmp(path, "/api/v2/workspaceproxies") == 0)
+        r = R_PROXIES;
+    else if (strncmp(path, px_prefix, sizeof(px_prefix) - 1) == 0 && path[sizeof(px_prefix) - 1] &&
+             !strchr(path + sizeof(px_prefix) - 1, '/')) {
+        r = R_PROXY;
+        ref = path + sizeof(px_prefix) - 1;
+    }
+    if (r == R_NONE) {
+        op_api_error(resp, 404, "Route not found.", NULL);
+        return;
+    }
+    struct op_user u;
+    if (!op_auth_session(p, req, resp, &u)) return;
+    switch (r) {
+    case R_ME:
+        get ? op_api_users_me(p, &u, resp) : method_not_allowed(resp);
+        break;
+    case R_LOGOUT:
+        post ? op_api_users_logout(p, req, resp) : method_not_allowed(resp);
+        break;
+    case R_REGIONS:
+        get ? op_api_regions(p, resp) : method_not_allowed(resp);
+        break;
+    case R_PROXIES:
+        if (!get && !post) {
+            method_not_allowed(resp);
+        } else if (require_owner(&u, resp)) {
+            if (get)
+                op_api_proxies_list(p, resp);
+            else
+                op_api_proxy_create(p, req, resp);
+        }
+        break;
+    case R_PROXY:
+        if (!get && !patch && !del) {
+            method_not_allowed(resp);
+        } else if (require_owner(&u, resp)) {
+            if (get)
+                op_api_proxy_get(p, ref, resp);
+            else if (patch)
+                op_api_proxy_patch(p, ref, req, resp);
+            else
+                op_api_proxy_delete(p, ref, resp);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void op_primary_handle(void *ctx, const struct op_app_request *req, struct op_app_response *resp)
+{
+    struct op_primary *p = ctx;
+    resp->status = 0;
+    resp->content_type = "application/json";
+    route(p, req, resp);
+    if (resp->status == 0) op_api_error(resp, 500, "Internal error.", "the handler produced no response");
+    op_app_add_header(resp, "X-Coder-Build-Version", OP_PRIMARY_VERSION);
+    /* A transaction must never stay open across requests. */
+    op_store_rollback(p);
+    op_debug("api", "%.*s %.*s -> %d", (int)req->method.len, req->method.p, (int)req->path.len, req->path.p,
+             resp->status);
+}

@@ -1,0 +1,469 @@
+/*
+ * primary/health.c — the proxy health checker (reference §3). Runs entirely inside op_primary_tick on the
+ * control thread with libcurl's multi interface: every tick calls curl_multi_perform once (it never
+ * waits), at most OP_HEALTH_PARALLEL probes are in flight, each has a 5 s timeout. A round probes every
+ * non-deleted proxy's `<url>/healthz-report`; rounds start every health interval, or at the next tick
+ * after op_primary_force_health. Results live in memory only.
+ *
+ * Round state machine: IDLE --(interval elapsed | forced)--> RUNNING --(queue empty and no probe in
+ * flight)--> IDLE. A force during RUNNING is remembered and starts the next round right after.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "primary/primary_int.h"
+
+#define OP_HEALTH_PARALLEL 5
+#define PROBE_TIMEOUT_MS   5000L
+#define PROBE_MAX_BODY     (1u << 20)
+
+struct entry {
+    char id[OP_UUID_STR_LEN + 1];
+    enum op_health_status status;
+    cJSON *errors, *warnings; /* arrays of strings, owned */
+    int64_t checked_at;       /* wall ms, 0 = never */
+};
+
+struct target {
+    char id[OP_UUID_STR_LEN + 1];
+    char url[512];
+};
+
+struct probe {
+    CURL *easy;
+    struct target t;
+    char req_url[600];
+    char *body;
+    size_t len;
+    bool truncated;
+    bool coder_header;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct op_health {
+    CURLM *multi;
+    struct entry *entries;
+    size_t n, cap;
+    bool running, forced;
+    uint64_t next_round_ms; /* monotonic */
+    struct target *queue;
+    size_t qn, qpos;
+    struct probe *active[OP_HEALTH_PARALLEL];
+    int nactive;
+};
+
+const char *op_health_status_name(enum op_health_status s)
+{
+    switch (s) {
+    case OP_HEALTH_UNREGISTERED:
+        return "unregistered";
+    case OP_HEALTH_OK:
+        return "ok";
+    case OP_HEALTH_UNHEALTHY:
+        return "unhealthy";
+    case OP_HEALTH_UNREACHABLE:
+        return "unreachable";
+    case OP_HEALTH_UNKNOWN:
+    default:
+        return "unknown";
+    }
+}
+
+int op_health_init(struct op_primary *p)
+{
+    struct op_health *h = calloc(1, sizeof(*h));
+    if (!h) return -ENOMEM;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h->multi = curl_multi_init())) {
+        free(h);
+        return -ENOMEM;
+    }
+    p->health = h;
+    return 0;
+}
+
+static void probe_free(struct op_health *h, struct probe *pr)
+{
+    if (pr->easy) {
+        curl_multi_remove_handle(h->multi, pr->easy);
+        curl_easy_cleanup(pr->easy);
+    }
+    free(pr->body);
+    free(pr);
+}
+
+void op_health_free(struct op_primary *p)
+{
+    struct op_health *h = p->health;
+    if (!h) return;
+    for (int i = 0; i < h->nactive; i++)
+        probe_free(h, h->active[i]);
+    for (size_t i = 0; i < h->n; i++) {
+        cJSON_Delete(h->entries[i].errors);
+        cJSON_Delete(h->entries[i].warnings);
+    }
+    free(h->entries);
+    free(h->queue);
+    curl_multi_cleanup(h->multi);
+    free(h);
+    p->health = NULL;
+}
+
+static struct entry *find(const struct op_health *h, const char *id)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (strcmp(h->entries[i].id, id) == 0) return &h->entries[i];
+    return NULL;
+}
+
+static struct entry *get_or_add(struct op_health *h, const char *id)
+{
+    struct entry *e = find(h, id);
+    if (e) return e;
+    if (h->n == h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 16;
+        struct entry *ne = realloc(h->entries, nc * sizeof(*ne));
+        if (!ne) return NULL;
+        h->entries = ne;
+        h->cap = nc;
+    }
+    e = &h->entries[h->n++];
+    memset(e, 0, sizeof(*e));
+    snprintf(e->id, sizeof(e->id), "%s", id);
+    return e;
+}
+
+/* Records a result; errors/warnings are consumed (NULL = empty). */
+static void set_result(struct op_health *h, const char *id, enum op_health_status st, cJSON *errors,
+                       cJSON *warnings)
+{
+    struct entry *e = get_or_add(h, id);
+    if (!e) {
+        cJSON_Delete(errors);
+        cJSON_Delete(warnings);
+        return;
+    }
+    if (e->status != st) op_info("health", "proxy %s is now %s", id, op_health_status_name(st));
+    cJSON_Delete(e->errors);
+    cJSON_Delete(e->warnings);
+    e->status = st;
+    e->errors = errors ? errors : cJSON_CreateArray();
+    e->warnings = warnings ? warnings : cJSON_CreateArray();
+    e->checked_at = op_wall_ms();
+}
+
+static cJSON *one_error(const char *msg)
+{
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateString(msg));
+    return a;
+}
+
+enum op_health_status op_health_get(const struct op_primary *p, const char *id)
+{
+    const struct entry *e = p->health ? find(p->health, id) : NULL;
+    return e ? e->status : OP_HEALTH_UNKNOWN;
+}
+
+enum op_health_status op_health_status_json(struct op_primary *p, const char *id, const char *url, cJSON *obj)
+{
+    const struct entry *e = p->health ? find(p->health, id) : NULL;
+    enum op_health_status st = !*url ? OP_HEALTH_UNREGISTERED : e ? e->status : OP_HEALTH_UNKNOWN;
+    cJSON *s = cJSON_AddObjectToObject(obj, "status");
+    cJSON_AddStringToObject(s, "status", op_health_status_name(st));
+    cJSON *rep = cJSON_AddObjectToObject(s, "report");
+    bool use = e && e->status == st && st != OP_HEALTH_UNREGISTERED;
+    cJSON_AddItemToObject(rep, "errors",
+                          use && e->errors ? cJSON_Duplicate(e->errors, 1) : cJSON_CreateArray());
+    cJSON_AddItemToObject(rep, "warnings",
+                          use && e->warnings ? cJSON_Duplicate(e->warnings, 1) : cJSON_CreateArray());
+    char t[32];
+    int64_t at = e && e->checked_at ? e->checked_at : (st == OP_HEALTH_UNREGISTERED ? op_wall_ms() : -1);
+    op_format_time(at, t);
+    cJSON_AddStringToObject(s, "checked_at", t);
+    return st;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct probe *pr = arg;
+    size_t n = size * nmemb;
+    if (pr->len + n > PROBE_MAX_BODY) {
+        pr->truncated = true;
+        return n; /* keep reading, drop the excess: the decode will fail */
+    }
+    char *nb = realloc(pr->body, pr->len + n + 1);
+    if (!nb) return 0;
+    pr->body = nb;
+    memcpy(pr->body + pr->len, data, n);
+    pr->len += n;
+    pr->body[pr->len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct probe *pr = arg;
+    size_t n = size * nmemb;
+    static const char hv[] = "X-Coder-Build-Version:";
+    if (n >= sizeof(hv) - 1 && strncasecmp(data, hv, sizeof(hv) - 1) == 0) pr->coder_header = true;
+    return n;
+}
+
+static bool url_parses(const char *u)
+{
+    const char *rest = strncmp(u, "http://", 7) == 0 ? u + 7 : strncmp(u, "https://", 8) == 0 ? u + 8 : NULL;
+    return rest && *rest && *rest != '/' && !strpbrk(u, " \t\r\n");
+}
+
+static void start_probe(struct op_primary *p, const struct target *t)
+{
+    struct op_health *h = p->health;
+    if (!url_parses(t->url)) {
+        char msg[700];
+        snprintf(msg, sizeof(msg),
+                 "failed to parse proxy url \"%s\": scheme must be http or https with a host", t->url);
+        set_result(h, t->id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
+        return;
+    }
+    struct probe *pr = calloc(1, sizeof(*pr));
+    if (!pr) return;
+    pr->t = *t;
+    size_t ul = strlen(t->url);
+    while (ul > 0 && t->url[ul - 1] == '/')
+        ul--;
+    snprintf(pr->req_url, sizeof(pr->req_url), "%.*s/healthz-report", (int)ul, t->url);
+    pr->easy = curl_easy_init();
+    if (!pr->easy) {
+        free(pr);
+        return;
+    }
+    CURL *e = pr->easy;
+    curl_easy_setopt(e, CURLOPT_URL, pr->req_url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, PROBE_TIMEOUT_MS);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, pr);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, pr);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pr->errbuf);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "outpost-primary/" OP_VERSION);
+    const char *ca = getenv("CURL_CA_BUNDLE"); /* proxies behind a private CA */
+    if (!ca || !*ca) ca = getenv("SSL_CERT_FILE");
+    if (ca && *ca) curl_easy_setopt(e, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, pr);
+    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        free(pr);
+        return;
+    }
+    h->active[h->nactive++] = pr;
+}
+
+static bool is_json_mime(const char *ct)
+{
+    if (!ct) return false;
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && ct[n - 1] == ' ')
+        n--;
+    return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+/* Turns a finished transfer into a status, following the reference's rules. */
+static void finish_probe(struct op_primary *p, struct probe *pr, CURLcode res)
+{
+    struct op_health *h = p->health;
+    char msg[4096];
+    long code = 0;
+    curl_easy_getinfo(pr->easy, CURLINFO_RESPONSE_CODE, &code);
+    if (res != CURLE_OK) {
+        snprintf(msg, sizeof(msg), "request to proxy failed: Get \"%s\": %s", pr->req_url,
+                 pr->errbuf[0] ? pr->errbuf : curl_easy_strerror(res));
+        set_result(h, pr->t.id, OP_HEALTH_UNREACHABLE, one_error(msg), NULL);
+        return;
+    }
+    cJSON *doc = pr->body && !pr->truncated ? cJSON_ParseWithLength(pr->body, pr->len) : NULL;
+    if (code != 200) {
+        int n = snprintf(
+            msg, sizeof(msg),
+            "unexpected status code %ld. \nEncountered error, send a request to \"%s\" from the Coderd "
+            "environment to debug this issue.",
+            code, pr->req_url);
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "message");
+        if (cJSON_IsString(m) && n > 0 && (size_t)n < sizeof(msg)) {
+            const cJSON *d = cJSON_GetObjectItemCaseSensitive(doc, "detail");
+            n += snprintf(msg + n, sizeof(msg) - (size_t)n, "\nError Message: %s\nError Detail: %s",
+                          m->valuestring, cJSON_IsString(d) ? d->valuestring : "");
+            const cJSON *v;
+            cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(doc, "validations"))
+            {
+                const cJSON *f = cJSON_GetObjectItemCaseSensitive(v, "field");
+                const cJSON *dd = cJSON_GetObjectItemCaseSensitive(v, "detail");
+                if (n > 0 && (size_t)n < sizeof(msg))
+                    n += snprintf(msg + n, sizeof(msg) - (size_t)n, "\n\tValidation: %s=%s",
+                                  cJSON_IsString(f) ? f->valuestring : "",
+                                  cJSON_IsString(dd) ? dd->valuestring : "");
+            }
+        }
+        cJSON_Delete(doc);
+        set_result(h, pr->t.id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
+        return;
+    }
+    /* 200: the body must decode as {"errors":[string],"warnings":[string]}. */
+    const cJSON *errs = cJSON_GetObjectItemCaseSensitive(doc, "errors");
+    const cJSON *warns = cJSON_GetObjectItemCaseSensitive(doc, "warnings");
+    bool shape_ok = cJSON_IsObject(doc) && (!errs || cJSON_IsNull(errs) || cJSON_IsArray(errs)) &&
+                    (!warns || cJSON_IsNull(warns) || cJSON_IsArray(warns));
+    const cJSON *it, *ea = cJSON_IsArray(errs) ? errs : NULL, *wa = cJSON_IsArray(warns) ? warns : NULL;
+    cJSON_ArrayForEach(it, ea) shape_ok = shape_ok && cJSON_IsString(it);
+    cJSON_ArrayForEach(it, wa) shape_ok = shape_ok && cJSON_IsString(it);
+    if (!shape_ok) {
+        char who[1024];
+        if (pr->coder_header)
+            snprintf(who, sizeof(who),
+                     "proxy url \"%s\" is a coder instance, but unable to decode the response payload. Could "
+                     "this be "
+                     "a primary coderd and not a proxy?",
+                     pr->req_url);
+        else
+            snprintf(who, sizeof(who),
+                     "proxy url \"%s\" is not a coder proxy instance, verify the url is correct",
+                     pr->req_url);
+        char *ct = NULL;
+        curl_easy_getinfo(pr->easy, CURLINFO_CONTENT_TYPE, &ct);
+        if (!is_json_mime(ct))
+            snprintf(
+                msg, sizeof(msg),
+                "%s\nattempted to query health at \"%s\" but got back the incorrect content type: unexpected "
+                "non-JSON response \"%s\"",
+                who, pr->req_url, ct ? ct : "");
+        else
+            snprintf(msg, sizeof(msg),
+                     "%s\nreceived a status code 200, but failed to decode health report body: %s", who,
+                     doc ? "the body is not a health report object" : "invalid JSON");
+        cJSON_Delete(doc);
+        set_result(h, pr->t.id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
+        return;
+    }
+    cJSON *e2 = cJSON_IsArray(errs) ? cJSON_Duplicate(errs, 1) : cJSON_CreateArray();
+    cJSON *w2 = cJSON_IsArray(warns) ? cJSON_Duplicate(warns, 1) : cJSON_CreateArray();
+    enum op_health_status st = cJSON_GetArraySize(e2) > 0 ? OP_HEALTH_UNHEALTHY : OP_HEALTH_OK;
+    cJSON_Delete(doc);
+    set_result(h, pr->t.id, st, e2, w2);
+}
+
+/* Loads the round's targets; proxies without a URL become unregistered at once; deleted ones are dropped. */
+static int start_round(struct op_primary *p)
+{
+    struct op_health *h = p->health;
+    sqlite3_stmt *st = op_store_prepare(p, "SELECT id, url FROM workspace_proxies WHERE deleted = 0");
+    if (!st) return -EIO;
+    size_t cap = 0, old_n = h->n;
+    h->qn = h->qpos = 0;
+    bool *keep = calloc(old_n + 1, sizeof(bool));
+    if (!keep) {
+        sqlite3_finalize(st);
+        return -ENOMEM;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = op_col_text(st, 0), *url = op_col_text(st, 1);
+        for (size_t i = 0; i < old_n; i++)
+            if (strcmp(h->entries[i].id, id) == 0) keep[i] = true;
+        if (!*url) {
+            if (op_health_get(p, id) != OP_HEALTH_UNREGISTERED)
+                set_result(h, id, OP_HEALTH_UNREGISTERED, NULL, NULL);
+            continue;
+        }
+        if (h->qn == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            struct target *nq = realloc(h->queue, nc * sizeof(*nq));
+            if (!nq) break;
+            h->queue = nq;
+            cap = nc;
+        }
+        snprintf(h->queue[h->qn].id, sizeof(h->queue[h->qn].id), "%s", id);
+        snprintf(h->queue[h->qn].url, sizeof(h->queue[h->qn].url), "%s", url);
+        h->qn++;
+    }
+    sqlite3_finalize(st);
+    /* Forget deleted proxies; entries added during the scan (index >= old_n) are new and kept. */
+    size_t w = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (i >= old_n || keep[i]) {
+            h->entries[w++] = h->entries[i];
+        } else {
+            cJSON_Delete(h->entries[i].errors);
+            cJSON_Delete(h->entries[i].warnings);
+        }
+    }
+    h->n = w;
+    free(keep);
+    h->running = true;
+    return 0;
+}
+
+void op_health_tick(struct op_primary *p)
+{
+    struct op_health *h = p->health;
+    if (!h) return;
+    uint64_t now = op_now_ms();
+    if (!h->running && (h->forced || now >= h->next_round_ms)) {
+        h->forced = false;
+        if (start_round(p) != 0) {
+            h->next_round_ms = now + 1000;
+            return;
+        }
+    }
+    if (!h->running) return;
+    while (h->nactive < OP_HEALTH_PARALLEL && h->qpos < h->qn)
+        start_probe(p, &h->queue[h->qpos++]);
+    int still = 0;
+    curl_multi_perform(h->multi, &still);
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE) continue;
+        struct probe *pr = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pr);
+        CURLcode res = m->data.result;
+        for (int i = 0; i < h->nactive; i++) {
+            if (h->active[i] == pr) {
+                h->active[i] = h->active[--h->nactive];
+                break;
+            }
+        }
+        if (pr) {
+            finish_probe(p, pr, res);
+            probe_free(h, pr);
+        }
+    }
+    /* Refill right away so a slow probe does not hold the others back a whole tick. */
+    bool added = false;
+    while (h->nactive < OP_HEALTH_PARALLEL && h->qpos < h->qn) {
+        start_probe(p, &h->queue[h->qpos++]);
+        added = true;
+    }
+    if (added) curl_multi_perform(h->multi, &still);
+    if (h->nactive == 0 && h->qpos >= h->qn) {
+        h->running = false;
+        h->next_round_ms = op_now_ms() + p->health_interval_ms;
+    }
+}
+
+void op_primary_force_health(struct op_primary *p)
+{
+    if (p->health) p->health->forced = true;
+}
+
+bool op_primary_health_busy(const struct op_primary *p)
+{
+    return p->health && (p->health->running || p->health->forced);
+}

@@ -1,0 +1,217 @@
+/*
+ * primary/primary.c — lifetime of the primary: open (database, identity, health checker, keys), the
+ * periodic tick, close, and Go-style duration parsing for flags.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "primary/primary_int.h"
+
+#define ROTATE_INTERVAL_MS (10u * 60 * 1000)
+
+int op_parse_duration_ms(const char *s, uint64_t *out_ms)
+{
+    if (!s || !*s) return -EINVAL;
+    if (strcmp(s, "0") == 0) {
+        *out_ms = 0;
+        return 0;
+    }
+    double total = 0;
+    const char *q = s;
+    while (*q) {
+        char *end;
+        if (!((*q >= '0' && *q <= '9') || *q == '.')) return -EINVAL;
+        double v = strtod(q, &end);
+        if (end == q || v < 0) return -EINVAL;
+        q = end;
+        double mult;
+        if (strncmp(q, "ms", 2) == 0) {
+            mult = 1;
+            q += 2;
+        } else if (strncmp(q, "us", 2) == 0 || strncmp(q, "\xc2\xb5s", 3) == 0) {
+            mult = 0.001;
+            q += q[0] == 'u' ? 2 : 3;
+        } else if (strncmp(q, "ns", 2) == 0) {
+            mult = 0.000001;
+            q += 2;
+        } else if (*q == 's') {
+            mult = 1000;
+            q++;
+        } else if (*q == 'm') {
+            mult = 60000;
+            q++;
+        } else if (*q == 'h') {
+            mult = 3600000;
+            q++;
+        } else {
+            return -EINVAL; /* a unit is required, as in Go */
+        }
+        total += v * mult;
+        if (total > 1e15) return -EINVAL;
+    }
+    *out_ms = (uint64_t)llround(total);
+    return 0;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char buf[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(buf)) return -EINVAL;
+    memcpy(buf, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -errno;
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+/* Stores a random value under key unless present; out receives the value. Runs in the caller's tx. */
+static int ensure_config(struct op_primary *p, const char *key, bool uuid, char *out, size_t outlen)
+{
+    int rc = op_store_get_config(p, key, out, outlen);
+    if (rc != -ENOENT) return rc;
+    char v[80];
+    if (uuid) {
+        rc = op_uuid_v4(v);
+    } else {
+        uint8_t raw[32];
+        rc = op_random_bytes(raw, sizeof(raw));
+        op_hex_encode(raw, sizeof(raw), v);
+    }
+    if (rc || (rc = op_store_set_config(p, key, v)) != 0) return rc;
+    snprintf(out, outlen, "%s", v);
+    return 0;
+}
+
+/* Wildcard access URL ("https://" + pattern, or the bare pattern) to the app hostname pattern, with the
+ * access URL's port appended when the pattern has none. */
+static int wildcard_host(const char *wild, const char *access_url, char **out)
+{
+    *out = NULL;
+    if (!wild || !*wild) {
+        *out = strdup("");
+        return *out ? 0 : -ENOMEM;
+    }
+    const char *w = strstr(wild, "://") ? strstr(wild, "://") + 3 : wild;
+    size_t wl = strcspn(w, "/");
+    char pat[256];
+    if (wl == 0 || wl >= sizeof(pat) - 8) return -EINVAL;
+    memcpy(pat, w, wl);
+    pat[wl] = '\0';
+    if (!op_wildcard_valid(pat)) return -EINVAL;
+    const char *a = strstr(access_url, "://") + 3;
+    size_t al = strcspn(a, "/");
+    const char *colon = memchr(a, ':', al);
+    if (!strchr(pat, ':') && colon)
+        snprintf(pat + wl, sizeof(pat) - wl, "%.*s", (int)(al - (size_t)(colon - a)), colon);
+    *out = strdup(pat);
+    return *out ? 0 : -ENOMEM;
+}
+
+int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!cfg->data_dir || !*cfg->data_dir) {
+        snprintf(err, errlen, "a data directory is required");
+        return -EINVAL;
+    }
+    const char *au = cfg->access_url;
+    if (!au || (strncmp(au, "http://", 7) != 0 && strncmp(au, "https://", 8) != 0) || !strstr(au, "://")[3] ||
+        strstr(au, "://")[3] == '/') {
+        snprintf(err, errlen, "access URL \"%s\" must be an http:// or https:// URL with a host",
+                 au ? au : "");
+        return -EINVAL;
+    }
+    struct op_primary *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    p->data_dir = strdup(cfg->data_dir);
+    p->access_url = strdup(au);
+    if (!p->data_dir || !p->access_url) {
+        op_primary_close(p);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    size_t al = strlen(p->access_url);
+    while (al > 0 && p->access_url[al - 1] == '/')
+        p->access_url[--al] = '\0';
+    int rc = wildcard_host(cfg->wildcard_access_url, p->access_url, &p->wildcard_host);
+    if (rc) {
+        snprintf(err, errlen, "wildcard access URL \"%s\" is invalid (expected e.g. *.example.com)",
+                 cfg->wildcard_access_url);
+        op_primary_close(p);
+        return rc;
+    }
+    p->health_interval_ms = cfg->health_interval_ms ? cfg->health_interval_ms : OP_PRIMARY_DEFAULT_HEALTH_MS;
+    p->kdf_iterations = cfg->kdf_iterations ? cfg->kdf_iterations : OP_PRIMARY_DEFAULT_KDF_ITER;
+    rc = mkdir_p(cfg->data_dir);
+    if (rc) {
+        snprintf(err, errlen, "cannot create data directory %s: %s", cfg->data_dir, strerror(-rc));
+        op_primary_close(p);
+        return rc;
+    }
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/outpost.db", cfg->data_dir);
+    rc = op_store_open(p, path, err, errlen);
+    if (rc) {
+        op_primary_close(p);
+        return rc;
+    }
+    char org[OP_UUID_STR_LEN + 1], mesh[80];
+    rc = op_store_begin(p);
+    if (!rc) rc = ensure_config(p, "deployment_id", true, p->deployment_id, sizeof(p->deployment_id));
+    if (!rc) rc = ensure_config(p, "organization_id", true, org, sizeof(org));
+    if (!rc) rc = ensure_config(p, "derp_mesh_key", false, mesh, sizeof(mesh));
+    if (rc || (rc = op_store_commit(p)) != 0) {
+        op_store_rollback(p);
+        snprintf(err, errlen, "cannot initialise the deployment identity in %s", path);
+        op_primary_close(p);
+        return -EIO;
+    }
+    op_secure_zero(mesh, sizeof(mesh));
+    rc = op_health_init(p);
+    if (rc || op_keys_rotate(p) != 0) {
+        snprintf(err, errlen, "cannot initialise the health checker or the crypto keys");
+        op_primary_close(p);
+        return rc ? rc : -EIO;
+    }
+    p->next_rotate_ms = op_now_ms() + ROTATE_INTERVAL_MS;
+    op_info("primary", "database %s, deployment %s, access URL %s", path, p->deployment_id, p->access_url);
+    *out = p;
+    return 0;
+}
+
+void op_primary_tick(void *ctx)
+{
+    struct op_primary *p = ctx;
+    op_health_tick(p);
+    uint64_t now = op_now_ms();
+    if (now >= p->next_rotate_ms) {
+        op_keys_rotate(p);
+        op_store_gc(p);
+        p->next_rotate_ms = now + ROTATE_INTERVAL_MS;
+    }
+}
+
+void op_primary_close(struct op_primary *p)
+{
+    if (!p) return;
+    op_health_free(p);
+    op_store_close(p);
+    free(p->data_dir);
+    free(p->access_url);
+    free(p->wildcard_host);
+    free(p);
+}

@@ -1,0 +1,57 @@
+/*
+ * primary/primary.h — the primary control plane (`outpost server`): users and sessions, workspace
+ * proxies and their tokens, the proxy-facing API (register, deregister, crypto keys, app stats) and
+ * the proxy health checker. State lives in SQLite under the data dir; health statuses live in memory.
+ *
+ * Threading: every function here runs on the engine's control thread (the handler and the tick are
+ * both called there), so the primary needs no locks. The handler may block on SQLite.
+ */
+#ifndef OP_PRIMARY_H
+#define OP_PRIMARY_H
+
+#include "core/common.h"
+#include "http/app.h"
+#include "http/server.h"
+
+#define OP_PRIMARY_DEFAULT_HEALTH_MS 60000u
+#define OP_PRIMARY_DEFAULT_KDF_ITER  120000u
+
+struct op_primary_config {
+    const char *data_dir;            /* directory holding outpost.db (created 0700 if missing) */
+    const char *access_url;          /* e.g. "https://coder.example.com"; required */
+    const char *wildcard_access_url; /* e.g. "*.coder.example.com"; NULL/"" = none */
+    uint64_t health_interval_ms;     /* proxy health probe interval; 0 = 1 minute */
+    uint32_t kdf_iterations;         /* PBKDF2 iterations for new passwords; 0 = default (tests lower it) */
+    struct op_listen_opts listen;    /* listeners, used by op_cmd_server */
+};
+
+struct op_primary;
+
+/* Opens (creating and migrating if needed) <data_dir>/outpost.db and prepares the health checker.
+ * On failure returns a negative errno and writes a human-readable reason into err. */
+int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out, char *err, size_t errlen);
+
+/* The application handler (op_app_handler_fn): answers one API request; ctx is the struct op_primary. */
+void op_primary_handle(void *ctx, const struct op_app_request *req, struct op_app_response *resp);
+
+/* Advances the health checker without blocking (non-blocking libcurl multi) and runs periodic key
+ * rotation; call about every 100 ms. */
+void op_primary_tick(void *primary);
+
+/* Forces a health refresh at the next tick (used after create/patch/delete/register/deregister). */
+void op_primary_force_health(struct op_primary *p);
+
+/* True while a health round is in progress or a forced refresh is pending (tests use it). */
+bool op_primary_health_busy(const struct op_primary *p);
+
+/* Stops probes in flight and closes the database. NULL is allowed. */
+void op_primary_close(struct op_primary *p);
+
+/* Parses a Go-style duration ("1m", "30s", "500ms", "1h30m", "1.5s") into milliseconds.
+ * Returns 0 or -EINVAL. */
+int op_parse_duration_ms(const char *s, uint64_t *out_ms);
+
+/* `outpost server`: parses flags and CODER_* env, opens the primary and runs the engine with it. */
+int op_cmd_server(int argc, char **argv);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * primary/primary_int.h — internals shared by the files of primary/ only (store, api, auth, proxies,
+ * keys, health). Not to be included outside primary/ (tests excepted).
+ */
+#ifndef OP_PRIMARY_INT_H
+#define OP_PRIMARY_INT_H
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "primary/crypto.h"
+#include "primary/primary.h"
+
+#define OP_PRIMARY_VERSION    "v" OP_VERSION "+outpost"
+#define OP_SESSION_LIFETIME_S (24 * 3600)
+
+struct op_health;
+
+struct op_primary {
+    sqlite3 *db;
+    char *data_dir;
+    char *access_url;    /* without trailing '/' */
+    char *wildcard_host; /* the app hostname pattern, port appended as the reference says; "" = none */
+    uint64_t health_interval_ms;
+    uint32_t kdf_iterations;
+    char deployment_id[OP_UUID_STR_LEN + 1];
+    struct op_health *health;
+    uint64_t next_rotate_ms;
+};
+
+/* ---- store.c: SQLite ---- */
+/* Opens or creates the database file (mode 0600), sets WAL, foreign keys and a 5 s busy timeout, and applies
+ * pending migrations. 0, or a negative errno with a reason in err. */
+int op_store_open(struct op_primary *p, const char *path, char *err, size_t errlen);
+/* Closes the database (idempotent). */
+void op_store_close(struct op_primary *p);
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK; 0 or -EIO. */
+int op_store_begin(struct op_primary *p);
+int op_store_commit(struct op_primary *p);
+void op_store_rollback(struct op_primary *p);
+/* Prepares sql; NULL on failure (logged). */
+sqlite3_stmt *op_store_prepare(struct op_primary *p, const char *sql);
+/* site_config key/value: get copies into out (returns 0, -ENOENT, -EIO); set upserts (caller's tx). */
+int op_store_get_config(struct op_primary *p, const char *key, char *out, size_t outlen);
+int op_store_set_config(struct op_primary *p, const char *key, const char *value);
+/* Deletes expired sessions and replicas not heard from for 30 minutes (one transaction). 0 or -EIO. */
+int op_store_gc(struct op_primary *p);
+/* Wall-clock milliseconds since the epoch. */
+int64_t op_wall_ms(void);
+/* Formats ms-since-epoch as RFC 3339 UTC with milliseconds ("2006-01-02T15:04:05.000Z"); ms < 0 gives
+ * Go's zero time "0001-01-01T00:00:00Z". out must hold 32 bytes. */
+void op_format_time(int64_t ms, char out[32]);
+/* sqlite3_column_text of the column, or "" when NULL; valid until the next step/finalize. */
+const char *op_col_text(sqlite3_stmt *st, int col);
+
+/* ---- api.c: responses and request helpers ---- */
+void op_api_error(struct op_app_response *resp, int status, const char *message, const char *detail);
+/* Error with one validation {field, detail}. */
+void op_api_validation(struct op_app_response *resp, int status, const char *message, const char *field,
+                       const char *detail);
+/* Serialises obj (consumed) as the body with the status. */
+void op_api_json(struct op_app_response *resp, int status, cJSON *obj);
+/* Parses the request body as a JSON object; on failure answers 400 and returns NULL. */
+cJSON *op_api_body_object(const struct op_app_request *req, struct op_app_response *resp);
+/* String field of a JSON object: NULL if absent; sets *bad when present but not a string. */
+const char *op_json_str(const cJSON *obj, const char *name, bool *bad);
+/* Query parameter value, percent-decoded into out; returns 0, -ENOENT, -ENOSPC. */
+int op_api_query(const struct op_app_request *req, const char *name, char *out, size_t outlen);
+/* True if s is a valid Coder-style name: [a-zA-Z0-9]+(-[a-zA-Z0-9]+)*, at most 32 characters. */
+bool op_name_valid(const char *s);
+
+/* ---- auth.c: users and sessions ---- */
+struct op_user {
+    char id[OP_UUID_STR_LEN + 1];
+    char username[64];
+    char email[256];
+    bool owner;
+};
+/* Resolves the session of the request; on failure answers 401 and returns false. */
+bool op_auth_session(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp,
+                     struct op_user *user);
+/* GET /api/v2/users/first: 200 when the first user exists, 404 otherwise. */
+void op_api_users_first_get(struct op_primary *p, struct op_app_response *resp);
+/* POST /api/v2/users/first: creates the first user as an owner (201), 409 once one exists, 400 on bad input.
+ */
+void op_api_users_first_post(struct op_primary *p, const struct op_app_request *req,
+                             struct op_app_response *resp);
+/* POST /api/v2/users/login: email or username + password -> 201 {"session_token"} and the session cookie. */
+void op_api_users_login(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp);
+/* GET /api/v2/users/me: the authenticated user. */
+void op_api_users_me(struct op_primary *p, const struct op_user *u, struct op_app_response *resp);
+/* POST /api/v2/users/logout: deletes the session's key and expires the cookie. */
+void op_api_users_logout(struct op_primary *p, const struct op_app_request *req,
+                         struct op_app_response *resp);
+/* Hashes a password into "pbkdf2-sha256$<iter>$<salt hex>$<hash hex>" (out >= 160 bytes). 0 or -errno. */
+int op_password_hash(const char *password, uint32_t iterations, char *out, size_t outlen);
+/* Constant-time check of password against a stored encoded hash. */
+bool op_password_verify(const char *password, const char *encoded);
+
+/* ---- proxies.c: admin and proxy-facing workspace proxy API ---- */
+struct op_proxy_auth {
+    char id[OP_UUID_STR_LEN + 1];
+    char name[64];
+};
+/* Validates Coder-External-Proxy-Token; on failure answers 401 and returns false. */
+bool op_auth_proxy(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp,
+                   struct op_proxy_auth *proxy);
+/* GET /api/v2/workspaceproxies (owners): RegionsResponse[WorkspaceProxy], the synthetic primary first. */
+void op_api_proxies_list(struct op_primary *p, struct op_app_response *resp);
+/* GET /api/v2/regions (any user): RegionsResponse[Region] without deleted and DERP-only proxies. */
+void op_api_regions(struct op_primary *p, struct op_app_response *resp);
+/* POST /api/v2/workspaceproxies: 201 {"proxy","proxy_token"}; 400 reserved/invalid name; 409 duplicate. */
+void op_api_proxy_create(struct op_primary *p, const struct op_app_request *req,
+                         struct op_app_response *resp);
+/* GET /api/v2/workspaceproxies/{id|name|primary|deployment id}. */
+void op_api_proxy_get(struct op_primary *p, const char *ref, struct op_app_response *resp);
+/* PATCH: name, display_name, icon, regenerate_token (the new token is returned once). */
+void op_api_proxy_patch(struct op_primary *p, const char *ref, const struct op_app_request *req,
+                        struct op_app_response *resp);
+/* DELETE: soft delete (the token stops working), 400 for the primary. */
+void op_api_proxy_delete(struct op_primary *p, const char *ref, struct op_app_response *resp);
+/* POST /me/register: records URL, wildcard, DERP flags, version and the replica (one transaction); 201 with
+ * mesh key, region id, DERP map and live siblings; 500 for a stopped replica. Forces a health refresh. */
+void op_api_proxy_register(struct op_primary *p, const struct op_proxy_auth *px,
+                           const struct op_app_request *req, struct op_app_response *resp);
+/* POST /me/deregister: marks the replica stopped (204); 404 unknown, 500 already stopped. */
+void op_api_proxy_deregister(struct op_primary *p, const struct op_proxy_auth *px,
+                             const struct op_app_request *req, struct op_app_response *resp);
+/* POST /me/app-stats: stores the batch (204). */
+void op_api_proxy_app_stats(struct op_primary *p, const struct op_proxy_auth *px,
+                            const struct op_app_request *req, struct op_app_response *resp);
+/* Checks a wildcard hostname pattern against the reference's rules (§6.3). */
+bool op_wildcard_valid(const char *pattern);
+/* Generates a proxy secret: 64 alphanumerics + NUL into secret, and its SHA-256 into hash. 0 or -errno. */
+int op_proxy_new_secret(char secret[65], uint8_t hash[OP_SHA256_LEN]);
+
+/* ---- keys.c: crypto keys for app tokens ---- */
+/* Ensures every feature has a valid key and rotates keys near expiry (own transaction). 0 or -EIO. */
+int op_keys_rotate(struct op_primary *p);
+/* GET /me/crypto-keys?feature=...: every not-yet-deleted key of the feature (rotating first). */
+void op_api_crypto_keys(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp);
+
+/* ---- health.c: proxy health checker ---- */
+enum op_health_status {
+    OP_HEALTH_UNKNOWN = 0,
+    OP_HEALTH_UNREGISTERED,
+    OP_HEALTH_OK,
+    OP_HEALTH_UNHEALTHY,
+    OP_HEALTH_UNREACHABLE,
+};
+/* "unknown", "unregistered", "ok", "unhealthy" or "unreachable". */
+const char *op_health_status_name(enum op_health_status s);
+/* Allocates the checker and its libcurl multi handle; the first round starts at the first tick. 0 or -ENOMEM.
+ */
+int op_health_init(struct op_primary *p);
+/* Aborts probes in flight and frees the cache (NULL-safe). */
+void op_health_free(struct op_primary *p);
+/* One non-blocking step of the checker (see health.c for the round state machine). */
+void op_health_tick(struct op_primary *p);
+/* Adds the cached status of proxy id to a JSON object as "status": {status, report, checked_at}.
+ * A proxy with an empty url is always unregistered. Returns the status. */
+enum op_health_status op_health_status_json(struct op_primary *p, const char *id, const char *url,
+                                            cJSON *obj);
+/* The cached status of a proxy (OP_HEALTH_UNKNOWN if never checked). */
+enum op_health_status op_health_get(const struct op_primary *p, const char *id);
+
+#endif

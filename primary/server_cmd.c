@@ -1,0 +1,311 @@
+/*
+ * primary/server_cmd.c — `outpost server`: flags and CODER_* environment (flag > env > default), then
+ * the engine with the primary's handler and tick.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+
+#include "core/log.h"
+#include "primary/primary.h"
+
+static const char server_help[] =
+    "USAGE:\n"
+    "  outpost server [flags]\n"
+    "\n"
+    "  Start the primary control plane: users, workspace proxies and their health.\n"
+    "\n"
+    "OPTIONS:\n"
+    "      --access-url url, $CODER_ACCESS_URL\n"
+    "          The URL that users and workspace proxies use to reach this\n"
+    "          primary. Defaults to http://<http-address>.\n"
+    "\n"
+    "      --data-dir path, $CODER_DATA_DIR\n"
+    "          Where the database (outpost.db) is kept. Defaults to\n"
+    "          $XDG_DATA_HOME/outpost or ~/.local/share/outpost.\n"
+    "\n"
+    "      --proxy-health-interval duration, $CODER_PROXY_HEALTH_INTERVAL (default: 1m)\n"
+    "          The interval in which workspace proxy health is checked.\n"
+    "\n"
+    "      --wildcard-access-url string, $CODER_WILDCARD_ACCESS_URL\n"
+    "          Specifies the wildcard hostname to use for workspace applications\n"
+    "          in the form \"*.example.com\".\n"
+    "\n"
+    "  -v, --verbose bool, $CODER_VERBOSE\n"
+    "          Output debug-level logs.\n"
+    "\n"
+    "NETWORKING OPTIONS:\n"
+    "      --http-address string, $CODER_HTTP_ADDRESS (default: 127.0.0.1:3000)\n"
+    "          HTTP bind address of the server. Unset to disable the HTTP\n"
+    "          endpoint.\n"
+    "\n"
+    "NETWORKING / TLS OPTIONS:\n"
+    "      --tls-address host:port, $CODER_TLS_ADDRESS (default: 127.0.0.1:3443)\n"
+    "          HTTPS bind address of the server.\n"
+    "\n"
+    "      --tls-cert-file string-array, $CODER_TLS_CERT_FILE\n"
+    "          Path to each certificate for TLS. It requires a PEM-encoded file.\n"
+    "          Repeat the flag (or separate with commas) for several certificates.\n"
+    "\n"
+    "      --tls-enable bool, $CODER_TLS_ENABLE\n"
+    "          Whether TLS will be enabled.\n"
+    "\n"
+    "      --tls-key-file string-array, $CODER_TLS_KEY_FILE\n"
+    "          Paths to the private keys for each of the certificates. It\n"
+    "          requires a PEM-encoded file.\n"
+    "\n"
+    "      --tls-min-version string, $CODER_TLS_MIN_VERSION (default: tls12)\n"
+    "          Minimum supported version of TLS. Accepted values are \"tls12\"\n"
+    "          or \"tls13\".\n";
+
+enum {
+    O_ACCESS_URL = 1000,
+    O_WILDCARD,
+    O_DATA_DIR,
+    O_HEALTH,
+    O_HTTP,
+    O_TLS_ENABLE,
+    O_TLS_ADDRESS,
+    O_TLS_CERT,
+    O_TLS_KEY,
+    O_TLS_MIN,
+};
+
+static bool parse_bool(const char *s, bool *out)
+{
+    if (!s || !*s || !strcasecmp(s, "true") || !strcmp(s, "1") || !strcasecmp(s, "yes")) {
+        *out = true;
+        return true;
+    }
+    if (!strcasecmp(s, "false") || !strcmp(s, "0") || !strcasecmp(s, "no")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+/* Splits a comma-separated env value into the cert/key list. Returns the count or -1 on overflow. */
+static int split_list(char *s, const char **list, int max)
+{
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!*tok) continue;
+        if (n == max) return -1;
+        list[n++] = tok;
+    }
+    return n;
+}
+
+int op_cmd_server(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"access-url", required_argument, NULL, O_ACCESS_URL},
+        {"wildcard-access-url", required_argument, NULL, O_WILDCARD},
+        {"data-dir", required_argument, NULL, O_DATA_DIR},
+        {"proxy-health-interval", required_argument, NULL, O_HEALTH},
+        {"http-address", required_argument, NULL, O_HTTP},
+        {"tls-enable", optional_argument, NULL, O_TLS_ENABLE},
+        {"tls-address", required_argument, NULL, O_TLS_ADDRESS},
+        {"tls-cert-file", required_argument, NULL, O_TLS_CERT},
+        {"tls-key-file", required_argument, NULL, O_TLS_KEY},
+        {"tls-min-version", required_argument, NULL, O_TLS_MIN},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *access_url = getenv("CODER_ACCESS_URL");
+    const char *wildcard = getenv("CODER_WILDCARD_ACCESS_URL");
+    const char *data_dir = getenv("CODER_DATA_DIR");
+    const char *interval = getenv("CODER_PROXY_HEALTH_INTERVAL");
+    const char *http = getenv("CODER_HTTP_ADDRESS");
+    const char *tls_addr = getenv("CODER_TLS_ADDRESS");
+    const char *tls_min = getenv("CODER_TLS_MIN_VERSION");
+    bool tls_enable = false, verbose = false;
+    if (getenv("CODER_TLS_ENABLE") && !parse_bool(getenv("CODER_TLS_ENABLE"), &tls_enable)) {
+        fprintf(stderr, "outpost server: CODER_TLS_ENABLE must be true or false\n");
+        return EX_USAGE;
+    }
+    if (getenv("CODER_VERBOSE")) parse_bool(getenv("CODER_VERBOSE"), &verbose);
+    const char *certs[OP_MAX_TLS_CERTS], *keys[OP_MAX_TLS_CERTS];
+    int ncert = 0, nkey = 0;
+    char *env_certs = getenv("CODER_TLS_CERT_FILE") ? strdup(getenv("CODER_TLS_CERT_FILE")) : NULL;
+    char *env_keys = getenv("CODER_TLS_KEY_FILE") ? strdup(getenv("CODER_TLS_KEY_FILE")) : NULL;
+    bool flag_certs = false, flag_keys = false;
+    int rc = EX_USAGE;
+    optind = 0;
+    argv[0] = (char *)"outpost server"; /* getopt's own messages name the command */
+    int c;
+    while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+        switch (c) {
+        case O_ACCESS_URL:
+            access_url = optarg;
+            break;
+        case O_WILDCARD:
+            wildcard = optarg;
+            break;
+        case O_DATA_DIR:
+            data_dir = optarg;
+            break;
+        case O_HEALTH:
+            interval = optarg;
+            break;
+        case O_HTTP:
+            http = optarg;
+            break;
+        case O_TLS_ADDRESS:
+            tls_addr = optarg;
+            break;
+        case O_TLS_MIN:
+            tls_min = optarg;
+            break;
+        case O_TLS_ENABLE:
+            if (!parse_bool(optarg, &tls_enable)) {
+                fprintf(stderr, "outpost server: --tls-enable takes true or false, not \"%s\"\n", optarg);
+                goto out;
+            }
+            break;
+        case O_TLS_CERT:
+            if (!flag_certs) ncert = 0;
+            flag_certs = true;
+            if (ncert == OP_MAX_TLS_CERTS) {
+                fprintf(stderr, "outpost server: at most %d certificates\n", OP_MAX_TLS_CERTS);
+                goto out;
+            }
+            certs[ncert++] = optarg;
+            break;
+        case O_TLS_KEY:
+            if (!flag_keys) nkey = 0;
+            flag_keys = true;
+            if (nkey == OP_MAX_TLS_CERTS) {
+                fprintf(stderr, "outpost server: at most %d keys\n", OP_MAX_TLS_CERTS);
+                goto out;
+            }
+            keys[nkey++] = optarg;
+            break;
+        case 'v':
+            verbose = true;
+            break;
+        case 'h':
+            fputs(server_help, stdout);
+            rc = 0;
+            goto out;
+        default:
+            fprintf(stderr, "Run 'outpost server --help' for usage.\n");
+            goto out;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr,
+                "outpost server: unexpected argument \"%s\"\nRun 'outpost server --help' for usage.\n",
+                argv[optind]);
+        goto out;
+    }
+    if (!flag_certs && env_certs && (ncert = split_list(env_certs, certs, OP_MAX_TLS_CERTS)) < 0) {
+        fprintf(stderr, "outpost server: too many certificates in CODER_TLS_CERT_FILE\n");
+        goto out;
+    }
+    if (!flag_keys && env_keys && (nkey = split_list(env_keys, keys, OP_MAX_TLS_CERTS)) < 0) {
+        fprintf(stderr, "outpost server: too many keys in CODER_TLS_KEY_FILE\n");
+        goto out;
+    }
+    if (verbose) op_log_set_level(OP_LOG_DEBUG);
+
+    struct op_primary_config cfg = {0};
+    uint64_t ms = OP_PRIMARY_DEFAULT_HEALTH_MS;
+    /* Go durations may be negative; like the reference, a value <= 0 means the 1 minute default. */
+    if (interval && *interval == '-' && op_parse_duration_ms(interval + 1, &ms) == 0)
+        ms = 0;
+    else if (interval && *interval && op_parse_duration_ms(interval, &ms) != 0) {
+        fprintf(stderr, "outpost server: invalid --proxy-health-interval \"%s\" (use e.g. 1m, 30s, 500ms)\n",
+                interval);
+        goto out;
+    }
+    cfg.health_interval_ms = ms ? ms : OP_PRIMARY_DEFAULT_HEALTH_MS; /* <= 0 means 1 minute */
+    if (!http) http = "127.0.0.1:3000";
+    if (!tls_addr) tls_addr = "127.0.0.1:3443";
+    cfg.listen.http_address = http;
+    cfg.listen.tls_min_version = 12;
+    if (tls_min && *tls_min) {
+        if (!strcasecmp(tls_min, "tls12"))
+            cfg.listen.tls_min_version = 12;
+        else if (!strcasecmp(tls_min, "tls13"))
+            cfg.listen.tls_min_version = 13;
+        else {
+            fprintf(stderr, "outpost server: --tls-min-version must be tls12 or tls13\n");
+            goto out;
+        }
+    }
+    if (tls_enable) {
+        if (ncert == 0 || ncert != nkey) {
+            fprintf(stderr,
+                    "outpost server: --tls-enable needs as many --tls-key-file as --tls-cert-file (got %d "
+                    "certificates, %d keys)\n",
+                    ncert, nkey);
+            goto out;
+        }
+        cfg.listen.tls_address = tls_addr;
+        for (int i = 0; i < ncert; i++) {
+            cfg.listen.tls_cert_files[i] = certs[i];
+            cfg.listen.tls_key_files[i] = keys[i];
+        }
+        cfg.listen.ntls = ncert;
+    }
+    if ((!http || !*http) && !tls_enable) {
+        fprintf(stderr, "outpost server: no listener: set --http-address or --tls-enable\n");
+        goto out;
+    }
+    char default_url[300], default_dir[4096];
+    if (!access_url || !*access_url) {
+        const char *addr = http && *http ? http : tls_addr;
+        const char *scheme = http && *http ? "http" : "https";
+        if (strncmp(addr, "0.0.0.0:", 8) == 0 || addr[0] == ':')
+            snprintf(default_url, sizeof(default_url), "%s://127.0.0.1%s", scheme, strchr(addr, ':'));
+        else
+            snprintf(default_url, sizeof(default_url), "%s://%s", scheme, addr);
+        access_url = default_url;
+        op_warn("server", "--access-url is not set; using %s (workspace proxies must be able to reach it)",
+                access_url);
+    }
+    if (!data_dir || !*data_dir) {
+        const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+        if (xdg && *xdg)
+            snprintf(default_dir, sizeof(default_dir), "%s/outpost", xdg);
+        else if (home && *home)
+            snprintf(default_dir, sizeof(default_dir), "%s/.local/share/outpost", home);
+        else {
+            fprintf(stderr, "outpost server: set --data-dir (neither XDG_DATA_HOME nor HOME is set)\n");
+            rc = EX_CONFIG;
+            goto out;
+        }
+        data_dir = default_dir;
+    }
+    cfg.data_dir = data_dir;
+    cfg.access_url = access_url;
+    cfg.wildcard_access_url = wildcard;
+
+    struct op_primary *p = NULL;
+    char err[512];
+    if (op_primary_open(&cfg, &p, err, sizeof(err)) != 0) {
+        fprintf(stderr, "outpost server: %s\n", err);
+        rc = EX_CONFIG;
+        goto out;
+    }
+    struct op_app_server_opts so = {0};
+    so.listen = cfg.listen;
+    so.handler = op_primary_handle;
+    so.handler_ctx = p;
+    so.tick = op_primary_tick;
+    so.tick_ctx = p;
+    so.max_body = 1u << 20;
+    so.server_name = "primary";
+    rc = op_app_server_run(&so);
+    op_primary_close(p);
+out:
+    free(env_certs);
+    free(env_keys);
+    return rc;
+}

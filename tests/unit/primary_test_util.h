@@ -1,0 +1,117 @@
+/* Helpers shared by the test_primary_*.c programs: build op_app_requests, call the handler, check. */
+#ifndef OP_PRIMARY_TEST_UTIL_H
+#define OP_PRIMARY_TEST_UTIL_H
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/app.h"
+#include "primary/primary.h"
+
+static int t_failures;
+
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        bool ok_ = (cond);                                                                                   \
+        printf("%s ", ok_ ? "ok  " : "FAIL");                                                                \
+        printf(__VA_ARGS__);                                                                                 \
+        printf("%s\n", ok_ ? "" : "  <-- " #cond);                                                           \
+        if (!ok_) t_failures++;                                                                              \
+    } while (0)
+
+struct t_resp {
+    int status;
+    char *body;
+    char headers[1024];
+    cJSON *json;
+};
+
+static void t_free(struct t_resp *r)
+{
+    free(r->body);
+    cJSON_Delete(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Calls the handler. hdrs is a NULL-terminated list of "Name: value" strings (may be NULL). */
+static struct t_resp t_call_h(struct op_primary *p, const char *method, const char *target, const char *body,
+                              const char *const *hdrs)
+{
+    struct op_app_header h[16];
+    int nh = 0;
+    char store[16][600];
+    for (int i = 0; hdrs && hdrs[i] && nh < 16; i++) {
+        snprintf(store[nh], sizeof(store[nh]), "%s", hdrs[i]);
+        char *colon = strchr(store[nh], ':');
+        *colon = '\0';
+        const char *v = colon + 1;
+        while (*v == ' ')
+            v++;
+        h[nh].name = op_span(store[nh], strlen(store[nh]));
+        h[nh].value = op_span(v, strlen(v));
+        nh++;
+    }
+    struct op_app_request req = {0};
+    req.method = op_span(method, strlen(method));
+    const char *q = strchr(target, '?');
+    req.path = op_span(target, q ? (size_t)(q - target) : strlen(target));
+    req.query = q ? op_span(q + 1, strlen(q + 1)) : op_span("", 0);
+    req.host = op_span("127.0.0.1:3000", 14);
+    req.body = body ? op_span(body, strlen(body)) : op_span("", 0);
+    req.headers = h;
+    req.nheaders = nh;
+    req.remote_ip = "127.0.0.1";
+    struct op_app_response resp = {0};
+    op_primary_handle(p, &req, &resp);
+    struct t_resp r = {0};
+    r.status = resp.status;
+    if (resp.body) {
+        r.body = malloc(resp.body_len + 1);
+        memcpy(r.body, resp.body, resp.body_len);
+        r.body[resp.body_len] = '\0';
+        r.json = cJSON_Parse(r.body);
+    }
+    memcpy(r.headers, resp.headers, resp.headers_len);
+    r.headers[resp.headers_len] = '\0';
+    free(resp.body);
+    return r;
+}
+
+static struct t_resp t_call(struct op_primary *p, const char *method, const char *target, const char *body,
+                            const char *session)
+{
+    char h[300];
+    snprintf(h, sizeof(h), "Coder-Session-Token: %s", session ? session : "");
+    const char *hdrs[] = {h, NULL};
+    return t_call_h(p, method, target, body, session ? hdrs : NULL);
+}
+
+static struct t_resp t_proxy_call(struct op_primary *p, const char *method, const char *target,
+                                  const char *body, const char *token)
+{
+    char h[300];
+    snprintf(h, sizeof(h), "Coder-External-Proxy-Token: %s", token);
+    const char *hdrs[] = {h, NULL};
+    return t_call_h(p, method, target, body, token ? hdrs : NULL);
+}
+
+static const char *t_str(const cJSON *o, const char *path)
+{
+    /* dotted path: "proxy.status.status" */
+    char buf[200];
+    snprintf(buf, sizeof(buf), "%s", path);
+    const cJSON *cur = o;
+    for (char *save = NULL, *tok = strtok_r(buf, ".", &save); tok && cur; tok = strtok_r(NULL, ".", &save))
+        cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+    return cJSON_IsString(cur) ? cur->valuestring : NULL;
+}
+
+static bool t_streq(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+#endif
