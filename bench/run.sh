@@ -54,6 +54,8 @@ if [ "$(nproc)" -le "$RELAY_CPU" ] || [ "$(nproc)" -le "$LOAD_CPU" ]; then
     log "this machine has $(nproc) CPUs; set BENCH_RELAY_CPU/BENCH_LOAD_CPU"
     exit 1
 fi
+# The harness's own shell (and every awk/grep/python it forks) stays off the relay CPU too.
+taskset -pc "$LOAD_CPU" $$ >/dev/null 2>&1 || log "could not pin the harness to CPU $LOAD_CPU"
 NOFILE=$(ulimit -n)
 if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((2 * W5_PLAIN + 200)) ]; then
     log "ulimit -n is $NOFILE; workload 5 needs $((2 * W5_PLAIN + 200)) (raise it or lower the idle count)"
