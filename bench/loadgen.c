@@ -391,8 +391,10 @@ static int cmd_server(const struct opts *o)
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4096) < 0)
-        die("bind/listen");
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        die("bind");
+    if (listen(lfd, 4096) < 0)
+        die("listen");
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);

@@ -163,7 +163,7 @@ cat "$RUN/cert.pem" "$RUN/key.pem" >"$RUN/combined.pem"
 chmod 644 "$RUN"/*.pem
 
 UP_PID=""
-for _ in 1 2 3; do
+for _ in 1 2 3 4 5; do
     read -r UP_PORT < <(free_ports 1)
     UPSTREAM=127.0.0.1:$UP_PORT
     setsid taskset -c "$LOAD_CPU" "$LOADGEN" server --listen "$UPSTREAM" >"$RUN/upstream.log" 2>&1 &
@@ -171,6 +171,7 @@ for _ in 1 2 3; do
     PGIDS+=("$UP_PID")
     wait_listen "$UP_PID" "$UP_PORT" && break
     kill_group "$UP_PID"
+    cat "$RUN/upstream.log" >&2
     UP_PID=""
 done
 [ -n "$UP_PID" ] || { log "the upstream did not start (see $RUN/upstream.log)"; exit 1; }
@@ -251,7 +252,7 @@ open(sys.argv[2], "w").write(t)' bench/configs/haproxy.cfg.tmpl "$dir/haproxy.cf
 # (other jobs on a shared machine pick ports too).
 start_peer() {
     local a
-    for a in 1 2 3; do
+    for a in 1 2 3 4 5; do
         start_peer_once "$@" && return 0
         [ "${PEER_STATE[$1]}" = na ] && return 1
         cp "$RUN/$1-$2/stderr.log" "$RUN/$1-$2/stderr.attempt$a.log" 2>/dev/null
