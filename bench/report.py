@@ -98,7 +98,9 @@ def main():
                 rng = f"{fmt(lo, unit)}-{fmt(hi, unit)}"
                 rs = f"{ratio:.2f}x" if ratio is not None else "n/a"
                 extra = f"  ({p['errors']} failed)" if p.get("errors") else ""
-                bgc = "" if bgmax is None else f"{bgmax:.0f}%" + ("!" if bgmax >= 10 else "")
+                # The direct path does not use the relay CPU (other jobs migrate there while CPU 0 is full).
+                bgc = "" if bgmax is None else ("-" if peer == "direct" else
+                                                f"{bgmax:.0f}%" + ("!" if bgmax >= 10 else ""))
                 out.append(f"   {peer:<16}{fmt(med, unit):>12}  {rng:<23}{rs:>11}  {len(s)}  {bgc}{extra}")
             else:
                 why = "; ".join(p["notes"])
