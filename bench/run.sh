@@ -141,7 +141,8 @@ for _ in range(2000):
     try: s.bind(("127.0.0.1", p))
     except OSError: s.close(); continue
     got.append(p); held.append(s)
-print(" ".join(map(str, got)))' "$1"
+for s in held: s.close()  # release them before the caller reads the line (it does not wait for exit)
+print(" ".join(map(str, got)), flush=True)' "$1"
 }
 
 # wait_listen PID PORT: poll until PORT listens (bounded, 8 s); fails early if PID dies.
