@@ -30,8 +30,9 @@ BUILD_PKGS=(build-essential pkg-config dpkg-dev autoconf automake libtool
   clang libclang-rt-14-dev)
 TEST_PKGS=(curl openssl socat python3 netcat-openbsd procps iproute2 wrk
   openssh-client openssh-server)
+# libssl-dev: the bench load generator's TLS client (bench/loadgen.c; bench tool only, not the product)
 BENCH_PKGS=(nginx libnginx-mod-stream haproxy wrk nghttp2-client gnuplot-nox
-  linux-perf hyperfine)
+  linux-perf hyperfine libssl-dev openssl python3 util-linux iproute2)
 
 missing=()
 pkgs=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")

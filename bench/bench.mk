@@ -1,0 +1,12 @@
+# bench/bench.mk — included by the top Makefile: the benchmark harness's own tools.
+#   make bench-tools   build $(B)/bench/loadgen (load generator + upstream, see bench/loadgen.c)
+# The generator is a bench tool, not product code: its TLS client is Debian's OpenSSL (libssl-dev),
+# see bench/README.md for why.
+BENCH_LOADGEN := $(B)/bench/loadgen
+
+.PHONY: bench-tools
+bench-tools: $(BENCH_LOADGEN)
+
+$(BENCH_LOADGEN): $(B)/bench/loadgen.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lssl -lcrypto
