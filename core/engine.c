@@ -41,6 +41,7 @@
 #define LOW_WATERMARK  (48u * 1024u) /* a side stopped by backpressure resumes below this */
 #define SEG_RESERVE    3 /* a side is read only while the other queue has this many free segments */
 #define SPLICE_LEN     (64u * 1024u)
+#define FORWARD_ZC_MIN (16u * 1024u) /* op_conn_forward: smaller spans are copied */
 #define BGID           0
 
 enum op_tag {
@@ -114,6 +115,12 @@ struct op_worker {
     struct op_wheel wheel;
     uint64_t now;
     uint32_t nwaiting; /* sides waiting for receive buffers */
+    struct {           /* the receive buffer being delivered to a protocol (op_conn_forward) */
+        uint8_t *base;
+        uint32_t len;
+        int bid;
+        bool kept;
+    } cur;
     op_mpsc_t inbox;
 
     bool draining;
@@ -361,6 +368,23 @@ int op_conn_send(struct op_conn *c, enum op_side side, const uint8_t *p, size_t 
     return op_conn_queue(c, side, p, n);
 }
 
+int op_conn_forward(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n)
+{
+    struct op_worker *w = c->w;
+    bool raw = side == OP_UP || !c->xops;
+    /* Zero-copy only pays for large spans that would not merge into a partly filled chunk: an extra
+     * segment costs an extra send, far more than copying a few KiB. */
+    const struct op_seg *t = outq_tail(&c->side[side].q);
+    bool tail_open = t && t->bid < 0 && t->off + t->len < CHUNK_SIZE;
+    if (raw && n >= FORWARD_ZC_MIN && !tail_open && w->cur.bid >= 0 && !w->cur.kept && p >= w->cur.base &&
+        p + n <= w->cur.base + w->cur.len && c->side[side].q.count < OP_OUTQ_SEGS) {
+        queue_pbuf(c, side, (uint8_t *)p, (uint32_t)n, w->cur.bid);
+        w->cur.kept = true;
+        return 0;
+    }
+    return op_conn_send(c, side, p, n);
+}
+
 int op_conn_deliver(struct op_conn *c, const uint8_t *p, size_t n)
 {
     if (c->state == OP_CS_CLOSING || (c->flags & OP_CF_LINGER))
@@ -502,7 +526,7 @@ static void arm_recv(struct op_conn *c, int side)
     struct op_side_st *s = &c->side[side];
     struct io_uring_sqe *sqe = get_sqe(c->w);
     uint32_t len = c->w->buf_size;
-    if (!(c->flags & OP_CF_TUNNEL) && c->pops->max_recv && c->pops->max_recv < len)
+    if (side == OP_CLI && !(c->flags & OP_CF_TUNNEL) && c->pops->max_recv && c->pops->max_recv < len)
         len = c->pops->max_recv; /* with a transport this bounds ciphertext, so plaintext too */
     io_uring_prep_recv(sqe, s->fd, NULL, len, 0);
     /* Unless the last receive said more is queued, poll first: skips a receive attempt that would only
@@ -730,7 +754,10 @@ static void on_recv_data(struct op_conn *c, int side, uint8_t *data, uint32_t le
             queue_pbuf(c, OP_UP, data, len, bid);
             keep_buf = true;
         } else {
+            w->cur.base = data, w->cur.len = len, w->cur.bid = bid, w->cur.kept = false;
             rc = op_conn_deliver(c, data, len);
+            keep_buf = w->cur.kept;
+            w->cur.bid = -1;
         }
     } else {
         STAT_ADD(w, up_bytes_in, len);
@@ -744,7 +771,10 @@ static void on_recv_data(struct op_conn *c, int side, uint8_t *data, uint32_t le
                 rc = op_conn_queue(c, OP_CLI, data, len);
             }
         } else if (c->pops->on_upstream_data) {
+            w->cur.base = data, w->cur.len = len, w->cur.bid = bid, w->cur.kept = false;
             rc = c->pops->on_upstream_data(c, data, len);
+            keep_buf = w->cur.kept;
+            w->cur.bid = -1;
         }
     }
     if (!keep_buf)
@@ -1249,6 +1279,7 @@ static int worker_setup(struct op_worker *w)
             return w->listen_fd[i];
     }
     w->now = op_now_ms();
+    w->cur.bid = -1;
     op_wheel_init(&w->wheel, w->now);
     for (int i = 0; i < cf->nlisteners; i++)
         arm_accept(w, i);

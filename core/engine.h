@@ -119,8 +119,8 @@ struct op_xprt_ops {
 struct op_proto_ops {
     const char *name;
     size_t state_size; /* bytes of per-connection protocol state reserved in each slot (c->proto_state) */
-    /* Largest receive handed to the protocol while not tunnelling (0 = the receive buffer size). Bounds
-     * what a protocol must be able to hold at once (e.g. a head buffer plus one receive). */
+    /* Largest client receive handed to the protocol while not tunnelling (0 = the receive buffer size).
+     * Bounds what a protocol must be able to hold at once (e.g. a head buffer plus one receive). */
     uint32_t max_recv;
     /* Transport is ready (right after accept for raw, after the handshake for TLS). */
     void (*on_open)(struct op_conn *c);
@@ -264,6 +264,10 @@ int op_conn_deliver(struct op_conn *c, const uint8_t *p, size_t n);
 int op_conn_queue(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
 /* Sends plaintext to a side: the client goes through its transport, the upstream gets raw bytes. */
 int op_conn_send(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
+/* Like op_conn_send, for bytes that lie inside the receive buffer being delivered right now: the first
+ * such call per delivery queues them zero-copy (the buffer is given back once sent) when the destination
+ * is raw; otherwise they are copied. */
+int op_conn_forward(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
 /* Bytes queued for a side (backpressure decisions). */
 static inline uint32_t op_conn_queued(const struct op_conn *c, enum op_side side) { return c->side[side].q.bytes; }
 /* Starts a non-blocking connect to an upstream; completion via on_upstream_connected. 0 or -errno. */

@@ -174,7 +174,7 @@ static int relay_body(struct op_conn *c, struct op_h1_body *b, enum op_side to, 
 {
     *used = 0;
     int r = op_h1_body_feed(b, (const char *)p, n, used);
-    if (*used && op_conn_send(c, to, p, *used) < 0) {
+    if (*used && op_conn_forward(c, to, p, *used) < 0) {
         op_conn_close(c, to == OP_UP ? "upstream queue full" : "client queue full");
         return RELAY_CLOSED;
     }
@@ -488,11 +488,15 @@ static void forward_resp_body(struct op_conn *c, const uint8_t *p, size_t n)
     }
 }
 
-static void start_tunnel(struct op_conn *c, const uint8_t *rest, size_t n)
+/* After a 101: what the upstream sent after its head (two spans: buffered, then just received) goes to
+ * the client, what the client sent after its request goes upstream, and the engine takes over. */
+static void start_tunnel(struct op_conn *c, const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
     struct http_state *st = hs(c);
-    if (n)
-        op_conn_send(c, OP_CLI, rest, n);
+    if (an)
+        op_conn_send(c, OP_CLI, a, an);
+    if (bn)
+        op_conn_send(c, OP_CLI, b, bn);
     if (st->hlen) { /* bytes the client sent after its upgrade request belong to the new protocol */
         op_conn_send(c, OP_UP, st->hbuf, st->hlen);
         buf_consume(c, &st->hbuf, &st->hlen, st->hlen);
@@ -502,6 +506,11 @@ static void start_tunnel(struct op_conn *c, const uint8_t *rest, size_t n)
     op_conn_tunnel(c, op_worker_timeouts(c->w)->tunnel_idle_ms);
 }
 
+/*
+ * Response heads are parsed in place in the receive buffer; only a head split across receives is
+ * collected in rbuf. The view being parsed is (v, vn); when it is rbuf, (t, tn) are the bytes of this
+ * receive that did not fit and follow it.
+ */
 static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
 {
     struct http_state *st = hs(c);
@@ -516,16 +525,27 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
         forward_resp_body(c, p, n);
         return 0;
     }
-    int rc = buf_append(c, &st->rbuf, &st->rlen, p, n);
-    if (rc < 0) {
-        fail(c, 502, "upstream response head too large");
-        return 0;
+    const uint8_t *v = p, *t = NULL;
+    size_t vn = n, tn = 0;
+    if (st->rlen) {
+        size_t take = OP_MIN(n, (size_t)(OP_CONN_BUF_SIZE - st->rlen));
+        if (buf_append(c, &st->rbuf, &st->rlen, p, take) < 0) {
+            fail(c, 502, "upstream response head too large");
+            return 0;
+        }
+        v = st->rbuf, vn = st->rlen, t = p + take, tn = n - take;
     }
     for (;;) {
         struct op_h1_response *resp = &tl_resp;
-        int r = op_h1_parse_response((const char *)st->rbuf, st->rlen, st->head_req, resp);
-        if (r == OP_H1_INCOMPLETE)
+        int r = op_h1_parse_response((const char *)v, vn, st->head_req, resp);
+        if (r == OP_H1_INCOMPLETE) {
+            if (v == st->rbuf && tn) { /* cannot happen: a full rbuf always parses or fails */
+                fail(c, 502, "upstream response head too large");
+            } else if (v != st->rbuf && buf_append(c, &st->rbuf, &st->rlen, v, vn) < 0) {
+                fail(c, 502, "upstream response head too large");
+            }
             return 0;
+        }
         if (r == OP_H1_ERROR) {
             op_warn("http", "invalid response from upstream: %s", resp->error_reason);
             fail(c, 502, "invalid response from upstream");
@@ -544,13 +564,21 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
                 return 0;
             }
             st->resp_started = true;
-            start_tunnel(c, st->rbuf + head_len, st->rlen - head_len);
+            start_tunnel(c, v + head_len, vn - head_len, t, tn);
             return 0;
         }
         if (resp->status >= 100 && resp->status < 200) { /* interim response: pass it on as is */
-            op_conn_send(c, OP_CLI, st->rbuf, head_len);
-            buf_consume(c, &st->rbuf, &st->rlen, head_len);
-            if (!st->rlen)
+            op_conn_send(c, OP_CLI, v, head_len);
+            if (v == st->rbuf) {
+                buf_consume(c, &st->rbuf, &st->rlen, head_len);
+                if (st->rlen)
+                    v = st->rbuf, vn = st->rlen;
+                else
+                    v = t, vn = tn, t = NULL, tn = 0;
+            } else {
+                v += head_len, vn -= head_len;
+            }
+            if (!vn)
                 return 0;
             continue;
         }
@@ -573,18 +601,22 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
         op_h1_body_init(&st->resp_body, resp->framing, resp->content_length);
         op_conn_set_state(c, OP_CS_RELAY);
         if (resp->framing == OP_H1_BODY_NONE) {
-            if (st->rlen > head_len)
-                st->up_keep = false;
+            if (vn > head_len || tn)
+                st->up_keep = false; /* bytes after a complete response: not to be trusted again */
             response_done(c);
             return 0;
         }
-        /* The rest of the buffer is body: forward it and give the buffer back. */
-        uint8_t *rb = st->rbuf;
-        uint32_t rl = st->rlen;
-        st->rbuf = NULL;
-        st->rlen = 0;
-        if (rl > head_len)
-            forward_resp_body(c, rb + head_len, rl - head_len);
+        /* The rest is body: forward it (zero-copy when it is still in the receive buffer). A buffered
+         * head is detached first, since finishing the response may reuse rbuf. */
+        uint8_t *rb = v == st->rbuf ? st->rbuf : NULL;
+        if (rb)
+            st->rbuf = NULL, st->rlen = 0;
+        if (vn > head_len)
+            forward_resp_body(c, v + head_len, vn - head_len);
+        if (tn && st->resp_head_done && !st->resp_done && c->state != OP_CS_CLOSING)
+            forward_resp_body(c, t, tn);
+        else if (tn)
+            st->up_keep = false;
         op_conn_buf_put(c, rb);
         return 0;
     }
