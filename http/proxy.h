@@ -77,4 +77,21 @@ struct op_app_job {
 void op_app_job_run(struct op_app_job *job);
 void op_app_job_free(struct op_app_job *job);
 
+/*
+ * The queue that carries application jobs from the workers to the control thread: a lock-free MPSC
+ * stack plus an eventfd that the control loop polls. Wire it as conf->app_submit = op_app_queue_submit,
+ * conf->app_submit_ctx = q, and a ctl fd {q->efd, op_app_queue_run, q}.
+ */
+struct op_app_queue {
+    op_mpsc_t jobs;
+    int efd;
+    bool stopped; /* the engine is gone: leftover jobs are freed, not run */
+};
+int op_app_queue_init(struct op_app_queue *q); /* 0 or -errno */
+void op_app_queue_submit(void *q, struct op_app_job *job);
+/* Runs every queued job, in arrival order (the control loop's on_readable callback). */
+void op_app_queue_run(void *q);
+/* After op_engine_free(): frees jobs that raced the shutdown and closes the eventfd. */
+void op_app_queue_close(struct op_app_queue *q);
+
 #endif

@@ -21,38 +21,9 @@
 
 struct app_server {
     const struct op_app_server_opts *opts;
-    op_mpsc_t jobs;
-    int efd;
+    struct op_app_queue q;
     const char *https_port; /* for redirects */
-    bool stopped;           /* engine gone: leftover jobs are freed, not run */
 };
-
-static void submit(void *ctx, struct op_app_job *job)
-{
-    struct app_server *s = ctx;
-    op_mpsc_push(&s->jobs, &job->qlink);
-    uint64_t one = 1;
-    ssize_t w = write(s->efd, &one, sizeof(one));
-    (void)w;
-}
-
-static void run_jobs(void *arg)
-{
-    struct app_server *s = arg;
-    uint64_t v;
-    ssize_t r = read(s->efd, &v, sizeof(v));
-    (void)r;
-    struct op_mpsc_node *n = op_mpsc_take_all(&s->jobs); /* served in arrival order */
-    while (n) {
-        struct op_mpsc_node *nx = n->next;
-        struct op_app_job *job = OP_CONTAINER_OF(n, struct op_app_job, qlink);
-        if (s->stopped)
-            op_app_job_free(job);
-        else
-            op_app_job_run(job);
-        n = nx;
-    }
-}
 
 /* Plaintext listener with TLS on: redirect to https (308 keeps the method and body). */
 static void route_redirect(void *ctx, struct op_conn *c, const struct op_h1_request *req, struct op_route *out)
@@ -100,7 +71,12 @@ int op_app_server_run(const struct op_app_server_opts *opts)
     static struct app_server srv;
     memset(&srv, 0, sizeof(srv));
     srv.opts = opts;
-    srv.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (op_app_queue_init(&srv.q) != 0) {
+        op_error("server", "eventfd: %s", strerror(errno));
+        if (tls_ctx)
+            op_tls_xprt_ctx_unref(tls_ctx);
+        return EX_OSERR;
+    }
     srv.https_port = "443";
     if (want_tls) {
         const char *colon = strrchr(lo->tls_address, ':');
@@ -112,8 +88,8 @@ int op_app_server_run(const struct op_app_server_opts *opts)
     hconf.route_ctx = &srv;
     hconf.app = opts->handler;
     hconf.app_ctx = opts->handler_ctx;
-    hconf.app_submit = submit;
-    hconf.app_submit_ctx = &srv;
+    hconf.app_submit = op_app_queue_submit;
+    hconf.app_submit_ctx = &srv.q;
     if (opts->max_body)
         hconf.max_app_body = opts->max_body;
 
@@ -143,7 +119,7 @@ int op_app_server_run(const struct op_app_server_opts *opts)
         op_error("server", "cannot start: %s", err);
         if (tls_ctx)
             op_tls_xprt_ctx_unref(tls_ctx);
-        close(srv.efd);
+        op_app_queue_close(&srv.q);
         return rc == -EADDRINUSE || rc == -EACCES || rc == -EADDRNOTAVAIL ? EX_UNAVAILABLE : EX_OSERR;
     }
     for (int i = 0; i < n; i++)
@@ -152,14 +128,12 @@ int op_app_server_run(const struct op_app_server_opts *opts)
     struct op_ctl_hooks hooks = {
         .tick = opts->tick,
         .tick_arg = opts->tick_ctx,
-        .fds = {{.fd = srv.efd, .on_readable = run_jobs, .arg = &srv}},
+        .fds = {{.fd = srv.q.efd, .on_readable = op_app_queue_run, .arg = &srv.q}},
         .nfds = 1,
     };
     rc = op_ctl_run(e, &hooks);
-    srv.stopped = true;
     op_engine_free(e);
-    run_jobs(&srv); /* jobs that raced the shutdown: their workers are gone, so just free them */
-    close(srv.efd);
+    op_app_queue_close(&srv.q); /* jobs that raced the shutdown: their workers are gone, just free them */
     if (tls_ctx)
         op_tls_xprt_ctx_unref(tls_ctx);
     return rc;

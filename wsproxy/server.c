@@ -81,9 +81,7 @@ struct ws {
     bool last_reload_ok;
     double start_time, last_register_ok; /* wall clock, seconds */
     /* application jobs (Prometheus listener) */
-    op_mpsc_t jobs;
-    int efd;
-    bool stopped;
+    struct op_app_queue q;
 };
 
 /* ---- version rule ------------------------------------------------------------------------------- */
@@ -418,33 +416,6 @@ static void ws_route(void *ctx, struct op_conn *c, const struct op_h1_request *r
 }
 
 /* ---- Prometheus listener: jobs to the control thread --------------------------------------------- */
-
-static void submit(void *ctx, struct op_app_job *job)
-{
-    struct ws *w = ctx;
-    op_mpsc_push(&w->jobs, &job->qlink);
-    uint64_t one = 1;
-    ssize_t r = write(w->efd, &one, sizeof(one));
-    (void)r;
-}
-
-static void run_jobs(void *arg)
-{
-    struct ws *w = arg;
-    uint64_t v;
-    ssize_t r = read(w->efd, &v, sizeof(v));
-    (void)r;
-    struct op_mpsc_node *n = op_mpsc_take_all(&w->jobs); /* served in arrival order */
-    while (n) {
-        struct op_mpsc_node *nx = n->next;
-        struct op_app_job *job = OP_CONTAINER_OF(n, struct op_app_job, qlink);
-        if (w->stopped)
-            op_app_job_free(job);
-        else
-            op_app_job_run(job);
-        n = nx;
-    }
-}
 
 static void metrics_route(void *ctx, struct op_conn *c, const struct op_h1_request *req, struct op_route *out)
 {
@@ -1098,8 +1069,8 @@ static int run(struct ws *w)
     mconf.route = metrics_route;
     mconf.app = metrics_handler;
     mconf.app_ctx = w;
-    mconf.app_submit = submit;
-    mconf.app_submit_ctx = w;
+    mconf.app_submit = op_app_queue_submit;
+    mconf.app_submit_ctx = &w->q;
     mconf.max_app_body = 4096;
 
     char err[512];
@@ -1153,14 +1124,14 @@ static int run(struct ws *w)
         .reload_arg = w,
         .on_stop = on_stop,
         .stop_arg = w,
-        .fds = {{.fd = w->efd, .on_readable = run_jobs, .arg = w}},
+        .fds = {{.fd = w->q.efd, .on_readable = op_app_queue_run, .arg = &w->q}},
         .nfds = 1,
     };
     rc = op_ctl_run(w->e, &hooks);
-    w->stopped = true;
     op_engine_free(w->e);
     w->e = NULL;
-    run_jobs(w);
+    w->q.stopped = true;
+    op_app_queue_run(&w->q); /* jobs that raced the shutdown are freed */
     if (w->exit_code)
         rc = w->exit_code;
 out:
@@ -1231,7 +1202,11 @@ int op_cmd_wsproxy_server(int argc, char **argv)
     new_replica_id(w->replica_id);
     if (gethostname(w->hostname, sizeof(w->hostname) - 1) != 0)
         snprintf(w->hostname, sizeof(w->hostname), "unknown");
-    w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (op_app_queue_init(&w->q) != 0) {
+        op_error("wsproxy", "eventfd: %s", strerror(errno));
+        op_ws_conf_free(&w->conf);
+        return EX_OSERR;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     w->multi = curl_multi_init();
     op_info("wsproxy", "Outpost workspace proxy %s starting; primary %s", OP_WS_VERSION, w->primary);
@@ -1249,7 +1224,7 @@ int op_cmd_wsproxy_server(int argc, char **argv)
     snap_free(atomic_exchange(&w->snap, NULL));
     for (int i = 0; i < 2; i++)
         free(w->keys_json[i]);
-    close(w->efd);
+    op_app_queue_close(&w->q);
     op_ws_conf_free(&w->conf);
     op_info("wsproxy", "stopped (exit code %d)", rc);
     return rc;
