@@ -41,10 +41,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#define CHUNK (256u * 1024u)
-#define HDR_LEN 24
-#define ACK_LEN 8
-#define MAX_FD 65536
+#define CHUNK    (256u * 1024u)
+#define HDR_LEN  24
+#define ACK_LEN  8
+#define MAX_FD   65536
 #define HTTP_BUF 65536
 
 static const char MAGIC[8] = {'O', 'P', 'B', 'E', 'N', 'C', 'H', '1'};
@@ -106,33 +106,28 @@ static int parse_addr(const char *s, struct sockaddr_in *sa)
 {
     char host[64];
     const char *colon = s ? strrchr(s, ':') : NULL;
-    if (!colon || (size_t)(colon - s) >= sizeof(host))
-        return -EINVAL;
+    if (!colon || (size_t)(colon - s) >= sizeof(host)) return -EINVAL;
     memcpy(host, s, (size_t)(colon - s));
     host[colon - s] = '\0';
     memset(sa, 0, sizeof(*sa));
     sa->sin_family = AF_INET;
     sa->sin_port = htons((uint16_t)atoi(colon + 1));
-    if (strcmp(host, "localhost") == 0)
-        strcpy(host, "127.0.0.1");
-    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return -EINVAL;
+    if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) return -EINVAL;
     return 0;
 }
 
 static void set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        die("fcntl");
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) die("fcntl");
 }
 
 /* Blocking connect with TCP_NODELAY; returns fd or -errno. */
 static int tcp_connect(const struct sockaddr_in *sa)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
@@ -150,13 +145,10 @@ static SSL_SESSION *g_session; /* latest ticket (handshakes --resume) */
 static SSL_CTX *tls_ctx(const struct opts *o)
 {
     SSL_CTX *c = SSL_CTX_new(TLS_client_method());
-    if (!c)
-        goto fail;
+    if (!c) goto fail;
     SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION);
-    if (SSL_CTX_set_ciphersuites(c, o->cipher ? o->cipher : "TLS_AES_128_GCM_SHA256") != 1)
-        goto fail;
-    if (SSL_CTX_set1_groups_list(c, o->groups ? o->groups : "X25519") != 1)
-        goto fail;
+    if (SSL_CTX_set_ciphersuites(c, o->cipher ? o->cipher : "TLS_AES_128_GCM_SHA256") != 1) goto fail;
+    if (SSL_CTX_set1_groups_list(c, o->groups ? o->groups : "X25519") != 1) goto fail;
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
@@ -172,11 +164,9 @@ static SSL *tls_handshake(SSL_CTX *ctx, int fd, SSL_SESSION *resume)
 {
     static bool reported;
     SSL *s = SSL_new(ctx);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     SSL_set_fd(s, fd);
-    if (resume)
-        SSL_set_session(s, resume);
+    if (resume) SSL_set_session(s, resume);
     if (SSL_connect(s) != 1) {
         if (!reported) {
             reported = true;
@@ -221,8 +211,7 @@ static void sc_close(int ep, int fd)
 
 static void sc_want_out(int ep, int fd, struct sconn *c, bool on)
 {
-    if (c->want_out == on)
-        return;
+    if (c->want_out == on) return;
     c->want_out = on;
     struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.fd = fd};
     epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
@@ -232,31 +221,28 @@ static void sc_want_out(int ep, int fd, struct sconn *c, bool on)
 static int sc_http_parse(struct sconn *c)
 {
     char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
-    if (!end)
-        return 0;
+    if (!end) return 0;
     size_t hlen = (size_t)(end - c->buf) + 4;
     uint64_t n = 100;
     char *sp = memchr(c->buf, ' ', hlen);
-    if (sp && sp[1] == '/' && sp[2] >= '0' && sp[2] <= '9')
-        n = strtoull(sp + 2, NULL, 10);
-    if (n > (64u << 20))
-        n = 64u << 20;
+    if (sp && sp[1] == '/' && sp[2] >= '0' && sp[2] <= '9') n = strtoull(sp + 2, NULL, 10);
+    if (n > (64u << 20)) n = 64u << 20;
     c->close_after = false;
     for (const char *p = c->buf; p < end;) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *eol = nl ? nl : end;
         if (strncasecmp(p, "connection:", 11) == 0 && memmem(p, (size_t)(eol - p), "close", 5))
             c->close_after = true;
-        if (!nl)
-            break;
+        if (!nl) break;
         p = nl + 1;
     }
     memmove(c->buf, c->buf + hlen, c->len - hlen);
     c->len -= hlen;
-    c->hout_len = (size_t)snprintf(c->hout, sizeof(c->hout),
-                                   "HTTP/1.1 200 OK\r\nServer: loadgen\r\nContent-Type: application/octet-stream\r\n"
-                                   "Content-Length: %llu\r\n\r\n",
-                                   (unsigned long long)n);
+    c->hout_len =
+        (size_t)snprintf(c->hout, sizeof(c->hout),
+                         "HTTP/1.1 200 OK\r\nServer: loadgen\r\nContent-Type: application/octet-stream\r\n"
+                         "Content-Length: %llu\r\n\r\n",
+                         (unsigned long long)n);
     c->hout_off = 0;
     c->body_left = n;
     return 1;
@@ -270,15 +256,13 @@ static int sc_flush(int ep, int fd, struct sconn *c)
             if (c->down_left > 0) {
                 size_t n = c->down_left < CHUNK ? (size_t)c->down_left : CHUNK;
                 ssize_t w = send(fd, g_zero, n, MSG_NOSIGNAL);
-                if (w < 0)
-                    goto err;
+                if (w < 0) goto err;
                 c->down_left -= (uint64_t)w;
                 continue;
             }
             if (c->up_left == 0 && c->ack_off < ACK_LEN) {
                 ssize_t w = send(fd, ACK + c->ack_off, ACK_LEN - c->ack_off, MSG_NOSIGNAL);
-                if (w < 0)
-                    goto err;
+                if (w < 0) goto err;
                 c->ack_off += (size_t)w;
                 continue;
             }
@@ -295,8 +279,7 @@ static int sc_flush(int ep, int fd, struct sconn *c)
                     iov[cnt++] = (struct iovec){g_zero, c->body_left < CHUNK ? (size_t)c->body_left : CHUNK};
                 struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
                 ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
-                if (w < 0)
-                    goto err;
+                if (w < 0) goto err;
                 size_t hrem = c->hout_len - c->hout_off;
                 if ((size_t)w <= hrem) {
                     c->hout_off += (size_t)w;
@@ -310,8 +293,7 @@ static int sc_flush(int ep, int fd, struct sconn *c)
                 sc_close(ep, fd);
                 return -1;
             }
-            if (sc_http_parse(c))
-                continue;
+            if (sc_http_parse(c)) continue;
             sc_want_out(ep, fd, c, false);
             return 0;
         }
@@ -335,11 +317,9 @@ static void sc_readable(int ep, int fd, struct sconn *c)
                 sc_close(ep, fd);
                 return;
             }
-            if (r < 0)
-                break;
+            if (r < 0) break;
             c->up_left = (uint64_t)r >= c->up_left ? 0 : c->up_left - (uint64_t)r;
-            if (c->up_left == 0 && c->ack_off < ACK_LEN && sc_flush(ep, fd, c) < 0)
-                return;
+            if (c->up_left == 0 && c->ack_off < ACK_LEN && sc_flush(ep, fd, c) < 0) return;
             continue;
         }
         if (c->len >= HTTP_BUF) { /* request head too large */
@@ -351,15 +331,12 @@ static void sc_readable(int ep, int fd, struct sconn *c)
             sc_close(ep, fd);
             return;
         }
-        if (r < 0)
-            break;
+        if (r < 0) break;
         c->len += (size_t)r;
         if (c->st == SC_HEAD) {
-            if (c->len < sizeof(MAGIC) && memcmp(c->buf, MAGIC, c->len) == 0)
-                continue;
+            if (c->len < sizeof(MAGIC) && memcmp(c->buf, MAGIC, c->len) == 0) continue;
             if (memcmp(c->buf, MAGIC, sizeof(MAGIC)) == 0) {
-                if (c->len < HDR_LEN)
-                    continue;
+                if (c->len < HDR_LEN) continue;
                 uint64_t up, down;
                 memcpy(&up, c->buf + 8, 8);
                 memcpy(&down, c->buf + 16, 8);
@@ -370,14 +347,12 @@ static void sc_readable(int ep, int fd, struct sconn *c)
                 free(c->buf);
                 c->buf = NULL;
                 c->len = 0;
-                if (sc_flush(ep, fd, c) < 0)
-                    return;
+                if (sc_flush(ep, fd, c) < 0) return;
                 continue;
             }
             c->st = SC_HTTP;
         }
-        if (c->hout_off >= c->hout_len && c->body_left == 0 && sc_flush(ep, fd, c) < 0)
-            return;
+        if (c->hout_off >= c->hout_len && c->body_left == 0 && sc_flush(ep, fd, c) < 0) return;
     }
 }
 
@@ -391,10 +366,8 @@ static int cmd_server(const struct opts *o)
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-        die("bind");
-    if (listen(lfd, 4096) < 0)
-        die("listen");
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0) die("bind");
+    if (listen(lfd, 4096) < 0) die("listen");
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
@@ -402,25 +375,21 @@ static int cmd_server(const struct opts *o)
     struct epoll_event evs[256];
     for (;;) {
         int n = epoll_wait(ep, evs, 256, -1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            die("epoll_wait");
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) die("epoll_wait");
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             if (fd == lfd) {
                 for (int k = 0; k < 256; k++) {
                     int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                    if (cfd < 0)
-                        break;
+                    if (cfd < 0) break;
                     if (cfd >= MAX_FD) {
                         close(cfd);
                         continue;
                     }
                     setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
                     struct sconn *c = calloc(1, sizeof(*c));
-                    if (c)
-                        c->buf = malloc(HTTP_BUF);
+                    if (c) c->buf = malloc(HTTP_BUF);
                     if (!c || !c->buf) {
                         free(c);
                         close(cfd);
@@ -433,16 +402,13 @@ static int cmd_server(const struct opts *o)
                 continue;
             }
             struct sconn *c = g_sc[fd];
-            if (!c)
-                continue;
+            if (!c) continue;
             if (evs[i].events & (EPOLLERR | EPOLLHUP) && !(evs[i].events & EPOLLIN)) {
                 sc_close(ep, fd);
                 continue;
             }
-            if ((evs[i].events & EPOLLOUT) && sc_flush(ep, fd, c) < 0)
-                continue;
-            if (evs[i].events & EPOLLIN)
-                sc_readable(ep, fd, c);
+            if ((evs[i].events & EPOLLOUT) && sc_flush(ep, fd, c) < 0) continue;
+            if (evs[i].events & EPOLLIN) sc_readable(ep, fd, c);
         }
     }
 }
@@ -454,23 +420,20 @@ struct cconn {
     SSL *ssl;
 };
 
-/* Non-blocking read. Returns bytes (>0), 0 on would-block, -1 on EOF/error. sink=true discards (plaintext). */
+/* Non-blocking read. Returns bytes (>0), 0 on would-block, -1 on EOF/error. sink=true discards (plaintext).
+ */
 static ssize_t c_read(struct cconn *c, char *buf, size_t len, bool sink)
 {
     if (c->ssl) {
         int r = SSL_read(c->ssl, buf, (int)len);
-        if (r > 0)
-            return r;
+        if (r > 0) return r;
         int e = SSL_get_error(c->ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-            return 0;
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
         return -1;
     }
     ssize_t r = recv(c->fd, buf, len, sink ? MSG_TRUNC : 0);
-    if (r > 0)
-        return r;
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return 0;
+    if (r > 0) return r;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
     return -1;
 }
 
@@ -478,18 +441,14 @@ static ssize_t c_write(struct cconn *c, const char *buf, size_t len)
 {
     if (c->ssl) {
         int w = SSL_write(c->ssl, buf, (int)len);
-        if (w > 0)
-            return w;
+        if (w > 0) return w;
         int e = SSL_get_error(c->ssl, w);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-            return 0;
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
         return -1;
     }
     ssize_t w = send(c->fd, buf, len, MSG_NOSIGNAL);
-    if (w >= 0)
-        return w;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return 0;
+    if (w >= 0) return w;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
     return -1;
 }
 
@@ -515,10 +474,8 @@ static int c_open(struct cconn *c, const struct sockaddr_in *sa, SSL_CTX *ctx)
 
 static void c_close(struct cconn *c)
 {
-    if (c->ssl)
-        SSL_free(c->ssl);
-    if (c->fd >= 0)
-        close(c->fd);
+    if (c->ssl) SSL_free(c->ssl);
+    if (c->fd >= 0) close(c->fd);
     c->ssl = NULL;
     c->fd = -1;
 }
@@ -543,8 +500,7 @@ struct bstream {
 static void bs_update(int ep, struct bstream *s, int idx)
 {
     bool want = s->hdr_off < HDR_LEN || s->up_left > 0;
-    if (want == s->out_on)
-        return;
+    if (want == s->out_on) return;
     s->out_on = want;
     struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.u32 = (uint32_t)idx};
     epoll_ctl(ep, EPOLL_CTL_MOD, s->c.fd, &ev);
@@ -570,14 +526,14 @@ static int cmd_bulk(const struct opts *o)
     int ep = epoll_create1(EPOLL_CLOEXEC);
     for (int i = 0; i < n; i++) {
         struct bstream *s = &ss[i];
-        if (c_open(&s->c, &sa, ctx) < 0)
-            return 1;
+        if (c_open(&s->c, &sa, ctx) < 0) return 1;
         s->up_left = up ? per : 0;
         s->down_left = (down ? per : 0) + ACK_LEN;
         make_header(s->hdr, s->up_left, down ? per : 0);
     }
     if (ctx)
-        fprintf(stderr, "loadgen: bulk over %s %s\n", SSL_get_version(ss[0].c.ssl), SSL_get_cipher(ss[0].c.ssl));
+        fprintf(stderr, "loadgen: bulk over %s %s\n", SSL_get_version(ss[0].c.ssl),
+                SSL_get_cipher(ss[0].c.ssl));
     double t0 = now_s();
     for (int i = 0; i < n; i++) {
         set_nonblock(ss[i].c.fd);
@@ -595,19 +551,16 @@ static int cmd_bulk(const struct opts *o)
             return 3;
         }
         int k = epoll_wait(ep, evs, 64, 200);
-        if (k < 0 && errno == EINTR)
-            continue;
+        if (k < 0 && errno == EINTR) continue;
         for (int e = 0; e < k; e++) {
             struct bstream *s = &ss[evs[e].data.u32];
-            if (s->done)
-                continue;
+            if (s->done) continue;
             if (evs[e].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
                 while (s->hdr_off < HDR_LEN || s->up_left > 0) {
                     ssize_t w;
                     if (s->hdr_off < HDR_LEN) {
                         w = c_write(&s->c, s->hdr + s->hdr_off, HDR_LEN - s->hdr_off);
-                        if (w > 0)
-                            s->hdr_off += (size_t)w;
+                        if (w > 0) s->hdr_off += (size_t)w;
                     } else {
                         w = c_write(&s->c, g_zero, s->up_left < CHUNK ? (size_t)s->up_left : CHUNK);
                         if (w > 0) {
@@ -619,16 +572,14 @@ static int cmd_bulk(const struct opts *o)
                         fprintf(stderr, "loadgen: stream write failed (peer closed?)\n");
                         return 1;
                     }
-                    if (w == 0)
-                        break;
+                    if (w == 0) break;
                 }
                 bs_update(ep, s, (int)evs[e].data.u32);
             }
             if (evs[e].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
                 for (;;) {
                     ssize_t r = c_read(&s->c, g_sink, CHUNK, true);
-                    if (r == 0)
-                        break;
+                    if (r == 0) break;
                     if (r < 0) {
                         if (s->down_left > 0) {
                             fprintf(stderr, "loadgen: stream closed early (%llu bytes missing)\n",
@@ -640,8 +591,7 @@ static int cmd_bulk(const struct opts *o)
                     uint64_t got = (uint64_t)r > s->down_left ? s->down_left : (uint64_t)r;
                     s->down_left -= got;
                     moved += got;
-                    if (s->down_left == 0)
-                        break;
+                    if (s->down_left == 0) break;
                 }
             }
             if (s->down_left == 0 && s->up_left == 0 && s->hdr_off == HDR_LEN) {
@@ -683,20 +633,16 @@ static int cmp_i64(const void *a, const void *b)
 static ssize_t http_response_len(const char *buf, size_t len)
 {
     const char *end = memmem(buf, len, "\r\n\r\n", 4);
-    if (!end)
-        return len > 16384 ? -1 : 0;
+    if (!end) return len > 16384 ? -1 : 0;
     size_t hlen = (size_t)(end - buf) + 4;
     const char *p = buf;
     long long cl = -1;
     while (p && p < end) {
-        if (strncasecmp(p, "content-length:", 15) == 0)
-            cl = strtoll(p + 15, NULL, 10);
+        if (strncasecmp(p, "content-length:", 15) == 0) cl = strtoll(p + 15, NULL, 10);
         p = memchr(p, '\n', (size_t)(end - p));
-        if (p)
-            p++;
+        if (p) p++;
     }
-    if (cl < 0)
-        return -1;
+    if (cl < 0) return -1;
     return (size_t)cl + hlen <= len ? (ssize_t)((size_t)cl + hlen) : 0;
 }
 
@@ -708,14 +654,14 @@ static int cmd_rate(const struct opts *o)
         return 64;
     }
     char req[256];
-    int reqlen = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: bench\r\nUser-Agent: loadgen\r\n\r\n", o->path);
+    int reqlen =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: bench\r\nUser-Agent: loadgen\r\n\r\n", o->path);
     int nc = o->conns;
     SSL_CTX *ctx = o->tls ? tls_ctx(o) : NULL;
     struct rconn *cs = calloc((size_t)nc, sizeof(*cs));
     int ep = epoll_create1(EPOLL_CLOEXEC);
     for (int i = 0; i < nc; i++) {
-        if (c_open(&cs[i].c, &sa, ctx) < 0)
-            return 1;
+        if (c_open(&cs[i].c, &sa, ctx) < 0) return 1;
         set_nonblock(cs[i].c.fd);
         cs[i].buf = malloc(HTTP_BUF);
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
@@ -726,7 +672,7 @@ static int cmd_rate(const struct opts *o)
     size_t nlat = 0, errors = 0;
     uint64_t completed = 0, sent = 0;
     int64_t interval = (int64_t)(1e9 * nc / o->rate); /* per-connection spacing */
-    int64_t t0 = now_ns() + 10000000;                  /* start 10 ms from now */
+    int64_t t0 = now_ns() + 10000000;                 /* start 10 ms from now */
     int64_t rec_from = t0 + (int64_t)(o->warmup * 1e9);
     int64_t t_end = rec_from + (int64_t)(o->duration * 1e9);
     int64_t drain_until = t_end + 2000000000;
@@ -740,19 +686,16 @@ static int cmd_rate(const struct opts *o)
         int busy = 0;
         for (int i = 0; i < nc; i++) {
             struct rconn *c = &cs[i];
-            if (c->c.fd < 0)
-                continue;
+            if (c->c.fd < 0) continue;
             if (c->busy) {
                 busy++;
                 if (c->req_off < (size_t)reqlen) { /* finish a partial write */
                     ssize_t w = c_write(&c->c, req + c->req_off, (size_t)reqlen - c->req_off);
-                    if (w > 0)
-                        c->req_off += (size_t)w;
+                    if (w > 0) c->req_off += (size_t)w;
                 }
                 continue;
             }
-            if (c->intended >= t_end)
-                continue;
+            if (c->intended >= t_end) continue;
             if (c->intended <= now) {
                 ssize_t w = c_write(&c->c, req, (size_t)reqlen);
                 if (w < 0) {
@@ -769,33 +712,24 @@ static int cmd_rate(const struct opts *o)
                 next = c->intended;
             }
         }
-        if (now >= t_end && busy == 0)
-            break;
-        if (now >= drain_until)
-            break;
+        if (now >= t_end && busy == 0) break;
+        if (now >= drain_until) break;
         struct timespec ts = {0, 0};
         int64_t wait = next == INT64_MAX ? 5000000 : next - now;
-        if (wait > 5000000)
-            wait = 5000000;
-        if (wait < 0)
-            wait = 0;
+        if (wait > 5000000) wait = 5000000;
+        if (wait < 0) wait = 0;
         ts.tv_nsec = wait;
         int k = epoll_pwait2(ep, evs, 64, &ts, NULL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            die("epoll_pwait2");
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) die("epoll_pwait2");
         for (int e = 0; e < k; e++) {
             struct rconn *c = &cs[evs[e].data.u32];
-            if (c->c.fd < 0)
-                continue;
+            if (c->c.fd < 0) continue;
             for (;;) {
                 ssize_t r = c_read(&c->c, c->buf + c->len, HTTP_BUF - c->len, false);
-                if (r == 0)
-                    break;
+                if (r == 0) break;
                 if (r < 0) {
-                    if (c->busy)
-                        errors++;
+                    if (c->busy) errors++;
                     epoll_ctl(ep, EPOLL_CTL_DEL, c->c.fd, NULL);
                     c_close(&c->c);
                     break;
@@ -806,8 +740,7 @@ static int cmd_rate(const struct opts *o)
                     int64_t t = now_ns();
                     if (c->busy) {
                         if (c->intended >= rec_from && c->intended < t_end) {
-                            if (nlat < cap)
-                                lat[nlat++] = t - c->intended;
+                            if (nlat < cap) lat[nlat++] = t - c->intended;
                             rec_completed++;
                         }
                         completed++;
@@ -874,15 +807,15 @@ static int cmd_idle(const struct opts *o)
     for (int i = 0; i < o->conns && !g_stop && now_s() < deadline; i++) {
         struct cconn *c = &cs[ok];
         if (c_open(c, &sa, ctx) < 0) {
-            if (++failed > 10)
-                break;
+            if (++failed > 10) break;
             continue;
         }
         char ack[ACK_LEN];
         size_t got = 0;
         bool good = c_write(c, hdr, HDR_LEN) == HDR_LEN;
         while (good && got < ACK_LEN) {
-            ssize_t r = c->ssl ? SSL_read(c->ssl, ack + got, (int)(ACK_LEN - got)) : recv(c->fd, ack + got, ACK_LEN - got, 0);
+            ssize_t r = c->ssl ? SSL_read(c->ssl, ack + got, (int)(ACK_LEN - got))
+                               : recv(c->fd, ack + got, ACK_LEN - got, 0);
             if (r <= 0)
                 good = false;
             else
@@ -890,8 +823,7 @@ static int cmd_idle(const struct opts *o)
         }
         if (!good) {
             c_close(c);
-            if (++failed > 10)
-                break;
+            if (++failed > 10) break;
             continue;
         }
         ok++;
@@ -919,19 +851,16 @@ static int hs_child(const struct opts *o, const struct sockaddr_in *sa, double t
         int fd = tcp_connect(sa);
         if (fd < 0) {
             failed++;
-            if (failed > 1000)
-                break;
+            if (failed > 1000) break;
             continue;
         }
         struct timeval tv = {2, 0};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         SSL_SESSION *sess = o->resume ? g_session : NULL;
-        if (sess)
-            SSL_SESSION_up_ref(sess);
+        if (sess) SSL_SESSION_up_ref(sess);
         SSL *s = tls_handshake(ctx, fd, sess);
-        if (sess)
-            SSL_SESSION_free(sess);
+        if (sess) SSL_SESSION_free(sess);
         bool good = s != NULL && SSL_write(s, req, (int)sizeof(req) - 1) > 0;
         size_t len = 0;
         while (good) {
@@ -949,8 +878,7 @@ static int hs_child(const struct opts *o, const struct sockaddr_in *sa, double t
         }
         if (good && counting) {
             ok++;
-            if (SSL_session_reused(s))
-                resumed++;
+            if (SSL_session_reused(s)) resumed++;
         } else if (!good) {
             failed++;
         }
@@ -958,20 +886,17 @@ static int hs_child(const struct opts *o, const struct sockaddr_in *sa, double t
         if (good && o->resume) { /* keep the newest ticket for the next connection */
             SSL_SESSION *ns = SSL_get1_session(s);
             if (ns) {
-                if (g_session)
-                    SSL_SESSION_free(g_session);
+                if (g_session) SSL_SESSION_free(g_session);
                 g_session = ns;
             }
         }
         if (s) {
             /* close_notify first: OpenSSL marks the session of an unclosed connection not resumable */
-            if (good)
-                SSL_shutdown(s);
+            if (good) SSL_shutdown(s);
             SSL_free(s);
         }
         close(fd);
-        if (failed > 1000)
-            break;
+        if (failed > 1000) break;
     }
     out[0] = ok;
     out[1] = resumed;
@@ -987,16 +912,14 @@ static int cmd_handshakes(const struct opts *o)
         return 64;
     }
     int np = o->procs;
-    int (*pipes)[2] = calloc((size_t)np, sizeof(*pipes));
+    int(*pipes)[2] = calloc((size_t)np, sizeof(*pipes));
     pid_t *pids = calloc((size_t)np, sizeof(*pids));
     double t0 = now_s();
     double t_end = t0 + o->duration;
     for (int i = 0; i < np; i++) {
-        if (pipe(pipes[i]) < 0)
-            die("pipe");
+        if (pipe(pipes[i]) < 0) die("pipe");
         pids[i] = fork();
-        if (pids[i] < 0)
-            die("fork");
+        if (pids[i] < 0) die("fork");
         if (pids[i] == 0) {
             long out[3];
             close(pipes[i][0]);
@@ -1018,10 +941,9 @@ static int cmd_handshakes(const struct opts *o)
         waitpid(pids[i], NULL, 0);
     }
     double secs = now_s() - t0;
-    printf("conns=%ld resumed=%ld failed=%ld seconds=%.3f conns_per_s=%.1f procs=%d\n", tot[0], tot[1], tot[2], secs,
-           (double)tot[0] / secs, np);
-    if (tot[0] == 0)
-        return 1;
+    printf("conns=%ld resumed=%ld failed=%ld seconds=%.3f conns_per_s=%.1f procs=%d\n", tot[0], tot[1],
+           tot[2], secs, (double)tot[0] / secs, np);
+    if (tot[0] == 0) return 1;
     if (o->resume && tot[1] < tot[0] / 2) {
         fprintf(stderr, "loadgen: only %ld of %ld connections resumed\n", tot[1], tot[0]);
         return 1;
@@ -1033,7 +955,8 @@ static int cmd_handshakes(const struct opts *o)
 
 static void usage(void)
 {
-    fputs("usage: loadgen server|bulk|rate|idle|handshakes [options]  (see the top of bench/loadgen.c)\n", stderr);
+    fputs("usage: loadgen server|bulk|rate|idle|handshakes [options]  (see the top of bench/loadgen.c)\n",
+          stderr);
 }
 
 int main(int argc, char **argv)
@@ -1053,38 +976,80 @@ int main(int argc, char **argv)
                      .path = "/100",
                      .procs = 4,
                      .timeout = 300};
-    static const struct option lo[] = {
-        {"listen", required_argument, 0, 'l'},   {"connect", required_argument, 0, 'c'},
-        {"tls", no_argument, 0, 't'},            {"cipher", required_argument, 0, 'C'},
-        {"groups", required_argument, 0, 'g'},   {"streams", required_argument, 0, 'n'},
-        {"bytes", required_argument, 0, 'b'},    {"dir", required_argument, 0, 'd'},
-        {"conns", required_argument, 0, 'N'},    {"rate", required_argument, 0, 'r'},
-        {"duration", required_argument, 0, 'D'}, {"warmup", required_argument, 0, 'w'},
-        {"hold", required_argument, 0, 'H'},     {"path", required_argument, 0, 'p'},
-        {"resume", no_argument, 0, 'R'},         {"procs", required_argument, 0, 'P'},
-        {"timeout", required_argument, 0, 'T'},  {0, 0, 0, 0}};
+    static const struct option lo[] = {{"listen", required_argument, 0, 'l'},
+                                       {"connect", required_argument, 0, 'c'},
+                                       {"tls", no_argument, 0, 't'},
+                                       {"cipher", required_argument, 0, 'C'},
+                                       {"groups", required_argument, 0, 'g'},
+                                       {"streams", required_argument, 0, 'n'},
+                                       {"bytes", required_argument, 0, 'b'},
+                                       {"dir", required_argument, 0, 'd'},
+                                       {"conns", required_argument, 0, 'N'},
+                                       {"rate", required_argument, 0, 'r'},
+                                       {"duration", required_argument, 0, 'D'},
+                                       {"warmup", required_argument, 0, 'w'},
+                                       {"hold", required_argument, 0, 'H'},
+                                       {"path", required_argument, 0, 'p'},
+                                       {"resume", no_argument, 0, 'R'},
+                                       {"procs", required_argument, 0, 'P'},
+                                       {"timeout", required_argument, 0, 'T'},
+                                       {0, 0, 0, 0}};
     int ch;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
         case 'l':
-        case 'c': o.addr = optarg; break;
-        case 't': o.tls = true; break;
-        case 'C': o.cipher = optarg; break;
-        case 'g': o.groups = optarg; break;
-        case 'n': o.streams = atoi(optarg); break;
-        case 'b': o.bytes = strtoull(optarg, NULL, 10); break;
-        case 'd': o.dir = optarg; break;
-        case 'N': o.conns = atoi(optarg); break;
-        case 'r': o.rate = atof(optarg); break;
-        case 'D': o.duration = atof(optarg); break;
-        case 'w': o.warmup = atof(optarg); break;
-        case 'H': o.hold = atof(optarg); break;
-        case 'p': o.path = optarg; break;
-        case 'R': o.resume = true; break;
-        case 'P': o.procs = atoi(optarg); break;
-        case 'T': o.timeout = atof(optarg); break;
-        default: usage(); return 64;
+        case 'c':
+            o.addr = optarg;
+            break;
+        case 't':
+            o.tls = true;
+            break;
+        case 'C':
+            o.cipher = optarg;
+            break;
+        case 'g':
+            o.groups = optarg;
+            break;
+        case 'n':
+            o.streams = atoi(optarg);
+            break;
+        case 'b':
+            o.bytes = strtoull(optarg, NULL, 10);
+            break;
+        case 'd':
+            o.dir = optarg;
+            break;
+        case 'N':
+            o.conns = atoi(optarg);
+            break;
+        case 'r':
+            o.rate = atof(optarg);
+            break;
+        case 'D':
+            o.duration = atof(optarg);
+            break;
+        case 'w':
+            o.warmup = atof(optarg);
+            break;
+        case 'H':
+            o.hold = atof(optarg);
+            break;
+        case 'p':
+            o.path = optarg;
+            break;
+        case 'R':
+            o.resume = true;
+            break;
+        case 'P':
+            o.procs = atoi(optarg);
+            break;
+        case 'T':
+            o.timeout = atof(optarg);
+            break;
+        default:
+            usage();
+            return 64;
         }
     }
     if (o.streams < 1 || o.conns < 1 || o.procs < 1 || o.streams > 4096 || o.conns > 60000 || o.procs > 256) {
@@ -1093,16 +1058,11 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
-    if (strcmp(cmd, "server") == 0)
-        return cmd_server(&o);
-    if (strcmp(cmd, "bulk") == 0)
-        return cmd_bulk(&o);
-    if (strcmp(cmd, "rate") == 0)
-        return cmd_rate(&o);
-    if (strcmp(cmd, "idle") == 0)
-        return cmd_idle(&o);
-    if (strcmp(cmd, "handshakes") == 0)
-        return cmd_handshakes(&o);
+    if (strcmp(cmd, "server") == 0) return cmd_server(&o);
+    if (strcmp(cmd, "bulk") == 0) return cmd_bulk(&o);
+    if (strcmp(cmd, "rate") == 0) return cmd_rate(&o);
+    if (strcmp(cmd, "idle") == 0) return cmd_idle(&o);
+    if (strcmp(cmd, "handshakes") == 0) return cmd_handshakes(&o);
     usage();
     return 64;
 }

@@ -15,11 +15,13 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const struct op_cmd commands[] = {
-    {"relay", NULL, "Run the relay engine with a static route (TLS terminator / TCP or HTTP proxy)", op_cmd_relay},
+    {"relay", NULL, "Run the relay engine with a static route (TLS terminator / TCP or HTTP proxy)",
+     op_cmd_relay},
     {"server", NULL, "Start the primary control plane (users, workspace proxies, health)", op_cmd_server},
     {"login", NULL, "Authenticate with the primary (creates the first user on a fresh one)", op_cmd_login},
     {"logout", NULL, "Unauthenticate your local session", op_cmd_logout},
-    {"wsproxy", "workspace-proxy", "Manage workspace proxies (create, ls, edit, delete, regenerate-token)", op_cmd_wsproxy},
+    {"wsproxy", "workspace-proxy", "Manage workspace proxies (create, ls, edit, delete, regenerate-token)",
+     op_cmd_wsproxy},
     {"version", NULL, "Print the version", cmd_version},
 };
 
@@ -43,10 +45,10 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (strcmp(name, "--version") == 0)
-        return cmd_version(0, NULL);
+    if (strcmp(name, "--version") == 0) return cmd_version(0, NULL);
     for (size_t i = 0; i < OP_ARRAY_LEN(commands); i++) {
-        if (strcmp(name, commands[i].name) == 0 || (commands[i].alias && strcmp(name, commands[i].alias) == 0))
+        if (strcmp(name, commands[i].name) == 0 ||
+            (commands[i].alias && strcmp(name, commands[i].alias) == 0))
             return commands[i].run(argc - 1, argv + 1);
     }
     fprintf(stderr, "outpost: unknown command '%s'\n\n", name);

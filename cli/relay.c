@@ -29,7 +29,8 @@ static const char relay_usage[] =
     "  --upstream HOST:PORT     where to relay to (resolved once at start-up)\n"
     "  --mode tcp|http          tcp: relay bytes (default); http: parse, validate and forward every\n"
     "                           HTTP/1.1 request (keep-alive, Upgrade, X-Forwarded-*)\n"
-    "  --tls-cert-file FILE     PEM certificate (chain) for TLS on the listeners; repeatable, paired in order\n"
+    "  --tls-cert-file FILE     PEM certificate (chain) for TLS on the listeners; repeatable, paired in "
+    "order\n"
     "  --tls-key-file FILE      PEM private key for the preceding certificate; repeatable\n"
     "  --tls-min-version V      1.2 (default) or 1.3\n"
     "  --workers N              worker threads (default: one per online CPU)\n"
@@ -51,8 +52,28 @@ static const char relay_usage[] =
     "  -h, --help               show this help\n";
 
 enum {
-    O_LISTEN = 256, O_UPSTREAM, O_MODE, O_CERT, O_KEY, O_TLSMIN, O_WORKERS, O_CPU, O_NOPIN, O_SPLICE, O_MAXC,
-    O_T_HS, O_T_HEAD, O_T_KA, O_T_CONN, O_T_IDLE, O_T_TUN, O_T_DRAIN, O_LOGLVL, O_LOGJSON, O_RBUF, O_NRBUF,
+    O_LISTEN = 256,
+    O_UPSTREAM,
+    O_MODE,
+    O_CERT,
+    O_KEY,
+    O_TLSMIN,
+    O_WORKERS,
+    O_CPU,
+    O_NOPIN,
+    O_SPLICE,
+    O_MAXC,
+    O_T_HS,
+    O_T_HEAD,
+    O_T_KA,
+    O_T_CONN,
+    O_T_IDLE,
+    O_T_TUN,
+    O_T_DRAIN,
+    O_LOGLVL,
+    O_LOGJSON,
+    O_RBUF,
+    O_NRBUF,
 };
 
 static const struct option relay_opts[] = {
@@ -115,8 +136,12 @@ int op_cmd_relay(int argc, char **argv)
             }
             listen[nlisten++] = optarg;
             break;
-        case O_UPSTREAM: upstream = optarg; break;
-        case O_MODE: mode = optarg; break;
+        case O_UPSTREAM:
+            upstream = optarg;
+            break;
+        case O_MODE:
+            mode = optarg;
+            break;
         case O_CERT:
         case O_KEY:
             if ((c == O_CERT ? ncerts : nkeys) == OP_TLS_MAX_CERTS) {
@@ -138,35 +163,69 @@ int op_cmd_relay(int argc, char **argv)
                 return EX_USAGE;
             }
             break;
-        case O_WORKERS: rc = parse_u32("workers", optarg, 1, 64, &workers); break;
-        case O_CPU: rc = parse_u32("cpu-offset", optarg, 0, 1023, &cpu); break;
-        case O_NOPIN: nopin = true; break;
-        case O_SPLICE: splice = true; break;
-        case O_MAXC: rc = parse_u32("max-conns", optarg, 1, 1u << 20, &maxc); break;
-        case O_T_HS: rc = parse_u32("handshake-timeout", optarg, 1, 86400000, &to.handshake_ms); break;
-        case O_T_HEAD: rc = parse_u32("head-timeout", optarg, 1, 86400000, &to.head_ms); break;
-        case O_T_KA: rc = parse_u32("keepalive-timeout", optarg, 1, 86400000, &to.keepalive_ms); break;
-        case O_T_CONN: rc = parse_u32("connect-timeout", optarg, 1, 86400000, &to.connect_ms); break;
-        case O_T_IDLE: rc = parse_u32("idle-timeout", optarg, 1, 86400000, &to.idle_ms); break;
-        case O_T_TUN: rc = parse_u32("tunnel-idle-timeout", optarg, 1, 86400000 * 7u, &to.tunnel_idle_ms); break;
-        case O_T_DRAIN: rc = parse_u32("drain-timeout", optarg, 1, 86400000, &to.drain_ms); break;
+        case O_WORKERS:
+            rc = parse_u32("workers", optarg, 1, 64, &workers);
+            break;
+        case O_CPU:
+            rc = parse_u32("cpu-offset", optarg, 0, 1023, &cpu);
+            break;
+        case O_NOPIN:
+            nopin = true;
+            break;
+        case O_SPLICE:
+            splice = true;
+            break;
+        case O_MAXC:
+            rc = parse_u32("max-conns", optarg, 1, 1u << 20, &maxc);
+            break;
+        case O_T_HS:
+            rc = parse_u32("handshake-timeout", optarg, 1, 86400000, &to.handshake_ms);
+            break;
+        case O_T_HEAD:
+            rc = parse_u32("head-timeout", optarg, 1, 86400000, &to.head_ms);
+            break;
+        case O_T_KA:
+            rc = parse_u32("keepalive-timeout", optarg, 1, 86400000, &to.keepalive_ms);
+            break;
+        case O_T_CONN:
+            rc = parse_u32("connect-timeout", optarg, 1, 86400000, &to.connect_ms);
+            break;
+        case O_T_IDLE:
+            rc = parse_u32("idle-timeout", optarg, 1, 86400000, &to.idle_ms);
+            break;
+        case O_T_TUN:
+            rc = parse_u32("tunnel-idle-timeout", optarg, 1, 86400000 * 7u, &to.tunnel_idle_ms);
+            break;
+        case O_T_DRAIN:
+            rc = parse_u32("drain-timeout", optarg, 1, 86400000, &to.drain_ms);
+            break;
         case O_LOGLVL: {
             enum op_log_level lvl;
             if (op_log_parse_level(optarg, &lvl) != 0) {
-                fprintf(stderr, "outpost relay: --log-level: '%s' must be debug, info, warn or error\n", optarg);
+                fprintf(stderr, "outpost relay: --log-level: '%s' must be debug, info, warn or error\n",
+                        optarg);
                 return EX_USAGE;
             }
             op_log_set_level(lvl);
             break;
         }
-        case O_LOGJSON: op_log_set_json(true); break;
-        case O_RBUF: rc = parse_u32("recv-buffer-size", optarg, 4096, 1u << 20, &rbuf); break;
-        case O_NRBUF: rc = parse_u32("recv-buffers", optarg, 16, 32768, &nrbuf); break;
-        case 'h': fputs(relay_usage, stdout); return 0;
-        default: fputs(relay_usage, stderr); return EX_USAGE;
-        }
-        if (rc)
+        case O_LOGJSON:
+            op_log_set_json(true);
+            break;
+        case O_RBUF:
+            rc = parse_u32("recv-buffer-size", optarg, 4096, 1u << 20, &rbuf);
+            break;
+        case O_NRBUF:
+            rc = parse_u32("recv-buffers", optarg, 16, 32768, &nrbuf);
+            break;
+        case 'h':
+            fputs(relay_usage, stdout);
+            return 0;
+        default:
+            fputs(relay_usage, stderr);
             return EX_USAGE;
+        }
+        if (rc) return EX_USAGE;
     }
     if (optind < argc) {
         fprintf(stderr, "outpost relay: unexpected argument '%s'\n", argv[optind]);
@@ -184,8 +243,8 @@ int op_cmd_relay(int argc, char **argv)
         return EX_USAGE;
     }
     if (ncerts != nkeys) {
-        fprintf(stderr, "outpost relay: %d --tls-cert-file but %d --tls-key-file: give them in pairs\n", ncerts,
-                nkeys);
+        fprintf(stderr, "outpost relay: %d --tls-cert-file but %d --tls-key-file: give them in pairs\n",
+                ncerts, nkeys);
         return EX_USAGE;
     }
     if (splice && (ncerts || http)) {
@@ -244,8 +303,7 @@ int op_cmd_relay(int argc, char **argv)
     int rc = op_engine_start(&ec, &e, err, sizeof(err));
     if (rc != 0) {
         op_error("relay", "cannot start: %s", err);
-        if (tls_ctx)
-            op_tls_xprt_ctx_unref(tls_ctx);
+        if (tls_ctx) op_tls_xprt_ctx_unref(tls_ctx);
         return rc == -EADDRINUSE || rc == -EACCES || rc == -EADDRNOTAVAIL ? EX_UNAVAILABLE : EX_OSERR;
     }
     for (int i = 0; i < nlisten; i++)
@@ -253,8 +311,7 @@ int op_cmd_relay(int argc, char **argv)
                 upstream, op_engine_nworkers(e));
     rc = op_ctl_run(e, NULL);
     op_engine_free(e);
-    if (tls_ctx)
-        op_tls_xprt_ctx_unref(tls_ctx);
+    if (tls_ctx) op_tls_xprt_ctx_unref(tls_ctx);
     op_info("relay", "stopped");
     return rc;
 }

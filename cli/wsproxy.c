@@ -76,7 +76,8 @@ static const char ls_help[] =
     "  Aliases: list\n"
     "\n"
     "OPTIONS:\n"
-    "  -c, --column [id|name|display name|icon url|healthy|url|wildcard hostname|derp enabled|derp only|status|proxy "
+    "  -c, --column [id|name|display name|icon url|healthy|url|wildcard hostname|derp enabled|derp "
+    "only|status|proxy "
     "status|proxy report|proxy checked at|created at|updated at|deleted|version] (default: name,url,status)\n"
     "          Columns to display in table output.\n"
     "\n"
@@ -105,49 +106,80 @@ static const char edit_help[] =
     "  -o, --output text|json|table (default: text)\n"
     "          Output format.\n" OP_CLIENT_GLOBAL_HELP;
 
-static const char delete_help[] =
-    "USAGE:\n"
-    "  outpost wsproxy delete [flags] <name|id>\n"
-    "\n"
-    "  Delete a workspace proxy\n"
-    "\n"
-    "  Aliases: rm\n"
-    "\n"
-    "OPTIONS:\n"
-    "  -y, --yes bool\n"
-    "          Bypass prompts.\n" OP_CLIENT_GLOBAL_HELP;
+static const char delete_help[] = "USAGE:\n"
+                                  "  outpost wsproxy delete [flags] <name|id>\n"
+                                  "\n"
+                                  "  Delete a workspace proxy\n"
+                                  "\n"
+                                  "  Aliases: rm\n"
+                                  "\n"
+                                  "OPTIONS:\n"
+                                  "  -y, --yes bool\n"
+                                  "          Bypass prompts.\n" OP_CLIENT_GLOBAL_HELP;
 
-static const char regen_help[] =
-    "USAGE:\n"
-    "  outpost wsproxy regenerate-token [flags] <name|id>\n"
-    "\n"
-    "  Regenerate a workspace proxy authentication token. This will invalidate\n"
-    "  the existing authentication token.\n"
-    "\n"
-    "OPTIONS:\n"
-    "  -c, --column [name|url|proxy token] (default: name,url,proxy token)\n"
-    "          Columns to display in table output.\n"
-    "\n"
-    "      --only-token bool\n"
-    "          Only print the token. This is useful for scripting.\n"
-    "\n"
-    "  -o, --output text|json|table (default: text)\n"
-    "          Output format.\n" OP_CLIENT_GLOBAL_HELP;
+static const char regen_help[] = "USAGE:\n"
+                                 "  outpost wsproxy regenerate-token [flags] <name|id>\n"
+                                 "\n"
+                                 "  Regenerate a workspace proxy authentication token. This will invalidate\n"
+                                 "  the existing authentication token.\n"
+                                 "\n"
+                                 "OPTIONS:\n"
+                                 "  -c, --column [name|url|proxy token] (default: name,url,proxy token)\n"
+                                 "          Columns to display in table output.\n"
+                                 "\n"
+                                 "      --only-token bool\n"
+                                 "          Only print the token. This is useful for scripting.\n"
+                                 "\n"
+                                 "  -o, --output text|json|table (default: text)\n"
+                                 "          Output format.\n" OP_CLIENT_GLOBAL_HELP;
 
 /* ---- columns ---- */
 
 enum col {
-    C_ID, C_NAME, C_DISPLAY, C_ICON, C_HEALTHY, C_URL, C_WILDCARD, C_DERP, C_DERP_ONLY, C_STATUS, C_PSTATUS,
-    C_REPORT, C_CHECKED, C_CREATED, C_UPDATED, C_DELETED, C_VERSION, C_TOKEN, C_NCOLS
+    C_ID,
+    C_NAME,
+    C_DISPLAY,
+    C_ICON,
+    C_HEALTHY,
+    C_URL,
+    C_WILDCARD,
+    C_DERP,
+    C_DERP_ONLY,
+    C_STATUS,
+    C_PSTATUS,
+    C_REPORT,
+    C_CHECKED,
+    C_CREATED,
+    C_UPDATED,
+    C_DELETED,
+    C_VERSION,
+    C_TOKEN,
+    C_NCOLS
 };
 static const char *const col_names[C_NCOLS] = {
-    "id", "name", "display name", "icon url", "healthy", "url", "wildcard hostname", "derp enabled", "derp only",
-    "status", "proxy status", "proxy report", "proxy checked at", "created at", "updated at", "deleted", "version",
+    "id",
+    "name",
+    "display name",
+    "icon url",
+    "healthy",
+    "url",
+    "wildcard hostname",
+    "derp enabled",
+    "derp only",
+    "status",
+    "proxy status",
+    "proxy report",
+    "proxy checked at",
+    "created at",
+    "updated at",
+    "deleted",
+    "version",
     "proxy token",
 };
 
 /* Parses "-c a,b,c" against the allowed set; returns the count or -1 (error printed). */
-static int parse_columns(const char *cmd, const char *spec, const enum col *allowed, int nallowed, enum col *out)
+static int parse_columns(const char *cmd, const char *spec, const enum col *allowed, int nallowed,
+                         enum col *out)
 {
     char buf[512];
     snprintf(buf, sizeof(buf), "%s", spec);
@@ -160,8 +192,7 @@ static int parse_columns(const char *cmd, const char *spec, const enum col *allo
             tok[--l] = '\0';
         int found = -1;
         for (int i = 0; i < nallowed; i++)
-            if (strcasecmp(tok, col_names[allowed[i]]) == 0)
-                found = (int)allowed[i];
+            if (strcasecmp(tok, col_names[allowed[i]]) == 0) found = (int)allowed[i];
         if (found < 0 || n == 16) {
             fprintf(stderr, "outpost wsproxy %s: unknown column \"%s\"; choose from:", cmd, tok);
             for (int i = 0; i < nallowed; i++)
@@ -205,15 +236,13 @@ static void report_line(const cJSON *proxy, char *out, size_t outlen)
         const cJSON *it;
         cJSON_ArrayForEach(it, report_of(proxy, kinds[k]))
         {
-            if (!cJSON_IsString(it) || o + 8 >= outlen)
-                continue;
+            if (!cJSON_IsString(it) || o + 8 >= outlen) continue;
             int w = snprintf(out + o, outlen - o, "%s%s: %s", o ? "; " : "", labels[k], it->valuestring);
             o = w > 0 ? OP_MIN(outlen - 1, o + (size_t)w) : o;
         }
     }
     for (char *q = out; *q; q++)
-        if (*q == '\n' || *q == '\t')
-            *q = ' ';
+        if (*q == '\n' || *q == '\t') *q = ' ';
 }
 
 static void cell(struct op_table *t, const cJSON *proxy, const char *token, enum col c)
@@ -221,32 +250,67 @@ static void cell(struct op_table *t, const cJSON *proxy, const char *token, enum
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(proxy, "status");
     char buf[4096];
     switch (c) {
-    case C_ID: op_table_cell(t, jstr(proxy, "id")); break;
-    case C_NAME: op_table_cell(t, jstr(proxy, "name")); break;
-    case C_DISPLAY: op_table_cell(t, jstr(proxy, "display_name")); break;
-    case C_ICON: op_table_cell(t, jstr(proxy, "icon_url")); break;
-    case C_HEALTHY: op_table_cell(t, jbool(proxy, "healthy")); break;
-    case C_URL: op_table_cell(t, jstr(proxy, "path_app_url")); break;
-    case C_WILDCARD: op_table_cell(t, jstr(proxy, "wildcard_hostname")); break;
-    case C_DERP: op_table_cell(t, jbool(proxy, "derp_enabled")); break;
-    case C_DERP_ONLY: op_table_cell(t, jbool(proxy, "derp_only")); break;
+    case C_ID:
+        op_table_cell(t, jstr(proxy, "id"));
+        break;
+    case C_NAME:
+        op_table_cell(t, jstr(proxy, "name"));
+        break;
+    case C_DISPLAY:
+        op_table_cell(t, jstr(proxy, "display_name"));
+        break;
+    case C_ICON:
+        op_table_cell(t, jstr(proxy, "icon_url"));
+        break;
+    case C_HEALTHY:
+        op_table_cell(t, jbool(proxy, "healthy"));
+        break;
+    case C_URL:
+        op_table_cell(t, jstr(proxy, "path_app_url"));
+        break;
+    case C_WILDCARD:
+        op_table_cell(t, jstr(proxy, "wildcard_hostname"));
+        break;
+    case C_DERP:
+        op_table_cell(t, jbool(proxy, "derp_enabled"));
+        break;
+    case C_DERP_ONLY:
+        op_table_cell(t, jbool(proxy, "derp_only"));
+        break;
     case C_STATUS:
-    case C_PSTATUS: op_table_cell(t, jstr(st, "status")); break;
+    case C_PSTATUS:
+        op_table_cell(t, jstr(st, "status"));
+        break;
     case C_REPORT:
         report_line(proxy, buf, sizeof(buf));
         op_table_cell(t, buf);
         break;
-    case C_CHECKED: op_table_cell(t, jstr(st, "checked_at")); break;
-    case C_CREATED: op_table_cell(t, jstr(proxy, "created_at")); break;
-    case C_UPDATED: op_table_cell(t, jstr(proxy, "updated_at")); break;
-    case C_DELETED: op_table_cell(t, jbool(proxy, "deleted")); break;
-    case C_VERSION: op_table_cell(t, jstr(proxy, "version")); break;
-    case C_TOKEN: op_table_cell(t, token ? token : ""); break;
-    default: op_table_cell(t, ""); break;
+    case C_CHECKED:
+        op_table_cell(t, jstr(st, "checked_at"));
+        break;
+    case C_CREATED:
+        op_table_cell(t, jstr(proxy, "created_at"));
+        break;
+    case C_UPDATED:
+        op_table_cell(t, jstr(proxy, "updated_at"));
+        break;
+    case C_DELETED:
+        op_table_cell(t, jbool(proxy, "deleted"));
+        break;
+    case C_VERSION:
+        op_table_cell(t, jstr(proxy, "version"));
+        break;
+    case C_TOKEN:
+        op_table_cell(t, token ? token : "");
+        break;
+    default:
+        op_table_cell(t, "");
+        break;
     }
 }
 
-static void print_table(const cJSON *const *proxies, int n, const char *token, const enum col *cols, int ncols)
+static void print_table(const cJSON *const *proxies, int n, const char *token, const enum col *cols,
+                        int ncols)
 {
     struct op_table t;
     op_table_init(&t);
@@ -281,13 +345,11 @@ static void print_report(const cJSON *proxy, const char *indent)
         const cJSON *it;
         cJSON_ArrayForEach(it, report_of(proxy, kinds[k]))
         {
-            if (!cJSON_IsString(it))
-                continue;
+            if (!cJSON_IsString(it)) continue;
             printf("%s%s%s", indent, color ? colors[k] : "", labels[k]);
             for (const char *q = it->valuestring; *q; q++) {
                 putchar(*q);
-                if (*q == '\n')
-                    printf("%s%*s", indent, (int)strlen(labels[k]), "");
+                if (*q == '\n') printf("%s%*s", indent, (int)strlen(labels[k]), "");
             }
             printf("%s\n", color ? "\033[0m" : "");
         }
@@ -296,7 +358,8 @@ static void print_report(const cJSON *proxy, const char *indent)
 
 static bool has_report(const cJSON *proxy)
 {
-    return cJSON_GetArraySize(report_of(proxy, "errors")) > 0 || cJSON_GetArraySize(report_of(proxy, "warnings")) > 0;
+    return cJSON_GetArraySize(report_of(proxy, "errors")) > 0 ||
+           cJSON_GetArraySize(report_of(proxy, "warnings")) > 0;
 }
 
 /* ---- shared plumbing ---- */
@@ -318,8 +381,7 @@ static int fetch_proxy(struct op_client *c, const char *cmd, const char *ref, cJ
     snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", ref);
     struct op_client_resp r;
     int rc = op_client_call(c, "GET", path, NULL, &r);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (r.status == 404) {
         fprintf(stderr, "outpost wsproxy %s: workspace proxy \"%s\" not found\n", cmd, ref);
         op_client_resp_free(&r);
@@ -338,11 +400,9 @@ static int fetch_proxy(struct op_client *c, const char *cmd, const char *ref, cJ
 
 static bool valid_ref(const char *ref)
 {
-    if (!*ref || strlen(ref) > 64)
-        return false;
+    if (!*ref || strlen(ref) > 64) return false;
     for (const char *q = ref; *q; q++)
-        if (!isalnum((unsigned char)*q) && *q != '-')
-            return false;
+        if (!isalnum((unsigned char)*q) && *q != '-') return false;
     return true;
 }
 
@@ -365,8 +425,7 @@ static int print_token_result(const struct op_client *c, const cJSON *resp, cons
         enum col cols[16];
         int n = parse_columns(verb, o->columns ? o->columns : "name,url,proxy token", allowed,
                               (int)OP_ARRAY_LEN(allowed), cols);
-        if (n < 0)
-            return EX_USAGE;
+        if (n < 0) return EX_USAGE;
         print_table(&proxy, 1, token, cols, n);
         return 0;
     }
@@ -409,23 +468,38 @@ static int cmd_create(int argc, char **argv)
     optind = 0;
     argv[0] = (char *)"outpost wsproxy create"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg))
-            continue;
+        if (op_client_global_opt(&c, opt, optarg)) continue;
         switch (opt) {
-        case W_NAME: name = optarg; break;
-        case W_DISPLAY: dn = optarg; break;
-        case W_ICON: icon = optarg; break;
-        case W_NO_PROMPT: no_prompt = true; break;
-        case W_ONLY_TOKEN: only_token = true; break;
+        case W_NAME:
+            name = optarg;
+            break;
+        case W_DISPLAY:
+            dn = optarg;
+            break;
+        case W_ICON:
+            icon = optarg;
+            break;
+        case W_NO_PROMPT:
+            no_prompt = true;
+            break;
+        case W_ONLY_TOKEN:
+            only_token = true;
+            break;
         case 'o':
             if (op_out_parse(optarg, &o.fmt)) {
                 fprintf(stderr, "outpost wsproxy create: --output must be text, json or table\n");
                 return EX_USAGE;
             }
             break;
-        case 'c': o.columns = optarg; break;
-        case 'h': fputs(create_help, stdout); return 0;
-        default: fprintf(stderr, "Run 'outpost wsproxy create --help' for usage.\n"); return EX_USAGE;
+        case 'c':
+            o.columns = optarg;
+            break;
+        case 'h':
+            fputs(create_help, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Run 'outpost wsproxy create --help' for usage.\n");
+            return EX_USAGE;
         }
     }
     if (optind < argc) {
@@ -434,28 +508,24 @@ static int cmd_create(int argc, char **argv)
     }
     char nbuf[128], dbuf[128], ibuf[512];
     bool interactive = !no_prompt && op_stdin_is_tty();
-    if (!name && interactive && op_prompt("Proxy Name:", NULL, false, nbuf, sizeof(nbuf)) == 0)
-        name = nbuf;
+    if (!name && interactive && op_prompt("Proxy Name:", NULL, false, nbuf, sizeof(nbuf)) == 0) name = nbuf;
     if (!name || !*name) {
         fprintf(stderr, "outpost wsproxy create: proxy name is required (--name)\n");
         return EX_USAGE;
     }
-    if (!dn && interactive && op_prompt("Display Name:", name, false, dbuf, sizeof(dbuf)) == 0)
-        dn = dbuf;
+    if (!dn && interactive && op_prompt("Display Name:", name, false, dbuf, sizeof(dbuf)) == 0) dn = dbuf;
     if (!icon && interactive && op_prompt("Icon URL:", DEFAULT_ICON, false, ibuf, sizeof(ibuf)) == 0)
         icon = ibuf;
-    if (!dn || !*dn)
-        dn = name;
-    if (!icon)
-        icon = "";
+    if (!dn || !*dn) dn = name;
+    if (!icon) icon = "";
     if (!icon_ok(icon)) {
-        fprintf(stderr, "outpost wsproxy create: --icon must be a relative path to an emoji (/emojis/...) or an "
-                        "http(s) URL\n");
+        fprintf(stderr,
+                "outpost wsproxy create: --icon must be a relative path to an emoji (/emojis/...) or an "
+                "http(s) URL\n");
         return EX_USAGE;
     }
     int rc = load_client(&c);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "name", name);
     cJSON_AddStringToObject(b, "display_name", dn);
@@ -463,8 +533,7 @@ static int cmd_create(int argc, char **argv)
     struct op_client_resp r;
     rc = op_client_call(&c, "POST", "/api/v2/workspaceproxies", b, &r);
     cJSON_Delete(b);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (r.status != 201 || !cJSON_IsObject(r.json)) {
         rc = op_client_fail("create", "creating the workspace proxy failed", &r);
     } else {
@@ -489,8 +558,7 @@ static int cmd_ls(int argc, char **argv)
     optind = 0;
     argv[0] = (char *)"outpost wsproxy ls"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg))
-            continue;
+        if (op_client_global_opt(&c, opt, optarg)) continue;
         switch (opt) {
         case 'o':
             if (op_out_parse(optarg, &o.fmt)) {
@@ -498,9 +566,15 @@ static int cmd_ls(int argc, char **argv)
                 return EX_USAGE;
             }
             break;
-        case 'c': o.columns = optarg; break;
-        case 'h': fputs(ls_help, stdout); return 0;
-        default: fprintf(stderr, "Run 'outpost wsproxy ls --help' for usage.\n"); return EX_USAGE;
+        case 'c':
+            o.columns = optarg;
+            break;
+        case 'h':
+            fputs(ls_help, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Run 'outpost wsproxy ls --help' for usage.\n");
+            return EX_USAGE;
         }
     }
     if (optind < argc) {
@@ -514,15 +588,12 @@ static int cmd_ls(int argc, char **argv)
         for (int i = 0; i < C_NCOLS - 1; i++)
             allowed[i] = (enum col)i;
         ncols = parse_columns("ls", o.columns ? o.columns : "name,url,status", allowed, C_NCOLS - 1, cols);
-        if (ncols < 0)
-            return EX_USAGE;
+        if (ncols < 0) return EX_USAGE;
     }
     int rc = load_client(&c);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     struct op_client_resp r;
-    if ((rc = op_client_call(&c, "GET", "/api/v2/workspaceproxies", NULL, &r)) != 0)
-        return rc;
+    if ((rc = op_client_call(&c, "GET", "/api/v2/workspaceproxies", NULL, &r)) != 0) return rc;
     const cJSON *regions = cJSON_GetObjectItemCaseSensitive(r.json, "regions");
     if (r.status != 200 || !cJSON_IsArray(regions)) {
         rc = op_client_fail("ls", "listing workspace proxies failed", &r);
@@ -539,19 +610,19 @@ static int cmd_ls(int argc, char **argv)
     } else if (o.fmt == OP_OUT_TEXT) {
         for (i = 0; i < n; i++) {
             const cJSON *st = cJSON_GetObjectItemCaseSensitive(list[i], "status");
-            printf("%d: %s %s %s\n", i, jstr(list[i], "name"), jstr(list[i], "path_app_url"), jstr(st, "status"));
+            printf("%d: %s %s %s\n", i, jstr(list[i], "name"), jstr(list[i], "path_app_url"),
+                   jstr(st, "status"));
             print_report(list[i], "    ");
         }
     } else {
         print_table(list, n, NULL, cols, ncols);
         bool first = true;
         for (i = 0; i < n; i++) {
-            if (!has_report(list[i]))
-                continue;
-            if (first)
-                putchar('\n');
+            if (!has_report(list[i])) continue;
+            if (first) putchar('\n');
             first = false;
-            printf("%s (%s):\n", jstr(list[i], "name"), jstr(cJSON_GetObjectItemCaseSensitive(list[i], "status"), "status"));
+            printf("%s (%s):\n", jstr(list[i], "name"),
+                   jstr(cJSON_GetObjectItemCaseSensitive(list[i], "status"), "status"));
             print_report(list[i], "  ");
         }
     }
@@ -579,21 +650,32 @@ static int cmd_edit(int argc, char **argv)
     optind = 0;
     argv[0] = (char *)"outpost wsproxy edit"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg))
-            continue;
+        if (op_client_global_opt(&c, opt, optarg)) continue;
         switch (opt) {
-        case W_NAME: name = optarg; break;
-        case W_DISPLAY: dn = optarg; break;
-        case W_ICON: icon = optarg; break;
+        case W_NAME:
+            name = optarg;
+            break;
+        case W_DISPLAY:
+            dn = optarg;
+            break;
+        case W_ICON:
+            icon = optarg;
+            break;
         case 'o':
             if (op_out_parse(optarg, &o.fmt)) {
                 fprintf(stderr, "outpost wsproxy edit: --output must be text, json or table\n");
                 return EX_USAGE;
             }
             break;
-        case 'c': o.columns = optarg; break;
-        case 'h': fputs(edit_help, stdout); return 0;
-        default: fprintf(stderr, "Run 'outpost wsproxy edit --help' for usage.\n"); return EX_USAGE;
+        case 'c':
+            o.columns = optarg;
+            break;
+        case 'h':
+            fputs(edit_help, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Run 'outpost wsproxy edit --help' for usage.\n");
+            return EX_USAGE;
         }
     }
     if (argc - optind != 1) {
@@ -606,8 +688,9 @@ static int cmd_edit(int argc, char **argv)
         return EX_USAGE;
     }
     if (icon && !icon_ok(icon)) {
-        fprintf(stderr, "outpost wsproxy edit: --icon must be a relative path to an emoji (/emojis/...) or an "
-                        "http(s) URL\n");
+        fprintf(stderr,
+                "outpost wsproxy edit: --icon must be a relative path to an emoji (/emojis/...) or an "
+                "http(s) URL\n");
         return EX_USAGE;
     }
     if (!valid_ref(ref)) {
@@ -615,11 +698,9 @@ static int cmd_edit(int argc, char **argv)
         return EX_DATAERR;
     }
     int rc = load_client(&c);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     cJSON *cur = NULL;
-    if ((rc = fetch_proxy(&c, "edit", ref, &cur)) != 0)
-        return rc;
+    if ((rc = fetch_proxy(&c, "edit", ref, &cur)) != 0) return rc;
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "id", jstr(cur, "id"));
     cJSON_AddStringToObject(b, "name", name ? name : jstr(cur, "name"));
@@ -631,8 +712,7 @@ static int cmd_edit(int argc, char **argv)
     rc = op_client_call(&c, "PATCH", path, b, &r);
     cJSON_Delete(b);
     cJSON_Delete(cur);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     const cJSON *proxy = cJSON_GetObjectItemCaseSensitive(r.json, "proxy");
     if (r.status != 200 || !cJSON_IsObject(proxy)) {
         rc = op_client_fail("edit", "updating the workspace proxy failed", &r);
@@ -641,7 +721,8 @@ static int cmd_edit(int argc, char **argv)
     } else if (o.fmt == OP_OUT_TABLE) {
         static const enum col allowed[] = {C_NAME, C_URL, C_DISPLAY, C_ICON, C_PSTATUS, C_STATUS, C_ID};
         enum col cols[16];
-        int n = parse_columns("edit", o.columns ? o.columns : "name,url", allowed, (int)OP_ARRAY_LEN(allowed), cols);
+        int n = parse_columns("edit", o.columns ? o.columns : "name,url", allowed, (int)OP_ARRAY_LEN(allowed),
+                              cols);
         if (n < 0)
             rc = EX_USAGE;
         else
@@ -667,12 +748,17 @@ static int cmd_delete(int argc, char **argv)
     optind = 0;
     argv[0] = (char *)"outpost wsproxy delete"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "yh", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg))
-            continue;
+        if (op_client_global_opt(&c, opt, optarg)) continue;
         switch (opt) {
-        case 'y': yes = true; break;
-        case 'h': fputs(delete_help, stdout); return 0;
-        default: fprintf(stderr, "Run 'outpost wsproxy delete --help' for usage.\n"); return EX_USAGE;
+        case 'y':
+            yes = true;
+            break;
+        case 'h':
+            fputs(delete_help, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Run 'outpost wsproxy delete --help' for usage.\n");
+            return EX_USAGE;
         }
     }
     if (argc - optind != 1) {
@@ -685,11 +771,9 @@ static int cmd_delete(int argc, char **argv)
         return EX_DATAERR;
     }
     int rc = load_client(&c);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     cJSON *cur = NULL;
-    if ((rc = fetch_proxy(&c, "delete", ref, &cur)) != 0)
-        return rc;
+    if ((rc = fetch_proxy(&c, "delete", ref, &cur)) != 0) return rc;
     if (!yes) {
         char q[300], ans[16];
         snprintf(q, sizeof(q), "Delete this workspace proxy: %s? (yes/no)", jstr(cur, "display_name"));
@@ -709,8 +793,7 @@ static int cmd_delete(int argc, char **argv)
     snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", jstr(cur, "id"));
     cJSON_Delete(cur);
     struct op_client_resp r;
-    if ((rc = op_client_call(&c, "DELETE", path, NULL, &r)) != 0)
-        return rc;
+    if ((rc = op_client_call(&c, "DELETE", path, NULL, &r)) != 0) return rc;
     if (r.status != 200)
         rc = op_client_fail("delete", "deleting the workspace proxy failed", &r);
     else
@@ -736,19 +819,26 @@ static int cmd_regen(int argc, char **argv)
     optind = 0;
     argv[0] = (char *)"outpost wsproxy regenerate-token"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg))
-            continue;
+        if (op_client_global_opt(&c, opt, optarg)) continue;
         switch (opt) {
-        case W_ONLY_TOKEN: only_token = true; break;
+        case W_ONLY_TOKEN:
+            only_token = true;
+            break;
         case 'o':
             if (op_out_parse(optarg, &o.fmt)) {
                 fprintf(stderr, "outpost wsproxy regenerate-token: --output must be text, json or table\n");
                 return EX_USAGE;
             }
             break;
-        case 'c': o.columns = optarg; break;
-        case 'h': fputs(regen_help, stdout); return 0;
-        default: fprintf(stderr, "Run 'outpost wsproxy regenerate-token --help' for usage.\n"); return EX_USAGE;
+        case 'c':
+            o.columns = optarg;
+            break;
+        case 'h':
+            fputs(regen_help, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Run 'outpost wsproxy regenerate-token --help' for usage.\n");
+            return EX_USAGE;
         }
     }
     if (argc - optind != 1) {
@@ -761,11 +851,9 @@ static int cmd_regen(int argc, char **argv)
         return EX_DATAERR;
     }
     int rc = load_client(&c);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     cJSON *cur = NULL;
-    if ((rc = fetch_proxy(&c, "regenerate-token", ref, &cur)) != 0)
-        return rc;
+    if ((rc = fetch_proxy(&c, "regenerate-token", ref, &cur)) != 0) return rc;
     char path[600];
     snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", jstr(cur, "id"));
     cJSON *b = cJSON_CreateObject();
@@ -775,8 +863,7 @@ static int cmd_regen(int argc, char **argv)
     struct op_client_resp r;
     rc = op_client_call(&c, "PATCH", path, b, &r);
     cJSON_Delete(b);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (r.status != 200 || !cJSON_IsObject(r.json))
         rc = op_client_fail("regenerate-token", "regenerating the token failed", &r);
     else
@@ -787,7 +874,8 @@ static int cmd_regen(int argc, char **argv)
 
 int op_cmd_wsproxy(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
         fputs(wsproxy_help, argc < 2 ? stderr : stdout);
         return argc < 2 ? EX_USAGE : 0;
     }
@@ -795,16 +883,17 @@ int op_cmd_wsproxy(int argc, char **argv)
         const char *name, *alias;
         int (*run)(int, char **);
     } subs[] = {
-        {"create", NULL, cmd_create},          {"ls", "list", cmd_ls},
-        {"edit", NULL, cmd_edit},              {"delete", "rm", cmd_delete},
+        {"create", NULL, cmd_create},
+        {"ls", "list", cmd_ls},
+        {"edit", NULL, cmd_edit},
+        {"delete", "rm", cmd_delete},
         {"regenerate-token", NULL, cmd_regen},
     };
     const char *s = argv[1];
     for (size_t i = 0; i < OP_ARRAY_LEN(subs); i++)
         if (strcmp(s, subs[i].name) == 0 || (subs[i].alias && strcmp(s, subs[i].alias) == 0))
             return subs[i].run(argc - 1, argv + 1);
-    if (strcmp(s, "server") == 0)
-        return op_cmd_wsproxy_server(argc - 1, argv + 1);
+    if (strcmp(s, "server") == 0) return op_cmd_wsproxy_server(argc - 1, argv + 1);
     fprintf(stderr, "outpost wsproxy: unknown subcommand \"%s\"\n\n%s", s, wsproxy_help);
     return EX_USAGE;
 }

@@ -14,14 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define OP_LIKELY(x)   __builtin_expect(!!(x), 1)
-#define OP_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define OP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define OP_LIKELY(x)                       __builtin_expect(!!(x), 1)
+#define OP_UNLIKELY(x)                     __builtin_expect(!!(x), 0)
+#define OP_ARRAY_LEN(a)                    (sizeof(a) / sizeof((a)[0]))
 #define OP_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-#define OP_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define OP_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define OP_UNUSED __attribute__((unused))
-#define OP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define OP_MIN(a, b)                       ((a) < (b) ? (a) : (b))
+#define OP_MAX(a, b)                       ((a) > (b) ? (a) : (b))
+#define OP_UNUSED                          __attribute__((unused))
+#define OP_PRINTF(a, b)                    __attribute__((format(printf, a, b)))
 
 #define OP_VERSION "0.1.0"
 

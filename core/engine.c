@@ -70,9 +70,9 @@ static inline uint64_t mk_tag(enum op_tag op, int side, int epoch, uint16_t gen,
 #define TAG_SLOT(t)  ((uint32_t)((t) >> 32))
 
 /* Single-writer statistics: plain load + store, no locked instructions on the hot path. */
-#define STAT_ADD(w, field, n)                                                                              \
-    atomic_store_explicit(&(w)->stats.field,                                                                \
-                          atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),             \
+#define STAT_ADD(w, field, n)                                                                                \
+    atomic_store_explicit(&(w)->stats.field,                                                                 \
+                          atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),               \
                           memory_order_relaxed)
 
 /* Per-connection extras that protocols never see: the upstream "graveyard" (an upstream leg that was
@@ -147,8 +147,8 @@ static void conn_progress(struct op_conn *c);
 static void conn_try_free(struct op_conn *c);
 static void handle_timer(struct op_timer *t);
 
-static const char *const state_names[] = {"free", "handshake", "head", "route", "connect", "relay", "half-closed",
-                                          "closing"};
+static const char *const state_names[] = {"free",    "handshake", "head",        "route",
+                                          "connect", "relay",     "half-closed", "closing"};
 const char *op_conn_state_str(enum op_conn_state st)
 {
     return (unsigned)st < OP_ARRAY_LEN(state_names) ? state_names[st] : "?";
@@ -201,8 +201,7 @@ static void recycle_pbuf(struct op_worker *w, int bid)
 
 static uint8_t *chunk_get(struct op_worker *w)
 {
-    if (!w->nfree_chunks)
-        return NULL;
+    if (!w->nfree_chunks) return NULL;
     return w->chunk_mem + (size_t)w->free_chunks[--w->nfree_chunks] * CHUNK_SIZE;
 }
 
@@ -211,11 +210,13 @@ static void chunk_put(struct op_worker *w, uint8_t *p)
     w->free_chunks[w->nfree_chunks++] = (uint32_t)((size_t)(p - w->chunk_mem) / CHUNK_SIZE);
 }
 
-uint8_t *op_conn_buf_get(struct op_conn *c) { return chunk_get(c->w); }
+uint8_t *op_conn_buf_get(struct op_conn *c)
+{
+    return chunk_get(c->w);
+}
 void op_conn_buf_put(struct op_conn *c, uint8_t *buf)
 {
-    if (buf)
-        chunk_put(c->w, buf);
+    if (buf) chunk_put(c->w, buf);
 }
 
 static void seg_release(struct op_worker *w, struct op_seg *s)
@@ -257,8 +258,7 @@ int op_conn_queue(struct op_conn *c, enum op_side side, const uint8_t *p, size_t
             n -= k;
             continue;
         }
-        if (q->count == OP_OUTQ_SEGS)
-            return -ENOBUFS;
+        if (q->count == OP_OUTQ_SEGS) return -ENOBUFS;
         uint8_t *ch = chunk_get(c->w);
         if (!ch) {
             STAT_ADD(c->w, enobufs, 1);
@@ -301,19 +301,42 @@ struct op_conn_ref op_conn_ref(const struct op_conn *c)
     return r;
 }
 
-int op_worker_index(const struct op_worker *w) { return w->idx; }
-struct op_engine *op_worker_engine(const struct op_worker *w) { return w->e; }
-bool op_worker_draining(const struct op_worker *w) { return w->draining; }
-const struct op_timeouts *op_worker_timeouts(const struct op_worker *w) { return &w->e->conf.to; }
-struct op_worker_stats *op_worker_stats(struct op_worker *w) { return &w->stats; }
-uint64_t op_worker_now(const struct op_worker *w) { return w->now; }
-bool op_conn_is_tls(const struct op_conn *c) { return (c->flags & OP_CF_TLS) != 0; }
-bool op_conn_has_upstream(const struct op_conn *c) { return c->side[OP_UP].fd >= 0; }
+int op_worker_index(const struct op_worker *w)
+{
+    return w->idx;
+}
+struct op_engine *op_worker_engine(const struct op_worker *w)
+{
+    return w->e;
+}
+bool op_worker_draining(const struct op_worker *w)
+{
+    return w->draining;
+}
+const struct op_timeouts *op_worker_timeouts(const struct op_worker *w)
+{
+    return &w->e->conf.to;
+}
+struct op_worker_stats *op_worker_stats(struct op_worker *w)
+{
+    return &w->stats;
+}
+uint64_t op_worker_now(const struct op_worker *w)
+{
+    return w->now;
+}
+bool op_conn_is_tls(const struct op_conn *c)
+{
+    return (c->flags & OP_CF_TLS) != 0;
+}
+bool op_conn_has_upstream(const struct op_conn *c)
+{
+    return c->side[OP_UP].fd >= 0;
+}
 
 void op_conn_set_state(struct op_conn *c, enum op_conn_state st)
 {
-    if (c->state != OP_CS_CLOSING)
-        c->state = st;
+    if (c->state != OP_CS_CLOSING) c->state = st;
 }
 
 void op_conn_set_timeout(struct op_conn *c, uint32_t ms)
@@ -324,7 +347,10 @@ void op_conn_set_timeout(struct op_conn *c, uint32_t ms)
         op_timer_set(&c->w->wheel, &c->timer, c->w->now, ms);
 }
 
-void op_conn_pause(struct op_conn *c, enum op_side side) { c->side[side].flags |= OP_SF_PAUSED; }
+void op_conn_pause(struct op_conn *c, enum op_side side)
+{
+    c->side[side].flags |= OP_SF_PAUSED;
+}
 
 void op_conn_resume(struct op_conn *c, enum op_side side)
 {
@@ -351,20 +377,16 @@ int op_conn_peer_ip(const struct op_conn *c, char *buf, size_t len)
 
 void op_conn_xprt_ready(struct op_conn *c)
 {
-    if (c->flags & OP_CF_XPRT_READY)
-        return;
+    if (c->flags & OP_CF_XPRT_READY) return;
     c->flags |= OP_CF_XPRT_READY;
-    if (c->flags & OP_CF_TLS)
-        STAT_ADD(c->w, tls_handshakes, 1);
+    if (c->flags & OP_CF_TLS) STAT_ADD(c->w, tls_handshakes, 1);
     op_conn_set_timeout(c, 0);
-    if (c->pops->on_open)
-        c->pops->on_open(c);
+    if (c->pops->on_open) c->pops->on_open(c);
 }
 
 int op_conn_send(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n)
 {
-    if (side == OP_CLI && c->xops)
-        return c->xops->output(c, p, n);
+    if (side == OP_CLI && c->xops) return c->xops->output(c, p, n);
     return op_conn_queue(c, side, p, n);
 }
 
@@ -387,10 +409,8 @@ int op_conn_forward(struct op_conn *c, enum op_side side, const uint8_t *p, size
 
 int op_conn_deliver(struct op_conn *c, const uint8_t *p, size_t n)
 {
-    if (c->state == OP_CS_CLOSING || (c->flags & OP_CF_LINGER))
-        return 0;
-    if (c->flags & OP_CF_TUNNEL)
-        return op_conn_queue(c, OP_UP, p, n);
+    if (c->state == OP_CS_CLOSING || (c->flags & OP_CF_LINGER)) return 0;
+    if (c->flags & OP_CF_TUNNEL) return op_conn_queue(c, OP_UP, p, n);
     return c->pops->on_client_data(c, p, n);
 }
 
@@ -401,8 +421,7 @@ void op_conn_shutdown(struct op_conn *c, enum op_side side)
 
 void op_conn_finish(struct op_conn *c)
 {
-    if (c->flags & OP_CF_FINISH)
-        return;
+    if (c->flags & OP_CF_FINISH) return;
     c->flags |= OP_CF_FINISH;
     c->side[OP_CLI].flags &= (uint16_t)~OP_SF_PAUSED; /* read (and drop) until the client's FIN */
     op_conn_shutdown(c, OP_CLI);
@@ -418,10 +437,8 @@ void op_conn_tunnel(struct op_conn *c, uint32_t idle_ms)
     op_conn_set_state(c, OP_CS_RELAY);
     c->side[OP_CLI].flags &= (uint16_t)~OP_SF_PAUSED;
     c->side[OP_UP].flags &= (uint16_t)~OP_SF_PAUSED;
-    if (idle_ms)
-        op_conn_set_timeout(c, idle_ms);
-    if (c->w->e->conf.splice && !(c->flags & OP_CF_TLS))
-        c->flags |= OP_CF_SPLICE;
+    if (idle_ms) op_conn_set_timeout(c, idle_ms);
+    if (c->w->e->conf.splice && !(c->flags & OP_CF_TLS)) c->flags |= OP_CF_SPLICE;
 }
 
 static void cancel_fd(struct op_conn *c, int side, int fd)
@@ -433,8 +450,7 @@ static void cancel_fd(struct op_conn *c, int side, int fd)
 
 static void pipe_release(struct op_worker *w, struct op_side_st *s)
 {
-    if (s->pipe_rd < 0)
-        return;
+    if (s->pipe_rd < 0) return;
     if (s->pipe_bytes == 0 && w->npipes_free < w->max_pipes) {
         w->pipes[2 * w->npipes_free] = s->pipe_rd;
         w->pipes[2 * w->npipes_free + 1] = s->pipe_wr;
@@ -461,8 +477,7 @@ void op_conn_drop_upstream(struct op_conn *c)
 {
     struct op_side_st *up = &c->side[OP_UP];
     struct conn_priv *pv = conn_priv(c);
-    if (up->fd < 0)
-        return;
+    if (up->fd < 0) return;
     if (up->inflight == 0) {
         close(up->fd);
     } else {
@@ -482,13 +497,10 @@ void op_conn_drop_upstream(struct op_conn *c)
 int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len)
 {
     struct op_side_st *up = &c->side[OP_UP];
-    if (up->fd >= 0)
-        op_conn_drop_upstream(c);
-    if (c->state == OP_CS_CLOSING)
-        return -ECANCELED;
+    if (up->fd >= 0) op_conn_drop_upstream(c);
+    if (c->state == OP_CS_CLOSING) return -ECANCELED;
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     int lowat = 128 * 1024;
@@ -507,15 +519,13 @@ int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len)
 
 void op_conn_close(struct op_conn *c, const char *reason)
 {
-    if (c->state == OP_CS_CLOSING || c->state == OP_CS_FREE)
-        return;
+    if (c->state == OP_CS_CLOSING || c->state == OP_CS_FREE) return;
     op_debug("conn", "w%d#%u close in %s: %s", c->w->idx, c->slot, op_conn_state_str(c->state), reason);
     c->state = OP_CS_CLOSING;
     op_timer_cancel(&c->w->wheel, &c->timer);
     if (c->side[OP_CLI].inflight || c->side[OP_UP].inflight) /* splice ops may sit on the other fd */
         for (int s = 0; s < 2; s++)
-            if (c->side[s].fd >= 0)
-                cancel_fd(c, s, c->side[s].fd);
+            if (c->side[s].fd >= 0) cancel_fd(c, s, c->side[s].fd);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -531,8 +541,7 @@ static void arm_recv(struct op_conn *c, int side)
     io_uring_prep_recv(sqe, s->fd, NULL, len, 0);
     /* Unless the last receive said more is queued, poll first: skips a receive attempt that would only
      * find an empty socket (the common case between requests). */
-    if (!(s->flags & OP_SF_NONEMPTY))
-        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    if (!(s->flags & OP_SF_NONEMPTY)) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BGID;
     conn_sqe_tag(c, sqe, TAG_RECV, side);
@@ -561,19 +570,16 @@ static void arm_shutdown(struct op_conn *c, int side)
 /* Splice path: poll the source for readability, then socket -> pipe -> socket. */
 static bool splice_get_pipe(struct op_worker *w, struct op_side_st *s)
 {
-    if (s->pipe_rd >= 0)
-        return true;
+    if (s->pipe_rd >= 0) return true;
     if (w->npipes_free) {
         w->npipes_free--;
         s->pipe_rd = w->pipes[2 * w->npipes_free];
         s->pipe_wr = w->pipes[2 * w->npipes_free + 1];
         return true;
     }
-    if (w->pipes_made >= w->max_pipes)
-        return false;
+    if (w->pipes_made >= w->max_pipes) return false;
     int p[2];
-    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
-        return false;
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return false;
     fcntl(p[1], F_SETPIPE_SZ, (int)SPLICE_LEN);
     w->pipes_made++;
     s->pipe_rd = p[0];
@@ -593,8 +599,7 @@ static void arm_poll(struct op_conn *c, int side, unsigned events)
 static void splice_progress(struct op_conn *c, int src)
 {
     struct op_side_st *s = &c->side[src], *d = &c->side[!src];
-    if (s->flags & (OP_SF_POLL | OP_SF_SPLICE_IN | OP_SF_SPLICE_OUT))
-        return;
+    if (s->flags & (OP_SF_POLL | OP_SF_SPLICE_IN | OP_SF_SPLICE_OUT)) return;
     if (s->pipe_bytes > 0) {
         struct io_uring_sqe *sqe = get_sqe(c->w);
         io_uring_prep_splice(sqe, s->pipe_rd, -1, d->fd, -1, s->pipe_bytes, SPLICE_F_MOVE);
@@ -603,8 +608,7 @@ static void splice_progress(struct op_conn *c, int src)
         return;
     }
     if (s->flags & OP_SF_EOF) {
-        if (!(d->flags & OP_SF_SHUT_WANT))
-            op_conn_shutdown(c, (enum op_side)!src);
+        if (!(d->flags & OP_SF_SHUT_WANT)) op_conn_shutdown(c, (enum op_side) !src);
         return;
     }
     arm_poll(c, src, POLLIN | POLLRDHUP);
@@ -618,10 +622,9 @@ static void maybe_arm_recv(struct op_conn *c, int side)
     if (!(c->flags & OP_CF_LINGER)) {
         const struct op_outq *dq = &c->side[!side].q;
         if (s->flags & OP_SF_BACKPRESSURE) { /* hysteresis: wait until the other side drained well down */
-            if (dq->bytes > LOW_WATERMARK || dq->count > SEG_RESERVE)
-                return;
+            if (dq->bytes > LOW_WATERMARK || dq->count > SEG_RESERVE) return;
             s->flags &= (uint16_t)~OP_SF_BACKPRESSURE;
-        } else if (!has_room(c, (enum op_side)!side)) {
+        } else if (!has_room(c, (enum op_side) !side)) {
             s->flags |= OP_SF_BACKPRESSURE;
             return;
         }
@@ -632,8 +635,7 @@ static void maybe_arm_recv(struct op_conn *c, int side)
 static void side_flush(struct op_conn *c, int side)
 {
     struct op_side_st *s = &c->side[side];
-    if (s->fd < 0 || (s->flags & (OP_SF_SEND | OP_SF_CONNECTING | OP_SF_SPLICE_OUT)))
-        return;
+    if (s->fd < 0 || (s->flags & (OP_SF_SEND | OP_SF_CONNECTING | OP_SF_SPLICE_OUT))) return;
     if (s->q.count) {
         arm_send(c, side);
         return;
@@ -655,8 +657,7 @@ static void side_flush(struct op_conn *c, int side)
 /* The single place that decides what to do next for a connection after any event. */
 static void conn_progress(struct op_conn *c)
 {
-    if (c->state == OP_CS_FREE)
-        return;
+    if (c->state == OP_CS_FREE) return;
     if (c->state == OP_CS_CLOSING) {
         conn_try_free(c);
         return;
@@ -691,34 +692,25 @@ static void conn_progress(struct op_conn *c)
                !(cli->flags & OP_SF_SEND)) {
         op_conn_close(c, "finished");
     }
-    if (c->state == OP_CS_CLOSING)
-        conn_try_free(c);
+    if (c->state == OP_CS_CLOSING) conn_try_free(c);
 }
 
 static void conn_try_free(struct op_conn *c)
 {
     struct op_worker *w = c->w;
     struct conn_priv *pv = conn_priv(c);
-    if (c->side[OP_CLI].inflight || c->side[OP_UP].inflight || pv->old_up_inflight)
-        return;
-    if (c->state == OP_CS_FREE)
-        return;
-    if (c->pops && c->pops->on_close)
-        c->pops->on_close(c);
-    if (c->xops && c->xops->close)
-        c->xops->close(c);
+    if (c->side[OP_CLI].inflight || c->side[OP_UP].inflight || pv->old_up_inflight) return;
+    if (c->state == OP_CS_FREE) return;
+    if (c->pops && c->pops->on_close) c->pops->on_close(c);
+    if (c->xops && c->xops->close) c->xops->close(c);
     for (int s = 0; s < 2; s++) {
-        if (c->side[s].flags & OP_SF_WAITBUF)
-            w->nwaiting--;
-        if (c->side[s].fd >= 0)
-            close(c->side[s].fd);
+        if (c->side[s].flags & OP_SF_WAITBUF) w->nwaiting--;
+        if (c->side[s].fd >= 0) close(c->side[s].fd);
         side_reset(w, &c->side[s]);
     }
-    if (pv->old_up_fd >= 0)
-        close(pv->old_up_fd);
+    if (pv->old_up_fd >= 0) close(pv->old_up_fd);
     op_timer_cancel(&w->wheel, &c->timer);
-    if (c->flags & OP_CF_TLS && !(c->flags & OP_CF_XPRT_READY))
-        STAT_ADD(w, tls_failures, 1);
+    if (c->flags & OP_CF_TLS && !(c->flags & OP_CF_XPRT_READY)) STAT_ADD(w, tls_failures, 1);
     c->state = OP_CS_FREE;
     c->gen++;
     w->free_slots[w->nfree++] = c->slot;
@@ -777,10 +769,8 @@ static void on_recv_data(struct op_conn *c, int side, uint8_t *data, uint32_t le
             w->cur.bid = -1;
         }
     }
-    if (!keep_buf)
-        recycle_pbuf(w, bid);
-    if (rc < 0)
-        op_conn_close(c, rc == -ENOBUFS ? "send queue full" : "protocol or transport error");
+    if (!keep_buf) recycle_pbuf(w, bid);
+    if (rc < 0) op_conn_close(c, rc == -ENOBUFS ? "send queue full" : "protocol or transport error");
 }
 
 static void on_eof(struct op_conn *c, int side)
@@ -790,7 +780,7 @@ static void on_eof(struct op_conn *c, int side)
         return; /* conn_progress closes */
     }
     if (c->flags & OP_CF_TUNNEL) {
-        op_conn_shutdown(c, (enum op_side)!side);
+        op_conn_shutdown(c, (enum op_side) !side);
     } else if (c->pops->on_eof) {
         c->pops->on_eof(c, (enum op_side)side);
     } else {
@@ -802,21 +792,18 @@ static void on_eof(struct op_conn *c, int side)
  * (it needs many fast flows at once), so waking scans the slots instead of keeping a list. */
 static void buf_wait(struct op_conn *c, int side)
 {
-    if (!(c->side[side].flags & OP_SF_WAITBUF))
-        c->w->nwaiting++;
+    if (!(c->side[side].flags & OP_SF_WAITBUF)) c->w->nwaiting++;
     c->side[side].flags |= OP_SF_WAITBUF;
     STAT_ADD(c->w, enobufs, 1);
 }
 
 static void wake_buf_waiters(struct op_worker *w)
 {
-    if (!w->nwaiting || w->bufs_held > w->nbufs / 2)
-        return;
+    if (!w->nwaiting || w->bufs_held > w->nbufs / 2) return;
     w->nwaiting = 0;
     for (uint32_t i = 0; i < w->nslots; i++) {
         struct op_conn *c = slot_conn(w, i);
-        if (c->state == OP_CS_FREE || !((c->side[0].flags | c->side[1].flags) & OP_SF_WAITBUF))
-            continue;
+        if (c->state == OP_CS_FREE || !((c->side[0].flags | c->side[1].flags) & OP_SF_WAITBUF)) continue;
         c->side[0].flags &= (uint16_t)~OP_SF_WAITBUF;
         c->side[1].flags &= (uint16_t)~OP_SF_WAITBUF;
         conn_progress(c);
@@ -832,24 +819,20 @@ static void handle_conn_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
     int res = cqe->res;
     bool has_buf = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
     int bid = has_buf ? (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT) : -1;
-    if (has_buf)
-        w->bufs_held++;
+    if (has_buf) w->bufs_held++;
 
     if (OP_UNLIKELY(c->gen != TAG_GEN(tag) || c->state == OP_CS_FREE)) {
         op_error("engine", "w%d: completion for a freed slot %u (op %d)", w->idx, TAG_SLOT(tag), op);
-        if (has_buf)
-            recycle_pbuf(w, bid);
+        if (has_buf) recycle_pbuf(w, bid);
         return;
     }
     struct conn_priv *pv = conn_priv(c);
     if (side == OP_UP && TAG_EPOCH(tag) != pv->up_epoch) { /* completion of a dropped upstream leg */
-        if (has_buf)
-            recycle_pbuf(w, bid);
+        if (has_buf) recycle_pbuf(w, bid);
         if (--pv->old_up_inflight == 0) {
             close(pv->old_up_fd);
             pv->old_up_fd = -1;
-            if (c->state == OP_CS_CLOSING)
-                conn_try_free(c);
+            if (c->state == OP_CS_CLOSING) conn_try_free(c);
         }
         return;
     }
@@ -857,22 +840,19 @@ static void handle_conn_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
     s->inflight--;
 
     if (c->state == OP_CS_CLOSING) {
-        if (has_buf)
-            recycle_pbuf(w, bid);
+        if (has_buf) recycle_pbuf(w, bid);
         conn_try_free(c);
         return;
     }
 
     switch (op) {
     case TAG_RECV:
-        s->flags &= (uint16_t)~(OP_SF_RECV | OP_SF_NONEMPTY);
-        if (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)
-            s->flags |= OP_SF_NONEMPTY;
+        s->flags &= (uint16_t) ~(OP_SF_RECV | OP_SF_NONEMPTY);
+        if (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) s->flags |= OP_SF_NONEMPTY;
         if (res > 0) {
             on_recv_data(c, side, w->pbuf_mem + (size_t)bid * w->buf_size, (uint32_t)res, bid);
         } else {
-            if (has_buf)
-                recycle_pbuf(w, bid);
+            if (has_buf) recycle_pbuf(w, bid);
             if (res == 0)
                 on_eof(c, side);
             else if (res == -ENOBUFS)
@@ -903,8 +883,7 @@ static void handle_conn_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
             seg_release(w, g);
             s->q.head = (uint8_t)((s->q.head + 1) % OP_OUTQ_SEGS);
             s->q.count--;
-            if (s->q.count == 0)
-                s->q.head = 0;
+            if (s->q.count == 0) s->q.head = 0;
             if (s->q.count == 0 && c->pops->on_drained && !(c->flags & OP_CF_TUNNEL))
                 c->pops->on_drained(c, (enum op_side)side);
         }
@@ -918,8 +897,7 @@ static void handle_conn_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
             side_reset(w, s);
         }
         c->last_active_ms = w->now;
-        if (c->pops->on_upstream_connected)
-            c->pops->on_upstream_connected(c, res);
+        if (c->pops->on_upstream_connected) c->pops->on_upstream_connected(c, res);
         break;
     case TAG_SHUTDOWN:
         break;
@@ -931,7 +909,8 @@ static void handle_conn_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
         }
         if (res >= 0) {
             struct io_uring_sqe *sqe = get_sqe(w);
-            io_uring_prep_splice(sqe, s->fd, -1, s->pipe_wr, -1, SPLICE_LEN, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            io_uring_prep_splice(sqe, s->fd, -1, s->pipe_wr, -1, SPLICE_LEN,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             conn_sqe_tag(c, sqe, TAG_SPLICE_IN, side);
             s->flags |= OP_SF_SPLICE_IN;
         }
@@ -970,8 +949,7 @@ static void handle_timer(struct op_timer *t)
 {
     struct op_conn *c = OP_CONTAINER_OF(t, struct op_conn, timer);
     struct op_worker *w = c->w;
-    if (c->state == OP_CS_CLOSING || c->state == OP_CS_FREE)
-        return;
+    if (c->state == OP_CS_CLOSING || c->state == OP_CS_FREE) return;
     if ((c->flags & OP_CF_TUNNEL) && c->idle_ms && !(c->flags & OP_CF_FINISH)) {
         uint64_t idle = w->now - c->last_active_ms;
         if (idle < c->idle_ms) {
@@ -1060,24 +1038,20 @@ static void arm_wake(struct op_worker *w)
 
 static void begin_drain(struct op_worker *w)
 {
-    if (w->draining)
-        return;
+    if (w->draining) return;
     w->draining = true;
     w->drain_deadline = w->now + w->e->conf.to.drain_ms;
     for (int i = 0; i < w->e->conf.nlisteners; i++) {
-        if (w->listen_fd[i] < 0)
-            continue;
+        if (w->listen_fd[i] < 0) continue;
         struct io_uring_sqe *sqe = get_sqe(w);
         io_uring_prep_cancel_fd(sqe, w->listen_fd[i], IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(sqe, mk_tag(TAG_NONE, 0, 0, 0, 0));
     }
     for (uint32_t i = 0; i < w->nslots; i++) {
         struct op_conn *c = slot_conn(w, i);
-        if (c->state == OP_CS_FREE || c->state == OP_CS_CLOSING)
-            continue;
+        if (c->state == OP_CS_FREE || c->state == OP_CS_CLOSING) continue;
         c->flags |= OP_CF_DRAIN_CLOSE;
-        if (c->pops->on_drain)
-            c->pops->on_drain(c);
+        if (c->pops->on_drain) c->pops->on_drain(c);
         conn_progress(c);
     }
 }
@@ -1091,14 +1065,12 @@ static void handle_msgs(struct op_worker *w)
         m->fn(w, m);
         n = nx;
     }
-    if (atomic_load(&w->e->draining) && !w->stop)
-        begin_drain(w);
+    if (atomic_load(&w->e->draining) && !w->stop) begin_drain(w);
 }
 
 bool op_worker_deliver(struct op_worker *w, struct op_conn_ref ref, void *msg)
 {
-    if (ref.slot >= w->nslots)
-        return false;
+    if (ref.slot >= w->nslots) return false;
     struct op_conn *c = slot_conn(w, ref.slot);
     if (c->gen != ref.gen || c->state == OP_CS_FREE || c->state == OP_CS_CLOSING || !c->pops->on_message)
         return false;
@@ -1113,13 +1085,11 @@ static void handle_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
     switch (TAG_OP(tag)) {
     case TAG_ACCEPT: {
         int li = (int)TAG_SLOT(tag);
-        if (!(cqe->flags & IORING_CQE_F_MORE))
-            w->accept_armed[li] = false;
+        if (!(cqe->flags & IORING_CQE_F_MORE)) w->accept_armed[li] = false;
         if (cqe->res >= 0) {
             accept_conn(w, li, cqe->res);
         } else if (cqe->res != -ECANCELED && cqe->res != -EINTR && cqe->res != -EAGAIN) {
-            if (cqe->res == -EMFILE || cqe->res == -ENFILE)
-                STAT_ADD(w, rejected_full, 1);
+            if (cqe->res == -EMFILE || cqe->res == -ENFILE) STAT_ADD(w, rejected_full, 1);
             op_debug("engine", "w%d accept: %s", w->idx, strerror(-cqe->res));
         }
         if (!w->accept_armed[li]) {
@@ -1135,8 +1105,7 @@ static void handle_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
     case TAG_WAKE:
         w->wake_armed = false;
         handle_msgs(w);
-        if (!w->stop)
-            arm_wake(w);
+        if (!w->stop) arm_wake(w);
         return;
     case TAG_NONE:
         return;
@@ -1158,8 +1127,7 @@ static int make_listener(const struct op_listener_conf *lc, char *err, size_t er
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (lc->addr.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (lc->addr.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0) {
         int e = errno;
         snprintf(err, errlen, "bind %s: %s", lc->name, strerror(e));
@@ -1212,16 +1180,15 @@ static int worker_setup(struct op_worker *w)
     char *err = w->start_err;
     size_t errlen = sizeof(w->start_err);
     int rc = ring_init(&w->ring, 512, err, errlen);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     io_uring_register_ring_fd(&w->ring);
     unsigned iowq[2] = {4, 8}; /* splice runs in io-wq: keep that pool small */
     io_uring_register_iowq_max_workers(&w->ring, iowq);
 
     w->nbufs = cf->recv_bufs;
     w->buf_size = cf->recv_buf_size;
-    w->pbuf_mem = mmap(NULL, (size_t)w->nbufs * w->buf_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
+    w->pbuf_mem = mmap(NULL, (size_t)w->nbufs * w->buf_size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (w->pbuf_mem == MAP_FAILED) {
         snprintf(err, errlen, "cannot map %u receive buffers", w->nbufs);
         return -ENOMEM;
@@ -1229,7 +1196,8 @@ static int worker_setup(struct op_worker *w)
     int brc = 0;
     w->br = io_uring_setup_buf_ring(&w->ring, w->nbufs, BGID, 0, &brc);
     if (!w->br) {
-        snprintf(err, errlen, "provided-buffer ring setup failed: %s (kernel 5.19+ required)", strerror(-brc));
+        snprintf(err, errlen, "provided-buffer ring setup failed: %s (kernel 5.19+ required)",
+                 strerror(-brc));
         return brc ? brc : -ENOTSUP;
     }
     for (uint32_t i = 0; i < w->nbufs; i++)
@@ -1239,8 +1207,8 @@ static int worker_setup(struct op_worker *w)
     w->bufs_held = 0;
 
     w->nchunks = cf->send_chunks;
-    w->chunk_mem = mmap(NULL, (size_t)w->nchunks * CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                        -1, 0);
+    w->chunk_mem = mmap(NULL, (size_t)w->nchunks * CHUNK_SIZE, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     w->free_chunks = malloc(sizeof(uint32_t) * w->nchunks);
     if (w->chunk_mem == MAP_FAILED || !w->free_chunks) {
         snprintf(err, errlen, "cannot map the send-chunk pool");
@@ -1275,8 +1243,7 @@ static int worker_setup(struct op_worker *w)
     }
     for (int i = 0; i < cf->nlisteners; i++) {
         w->listen_fd[i] = make_listener(&cf->listeners[i], err, errlen);
-        if (w->listen_fd[i] < 0)
-            return w->listen_fd[i];
+        if (w->listen_fd[i] < 0) return w->listen_fd[i];
     }
     w->now = op_now_ms();
     w->cur.bid = -1;
@@ -1293,18 +1260,14 @@ static int worker_setup(struct op_worker *w)
 static void worker_teardown(struct op_worker *w)
 {
     for (int i = 0; i < w->e->conf.nlisteners; i++)
-        if (w->listen_fd[i] >= 0)
-            close(w->listen_fd[i]);
+        if (w->listen_fd[i] >= 0) close(w->listen_fd[i]);
     for (uint32_t i = 0; i < w->npipes_free; i++) {
         close(w->pipes[2 * i]);
         close(w->pipes[2 * i + 1]);
     }
-    if (w->br)
-        io_uring_free_buf_ring(&w->ring, w->br, w->nbufs, BGID);
-    if (w->ring.ring_fd > 0)
-        io_uring_queue_exit(&w->ring);
-    if (w->pbuf_mem && w->pbuf_mem != MAP_FAILED)
-        munmap(w->pbuf_mem, (size_t)w->nbufs * w->buf_size);
+    if (w->br) io_uring_free_buf_ring(&w->ring, w->br, w->nbufs, BGID);
+    if (w->ring.ring_fd > 0) io_uring_queue_exit(&w->ring);
+    if (w->pbuf_mem && w->pbuf_mem != MAP_FAILED) munmap(w->pbuf_mem, (size_t)w->nbufs * w->buf_size);
     w->pbuf_mem = NULL;
 }
 
@@ -1312,12 +1275,9 @@ static void worker_free(struct op_worker *w)
 {
     if (w->start_rc == 0)
         handle_msgs(w); /* late messages: their connections are gone, so they only free themselves */
-    if (w->efd >= 0)
-        close(w->efd);
-    if (w->chunk_mem && w->chunk_mem != MAP_FAILED)
-        munmap(w->chunk_mem, (size_t)w->nchunks * CHUNK_SIZE);
-    if (w->slots && w->slots != MAP_FAILED)
-        munmap(w->slots, w->stride * w->nslots);
+    if (w->efd >= 0) close(w->efd);
+    if (w->chunk_mem && w->chunk_mem != MAP_FAILED) munmap(w->chunk_mem, (size_t)w->nchunks * CHUNK_SIZE);
+    if (w->slots && w->slots != MAP_FAILED) munmap(w->slots, w->stride * w->nslots);
     free(w->free_chunks);
     free(w->free_slots);
     free(w->pipes);
@@ -1381,8 +1341,7 @@ static void *worker_main(void *arg)
             bool listeners_closed = true;
             for (int i = 0; i < e->conf.nlisteners; i++)
                 listeners_closed &= w->listen_fd[i] < 0;
-            if (w->nconns == 0 && listeners_closed)
-                w->stop = true;
+            if (w->nconns == 0 && listeners_closed) w->stop = true;
         }
     }
     worker_teardown(w);
@@ -1402,8 +1361,7 @@ int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, c
     /* Probe io_uring once here so the error names the cause before any thread starts. */
     struct io_uring probe;
     int rc = ring_init(&probe, 8, err, errlen);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     io_uring_queue_exit(&probe);
 
     struct op_engine *e = calloc(1, sizeof(*e));
@@ -1414,38 +1372,25 @@ int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, c
     e->conf = *conf;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     e->nworkers = conf->workers > 0 ? conf->workers : (int)(ncpu > 0 ? ncpu : 1);
-    if (e->nworkers > MAX_WORKERS)
-        e->nworkers = MAX_WORKERS;
+    if (e->nworkers > MAX_WORKERS) e->nworkers = MAX_WORKERS;
     struct op_engine_conf *c = &e->conf;
-    if (!c->max_conns)
-        c->max_conns = 16384;
-    if (!c->recv_bufs)
-        c->recv_bufs = 512;
+    if (!c->max_conns) c->max_conns = 16384;
+    if (!c->recv_bufs) c->recv_bufs = 512;
     if (c->recv_bufs & (c->recv_bufs - 1)) {
         snprintf(err, errlen, "receive buffer count must be a power of two");
         free(e);
         return -EINVAL;
     }
-    if (!c->recv_buf_size)
-        c->recv_buf_size = 64 * 1024;
-    if (!c->send_chunks)
-        c->send_chunks = 2048;
-    if (!c->max_pipes)
-        c->max_pipes = 256;
-    if (!c->to.handshake_ms)
-        c->to.handshake_ms = 10000;
-    if (!c->to.head_ms)
-        c->to.head_ms = 10000;
-    if (!c->to.keepalive_ms)
-        c->to.keepalive_ms = 60000;
-    if (!c->to.connect_ms)
-        c->to.connect_ms = 5000;
-    if (!c->to.idle_ms)
-        c->to.idle_ms = 60000;
-    if (!c->to.tunnel_idle_ms)
-        c->to.tunnel_idle_ms = 3600000;
-    if (!c->to.drain_ms)
-        c->to.drain_ms = 10000;
+    if (!c->recv_buf_size) c->recv_buf_size = 64 * 1024;
+    if (!c->send_chunks) c->send_chunks = 2048;
+    if (!c->max_pipes) c->max_pipes = 256;
+    if (!c->to.handshake_ms) c->to.handshake_ms = 10000;
+    if (!c->to.head_ms) c->to.head_ms = 10000;
+    if (!c->to.keepalive_ms) c->to.keepalive_ms = 60000;
+    if (!c->to.connect_ms) c->to.connect_ms = 5000;
+    if (!c->to.idle_ms) c->to.idle_ms = 60000;
+    if (!c->to.tunnel_idle_ms) c->to.tunnel_idle_ms = 3600000;
+    if (!c->to.drain_ms) c->to.drain_ms = 10000;
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->cond, NULL);
     e->workers = calloc((size_t)e->nworkers, sizeof(struct op_worker));
@@ -1508,19 +1453,16 @@ static void retire_ack(struct op_worker *w, struct op_msg *m)
 {
     struct retire *r = OP_CONTAINER_OF(m - w->idx, struct retire, msgs);
     if (atomic_fetch_sub(&r->remaining, 1) == 1) {
-        if (r->release && r->old)
-            r->release(r->old);
+        if (r->release && r->old) r->release(r->old);
         free(r);
     }
 }
 
 int op_engine_set_xprt_ctx(struct op_engine *e, int li, void *ctx, void (*release)(void *old))
 {
-    if (li < 0 || li >= e->conf.nlisteners)
-        return -EINVAL;
+    if (li < 0 || li >= e->conf.nlisteners) return -EINVAL;
     struct retire *r = calloc(1, sizeof(*r) + sizeof(struct op_msg) * (size_t)e->nworkers);
-    if (!r)
-        return -ENOMEM;
+    if (!r) return -ENOMEM;
     r->old = atomic_exchange_explicit(&e->conf.listeners[li].xprt_ctx, ctx, memory_order_acq_rel);
     r->release = release;
     atomic_store(&r->remaining, e->nworkers);
@@ -1534,8 +1476,7 @@ int op_engine_set_xprt_ctx(struct op_engine *e, int li, void *ctx, void (*releas
 int op_engine_retire(struct op_engine *e, void *old, void (*release)(void *old))
 {
     struct retire *r = calloc(1, sizeof(*r) + sizeof(struct op_msg) * (size_t)e->nworkers);
-    if (!r)
-        return -ENOMEM;
+    if (!r) return -ENOMEM;
     r->old = old;
     r->release = release;
     atomic_store(&r->remaining, e->nworkers);
@@ -1558,12 +1499,14 @@ void op_engine_drain(struct op_engine *e)
     }
 }
 
-bool op_engine_done(struct op_engine *e) { return atomic_load(&e->running) == 0; }
+bool op_engine_done(struct op_engine *e)
+{
+    return atomic_load(&e->running) == 0;
+}
 
 void op_engine_free(struct op_engine *e)
 {
-    if (!e)
-        return;
+    if (!e) return;
     for (int i = 0; i < e->nworkers; i++)
         pthread_join(e->workers[i].thr, NULL);
     for (int i = 0; i < e->nworkers; i++)
@@ -1574,7 +1517,10 @@ void op_engine_free(struct op_engine *e)
     free(e);
 }
 
-int op_engine_nworkers(const struct op_engine *e) { return e->nworkers; }
+int op_engine_nworkers(const struct op_engine *e)
+{
+    return e->nworkers;
+}
 const struct op_worker_stats *op_engine_stats(const struct op_engine *e, int worker)
 {
     return &e->workers[worker].stats;
@@ -1583,7 +1529,8 @@ const struct op_worker_stats *op_engine_stats(const struct op_engine *e, int wor
 /* ---------------------------------------------------------------------------------------------- */
 /* addresses                                                                                        */
 
-int op_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *outlen, char *err, size_t errlen)
+int op_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *outlen, char *err,
+                      size_t errlen)
 {
     char host[256];
     const char *port;
@@ -1616,7 +1563,8 @@ int op_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *ou
         snprintf(err, errlen, "bad port in '%s'", s);
         return -EINVAL;
     }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res = NULL;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res = NULL;
     int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
     if (rc != 0 || !res) {
         snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));

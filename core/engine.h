@@ -48,30 +48,30 @@ const char *op_conn_state_str(enum op_conn_state st);
 
 /* Per-connection flags word. */
 enum {
-    OP_CF_TUNNEL = 1u << 0,       /* engine relays both ways without the protocol */
-    OP_CF_TLS = 1u << 1,          /* client leg has a transport */
-    OP_CF_XPRT_READY = 1u << 2,   /* transport handshake done */
-    OP_CF_FINISH = 1u << 3,       /* close once the client queue drains (graceful) */
-    OP_CF_DRAIN_CLOSE = 1u << 4,  /* engine is draining: protocol should not keep alive */
-    OP_CF_CANCELLED = 1u << 5,    /* cancel requests issued */
-    OP_CF_SPLICE = 1u << 6,       /* tunnel uses splice(2) */
-    OP_CF_LINGER = 1u << 7,       /* write side shut; reading and discarding until EOF */
-    OP_CF_NOTIFY = 1u << 8,       /* transport close notification queued */
+    OP_CF_TUNNEL = 1u << 0,      /* engine relays both ways without the protocol */
+    OP_CF_TLS = 1u << 1,         /* client leg has a transport */
+    OP_CF_XPRT_READY = 1u << 2,  /* transport handshake done */
+    OP_CF_FINISH = 1u << 3,      /* close once the client queue drains (graceful) */
+    OP_CF_DRAIN_CLOSE = 1u << 4, /* engine is draining: protocol should not keep alive */
+    OP_CF_CANCELLED = 1u << 5,   /* cancel requests issued */
+    OP_CF_SPLICE = 1u << 6,      /* tunnel uses splice(2) */
+    OP_CF_LINGER = 1u << 7,      /* write side shut; reading and discarding until EOF */
+    OP_CF_NOTIFY = 1u << 8,      /* transport close notification queued */
 };
 
 /* Per-side flags. */
 enum {
-    OP_SF_RECV = 1u << 0,     /* recv in flight */
-    OP_SF_SEND = 1u << 1,     /* send in flight */
-    OP_SF_EOF = 1u << 2,      /* peer sent FIN (or error) */
+    OP_SF_RECV = 1u << 0,      /* recv in flight */
+    OP_SF_SEND = 1u << 1,      /* send in flight */
+    OP_SF_EOF = 1u << 2,       /* peer sent FIN (or error) */
     OP_SF_SHUT_WANT = 1u << 3, /* shut our write side once the queue drains */
     OP_SF_SHUT_DONE = 1u << 4,
-    OP_SF_PAUSED = 1u << 5,    /* protocol asked not to read this side */
-    OP_SF_WAITBUF = 1u << 6,   /* recv got -ENOBUFS; waiting for buffers */
+    OP_SF_PAUSED = 1u << 5,  /* protocol asked not to read this side */
+    OP_SF_WAITBUF = 1u << 6, /* recv got -ENOBUFS; waiting for buffers */
     OP_SF_CONNECTING = 1u << 7,
     OP_SF_SPLICE_IN = 1u << 8, /* socket -> pipe splice in flight */
     OP_SF_SPLICE_OUT = 1u << 9,
-    OP_SF_POLL = 1u << 10,     /* poll for readability in flight (splice path) */
+    OP_SF_POLL = 1u << 10,         /* poll for readability in flight (splice path) */
     OP_SF_BACKPRESSURE = 1u << 11, /* not read: the other side's queue went over the high watermark */
     OP_SF_NONEMPTY = 1u << 12,     /* the last receive left data in the socket */
 };
@@ -148,8 +148,8 @@ struct op_listener_conf {
     char name[80]; /* "host:port" as given */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    const struct op_xprt_ops *xprt;     /* NULL = plaintext */
-    void *_Atomic xprt_ctx;             /* swapped atomically on reload */
+    const struct op_xprt_ops *xprt; /* NULL = plaintext */
+    void *_Atomic xprt_ctx;         /* swapped atomically on reload */
     const struct op_proto_ops *proto;
     void *proto_ctx;
 };
@@ -159,18 +159,18 @@ struct op_timeouts {
 };
 
 struct op_engine_conf {
-    int workers;                 /* 0 = one per online CPU */
-    bool no_pin;                 /* do not pin workers to CPUs */
-    int first_cpu;               /* pin worker i to CPU (first_cpu + i) % ncpu */
+    int workers;   /* 0 = one per online CPU */
+    bool no_pin;   /* do not pin workers to CPUs */
+    int first_cpu; /* pin worker i to CPU (first_cpu + i) % ncpu */
     struct op_listener_conf *listeners;
     int nlisteners;
     struct op_timeouts to;
-    uint32_t max_conns;          /* per worker (0 = 16384) */
-    uint32_t recv_bufs;          /* provided buffers per worker (power of two, 0 = 512) */
-    uint32_t recv_buf_size;      /* bytes (0 = 64 KiB: measured faster than 16 KiB for bulk, TLS too) */
-    uint32_t send_chunks;        /* send-chunk pool per worker (0 = 2048) */
-    bool splice;                 /* plaintext tunnels use splice(2) through a bounded pipe pool */
-    uint32_t max_pipes;          /* per worker (0 = 256) */
+    uint32_t max_conns;     /* per worker (0 = 16384) */
+    uint32_t recv_bufs;     /* provided buffers per worker (power of two, 0 = 512) */
+    uint32_t recv_buf_size; /* bytes (0 = 64 KiB: measured faster than 16 KiB for bulk, TLS too) */
+    uint32_t send_chunks;   /* send-chunk pool per worker (0 = 2048) */
+    bool splice;            /* plaintext tunnels use splice(2) through a bounded pipe pool */
+    uint32_t max_pipes;     /* per worker (0 = 256) */
 };
 
 /* Statistics: one block per worker, written only by its worker (relaxed atomics), summed by readers. */
@@ -269,7 +269,10 @@ int op_conn_send(struct op_conn *c, enum op_side side, const uint8_t *p, size_t 
  * is raw; otherwise they are copied. */
 int op_conn_forward(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
 /* Bytes queued for a side (backpressure decisions). */
-static inline uint32_t op_conn_queued(const struct op_conn *c, enum op_side side) { return c->side[side].q.bytes; }
+static inline uint32_t op_conn_queued(const struct op_conn *c, enum op_side side)
+{
+    return c->side[side].q.bytes;
+}
 /* Starts a non-blocking connect to an upstream; completion via on_upstream_connected. 0 or -errno. */
 int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len);
 /* Closes the upstream leg only (e.g. to reconnect elsewhere); the client stays. */
@@ -297,7 +300,8 @@ uint64_t op_worker_now(const struct op_worker *w);
 
 /* Address helper: parses "host:port", "[v6]:port", ":port" (all interfaces) with getaddrinfo (numeric or
  * resolvable names; call off the hot path). 0 or -EINVAL with a reason in err. */
-int op_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *outlen, char *err, size_t errlen);
+int op_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *outlen, char *err,
+                      size_t errlen);
 /* Formats an address as "ip:port". */
 void op_format_addr(const struct sockaddr *sa, char *buf, size_t len);
 

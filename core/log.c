@@ -20,9 +20,18 @@ uint64_t op_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-void op_log_set_level(enum op_log_level lvl) { atomic_store(&g_level, (int)lvl); }
-void op_log_set_json(bool json) { atomic_store(&g_json, json); }
-bool op_log_enabled(enum op_log_level lvl) { return (int)lvl >= atomic_load(&g_level); }
+void op_log_set_level(enum op_log_level lvl)
+{
+    atomic_store(&g_level, (int)lvl);
+}
+void op_log_set_json(bool json)
+{
+    atomic_store(&g_json, json);
+}
+bool op_log_enabled(enum op_log_level lvl)
+{
+    return (int)lvl >= atomic_load(&g_level);
+}
 
 int op_log_parse_level(const char *s, enum op_log_level *out)
 {
@@ -55,8 +64,7 @@ static size_t json_escape(char *dst, size_t cap, const char *s)
 
 void op_log(enum op_log_level lvl, const char *module, const char *fmt, ...)
 {
-    if (!op_log_enabled(lvl))
-        return;
+    if (!op_log_enabled(lvl)) return;
     int saved_errno = errno;
     char msg[2048];
     va_list ap;
@@ -75,8 +83,9 @@ void op_log(enum op_log_level lvl, const char *module, const char *fmt, ...)
     char line[4608];
     size_t n;
     if (atomic_load(&g_json)) {
-        n = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"",
-                             when, level_names[lvl], module);
+        n = (size_t)snprintf(line, sizeof(line),
+                             "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"", when,
+                             level_names[lvl], module);
         n += json_escape(line + n, sizeof(line) - n - 4, msg);
         line[n++] = '"';
         line[n++] = '}';

@@ -17,7 +17,10 @@ int op_log_parse_level(const char *s, enum op_log_level *out);
 bool op_log_enabled(enum op_log_level lvl);
 void op_log(enum op_log_level lvl, const char *module, const char *fmt, ...) OP_PRINTF(3, 4);
 
-#define op_debug(mod, ...) do { if (op_log_enabled(OP_LOG_DEBUG)) op_log(OP_LOG_DEBUG, mod, __VA_ARGS__); } while (0)
+#define op_debug(mod, ...)                                                                                   \
+    do {                                                                                                     \
+        if (op_log_enabled(OP_LOG_DEBUG)) op_log(OP_LOG_DEBUG, mod, __VA_ARGS__);                            \
+    } while (0)
 #define op_info(mod, ...)  op_log(OP_LOG_INFO, mod, __VA_ARGS__)
 #define op_warn(mod, ...)  op_log(OP_LOG_WARN, mod, __VA_ARGS__)
 #define op_error(mod, ...) op_log(OP_LOG_ERROR, mod, __VA_ARGS__)

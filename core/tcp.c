@@ -41,7 +41,10 @@ static void tcp_eof(struct op_conn *c, enum op_side side)
         op_conn_close(c, "upstream closed");
 }
 
-static void tcp_timeout(struct op_conn *c) { op_conn_close(c, "upstream connect timeout"); }
+static void tcp_timeout(struct op_conn *c)
+{
+    op_conn_close(c, "upstream connect timeout");
+}
 
 const struct op_proto_ops op_proto_tcp = {
     .name = "tcp",

@@ -17,8 +17,7 @@ static void unlink_timer(struct op_timer *t)
 
 void op_timer_cancel(struct op_wheel *w, struct op_timer *t)
 {
-    if (!op_timer_armed(t))
-        return;
+    if (!op_timer_armed(t)) return;
     unlink_timer(t);
     w->count--;
 }
@@ -29,8 +28,7 @@ void op_timer_set(struct op_wheel *w, struct op_timer *t, uint64_t now_ms, uint6
     t->expire_ms = now_ms + delay_ms;
     /* Round up so a timer never fires early; never place it behind the wheel's cursor. */
     uint64_t tick = (t->expire_ms + OP_WHEEL_TICK_MS - 1) / OP_WHEEL_TICK_MS;
-    if (tick <= w->now_tick)
-        tick = w->now_tick + 1;
+    if (tick <= w->now_tick) tick = w->now_tick + 1;
     struct op_timer *head = &w->buckets[tick & (OP_WHEEL_SLOTS - 1)];
     t->next = head;
     t->prev = head->prev;

@@ -35,7 +35,10 @@ static inline void op_timer_init(struct op_timer *t, op_timer_cb cb)
     t->expire_ms = 0;
     t->cb = cb;
 }
-static inline bool op_timer_armed(const struct op_timer *t) { return t->next != NULL; }
+static inline bool op_timer_armed(const struct op_timer *t)
+{
+    return t->next != NULL;
+}
 /* (Re)arms t to fire at now_ms + delay_ms. */
 void op_timer_set(struct op_wheel *w, struct op_timer *t, uint64_t now_ms, uint64_t delay_ms);
 void op_timer_cancel(struct op_wheel *w, struct op_timer *t);

@@ -28,23 +28,23 @@ int op_ctl_block_signals(void)
     return rc ? -rc : 0;
 }
 
-void op_ctl_request_stop(void) { atomic_store(&g_stop_requested, true); }
+void op_ctl_request_stop(void)
+{
+    atomic_store(&g_stop_requested, true);
+}
 
 int op_sd_notify(const char *state)
 {
     const char *path = getenv("NOTIFY_SOCKET");
-    if (!path || !*path)
-        return 0;
+    if (!path || !*path) return 0;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t n = strlen(path);
-    if (n >= sizeof(sa.sun_path))
-        return -EINVAL;
+    if (n >= sizeof(sa.sun_path)) return -EINVAL;
     memcpy(sa.sun_path, path, n);
     if (sa.sun_path[0] == '@') /* abstract namespace */
         sa.sun_path[0] = '\0';
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     ssize_t w = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
                        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
     int e = errno;
@@ -86,7 +86,8 @@ int op_ctl_run(struct op_engine *e, const struct op_ctl_hooks *h)
                     op_sd_notify("RELOADING=1");
                     if (h && h->reload) {
                         int r = h->reload(h->reload_arg);
-                        op_info("ctl", "reload %s", r == 0 ? "applied" : "failed: keeping the running config");
+                        op_info("ctl", "reload %s",
+                                r == 0 ? "applied" : "failed: keeping the running config");
                     } else {
                         op_info("ctl", "SIGHUP: nothing to reload");
                     }
@@ -101,14 +102,12 @@ int op_ctl_run(struct op_engine *e, const struct op_ctl_hooks *h)
             }
         }
         for (int i = 1; i < n; i++)
-            if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP))
-                h->fds[i - 1].on_readable(h->fds[i - 1].arg);
+            if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) h->fds[i - 1].on_readable(h->fds[i - 1].arg);
         if (!stopping && atomic_load(&g_stop_requested)) {
             stopping = true;
             op_sd_notify("STOPPING=1");
             op_info("ctl", "stopping: draining connections");
-            if (h && h->on_stop)
-                h->on_stop(h->stop_arg);
+            if (h && h->on_stop) h->on_stop(h->stop_arg);
             op_engine_drain(e);
         }
         uint64_t now = op_now_ms();

@@ -11,8 +11,7 @@ const struct op_app_header *op_app_find_header(const struct op_app_request *req,
     size_t n = strlen(name);
     for (int i = 0; i < req->nheaders; i++) {
         const struct op_app_header *h = &req->headers[i];
-        if (h->name.len == n && strncasecmp(h->name.p, name, n) == 0)
-            return h;
+        if (h->name.len == n && strncasecmp(h->name.p, name, n) == 0) return h;
     }
     return NULL;
 }

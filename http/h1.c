@@ -24,11 +24,23 @@
 
 static bool is_tchar(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
-    case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
         return true;
     default:
         return false;
@@ -51,11 +63,27 @@ static bool is_target_char(unsigned char c)
  * '/', '?', '#', '\\' or whitespace. */
 static bool is_host_char(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     switch (c) {
-    case '-': case '.': case '_': case '~': case '!': case '$': case '&': case '\'': case '(': case ')':
-    case '*': case '+': case ',': case ';': case '=': case '%': case ':': case '[': case ']':
+    case '-':
+    case '.':
+    case '_':
+    case '~':
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+    case '%':
+    case ':':
+    case '[':
+    case ']':
         return true;
     default:
         return false;
@@ -88,8 +116,7 @@ static op_span_t span_trim(const char *p, size_t n)
  * empty). *off is the cursor, start it at 0. */
 static bool list_next(op_span_t v, size_t *off, op_span_t *elem)
 {
-    if (*off > v.len)
-        return false;
+    if (*off > v.len) return false;
     const char *start = v.len ? v.p + *off : v.p; /* no arithmetic on a NULL empty span */
     const char *comma = v.len > *off ? memchr(start, ',', v.len - *off) : NULL;
     size_t n = comma ? (size_t)(comma - start) : v.len - *off;
@@ -103,8 +130,7 @@ static bool list_has_span(op_span_t v, op_span_t token)
     size_t off = 0;
     op_span_t e;
     while (list_next(v, &off, &e))
-        if (span_ieq_span(e, token))
-            return true;
+        if (span_ieq_span(e, token)) return true;
     return false;
 }
 
@@ -116,8 +142,7 @@ bool op_h1_list_has_token(op_span_t v, const char *token)
 const struct op_h1_header *op_h1_find_header(const struct op_h1_header *h, int n, const char *name)
 {
     for (int i = 0; i < n; i++)
-        if (span_ieq(h[i].name, name))
-            return &h[i];
+        if (span_ieq(h[i].name, name)) return &h[i];
     return NULL;
 }
 
@@ -146,8 +171,7 @@ static int scan_fail(struct scan *s, int status, const char *reason)
 /* Ran out of bytes at the head-size cap (elen) or at the end of what was received. */
 static int scan_out(struct scan *s)
 {
-    if (s->len >= OP_H1_MAX_HEAD - 1)
-        return scan_fail(s, s->limit_status, "head too large");
+    if (s->len >= OP_H1_MAX_HEAD - 1) return scan_fail(s, s->limit_status, "head too large");
     return OP_H1_INCOMPLETE;
 }
 
@@ -158,53 +182,41 @@ static int scan_fields(struct scan *s, size_t pos)
     /* A head of OP_H1_MAX_HEAD bytes or more is refused: its last byte would sit at index >= MAX-1. */
     size_t elen = OP_MIN(s->len, (size_t)OP_H1_MAX_HEAD - 1);
     for (;;) {
-        if (pos >= elen)
-            return scan_out(s);
+        if (pos >= elen) return scan_out(s);
         unsigned char c = (unsigned char)b[pos];
         if (c == '\r') {
-            if (pos + 1 >= elen)
-                return scan_out(s);
-            if (b[pos + 1] != '\n')
-                return scan_fail(s, s->syntax_status, "CR not followed by LF");
+            if (pos + 1 >= elen) return scan_out(s);
+            if (b[pos + 1] != '\n') return scan_fail(s, s->syntax_status, "CR not followed by LF");
             s->head_len = pos + 2;
             return OP_H1_COMPLETE;
         }
-        if (c == '\n')
-            return scan_fail(s, s->syntax_status, "bare LF in head");
-        if (c == ' ' || c == '\t')
-            return scan_fail(s, s->syntax_status, "obs-fold in header");
-        if (s->nhdrs >= OP_H1_MAX_HEADERS)
-            return scan_fail(s, s->limit_status, "too many headers");
+        if (c == '\n') return scan_fail(s, s->syntax_status, "bare LF in head");
+        if (c == ' ' || c == '\t') return scan_fail(s, s->syntax_status, "obs-fold in header");
+        if (s->nhdrs >= OP_H1_MAX_HEADERS) return scan_fail(s, s->limit_status, "too many headers");
         size_t name_start = pos;
         while (pos < elen && is_tchar((unsigned char)b[pos]))
             pos++;
-        if (pos >= elen)
-            return scan_out(s);
+        if (pos >= elen) return scan_out(s);
         c = (unsigned char)b[pos];
         if (c != ':') {
             if (c == ' ' || c == '\t')
                 return scan_fail(s, s->syntax_status, "whitespace before colon in header");
-            if (c == '\r' || c == '\n')
-                return scan_fail(s, s->syntax_status, "header line without colon");
+            if (c == '\r' || c == '\n') return scan_fail(s, s->syntax_status, "header line without colon");
             return scan_fail(s, s->syntax_status, "invalid header name");
         }
-        if (pos == name_start)
-            return scan_fail(s, s->syntax_status, "empty header name");
+        if (pos == name_start) return scan_fail(s, s->syntax_status, "empty header name");
         op_span_t name = op_span(b + name_start, pos - name_start);
         pos++;
         size_t vstart = pos;
         while (pos < elen) {
             c = (unsigned char)b[pos];
-            if (c == '\r')
-                break;
+            if (c == '\r') break;
             if (!is_field_char(c))
                 return scan_fail(s, s->syntax_status, c == '\n' ? "bare LF in head" : "CTL in header value");
             pos++;
         }
-        if (pos + 1 >= elen)
-            return scan_out(s);
-        if (b[pos + 1] != '\n')
-            return scan_fail(s, s->syntax_status, "CR not followed by LF");
+        if (pos + 1 >= elen) return scan_out(s);
+        if (b[pos + 1] != '\n') return scan_fail(s, s->syntax_status, "CR not followed by LF");
         s->hdrs[s->nhdrs].name = name;
         s->hdrs[s->nhdrs].value = span_trim(b + vstart, pos - vstart);
         s->nhdrs++;
@@ -220,27 +232,18 @@ static int scan_version(struct scan *s, size_t *pos, size_t end, int *minor, int
     const char *b = s->buf;
     size_t p = *pos;
     for (size_t i = 0; i < 5; i++, p++) {
-        if (p >= end)
-            return OP_H1_INCOMPLETE;
-        if (b[p] != pfx[i])
-            return scan_fail(s, s->syntax_status, "invalid HTTP version");
+        if (p >= end) return OP_H1_INCOMPLETE;
+        if (b[p] != pfx[i]) return scan_fail(s, s->syntax_status, "invalid HTTP version");
     }
-    if (p >= end)
-        return OP_H1_INCOMPLETE;
-    if (b[p] < '0' || b[p] > '9')
-        return scan_fail(s, s->syntax_status, "invalid HTTP version");
+    if (p >= end) return OP_H1_INCOMPLETE;
+    if (b[p] < '0' || b[p] > '9') return scan_fail(s, s->syntax_status, "invalid HTTP version");
     int major = b[p++] - '0';
-    if (p >= end)
-        return OP_H1_INCOMPLETE;
-    if (b[p++] != '.')
-        return scan_fail(s, s->syntax_status, "invalid HTTP version");
-    if (p >= end)
-        return OP_H1_INCOMPLETE;
-    if (b[p] < '0' || b[p] > '9')
-        return scan_fail(s, s->syntax_status, "invalid HTTP version");
+    if (p >= end) return OP_H1_INCOMPLETE;
+    if (b[p++] != '.') return scan_fail(s, s->syntax_status, "invalid HTTP version");
+    if (p >= end) return OP_H1_INCOMPLETE;
+    if (b[p] < '0' || b[p] > '9') return scan_fail(s, s->syntax_status, "invalid HTTP version");
     int mn = b[p++] - '0';
-    if (major != 1 || mn > 1)
-        return scan_fail(s, bad_version_status, "unsupported HTTP version");
+    if (major != 1 || mn > 1) return scan_fail(s, bad_version_status, "unsupported HTTP version");
     *minor = mn;
     *pos = p;
     return OP_H1_COMPLETE;
@@ -253,10 +256,8 @@ static int scan_eol(struct scan *s, size_t pos, size_t *next)
     if (s->buf[pos] != '\r')
         return scan_fail(s, s->syntax_status,
                          s->buf[pos] == '\n' ? "bare LF in head" : "invalid character in start line");
-    if (pos + 1 >= s->len)
-        return OP_H1_INCOMPLETE;
-    if (s->buf[pos + 1] != '\n')
-        return scan_fail(s, s->syntax_status, "CR not followed by LF");
+    if (pos + 1 >= s->len) return OP_H1_INCOMPLETE;
+    if (s->buf[pos + 1] != '\n') return scan_fail(s, s->syntax_status, "CR not followed by LF");
     *next = pos + 2;
     return OP_H1_COMPLETE;
 }
@@ -270,31 +271,25 @@ static int scan_request_line(struct scan *s, struct op_h1_request *req, size_t *
     size_t pos = 0;
     while (pos < end && is_tchar((unsigned char)b[pos]))
         pos++;
-    if (pos >= end)
-        goto out;
-    if (b[pos] != ' ')
-        return scan_fail(s, 400, pos == 0 ? "missing method" : "invalid method");
-    if (pos == 0)
-        return scan_fail(s, 400, "missing method");
+    if (pos >= end) goto out;
+    if (b[pos] != ' ') return scan_fail(s, 400, pos == 0 ? "missing method" : "invalid method");
+    if (pos == 0) return scan_fail(s, 400, "missing method");
     req->method = op_span(b, pos);
     size_t tstart = ++pos;
     while (pos < end && is_target_char((unsigned char)b[pos]))
         pos++;
-    if (pos >= end)
-        goto out;
+    if (pos >= end) goto out;
     if (b[pos] != ' ')
-        return scan_fail(s, 400, b[pos] == '\r' || b[pos] == '\n' ? "missing HTTP version"
-                                                                  : "invalid character in request target");
-    if (pos == tstart)
-        return scan_fail(s, 400, "empty request target");
+        return scan_fail(s, 400,
+                         b[pos] == '\r' || b[pos] == '\n' ? "missing HTTP version"
+                                                          : "invalid character in request target");
+    if (pos == tstart) return scan_fail(s, 400, "empty request target");
     req->target = op_span(b + tstart, pos - tstart);
     pos++;
     rc = scan_version(s, &pos, end, &req->version_minor, 505);
-    if (rc != OP_H1_COMPLETE)
-        goto out;
+    if (rc != OP_H1_COMPLETE) goto out;
     rc = OP_H1_INCOMPLETE;
-    if (pos >= end)
-        goto out;
+    if (pos >= end) goto out;
     return scan_eol(s, pos, next);
 out:
     if (rc == OP_H1_INCOMPLETE && s->len >= OP_H1_MAX_REQLINE)
@@ -308,27 +303,20 @@ static int scan_status_line(struct scan *s, struct op_h1_response *resp, size_t 
     size_t end = OP_MIN(s->len, (size_t)OP_H1_MAX_REQLINE);
     size_t pos = 0;
     int rc = scan_version(s, &pos, end, &resp->version_minor, 502);
-    if (rc != OP_H1_COMPLETE)
-        goto out;
+    if (rc != OP_H1_COMPLETE) goto out;
     rc = OP_H1_INCOMPLETE;
-    if (pos >= end)
-        goto out;
-    if (b[pos++] != ' ')
-        return scan_fail(s, 502, "invalid status line");
+    if (pos >= end) goto out;
+    if (b[pos++] != ' ') return scan_fail(s, 502, "invalid status line");
     int status = 0;
     for (int i = 0; i < 3; i++, pos++) {
-        if (pos >= end)
-            goto out;
-        if (b[pos] < '0' || b[pos] > '9')
-            return scan_fail(s, 502, "invalid status code");
+        if (pos >= end) goto out;
+        if (b[pos] < '0' || b[pos] > '9') return scan_fail(s, 502, "invalid status code");
         status = status * 10 + (b[pos] - '0');
     }
-    if (status < 100)
-        return scan_fail(s, 502, "invalid status code");
+    if (status < 100) return scan_fail(s, 502, "invalid status code");
     resp->status = status;
     resp->reason = op_span(b + pos, 0);
-    if (pos >= end)
-        goto out;
+    if (pos >= end) goto out;
     if (b[pos] == ' ') { /* reason-phrase, possibly empty; tolerated when absent altogether */
         size_t rstart = ++pos;
         while (pos < end && b[pos] != '\r') {
@@ -338,8 +326,7 @@ static int scan_status_line(struct scan *s, struct op_h1_response *resp, size_t 
         }
         resp->reason = op_span(b + rstart, pos - rstart);
     }
-    if (pos >= end)
-        goto out;
+    if (pos >= end) goto out;
     return scan_eol(s, pos, next);
 out:
     if (rc == OP_H1_INCOMPLETE && s->len >= OP_H1_MAX_REQLINE)
@@ -361,15 +348,12 @@ struct fields {
 /* 1*DIGIT, at most 2^63-1. */
 static bool parse_content_length(op_span_t v, uint64_t *out)
 {
-    if (v.len == 0)
-        return false;
+    if (v.len == 0) return false;
     uint64_t n = 0;
     for (size_t i = 0; i < v.len; i++) {
         unsigned char c = (unsigned char)v.p[i];
-        if (c < '0' || c > '9')
-            return false;
-        if (n > (UINT64_C(0x7fffffffffffffff) - (uint64_t)(c - '0')) / 10)
-            return false;
+        if (c < '0' || c > '9') return false;
+        if (n > (UINT64_C(0x7fffffffffffffff) - (uint64_t)(c - '0')) / 10) return false;
         n = n * 10 + (uint64_t)(c - '0');
     }
     *out = n;
@@ -422,8 +406,7 @@ static bool check_token_list(op_span_t v)
     op_span_t e;
     while (list_next(v, &off, &e))
         for (size_t i = 0; i < e.len; i++)
-            if (!is_tchar((unsigned char)e.p[i]))
-                return false;
+            if (!is_tchar((unsigned char)e.p[i])) return false;
     return true;
 }
 
@@ -481,8 +464,7 @@ static int collect_fields(const struct op_h1_header *h, int n, struct fields *f,
             f->have_upgrade = true;
             f->upgrade = v;
         } else if (is_request && span_ieq(name, "expect")) {
-            if (span_ieq(v, "100-continue"))
-                f->expect_continue = true;
+            if (span_ieq(v, "100-continue")) f->expect_continue = true;
         }
     }
     return 0;
@@ -490,11 +472,9 @@ static int collect_fields(const struct op_h1_header *h, int n, struct fields *f,
 
 static bool valid_authority(op_span_t a)
 {
-    if (a.len == 0)
-        return false;
+    if (a.len == 0) return false;
     for (size_t i = 0; i < a.len; i++)
-        if (!is_host_char((unsigned char)a.p[i]))
-            return false;
+        if (!is_host_char((unsigned char)a.p[i])) return false;
     return true;
 }
 
@@ -505,8 +485,8 @@ struct xcheck {
     const struct op_h1_header *hdrs;
     int nhdrs;
     op_span_t method, url;
-    int idx;        /* header being assembled, -1 before the first */
-    bool in_value;  /* last callback was on_header_value */
+    int idx;       /* header being assembled, -1 before the first */
+    bool in_value; /* last callback was on_header_value */
     op_span_t name, value;
     bool mismatch;
     bool complete;
@@ -526,18 +506,15 @@ static void xc_append(struct xcheck *x, op_span_t *s, const char *at, size_t n)
 
 static void xc_finish_header(struct xcheck *x)
 {
-    if (x->idx < 0)
-        return;
+    if (x->idx < 0) return;
     if (x->idx >= x->nhdrs) {
         x->mismatch = true;
         return;
     }
     const struct op_h1_header *h = &x->hdrs[x->idx];
     op_span_t v = x->value.p ? span_trim(x->value.p, x->value.len) : op_span(NULL, 0);
-    if (x->name.p != h->name.p || x->name.len != h->name.len)
-        x->mismatch = true;
-    if (v.len != h->value.len || (v.len && v.p != h->value.p))
-        x->mismatch = true;
+    if (x->name.p != h->name.p || x->name.len != h->name.len) x->mismatch = true;
+    if (v.len != h->value.len || (v.len && v.p != h->value.p)) x->mismatch = true;
 }
 
 static struct xcheck *xc_of(llhttp_t *p)
@@ -589,16 +566,16 @@ static int xc_on_headers_complete(llhttp_t *p)
 {
     struct xcheck *x = xc_of(p);
     xc_finish_header(x);
-    if (x->idx + 1 != x->nhdrs)
-        x->mismatch = true;
+    if (x->idx + 1 != x->nhdrs) x->mismatch = true;
     x->complete = true;
     return HPE_PAUSED;
 }
 
 /* Runs llhttp over buf[0..head_len). Returns 0 when it agrees with our scan, else an llhttp errno
  * (HPE_*) or -1 for a disagreement; *reason is set. */
-static int llhttp_crosscheck(llhttp_type_t type, const char *buf, size_t head_len, const struct op_h1_header *hdrs,
-                             int nhdrs, op_span_t method, op_span_t url, int minor, const char **reason)
+static int llhttp_crosscheck(llhttp_type_t type, const char *buf, size_t head_len,
+                             const struct op_h1_header *hdrs, int nhdrs, op_span_t method, op_span_t url,
+                             int minor, const char **reason)
 {
     llhttp_settings_t settings;
     llhttp_settings_init(&settings);
@@ -628,8 +605,8 @@ static int llhttp_crosscheck(llhttp_type_t type, const char *buf, size_t head_le
         *reason = "llhttp disagrees with the head scan";
         return -1;
     }
-    if (type == HTTP_REQUEST && (x.method.p != method.p || x.method.len != method.len || x.url.p != url.p ||
-                                 x.url.len != url.len)) {
+    if (type == HTTP_REQUEST &&
+        (x.method.p != method.p || x.method.len != method.len || x.url.p != url.p || x.url.len != url.len)) {
         *reason = "llhttp disagrees on the request line";
         return -1;
     }
@@ -650,16 +627,14 @@ static int req_fail(struct op_h1_request *req, int status, const char *reason)
 static int check_target(struct op_h1_request *req, const struct fields *f)
 {
     op_span_t t = req->target;
-    if (memchr(t.p, '#', t.len))
-        return req_fail(req, 400, "fragment in request target");
+    if (memchr(t.p, '#', t.len)) return req_fail(req, 400, "fragment in request target");
     if (span_ieq(req->method, "CONNECT")) {
         /* authority-form: host:port. Whether CONNECT is allowed is the caller's decision. */
         if (!valid_authority(t) || !memchr(t.p, ':', t.len))
             return req_fail(req, 400, "invalid CONNECT target");
         return 0;
     }
-    if (t.p[0] == '/')
-        return 0;
+    if (t.p[0] == '/') return 0;
     if (t.len == 1 && t.p[0] == '*') {
         if (!span_ieq(req->method, "OPTIONS"))
             return req_fail(req, 400, "asterisk-form target outside OPTIONS");
@@ -676,12 +651,10 @@ static int check_target(struct op_h1_request *req, const struct fields *f)
     while (end < t.len && t.p[end] != '/' && t.p[end] != '?')
         end++;
     op_span_t auth = op_span(t.p + skip, end - skip);
-    if (!valid_authority(auth))
-        return req_fail(req, 400, "invalid authority in absolute-form target");
+    if (!valid_authority(auth)) return req_fail(req, 400, "invalid authority in absolute-form target");
     if (f->have_host && !span_ieq_span(auth, f->host))
         return req_fail(req, 400, "absolute-form authority differs from Host");
-    if (!f->have_host)
-        req->host = auth;
+    if (!f->have_host) req->host = auth;
     req->absolute_form = true;
     return 0;
 }
@@ -701,42 +674,33 @@ int op_h1_parse_request(const char *buf, size_t len, struct op_h1_request *req)
     struct scan s = {.buf = buf, .len = len, .limit_status = 431, .syntax_status = 400, .hdrs = req->headers};
     size_t pos = 0;
     int rc = scan_request_line(&s, req, &pos);
-    if (rc == OP_H1_COMPLETE)
-        rc = scan_fields(&s, pos);
+    if (rc == OP_H1_COMPLETE) rc = scan_fields(&s, pos);
     req->nheaders = s.nhdrs;
-    if (rc == OP_H1_ERROR)
-        return req_fail(req, s.status, s.reason);
-    if (rc == OP_H1_INCOMPLETE)
-        return OP_H1_INCOMPLETE;
+    if (rc == OP_H1_ERROR) return req_fail(req, s.status, s.reason);
+    if (rc == OP_H1_INCOMPLETE) return OP_H1_INCOMPLETE;
     req->head_len = s.head_len;
 
     struct fields f;
     const char *reason = NULL;
     int st = collect_fields(req->headers, req->nheaders, &f, true, &reason);
-    if (st)
-        return req_fail(req, st, reason);
+    if (st) return req_fail(req, st, reason);
     if (f.have_te) {
-        if (req->version_minor == 0)
-            return req_fail(req, 400, "Transfer-Encoding in HTTP/1.0");
-        if (f.have_cl)
-            return req_fail(req, 400, "both Content-Length and Transfer-Encoding");
+        if (req->version_minor == 0) return req_fail(req, 400, "Transfer-Encoding in HTTP/1.0");
+        if (f.have_cl) return req_fail(req, 400, "both Content-Length and Transfer-Encoding");
         st = check_te(f.te, &reason);
-        if (st)
-            return req_fail(req, st, reason);
+        if (st) return req_fail(req, st, reason);
         req->framing = OP_H1_BODY_CHUNKED;
     } else if (f.have_cl && f.cl > 0) {
         req->framing = OP_H1_BODY_LENGTH;
         req->content_length = f.cl;
     }
     if (f.have_host) {
-        if (!valid_authority(f.host))
-            return req_fail(req, 400, f.host.len ? "invalid Host" : "empty Host");
+        if (!valid_authority(f.host)) return req_fail(req, 400, f.host.len ? "invalid Host" : "empty Host");
         req->host = f.host;
     } else if (req->version_minor == 1) {
         return req_fail(req, 400, "missing Host");
     }
-    if (check_target(req, &f) != 0)
-        return OP_H1_ERROR;
+    if (check_target(req, &f) != 0) return OP_H1_ERROR;
     if (req->version_minor == 1)
         req->keep_alive = !f.conn_close;
     else
@@ -744,17 +708,14 @@ int op_h1_parse_request(const char *buf, size_t len, struct op_h1_request *req)
     if (f.have_upgrade) {
         req->upgrade_proto = f.upgrade;
         req->upgrade = f.conn_upgrade;
-        if (req->upgrade && f.upgrade.len == 0)
-            return req_fail(req, 400, "empty Upgrade");
+        if (req->upgrade && f.upgrade.len == 0) return req_fail(req, 400, "empty Upgrade");
     }
     req->expect_continue = f.expect_continue;
 
     st = llhttp_crosscheck(HTTP_REQUEST, buf, req->head_len, req->headers, req->nheaders, req->method,
                            req->target, req->version_minor, &reason);
-    if (st == HPE_INVALID_METHOD)
-        return req_fail(req, 501, "unknown method");
-    if (st)
-        return req_fail(req, 400, reason);
+    if (st == HPE_INVALID_METHOD) return req_fail(req, 501, "unknown method");
+    if (st) return req_fail(req, 400, reason);
     return OP_H1_COMPLETE;
 }
 
@@ -781,29 +742,23 @@ int op_h1_parse_response(const char *buf, size_t len, bool req_was_head, struct 
     resp->error_status = 0;
     resp->error_reason = NULL;
 
-    struct scan s = {.buf = buf, .len = len, .limit_status = 502, .syntax_status = 502, .hdrs = resp->headers};
+    struct scan s = {
+        .buf = buf, .len = len, .limit_status = 502, .syntax_status = 502, .hdrs = resp->headers};
     size_t pos = 0;
     int rc = scan_status_line(&s, resp, &pos);
-    if (rc == OP_H1_COMPLETE)
-        rc = scan_fields(&s, pos);
+    if (rc == OP_H1_COMPLETE) rc = scan_fields(&s, pos);
     resp->nheaders = s.nhdrs;
-    if (rc == OP_H1_ERROR)
-        return resp_fail(resp, s.reason);
-    if (rc == OP_H1_INCOMPLETE)
-        return OP_H1_INCOMPLETE;
+    if (rc == OP_H1_ERROR) return resp_fail(resp, s.reason);
+    if (rc == OP_H1_INCOMPLETE) return OP_H1_INCOMPLETE;
     resp->head_len = s.head_len;
 
     struct fields f;
     const char *reason = NULL;
-    if (collect_fields(resp->headers, resp->nheaders, &f, false, &reason))
-        return resp_fail(resp, reason);
+    if (collect_fields(resp->headers, resp->nheaders, &f, false, &reason)) return resp_fail(resp, reason);
     if (f.have_te) {
-        if (resp->version_minor == 0)
-            return resp_fail(resp, "Transfer-Encoding in HTTP/1.0");
-        if (f.have_cl)
-            return resp_fail(resp, "both Content-Length and Transfer-Encoding");
-        if (check_te(f.te, &reason))
-            return resp_fail(resp, reason);
+        if (resp->version_minor == 0) return resp_fail(resp, "Transfer-Encoding in HTTP/1.0");
+        if (f.have_cl) return resp_fail(resp, "both Content-Length and Transfer-Encoding");
+        if (check_te(f.te, &reason)) return resp_fail(resp, reason);
     }
     resp->keep_alive = resp->version_minor == 1 ? !f.conn_close : (f.conn_keep_alive && !f.conn_close);
     int st = resp->status;
@@ -846,23 +801,19 @@ int op_h1_ws_check_request(const struct op_h1_request *req, const char **reason)
     for (int i = 0; !why && i < req->nheaders; i++) {
         const struct op_h1_header *h = &req->headers[i];
         if (span_ieq(h->name, "sec-websocket-key")) {
-            if (key)
-                why = "duplicate Sec-WebSocket-Key";
+            if (key) why = "duplicate Sec-WebSocket-Key";
             key = &h->value;
         } else if (span_ieq(h->name, "sec-websocket-version")) {
-            if (version)
-                why = "duplicate Sec-WebSocket-Version";
+            if (version) why = "duplicate Sec-WebSocket-Version";
             version = &h->value;
         }
     }
-    if (!why && !key)
-        why = "missing Sec-WebSocket-Key";
+    if (!why && !key) why = "missing Sec-WebSocket-Key";
     if (!why) { /* base64 of 16 bytes: 22 alphabet characters and "==" */
         bool ok = key->len == 24 && key->p[22] == '=' && key->p[23] == '=';
         for (size_t i = 0; ok && i < 22; i++)
             ok = is_base64_char((unsigned char)key->p[i]);
-        if (!ok)
-            why = "malformed Sec-WebSocket-Key";
+        if (!ok) why = "malformed Sec-WebSocket-Key";
     }
     if (!why && (!version || version->len != 2 || memcmp(version->p, "13", 2) != 0))
         why = "unsupported Sec-WebSocket-Version";
@@ -922,12 +873,9 @@ bool op_h1_body_done(const struct op_h1_body *b)
 
 static int hexval(unsigned char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -949,8 +897,7 @@ static int body_chunked(struct op_h1_body *b, const char *p, size_t len, size_t 
         case CS_SIZE: {
             int v = hexval(c);
             if (v >= 0) {
-                if (++b->ndigits > 16)
-                    return body_fail(b, "chunk size too long", i, used);
+                if (++b->ndigits > 16) return body_fail(b, "chunk size too long", i, used);
                 b->remaining = (b->remaining << 4) | (uint64_t)v;
             } else if (b->ndigits == 0) {
                 return body_fail(b, "invalid chunk size", i, used);
@@ -970,15 +917,15 @@ static int body_chunked(struct op_h1_body *b, const char *p, size_t len, size_t 
             if (c == '\r') {
                 b->state = CS_SIZE_LF;
             } else if (!is_field_char(c)) {
-                return body_fail(b, c == '\n' ? "bare LF in chunk extension" : "CTL in chunk extension", i, used);
+                return body_fail(b, c == '\n' ? "bare LF in chunk extension" : "CTL in chunk extension", i,
+                                 used);
             } else if (++b->ext_len > OP_H1_MAX_CHUNK_EXT) {
                 return body_fail(b, "chunk extensions too long", i, used);
             }
             i++;
             break;
         case CS_SIZE_LF:
-            if (c != '\n')
-                return body_fail(b, "CR not followed by LF in chunk size line", i, used);
+            if (c != '\n') return body_fail(b, "CR not followed by LF in chunk size line", i, used);
             b->state = b->remaining ? CS_DATA : CS_TR_START;
             i++;
             break;
@@ -986,19 +933,16 @@ static int body_chunked(struct op_h1_body *b, const char *p, size_t len, size_t 
             size_t take = (size_t)OP_MIN((uint64_t)(len - i), b->remaining);
             b->remaining -= take;
             i += take;
-            if (b->remaining == 0)
-                b->state = CS_DATA_CR;
+            if (b->remaining == 0) b->state = CS_DATA_CR;
             break;
         }
         case CS_DATA_CR:
-            if (c != '\r')
-                return body_fail(b, "missing CRLF after chunk data", i, used);
+            if (c != '\r') return body_fail(b, "missing CRLF after chunk data", i, used);
             b->state = CS_DATA_LF;
             i++;
             break;
         case CS_DATA_LF:
-            if (c != '\n')
-                return body_fail(b, "CR not followed by LF after chunk data", i, used);
+            if (c != '\n') return body_fail(b, "CR not followed by LF after chunk data", i, used);
             b->state = CS_SIZE;
             b->ndigits = 0;
             b->remaining = 0;
@@ -1010,10 +954,8 @@ static int body_chunked(struct op_h1_body *b, const char *p, size_t len, size_t 
                 i++;
                 break;
             }
-            if (c == ' ' || c == '\t')
-                return body_fail(b, "obs-fold in trailer", i, used);
-            if (!is_tchar(c))
-                return body_fail(b, "invalid trailer field name", i, used);
+            if (c == ' ' || c == '\t') return body_fail(b, "obs-fold in trailer", i, used);
+            if (!is_tchar(c)) return body_fail(b, "invalid trailer field name", i, used);
             b->state = CS_TR_NAME;
             goto trailer_byte;
         case CS_TR_NAME:
@@ -1031,13 +973,11 @@ static int body_chunked(struct op_h1_body *b, const char *p, size_t len, size_t 
                 return body_fail(b, c == '\n' ? "bare LF in trailer" : "CTL in trailer value", i, used);
             goto trailer_byte;
         case CS_TR_LF:
-            if (c != '\n')
-                return body_fail(b, "CR not followed by LF in trailer", i, used);
+            if (c != '\n') return body_fail(b, "CR not followed by LF in trailer", i, used);
             b->state = CS_TR_START;
             goto trailer_byte;
         case CS_END_LF:
-            if (c != '\n')
-                return body_fail(b, "CR not followed by LF at end of chunked body", i, used);
+            if (c != '\n') return body_fail(b, "CR not followed by LF at end of chunked body", i, used);
             i++;
             b->state = BS_DONE;
             b->consumed += i;
@@ -1048,8 +988,7 @@ static int body_chunked(struct op_h1_body *b, const char *p, size_t len, size_t 
         }
         continue;
     trailer_byte:
-        if (++b->trailer_len > OP_H1_MAX_TRAILERS)
-            return body_fail(b, "trailers too large", i, used);
+        if (++b->trailer_len > OP_H1_MAX_TRAILERS) return body_fail(b, "trailers too large", i, used);
         i++;
     }
     b->consumed += i;
@@ -1100,15 +1039,13 @@ static void w_put(struct wbuf *w, const char *s, size_t n)
         w->overflow = true;
         return;
     }
-    if (n)
-        memcpy(w->p + w->len, s, n);
+    if (n) memcpy(w->p + w->len, s, n);
     w->len += n;
 }
 
 static void w_str(struct wbuf *w, const char *s)
 {
-    if (s)
-        w_put(w, s, strlen(s));
+    if (s) w_put(w, s, strlen(s));
 }
 
 static void w_span(struct wbuf *w, op_span_t s)
@@ -1144,28 +1081,23 @@ enum hop_flags {
 /* True if the header must not be forwarded. */
 static bool is_hop_by_hop(op_span_t name, const struct op_h1_header *h, int n, int flags)
 {
-    static const char *const always[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
-                                         "proxy-authorization", "proxy-authenticate"};
+    static const char *const always[] = {"connection", "keep-alive",          "proxy-connection",  "te",
+                                         "trailer",    "proxy-authorization", "proxy-authenticate"};
     static const char *const forwarding[] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
                                              "x-real-ip", "forwarded"};
     static const char *const protected[] = {"content-length", "transfer-encoding", "host"};
     for (size_t i = 0; i < OP_ARRAY_LEN(always); i++)
-        if (span_ieq(name, always[i]))
-            return true;
-    if (span_ieq(name, "upgrade"))
-        return !(flags & HOP_KEEP_UPGRADE);
+        if (span_ieq(name, always[i])) return true;
+    if (span_ieq(name, "upgrade")) return !(flags & HOP_KEEP_UPGRADE);
     if (flags & HOP_REQUEST)
         for (size_t i = 0; i < OP_ARRAY_LEN(forwarding); i++)
-            if (span_ieq(name, forwarding[i]))
-                return true;
+            if (span_ieq(name, forwarding[i])) return true;
     /* Headers nominated by Connection are hop-by-hop too, except the framing ones and Host: dropping
      * those would change how the upstream delimits the body we forward unchanged. */
     for (size_t i = 0; i < OP_ARRAY_LEN(protected); i++)
-        if (span_ieq(name, protected[i]))
-            return false;
+        if (span_ieq(name, protected[i])) return false;
     for (int i = 0; i < n; i++)
-        if (span_ieq(h[i].name, "connection") && list_has_span(h[i].value, name))
-            return true;
+        if (span_ieq(h[i].name, "connection") && list_has_span(h[i].value, name)) return true;
     return false;
 }
 
@@ -1184,10 +1116,8 @@ ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *cl
     }
     if (client_ip && *client_ip)
         w_header(&w, op_span("X-Forwarded-For", 15), op_span(client_ip, strlen(client_ip)));
-    if (proto && *proto)
-        w_header(&w, op_span("X-Forwarded-Proto", 17), op_span(proto, strlen(proto)));
-    if (req->host.len)
-        w_header(&w, op_span("X-Forwarded-Host", 16), req->host);
+    if (proto && *proto) w_header(&w, op_span("X-Forwarded-Proto", 17), op_span(proto, strlen(proto)));
+    if (req->host.len) w_header(&w, op_span("X-Forwarded-Host", 16), req->host);
     if (req->upgrade) {
         w_str(&w, "Connection: upgrade\r\n");
         w_header(&w, op_span("Upgrade", 7), req->upgrade_proto);
@@ -1218,8 +1148,7 @@ ssize_t op_h1_write_response_head(const struct op_h1_response *resp, int client_
     int flags = resp->status == 101 ? HOP_KEEP_UPGRADE : 0;
     for (int i = 0; i < resp->nheaders; i++) {
         const struct op_h1_header *h = &resp->headers[i];
-        if (!is_hop_by_hop(h->name, resp->headers, resp->nheaders, flags))
-            w_header(&w, h->name, h->value);
+        if (!is_hop_by_hop(h->name, resp->headers, resp->nheaders, flags)) w_header(&w, h->name, h->value);
     }
     if (resp->status == 101)
         w_str(&w, "Connection: upgrade\r\n");
@@ -1248,54 +1177,89 @@ ssize_t op_h1_write_simple_response(int status, const char *ctype, const char *b
         w_u64(&w, body_len);
         w_put(&w, "\r\n", 2);
     }
-    if (close)
-        w_str(&w, "Connection: close\r\n");
+    if (close) w_str(&w, "Connection: close\r\n");
     w_str(&w, extra);
     w_put(&w, "\r\n", 2);
-    if (!bodyless && body)
-        w_put(&w, body, body_len);
+    if (!bodyless && body) w_put(&w, body, body_len);
     return w_result(&w);
 }
 
 const char *op_h1_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 421: return "Misdirected Request";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 421:
+        return "Misdirected Request";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "";
     }
 }

@@ -18,11 +18,11 @@
 
 #include "core/common.h"
 
-#define OP_H1_MAX_HEADERS 100
-#define OP_H1_MAX_REQLINE 8192   /* request line (without CRLF) of this many bytes or more -> 414 */
-#define OP_H1_MAX_HEAD 16384     /* whole head (incl. CRLF CRLF) >= this -> 431; > MAX_HEADERS -> 431 */
-#define OP_H1_MAX_CHUNK_EXT 4096 /* chunk-extension bytes per message, summed over all chunks */
-#define OP_H1_MAX_TRAILERS 8192  /* trailer-section bytes (field lines incl. their CRLF) */
+#define OP_H1_MAX_HEADERS   100
+#define OP_H1_MAX_REQLINE   8192  /* request line (without CRLF) of this many bytes or more -> 414 */
+#define OP_H1_MAX_HEAD      16384 /* whole head (incl. CRLF CRLF) >= this -> 431; > MAX_HEADERS -> 431 */
+#define OP_H1_MAX_CHUNK_EXT 4096  /* chunk-extension bytes per message, summed over all chunks */
+#define OP_H1_MAX_TRAILERS  8192  /* trailer-section bytes (field lines incl. their CRLF) */
 
 enum op_h1_result { OP_H1_ERROR = -1, OP_H1_INCOMPLETE = 0, OP_H1_COMPLETE = 1 };
 
@@ -45,14 +45,14 @@ struct op_h1_request {
     int nheaders;
     size_t head_len; /* bytes of the head incl. the final CRLF CRLF */
     enum op_h1_framing framing;
-    uint64_t content_length; /* valid when framing is LENGTH (0 when NONE) */
-    bool keep_alive;         /* from version + Connection tokens ("close", "keep-alive") */
-    bool upgrade;            /* Upgrade header present and Connection lists "upgrade" */
-    op_span_t upgrade_proto; /* the Upgrade header value (empty if absent) */
-    op_span_t host;          /* Host value (non-empty on 1.1; may be empty on 1.0) */
-    bool expect_continue;    /* Expect: 100-continue */
-    bool absolute_form;      /* target is "http(s)://authority..." (authority checked == Host) */
-    int error_status;        /* on OP_H1_ERROR: 400, 414, 431, 501, 505 */
+    uint64_t content_length;  /* valid when framing is LENGTH (0 when NONE) */
+    bool keep_alive;          /* from version + Connection tokens ("close", "keep-alive") */
+    bool upgrade;             /* Upgrade header present and Connection lists "upgrade" */
+    op_span_t upgrade_proto;  /* the Upgrade header value (empty if absent) */
+    op_span_t host;           /* Host value (non-empty on 1.1; may be empty on 1.0) */
+    bool expect_continue;     /* Expect: 100-continue */
+    bool absolute_form;       /* target is "http(s)://authority..." (authority checked == Host) */
+    int error_status;         /* on OP_H1_ERROR: 400, 414, 431, 501, 505 */
     const char *error_reason; /* static text for logs, never NULL after an error */
 };
 
@@ -82,8 +82,8 @@ struct op_h1_response {
     size_t head_len;
     enum op_h1_framing framing;
     uint64_t content_length;
-    bool keep_alive; /* false whenever framing is UNTIL_CLOSE */
-    bool upgrade;    /* 101 Switching Protocols */
+    bool keep_alive;  /* false whenever framing is UNTIL_CLOSE */
+    bool upgrade;     /* 101 Switching Protocols */
     int error_status; /* on OP_H1_ERROR: always 502 (the upstream misbehaved) */
     const char *error_reason;
 };
@@ -100,12 +100,12 @@ int op_h1_parse_response(const char *buf, size_t len, bool req_was_head, struct 
 /* Body tracker state. Treat as opaque; zero-size copies are fine (plain data, no pointers). */
 struct op_h1_body {
     enum op_h1_framing framing;
-    int state;           /* internal state machine position */
-    uint64_t remaining;  /* LENGTH: bytes left; CHUNKED: data bytes left in the current chunk */
-    uint32_t ndigits;    /* hex digits of the current chunk-size line */
-    uint32_t ext_len;    /* chunk-extension bytes so far in this message */
-    uint32_t trailer_len; /* trailer-section bytes so far */
-    uint64_t consumed;   /* total bytes of this message's body consumed (framing included) */
+    int state;                /* internal state machine position */
+    uint64_t remaining;       /* LENGTH: bytes left; CHUNKED: data bytes left in the current chunk */
+    uint32_t ndigits;         /* hex digits of the current chunk-size line */
+    uint32_t ext_len;         /* chunk-extension bytes so far in this message */
+    uint32_t trailer_len;     /* trailer-section bytes so far */
+    uint64_t consumed;        /* total bytes of this message's body consumed (framing included) */
     const char *error_reason; /* set when a feed returned OP_H1_ERROR */
 };
 

@@ -20,12 +20,12 @@
 #include "core/log.h"
 
 enum http_phase {
-    HP_HEAD = 0,  /* reading a request head (or idle between requests) */
-    HP_BODY,      /* forwarding a request body to the upstream */
-    HP_WAIT,      /* request sent; relaying the response */
-    HP_APP_BODY,  /* collecting a body for the application handler */
-    HP_APP,       /* the application handler has the request */
-    HP_DONE,      /* an error response is going out; the connection closes after it */
+    HP_HEAD = 0, /* reading a request head (or idle between requests) */
+    HP_BODY,     /* forwarding a request body to the upstream */
+    HP_WAIT,     /* request sent; relaying the response */
+    HP_APP_BODY, /* collecting a body for the application handler */
+    HP_APP,      /* the application handler has the request */
+    HP_DONE,     /* an error response is going out; the connection closes after it */
 };
 
 struct http_state {
@@ -46,8 +46,14 @@ static _Thread_local struct op_h1_request tl_req;
 static _Thread_local struct op_h1_response tl_resp;
 static _Thread_local char tl_out[OP_H1_MAX_HEAD + 4096];
 
-static inline struct http_state *hs(struct op_conn *c) { return c->proto_state; }
-static inline const struct op_http_conf *hconf(struct op_conn *c) { return c->proto_ctx; }
+static inline struct http_state *hs(struct op_conn *c)
+{
+    return c->proto_state;
+}
+static inline const struct op_http_conf *hconf(struct op_conn *c)
+{
+    return c->proto_ctx;
+}
 
 void op_http_conf_init(struct op_http_conf *conf)
 {
@@ -61,15 +67,12 @@ static void process_head(struct op_conn *c);
 
 static int buf_append(struct op_conn *c, uint8_t **buf, uint32_t *len, const uint8_t *p, size_t n)
 {
-    if (!n)
-        return 0;
+    if (!n) return 0;
     if (!*buf) {
         *buf = op_conn_buf_get(c);
-        if (!*buf)
-            return -ENOBUFS;
+        if (!*buf) return -ENOBUFS;
     }
-    if (*len + n > OP_CONN_BUF_SIZE)
-        return -ENOSPC;
+    if (*len + n > OP_CONN_BUF_SIZE) return -ENOSPC;
     memcpy(*buf + *len, p, n);
     *len += (uint32_t)n;
     return 0;
@@ -98,15 +101,14 @@ static void count_status(struct op_conn *c, int status)
         atomic_fetch_add_explicit(&st->responses_4xx, 1, memory_order_relaxed);
 }
 
-static int write_simple(struct op_conn *c, int status, const char *ctype, const char *body, size_t blen, bool close,
-                        const char *extra1)
+static int write_simple(struct op_conn *c, int status, const char *ctype, const char *body, size_t blen,
+                        bool close, const char *extra1)
 {
     const char *extra2 = hconf(c)->resp_extra;
     char extra[1600];
     snprintf(extra, sizeof(extra), "%s%s", extra1 ? extra1 : "", extra2 ? extra2 : "");
     ssize_t n = op_h1_write_simple_response(status, ctype, body, blen, close, extra, tl_out, sizeof(tl_out));
-    if (n < 0)
-        return (int)n;
+    if (n < 0) return (int)n;
     count_status(c, status);
     return op_conn_send(c, OP_CLI, (const uint8_t *)tl_out, (size_t)n);
 }
@@ -141,16 +143,14 @@ static void next_request(struct op_conn *c)
     op_conn_set_state(c, OP_CS_HEAD);
     op_conn_set_timeout(c, op_worker_timeouts(c->w)->keepalive_ms);
     op_conn_resume(c, OP_CLI);
-    if (st->hlen)
-        process_head(c); /* a pipelined request is already here */
+    if (st->hlen) process_head(c); /* a pipelined request is already here */
 }
 
 static void response_done(struct op_conn *c)
 {
     struct http_state *st = hs(c);
     st->resp_done = true;
-    if (st->rbuf)
-        buf_consume(c, &st->rbuf, &st->rlen, st->rlen);
+    if (st->rbuf) buf_consume(c, &st->rbuf, &st->rlen, st->rlen);
     if (!st->up_keep) {
         op_conn_drop_upstream(c);
         st->up_addr = NULL;
@@ -189,8 +189,7 @@ static ssize_t forward_req_body(struct op_conn *c, const uint8_t *p, size_t n)
     struct http_state *st = hs(c);
     size_t used;
     int r = relay_body(c, &st->req_body, OP_UP, p, n, &used);
-    if (r == RELAY_CLOSED)
-        return -1;
+    if (r == RELAY_CLOSED) return -1;
     if (r == OP_H1_ERROR) {
         fail(c, 400, st->req_body.error_reason ? st->req_body.error_reason : "bad request body");
         return -1;
@@ -223,8 +222,8 @@ static void route_upstream(struct op_conn *c, const struct op_h1_request *req, c
     }
     char ip[64];
     op_conn_peer_ip(c, ip, sizeof(ip));
-    ssize_t n = op_h1_write_request_head(req, ip, op_conn_is_tls(c) ? "https" : "http", NULL, tl_out,
-                                         sizeof(tl_out));
+    ssize_t n =
+        op_h1_write_request_head(req, ip, op_conn_is_tls(c) ? "https" : "http", NULL, tl_out, sizeof(tl_out));
     if (n < 0 || op_conn_send(c, OP_UP, (const uint8_t *)tl_out, (size_t)n) < 0) {
         fail(c, 431, "request head too large to forward");
         return;
@@ -243,8 +242,7 @@ static void route_upstream(struct op_conn *c, const struct op_h1_request *req, c
     st->phase = HP_BODY;
     if (st->hlen) {
         ssize_t used = forward_req_body(c, st->hbuf, st->hlen);
-        if (used < 0)
-            return;
+        if (used < 0) return;
         buf_consume(c, &st->hbuf, &st->hlen, (size_t)used);
     }
 }
@@ -256,7 +254,8 @@ static void respond_builtin(struct op_conn *c, const struct op_h1_request *req, 
         st->client_keep = false;
     size_t blen = st->head_req ? 0 : rt->body_len;
     bool close = !st->client_keep || (c->flags & OP_CF_DRAIN_CLOSE);
-    if (write_simple(c, rt->status ? rt->status : 200, rt->content_type, rt->body, blen, close, rt->extra) < 0) {
+    if (write_simple(c, rt->status ? rt->status : 200, rt->content_type, rt->body, blen, close, rt->extra) <
+        0) {
         op_conn_close(c, "response too large");
         return;
     }
@@ -358,8 +357,7 @@ static void process_head(struct op_conn *c)
     struct http_state *st = hs(c);
     struct op_h1_request *req = &tl_req;
     int r = op_h1_parse_request((const char *)st->hbuf, st->hlen, req);
-    if (r == OP_H1_INCOMPLETE)
-        return;
+    if (r == OP_H1_INCOMPLETE) return;
     if (r == OP_H1_ERROR) {
         fail(c, req->error_status, req->error_reason);
         return;
@@ -375,7 +373,8 @@ static void process_head(struct op_conn *c)
         fail(c, 405, "CONNECT is not supported");
         return;
     }
-    if (req->upgrade && req->upgrade_proto.len == 9 && strncasecmp(req->upgrade_proto.p, "websocket", 9) == 0) {
+    if (req->upgrade && req->upgrade_proto.len == 9 &&
+        strncasecmp(req->upgrade_proto.p, "websocket", 9) == 0) {
         const char *why = NULL;
         if (op_h1_ws_check_request(req, &why) != 0) {
             fail(c, 400, why ? why : "invalid WebSocket handshake");
@@ -420,8 +419,7 @@ static int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
             return 0; /* closing: drop */
         case HP_BODY: {
             ssize_t used = forward_req_body(c, p, n);
-            if (used < 0)
-                return 0;
+            if (used < 0) return 0;
             p += used;
             n -= (size_t)used;
             continue;
@@ -433,8 +431,7 @@ static int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
             job->body_have += take;
             p += take;
             n -= take;
-            if (job->body_have == job->body_len)
-                app_submit(c);
+            if (job->body_have == job->body_len) app_submit(c);
             continue;
         }
         case HP_HEAD: {
@@ -443,12 +440,10 @@ static int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
             size_t take = OP_MIN(n, (size_t)(OP_CONN_BUF_SIZE - st->hlen));
             bool first = st->hlen == 0;
             int rc = buf_append(c, &st->hbuf, &st->hlen, p, take);
-            if (rc < 0)
-                return rc;
+            if (rc < 0) return rc;
             p += take;
             n -= take;
-            if (first)
-                op_conn_set_timeout(c, op_worker_timeouts(c->w)->head_ms);
+            if (first) op_conn_set_timeout(c, op_worker_timeouts(c->w)->head_ms);
             uint8_t before = st->phase;
             uint32_t hlen = st->hlen;
             process_head(c);
@@ -477,8 +472,7 @@ static void forward_resp_body(struct op_conn *c, const uint8_t *p, size_t n)
     struct http_state *st = hs(c);
     size_t used;
     int r = relay_body(c, &st->resp_body, OP_CLI, p, n, &used);
-    if (r == RELAY_CLOSED)
-        return;
+    if (r == RELAY_CLOSED) return;
     if (r == OP_H1_ERROR) {
         op_conn_close(c, "bad response body framing from upstream");
         return;
@@ -495,16 +489,13 @@ static void forward_resp_body(struct op_conn *c, const uint8_t *p, size_t n)
 static void start_tunnel(struct op_conn *c, const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
     struct http_state *st = hs(c);
-    if (an)
-        op_conn_send(c, OP_CLI, a, an);
-    if (bn)
-        op_conn_send(c, OP_CLI, b, bn);
+    if (an) op_conn_send(c, OP_CLI, a, an);
+    if (bn) op_conn_send(c, OP_CLI, b, bn);
     if (st->hlen) { /* bytes the client sent after its upgrade request belong to the new protocol */
         op_conn_send(c, OP_UP, st->hbuf, st->hlen);
         buf_consume(c, &st->hbuf, &st->hlen, st->hlen);
     }
-    if (st->rbuf)
-        buf_consume(c, &st->rbuf, &st->rlen, st->rlen);
+    if (st->rbuf) buf_consume(c, &st->rbuf, &st->rlen, st->rlen);
     op_conn_tunnel(c, op_worker_timeouts(c->w)->tunnel_idle_ms);
 }
 
@@ -559,8 +550,8 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
                 fail(c, 502, "upstream switched protocols without an upgrade request");
                 return 0;
             }
-            ssize_t hn = op_h1_write_response_head(resp, st->client_minor, false, hconf(c)->resp_extra, tl_out,
-                                                   sizeof(tl_out));
+            ssize_t hn = op_h1_write_response_head(resp, st->client_minor, false, hconf(c)->resp_extra,
+                                                   tl_out, sizeof(tl_out));
             if (hn < 0 || op_conn_send(c, OP_CLI, (const uint8_t *)tl_out, (size_t)hn) < 0) {
                 fail(c, 502, "upstream response head too large");
                 return 0;
@@ -580,8 +571,7 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
             } else {
                 v += head_len, vn -= head_len;
             }
-            if (!vn)
-                return 0;
+            if (!vn) return 0;
             continue;
         }
         st->resp_head_done = true;
@@ -591,8 +581,7 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
             (st->client_minor == 0 && resp->framing == OP_H1_BODY_CHUNKED))
             st->client_keep = false; /* the end of the body is marked by closing */
         bool close = !st->client_keep || (c->flags & OP_CF_DRAIN_CLOSE) || st->client_eof;
-        if (close)
-            st->client_keep = false;
+        if (close) st->client_keep = false;
         count_status(c, resp->status);
         ssize_t hn = op_h1_write_response_head(resp, st->client_minor, close, hconf(c)->resp_extra, tl_out,
                                                sizeof(tl_out));
@@ -611,10 +600,8 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
         /* The rest is body: forward it (zero-copy when it is still in the receive buffer). A buffered
          * head is detached first, since finishing the response may reuse rbuf. */
         uint8_t *rb = v == st->rbuf ? st->rbuf : NULL;
-        if (rb)
-            st->rbuf = NULL, st->rlen = 0;
-        if (vn > head_len)
-            forward_resp_body(c, v + head_len, vn - head_len);
+        if (rb) st->rbuf = NULL, st->rlen = 0;
+        if (vn > head_len) forward_resp_body(c, v + head_len, vn - head_len);
         if (tn && st->resp_head_done && !st->resp_done && c->state != OP_CS_CLOSING)
             forward_resp_body(c, t, tn);
         else if (tn)
@@ -710,8 +697,7 @@ static void http_timeout(struct op_conn *c)
 static void http_drain(struct op_conn *c)
 {
     struct http_state *st = hs(c);
-    if (st->phase == HP_HEAD && st->hlen == 0)
-        op_conn_close(c, "draining");
+    if (st->phase == HP_HEAD && st->hlen == 0) op_conn_close(c, "draining");
 }
 
 /* Sends what fits of an application response body; the rest follows as the client queue drains. */
@@ -728,8 +714,7 @@ static void app_resp_pump(struct op_conn *c)
         }
         job->body_have += k;
     }
-    if (job->body_have < blen)
-        return;
+    if (job->body_have < blen) return;
     st->job = NULL;
     op_app_job_free(job);
     next_request(c);
@@ -745,16 +730,16 @@ static void http_message(struct op_conn *c, void *msg)
     }
     struct op_app_response *r = &job->resp;
     bool close = !st->client_keep || (c->flags & OP_CF_DRAIN_CLOSE) || st->client_eof;
-    if (close)
-        st->client_keep = false;
+    if (close) st->client_keep = false;
     int status = r->status ? r->status : 200;
     const char *extra2 = hconf(c)->resp_extra;
-    int n = snprintf(tl_out, sizeof(tl_out),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%.*s%s\r\n", status,
-                     op_h1_reason(status), r->content_type ? r->content_type : "application/json", r->body_len,
-                     close ? "Connection: close\r\n" : "", (int)r->headers_len, r->headers, extra2 ? extra2 : "");
+    int n = snprintf(
+        tl_out, sizeof(tl_out), "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%.*s%s\r\n",
+        status, op_h1_reason(status), r->content_type ? r->content_type : "application/json", r->body_len,
+        close ? "Connection: close\r\n" : "", (int)r->headers_len, r->headers, extra2 ? extra2 : "");
     count_status(c, status);
-    if (n < 0 || (size_t)n >= sizeof(tl_out) || op_conn_send(c, OP_CLI, (const uint8_t *)tl_out, (size_t)n) < 0) {
+    if (n < 0 || (size_t)n >= sizeof(tl_out) ||
+        op_conn_send(c, OP_CLI, (const uint8_t *)tl_out, (size_t)n) < 0) {
         op_conn_close(c, "response head too large");
         return; /* http_close frees the job */
     }
@@ -768,22 +753,19 @@ static void http_message(struct op_conn *c, void *msg)
 static void http_drained(struct op_conn *c, enum op_side side)
 {
     struct http_state *st = hs(c);
-    if (side == OP_CLI && st->job && st->phase == HP_WAIT)
-        app_resp_pump(c);
+    if (side == OP_CLI && st->job && st->phase == HP_WAIT) app_resp_pump(c);
 }
 
 static void http_close(struct op_conn *c)
 {
     struct http_state *st = hs(c);
-    if (st->hbuf)
-        op_conn_buf_put(c, st->hbuf);
-    if (st->rbuf)
-        op_conn_buf_put(c, st->rbuf);
+    if (st->hbuf) op_conn_buf_put(c, st->hbuf);
+    if (st->rbuf) op_conn_buf_put(c, st->rbuf);
     st->hbuf = st->rbuf = NULL;
     st->hlen = st->rlen = 0;
     if (st->job && st->phase != HP_APP)
         op_app_job_free(st->job); /* not submitted, or already back from the control thread: ours */
-    st->job = NULL;              /* a submitted job comes back and is freed by the poster */
+    st->job = NULL;               /* a submitted job comes back and is freed by the poster */
 }
 
 const struct op_proto_ops op_proto_http = {
@@ -807,8 +789,7 @@ const struct op_proto_ops op_proto_http = {
 
 void op_app_job_free(struct op_app_job *job)
 {
-    if (!job)
-        return;
+    if (!job) return;
     free(job->resp.body);
     free(job->head);
     free(job->body);
@@ -818,8 +799,7 @@ void op_app_job_free(struct op_app_job *job)
 static void job_deliver(struct op_worker *w, struct op_msg *m)
 {
     struct op_app_job *job = OP_CONTAINER_OF(m, struct op_app_job, msg);
-    if (!op_worker_deliver(w, job->ref, job))
-        op_app_job_free(job); /* the client went away */
+    if (!op_worker_deliver(w, job->ref, job)) op_app_job_free(job); /* the client went away */
 }
 
 int op_app_queue_init(struct op_app_queue *q)
@@ -861,8 +841,7 @@ void op_app_queue_close(struct op_app_queue *q)
 {
     q->stopped = true;
     op_app_queue_run(q);
-    if (q->efd >= 0)
-        close(q->efd);
+    if (q->efd >= 0) close(q->efd);
     q->efd = -1;
 }
 

@@ -37,7 +37,8 @@ struct op_route {
 };
 
 /* Picks the route for a parsed request (worker thread; must not block). out is zeroed beforehand. */
-typedef void (*op_route_fn)(void *ctx, struct op_conn *c, const struct op_h1_request *req, struct op_route *out);
+typedef void (*op_route_fn)(void *ctx, struct op_conn *c, const struct op_h1_request *req,
+                            struct op_route *out);
 
 struct op_app_job;
 struct op_http_conf {
@@ -49,8 +50,8 @@ struct op_http_conf {
     void *app_ctx;
     void (*app_submit)(void *ctx, struct op_app_job *job);
     void *app_submit_ctx;
-    size_t max_app_body;     /* bytes; larger bodies get 413 (default 1 MiB) */
-    const char *resp_extra;  /* header lines added to every response we write (e.g. version headers) */
+    size_t max_app_body;    /* bytes; larger bodies get 413 (default 1 MiB) */
+    const char *resp_extra; /* header lines added to every response we write (e.g. version headers) */
 };
 
 void op_http_conf_init(struct op_http_conf *conf);
@@ -59,8 +60,8 @@ extern const struct op_proto_ops op_proto_http;
 
 /* An application request in flight between a worker and the control thread. */
 struct op_app_job {
-    struct op_msg msg;          /* posting back to the worker */
-    struct op_mpsc_node qlink;  /* the control thread's queue */
+    struct op_msg msg;         /* posting back to the worker */
+    struct op_mpsc_node qlink; /* the control thread's queue */
     struct op_conn_ref ref;
     struct op_engine *engine;
     const struct op_http_conf *conf;

@@ -26,7 +26,8 @@ struct app_server {
 };
 
 /* Plaintext listener with TLS on: redirect to https (308 keeps the method and body). */
-static void route_redirect(void *ctx, struct op_conn *c, const struct op_h1_request *req, struct op_route *out)
+static void route_redirect(void *ctx, struct op_conn *c, const struct op_h1_request *req,
+                           struct op_route *out)
 {
     struct app_server *s = ctx;
     (void)c;
@@ -62,8 +63,8 @@ int op_app_server_run(const struct op_app_server_opts *opts)
             op_error("server", "TLS is enabled but no certificate/key pair was given");
             return EX_CONFIG;
         }
-        if (op_tls_xprt_ctx_new(lo->tls_cert_files, lo->tls_key_files, lo->ntls, lo->tls_min_version, &tls_ctx,
-                                err, sizeof(err)) != 0) {
+        if (op_tls_xprt_ctx_new(lo->tls_cert_files, lo->tls_key_files, lo->ntls, lo->tls_min_version,
+                                &tls_ctx, err, sizeof(err)) != 0) {
             op_error("server", "TLS: %s", err);
             return EX_CONFIG;
         }
@@ -73,8 +74,7 @@ int op_app_server_run(const struct op_app_server_opts *opts)
     srv.opts = opts;
     if (op_app_queue_init(&srv.q) != 0) {
         op_error("server", "eventfd: %s", strerror(errno));
-        if (tls_ctx)
-            op_tls_xprt_ctx_unref(tls_ctx);
+        if (tls_ctx) op_tls_xprt_ctx_unref(tls_ctx);
         return EX_OSERR;
     }
     srv.https_port = "443";
@@ -90,16 +90,14 @@ int op_app_server_run(const struct op_app_server_opts *opts)
     hconf.app_ctx = opts->handler_ctx;
     hconf.app_submit = op_app_queue_submit;
     hconf.app_submit_ctx = &srv.q;
-    if (opts->max_body)
-        hconf.max_app_body = opts->max_body;
+    if (opts->max_body) hconf.max_app_body = opts->max_body;
 
     static struct op_listener_conf lcs[2];
     memset(lcs, 0, sizeof(lcs));
     int n = 0;
     const char *addrs[2] = {want_http ? lo->http_address : NULL, want_tls ? lo->tls_address : NULL};
     for (int i = 0; i < 2; i++) {
-        if (!addrs[i])
-            continue;
+        if (!addrs[i]) continue;
         struct op_listener_conf *lc = &lcs[n++];
         snprintf(lc->name, sizeof(lc->name), "%s", addrs[i]);
         if (op_parse_hostport(addrs[i], &lc->addr, &lc->addrlen, err, sizeof(err)) != 0) {
@@ -111,14 +109,14 @@ int op_app_server_run(const struct op_app_server_opts *opts)
         lc->proto = &op_proto_http;
         lc->proto_ctx = &hconf;
     }
-    struct op_engine_conf ec = {.workers = opts->workers, .listeners = lcs, .nlisteners = n, .max_conns = 4096};
+    struct op_engine_conf ec = {
+        .workers = opts->workers, .listeners = lcs, .nlisteners = n, .max_conns = 4096};
     op_ctl_block_signals();
     struct op_engine *e = NULL;
     int rc = op_engine_start(&ec, &e, err, sizeof(err));
     if (rc != 0) {
         op_error("server", "cannot start: %s", err);
-        if (tls_ctx)
-            op_tls_xprt_ctx_unref(tls_ctx);
+        if (tls_ctx) op_tls_xprt_ctx_unref(tls_ctx);
         op_app_queue_close(&srv.q);
         return rc == -EADDRINUSE || rc == -EACCES || rc == -EADDRNOTAVAIL ? EX_UNAVAILABLE : EX_OSERR;
     }
@@ -134,7 +132,6 @@ int op_app_server_run(const struct op_app_server_opts *opts)
     rc = op_ctl_run(e, &hooks);
     op_engine_free(e);
     op_app_queue_close(&srv.q); /* jobs that raced the shutdown: their workers are gone, just free them */
-    if (tls_ctx)
-        op_tls_xprt_ctx_unref(tls_ctx);
+    if (tls_ctx) op_tls_xprt_ctx_unref(tls_ctx);
     return rc;
 }

@@ -17,8 +17,7 @@ static int xprt_out(void *arg, const uint8_t *p, size_t n)
 static int xprt_plain(void *arg, const uint8_t *p, size_t n)
 {
     struct op_conn *c = arg;
-    if (!(c->flags & OP_CF_XPRT_READY))
-        op_conn_xprt_ready(c);
+    if (!(c->flags & OP_CF_XPRT_READY)) op_conn_xprt_ready(c);
     return op_conn_deliver(c, p, n) < 0 ? -1 : 0;
 }
 
@@ -40,8 +39,7 @@ static int xprt_input(struct op_conn *c, const uint8_t *p, size_t n)
         op_debug("tls", "session error: %s", op_tls_conn_error(c->xprt));
         return -1;
     }
-    if (st != OP_TLS_WANT && !(c->flags & OP_CF_XPRT_READY))
-        op_conn_xprt_ready(c);
+    if (st != OP_TLS_WANT && !(c->flags & OP_CF_XPRT_READY)) op_conn_xprt_ready(c);
     return st == OP_TLS_PEER_CLOSED ? 1 : 0;
 }
 
@@ -50,7 +48,10 @@ static int xprt_output(struct op_conn *c, const uint8_t *p, size_t n)
     return op_tls_conn_write(c->xprt, p, n) == 0 ? 0 : -1;
 }
 
-static int xprt_shutdown(struct op_conn *c) { return op_tls_conn_shutdown(c->xprt) == 0 ? 0 : -1; }
+static int xprt_shutdown(struct op_conn *c)
+{
+    return op_tls_conn_shutdown(c->xprt) == 0 ? 0 : -1;
+}
 
 static void xprt_close(struct op_conn *c)
 {
@@ -87,10 +88,12 @@ int op_tls_xprt_ctx_new(const char *const *certs, const char *const *keys, int n
     struct op_tls_config cfg = {.certs = pairs, .ncerts = (size_t)n, .min_version = min_version};
     struct op_tls_ctx *ctx = NULL;
     rc = op_tls_ctx_new(&cfg, &ctx, err, errlen);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     *out = ctx;
     return 0;
 }
 
-void op_tls_xprt_ctx_unref(void *ctx) { op_tls_ctx_unref(ctx); }
+void op_tls_xprt_ctx_unref(void *ctx)
+{
+    op_tls_ctx_unref(ctx);
+}

@@ -20,51 +20,57 @@ bool op_wildcard_valid(const char *pattern); /* primary/proxies.c: the §6.3 rul
 
 #define S OP_WT_STRING
 const struct op_ws_opt op_ws_opts[OP_WO_COUNT] = {
-    [OP_WO_PROXY_SESSION_TOKEN] = {"proxy-session-token", "CODER_PROXY_SESSION_TOKEN",
-                                   "externalWorkspaceProxy.proxySessionToken", NULL, S, NULL,
-                                   OP_WF_REQUIRED | OP_WF_SECRET,
-                                   "Authentication token for the primary, as printed by `outpost wsproxy create`."},
+    [OP_WO_PROXY_SESSION_TOKEN] =
+        {"proxy-session-token", "CODER_PROXY_SESSION_TOKEN", "externalWorkspaceProxy.proxySessionToken", NULL,
+         S, NULL, OP_WF_REQUIRED | OP_WF_SECRET,
+         "Authentication token for the primary, as printed by `outpost wsproxy create`."},
     [OP_WO_PRIMARY_ACCESS_URL] = {"primary-access-url", "CODER_PRIMARY_ACCESS_URL",
-                                  "externalWorkspaceProxy.primaryAccessURL", NULL, OP_WT_URL, NULL, OP_WF_REQUIRED,
+                                  "externalWorkspaceProxy.primaryAccessURL", NULL, OP_WT_URL, NULL,
+                                  OP_WF_REQUIRED,
                                   "URL of the primary (http or https); must match its access URL."},
-    [OP_WO_DERP_ONLY] = {"derp-only", "CODER_PROXY_DERP_ONLY", "externalWorkspaceProxy.derpOnly", "false", OP_WT_BOOL,
-                         NULL, 0, "Serve only DERP: no app or terminal proxying."},
+    [OP_WO_DERP_ONLY] = {"derp-only", "CODER_PROXY_DERP_ONLY", "externalWorkspaceProxy.derpOnly", "false",
+                         OP_WT_BOOL, NULL, 0, "Serve only DERP: no app or terminal proxying."},
     [OP_WO_ACCESS_URL] = {"access-url", "CODER_ACCESS_URL", "networking.accessURL", NULL, OP_WT_URL, NULL, 0,
                           "Public URL of this proxy (default: the TLS listener's URL, else the HTTP one)."},
-    [OP_WO_WILDCARD_ACCESS_URL] = {"wildcard-access-url", "CODER_WILDCARD_ACCESS_URL", "networking.wildcardAccessURL",
-                                   NULL, OP_WT_WILDCARD, NULL, 0,
+    [OP_WO_WILDCARD_ACCESS_URL] = {"wildcard-access-url", "CODER_WILDCARD_ACCESS_URL",
+                                   "networking.wildcardAccessURL", NULL, OP_WT_WILDCARD, NULL, 0,
                                    "Wildcard host pattern for subdomain apps, e.g. \"*.eu.example.com\"."},
-    [OP_WO_DOCS_URL] = {"docs-url", "CODER_DOCS_URL", "networking.docsURL", "https://coder.com/docs", OP_WT_URL, NULL,
-                        0, "Documentation URL."},
-    [OP_WO_HTTP_ADDRESS] = {"http-address", "CODER_HTTP_ADDRESS", "networking.http.httpAddress", "127.0.0.1:3000",
-                            OP_WT_HOSTPORT, NULL, 0, "HTTP bind address. Set it to \"\" to disable HTTP."},
+    [OP_WO_DOCS_URL] = {"docs-url", "CODER_DOCS_URL", "networking.docsURL", "https://coder.com/docs",
+                        OP_WT_URL, NULL, 0, "Documentation URL."},
+    [OP_WO_HTTP_ADDRESS] = {"http-address", "CODER_HTTP_ADDRESS", "networking.http.httpAddress",
+                            "127.0.0.1:3000", OP_WT_HOSTPORT, NULL, 0,
+                            "HTTP bind address. Set it to \"\" to disable HTTP."},
     [OP_WO_TLS_ADDRESS] = {"tls-address", "CODER_TLS_ADDRESS", "networking.tls.address", "127.0.0.1:3443",
                            OP_WT_HOSTPORT, NULL, 0, "HTTPS bind address (used when TLS is enabled)."},
-    [OP_WO_TLS_ENABLE] = {"tls-enable", "CODER_TLS_ENABLE", "networking.tls.enable", "false", OP_WT_BOOL, NULL, 0,
-                          "Serve HTTPS on the TLS address."},
-    [OP_WO_TLS_CERT_FILE] = {"tls-cert-file", "CODER_TLS_CERT_FILE", "networking.tls.certFiles", NULL, OP_WT_FILES,
-                             NULL, 0, "PEM certificate files (chain leaf first), one per key file."},
-    [OP_WO_TLS_KEY_FILE] = {"tls-key-file", "CODER_TLS_KEY_FILE", "networking.tls.keyFiles", NULL, OP_WT_FILES, NULL,
-                            0, "PEM private key files, one per certificate file."},
-    [OP_WO_TLS_CLIENT_AUTH] = {"tls-client-auth", "CODER_TLS_CLIENT_AUTH", "networking.tls.clientAuth", "none",
-                               OP_WT_ENUM, "none|request|require-any|verify-if-given|require-and-verify", 0,
+    [OP_WO_TLS_ENABLE] = {"tls-enable", "CODER_TLS_ENABLE", "networking.tls.enable", "false", OP_WT_BOOL,
+                          NULL, 0, "Serve HTTPS on the TLS address."},
+    [OP_WO_TLS_CERT_FILE] = {"tls-cert-file", "CODER_TLS_CERT_FILE", "networking.tls.certFiles", NULL,
+                             OP_WT_FILES, NULL, 0,
+                             "PEM certificate files (chain leaf first), one per key file."},
+    [OP_WO_TLS_KEY_FILE] = {"tls-key-file", "CODER_TLS_KEY_FILE", "networking.tls.keyFiles", NULL,
+                            OP_WT_FILES, NULL, 0, "PEM private key files, one per certificate file."},
+    [OP_WO_TLS_CLIENT_AUTH] = {"tls-client-auth", "CODER_TLS_CLIENT_AUTH", "networking.tls.clientAuth",
+                               "none", OP_WT_ENUM,
+                               "none|request|require-any|verify-if-given|require-and-verify", 0,
                                "Client certificate policy; this build supports \"none\" only."},
-    [OP_WO_TLS_CLIENT_CA_FILE] = {"tls-client-ca-file", "CODER_TLS_CLIENT_CA_FILE", "networking.tls.clientCAFile",
-                                  NULL, OP_WT_FILE, NULL, 0,
+    [OP_WO_TLS_CLIENT_CA_FILE] = {"tls-client-ca-file", "CODER_TLS_CLIENT_CA_FILE",
+                                  "networking.tls.clientCAFile", NULL, OP_WT_FILE, NULL, 0,
                                   "CA bundle; also the root CA for the proxy's requests to the primary."},
     [OP_WO_TLS_CLIENT_CERT_FILE] = {"tls-client-cert-file", "CODER_TLS_CLIENT_CERT_FILE",
                                     "networking.tls.clientCertFile", NULL, OP_WT_FILE, NULL, 0,
                                     "Client certificate presented to the primary (mTLS)."},
-    [OP_WO_TLS_CLIENT_KEY_FILE] = {"tls-client-key-file", "CODER_TLS_CLIENT_KEY_FILE", "networking.tls.clientKeyFile",
-                                   NULL, OP_WT_FILE, NULL, 0, "Key of the client certificate."},
-    [OP_WO_TLS_MIN_VERSION] = {"tls-min-version", "CODER_TLS_MIN_VERSION", "networking.tls.minVersion", "tls12",
-                               OP_WT_ENUM, "tls10|tls11|tls12|tls13", 0,
+    [OP_WO_TLS_CLIENT_KEY_FILE] = {"tls-client-key-file", "CODER_TLS_CLIENT_KEY_FILE",
+                                   "networking.tls.clientKeyFile", NULL, OP_WT_FILE, NULL, 0,
+                                   "Key of the client certificate."},
+    [OP_WO_TLS_MIN_VERSION] = {"tls-min-version", "CODER_TLS_MIN_VERSION", "networking.tls.minVersion",
+                               "tls12", OP_WT_ENUM, "tls10|tls11|tls12|tls13", 0,
                                "Minimum TLS version; this build serves tls12 or tls13."},
-    [OP_WO_TLS_CIPHERS] = {"tls-ciphers", "CODER_TLS_CIPHERS", "networking.tls.tlsCiphers", NULL, OP_WT_STRINGS, NULL,
-                           0, "Explicit cipher list; not supported by this build (the cipher policy is fixed)."},
+    [OP_WO_TLS_CIPHERS] = {"tls-ciphers", "CODER_TLS_CIPHERS", "networking.tls.tlsCiphers", NULL,
+                           OP_WT_STRINGS, NULL, 0,
+                           "Explicit cipher list; not supported by this build (the cipher policy is fixed)."},
     [OP_WO_TLS_ALLOW_INSECURE_CIPHERS] = {"tls-allow-insecure-ciphers", "CODER_TLS_ALLOW_INSECURE_CIPHERS",
-                                          "networking.tls.tlsAllowInsecureCiphers", "false", OP_WT_BOOL, NULL, 0,
-                                          "Allow insecure ciphers; not supported by this build."},
+                                          "networking.tls.tlsAllowInsecureCiphers", "false", OP_WT_BOOL, NULL,
+                                          0, "Allow insecure ciphers; not supported by this build."},
     [OP_WO_TLS_REDIRECT] = {"tls-redirect-http-to-https", "CODER_TLS_REDIRECT_HTTP_TO_HTTPS",
                             "networking.tls.redirectHTTP", "true", OP_WT_BOOL, NULL, OP_WF_HIDDEN,
                             "With TLS on, answer plain HTTP with a redirect to HTTPS."},
@@ -74,34 +80,41 @@ const struct op_ws_opt op_ws_opts[OP_WO_COUNT] = {
     [OP_WO_HSTS_OPTIONS] = {"strict-transport-security-options", "CODER_STRICT_TRANSPORT_SECURITY_OPTIONS",
                             "networking.tls.strictTransportSecurityOptions", NULL, OP_WT_STRINGS, NULL, 0,
                             "HSTS options: includeSubDomains, preload."},
-    [OP_WO_TRUSTED_HEADERS] = {"proxy-trusted-headers", "CODER_PROXY_TRUSTED_HEADERS", "networking.proxyTrustedHeaders",
-                               NULL, OP_WT_STRINGS, NULL, 0, "Headers trusted for the client IP (e.g. X-Forwarded-For)."},
-    [OP_WO_TRUSTED_ORIGINS] = {"proxy-trusted-origins", "CODER_PROXY_TRUSTED_ORIGINS", "networking.proxyTrustedOrigins",
-                               NULL, OP_WT_STRINGS, NULL, 0, "Source CIDRs whose trusted headers are honoured."},
-    [OP_WO_SECURE_AUTH_COOKIE] = {"secure-auth-cookie", "CODER_SECURE_AUTH_COOKIE", "networking.secureAuthCookie",
-                                  "false", OP_WT_BOOL, NULL, 0, "Set the Secure attribute on cookies."},
+    [OP_WO_TRUSTED_HEADERS] = {"proxy-trusted-headers", "CODER_PROXY_TRUSTED_HEADERS",
+                               "networking.proxyTrustedHeaders", NULL, OP_WT_STRINGS, NULL, 0,
+                               "Headers trusted for the client IP (e.g. X-Forwarded-For)."},
+    [OP_WO_TRUSTED_ORIGINS] = {"proxy-trusted-origins", "CODER_PROXY_TRUSTED_ORIGINS",
+                               "networking.proxyTrustedOrigins", NULL, OP_WT_STRINGS, NULL, 0,
+                               "Source CIDRs whose trusted headers are honoured."},
+    [OP_WO_SECURE_AUTH_COOKIE] = {"secure-auth-cookie", "CODER_SECURE_AUTH_COOKIE",
+                                  "networking.secureAuthCookie", "false", OP_WT_BOOL, NULL, 0,
+                                  "Set the Secure attribute on cookies."},
     [OP_WO_SAMESITE_AUTH_COOKIE] = {"samesite-auth-cookie", "CODER_SAMESITE_AUTH_COOKIE",
                                     "networking.sameSiteAuthCookie", "lax", OP_WT_ENUM, "lax|none", 0,
                                     "SameSite attribute of session cookies."},
-    [OP_WO_HOST_PREFIX_COOKIE] = {"host-prefix-cookie", "CODER_HOST_PREFIX_COOKIE", "networking.hostPrefixCookie",
-                                  "false", OP_WT_BOOL, NULL, 0, "Use the __Host- cookie name prefix."},
-    [OP_WO_BLOCK_DIRECT] = {"block-direct-connections", "CODER_BLOCK_DIRECT", "networking.derp.blockDirect", "false",
-                            OP_WT_BOOL, NULL, 0, "Never negotiate direct (P2P) paths to agents."},
+    [OP_WO_HOST_PREFIX_COOKIE] = {"host-prefix-cookie", "CODER_HOST_PREFIX_COOKIE",
+                                  "networking.hostPrefixCookie", "false", OP_WT_BOOL, NULL, 0,
+                                  "Use the __Host- cookie name prefix."},
+    [OP_WO_BLOCK_DIRECT] = {"block-direct-connections", "CODER_BLOCK_DIRECT", "networking.derp.blockDirect",
+                            "false", OP_WT_BOOL, NULL, 0, "Never negotiate direct (P2P) paths to agents."},
     [OP_WO_DERP_ENABLE] = {"derp-server-enable", "CODER_DERP_SERVER_ENABLE", "networking.derp.enable", "true",
                            OP_WT_BOOL, NULL, 0, "Run the embedded DERP relay."},
-    [OP_WO_DERP_RELAY_URL] = {"derp-server-relay-url", "CODER_DERP_SERVER_RELAY_URL", "networking.derp.relayURL", NULL,
-                              OP_WT_URL, NULL, 0, "URL sibling replicas of this proxy use to mesh DERP."},
+    [OP_WO_DERP_RELAY_URL] = {"derp-server-relay-url", "CODER_DERP_SERVER_RELAY_URL",
+                              "networking.derp.relayURL", NULL, OP_WT_URL, NULL, 0,
+                              "URL sibling replicas of this proxy use to mesh DERP."},
     [OP_WO_DISABLE_PATH_APPS] = {"disable-path-apps", "CODER_DISABLE_PATH_APPS", "disablePathApps", "false",
                                  OP_WT_BOOL, NULL, 0, "Reject path-based apps."},
-    [OP_WO_DISABLE_OWNER_WORKSPACE_ACCESS] = {"disable-owner-workspace-access", "CODER_DISABLE_OWNER_WORKSPACE_ACCESS",
+    [OP_WO_DISABLE_OWNER_WORKSPACE_ACCESS] = {"disable-owner-workspace-access",
+                                              "CODER_DISABLE_OWNER_WORKSPACE_ACCESS",
                                               "disableOwnerWorkspaceAccess", "false", OP_WT_BOOL, NULL, 0,
                                               "Same as the primary's flag (authorization happens there)."},
     [OP_WO_EXPERIMENTS] = {"experiments", "CODER_EXPERIMENTS", "experiments", NULL, OP_WT_STRINGS, NULL, 0,
                            "Experiments to enable (comma separated, or *)."},
-    [OP_WO_DANGEROUS_CORS] = {"dangerous-allow-cors-requests", "CODER_DANGEROUS_ALLOW_CORS_REQUESTS", NULL, "false",
-                              OP_WT_BOOL, NULL, OP_WF_HIDDEN, "Allow any CORS origin (development only)."},
-    [OP_WO_API_RATE_LIMIT] = {"api-rate-limit", "CODER_API_RATE_LIMIT", NULL, "512", OP_WT_INT, NULL, OP_WF_HIDDEN,
-                              "App requests per minute per user or IP; negative = unlimited."},
+    [OP_WO_DANGEROUS_CORS] = {"dangerous-allow-cors-requests", "CODER_DANGEROUS_ALLOW_CORS_REQUESTS", NULL,
+                              "false", OP_WT_BOOL, NULL, OP_WF_HIDDEN,
+                              "Allow any CORS origin (development only)."},
+    [OP_WO_API_RATE_LIMIT] = {"api-rate-limit", "CODER_API_RATE_LIMIT", NULL, "512", OP_WT_INT, NULL,
+                              OP_WF_HIDDEN, "App requests per minute per user or IP; negative = unlimited."},
     [OP_WO_LOG_HUMAN] = {"log-human", "CODER_LOGGING_HUMAN", "introspection.logging.humanPath", "/dev/stderr",
                          S, NULL, 0, "Human-readable log destination (only /dev/stderr is supported)."},
     [OP_WO_LOG_JSON] = {"log-json", "CODER_LOGGING_JSON", "introspection.logging.jsonPath", NULL, S, NULL, 0,
@@ -110,21 +123,25 @@ const struct op_ws_opt op_ws_opts[OP_WO_COUNT] = {
                          "debug|info|warn|error", 0, "Log level (applied again on SIGHUP)."},
     [OP_WO_VERBOSE] = {"verbose", "CODER_VERBOSE", "introspection.logging.verbose", "false", OP_WT_BOOL, NULL,
                        OP_WF_HIDDEN, "Debug logs (same as --log-level debug)."},
-    [OP_WO_PROMETHEUS_ENABLE] = {"prometheus-enable", "CODER_PROMETHEUS_ENABLE", "introspection.prometheus.enable",
-                                 "false", OP_WT_BOOL, NULL, 0, "Serve Prometheus metrics on the metrics address."},
-    [OP_WO_PROMETHEUS_ADDRESS] = {"prometheus-address", "CODER_PROMETHEUS_ADDRESS", "introspection.prometheus.address",
-                                  "127.0.0.1:2112", OP_WT_HOSTPORT, NULL, 0, "Prometheus metrics bind address."},
+    [OP_WO_PROMETHEUS_ENABLE] = {"prometheus-enable", "CODER_PROMETHEUS_ENABLE",
+                                 "introspection.prometheus.enable", "false", OP_WT_BOOL, NULL, 0,
+                                 "Serve Prometheus metrics on the metrics address."},
+    [OP_WO_PROMETHEUS_ADDRESS] = {"prometheus-address", "CODER_PROMETHEUS_ADDRESS",
+                                  "introspection.prometheus.address", "127.0.0.1:2112", OP_WT_HOSTPORT, NULL,
+                                  0, "Prometheus metrics bind address."},
     [OP_WO_WORKERS] = {"workers", "CODER_WORKERS", "outpost.workers", "0", OP_WT_INT, NULL, 0,
                        "Data-plane worker threads (0 = one per CPU)."},
-    [OP_WO_DRAIN_TIMEOUT] = {"drain-timeout", "CODER_DRAIN_TIMEOUT", "outpost.drainTimeout", "10s", OP_WT_DURATION,
-                             NULL, 0, "On SIGTERM, how long in-flight requests may take before being closed."},
-    [OP_WO_HEARTBEAT_INTERVAL] = {"heartbeat-interval", "CODER_PROXY_HEARTBEAT_INTERVAL", NULL, "5s", OP_WT_DURATION,
-                                  NULL, OP_WF_HIDDEN,
-                                  "Registration heartbeat interval (tests; the reference's fixed value is 5s)."},
+    [OP_WO_DRAIN_TIMEOUT] = {"drain-timeout", "CODER_DRAIN_TIMEOUT", "outpost.drainTimeout", "10s",
+                             OP_WT_DURATION, NULL, 0,
+                             "On SIGTERM, how long in-flight requests may take before being closed."},
+    [OP_WO_HEARTBEAT_INTERVAL] =
+        {"heartbeat-interval", "CODER_PROXY_HEARTBEAT_INTERVAL", NULL, "5s", OP_WT_DURATION, NULL,
+         OP_WF_HIDDEN, "Registration heartbeat interval (tests; the reference's fixed value is 5s)."},
     [OP_WO_CONFIG] = {"config", "CODER_CONFIG_PATH", NULL, NULL, OP_WT_FILE, NULL, 0,
                       "YAML config file (dotted keys as listed here). Re-read on SIGHUP."},
-    [OP_WO_ENV_FILE] = {"env-file", "CODER_ENV_FILE", NULL, NULL, OP_WT_FILE, NULL, 0,
-                        "KEY=VALUE file (a systemd EnvironmentFile); overrides the environment, re-read on SIGHUP."},
+    [OP_WO_ENV_FILE] =
+        {"env-file", "CODER_ENV_FILE", NULL, NULL, OP_WT_FILE, NULL, 0,
+         "KEY=VALUE file (a systemd EnvironmentFile); overrides the environment, re-read on SIGHUP."},
     [OP_WO_WRITE_CONFIG] = {"write-config", NULL, NULL, NULL, OP_WT_BOOL, NULL, OP_WF_ACTION,
                             "Write the effective configuration as YAML to stdout, then exit."},
     [OP_WO_CHECK] = {"check", NULL, NULL, NULL, OP_WT_BOOL, NULL, OP_WF_ACTION,
@@ -158,7 +175,10 @@ static const char *type_name(enum op_ws_type t)
     }
 }
 
-static bool is_array(enum op_ws_type t) { return t == OP_WT_STRINGS || t == OP_WT_FILES; }
+static bool is_array(enum op_ws_type t)
+{
+    return t == OP_WT_STRINGS || t == OP_WT_FILES;
+}
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...) OP_PRINTF(3, 4);
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -176,15 +196,13 @@ static int set_val(struct op_ws_conf *c, int id, const char *v, enum op_ws_src s
     if (append && c->val[id] && c->src[id] == src && *c->val[id]) {
         size_t a = strlen(c->val[id]), b = strlen(v);
         nv = malloc(a + b + 2);
-        if (!nv)
-            return -ENOMEM;
+        if (!nv) return -ENOMEM;
         memcpy(nv, c->val[id], a);
         nv[a] = ',';
         memcpy(nv + a + 1, v, b + 1);
     } else {
         nv = strdup(v);
-        if (!nv)
-            return -ENOMEM;
+        if (!nv) return -ENOMEM;
     }
     free(c->val[id]);
     c->val[id] = nv;
@@ -195,26 +213,22 @@ static int set_val(struct op_ws_conf *c, int id, const char *v, enum op_ws_src s
 static int find_flag(const char *name, size_t len)
 {
     for (int i = 0; i < OP_WO_COUNT; i++)
-        if (strlen(op_ws_opts[i].flag) == len && memcmp(op_ws_opts[i].flag, name, len) == 0)
-            return i;
-    if (len == 1 && name[0] == 'v')
-        return OP_WO_VERBOSE;
+        if (strlen(op_ws_opts[i].flag) == len && memcmp(op_ws_opts[i].flag, name, len) == 0) return i;
+    if (len == 1 && name[0] == 'v') return OP_WO_VERBOSE;
     return -1;
 }
 
 static int find_env(const char *name)
 {
     for (int i = 0; i < OP_WO_COUNT; i++)
-        if (op_ws_opts[i].env && strcmp(op_ws_opts[i].env, name) == 0)
-            return i;
+        if (op_ws_opts[i].env && strcmp(op_ws_opts[i].env, name) == 0) return i;
     return -1;
 }
 
 static int find_yaml(const char *key)
 {
     for (int i = 0; i < OP_WO_COUNT; i++)
-        if (op_ws_opts[i].yaml && strcmp(op_ws_opts[i].yaml, key) == 0)
-            return i;
+        if (op_ws_opts[i].yaml && strcmp(op_ws_opts[i].yaml, key) == 0) return i;
     return -1;
 }
 
@@ -222,8 +236,7 @@ static int parse_flags(struct op_ws_conf *c, int argc, char **argv, char *err, s
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-h") == 0)
-            a = "--help";
+        if (strcmp(a, "-h") == 0) a = "--help";
         if (a[0] != '-') {
             seterr(err, errlen, "unexpected argument \"%s\" (the server takes no positional arguments)", a);
             return EX_USAGE;
@@ -276,10 +289,8 @@ static int load_env_file(struct op_ws_conf *c, const char *path, char *err, size
         size_t n = strlen(s);
         while (n && isspace((unsigned char)s[n - 1]))
             s[--n] = '\0';
-        if (!*s || *s == '#' || *s == ';')
-            continue;
-        if (strncmp(s, "export ", 7) == 0)
-            s += 7;
+        if (!*s || *s == '#' || *s == ';') continue;
+        if (strncmp(s, "export ", 7) == 0) s += 7;
         char *eq = strchr(s, '=');
         if (!eq) {
             seterr(err, errlen, "--env-file %s:%d: expected KEY=VALUE", path, ln);
@@ -301,8 +312,7 @@ static int load_env_file(struct op_ws_conf *c, const char *path, char *err, size
         int id = find_env(k);
         if (id < 0 || id == OP_WO_ENV_FILE)
             continue; /* other variables in a shared EnvironmentFile are not ours */
-        if (c->src[id] == OP_WS_FLAG)
-            continue;
+        if (c->src[id] == OP_WS_FLAG) continue;
         if (set_val(c, id, v, OP_WS_ENVFILE, false) != 0) {
             rc = EX_OSERR;
             break;
@@ -325,8 +335,8 @@ struct yctx {
 static int ynext(struct yctx *y, yaml_event_t *ev)
 {
     if (!yaml_parser_parse(&y->p, ev)) {
-        seterr(y->err, y->errlen, "config file %s: YAML error at line %zu: %s", y->path, y->p.problem_mark.line + 1,
-               y->p.problem ? y->p.problem : "parse error");
+        seterr(y->err, y->errlen, "config file %s: YAML error at line %zu: %s", y->path,
+               y->p.problem_mark.line + 1, y->p.problem ? y->p.problem : "parse error");
         return EX_CONFIG;
     }
     return 0;
@@ -339,8 +349,7 @@ static int yset(struct yctx *y, const char *key, const char *v, size_t line)
         seterr(y->err, y->errlen, "config file %s:%zu: unknown key \"%s\"", y->path, line + 1, key);
         return EX_CONFIG;
     }
-    if (y->c->src[id] >= OP_WS_ENV)
-        return 0; /* flag and environment win */
+    if (y->c->src[id] >= OP_WS_ENV) return 0; /* flag and environment win */
     return set_val(y->c, id, v, OP_WS_YAML, false) ? EX_OSERR : 0;
 }
 
@@ -354,8 +363,7 @@ static int ymapping(struct yctx *y, const char *prefix, int depth)
     for (;;) {
         yaml_event_t ev;
         int rc = ynext(y, &ev);
-        if (rc)
-            return rc;
+        if (rc) return rc;
         if (ev.type == YAML_MAPPING_END_EVENT) {
             yaml_event_delete(&ev);
             return 0;
@@ -368,12 +376,12 @@ static int ymapping(struct yctx *y, const char *prefix, int depth)
         char key[256];
         snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "", (const char *)ev.data.scalar.value);
         yaml_event_delete(&ev);
-        if ((rc = ynext(y, &ev)))
-            return rc;
+        if ((rc = ynext(y, &ev))) return rc;
         size_t line = ev.start_mark.line;
         if (ev.type == YAML_SCALAR_EVENT) {
             const char *v = (const char *)ev.data.scalar.value;
-            bool null = ev.data.scalar.plain_implicit && (!*v || strcmp(v, "~") == 0 || strcmp(v, "null") == 0);
+            bool null =
+                ev.data.scalar.plain_implicit && (!*v || strcmp(v, "~") == 0 || strcmp(v, "null") == 0);
             rc = null ? (find_yaml(key) < 0 ? yset(y, key, "", line) : 0) : yset(y, key, v, line);
             yaml_event_delete(&ev);
         } else if (ev.type == YAML_MAPPING_START_EVENT) {
@@ -384,15 +392,15 @@ static int ymapping(struct yctx *y, const char *prefix, int depth)
             char *joined = calloc(1, 1);
             size_t jl = 0;
             for (;;) {
-                if ((rc = ynext(y, &ev)))
-                    break;
+                if ((rc = ynext(y, &ev))) break;
                 if (ev.type == YAML_SEQUENCE_END_EVENT) {
                     yaml_event_delete(&ev);
                     break;
                 }
                 if (ev.type != YAML_SCALAR_EVENT) {
-                    seterr(y->err, y->errlen, "config file %s:%zu: %s: only lists of plain values are supported",
-                           y->path, ev.start_mark.line + 1, key);
+                    seterr(y->err, y->errlen,
+                           "config file %s:%zu: %s: only lists of plain values are supported", y->path,
+                           ev.start_mark.line + 1, key);
                     yaml_event_delete(&ev);
                     rc = EX_CONFIG;
                     break;
@@ -405,8 +413,7 @@ static int ymapping(struct yctx *y, const char *prefix, int depth)
                     break;
                 }
                 joined = nj;
-                if (jl)
-                    joined[jl++] = ',';
+                if (jl) joined[jl++] = ',';
                 memcpy(joined + jl, ev.data.scalar.value, vl + 1);
                 jl += vl;
                 yaml_event_delete(&ev);
@@ -414,8 +421,8 @@ static int ymapping(struct yctx *y, const char *prefix, int depth)
             if (!rc) {
                 int id = find_yaml(key);
                 if (id >= 0 && !is_array(op_ws_opts[id].type)) {
-                    seterr(y->err, y->errlen, "config file %s:%zu: %s takes a single value, not a list", y->path,
-                           line + 1, key);
+                    seterr(y->err, y->errlen, "config file %s:%zu: %s takes a single value, not a list",
+                           y->path, line + 1, key);
                     rc = EX_CONFIG;
                 } else {
                     rc = yset(y, key, joined, line);
@@ -423,13 +430,13 @@ static int ymapping(struct yctx *y, const char *prefix, int depth)
             }
             free(joined);
         } else {
-            seterr(y->err, y->errlen, "config file %s:%zu: unsupported YAML construct (aliases are not supported)",
-                   y->path, line + 1);
+            seterr(y->err, y->errlen,
+                   "config file %s:%zu: unsupported YAML construct (aliases are not supported)", y->path,
+                   line + 1);
             yaml_event_delete(&ev);
             rc = EX_CONFIG;
         }
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
 }
 
@@ -447,8 +454,7 @@ static int load_yaml(struct op_ws_conf *c, const char *path, char *err, size_t e
     bool done = false;
     while (!rc && !done) {
         yaml_event_t ev;
-        if ((rc = ynext(&y, &ev)))
-            break;
+        if ((rc = ynext(&y, &ev))) break;
         switch (ev.type) {
         case YAML_STREAM_END_EVENT:
             done = true;
@@ -461,8 +467,7 @@ static int load_yaml(struct op_ws_conf *c, const char *path, char *err, size_t e
             rc = ymapping(&y, "", 0);
             break;
         case YAML_SCALAR_EVENT:
-            if (ev.data.scalar.length == 0)
-                break; /* empty document */
+            if (ev.data.scalar.length == 0) break; /* empty document */
             /* fallthrough */
         default:
             seterr(err, errlen, "config file %s: the top level must be a mapping of keys", path);
@@ -481,24 +486,21 @@ int op_ws_conf_load(struct op_ws_conf *c, int argc, char **argv, char *err, size
 {
     memset(c, 0, sizeof(*c));
     int rc = parse_flags(c, argc, argv, err, errlen);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     for (int i = 0; i < OP_WO_COUNT; i++) {
-        if (c->src[i] || !op_ws_opts[i].env)
-            continue;
+        if (c->src[i] || !op_ws_opts[i].env) continue;
         const char *v = getenv(op_ws_opts[i].env);
-        if (v && set_val(c, i, v, OP_WS_ENV, false) != 0)
-            return EX_OSERR;
+        if (v && set_val(c, i, v, OP_WS_ENV, false) != 0) return EX_OSERR;
     }
     if (c->val[OP_WO_ENV_FILE] && *c->val[OP_WO_ENV_FILE] &&
         (rc = load_env_file(c, c->val[OP_WO_ENV_FILE], err, errlen)))
         return rc;
-    if (c->val[OP_WO_CONFIG] && *c->val[OP_WO_CONFIG] && (rc = load_yaml(c, c->val[OP_WO_CONFIG], err, errlen)))
+    if (c->val[OP_WO_CONFIG] && *c->val[OP_WO_CONFIG] &&
+        (rc = load_yaml(c, c->val[OP_WO_CONFIG], err, errlen)))
         return rc;
     for (int i = 0; i < OP_WO_COUNT; i++)
         if (!c->src[i] && op_ws_opts[i].def) {
-            if (set_val(c, i, op_ws_opts[i].def, OP_WS_DEFAULT, false) != 0)
-                return EX_OSERR;
+            if (set_val(c, i, op_ws_opts[i].def, OP_WS_DEFAULT, false) != 0) return EX_OSERR;
         }
     return 0;
 }
@@ -517,41 +519,34 @@ static int parse_bool(const char *s, bool *out)
     static const char *const t[] = {"1", "t", "T", "TRUE", "true", "True", "yes"};
     static const char *const f[] = {"0", "f", "F", "FALSE", "false", "False", "no", ""};
     for (size_t i = 0; i < OP_ARRAY_LEN(t); i++)
-        if (strcmp(s, t[i]) == 0)
-            return *out = true, 0;
+        if (strcmp(s, t[i]) == 0) return *out = true, 0;
     for (size_t i = 0; i < OP_ARRAY_LEN(f); i++)
-        if (strcmp(s, f[i]) == 0)
-            return *out = false, 0;
+        if (strcmp(s, f[i]) == 0) return *out = false, 0;
     return -EINVAL;
 }
 
 static int parse_int(const char *s, long *out)
 {
-    if (!*s)
-        return -EINVAL;
+    if (!*s) return -EINVAL;
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || *end)
-        return -EINVAL;
+    if (errno || *end) return -EINVAL;
     *out = v;
     return 0;
 }
 
 int op_ws_parse_duration(const char *s, long long *ms)
 {
-    if (!s || !*s)
-        return -EINVAL;
-    if (strcmp(s, "0") == 0)
-        return *ms = 0, 0;
+    if (!s || !*s) return -EINVAL;
+    if (strcmp(s, "0") == 0) return *ms = 0, 0;
     double total = 0;
     const char *p = s;
     while (*p) {
         char *end;
         errno = 0;
         double v = strtod(p, &end);
-        if (end == p || errno || v < 0)
-            return -EINVAL;
+        if (end == p || errno || v < 0) return -EINVAL;
         p = end;
         double mul;
         if (strncmp(p, "ms", 2) == 0)
@@ -566,13 +561,15 @@ int op_ws_parse_duration(const char *s, long long *ms)
             return -EINVAL;
         total += v * mul;
     }
-    if (total > 1e12)
-        return -EINVAL;
+    if (total > 1e12) return -EINVAL;
     *ms = (long long)total;
     return 0;
 }
 
-const char *op_ws_str(const struct op_ws_conf *c, enum op_ws_opt_id id) { return c->val[id] ? c->val[id] : ""; }
+const char *op_ws_str(const struct op_ws_conf *c, enum op_ws_opt_id id)
+{
+    return c->val[id] ? c->val[id] : "";
+}
 
 bool op_ws_bool(const struct op_ws_conf *c, enum op_ws_opt_id id)
 {
@@ -583,8 +580,7 @@ bool op_ws_bool(const struct op_ws_conf *c, enum op_ws_opt_id id)
 long op_ws_int(const struct op_ws_conf *c, enum op_ws_opt_id id)
 {
     long v = 0;
-    if (c->val[id])
-        parse_int(c->val[id], &v);
+    if (c->val[id]) parse_int(c->val[id], &v);
     return v;
 }
 
@@ -594,7 +590,8 @@ long long op_ws_duration_ms(const struct op_ws_conf *c, enum op_ws_opt_id id)
     return c->val[id] && op_ws_parse_duration(c->val[id], &v) == 0 ? v : -1;
 }
 
-int op_ws_list(const struct op_ws_conf *c, enum op_ws_opt_id id, char *buf, size_t buflen, const char **out, int max)
+int op_ws_list(const struct op_ws_conf *c, enum op_ws_opt_id id, char *buf, size_t buflen, const char **out,
+               int max)
 {
     snprintf(buf, buflen, "%s", op_ws_str(c, id));
     int n = 0;
@@ -605,8 +602,7 @@ int op_ws_list(const struct op_ws_conf *c, enum op_ws_opt_id id, char *buf, size
         size_t l = strlen(t);
         while (l && isspace((unsigned char)t[l - 1]))
             t[--l] = '\0';
-        if (*t)
-            out[n++] = t;
+        if (*t) out[n++] = t;
     }
     return n;
 }
@@ -622,8 +618,7 @@ static bool url_ok(const char *v)
         h = v + 8;
     else
         return false;
-    if (!*h || *h == '/' || *h == ':' || strpbrk(h, " \t\r\n"))
-        return false;
+    if (!*h || *h == '/' || *h == ':' || strpbrk(h, " \t\r\n")) return false;
     return true;
 }
 
@@ -657,12 +652,12 @@ static int check_value(const struct op_ws_conf *c, int id, char *err, size_t err
     const char *v = c->val[id];
     char on[160];
     optname(c, id, on, sizeof(on));
-    if (!v)
-        return 0;
+    if (!v) return 0;
     switch (o->type) {
     case OP_WT_URL:
         if (*v && !url_ok(v)) {
-            seterr(err, errlen, "%s (%s): \"%s\" is not an http:// or https:// URL with a host", o->flag, on, v);
+            seterr(err, errlen, "%s (%s): \"%s\" is not an http:// or https:// URL with a host", o->flag, on,
+                   v);
             return EX_CONFIG;
         }
         break;
@@ -708,8 +703,7 @@ static int check_value(const struct op_ws_conf *c, int id, char *err, size_t err
         bool found = false;
         while (*ch) {
             size_t l = strcspn(ch, "|");
-            if (l == vl && strncmp(ch, v, l) == 0)
-                found = true;
+            if (l == vl && strncmp(ch, v, l) == 0) found = true;
             ch += l + (ch[l] == '|');
         }
         if (!found) {
@@ -725,7 +719,8 @@ static int check_value(const struct op_ws_conf *c, int id, char *err, size_t err
         int n = op_ws_list(c, id, buf, sizeof(buf), items, 16);
         for (int i = 0; i < n; i++)
             if (access(items[i], R_OK) != 0) {
-                seterr(err, errlen, "%s (%s): cannot read \"%s\": %s", o->flag, on, items[i], strerror(errno));
+                seterr(err, errlen, "%s (%s): cannot read \"%s\": %s", o->flag, on, items[i],
+                       strerror(errno));
                 return EX_CONFIG;
             }
         break;
@@ -744,7 +739,8 @@ static int check_value(const struct op_ws_conf *c, int id, char *err, size_t err
             }
             if (bad || !op_wildcard_valid(pat)) {
                 seterr(err, errlen,
-                       "%s (%s): \"%s\" is not a valid wildcard hostname: it needs exactly one '*' at the start, "
+                       "%s (%s): \"%s\" is not a valid wildcard hostname: it needs exactly one '*' at the "
+                       "start, "
                        "at least two DNS labels, no scheme, e.g. \"*.eu.example.com\"",
                        o->flag, on, v);
                 return EX_CONFIG;
@@ -762,23 +758,23 @@ int op_ws_conf_validate(const struct op_ws_conf *c, char *err, size_t errlen)
     char missing[256] = "";
     for (int i = 0; i < OP_WO_COUNT; i++)
         if ((op_ws_opts[i].flags & OP_WF_REQUIRED) && (!c->val[i] || !*c->val[i]))
-            snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), "%s%s", *missing ? ", " : "",
-                     op_ws_opts[i].flag);
+            snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), "%s%s",
+                     *missing ? ", " : "", op_ws_opts[i].flag);
     if (*missing) {
         seterr(err, errlen, "Missing values for the required flags: %s", missing);
         return EX_CONFIG;
     }
     for (int i = 0; i < OP_WO_COUNT; i++) {
         int rc = check_value(c, i, err, errlen);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     /* Combinations and what this build supports. */
     const char *tok = op_ws_str(c, OP_WO_PROXY_SESSION_TOKEN);
     const char *colon = strchr(tok, ':');
     if (!colon || strlen(colon + 1) != 64 || colon - tok != 36) {
         seterr(err, errlen,
-               "proxy-session-token: expected \"<proxy-id>:<64-character secret>\" as printed by `outpost wsproxy "
+               "proxy-session-token: expected \"<proxy-id>:<64-character secret>\" as printed by `outpost "
+               "wsproxy "
                "create` (check --proxy-session-token / CODER_PROXY_SESSION_TOKEN)");
         return EX_CONFIG;
     }
@@ -786,7 +782,8 @@ int op_ws_conf_validate(const struct op_ws_conf *c, char *err, size_t errlen)
     if (*au) {
         const char *path = strchr(strstr(au, "://") + 3, '/');
         if (path && strcmp(path, "/") != 0) {
-            seterr(err, errlen, "access-url: \"%s\" has a path; the primary accepts only scheme://host[:port]", au);
+            seterr(err, errlen,
+                   "access-url: \"%s\" has a path; the primary accepts only scheme://host[:port]", au);
             return EX_CONFIG;
         }
     }
@@ -803,13 +800,15 @@ int op_ws_conf_validate(const struct op_ws_conf *c, char *err, size_t errlen)
         }
         if (nc == 0 || nc != nk || nc > 8) {
             seterr(err, errlen,
-                   "tls-cert-file / tls-key-file: TLS is enabled, so give 1 to 8 certificate files and as many key "
+                   "tls-cert-file / tls-key-file: TLS is enabled, so give 1 to 8 certificate files and as "
+                   "many key "
                    "files (got %d certificates and %d keys)",
                    nc, nk);
             return EX_CONFIG;
         }
     } else if (!http) {
-        seterr(err, errlen, "http-address: HTTP is disabled and TLS is not enabled, so the proxy would not listen");
+        seterr(err, errlen,
+               "http-address: HTTP is disabled and TLS is not enabled, so the proxy would not listen");
         return EX_CONFIG;
     }
     if (strcmp(op_ws_str(c, OP_WO_TLS_CLIENT_AUTH), "none") != 0) {
@@ -819,13 +818,15 @@ int op_ws_conf_validate(const struct op_ws_conf *c, char *err, size_t errlen)
     }
     const char *mv = op_ws_str(c, OP_WO_TLS_MIN_VERSION);
     if (strcmp(mv, "tls12") != 0 && strcmp(mv, "tls13") != 0) {
-        seterr(err, errlen, "tls-min-version: \"%s\" is not allowed: outpost serves TLS 1.2 and newer only (tls12, tls13)",
+        seterr(err, errlen,
+               "tls-min-version: \"%s\" is not allowed: outpost serves TLS 1.2 and newer only (tls12, tls13)",
                mv);
         return EX_CONFIG;
     }
     if (*op_ws_str(c, OP_WO_TLS_CIPHERS) || op_ws_bool(c, OP_WO_TLS_ALLOW_INSECURE_CIPHERS)) {
-        seterr(err, errlen, "tls-ciphers / tls-allow-insecure-ciphers: not supported by this build (the cipher "
-                            "policy is fixed); unset them");
+        seterr(err, errlen,
+               "tls-ciphers / tls-allow-insecure-ciphers: not supported by this build (the cipher "
+               "policy is fixed); unset them");
         return EX_CONFIG;
     }
     if (!!*op_ws_str(c, OP_WO_TLS_CLIENT_CERT_FILE) != !!*op_ws_str(c, OP_WO_TLS_CLIENT_KEY_FILE)) {
@@ -833,7 +834,8 @@ int op_ws_conf_validate(const struct op_ws_conf *c, char *err, size_t errlen)
         return EX_CONFIG;
     }
     if (op_ws_bool(c, OP_WO_DERP_ONLY) && !op_ws_bool(c, OP_WO_DERP_ENABLE)) {
-        seterr(err, errlen, "derp-only: cannot be true when the DERP server is disabled (--derp-server-enable=false)");
+        seterr(err, errlen,
+               "derp-only: cannot be true when the DERP server is disabled (--derp-server-enable=false)");
         return EX_CONFIG;
     }
     if (op_ws_int(c, OP_WO_HSTS) < 0) {
@@ -846,7 +848,8 @@ int op_ws_conf_validate(const struct op_ws_conf *c, char *err, size_t errlen)
         int n = op_ws_list(c, OP_WO_HSTS_OPTIONS, b, sizeof(b), it, 16);
         for (int i = 0; i < n; i++)
             if (strcasecmp(it[i], "includeSubDomains") != 0 && strcasecmp(it[i], "preload") != 0) {
-                seterr(err, errlen, "strict-transport-security-options: \"%s\" is not includeSubDomains or preload",
+                seterr(err, errlen,
+                       "strict-transport-security-options: \"%s\" is not includeSubDomains or preload",
                        it[i]);
                 return EX_CONFIG;
             }
@@ -878,8 +881,7 @@ void op_ws_print_help(FILE *out)
                  "  Precedence: flag > --env-file > environment > --config YAML > default.\n\nOPTIONS:\n");
     for (int i = 0; i < OP_WO_COUNT; i++) {
         const struct op_ws_opt *o = &op_ws_opts[i];
-        if (o->flags & OP_WF_HIDDEN)
-            continue;
+        if (o->flags & OP_WF_HIDDEN) continue;
         const char *tn = type_name(o->type);
         char tbuf[96];
         if (!tn) {
@@ -887,33 +889,30 @@ void op_ws_print_help(FILE *out)
             tn = tbuf;
         }
         fprintf(out, "      --%s", o->flag);
-        if (!(o->flags & OP_WF_ACTION))
-            fprintf(out, " %s", tn);
-        if (o->env)
-            fprintf(out, ", $%s", o->env);
+        if (!(o->flags & OP_WF_ACTION)) fprintf(out, " %s", tn);
+        if (o->env) fprintf(out, ", $%s", o->env);
         fputc('\n', out);
         fprintf(out, "          %s", o->help);
-        if (o->flags & OP_WF_REQUIRED)
-            fprintf(out, " (required)");
-        if (o->def && *o->def)
-            fprintf(out, " (default: %s)", o->def);
-        if (o->yaml)
-            fprintf(out, " (yaml: %s)", o->yaml);
+        if (o->flags & OP_WF_REQUIRED) fprintf(out, " (required)");
+        if (o->def && *o->def) fprintf(out, " (default: %s)", o->def);
+        if (o->yaml) fprintf(out, " (yaml: %s)", o->yaml);
         fputs("\n\n", out);
     }
 }
 
 void op_ws_print_markdown(FILE *out)
 {
-    fprintf(out, "# `outpost wsproxy server` options\n\n"
-                 "Generated from the option table in `wsproxy/config.c` (`outpost wsproxy server --docs-markdown`).\n"
-                 "Precedence, highest first: flag, `--env-file` (re-read on SIGHUP), environment, the YAML file of "
-                 "`--config` (dotted keys below, nested), default. String arrays repeat on the command line, are "
-                 "comma-separated in the environment and YAML sequences in the file. An environment variable set "
-                 "to the empty string is a value (e.g. `CODER_HTTP_ADDRESS=` disables HTTP). `--check` validates "
-                 "everything without binding (exit 78 on error); SIGHUP reloads certificates, log level, HSTS, "
-                 "token and the other non-listener options.\n\n"
-                 "| Flag | Environment | YAML key | Default | Description |\n|---|---|---|---|---|\n");
+    fprintf(
+        out,
+        "# `outpost wsproxy server` options\n\n"
+        "Generated from the option table in `wsproxy/config.c` (`outpost wsproxy server --docs-markdown`).\n"
+        "Precedence, highest first: flag, `--env-file` (re-read on SIGHUP), environment, the YAML file of "
+        "`--config` (dotted keys below, nested), default. String arrays repeat on the command line, are "
+        "comma-separated in the environment and YAML sequences in the file. An environment variable set "
+        "to the empty string is a value (e.g. `CODER_HTTP_ADDRESS=` disables HTTP). `--check` validates "
+        "everything without binding (exit 78 on error); SIGHUP reloads certificates, log level, HSTS, "
+        "token and the other non-listener options.\n\n"
+        "| Flag | Environment | YAML key | Default | Description |\n|---|---|---|---|---|\n");
     for (int i = 0; i < OP_WO_COUNT; i++) {
         const struct op_ws_opt *o = &op_ws_opts[i];
         const char *tn = type_name(o->type);
@@ -933,10 +932,11 @@ void op_ws_print_markdown(FILE *out)
         }
         fprintf(out, "| `--%s`%s%s%s | %s%s%s | %s%s%s | %s%s%s | %s%s%s%s%s |\n", o->flag,
                 o->flags & OP_WF_ACTION ? "" : " (", o->flags & OP_WF_ACTION ? "" : (tn ? tn : "enum"),
-                o->flags & OP_WF_ACTION ? "" : ")", o->env ? "`" : "", o->env ? o->env : "—", o->env ? "`" : "",
-                o->yaml ? "`" : "", o->yaml ? o->yaml : "—", o->yaml ? "`" : "", o->def && *o->def ? "`" : "",
-                o->def && *o->def ? o->def : "—", o->def && *o->def ? "`" : "", o->help, choices,
-                o->flags & OP_WF_REQUIRED ? " **Required.**" : "", o->flags & OP_WF_HIDDEN ? " (hidden)" : "",
+                o->flags & OP_WF_ACTION ? "" : ")", o->env ? "`" : "", o->env ? o->env : "—",
+                o->env ? "`" : "", o->yaml ? "`" : "", o->yaml ? o->yaml : "—", o->yaml ? "`" : "",
+                o->def && *o->def ? "`" : "", o->def && *o->def ? o->def : "—", o->def && *o->def ? "`" : "",
+                o->help, choices, o->flags & OP_WF_REQUIRED ? " **Required.**" : "",
+                o->flags & OP_WF_HIDDEN ? " (hidden)" : "",
                 o->flags & OP_WF_SECRET ? " Secret: never logged or written by `--write-config`." : "");
     }
 }
@@ -970,13 +970,13 @@ static int seg_split(const char *key, char segs[8][64])
 static int cmp_yaml(const void *a, const void *b)
 {
     char sa[8][64], sb[8][64];
-    int na = seg_split(op_ws_opts[*(const int *)a].yaml, sa), nb = seg_split(op_ws_opts[*(const int *)b].yaml, sb);
+    int na = seg_split(op_ws_opts[*(const int *)a].yaml, sa),
+        nb = seg_split(op_ws_opts[*(const int *)b].yaml, sb);
     for (int i = 0; i < na && i < nb; i++) {
         /* a leaf sorts before a mapping at the same level so that groups stay together */
         bool la = i == na - 1, lb = i == nb - 1;
         int r = strcmp(sa[i], sb[i]);
-        if (r)
-            return la != lb ? (la ? -1 : 1) : r;
+        if (r) return la != lb ? (la ? -1 : 1) : r;
     }
     return na - nb;
 }

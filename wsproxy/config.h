@@ -91,10 +91,10 @@ enum op_ws_opt_id {
 };
 
 struct op_ws_opt {
-    const char *flag;    /* without the leading "--" */
-    const char *env;     /* NULL = none */
-    const char *yaml;    /* dotted key, NULL = none */
-    const char *def;     /* default as text, NULL = unset */
+    const char *flag; /* without the leading "--" */
+    const char *env;  /* NULL = none */
+    const char *yaml; /* dotted key, NULL = none */
+    const char *def;  /* default as text, NULL = unset */
     enum op_ws_type type;
     const char *choices; /* OP_WT_ENUM: "a|b|c" */
     unsigned flags;

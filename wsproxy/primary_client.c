@@ -14,11 +14,9 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
     struct op_ws_call *x = arg;
     size_t len = sz * n;
-    if (x->len + len > (4u << 20))
-        return 0; /* a misbehaving primary cannot make us allocate without bound */
+    if (x->len + len > (4u << 20)) return 0; /* a misbehaving primary cannot make us allocate without bound */
     char *nb = realloc(x->body, x->len + len + 1);
-    if (!nb)
-        return 0;
+    if (!nb) return 0;
     x->body = nb;
     memcpy(x->body + x->len, p, len);
     x->len += len;
@@ -26,12 +24,11 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg)
     return len;
 }
 
-struct op_ws_call *op_ws_call_new(const struct op_ws_client *cl, int kind, const char *method, const char *path,
-                                  const char *json_body, long timeout_ms)
+struct op_ws_call *op_ws_call_new(const struct op_ws_client *cl, int kind, const char *method,
+                                  const char *path, const char *json_body, long timeout_ms)
 {
     struct op_ws_call *x = calloc(1, sizeof(*x));
-    if (!x)
-        return NULL;
+    if (!x) return NULL;
     x->kind = kind;
     x->h = curl_easy_init();
     if (!x->h) {
@@ -50,8 +47,7 @@ struct op_ws_call *op_ws_call_new(const struct op_ws_client *cl, int kind, const
     curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
     curl_easy_setopt(x->h, CURLOPT_USERAGENT, "outpost-wsproxy/" OP_VERSION);
     curl_easy_setopt(x->h, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (cl->ca_file && *cl->ca_file)
-        curl_easy_setopt(x->h, CURLOPT_CAINFO, cl->ca_file);
+    if (cl->ca_file && *cl->ca_file) curl_easy_setopt(x->h, CURLOPT_CAINFO, cl->ca_file);
     if (cl->cert_file && *cl->cert_file) {
         curl_easy_setopt(x->h, CURLOPT_SSLCERT, cl->cert_file);
         curl_easy_setopt(x->h, CURLOPT_SSLKEY, cl->key_file);
@@ -78,18 +74,18 @@ void op_ws_call_finish(struct op_ws_call *x, CURLcode code)
 {
     x->code = code;
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
-    if (code == CURLE_OK && x->body)
-        x->json = cJSON_Parse(x->body);
+    if (code == CURLE_OK && x->body) x->json = cJSON_Parse(x->body);
 }
 
-void op_ws_call_perform(struct op_ws_call *x) { op_ws_call_finish(x, curl_easy_perform(x->h)); }
+void op_ws_call_perform(struct op_ws_call *x)
+{
+    op_ws_call_finish(x, curl_easy_perform(x->h));
+}
 
 void op_ws_call_free(struct op_ws_call *x)
 {
-    if (!x)
-        return;
-    if (x->h)
-        curl_easy_cleanup(x->h);
+    if (!x) return;
+    if (x->h) curl_easy_cleanup(x->h);
     curl_slist_free_all(x->hdrs);
     free(x->post);
     free(x->body);
@@ -137,8 +133,7 @@ void op_ws_call_describe(const struct op_ws_call *x, char *out, size_t outlen)
 
 const char *op_ws_call_detail(const struct op_ws_call *x)
 {
-    if (!cJSON_IsObject(x->json))
-        return "";
+    if (!cJSON_IsObject(x->json)) return "";
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(x->json, "detail");
     return cJSON_IsString(d) ? d->valuestring : "";
 }

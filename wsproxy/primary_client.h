@@ -32,8 +32,8 @@ struct op_ws_call {
 enum op_ws_failure { OP_WS_FAIL_NONE = 0, OP_WS_FAIL_TRANSPORT, OP_WS_FAIL_TLS, OP_WS_FAIL_STATUS };
 
 /* Sets up a call to base_url + path. json_body != NULL makes it a POST with that JSON. NULL on OOM. */
-struct op_ws_call *op_ws_call_new(const struct op_ws_client *cl, int kind, const char *method, const char *path,
-                                  const char *json_body, long timeout_ms);
+struct op_ws_call *op_ws_call_new(const struct op_ws_client *cl, int kind, const char *method,
+                                  const char *path, const char *json_body, long timeout_ms);
 /* Runs the call to completion (blocking). */
 void op_ws_call_perform(struct op_ws_call *x);
 /* Records the outcome of a call run by a multi handle. */

@@ -59,11 +59,11 @@ struct ws {
     struct op_engine *e;
     _Atomic(struct snap *) snap;
     /* health state (control thread) */
-    char bi_error[1200];     /* "failed to get build info: ..." or "" */
-    char bi_warning[300];   /* version mismatch or "" */
-    char reg_error[600];    /* last registration failure or "" */
+    char bi_error[1200];  /* "failed to get build info: ..." or "" */
+    char bi_warning[300]; /* version mismatch or "" */
+    char reg_error[600];  /* last registration failure or "" */
     char primary_version[64];
-    int reg_failures;       /* consecutive */
+    int reg_failures; /* consecutive */
     uint64_t reg_failures_total, reg_success_total;
     bool registered, shutting_down, deregistered, have_region;
     long region_id;
@@ -72,7 +72,7 @@ struct ws {
     CURLM *multi;
     int inflight_reg, inflight_bi, inflight_keys;
     struct op_ws_call *calls[8]; /* in the multi handle */
-    char *keys_json[2]; /* latest crypto-keys responses (never logged) */
+    char *keys_json[2];          /* latest crypto-keys responses (never logged) */
     /* listeners */
     int tls_li;
     void *tls_ctx; /* the context the TLS listener started with, or NULL (the engine owns swaps) */
@@ -88,12 +88,10 @@ struct ws {
 
 static int major_minor(const char *v, long *maj, long *min)
 {
-    if (*v == 'v')
-        v++;
+    if (*v == 'v') v++;
     char *e;
     *maj = strtol(v, &e, 10);
-    if (e == v || *e != '.')
-        return -1;
+    if (e == v || *e != '.') return -1;
     v = e + 1;
     *min = strtol(v, &e, 10);
     return e == v ? -1 : 0;
@@ -101,11 +99,9 @@ static int major_minor(const char *v, long *maj, long *min)
 
 int op_ws_versions_match(const char *a, const char *b)
 {
-    if (strstr(a, "devel") || strstr(b, "devel") || strstr(a, "-dev") || strstr(b, "-dev"))
-        return 1;
+    if (strstr(a, "devel") || strstr(b, "devel") || strstr(a, "-dev") || strstr(b, "-dev")) return 1;
     long am, an, bm, bn;
-    if (major_minor(a, &am, &an) || major_minor(b, &bm, &bn))
-        return 0;
+    if (major_minor(a, &am, &an) || major_minor(b, &bm, &bn)) return 0;
     return am == bm && an == bn;
 }
 
@@ -114,8 +110,7 @@ int op_ws_versions_match(const char *a, const char *b)
 static void snap_free(void *p)
 {
     struct snap *s = p;
-    if (!s)
-        return;
+    if (!s) return;
     free(s->report);
     free(s->buildinfo);
     free(s->dashboard);
@@ -128,16 +123,26 @@ static char *html_escape(const char *s)
     for (const char *p = s; *p; p++)
         n += (*p == '<' || *p == '>' || *p == '&' || *p == '"' || *p == '\'') ? 6 : 1;
     char *o = malloc(n + 1), *q = o;
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     for (const char *p = s; *p; p++) {
         switch (*p) {
-        case '<': q = stpcpy(q, "&lt;"); break;
-        case '>': q = stpcpy(q, "&gt;"); break;
-        case '&': q = stpcpy(q, "&amp;"); break;
-        case '"': q = stpcpy(q, "&#34;"); break;
-        case '\'': q = stpcpy(q, "&#39;"); break;
-        default: *q++ = *p;
+        case '<':
+            q = stpcpy(q, "&lt;");
+            break;
+        case '>':
+            q = stpcpy(q, "&gt;");
+            break;
+        case '&':
+            q = stpcpy(q, "&amp;");
+            break;
+        case '"':
+            q = stpcpy(q, "&#34;");
+            break;
+        case '\'':
+            q = stpcpy(q, "&#39;");
+            break;
+        default:
+            *q++ = *p;
         }
     }
     *q = '\0';
@@ -147,24 +152,27 @@ static char *html_escape(const char *s)
 static char *dashboard_page(const struct ws *w)
 {
     bool derp_only = op_ws_bool(&w->conf, OP_WO_DERP_ONLY);
-    const char *text = derp_only ? "This workspace proxy is DERP-only and cannot be used for browser connections. "
-                                   "Please use a different region directly from the dashboard."
-                                 : "Workspace Proxies route traffic in terminals and apps directly to your workspace. "
-                                   "This page must be loaded from the dashboard. Click to be redirected!";
+    const char *text =
+        derp_only ? "This workspace proxy is DERP-only and cannot be used for browser connections. "
+                    "Please use a different region directly from the dashboard."
+                  : "Workspace Proxies route traffic in terminals and apps directly to your workspace. "
+                    "This page must be loaded from the dashboard. Click to be redirected!";
     char *url = html_escape(w->primary);
-    if (!url)
-        return NULL;
+    if (!url) return NULL;
     char *out = NULL;
-    if (asprintf(&out,
-                 "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-                 "<title>Head to the Dashboard</title>\n<style>body{font-family:sans-serif;background:#17172e;"
-                 "color:#fff;display:flex;align-items:center;justify-content:center;height:100vh;margin:0}"
-                 "main{max-width:36em;text-align:center}a{display:inline-block;margin-top:1.5em;padding:.6em 1.2em;"
-                 "border:1px solid #fff;color:#fff;text-decoration:none;border-radius:4px}</style>\n</head>\n<body>\n"
-                 "<main>\n<h1>Head to the Dashboard</h1>\n<p>%s</p>\n<a href=\"%s\">Back to site</a>\n</main>\n"
-                 "</body>\n</html>\n",
-                 text, url) < 0)
+    if (asprintf(
+            &out,
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            "<title>Head to the Dashboard</title>\n<style>body{font-family:sans-serif;background:#17172e;"
+            "color:#fff;display:flex;align-items:center;justify-content:center;height:100vh;margin:0}"
+            "main{max-width:36em;text-align:center}a{display:inline-block;margin-top:1.5em;padding:.6em "
+            "1.2em;"
+            "border:1px solid "
+            "#fff;color:#fff;text-decoration:none;border-radius:4px}</style>\n</head>\n<body>\n"
+            "<main>\n<h1>Head to the Dashboard</h1>\n<p>%s</p>\n<a href=\"%s\">Back to site</a>\n</main>\n"
+            "</body>\n</html>\n",
+            text, url) < 0)
         out = NULL;
     free(url);
     return out;
@@ -179,12 +187,9 @@ static char *report_json(const struct ws *w, int *status)
     *status = 200;
     cJSON *o = cJSON_CreateObject(), *errs = cJSON_AddArrayToObject(o, "errors"),
           *warns = cJSON_AddArrayToObject(o, "warnings");
-    if (*w->bi_error)
-        cJSON_AddItemToArray(errs, cJSON_CreateString(w->bi_error));
-    if (*w->reg_error)
-        cJSON_AddItemToArray(errs, cJSON_CreateString(w->reg_error));
-    if (*w->bi_warning)
-        cJSON_AddItemToArray(warns, cJSON_CreateString(w->bi_warning));
+    if (*w->bi_error) cJSON_AddItemToArray(errs, cJSON_CreateString(w->bi_error));
+    if (*w->reg_error) cJSON_AddItemToArray(errs, cJSON_CreateString(w->reg_error));
+    if (*w->bi_warning) cJSON_AddItemToArray(warns, cJSON_CreateString(w->bi_warning));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -207,8 +212,7 @@ static char *buildinfo_json(const struct ws *w)
 static void publish(struct ws *w)
 {
     struct snap *s = calloc(1, sizeof(*s));
-    if (!s)
-        return;
+    if (!s) return;
     s->report = report_json(w, &s->report_status);
     s->buildinfo = buildinfo_json(w);
     s->dashboard = dashboard_page(w);
@@ -240,8 +244,7 @@ static void publish(struct ws *w)
         snprintf(s->cors_origin, sizeof(s->cors_origin), "%.*s", (int)ol, w->primary);
     s->cors_any = op_ws_bool(&w->conf, OP_WO_DANGEROUS_CORS);
     struct snap *old = atomic_exchange_explicit(&w->snap, s, memory_order_acq_rel);
-    if (!old)
-        return;
+    if (!old) return;
     if (!w->e || op_engine_retire(w->e, old, snap_free) != 0) {
         if (w->e) /* cannot retire safely: leak it rather than free it under a worker */
             op_warn("wsproxy", "out of memory retiring a snapshot");
@@ -271,10 +274,14 @@ static const struct {
     const char *path;
     int code;
 } rt_info[RT_N] = {
-    [RT_HEALTHZ] = {"/healthz", 200},          [RT_REPORT] = {"/healthz-report", 200},
-    [RT_REPORT_500] = {"/healthz-report", 500}, [RT_LATENCY] = {"/latency-check", 200},
-    [RT_BUILDINFO] = {"/api/v2/buildinfo", 200}, [RT_DERP] = {"/derp/*", 400},
-    [RT_DASHBOARD] = {"/*", 400},              [RT_REDIRECT] = {"/*", 308},
+    [RT_HEALTHZ] = {"/healthz", 200},
+    [RT_REPORT] = {"/healthz-report", 200},
+    [RT_REPORT_500] = {"/healthz-report", 500},
+    [RT_LATENCY] = {"/latency-check", 200},
+    [RT_BUILDINFO] = {"/api/v2/buildinfo", 200},
+    [RT_DERP] = {"/derp/*", 400},
+    [RT_DASHBOARD] = {"/*", 400},
+    [RT_REDIRECT] = {"/*", 308},
     [RT_PREFLIGHT] = {"/*", 200},
 };
 static const char *const mt_names[MT_N] = {"GET", "HEAD", "OPTIONS", "POST", "OTHER"};
@@ -287,8 +294,7 @@ static struct route_stats g_rstats[OP_WS_STAT_SLOTS];
 static int method_index(op_span_t m)
 {
     for (int i = 0; i < MT_OTHER; i++)
-        if (m.len == strlen(mt_names[i]) && memcmp(m.p, mt_names[i], m.len) == 0)
-            return i;
+        if (m.len == strlen(mt_names[i]) && memcmp(m.p, mt_names[i], m.len) == 0) return i;
     return MT_OTHER;
 }
 
@@ -302,8 +308,7 @@ static bool path_is(op_span_t target, const char *p)
 {
     size_t n = strlen(p), tl = target.len;
     const char *q = target.p ? memchr(target.p, '?', tl) : NULL;
-    if (q)
-        tl = (size_t)(q - target.p);
+    if (q) tl = (size_t)(q - target.p);
     return tl == n && memcmp(target.p, p, n) == 0;
 }
 
@@ -327,12 +332,10 @@ static const struct op_h1_header *find_header(const struct op_h1_request *req, c
 static bool cors(const struct snap *s, const struct op_h1_request *req, struct op_route *out, size_t *off)
 {
     const struct op_h1_header *o = find_header(req, "Origin");
-    if (!o || o->value.len == 0 || o->value.len >= 200)
-        return false;
+    if (!o || o->value.len == 0 || o->value.len >= 200) return false;
     bool match = s->cors_any || (strlen(s->cors_origin) == o->value.len &&
                                  strncasecmp(s->cors_origin, o->value.p, o->value.len) == 0);
-    if (!match)
-        return false;
+    if (!match) return false;
     int n = snprintf(out->extra + *off, sizeof(out->extra) - *off,
                      "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Methods: GET, OPTIONS\r\n"
                      "Access-Control-Allow-Headers: Accept, Content-Type, X-LATENCY-CHECK, X-CSRF-TOKEN\r\n"
@@ -366,16 +369,18 @@ static void ws_route(void *ctx, struct op_conn *c, const struct op_h1_request *r
     op_span_t t = req->target;
     if (req->absolute_form) { /* http://host/path -> /path */
         const char *p = memchr(t.p, '/', t.len);
-        p = p && p + 1 < t.p + t.len && p[1] == '/' ? memchr(p + 2, '/', t.len - (size_t)(p + 2 - t.p)) : NULL;
+        p = p && p + 1 < t.p + t.len && p[1] == '/' ? memchr(p + 2, '/', t.len - (size_t)(p + 2 - t.p))
+                                                    : NULL;
         t = p ? op_span(p, t.len - (size_t)(p - t.p)) : op_span("/", 1);
     }
     size_t off = 0;
-    if (s->hsts[0])
-        off = (size_t)snprintf(out->extra, sizeof(out->extra), "%s", s->hsts);
-    if (path_is(t, "/latency-check")) { /* served even on plain HTTP: the browser probe must not be redirected */
-        snprintf(out->extra + off, sizeof(out->extra) - off,
-                 "Timing-Allow-Origin: *\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: *\r\n"
-                 "Access-Control-Allow-Credentials: false\r\nAccess-Control-Allow-Methods: *\r\n");
+    if (s->hsts[0]) off = (size_t)snprintf(out->extra, sizeof(out->extra), "%s", s->hsts);
+    if (path_is(t,
+                "/latency-check")) { /* served even on plain HTTP: the browser probe must not be redirected */
+        snprintf(
+            out->extra + off, sizeof(out->extra) - off,
+            "Timing-Allow-Origin: *\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: *\r\n"
+            "Access-Control-Allow-Credentials: false\r\nAccess-Control-Allow-Methods: *\r\n");
         respond(out, 200, "text/plain; charset=utf-8", "OK");
         count_route(c, req, RT_LATENCY);
         return;
@@ -444,8 +449,7 @@ static void mprintf(struct mbuf *b, const char *fmt, ...)
         }
         size_t nc = b->cap ? b->cap * 2 : 8192;
         char *np = realloc(b->p, nc);
-        if (!np)
-            return;
+        if (!np) return;
         b->p = np;
         b->cap = nc;
     }
@@ -469,8 +473,7 @@ static void process_metrics(struct mbuf *b, const struct ws *w)
     long pages = 0, rss = 0;
     FILE *f = fopen("/proc/self/statm", "r");
     if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-            rss = 0;
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
         fclose(f);
     }
     uint64_t fds = 0;
@@ -484,26 +487,31 @@ static void process_metrics(struct mbuf *b, const struct ws *w)
     metric(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
            (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE));
     metric(b, "process_open_fds", "gauge", "Number of open file descriptors.", fds);
-    mprintf(b, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
-               "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n",
+    mprintf(b,
+            "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+            "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n",
             w->start_time);
-    mprintf(b, "# HELP outpost_wsproxy_build_info The proxy's version.\n# TYPE outpost_wsproxy_build_info gauge\n"
-               "outpost_wsproxy_build_info{version=\"%s\"} 1\n",
-            OP_WS_VERSION);
+    mprintf(
+        b,
+        "# HELP outpost_wsproxy_build_info The proxy's version.\n# TYPE outpost_wsproxy_build_info gauge\n"
+        "outpost_wsproxy_build_info{version=\"%s\"} 1\n",
+        OP_WS_VERSION);
     metric(b, "outpost_wsproxy_config_last_reload_successful", "gauge",
            "1 if the last reload was applied (or none happened), 0 if it was rejected.", w->last_reload_ok);
-    mprintf(b, "# HELP outpost_wsproxy_primary_last_register_success_timestamp_seconds When the last registration "
-               "succeeded.\n# TYPE outpost_wsproxy_primary_last_register_success_timestamp_seconds gauge\n"
-               "outpost_wsproxy_primary_last_register_success_timestamp_seconds %.3f\n",
-            w->last_register_ok);
+    mprintf(
+        b,
+        "# HELP outpost_wsproxy_primary_last_register_success_timestamp_seconds When the last registration "
+        "succeeded.\n# TYPE outpost_wsproxy_primary_last_register_success_timestamp_seconds gauge\n"
+        "outpost_wsproxy_primary_last_register_success_timestamp_seconds %.3f\n",
+        w->last_register_ok);
 }
 
 static void metrics_handler(void *ctx, const struct op_app_request *req, struct op_app_response *resp)
 {
     struct ws *w = ctx;
     (void)req;
-    uint64_t acc = 0, act = 0, bin = 0, bout = 0, upin = 0, upout = 0, hs = 0, hsf = 0, uce = 0, rq = 0, r5 = 0,
-             r4 = 0, tmo = 0;
+    uint64_t acc = 0, act = 0, bin = 0, bout = 0, upin = 0, upout = 0, hs = 0, hsf = 0, uce = 0, rq = 0,
+             r5 = 0, r4 = 0, tmo = 0;
     for (int i = 0; i < op_engine_nworkers(w->e); i++) {
         const struct op_worker_stats *s = op_engine_stats(w->e, i);
         acc += atomic_load_explicit(&s->accepted, memory_order_relaxed);
@@ -525,7 +533,8 @@ static void metrics_handler(void *ctx, const struct op_app_request *req, struct 
     metric(&b, "outpost_wsproxy_connections_active", "gauge", "Client connections open now.", act);
     metric(&b, "outpost_wsproxy_client_bytes_received_total", "counter", "Bytes received from clients.", bin);
     metric(&b, "outpost_wsproxy_client_bytes_sent_total", "counter", "Bytes sent to clients.", bout);
-    metric(&b, "outpost_wsproxy_upstream_bytes_received_total", "counter", "Bytes received from upstreams.", upin);
+    metric(&b, "outpost_wsproxy_upstream_bytes_received_total", "counter", "Bytes received from upstreams.",
+           upin);
     metric(&b, "outpost_wsproxy_upstream_bytes_sent_total", "counter", "Bytes sent to upstreams.", upout);
     metric(&b, "outpost_wsproxy_tls_handshakes_total", "counter", "TLS handshakes completed.", hs);
     metric(&b, "outpost_wsproxy_tls_handshake_failures_total", "counter", "TLS handshakes failed.", hsf);
@@ -534,14 +543,16 @@ static void metrics_handler(void *ctx, const struct op_app_request *req, struct 
     metric(&b, "outpost_wsproxy_http_responses_5xx_total", "counter", "5xx responses written.", r5);
     metric(&b, "outpost_wsproxy_http_responses_4xx_total", "counter", "4xx responses written.", r4);
     metric(&b, "outpost_wsproxy_timeouts_total", "counter", "Connections closed by a timeout.", tmo);
-    metric(&b, "outpost_wsproxy_registered", "gauge", "1 when the last registration with the primary succeeded.",
-           w->registered);
+    metric(&b, "outpost_wsproxy_registered", "gauge",
+           "1 when the last registration with the primary succeeded.", w->registered);
     metric(&b, "outpost_wsproxy_registration_consecutive_failures", "gauge",
            "Registration failures since the last success.", (uint64_t)w->reg_failures);
     metric(&b, "outpost_wsproxy_registration_failures_total", "counter", "Failed registrations.",
            w->reg_failures_total);
-    metric(&b, "outpost_wsproxy_registrations_total", "counter", "Successful registrations.", w->reg_success_total);
-    metric(&b, "outpost_wsproxy_reloads_total", "counter", "Configuration reloads applied (SIGHUP).", w->reloads);
+    metric(&b, "outpost_wsproxy_registrations_total", "counter", "Successful registrations.",
+           w->reg_success_total);
+    metric(&b, "outpost_wsproxy_reloads_total", "counter", "Configuration reloads applied (SIGHUP).",
+           w->reloads);
     metric(&b, "outpost_wsproxy_reload_failures_total", "counter", "Reloads rejected (old config kept).",
            w->reload_failures);
     process_metrics(&b, w);
@@ -553,7 +564,8 @@ static void metrics_handler(void *ctx, const struct op_app_request *req, struct 
             for (int i = 0; i < OP_WS_STAT_SLOTS; i++)
                 v += atomic_load_explicit(&g_rstats[i].n[r][m], memory_order_relaxed);
             if (v)
-                mprintf(&b, "coderd_api_requests_processed_total{code=\"%d\",method=\"%s\",path=\"%s\"} %llu\n",
+                mprintf(&b,
+                        "coderd_api_requests_processed_total{code=\"%d\",method=\"%s\",path=\"%s\"} %llu\n",
                         rt_info[r].code, mt_names[m], rt_info[r].path, (unsigned long long)v);
         }
     if (!b.p) {
@@ -594,8 +606,7 @@ static struct op_ws_call *new_call(struct ws *w, int kind, long timeout_ms)
         return op_ws_call_new(&w->cl, kind, "GET", "/api/v2/buildinfo", NULL, timeout_ms);
     case K_REGISTER: {
         char *body = register_body(w);
-        if (!body)
-            return NULL;
+        if (!body) return NULL;
         struct op_ws_call *x =
             op_ws_call_new(&w->cl, kind, "POST", "/api/v2/workspaceproxies/me/register", body, timeout_ms);
         free(body);
@@ -628,22 +639,24 @@ static int on_buildinfo(struct ws *w, const struct op_ws_call *x)
         return -1;
     }
     if (cJSON_IsTrue(isp)) {
-        snprintf(w->bi_error, sizeof(w->bi_error), "dashboard url (%s) is a workspace proxy, must be a primary coderd",
-                 w->primary);
+        snprintf(w->bi_error, sizeof(w->bi_error),
+                 "dashboard url (%s) is a workspace proxy, must be a primary coderd", w->primary);
         return -2;
     }
     w->bi_error[0] = '\0';
     snprintf(w->primary_version, sizeof(w->primary_version), "%s", ver->valuestring);
     if (!op_ws_versions_match(ver->valuestring, OP_WS_VERSION))
-        snprintf(w->bi_warning, sizeof(w->bi_warning), "version mismatch: primary coderd (%s) != workspace proxy (%s)",
-                 ver->valuestring, OP_WS_VERSION);
+        snprintf(w->bi_warning, sizeof(w->bi_warning),
+                 "version mismatch: primary coderd (%s) != workspace proxy (%s)", ver->valuestring,
+                 OP_WS_VERSION);
     return 0;
 }
 
 static void on_keys(struct ws *w, const struct op_ws_call *x)
 {
     int i = x->kind - K_KEYS_SIGN;
-    if (op_ws_call_failure(x) != OP_WS_FAIL_NONE || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(x->json, "crypto_keys"))) {
+    if (op_ws_call_failure(x) != OP_WS_FAIL_NONE ||
+        !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(x->json, "crypto_keys"))) {
         char why[512];
         op_ws_call_describe(x, why, sizeof(why));
         op_warn("wsproxy", "fetching %s keys from the primary failed: %s", key_features[i], why);
@@ -662,29 +675,28 @@ static bool is_deleted(const struct op_ws_call *x)
 
 static void deregister(struct ws *w, long timeout_ms)
 {
-    if (w->deregistered || !w->registered)
-        return;
+    if (w->deregistered || !w->registered) return;
     w->deregistered = true;
     char body[80];
     snprintf(body, sizeof(body), "{\"replica_id\":\"%s\"}", w->replica_id);
-    struct op_ws_call *x = op_ws_call_new(&w->cl, 0, "POST", "/api/v2/workspaceproxies/me/deregister", body, timeout_ms);
-    if (!x)
-        return;
+    struct op_ws_call *x =
+        op_ws_call_new(&w->cl, 0, "POST", "/api/v2/workspaceproxies/me/deregister", body, timeout_ms);
+    if (!x) return;
     op_ws_call_perform(x);
     if (op_ws_call_failure(x) == OP_WS_FAIL_NONE) {
         op_info("wsproxy", "deregistered replica %s from the primary", w->replica_id);
     } else {
         char why[512];
         op_ws_call_describe(x, why, sizeof(why));
-        op_warn("wsproxy", "deregistering failed (%s); the primary will consider the replica gone shortly", why);
+        op_warn("wsproxy", "deregistering failed (%s); the primary will consider the replica gone shortly",
+                why);
     }
     op_ws_call_free(x);
 }
 
 static void fatal_exit(struct ws *w, const char *why)
 {
-    if (w->exit_code)
-        return;
+    if (w->exit_code) return;
     op_error("wsproxy", "%s", why);
     deregister(w, OP_WS_REGISTER_TIMEOUT_MS);
     w->exit_code = 1;
@@ -733,12 +745,10 @@ static void on_register(struct ws *w, const struct op_ws_call *x)
 static void start_call(struct ws *w, int kind)
 {
     struct op_ws_call *x = new_call(w, kind, OP_WS_REGISTER_TIMEOUT_MS);
-    if (!x)
-        return;
+    if (!x) return;
     int slot = -1;
     for (int i = 0; i < (int)OP_ARRAY_LEN(w->calls) && slot < 0; i++)
-        if (!w->calls[i])
-            slot = i;
+        if (!w->calls[i]) slot = i;
     if (slot < 0 || curl_multi_add_handle(w->multi, x->h) != CURLM_OK) {
         op_ws_call_free(x);
         return;
@@ -755,15 +765,12 @@ static void start_call(struct ws *w, int kind)
 static void tick(void *arg)
 {
     struct ws *w = arg;
-    if (w->shutting_down)
-        return;
+    if (w->shutting_down) return;
     uint64_t now = op_now_ms();
     if (now >= w->next_heartbeat) {
         w->next_heartbeat = now + (uint64_t)op_ws_duration_ms(&w->conf, OP_WO_HEARTBEAT_INTERVAL);
-        if (!w->inflight_reg)
-            start_call(w, K_REGISTER);
-        if (!w->inflight_bi)
-            start_call(w, K_BUILDINFO);
+        if (!w->inflight_reg) start_call(w, K_REGISTER);
+        if (!w->inflight_bi) start_call(w, K_BUILDINFO);
     }
     if (now >= w->next_keys) {
         w->next_keys = now + OP_WS_KEYS_INTERVAL_MS;
@@ -778,15 +785,13 @@ static void tick(void *arg)
     CURLMsg *m;
     int left;
     while ((m = curl_multi_info_read(w->multi, &left))) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
+        if (m->msg != CURLMSG_DONE) continue;
         struct op_ws_call *x = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         CURLcode res = m->data.result;
         curl_multi_remove_handle(w->multi, x->h);
         for (size_t i = 0; i < OP_ARRAY_LEN(w->calls); i++)
-            if (w->calls[i] == x)
-                w->calls[i] = NULL;
+            if (w->calls[i] == x) w->calls[i] = NULL;
         op_ws_call_finish(x, res);
         switch (x->kind) {
         case K_REGISTER:
@@ -810,11 +815,9 @@ static void tick(void *arg)
             on_keys(w, x);
         }
         op_ws_call_free(x);
-        if (w->exit_code)
-            break;
+        if (w->exit_code) break;
     }
-    if (changed && !w->shutting_down)
-        publish(w);
+    if (changed && !w->shutting_down) publish(w);
 }
 
 static void on_stop(void *arg)
@@ -832,8 +835,7 @@ static void apply_logging(const struct op_ws_conf *c)
 {
     enum op_log_level lvl = OP_LOG_INFO;
     op_log_parse_level(op_ws_str(c, OP_WO_LOG_LEVEL), &lvl);
-    if (op_ws_bool(c, OP_WO_VERBOSE))
-        lvl = OP_LOG_DEBUG;
+    if (op_ws_bool(c, OP_WO_VERBOSE)) lvl = OP_LOG_DEBUG;
     op_log_set_level(lvl);
     op_log_set_json(*op_ws_str(c, OP_WO_LOG_JSON) != '\0');
 }
@@ -882,9 +884,9 @@ static int make_tls_ctx(const struct op_ws_conf *c, void **out, char *err, size_
     return op_tls_xprt_ctx_new(certs, keys, nc, minv, out, err, errlen);
 }
 
-static const enum op_ws_opt_id restart_only[] = {OP_WO_HTTP_ADDRESS,       OP_WO_TLS_ADDRESS,        OP_WO_TLS_ENABLE,
-                                                 OP_WO_PROMETHEUS_ENABLE,  OP_WO_PROMETHEUS_ADDRESS, OP_WO_WORKERS,
-                                                 OP_WO_PRIMARY_ACCESS_URL};
+static const enum op_ws_opt_id restart_only[] = {
+    OP_WO_HTTP_ADDRESS,       OP_WO_TLS_ADDRESS, OP_WO_TLS_ENABLE,        OP_WO_PROMETHEUS_ENABLE,
+    OP_WO_PROMETHEUS_ADDRESS, OP_WO_WORKERS,     OP_WO_PRIMARY_ACCESS_URL};
 
 /* SIGHUP: re-read flags (as given at start), environment, env-file and YAML; validate; swap. */
 static int reload(void *arg)
@@ -893,10 +895,10 @@ static int reload(void *arg)
     struct op_ws_conf nc;
     char err[768];
     int rc = op_ws_conf_load(&nc, w->argc, w->argv, err, sizeof(err));
-    if (rc == 0)
-        rc = op_ws_conf_validate(&nc, err, sizeof(err));
+    if (rc == 0) rc = op_ws_conf_validate(&nc, err, sizeof(err));
     void *ctx = NULL;
-    if (rc == 0 && op_ws_bool(&nc, OP_WO_TLS_ENABLE) && w->tls_li >= 0 && make_tls_ctx(&nc, &ctx, err, sizeof(err)) != 0)
+    if (rc == 0 && op_ws_bool(&nc, OP_WO_TLS_ENABLE) && w->tls_li >= 0 &&
+        make_tls_ctx(&nc, &ctx, err, sizeof(err)) != 0)
         rc = EX_CONFIG;
     if (rc != 0) {
         w->reload_failures++;
@@ -907,7 +909,8 @@ static int reload(void *arg)
     }
     for (size_t i = 0; i < OP_ARRAY_LEN(restart_only); i++)
         if (strcmp(op_ws_str(&nc, restart_only[i]), op_ws_str(&w->conf, restart_only[i])) != 0)
-            op_warn("wsproxy", "reload: --%s changed; that takes effect after a restart", op_ws_opts[restart_only[i]].flag);
+            op_warn("wsproxy", "reload: --%s changed; that takes effect after a restart",
+                    op_ws_opts[restart_only[i]].flag);
     if (ctx) {
         if (op_engine_set_xprt_ctx(w->e, w->tls_li, ctx, op_tls_xprt_ctx_unref) != 0) {
             op_tls_xprt_ctx_unref(ctx);
@@ -947,8 +950,8 @@ static void new_replica_id(char out[37])
     }
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
-             b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 /* A blocking call at start-up that failed to connect: an actionable message. */
@@ -958,12 +961,14 @@ static void explain_transport(const struct ws *w, const struct op_ws_call *x, co
     op_ws_call_describe(x, why, sizeof(why));
     if (op_ws_call_failure(x) == OP_WS_FAIL_TLS)
         op_error("wsproxy",
-                 "%s: TLS connection to the primary at %s failed: %s. If the primary uses a private CA, pass it with "
+                 "%s: TLS connection to the primary at %s failed: %s. If the primary uses a private CA, pass "
+                 "it with "
                  "--tls-client-ca-file (CODER_TLS_CLIENT_CA_FILE).",
                  what, w->primary, why);
     else
         op_error("wsproxy",
-                 "%s: cannot reach the primary at %s: %s. Check --primary-access-url (CODER_PRIMARY_ACCESS_URL) and "
+                 "%s: cannot reach the primary at %s: %s. Check --primary-access-url "
+                 "(CODER_PRIMARY_ACCESS_URL) and "
                  "that the primary is running and reachable from this host.",
                  what, w->primary, why);
 }
@@ -971,8 +976,7 @@ static void explain_transport(const struct ws *w, const struct op_ws_call *x, co
 static int startup(struct ws *w)
 {
     struct op_ws_call *x = new_call(w, K_BUILDINFO, OP_WS_REGISTER_TIMEOUT_MS);
-    if (!x)
-        return EX_OSERR;
+    if (!x) return EX_OSERR;
     op_ws_call_perform(x);
     if (op_ws_call_failure(x) == OP_WS_FAIL_TRANSPORT || op_ws_call_failure(x) == OP_WS_FAIL_TLS) {
         explain_transport(w, x, "unable to fetch build info from the primary");
@@ -982,29 +986,31 @@ static int startup(struct ws *w)
     int r = on_buildinfo(w, x);
     op_ws_call_free(x);
     if (r == -2) {
-        op_error("wsproxy", "%s is a workspace proxy, not a primary: point --primary-access-url at the primary",
+        op_error("wsproxy",
+                 "%s is a workspace proxy, not a primary: point --primary-access-url at the primary",
                  w->primary);
         return EX_CONFIG;
     }
     if (r != 0) {
-        op_error("wsproxy", "unable to fetch build info from the primary. Are you sure \"%s\" is an outpost primary? (%s)",
-                 w->primary, w->bi_error);
+        op_error(
+            "wsproxy",
+            "unable to fetch build info from the primary. Are you sure \"%s\" is an outpost primary? (%s)",
+            w->primary, w->bi_error);
         return EX_UNAVAILABLE;
     }
-    if (*w->bi_warning)
-        op_warn("wsproxy", "%s", w->bi_warning);
+    if (*w->bi_warning) op_warn("wsproxy", "%s", w->bi_warning);
     for (int k = K_KEYS_SIGN; k <= K_KEYS_ENC; k++) {
         x = new_call(w, k, OP_WS_REGISTER_TIMEOUT_MS);
-        if (!x)
-            return EX_OSERR;
+        if (!x) return EX_OSERR;
         op_ws_call_perform(x);
         if (x->code == CURLE_OK && x->status == 401) {
             char why[512];
             op_ws_call_describe(x, why, sizeof(why));
-            op_error("wsproxy",
-                     "the proxy session token was refused by the primary (%s). Check --proxy-session-token "
-                     "(CODER_PROXY_SESSION_TOKEN); `outpost wsproxy regenerate-token <name>` issues a new one.",
-                     why);
+            op_error(
+                "wsproxy",
+                "the proxy session token was refused by the primary (%s). Check --proxy-session-token "
+                "(CODER_PROXY_SESSION_TOKEN); `outpost wsproxy regenerate-token <name>` issues a new one.",
+                why);
             op_ws_call_free(x);
             return EX_CONFIG;
         }
@@ -1012,8 +1018,7 @@ static int startup(struct ws *w)
         op_ws_call_free(x);
     }
     x = new_call(w, K_REGISTER, OP_WS_REGISTER_TIMEOUT_MS);
-    if (!x)
-        return EX_OSERR;
+    if (!x) return EX_OSERR;
     op_ws_call_perform(x);
     enum op_ws_failure f = op_ws_call_failure(x);
     int rc = 0;
@@ -1033,15 +1038,15 @@ static int startup(struct ws *w)
         rc = x->status == 400 ? EX_CONFIG : EX_UNAVAILABLE;
     } else {
         on_register(w, x);
-        op_info("wsproxy", "registered with the primary %s as replica %s (access URL %s)", w->primary, w->replica_id,
-                w->access_url);
+        op_info("wsproxy", "registered with the primary %s as replica %s (access URL %s)", w->primary,
+                w->replica_id, w->access_url);
     }
     op_ws_call_free(x);
     return rc;
 }
 
-static int listen_on(struct op_listener_conf *lc, const char *addr, const struct op_xprt_ops *xprt, void *xctx,
-                     struct op_http_conf *hc)
+static int listen_on(struct op_listener_conf *lc, const char *addr, const struct op_xprt_ops *xprt,
+                     void *xctx, struct op_http_conf *hc)
 {
     char err[256];
     snprintf(lc->name, sizeof(lc->name), "%s", addr);
@@ -1084,11 +1089,11 @@ static int run(struct ws *w)
     }
     int rc = EX_CONFIG;
     const char *http = op_ws_str(&w->conf, OP_WO_HTTP_ADDRESS);
-    if (*http && listen_on(&lcs[n++], http, NULL, NULL, &hconf) != 0)
-        goto out;
+    if (*http && listen_on(&lcs[n++], http, NULL, NULL, &hconf) != 0) goto out;
     if (w->tls_ctx) {
         w->tls_li = n;
-        if (listen_on(&lcs[n++], op_ws_str(&w->conf, OP_WO_TLS_ADDRESS), &op_xprt_tls, w->tls_ctx, &hconf) != 0)
+        if (listen_on(&lcs[n++], op_ws_str(&w->conf, OP_WO_TLS_ADDRESS), &op_xprt_tls, w->tls_ctx, &hconf) !=
+            0)
             goto out;
     }
     if (op_ws_bool(&w->conf, OP_WO_PROMETHEUS_ENABLE) &&
@@ -1113,7 +1118,9 @@ static int run(struct ws *w)
     }
     for (int i = 0; i < n; i++)
         op_info("wsproxy", "listening on %s (%s)", lcs[i].name,
-                lcs[i].proto_ctx == &mconf ? "prometheus" : lcs[i].xprt ? "https" : "http");
+                lcs[i].proto_ctx == &mconf ? "prometheus"
+                : lcs[i].xprt              ? "https"
+                                           : "http");
     op_info("wsproxy", "View the Web UI: %s", w->access_url);
     w->next_heartbeat = op_now_ms() + (uint64_t)op_ws_duration_ms(&w->conf, OP_WO_HEARTBEAT_INTERVAL);
     w->next_keys = op_now_ms() + OP_WS_KEYS_INTERVAL_MS;
@@ -1132,8 +1139,7 @@ static int run(struct ws *w)
     w->e = NULL;
     w->q.stopped = true;
     op_app_queue_run(&w->q); /* jobs that raced the shutdown are freed */
-    if (w->exit_code)
-        rc = w->exit_code;
+    if (w->exit_code) rc = w->exit_code;
 out:
     if (w->tls_ctx && !w->tls_swapped)
         op_tls_xprt_ctx_unref(w->tls_ctx);
@@ -1179,7 +1185,8 @@ int op_cmd_wsproxy_server(int argc, char **argv)
         if (op_ws_bool(&w->conf, OP_WO_TLS_ENABLE)) { /* certificates must also load and match their keys */
             void *ctx = NULL;
             if (make_tls_ctx(&w->conf, &ctx, err, sizeof(err)) != 0) {
-                fprintf(stderr, "outpost wsproxy server: invalid configuration: tls-cert-file / tls-key-file: %s\n",
+                fprintf(stderr,
+                        "outpost wsproxy server: invalid configuration: tls-cert-file / tls-key-file: %s\n",
                         err);
                 op_ws_conf_free(&w->conf);
                 return EX_CONFIG;
@@ -1211,8 +1218,7 @@ int op_cmd_wsproxy_server(int argc, char **argv)
     w->multi = curl_multi_init();
     op_info("wsproxy", "Outpost workspace proxy %s starting; primary %s", OP_WS_VERSION, w->primary);
     rc = startup(w);
-    if (rc == 0)
-        rc = run(w);
+    if (rc == 0) rc = run(w);
     /* Calls still in flight at exit are abandoned. */
     for (size_t i = 0; i < OP_ARRAY_LEN(w->calls); i++)
         if (w->calls[i]) {

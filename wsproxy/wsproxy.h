@@ -15,9 +15,9 @@
 
 /* Heartbeat constants (reference §2.6). */
 #define OP_WS_REGISTER_INTERVAL_MS 5000
-#define OP_WS_REGISTER_TIMEOUT_MS 10000
-#define OP_WS_MAX_FAILURES 10
-#define OP_WS_KEYS_INTERVAL_MS (10 * 60 * 1000)
+#define OP_WS_REGISTER_TIMEOUT_MS  10000
+#define OP_WS_MAX_FAILURES         10
+#define OP_WS_KEYS_INTERVAL_MS     (10 * 60 * 1000)
 
 /* The proxy's build version, reported to the primary and in X-Coder-Build-Version. */
 #define OP_WS_VERSION "v" OP_VERSION "+outpost"

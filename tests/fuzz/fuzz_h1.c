@@ -18,8 +18,7 @@
 
 #define ASSERT(c)                                                                                            \
     do {                                                                                                     \
-        if (!(c))                                                                                            \
-            __builtin_trap();                                                                                \
+        if (!(c)) __builtin_trap();                                                                          \
     } while (0)
 
 static struct op_h1_request g_req, g_req2;
@@ -30,8 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_span(op_span_t s, const char *buf, size_t head_len)
 {
-    if (s.len == 0)
-        return;
+    if (s.len == 0) return;
     ASSERT(s.p >= buf && s.p + s.len <= buf + head_len);
 }
 
@@ -97,14 +95,11 @@ static void fuzz_request(const char *buf, size_t len)
     /* prefix consistency at one derived point */
     size_t k = len ? (size_t)(buf[0] & 0x7f) * len / 128 : 0;
     int prc = op_h1_parse_request(buf, k, &g_req);
-    if (prc == OP_H1_ERROR)
-        ASSERT(full_rc == OP_H1_ERROR && g_req.error_status == full_status);
-    if (prc == OP_H1_COMPLETE)
-        ASSERT(full_rc == OP_H1_COMPLETE && g_req.head_len == full_head);
+    if (prc == OP_H1_ERROR) ASSERT(full_rc == OP_H1_ERROR && g_req.error_status == full_status);
+    if (prc == OP_H1_COMPLETE) ASSERT(full_rc == OP_H1_COMPLETE && g_req.head_len == full_head);
 
     rc = op_h1_parse_request(buf, len, &g_req);
-    if (rc != OP_H1_COMPLETE)
-        return;
+    if (rc != OP_H1_COMPLETE) return;
     ASSERT(g_req.head_len <= len && g_req.head_len < OP_H1_MAX_HEAD);
     ASSERT(g_req.version_minor == 0 || g_req.version_minor == 1);
     check_span(g_req.method, buf, g_req.head_len);
@@ -132,8 +127,10 @@ static void fuzz_request(const char *buf, size_t len)
         int rc2 = op_h1_parse_request(copy, (size_t)n, &g_req2);
         ASSERT(rc2 == OP_H1_COMPLETE);
         ASSERT(g_req2.head_len == (size_t)n);
-        ASSERT(g_req2.method.len == g_req.method.len && memcmp(g_req2.method.p, g_req.method.p, g_req.method.len) == 0);
-        ASSERT(g_req2.target.len == g_req.target.len && memcmp(g_req2.target.p, g_req.target.p, g_req.target.len) == 0);
+        ASSERT(g_req2.method.len == g_req.method.len &&
+               memcmp(g_req2.method.p, g_req.method.p, g_req.method.len) == 0);
+        ASSERT(g_req2.target.len == g_req.target.len &&
+               memcmp(g_req2.target.p, g_req.target.p, g_req.target.len) == 0);
         ASSERT(g_req2.version_minor == g_req.version_minor);
         ASSERT(g_req2.framing == g_req.framing && g_req2.content_length == g_req.content_length);
         ASSERT(g_req2.upgrade == g_req.upgrade);
@@ -144,34 +141,28 @@ static void fuzz_request(const char *buf, size_t len)
      * the next request from exactly there. Every message boundary stays inside the input. */
     size_t off = 0;
     for (int msg = 0; msg < 8 && off < len; msg++) {
-        if (op_h1_parse_request(buf + off, len - off, &g_req2) != OP_H1_COMPLETE)
-            break;
+        if (op_h1_parse_request(buf + off, len - off, &g_req2) != OP_H1_COMPLETE) break;
         ASSERT(g_req2.head_len <= len - off);
         off += g_req2.head_len;
         size_t used = 0;
         int brc = body_consistency(g_req2.framing, g_req2.content_length, buf + off, len - off, &used);
         ASSERT(used <= len - off);
         off += used;
-        if (brc != OP_H1_COMPLETE || g_req2.upgrade)
-            break;
+        if (brc != OP_H1_COMPLETE || g_req2.upgrade) break;
     }
 }
 
 static void fuzz_response(const char *buf, size_t len, bool head)
 {
     int rc = op_h1_parse_response(buf, len, head, &g_resp);
-    if (rc == OP_H1_ERROR)
-        ASSERT(g_resp.error_status == 502 && g_resp.error_reason);
-    if (rc != OP_H1_COMPLETE)
-        return;
+    if (rc == OP_H1_ERROR) ASSERT(g_resp.error_status == 502 && g_resp.error_reason);
+    if (rc != OP_H1_COMPLETE) return;
     ASSERT(g_resp.head_len <= len && g_resp.head_len < OP_H1_MAX_HEAD);
     ASSERT(g_resp.status >= 100 && g_resp.status <= 999);
     check_span(g_resp.reason, buf, g_resp.head_len);
     check_headers(g_resp.headers, g_resp.nheaders, buf, g_resp.head_len);
-    if (g_resp.framing == OP_H1_BODY_UNTIL_CLOSE)
-        ASSERT(!g_resp.keep_alive);
-    if (head)
-        ASSERT(g_resp.framing == OP_H1_BODY_NONE);
+    if (g_resp.framing == OP_H1_BODY_UNTIL_CLOSE) ASSERT(!g_resp.keep_alive);
+    if (head) ASSERT(g_resp.framing == OP_H1_BODY_NONE);
 
     bool close = len & 1;
     ssize_t n = op_h1_write_response_head(&g_resp, 1, close, NULL, g_out, sizeof(g_out));
@@ -187,17 +178,16 @@ static void fuzz_response(const char *buf, size_t len, bool head)
         free(copy);
     }
     size_t used;
-    body_consistency(g_resp.framing, g_resp.content_length, buf + g_resp.head_len, len - g_resp.head_len, &used);
+    body_consistency(g_resp.framing, g_resp.content_length, buf + g_resp.head_len, len - g_resp.head_len,
+                     &used);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > 64 * 1024)
-        return 0;
+    if (size > 64 * 1024) return 0;
     /* exact-size copy so ASan sees any read past the end */
     char *buf = malloc(size ? size : 1);
-    if (size)
-        memcpy(buf, data, size);
+    if (size) memcpy(buf, data, size);
 
     fuzz_request(buf, size);
     fuzz_response(buf, size, size > 0 && (buf[0] & 1));

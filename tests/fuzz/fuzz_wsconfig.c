@@ -12,10 +12,9 @@
 
 #include "wsproxy/config.h"
 
-#define ASSERT(c)                \
-    do {                         \
-        if (!(c))                \
-            __builtin_trap();    \
+#define ASSERT(c)                                                                                            \
+    do {                                                                                                     \
+        if (!(c)) __builtin_trap();                                                                          \
     } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -26,8 +25,7 @@ static void write_all(const char *p, const uint8_t *d, size_t n)
 {
     FILE *f = fopen(p, "wb");
     ASSERT(f);
-    if (n)
-        ASSERT(fwrite(d, 1, n, f) == n);
+    if (n) ASSERT(fwrite(d, 1, n, f) == n);
     fclose(f);
 }
 
@@ -49,9 +47,9 @@ static void roundtrip(const struct op_ws_conf *c)
         if (o->type == OP_WT_STRINGS || o->type == OP_WT_FILES) {
             char b1[4096], b2[4096];
             const char *i1[32], *i2[32];
-            int n1 = op_ws_list(c, i, b1, sizeof(b1), i1, 32), n2 = op_ws_list(&c2, i, b2, sizeof(b2), i2, 32);
-            if (strlen(op_ws_str(c, i)) >= sizeof(b1) - 1 || n1 == 32)
-                continue;
+            int n1 = op_ws_list(c, i, b1, sizeof(b1), i1, 32),
+                n2 = op_ws_list(&c2, i, b2, sizeof(b2), i2, 32);
+            if (strlen(op_ws_str(c, i)) >= sizeof(b1) - 1 || n1 == 32) continue;
             bool high = false;
             for (const char *p = op_ws_str(c, i); *p; p++)
                 high |= (unsigned char)*p >= 0x80;
@@ -78,11 +76,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(path, sizeof(path), "/tmp/fuzz_wsconfig.%d.in", (int)getpid());
         snprintf(path2, sizeof(path2), "/tmp/fuzz_wsconfig.%d.yaml", (int)getpid());
         for (int i = 0; i < OP_WO_COUNT; i++)
-            if (op_ws_opts[i].env)
-                unsetenv(op_ws_opts[i].env);
+            if (op_ws_opts[i].env) unsetenv(op_ws_opts[i].env);
     }
-    if (size > 65536)
-        return 0;
+    if (size > 65536) return 0;
     write_all(path, data, size);
     char err[512];
     struct op_ws_conf c;
@@ -93,8 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     op_ws_conf_free(&c);
     char *argv2[] = {"server", "--env-file", path, NULL};
-    if (op_ws_conf_load(&c, 3, argv2, err, sizeof(err)) == 0)
-        op_ws_conf_validate(&c, err, sizeof(err));
+    if (op_ws_conf_load(&c, 3, argv2, err, sizeof(err)) == 0) op_ws_conf_validate(&c, err, sizeof(err));
     op_ws_conf_free(&c);
     unlink(path);
     unlink(path2);

@@ -46,17 +46,14 @@ static int replay(const char *path, int *count)
         return replay_file(path);
     }
     DIR *d = opendir(path);
-    if (!d)
-        return -1;
+    if (!d) return -1;
     struct dirent *e;
     int rc = 0;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
+        if (e->d_name[0] == '.') continue;
         char sub[4096];
         snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        if (replay(sub, count) != 0)
-            rc = -1;
+        if (replay(sub, count) != 0) rc = -1;
     }
     closedir(d);
     return rc;
@@ -66,8 +63,7 @@ int main(int argc, char **argv)
 {
     int count = 0, rc = 0;
     for (int i = 1; i < argc; i++)
-        if (replay(argv[i], &count) != 0)
-            rc = 1;
+        if (replay(argv[i], &count) != 0) rc = 1;
     printf("replayed %d inputs\n", count);
     if (count == 0) {
         fprintf(stderr, "empty corpus\n");

@@ -14,14 +14,14 @@
 #include "http/proxy.h"
 
 static int failures;
-#define CHECK(cond, ...)                                \
-    do {                                                \
-        if (!(cond)) {                                  \
-            failures++;                                 \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__);                        \
-            printf("\n");                               \
-        }                                               \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            failures++;                                                                                      \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                      \
+            printf(__VA_ARGS__);                                                                             \
+            printf("\n");                                                                                    \
+        }                                                                                                    \
     } while (0)
 
 static atomic_int released;
@@ -35,8 +35,7 @@ static void release(void *p)
 static bool wait_released(int n)
 {
     for (int i = 0; i < 400; i++) { /* up to 4 s */
-        if (atomic_load(&released) >= n)
-            return true;
+        if (atomic_load(&released) >= n) return true;
         usleep(10000);
     }
     return false;
@@ -47,11 +46,14 @@ static struct op_engine *start(struct op_listener_conf *lc, struct op_http_conf 
     char err[256];
     memset(lc, 0, sizeof(*lc));
     snprintf(lc->name, sizeof(lc->name), "127.0.0.1:0");
-    if (op_parse_hostport("127.0.0.1:0", &lc->addr, &lc->addrlen, err, sizeof(err)) != 0)
-        return NULL;
+    if (op_parse_hostport("127.0.0.1:0", &lc->addr, &lc->addrlen, err, sizeof(err)) != 0) return NULL;
     lc->proto = &op_proto_http;
     lc->proto_ctx = hc;
-    struct op_engine_conf ec = {.workers = 2, .no_pin = true, .listeners = lc, .nlisteners = 1, .max_conns = 64,
+    struct op_engine_conf ec = {.workers = 2,
+                                .no_pin = true,
+                                .listeners = lc,
+                                .nlisteners = 1,
+                                .max_conns = 64,
                                 .to = {.drain_ms = 200}};
     struct op_engine *e = NULL;
     if (op_engine_start(&ec, &e, err, sizeof(err)) != 0) {
@@ -67,8 +69,7 @@ int main(void)
     static struct op_http_conf hc;
     op_http_conf_init(&hc);
     struct op_engine *e = start(&lc, &hc);
-    if (!e)
-        return 77;
+    if (!e) return 77;
 
     printf("one retire is released once, after the workers acknowledged\n");
     CHECK(op_engine_retire(e, malloc(16), release) == 0, "retire");

@@ -47,10 +47,16 @@ struct rcase {
     long long cl;
 };
 
-#define OK(name, raw, fr, cl) {name, S(raw), 0, fr, cl}
-#define BAD(name, raw, st) {name, S(raw), st, ANY, ANY}
-#define NONE OP_H1_BODY_NONE
-#define LEN OP_H1_BODY_LENGTH
+#define OK(name, raw, fr, cl)                                                                                \
+    {                                                                                                        \
+        name, S(raw), 0, fr, cl                                                                              \
+    }
+#define BAD(name, raw, st)                                                                                   \
+    {                                                                                                        \
+        name, S(raw), st, ANY, ANY                                                                           \
+    }
+#define NONE    OP_H1_BODY_NONE
+#define LEN     OP_H1_BODY_LENGTH
 #define CHUNKED OP_H1_BODY_CHUNKED
 
 static const struct rcase g_rcases[] = {
@@ -59,9 +65,12 @@ static const struct rcase g_rcases[] = {
     OK("HTTP/1.0 without Host", "GET /x HTTP/1.0\r\n\r\n", NONE, 0),
     OK("POST with CL", "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", LEN, 5),
     OK("POST chunked", "POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", CHUNKED, 0),
-    OK("TE gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", CHUNKED, 0),
-    OK("TE with OWS", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip ,\t chunked \r\n\r\n", CHUNKED, 0),
-    OK("TE Chunked mixed case", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChUnKeD\r\n\r\n", CHUNKED, 0),
+    OK("TE gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", CHUNKED,
+       0),
+    OK("TE with OWS", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip ,\t chunked \r\n\r\n", CHUNKED,
+       0),
+    OK("TE Chunked mixed case", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChUnKeD\r\n\r\n", CHUNKED,
+       0),
     OK("CL 0 is no body", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", NONE, 0),
     OK("CL leading zeros", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n", LEN, 7),
     OK("CL 2^63-1", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n", LEN,
@@ -104,7 +113,10 @@ static const struct rcase g_rcases[] = {
     BAD("CR without LF final", "GET / HTTP/1.1\r\nHost: a\r\n\rX\r\n", 400),
     BAD("CR in request line", "GET / HTTP/1.1\rX\r\nHost: a\r\n\r\n", 400),
     BAD("NUL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 400),
-    BAD("CTL 0x01 in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01" "b\r\n\r\n", 400),
+    BAD("CTL 0x01 in value",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01"
+        "b\r\n\r\n",
+        400),
     BAD("DEL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n", 400),
     BAD("line without colon", "GET / HTTP/1.1\r\nHost: a\r\nXnocolon\r\n\r\n", 400),
     BAD("empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: v\r\n\r\n", 400),
@@ -114,10 +126,14 @@ static const struct rcase g_rcases[] = {
 
     /* framing: CL / TE */
     BAD("TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-    BAD("CL + TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-    BAD("TE + CL", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400),
-    BAD("dup CL different", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
-    BAD("dup CL identical", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n", 400),
+    BAD("CL + TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        400),
+    BAD("TE + CL", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        400),
+    BAD("dup CL different", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        400),
+    BAD("dup CL identical", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n",
+        400),
     BAD("CL list 5, 5", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", 400),
     BAD("CL +5", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400),
     BAD("CL -1", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
@@ -130,9 +146,11 @@ static const struct rcase g_rcases[] = {
     BAD("CL trailing OWS", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12 \t\r\n\r\n", 400),
     BAD("CL decimal point", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5.0\r\n\r\n", 400),
     BAD("TE chunked, gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
-    BAD("TE chunked, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
+    BAD("TE chunked, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        400),
     BAD("TE twice (two lines)",
-        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        400),
     BAD("TE chunked then gzip line",
         "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
     BAD("TE empty", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", 400),
@@ -156,7 +174,10 @@ static const struct rcase g_rcases[] = {
 
     /* request line */
     BAD("space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-    BAD("CTL in target", "GET /a\x01" "b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("CTL in target",
+        "GET /a\x01"
+        "b HTTP/1.1\r\nHost: a\r\n\r\n",
+        400),
     BAD("obs-text in target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     BAD("TAB in target", "GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     BAD("relative target", "GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 400),
@@ -193,20 +214,21 @@ static void test_request_table(void)
         int rc = op_h1_parse_request(c->raw, c->len, &g_req);
         n++;
         if (c->status == 0) {
-            CHECK(rc == OP_H1_COMPLETE, "[%s] expected COMPLETE, got %d (%d %s)", c->name, rc, g_req.error_status,
-                  g_req.error_reason ? g_req.error_reason : "");
-            if (rc != OP_H1_COMPLETE)
-                continue;
+            CHECK(rc == OP_H1_COMPLETE, "[%s] expected COMPLETE, got %d (%d %s)", c->name, rc,
+                  g_req.error_status, g_req.error_reason ? g_req.error_reason : "");
+            if (rc != OP_H1_COMPLETE) continue;
             CHECK(g_req.head_len == c->len, "[%s] head_len %zu != %zu", c->name, g_req.head_len, c->len);
             if (c->framing != ANY)
-                CHECK((int)g_req.framing == c->framing, "[%s] framing %d != %d", c->name, g_req.framing, c->framing);
+                CHECK((int)g_req.framing == c->framing, "[%s] framing %d != %d", c->name, g_req.framing,
+                      c->framing);
             if (c->cl != ANY)
                 CHECK(g_req.content_length == (uint64_t)c->cl, "[%s] CL %llu != %lld", c->name,
                       (unsigned long long)g_req.content_length, c->cl);
         } else {
-            CHECK(rc == OP_H1_ERROR && g_req.error_status == c->status, "[%s] expected ERROR %d, got rc=%d status=%d",
-                  c->name, c->status, rc, g_req.error_status);
-            CHECK(rc != OP_H1_ERROR || (g_req.error_reason && *g_req.error_reason), "[%s] no error reason", c->name);
+            CHECK(rc == OP_H1_ERROR && g_req.error_status == c->status,
+                  "[%s] expected ERROR %d, got rc=%d status=%d", c->name, c->status, rc, g_req.error_status);
+            CHECK(rc != OP_H1_ERROR || (g_req.error_reason && *g_req.error_reason), "[%s] no error reason",
+                  c->name);
         }
         /* Every prefix: never COMPLETE early, an early ERROR must equal the final verdict. */
         int full_rc = rc, full_status = g_req.error_status;
@@ -215,8 +237,8 @@ static void test_request_table(void)
             int prc = op_h1_parse_request(c->raw, k, &g_req);
             if (prc == OP_H1_ERROR)
                 CHECK(full_rc == OP_H1_ERROR && g_req.error_status == full_status,
-                      "[%s] prefix %zu: ERROR %d (%s) but full input gives rc=%d", c->name, k, g_req.error_status,
-                      g_req.error_reason, full_rc);
+                      "[%s] prefix %zu: ERROR %d (%s) but full input gives rc=%d", c->name, k,
+                      g_req.error_status, g_req.error_reason, full_rc);
             else if (prc == OP_H1_COMPLETE)
                 CHECK(full_rc == OP_H1_COMPLETE && g_req.head_len == full_head && k >= full_head,
                       "[%s] prefix %zu: COMPLETE early", c->name, k);
@@ -245,7 +267,8 @@ static void test_request_fields(void)
     CHECK(op_h1_find_header(g_req.headers, g_req.nheaders, "nope") == NULL, "find_header absent");
     /* spans inside the buffer */
     for (int i = 0; i < g_req.nheaders; i++)
-        CHECK(g_req.headers[i].name.p >= raw && g_req.headers[i].value.p + g_req.headers[i].value.len <= raw + g_req.head_len,
+        CHECK(g_req.headers[i].name.p >= raw &&
+                  g_req.headers[i].value.p + g_req.headers[i].value.len <= raw + g_req.head_len,
               "fields: header %d span outside head", i);
 }
 
@@ -302,31 +325,36 @@ static void test_limits(void)
     CHECK(rc == OP_H1_ERROR && g_req.error_status == 414, "8192-byte request line: rc %d status %d", rc,
           g_req.error_status);
     rc = op_h1_parse_request(g_big, 8192, &g_req);
-    CHECK(rc == OP_H1_ERROR && g_req.error_status == 414, "8192 bytes of request line, no CRLF: %d", g_req.error_status);
+    CHECK(rc == OP_H1_ERROR && g_req.error_status == 414, "8192 bytes of request line, no CRLF: %d",
+          g_req.error_status);
     rc = op_h1_parse_request(g_big, 8191, &g_req);
     CHECK(rc == OP_H1_INCOMPLETE, "8191 bytes of request line, no CRLF: rc %d", rc);
     memset(g_big + 5, 'a', 9000);
     rc = op_h1_parse_request(g_big, 9005, &g_req);
-    CHECK(rc == OP_H1_ERROR && g_req.error_status == 414, "9 KiB request line at once: %d", g_req.error_status);
+    CHECK(rc == OP_H1_ERROR && g_req.error_status == 414, "9 KiB request line at once: %d",
+          g_req.error_status);
 
     n = build_headers(100);
     rc = op_h1_parse_request(g_big, n, &g_req);
     CHECK(rc == OP_H1_COMPLETE && g_req.nheaders == 100, "100 headers: rc %d n %d", rc, g_req.nheaders);
     n = build_headers(101);
     rc = op_h1_parse_request(g_big, n, &g_req);
-    CHECK(rc == OP_H1_ERROR && g_req.error_status == 431, "101 headers: rc %d status %d", rc, g_req.error_status);
+    CHECK(rc == OP_H1_ERROR && g_req.error_status == 431, "101 headers: rc %d status %d", rc,
+          g_req.error_status);
 
     n = build_head_of(OP_H1_MAX_HEAD - 1);
     CHECK(n == OP_H1_MAX_HEAD - 1, "head builder");
     rc = op_h1_parse_request(g_big, n, &g_req);
-    CHECK(rc == OP_H1_COMPLETE && g_req.head_len == n, "head of 16383 bytes: rc %d status %d", rc, g_req.error_status);
+    CHECK(rc == OP_H1_COMPLETE && g_req.head_len == n, "head of 16383 bytes: rc %d status %d", rc,
+          g_req.error_status);
     for (size_t k = n - 4; k < n; k++) {
         rc = op_h1_parse_request(g_big, k, &g_req);
         CHECK(rc == OP_H1_INCOMPLETE, "head of 16383 bytes, prefix %zu: rc %d", k, rc);
     }
     n = build_head_of(OP_H1_MAX_HEAD);
     rc = op_h1_parse_request(g_big, n, &g_req);
-    CHECK(rc == OP_H1_ERROR && g_req.error_status == 431, "head of 16384 bytes: rc %d status %d", rc, g_req.error_status);
+    CHECK(rc == OP_H1_ERROR && g_req.error_status == 431, "head of 16384 bytes: rc %d status %d", rc,
+          g_req.error_status);
     n = build_head_of(OP_H1_MAX_HEAD + 1);
     rc = op_h1_parse_request(g_big, n, &g_req);
     CHECK(rc == OP_H1_ERROR && g_req.error_status == 431, "head of 16385 bytes: %d", g_req.error_status);
@@ -403,20 +431,24 @@ static void test_keepalive_upgrade(void)
         {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true, false, ""},
         {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true, false, ""},
         {"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", false, false, ""},
-        {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", true, true, "websocket"},
-        {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, upgrade\r\n\r\n", true, true,
+        {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", true, true,
          "websocket"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, upgrade\r\n\r\n", true,
+         true, "websocket"},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", true, false, "websocket"},
         {"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n", true, false, ""},
-        {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: upgrade, HTTP2-Settings\r\nHTTP2-Settings: x\r\n\r\n",
+        {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: upgrade, "
+         "HTTP2-Settings\r\nHTTP2-Settings: x\r\n\r\n",
          true, true, "h2c"},
     };
     for (size_t i = 0; i < OP_ARRAY_LEN(cases); i++) {
         int rc = op_h1_parse_request(cases[i].raw, strlen(cases[i].raw), &g_req);
         CHECK(rc == OP_H1_COMPLETE, "ka/upgrade case %zu: rc %d (%s)", i, rc, g_req.error_reason);
-        CHECK(g_req.keep_alive == cases[i].keep_alive, "ka/upgrade case %zu: keep_alive %d", i, g_req.keep_alive);
+        CHECK(g_req.keep_alive == cases[i].keep_alive, "ka/upgrade case %zu: keep_alive %d", i,
+              g_req.keep_alive);
         CHECK(g_req.upgrade == cases[i].upgrade, "ka/upgrade case %zu: upgrade %d", i, g_req.upgrade);
-        CHECK(span_is(g_req.upgrade_proto, cases[i].proto) || (!*cases[i].proto && g_req.upgrade_proto.len == 0),
+        CHECK(span_is(g_req.upgrade_proto, cases[i].proto) ||
+                  (!*cases[i].proto && g_req.upgrade_proto.len == 0),
               "ka/upgrade case %zu: proto", i);
     }
 }
@@ -428,22 +460,36 @@ static void test_websocket(void)
         const char *raw;
         int want;
     } cases[] = {
-        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 0},
+        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         0},
         {"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, upgrade\r\n"
-         "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n", 0},
-        {"POST /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+         "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         0},
+        {"POST /ws HTTP/1.1\r\n" WS_OK_HDRS
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket, h2c\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Version: 13\r\n\r\n", 400},
-        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: short==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
-        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ!=\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: short==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
+        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ!=\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
-        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n", 400},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
+        {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+         400},
         {"GET /ws HTTP/1.1\r\n" WS_OK_HDRS "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", 400},
     };
     for (size_t i = 0; i < OP_ARRAY_LEN(cases); i++) {
@@ -468,33 +514,42 @@ static void test_responses(void)
         bool keep_alive, upgrade;
     } cases[] = {
         {"200 CL", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", false, 1, LEN, 10, true, false},
-        {"200 chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, 1, CHUNKED, 0, true, false},
-        {"200 gzip,chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, 1, CHUNKED, 0, true,
+        {"200 chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, 1, CHUNKED, 0, true,
          false},
-        {"200 until close", "HTTP/1.1 200 OK\r\nX: y\r\n\r\n", false, 1, OP_H1_BODY_UNTIL_CLOSE, 0, false, false},
+        {"200 gzip,chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, 1, CHUNKED,
+         0, true, false},
+        {"200 until close", "HTTP/1.1 200 OK\r\nX: y\r\n\r\n", false, 1, OP_H1_BODY_UNTIL_CLOSE, 0, false,
+         false},
         {"200 CL 0", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, 1, NONE, 0, true, false},
         {"HEAD 200 CL", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true, 1, NONE, 0, true, false},
-        {"HEAD 200 chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", true, 1, NONE, 0, true, false},
+        {"HEAD 200 chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", true, 1, NONE, 0, true,
+         false},
         {"HEAD 200 no length", "HTTP/1.1 200 OK\r\n\r\n", true, 1, NONE, 0, true, false},
         {"204", "HTTP/1.1 204 No Content\r\n\r\n", false, 1, NONE, 0, true, false},
-        {"304 with CL", "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, 1, NONE, 0, true, false},
+        {"304 with CL", "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, 1, NONE, 0, true,
+         false},
         {"100 continue", "HTTP/1.1 100 Continue\r\n\r\n", false, 1, NONE, 0, true, false},
         {"103 early hints", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", false, 1, NONE, 0, true, false},
-        {"101 switching", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-         false, 1, NONE, 0, true, true},
+        {"101 switching",
+         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", false, 1,
+         NONE, 0, true, true},
         {"1.0 CL", "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1, false, false},
-        {"1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1,
-         true, false},
-        {"1.1 close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1, false,
-         false},
+        {"1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n", false, 1,
+         LEN, 1, true, false},
+        {"1.1 close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1,
+         false, false},
         {"no reason phrase", "HTTP/1.1 200\r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1, true, false},
         {"empty reason phrase", "HTTP/1.1 404 \r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1, true, false},
-        {"unknown status", "HTTP/1.1 599 Whatever Text\r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1, true, false},
-        {"CL+TE", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", false, -1, 0, 0, 0, 0},
-        {"dup CL", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"unknown status", "HTTP/1.1 599 Whatever Text\r\nContent-Length: 1\r\n\r\n", false, 1, LEN, 1, true,
+         false},
+        {"CL+TE", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", false, -1, 0,
+         0, 0, 0},
+        {"dup CL", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", false, -1, 0, 0, 0,
+         0},
         {"bad CL", "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", false, -1, 0, 0, 0, 0},
         {"TE gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, -1, 0, 0, 0, 0},
-        {"TE chunked, gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false, -1, 0, 0, 0, 0},
+        {"TE chunked, gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false, -1, 0, 0,
+         0, 0},
         {"TE in 1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, -1, 0, 0, 0, 0},
         {"HTTP/2.0", "HTTP/2.0 200 OK\r\n\r\n", false, -1, 0, 0, 0, 0},
         {"HTTP/1.2", "HTTP/1.2 200 OK\r\n\r\n", false, -1, 0, 0, 0, 0},
@@ -516,18 +571,19 @@ static void test_responses(void)
                   g_resp.error_status);
             continue;
         }
-        if (rc != OP_H1_COMPLETE)
-            continue;
+        if (rc != OP_H1_COMPLETE) continue;
         CHECK((int)g_resp.framing == cases[i].framing, "[resp %s] framing %d expected %d", cases[i].name,
               g_resp.framing, cases[i].framing);
         CHECK(g_resp.content_length == (uint64_t)cases[i].cl, "[resp %s] CL %llu", cases[i].name,
               (unsigned long long)g_resp.content_length);
-        CHECK(g_resp.keep_alive == cases[i].keep_alive, "[resp %s] keep_alive %d", cases[i].name, g_resp.keep_alive);
+        CHECK(g_resp.keep_alive == cases[i].keep_alive, "[resp %s] keep_alive %d", cases[i].name,
+              g_resp.keep_alive);
         CHECK(g_resp.upgrade == cases[i].upgrade, "[resp %s] upgrade %d", cases[i].name, g_resp.upgrade);
         CHECK(g_resp.head_len == strlen(cases[i].raw), "[resp %s] head_len", cases[i].name);
     }
     int rc = op_h1_parse_response(S("HTTP/1.1 418 I'm a teapot\r\n\r\n"), false, &g_resp);
-    CHECK(rc == OP_H1_COMPLETE && g_resp.status == 418 && span_is(g_resp.reason, "I'm a teapot"), "response status/reason");
+    CHECK(rc == OP_H1_COMPLETE && g_resp.status == 418 && span_is(g_resp.reason, "I'm a teapot"),
+          "response status/reason");
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -548,8 +604,8 @@ static void check_chunked_ok(const char *name, const char *body, size_t body_len
 
     op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0);
     int rc = op_h1_body_feed(&b, buf, total, &used);
-    CHECK(rc == OP_H1_COMPLETE && used == body_len, "[%s] whole: rc %d used %zu/%zu (%s)", name, rc, used, body_len,
-          b.error_reason ? b.error_reason : "");
+    CHECK(rc == OP_H1_COMPLETE && used == body_len, "[%s] whole: rc %d used %zu/%zu (%s)", name, rc, used,
+          body_len, b.error_reason ? b.error_reason : "");
     rc = op_h1_parse_request(buf + used, total - used, &g_req);
     CHECK(rc == OP_H1_COMPLETE && span_is(g_req.target, "/next"), "[%s] pipelined request after body", name);
 
@@ -560,8 +616,8 @@ static void check_chunked_ok(const char *name, const char *body, size_t body_len
         if (k < body_len) {
             CHECK(rc == OP_H1_INCOMPLETE && u1 == k, "[%s] split %zu first: rc %d used %zu", name, k, rc, u1);
             rc = op_h1_body_feed(&b, buf + k, total - k, &u2);
-            CHECK(rc == OP_H1_COMPLETE && u1 + u2 == body_len, "[%s] split %zu second: rc %d used %zu", name, k, rc,
-                  u1 + u2);
+            CHECK(rc == OP_H1_COMPLETE && u1 + u2 == body_len, "[%s] split %zu second: rc %d used %zu", name,
+                  k, rc, u1 + u2);
         } else {
             CHECK(rc == OP_H1_COMPLETE && u1 == body_len, "[%s] split %zu: rc %d used %zu", name, k, rc, u1);
         }
@@ -575,11 +631,11 @@ static void check_chunked_ok(const char *name, const char *body, size_t body_len
         sum += used;
         int want = k + 1 == body_len ? OP_H1_COMPLETE : OP_H1_INCOMPLETE;
         CHECK(rc == want && used == 1, "[%s] byte %zu: rc %d used %zu", name, k, rc, used);
-        if (rc != want)
-            break;
+        if (rc != want) break;
     }
     rc = op_h1_body_feed(&b, buf + body_len, nl, &used);
-    CHECK(rc == OP_H1_COMPLETE && used == 0 && sum == body_len, "[%s] after completion: rc %d used %zu", name, rc, used);
+    CHECK(rc == OP_H1_COMPLETE && used == 0 && sum == body_len, "[%s] after completion: rc %d used %zu", name,
+          rc, used);
     free(buf);
 }
 
@@ -603,7 +659,8 @@ static void check_chunked_bad(const char *name, const char *body, size_t len)
 static void test_body(void)
 {
     check_chunked_ok("simple", S("5\r\nhello\r\n0\r\n\r\n"));
-    check_chunked_ok("two chunks hex", S("A\r\n0123456789\r\n1f\r\n0123456789012345678901234567890\r\n0\r\n\r\n"));
+    check_chunked_ok("two chunks hex",
+                     S("A\r\n0123456789\r\n1f\r\n0123456789012345678901234567890\r\n0\r\n\r\n"));
     check_chunked_ok("uppercase hex, leading zeros", S("000B\r\nhello world\r\n00\r\n\r\n"));
     check_chunked_ok("extensions", S("5;name=value;flag\r\nhello\r\n0;last\r\n\r\n"));
     check_chunked_ok("trailers", S("5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Other:\r\n\r\n"));
@@ -650,8 +707,8 @@ static void test_body(void)
         n += 4;
         op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0);
         rc = op_h1_body_feed(&b, buf, n, &used);
-        CHECK(rc == (extra ? OP_H1_ERROR : OP_H1_COMPLETE), "chunk ext of %d bytes: rc %d", OP_H1_MAX_CHUNK_EXT + extra,
-              rc);
+        CHECK(rc == (extra ? OP_H1_ERROR : OP_H1_COMPLETE), "chunk ext of %d bytes: rc %d",
+              OP_H1_MAX_CHUNK_EXT + extra, rc);
     }
     /* the cap is per message: many small extensions add up */
     {
@@ -689,8 +746,7 @@ static void test_body(void)
         op_h1_body_init(&b, OP_H1_BODY_LENGTH, 10);
         size_t u1, u2 = 0;
         rc = op_h1_body_feed(&b, cl_body, k, &u1);
-        if (rc == OP_H1_INCOMPLETE)
-            rc = op_h1_body_feed(&b, cl_body + k, sizeof(cl_body) - 1 - k, &u2);
+        if (rc == OP_H1_INCOMPLETE) rc = op_h1_body_feed(&b, cl_body + k, sizeof(cl_body) - 1 - k, &u2);
         CHECK(rc == OP_H1_COMPLETE && u1 + u2 == 10, "CL split %zu: rc %d used %zu", k, rc, u1 + u2);
     }
     op_h1_body_init(&b, OP_H1_BODY_LENGTH, 0);
@@ -736,31 +792,31 @@ static void expect_out(const char *name, ssize_t n, const char *out, const char 
 {
     size_t wl = strlen(want);
     bool ok = n == (ssize_t)wl && memcmp(out, want, wl) == 0;
-    CHECK(ok, "[%s] output mismatch (n=%zd):\n--- got\n%.*s--- want\n%s", name, n, n > 0 ? (int)n : 0, out, want);
+    CHECK(ok, "[%s] output mismatch (n=%zd):\n--- got\n%.*s--- want\n%s", name, n, n > 0 ? (int)n : 0, out,
+          want);
 }
 
 static void test_writers(void)
 {
     static char out[8192];
-    static const char raw[] =
-        "POST /submit?a=1 HTTP/1.1\r\n"
-        "Host: app.example\r\n"
-        "Connection: keep-alive, X-Secret, Content-Length, X-Forwarded-For\r\n"
-        "X-Secret: s\r\n"
-        "Keep-Alive: timeout=5\r\n"
-        "Proxy-Connection: keep-alive\r\n"
-        "TE: trailers\r\n"
-        "Trailer: X-Sum\r\n"
-        "Proxy-Authorization: Basic abc\r\n"
-        "X-Forwarded-For: 6.6.6.6\r\n"
-        "x-forwarded-proto: http\r\n"
-        "X-Forwarded-Host: evil\r\n"
-        "Forwarded: for=6.6.6.6\r\n"
-        "X-Real-IP: 6.6.6.6\r\n"
-        "Upgrade: websocket\r\n"
-        "Content-Length:  3 \r\n"
-        "Cookie: a=b\r\n"
-        "\r\nabc";
+    static const char raw[] = "POST /submit?a=1 HTTP/1.1\r\n"
+                              "Host: app.example\r\n"
+                              "Connection: keep-alive, X-Secret, Content-Length, X-Forwarded-For\r\n"
+                              "X-Secret: s\r\n"
+                              "Keep-Alive: timeout=5\r\n"
+                              "Proxy-Connection: keep-alive\r\n"
+                              "TE: trailers\r\n"
+                              "Trailer: X-Sum\r\n"
+                              "Proxy-Authorization: Basic abc\r\n"
+                              "X-Forwarded-For: 6.6.6.6\r\n"
+                              "x-forwarded-proto: http\r\n"
+                              "X-Forwarded-Host: evil\r\n"
+                              "Forwarded: for=6.6.6.6\r\n"
+                              "X-Real-IP: 6.6.6.6\r\n"
+                              "Upgrade: websocket\r\n"
+                              "Content-Length:  3 \r\n"
+                              "Cookie: a=b\r\n"
+                              "\r\nabc";
     int rc = op_h1_parse_request(raw, sizeof(raw) - 1, &g_req);
     CHECK(rc == OP_H1_COMPLETE && !g_req.upgrade, "writer request parse: rc %d (%s)", rc, g_req.error_reason);
     ssize_t n = op_h1_write_request_head(&g_req, "10.0.0.7", "https", "X-Extra: 1\r\n", out, sizeof(out));
@@ -790,27 +846,33 @@ static void test_writers(void)
     n = op_h1_write_request_head(&g_req, NULL, NULL, NULL, out, sizeof(out));
     expect_out("1.0 request, no forwarding args", n, out, "GET / HTTP/1.0\r\n\r\n");
 
-    static const char resp[] = "HTTP/1.1 200 Fine\r\nContent-Type: text/html\r\nConnection: keep-alive, X-Hop\r\n"
-                               "Keep-Alive: timeout=5\r\nX-Hop: 1\r\nTransfer-Encoding: chunked\r\n"
-                               "Proxy-Authenticate: Basic\r\nUpgrade: h2c\r\nSet-Cookie: s=1\r\n\r\n";
+    static const char resp[] =
+        "HTTP/1.1 200 Fine\r\nContent-Type: text/html\r\nConnection: keep-alive, X-Hop\r\n"
+        "Keep-Alive: timeout=5\r\nX-Hop: 1\r\nTransfer-Encoding: chunked\r\n"
+        "Proxy-Authenticate: Basic\r\nUpgrade: h2c\r\nSet-Cookie: s=1\r\n\r\n";
     rc = op_h1_parse_response(resp, sizeof(resp) - 1, false, &g_resp);
     CHECK(rc == OP_H1_COMPLETE, "writer response parse: %s", g_resp.error_reason);
     n = op_h1_write_response_head(&g_resp, 1, false, NULL, out, sizeof(out));
     expect_out("response head 1.1 keep", n, out,
-               "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=1\r\n\r\n");
+               "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nSet-Cookie: "
+               "s=1\r\n\r\n");
     n = op_h1_write_response_head(&g_resp, 1, true, "X-Via: op\r\n", out, sizeof(out));
-    expect_out("response head close", n, out,
-               "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=1\r\n"
-               "Connection: close\r\nX-Via: op\r\n\r\n");
+    expect_out(
+        "response head close", n, out,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=1\r\n"
+        "Connection: close\r\nX-Via: op\r\n\r\n");
     n = op_h1_write_response_head(&g_resp, 0, false, NULL, out, sizeof(out));
-    expect_out("response head 1.0 keep", n, out,
-               "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=1\r\n"
-               "Connection: keep-alive\r\n\r\n");
-    check_enospc("response head", op_h1_write_response_head(&g_resp, 1, true, NULL, out, sizeof(out)), write_resp_cb);
+    expect_out(
+        "response head 1.0 keep", n, out,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=1\r\n"
+        "Connection: keep-alive\r\n\r\n");
+    check_enospc("response head", op_h1_write_response_head(&g_resp, 1, true, NULL, out, sizeof(out)),
+                 write_resp_cb);
 
-    rc = op_h1_parse_response(S("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                                "Sec-WebSocket-Accept: x\r\n\r\n"),
-                              false, &g_resp);
+    rc = op_h1_parse_response(
+        S("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Accept: x\r\n\r\n"),
+        false, &g_resp);
     CHECK(rc == OP_H1_COMPLETE && g_resp.upgrade, "101 parse");
     n = op_h1_write_response_head(&g_resp, 1, true, NULL, out, sizeof(out));
     expect_out("101 head", n, out,
@@ -819,22 +881,27 @@ static void test_writers(void)
 
     rc = op_h1_parse_response(S("HTTP/1.1 599 Custom Thing\r\nContent-Length: 0\r\n\r\n"), false, &g_resp);
     n = op_h1_write_response_head(&g_resp, 1, false, NULL, out, sizeof(out));
-    expect_out("unknown status keeps upstream reason", n, out, "HTTP/1.1 599 Custom Thing\r\nContent-Length: 0\r\n\r\n");
+    expect_out("unknown status keeps upstream reason", n, out,
+               "HTTP/1.1 599 Custom Thing\r\nContent-Length: 0\r\n\r\n");
 
     n = op_h1_write_simple_response(404, "text/plain", "nope\n", 5, true, NULL, out, sizeof(out));
     expect_out("simple 404", n, out,
-               "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\nnope\n");
+               "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: "
+               "close\r\n\r\nnope\n");
     check_enospc("simple response", n, write_simple_cb);
     n = op_h1_write_simple_response(200, NULL, NULL, 0, false, "Location: /x\r\n", out, sizeof(out));
     expect_out("simple 200 empty", n, out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nLocation: /x\r\n\r\n");
     n = op_h1_write_simple_response(204, "text/plain", "x", 1, false, NULL, out, sizeof(out));
     expect_out("simple 204 bodyless", n, out, "HTTP/1.1 204 No Content\r\n\r\n");
 
-    CHECK(strcmp(op_h1_reason(200), "OK") == 0 && strcmp(op_h1_reason(431), "Request Header Fields Too Large") == 0 &&
-              strcmp(op_h1_reason(505), "HTTP Version Not Supported") == 0 && strcmp(op_h1_reason(999), "") == 0,
+    CHECK(strcmp(op_h1_reason(200), "OK") == 0 &&
+              strcmp(op_h1_reason(431), "Request Header Fields Too Large") == 0 &&
+              strcmp(op_h1_reason(505), "HTTP Version Not Supported") == 0 &&
+              strcmp(op_h1_reason(999), "") == 0,
           "op_h1_reason");
     op_span_t v = op_span(S(" keep-alive ,Upgrade,, x "));
-    CHECK(op_h1_list_has_token(v, "upgrade") && op_h1_list_has_token(v, "X") && !op_h1_list_has_token(v, "keep"),
+    CHECK(op_h1_list_has_token(v, "upgrade") && op_h1_list_has_token(v, "X") &&
+              !op_h1_list_has_token(v, "keep"),
           "op_h1_list_has_token");
     CHECK(!op_h1_list_has_token(op_span(NULL, 0), "close"), "op_h1_list_has_token on an empty span");
 }

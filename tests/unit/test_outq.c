@@ -56,8 +56,8 @@ int main(void)
     while ((rc = op_conn_queue(&c, OP_UP, data, 1000)) == 0 && q->bytes < 2 * 1024 * 1024)
         ;
     CHECK(rc == -ENOBUFS, "full queue: rc %d", rc);
-    CHECK(q->count == OP_OUTQ_SEGS && q->bytes == OP_OUTQ_SEGS * CHUNK_SIZE, "full: %u segs %u bytes", q->count,
-          q->bytes);
+    CHECK(q->count == OP_OUTQ_SEGS && q->bytes == OP_OUTQ_SEGS * CHUNK_SIZE, "full: %u segs %u bytes",
+          q->count, q->bytes);
 
     /* The pool is bounded too: a second queue gets the remaining chunks, then -ENOBUFS. */
     struct op_conn c2;

@@ -25,8 +25,7 @@ static struct item rearm_item;
 static void on_fire_rearm(struct op_timer *t)
 {
     on_fire(t);
-    if (rearm_item.fired < 3)
-        op_timer_set(&g_wheel, t, g_now, 100);
+    if (rearm_item.fired < 3) op_timer_set(&g_wheel, t, g_now, 100);
 }
 
 static void advance(uint64_t to, uint64_t step)
@@ -55,8 +54,8 @@ int main(void)
     for (int i = 0; i < N; i++) {
         uint64_t due = start + (uint64_t)(i * 37) % 120000;
         CHECK(items[i].fired == 1, "timer %d fired %d times", i, items[i].fired);
-        CHECK(items[i].fired_at >= due, "timer %d early: %llu < %llu", i, (unsigned long long)items[i].fired_at,
-              (unsigned long long)due);
+        CHECK(items[i].fired_at >= due, "timer %d early: %llu < %llu", i,
+              (unsigned long long)items[i].fired_at, (unsigned long long)due);
         CHECK(items[i].fired_at <= due + OP_WHEEL_TICK_MS + 7, "timer %d late by %llu ms", i,
               (unsigned long long)(items[i].fired_at - due));
     }

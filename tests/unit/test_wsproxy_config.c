@@ -11,25 +11,25 @@
 #include "wsproxy/wsproxy.h"
 
 static int failures;
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        if (!(cond)) {                                     \
-            failures++;                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);    \
-            printf(__VA_ARGS__);                           \
-            printf("\n");                                  \
-        }                                                  \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            failures++;                                                                                      \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                      \
+            printf(__VA_ARGS__);                                                                             \
+            printf("\n");                                                                                    \
+        }                                                                                                    \
     } while (0)
 
-#define TOKEN "d7bad362-1269-4299-8996-5fa6192815ee:4x9TIVq8B39xaqGbr54dxSHlA904F5xkaZXZaWgewgw9CHTU0r4Zocc1RfOUu6rn"
+#define TOKEN                                                                                                \
+    "d7bad362-1269-4299-8996-5fa6192815ee:4x9TIVq8B39xaqGbr54dxSHlA904F5xkaZXZaWgewgw9CHTU0r4Zocc1RfOUu6rn"
 
 static char dir[] = "/tmp/outpost-wsconf.XXXXXX";
 
 static void clear_env(void)
 {
     for (int i = 0; i < OP_WO_COUNT; i++)
-        if (op_ws_opts[i].env)
-            unsetenv(op_ws_opts[i].env);
+        if (op_ws_opts[i].env) unsetenv(op_ws_opts[i].env);
 }
 
 static void write_file(const char *path, const char *text)
@@ -56,8 +56,7 @@ static int validate_with(char *err, size_t errlen, const char *a1, const char *a
 {
     struct op_ws_conf c;
     int rc = load(&c, err, errlen, (char *)a1, (char *)a2, (char *)NULL);
-    if (rc == 0)
-        rc = op_ws_conf_validate(&c, err, errlen);
+    if (rc == 0) rc = op_ws_conf_validate(&c, err, errlen);
     op_ws_conf_free(&c);
     return rc;
 }
@@ -66,8 +65,7 @@ int main(void)
 {
     char err[1024];
     struct op_ws_conf c;
-    if (!mkdtemp(dir))
-        return 2;
+    if (!mkdtemp(dir)) return 2;
     char cert[256], key[256], yaml[256], envf[256], out[256];
     snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
     snprintf(key, sizeof(key), "%s/key.pem", dir);
@@ -130,9 +128,10 @@ int main(void)
 
     printf("precedence: flag > env-file > env > YAML > default\n");
     clear_env();
-    write_file(yaml, "networking:\n  http:\n    httpAddress: 127.0.0.1:1111\n  tls:\n    certFiles: [a.pem, b.pem]\n"
-                     "introspection:\n  prometheus:\n    address: 127.0.0.1:2222\n    enable: true\n"
-                     "externalWorkspaceProxy:\n  primaryAccessURL: http://yaml.example\n");
+    write_file(
+        yaml, "networking:\n  http:\n    httpAddress: 127.0.0.1:1111\n  tls:\n    certFiles: [a.pem, b.pem]\n"
+              "introspection:\n  prometheus:\n    address: 127.0.0.1:2222\n    enable: true\n"
+              "externalWorkspaceProxy:\n  primaryAccessURL: http://yaml.example\n");
     CHECK(load(&c, err, sizeof(err), "--config", yaml, (char *)NULL) == 0, "yaml: %s", err);
     CHECK(strcmp(op_ws_str(&c, OP_WO_HTTP_ADDRESS), "127.0.0.1:1111") == 0, "yaml beats default");
     CHECK(strcmp(op_ws_str(&c, OP_WO_TLS_CERT_FILE), "a.pem,b.pem") == 0, "yaml list");
@@ -142,7 +141,8 @@ int main(void)
     setenv("CODER_CONFIG_PATH", yaml, 1);
     CHECK(load(&c, err, sizeof(err), (char *)NULL) == 0, "env: %s", err);
     CHECK(strcmp(op_ws_str(&c, OP_WO_HTTP_ADDRESS), "127.0.0.1:3333") == 0, "env beats yaml");
-    CHECK(strcmp(op_ws_str(&c, OP_WO_PRIMARY_ACCESS_URL), "http://yaml.example") == 0, "CODER_CONFIG_PATH read");
+    CHECK(strcmp(op_ws_str(&c, OP_WO_PRIMARY_ACCESS_URL), "http://yaml.example") == 0,
+          "CODER_CONFIG_PATH read");
     op_ws_conf_free(&c);
     write_file(envf, "# systemd EnvironmentFile\nCODER_HTTP_ADDRESS=\"127.0.0.1:4444\"\nOTHER_VAR=1\n"
                      "CODER_PROMETHEUS_ADDRESS=127.0.0.1:5555\n");
@@ -151,8 +151,8 @@ int main(void)
     CHECK(strcmp(op_ws_str(&c, OP_WO_HTTP_ADDRESS), "127.0.0.1:4444") == 0, "env-file beats env");
     CHECK(strcmp(op_ws_str(&c, OP_WO_PROMETHEUS_ADDRESS), "127.0.0.1:5555") == 0, "env-file beats yaml");
     op_ws_conf_free(&c);
-    CHECK(load(&c, err, sizeof(err), "--http-address=127.0.0.1:6666", "--tls-cert-file", "x.pem", "--tls-cert-file",
-               "y.pem", (char *)NULL) == 0,
+    CHECK(load(&c, err, sizeof(err), "--http-address=127.0.0.1:6666", "--tls-cert-file", "x.pem",
+               "--tls-cert-file", "y.pem", (char *)NULL) == 0,
           "flags: %s", err);
     CHECK(strcmp(op_ws_str(&c, OP_WO_HTTP_ADDRESS), "127.0.0.1:6666") == 0, "flag beats all");
     CHECK(strcmp(op_ws_str(&c, OP_WO_TLS_CERT_FILE), "x.pem,y.pem") == 0, "repeated flag appends");
@@ -166,14 +166,16 @@ int main(void)
     printf("YAML errors name the key\n");
     clear_env();
     write_file(yaml, "networking:\n  nosuchKey: 1\n");
-    CHECK(load(&c, err, sizeof(err), "--config", yaml, (char *)NULL) == EX_CONFIG && strstr(err, "networking.nosuchKey"),
+    CHECK(load(&c, err, sizeof(err), "--config", yaml, (char *)NULL) == EX_CONFIG &&
+              strstr(err, "networking.nosuchKey"),
           "unknown key: %s", err);
     op_ws_conf_free(&c);
     write_file(yaml, "networking: [\n");
     CHECK(load(&c, err, sizeof(err), "--config", yaml, (char *)NULL) == EX_CONFIG && strstr(err, "YAML"),
           "syntax: %s", err);
     op_ws_conf_free(&c);
-    CHECK(load(&c, err, sizeof(err), "--nope", (char *)NULL) == EX_USAGE && strstr(err, "--nope"), "unknown flag");
+    CHECK(load(&c, err, sizeof(err), "--nope", (char *)NULL) == EX_USAGE && strstr(err, "--nope"),
+          "unknown flag");
     op_ws_conf_free(&c);
 
     printf("validation: each kind of bad value is caught and named\n");
@@ -234,8 +236,7 @@ int main(void)
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        printf("note: could not remove %s\n", dir);
+    if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
     printf("%s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
     return failures ? 1 : 0;
 }
