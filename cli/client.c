@@ -272,21 +272,23 @@ bool op_stdin_is_tty(void)
 int op_prompt(const char *question, const char *dflt, bool secret, char *out, size_t outlen)
 {
     if (!op_stdin_is_tty()) return -ENOTTY;
-    if (dflt && *dflt)
-        fprintf(stderr, "> %s (%s) ", question, dflt);
-    else
-        fprintf(stderr, "> %s ", question);
-    fflush(stderr);
+    /* Echo goes off before the question is shown, and without flushing: an answer typed (or sent)
+     * as soon as the question appears must never be discarded. */
     struct termios old, raw;
     bool restore = false;
     if (secret && tcgetattr(STDIN_FILENO, &old) == 0) {
         raw = old;
         raw.c_lflag &= ~(tcflag_t)ECHO;
-        restore = tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0;
+        restore = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
     }
+    if (dflt && *dflt)
+        fprintf(stderr, "> %s (%s) ", question, dflt);
+    else
+        fprintf(stderr, "> %s ", question);
+    fflush(stderr);
     char *got = fgets(out, (int)outlen, stdin);
     if (restore) {
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        tcsetattr(STDIN_FILENO, TCSANOW, &old);
         fputc('\n', stderr);
     }
     if (!got) return -EIO;

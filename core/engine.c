@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -320,6 +321,26 @@ const struct op_timeouts *op_worker_timeouts(const struct op_worker *w)
 struct op_worker_stats *op_worker_stats(struct op_worker *w)
 {
     return &w->stats;
+}
+
+const uint64_t op_req_dur_bounds_us[OP_REQ_DUR_BUCKETS - 1] = {
+    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+
+void op_worker_observe_request(struct op_worker *w, uint64_t us)
+{
+    size_t i = 0;
+    while (i < OP_REQ_DUR_BUCKETS - 1 && us > op_req_dur_bounds_us[i])
+        i++;
+    STAT_ADD(w, req_dur[i], 1);
+    STAT_ADD(w, req_dur_sum_us, us);
+    STAT_ADD(w, req_dur_count, 1);
+}
+
+uint64_t op_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 uint64_t op_worker_now(const struct op_worker *w)
 {

@@ -173,11 +173,18 @@ struct op_engine_conf {
     uint32_t max_pipes;     /* per worker (0 = 256) */
 };
 
+#define OP_REQ_DUR_BUCKETS 15 /* 14 bounds + Inf */
+extern const uint64_t op_req_dur_bounds_us[OP_REQ_DUR_BUCKETS - 1];
+
 /* Statistics: one block per worker, written only by its worker (relaxed atomics), summed by readers. */
 struct op_worker_stats {
     _Atomic uint64_t accepted, active, closed, bytes_in, bytes_out, up_bytes_in, up_bytes_out;
     _Atomic uint64_t tls_handshakes, tls_failures, upstream_connect_errors, requests, responses_5xx,
         responses_4xx, rejected_full, enobufs, timeouts;
+    /* Request durations (head parsed -> response complete), Prometheus-style cumulative-free buckets:
+     * req_dur[i] counts requests with duration <= op_req_dur_bounds_us[i] and > the previous bound;
+     * the last bucket is +Inf. */
+    _Atomic uint64_t req_dur[OP_REQ_DUR_BUCKETS], req_dur_sum_us, req_dur_count;
 } __attribute__((aligned(64)));
 
 struct op_conn {
@@ -247,6 +254,10 @@ struct op_engine *op_worker_engine(const struct op_worker *w);
 bool op_worker_draining(const struct op_worker *w);
 const struct op_timeouts *op_worker_timeouts(const struct op_worker *w);
 struct op_worker_stats *op_worker_stats(struct op_worker *w);
+/* Records one request duration in microseconds in the worker's histogram (worker thread only). */
+void op_worker_observe_request(struct op_worker *w, uint64_t us);
+/* Monotonic microseconds, for request timing. */
+uint64_t op_now_us(void);
 
 /* ---- connection API for transports and protocols (worker thread only) ---- */
 

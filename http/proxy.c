@@ -39,6 +39,7 @@ struct http_state {
     const struct sockaddr *up_addr;
     socklen_t up_addrlen;
     struct op_app_job *job;
+    uint64_t req_start_us; /* head parsed; 0 when no request is being timed */
 };
 
 /* Parsed heads are large (100 header spans): one per worker thread, used only inside a callback. */
@@ -62,6 +63,7 @@ void op_http_conf_init(struct op_http_conf *conf)
 }
 
 static void process_head(struct op_conn *c);
+static void observe_request(struct op_conn *c);
 
 /* ---- buffers ---------------------------------------------------------------------------------- */
 
@@ -124,14 +126,26 @@ static void fail(struct op_conn *c, int status, const char *why)
         write_simple(c, status, "text/plain; charset=utf-8", body, (size_t)bl, true, NULL);
     }
     st->phase = HP_DONE;
+    observe_request(c);
     op_conn_finish(c);
 }
 
 /* ---- after a response ----------------------------------------------------------------------------- */
 
+/* The request's response is complete (or an error answered it): count its duration once. */
+static void observe_request(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    if (st->req_start_us) {
+        op_worker_observe_request(c->w, op_now_us() - st->req_start_us);
+        st->req_start_us = 0;
+    }
+}
+
 static void next_request(struct op_conn *c)
 {
     struct http_state *st = hs(c);
+    observe_request(c);
     bool keep = st->client_keep && !st->client_eof && !(c->flags & OP_CF_DRAIN_CLOSE) && st->req_done;
     if (!keep) {
         st->phase = HP_DONE;
@@ -363,6 +377,7 @@ static void process_head(struct op_conn *c)
         return;
     }
     atomic_fetch_add_explicit(&op_worker_stats(c->w)->requests, 1, memory_order_relaxed);
+    st->req_start_us = op_now_us();
     op_conn_set_state(c, OP_CS_ROUTE);
     st->client_minor = (uint8_t)req->version_minor;
     st->client_keep = req->keep_alive;

@@ -511,7 +511,7 @@ static void metrics_handler(void *ctx, const struct op_app_request *req, struct 
     struct ws *w = ctx;
     (void)req;
     uint64_t acc = 0, act = 0, bin = 0, bout = 0, upin = 0, upout = 0, hs = 0, hsf = 0, uce = 0, rq = 0,
-             r5 = 0, r4 = 0, tmo = 0;
+             r5 = 0, r4 = 0, tmo = 0, dur[OP_REQ_DUR_BUCKETS] = {0}, dur_sum = 0, dur_count = 0;
     for (int i = 0; i < op_engine_nworkers(w->e); i++) {
         const struct op_worker_stats *s = op_engine_stats(w->e, i);
         acc += atomic_load_explicit(&s->accepted, memory_order_relaxed);
@@ -527,6 +527,10 @@ static void metrics_handler(void *ctx, const struct op_app_request *req, struct 
         r5 += atomic_load_explicit(&s->responses_5xx, memory_order_relaxed);
         r4 += atomic_load_explicit(&s->responses_4xx, memory_order_relaxed);
         tmo += atomic_load_explicit(&s->timeouts, memory_order_relaxed);
+        for (int k = 0; k < OP_REQ_DUR_BUCKETS; k++)
+            dur[k] += atomic_load_explicit(&s->req_dur[k], memory_order_relaxed);
+        dur_sum += atomic_load_explicit(&s->req_dur_sum_us, memory_order_relaxed);
+        dur_count += atomic_load_explicit(&s->req_dur_count, memory_order_relaxed);
     }
     struct mbuf b = {0};
     metric(&b, "outpost_wsproxy_connections_accepted_total", "counter", "Client connections accepted.", acc);
@@ -543,6 +547,20 @@ static void metrics_handler(void *ctx, const struct op_app_request *req, struct 
     metric(&b, "outpost_wsproxy_http_responses_5xx_total", "counter", "5xx responses written.", r5);
     metric(&b, "outpost_wsproxy_http_responses_4xx_total", "counter", "4xx responses written.", r4);
     metric(&b, "outpost_wsproxy_timeouts_total", "counter", "Connections closed by a timeout.", tmo);
+    mprintf(&b, "# HELP outpost_wsproxy_http_request_duration_seconds Time from a parsed request head to its "
+                "complete response.\n# TYPE outpost_wsproxy_http_request_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int k = 0; k < OP_REQ_DUR_BUCKETS; k++) {
+        cum += dur[k];
+        if (k < OP_REQ_DUR_BUCKETS - 1)
+            mprintf(&b, "outpost_wsproxy_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                    (double)op_req_dur_bounds_us[k] / 1e6, (unsigned long long)cum);
+        else
+            mprintf(&b, "outpost_wsproxy_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                    (unsigned long long)cum);
+    }
+    mprintf(&b, "outpost_wsproxy_http_request_duration_seconds_sum %.6f\n", (double)dur_sum / 1e6);
+    mprintf(&b, "outpost_wsproxy_http_request_duration_seconds_count %llu\n", (unsigned long long)dur_count);
     metric(&b, "outpost_wsproxy_registered", "gauge",
            "1 when the last registration with the primary succeeded.", w->registered);
     metric(&b, "outpost_wsproxy_registration_consecutive_failures", "gauge",

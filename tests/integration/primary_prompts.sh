@@ -53,15 +53,34 @@ for i in range(0, len(pairs), 2):
     expect(pairs[i])
     os.write(fd, pairs[i + 1].encode() + b"\n")
 rest = b""
-while True:
-    try:
-        chunk = os.read(fd, 4096)
-    except OSError:
+status = None
+end = time.time() + 20  # bounded: a child still waiting for input must not hang the test
+while time.time() < end:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            chunk = b""
+        if chunk:
+            rest += chunk
+            continue
+        break  # the child closed the pty (it exited)
+    wpid, st = os.waitpid(pid, os.WNOHANG)
+    if wpid:
+        status = st
         break
-    if not chunk:
-        break
-    rest += chunk
-_, status = os.waitpid(pid, 0)
+if status is None:
+    wpid, st = os.waitpid(pid, os.WNOHANG)
+    if wpid:
+        status = st
+    elif time.time() >= end:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        sys.stdout.write((buf + rest).decode(errors="replace"))
+        sys.exit("child still running after its answers (waiting for input?)")
+    else:
+        status = os.waitpid(pid, 0)[1]
 sys.stdout.write((buf + rest).decode(errors="replace"))
 sys.exit(os.waitstatus_to_exitcode(status))
 PY

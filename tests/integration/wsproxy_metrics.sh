@@ -34,6 +34,7 @@ acc0=$(val outpost_wsproxy_connections_accepted_total)
 hs0=$(val outpost_wsproxy_tls_handshakes_total)
 hsf0=$(val outpost_wsproxy_tls_handshake_failures_total)
 in0=$(val outpost_wsproxy_client_bytes_received_total)
+dc0=$(val outpost_wsproxy_http_request_duration_seconds_count)
 
 # Traffic: 20 plain /healthz (separate connections), 5 dashboard pages, 6 TLS /healthz, 1 failed handshake.
 for i in $(seq 1 20); do curl -sf http://127.0.0.1:$H/healthz >/dev/null || fail "healthz $i"; done
@@ -62,6 +63,13 @@ in=$(val outpost_wsproxy_client_bytes_received_total)
 [ "$(val 'outpost_wsproxy_build_info{version="v'"$("$OUTPOST" version | awk '{print $2}')"'+outpost"}')" = 1 ] || fail "build_info"
 [ "$(val process_open_fds)" -gt 5 ] && [ "$(val process_resident_memory_bytes)" -gt 1000000 ] || fail "process metrics"
 [ "$(val outpost_wsproxy_config_last_reload_successful)" = 1 ] || fail "last reload gauge"
+# Request-duration histogram: every request above was timed; buckets are cumulative and end at +Inf = count.
+dc=$(val outpost_wsproxy_http_request_duration_seconds_count)
+[ $((dc - dc0)) -ge 31 ] || fail "request-duration count grew by $((dc - dc0)), want >= 31"
+grep '^outpost_wsproxy_http_request_duration_seconds_bucket' "$T/m" | awk -v count="$dc" '
+    { if ($2 < prev) { print "bucket not cumulative: " $0; exit 1 } prev = $2; last = $0; lastv = $2 }
+    END { if (last !~ /le="\+Inf"/ || lastv != count) { print "+Inf bucket " lastv " != count " count; exit 1 } }' ||
+    fail "request-duration histogram"
 ok "metrics after traffic: per-route request counts exact, accepted, TLS handshakes and failures, bytes, registration"
 # Every sample line is "name{labels} value" or "name value" with a preceding TYPE for its family.
 awk '/^#/ { next } { if (NF != 2 || $2 !~ /^[0-9]+(\.[0-9]+)?$/) { print "bad line: " $0; exit 1 } }' "$T/m" || fail "format"
