@@ -46,6 +46,8 @@ with open(sys.argv[2], "a", buffering=1) as f:
 ' "$T/notify.sock" "$T/notify.txt" &
 PIDS+=($!)
 for ((i = 0; i < 50; i++)); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+# No ASan quarantine for the proxy, so that its RSS reflects live memory (checked after the SIGHUP storm).
+ASAN_OPTIONS=${ASAN_OPTIONS:-}:quarantine_size_mb=0:thread_local_quarantine_size_kb=0 \
 CODER_PROXY_SESSION_TOKEN=$TOKEN NOTIFY_SOCKET=$T/notify.sock bg proxy "$OUTPOST" wsproxy server \
     --config "$T/proxy.yaml" --env-file "$T/proxy.env"
 PROXY_PID=$LAST_PID
@@ -97,7 +99,19 @@ for i in $(seq 1 5); do curl -sf --cacert "$T/certs2/ca.pem" https://localhost:$
 fds1=$(ls /proc/$PROXY_PID/fd | wc -l)
 [ $((fds1 - fds0)) -le 2 ] || fail "fds grew from $fds0 to $fds1 over 50 reloads"
 kill -0 $PROXY_PID || fail "proxy died during the storm"
-ok "SIGHUP storm: $(metric outpost_wsproxy_reloads_total) reloads, still serving, fds $fds0 -> $fds1"
+# Memory: after the first storm (warm-up), 150 more good reloads, each building a new TLS context and
+# retiring the old one, must not grow RSS by more than 2 MiB (a leaked context is ~100 KiB each).
+rss() { awk '/^VmRSS/ {print $2}' /proc/$PROXY_PID/status; }
+r0=$(metric outpost_wsproxy_reloads_total)
+rss0=$(rss)
+for i in $(seq 1 ${STORM:-150}); do kill -HUP $PROXY_PID; sleep 0.03; done
+for ((i = 0; i < 100; i++)); do [ "$(metric outpost_wsproxy_reloads_total)" -ge $((r0 + 20)) ] 2>/dev/null && break; sleep 0.1; done
+sleep 0.5
+curl -sf --cacert "$T/certs2/ca.pem" https://localhost:$S/healthz >/dev/null || fail "serving after the second storm"
+rss1=$(rss)
+r1=$(metric outpost_wsproxy_reloads_total)
+[ $((rss1 - rss0)) -le 2048 ] || fail "RSS grew from ${rss0} KiB to ${rss1} KiB over $((r1 - r0)) reloads"
+ok "SIGHUP storm: $r1 reloads, still serving, fds $fds0 -> $fds1, RSS ${rss0} -> ${rss1} KiB over the last $((r1 - r0))"
 
 # Under load: 100 reloads while wrk opens a new TLS connection per request; nothing may fail.
 if command -v wrk >/dev/null; then
