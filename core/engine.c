@@ -1479,25 +1479,14 @@ static void retire_ack(struct op_worker *w, struct op_msg *m)
     }
 }
 
-int op_engine_set_xprt_ctx(struct op_engine *e, int li, void *ctx, void (*release)(void *old))
+/* Allocated before anything is swapped, so a failed allocation leaves everything as it was. */
+static struct retire *retire_new(struct op_engine *e)
 {
-    if (li < 0 || li >= e->conf.nlisteners) return -EINVAL;
-    struct retire *r = calloc(1, sizeof(*r) + sizeof(struct op_msg) * (size_t)e->nworkers);
-    if (!r) return -ENOMEM;
-    r->old = atomic_exchange_explicit(&e->conf.listeners[li].xprt_ctx, ctx, memory_order_acq_rel);
-    r->release = release;
-    atomic_store(&r->remaining, e->nworkers);
-    for (int i = 0; i < e->nworkers; i++) {
-        r->msgs[i].fn = retire_ack;
-        op_engine_post(e, i, &r->msgs[i]);
-    }
-    return 0;
+    return calloc(1, sizeof(struct retire) + sizeof(struct op_msg) * (size_t)e->nworkers);
 }
 
-int op_engine_retire(struct op_engine *e, void *old, void (*release)(void *old))
+static void retire_post(struct op_engine *e, struct retire *r, void *old, void (*release)(void *old))
 {
-    struct retire *r = calloc(1, sizeof(*r) + sizeof(struct op_msg) * (size_t)e->nworkers);
-    if (!r) return -ENOMEM;
     r->old = old;
     r->release = release;
     atomic_store(&r->remaining, e->nworkers);
@@ -1505,6 +1494,23 @@ int op_engine_retire(struct op_engine *e, void *old, void (*release)(void *old))
         r->msgs[i].fn = retire_ack;
         op_engine_post(e, i, &r->msgs[i]);
     }
+}
+
+int op_engine_set_xprt_ctx(struct op_engine *e, int li, void *ctx, void (*release)(void *old))
+{
+    if (li < 0 || li >= e->conf.nlisteners) return -EINVAL;
+    struct retire *r = retire_new(e);
+    if (!r) return -ENOMEM;
+    retire_post(e, r, atomic_exchange_explicit(&e->conf.listeners[li].xprt_ctx, ctx, memory_order_acq_rel),
+                release);
+    return 0;
+}
+
+int op_engine_retire(struct op_engine *e, void *old, void (*release)(void *old))
+{
+    struct retire *r = retire_new(e);
+    if (!r) return -ENOMEM;
+    retire_post(e, r, old, release);
     return 0;
 }
 
