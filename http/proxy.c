@@ -482,12 +482,28 @@ static int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
 
 /* ---- response side ------------------------------------------------------------------------------ */
 
-static void forward_resp_body(struct op_conn *c, const uint8_t *p, size_t n)
+/* Feeds response-body bytes to the client. `prefix` bytes of response head may be waiting in tl_out:
+ * for a TLS client, head and body then go out in one write, so a small response is one record. */
+static void forward_resp_body(struct op_conn *c, const uint8_t *p, size_t n, size_t prefix)
 {
     struct http_state *st = hs(c);
     size_t used;
-    int r = relay_body(c, &st->resp_body, OP_CLI, p, n, &used);
-    if (r == RELAY_CLOSED) return;
+    int r;
+    if (prefix && op_conn_is_tls(c) && prefix + n <= sizeof(tl_out)) {
+        r = op_h1_body_feed(&st->resp_body, (const char *)p, n, &used);
+        memcpy(tl_out + prefix, p, used);
+        if (op_conn_send(c, OP_CLI, (const uint8_t *)tl_out, prefix + used) < 0) {
+            op_conn_close(c, "client queue full");
+            return;
+        }
+    } else {
+        if (prefix && op_conn_send(c, OP_CLI, (const uint8_t *)tl_out, prefix) < 0) {
+            op_conn_close(c, "client queue full");
+            return;
+        }
+        r = relay_body(c, &st->resp_body, OP_CLI, p, n, &used);
+        if (r == RELAY_CLOSED) return;
+    }
     if (r == OP_H1_ERROR) {
         op_conn_close(c, "bad response body framing from upstream");
         return;
@@ -530,7 +546,7 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
     }
     op_conn_set_timeout(c, op_worker_timeouts(c->w)->idle_ms);
     if (st->resp_head_done) {
-        forward_resp_body(c, p, n);
+        forward_resp_body(c, p, n, 0);
         return 0;
     }
     const uint8_t *v = p, *t = NULL;
@@ -600,7 +616,8 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
         count_status(c, resp->status);
         ssize_t hn = op_h1_write_response_head(resp, st->client_minor, close, hconf(c)->resp_extra, tl_out,
                                                sizeof(tl_out));
-        if (hn < 0 || op_conn_send(c, OP_CLI, (const uint8_t *)tl_out, (size_t)hn) < 0) {
+        bool body_here = resp->framing != OP_H1_BODY_NONE && vn > head_len;
+        if (hn < 0 || (!body_here && op_conn_send(c, OP_CLI, (const uint8_t *)tl_out, (size_t)hn) < 0)) {
             fail(c, 502, "upstream response head too large");
             return 0;
         }
@@ -616,9 +633,9 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
          * head is detached first, since finishing the response may reuse rbuf. */
         uint8_t *rb = v == st->rbuf ? st->rbuf : NULL;
         if (rb) st->rbuf = NULL, st->rlen = 0;
-        if (vn > head_len) forward_resp_body(c, v + head_len, vn - head_len);
+        if (body_here) forward_resp_body(c, v + head_len, vn - head_len, (size_t)hn); /* head goes with it */
         if (tn && st->resp_head_done && !st->resp_done && c->state != OP_CS_CLOSING)
-            forward_resp_body(c, t, tn);
+            forward_resp_body(c, t, tn, 0);
         else if (tn)
             st->up_keep = false;
         op_conn_buf_put(c, rb);
