@@ -406,6 +406,19 @@ static bool valid_ref(const char *ref)
     return true;
 }
 
+/* The <name|id> argument of edit/delete/regenerate-token: checked, then the session is loaded and the
+ * proxy fetched. Returns 0 with *proxy set, or an exit code (the cause already printed). */
+static int resolve_proxy(struct op_client *c, const char *cmd, const char *ref, cJSON **proxy)
+{
+    if (!valid_ref(ref)) {
+        fprintf(stderr, "outpost wsproxy %s: workspace proxy \"%s\" not found\n", cmd, ref);
+        return EX_DATAERR;
+    }
+    int rc = load_client(c);
+    if (rc) return rc;
+    return fetch_proxy(c, cmd, ref, proxy);
+}
+
 /* Output of create / regenerate-token: the UpdateWorkspaceProxyResponse. */
 static int print_token_result(const struct op_client *c, const cJSON *resp, const char *verb, bool only_token,
                               const struct out_opts *o)
@@ -693,14 +706,9 @@ static int cmd_edit(int argc, char **argv)
                 "http(s) URL\n");
         return EX_USAGE;
     }
-    if (!valid_ref(ref)) {
-        fprintf(stderr, "outpost wsproxy edit: workspace proxy \"%s\" not found\n", ref);
-        return EX_DATAERR;
-    }
-    int rc = load_client(&c);
-    if (rc) return rc;
     cJSON *cur = NULL;
-    if ((rc = fetch_proxy(&c, "edit", ref, &cur)) != 0) return rc;
+    int rc = resolve_proxy(&c, "edit", ref, &cur);
+    if (rc) return rc;
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "id", jstr(cur, "id"));
     cJSON_AddStringToObject(b, "name", name ? name : jstr(cur, "name"));
@@ -766,14 +774,9 @@ static int cmd_delete(int argc, char **argv)
         return EX_USAGE;
     }
     const char *ref = argv[optind];
-    if (!valid_ref(ref)) {
-        fprintf(stderr, "outpost wsproxy delete: workspace proxy \"%s\" not found\n", ref);
-        return EX_DATAERR;
-    }
-    int rc = load_client(&c);
-    if (rc) return rc;
     cJSON *cur = NULL;
-    if ((rc = fetch_proxy(&c, "delete", ref, &cur)) != 0) return rc;
+    int rc = resolve_proxy(&c, "delete", ref, &cur);
+    if (rc) return rc;
     if (!yes) {
         char q[300], ans[16];
         snprintf(q, sizeof(q), "Delete this workspace proxy: %s? (yes/no)", jstr(cur, "display_name"));
@@ -846,14 +849,9 @@ static int cmd_regen(int argc, char **argv)
         return EX_USAGE;
     }
     const char *ref = argv[optind];
-    if (!valid_ref(ref)) {
-        fprintf(stderr, "outpost wsproxy regenerate-token: workspace proxy \"%s\" not found\n", ref);
-        return EX_DATAERR;
-    }
-    int rc = load_client(&c);
-    if (rc) return rc;
     cJSON *cur = NULL;
-    if ((rc = fetch_proxy(&c, "regenerate-token", ref, &cur)) != 0) return rc;
+    int rc = resolve_proxy(&c, "regenerate-token", ref, &cur);
+    if (rc) return rc;
     char path[600];
     snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", jstr(cur, "id"));
     cJSON *b = cJSON_CreateObject();
