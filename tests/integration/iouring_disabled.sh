@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# With io_uring disabled by the kernel (sysctl kernel.io_uring_disabled=2, what a locked-down host or
+# container does), the relay refuses to start with an error that names the cause. Needs root; the
+# setting is restored at once (and by the trap on any exit).
+. "$(dirname "$0")/../lib/common.sh"
+F=/proc/sys/kernel/io_uring_disabled
+[ -w "$F" ] || { echo "cannot write $F (not root, or no such sysctl)"; exit 77; }
+old=$(cat "$F")
+restore() { echo "$old" >"$F"; }
+trap 'restore; cleanup' EXIT
+trap 'restore; exit 1' INT TERM
+P=$(free_port)
+echo 2 >"$F" || { echo "cannot set $F"; exit 77; }
+"$OUTPOST" relay --listen 127.0.0.1:$P --upstream 127.0.0.1:1 >"$T/out.log" 2>&1
+rc=$?
+restore
+[ $rc -ne 0 ] || fail "relay started although io_uring is disabled"
+grep -q 'io_uring setup failed: Operation not permitted (io_uring is blocked' "$T/out.log" ||
+    fail "message does not name the cause: $(cat "$T/out.log")"
+ok "io_uring disabled: refused to start (exit $rc): $(grep -o 'io_uring setup failed.*' "$T/out.log" | head -1)"
+# And everything works again once it is allowed.
+bg relay "$OUTPOST" relay --listen 127.0.0.1:$P --upstream 127.0.0.1:1
+wait_port $P
+ok "io_uring re-enabled: the relay starts"
