@@ -42,6 +42,9 @@
 #define LOW_WATERMARK  (48u * 1024u) /* a side stopped by backpressure resumes below this */
 #define SEG_RESERVE    3 /* a side is read only while the other queue has this many free segments */
 #define SPLICE_LEN     (64u * 1024u)
+/* TCP_NOTSENT_LOWAT on both legs bounds what sits unsent in the kernel. 128 KiB cost 12-18% of
+ * one-stream bulk throughput on loopback (more wake-ups); 1 MiB measured at par with no lowat. */
+#define NOTSENT_LOWAT  (1024 * 1024)
 #define FORWARD_ZC_MIN (16u * 1024u) /* op_conn_forward: smaller spans are copied */
 #define BGID           0
 
@@ -524,7 +527,7 @@ int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len)
     if (fd < 0) return -errno;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    int lowat = 128 * 1024;
+    int lowat = NOTSENT_LOWAT;
     setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     up->fd = fd;
     up->flags = OP_SF_CONNECTING;
@@ -1020,7 +1023,7 @@ static void accept_conn(struct op_worker *w, int li, int fd)
 
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    int lowat = 128 * 1024;
+    int lowat = NOTSENT_LOWAT;
     setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 
     if (lc->xprt) {
