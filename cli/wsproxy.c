@@ -369,6 +369,20 @@ struct out_opts {
     const char *columns;
 };
 
+/* -o/--output and -c/--column, shared by create, ls, edit and regenerate-token. Returns 1 when opt was
+ * one of them, 0 when it was not, -1 (message printed) for an unknown format. */
+static int out_opt(struct out_opts *o, int opt, const char *arg, const char *cmd, const char *formats)
+{
+    if (opt == 'c') {
+        o->columns = arg;
+        return 1;
+    }
+    if (opt != 'o') return 0;
+    if (op_out_parse(arg, &o->fmt) == 0) return 1;
+    fprintf(stderr, "outpost wsproxy %s: --output must be %s\n", cmd, formats);
+    return -1;
+}
+
 static int load_client(struct op_client *c)
 {
     return op_client_load(c, true, true);
@@ -482,6 +496,9 @@ static int cmd_create(int argc, char **argv)
     argv[0] = (char *)"outpost wsproxy create"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg)) continue;
+        int oo = out_opt(&o, opt, optarg, "create", "text, json or table");
+        if (oo < 0) return EX_USAGE;
+        if (oo) continue;
         switch (opt) {
         case W_NAME:
             name = optarg;
@@ -497,15 +514,6 @@ static int cmd_create(int argc, char **argv)
             break;
         case W_ONLY_TOKEN:
             only_token = true;
-            break;
-        case 'o':
-            if (op_out_parse(optarg, &o.fmt)) {
-                fprintf(stderr, "outpost wsproxy create: --output must be text, json or table\n");
-                return EX_USAGE;
-            }
-            break;
-        case 'c':
-            o.columns = optarg;
             break;
         case 'h':
             fputs(create_help, stdout);
@@ -572,16 +580,10 @@ static int cmd_ls(int argc, char **argv)
     argv[0] = (char *)"outpost wsproxy ls"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg)) continue;
+        int oo = out_opt(&o, opt, optarg, "ls", "table, json or text");
+        if (oo < 0) return EX_USAGE;
+        if (oo) continue;
         switch (opt) {
-        case 'o':
-            if (op_out_parse(optarg, &o.fmt)) {
-                fprintf(stderr, "outpost wsproxy ls: --output must be table, json or text\n");
-                return EX_USAGE;
-            }
-            break;
-        case 'c':
-            o.columns = optarg;
-            break;
         case 'h':
             fputs(ls_help, stdout);
             return 0;
@@ -664,6 +666,9 @@ static int cmd_edit(int argc, char **argv)
     argv[0] = (char *)"outpost wsproxy edit"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg)) continue;
+        int oo = out_opt(&o, opt, optarg, "edit", "text, json or table");
+        if (oo < 0) return EX_USAGE;
+        if (oo) continue;
         switch (opt) {
         case W_NAME:
             name = optarg;
@@ -673,15 +678,6 @@ static int cmd_edit(int argc, char **argv)
             break;
         case W_ICON:
             icon = optarg;
-            break;
-        case 'o':
-            if (op_out_parse(optarg, &o.fmt)) {
-                fprintf(stderr, "outpost wsproxy edit: --output must be text, json or table\n");
-                return EX_USAGE;
-            }
-            break;
-        case 'c':
-            o.columns = optarg;
             break;
         case 'h':
             fputs(edit_help, stdout);
@@ -823,18 +819,12 @@ static int cmd_regen(int argc, char **argv)
     argv[0] = (char *)"outpost wsproxy regenerate-token"; /* getopt's own messages name the command */
     while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg)) continue;
+        int oo = out_opt(&o, opt, optarg, "regenerate-token", "text, json or table");
+        if (oo < 0) return EX_USAGE;
+        if (oo) continue;
         switch (opt) {
         case W_ONLY_TOKEN:
             only_token = true;
-            break;
-        case 'o':
-            if (op_out_parse(optarg, &o.fmt)) {
-                fprintf(stderr, "outpost wsproxy regenerate-token: --output must be text, json or table\n");
-                return EX_USAGE;
-            }
-            break;
-        case 'c':
-            o.columns = optarg;
             break;
         case 'h':
             fputs(regen_help, stdout);
