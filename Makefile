@@ -2,15 +2,18 @@
 #   make              build build/rel/outpost (optimised)
 #   make test         build with ASan+UBSan and run every test (unit, fuzz replay, integration)
 #   make bench        benchmark harness (Outpost vs nginx vs HAProxy); make bench-quick for < 3 min
-#   make fuzz         build libFuzzer targets with clang (build/fuzz/)
+#   make fuzz         build libFuzzer targets with clang ($(BUILD_ROOT)/fuzz/)
+#   make unit | fuzz-replay | integration   one test layer;  make check-format   the clang-format check
+#   BUILD_ROOT=dir    put every build output under dir instead of build/
 #   V=1 verbose, DEBUG=1 unoptimised, SAN=address,undefined sanitizers (SAN= to disable in make test)
 .DEFAULT_GOAL := all
 .SUFFIXES:
 .SECONDARY:
 SHELL := /bin/bash
 
+BUILD_ROOT ?= build
 DEPS_PREFIX := $(shell scripts/deps.sh --print-prefix)
-DEPS_STAMP  := build/.deps-stamp
+DEPS_STAMP  := $(BUILD_ROOT)/.deps-stamp
 LLHTTP_SRC  := /usr/share/llhttp
 LLHTTP_INC  := /usr/share/include/llhttp
 
@@ -40,7 +43,6 @@ VARIANT := san
 else ifeq ($(DEBUG),1)
 VARIANT := debug
 endif
-BUILD_ROOT ?= build
 B := $(BUILD_ROOT)/$(VARIANT)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
@@ -52,7 +54,7 @@ LDFLAGS := $(SANFLAGS) -pthread
 LDLIBS  := $(DEPS_PREFIX)/lib/libwolfssl.a $(DEPS_PREFIX)/lib/liburing.a -lcurl -lcjson -lsqlite3 -lyaml -lm
 
 # Every module folder is globbed, so adding a .c file needs no Makefile edit.
-MODULES  := core tls http ctl primary agent cli web wsproxy
+MODULES  := core tls http ctl primary cli wsproxy
 LIB_SRCS := $(filter-out cli/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 LLHTTP_OBJS := $(B)/third_party/llhttp/api.o $(B)/third_party/llhttp/http.o $(B)/third_party/llhttp/llhttp.o
@@ -117,12 +119,21 @@ endif
 unit: $(UNIT_BINS)
 	$(Q)OUTPOST_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) tests/run.sh unit
 
+fuzz-replay: $(FUZZ_REPLAY)
+	$(Q)OUTPOST_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) tests/run.sh fuzz
+
+integration: $(BIN)
+	$(Q)OUTPOST_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) tests/run.sh integration
+
+check-format:
+	$(Q)bash tests/integration/format.sh
+
 FUZZ_CC := clang
 fuzz: | $(DEPS_STAMP)
-	$(Q)mkdir -p build/fuzz
+	$(Q)mkdir -p $(BUILD_ROOT)/fuzz
 	$(Q)for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
 	  echo "  FUZZ    $$n"; \
-	  $(FUZZ_CC) -std=c17 -O1 -g -fsanitize=fuzzer,address,undefined $(CPPFLAGS) -o build/fuzz/$$n $$f \
+	  $(FUZZ_CC) -std=c17 -O1 -g -fsanitize=fuzzer,address,undefined $(CPPFLAGS) -o $(BUILD_ROOT)/fuzz/$$n $$f \
 	    $(filter-out cli/main.c,$(LIB_SRCS)) $(LLHTTP_SRC)/api.c $(LLHTTP_SRC)/http.c $(LLHTTP_SRC)/llhttp.c \
 	    $(LDLIBS) || exit 1; done
 
@@ -138,7 +149,7 @@ format:
 clean:
 	rm -rf $(BUILD_ROOT)
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD_ROOT) -name '*.d' 2>/dev/null)
 
 # The benchmark harness keeps its own rules (load generator, configs) next to it.
 -include bench/bench.mk
