@@ -6,9 +6,16 @@
 F=/proc/sys/kernel/io_uring_disabled
 [ -w "$F" ] || { echo "cannot write $F (not root, or no such sysctl)"; exit 77; }
 old=$(cat "$F")
-restore() { echo "$old" >"$F"; }
+# restore keeps the exit status it was called with (cleanup reads $? to decide the test's result), and
+# fails the test when the host setting cannot be put back.
+restore() {
+    local rc=$?
+    [ "$(cat "$F")" = "$old" ] && return $rc
+    echo "$old" >"$F" || { echo "FAIL: could not restore $F to $old" >&2; return 1; }
+    return $rc
+}
 trap 'restore; cleanup' EXIT
-trap 'restore; exit 1' INT TERM
+trap 'exit 1' INT TERM HUP QUIT
 P=$(free_port)
 echo 2 >"$F" || { echo "cannot set $F"; exit 77; }
 "$OUTPOST" relay --listen 127.0.0.1:$P --upstream 127.0.0.1:1 >"$T/out.log" 2>&1

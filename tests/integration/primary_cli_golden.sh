@@ -3,20 +3,10 @@
 # each format (text, json, table, custom columns), including an unhealthy proxy whose errors AND warnings
 # are each printed once. Volatile values (ports, UUIDs, secrets, times) are normalised before comparing.
 # UPDATE_GOLDEN=1 rewrites tests/golden/*.golden from the current binary.
-set -u
-: "${OUTPOST_BIN:?}"
-root=${OUTPOST_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-G=$root/tests/golden
+. "$(dirname "$0")/../lib/common.sh"
+G=$ROOT/tests/golden
 command -v python3 >/dev/null || { echo "python3 missing"; exit 77; }
 command -v curl >/dev/null || { echo "curl missing"; exit 77; }
-T=$(mktemp -d /tmp/outpost-primary-golden.XXXXXX)
-SERVER_PID= PY_PID=
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    [ -n "$PY_PID" ] && kill "$PY_PID" 2>/dev/null && wait "$PY_PID" 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
 fails=0
 normalize() {
     sed -E -e 's/127\.0\.0\.1:[0-9]{5}/127.0.0.1:PORT/g' \
@@ -42,30 +32,27 @@ golden() { # name, then the command; stdout is compared
     fi
 }
 
-golden outpost_server_--help "$OUTPOST_BIN" server --help
-golden outpost_login_--help "$OUTPOST_BIN" login --help
-golden outpost_logout_--help "$OUTPOST_BIN" logout --help
-golden outpost_wsproxy_--help "$OUTPOST_BIN" wsproxy --help
+golden outpost_server_--help "$OUTPOST" server --help
+golden outpost_login_--help "$OUTPOST" login --help
+golden outpost_logout_--help "$OUTPOST" logout --help
+golden outpost_wsproxy_--help "$OUTPOST" wsproxy --help
 for sub in create ls edit delete regenerate-token; do
-    golden "outpost_wsproxy_${sub}_--help" "$OUTPOST_BIN" wsproxy "$sub" --help
+    golden "outpost_wsproxy_${sub}_--help" "$OUTPOST" wsproxy "$sub" --help
 done
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 export CODER_CONFIG_DIR=$T/cfg
 unset CODER_URL CODER_SESSION_TOKEN NO_COLOR
-"$OUTPOST_BIN" server --http-address "127.0.0.1:$PORT" --data-dir "$T/data" --proxy-health-interval 1s \
-    >"$T/server.log" 2>&1 &
-SERVER_PID=$!
+bg server "$OUTPOST" server --http-address "127.0.0.1:$PORT" --data-dir "$T/data" --proxy-health-interval 1s
 for _ in $(seq 1 100); do curl -fsS "$URL/api/v2/buildinfo" >/dev/null 2>&1 && break; sleep 0.1; done
-"$OUTPOST_BIN" login "$URL" --first-user-username admin --first-user-email admin@example.com \
+"$OUTPOST" login "$URL" --first-user-username admin --first-user-email admin@example.com \
     --first-user-password 'Golden-pass-1' >/dev/null || { echo "login failed"; cat "$T/server.log"; exit 1; }
 
-golden wsproxy_create_text "$OUTPOST_BIN" wsproxy create --name eu --display-name Europe --icon /emojis/1f1ea.png
-golden wsproxy_create_json "$OUTPOST_BIN" wsproxy create --name us --display-name "US East" -o json
-golden wsproxy_create_table "$OUTPOST_BIN" wsproxy create --name ap -o table
-golden wsproxy_create_table_columns "$OUTPOST_BIN" wsproxy create --name sa -o table -c "name,display name,proxy token"
+golden wsproxy_create_text "$OUTPOST" wsproxy create --name eu --display-name Europe --icon /emojis/1f1ea.png
+golden wsproxy_create_json "$OUTPOST" wsproxy create --name us --display-name "US East" -o json
+golden wsproxy_create_table "$OUTPOST" wsproxy create --name ap -o table
+golden wsproxy_create_table_columns "$OUTPOST" wsproxy create --name sa -o table -c "name,display name,proxy token"
 
 # A proxy that reports one error and one warning: both must show, each exactly once.
 PYPORT=$(free_port)
@@ -80,18 +67,18 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
 http.server.HTTPServer(("127.0.0.1", $PYPORT), H).serve_forever()
 PY
-python3 "$T/proxy.py" & PY_PID=$!
+bg fakeproxy python3 "$T/proxy.py"
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PYPORT/healthz-report" >/dev/null && break; sleep 0.1; done
-TOKEN=$("$OUTPOST_BIN" wsproxy create --name sick --only-token)
+TOKEN=$("$OUTPOST" wsproxy create --name sick --only-token)
 curl -s -o /dev/null -X POST "$URL/api/v2/workspaceproxies/me/register" -H "Coder-External-Proxy-Token: $TOKEN" \
     -d "{\"access_url\":\"http://127.0.0.1:$PYPORT\",\"derp_enabled\":true,\"replica_id\":\"$(python3 -c 'import uuid;print(uuid.uuid4())')\",\"hostname\":\"g\",\"version\":\"v0.0.9\"}"
-for _ in $(seq 1 50); do "$OUTPOST_BIN" wsproxy ls | grep -q unhealthy && break; sleep 0.1; done
+for _ in $(seq 1 50); do "$OUTPOST" wsproxy ls | grep -q unhealthy && break; sleep 0.1; done
 
-golden wsproxy_ls_table "$OUTPOST_BIN" wsproxy ls
-golden wsproxy_ls_text "$OUTPOST_BIN" wsproxy ls -o text
-golden wsproxy_ls_json "$OUTPOST_BIN" wsproxy ls -o json
-golden wsproxy_ls_columns "$OUTPOST_BIN" wsproxy ls -c "name,display name,icon url,healthy,proxy status,derp enabled,version"
-golden wsproxy_ls_bad_column "$OUTPOST_BIN" wsproxy ls -c "name,colour"
+golden wsproxy_ls_table "$OUTPOST" wsproxy ls
+golden wsproxy_ls_text "$OUTPOST" wsproxy ls -o text
+golden wsproxy_ls_json "$OUTPOST" wsproxy ls -o json
+golden wsproxy_ls_columns "$OUTPOST" wsproxy ls -c "name,display name,icon url,healthy,proxy status,derp enabled,version"
+golden wsproxy_ls_bad_column "$OUTPOST" wsproxy ls -c "name,colour"
 
 echo "$fails failures"
 [ $fails -eq 0 ]

@@ -40,7 +40,14 @@ dc0=$(val outpost_wsproxy_http_request_duration_seconds_count)
 for i in $(seq 1 20); do curl -sf http://127.0.0.1:$H/healthz >/dev/null || fail "healthz $i"; done
 for i in $(seq 1 5); do curl -s -o /dev/null http://127.0.0.1:$H/nowhere/$i; done
 for i in $(seq 1 6); do curl -sf --cacert "$T/certs/ca.pem" https://localhost:$S/healthz >/dev/null || fail "tls $i"; done
-printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' | timeout 5 nc -q 2 127.0.0.1 $S >/dev/null 2>&1 || true
+# Plain HTTP on the TLS port: the handshake must fail and the proxy must close the connection (EOF within 5 s).
+python3 - "$S" <<'PY' || fail "plain HTTP on the TLS port: the proxy did not close the connection"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+while s.recv(4096):
+    pass
+PY
 sleep 0.3
 
 scrape
