@@ -6,6 +6,10 @@
  * to the ring right away) and receives the ciphertext to send through the conn's out() callback, which
  * appends to the socket's send queue. This module is the only code that includes wolfSSL headers.
  *
+ * Files: ctx.c builds the server context (certificates, SNI names, ticket key), session.c runs the
+ * sessions, sni.c reads the ClientHello's server name without wolfSSL (sni.h), xprt.c plugs sessions
+ * into the engine as a transport (xprt.h); tls_int.h is what they share.
+ *
  * Threading: an op_tls_ctx is immutable after op_tls_ctx_new() and may be shared by all threads; its
  * refcount is atomic. An op_tls_conn belongs to one thread at a time. Never call op_tls_conn_input()
  * or op_tls_conn_free() from inside a plain() callback (the plaintext scratch buffer is per thread; return
@@ -19,7 +23,7 @@
  *
  * Security posture (fixed, not configurable): TLS 1.2 minimum, AEAD-only ciphers by default, groups
  * X25519/P-256/P-384, no renegotiation, no 0-RTT, no client certificates. The static wolfSSL must be built
- * without old TLS and without NULL ciphers (checked at compile time in tls.c).
+ * without old TLS and without NULL ciphers (checked at compile time in tls_int.h).
  */
 #ifndef OP_TLS_H
 #define OP_TLS_H
@@ -58,12 +62,6 @@ struct op_tls_config {
  * the ctx that inherited it, see op_tls_ctx_inherit_tickets()); otherwise the client gets a full
  * handshake. */
 #define OP_TLS_TICKET_LIFETIME_S 3600
-
-/* Reads the SNI host name from the first TLS record of a connection (a ClientHello), without wolfSSL.
- * Strict bounds checks; p need not be NUL-terminated. Returns 1 and the name in out (NUL-terminated,
- * as sent), 0 when the hello has no SNI, -EAGAIN when the record is not complete yet, -EMSGSIZE when
- * the ClientHello spans several records, -EINVAL when malformed or the name does not fit in outlen. */
-int op_tls_sni_from_hello(const uint8_t *p, size_t n, char *out, size_t outlen);
 
 /* Process-wide init (wolfSSL_Init); idempotent and thread-safe. op_tls_ctx_new() calls it itself.
  * Returns 0 or -EIO. */

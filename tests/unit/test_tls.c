@@ -5,6 +5,7 @@
  * op_tls_conn fed through op_tls_conn_input() in random-sized chunks (single bytes included) so that
  * records split at every possible position. Certificates come from tests/lib/certs.sh in a temp dir.
  */
+#include "tls/sni.h"
 #include "tls/tls.h"
 
 #include <errno.h>
