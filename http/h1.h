@@ -1,5 +1,7 @@
 /*
  * http/h1.h — the HTTP/1.1 message layer: pure functions over caller-owned buffers, no I/O, no allocation.
+ * One public header for three sources: h1_parse.c (heads; the one file that includes llhttp), h1_body.c
+ * (body framing), h1_write.c (head writers).
  *
  *   - op_h1_parse_request / op_h1_parse_response: parse a message head. A strict validation pass of our
  *     own (refuse, don't repair: obs-fold, bare LF, bare CR, whitespace before ':', CTLs, ambiguous

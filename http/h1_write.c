@@ -1,0 +1,248 @@
+/*
+ * http/h1_write.c — heads we send: the forwarded request and response heads (hop-by-hop and
+ * X-Forwarded-* handling), small complete responses, reason phrases.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "http/h1_internal.h"
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Writers                                                                                                */
+
+struct wbuf {
+    char *p;
+    size_t cap, len;
+    bool overflow;
+};
+
+static void w_put(struct wbuf *w, const char *s, size_t n)
+{
+    if (w->overflow || n > w->cap - w->len) {
+        w->overflow = true;
+        return;
+    }
+    if (n) memcpy(w->p + w->len, s, n);
+    w->len += n;
+}
+
+static void w_str(struct wbuf *w, const char *s)
+{
+    if (s) w_put(w, s, strlen(s));
+}
+
+static void w_span(struct wbuf *w, op_span_t s)
+{
+    w_put(w, s.p, s.len);
+}
+
+static void w_u64(struct wbuf *w, uint64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+    w_put(w, tmp, (size_t)n);
+}
+
+static void w_header(struct wbuf *w, op_span_t name, op_span_t value)
+{
+    w_span(w, name);
+    w_put(w, ": ", 2);
+    w_span(w, value);
+    w_put(w, "\r\n", 2);
+}
+
+static ssize_t w_result(const struct wbuf *w)
+{
+    return w->overflow ? -ENOSPC : (ssize_t)w->len;
+}
+
+enum hop_flags {
+    HOP_REQUEST = 1,     /* also drop client-supplied forwarding headers */
+    HOP_KEEP_UPGRADE = 2 /* keep the Upgrade header (101 response) */
+};
+
+/* True if the header must not be forwarded. */
+static bool is_hop_by_hop(op_span_t name, const struct op_h1_header *h, int n, int flags)
+{
+    static const char *const always[] = {"connection", "keep-alive",          "proxy-connection",  "te",
+                                         "trailer",    "proxy-authorization", "proxy-authenticate"};
+    static const char *const forwarding[] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                                             "x-real-ip", "forwarded"};
+    static const char *const protected[] = {"content-length", "transfer-encoding", "host"};
+    for (size_t i = 0; i < OP_ARRAY_LEN(always); i++)
+        if (span_ieq(name, always[i])) return true;
+    if (span_ieq(name, "upgrade")) return !(flags & HOP_KEEP_UPGRADE);
+    if (flags & HOP_REQUEST)
+        for (size_t i = 0; i < OP_ARRAY_LEN(forwarding); i++)
+            if (span_ieq(name, forwarding[i])) return true;
+    /* Headers nominated by Connection are hop-by-hop too, except the framing ones and Host: dropping
+     * those would change how the upstream delimits the body we forward unchanged. */
+    for (size_t i = 0; i < OP_ARRAY_LEN(protected); i++)
+        if (span_ieq(name, protected[i])) return false;
+    for (int i = 0; i < n; i++)
+        if (span_ieq(h[i].name, "connection") && list_has_span(h[i].value, name)) return true;
+    return false;
+}
+
+ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *client_ip, const char *proto,
+                                 const char *extra, char *out, size_t cap)
+{
+    struct wbuf w = {.p = out, .cap = cap};
+    w_span(&w, req->method);
+    w_put(&w, " ", 1);
+    w_span(&w, req->target);
+    w_str(&w, req->version_minor ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
+    for (int i = 0; i < req->nheaders; i++) {
+        const struct op_h1_header *h = &req->headers[i];
+        if (!is_hop_by_hop(h->name, req->headers, req->nheaders, HOP_REQUEST))
+            w_header(&w, h->name, h->value);
+    }
+    if (client_ip && *client_ip)
+        w_header(&w, op_span("X-Forwarded-For", 15), op_span(client_ip, strlen(client_ip)));
+    if (proto && *proto) w_header(&w, op_span("X-Forwarded-Proto", 17), op_span(proto, strlen(proto)));
+    if (req->host.len) w_header(&w, op_span("X-Forwarded-Host", 16), req->host);
+    if (req->upgrade) {
+        w_str(&w, "Connection: upgrade\r\n");
+        w_header(&w, op_span("Upgrade", 7), req->upgrade_proto);
+    }
+    w_str(&w, extra);
+    w_put(&w, "\r\n", 2);
+    return w_result(&w);
+}
+
+static void w_status_line(struct wbuf *w, int status, op_span_t fallback_reason)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof(tmp), "HTTP/1.1 %03d ", status);
+    w_put(w, tmp, (size_t)n);
+    const char *r = op_h1_reason(status);
+    if (*r)
+        w_str(w, r);
+    else
+        w_span(w, fallback_reason);
+    w_put(w, "\r\n", 2);
+}
+
+ssize_t op_h1_write_response_head(const struct op_h1_response *resp, int client_minor, bool close,
+                                  const char *extra, char *out, size_t cap)
+{
+    struct wbuf w = {.p = out, .cap = cap};
+    w_status_line(&w, resp->status, resp->reason);
+    int flags = resp->status == 101 ? HOP_KEEP_UPGRADE : 0;
+    for (int i = 0; i < resp->nheaders; i++) {
+        const struct op_h1_header *h = &resp->headers[i];
+        if (!is_hop_by_hop(h->name, resp->headers, resp->nheaders, flags)) w_header(&w, h->name, h->value);
+    }
+    if (resp->status == 101)
+        w_str(&w, "Connection: upgrade\r\n");
+    else if (close)
+        w_str(&w, "Connection: close\r\n");
+    else if (client_minor == 0)
+        w_str(&w, "Connection: keep-alive\r\n");
+    w_str(&w, extra);
+    w_put(&w, "\r\n", 2);
+    return w_result(&w);
+}
+
+ssize_t op_h1_write_simple_response(int status, const char *ctype, const char *body, size_t body_len,
+                                    bool close, const char *extra, char *out, size_t cap)
+{
+    struct wbuf w = {.p = out, .cap = cap};
+    bool bodyless = (status >= 100 && status < 200) || status == 204;
+    w_status_line(&w, status, op_span("", 0));
+    if (ctype && !bodyless) {
+        w_str(&w, "Content-Type: ");
+        w_str(&w, ctype);
+        w_put(&w, "\r\n", 2);
+    }
+    if (!bodyless) {
+        w_str(&w, "Content-Length: ");
+        w_u64(&w, body_len);
+        w_put(&w, "\r\n", 2);
+    }
+    if (close) w_str(&w, "Connection: close\r\n");
+    w_str(&w, extra);
+    w_put(&w, "\r\n", 2);
+    if (!bodyless && body) w_put(&w, body, body_len);
+    return w_result(&w);
+}
+
+const char *op_h1_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 421:
+        return "Misdirected Request";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "";
+    }
+}
