@@ -160,6 +160,47 @@ ssize_t op_h1_write_response_head(const struct op_h1_response *resp, int client_
 ssize_t op_h1_write_simple_response(int status, const char *ctype, const char *body, size_t body_len,
                                     bool close, const char *extra, char *out, size_t cap);
 
+/*
+ * The head writer: builds a head in a caller's buffer and never truncates silently. Each op_h1_put_*
+ * either appends its whole piece or appends nothing and fails the writer; after the first failure every
+ * later put is a no-op, and op_h1_writer_result reports it. Use it for every header we generate (status
+ * line, Location, Content-Length, ...): a value too long for the buffer (a 4 KiB Location) is an error,
+ * never a header cut before its CRLF that merges with the next one.
+ *
+ *     char buf[8192];
+ *     struct op_h1_writer w;
+ *     op_h1_writer_init(&w, buf, sizeof(buf));
+ *     op_h1_put_status(&w, 308, NULL);
+ *     op_h1_put_headerf(&w, "Location", "https://%s%.*s", host, (int)path.len, path.p);
+ *     op_h1_put_header_u64(&w, "Content-Length", 0);
+ *     op_h1_put_end_of_head(&w);
+ *     ssize_t n = op_h1_writer_result(&w);   (bytes in buf, or -ENOSPC / -EINVAL: send nothing)
+ *
+ * Header puts check what they write: the name must be a token and the value field characters only
+ * (no CR, LF, NUL or other CTL), else -EINVAL, so a value from a request cannot inject a header.
+ */
+struct op_h1_writer {
+    char *p;
+    size_t cap, len;
+    int err; /* 0, or the first failure: -ENOSPC (did not fit), -EINVAL (invalid name/value/status) */
+};
+
+void op_h1_writer_init(struct op_h1_writer *w, char *buf, size_t cap);
+/* "HTTP/1.1 <status> <reason>\r\n"; reason NULL = the standard phrase (op_h1_reason). status 100..999. */
+void op_h1_put_status(struct op_h1_writer *w, int status, const char *reason);
+/* "<name>: <value>\r\n" (value NULL = empty). */
+void op_h1_put_header(struct op_h1_writer *w, const char *name, const char *value);
+void op_h1_put_header_span(struct op_h1_writer *w, op_span_t name, op_span_t value);
+void op_h1_put_header_u64(struct op_h1_writer *w, const char *name, uint64_t v);
+/* The value is printf-formatted straight into the buffer; it must fit whole, CRLF included. */
+void op_h1_put_headerf(struct op_h1_writer *w, const char *name, const char *fmt, ...) OP_PRINTF(3, 4);
+/* Verbatim bytes, unchecked: prebuilt CRLF-terminated lines, a body. Only the size is checked. */
+void op_h1_put_raw(struct op_h1_writer *w, const void *p, size_t n);
+/* The empty line that ends the head. */
+void op_h1_put_end_of_head(struct op_h1_writer *w);
+/* Bytes written so far (>= 0), or the first failure (-ENOSPC, -EINVAL): then nothing of it may be sent. */
+ssize_t op_h1_writer_result(const struct op_h1_writer *w);
+
 /* Standard reason phrase ("OK", "Bad Request", ...), "" if unknown. Never NULL. */
 const char *op_h1_reason(int status);
 

@@ -1,60 +1,175 @@
 /*
- * http/h1_write.c — heads we send: the forwarded request and response heads (hop-by-hop and
- * X-Forwarded-* handling), small complete responses, reason phrases.
+ * http/h1_write.c — heads we send: the head writer (op_h1_writer: appends fit completely or fail the
+ * head), the forwarded request and response heads (hop-by-hop and X-Forwarded-* handling), small complete
+ * responses, reason phrases.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "http/h1_internal.h"
 
 /* ---------------------------------------------------------------------------------------------------- */
-/* Writers                                                                                                */
+/* The head writer: every append fits completely or fails the whole head                                 */
 
-struct wbuf {
-    char *p;
-    size_t cap, len;
-    bool overflow;
-};
-
-static void w_put(struct wbuf *w, const char *s, size_t n)
+void op_h1_writer_init(struct op_h1_writer *w, char *buf, size_t cap)
 {
-    if (w->overflow || n > w->cap - w->len) {
-        w->overflow = true;
+    w->p = buf;
+    w->cap = cap;
+    w->len = 0;
+    w->err = 0;
+}
+
+static void w_fail(struct op_h1_writer *w, int err)
+{
+    if (!w->err) w->err = err;
+}
+
+void op_h1_put_raw(struct op_h1_writer *w, const void *p, size_t n)
+{
+    if (w->err) return;
+    if (n > w->cap - w->len) {
+        w_fail(w, -ENOSPC);
         return;
     }
-    if (n) memcpy(w->p + w->len, s, n);
+    if (n) memcpy(w->p + w->len, p, n);
     w->len += n;
 }
 
-static void w_str(struct wbuf *w, const char *s)
+static void w_str(struct op_h1_writer *w, const char *s)
 {
-    if (s) w_put(w, s, strlen(s));
+    if (s) op_h1_put_raw(w, s, strlen(s));
 }
 
-static void w_span(struct wbuf *w, op_span_t s)
+static void w_span(struct op_h1_writer *w, op_span_t s)
 {
-    w_put(w, s.p, s.len);
+    op_h1_put_raw(w, s.p, s.len);
 }
 
-static void w_u64(struct wbuf *w, uint64_t v)
+/* A header line from spans the parser already validated (forwarded headers): no re-check. */
+static void w_header(struct op_h1_writer *w, op_span_t name, op_span_t value)
+{
+    w_span(w, name);
+    op_h1_put_raw(w, ": ", 2);
+    w_span(w, value);
+    op_h1_put_raw(w, "\r\n", 2);
+}
+
+static bool valid_name(op_span_t name)
+{
+    if (name.len == 0) return false;
+    for (size_t i = 0; i < name.len; i++)
+        if (!is_tchar((unsigned char)name.p[i])) return false;
+    return true;
+}
+
+static bool valid_value(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!is_field_char((unsigned char)p[i])) return false;
+    return true;
+}
+
+void op_h1_put_header_span(struct op_h1_writer *w, op_span_t name, op_span_t value)
+{
+    if (w->err) return;
+    if (!valid_name(name) || !valid_value(value.p, value.len)) {
+        w_fail(w, -EINVAL);
+        return;
+    }
+    w_header(w, name, value);
+}
+
+void op_h1_put_header(struct op_h1_writer *w, const char *name, const char *value)
+{
+    op_h1_put_header_span(w, op_span(name, strlen(name)),
+                          op_span(value ? value : "", value ? strlen(value) : 0));
+}
+
+void op_h1_put_header_u64(struct op_h1_writer *w, const char *name, uint64_t v)
 {
     char tmp[24];
     int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-    w_put(w, tmp, (size_t)n);
+    op_h1_put_header_span(w, op_span(name, strlen(name)), op_span(tmp, (size_t)n));
 }
 
-static void w_header(struct wbuf *w, op_span_t name, op_span_t value)
+void op_h1_put_headerf(struct op_h1_writer *w, const char *name, const char *fmt, ...)
 {
-    w_span(w, name);
-    w_put(w, ": ", 2);
-    w_span(w, value);
-    w_put(w, "\r\n", 2);
+    op_span_t nm = op_span(name, strlen(name));
+    if (w->err) return;
+    if (!valid_name(nm)) {
+        w_fail(w, -EINVAL);
+        return;
+    }
+    size_t mark = w->len;
+    w_span(w, nm);
+    op_h1_put_raw(w, ": ", 2);
+    if (w->err) return;
+    /* Formatted straight into the free space; bytes past len are not part of the head until counted. */
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(w->p + w->len, w->cap - w->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        w_fail(w, -EINVAL);
+        return;
+    }
+    if ((size_t)n >= w->cap - w->len) { /* did not fit (vsnprintf needs room for its NUL too) */
+        w_fail(w, -ENOSPC);
+        return;
+    }
+    if (!valid_value(w->p + w->len, (size_t)n)) {
+        w->len = mark;
+        w_fail(w, -EINVAL);
+        return;
+    }
+    w->len += (size_t)n;
+    op_h1_put_raw(w, "\r\n", 2);
 }
 
-static ssize_t w_result(const struct wbuf *w)
+static void w_status_line(struct op_h1_writer *w, int status, op_span_t fallback_reason)
 {
-    return w->overflow ? -ENOSPC : (ssize_t)w->len;
+    char tmp[32];
+    int n = snprintf(tmp, sizeof(tmp), "HTTP/1.1 %03d ", status);
+    op_h1_put_raw(w, tmp, (size_t)n);
+    const char *r = op_h1_reason(status);
+    if (*r)
+        w_str(w, r);
+    else
+        w_span(w, fallback_reason);
+    op_h1_put_raw(w, "\r\n", 2);
 }
+
+void op_h1_put_status(struct op_h1_writer *w, int status, const char *reason)
+{
+    if (w->err) return;
+    if (status < 100 || status > 999 || (reason && !valid_value(reason, strlen(reason)))) {
+        w_fail(w, -EINVAL);
+        return;
+    }
+    if (reason) {
+        char tmp[32];
+        int n = snprintf(tmp, sizeof(tmp), "HTTP/1.1 %03d ", status);
+        op_h1_put_raw(w, tmp, (size_t)n);
+        w_str(w, reason);
+        op_h1_put_raw(w, "\r\n", 2);
+    } else {
+        w_status_line(w, status, op_span("", 0));
+    }
+}
+
+void op_h1_put_end_of_head(struct op_h1_writer *w)
+{
+    op_h1_put_raw(w, "\r\n", 2);
+}
+
+ssize_t op_h1_writer_result(const struct op_h1_writer *w)
+{
+    return w->err ? w->err : (ssize_t)w->len;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Forwarded heads and small responses                                                                    */
 
 enum hop_flags {
     HOP_REQUEST = 1,     /* also drop client-supplied forwarding headers */
@@ -87,9 +202,10 @@ static bool is_hop_by_hop(op_span_t name, const struct op_h1_header *h, int n, i
 ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *client_ip, const char *proto,
                                  const char *extra, char *out, size_t cap)
 {
-    struct wbuf w = {.p = out, .cap = cap};
+    struct op_h1_writer w;
+    op_h1_writer_init(&w, out, cap);
     w_span(&w, req->method);
-    w_put(&w, " ", 1);
+    op_h1_put_raw(&w, " ", 1);
     w_span(&w, req->target);
     w_str(&w, req->version_minor ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
     for (int i = 0; i < req->nheaders; i++) {
@@ -97,36 +213,23 @@ ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *cl
         if (!is_hop_by_hop(h->name, req->headers, req->nheaders, HOP_REQUEST))
             w_header(&w, h->name, h->value);
     }
-    if (client_ip && *client_ip)
-        w_header(&w, op_span("X-Forwarded-For", 15), op_span(client_ip, strlen(client_ip)));
-    if (proto && *proto) w_header(&w, op_span("X-Forwarded-Proto", 17), op_span(proto, strlen(proto)));
+    if (client_ip && *client_ip) op_h1_put_header(&w, "X-Forwarded-For", client_ip);
+    if (proto && *proto) op_h1_put_header(&w, "X-Forwarded-Proto", proto);
     if (req->host.len) w_header(&w, op_span("X-Forwarded-Host", 16), req->host);
     if (req->upgrade) {
         w_str(&w, "Connection: upgrade\r\n");
         w_header(&w, op_span("Upgrade", 7), req->upgrade_proto);
     }
     w_str(&w, extra);
-    w_put(&w, "\r\n", 2);
-    return w_result(&w);
-}
-
-static void w_status_line(struct wbuf *w, int status, op_span_t fallback_reason)
-{
-    char tmp[32];
-    int n = snprintf(tmp, sizeof(tmp), "HTTP/1.1 %03d ", status);
-    w_put(w, tmp, (size_t)n);
-    const char *r = op_h1_reason(status);
-    if (*r)
-        w_str(w, r);
-    else
-        w_span(w, fallback_reason);
-    w_put(w, "\r\n", 2);
+    op_h1_put_raw(&w, "\r\n", 2);
+    return op_h1_writer_result(&w);
 }
 
 ssize_t op_h1_write_response_head(const struct op_h1_response *resp, int client_minor, bool close,
                                   const char *extra, char *out, size_t cap)
 {
-    struct wbuf w = {.p = out, .cap = cap};
+    struct op_h1_writer w;
+    op_h1_writer_init(&w, out, cap);
     w_status_line(&w, resp->status, resp->reason);
     int flags = resp->status == 101 ? HOP_KEEP_UPGRADE : 0;
     for (int i = 0; i < resp->nheaders; i++) {
@@ -140,31 +243,24 @@ ssize_t op_h1_write_response_head(const struct op_h1_response *resp, int client_
     else if (client_minor == 0)
         w_str(&w, "Connection: keep-alive\r\n");
     w_str(&w, extra);
-    w_put(&w, "\r\n", 2);
-    return w_result(&w);
+    op_h1_put_raw(&w, "\r\n", 2);
+    return op_h1_writer_result(&w);
 }
 
 ssize_t op_h1_write_simple_response(int status, const char *ctype, const char *body, size_t body_len,
                                     bool close, const char *extra, char *out, size_t cap)
 {
-    struct wbuf w = {.p = out, .cap = cap};
+    struct op_h1_writer w;
+    op_h1_writer_init(&w, out, cap);
     bool bodyless = (status >= 100 && status < 200) || status == 204;
     w_status_line(&w, status, op_span("", 0));
-    if (ctype && !bodyless) {
-        w_str(&w, "Content-Type: ");
-        w_str(&w, ctype);
-        w_put(&w, "\r\n", 2);
-    }
-    if (!bodyless) {
-        w_str(&w, "Content-Length: ");
-        w_u64(&w, body_len);
-        w_put(&w, "\r\n", 2);
-    }
+    if (ctype && !bodyless) op_h1_put_header(&w, "Content-Type", ctype);
+    if (!bodyless) op_h1_put_header_u64(&w, "Content-Length", body_len);
     if (close) w_str(&w, "Connection: close\r\n");
     w_str(&w, extra);
-    w_put(&w, "\r\n", 2);
-    if (!bodyless && body) w_put(&w, body, body_len);
-    return w_result(&w);
+    op_h1_put_raw(&w, "\r\n", 2);
+    if (!bodyless && body) op_h1_put_raw(&w, body, body_len);
+    return op_h1_writer_result(&w);
 }
 
 const char *op_h1_reason(int status)

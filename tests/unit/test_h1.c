@@ -906,6 +906,65 @@ static void test_writers(void)
     CHECK(!op_h1_list_has_token(op_span(NULL, 0), "close"), "op_h1_list_has_token on an empty span");
 }
 
+/* The head writer: a 4 KiB Location fits whole or fails; nothing is cut before its CRLF; a value or
+ * name that would break the head is refused. */
+static ssize_t redirect_into(char *out, size_t cap, const char *target)
+{
+    struct op_h1_writer w;
+    op_h1_writer_init(&w, out, cap);
+    op_h1_put_status(&w, 308, NULL);
+    op_h1_put_headerf(&w, "Location", "https://a.example%s", target);
+    op_h1_put_header_u64(&w, "Content-Length", 0);
+    op_h1_put_end_of_head(&w);
+    return op_h1_writer_result(&w);
+}
+
+static void test_head_writer(void)
+{
+    static char out[8192], target[4097], want[8192];
+    target[0] = '/';
+    memset(target + 1, 'x', sizeof(target) - 2);
+    target[sizeof(target) - 1] = '\0';
+    int wl = snprintf(want, sizeof(want),
+                      "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://a.example%s\r\nContent-Length: "
+                      "0\r\n\r\n",
+                      target);
+    ssize_t n = redirect_into(out, sizeof(out), target);
+    expect_out("4 KiB Location", n, out, want);
+    /* every smaller buffer fails visibly, none yields a head */
+    for (size_t cap = 0; cap < (size_t)wl; cap++) {
+        ssize_t m = redirect_into(out, cap, target);
+        CHECK(m == -ENOSPC, "4 KiB Location, cap %zu: %zd", cap, m);
+    }
+    /* the parser accepts what the writer wrote */
+    n = redirect_into(out, sizeof(out), target);
+    CHECK(n > 0 && op_h1_parse_response(out, (size_t)n, false, &g_resp) == OP_H1_COMPLETE &&
+              g_resp.status == 308 &&
+              op_h1_find_header(g_resp.headers, g_resp.nheaders, "location")->value.len == 17 + 4096,
+          "4 KiB Location parses back");
+
+    struct op_h1_writer w;
+    op_h1_writer_init(&w, out, sizeof(out));
+    op_h1_put_status(&w, 302, "Moved");
+    op_h1_put_header(&w, "Location", "/a\r\nSet-Cookie: x=1");
+    op_h1_put_header(&w, "X-After", "1"); /* no-op after a failure */
+    CHECK(op_h1_writer_result(&w) == -EINVAL, "CRLF in a value: %zd", op_h1_writer_result(&w));
+    op_h1_writer_init(&w, out, sizeof(out));
+    op_h1_put_headerf(&w, "Location", "/%s", "a\nb");
+    CHECK(op_h1_writer_result(&w) == -EINVAL, "LF in a formatted value");
+    op_h1_writer_init(&w, out, sizeof(out));
+    op_h1_put_header(&w, "Bad Name", "v");
+    CHECK(op_h1_writer_result(&w) == -EINVAL, "non-token name");
+    op_h1_writer_init(&w, out, sizeof(out));
+    op_h1_put_status(&w, 42, NULL);
+    CHECK(op_h1_writer_result(&w) == -EINVAL, "status out of range");
+    op_h1_writer_init(&w, out, sizeof(out));
+    op_h1_put_status(&w, 599, "Custom");
+    op_h1_put_header(&w, "X-Empty", NULL);
+    op_h1_put_end_of_head(&w);
+    expect_out("custom reason", op_h1_writer_result(&w), out, "HTTP/1.1 599 Custom\r\nX-Empty: \r\n\r\n");
+}
+
 int main(void)
 {
     test_request_table();
@@ -917,6 +976,7 @@ int main(void)
     test_responses();
     test_body();
     test_writers();
+    test_head_writer();
     printf("%d checks, %d failures\n", g_checks, g_failures);
     return g_failures ? 1 : 0;
 }
