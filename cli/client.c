@@ -12,6 +12,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "util/body.h"
+
 bool op_client_global_opt(struct op_client *c, int opt, const char *arg)
 {
     switch (opt) {
@@ -161,15 +163,7 @@ void op_client_forget_session(const struct op_client *c)
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
     struct op_client_resp *r = arg;
-    size_t n = size * nmemb;
-    if (r->len + n > (16u << 20)) return 0;
-    char *nb = realloc(r->body, r->len + n + 1);
-    if (!nb) return 0;
-    r->body = nb;
-    memcpy(r->body + r->len, data, n);
-    r->len += n;
-    r->body[r->len] = '\0';
-    return n;
+    return op_body_append(&r->body, &r->len, 16u << 20, data, size * nmemb) == 0 ? size * nmemb : 0;
 }
 
 int op_client_call(const struct op_client *c, const char *method, const char *path, const cJSON *body,

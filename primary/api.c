@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "primary/primary_int.h"
+#include "util/buildinfo.h"
 
 void op_api_json(struct op_app_response *resp, int status, cJSON *obj)
 {
@@ -161,12 +162,7 @@ static bool span_eq(op_span_t s, const char *lit)
 
 static void buildinfo(struct op_primary *p, struct op_app_response *resp)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "external_url", "https://github.com/outpost/outpost");
-    cJSON_AddStringToObject(o, "version", OP_PRIMARY_VERSION);
-    cJSON_AddStringToObject(o, "dashboard_url", p->access_url);
-    cJSON_AddBoolToObject(o, "workspace_proxy", false);
-    cJSON_AddStringToObject(o, "agent_api_version", "2.0");
+    cJSON *o = op_buildinfo_json(OP_PRIMARY_VERSION, p->access_url, false);
     cJSON_AddStringToObject(o, "deployment_id", p->deployment_id);
     op_api_json(resp, 200, o);
 }

@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "primary/primary_int.h"
+#include "util/body.h"
 
 #define OP_HEALTH_PARALLEL 5
 #define PROBE_TIMEOUT_MS   5000L
@@ -192,17 +193,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
     struct probe *pr = arg;
     size_t n = size * nmemb;
-    if (pr->len + n > PROBE_MAX_BODY) {
-        pr->truncated = true;
-        return n; /* keep reading, drop the excess: the decode will fail */
-    }
-    char *nb = realloc(pr->body, pr->len + n + 1);
-    if (!nb) return 0;
-    pr->body = nb;
-    memcpy(pr->body + pr->len, data, n);
-    pr->len += n;
-    pr->body[pr->len] = '\0';
-    return n;
+    int rc = op_body_append(&pr->body, &pr->len, PROBE_MAX_BODY, data, n);
+    if (rc == -EFBIG) pr->truncated = true; /* keep reading, drop the excess: the decode will fail */
+    return rc == 0 || rc == -EFBIG ? n : 0;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)

@@ -1,9 +1,8 @@
 /*
  * primary/primary.c — lifetime of the primary: open (database, identity, health checker, keys), the
- * periodic tick, close, and Go-style duration parsing for flags.
+ * periodic tick and close.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,52 +10,10 @@
 
 #include "core/log.h"
 #include "primary/primary_int.h"
+#include "util/host.h"
+#include "util/url.h"
 
 #define ROTATE_INTERVAL_MS (10u * 60 * 1000)
-
-int op_parse_duration_ms(const char *s, uint64_t *out_ms)
-{
-    if (!s || !*s) return -EINVAL;
-    if (strcmp(s, "0") == 0) {
-        *out_ms = 0;
-        return 0;
-    }
-    double total = 0;
-    const char *q = s;
-    while (*q) {
-        char *end;
-        if (!((*q >= '0' && *q <= '9') || *q == '.')) return -EINVAL;
-        double v = strtod(q, &end);
-        if (end == q || v < 0) return -EINVAL;
-        q = end;
-        double mult;
-        if (strncmp(q, "ms", 2) == 0) {
-            mult = 1;
-            q += 2;
-        } else if (strncmp(q, "us", 2) == 0 || strncmp(q, "\xc2\xb5s", 3) == 0) {
-            mult = 0.001;
-            q += q[0] == 'u' ? 2 : 3;
-        } else if (strncmp(q, "ns", 2) == 0) {
-            mult = 0.000001;
-            q += 2;
-        } else if (*q == 's') {
-            mult = 1000;
-            q++;
-        } else if (*q == 'm') {
-            mult = 60000;
-            q++;
-        } else if (*q == 'h') {
-            mult = 3600000;
-            q++;
-        } else {
-            return -EINVAL; /* a unit is required, as in Go */
-        }
-        total += v * mult;
-        if (total > 1e15) return -EINVAL;
-    }
-    *out_ms = (uint64_t)llround(total);
-    return 0;
-}
 
 static int mkdir_p(const char *dir)
 {
@@ -126,8 +83,7 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
         return -EINVAL;
     }
     const char *au = cfg->access_url;
-    if (!au || (strncmp(au, "http://", 7) != 0 && strncmp(au, "https://", 8) != 0) || !strstr(au, "://")[3] ||
-        strstr(au, "://")[3] == '/') {
+    if (!au || !op_url_http_host(au).p) {
         snprintf(err, errlen, "access URL \"%s\" must be an http:// or https:// URL with a host",
                  au ? au : "");
         return -EINVAL;
@@ -144,9 +100,7 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    size_t al = strlen(p->access_url);
-    while (al > 0 && p->access_url[al - 1] == '/')
-        p->access_url[--al] = '\0';
+    op_url_trim_slashes(p->access_url);
     int rc = wildcard_host(cfg->wildcard_access_url, p->access_url, &p->wildcard_host);
     if (rc) {
         snprintf(err, errlen, "wildcard access URL \"%s\" is invalid (expected e.g. *.example.com)",

@@ -47,10 +47,6 @@ bool op_primary_health_busy(const struct op_primary *p);
 /* Stops probes in flight and closes the database. NULL is allowed. */
 void op_primary_close(struct op_primary *p);
 
-/* Parses a Go-style duration ("1m", "30s", "500ms", "1h30m", "1.5s") into milliseconds.
- * Returns 0 or -EINVAL. */
-int op_parse_duration_ms(const char *s, uint64_t *out_ms);
-
 /* `outpost server`: parses flags and CODER_* env, opens the primary and runs the engine with it. */
 int op_cmd_server(int argc, char **argv);
 

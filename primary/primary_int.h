@@ -129,8 +129,6 @@ void op_api_proxy_deregister(struct op_primary *p, const struct op_proxy_auth *p
 /* POST /me/app-stats: stores the batch (204). */
 void op_api_proxy_app_stats(struct op_primary *p, const struct op_proxy_auth *px,
                             const struct op_app_request *req, struct op_app_response *resp);
-/* Checks a wildcard hostname pattern against the reference's rules (§6.3). */
-bool op_wildcard_valid(const char *pattern);
 /* Generates a proxy secret: 64 alphanumerics + NUL into secret, and its SHA-256 into hash. 0 or -errno. */
 int op_proxy_new_secret(char secret[65], uint8_t hash[OP_SHA256_LEN]);
 

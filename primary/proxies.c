@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "primary/primary_int.h"
+#include "util/host.h"
 
 #define NOT_FOUND_MSG       "Resource not found or you do not have access to this resource"
 #define INVALID_PROXY_TOKEN "Invalid external proxy token"
@@ -568,42 +569,6 @@ static bool access_url_valid(const char *u, const char **why)
         return false;
     }
     return true;
-}
-
-static bool dns_label_ok(const char *l, size_t n)
-{
-    if (n == 0 || n > 63 || l[0] == '-' || l[n - 1] == '-') return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(islower((unsigned char)l[i]) || isdigit((unsigned char)l[i]) || l[i] == '-')) return false;
-    return true;
-}
-
-bool op_wildcard_valid(const char *pattern)
-{
-    char s[256];
-    size_t n = strlen(pattern);
-    if (n == 0 || n >= sizeof(s)) return false;
-    for (size_t i = 0; i <= n; i++)
-        s[i] = (char)tolower((unsigned char)pattern[i]);
-    if (strstr(s, "http:") || strstr(s, "https:")) return false;
-    char *colon = strchr(s, ':'); /* an optional :port is ignored */
-    if (colon) {
-        if (!colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1)) return false;
-        *colon = '\0';
-    }
-    n = strlen(s);
-    if (n == 0 || s[0] == '.' || s[n - 1] == '.' || s[0] != '*' || strchr(s + 1, '*')) return false;
-    s[0] = 'a'; /* the star counts as a letter for the label check */
-    int labels = 0;
-    for (char *q = s; *q;) {
-        char *dot = strchr(q, '.');
-        size_t l = dot ? (size_t)(dot - q) : strlen(q);
-        if (!dns_label_ok(q, l)) return false;
-        labels++;
-        q += l + (dot ? 1 : 0);
-        if (dot && !*q) return false;
-    }
-    return labels >= 2;
 }
 
 static cJSON *derp_map_json(struct op_primary *p)

@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "primary/primary.h"
+#include "util/duration.h"
 
 static const char server_help[] =
     "USAGE:\n"

@@ -15,8 +15,9 @@
 #include <yaml.h>
 
 #include "core/engine.h"
-
-bool op_wildcard_valid(const char *pattern); /* primary/proxies.c: the §6.3 rules, shared with the primary */
+#include "util/duration.h"
+#include "util/host.h"
+#include "util/url.h"
 
 #define S OP_WT_STRING
 const struct op_ws_opt op_ws_opts[OP_WO_COUNT] = {
@@ -536,36 +537,6 @@ static int parse_int(const char *s, long *out)
     return 0;
 }
 
-int op_ws_parse_duration(const char *s, long long *ms)
-{
-    if (!s || !*s) return -EINVAL;
-    if (strcmp(s, "0") == 0) return *ms = 0, 0;
-    double total = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        errno = 0;
-        double v = strtod(p, &end);
-        if (end == p || errno || v < 0) return -EINVAL;
-        p = end;
-        double mul;
-        if (strncmp(p, "ms", 2) == 0)
-            mul = 1, p += 2;
-        else if (*p == 'h')
-            mul = 3600000, p++;
-        else if (*p == 'm')
-            mul = 60000, p++;
-        else if (*p == 's')
-            mul = 1000, p++;
-        else
-            return -EINVAL;
-        total += v * mul;
-    }
-    if (total > 1e12) return -EINVAL;
-    *ms = (long long)total;
-    return 0;
-}
-
 const char *op_ws_str(const struct op_ws_conf *c, enum op_ws_opt_id id)
 {
     return c->val[id] ? c->val[id] : "";
@@ -586,8 +557,8 @@ long op_ws_int(const struct op_ws_conf *c, enum op_ws_opt_id id)
 
 long long op_ws_duration_ms(const struct op_ws_conf *c, enum op_ws_opt_id id)
 {
-    long long v;
-    return c->val[id] && op_ws_parse_duration(c->val[id], &v) == 0 ? v : -1;
+    uint64_t v;
+    return c->val[id] && op_parse_duration_ms(c->val[id], &v) == 0 ? (long long)v : -1;
 }
 
 int op_ws_list(const struct op_ws_conf *c, enum op_ws_opt_id id, char *buf, size_t buflen, const char **out,
@@ -608,19 +579,6 @@ int op_ws_list(const struct op_ws_conf *c, enum op_ws_opt_id id, char *buf, size
 }
 
 /* ---- validation --------------------------------------------------------------------------------------- */
-
-static bool url_ok(const char *v)
-{
-    const char *h;
-    if (strncasecmp(v, "http://", 7) == 0)
-        h = v + 7;
-    else if (strncasecmp(v, "https://", 8) == 0)
-        h = v + 8;
-    else
-        return false;
-    if (!*h || *h == '/' || *h == ':' || strpbrk(h, " \t\r\n")) return false;
-    return true;
-}
 
 static const char *src_name(enum op_ws_src s)
 {
@@ -655,7 +613,7 @@ static int check_value(const struct op_ws_conf *c, int id, char *err, size_t err
     if (!v) return 0;
     switch (o->type) {
     case OP_WT_URL:
-        if (*v && !url_ok(v)) {
+        if (*v && !op_url_http_host(v).p) {
             seterr(err, errlen, "%s (%s): \"%s\" is not an http:// or https:// URL with a host", o->flag, on,
                    v);
             return EX_CONFIG;
@@ -690,8 +648,8 @@ static int check_value(const struct op_ws_conf *c, int id, char *err, size_t err
         break;
     }
     case OP_WT_DURATION: {
-        long long ms;
-        if (op_ws_parse_duration(v, &ms) != 0) {
+        uint64_t ms;
+        if (op_parse_duration_ms(v, &ms) != 0) {
             seterr(err, errlen, "%s (%s): \"%s\" is not a duration (e.g. 500ms, 10s, 1m)", o->flag, on, v);
             return EX_CONFIG;
         }

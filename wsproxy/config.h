@@ -130,9 +130,6 @@ long long op_ws_duration_ms(const struct op_ws_conf *c, enum op_ws_opt_id id);
 int op_ws_list(const struct op_ws_conf *c, enum op_ws_opt_id id, char *buf, size_t buflen, const char **out,
                int max);
 
-/* Parses a Go-style duration ("1h30m", "10s", "250ms"). 0 or -EINVAL. */
-int op_ws_parse_duration(const char *s, long long *ms);
-
 /* Prints the --help text (every visible option with its flag, env and YAML key). */
 void op_ws_print_help(FILE *out);
 /* Prints the option reference as Markdown (docs/wsproxy-server.md is this output). */

@@ -10,18 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/body.h"
+
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
     struct op_ws_call *x = arg;
-    size_t len = sz * n;
-    if (x->len + len > (4u << 20)) return 0; /* a misbehaving primary cannot make us allocate without bound */
-    char *nb = realloc(x->body, x->len + len + 1);
-    if (!nb) return 0;
-    x->body = nb;
-    memcpy(x->body + x->len, p, len);
-    x->len += len;
-    x->body[x->len] = '\0';
-    return len;
+    return op_body_append(&x->body, &x->len, 4u << 20, p, sz * n) == 0 ? sz * n : 0;
 }
 
 struct op_ws_call *op_ws_call_new(const struct op_ws_client *cl, int kind, const char *method,

@@ -27,6 +27,8 @@
 #include "ctl/ctl.h"
 #include "http/proxy.h"
 #include "tls/xprt.h"
+#include "util/buildinfo.h"
+#include "util/url.h"
 #include "wsproxy/config.h"
 #include "wsproxy/primary_client.h"
 #include "wsproxy/wsproxy.h"
@@ -197,13 +199,8 @@ static char *report_json(const struct ws *w, int *status)
 
 static char *buildinfo_json(const struct ws *w)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "external_url", "https://github.com/outpost/outpost");
-    cJSON_AddStringToObject(o, "version", OP_WS_VERSION);
-    cJSON_AddStringToObject(o, "dashboard_url", w->primary);
-    cJSON_AddBoolToObject(o, "workspace_proxy", true);
-    cJSON_AddStringToObject(o, "agent_api_version", "2.0");
-    char *s = cJSON_PrintUnformatted(o);
+    cJSON *o = op_buildinfo_json(OP_WS_VERSION, w->primary, true);
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return s;
 }
@@ -238,8 +235,7 @@ static void publish(struct ws *w)
     s->redirect = op_ws_bool(&w->conf, OP_WO_TLS_ENABLE) && op_ws_bool(&w->conf, OP_WO_TLS_REDIRECT);
     const char *colon = strrchr(op_ws_str(&w->conf, OP_WO_TLS_ADDRESS), ':');
     snprintf(s->https_port, sizeof(s->https_port), "%s", colon ? colon + 1 : "443");
-    const char *hs = strstr(w->primary, "://");
-    size_t ol = hs ? (size_t)(hs + 3 - w->primary) + strcspn(hs + 3, "/?#") : 0;
+    size_t ol = op_url_origin_len(w->primary);
     if (ol < sizeof(s->cors_origin))
         snprintf(s->cors_origin, sizeof(s->cors_origin), "%.*s", (int)ol, w->primary);
     s->cors_any = op_ws_bool(&w->conf, OP_WO_DANGEROUS_CORS);
@@ -861,9 +857,7 @@ static void apply_logging(const struct op_ws_conf *c)
 static void trim_url(char *dst, size_t len, const char *src)
 {
     snprintf(dst, len, "%s", src);
-    size_t n = strlen(dst);
-    while (n > 0 && dst[n - 1] == '/')
-        dst[--n] = '\0';
+    op_url_trim_slashes(dst);
 }
 
 /* Access URL: configured, else the TLS listener's URL, else the HTTP one (reference §1.6). */

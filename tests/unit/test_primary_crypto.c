@@ -106,17 +106,6 @@ int main(void)
           op_hex_decode("abc", 3, raw, 2) < 0 && op_hex_decode("zz", 2, raw, 1) < 0);
     check("ct_equal", op_ct_equal("abc", "abc", 3) && !op_ct_equal("abc", "abd", 3));
 
-    uint64_t ms;
-    check("duration 1m", op_parse_duration_ms("1m", &ms) == 0 && ms == 60000);
-    check("duration 30s", op_parse_duration_ms("30s", &ms) == 0 && ms == 30000);
-    check("duration 500ms", op_parse_duration_ms("500ms", &ms) == 0 && ms == 500);
-    check("duration 1h30m", op_parse_duration_ms("1h30m", &ms) == 0 && ms == 5400000);
-    check("duration 1.5s", op_parse_duration_ms("1.5s", &ms) == 0 && ms == 1500);
-    check("duration 0", op_parse_duration_ms("0", &ms) == 0 && ms == 0);
-    check("duration rejects 10, -1s, 1x, empty",
-          op_parse_duration_ms("10", &ms) < 0 && op_parse_duration_ms("-1s", &ms) < 0 &&
-              op_parse_duration_ms("1x", &ms) < 0 && op_parse_duration_ms("", &ms) < 0);
-
     printf("%s\n", failures ? "FAILED" : "all passed");
     return failures ? 1 : 0;
 }

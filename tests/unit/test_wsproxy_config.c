@@ -7,19 +7,9 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "tests/unit/check.h"
 #include "wsproxy/config.h"
 #include "wsproxy/wsproxy.h"
-
-static int failures;
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            failures++;                                                                                      \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                      \
-            printf(__VA_ARGS__);                                                                             \
-            printf("\n");                                                                                    \
-        }                                                                                                    \
-    } while (0)
 
 #define TOKEN                                                                                                \
     "d7bad362-1269-4299-8996-5fa6192815ee:4x9TIVq8B39xaqGbr54dxSHlA904F5xkaZXZaWgewgw9CHTU0r4Zocc1RfOUu6rn"
@@ -225,11 +215,7 @@ int main(void)
               strstr(err, "http-address"),
           "no listener: %s", err);
 
-    printf("durations and the version rule\n");
-    long long ms;
-    CHECK(op_ws_parse_duration("1h30m", &ms) == 0 && ms == 5400000, "1h30m");
-    CHECK(op_ws_parse_duration("250ms", &ms) == 0 && ms == 250, "250ms");
-    CHECK(op_ws_parse_duration("10", &ms) != 0, "unitless");
+    printf("the version rule (durations: tests/unit/test_util.c)\n");
     CHECK(op_ws_versions_match("v2.22.1+abc", "v2.22.9"), "patch ignored");
     CHECK(!op_ws_versions_match("v2.22.1", "v2.23.0"), "minor differs");
     CHECK(op_ws_versions_match("v0.0.0-devel+1", "v2.3.0"), "dev builds match");
@@ -237,6 +223,5 @@ int main(void)
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
-    printf("%s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
-    return failures ? 1 : 0;
+    return check_report("wsproxy configuration");
 }
