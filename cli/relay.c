@@ -124,6 +124,7 @@ int op_cmd_relay(int argc, char **argv)
     uint32_t workers = 0, cpu = 0, maxc = 0, tlsmin = 12, rbuf = 0, nrbuf = 0;
     bool nopin = false, splice = false;
     struct op_timeouts to = {0};
+    uint32_t head_ms = 0, keepalive_ms = 0; /* HTTP mode: 0 = the protocol's default */
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", relay_opts, NULL)) != -1) {
@@ -182,10 +183,10 @@ int op_cmd_relay(int argc, char **argv)
             rc = parse_u32("handshake-timeout", optarg, 1, 86400000, &to.handshake_ms);
             break;
         case O_T_HEAD:
-            rc = parse_u32("head-timeout", optarg, 1, 86400000, &to.head_ms);
+            rc = parse_u32("head-timeout", optarg, 1, 86400000, &head_ms);
             break;
         case O_T_KA:
-            rc = parse_u32("keepalive-timeout", optarg, 1, 86400000, &to.keepalive_ms);
+            rc = parse_u32("keepalive-timeout", optarg, 1, 86400000, &keepalive_ms);
             break;
         case O_T_CONN:
             rc = parse_u32("connect-timeout", optarg, 1, 86400000, &to.connect_ms);
@@ -271,6 +272,8 @@ int op_cmd_relay(int argc, char **argv)
     if (http) {
         op_http_conf_init(&hconf);
         hconf.static_upstream = &route;
+        if (head_ms) hconf.head_ms = head_ms;
+        if (keepalive_ms) hconf.keepalive_ms = keepalive_ms;
     }
 
     static struct op_listener_conf lcs[MAX_LISTEN];

@@ -10,6 +10,7 @@
 #ifndef OP_COMMON_H
 #define OP_COMMON_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,12 @@
 #define OP_MAX(a, b)                       ((a) > (b) ? (a) : (b))
 #define OP_UNUSED                          __attribute__((unused))
 #define OP_PRINTF(a, b)                    __attribute__((format(printf, a, b)))
+
+/* Adds n to a single-writer counter (an _Atomic integer that only one thread writes, read by others):
+ * relaxed load plus relaxed store, never a locked read-modify-write. */
+#define OP_STAT_ADD(counter, n)                                                                              \
+    atomic_store_explicit(&(counter), atomic_load_explicit(&(counter), memory_order_relaxed) + (n),          \
+                          memory_order_relaxed)
 
 #define OP_VERSION "0.1.0"
 
@@ -39,5 +46,7 @@ static inline op_span_t op_span(const char *p, size_t len)
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC_COARSE is enough for timeouts). */
 uint64_t op_now_ms(void);
+/* Monotonic microseconds (CLOCK_MONOTONIC), for durations. */
+uint64_t op_now_us(void);
 
 #endif

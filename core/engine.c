@@ -33,10 +33,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/conn_int.h"
 #include "core/log.h"
 
 #define MAX_LISTENERS  16
-#define MAX_WORKERS    64
+#define MAX_WORKERS    OP_ENGINE_MAX_WORKERS
 #define CHUNK_SIZE     OP_CONN_BUF_SIZE
 #define HIGH_WATERMARK (160u * 1024u)
 #define LOW_WATERMARK  (48u * 1024u) /* a side stopped by backpressure resumes below this */
@@ -74,10 +75,7 @@ static inline uint64_t mk_tag(enum op_tag op, int side, int epoch, uint16_t gen,
 #define TAG_SLOT(t)  ((uint32_t)((t) >> 32))
 
 /* Single-writer statistics: plain load + store, no locked instructions on the hot path. */
-#define STAT_ADD(w, field, n)                                                                                \
-    atomic_store_explicit(&(w)->stats.field,                                                                 \
-                          atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),               \
-                          memory_order_relaxed)
+#define STAT_ADD(w, field, n) OP_STAT_ADD((w)->stats.field, n)
 
 /* Per-connection extras that protocols never see: the upstream "graveyard" (an upstream leg that was
  * dropped while operations were still in flight) and the epoch that tells its completions apart. */
@@ -136,10 +134,21 @@ struct op_worker {
     char start_err[256];
 };
 
+/* Per-worker state of the protocols and transports the listeners use: one entry per distinct ops, each
+ * block cache-line aligned at `off` within the worker's stretch of layer_mem. */
+struct layer_slot {
+    const void *ops;
+    size_t off;
+};
+
 struct op_engine {
     struct op_engine_conf conf;
     int nworkers;
     struct op_worker *workers;
+    struct layer_slot layers[2 * MAX_LISTENERS];
+    int nlayers;
+    size_t layer_stride; /* bytes of layer state per worker (a multiple of 64) */
+    uint8_t *layer_mem;
     atomic_bool draining;
     atomic_int running;
     pthread_mutex_t lock;
@@ -151,8 +160,9 @@ static void conn_progress(struct op_conn *c);
 static void conn_try_free(struct op_conn *c);
 static void handle_timer(struct op_timer *t);
 
-static const char *const state_names[] = {"free",    "handshake", "head",        "route",
-                                          "connect", "relay",     "half-closed", "closing"};
+static const char *const state_names[] = {"free",  "handshake",   "open",   "connect",
+                                          "relay", "half-closed", "closing"};
+_Static_assert(OP_ARRAY_LEN(state_names) == OP_CS_CLOSING + 1, "one name per connection state");
 const char *op_conn_state_str(enum op_conn_state st)
 {
     return (unsigned)st < OP_ARRAY_LEN(state_names) ? state_names[st] : "?";
@@ -326,24 +336,69 @@ struct op_worker_stats *op_worker_stats(struct op_worker *w)
     return &w->stats;
 }
 
-const uint64_t op_req_dur_bounds_us[OP_REQ_DUR_BUCKETS - 1] = {
-    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
-
-void op_worker_observe_request(struct op_worker *w, uint64_t us)
+static uint8_t *layer_block(const struct op_engine *e, int worker, const void *ops)
 {
-    size_t i = 0;
-    while (i < OP_REQ_DUR_BUCKETS - 1 && us > op_req_dur_bounds_us[i])
-        i++;
-    STAT_ADD(w, req_dur[i], 1);
-    STAT_ADD(w, req_dur_sum_us, us);
-    STAT_ADD(w, req_dur_count, 1);
+    for (int i = 0; i < e->nlayers; i++)
+        if (e->layers[i].ops == ops)
+            return e->layer_mem + (size_t)worker * e->layer_stride + e->layers[i].off;
+    return NULL;
+}
+void *op_worker_proto_state(struct op_worker *w, const struct op_proto_ops *ops)
+{
+    return layer_block(w->e, w->idx, ops);
+}
+void *op_worker_xprt_state(struct op_worker *w, const struct op_xprt_ops *ops)
+{
+    return layer_block(w->e, w->idx, ops);
+}
+const void *op_engine_proto_state(const struct op_engine *e, int worker, const struct op_proto_ops *ops)
+{
+    return worker >= 0 && worker < e->nworkers ? layer_block(e, worker, ops) : NULL;
+}
+const void *op_engine_xprt_state(const struct op_engine *e, int worker, const struct op_xprt_ops *ops)
+{
+    return worker >= 0 && worker < e->nworkers ? layer_block(e, worker, ops) : NULL;
 }
 
-uint64_t op_now_us(void)
+struct op_worker *op_conn_worker(const struct op_conn *c)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return c->w;
+}
+enum op_conn_state op_conn_state(const struct op_conn *c)
+{
+    return c->state;
+}
+uint32_t op_conn_id(const struct op_conn *c)
+{
+    return c->slot;
+}
+bool op_conn_draining(const struct op_conn *c)
+{
+    return (c->flags & OP_CF_DRAIN_CLOSE) != 0;
+}
+bool op_conn_xprt_is_ready(const struct op_conn *c)
+{
+    return (c->flags & OP_CF_XPRT_READY) != 0;
+}
+void *op_conn_proto_state(const struct op_conn *c)
+{
+    return c->proto_state;
+}
+void *op_conn_proto_ctx(const struct op_conn *c)
+{
+    return c->proto_ctx;
+}
+void *op_conn_xprt(const struct op_conn *c)
+{
+    return c->xprt;
+}
+void op_conn_set_xprt(struct op_conn *c, void *xprt)
+{
+    c->xprt = xprt;
+}
+uint32_t op_conn_queued(const struct op_conn *c, enum op_side side)
+{
+    return c->side[side].q.bytes;
 }
 uint64_t op_worker_now(const struct op_worker *w)
 {
@@ -403,7 +458,7 @@ void op_conn_xprt_ready(struct op_conn *c)
 {
     if (c->flags & OP_CF_XPRT_READY) return;
     c->flags |= OP_CF_XPRT_READY;
-    if (c->flags & OP_CF_TLS) STAT_ADD(c->w, tls_handshakes, 1);
+    if (c->state == OP_CS_HANDSHAKE) c->state = OP_CS_OPEN;
     op_conn_set_timeout(c, 0);
     if (c->pops->on_open) c->pops->on_open(c);
 }
@@ -734,7 +789,6 @@ static void conn_try_free(struct op_conn *c)
     }
     if (pv->old_up_fd >= 0) close(pv->old_up_fd);
     op_timer_cancel(&w->wheel, &c->timer);
-    if (c->flags & OP_CF_TLS && !(c->flags & OP_CF_XPRT_READY)) STAT_ADD(w, tls_failures, 1);
     c->state = OP_CS_FREE;
     c->gen++;
     w->free_slots[w->nfree++] = c->slot;
@@ -1038,7 +1092,7 @@ static void accept_conn(struct op_worker *w, int li, int fd)
             op_conn_set_timeout(c, w->e->conf.to.handshake_ms);
         }
     } else {
-        c->state = OP_CS_HEAD;
+        c->state = OP_CS_OPEN;
         op_conn_xprt_ready(c);
     }
     conn_progress(c);
@@ -1376,6 +1430,33 @@ static void *worker_main(void *arg)
 /* ---------------------------------------------------------------------------------------------- */
 /* engine                                                                                           */
 
+static void layer_add(struct op_engine *e, const void *ops, size_t size)
+{
+    if (!ops || !size) return;
+    for (int i = 0; i < e->nlayers; i++)
+        if (e->layers[i].ops == ops) return;
+    e->layers[e->nlayers].ops = ops;
+    e->layers[e->nlayers].off = e->layer_stride;
+    e->nlayers++;
+    e->layer_stride += (size + 63) & ~(size_t)63;
+}
+
+/* One zeroed block per worker and per distinct protocol / transport that asks for per-worker state. */
+static int layers_init(struct op_engine *e)
+{
+    for (int i = 0; i < e->conf.nlisteners; i++) {
+        const struct op_listener_conf *lc = &e->conf.listeners[i];
+        layer_add(e, lc->proto, lc->proto->worker_state_size);
+        if (lc->xprt) layer_add(e, lc->xprt, lc->xprt->worker_state_size);
+    }
+    if (!e->layer_stride) return 0;
+    size_t total = e->layer_stride * (size_t)e->nworkers;
+    e->layer_mem = aligned_alloc(64, total);
+    if (!e->layer_mem) return -ENOMEM;
+    memset(e->layer_mem, 0, total);
+    return 0;
+}
+
 int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, char *err, size_t errlen)
 {
     if (conf->nlisteners < 1 || conf->nlisteners > MAX_LISTENERS) {
@@ -1409,8 +1490,6 @@ int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, c
     if (!c->send_chunks) c->send_chunks = 2048;
     if (!c->max_pipes) c->max_pipes = 256;
     if (!c->to.handshake_ms) c->to.handshake_ms = 10000;
-    if (!c->to.head_ms) c->to.head_ms = 10000;
-    if (!c->to.keepalive_ms) c->to.keepalive_ms = 60000;
     if (!c->to.connect_ms) c->to.connect_ms = 5000;
     if (!c->to.idle_ms) c->to.idle_ms = 60000;
     if (!c->to.tunnel_idle_ms) c->to.tunnel_idle_ms = 3600000;
@@ -1419,6 +1498,12 @@ int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, c
     pthread_cond_init(&e->cond, NULL);
     e->workers = calloc((size_t)e->nworkers, sizeof(struct op_worker));
     if (!e->workers) {
+        free(e);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (layers_init(e) != 0) {
+        free(e->workers);
         free(e);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
@@ -1543,6 +1628,7 @@ void op_engine_free(struct op_engine *e)
         worker_free(&e->workers[i]);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->cond);
+    free(e->layer_mem);
     free(e->workers);
     free(e);
 }

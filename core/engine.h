@@ -33,76 +33,28 @@ struct op_engine;
 
 enum op_side { OP_CLI = 0, OP_UP = 1 };
 
-/* Connection life cycle. Printable with op_conn_state_str(). */
+#define OP_ENGINE_MAX_WORKERS 64 /* op_engine_conf.workers is capped at this */
+
+/* Connection life cycle, as far as core knows it. Protocols keep their own finer states (e.g. which part
+ * of a request they are reading) in their per-connection state. Printable with op_conn_state_str(). */
 enum op_conn_state {
     OP_CS_FREE = 0,
     OP_CS_HANDSHAKE, /* transport handshake (TLS) in progress */
-    OP_CS_HEAD,      /* waiting for / reading a request head (http) */
-    OP_CS_ROUTE,     /* head parsed, deciding where it goes (or waiting for an app handler) */
+    OP_CS_OPEN,      /* transport ready; the protocol owns the connection (reading, deciding, waiting) */
     OP_CS_CONNECT,   /* upstream connect in flight */
-    OP_CS_RELAY,     /* request/response or tunnel bytes flowing */
+    OP_CS_RELAY,     /* bytes flowing between client and upstream */
     OP_CS_HALF,      /* one direction finished (FIN propagated), the other still flowing */
     OP_CS_CLOSING,   /* cancelling in-flight operations; freed when none remain */
 };
 const char *op_conn_state_str(enum op_conn_state st);
 
-/* Per-connection flags word. */
-enum {
-    OP_CF_TUNNEL = 1u << 0,      /* engine relays both ways without the protocol */
-    OP_CF_TLS = 1u << 1,         /* client leg has a transport */
-    OP_CF_XPRT_READY = 1u << 2,  /* transport handshake done */
-    OP_CF_FINISH = 1u << 3,      /* close once the client queue drains (graceful) */
-    OP_CF_DRAIN_CLOSE = 1u << 4, /* engine is draining: protocol should not keep alive */
-    OP_CF_CANCELLED = 1u << 5,   /* cancel requests issued */
-    OP_CF_SPLICE = 1u << 6,      /* tunnel uses splice(2) */
-    OP_CF_LINGER = 1u << 7,      /* write side shut; reading and discarding until EOF */
-    OP_CF_NOTIFY = 1u << 8,      /* transport close notification queued */
-};
-
-/* Per-side flags. */
-enum {
-    OP_SF_RECV = 1u << 0,      /* recv in flight */
-    OP_SF_SEND = 1u << 1,      /* send in flight */
-    OP_SF_EOF = 1u << 2,       /* peer sent FIN (or error) */
-    OP_SF_SHUT_WANT = 1u << 3, /* shut our write side once the queue drains */
-    OP_SF_SHUT_DONE = 1u << 4,
-    OP_SF_PAUSED = 1u << 5,  /* protocol asked not to read this side */
-    OP_SF_WAITBUF = 1u << 6, /* recv got -ENOBUFS; waiting for buffers */
-    OP_SF_CONNECTING = 1u << 7,
-    OP_SF_SPLICE_IN = 1u << 8, /* socket -> pipe splice in flight */
-    OP_SF_SPLICE_OUT = 1u << 9,
-    OP_SF_POLL = 1u << 10,         /* poll for readability in flight (splice path) */
-    OP_SF_BACKPRESSURE = 1u << 11, /* not read: the other side's queue went over the high watermark */
-    OP_SF_NONEMPTY = 1u << 12,     /* the last receive left data in the socket */
-};
-
-/* A queued piece of outgoing data: a provided receive buffer (zero-copy forward) or a pool chunk. */
-struct op_seg {
-    uint8_t *base;
-    uint32_t off, len;
-    int32_t bid; /* >= 0: provided-buffer id to give back after sending; -1: pool chunk */
-};
-
-#define OP_OUTQ_SEGS 8
-struct op_outq {
-    struct op_seg seg[OP_OUTQ_SEGS];
-    uint8_t head, count;
-    uint32_t bytes;
-};
-
-struct op_side_st {
-    int fd;
-    uint16_t flags;
-    uint8_t inflight; /* operations in flight on this fd (recv, send, connect, cancel, ...) */
-    struct op_outq q;
-    int pipe_rd, pipe_wr; /* splice path only */
-    uint32_t pipe_bytes;
-};
-
 /* Transport: client-side byte transformation (TLS). Methods run on the worker. */
 struct op_xprt_ops {
     const char *name;
-    /* Sets up per-connection state (c->xprt); ctx is the listener's current transport context. */
+    /* Bytes of per-worker state the transport keeps (statistics, caches): zeroed, cache-line aligned, one
+     * block per worker, reached with op_worker_xprt_state() / op_engine_xprt_state(). 0 = none. */
+    size_t worker_state_size;
+    /* Sets up per-connection state (op_conn_set_xprt); ctx is the listener's current transport context. */
     int (*open)(struct op_conn *c, void *ctx);
     /* Bytes received from the client socket. Plaintext goes up with op_conn_deliver(); handshake replies
      * go out with op_conn_queue(c, OP_CLI, ...). Calls op_conn_xprt_ready() when the handshake is done.
@@ -118,7 +70,11 @@ struct op_xprt_ops {
 /* Protocol: what the client's plaintext means. All callbacks optional except on_client_data. */
 struct op_proto_ops {
     const char *name;
-    size_t state_size; /* bytes of per-connection protocol state reserved in each slot (c->proto_state) */
+    size_t
+        state_size; /* bytes of per-connection protocol state reserved in each slot (op_conn_proto_state) */
+    /* Bytes of per-worker protocol state (statistics): zeroed, cache-line aligned, one block per worker,
+     * reached with op_worker_proto_state() / op_engine_proto_state(). 0 = none. */
+    size_t worker_state_size;
     /* Largest client receive handed to the protocol while not tunnelling (0 = the receive buffer size).
      * Bounds what a protocol must be able to hold at once (e.g. a head buffer plus one receive). */
     uint32_t max_recv;
@@ -155,7 +111,7 @@ struct op_listener_conf {
 };
 
 struct op_timeouts {
-    uint32_t handshake_ms, head_ms, keepalive_ms, connect_ms, idle_ms, tunnel_idle_ms, drain_ms;
+    uint32_t handshake_ms, connect_ms, idle_ms, tunnel_idle_ms, drain_ms;
 };
 
 struct op_engine_conf {
@@ -173,39 +129,13 @@ struct op_engine_conf {
     uint32_t max_pipes;     /* per worker (0 = 256) */
 };
 
-#define OP_REQ_DUR_BUCKETS 15 /* 14 bounds + Inf */
-extern const uint64_t op_req_dur_bounds_us[OP_REQ_DUR_BUCKETS - 1];
-
-/* Statistics: one block per worker, written only by its worker (relaxed atomics), summed by readers. */
+/* Statistics of the byte-moving layer: one block per worker, written only by its worker (OP_STAT_ADD),
+ * summed by readers with relaxed loads. Protocols and transports count their own events in their
+ * per-worker state (worker_state_size). */
 struct op_worker_stats {
     _Atomic uint64_t accepted, active, closed, bytes_in, bytes_out, up_bytes_in, up_bytes_out;
-    _Atomic uint64_t tls_handshakes, tls_failures, upstream_connect_errors, requests, responses_5xx,
-        responses_4xx, rejected_full, enobufs, timeouts;
-    /* Request durations (head parsed -> response complete), Prometheus-style cumulative-free buckets:
-     * req_dur[i] counts requests with duration <= op_req_dur_bounds_us[i] and > the previous bound;
-     * the last bucket is +Inf. */
-    _Atomic uint64_t req_dur[OP_REQ_DUR_BUCKETS], req_dur_sum_us, req_dur_count;
+    _Atomic uint64_t upstream_connect_errors, rejected_full, enobufs, timeouts;
 } __attribute__((aligned(64)));
-
-struct op_conn {
-    enum op_conn_state state;
-    uint32_t flags;
-    uint32_t slot;
-    uint16_t gen;
-    uint8_t listener;
-    struct op_worker *w;
-    struct op_side_st side[2];
-    struct op_timer timer;
-    uint64_t last_active_ms;
-    uint32_t idle_ms; /* while tunnelling: idle timeout */
-    void *xprt;       /* transport state */
-    void *xprt_ctx;
-    const struct op_xprt_ops *xops;
-    const struct op_proto_ops *pops;
-    void *proto_ctx;
-    void *proto_state; /* pops->state_size bytes, zeroed at accept */
-    uint64_t accepted_ms;
-};
 
 /* ---- engine lifecycle (called from the main / control thread) ---- */
 
@@ -221,6 +151,10 @@ bool op_engine_done(struct op_engine *e);
 void op_engine_free(struct op_engine *e);
 int op_engine_nworkers(const struct op_engine *e);
 const struct op_worker_stats *op_engine_stats(const struct op_engine *e, int worker);
+/* Reader side of the per-worker layer state (any thread; the block is written by its worker only): NULL
+ * when no listener uses ops or ops->worker_state_size is 0. */
+const void *op_engine_proto_state(const struct op_engine *e, int worker, const struct op_proto_ops *ops);
+const void *op_engine_xprt_state(const struct op_engine *e, int worker, const struct op_xprt_ops *ops);
 
 /* Reload: makes ctx the transport context for new connections on listener `li` (existing connections
  * keep theirs). The previous context is passed to release() once every worker has moved past any use of
@@ -254,10 +188,10 @@ struct op_engine *op_worker_engine(const struct op_worker *w);
 bool op_worker_draining(const struct op_worker *w);
 const struct op_timeouts *op_worker_timeouts(const struct op_worker *w);
 struct op_worker_stats *op_worker_stats(struct op_worker *w);
-/* Records one request duration in microseconds in the worker's histogram (worker thread only). */
-void op_worker_observe_request(struct op_worker *w, uint64_t us);
-/* Monotonic microseconds, for request timing. */
-uint64_t op_now_us(void);
+/* The worker's block of per-worker state for a protocol / transport (worker thread only; the owner of the
+ * state is its only writer). NULL when no listener uses ops or ops->worker_state_size is 0. */
+void *op_worker_proto_state(struct op_worker *w, const struct op_proto_ops *ops);
+void *op_worker_xprt_state(struct op_worker *w, const struct op_xprt_ops *ops);
 
 /* ---- connection API for transports and protocols (worker thread only) ---- */
 
@@ -267,23 +201,38 @@ uint64_t op_now_us(void);
 uint8_t *op_conn_buf_get(struct op_conn *c);
 void op_conn_buf_put(struct op_conn *c, uint8_t *buf);
 
-/* Transport handshake finished: the protocol's on_open runs. */
+/* What a connection lets its protocol and transport see (the struct itself is core's own). */
+struct op_worker *op_conn_worker(const struct op_conn *c);
+enum op_conn_state op_conn_state(const struct op_conn *c);
+/* Small number naming the connection in logs (its slot on its worker). */
+uint32_t op_conn_id(const struct op_conn *c);
+/* The engine is draining: the protocol should not keep this connection alive after the current exchange. */
+bool op_conn_draining(const struct op_conn *c);
+/* The transport handshake is done (always true without a transport). */
+bool op_conn_xprt_is_ready(const struct op_conn *c);
+/* The protocol's per-connection state (ops->state_size bytes, zeroed at accept) and listener context. */
+void *op_conn_proto_state(const struct op_conn *c);
+void *op_conn_proto_ctx(const struct op_conn *c);
+/* The transport's per-connection state, set by its open(). */
+void *op_conn_xprt(const struct op_conn *c);
+void op_conn_set_xprt(struct op_conn *c, void *xprt);
+
+/* Transport handshake finished: the protocol's on_open runs. Idempotent. */
 void op_conn_xprt_ready(struct op_conn *c);
 /* Transport hands up client plaintext (routes to the protocol or, when tunnelling, to the upstream). */
 int op_conn_deliver(struct op_conn *c, const uint8_t *p, size_t n);
-/* Appends raw bytes to side's send queue (copied into pool chunks). 0 or -ENOBUFS. */
+/* Appends raw bytes to side's send queue (copied into pool chunks). 0 or -ENOBUFS (then nothing of the
+ * bytes that did not fit is queued: the caller must close the connection, never carry on). */
 int op_conn_queue(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
-/* Sends plaintext to a side: the client goes through its transport, the upstream gets raw bytes. */
+/* Sends plaintext to a side: the client goes through its transport, the upstream gets raw bytes. 0 or
+ * negative (as op_conn_queue: a failure means bytes were lost, so the connection must close). */
 int op_conn_send(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
 /* Like op_conn_send, for bytes that lie inside the receive buffer being delivered right now: the first
  * such call per delivery queues them zero-copy (the buffer is given back once sent) when the destination
  * is raw; otherwise they are copied. */
 int op_conn_forward(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
 /* Bytes queued for a side (backpressure decisions). */
-static inline uint32_t op_conn_queued(const struct op_conn *c, enum op_side side)
-{
-    return c->side[side].q.bytes;
-}
+uint32_t op_conn_queued(const struct op_conn *c, enum op_side side);
 /* Starts a non-blocking connect to an upstream; completion via on_upstream_connected. 0 or -errno. */
 int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len);
 /* Closes the upstream leg only (e.g. to reconnect elsewhere); the client stays. */

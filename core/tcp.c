@@ -6,25 +6,25 @@
 
 static void tcp_open(struct op_conn *c)
 {
-    const struct op_tcp_route *r = c->proto_ctx;
+    const struct op_tcp_route *r = op_conn_proto_ctx(c);
     int rc = op_conn_connect(c, (const struct sockaddr *)&r->addr, r->addrlen);
     if (rc < 0) {
         op_warn("tcp", "upstream %s: socket: %s", r->name, strerror(-rc));
         op_conn_close(c, "upstream socket failed");
         return;
     }
-    op_conn_set_timeout(c, op_worker_timeouts(c->w)->connect_ms);
+    op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->connect_ms);
 }
 
 static void tcp_connected(struct op_conn *c, int err)
 {
-    const struct op_tcp_route *r = c->proto_ctx;
+    const struct op_tcp_route *r = op_conn_proto_ctx(c);
     if (err < 0) {
         op_warn("tcp", "upstream %s: connect: %s", r->name, strerror(-err));
         op_conn_close(c, "upstream connect failed");
         return;
     }
-    op_conn_tunnel(c, op_worker_timeouts(c->w)->tunnel_idle_ms);
+    op_conn_tunnel(c, op_worker_timeouts(op_conn_worker(c))->tunnel_idle_ms);
 }
 
 /* Client bytes that arrive before the upstream is connected are queued for it. */

@@ -49,17 +49,33 @@ static _Thread_local char tl_out[OP_H1_MAX_HEAD + 4096];
 
 static inline struct http_state *hs(struct op_conn *c)
 {
-    return c->proto_state;
+    return op_conn_proto_state(c);
 }
 static inline const struct op_http_conf *hconf(struct op_conn *c)
 {
-    return c->proto_ctx;
+    return op_conn_proto_ctx(c);
 }
 
 void op_http_conf_init(struct op_http_conf *conf)
 {
     memset(conf, 0, sizeof(*conf));
     conf->max_app_body = 1u << 20;
+    conf->head_ms = 10000;
+    conf->keepalive_ms = 60000;
+}
+
+const uint64_t op_http_dur_bounds_us[OP_HTTP_DUR_BUCKETS - 1] = {
+    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+
+/* This worker's HTTP counters (the protocol's per-worker state; this worker is their only writer). */
+static struct op_http_stats *wstats(struct op_conn *c)
+{
+    return op_worker_proto_state(op_conn_worker(c), &op_proto_http);
+}
+
+const struct op_http_stats *op_http_worker_stats(const struct op_engine *e, int worker)
+{
+    return op_engine_proto_state(e, worker, &op_proto_http);
 }
 
 static void process_head(struct op_conn *c);
@@ -96,11 +112,11 @@ static void buf_consume(struct op_conn *c, uint8_t **buf, uint32_t *len, size_t 
 
 static void count_status(struct op_conn *c, int status)
 {
-    struct op_worker_stats *st = op_worker_stats(c->w);
+    struct op_http_stats *st = wstats(c);
     if (status >= 500)
-        atomic_fetch_add_explicit(&st->responses_5xx, 1, memory_order_relaxed);
+        OP_STAT_ADD(st->responses_5xx, 1);
     else if (status >= 400)
-        atomic_fetch_add_explicit(&st->responses_4xx, 1, memory_order_relaxed);
+        OP_STAT_ADD(st->responses_4xx, 1);
 }
 
 static int write_simple(struct op_conn *c, int status, const char *ctype, const char *body, size_t blen,
@@ -119,7 +135,7 @@ static int write_simple(struct op_conn *c, int status, const char *ctype, const 
 static void fail(struct op_conn *c, int status, const char *why)
 {
     struct http_state *st = hs(c);
-    op_debug("http", "w%d#%u %d: %s", op_worker_index(c->w), c->slot, status, why);
+    op_debug("http", "w%d#%u %d: %s", op_worker_index(op_conn_worker(c)), op_conn_id(c), status, why);
     if (!st->resp_started) {
         char body[160];
         int bl = snprintf(body, sizeof(body), "%d %s: %s\n", status, op_h1_reason(status), why);
@@ -137,7 +153,14 @@ static void observe_request(struct op_conn *c)
 {
     struct http_state *st = hs(c);
     if (st->req_start_us) {
-        op_worker_observe_request(c->w, op_now_us() - st->req_start_us);
+        uint64_t us = op_now_us() - st->req_start_us;
+        struct op_http_stats *ws = wstats(c);
+        size_t i = 0;
+        while (i < OP_HTTP_DUR_BUCKETS - 1 && us > op_http_dur_bounds_us[i])
+            i++;
+        OP_STAT_ADD(ws->req_dur[i], 1);
+        OP_STAT_ADD(ws->req_dur_sum_us, us);
+        OP_STAT_ADD(ws->req_dur_count, 1);
         st->req_start_us = 0;
     }
 }
@@ -146,7 +169,7 @@ static void next_request(struct op_conn *c)
 {
     struct http_state *st = hs(c);
     observe_request(c);
-    bool keep = st->client_keep && !st->client_eof && !(c->flags & OP_CF_DRAIN_CLOSE) && st->req_done;
+    bool keep = st->client_keep && !st->client_eof && !op_conn_draining(c) && st->req_done;
     if (!keep) {
         st->phase = HP_DONE;
         op_conn_finish(c);
@@ -154,8 +177,8 @@ static void next_request(struct op_conn *c)
     }
     st->phase = HP_HEAD;
     st->req_done = st->resp_head_done = st->resp_done = st->resp_started = false;
-    op_conn_set_state(c, OP_CS_HEAD);
-    op_conn_set_timeout(c, op_worker_timeouts(c->w)->keepalive_ms);
+    op_conn_set_state(c, OP_CS_OPEN);
+    op_conn_set_timeout(c, hconf(c)->keepalive_ms);
     op_conn_resume(c, OP_CLI);
     if (st->hlen) process_head(c); /* a pipelined request is already here */
 }
@@ -212,8 +235,8 @@ static ssize_t forward_req_body(struct op_conn *c, const uint8_t *p, size_t n)
         st->req_done = true;
         st->phase = HP_WAIT;
         op_conn_pause(c, OP_CLI); /* the next request waits until this response is complete */
-        if (!op_conn_has_upstream(c) || !(c->state == OP_CS_CONNECT))
-            op_conn_set_timeout(c, op_worker_timeouts(c->w)->idle_ms);
+        if (!op_conn_has_upstream(c) || !(op_conn_state(c) == OP_CS_CONNECT))
+            op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->idle_ms);
     }
     return (ssize_t)used;
 }
@@ -229,10 +252,10 @@ static void route_upstream(struct op_conn *c, const struct op_h1_request *req, c
         }
         st->up_addr = rt->addr;
         st->up_addrlen = rt->addrlen;
-        op_conn_set_timeout(c, op_worker_timeouts(c->w)->connect_ms);
+        op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->connect_ms);
     } else {
         op_conn_set_state(c, OP_CS_RELAY);
-        op_conn_set_timeout(c, op_worker_timeouts(c->w)->idle_ms);
+        op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->idle_ms);
     }
     char ip[64];
     op_conn_peer_ip(c, ip, sizeof(ip));
@@ -267,7 +290,7 @@ static void respond_builtin(struct op_conn *c, const struct op_h1_request *req, 
     if (req->framing != OP_H1_BODY_NONE) /* a responder does not read bodies: close after answering */
         st->client_keep = false;
     size_t blen = st->head_req ? 0 : rt->body_len;
-    bool close = !st->client_keep || (c->flags & OP_CF_DRAIN_CLOSE);
+    bool close = !st->client_keep || op_conn_draining(c);
     if (write_simple(c, rt->status ? rt->status : 200, rt->content_type, rt->body, blen, close, rt->extra) <
         0) {
         op_conn_close(c, "response too large");
@@ -287,7 +310,7 @@ static void app_submit(struct op_conn *c)
     st->phase = HP_APP;
     st->req_done = true;
     op_conn_pause(c, OP_CLI);
-    op_conn_set_state(c, OP_CS_ROUTE);
+    op_conn_set_state(c, OP_CS_OPEN);
     op_conn_set_timeout(c, 0);
     hconf(c)->app_submit(hconf(c)->app_submit_ctx, job);
 }
@@ -342,7 +365,7 @@ static void route_app(struct op_conn *c, const struct op_h1_request *req)
     job->body = body;
     job->body_len = req->content_length;
     job->ref = op_conn_ref(c);
-    job->engine = op_worker_engine(c->w);
+    job->engine = op_worker_engine(op_conn_worker(c));
     job->conf = cf;
     st->job = job;
     bool expect = req->expect_continue;
@@ -363,7 +386,7 @@ static void route_app(struct op_conn *c, const struct op_h1_request *req)
         op_conn_send(c, OP_CLI, (const uint8_t *)cont, sizeof(cont) - 1);
     }
     st->phase = HP_APP_BODY;
-    op_conn_set_timeout(c, op_worker_timeouts(c->w)->head_ms);
+    op_conn_set_timeout(c, hconf(c)->head_ms);
 }
 
 static void process_head(struct op_conn *c)
@@ -376,9 +399,9 @@ static void process_head(struct op_conn *c)
         fail(c, req->error_status, req->error_reason);
         return;
     }
-    atomic_fetch_add_explicit(&op_worker_stats(c->w)->requests, 1, memory_order_relaxed);
+    OP_STAT_ADD(wstats(c)->requests, 1);
     st->req_start_us = op_now_us();
-    op_conn_set_state(c, OP_CS_ROUTE);
+    op_conn_set_state(c, OP_CS_OPEN);
     st->client_minor = (uint8_t)req->version_minor;
     st->client_keep = req->keep_alive;
     st->head_req = req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
@@ -458,7 +481,7 @@ static int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
             if (rc < 0) return rc;
             p += take;
             n -= take;
-            if (first) op_conn_set_timeout(c, op_worker_timeouts(c->w)->head_ms);
+            if (first) op_conn_set_timeout(c, hconf(c)->head_ms);
             uint8_t before = st->phase;
             uint32_t hlen = st->hlen;
             process_head(c);
@@ -527,7 +550,7 @@ static void start_tunnel(struct op_conn *c, const uint8_t *a, size_t an, const u
         buf_consume(c, &st->hbuf, &st->hlen, st->hlen);
     }
     if (st->rbuf) buf_consume(c, &st->rbuf, &st->rlen, st->rlen);
-    op_conn_tunnel(c, op_worker_timeouts(c->w)->tunnel_idle_ms);
+    op_conn_tunnel(c, op_worker_timeouts(op_conn_worker(c))->tunnel_idle_ms);
 }
 
 /*
@@ -544,7 +567,7 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
         st->up_addr = NULL;
         return 0;
     }
-    op_conn_set_timeout(c, op_worker_timeouts(c->w)->idle_ms);
+    op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->idle_ms);
     if (st->resp_head_done) {
         forward_resp_body(c, p, n, 0);
         return 0;
@@ -611,7 +634,7 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
         if (resp->framing == OP_H1_BODY_UNTIL_CLOSE ||
             (st->client_minor == 0 && resp->framing == OP_H1_BODY_CHUNKED))
             st->client_keep = false; /* the end of the body is marked by closing */
-        bool close = !st->client_keep || (c->flags & OP_CF_DRAIN_CLOSE) || st->client_eof;
+        bool close = !st->client_keep || op_conn_draining(c) || st->client_eof;
         if (close) st->client_keep = false;
         count_status(c, resp->status);
         ssize_t hn = op_h1_write_response_head(resp, st->client_minor, close, hconf(c)->resp_extra, tl_out,
@@ -634,7 +657,7 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
         uint8_t *rb = v == st->rbuf ? st->rbuf : NULL;
         if (rb) st->rbuf = NULL, st->rlen = 0;
         if (body_here) forward_resp_body(c, v + head_len, vn - head_len, (size_t)hn); /* head goes with it */
-        if (tn && st->resp_head_done && !st->resp_done && c->state != OP_CS_CLOSING)
+        if (tn && st->resp_head_done && !st->resp_done && op_conn_state(c) != OP_CS_CLOSING)
             forward_resp_body(c, t, tn, 0);
         else if (tn)
             st->up_keep = false;
@@ -650,8 +673,8 @@ static void http_open(struct op_conn *c)
     struct http_state *st = hs(c);
     memset(st, 0, sizeof(*st));
     st->phase = HP_HEAD;
-    op_conn_set_state(c, OP_CS_HEAD);
-    op_conn_set_timeout(c, op_worker_timeouts(c->w)->head_ms);
+    op_conn_set_state(c, OP_CS_OPEN);
+    op_conn_set_timeout(c, hconf(c)->head_ms);
 }
 
 static void http_connected(struct op_conn *c, int err)
@@ -664,7 +687,7 @@ static void http_connected(struct op_conn *c, int err)
         return;
     }
     op_conn_set_state(c, OP_CS_RELAY);
-    op_conn_set_timeout(c, op_worker_timeouts(c->w)->idle_ms);
+    op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->idle_ms);
 }
 
 static void http_eof(struct op_conn *c, enum op_side side)
@@ -701,7 +724,7 @@ static void http_eof(struct op_conn *c, enum op_side side)
 static void http_timeout(struct op_conn *c)
 {
     struct http_state *st = hs(c);
-    atomic_fetch_add_explicit(&op_worker_stats(c->w)->timeouts, 1, memory_order_relaxed);
+    OP_STAT_ADD(op_worker_stats(op_conn_worker(c))->timeouts, 1);
     switch (st->phase) {
     case HP_HEAD:
         if (st->hlen == 0)
@@ -714,7 +737,7 @@ static void http_timeout(struct op_conn *c)
         fail(c, 408, "request body timeout");
         break;
     case HP_WAIT:
-        if (c->state == OP_CS_CONNECT)
+        if (op_conn_state(c) == OP_CS_CONNECT)
             fail(c, 504, "upstream connect timeout");
         else if (!st->resp_started)
             fail(c, 504, "upstream response timeout");
@@ -761,7 +784,7 @@ static void http_message(struct op_conn *c, void *msg)
         return;
     }
     struct op_app_response *r = &job->resp;
-    bool close = !st->client_keep || (c->flags & OP_CF_DRAIN_CLOSE) || st->client_eof;
+    bool close = !st->client_keep || op_conn_draining(c) || st->client_eof;
     if (close) st->client_keep = false;
     int status = r->status ? r->status : 200;
     const char *extra2 = hconf(c)->resp_extra;
@@ -802,6 +825,7 @@ static void http_close(struct op_conn *c)
 
 const struct op_proto_ops op_proto_http = {
     .name = "http",
+    .worker_state_size = sizeof(struct op_http_stats),
     .state_size = sizeof(struct http_state),
     /* A head (< OP_H1_MAX_HEAD) plus one receive always fits a head buffer (OP_CONN_BUF_SIZE). */
     .max_recv = OP_CONN_BUF_SIZE - OP_H1_MAX_HEAD,

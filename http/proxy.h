@@ -51,12 +51,27 @@ struct op_http_conf {
     void (*app_submit)(void *ctx, struct op_app_job *job);
     void *app_submit_ctx;
     size_t max_app_body;    /* bytes; larger bodies get 413 (default 1 MiB) */
+    uint32_t head_ms;       /* a request head must be complete this long after its first byte (10 s) */
+    uint32_t keepalive_ms;  /* an idle keep-alive connection is closed after this long (60 s) */
     const char *resp_extra; /* header lines added to every response we write (e.g. version headers) */
 };
 
 void op_http_conf_init(struct op_http_conf *conf);
 
 extern const struct op_proto_ops op_proto_http;
+
+/* The HTTP protocol's per-worker counters: written only by their worker (OP_STAT_ADD), summed by readers
+ * with relaxed loads. Request durations run from a parsed head to the complete response, in buckets that
+ * are not cumulative: req_dur[i] counts durations <= op_http_dur_bounds_us[i] and > the previous bound,
+ * the last bucket is +Inf. */
+#define OP_HTTP_DUR_BUCKETS 15 /* 14 bounds + Inf */
+extern const uint64_t op_http_dur_bounds_us[OP_HTTP_DUR_BUCKETS - 1];
+struct op_http_stats {
+    _Atomic uint64_t requests, responses_4xx, responses_5xx;
+    _Atomic uint64_t req_dur[OP_HTTP_DUR_BUCKETS], req_dur_sum_us, req_dur_count;
+};
+/* Worker `worker`'s HTTP counters, or NULL when no listener of e speaks HTTP. Any thread. */
+const struct op_http_stats *op_http_worker_stats(const struct op_engine *e, int worker);
 
 /* An application request in flight between a worker and the control thread. */
 struct op_app_job {

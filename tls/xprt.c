@@ -6,6 +6,20 @@
 #include "core/log.h"
 #include "tls/tls.h"
 
+static struct op_tls_stats *tls_stats(struct op_conn *c)
+{
+    return op_worker_xprt_state(op_conn_worker(c), &op_xprt_tls);
+}
+
+/* The one place that says the handshake is complete: counts it and lets core open the protocol. */
+static void handshake_done(struct op_conn *c)
+{
+    if (op_conn_xprt_is_ready(c)) return;
+    struct op_tls_stats *ts = tls_stats(c);
+    if (ts) OP_STAT_ADD(ts->handshakes, 1);
+    op_conn_xprt_ready(c);
+}
+
 /* Ciphertext from wolfSSL goes straight to the client's send queue. */
 static int xprt_out(void *arg, const uint8_t *p, size_t n)
 {
@@ -17,50 +31,59 @@ static int xprt_out(void *arg, const uint8_t *p, size_t n)
 static int xprt_plain(void *arg, const uint8_t *p, size_t n)
 {
     struct op_conn *c = arg;
-    if (!(c->flags & OP_CF_XPRT_READY)) op_conn_xprt_ready(c);
+    handshake_done(c);
     return op_conn_deliver(c, p, n) < 0 ? -1 : 0;
 }
 
 static int xprt_open(struct op_conn *c, void *ctx)
 {
-    c->xprt = op_tls_conn_new(ctx, xprt_out, c);
-    return c->xprt ? 0 : -ENOMEM;
+    op_conn_set_xprt(c, op_tls_conn_new(ctx, xprt_out, c));
+    if (op_conn_xprt(c)) return 0;
+    struct op_tls_stats *ts = tls_stats(c);
+    if (ts) OP_STAT_ADD(ts->failures, 1);
+    return -ENOMEM;
 }
 
 static int xprt_input(struct op_conn *c, const uint8_t *p, size_t n)
 {
-    int st = op_tls_conn_input(c->xprt, p, n, xprt_plain, c);
+    int st = op_tls_conn_input(op_conn_xprt(c), p, n, xprt_plain, c);
     if (st == OP_TLS_ERROR) {
-        if (!(c->flags & OP_CF_XPRT_READY)) {
-            op_debug("tls", "handshake failed: %s", op_tls_conn_error(c->xprt));
+        if (!op_conn_xprt_is_ready(c)) {
+            op_debug("tls", "handshake failed: %s", op_tls_conn_error(op_conn_xprt(c)));
             op_conn_finish(c); /* flush the alert, then close */
             return 0;
         }
-        op_debug("tls", "session error: %s", op_tls_conn_error(c->xprt));
+        op_debug("tls", "session error: %s", op_tls_conn_error(op_conn_xprt(c)));
         return -1;
     }
-    if (st != OP_TLS_WANT && !(c->flags & OP_CF_XPRT_READY)) op_conn_xprt_ready(c);
+    if (st != OP_TLS_WANT) handshake_done(c);
     return st == OP_TLS_PEER_CLOSED ? 1 : 0;
 }
 
 static int xprt_output(struct op_conn *c, const uint8_t *p, size_t n)
 {
-    return op_tls_conn_write(c->xprt, p, n) == 0 ? 0 : -1;
+    return op_tls_conn_write(op_conn_xprt(c), p, n) == 0 ? 0 : -1;
 }
 
 static int xprt_shutdown(struct op_conn *c)
 {
-    return op_tls_conn_shutdown(c->xprt) == 0 ? 0 : -1;
+    return op_tls_conn_shutdown(op_conn_xprt(c)) == 0 ? 0 : -1;
 }
 
 static void xprt_close(struct op_conn *c)
 {
-    op_tls_conn_free(c->xprt);
-    c->xprt = NULL;
+    /* A session that never finished its handshake counts as a failed handshake. */
+    if (!op_conn_xprt_is_ready(c)) {
+        struct op_tls_stats *ts = tls_stats(c);
+        if (ts) OP_STAT_ADD(ts->failures, 1);
+    }
+    op_tls_conn_free(op_conn_xprt(c));
+    op_conn_set_xprt(c, NULL);
 }
 
 const struct op_xprt_ops op_xprt_tls = {
     .name = "tls",
+    .worker_state_size = sizeof(struct op_tls_stats),
     .open = xprt_open,
     .input = xprt_input,
     .output = xprt_output,
@@ -91,6 +114,11 @@ int op_tls_xprt_ctx_new(const char *const *certs, const char *const *keys, int n
     if (rc != 0) return rc;
     *out = ctx;
     return 0;
+}
+
+const struct op_tls_stats *op_tls_worker_stats(const struct op_engine *e, int worker)
+{
+    return op_engine_xprt_state(e, worker, &op_xprt_tls);
 }
 
 void op_tls_xprt_ctx_unref(void *ctx)

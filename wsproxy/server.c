@@ -252,7 +252,7 @@ static void publish(struct ws *w)
 /* ---- worker side: routing ------------------------------------------------------------------------ */
 
 /* Per-worker request counters for coderd_api_requests_processed_total{code,method,path}: each worker adds
- * to its own cache line (workers beyond OP_WS_STAT_SLOTS share slots; the adds are atomic either way). */
+ * to its own cache line (one slot per possible worker, so every slot has a single writer). */
 enum {
     RT_HEALTHZ,
     RT_REPORT,
@@ -281,7 +281,7 @@ static const struct {
     [RT_PREFLIGHT] = {"/*", 200},
 };
 static const char *const mt_names[MT_N] = {"GET", "HEAD", "OPTIONS", "POST", "OTHER"};
-#define OP_WS_STAT_SLOTS 64
+#define OP_WS_STAT_SLOTS OP_ENGINE_MAX_WORKERS
 struct route_stats {
     _Atomic uint64_t n[RT_N][MT_N];
 } __attribute__((aligned(64)));
@@ -296,8 +296,8 @@ static int method_index(op_span_t m)
 
 static void count_route(const struct op_conn *c, const struct op_h1_request *req, int rt)
 {
-    struct route_stats *rs = &g_rstats[op_worker_index(c->w) % OP_WS_STAT_SLOTS];
-    atomic_fetch_add_explicit(&rs->n[rt][method_index(req->method)], 1, memory_order_relaxed);
+    struct route_stats *rs = &g_rstats[op_worker_index(op_conn_worker(c))];
+    OP_STAT_ADD(rs->n[rt][method_index(req->method)], 1);
 }
 
 static bool path_is(op_span_t target, const char *p)
@@ -507,7 +507,7 @@ static void metrics_handler(void *ctx, const struct op_app_request *req, struct 
     struct ws *w = ctx;
     (void)req;
     uint64_t acc = 0, act = 0, bin = 0, bout = 0, upin = 0, upout = 0, hs = 0, hsf = 0, uce = 0, rq = 0,
-             r5 = 0, r4 = 0, tmo = 0, dur[OP_REQ_DUR_BUCKETS] = {0}, dur_sum = 0, dur_count = 0;
+             r5 = 0, r4 = 0, tmo = 0, dur[OP_HTTP_DUR_BUCKETS] = {0}, dur_sum = 0, dur_count = 0;
     for (int i = 0; i < op_engine_nworkers(w->e); i++) {
         const struct op_worker_stats *s = op_engine_stats(w->e, i);
         acc += atomic_load_explicit(&s->accepted, memory_order_relaxed);
@@ -516,17 +516,23 @@ static void metrics_handler(void *ctx, const struct op_app_request *req, struct 
         bout += atomic_load_explicit(&s->bytes_out, memory_order_relaxed);
         upin += atomic_load_explicit(&s->up_bytes_in, memory_order_relaxed);
         upout += atomic_load_explicit(&s->up_bytes_out, memory_order_relaxed);
-        hs += atomic_load_explicit(&s->tls_handshakes, memory_order_relaxed);
-        hsf += atomic_load_explicit(&s->tls_failures, memory_order_relaxed);
         uce += atomic_load_explicit(&s->upstream_connect_errors, memory_order_relaxed);
-        rq += atomic_load_explicit(&s->requests, memory_order_relaxed);
-        r5 += atomic_load_explicit(&s->responses_5xx, memory_order_relaxed);
-        r4 += atomic_load_explicit(&s->responses_4xx, memory_order_relaxed);
         tmo += atomic_load_explicit(&s->timeouts, memory_order_relaxed);
-        for (int k = 0; k < OP_REQ_DUR_BUCKETS; k++)
-            dur[k] += atomic_load_explicit(&s->req_dur[k], memory_order_relaxed);
-        dur_sum += atomic_load_explicit(&s->req_dur_sum_us, memory_order_relaxed);
-        dur_count += atomic_load_explicit(&s->req_dur_count, memory_order_relaxed);
+        const struct op_tls_stats *ts = op_tls_worker_stats(w->e, i);
+        if (ts) {
+            hs += atomic_load_explicit(&ts->handshakes, memory_order_relaxed);
+            hsf += atomic_load_explicit(&ts->failures, memory_order_relaxed);
+        }
+        const struct op_http_stats *h = op_http_worker_stats(w->e, i);
+        if (h) {
+            rq += atomic_load_explicit(&h->requests, memory_order_relaxed);
+            r5 += atomic_load_explicit(&h->responses_5xx, memory_order_relaxed);
+            r4 += atomic_load_explicit(&h->responses_4xx, memory_order_relaxed);
+            for (int k = 0; k < OP_HTTP_DUR_BUCKETS; k++)
+                dur[k] += atomic_load_explicit(&h->req_dur[k], memory_order_relaxed);
+            dur_sum += atomic_load_explicit(&h->req_dur_sum_us, memory_order_relaxed);
+            dur_count += atomic_load_explicit(&h->req_dur_count, memory_order_relaxed);
+        }
     }
     struct mbuf b = {0};
     metric(&b, "outpost_wsproxy_connections_accepted_total", "counter", "Client connections accepted.", acc);
@@ -546,11 +552,11 @@ static void metrics_handler(void *ctx, const struct op_app_request *req, struct 
     mprintf(&b, "# HELP outpost_wsproxy_http_request_duration_seconds Time from a parsed request head to its "
                 "complete response.\n# TYPE outpost_wsproxy_http_request_duration_seconds histogram\n");
     uint64_t cum = 0;
-    for (int k = 0; k < OP_REQ_DUR_BUCKETS; k++) {
+    for (int k = 0; k < OP_HTTP_DUR_BUCKETS; k++) {
         cum += dur[k];
-        if (k < OP_REQ_DUR_BUCKETS - 1)
+        if (k < OP_HTTP_DUR_BUCKETS - 1)
             mprintf(&b, "outpost_wsproxy_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
-                    (double)op_req_dur_bounds_us[k] / 1e6, (unsigned long long)cum);
+                    (double)op_http_dur_bounds_us[k] / 1e6, (unsigned long long)cum);
         else
             mprintf(&b, "outpost_wsproxy_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
                     (unsigned long long)cum);
