@@ -1,11 +1,17 @@
 /*
  * core/common.h — small shared definitions used by every module.
  *
- * Return convention (written once, used everywhere):
- *   - functions that can fail return 0 on success and a negative errno value on failure
- *     (syscall-like), unless their comment says otherwise;
- *   - functions that move bytes return the count (>= 0) or a negative errno;
- *   - predicates return bool.
+ * Return conventions (written once, followed everywhere; a function that departs from them says why in
+ * its declaration):
+ *   - an operation that can fail returns int: 0 on success, a negative errno value on failure
+ *     (syscall-like: -ENOMEM, -EINVAL, ...), never a positive value;
+ *   - a function that produces or moves bytes returns ssize_t: the count (>= 0) or a negative errno;
+ *     a size that cannot fail is a size_t;
+ *   - a predicate returns bool and has no side effect a caller must check;
+ *   - a lookup returns a pointer, NULL when there is none;
+ *   - a result that must not be ignored (an error that loses bytes or leaks a resource when dropped) is
+ *     declared OP_MUST_USE, so the compiler refuses a caller that drops it.
+ * Invariants (conditions that are bugs when false, never input errors) are checked with OP_BUG_ON.
  */
 #ifndef OP_COMMON_H
 #define OP_COMMON_H
@@ -23,6 +29,14 @@
 #define OP_MAX(a, b)                       ((a) > (b) ? (a) : (b))
 #define OP_UNUSED                          __attribute__((unused))
 #define OP_PRINTF(a, b)                    __attribute__((format(printf, a, b)))
+#define OP_MUST_USE                        __attribute__((warn_unused_result))
+
+/* Aborts with file, line and the condition when cond holds: for invariants, compiled into every build. */
+#define OP_BUG_ON(cond)                                                                                      \
+    do {                                                                                                     \
+        if (OP_UNLIKELY(cond)) op_bug(__FILE__, __LINE__, #cond);                                            \
+    } while (0)
+_Noreturn void op_bug(const char *file, int line, const char *cond);
 
 /* Adds n to a single-writer counter (an _Atomic integer that only one thread writes, read by others):
  * relaxed load plus relaxed store, never a locked read-modify-write. */

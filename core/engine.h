@@ -141,7 +141,8 @@ struct op_worker_stats {
 
 /* Probes io_uring, starts the workers (each binds its listeners) and waits until they are all up.
  * Returns 0, or a negative errno with a readable reason in err (e.g. io_uring blocked, address in use). */
-int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, char *err, size_t errlen);
+OP_MUST_USE int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, char *err,
+                                size_t errlen);
 /* Begins a graceful drain: stop accepting, let in-flight requests finish, close idle keep-alives,
  * force-close whatever remains after conf->to.drain_ms. Thread-safe, idempotent. */
 void op_engine_drain(struct op_engine *e);
@@ -159,13 +160,13 @@ const void *op_engine_xprt_state(const struct op_engine *e, int worker, const st
 /* Reload: makes ctx the transport context for new connections on listener `li` (existing connections
  * keep theirs). The previous context is passed to release() once every worker has moved past any use of
  * it (each worker acknowledges a message), from a worker thread. Control thread only. 0 or -errno. */
-int op_engine_set_xprt_ctx(struct op_engine *e, int li, void *ctx, void (*release)(void *old));
+OP_MUST_USE int op_engine_set_xprt_ctx(struct op_engine *e, int li, void *ctx, void (*release)(void *old));
 
 /* Publishing immutable snapshots that workers read through an atomic pointer: after the caller swapped
  * the pointer, release(old) runs once every worker has acknowledged a message posted now (so no worker
  * still holds a pointer loaded before the swap), on a worker thread (or in op_engine_free). Control
  * thread only. 0 or -ENOMEM (then nothing was posted and the caller still owns old). */
-int op_engine_retire(struct op_engine *e, void *old, void (*release)(void *old));
+OP_MUST_USE int op_engine_retire(struct op_engine *e, void *old, void (*release)(void *old));
 
 /* Cross-thread messages. A message is delivered to fn(worker, msg) on the worker's thread. */
 struct op_msg {
@@ -182,7 +183,7 @@ struct op_conn_ref {
 struct op_conn_ref op_conn_ref(const struct op_conn *c);
 /* Delivers msg to ref's protocol on_message if the connection still exists; returns false (and does
  * nothing) if it is gone; the caller then owns msg. Runs on the worker. */
-bool op_worker_deliver(struct op_worker *w, struct op_conn_ref ref, void *msg);
+OP_MUST_USE bool op_worker_deliver(struct op_worker *w, struct op_conn_ref ref, void *msg);
 int op_worker_index(const struct op_worker *w);
 struct op_engine *op_worker_engine(const struct op_worker *w);
 bool op_worker_draining(const struct op_worker *w);
@@ -198,7 +199,7 @@ void *op_worker_xprt_state(struct op_worker *w, const struct op_xprt_ops *ops);
 /* Scratch buffers from the worker's send-chunk pool (OP_CONN_BUF_SIZE bytes), for protocol state that
  * exists only while needed (e.g. a request head being read). NULL when the pool is empty. */
 #define OP_CONN_BUF_SIZE (32u * 1024u)
-uint8_t *op_conn_buf_get(struct op_conn *c);
+OP_MUST_USE uint8_t *op_conn_buf_get(struct op_conn *c);
 void op_conn_buf_put(struct op_conn *c, uint8_t *buf);
 
 /* What a connection lets its protocol and transport see (the struct itself is core's own). */
@@ -220,21 +221,21 @@ void op_conn_set_xprt(struct op_conn *c, void *xprt);
 /* Transport handshake finished: the protocol's on_open runs. Idempotent. */
 void op_conn_xprt_ready(struct op_conn *c);
 /* Transport hands up client plaintext (routes to the protocol or, when tunnelling, to the upstream). */
-int op_conn_deliver(struct op_conn *c, const uint8_t *p, size_t n);
+OP_MUST_USE int op_conn_deliver(struct op_conn *c, const uint8_t *p, size_t n);
 /* Appends raw bytes to side's send queue (copied into pool chunks). 0 or -ENOBUFS (then nothing of the
  * bytes that did not fit is queued: the caller must close the connection, never carry on). */
-int op_conn_queue(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
+OP_MUST_USE int op_conn_queue(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
 /* Sends plaintext to a side: the client goes through its transport, the upstream gets raw bytes. 0 or
  * negative (as op_conn_queue: a failure means bytes were lost, so the connection must close). */
-int op_conn_send(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
+OP_MUST_USE int op_conn_send(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
 /* Like op_conn_send, for bytes that lie inside the receive buffer being delivered right now: the first
  * such call per delivery queues them zero-copy (the buffer is given back once sent) when the destination
  * is raw; otherwise they are copied. */
-int op_conn_forward(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
+OP_MUST_USE int op_conn_forward(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
 /* Bytes queued for a side (backpressure decisions). */
 uint32_t op_conn_queued(const struct op_conn *c, enum op_side side);
 /* Starts a non-blocking connect to an upstream; completion via on_upstream_connected. 0 or -errno. */
-int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len);
+OP_MUST_USE int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len);
 /* Closes the upstream leg only (e.g. to reconnect elsewhere); the client stays. */
 void op_conn_drop_upstream(struct op_conn *c);
 bool op_conn_has_upstream(const struct op_conn *c);
@@ -260,8 +261,8 @@ uint64_t op_worker_now(const struct op_worker *w);
 
 /* Address helper: parses "host:port", "[v6]:port", ":port" (all interfaces) with getaddrinfo (numeric or
  * resolvable names; call off the hot path). 0 or -EINVAL with a reason in err. */
-int op_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *outlen, char *err,
-                      size_t errlen);
+OP_MUST_USE int op_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *outlen, char *err,
+                                  size_t errlen);
 /* Formats an address as "ip:port". */
 void op_format_addr(const struct sockaddr *sa, char *buf, size_t len);
 

@@ -28,6 +28,17 @@ uint64_t op_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+void op_bug(const char *file, int line, const char *cond)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof(buf), "BUG at %s:%d: %s\n", file, line, cond);
+    if (n > 0) {
+        ssize_t r = write(STDERR_FILENO, buf, (size_t)OP_MIN(n, (int)sizeof(buf) - 1));
+        (void)r;
+    }
+    abort();
+}
+
 void op_log_set_level(enum op_log_level lvl)
 {
     atomic_store(&g_level, (int)lvl);

@@ -119,8 +119,8 @@ static void count_status(struct op_conn *c, int status)
         OP_STAT_ADD(st->responses_4xx, 1);
 }
 
-static int write_simple(struct op_conn *c, int status, const char *ctype, const char *body, size_t blen,
-                        bool close, const char *extra1)
+OP_MUST_USE static int write_simple(struct op_conn *c, int status, const char *ctype, const char *body,
+                                    size_t blen, bool close, const char *extra1)
 {
     const char *extra2 = hconf(c)->resp_extra;
     char extra[1600];
@@ -139,7 +139,12 @@ static void fail(struct op_conn *c, int status, const char *why)
     if (!st->resp_started) {
         char body[160];
         int bl = snprintf(body, sizeof(body), "%d %s: %s\n", status, op_h1_reason(status), why);
-        write_simple(c, status, "text/plain; charset=utf-8", body, (size_t)bl, true, NULL);
+        if (write_simple(c, status, "text/plain; charset=utf-8", body, (size_t)bl, true, NULL) < 0) {
+            st->phase = HP_DONE;
+            observe_request(c);
+            op_conn_close(c, "error response did not fit the client queue");
+            return;
+        }
     }
     st->phase = HP_DONE;
     observe_request(c);
@@ -383,7 +388,10 @@ static void route_app(struct op_conn *c, const struct op_h1_request *req)
     }
     if (expect) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        op_conn_send(c, OP_CLI, (const uint8_t *)cont, sizeof(cont) - 1);
+        if (op_conn_send(c, OP_CLI, (const uint8_t *)cont, sizeof(cont) - 1) < 0) {
+            op_conn_close(c, "client queue full");
+            return;
+        }
     }
     st->phase = HP_APP_BODY;
     op_conn_set_timeout(c, hconf(c)->head_ms);
@@ -543,10 +551,16 @@ static void forward_resp_body(struct op_conn *c, const uint8_t *p, size_t n, siz
 static void start_tunnel(struct op_conn *c, const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
     struct http_state *st = hs(c);
-    if (an) op_conn_send(c, OP_CLI, a, an);
-    if (bn) op_conn_send(c, OP_CLI, b, bn);
+    /* A byte that cannot be queued would leave a hole in the new protocol's stream: close instead. */
+    if ((an && op_conn_send(c, OP_CLI, a, an) < 0) || (bn && op_conn_send(c, OP_CLI, b, bn) < 0)) {
+        op_conn_close(c, "client queue full");
+        return;
+    }
     if (st->hlen) { /* bytes the client sent after its upgrade request belong to the new protocol */
-        op_conn_send(c, OP_UP, st->hbuf, st->hlen);
+        if (op_conn_send(c, OP_UP, st->hbuf, st->hlen) < 0) {
+            op_conn_close(c, "upstream queue full");
+            return;
+        }
         buf_consume(c, &st->hbuf, &st->hlen, st->hlen);
     }
     if (st->rbuf) buf_consume(c, &st->rbuf, &st->rlen, st->rlen);
@@ -615,7 +629,10 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
             return 0;
         }
         if (resp->status >= 100 && resp->status < 200) { /* interim response: pass it on as is */
-            op_conn_send(c, OP_CLI, v, head_len);
+            if (op_conn_send(c, OP_CLI, v, head_len) < 0) {
+                op_conn_close(c, "client queue full");
+                return 0;
+            }
             if (v == st->rbuf) {
                 buf_consume(c, &st->rbuf, &st->rlen, head_len);
                 if (st->rlen)

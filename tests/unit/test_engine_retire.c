@@ -85,7 +85,7 @@ int main(void)
     printf("a retire racing the engine's stop is released by op_engine_free\n");
     op_engine_drain(e);
     for (int i = 0; i < 10; i++)
-        op_engine_retire(e, malloc(8), release);
+        CHECK(op_engine_retire(e, malloc(8), release) == 0, "late retire %d", i);
     for (int i = 0; i < 400 && !op_engine_done(e); i++)
         usleep(10000);
     op_engine_free(e);
