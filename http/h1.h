@@ -1,7 +1,8 @@
 /*
  * http/h1.h — the HTTP/1.1 message layer: pure functions over caller-owned buffers, no I/O, no allocation.
- * One public header for three sources: h1_parse.c (heads; the one file that includes llhttp), h1_body.c
- * (body framing), h1_write.c (head writers).
+ * One public header for four sources: h1_scan.c (the strict, resumable head scanner), h1_parse.c (head
+ * semantics and the llhttp cross-check; the one file that includes llhttp), h1_body.c (body framing),
+ * h1_write.c (head writers).
  *
  *   - op_h1_parse_request / op_h1_parse_response: parse a message head. A strict validation pass of our
  *     own (refuse, don't repair: obs-fold, bare LF, bare CR, whitespace before ':', CTLs, ambiguous
@@ -26,6 +27,11 @@
 #define OP_H1_MAX_CHUNK_EXT 4096  /* chunk-extension bytes per message, summed over all chunks */
 #define OP_H1_MAX_TRAILERS  8192  /* trailer-section bytes (field lines incl. their CRLF) */
 
+/*
+ * What the parsers and the body tracker return. Not 0 / -errno (core/common.h): "not complete yet" is
+ * the normal answer for bytes that trickle in, not a failure, and an error carries an HTTP status (in
+ * the parsed struct) rather than an errno.
+ */
 enum op_h1_result { OP_H1_ERROR = -1, OP_H1_INCOMPLETE = 0, OP_H1_COMPLETE = 1 };
 
 enum op_h1_framing {
@@ -62,7 +68,8 @@ struct op_h1_request {
  * Parses the request head at buf[0..len).
  *   COMPLETE:   *req filled, spans point into buf; the body (if any) starts at buf + req->head_len.
  *   INCOMPLETE: the end of the head is not there yet and every byte present passed the size limits and
- *               syntax checks so far. Call again from the start of the (grown) buffer.
+ *               syntax checks so far. Call again from the start of the (grown) buffer, or use
+ *               op_h1_parse_request_resume so that the bytes already checked are not scanned again.
  *   ERROR:      req->error_status / req->error_reason set. The caller answers with that status and
  *               closes; it must never forward anything of this request.
  * Rejected (400 unless noted): obs-fold, whitespace between name and ':', bare LF, CR not followed by LF,
@@ -73,7 +80,35 @@ struct op_h1_request {
  * different from Host, duplicate Upgrade, version other than 1.0/1.1 (505), unknown method (501),
  * > OP_H1_MAX_HEADERS headers or head >= OP_H1_MAX_HEAD (431), request line >= OP_H1_MAX_REQLINE (414).
  */
-int op_h1_parse_request(const char *buf, size_t len, struct op_h1_request *req);
+enum op_h1_result op_h1_parse_request(const char *buf, size_t len, struct op_h1_request *req);
+
+/*
+ * Where a request-head scan stopped, for a head that arrives in pieces. Plain data, a few integers:
+ * keep one per connection, zeroed (= start of a head). It is reset to zero whenever
+ * op_h1_parse_request_resume returns COMPLETE or ERROR, ready for the next head.
+ */
+struct op_h1_scan {
+    uint32_t pos;   /* bytes of the head already checked */
+    uint32_t mark;  /* start of the current element (request target, header name) */
+    uint32_t mark2; /* the current header's colon */
+    uint16_t nhdrs; /* complete field lines so far */
+    uint8_t state, aux, major;
+};
+
+/*
+ * op_h1_parse_request for a head collected across receives, in O(new bytes) per call: buf[0..len) is
+ * the head so far and must extend the bytes given in the previous call unchanged (the buffer may only
+ * grow until the result is COMPLETE or ERROR). Only bytes not yet checked are scanned (they are held to
+ * the same syntax and size rules at once, so a bad byte is refused when it arrives); the full parse,
+ * spans, semantic checks and llhttp, runs once, when the end of the head is there. Same results as
+ * op_h1_parse_request on the same bytes; on INCOMPLETE *req is unspecified.
+ */
+enum op_h1_result op_h1_parse_request_resume(const char *buf, size_t len, struct op_h1_scan *scan,
+                                             struct op_h1_request *req);
+
+/* Test instrumentation: bytes the head parsers of the calling thread have scanned so far (our scanner
+ * and llhttp's pass both count), to check that parsing work stays linear in the head size. */
+uint64_t op_h1_scan_work(void);
 
 struct op_h1_response {
     int status; /* 100..999 */
@@ -97,7 +132,8 @@ struct op_h1_response {
  * ambiguities as for requests are errors (502), as is a version other than 1.0/1.1 or a bad status line.
  * A 1xx other than 101 is an interim response: the final response follows it on the same connection.
  */
-int op_h1_parse_response(const char *buf, size_t len, bool req_was_head, struct op_h1_response *resp);
+enum op_h1_result op_h1_parse_response(const char *buf, size_t len, bool req_was_head,
+                                       struct op_h1_response *resp);
 
 /* Body tracker state. Treat as opaque; zero-size copies are fine (plain data, no pointers). */
 struct op_h1_body {
@@ -124,7 +160,7 @@ void op_h1_body_init(struct op_h1_body *b, enum op_h1_framing f, uint64_t conten
  * <= OP_H1_MAX_CHUNK_EXT; CRLF required everywhere (bare LF is an error); trailer field lines validated
  * like header lines and bounded by OP_H1_MAX_TRAILERS.
  */
-int op_h1_body_feed(struct op_h1_body *b, const char *p, size_t len, size_t *used);
+enum op_h1_result op_h1_body_feed(struct op_h1_body *b, const char *p, size_t len, size_t *used);
 /* True once the tracker has returned COMPLETE. */
 bool op_h1_body_done(const struct op_h1_body *b);
 

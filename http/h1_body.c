@@ -59,7 +59,7 @@ static int hexval(unsigned char c)
     return -1;
 }
 
-static int body_fail(struct op_h1_body *b, const char *reason, size_t i, size_t *used)
+static enum op_h1_result body_fail(struct op_h1_body *b, const char *reason, size_t i, size_t *used)
 {
     b->state = BS_ERROR;
     b->error_reason = reason;
@@ -68,7 +68,7 @@ static int body_fail(struct op_h1_body *b, const char *reason, size_t i, size_t 
     return OP_H1_ERROR;
 }
 
-static int body_chunked(struct op_h1_body *b, const char *p, size_t len, size_t *used)
+static enum op_h1_result body_chunked(struct op_h1_body *b, const char *p, size_t len, size_t *used)
 {
     size_t i = 0;
     while (i < len) {
@@ -176,7 +176,7 @@ static int body_chunked(struct op_h1_body *b, const char *p, size_t len, size_t 
     return OP_H1_INCOMPLETE;
 }
 
-int op_h1_body_feed(struct op_h1_body *b, const char *p, size_t len, size_t *used)
+enum op_h1_result op_h1_body_feed(struct op_h1_body *b, const char *p, size_t len, size_t *used)
 {
     *used = 0;
     switch (b->state) {

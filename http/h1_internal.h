@@ -87,4 +87,45 @@ static inline bool list_has_span(op_span_t v, op_span_t token)
     return false;
 }
 
+/* ---- the head scanner (h1_scan.c), shared by the request and response parsers (h1_parse.c) ---- */
+
+enum scan_state {
+    S_METHOD = 0, /* request line: method token (a zeroed op_h1_scan starts here) */
+    S_TARGET0,    /* first byte of the request target */
+    S_TARGET,
+    S_VERSION, /* "HTTP/" DIGIT "." DIGIT; aux = index */
+    S_RL_CR,   /* CR ending the request line */
+    S_SL_SP,   /* status line: SP after the version */
+    S_CODE,    /* three digits; aux = index */
+    S_SL_AFTER,
+    S_REASON,
+    S_LINE_LF, /* LF ending the start line: the one byte allowed past the line cap */
+    S_LINE,    /* start of a field line, or the final CRLF */
+    S_NAME,
+    S_VALUE,
+    S_VALUE_LF,
+    S_END_LF,
+    S_DONE,
+};
+
+struct h1_scan {
+    const char *buf;
+    size_t len;
+    bool response;
+    struct op_h1_scan *st;
+    struct op_h1_header *hdrs; /* NULL: check only */
+    /* recorded (with hdrs): */
+    op_span_t method, target, reason;
+    int minor, status;
+    size_t head_len;
+    /* on error: */
+    int err_status;
+    const char *err_reason;
+};
+
+/* Scans buf from s->st->pos on; INCOMPLETE leaves s->st where it stopped, ready to resume. */
+enum op_h1_result h1_scan_run(struct h1_scan *s);
+/* Adds n bytes to the calling thread's parser-work counter (op_h1_scan_work). */
+void h1_count_scanned(size_t n);
+
 #endif

@@ -1,10 +1,11 @@
 /*
- * http/h1_parse.c — HTTP/1.1 heads: strict scanner + llhttp cross-check and the framing rules. The one
+ * http/h1_parse.c — HTTP/1.1 heads: the framing and semantic rules and the llhttp cross-check. The one
  * file that includes llhttp.
  *
  * Parsing a head is two passes over the same bytes:
- *   1. our scanner (scan_*): byte-exact syntax and size limits, run on every call so that a partial head
- *      is rejected as soon as a bad or excess byte arrives; it records the spans;
+ *   1. our scanner (h1_scan.c): byte-exact syntax and size limits, so that a partial head is rejected as
+ *      soon as a bad or excess byte arrives; it records the spans. It can stop at any byte and resume, so
+ *      a head that trickles in is scanned once, not once per receive (op_h1_parse_request_resume);
  *   2. once the head is complete: the semantic checks (framing, Host, target form), then llhttp on the
  *      stack, paused at on_headers_complete, whose spans must match ours one for one. Debian's llhttp
  *      8.1.0 is lenient (obs-fold, bare LF, "Host :"), so it is never the only judge; it is a second
@@ -19,12 +20,6 @@
 #include <llhttp.h>
 
 #include "http/h1_internal.h"
-
-/* Request-target bytes: visible ASCII only (no SP, CTL, DEL or obs-text). */
-static bool is_target_char(unsigned char c)
-{
-    return c > 0x20 && c < 0x7f;
-}
 
 /* Host / authority bytes: unreserved, sub-delims, '%', ':' and IP-literal brackets. No '@' (userinfo),
  * '/', '?', '#', '\\' or whitespace. */
@@ -67,194 +62,6 @@ const struct op_h1_header *op_h1_find_header(const struct op_h1_header *h, int n
     for (int i = 0; i < n; i++)
         if (span_ieq(h[i].name, name)) return &h[i];
     return NULL;
-}
-
-/* ---------------------------------------------------------------------------------------------------- */
-/* Pass 1: the strict scanner                                                                             */
-
-struct scan {
-    const char *buf;
-    size_t len;
-    int limit_status;  /* 431 for requests, 502 for responses */
-    int syntax_status; /* 400 / 502 */
-    int status;        /* set on error */
-    const char *reason;
-    struct op_h1_header *hdrs;
-    int nhdrs;
-    size_t head_len;
-};
-
-static int scan_fail(struct scan *s, int status, const char *reason)
-{
-    s->status = status;
-    s->reason = reason;
-    return OP_H1_ERROR;
-}
-
-/* Ran out of bytes at the head-size cap (elen) or at the end of what was received. */
-static int scan_out(struct scan *s)
-{
-    if (s->len >= OP_H1_MAX_HEAD - 1) return scan_fail(s, s->limit_status, "head too large");
-    return OP_H1_INCOMPLETE;
-}
-
-/* Field lines from pos up to and including the empty line. */
-static int scan_fields(struct scan *s, size_t pos)
-{
-    const char *b = s->buf;
-    /* A head of OP_H1_MAX_HEAD bytes or more is refused: its last byte would sit at index >= MAX-1. */
-    size_t elen = OP_MIN(s->len, (size_t)OP_H1_MAX_HEAD - 1);
-    for (;;) {
-        if (pos >= elen) return scan_out(s);
-        unsigned char c = (unsigned char)b[pos];
-        if (c == '\r') {
-            if (pos + 1 >= elen) return scan_out(s);
-            if (b[pos + 1] != '\n') return scan_fail(s, s->syntax_status, "CR not followed by LF");
-            s->head_len = pos + 2;
-            return OP_H1_COMPLETE;
-        }
-        if (c == '\n') return scan_fail(s, s->syntax_status, "bare LF in head");
-        if (c == ' ' || c == '\t') return scan_fail(s, s->syntax_status, "obs-fold in header");
-        if (s->nhdrs >= OP_H1_MAX_HEADERS) return scan_fail(s, s->limit_status, "too many headers");
-        size_t name_start = pos;
-        while (pos < elen && is_tchar((unsigned char)b[pos]))
-            pos++;
-        if (pos >= elen) return scan_out(s);
-        c = (unsigned char)b[pos];
-        if (c != ':') {
-            if (c == ' ' || c == '\t')
-                return scan_fail(s, s->syntax_status, "whitespace before colon in header");
-            if (c == '\r' || c == '\n') return scan_fail(s, s->syntax_status, "header line without colon");
-            return scan_fail(s, s->syntax_status, "invalid header name");
-        }
-        if (pos == name_start) return scan_fail(s, s->syntax_status, "empty header name");
-        op_span_t name = op_span(b + name_start, pos - name_start);
-        pos++;
-        size_t vstart = pos;
-        while (pos < elen) {
-            c = (unsigned char)b[pos];
-            if (c == '\r') break;
-            if (!is_field_char(c))
-                return scan_fail(s, s->syntax_status, c == '\n' ? "bare LF in head" : "CTL in header value");
-            pos++;
-        }
-        if (pos + 1 >= elen) return scan_out(s);
-        if (b[pos + 1] != '\n') return scan_fail(s, s->syntax_status, "CR not followed by LF");
-        s->hdrs[s->nhdrs].name = name;
-        s->hdrs[s->nhdrs].value = span_trim(b + vstart, pos - vstart);
-        s->nhdrs++;
-        pos += 2;
-    }
-}
-
-/* "HTTP/" DIGIT "." DIGIT at *pos (bounded by end). Returns INCOMPLETE if it ran out, ERROR (400/502,
- * or 505 for a well-formed other version) or COMPLETE with *minor set. */
-static int scan_version(struct scan *s, size_t *pos, size_t end, int *minor, int bad_version_status)
-{
-    static const char pfx[] = "HTTP/";
-    const char *b = s->buf;
-    size_t p = *pos;
-    for (size_t i = 0; i < 5; i++, p++) {
-        if (p >= end) return OP_H1_INCOMPLETE;
-        if (b[p] != pfx[i]) return scan_fail(s, s->syntax_status, "invalid HTTP version");
-    }
-    if (p >= end) return OP_H1_INCOMPLETE;
-    if (b[p] < '0' || b[p] > '9') return scan_fail(s, s->syntax_status, "invalid HTTP version");
-    int major = b[p++] - '0';
-    if (p >= end) return OP_H1_INCOMPLETE;
-    if (b[p++] != '.') return scan_fail(s, s->syntax_status, "invalid HTTP version");
-    if (p >= end) return OP_H1_INCOMPLETE;
-    if (b[p] < '0' || b[p] > '9') return scan_fail(s, s->syntax_status, "invalid HTTP version");
-    int mn = b[p++] - '0';
-    if (major != 1 || mn > 1) return scan_fail(s, bad_version_status, "unsupported HTTP version");
-    *minor = mn;
-    *pos = p;
-    return OP_H1_COMPLETE;
-}
-
-/* CRLF at pos (< len) ending the start line; the LF may lie beyond the line cap (it is not part of the
- * line), so running out here never means "line too long". */
-static int scan_eol(struct scan *s, size_t pos, size_t *next)
-{
-    if (s->buf[pos] != '\r')
-        return scan_fail(s, s->syntax_status,
-                         s->buf[pos] == '\n' ? "bare LF in head" : "invalid character in start line");
-    if (pos + 1 >= s->len) return OP_H1_INCOMPLETE;
-    if (s->buf[pos + 1] != '\n') return scan_fail(s, s->syntax_status, "CR not followed by LF");
-    *next = pos + 2;
-    return OP_H1_COMPLETE;
-}
-
-static int scan_request_line(struct scan *s, struct op_h1_request *req, size_t *next)
-{
-    const char *b = s->buf;
-    /* The line (without CRLF) must stay below OP_H1_MAX_REQLINE bytes. */
-    size_t end = OP_MIN(s->len, (size_t)OP_H1_MAX_REQLINE);
-    int rc = OP_H1_INCOMPLETE;
-    size_t pos = 0;
-    while (pos < end && is_tchar((unsigned char)b[pos]))
-        pos++;
-    if (pos >= end) goto out;
-    if (b[pos] != ' ') return scan_fail(s, 400, pos == 0 ? "missing method" : "invalid method");
-    if (pos == 0) return scan_fail(s, 400, "missing method");
-    req->method = op_span(b, pos);
-    size_t tstart = ++pos;
-    while (pos < end && is_target_char((unsigned char)b[pos]))
-        pos++;
-    if (pos >= end) goto out;
-    if (b[pos] != ' ')
-        return scan_fail(s, 400,
-                         b[pos] == '\r' || b[pos] == '\n' ? "missing HTTP version"
-                                                          : "invalid character in request target");
-    if (pos == tstart) return scan_fail(s, 400, "empty request target");
-    req->target = op_span(b + tstart, pos - tstart);
-    pos++;
-    rc = scan_version(s, &pos, end, &req->version_minor, 505);
-    if (rc != OP_H1_COMPLETE) goto out;
-    rc = OP_H1_INCOMPLETE;
-    if (pos >= end) goto out;
-    return scan_eol(s, pos, next);
-out:
-    if (rc == OP_H1_INCOMPLETE && s->len >= OP_H1_MAX_REQLINE)
-        return scan_fail(s, 414, "request line too long");
-    return rc;
-}
-
-static int scan_status_line(struct scan *s, struct op_h1_response *resp, size_t *next)
-{
-    const char *b = s->buf;
-    size_t end = OP_MIN(s->len, (size_t)OP_H1_MAX_REQLINE);
-    size_t pos = 0;
-    int rc = scan_version(s, &pos, end, &resp->version_minor, 502);
-    if (rc != OP_H1_COMPLETE) goto out;
-    rc = OP_H1_INCOMPLETE;
-    if (pos >= end) goto out;
-    if (b[pos++] != ' ') return scan_fail(s, 502, "invalid status line");
-    int status = 0;
-    for (int i = 0; i < 3; i++, pos++) {
-        if (pos >= end) goto out;
-        if (b[pos] < '0' || b[pos] > '9') return scan_fail(s, 502, "invalid status code");
-        status = status * 10 + (b[pos] - '0');
-    }
-    if (status < 100) return scan_fail(s, 502, "invalid status code");
-    resp->status = status;
-    resp->reason = op_span(b + pos, 0);
-    if (pos >= end) goto out;
-    if (b[pos] == ' ') { /* reason-phrase, possibly empty; tolerated when absent altogether */
-        size_t rstart = ++pos;
-        while (pos < end && b[pos] != '\r') {
-            if (!is_field_char((unsigned char)b[pos]))
-                return scan_fail(s, 502, b[pos] == '\n' ? "bare LF in head" : "CTL in reason phrase");
-            pos++;
-        }
-        resp->reason = op_span(b + rstart, pos - rstart);
-    }
-    if (pos >= end) goto out;
-    return scan_eol(s, pos, next);
-out:
-    if (rc == OP_H1_INCOMPLETE && s->len >= OP_H1_MAX_REQLINE)
-        return scan_fail(s, 502, "status line too long");
-    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -514,6 +321,7 @@ static int llhttp_crosscheck(llhttp_type_t type, const char *buf, size_t head_le
     llhttp_init(&parser, type, &settings);
     parser.data = &x;
     llhttp_errno_t err = llhttp_execute(&parser, buf, head_len);
+    h1_count_scanned(head_len);
     if (err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) {
         if (err == HPE_OK) {
             *reason = "llhttp: head not complete";
@@ -539,7 +347,7 @@ static int llhttp_crosscheck(llhttp_type_t type, const char *buf, size_t head_le
 /* ---------------------------------------------------------------------------------------------------- */
 /* Requests                                                                                               */
 
-static int req_fail(struct op_h1_request *req, int status, const char *reason)
+static enum op_h1_result req_fail(struct op_h1_request *req, int status, const char *reason)
 {
     req->error_status = status;
     req->error_reason = reason;
@@ -582,7 +390,7 @@ static int check_target(struct op_h1_request *req, const struct fields *f)
     return 0;
 }
 
-int op_h1_parse_request(const char *buf, size_t len, struct op_h1_request *req)
+static void req_reset(struct op_h1_request *req)
 {
     req->method = req->target = req->upgrade_proto = req->host = op_span(NULL, 0);
     req->version_minor = 0;
@@ -593,13 +401,21 @@ int op_h1_parse_request(const char *buf, size_t len, struct op_h1_request *req)
     req->keep_alive = req->upgrade = req->expect_continue = req->absolute_form = false;
     req->error_status = 0;
     req->error_reason = NULL;
+}
 
-    struct scan s = {.buf = buf, .len = len, .limit_status = 431, .syntax_status = 400, .hdrs = req->headers};
-    size_t pos = 0;
-    int rc = scan_request_line(&s, req, &pos);
-    if (rc == OP_H1_COMPLETE) rc = scan_fields(&s, pos);
-    req->nheaders = s.nhdrs;
-    if (rc == OP_H1_ERROR) return req_fail(req, s.status, s.reason);
+/* Scans from scan's position recording spans into req (scan must start at 0 for the spans to be
+ * whole), then on a complete head runs the semantic checks and llhttp. */
+static enum op_h1_result parse_request(const char *buf, size_t len, struct op_h1_scan *scan,
+                                       struct op_h1_request *req)
+{
+    req_reset(req);
+    struct h1_scan s = {.buf = buf, .len = len, .st = scan, .hdrs = req->headers};
+    enum op_h1_result rc = h1_scan_run(&s);
+    req->method = s.method;
+    req->target = s.target;
+    req->version_minor = s.minor;
+    req->nheaders = scan->nhdrs;
+    if (rc == OP_H1_ERROR) return req_fail(req, s.err_status, s.err_reason);
     if (rc == OP_H1_INCOMPLETE) return OP_H1_INCOMPLETE;
     req->head_len = s.head_len;
 
@@ -642,17 +458,47 @@ int op_h1_parse_request(const char *buf, size_t len, struct op_h1_request *req)
     return OP_H1_COMPLETE;
 }
 
+enum op_h1_result op_h1_parse_request(const char *buf, size_t len, struct op_h1_request *req)
+{
+    struct op_h1_scan scan = {0};
+    return parse_request(buf, len, &scan, req);
+}
+
+enum op_h1_result op_h1_parse_request_resume(const char *buf, size_t len, struct op_h1_scan *scan,
+                                             struct op_h1_request *req)
+{
+    enum op_h1_result rc;
+    if (scan->pos == 0) { /* first look: scan and record in one pass; a one-receive head is done here */
+        rc = parse_request(buf, len, scan, req);
+    } else { /* resumed: check only the new bytes; the spans are recorded once the head is whole */
+        struct h1_scan s = {.buf = buf, .len = len, .st = scan};
+        rc = h1_scan_run(&s);
+        if (rc == OP_H1_INCOMPLETE) return rc;
+        if (rc == OP_H1_ERROR) {
+            req_reset(req);
+            req->nheaders = scan->nhdrs;
+            rc = req_fail(req, s.err_status, s.err_reason);
+        } else {
+            struct op_h1_scan fresh = {0};
+            rc = parse_request(buf, len, &fresh, req);
+        }
+    }
+    if (rc != OP_H1_INCOMPLETE) *scan = (struct op_h1_scan){0};
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------------------- */
 /* Responses                                                                                              */
 
-static int resp_fail(struct op_h1_response *resp, const char *reason)
+static enum op_h1_result resp_fail(struct op_h1_response *resp, const char *reason)
 {
     resp->error_status = 502;
     resp->error_reason = reason;
     return OP_H1_ERROR;
 }
 
-int op_h1_parse_response(const char *buf, size_t len, bool req_was_head, struct op_h1_response *resp)
+enum op_h1_result op_h1_parse_response(const char *buf, size_t len, bool req_was_head,
+                                       struct op_h1_response *resp)
 {
     resp->status = 0;
     resp->version_minor = 0;
@@ -665,13 +511,14 @@ int op_h1_parse_response(const char *buf, size_t len, bool req_was_head, struct 
     resp->error_status = 0;
     resp->error_reason = NULL;
 
-    struct scan s = {
-        .buf = buf, .len = len, .limit_status = 502, .syntax_status = 502, .hdrs = resp->headers};
-    size_t pos = 0;
-    int rc = scan_status_line(&s, resp, &pos);
-    if (rc == OP_H1_COMPLETE) rc = scan_fields(&s, pos);
-    resp->nheaders = s.nhdrs;
-    if (rc == OP_H1_ERROR) return resp_fail(resp, s.reason);
+    struct op_h1_scan scan = {.state = S_VERSION}; /* a status line starts with the version */
+    struct h1_scan s = {.buf = buf, .len = len, .response = true, .st = &scan, .hdrs = resp->headers};
+    enum op_h1_result rc = h1_scan_run(&s);
+    resp->status = s.status;
+    resp->version_minor = s.minor;
+    resp->reason = s.reason;
+    resp->nheaders = scan.nhdrs;
+    if (rc == OP_H1_ERROR) return resp_fail(resp, s.err_reason);
     if (rc == OP_H1_INCOMPLETE) return OP_H1_INCOMPLETE;
     resp->head_len = s.head_len;
 

@@ -36,6 +36,7 @@ struct http_state {
     uint8_t *hbuf, *rbuf;
     uint32_t hlen, rlen;
     struct op_h1_body req_body, resp_body;
+    struct op_h1_scan hscan; /* where the scan of the request head in hbuf stopped */
     const struct sockaddr *up_addr;
     socklen_t up_addrlen;
     struct op_app_job *job;
@@ -401,7 +402,7 @@ static void process_head(struct op_conn *c)
 {
     struct http_state *st = hs(c);
     struct op_h1_request *req = &tl_req;
-    int r = op_h1_parse_request((const char *)st->hbuf, st->hlen, req);
+    int r = op_h1_parse_request_resume((const char *)st->hbuf, st->hlen, &st->hscan, req);
     if (r == OP_H1_INCOMPLETE) return;
     if (r == OP_H1_ERROR) {
         fail(c, req->error_status, req->error_reason);

@@ -98,6 +98,23 @@ static void fuzz_request(const char *buf, size_t len)
     if (prc == OP_H1_ERROR) ASSERT(full_rc == OP_H1_ERROR && g_req.error_status == full_status);
     if (prc == OP_H1_COMPLETE) ASSERT(full_rc == OP_H1_COMPLETE && g_req.head_len == full_head);
 
+    /* the resumable parse, fed in pieces whose sizes come from the input, gives the one-shot verdict,
+     * and never later than the one-shot parse of the same prefix */
+    struct op_h1_scan scan = {0};
+    int rrc = OP_H1_INCOMPLETE;
+    size_t have = 0;
+    for (size_t i = 0; rrc == OP_H1_INCOMPLETE && have < len; i++) {
+        size_t step = 1 + (size_t)(unsigned char)buf[i % len] % 7;
+        have = OP_MIN(len, have + step);
+        rrc = op_h1_parse_request_resume(buf, have, &scan, &g_req);
+        int one = op_h1_parse_request(buf, have, &g_req2);
+        ASSERT(rrc == one);
+        ASSERT(rrc != OP_H1_ERROR || g_req.error_status == g_req2.error_status);
+        ASSERT(rrc != OP_H1_COMPLETE || g_req.head_len == g_req2.head_len);
+    }
+    ASSERT(rrc == full_rc);
+    ASSERT(rrc == OP_H1_INCOMPLETE ? scan.pos == have : scan.pos == 0);
+
     rc = op_h1_parse_request(buf, len, &g_req);
     if (rc != OP_H1_COMPLETE) return;
     ASSERT(g_req.head_len <= len && g_req.head_len < OP_H1_MAX_HEAD);
