@@ -45,7 +45,7 @@ struct op_http_conf {
     const struct op_tcp_route *static_upstream; /* used when route is NULL */
     op_route_fn route;
     void *route_ctx;
-    /* OP_ROUTE_APP: the handler, and how a job reaches the control thread (http/server.c). */
+    /* OP_ROUTE_APP: the handler, and how a job reaches the control thread (runner/runner.c). */
     op_app_handler_fn app;
     void *app_ctx;
     void (*app_submit)(void *ctx, struct op_app_job *job);

@@ -11,7 +11,7 @@
 
 #include "core/common.h"
 #include "http/app.h"
-#include "http/server.h"
+#include "runner/runner.h"
 
 #define OP_PRIMARY_DEFAULT_HEALTH_MS 60000u
 #define OP_PRIMARY_DEFAULT_KDF_ITER  120000u

@@ -26,6 +26,8 @@
 #include "core/mpsc.h"
 #include "ctl/ctl.h"
 #include "http/proxy.h"
+#include "runner/redirect.h"
+#include "runner/runner.h"
 #include "tls/xprt.h"
 #include "util/buildinfo.h"
 #include "util/url.h"
@@ -314,35 +316,27 @@ static bool path_prefix(op_span_t target, const char *p)
     return target.len >= n && memcmp(target.p, p, n) == 0;
 }
 
-static const struct op_h1_header *find_header(const struct op_h1_request *req, const char *name)
-{
-    size_t n = strlen(name);
-    for (int i = 0; i < req->nheaders; i++)
-        if (req->headers[i].name.len == n && strncasecmp(req->headers[i].name.p, name, n) == 0)
-            return &req->headers[i];
-    return NULL;
-}
-
 /* CORS for the dashboard (reference §4.1): the primary's origin only (any with the dangerous option),
  * GET and OPTIONS, no credentials. Returns true for a preflight, which is answered right away. */
 static bool cors(const struct snap *s, const struct op_h1_request *req, struct op_route *out, size_t *off)
 {
-    const struct op_h1_header *o = find_header(req, "Origin");
+    const struct op_h1_header *o = op_h1_find_header(req->headers, req->nheaders, "Origin");
     if (!o || o->value.len == 0 || o->value.len >= 200) return false;
     bool match = s->cors_any || (strlen(s->cors_origin) == o->value.len &&
                                  strncasecmp(s->cors_origin, o->value.p, o->value.len) == 0);
     if (!match) return false;
-    int n = snprintf(out->extra + *off, sizeof(out->extra) - *off,
-                     "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Methods: GET, OPTIONS\r\n"
-                     "Access-Control-Allow-Headers: Accept, Content-Type, X-LATENCY-CHECK, X-CSRF-TOKEN\r\n"
-                     "Vary: Origin\r\n",
-                     (int)o->value.len, o->value.p);
-    if (n > 0 && *off + (size_t)n < sizeof(out->extra))
-        *off += (size_t)n;
-    else
-        out->extra[*off] = '\0';
+    struct op_h1_writer hw; /* one byte stays free for the NUL that ends out->extra */
+    op_h1_writer_init(&hw, out->extra + *off, sizeof(out->extra) - *off - 1);
+    op_h1_put_header_span(&hw, op_span("Access-Control-Allow-Origin", 27), o->value);
+    op_h1_put_header(&hw, "Access-Control-Allow-Methods", "GET, OPTIONS");
+    op_h1_put_header(&hw, "Access-Control-Allow-Headers",
+                     "Accept, Content-Type, X-LATENCY-CHECK, X-CSRF-TOKEN");
+    op_h1_put_header(&hw, "Vary", "Origin");
+    ssize_t n = op_h1_writer_result(&hw);
+    if (n > 0) *off += (size_t)n; /* else no CORS headers at all, never a cut one */
+    out->extra[*off] = '\0';
     return req->method.len == 7 && memcmp(req->method.p, "OPTIONS", 7) == 0 &&
-           find_header(req, "Access-Control-Request-Method") != NULL;
+           op_h1_find_header(req->headers, req->nheaders, "Access-Control-Request-Method") != NULL;
 }
 
 static void respond(struct op_route *out, int status, const char *ctype, const char *body)
@@ -373,23 +367,22 @@ static void ws_route(void *ctx, struct op_conn *c, const struct op_h1_request *r
     if (s->hsts[0]) off = (size_t)snprintf(out->extra, sizeof(out->extra), "%s", s->hsts);
     if (path_is(t,
                 "/latency-check")) { /* served even on plain HTTP: the browser probe must not be redirected */
-        snprintf(
-            out->extra + off, sizeof(out->extra) - off,
-            "Timing-Allow-Origin: *\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: *\r\n"
-            "Access-Control-Allow-Credentials: false\r\nAccess-Control-Allow-Methods: *\r\n");
+        struct op_h1_writer hw;
+        op_h1_writer_init(&hw, out->extra + off, sizeof(out->extra) - off - 1);
+        op_h1_put_header(&hw, "Timing-Allow-Origin", "*");
+        op_h1_put_header(&hw, "Access-Control-Allow-Origin", "*");
+        op_h1_put_header(&hw, "Access-Control-Allow-Headers", "*");
+        op_h1_put_header(&hw, "Access-Control-Allow-Credentials", "false");
+        op_h1_put_header(&hw, "Access-Control-Allow-Methods", "*");
+        ssize_t n = op_h1_writer_result(&hw);
+        out->extra[off + (n > 0 ? (size_t)n : 0)] = '\0';
         respond(out, 200, "text/plain; charset=utf-8", "OK");
         count_route(c, req, RT_LATENCY);
         return;
     }
     if (s->redirect && !op_conn_is_tls(c)) {
-        size_t hl = req->host.len;
-        const char *colon = hl ? memrchr(req->host.p, ':', hl) : NULL;
-        if (colon && !memchr(colon, ']', hl - (size_t)(colon - req->host.p)))
-            hl = (size_t)(colon - req->host.p);
-        bool std = strcmp(s->https_port, "443") == 0;
-        snprintf(out->extra + off, sizeof(out->extra) - off, "Location: https://%.*s%s%s%.*s\r\n", (int)hl,
-                 req->host.p ? req->host.p : "", std ? "" : ":", std ? "" : s->https_port, (int)t.len, t.p);
-        respond(out, 308, "text/plain; charset=utf-8", "");
+        int status = op_route_https_redirect(out, off, req->host, t, s->https_port);
+        respond(out, status, "text/plain; charset=utf-8", "");
         count_route(c, req, RT_REDIRECT);
         return;
     }
@@ -1067,15 +1060,10 @@ static int listen_on(struct op_listener_conf *lc, const char *addr, const struct
                      void *xctx, struct op_http_conf *hc)
 {
     char err[256];
-    snprintf(lc->name, sizeof(lc->name), "%s", addr);
-    if (op_parse_hostport(addr, &lc->addr, &lc->addrlen, err, sizeof(err)) != 0) {
+    if (op_runner_http_listener(lc, addr, xprt, xctx, hc, err, sizeof(err)) != 0) {
         op_error("wsproxy", "listen address %s: %s", addr, err);
         return -1;
     }
-    lc->xprt = xprt;
-    atomic_store(&lc->xprt_ctx, xctx);
-    lc->proto = &op_proto_http;
-    lc->proto_ctx = hc;
     return 0;
 }
 
@@ -1129,7 +1117,7 @@ static int run(struct ws *w)
     rc = op_engine_start(&ec, &w->e, err, sizeof(err));
     if (rc != 0) {
         op_error("wsproxy", "cannot start: %s", err);
-        rc = rc == -EADDRINUSE || rc == -EACCES || rc == -EADDRNOTAVAIL ? EX_UNAVAILABLE : EX_OSERR;
+        rc = op_runner_start_exit_code(rc);
         w->e = NULL;
         deregister(w, 5000);
         goto out;

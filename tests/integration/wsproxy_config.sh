@@ -113,6 +113,13 @@ out=$(curl -sS --cacert "$T/certs/ca.pem" -D "$T/h" https://localhost:$S/healthz
 grep -qi '^Strict-Transport-Security: max-age=3600' "$T/h" || fail "HSTS header missing"
 code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' http://localhost:$H/healthz)
 [ "$code" = "308 https://localhost:$S/healthz" ] || fail "HTTP->HTTPS redirect: $code"
-ok "seed example as env vars: TLS proxy answers /healthz to curl --cacert; HTTP redirects to HTTPS; HSTS"
+loc=$(curl -s -o /dev/null -D - -H "Host: [::1]:$H" http://127.0.0.1:$H/healthz | tr -d '\r' | sed -n 's/^Location: //p')
+[ "$loc" = "https://[::1]:$S/healthz" ] || fail "redirect of an IPv6 Host: Location \"$loc\""
+long=/$(printf 'a%.0s' $(seq 1 4096))
+curl -s -o /dev/null -D "$T/long.h" "http://localhost:$H$long"
+head -n 1 "$T/long.h" | grep -q '^HTTP/1.1 414' || fail "4 KiB target: $(head -n 1 "$T/long.h") (want 414)"
+! grep -qi '^Location' "$T/long.h" || fail "4 KiB target: a Location header was sent"
+grep -q '^X-Coder-Build-Version: .*'$'\r''$' "$T/long.h" || fail "4 KiB target: the next header is damaged"
+ok "seed example as env vars: TLS proxy answers /healthz to curl --cacert; HTTP redirects to HTTPS (IPv6 Host too; a 4 KiB target gets 414, never a cut Location); HSTS"
 grep -q 'registered with the primary' "$T/proxy.log" || fail "TLS proxy did not register"
 ok "the TLS proxy registered with the primary (access URL https://localhost:$S)"

@@ -1,10 +1,10 @@
 /*
- * http/server.c — an HTTP(S) server on the engine whose requests are answered by an application handler
- * on the control thread. Workers parse and validate requests and never block; complete requests travel
- * to the control thread through a lock-free stack plus an eventfd, and responses come back through the
- * engine's per-worker inbox.
+ * runner/runner.c — an HTTP(S) server on the engine whose requests are answered by an application
+ * handler on the control thread. Workers parse and validate requests and never block; complete requests
+ * travel to the control thread through a lock-free stack plus an eventfd, and responses come back through
+ * the engine's per-worker inbox.
  */
-#include "http/server.h"
+#include "runner/runner.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "ctl/ctl.h"
 #include "http/proxy.h"
+#include "runner/redirect.h"
 #include "tls/xprt.h"
 
 struct app_server {
@@ -35,16 +36,25 @@ static void route_redirect(void *ctx, struct op_conn *c, const struct op_h1_requ
         out->kind = OP_ROUTE_APP;
         return;
     }
-    /* Host without its port, then the TLS port unless it is 443. */
-    size_t hl = req->host.len;
-    const char *colon = memrchr(req->host.p, ':', hl);
-    if (colon && !memchr(req->host.p, ']', hl - (size_t)(colon - req->host.p)))
-        hl = (size_t)(colon - req->host.p);
-    out->kind = OP_ROUTE_RESPOND;
-    out->status = 308;
-    bool std = strcmp(s->https_port, "443") == 0;
-    snprintf(out->extra, sizeof(out->extra), "Location: https://%.*s%s%s%.*s\r\n", (int)hl, req->host.p,
-             std ? "" : ":", std ? "" : s->https_port, (int)req->target.len, req->target.p);
+    op_route_https_redirect(out, 0, req->host, req->target, s->https_port);
+}
+
+int op_runner_http_listener(struct op_listener_conf *lc, const char *addr, const struct op_xprt_ops *xprt,
+                            void *xprt_ctx, struct op_http_conf *hc, char *err, size_t errlen)
+{
+    snprintf(lc->name, sizeof(lc->name), "%s", addr);
+    int rc = op_parse_hostport(addr, &lc->addr, &lc->addrlen, err, errlen);
+    if (rc != 0) return rc;
+    lc->xprt = xprt;
+    atomic_store(&lc->xprt_ctx, xprt_ctx);
+    lc->proto = &op_proto_http;
+    lc->proto_ctx = hc;
+    return 0;
+}
+
+int op_runner_start_exit_code(int rc)
+{
+    return rc == -EADDRINUSE || rc == -EACCES || rc == -EADDRNOTAVAIL ? EX_UNAVAILABLE : EX_OSERR;
 }
 
 int op_app_server_run(const struct op_app_server_opts *opts)
@@ -98,16 +108,11 @@ int op_app_server_run(const struct op_app_server_opts *opts)
     const char *addrs[2] = {want_http ? lo->http_address : NULL, want_tls ? lo->tls_address : NULL};
     for (int i = 0; i < 2; i++) {
         if (!addrs[i]) continue;
-        struct op_listener_conf *lc = &lcs[n++];
-        snprintf(lc->name, sizeof(lc->name), "%s", addrs[i]);
-        if (op_parse_hostport(addrs[i], &lc->addr, &lc->addrlen, err, sizeof(err)) != 0) {
+        if (op_runner_http_listener(&lcs[n++], addrs[i], i == 1 ? &op_xprt_tls : NULL,
+                                    i == 1 ? tls_ctx : NULL, &hconf, err, sizeof(err)) != 0) {
             op_error("server", "listen address: %s", err);
             return EX_CONFIG;
         }
-        lc->xprt = i == 1 ? &op_xprt_tls : NULL;
-        atomic_store(&lc->xprt_ctx, i == 1 ? tls_ctx : NULL);
-        lc->proto = &op_proto_http;
-        lc->proto_ctx = &hconf;
     }
     struct op_engine_conf ec = {
         .workers = opts->workers, .listeners = lcs, .nlisteners = n, .max_conns = 4096};
@@ -118,7 +123,7 @@ int op_app_server_run(const struct op_app_server_opts *opts)
         op_error("server", "cannot start: %s", err);
         if (tls_ctx) op_tls_xprt_ctx_unref(tls_ctx);
         op_app_queue_close(&srv.q);
-        return rc == -EADDRINUSE || rc == -EACCES || rc == -EADDRNOTAVAIL ? EX_UNAVAILABLE : EX_OSERR;
+        return op_runner_start_exit_code(rc);
     }
     for (int i = 0; i < n; i++)
         op_info(opts->server_name ? opts->server_name : "server", "listening on %s (%s)", lcs[i].name,
