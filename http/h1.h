@@ -80,7 +80,7 @@ struct op_h1_request {
  * different from Host, duplicate Upgrade, version other than 1.0/1.1 (505), unknown method (501),
  * > OP_H1_MAX_HEADERS headers or head >= OP_H1_MAX_HEAD (431), request line >= OP_H1_MAX_REQLINE (414).
  */
-enum op_h1_result op_h1_parse_request(const char *buf, size_t len, struct op_h1_request *req);
+OP_MUST_USE enum op_h1_result op_h1_parse_request(const char *buf, size_t len, struct op_h1_request *req);
 
 /*
  * Where a request-head scan stopped, for a head that arrives in pieces. Plain data, a few integers:
@@ -103,8 +103,8 @@ struct op_h1_scan {
  * spans, semantic checks and llhttp, runs once, when the end of the head is there. Same results as
  * op_h1_parse_request on the same bytes; on INCOMPLETE *req is unspecified.
  */
-enum op_h1_result op_h1_parse_request_resume(const char *buf, size_t len, struct op_h1_scan *scan,
-                                             struct op_h1_request *req);
+OP_MUST_USE enum op_h1_result op_h1_parse_request_resume(const char *buf, size_t len, struct op_h1_scan *scan,
+                                                         struct op_h1_request *req);
 
 /* Test instrumentation: bytes the head parsers of the calling thread have scanned so far (our scanner
  * and llhttp's pass both count), to check that parsing work stays linear in the head size. */
@@ -132,8 +132,8 @@ struct op_h1_response {
  * ambiguities as for requests are errors (502), as is a version other than 1.0/1.1 or a bad status line.
  * A 1xx other than 101 is an interim response: the final response follows it on the same connection.
  */
-enum op_h1_result op_h1_parse_response(const char *buf, size_t len, bool req_was_head,
-                                       struct op_h1_response *resp);
+OP_MUST_USE enum op_h1_result op_h1_parse_response(const char *buf, size_t len, bool req_was_head,
+                                                   struct op_h1_response *resp);
 
 /* Body tracker state. Treat as opaque; zero-size copies are fine (plain data, no pointers). */
 struct op_h1_body {
@@ -160,7 +160,7 @@ void op_h1_body_init(struct op_h1_body *b, enum op_h1_framing f, uint64_t conten
  * <= OP_H1_MAX_CHUNK_EXT; CRLF required everywhere (bare LF is an error); trailer field lines validated
  * like header lines and bounded by OP_H1_MAX_TRAILERS.
  */
-enum op_h1_result op_h1_body_feed(struct op_h1_body *b, const char *p, size_t len, size_t *used);
+OP_MUST_USE enum op_h1_result op_h1_body_feed(struct op_h1_body *b, const char *p, size_t len, size_t *used);
 /* True once the tracker has returned COMPLETE. */
 bool op_h1_body_done(const struct op_h1_body *b);
 
@@ -175,8 +175,8 @@ bool op_h1_body_done(const struct op_h1_body *b);
  * "Upgrade: <upgrade_proto>"; extra (may be NULL; lines each ending CRLF) verbatim; then CRLF.
  * Returns bytes written or -ENOSPC (out contents are then unspecified).
  */
-ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *client_ip, const char *proto,
-                                 const char *extra, char *out, size_t cap);
+OP_MUST_USE ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *client_ip,
+                                             const char *proto, const char *extra, char *out, size_t cap);
 
 /*
  * Response head to the client: "HTTP/1.1 <status> <reason>", the headers minus hop-by-hop (as above plus
@@ -185,16 +185,17 @@ ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *cl
  * client_minor == 0 (not on a 101); extra appended; CRLF. Returns bytes written or -ENOSPC.
  * Note: Transfer-Encoding is passed through; a chunked response to a 1.0 client is the caller's concern.
  */
-ssize_t op_h1_write_response_head(const struct op_h1_response *resp, int client_minor, bool close,
-                                  const char *extra, char *out, size_t cap);
+OP_MUST_USE ssize_t op_h1_write_response_head(const struct op_h1_response *resp, int client_minor, bool close,
+                                              const char *extra, char *out, size_t cap);
 
 /*
  * A whole small response (errors, built-in responders): "HTTP/1.1 <status> <reason>", Content-Type (if
  * ctype), Content-Length, "Connection: close" if close, extra (verbatim CRLF lines, may be NULL), CRLF,
  * body. Returns the length or -ENOSPC.
  */
-ssize_t op_h1_write_simple_response(int status, const char *ctype, const char *body, size_t body_len,
-                                    bool close, const char *extra, char *out, size_t cap);
+OP_MUST_USE ssize_t op_h1_write_simple_response(int status, const char *ctype, const char *body,
+                                                size_t body_len, bool close, const char *extra, char *out,
+                                                size_t cap);
 
 /*
  * The head writer: builds a head in a caller's buffer and never truncates silently. Each op_h1_put_*
@@ -235,18 +236,18 @@ void op_h1_put_raw(struct op_h1_writer *w, const void *p, size_t n);
 /* The empty line that ends the head. */
 void op_h1_put_end_of_head(struct op_h1_writer *w);
 /* Bytes written so far (>= 0), or the first failure (-ENOSPC, -EINVAL): then nothing of it may be sent. */
-ssize_t op_h1_writer_result(const struct op_h1_writer *w);
+OP_MUST_USE ssize_t op_h1_writer_result(const struct op_h1_writer *w);
 
 /* Standard reason phrase ("OK", "Bad Request", ...), "" if unknown. Never NULL. */
 const char *op_h1_reason(int status);
 
 /*
- * WebSocket handshake checks on a parsed request (RFC 6455 §4.2.1, reliability.md §2.7): req->upgrade,
- * method GET, HTTP/1.1, Upgrade exactly "websocket", exactly one Sec-WebSocket-Key that is base64 of 16
- * bytes, and Sec-WebSocket-Version exactly "13". Returns 0, or 400 with *reason set (static text).
- * Any other upgrade (h2c, ...) fails here: the caller refuses or strips it.
+ * WebSocket handshake checks on a parsed request (RFC 6455 §4.2.1): req->upgrade, method GET, HTTP/1.1,
+ * Upgrade exactly "websocket", exactly one Sec-WebSocket-Key that is base64 of 16 bytes, and
+ * Sec-WebSocket-Version exactly "13". Returns 0, or -EINVAL with *reason set (static text); the caller
+ * answers 400. Any other upgrade (h2c, ...) fails here: the caller refuses or strips it.
  */
-int op_h1_ws_check_request(const struct op_h1_request *req, const char **reason);
+OP_MUST_USE int op_h1_ws_check_request(const struct op_h1_request *req, const char **reason);
 
 /* First header named name (case-insensitive, NUL-terminated name), or NULL. */
 const struct op_h1_header *op_h1_find_header(const struct op_h1_header *h, int n, const char *name);

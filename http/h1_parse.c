@@ -589,7 +589,7 @@ int op_h1_ws_check_request(const struct op_h1_request *req, const char **reason)
         why = "unsupported Sec-WebSocket-Version";
     if (why) {
         *reason = why;
-        return 400;
+        return -EINVAL;
     }
     return 0;
 }
