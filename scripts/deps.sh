@@ -7,7 +7,7 @@
 #   scripts/deps.sh --print-prefix   print where the static wolfSSL/liburing live
 #
 # wolfSSL and liburing are built from Debian (trixie) source packages into a
-# cache outside the work tree, pinned by version, static only. Debian 12's
+# cache outside the work tree, pinned by version and build flags, static only. Debian 12's
 # binary libwolfssl is built without AES-NI (AES-128-GCM ~126 MB/s vs ~2.4 GB/s
 # with --enable-aesni --enable-intelasm) and accepts TLS 1.1 and NULL ciphers.
 set -euo pipefail
@@ -15,7 +15,21 @@ set -euo pipefail
 WOLFSSL_VER=5.7.2
 LIBURING_VER=2.9
 CACHE=${OUTPOST_DEPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/outpost-deps}
-PREFIX="$CACHE/prefix-wolfssl$WOLFSSL_VER-liburing$LIBURING_VER"
+# wolfSSL's configure flags. WOLFSSL_MAX_SUITE_SZ is the byte size of the cipher-suite list wolfSSL
+# accepts in a ClientHello (2 bytes per suite; wolfSSL's default 300 refuses hellos with more than 150
+# suites, which scanners and some real clients send): 1024 takes 512 suites, more than the IANA
+# registry holds, at ~0.7 KiB more per TLS 1.2 session (wolfSSL keeps a suites copy per session).
+WOLFSSL_CONFIGURE=(--enable-static --disable-shared
+  --enable-tls13 --disable-oldtls --disable-sslv3 --disable-tlsv10
+  --enable-aesni --enable-intelasm --enable-aesgcm --enable-chacha --enable-poly1305
+  --enable-ecc --enable-curve25519 --enable-sp=yes --enable-sp-asm --enable-sp-math-all
+  --enable-sni --enable-alpn --enable-session-ticket --enable-supportedcurves
+  --enable-harden --disable-examples --disable-crypttests --disable-benchmark
+  --enable-opensslextra --enable-certgen --enable-keygen)
+WOLFSSL_CFLAGS="-O2 -fPIC -DWOLFSSL_USER_IO -DWOLFSSL_MAX_SUITE_SZ=1024"
+# The cache is keyed by version and by a hash of the flags, so a changed flag builds a fresh prefix.
+WOLFSSL_FLAGS_HASH=$(printf '%s\n' "${WOLFSSL_CONFIGURE[@]}" "$WOLFSSL_CFLAGS" | sha256sum | cut -c1-8)
+PREFIX="$CACHE/prefix-wolfssl$WOLFSSL_VER-$WOLFSSL_FLAGS_HASH-liburing$LIBURING_VER"
 
 if [ "${1:-}" = "--print-prefix" ]; then echo "$PREFIX"; exit 0; fi
 want_bench=0
@@ -73,16 +87,24 @@ fi
 
 if [ $need_src = 0 ]; then exit 0; fi
 
+# Several work trees may run this at once: one builds, the others wait and then find it done.
 mkdir -p "$CACHE/src"
+exec 9>"$CACHE/.lock"
+flock 9
+if [ -f "$PREFIX/.done" ]; then exit 0; fi
 jobs=$(nproc)
 
 build_liburing() {
   local d="$CACHE/src/liburing"
-  rm -rf "$d" && mkdir -p "$d" && cd "$d"
-  log "fetching liburing $LIBURING_VER source"
-  apt-get source -qq --download-only "liburing=$LIBURING_VER-1" >/dev/null 2>&1 ||
-    apt-get source -qq --download-only liburing >/dev/null
-  tar xf liburing_"$LIBURING_VER".orig.tar.gz && cd "$(tar tf liburing_"$LIBURING_VER".orig.tar.gz | head -1 | cut -d/ -f1)"
+  mkdir -p "$d" && cd "$d"
+  if [ ! -f liburing_"$LIBURING_VER".orig.tar.gz ]; then
+    log "fetching liburing $LIBURING_VER source"
+    apt-get source -qq --download-only "liburing=$LIBURING_VER-1" >/dev/null 2>&1 ||
+      apt-get source -qq --download-only liburing >/dev/null
+  fi
+  # (sed reads the whole listing: head would close the pipe early and pipefail would stop the script)
+  local top; top=$(tar tf liburing_"$LIBURING_VER".orig.tar.gz | sed -n '1s#/.*##p')
+  rm -rf "$top" && tar xf liburing_"$LIBURING_VER".orig.tar.gz && cd "$top"
   ./configure --prefix="$PREFIX" >/dev/null
   make -s -j"$jobs" -C src >/dev/null
   make -s -C src install >/dev/null
@@ -91,25 +113,31 @@ build_liburing() {
 
 build_wolfssl() {
   local d="$CACHE/src/wolfssl"
-  rm -rf "$d" && mkdir -p "$d" && cd "$d"
-  log "fetching wolfSSL $WOLFSSL_VER source"
-  apt-get source -qq --download-only wolfssl >/dev/null
-  f=$(ls wolfssl_"$WOLFSSL_VER"*.orig.tar.* | grep -v "\.asc$" | head -1); tar xf "$f" && cd "$(tar tf "$f" | head -1 | cut -d/ -f1)"/
+  mkdir -p "$d" && cd "$d"
+  # The source tarball is kept between builds: a flag change rebuilds without downloading again.
+  if ! ls wolfssl_"$WOLFSSL_VER"*.orig.tar.* >/dev/null 2>&1; then
+    log "fetching wolfSSL $WOLFSSL_VER source"
+    apt-get source -qq --download-only wolfssl >/dev/null
+  fi
+  f=$(ls wolfssl_"$WOLFSSL_VER"*.orig.tar.* | grep -v "\.asc$" | sed -n 1p)
+  local top; top=$(tar tf "$f" | sed -n '1s#/.*##p')
+  rm -rf "$top" && tar xf "$f" && cd "$top"/
   [ -x configure ] || ./autogen.sh >/dev/null 2>&1
   log "building wolfSSL (AES-NI, Intel asm, SP asm, TLS 1.3; no TLS<1.2, no NULL ciphers)"
-  ./configure --prefix="$PREFIX" --enable-static --disable-shared \
-    --enable-tls13 --disable-oldtls --disable-sslv3 --disable-tlsv10 \
-    --enable-aesni --enable-intelasm --enable-aesgcm --enable-chacha --enable-poly1305 \
-    --enable-ecc --enable-curve25519 --enable-sp=yes --enable-sp-asm --enable-sp-math-all \
-    --enable-sni --enable-alpn --enable-session-ticket --enable-supportedcurves \
-    --enable-harden --disable-examples --disable-crypttests --disable-benchmark \
-    --enable-opensslextra --enable-certgen --enable-keygen \
-    CFLAGS="-O2 -fPIC -DWOLFSSL_USER_IO" >/dev/null
+  ./configure --prefix="$PREFIX" "${WOLFSSL_CONFIGURE[@]}" CFLAGS="$WOLFSSL_CFLAGS" >/dev/null
   make -s -j"$jobs" >/dev/null
   make -s install >/dev/null
 }
 
-[ -f "$PREFIX/.liburing" ] || { ( build_liburing ) && touch "$PREFIX/.liburing"; }
-[ -f "$PREFIX/.wolfssl" ] || { ( build_wolfssl ) && touch "$PREFIX/.wolfssl"; }
+# Each build runs in a subshell as a plain command (not under && or ||, where bash ignores set -e),
+# so a failing step stops the script before its marker is written.
+if [ ! -f "$PREFIX/.liburing" ]; then
+  ( build_liburing )
+  touch "$PREFIX/.liburing"
+fi
+if [ ! -f "$PREFIX/.wolfssl" ]; then
+  ( build_wolfssl )
+  touch "$PREFIX/.wolfssl"
+fi
 touch "$PREFIX/.done"
 log "static wolfSSL $WOLFSSL_VER and liburing $LIBURING_VER ready in $PREFIX"

@@ -38,6 +38,12 @@
 #error "wolfSSL must be built with WOLFSSL_USER_IO (no socket I/O inside wolfSSL)"
 #endif
 
+/* A ClientHello may list up to 512 cipher suites (wolfSSL's default is 150 and refuses longer lists,
+ * which scanners and some real clients send); scripts/deps.sh builds wolfSSL with this. */
+#if !defined(WOLFSSL_MAX_SUITE_SZ) || WOLFSSL_MAX_SUITE_SZ < 1024
+#error "wolfSSL must be built with -DWOLFSSL_MAX_SUITE_SZ=1024 (scripts/deps.sh)"
+#endif
+
 struct op_tls_ticket_key {
     uint8_t name[WOLFSSL_TICKET_NAME_SZ];
     uint8_t key[CHACHA20_POLY1305_AEAD_KEYSIZE];

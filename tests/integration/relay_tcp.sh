@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # outpost relay in tcp mode: plaintext (copy and splice) and TLS tunnels carry 1 GiB / 256 MiB each way
-# intact, half-close is propagated, TLS policy refuses TLS 1.1, NULL and CBC ciphers, 2,000 concurrent
-# connections are relayed.
+# intact, half-close is propagated, TLS policy refuses TLS 1.1, NULL and CBC ciphers, accepts a 200-suite
+# ClientHello, 2,000 concurrent connections are relayed.
 . "$(dirname "$0")/../lib/common.sh"
 certs
 UP=$(free_port); P1=$(free_port); P2=$(free_port); P3=$(free_port); HC=$(free_port); P4=$(free_port); EU=$(free_port)
@@ -43,6 +43,32 @@ tls_try -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 || fail "TLS 1.2 AEAD hand
 ! tls_try -tls1_2 -cipher 'eNULL:@SECLEVEL=0' || fail "a NULL cipher was accepted"
 ! tls_try -tls1_2 -cipher 'ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0' || fail "a CBC cipher was accepted"
 ok "TLS 1.3 and TLS 1.2 AEAD accepted; TLS 1.1, NULL and CBC ciphers refused"
+
+# A ClientHello with 200 cipher suites (199 unassigned ids, then ECDHE-ECDSA-AES128-GCM-SHA256) gets a
+# ServerHello; OpenSSL cannot send that many, so the hello is built by hand.
+python3 - $P3 <<'PY' || fail "a 200-suite ClientHello was not answered with a ServerHello"
+import os, socket, struct, sys
+def ext(t, body): return struct.pack("!HH", t, len(body)) + body
+host = b"localhost"
+suites = b"".join(struct.pack("!BB", 0x0a, i) for i in range(199)) + b"\xc0\x2b"
+exts = (ext(0, struct.pack("!HBH", len(host) + 3, 0, len(host)) + host)
+        + ext(10, struct.pack("!HHH", 4, 0x001d, 0x0017))            # supported_groups
+        + ext(11, b"\x01\x00")                                     # ec_point_formats: uncompressed
+        + ext(13, struct.pack("!HHH", 4, 0x0403, 0x0804)))           # signature_algorithms
+body = (b"\x03\x03" + os.urandom(32) + b"\x00" + struct.pack("!H", len(suites)) + suites + b"\x01\x00"
+        + struct.pack("!H", len(exts)) + exts)
+hs = b"\x01" + struct.pack("!I", len(body))[1:] + body
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs)
+head = b""
+while len(head) < 6:
+    chunk = s.recv(6 - len(head))
+    if not chunk: break
+    head += chunk
+print("reply:", head.hex())
+sys.exit(0 if len(head) == 6 and head[0] == 0x16 and head[5] == 0x02 else 1)
+PY
+ok "a ClientHello with 200 cipher suites is answered with a ServerHello"
 
 # 2,000 connections open at once, each echoing its own line.
 servers many $PM 2000 >"$T/many.out" 2>&1 || { cat "$T/many.out"; fail "2000 concurrent connections"; }

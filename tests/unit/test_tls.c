@@ -971,6 +971,42 @@ static void test_refuse(struct op_tls_ctx *ctx)
     refuse_case(ctx, 1);
 }
 
+/* A TLS 1.2 ClientHello with 200 cipher suites: 199 unassigned ids (0x0a00..0x0ac6) and then the real
+ * client's own list. wolfSSL's default limit (150 suites) refused such a hello with an alert; the server
+ * must answer with a ServerHello. The transcript no longer matches the client's, so the test stops at
+ * the ServerHello. */
+static void test_long_suite_list(struct op_tls_ctx *ctx)
+{
+    printf("a ClientHello with 200 cipher suites gets a ServerHello\n");
+    struct pair pr;
+    struct cli_opts o = {.version = 12, .sni = "localhost"};
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    wolfSSL_connect(pr.cli);
+    const uint8_t *ch = pr.c2s.p;
+    size_t len = pr.c2s.len;
+    CHECK(len > 60 && ch[0] == 0x16 && ch[5] == 1 && len == 5 + ((size_t)ch[3] << 8 | ch[4]), "tls1.2 hello");
+    size_t off = 44 + ch[43]; /* the cipher suites length, after the session id */
+    size_t n = (size_t)ch[off] << 8 | ch[off + 1];
+    size_t extra = 2 * (200 - n / 2);
+    CHECK(n / 2 < 200 && n % 2 == 0, "client offers %zu suites", n / 2);
+    uint8_t *big = malloc(len + extra);
+    memcpy(big, ch, off);
+    size_t rec = len - 5 + extra, hs = rec - 4, suites = n + extra;
+    big[3] = (uint8_t)(rec >> 8), big[4] = (uint8_t)rec;
+    big[6] = (uint8_t)(hs >> 16), big[7] = (uint8_t)(hs >> 8), big[8] = (uint8_t)hs;
+    big[off] = (uint8_t)(suites >> 8), big[off + 1] = (uint8_t)suites;
+    for (size_t i = 0; i < extra / 2; i++)
+        big[off + 2 + 2 * i] = 0x0a, big[off + 3 + 2 * i] = (uint8_t)i;
+    memcpy(big + off + 2 + extra, ch + off + 2, len - off - 2);
+    int st = op_tls_conn_input(pr.srv, big, len + extra, srv_plain, &pr);
+    bool server_hello = pr.s2c.len > 9 && pr.s2c.p[0] == 0x16 && pr.s2c.p[5] == 2;
+    CHECK(st == OP_TLS_WANT && server_hello, "200-suite hello: status %d, %s, first byte 0x%02x", st,
+          op_tls_conn_error(pr.srv), pr.s2c.len ? pr.s2c.p[0] : 0);
+    printf("  %zu-byte hello with 200 suites -> %s\n", len + extra, server_hello ? "ServerHello" : "refused");
+    free(big);
+    pair_free(&pr);
+}
+
 static void test_min13(void)
 {
     printf("min_version 13 refuses a TLS 1.2-only client\n");
@@ -1120,6 +1156,7 @@ int main(void)
         test_failures(ctx);
         test_sni_parser(ctx);
         test_refuse(ctx);
+        test_long_suite_list(ctx);
         test_min13();
         test_threads(multi);
         test_refcount();
