@@ -254,8 +254,10 @@ static int setup_wctx(struct op_tls_ctx *ctx, struct op_tls_certctx *cc, const s
         set_err(err, errlen, "invalid cipher list \"%s\"", ciphers);
         return -EINVAL;
     }
-    int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
-    if (wolfSSL_CTX_set_groups(w, groups, (int)OP_ARRAY_LEN(groups)) != WOLFSSL_SUCCESS) {
+    /* The groups, in preference order. set1_groups_list both sets the TLS 1.3 groups (key shares) and
+     * disables every other curve, which TLS 1.2's ECDHE curve choice honours; wolfSSL_CTX_set_groups alone
+     * leaves TLS 1.2 free to pick any curve wolfSSL was built with (secp521r1 among them). */
+    if (wolfSSL_CTX_set1_groups_list(w, OP_TLS_GROUPS) != WOLFSSL_SUCCESS) {
         set_err(err, errlen, "cannot set the key exchange groups");
         return -EINVAL;
     }

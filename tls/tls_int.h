@@ -44,6 +44,9 @@
 #error "wolfSSL must be built with -DWOLFSSL_MAX_SUITE_SZ=1024 (scripts/deps.sh)"
 #endif
 
+/* The key exchange groups, TLS 1.2 and 1.3 alike, in preference order (wolfSSL names). */
+#define OP_TLS_GROUPS "X25519:P-256:P-384"
+
 struct op_tls_ticket_key {
     uint8_t name[WOLFSSL_TICKET_NAME_SZ];
     uint8_t key[CHACHA20_POLY1305_AEAD_KEYSIZE];

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # outpost relay in tcp mode: plaintext (copy and splice) and TLS tunnels carry 1 GiB / 256 MiB each way
-# intact, half-close is propagated, TLS policy refuses TLS 1.1, NULL and CBC ciphers, accepts a 200-suite
-# ClientHello, 2,000 concurrent connections are relayed.
+# intact, half-close is propagated, TLS policy refuses TLS 1.1, NULL and CBC ciphers and TLS 1.2 curves
+# other than X25519/P-256/P-384, accepts a 200-suite ClientHello, 2,000 concurrent connections are relayed.
 . "$(dirname "$0")/../lib/common.sh"
 certs
 UP=$(free_port); P1=$(free_port); P2=$(free_port); P3=$(free_port); HC=$(free_port); P4=$(free_port); EU=$(free_port)
@@ -13,9 +13,14 @@ bg relay-splice "$OUTPOST" relay --listen 127.0.0.1:$P2 --upstream 127.0.0.1:$UP
 bg relay-tls "$OUTPOST" relay --listen 127.0.0.1:$P3 --upstream 127.0.0.1:$UP \
     --tls-cert-file "$T/certs/server.pem" --tls-key-file "$T/certs/server.key"
 bg relay-hc "$OUTPOST" relay --listen 127.0.0.1:$P4 --upstream 127.0.0.1:$HC
+# An RSA certificate for the TLS 1.2 group checks: with an ECDSA P-256 certificate a TLS 1.2 client must
+# offer P-256 too (it constrains the certificate's curve), so each group could not be offered alone.
+P5=$(free_port)
+bg relay-rsa "$OUTPOST" relay --listen 127.0.0.1:$P5 --upstream 127.0.0.1:$UP \
+    --tls-cert-file "$T/certs/rsa.pem" --tls-key-file "$T/certs/rsa.key"
 PM=$(free_port)
 bg relay-many "$OUTPOST" relay --listen 127.0.0.1:$PM --upstream 127.0.0.1:$EU
-for p in $UP $HC $EU $P1 $P2 $P3 $P4 $PM; do wait_port $p; done
+for p in $UP $HC $EU $P1 $P2 $P3 $P4 $P5 $PM; do wait_port $p; done
 
 roundtrip() { # roundtrip NAME BYTES SOCAT-ADDRESS
     local name=$1 bytes=$2 addr=$3
@@ -43,6 +48,15 @@ tls_try -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 || fail "TLS 1.2 AEAD hand
 ! tls_try -tls1_2 -cipher 'eNULL:@SECLEVEL=0' || fail "a NULL cipher was accepted"
 ! tls_try -tls1_2 -cipher 'ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0' || fail "a CBC cipher was accepted"
 ok "TLS 1.3 and TLS 1.2 AEAD accepted; TLS 1.1, NULL and CBC ciphers refused"
+
+# TLS 1.2 key exchange only over the configured groups: secp521r1 alone is refused.
+rsa_try() { timeout 10 openssl s_client -connect 127.0.0.1:$P5 -tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256 "$@" </dev/null >"$T/s_client.out" 2>&1; }
+! rsa_try -groups secp521r1 || fail "TLS 1.2 negotiated secp521r1 (not a configured group)"
+for g in X25519:X25519 P-256:prime256v1 P-384:secp384r1; do
+    rsa_try -groups "${g%%:*}" || fail "TLS 1.2 with only ${g%%:*} failed: $(grep -i 'error\|temp key' "$T/s_client.out")"
+    grep -q "Server Temp Key: .*${g#*:}" "$T/s_client.out" || fail "TLS 1.2 ${g%%:*}: $(grep 'Temp Key' "$T/s_client.out")"
+done
+ok "TLS 1.2: X25519, P-256 and P-384 each negotiated alone; secp521r1 alone refused"
 
 # A ClientHello with 200 cipher suites (199 unassigned ids, then ECDHE-ECDSA-AES128-GCM-SHA256) gets a
 # ServerHello; OpenSSL cannot send that many, so the hello is built by hand.

@@ -1007,6 +1007,38 @@ static void test_long_suite_list(struct op_tls_ctx *ctx)
     pair_free(&pr);
 }
 
+/* TLS 1.2 key exchange uses only the configured groups (X25519, P-256, P-384): a client offering only
+ * secp521r1 is refused (wolfSSL would otherwise negotiate any curve it was built with), and each
+ * configured group alone succeeds with the ServerKeyExchange naming that group. */
+static void tls12_group_case(struct op_tls_ctx *ctx, int group, const char *want_curve)
+{
+    struct pair pr;
+    struct cli_opts o = {.version = 12, .sni = "localhost"};
+    CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    CHECK(wolfSSL_UseSupportedCurve(pr.cli, (word16)group) == WOLFSSL_SUCCESS, "client group %#x", group);
+    int r = handshake(&pr);
+    CHECK((r == 0) == (want_curve != NULL), "TLS 1.2 with only group %#x: %s (%s)", group,
+          r == 0 ? "negotiated" : "refused", op_tls_conn_error(pr.srv));
+    if (r == 0) {
+        const char *curve = wolfSSL_get_curve_name(pr.cli); /* the client's view of the key exchange */
+        CHECK(want_curve && curve && strcmp(curve, want_curve) == 0, "curve %s, want %s", curve ? curve : "?",
+              want_curve ? want_curve : "none");
+        printf("  group %#x alone -> %s, curve %s\n", group, op_tls_conn_cipher(pr.srv), curve ? curve : "?");
+    } else {
+        printf("  group %#x alone -> refused: %s\n", group, op_tls_conn_error(pr.srv));
+    }
+    pair_free(&pr);
+}
+
+static void test_tls12_groups(struct op_tls_ctx *ctx)
+{
+    printf("TLS 1.2 negotiates only X25519, P-256 and P-384\n");
+    tls12_group_case(ctx, WOLFSSL_ECC_SECP521R1, NULL);
+    tls12_group_case(ctx, WOLFSSL_ECC_X25519, "X25519");
+    tls12_group_case(ctx, WOLFSSL_ECC_SECP256R1, "SECP256R1");
+    tls12_group_case(ctx, WOLFSSL_ECC_SECP384R1, "SECP384R1");
+}
+
 static void test_min13(void)
 {
     printf("min_version 13 refuses a TLS 1.2-only client\n");
@@ -1157,6 +1189,7 @@ int main(void)
         test_sni_parser(ctx);
         test_refuse(ctx);
         test_long_suite_list(ctx);
+        test_tls12_groups(ctx);
         test_min13();
         test_threads(multi);
         test_refcount();
