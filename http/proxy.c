@@ -241,9 +241,11 @@ static ssize_t forward_req_body(struct op_conn *c, const uint8_t *p, size_t n)
         st->req_done = true;
         st->phase = HP_WAIT;
         op_conn_pause(c, OP_CLI); /* the next request waits until this response is complete */
-        if (!op_conn_has_upstream(c) || !(op_conn_state(c) == OP_CS_CONNECT))
-            op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->idle_ms);
     }
+    /* The body timeout is an idle timeout: every piece that moves restarts it, so a slow upload lives
+     * as long as it keeps moving. While the upstream connect is in flight the connect timeout runs. */
+    if ((used || r == OP_H1_COMPLETE) && op_conn_state(c) != OP_CS_CONNECT)
+        op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->idle_ms);
     return (ssize_t)used;
 }
 
@@ -478,7 +480,10 @@ static int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
             job->body_have += take;
             p += take;
             n -= take;
-            if (job->body_have == job->body_len) app_submit(c);
+            if (job->body_have == job->body_len)
+                app_submit(c);
+            else /* idle, as for relayed bodies: progress restarts it */
+                op_conn_set_timeout(c, hconf(c)->head_ms);
             continue;
         }
         case HP_HEAD: {

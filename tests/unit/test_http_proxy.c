@@ -3,8 +3,9 @@
  * upstream runs in threads of this process, the engine runs one worker, and a blocking client speaks
  * raw HTTP/1.1 to it. Covers interim responses (1xx, 100-continue towards an upstream and towards an
  * application handler), pipelining across the three kinds of route, WebSocket upgrades accepted and
- * refused, response framing (Content-Length, chunked, until close, HEAD, 204), and the 408 of a
- * request body that stalls.
+ * refused, response framing (Content-Length, chunked, until close, HEAD, 204), and the body idle
+ * timeout (a slow upload that makes steady progress outlives it many times over; one that stalls
+ * gets 408).
  * Skips (77) when the engine cannot start (io_uring unavailable).
  */
 #include <arpa/inet.h>
@@ -525,6 +526,36 @@ static void test_upgrade_websocket(void)
     cli_close(c);
 }
 
+static void test_slow_upload(void)
+{
+    /* 30 pieces of 1 KiB, one every 100 ms: 3 s in all, 7.5 times the idle
+     * timeout, but never idle for more than a quarter of it. */
+    enum { PIECES = 30, PIECE = 1024, GAP_MS = 100 };
+    printf("a slow upload (1 KiB every %d ms for %d ms, idle timeout %d ms) "
+           "reaches the upstream whole\n",
+           GAP_MS, PIECES * GAP_MS, IDLE_MS);
+    struct cli *c = cli_open();
+    char req[128], piece[PIECE];
+    memset(piece, 'u', sizeof(piece));
+    snprintf(req, sizeof(req), "POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n",
+             PIECES * PIECE);
+    CHECK(cli_send(c, req), "send");
+    uint64_t t0 = now_ms();
+    int sent = 0;
+    for (; sent < PIECES; sent++) {
+        usleep(GAP_MS * 1000);
+        if (!send_all(c->fd, piece, sizeof(piece))) break;
+    }
+    struct resp r;
+    char want[64];
+    snprintf(want, sizeof(want), "POST /slow n=%d", PIECES * PIECE);
+    bool got = cli_response(c, false, &r);
+    CHECK(sent == PIECES && got && r.status == 200 && body_is(&r, want),
+          "slow upload: %d pieces sent, status %d '%.*s' after %llu ms", sent, r.status, (int)r.body_len,
+          r.body, (unsigned long long)(now_ms() - t0));
+    cli_close(c);
+}
+
 static void test_body_stall(void)
 {
     struct resp r;
@@ -572,6 +603,7 @@ int main(void)
     test_pipelining_small();
     test_upgrade_websocket();
     test_body_stall();
+    test_slow_upload();
 
     op_engine_drain(e);
     for (int i = 0; i < 300 && !op_engine_done(e); i++)
