@@ -57,7 +57,8 @@ static void durations(void)
     uint64_t ms;
     CHECK(op_parse_duration_ms("2562048h", &ms) == -ERANGE, "beyond 2^63 ns is a range error");
     CHECK(op_parse_duration_ms("9223372036854775808ns", &ms) == -ERANGE, "2^63 ns is a range error");
-    CHECK(op_parse_duration_ms("9223372036854775807ns", &ms) == 0 && ms == 9223372036855ull, "2^63-1 ns fits");
+    CHECK(op_parse_duration_ms("9223372036854775807ns", &ms) == 0 && ms == 9223372036855ull,
+          "2^63-1 ns fits");
 }
 
 static void span_is(op_span_t s, const char *want, const char *what)
