@@ -164,6 +164,11 @@ OP_MUST_USE enum op_h1_result op_h1_body_feed(struct op_h1_body *b, const char *
 /* True once the tracker has returned COMPLETE. */
 bool op_h1_body_done(const struct op_h1_body *b);
 
+/* Options of op_h1_write_request_head (a bit set). */
+enum op_h1_fwd_flags {
+    OP_H1_FWD_UNDERSCORES = 1 /* forward header names with '_' (off by default, as nginx) */
+};
+
 /*
  * Writes the head to send upstream into out[0..cap). Request line as received (method, target,
  * HTTP/1.<version_minor>), then the headers in order except: hop-by-hop (Connection and every header it
@@ -173,10 +178,15 @@ bool op_h1_body_done(const struct op_h1_body *b);
  * "X-Forwarded-For: <client_ip>", "X-Forwarded-Proto: <proto>", "X-Forwarded-Host: <host>" (each skipped
  * if the argument / host is NULL or empty), and when req->upgrade "Connection: upgrade" plus
  * "Upgrade: <upgrade_proto>"; extra (may be NULL; lines each ending CRLF) verbatim; then CRLF.
+ * Header names containing '_' are dropped (an upstream that maps '_' to '-' would take
+ * "Transfer_Encoding" for framing and "X_Forwarded_For" for ours); with OP_H1_FWD_UNDERSCORES in
+ * fwd_flags they are kept, except those that read as a framing, Host, hop-by-hop or X-Forwarded-* /
+ * X-Real-IP / Forwarded name with '_' taken for '-'. They never frame a message here either way.
  * Returns bytes written or -ENOSPC (out contents are then unspecified).
  */
 OP_MUST_USE ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *client_ip,
-                                             const char *proto, const char *extra, char *out, size_t cap);
+                                             const char *proto, unsigned fwd_flags, const char *extra,
+                                             char *out, size_t cap);
 
 /*
  * Response head to the client: "HTTP/1.1 <status> <reason>", the headers minus hop-by-hop (as above plus

@@ -176,14 +176,49 @@ enum hop_flags {
     HOP_KEEP_UPGRADE = 2 /* keep the Upgrade header (101 response) */
 };
 
+static const char *const always[] = {"connection", "keep-alive",          "proxy-connection",  "te",
+                                     "trailer",    "proxy-authorization", "proxy-authenticate"};
+static const char *const forwarding[] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                                         "x-real-ip", "forwarded"};
+static const char *const protected[] = {"content-length", "transfer-encoding", "host"};
+
+/* name equals lit (lower case) when each '_' in name is read as '-', as CGI/WSGI upstreams read it. */
+static bool span_ieq_dashed(op_span_t name, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (name.len != n) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name.p[i] == '_' ? '-' : name.p[i];
+        if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != lit[i]) return false;
+    }
+    return true;
+}
+
+static bool in_set_dashed(op_span_t name, const char *const *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (span_ieq_dashed(name, set[i])) return true;
+    return false;
+}
+
+/*
+ * A request header name with '_' is dropped (as nginx does by default): an upstream that maps '_' to
+ * '-' would read "Transfer_Encoding" as framing we never applied and "X_Forwarded_For" as ours. With
+ * OP_H1_FWD_UNDERSCORES such names pass, except the ones that would then read as a framing, routing,
+ * hop-by-hop or forwarding header.
+ */
+static bool underscore_dropped(op_span_t name, unsigned fwd_flags)
+{
+    if (!memchr(name.p, '_', name.len)) return false;
+    if (!(fwd_flags & OP_H1_FWD_UNDERSCORES)) return true;
+    return in_set_dashed(name, always, OP_ARRAY_LEN(always)) ||
+           in_set_dashed(name, forwarding, OP_ARRAY_LEN(forwarding)) ||
+           in_set_dashed(name, protected, OP_ARRAY_LEN(protected)) || span_ieq_dashed(name, "upgrade");
+}
+
 /* True if the header must not be forwarded. */
 static bool is_hop_by_hop(op_span_t name, const struct op_h1_header *h, int n, int flags)
 {
-    static const char *const always[] = {"connection", "keep-alive",          "proxy-connection",  "te",
-                                         "trailer",    "proxy-authorization", "proxy-authenticate"};
-    static const char *const forwarding[] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-                                             "x-real-ip", "forwarded"};
-    static const char *const protected[] = {"content-length", "transfer-encoding", "host"};
     for (size_t i = 0; i < OP_ARRAY_LEN(always); i++)
         if (span_ieq(name, always[i])) return true;
     if (span_ieq(name, "upgrade")) return !(flags & HOP_KEEP_UPGRADE);
@@ -200,7 +235,7 @@ static bool is_hop_by_hop(op_span_t name, const struct op_h1_header *h, int n, i
 }
 
 ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *client_ip, const char *proto,
-                                 const char *extra, char *out, size_t cap)
+                                 unsigned fwd_flags, const char *extra, char *out, size_t cap)
 {
     struct op_h1_writer w;
     op_h1_writer_init(&w, out, cap);
@@ -210,7 +245,8 @@ ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *cl
     w_str(&w, req->version_minor ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
     for (int i = 0; i < req->nheaders; i++) {
         const struct op_h1_header *h = &req->headers[i];
-        if (!is_hop_by_hop(h->name, req->headers, req->nheaders, HOP_REQUEST))
+        if (!is_hop_by_hop(h->name, req->headers, req->nheaders, HOP_REQUEST) &&
+            !underscore_dropped(h->name, fwd_flags))
             w_header(&w, h->name, h->value);
     }
     if (client_ip && *client_ip) op_h1_put_header(&w, "X-Forwarded-For", client_ip);

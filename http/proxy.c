@@ -268,7 +268,7 @@ static void route_upstream(struct op_conn *c, const struct op_h1_request *req, c
     char ip[64];
     op_conn_peer_ip(c, ip, sizeof(ip));
     ssize_t n =
-        op_h1_write_request_head(req, ip, op_conn_is_tls(c) ? "https" : "http", NULL, tl_out, sizeof(tl_out));
+        op_h1_write_request_head(req, ip, op_conn_is_tls(c) ? "https" : "http", 0, NULL, tl_out, sizeof(tl_out));
     if (n < 0 || op_conn_send(c, OP_UP, (const uint8_t *)tl_out, (size_t)n) < 0) {
         fail(c, 431, "request head too large to forward");
         return;

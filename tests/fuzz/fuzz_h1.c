@@ -132,12 +132,15 @@ static void fuzz_request(const char *buf, size_t len)
     ASSERT(ws == 0 ? g_req.upgrade : (ws == -EINVAL && why));
 
     /* the rewritten head: fits, -ENOSPC when short, and re-parses the same */
-    ssize_t n = op_h1_write_request_head(&g_req, "192.0.2.1", "https", "X-Test: 1\r\n", g_out, sizeof(g_out));
+    ssize_t n =
+        op_h1_write_request_head(&g_req, "192.0.2.1", "https", 0, "X-Test: 1\r\n", g_out, sizeof(g_out));
     ASSERT(n > 0 && (size_t)n <= sizeof(g_out));
     size_t cap = (size_t)n - 1 - (len ? (size_t)(unsigned char)buf[len - 1] % (size_t)n : 0);
-    ssize_t n2 = op_h1_write_request_head(&g_req, "192.0.2.1", "https", "X-Test: 1\r\n", g_out, cap);
+    ssize_t n2 = op_h1_write_request_head(&g_req, "192.0.2.1", "https", 0, "X-Test: 1\r\n", g_out, cap);
     ASSERT(n2 == -ENOSPC);
-    n = op_h1_write_request_head(&g_req, "192.0.2.1", "https", "X-Test: 1\r\n", g_out, sizeof(g_out));
+    n = op_h1_write_request_head(&g_req, "192.0.2.1", "https",
+                                 len && (buf[0] & 2) ? OP_H1_FWD_UNDERSCORES : 0, "X-Test: 1\r\n", g_out,
+                                 sizeof(g_out));
     if ((size_t)n < OP_H1_MAX_HEAD - 1 && g_req.nheaders + 6 <= OP_H1_MAX_HEADERS) {
         char *copy = malloc((size_t)n);
         memcpy(copy, g_out, (size_t)n);

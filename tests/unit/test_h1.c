@@ -835,7 +835,7 @@ static void check_enospc(const char *name, ssize_t n, ssize_t (*fn)(char *, size
 
 static ssize_t write_req_cb(char *out, size_t cap)
 {
-    return op_h1_write_request_head(&g_req, "10.0.0.7", "https", "X-Extra: 1\r\n", out, cap);
+    return op_h1_write_request_head(&g_req, "10.0.0.7", "https", 0, "X-Extra: 1\r\n", out, cap);
 }
 
 static ssize_t write_resp_cb(char *out, size_t cap)
@@ -879,7 +879,7 @@ static void test_writers(void)
                               "\r\nabc";
     int rc = op_h1_parse_request(raw, sizeof(raw) - 1, &g_req);
     CHECK(rc == OP_H1_COMPLETE && !g_req.upgrade, "writer request parse: rc %d (%s)", rc, g_req.error_reason);
-    ssize_t n = op_h1_write_request_head(&g_req, "10.0.0.7", "https", "X-Extra: 1\r\n", out, sizeof(out));
+    ssize_t n = op_h1_write_request_head(&g_req, "10.0.0.7", "https", 0, "X-Extra: 1\r\n", out, sizeof(out));
     expect_out("request head", n, out,
                "POST /submit?a=1 HTTP/1.1\r\n"
                "Host: app.example\r\n"
@@ -896,14 +896,14 @@ static void test_writers(void)
                              "Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n";
     rc = op_h1_parse_request(up, sizeof(up) - 1, &g_req);
     CHECK(rc == OP_H1_COMPLETE && g_req.upgrade, "upgrade request parse");
-    n = op_h1_write_request_head(&g_req, "127.0.0.1", "http", NULL, out, sizeof(out));
+    n = op_h1_write_request_head(&g_req, "127.0.0.1", "http", 0, NULL, out, sizeof(out));
     expect_out("upgrade request head", n, out,
                "GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n"
                "X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n"
                "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n");
 
     rc = op_h1_parse_request(S("GET / HTTP/1.0\r\nConnection: keep-alive\r\nTE: x\r\n\r\n"), &g_req);
-    n = op_h1_write_request_head(&g_req, NULL, NULL, NULL, out, sizeof(out));
+    n = op_h1_write_request_head(&g_req, NULL, NULL, 0, NULL, out, sizeof(out));
     expect_out("1.0 request, no forwarding args", n, out, "GET / HTTP/1.0\r\n\r\n");
 
     static const char resp[] =
@@ -1025,6 +1025,43 @@ static void test_head_writer(void)
     expect_out("custom reason", op_h1_writer_result(&w), out, "HTTP/1.1 599 Custom\r\nX-Empty: \r\n\r\n");
 }
 
+/* Header names with '_' are not forwarded: CGI/WSGI-style upstreams map '_' to '-', so
+ * "Transfer_Encoding" would frame the body there while it framed nothing here, and "X_Forwarded_For"
+ * would pass for the proxy's own header. The parser ignores them for framing in any case. */
+static void test_underscore_names(void)
+{
+    static char out[4096];
+    static const char raw[] = "POST /u HTTP/1.1\r\n"
+                              "Host: a\r\n"
+                              "X_Forwarded_For: 6.6.6.6\r\n"
+                              "Transfer_Encoding: chunked\r\n"
+                              "Content_Length: 5\r\n"
+                              "x_real_ip: 6.6.6.6\r\n"
+                              "X_Custom: 1\r\n"
+                              "X-Dash: 2\r\n"
+                              "\r\n0\r\n\r\n";
+    int rc = op_h1_parse_request(raw, sizeof(raw) - 1, &g_req);
+    CHECK(rc == OP_H1_COMPLETE && g_req.framing == OP_H1_BODY_NONE && g_req.content_length == 0,
+          "underscore names never frame: rc %d framing %d", rc, (int)g_req.framing);
+    ssize_t n = op_h1_write_request_head(&g_req, "10.0.0.7", "http", 0, NULL, out, sizeof(out));
+    expect_out("underscore names dropped", n, out,
+               "POST /u HTTP/1.1\r\nHost: a\r\nX-Dash: 2\r\nX-Forwarded-For: 10.0.0.7\r\n"
+               "X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n");
+    /* allowed by the option: only names that do not read as framing/forwarding/hop-by-hop ones */
+    n = op_h1_write_request_head(&g_req, "10.0.0.7", "http", OP_H1_FWD_UNDERSCORES, NULL, out, sizeof(out));
+    expect_out("underscore names allowed", n, out,
+               "POST /u HTTP/1.1\r\nHost: a\r\nX_Custom: 1\r\nX-Dash: 2\r\nX-Forwarded-For: 10.0.0.7\r\n"
+               "X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n");
+    rc = op_h1_parse_request(S("GET / HTTP/1.1\r\nHost: a\r\nCONNECTION: close\r\nproxy_connection: x\r\n"
+                               "Keep_Alive: 1\r\nUpgrade_: x\r\nup_grade: y\r\nHOST_: h\r\n_: u\r\n\r\n"),
+                             &g_req);
+    n = op_h1_write_request_head(&g_req, NULL, NULL, OP_H1_FWD_UNDERSCORES, NULL, out, sizeof(out));
+    expect_out("underscore names allowed, hop-by-hop look-alikes dropped", n, out,
+               "GET / HTTP/1.1\r\nHost: a\r\nUpgrade_: x\r\nup_grade: y\r\nHOST_: h\r\n_: u\r\n"
+               "X-Forwarded-Host: a\r\n\r\n");
+    CHECK(rc == OP_H1_COMPLETE && !g_req.keep_alive, "underscore look-alikes parse: rc %d", rc);
+}
+
 int main(void)
 {
     test_request_table();
@@ -1038,6 +1075,7 @@ int main(void)
     test_body();
     test_writers();
     test_head_writer();
+    test_underscore_names();
     printf("%d checks, %d failures\n", g_checks, g_failures);
     return g_failures ? 1 : 0;
 }
