@@ -3,7 +3,8 @@
 #   make test         build with ASan+UBSan and run every test (unit, fuzz replay, integration)
 #   make bench        benchmark harness (Outpost vs nginx vs HAProxy); make bench-quick for < 3 min
 #   make fuzz         build libFuzzer targets with clang ($(BUILD_ROOT)/fuzz/)
-#   make unit | fuzz-replay | integration   one test layer;  make check-format   the clang-format check
+#   make unit | fuzz-replay | integration   one test layer
+#   make check-format | check-layers         the clang-format check; the include order of docs/layers.md
 #   BUILD_ROOT=dir    put every build output under dir instead of build/
 #   V=1 verbose, DEBUG=1 unoptimised, SAN=address,undefined sanitizers (SAN= to disable in make test)
 .DEFAULT_GOAL := all
@@ -66,7 +67,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/%_replay)
 
-.PHONY: all deps test unit fuzz-replay integration fuzz bench bench-quick clean format check-format
+.PHONY: all deps test unit fuzz-replay integration fuzz bench bench-quick clean format check-format check-layers
 
 all: $(BIN)
 
@@ -127,6 +128,10 @@ integration: $(BIN)
 
 check-format:
 	$(Q)bash tests/integration/format.sh
+
+# Every #include points down the module stack of docs/layers.md (also run by make test).
+check-layers:
+	$(Q)scripts/check-layers.sh
 
 FUZZ_CC := clang
 fuzz: | $(DEPS_STAMP)

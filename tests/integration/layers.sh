@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The module stack of docs/layers.md holds: every #include points down (scripts/check-layers.sh), and the
+# check itself catches an upward and a sideways include in a scratch copy of the tree.
+. "$(dirname "$0")/../lib/common.sh"
+"$ROOT/scripts/check-layers.sh" "$ROOT" || fail "an #include points up or sideways (see above)"
+ok "the tree follows docs/layers.md"
+mkdir -p "$T/tree"
+cp -r "$ROOT/docs" "$ROOT/Makefile" "$ROOT/scripts" "$T/tree/"
+mkdir -p "$T/tree/core" "$T/tree/tls" "$T/tree/http"
+printf '#include "core/common.h"\n' >"$T/tree/tls/a.c"
+printf '#include "core/common.h"\n' >"$T/tree/http/a.c"
+for m in $(sed -n 's/^MODULES *:= *//p' "$ROOT/Makefile"); do mkdir -p "$T/tree/$m"; done
+"$T/tree/scripts/check-layers.sh" "$T/tree" >/dev/null 2>&1 || fail "a clean scratch tree fails the check"
+printf '#include "http/proxy.h"\n' >"$T/tree/core/up.c"
+"$T/tree/scripts/check-layers.sh" "$T/tree" 2>"$T/up.out" && fail "an upward include passed"
+grep -q 'core/up.c:1 includes "http/proxy.h": up' "$T/up.out" || fail "upward include not named: $(cat "$T/up.out")"
+rm "$T/tree/core/up.c"
+printf '#include "tls/tls.h"\n' >"$T/tree/http/side.c"
+"$T/tree/scripts/check-layers.sh" "$T/tree" 2>"$T/side.out" && fail "a sideways include passed"
+grep -q 'sideways' "$T/side.out" || fail "sideways include not named: $(cat "$T/side.out")"
+rm "$T/tree/http/side.c"
+mkdir -p "$T/tree/stray" && printf '\n' >"$T/tree/stray/x.c"
+"$T/tree/scripts/check-layers.sh" "$T/tree" 2>"$T/new.out" && fail "an unknown module folder passed"
+grep -q 'stray/ is not in the layer order' "$T/new.out" || fail "unknown folder not named: $(cat "$T/new.out")"
+ok "the check fails on an upward include, a sideways include and a folder missing from the order"
