@@ -179,6 +179,135 @@ static bool require_owner(const struct op_user *u, struct op_app_response *resp)
     return false;
 }
 
+/* Splits path after prefix into '/'-separated segments (none empty); the count, or -1 if more than max. */
+static int split_path(const char *path, const char *prefix, char seg[][128], int max)
+{
+    size_t pl = strlen(prefix);
+    if (strncmp(path, prefix, pl) != 0) return -1;
+    int n = 0;
+    for (const char *q = path + pl; *q;) {
+        size_t l = strcspn(q, "/");
+        if (l == 0 || l >= 128 || n == max) return -1;
+        memcpy(seg[n], q, l);
+        seg[n++][l] = '\0';
+        q += l;
+        if (*q == '/') q++;
+    }
+    return n;
+}
+
+/* /api/v2/workspaceagents/me/<action> (agent-token authenticated). */
+static void route_agent_me(struct op_primary *p, const char *action, const struct op_app_request *req,
+                           struct op_app_response *resp)
+{
+    bool get = span_eq(req->method, "GET"), post = span_eq(req->method, "POST");
+    bool manifest = strcmp(action, "manifest") == 0, report = strcmp(action, "report") == 0;
+    bool cred = strcmp(action, "credential") == 0;
+    if (!manifest && !report && !cred) {
+        op_api_error(resp, 404, "Route not found.", NULL);
+        return;
+    }
+    if ((manifest && !get) || ((report || cred) && !post)) {
+        method_not_allowed(resp);
+        return;
+    }
+    struct op_agent_auth a;
+    if (!op_auth_agent(p, req, resp, &a)) return;
+    if (manifest)
+        op_api_agent_manifest(p, &a, resp);
+    else if (report)
+        op_api_agent_report(p, &a, req, resp);
+    else
+        op_api_agent_credential(p, &a, resp);
+}
+
+/* Users, workspaces and agents (session-authenticated). Returns false when path is none of them. */
+static bool route_workspaces(struct op_primary *p, const char *path, const struct op_app_request *req,
+                             struct op_app_response *resp)
+{
+    char seg[5][128];
+    int n;
+    bool get = span_eq(req->method, "GET"), post = span_eq(req->method, "POST");
+    bool del = span_eq(req->method, "DELETE");
+    enum {
+        W_NONE,
+        W_USERS,
+        W_USER,
+        W_USER_WS,
+        W_USER_WS_NAME,
+        W_WSS,
+        W_WS,
+        W_WS_CRED,
+        W_AGENT,
+        W_CONNECT,
+        W_PORTS
+    };
+    int r = W_NONE;
+    bool allowed = false;
+    if (strcmp(path, "/api/v2/users") == 0) {
+        r = W_USERS, allowed = get || post;
+    } else if (strcmp(path, "/api/v2/workspaces") == 0) {
+        r = W_WSS, allowed = get;
+    } else if ((n = split_path(path, "/api/v2/users/", seg, 3)) >= 1) {
+        if (n == 1) r = W_USER, allowed = get || del;
+        if (n == 2 && strcmp(seg[1], "workspaces") == 0) r = W_USER_WS, allowed = post;
+        if (n == 3 && strcmp(seg[1], "workspace") == 0) r = W_USER_WS_NAME, allowed = get;
+    } else if ((n = split_path(path, "/api/v2/workspaces/", seg, 4)) >= 1) {
+        if (n == 1) r = W_WS, allowed = get || del;
+        if (n == 4 && strcmp(seg[1], "external-agent") == 0 && strcmp(seg[3], "credentials") == 0)
+            r = W_WS_CRED, allowed = post;
+    } else if ((n = split_path(path, "/api/v2/workspaceagents/", seg, 2)) >= 1) {
+        if (n == 1) r = W_AGENT, allowed = get;
+        if (n == 2 && strcmp(seg[1], "connect-token") == 0) r = W_CONNECT, allowed = post;
+        if (n == 2 && strcmp(seg[1], "listening-ports") == 0) r = W_PORTS, allowed = get;
+    }
+    if (r == W_NONE) return false;
+    struct op_user u;
+    if (!op_auth_session(p, req, resp, &u)) return true;
+    if (!allowed) {
+        method_not_allowed(resp);
+        return true;
+    }
+    switch (r) {
+    case W_USERS:
+        get ? op_api_users_list(p, resp) : op_api_users_create(p, &u, req, resp);
+        break;
+    case W_USER:
+        if (get && strcmp(seg[0], "me") == 0)
+            op_api_users_me(p, &u, resp);
+        else
+            get ? op_api_user_get(p, &u, seg[0], resp) : op_api_user_delete(p, &u, seg[0], resp);
+        break;
+    case W_USER_WS:
+        op_api_workspace_create(p, &u, seg[0], req, resp);
+        break;
+    case W_USER_WS_NAME:
+        op_api_workspace_by_name(p, &u, seg[0], seg[2], resp);
+        break;
+    case W_WSS:
+        op_api_workspaces_list(p, &u, req, resp);
+        break;
+    case W_WS:
+        get ? op_api_workspace_get(p, &u, seg[0], resp) : op_api_workspace_delete(p, &u, seg[0], resp);
+        break;
+    case W_WS_CRED:
+        op_api_agent_regen_token(p, &u, seg[0], seg[2], resp);
+        break;
+    case W_AGENT:
+        op_api_agent_get(p, &u, seg[0], resp);
+        break;
+    case W_CONNECT:
+        op_api_agent_connect_token(p, &u, seg[0], req, resp);
+        break;
+    case W_PORTS:
+        op_api_agent_ports(p, &u, seg[0], resp);
+        break;
+    default:
+        break;
+    }
+    return true;
+}
+
 /* /api/v2/workspaceproxies/me/<action> (proxy-token authenticated). */
 static void route_proxy_me(struct op_primary *p, const char *action, const struct op_app_request *req,
                            struct op_app_response *resp)
@@ -246,6 +375,12 @@ static void route(struct op_primary *p, const struct op_app_request *req, struct
         return;
     }
 
+    static const char agent_me[] = "/api/v2/workspaceagents/me/";
+    if (strncmp(path, agent_me, sizeof(agent_me) - 1) == 0 && !strchr(path + sizeof(agent_me) - 1, '/')) {
+        route_agent_me(p, path + sizeof(agent_me) - 1, req, resp);
+        return;
+    }
+
     /* Everything below needs a user session. Unknown routes still answer 404 first. */
     static const char px_prefix[] = "/api/v2/workspaceproxies/";
     const char *ref = NULL;
@@ -263,6 +398,7 @@ static void route(struct op_primary *p, const struct op_app_request *req, struct
         r = R_PROXY;
         ref = path + sizeof(px_prefix) - 1;
     }
+    if (r == R_NONE && route_workspaces(p, path, req, resp)) return;
     if (r == R_NONE) {
         op_api_error(resp, 404, "Route not found.", NULL);
         return;

@@ -68,7 +68,7 @@ void op_api_users_first_get(struct op_primary *p, struct op_app_response *resp)
         op_api_error(resp, 404, "The initial user has not been created!", NULL);
 }
 
-static bool email_valid(const char *e)
+bool op_email_valid(const char *e)
 {
     const char *at = strchr(e, '@');
     size_t n = strlen(e);
@@ -113,7 +113,7 @@ void op_api_users_first_post(struct op_primary *p, const struct op_app_request *
         op_api_json(resp, 400, validation_failed("username", detail));
         goto out;
     }
-    if (!email || !email_valid(email)) {
+    if (!email || !op_email_valid(email)) {
         snprintf(detail, sizeof(detail), "Validation failed for tag \"email\" with value: \"%.64s\"",
                  email ? email : "");
         op_api_json(resp, 400, validation_failed("email", detail));
@@ -395,37 +395,11 @@ bool op_auth_session(struct op_primary *p, const struct op_app_request *req, str
 
 void op_api_users_me(struct op_primary *p, const struct op_user *u, struct op_app_response *resp)
 {
-    sqlite3_stmt *st = op_store_prepare(
-        p, "SELECT name, created_at, updated_at, last_seen_at, status, login_type FROM users WHERE id = ?");
-    if (!st || (sqlite3_bind_text(st, 1, u->id, -1, SQLITE_STATIC), sqlite3_step(st)) != SQLITE_ROW) {
-        sqlite3_finalize(st);
+    cJSON *o = op_user_json(p, u->id);
+    if (!o) {
         op_api_error(resp, 500, "Internal error fetching user.", NULL);
         return;
     }
-    char t[32];
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", u->id);
-    cJSON_AddStringToObject(o, "username", u->username);
-    cJSON_AddStringToObject(o, "email", u->email);
-    cJSON_AddStringToObject(o, "name", op_col_text(st, 0));
-    op_format_time(sqlite3_column_int64(st, 1), t);
-    cJSON_AddStringToObject(o, "created_at", t);
-    op_format_time(sqlite3_column_int64(st, 2), t);
-    cJSON_AddStringToObject(o, "updated_at", t);
-    op_format_time(sqlite3_column_int64(st, 3), t);
-    cJSON_AddStringToObject(o, "last_seen_at", t);
-    cJSON_AddStringToObject(o, "status", op_col_text(st, 4));
-    cJSON_AddStringToObject(o, "login_type", op_col_text(st, 5));
-    cJSON_AddStringToObject(o, "avatar_url", "");
-    cJSON *roles = cJSON_AddArrayToObject(o, "roles");
-    if (u->owner) {
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "name", "owner");
-        cJSON_AddStringToObject(r, "display_name", "Owner");
-        cJSON_AddItemToArray(roles, r);
-    }
-    cJSON_AddArrayToObject(o, "organization_ids");
-    sqlite3_finalize(st);
     op_api_json(resp, 200, o);
 }
 

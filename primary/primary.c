@@ -110,6 +110,10 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
     }
     p->health_interval_ms = cfg->health_interval_ms ? cfg->health_interval_ms : OP_PRIMARY_DEFAULT_HEALTH_MS;
     p->kdf_iterations = cfg->kdf_iterations ? cfg->kdf_iterations : OP_PRIMARY_DEFAULT_KDF_ITER;
+    p->agent_heartbeat_ms =
+        cfg->agent_heartbeat_ms ? cfg->agent_heartbeat_ms : OP_PRIMARY_DEFAULT_AGENT_HEARTBEAT_MS;
+    p->agent_connect_timeout_ms = cfg->agent_connection_timeout_ms ? cfg->agent_connection_timeout_ms
+                                                                   : OP_PRIMARY_DEFAULT_AGENT_TIMEOUT_MS;
     rc = mkdir_p(cfg->data_dir);
     if (rc) {
         snprintf(err, errlen, "cannot create data directory %s: %s", cfg->data_dir, strerror(-rc));

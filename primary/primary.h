@@ -13,8 +13,10 @@
 #include "http/app.h"
 #include "runner/runner.h"
 
-#define OP_PRIMARY_DEFAULT_HEALTH_MS 60000u
-#define OP_PRIMARY_DEFAULT_KDF_ITER  120000u
+#define OP_PRIMARY_DEFAULT_HEALTH_MS          60000u
+#define OP_PRIMARY_DEFAULT_KDF_ITER           120000u
+#define OP_PRIMARY_DEFAULT_AGENT_HEARTBEAT_MS 15000u  /* agents report this often */
+#define OP_PRIMARY_DEFAULT_AGENT_TIMEOUT_MS   120000u /* never connected after this = "timeout" */
 
 struct op_primary_config {
     const char *data_dir;            /* directory holding outpost.db (created 0700 if missing) */
@@ -22,7 +24,9 @@ struct op_primary_config {
     const char *wildcard_access_url; /* e.g. "*.coder.example.com"; NULL/"" = none */
     uint64_t health_interval_ms;     /* proxy health probe interval; 0 = 1 minute */
     uint32_t kdf_iterations;         /* PBKDF2 iterations for new passwords; 0 = default (tests lower it) */
-    struct op_listen_opts listen;    /* listeners, used by op_cmd_server */
+    uint64_t agent_heartbeat_ms;     /* agent report interval; 2 missed = disconnected; 0 = 15 s */
+    uint64_t agent_connection_timeout_ms; /* default agent connection timeout; 0 = 2 min */
+    struct op_listen_opts listen;         /* listeners, used by op_cmd_server */
 };
 
 struct op_primary;

@@ -13,6 +13,8 @@
 
 #define OP_PRIMARY_VERSION    "v" OP_VERSION "+outpost"
 #define OP_SESSION_LIFETIME_S (24 * 3600)
+/* codersdk's answer for a resource that does not exist or that the caller may not see. */
+#define OP_NOT_FOUND_MSG "Resource not found or you do not have access to this resource"
 
 struct op_health;
 
@@ -26,6 +28,8 @@ struct op_primary {
     char deployment_id[OP_UUID_STR_LEN + 1];
     struct op_health *health;
     uint64_t next_rotate_ms;
+    uint64_t agent_heartbeat_ms;       /* how often agents report; missing 2 windows = disconnected */
+    uint64_t agent_connect_timeout_ms; /* default for new agents: never connected by then = timeout */
 };
 
 /* ---- store.c: SQLite ---- */
@@ -92,6 +96,8 @@ void op_api_users_me(struct op_primary *p, const struct op_user *u, struct op_ap
 /* POST /api/v2/users/logout: deletes the session's key and expires the cookie. */
 void op_api_users_logout(struct op_primary *p, const struct op_app_request *req,
                          struct op_app_response *resp);
+/* True if e looks like an e-mail address (one '@', something on each side, no spaces). */
+bool op_email_valid(const char *e);
 /* Hashes a password into "pbkdf2-sha256$<iter>$<salt hex>$<hash hex>" (out >= 160 bytes). 0 or -errno. */
 int op_password_hash(const char *password, uint32_t iterations, char *out, size_t outlen);
 /* Constant-time check of password against a stored encoded hash. */
@@ -161,5 +167,87 @@ enum op_health_status op_health_status_json(struct op_primary *p, const char *id
                                             cJSON *obj);
 /* The cached status of a proxy (OP_HEALTH_UNKNOWN if never checked). */
 enum op_health_status op_health_get(const struct op_primary *p, const char *id);
+
+/* ---- users.c: users besides the first owner ---- */
+/* Resolves "me", a user id or a username (case-insensitive) into out. 0, -ENOENT or -EIO. */
+int op_user_lookup(struct op_primary *p, const struct op_user *self, const char *ref, struct op_user *out);
+/* codersdk.User of user id (NULL if it does not exist or on a database error). */
+cJSON *op_user_json(struct op_primary *p, const char *id);
+/* POST /api/v2/users (owners): 201 User; 400 validation, 409 duplicate. */
+void op_api_users_create(struct op_primary *p, const struct op_user *u, const struct op_app_request *req,
+                         struct op_app_response *resp);
+/* GET /api/v2/users: {"users":[User...],"count":N}, ordered by username. */
+void op_api_users_list(struct op_primary *p, struct op_app_response *resp);
+/* GET /api/v2/users/{user|me}. */
+void op_api_user_get(struct op_primary *p, const struct op_user *u, const char *ref,
+                     struct op_app_response *resp);
+/* DELETE /api/v2/users/{user} (owners): 200; 403 for oneself, 417 while the user owns workspaces. */
+void op_api_user_delete(struct op_primary *p, const struct op_user *u, const char *ref,
+                        struct op_app_response *resp);
+
+/* ---- workspaces.c: external workspaces and their agents ---- */
+#define OP_AGENT_TOKEN_SECRET_LEN 64
+#define OP_AGENT_TOKEN_LEN        (OP_UUID_STR_LEN + 1 + OP_AGENT_TOKEN_SECRET_LEN)
+#define OP_MAX_AGENTS_PER_WS      16
+/* Access of a user to a workspace: 0 (owner of it, or a site owner), -ENOENT (absent or not visible: the
+ * caller answers 404 either way), -EIO. owner_id may be NULL. */
+int op_workspace_access(struct op_primary *p, const struct op_user *u, const char *ws_id, char *owner_id);
+/* The agent's status now, by the reference's rules: "connecting" until the first contact ("timeout" once
+ * connect_timeout_ms passed since creation without one), "disconnected" after an explicit disconnect or
+ * when the last contact is older than two heartbeat windows, else "connected". */
+const char *op_agent_status(const struct op_primary *p, int64_t now, int64_t created, int64_t timeout_ms,
+                            int64_t first, int64_t last, int64_t disconnected);
+/* WorkspaceAgent JSON of the row selected by agent id (NULL if absent). */
+cJSON *op_agent_json(struct op_primary *p, const char *agent_id);
+/* POST /api/v2/users/{user}/workspaces: 201 Workspace plus "agent_tokens" (shown once). */
+void op_api_workspace_create(struct op_primary *p, const struct op_user *u, const char *user_ref,
+                             const struct op_app_request *req, struct op_app_response *resp);
+/* GET /api/v2/workspaces[?q=owner:<user>|owner=<user>]: {"workspaces":[...],"count":N}, visible ones only. */
+void op_api_workspaces_list(struct op_primary *p, const struct op_user *u, const struct op_app_request *req,
+                            struct op_app_response *resp);
+/* GET /api/v2/users/{user}/workspace/{name}; GET/DELETE /api/v2/workspaces/{id}. 404 when not visible. */
+void op_api_workspace_by_name(struct op_primary *p, const struct op_user *u, const char *user_ref,
+                              const char *name, struct op_app_response *resp);
+void op_api_workspace_get(struct op_primary *p, const struct op_user *u, const char *id,
+                          struct op_app_response *resp);
+void op_api_workspace_delete(struct op_primary *p, const struct op_user *u, const char *id,
+                             struct op_app_response *resp);
+/* GET /api/v2/workspaceagents/{id} and .../{id}/listening-ports. */
+void op_api_agent_get(struct op_primary *p, const struct op_user *u, const char *id,
+                      struct op_app_response *resp);
+void op_api_agent_ports(struct op_primary *p, const struct op_user *u, const char *id,
+                        struct op_app_response *resp);
+/* Makes a new agent token "<agent id>:<64 alphanumerics>" and the SHA-256 of its secret. 0 or -errno. */
+int op_agent_new_token(const char *agent_id, char token[OP_AGENT_TOKEN_LEN + 1], uint8_t hash[OP_SHA256_LEN]);
+
+/* ---- agents.c: the agent-facing API, agent credentials and connect tokens ---- */
+struct op_agent_auth {
+    char id[OP_UUID_STR_LEN + 1];
+    char name[64];
+    char workspace_id[OP_UUID_STR_LEN + 1];
+    char workspace_name[64];
+    char owner_id[OP_UUID_STR_LEN + 1];
+    char owner_name[64];
+};
+/* Validates the agent token in Coder-Session-Token; on failure answers 401 and returns false. */
+bool op_auth_agent(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp,
+                   struct op_agent_auth *a);
+/* GET /api/v2/workspaceagents/me/manifest: identity and the regions to dial (primary + healthy proxies). */
+void op_api_agent_manifest(struct op_primary *p, const struct op_agent_auth *a, struct op_app_response *resp);
+/* POST /api/v2/workspaceagents/me/report: apps, listening ports, regions, lifecycle (204); counts as contact.
+ */
+void op_api_agent_report(struct op_primary *p, const struct op_agent_auth *a,
+                         const struct op_app_request *req, struct op_app_response *resp);
+/* POST /api/v2/workspaceagents/me/credential: {"credential","expires_at"}, an HS512 JWS for the regions. */
+void op_api_agent_credential(struct op_primary *p, const struct op_agent_auth *a,
+                             struct op_app_response *resp);
+/* POST /api/v2/workspaceagents/{id}/connect-token {"port","region"}: {"signed_token"} for the caller. */
+void op_api_agent_connect_token(struct op_primary *p, const struct op_user *u, const char *agent_id,
+                                const struct op_app_request *req, struct op_app_response *resp);
+/* POST /api/v2/workspaces/{id}/external-agent/{agent}/credentials: a new token replaces the old one. */
+void op_api_agent_regen_token(struct op_primary *p, const struct op_user *u, const char *ws_id,
+                              const char *agent_name, struct op_app_response *resp);
+/* The current signing key of workspace_apps_token: its sequence and 64-byte secret. 0, -ENOENT, -EIO. */
+int op_keys_signing(struct op_primary *p, int64_t *seq, uint8_t key[64]);
 
 #endif

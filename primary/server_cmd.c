@@ -25,6 +25,14 @@ static const char server_help[] =
     "          The URL that users and workspace proxies use to reach this\n"
     "          primary. Defaults to http://<http-address>.\n"
     "\n"
+    "      --agent-connection-timeout duration, $CODER_AGENT_CONNECTION_TIMEOUT (default: 2m)\n"
+    "          How long a new workspace agent may take to connect before its\n"
+    "          status turns to timeout.\n"
+    "\n"
+    "      --agent-heartbeat-interval duration, $CODER_AGENT_HEARTBEAT_INTERVAL (default: 15s)\n"
+    "          How often workspace agents report; an agent silent for two\n"
+    "          intervals is disconnected.\n"
+    "\n"
     "      --data-dir path, $CODER_DATA_DIR\n"
     "          Where the database (outpost.db) is kept. Defaults to\n"
     "          $XDG_DATA_HOME/outpost or ~/.local/share/outpost.\n"
@@ -74,6 +82,8 @@ enum {
     O_TLS_CERT,
     O_TLS_KEY,
     O_TLS_MIN,
+    O_AGENT_HEARTBEAT,
+    O_AGENT_TIMEOUT,
 };
 
 static bool parse_bool(const char *s, bool *out)
@@ -108,6 +118,8 @@ int op_cmd_server(int argc, char **argv)
         {"wildcard-access-url", required_argument, NULL, O_WILDCARD},
         {"data-dir", required_argument, NULL, O_DATA_DIR},
         {"proxy-health-interval", required_argument, NULL, O_HEALTH},
+        {"agent-heartbeat-interval", required_argument, NULL, O_AGENT_HEARTBEAT},
+        {"agent-connection-timeout", required_argument, NULL, O_AGENT_TIMEOUT},
         {"http-address", required_argument, NULL, O_HTTP},
         {"tls-enable", optional_argument, NULL, O_TLS_ENABLE},
         {"tls-address", required_argument, NULL, O_TLS_ADDRESS},
@@ -122,6 +134,8 @@ int op_cmd_server(int argc, char **argv)
     const char *wildcard = getenv("CODER_WILDCARD_ACCESS_URL");
     const char *data_dir = getenv("CODER_DATA_DIR");
     const char *interval = getenv("CODER_PROXY_HEALTH_INTERVAL");
+    const char *agent_hb = getenv("CODER_AGENT_HEARTBEAT_INTERVAL");
+    const char *agent_to = getenv("CODER_AGENT_CONNECTION_TIMEOUT");
     const char *http = getenv("CODER_HTTP_ADDRESS");
     const char *tls_addr = getenv("CODER_TLS_ADDRESS");
     const char *tls_min = getenv("CODER_TLS_MIN_VERSION");
@@ -153,6 +167,12 @@ int op_cmd_server(int argc, char **argv)
             break;
         case O_HEALTH:
             interval = optarg;
+            break;
+        case O_AGENT_HEARTBEAT:
+            agent_hb = optarg;
+            break;
+        case O_AGENT_TIMEOUT:
+            agent_to = optarg;
             break;
         case O_HTTP:
             http = optarg;
@@ -226,6 +246,19 @@ int op_cmd_server(int argc, char **argv)
         goto out;
     }
     cfg.health_interval_ms = ms ? ms : OP_PRIMARY_DEFAULT_HEALTH_MS; /* <= 0 means 1 minute */
+    if (agent_hb && *agent_hb &&
+        (op_parse_duration_ms(agent_hb, &cfg.agent_heartbeat_ms) != 0 || cfg.agent_heartbeat_ms == 0)) {
+        fprintf(stderr, "outpost server: invalid --agent-heartbeat-interval \"%s\" (use e.g. 15s, 500ms)\n",
+                agent_hb);
+        goto out;
+    }
+    if (agent_to && *agent_to &&
+        (op_parse_duration_ms(agent_to, &cfg.agent_connection_timeout_ms) != 0 ||
+         cfg.agent_connection_timeout_ms == 0)) {
+        fprintf(stderr, "outpost server: invalid --agent-connection-timeout \"%s\" (use e.g. 2m, 30s)\n",
+                agent_to);
+        goto out;
+    }
     if (!http) http = "127.0.0.1:3000";
     if (!tls_addr) tls_addr = "127.0.0.1:3443";
     cfg.listen.http_address = http;

@@ -57,6 +57,23 @@ static const char *const migrations[] = {
     "  workspace_id TEXT NOT NULL, agent_id TEXT NOT NULL, access_method TEXT NOT NULL,"
     "  slug_or_port TEXT NOT NULL, session_id TEXT NOT NULL, session_started_at TEXT NOT NULL,"
     "  session_ended_at TEXT NOT NULL, requests INTEGER NOT NULL, created_at INTEGER NOT NULL);",
+    /* 2: external workspaces and their agents. Agent tokens are stored as SHA-256 of the secret only;
+     * times are ms since the epoch, NULL = never. apps, listening_ports and regions hold the JSON arrays
+     * the agent last reported (validated and re-serialised by the primary). */
+    "CREATE TABLE workspaces ("
+    "  id TEXT PRIMARY KEY, owner_id TEXT NOT NULL REFERENCES users(id), name TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX workspaces_owner_name_idx ON workspaces (owner_id, lower(name));"
+    "CREATE TABLE workspace_agents ("
+    "  id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL, token_hashed_secret BLOB NOT NULL, connection_timeout_ms INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    "  first_connected_at INTEGER, last_connected_at INTEGER, disconnected_at INTEGER,"
+    "  lifecycle_state TEXT NOT NULL DEFAULT 'created', version TEXT NOT NULL DEFAULT '',"
+    "  operating_system TEXT NOT NULL DEFAULT '', architecture TEXT NOT NULL DEFAULT '',"
+    "  apps TEXT NOT NULL DEFAULT '[]', listening_ports TEXT NOT NULL DEFAULT '[]',"
+    "  regions TEXT NOT NULL DEFAULT '[]');"
+    "CREATE UNIQUE INDEX workspace_agents_name_idx ON workspace_agents (workspace_id, lower(name));",
 };
 
 int64_t op_wall_ms(void)
