@@ -811,10 +811,10 @@ static void on_recv_data(struct op_conn *c, int side, uint8_t *data, uint32_t le
         if (c->flags & OP_CF_LINGER) {
             /* discarding: we are closing and only wait for the client's FIN */
         } else if (c->xops) {
-            rc = c->xops->input(c, data, len);
-            if (rc == 1) { /* transport says the peer closed (close_notify) */
+            enum op_xprt_result xr = c->xops->input(c, data, len);
+            rc = xr == OP_XPRT_ERROR ? -1 : 0;
+            if (xr == OP_XPRT_CLOSE_NOTIFY) {
                 c->side[OP_CLI].flags |= OP_SF_EOF;
-                rc = 0;
                 if (c->flags & OP_CF_TUNNEL)
                     op_conn_shutdown(c, OP_UP);
                 else if (c->pops->on_eof)

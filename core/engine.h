@@ -48,6 +48,14 @@ enum op_conn_state {
 };
 const char *op_conn_state_str(enum op_conn_state st);
 
+/* What a transport's input() reports to the engine. */
+enum op_xprt_result {
+    OP_XPRT_ERROR = -1, /* the session failed: the engine closes the connection */
+    OP_XPRT_OK = 0,     /* input consumed; more may follow */
+    OP_XPRT_CLOSE_NOTIFY =
+        1, /* the client ended the session (TLS close_notify): its EOF, as a FIN would be */
+};
+
 /* Transport: client-side byte transformation (TLS). Methods run on the worker. */
 struct op_xprt_ops {
     const char *name;
@@ -58,8 +66,8 @@ struct op_xprt_ops {
     int (*open)(struct op_conn *c, void *ctx);
     /* Bytes received from the client socket. Plaintext goes up with op_conn_deliver(); handshake replies
      * go out with op_conn_queue(c, OP_CLI, ...). Calls op_conn_xprt_ready() when the handshake is done.
-     * Returns 0, or a negative value to close the connection. */
-    int (*input)(struct op_conn *c, const uint8_t *p, size_t n);
+     * Returns an op_xprt_result. */
+    enum op_xprt_result (*input)(struct op_conn *c, const uint8_t *p, size_t n);
     /* Plaintext for the client: encode and queue with op_conn_queue(c, OP_CLI, ...). 0 or negative. */
     int (*output)(struct op_conn *c, const uint8_t *p, size_t n);
     /* Queue the transport's close notification, if any. */

@@ -44,20 +44,20 @@ static int xprt_open(struct op_conn *c, void *ctx)
     return -ENOMEM;
 }
 
-static int xprt_input(struct op_conn *c, const uint8_t *p, size_t n)
+static enum op_xprt_result xprt_input(struct op_conn *c, const uint8_t *p, size_t n)
 {
     int st = op_tls_conn_input(op_conn_xprt(c), p, n, xprt_plain, c);
     if (st == OP_TLS_ERROR) {
         if (!op_conn_xprt_is_ready(c)) {
             op_debug("tls", "handshake failed: %s", op_tls_conn_error(op_conn_xprt(c)));
             op_conn_finish(c); /* flush the alert, then close */
-            return 0;
+            return OP_XPRT_OK;
         }
         op_debug("tls", "session error: %s", op_tls_conn_error(op_conn_xprt(c)));
-        return -1;
+        return OP_XPRT_ERROR;
     }
     if (st != OP_TLS_WANT) handshake_done(c);
-    return st == OP_TLS_PEER_CLOSED ? 1 : 0;
+    return st == OP_TLS_PEER_CLOSED ? OP_XPRT_CLOSE_NOTIFY : OP_XPRT_OK;
 }
 
 static int xprt_output(struct op_conn *c, const uint8_t *p, size_t n)
