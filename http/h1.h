@@ -75,7 +75,8 @@ struct op_h1_request {
  * Rejected (400 unless noted): obs-fold, whitespace between name and ':', bare LF, CR not followed by LF,
  * NUL/CTL in values, non-token names/methods, target with SP/CTL/non-ASCII or of the wrong form, TE in
  * HTTP/1.0, CL+TE, duplicate CL (even identical, even "5, 5"), non-digit or > 2^63-1 CL, repeated TE
- * header, TE whose codings end in anything but one final "chunked" (no chunked at all -> 501), absent,
+ * header, TE whose codings end in anything but one final "chunked" (no chunked at all -> 501), TE with
+ * any coding besides chunked ("gzip, chunked", "identity, chunked" -> 501: nothing decodes it), absent,
  * duplicate, empty or malformed Host on 1.1 (duplicate/malformed also on 1.0), absolute-form authority
  * different from Host, duplicate Upgrade, version other than 1.0/1.1 (505), unknown method (501),
  * > OP_H1_MAX_HEADERS headers or head >= OP_H1_MAX_HEAD (431), request line >= OP_H1_MAX_REQLINE (414).
@@ -129,7 +130,9 @@ struct op_h1_response {
  * Same contract as op_h1_parse_request, for a response head. req_was_head: the request was HEAD (no
  * body whatever the headers say). 1xx (101 included), 204 and 304 have no body; otherwise chunked ->
  * CHUNKED, Content-Length -> LENGTH, neither -> UNTIL_CLOSE with keep_alive false. The same framing
- * ambiguities as for requests are errors (502), as is a version other than 1.0/1.1 or a bad status line.
+ * ambiguities as for requests are errors (502), as is a version other than 1.0/1.1 or a bad status line;
+ * codings before the final chunked ("gzip, chunked") are accepted here: the client frames them by the
+ * final chunked as we do, and the head goes to it unchanged.
  * A 1xx other than 101 is an interim response: the final response follows it on the same connection.
  */
 OP_MUST_USE enum op_h1_result op_h1_parse_response(const char *buf, size_t len, bool req_was_head,

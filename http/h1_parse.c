@@ -90,13 +90,22 @@ static bool parse_content_length(op_span_t v, uint64_t *out)
     return true;
 }
 
-/* Transfer-Encoding codings: returns 0 if the last coding is "chunked" and chunked appears once,
- * 501 if no coding is chunked (all well-formed), 400 otherwise. */
-static int check_te(op_span_t v, const char **reason)
+/*
+ * Transfer-Encoding codings (RFC 9112 §6.1): returns 0 if the last coding is "chunked" and chunked
+ * appears once, 501 if no coding is chunked (all well-formed), 400 otherwise; an internal helper, so
+ * it returns the HTTP status to answer with rather than an errno.
+ * only_chunked (requests): any coding besides the final chunked is 501 too. The relay decodes no
+ * content coding and forwards the body bytes unchanged, so forwarding "gzip, chunked" verbatim leaves
+ * the upstream to decode a coding the relay never checked (and "identity" is no longer a registered
+ * transfer coding, read differently by different servers); rewriting it to "chunked" would hand the
+ * upstream gzip bytes as if they were plain. Refusing is the one answer on which every upstream agrees.
+ * Responses keep the wider rule: the client frames "gzip, chunked" by its final chunked, as we do.
+ */
+static int check_te(op_span_t v, bool only_chunked, const char **reason)
 {
     size_t off = 0;
     op_span_t e;
-    int nchunked = 0;
+    int nchunked = 0, ncodings = 0;
     bool last_chunked = false;
     if (v.len == 0) {
         *reason = "empty Transfer-Encoding";
@@ -114,6 +123,7 @@ static int check_te(op_span_t v, const char **reason)
             }
         last_chunked = span_ieq(e, "chunked");
         nchunked += last_chunked;
+        ncodings++;
     }
     if (nchunked == 0) {
         *reason = "unsupported transfer coding";
@@ -126,6 +136,10 @@ static int check_te(op_span_t v, const char **reason)
     if (!last_chunked) {
         *reason = "chunked is not the final transfer coding";
         return 400;
+    }
+    if (only_chunked && ncodings > 1) {
+        *reason = "transfer coding other than chunked";
+        return 501;
     }
     return 0;
 }
@@ -426,7 +440,7 @@ static enum op_h1_result parse_request(const char *buf, size_t len, struct op_h1
     if (f.have_te) {
         if (req->version_minor == 0) return req_fail(req, 400, "Transfer-Encoding in HTTP/1.0");
         if (f.have_cl) return req_fail(req, 400, "both Content-Length and Transfer-Encoding");
-        st = check_te(f.te, &reason);
+        st = check_te(f.te, true, &reason);
         if (st) return req_fail(req, st, reason);
         req->framing = OP_H1_BODY_CHUNKED;
     } else if (f.have_cl && f.cl > 0) {
@@ -528,7 +542,7 @@ enum op_h1_result op_h1_parse_response(const char *buf, size_t len, bool req_was
     if (f.have_te) {
         if (resp->version_minor == 0) return resp_fail(resp, "Transfer-Encoding in HTTP/1.0");
         if (f.have_cl) return resp_fail(resp, "both Content-Length and Transfer-Encoding");
-        if (check_te(f.te, &reason)) return resp_fail(resp, reason);
+        if (check_te(f.te, false, &reason)) return resp_fail(resp, reason);
     }
     resp->keep_alive = resp->version_minor == 1 ? !f.conn_close : (f.conn_keep_alive && !f.conn_close);
     int st = resp->status;
