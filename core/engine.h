@@ -65,8 +65,8 @@ struct op_xprt_ops {
     /* Sets up per-connection state (op_conn_set_xprt); ctx is the listener's current transport context. */
     int (*open)(struct op_conn *c, void *ctx);
     /* Bytes received from the client socket. Plaintext goes up with op_conn_deliver(); handshake replies
-     * go out with op_conn_queue(c, OP_CLI, ...). Calls op_conn_xprt_ready() when the handshake is done.
-     * Returns an op_xprt_result. */
+     * go out with op_conn_queue(c, OP_CLI, ...). Calls op_conn_xprt_ready() exactly once, when the
+     * handshake completes and before it delivers any plaintext. Returns an op_xprt_result. */
     enum op_xprt_result (*input)(struct op_conn *c, const uint8_t *p, size_t n);
     /* Plaintext for the client: encode and queue with op_conn_queue(c, OP_CLI, ...). 0 or negative. */
     int (*output)(struct op_conn *c, const uint8_t *p, size_t n);

@@ -32,6 +32,7 @@ struct op_tls_conn {
     WOLFSSL *ssl; /* NULL in OP_TLS_ST_HELLO */
     struct op_tls_ctx *ctx;
     op_tls_out_fn out;
+    op_tls_open_fn opened;
     void *out_arg;
     const uint8_t *rx; /* borrowed cursor, valid only during op_tls_conn_input() */
     size_t rx_len;
@@ -81,7 +82,8 @@ static int tls_send_cb(WOLFSSL *ssl, char *buf, int sz, void *arg)
 /* ------------------------------------------------------------------------------------------------ */
 /* Connections                                                                                       */
 
-struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx, op_tls_out_fn out, void *out_arg)
+struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx, op_tls_out_fn out, op_tls_open_fn opened,
+                                    void *out_arg)
 {
     if (ctx == NULL || out == NULL) return NULL;
     struct op_tls_conn *c = calloc(1, sizeof(*c));
@@ -89,6 +91,7 @@ struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx, op_tls_out_fn out, v
     op_tls_ctx_ref(ctx);
     c->ctx = ctx;
     c->out = out;
+    c->opened = opened;
     c->out_arg = out_arg;
     c->state = OP_TLS_ST_HELLO;
     return c;
@@ -242,6 +245,7 @@ static int conn_drive(struct op_tls_conn *c, op_tls_plain_fn plain, void *arg)
         }
         c->state = OP_TLS_ST_OPEN;
         c->established = true;
+        if (c->opened) c->opened(c->out_arg); /* before any plain(): the flight may carry app data */
     }
     if (c->state == OP_TLS_ST_PEER_CLOSED) return OP_TLS_PEER_CLOSED;
 

@@ -95,11 +95,17 @@ typedef int (*op_tls_out_fn)(void *arg, const uint8_t *p, size_t n);
  * op_tls_conn_shutdown() keep working, e.g. to send an error response and close_notify before closing. */
 typedef int (*op_tls_plain_fn)(void *arg, const uint8_t *p, size_t n);
 
+/* opened(arg): the handshake just completed. The one signal of it: called exactly once per conn, from
+ * inside op_tls_conn_input(), before the first plain() of that conn (application data may arrive in the
+ * flight that completes the handshake). op_tls_conn_write() is allowed from here. */
+typedef void (*op_tls_open_fn)(void *arg);
+
 struct op_tls_conn;
 
-/* New server session on ctx (takes a ctx reference). Returns NULL on OOM. No I/O happens until the
- * first op_tls_conn_input(). */
-struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx, op_tls_out_fn out, void *out_arg);
+/* New server session on ctx (takes a ctx reference). out() and opened() (may be NULL) get out_arg.
+ * Returns NULL on OOM. No I/O happens until the first op_tls_conn_input(). */
+struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx, op_tls_out_fn out, op_tls_open_fn opened,
+                                    void *out_arg);
 /* Frees the session (no I/O, no close_notify) and drops its ctx reference. NULL is ignored. */
 void op_tls_conn_free(struct op_tls_conn *c);
 
@@ -109,7 +115,7 @@ enum op_tls_status { OP_TLS_ERROR = -1, OP_TLS_WANT = 0, OP_TLS_OPEN = 1, OP_TLS
  * inside wolfSSL). Drives the handshake (its replies go out through out()), then decrypts every complete
  * record and calls plain() for each chunk (at most 16 KiB, from a thread-local scratch buffer).
  * Returns OP_TLS_WANT while the handshake needs more, OP_TLS_OPEN once open (also when this call
- * completed the handshake and no app data arrived yet), OP_TLS_PEER_CLOSED after close_notify (further
+ * completed the handshake: opened() has run then), OP_TLS_PEER_CLOSED after close_notify (further
  * input is ignored), OP_TLS_ERROR on failure (a fatal alert went out through out() when wolfSSL produced
  * one; op_tls_conn_error() says why; the conn is dead and every later call returns OP_TLS_ERROR).
  * n may be 0 (just drive). plain may be NULL only while the handshake is in progress. */

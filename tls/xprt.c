@@ -11,10 +11,11 @@ static struct op_tls_stats *tls_stats(struct op_conn *c)
     return op_worker_xprt_state(op_conn_worker(c), &op_xprt_tls);
 }
 
-/* The one place that says the handshake is complete: counts it and lets core open the protocol. */
-static void handshake_done(struct op_conn *c)
+/* The session's opened() callback, the one place that says the handshake is complete (the session calls
+ * it exactly once, before any plaintext): counts it and lets core open the protocol. */
+static void xprt_opened(void *arg)
 {
-    if (op_conn_xprt_is_ready(c)) return;
+    struct op_conn *c = arg;
     struct op_tls_stats *ts = tls_stats(c);
     if (ts) OP_STAT_ADD(ts->handshakes, 1);
     op_conn_xprt_ready(c);
@@ -26,18 +27,16 @@ static int xprt_out(void *arg, const uint8_t *p, size_t n)
     return op_conn_queue((struct op_conn *)arg, OP_CLI, p, n) == 0 ? 0 : -1;
 }
 
-/* Decrypted bytes go up. Application data can arrive in the same flight that finishes the handshake,
- * so the protocol is opened first. */
+/* Decrypted bytes go up (the protocol is open: xprt_opened ran first). */
 static int xprt_plain(void *arg, const uint8_t *p, size_t n)
 {
     struct op_conn *c = arg;
-    handshake_done(c);
     return op_conn_deliver(c, p, n) < 0 ? -1 : 0;
 }
 
 static int xprt_open(struct op_conn *c, void *ctx)
 {
-    op_conn_set_xprt(c, op_tls_conn_new(ctx, xprt_out, c));
+    op_conn_set_xprt(c, op_tls_conn_new(ctx, xprt_out, xprt_opened, c));
     if (op_conn_xprt(c)) return 0;
     struct op_tls_stats *ts = tls_stats(c);
     if (ts) OP_STAT_ADD(ts->failures, 1);
@@ -56,7 +55,6 @@ static enum op_xprt_result xprt_input(struct op_conn *c, const uint8_t *p, size_
         op_debug("tls", "session error: %s", op_tls_conn_error(op_conn_xprt(c)));
         return OP_XPRT_ERROR;
     }
-    if (st != OP_TLS_WANT) handshake_done(c);
     return st == OP_TLS_PEER_CLOSED ? OP_XPRT_CLOSE_NOTIFY : OP_XPRT_OK;
 }
 

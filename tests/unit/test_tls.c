@@ -22,11 +22,12 @@
 
 static int g_fail, g_checks;
 
+/* Atomic counts: the session callbacks check too, and test_threads runs sessions on two threads. */
 #define CHECK(cond, ...)                                                                                     \
     do {                                                                                                     \
-        g_checks++;                                                                                          \
+        __atomic_fetch_add(&g_checks, 1, __ATOMIC_RELAXED);                                                  \
         if (!(cond)) {                                                                                       \
-            g_fail++;                                                                                        \
+            __atomic_fetch_add(&g_fail, 1, __ATOMIC_RELAXED);                                                \
             fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                  \
             fprintf(stderr, __VA_ARGS__);                                                                    \
             fputc('\n', stderr);                                                                             \
@@ -103,6 +104,7 @@ struct pair {
     bool plain_stop;
     int max_chunk; /* largest chunk fed to op_tls_conn_input */
     int out_calls;
+    int opened; /* calls of the opened() callback: exactly one per completed handshake */
 };
 
 static int srv_out(void *arg, const uint8_t *p, size_t n)
@@ -114,9 +116,18 @@ static int srv_out(void *arg, const uint8_t *p, size_t n)
     return 0;
 }
 
+static void srv_opened(void *arg)
+{
+    struct pair *pr = arg;
+    pr->opened++;
+    CHECK(pr->opened == 1, "opened() called %d times", pr->opened);
+    CHECK(op_tls_conn_is_open(pr->srv), "open when opened() runs");
+}
+
 static int srv_plain(void *arg, const uint8_t *p, size_t n)
 {
     struct pair *pr = arg;
+    CHECK(pr->opened == 1, "plain() before opened()");
     if (pr->plain_stop) return -1;
     buf_put(&pr->srv_plain, p, n);
     return 0;
@@ -174,7 +185,7 @@ static int pair_init(struct pair *pr, struct op_tls_ctx *ctx, const struct cli_o
 {
     memset(pr, 0, sizeof(*pr));
     pr->max_chunk = 1500;
-    pr->srv = op_tls_conn_new(ctx, srv_out, pr);
+    pr->srv = op_tls_conn_new(ctx, srv_out, srv_opened, pr);
     if (pr->srv == NULL) return -1;
     WOLFSSL_METHOD *m = o->version == 12   ? wolfTLSv1_2_client_method()
                         : o->version == 13 ? wolfTLSv1_3_client_method()
@@ -220,7 +231,10 @@ static int handshake(struct pair *pr)
         int r = wolfSSL_connect(pr->cli);
         int st = pump(pr);
         if (st == OP_TLS_ERROR) return -1;
-        if (r == WOLFSSL_SUCCESS && st == OP_TLS_OPEN) return 0;
+        if (r == WOLFSSL_SUCCESS && st == OP_TLS_OPEN) {
+            CHECK(pr->opened == 1, "opened() %d times for one handshake", pr->opened);
+            return 0;
+        }
         if (r != WOLFSSL_SUCCESS && wolfSSL_get_error(pr->cli, r) != WOLFSSL_ERROR_WANT_READ) {
             char e[128];
             wolfSSL_ERR_error_string_n((unsigned long)wolfSSL_get_error(pr->cli, r), e, sizeof(e));
@@ -787,6 +801,7 @@ static void test_garbage(struct op_tls_ctx *ctx)
     st = op_tls_conn_input(pr.srv, rec, sizeof(rec), srv_plain, &pr);
     CHECK(st == OP_TLS_ERROR, "bad hello: %d", st);
     CHECK(has_alert(&pr.s2c), "alert sent for a bad ClientHello");
+    CHECK(pr.opened == 0, "no opened() for a failed handshake");
     printf("  bad ClientHello: %s\n", op_tls_conn_error(pr.srv));
     pair_free(&pr);
 
