@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +49,9 @@
 #define NOTSENT_LOWAT  (1024 * 1024)
 #define FORWARD_ZC_MIN (16u * 1024u) /* op_conn_forward: smaller spans are copied */
 #define BGID           0
+/* Out of descriptors (EMFILE/ENFILE) on accept: accepting pauses this long, or until a connection closes. */
+#define ACCEPT_BACKOFF_MS 100
+#define EMFILE_WARN_MS    1000 /* at most one warning per worker this often */
 
 enum op_tag {
     TAG_NONE = 0,
@@ -92,6 +96,13 @@ struct op_worker {
     struct io_uring ring;
     int listen_fd[MAX_LISTENERS];
     bool accept_armed[MAX_LISTENERS];
+    /* Accepting paused after EMFILE/ENFILE: re-armed at accept_resume_ms or as soon as a connection closes
+     * (which frees a descriptor), so a full process neither spins on accept nor stops serving. */
+    bool accept_paused[MAX_LISTENERS];
+    bool any_accept_paused;
+    uint64_t accept_resume_ms;
+    uint64_t emfile_warned_ms;  /* last warning (0 = never) */
+    uint32_t emfile_since_warn; /* accept failures since that warning */
     int efd;
     uint64_t efd_buf;
     bool wake_armed;
@@ -158,6 +169,7 @@ struct op_engine {
 
 static void conn_progress(struct op_conn *c);
 static void conn_try_free(struct op_conn *c);
+static void accept_resume(struct op_worker *w);
 static void handle_timer(struct op_timer *t);
 
 static const char *const state_names[] = {"free",  "handshake",   "open",   "connect",
@@ -795,6 +807,7 @@ static void conn_try_free(struct op_conn *c)
     w->nconns--;
     STAT_ADD(w, active, (uint64_t)-1);
     STAT_ADD(w, closed, 1);
+    if (w->any_accept_paused) accept_resume(w); /* a descriptor was just freed */
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1106,6 +1119,44 @@ static void arm_accept(struct op_worker *w, int li)
     w->accept_armed[li] = true;
 }
 
+/* accept failed for want of descriptors: the multishot accept has ended (errors end it), so simply not
+ * re-arming it pauses accepting; pending clients wait in the listen backlog. */
+static void accept_pause(struct op_worker *w, int li, int err)
+{
+    STAT_ADD(w, rejected_full, 1);
+    w->accept_paused[li] = true;
+    w->any_accept_paused = true;
+    w->accept_resume_ms = w->now + ACCEPT_BACKOFF_MS;
+    w->emfile_since_warn++;
+    if (w->emfile_warned_ms && w->now - w->emfile_warned_ms < EMFILE_WARN_MS) return;
+    if (err == EMFILE) {
+        struct rlimit rl;
+        unsigned long long lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long)rl.rlim_cur : 0;
+        op_warn("engine",
+                "worker %d: out of file descriptors (open-file limit %llu, ulimit -n): accepting paused, "
+                "retried every %u ms and whenever a connection closes (%u refusals since the last warning)",
+                w->idx, lim, ACCEPT_BACKOFF_MS, w->emfile_since_warn);
+    } else {
+        op_warn(
+            "engine",
+            "worker %d: the system-wide file table is full (ENFILE, sysctl fs.file-max): accepting paused, "
+            "retried every %u ms and whenever a connection closes (%u refusals since the last warning)",
+            w->idx, ACCEPT_BACKOFF_MS, w->emfile_since_warn);
+    }
+    w->emfile_warned_ms = w->now;
+    w->emfile_since_warn = 0;
+}
+
+static void accept_resume(struct op_worker *w)
+{
+    w->any_accept_paused = false;
+    for (int i = 0; i < w->e->conf.nlisteners; i++) {
+        if (!w->accept_paused[i]) continue;
+        w->accept_paused[i] = false;
+        if (w->listen_fd[i] >= 0 && !w->draining && !w->accept_armed[i]) arm_accept(w, i);
+    }
+}
+
 static void arm_wake(struct op_worker *w)
 {
     struct io_uring_sqe *sqe = get_sqe(w);
@@ -1121,6 +1172,11 @@ static void begin_drain(struct op_worker *w)
     w->drain_deadline = w->now + w->e->conf.to.drain_ms;
     for (int i = 0; i < w->e->conf.nlisteners; i++) {
         if (w->listen_fd[i] < 0) continue;
+        if (!w->accept_armed[i]) { /* accepting is paused: nothing to cancel */
+            close(w->listen_fd[i]);
+            w->listen_fd[i] = -1;
+            continue;
+        }
         struct io_uring_sqe *sqe = get_sqe(w);
         io_uring_prep_cancel_fd(sqe, w->listen_fd[i], IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(sqe, mk_tag(TAG_NONE, 0, 0, 0, 0));
@@ -1166,8 +1222,12 @@ static void handle_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
         if (!(cqe->flags & IORING_CQE_F_MORE)) w->accept_armed[li] = false;
         if (cqe->res >= 0) {
             accept_conn(w, li, cqe->res);
+        } else if ((cqe->res == -EMFILE || cqe->res == -ENFILE) && !w->draining) {
+            if (!w->accept_armed[li]) {
+                accept_pause(w, li, -cqe->res);
+                return;
+            }
         } else if (cqe->res != -ECANCELED && cqe->res != -EINTR && cqe->res != -EAGAIN) {
-            if (cqe->res == -EMFILE || cqe->res == -ENFILE) STAT_ADD(w, rejected_full, 1);
             op_debug("engine", "w%d accept: %s", w->idx, strerror(-cqe->res));
         }
         if (!w->accept_armed[li]) {
@@ -1406,6 +1466,7 @@ static void *worker_main(void *arg)
         io_uring_cq_advance(&w->ring, n);
         op_wheel_run(&w->wheel, w->now);
         wake_buf_waiters(w);
+        if (w->any_accept_paused && w->now >= w->accept_resume_ms) accept_resume(w);
         if (w->draining) {
             if (w->nconns > 0 && w->now >= w->drain_deadline) {
                 for (uint32_t i = 0; i < w->nslots; i++) {
