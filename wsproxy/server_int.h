@@ -1,0 +1,129 @@
+/*
+ * wsproxy/server_int.h — what the files of `outpost wsproxy server` share (not for use outside
+ * wsproxy/): the proxy's state, the snapshot the workers serve, the per-route request counters, and the
+ * functions each file offers the others.
+ *
+ *   server.c    start-up, run, reload, the command's entry point
+ *   routes.c    the snapshot (built on the control thread) and the worker-side routes that serve it
+ *   metrics.c   the Prometheus listener (/metrics, answered on the control thread)
+ *   register.c  calls to the primary: build info, registration heartbeat, crypto keys, deregistration
+ *
+ * Threads: the engine's workers answer every request of the proxy's own listeners from `snap`, an
+ * immutable snapshot published by the control thread (atomic pointer; the previous one is released with
+ * op_engine_retire once every worker has moved on). The control thread owns everything else: the
+ * configuration, the curl multi handle, registration state, metrics rendering (Prometheus listener
+ * requests reach it as application jobs through a lock-free stack + eventfd) and reloads.
+ */
+#ifndef OP_WSPROXY_SERVER_INT_H
+#define OP_WSPROXY_SERVER_INT_H
+
+#include <stdatomic.h>
+
+#include "http/proxy.h"
+#include "wsproxy/config.h"
+#include "wsproxy/primary_client.h"
+
+/* What the workers serve. Immutable once published. */
+struct snap {
+    int report_status;
+    char *report;
+    char *buildinfo;
+    char *dashboard;
+    char hsts[192]; /* "Strict-Transport-Security: ...\r\n" or "" */
+    bool redirect;  /* plaintext listener redirects to https */
+    char https_port[8];
+    char cors_origin[200]; /* the dashboard's origin (the primary's scheme://host[:port]) */
+    bool cors_any;         /* --dangerous-allow-cors-requests */
+};
+
+struct ws {
+    struct op_ws_conf conf;
+    int argc;
+    char **argv;
+    char primary[1024]; /* without trailing '/' */
+    char access_url[1024];
+    char replica_id[37];
+    char hostname[256];
+    struct op_ws_client cl;
+    struct op_engine *e;
+    _Atomic(struct snap *) snap;
+    /* health state (control thread) */
+    char bi_error[1200];  /* "failed to get build info: ..." or "" */
+    char bi_warning[300]; /* version mismatch or "" */
+    char reg_error[600];  /* last registration failure or "" */
+    char primary_version[64];
+    int reg_failures; /* consecutive */
+    uint64_t reg_failures_total, reg_success_total;
+    bool registered, shutting_down, deregistered, have_region;
+    long region_id;
+    int exit_code;
+    uint64_t next_heartbeat, next_keys;
+    CURLM *multi;
+    int inflight_reg, inflight_bi, inflight_keys;
+    struct op_ws_call *calls[8]; /* in the multi handle */
+    char *keys_json[2];          /* latest crypto-keys responses (never logged) */
+    /* listeners */
+    int tls_li;
+    void *tls_ctx; /* the context the TLS listener started with, or NULL (the engine owns swaps) */
+    bool tls_swapped;
+    uint64_t reloads, reload_failures;
+    bool last_reload_ok;
+    double start_time, last_register_ok; /* wall clock, seconds */
+    /* application jobs (Prometheus listener) */
+    struct op_app_queue q;
+};
+
+/* Per-worker request counters for coderd_api_requests_processed_total{code,method,path}: each worker adds
+ * to its own cache line (one slot per possible worker, so every slot has a single writer). */
+enum {
+    RT_HEALTHZ,
+    RT_REPORT,
+    RT_REPORT_500,
+    RT_LATENCY,
+    RT_BUILDINFO,
+    RT_DERP,
+    RT_DASHBOARD,
+    RT_REDIRECT,
+    RT_PREFLIGHT,
+    RT_N
+};
+enum { MT_GET, MT_HEAD, MT_OPTIONS, MT_POST, MT_OTHER, MT_N };
+struct op_wsp_route_info {
+    const char *path;
+    int code;
+};
+extern const struct op_wsp_route_info op_wsp_rt_info[RT_N];
+extern const char *const op_wsp_mt_names[MT_N];
+#define OP_WS_STAT_SLOTS OP_ENGINE_MAX_WORKERS
+struct route_stats {
+    _Atomic uint64_t n[RT_N][MT_N];
+} __attribute__((aligned(64)));
+extern struct route_stats op_wsp_rstats[OP_WS_STAT_SLOTS];
+
+/* routes.c */
+/* Builds a snapshot from the control thread's state and publishes it (the old one is retired). */
+void op_wsp_publish(struct ws *w);
+void op_wsp_snap_free(void *snap);
+/* The route function of the proxy's HTTP and HTTPS listeners (worker threads). */
+void op_wsp_route(void *ctx, struct op_conn *c, const struct op_h1_request *req, struct op_route *out);
+
+/* metrics.c */
+void op_wsp_metrics_route(void *ctx, struct op_conn *c, const struct op_h1_request *req,
+                          struct op_route *out);
+void op_wsp_metrics_handler(void *ctx, const struct op_app_request *req, struct op_app_response *resp);
+
+/* register.c */
+/* The blocking calls at start-up: build info, crypto keys, the first registration. A process exit code. */
+int op_wsp_startup(struct ws *w);
+/* The control thread's tick: heartbeats and key refreshes through the curl multi handle. */
+void op_wsp_tick(void *arg);
+/* SIGTERM/SIGINT: /healthz-report turns 500, then the replica deregisters. */
+void op_wsp_on_stop(void *arg);
+/* Deregisters the replica (blocking, at most timeout_ms) if it registered and has not yet. */
+void op_wsp_deregister(struct ws *w, long timeout_ms);
+
+/* server.c */
+/* Wall-clock seconds since the epoch. */
+double op_wsp_wall_now(void);
+
+#endif
