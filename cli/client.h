@@ -85,6 +85,21 @@ enum op_out_format { OP_OUT_TEXT, OP_OUT_JSON, OP_OUT_TABLE };
 /* Parses "text|json|table"; returns 0 or -EINVAL. */
 int op_out_parse(const char *s, enum op_out_format *out);
 
+/* The -o/--output and -c/--column options of a listing command. */
+struct op_out_opts {
+    enum op_out_format fmt;
+    const char *columns; /* the -c value, NULL = the command's default */
+};
+/* Handles one getopt result: returns 1 when opt was -o or -c, 0 when it was neither, -1 (after printing
+ * "<cmd>: --output must be <formats>") for an unknown format. cmd is the full name ("outpost users list"). */
+int op_out_opt(struct op_out_opts *o, int opt, const char *arg, const char *cmd, const char *formats);
+/* Parses a -c list ("a,b,c", case-insensitive) against the allowed column ids (indices into names); writes
+ * the chosen ids to out (room for OP_TABLE_MAX_COLS). Returns the count, or -1 after printing
+ * "<cmd>: unknown column ..." or "<cmd>: no columns selected". */
+int op_out_columns(const char *cmd, const char *spec, const char *const *names, const int *allowed,
+                   int nallowed, int *out);
+
+#define OP_TABLE_MAX_COLS 16
 /* A table with up to 16 columns, cells copied. */
 struct op_table {
     int ncols, nrows, cap;

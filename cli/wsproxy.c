@@ -177,35 +177,18 @@ static const char *const col_names[C_NCOLS] = {
     "proxy token",
 };
 
-/* Parses "-c a,b,c" against the allowed set; returns the count or -1 (error printed). */
+/* "-c a,b,c" against the allowed set of this file's columns (op_out_columns does the work). */
 static int parse_columns(const char *cmd, const char *spec, const enum col *allowed, int nallowed,
                          enum col *out)
 {
-    char buf[512];
-    snprintf(buf, sizeof(buf), "%s", spec);
-    int n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*tok))
-            tok++;
-        size_t l = strlen(tok);
-        while (l > 0 && isspace((unsigned char)tok[l - 1]))
-            tok[--l] = '\0';
-        int found = -1;
-        for (int i = 0; i < nallowed; i++)
-            if (strcasecmp(tok, col_names[allowed[i]]) == 0) found = (int)allowed[i];
-        if (found < 0 || n == 16) {
-            fprintf(stderr, "outpost wsproxy %s: unknown column \"%s\"; choose from:", cmd, tok);
-            for (int i = 0; i < nallowed; i++)
-                fprintf(stderr, "%s %s", i ? "," : "", col_names[allowed[i]]);
-            fputc('\n', stderr);
-            return -1;
-        }
-        out[n++] = (enum col)found;
-    }
-    if (n == 0) {
-        fprintf(stderr, "outpost wsproxy %s: no columns selected\n", cmd);
-        return -1;
-    }
+    char full[64];
+    snprintf(full, sizeof(full), "outpost wsproxy %s", cmd);
+    int ids[C_NCOLS], got[OP_TABLE_MAX_COLS];
+    for (int i = 0; i < nallowed; i++)
+        ids[i] = (int)allowed[i];
+    int n = op_out_columns(full, spec, col_names, ids, nallowed, got);
+    for (int i = 0; i < n; i++)
+        out[i] = (enum col)got[i];
     return n;
 }
 
@@ -364,23 +347,12 @@ static bool has_report(const cJSON *proxy)
 
 /* ---- shared plumbing ---- */
 
-struct out_opts {
-    enum op_out_format fmt;
-    const char *columns;
-};
-
-/* -o/--output and -c/--column, shared by create, ls, edit and regenerate-token. Returns 1 when opt was
- * one of them, 0 when it was not, -1 (message printed) for an unknown format. */
-static int out_opt(struct out_opts *o, int opt, const char *arg, const char *cmd, const char *formats)
+/* -o/--output and -c/--column, shared by create, ls, edit and regenerate-token. */
+static int out_opt(struct op_out_opts *o, int opt, const char *arg, const char *cmd, const char *formats)
 {
-    if (opt == 'c') {
-        o->columns = arg;
-        return 1;
-    }
-    if (opt != 'o') return 0;
-    if (op_out_parse(arg, &o->fmt) == 0) return 1;
-    fprintf(stderr, "outpost wsproxy %s: --output must be %s\n", cmd, formats);
-    return -1;
+    char full[64];
+    snprintf(full, sizeof(full), "outpost wsproxy %s", cmd);
+    return op_out_opt(o, opt, arg, full, formats);
 }
 
 static int load_client(struct op_client *c)
@@ -435,7 +407,7 @@ static int resolve_proxy(struct op_client *c, const char *cmd, const char *ref, 
 
 /* Output of create / regenerate-token: the UpdateWorkspaceProxyResponse. */
 static int print_token_result(const struct op_client *c, const cJSON *resp, const char *verb, bool only_token,
-                              const struct out_opts *o)
+                              const struct op_out_opts *o)
 {
     const cJSON *proxy = cJSON_GetObjectItemCaseSensitive(resp, "proxy");
     const char *token = jstr(resp, "proxy_token");
@@ -488,7 +460,7 @@ static int cmd_create(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct op_client c = {0};
-    struct out_opts o = {OP_OUT_TEXT, NULL};
+    struct op_out_opts o = {OP_OUT_TEXT, NULL};
     const char *name = NULL, *dn = NULL, *icon = NULL;
     bool no_prompt = false, only_token = false;
     int opt;
@@ -574,7 +546,7 @@ static int cmd_ls(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct op_client c = {0};
-    struct out_opts o = {OP_OUT_TABLE, NULL};
+    struct op_out_opts o = {OP_OUT_TABLE, NULL};
     int opt;
     optind = 0;
     argv[0] = (char *)"outpost wsproxy ls"; /* getopt's own messages name the command */
@@ -659,7 +631,7 @@ static int cmd_edit(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct op_client c = {0};
-    struct out_opts o = {OP_OUT_TEXT, NULL};
+    struct op_out_opts o = {OP_OUT_TEXT, NULL};
     const char *name = NULL, *dn = NULL, *icon = NULL;
     int opt;
     optind = 0;
@@ -812,7 +784,7 @@ static int cmd_regen(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct op_client c = {0};
-    struct out_opts o = {OP_OUT_TEXT, NULL};
+    struct op_out_opts o = {OP_OUT_TEXT, NULL};
     bool only_token = false;
     int opt;
     optind = 0;
