@@ -19,6 +19,12 @@ int op_cmd_server(int argc, char **argv);
 int op_cmd_login(int argc, char **argv);
 int op_cmd_logout(int argc, char **argv);
 int op_cmd_wsproxy(int argc, char **argv);
+/* Users, external workspaces and their agents (cli/users.c, cli/workspaces.c). */
+int op_cmd_users(int argc, char **argv);
+int op_cmd_create(int argc, char **argv);
+int op_cmd_list(int argc, char **argv);
+int op_cmd_delete(int argc, char **argv);
+int op_cmd_agent_token(int argc, char **argv);
 /* `outpost wsproxy server` (issue 5, wsproxy/). argv[0] is "server". */
 int op_cmd_wsproxy_server(int argc, char **argv);
 

@@ -22,6 +22,11 @@ static const struct op_cmd commands[] = {
     {"logout", NULL, "Unauthenticate your local session", op_cmd_logout},
     {"wsproxy", "workspace-proxy", "Manage workspace proxies (create, ls, edit, delete, regenerate-token)",
      op_cmd_wsproxy},
+    {"users", "user", "Manage users (create, list, delete)", op_cmd_users},
+    {"create", NULL, "Create an external workspace and print its agent tokens", op_cmd_create},
+    {"list", "ls", "List workspaces with their agents' status, apps, ports and regions", op_cmd_list},
+    {"delete", "rm", "Delete a workspace and its agents", op_cmd_delete},
+    {"agent-token", NULL, "Regenerate a workspace agent's token", op_cmd_agent_token},
     {"version", NULL, "Print the version", cmd_version},
 };
 

@@ -1,0 +1,359 @@
+/*
+ * cli/users.c — `outpost users create|list|delete` against the primary's /api/v2/users API (owners
+ * create and delete; anyone signed in lists). Output options as `outpost wsproxy`: -o and -c.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "cli/client.h"
+#include "cli/cmd.h"
+
+static const char users_help[] = "USAGE:\n"
+                                 "  outpost users <subcommand>\n"
+                                 "\n"
+                                 "  Manage users\n"
+                                 "\n"
+                                 "  Aliases: user\n"
+                                 "\n"
+                                 "SUBCOMMANDS:\n"
+                                 "    create    Create a new user\n"
+                                 "    delete    Delete a user by username or user_id\n"
+                                 "    list      List users\n"
+                                 "\n"
+                                 "Run 'outpost users <subcommand> --help' for a subcommand's options.\n";
+
+static const char create_help[] = "USAGE:\n"
+                                  "  outpost users create [flags]\n"
+                                  "\n"
+                                  "  Create a new user (owners only)\n"
+                                  "\n"
+                                  "OPTIONS:\n"
+                                  "  -e, --email string\n"
+                                  "          Specifies an email address for the new user.\n"
+                                  "\n"
+                                  "  -n, --full-name string\n"
+                                  "          Specifies an optional human-readable name for the new user.\n"
+                                  "\n"
+                                  "  -o, --output text|json (default: text)\n"
+                                  "          Output format.\n"
+                                  "\n"
+                                  "  -p, --password string\n"
+                                  "          Specifies a password for the new user (prompted for, without\n"
+                                  "          echo, when omitted on a terminal).\n"
+                                  "\n"
+                                  "      --role owner|member (default: member)\n"
+                                  "          The new user's role: owners manage users, proxies and every\n"
+                                  "          workspace; members their own workspaces.\n"
+                                  "\n"
+                                  "  -u, --username string\n"
+                                  "          Specifies a username for the new user.\n" OP_CLIENT_GLOBAL_HELP;
+
+static const char list_help[] = "USAGE:\n"
+                                "  outpost users list [flags]\n"
+                                "\n"
+                                "  List users\n"
+                                "\n"
+                                "  Aliases: ls\n"
+                                "\n"
+                                "OPTIONS:\n"
+                                "  -c, --column [id|username|email|name|role|created at|updated at|last seen "
+                                "at|status|login type] (default: username,email,role,created at,status)\n"
+                                "          Columns to display in table output.\n"
+                                "\n"
+                                "  -o, --output table|json (default: table)\n"
+                                "          Output format.\n" OP_CLIENT_GLOBAL_HELP;
+
+static const char delete_help[] =
+    "USAGE:\n"
+    "  outpost users delete <username|user_id>\n"
+    "\n"
+    "  Delete a user by username or user_id (owners only; the user must own no\n"
+    "  workspaces)\n"
+    "\n"
+    "  Aliases: rm\n" OP_CLIENT_GLOBAL_HELP;
+
+enum { C_ID, C_USERNAME, C_EMAIL, C_NAME, C_ROLE, C_CREATED, C_UPDATED, C_SEEN, C_STATUS, C_LOGIN, C_NCOLS };
+static const char *const col_names[C_NCOLS] = {
+    "id",         "username",   "email",        "name",   "role",
+    "created at", "updated at", "last seen at", "status", "login type",
+};
+static const char *const col_keys[C_NCOLS] = {
+    "id",         "username",   "email",        "name",   NULL,
+    "created_at", "updated_at", "last_seen_at", "status", "login_type",
+};
+
+static const char *role_of(const cJSON *user)
+{
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(user, "roles"))
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(r, "name");
+        if (cJSON_IsString(n) && strcmp(n->valuestring, "owner") == 0) return "owner";
+    }
+    return "member";
+}
+
+/* getopt loop prologue shared by the subcommands: global options and -o/-c. Returns 1 when consumed,
+ * 0 when not, -1 on a bad -o value. */
+static int common_opt(struct op_client *c, struct op_out_opts *o, int opt, const char *cmd,
+                      const char *formats)
+{
+    if (op_client_global_opt(c, opt, optarg)) return 1;
+    return o ? op_out_opt(o, opt, optarg, cmd, formats) : 0;
+}
+
+enum { U_ROLE = 1 };
+
+static int cmd_create(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"username", required_argument, NULL, 'u'},
+        {"email", required_argument, NULL, 'e'},
+        {"password", required_argument, NULL, 'p'},
+        {"full-name", required_argument, NULL, 'n'},
+        {"role", required_argument, NULL, U_ROLE},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        OP_CLIENT_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct op_client c = {0};
+    struct op_out_opts o = {OP_OUT_TEXT, NULL};
+    const char *username = NULL, *email = NULL, *password = NULL, *name = NULL, *role = "member";
+    int opt;
+    optind = 0;
+    argv[0] = (char *)"outpost users create";
+    while ((opt = getopt_long(argc, argv, "u:e:p:n:o:h", opts, NULL)) != -1) {
+        int oo = common_opt(&c, &o, opt, "outpost users create", "text or json");
+        if (oo < 0) return EX_USAGE;
+        if (oo) continue;
+        switch (opt) {
+        case 'u':
+            username = optarg;
+            break;
+        case 'e':
+            email = optarg;
+            break;
+        case 'p':
+            password = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case U_ROLE:
+            role = optarg;
+            break;
+        case 'h':
+            fputs(create_help, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Run 'outpost users create --help' for usage.\n");
+            return EX_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "outpost users create: unexpected argument \"%s\" (use --username)\n", argv[optind]);
+        return EX_USAGE;
+    }
+    if (o.fmt == OP_OUT_TABLE) {
+        fprintf(stderr, "outpost users create: --output must be text or json\n");
+        return EX_USAGE;
+    }
+    if (!username || !*username || !email || !*email) {
+        fprintf(stderr, "outpost users create: --username and --email are required\n");
+        return EX_USAGE;
+    }
+    if (strcmp(role, "owner") != 0 && strcmp(role, "member") != 0) {
+        fprintf(stderr, "outpost users create: --role must be owner or member\n");
+        return EX_USAGE;
+    }
+    char pbuf[300];
+    if (!password) {
+        int pr = op_prompt("Password:", NULL, true, pbuf, sizeof(pbuf));
+        if (pr == -ENOTTY) {
+            fprintf(stderr, "outpost users create: stdin is not a terminal; pass --password\n");
+            return EX_USAGE;
+        }
+        if (pr != 0 || !*pbuf) {
+            fprintf(stderr, "outpost users create: no password entered\n");
+            return EX_USAGE;
+        }
+        password = pbuf;
+    }
+    int rc = op_client_load(&c, true, true);
+    if (rc) return rc;
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "username", username);
+    cJSON_AddStringToObject(b, "email", email);
+    cJSON_AddStringToObject(b, "name", name ? name : "");
+    cJSON_AddStringToObject(b, "password", password);
+    cJSON_AddStringToObject(b, "login_type", "password");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(b, "roles"), cJSON_CreateString(role));
+    struct op_client_resp r;
+    rc = op_client_call(&c, "POST", "/api/v2/users", b, &r);
+    cJSON_Delete(b);
+    memset(pbuf, 0, sizeof(pbuf));
+    if (rc) return rc;
+    if (r.status != 201 || !cJSON_IsObject(r.json)) {
+        rc = op_client_fail("users create", "creating the user failed", &r);
+    } else if (o.fmt == OP_OUT_JSON) {
+        op_json_print(stdout, r.json);
+    } else {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(r.json, "username");
+        printf("User \"%s\" created (%s).\n", cJSON_IsString(id) ? id->valuestring : username,
+               role_of(r.json));
+        printf("They can sign in with:\n  outpost login %s --username %s\n", c.url, username);
+    }
+    op_client_resp_free(&r);
+    return rc;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"column", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        OP_CLIENT_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct op_client c = {0};
+    struct op_out_opts o = {OP_OUT_TABLE, NULL};
+    int opt;
+    optind = 0;
+    argv[0] = (char *)"outpost users list";
+    while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
+        int oo = common_opt(&c, &o, opt, "outpost users list", "table or json");
+        if (oo < 0) return EX_USAGE;
+        if (oo) continue;
+        if (opt == 'h') {
+            fputs(list_help, stdout);
+            return 0;
+        }
+        fprintf(stderr, "Run 'outpost users list --help' for usage.\n");
+        return EX_USAGE;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "outpost users list: unexpected argument \"%s\"\n", argv[optind]);
+        return EX_USAGE;
+    }
+    if (o.fmt == OP_OUT_TEXT) {
+        fprintf(stderr, "outpost users list: --output must be table or json\n");
+        return EX_USAGE;
+    }
+    int allowed[C_NCOLS], cols[OP_TABLE_MAX_COLS], ncols = 0;
+    for (int i = 0; i < C_NCOLS; i++)
+        allowed[i] = i;
+    if (o.fmt == OP_OUT_TABLE) {
+        ncols = op_out_columns("outpost users list",
+                               o.columns ? o.columns : "username,email,role,created at,status", col_names,
+                               allowed, C_NCOLS, cols);
+        if (ncols < 0) return EX_USAGE;
+    }
+    int rc = op_client_load(&c, true, true);
+    if (rc) return rc;
+    struct op_client_resp r;
+    if ((rc = op_client_call(&c, "GET", "/api/v2/users", NULL, &r)) != 0) return rc;
+    const cJSON *users = cJSON_GetObjectItemCaseSensitive(r.json, "users");
+    if (r.status != 200 || !cJSON_IsArray(users)) {
+        rc = op_client_fail("users list", "listing users failed", &r);
+    } else if (o.fmt == OP_OUT_JSON) {
+        op_json_print(stdout, users);
+    } else {
+        struct op_table t;
+        op_table_init(&t);
+        for (int i = 0; i < ncols; i++)
+            op_table_col(&t, col_names[cols[i]]);
+        const cJSON *u;
+        cJSON_ArrayForEach(u, users)
+        {
+            op_table_row(&t);
+            for (int i = 0; i < ncols; i++) {
+                const cJSON *v =
+                    col_keys[cols[i]] ? cJSON_GetObjectItemCaseSensitive(u, col_keys[cols[i]]) : NULL;
+                op_table_cell(&t, cols[i] == C_ROLE ? role_of(u) : cJSON_IsString(v) ? v->valuestring : "");
+            }
+        }
+        op_table_print(&t, stdout);
+        op_table_free(&t);
+    }
+    op_client_resp_free(&r);
+    return rc;
+}
+
+static int cmd_delete(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        OP_CLIENT_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct op_client c = {0};
+    int opt;
+    optind = 0;
+    argv[0] = (char *)"outpost users delete";
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (common_opt(&c, NULL, opt, NULL, NULL)) continue;
+        if (opt == 'h') {
+            fputs(delete_help, stdout);
+            return 0;
+        }
+        fprintf(stderr, "Run 'outpost users delete --help' for usage.\n");
+        return EX_USAGE;
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "outpost users delete: exactly one argument <username|user_id> is required\n");
+        return EX_USAGE;
+    }
+    const char *ref = argv[optind];
+    if (!*ref || strlen(ref) > 64 || strchr(ref, '/') || strchr(ref, '?') || strchr(ref, '%')) {
+        fprintf(stderr, "outpost users delete: user \"%s\" not found\n", ref);
+        return EX_DATAERR;
+    }
+    int rc = op_client_load(&c, true, true);
+    if (rc) return rc;
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v2/users/%s", ref);
+    struct op_client_resp r;
+    if ((rc = op_client_call(&c, "DELETE", path, NULL, &r)) != 0) return rc;
+    if (r.status == 404) {
+        fprintf(stderr, "outpost users delete: user \"%s\" not found\n", ref);
+        rc = EX_DATAERR;
+    } else if (r.status == 417) {
+        /* The user still owns workspaces: a data problem the caller can fix, not a protocol error. */
+        op_client_fail("users delete", "deleting the user failed", &r);
+        rc = EX_DATAERR;
+    } else if (r.status != 200) {
+        rc = op_client_fail("users delete", "deleting the user failed", &r);
+    } else {
+        printf("User \"%s\" deleted successfully\n", ref);
+    }
+    op_client_resp_free(&r);
+    return rc;
+}
+
+int op_cmd_users(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(users_help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EX_USAGE : 0;
+    }
+    static const struct {
+        const char *name, *alias;
+        int (*run)(int, char **);
+    } subs[] = {
+        {"create", NULL, cmd_create},
+        {"list", "ls", cmd_list},
+        {"delete", "rm", cmd_delete},
+    };
+    for (size_t i = 0; i < OP_ARRAY_LEN(subs); i++)
+        if (strcmp(argv[1], subs[i].name) == 0 || (subs[i].alias && strcmp(argv[1], subs[i].alias) == 0))
+            return subs[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "outpost users: unknown subcommand \"%s\"\n\n%s", argv[1], users_help);
+    return EX_USAGE;
+}

@@ -1,0 +1,579 @@
+/*
+ * cli/workspaces.c — `outpost create|list|delete|agent-token` for external workspaces: the record is made
+ * here, an agent running wherever the workspace is brings it to life with the token printed once.
+ * A workspace is named "[owner/]name" (the caller's own when no owner is given), an agent
+ * "[owner/]workspace[.agent]". Output options as `outpost wsproxy`: -o and -c.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+
+#include "cli/client.h"
+#include "cli/cmd.h"
+
+#define MAX_AGENTS 16
+
+static const char create_help[] =
+    "USAGE:\n"
+    "  outpost create [flags] <name>\n"
+    "\n"
+    "  Create an external workspace. Each agent's token is printed once: run\n"
+    "  `outpost agent` with it wherever the workspace is (a VM, a container, a\n"
+    "  laptop) to bring the workspace to life.\n"
+    "\n"
+    "OPTIONS:\n"
+    "      --agent string\n"
+    "          Name of an agent in the workspace; repeat for several (default:\n"
+    "          one agent named main).\n"
+    "\n"
+    "  -o, --output text|json (default: text)\n"
+    "          Output format.\n"
+    "\n"
+    "      --owner string (default: me)\n"
+    "          The user who owns the workspace (owners may create workspaces\n"
+    "          for others). \"<owner>/<name>\" works too.\n" OP_CLIENT_GLOBAL_HELP;
+
+static const char list_help[] =
+    "USAGE:\n"
+    "  outpost list [flags]\n"
+    "\n"
+    "  List workspaces, one row per agent\n"
+    "\n"
+    "  Aliases: ls\n"
+    "\n"
+    "OPTIONS:\n"
+    "  -a, --all bool\n"
+    "          Show every workspace you can see (owners: all users'), not only\n"
+    "          yours.\n"
+    "\n"
+    "  -c, --column [workspace|owner|name|agent|status|lifecycle|apps|ports|regions|last "
+    "seen|version|id|agent "
+    "id] (default: workspace,agent,status,apps,ports,regions)\n"
+    "          Columns to display in table output.\n"
+    "\n"
+    "  -o, --output table|json (default: table)\n"
+    "          Output format.\n" OP_CLIENT_GLOBAL_HELP;
+
+static const char delete_help[] = "USAGE:\n"
+                                  "  outpost delete [flags] <[owner/]workspace>\n"
+                                  "\n"
+                                  "  Delete a workspace and its agents (their tokens stop working)\n"
+                                  "\n"
+                                  "  Aliases: rm\n"
+                                  "\n"
+                                  "OPTIONS:\n"
+                                  "  -y, --yes bool\n"
+                                  "          Bypass prompts.\n" OP_CLIENT_GLOBAL_HELP;
+
+static const char token_help[] =
+    "USAGE:\n"
+    "  outpost agent-token <[owner/]workspace[.agent]>\n"
+    "\n"
+    "  Regenerate an agent's token. The old token stops working at once; the\n"
+    "  new one is printed once. The agent may be omitted when the workspace has\n"
+    "  only one.\n" OP_CLIENT_GLOBAL_HELP;
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 32) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+struct ws_ref {
+    char owner[64]; /* "me" when not given */
+    char name[64];
+    char agent[64]; /* "" when not given */
+};
+
+/* Parses "[owner/]name[.agent]"; prints the cause and returns EX_USAGE when malformed. */
+static int parse_ref(const char *cmd, const char *arg, bool with_agent, struct ws_ref *r)
+{
+    memset(r, 0, sizeof(*r));
+    char buf[200];
+    snprintf(buf, sizeof(buf), "%s", arg);
+    char *name = buf, *slash = strchr(buf, '/'), *dot;
+    snprintf(r->owner, sizeof(r->owner), "me");
+    if (slash) {
+        *slash = '\0';
+        snprintf(r->owner, sizeof(r->owner), "%.63s", buf);
+        name = slash + 1;
+    }
+    if (with_agent && (dot = strchr(name, '.')) != NULL) {
+        *dot = '\0';
+        snprintf(r->agent, sizeof(r->agent), "%.63s", dot + 1);
+        if (!name_ok(r->agent)) goto bad;
+    }
+    snprintf(r->name, sizeof(r->name), "%.63s", name);
+    if (strlen(arg) >= sizeof(buf) || !name_ok(r->owner) || !name_ok(r->name)) goto bad;
+    return 0;
+bad:
+    fprintf(stderr, "%s: \"%s\" is not a workspace name (expected [owner/]name%s)\n", cmd, arg,
+            with_agent ? "[.agent]" : "");
+    return EX_USAGE;
+}
+
+/* GET /api/v2/users/<owner>/workspace/<name>; on success *ws owns the JSON. */
+static int fetch_ws(const struct op_client *c, const char *cmd, const char *arg, const struct ws_ref *r,
+                    cJSON **ws)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "/api/v2/users/%s/workspace/%s", r->owner, r->name);
+    struct op_client_resp resp;
+    int rc = op_client_call(c, "GET", path, NULL, &resp);
+    if (rc) return rc;
+    if (resp.status == 404) {
+        fprintf(stderr, "%s: workspace \"%s\" not found\n", cmd, arg);
+        rc = EX_DATAERR;
+    } else if (resp.status != 200 || !cJSON_IsObject(resp.json)) {
+        rc = op_client_fail(cmd + strlen("outpost "), "fetching the workspace failed", &resp);
+    } else {
+        *ws = resp.json;
+        resp.json = NULL;
+    }
+    op_client_resp_free(&resp);
+    return rc;
+}
+
+static const cJSON *agents_of(const cJSON *ws)
+{
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(ws, "latest_build");
+    const cJSON *res = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(b, "resources"), 0);
+    return cJSON_GetObjectItemCaseSensitive(res, "agents");
+}
+
+enum { O_AGENT = 1, O_OWNER };
+
+int op_cmd_create(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"agent", required_argument, NULL, O_AGENT},
+        {"owner", required_argument, NULL, O_OWNER},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        OP_CLIENT_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct op_client c = {0};
+    struct op_out_opts o = {OP_OUT_TEXT, NULL};
+    const char *agents[MAX_AGENTS], *owner = NULL;
+    int nagents = 0, opt;
+    optind = 0;
+    argv[0] = (char *)"outpost create";
+    while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        if (op_client_global_opt(&c, opt, optarg)) continue;
+        int oo = op_out_opt(&o, opt, optarg, "outpost create", "text or json");
+        if (oo < 0) return EX_USAGE;
+        if (oo) continue;
+        switch (opt) {
+        case O_AGENT:
+            if (nagents == MAX_AGENTS) {
+                fprintf(stderr, "outpost create: at most %d agents\n", MAX_AGENTS);
+                return EX_USAGE;
+            }
+            agents[nagents++] = optarg;
+            break;
+        case O_OWNER:
+            owner = optarg;
+            break;
+        case 'h':
+            fputs(create_help, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Run 'outpost create --help' for usage.\n");
+            return EX_USAGE;
+        }
+    }
+    if (o.fmt == OP_OUT_TABLE) {
+        fprintf(stderr, "outpost create: --output must be text or json\n");
+        return EX_USAGE;
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "outpost create: exactly one argument <name> is required\n");
+        return EX_USAGE;
+    }
+    struct ws_ref r;
+    int rc = parse_ref("outpost create", argv[optind], false, &r);
+    if (rc) return rc;
+    if (owner) {
+        if (strchr(argv[optind], '/') || !name_ok(owner)) {
+            fprintf(stderr, "outpost create: give the owner either as --owner or as <owner>/<name>, once\n");
+            return EX_USAGE;
+        }
+        snprintf(r.owner, sizeof(r.owner), "%s", owner);
+    }
+    for (int i = 0; i < nagents; i++) {
+        if (!name_ok(agents[i])) {
+            fprintf(stderr, "outpost create: agent name \"%s\" is invalid (letters, digits and hyphens)\n",
+                    agents[i]);
+            return EX_USAGE;
+        }
+    }
+    if ((rc = op_client_load(&c, true, true)) != 0) return rc;
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "name", r.name);
+    if (nagents) {
+        cJSON *arr = cJSON_AddArrayToObject(b, "agents");
+        for (int i = 0; i < nagents; i++)
+            cJSON_AddItemToArray(arr, cJSON_CreateString(agents[i]));
+    }
+    char path[200];
+    snprintf(path, sizeof(path), "/api/v2/users/%s/workspaces", r.owner);
+    struct op_client_resp resp;
+    rc = op_client_call(&c, "POST", path, b, &resp);
+    cJSON_Delete(b);
+    if (rc) return rc;
+    if (resp.status == 404) {
+        fprintf(stderr, "outpost create: user \"%s\" not found\n", r.owner);
+        rc = EX_DATAERR;
+    } else if (resp.status != 201 || !cJSON_IsObject(resp.json)) {
+        rc = op_client_fail("create", "creating the workspace failed", &resp);
+    } else if (o.fmt == OP_OUT_JSON) {
+        op_json_print(stdout, resp.json);
+    } else {
+        printf("Workspace \"%s/%s\" created. Save the agent token%s, %s will not be shown again.\n",
+               jstr(resp.json, "owner_name"), jstr(resp.json, "name"),
+               cJSON_GetArraySize(cJSON_GetObjectItem(resp.json, "agent_tokens")) > 1 ? "s" : "",
+               cJSON_GetArraySize(cJSON_GetObjectItem(resp.json, "agent_tokens")) > 1 ? "they" : "it");
+        const cJSON *t;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(resp.json, "agent_tokens"))
+        {
+            printf("\nAgent \"%s\":\n", jstr(t, "agent_name"));
+            printf("CODER_AGENT_TOKEN=%s\n", jstr(t, "token"));
+        }
+        printf("\nStart each agent where the workspace runs (a VM, a container, a laptop) with its token:\n");
+        printf("  CODER_AGENT_URL=%s CODER_AGENT_TOKEN=<token> outpost agent\n", c.url);
+    }
+    op_client_resp_free(&resp);
+    return rc;
+}
+
+enum {
+    C_WS,
+    C_OWNER,
+    C_NAME,
+    C_AGENT,
+    C_STATUS,
+    C_LIFE,
+    C_APPS,
+    C_PORTS,
+    C_REGIONS,
+    C_SEEN,
+    C_VERSION,
+    C_ID,
+    C_AGENT_ID,
+    C_NCOLS
+};
+static const char *const col_names[C_NCOLS] = {
+    "workspace", "owner",   "name",      "agent",   "status", "lifecycle", "apps",
+    "ports",     "regions", "last seen", "version", "id",     "agent id",
+};
+
+/* Joins the member key (or the element itself when key is NULL) of each element of arr with ",". */
+static void join(const cJSON *arr, const char *key, char *out, size_t outlen)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const cJSON *v = key ? cJSON_GetObjectItemCaseSensitive(it, key) : it;
+        char num[24];
+        const char *s = cJSON_IsString(v) ? v->valuestring : NULL;
+        if (cJSON_IsNumber(v)) {
+            snprintf(num, sizeof(num), "%d", (int)v->valuedouble);
+            s = num;
+        }
+        if (!s) continue;
+        int w = snprintf(out + o, outlen - o, "%s%s", o ? "," : "", s);
+        if (w < 0 || (size_t)w >= outlen - o) break;
+        o += (size_t)w;
+    }
+}
+
+static void cell(struct op_table *t, const cJSON *ws, const cJSON *agent, int col)
+{
+    char buf[1024];
+    switch (col) {
+    case C_WS:
+        snprintf(buf, sizeof(buf), "%s/%s", jstr(ws, "owner_name"), jstr(ws, "name"));
+        op_table_cell(t, buf);
+        break;
+    case C_OWNER:
+        op_table_cell(t, jstr(ws, "owner_name"));
+        break;
+    case C_NAME:
+        op_table_cell(t, jstr(ws, "name"));
+        break;
+    case C_AGENT:
+        op_table_cell(t, jstr(agent, "name"));
+        break;
+    case C_STATUS:
+        op_table_cell(t, jstr(agent, "status"));
+        break;
+    case C_LIFE:
+        op_table_cell(t, jstr(agent, "lifecycle_state"));
+        break;
+    case C_APPS:
+        join(cJSON_GetObjectItemCaseSensitive(agent, "apps"), "slug", buf, sizeof(buf));
+        op_table_cell(t, buf);
+        break;
+    case C_PORTS:
+        join(cJSON_GetObjectItemCaseSensitive(agent, "listening_ports"), "port", buf, sizeof(buf));
+        op_table_cell(t, buf);
+        break;
+    case C_REGIONS:
+        join(cJSON_GetObjectItemCaseSensitive(agent, "regions"), NULL, buf, sizeof(buf));
+        op_table_cell(t, buf);
+        break;
+    case C_SEEN:
+        op_table_cell(t, jstr(agent, "last_connected_at"));
+        break;
+    case C_VERSION:
+        op_table_cell(t, jstr(agent, "version"));
+        break;
+    case C_ID:
+        op_table_cell(t, jstr(ws, "id"));
+        break;
+    case C_AGENT_ID:
+        op_table_cell(t, jstr(agent, "id"));
+        break;
+    default:
+        op_table_cell(t, "");
+    }
+}
+
+int op_cmd_list(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"all", no_argument, NULL, 'a'},
+        {"output", required_argument, NULL, 'o'},
+        {"column", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        OP_CLIENT_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct op_client c = {0};
+    struct op_out_opts o = {OP_OUT_TABLE, NULL};
+    bool all = false;
+    int opt;
+    optind = 0;
+    argv[0] = (char *)"outpost list";
+    while ((opt = getopt_long(argc, argv, "ao:c:h", opts, NULL)) != -1) {
+        if (op_client_global_opt(&c, opt, optarg)) continue;
+        int oo = op_out_opt(&o, opt, optarg, "outpost list", "table or json");
+        if (oo < 0) return EX_USAGE;
+        if (oo) continue;
+        if (opt == 'a') {
+            all = true;
+            continue;
+        }
+        if (opt == 'h') {
+            fputs(list_help, stdout);
+            return 0;
+        }
+        fprintf(stderr, "Run 'outpost list --help' for usage.\n");
+        return EX_USAGE;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "outpost list: unexpected argument \"%s\"\n", argv[optind]);
+        return EX_USAGE;
+    }
+    if (o.fmt == OP_OUT_TEXT) {
+        fprintf(stderr, "outpost list: --output must be table or json\n");
+        return EX_USAGE;
+    }
+    int allowed[C_NCOLS], cols[OP_TABLE_MAX_COLS], ncols = 0;
+    for (int i = 0; i < C_NCOLS; i++)
+        allowed[i] = i;
+    if (o.fmt == OP_OUT_TABLE) {
+        ncols = op_out_columns("outpost list",
+                               o.columns ? o.columns : "workspace,agent,status,apps,ports,regions", col_names,
+                               allowed, C_NCOLS, cols);
+        if (ncols < 0) return EX_USAGE;
+    }
+    int rc = op_client_load(&c, true, true);
+    if (rc) return rc;
+    struct op_client_resp r;
+    if ((rc = op_client_call(&c, "GET", all ? "/api/v2/workspaces" : "/api/v2/workspaces?q=owner:me", NULL,
+                             &r)) != 0)
+        return rc;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(r.json, "workspaces");
+    if (r.status != 200 || !cJSON_IsArray(list)) {
+        rc = op_client_fail("list", "listing workspaces failed", &r);
+    } else if (o.fmt == OP_OUT_JSON) {
+        op_json_print(stdout, list);
+    } else {
+        struct op_table t;
+        op_table_init(&t);
+        for (int i = 0; i < ncols; i++)
+            op_table_col(&t, col_names[cols[i]]);
+        const cJSON *ws, *agent;
+        cJSON_ArrayForEach(ws, list)
+        {
+            cJSON_ArrayForEach(agent, agents_of(ws))
+            {
+                op_table_row(&t);
+                for (int i = 0; i < ncols; i++)
+                    cell(&t, ws, agent, cols[i]);
+            }
+        }
+        op_table_print(&t, stdout);
+        op_table_free(&t);
+    }
+    op_client_resp_free(&r);
+    return rc;
+}
+
+int op_cmd_delete(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"yes", no_argument, NULL, 'y'},
+        {"help", no_argument, NULL, 'h'},
+        OP_CLIENT_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct op_client c = {0};
+    bool yes = false;
+    int opt;
+    optind = 0;
+    argv[0] = (char *)"outpost delete";
+    while ((opt = getopt_long(argc, argv, "yh", opts, NULL)) != -1) {
+        if (op_client_global_opt(&c, opt, optarg)) continue;
+        if (opt == 'y') {
+            yes = true;
+        } else if (opt == 'h') {
+            fputs(delete_help, stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "Run 'outpost delete --help' for usage.\n");
+            return EX_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "outpost delete: exactly one argument <[owner/]workspace> is required\n");
+        return EX_USAGE;
+    }
+    const char *arg = argv[optind];
+    struct ws_ref ref;
+    int rc = parse_ref("outpost delete", arg, false, &ref);
+    cJSON *ws = NULL;
+    if (rc || (rc = op_client_load(&c, true, true)) != 0 ||
+        (rc = fetch_ws(&c, "outpost delete", arg, &ref, &ws)) != 0)
+        return rc;
+    char full[200];
+    snprintf(full, sizeof(full), "%s/%s", jstr(ws, "owner_name"), jstr(ws, "name"));
+    if (!yes) {
+        char q[300], ans[16];
+        snprintf(q, sizeof(q), "Delete workspace %s and its agents? (yes/no)", full);
+        int pr = op_prompt(q, NULL, false, ans, sizeof(ans));
+        if (pr == -ENOTTY) {
+            fprintf(stderr, "outpost delete: stdin is not a terminal; pass --yes to confirm\n");
+            cJSON_Delete(ws);
+            return EX_USAGE;
+        }
+        if (pr != 0 || (strcasecmp(ans, "yes") != 0 && strcasecmp(ans, "y") != 0)) {
+            fprintf(stderr, "outpost delete: canceled\n");
+            cJSON_Delete(ws);
+            return EX_TEMPFAIL;
+        }
+    }
+    char path[200];
+    snprintf(path, sizeof(path), "/api/v2/workspaces/%s", jstr(ws, "id"));
+    cJSON_Delete(ws);
+    struct op_client_resp r;
+    if ((rc = op_client_call(&c, "DELETE", path, NULL, &r)) != 0) return rc;
+    if (r.status != 200)
+        rc = op_client_fail("delete", "deleting the workspace failed", &r);
+    else
+        printf("Workspace \"%s\" deleted successfully\n", full);
+    op_client_resp_free(&r);
+    return rc;
+}
+
+int op_cmd_agent_token(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        OP_CLIENT_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct op_client c = {0};
+    int opt;
+    optind = 0;
+    argv[0] = (char *)"outpost agent-token";
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (op_client_global_opt(&c, opt, optarg)) continue;
+        if (opt == 'h') {
+            fputs(token_help, stdout);
+            return 0;
+        }
+        fprintf(stderr, "Run 'outpost agent-token --help' for usage.\n");
+        return EX_USAGE;
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr,
+                "outpost agent-token: exactly one argument <[owner/]workspace[.agent]> is required\n");
+        return EX_USAGE;
+    }
+    const char *arg = argv[optind];
+    struct ws_ref ref;
+    int rc = parse_ref("outpost agent-token", arg, true, &ref);
+    cJSON *ws = NULL;
+    if (rc || (rc = op_client_load(&c, true, true)) != 0 ||
+        (rc = fetch_ws(&c, "outpost agent-token", arg, &ref, &ws)) != 0)
+        return rc;
+    const cJSON *agents = agents_of(ws), *a, *found = NULL;
+    cJSON_ArrayForEach(a, agents)
+    {
+        if (*ref.agent ? strcasecmp(jstr(a, "name"), ref.agent) == 0 : cJSON_GetArraySize(agents) == 1)
+            found = a;
+    }
+    if (!found) {
+        char names[512];
+        join(agents, "name", names, sizeof(names));
+        if (*ref.agent)
+            fprintf(stderr, "outpost agent-token: workspace \"%s\" has no agent \"%s\" (its agents: %s)\n",
+                    ref.name, ref.agent, names);
+        else
+            fprintf(stderr,
+                    "outpost agent-token: workspace \"%s\" has several agents; name one as %s.<agent> (%s)\n",
+                    ref.name, ref.name, names);
+        cJSON_Delete(ws);
+        return EX_DATAERR;
+    }
+    char path[300], agent[64], full[200];
+    snprintf(agent, sizeof(agent), "%s", jstr(found, "name"));
+    snprintf(full, sizeof(full), "%s/%s", jstr(ws, "owner_name"), jstr(ws, "name"));
+    snprintf(path, sizeof(path), "/api/v2/workspaces/%s/external-agent/%s/credentials", jstr(ws, "id"),
+             agent);
+    cJSON_Delete(ws);
+    struct op_client_resp r;
+    if ((rc = op_client_call(&c, "POST", path, NULL, &r)) != 0) return rc;
+    if (r.status != 200 || !*jstr(r.json, "agent_token")) {
+        rc = op_client_fail("agent-token", "regenerating the agent token failed", &r);
+    } else {
+        printf(
+            "New token for agent \"%s\" of workspace \"%s\"; the old one no longer works. Save it, it will "
+            "not be shown again.\n",
+            agent, full);
+        printf("CODER_AGENT_TOKEN=%s\n", jstr(r.json, "agent_token"));
+    }
+    op_client_resp_free(&r);
+    return rc;
+}
