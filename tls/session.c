@@ -24,7 +24,8 @@ enum op_tls_conn_state {
     OP_TLS_ST_HANDSHAKE,
     OP_TLS_ST_OPEN,
     OP_TLS_ST_PEER_CLOSED,
-    OP_TLS_ST_READ_STOPPED, /* plain() returned -1: no more input, but writes and close_notify still work */
+    OP_TLS_ST_READ_STOPPED, /* plain() returned an error: no more input, but writes and close_notify still
+                               work */
     OP_TLS_ST_FAILED,
 };
 
@@ -107,7 +108,8 @@ void op_tls_conn_free(struct op_tls_conn *c)
     free(c);
 }
 
-static int conn_fail(struct op_tls_conn *c, const char *what, int code)
+/* Marks c failed with a reason; returns OP_TLS_ERROR for the input path's convenience. */
+static enum op_tls_status conn_fail(struct op_tls_conn *c, const char *what, int code)
 {
     c->state = OP_TLS_ST_FAILED;
     if (c->out_failed)
@@ -166,7 +168,7 @@ static int conn_hello(struct op_tls_conn *c, const uint8_t *p, size_t n)
         rec = c->hello;
         rec_len = c->hello_len;
     }
-    int r = op_tls_sni_from_hello(rec, rec_len, name, sizeof(name));
+    ssize_t r = op_tls_sni_from_hello(rec, rec_len, name, sizeof(name));
     if (r == -EAGAIN) {
         if (c->hello == NULL) {
             if ((c->hello = malloc(5 + OP_TLS_RECORD_MAX)) == NULL)
@@ -177,7 +179,7 @@ static int conn_hello(struct op_tls_conn *c, const uint8_t *p, size_t n)
         return OP_TLS_WANT;
     }
     size_t pick = 0;
-    if (r == 1) {
+    if (r > 0) {
         if ((c->sni = strdup(name)) == NULL) return conn_fail(c, "handshake: out of memory", 0);
         pick = c->ctx->ncerts > 1 ? op_tls_ctx_pick(c->ctx, name) : 0;
     }
@@ -193,7 +195,8 @@ static int conn_hello(struct op_tls_conn *c, const uint8_t *p, size_t n)
     return OP_TLS_OPEN;
 }
 
-int op_tls_conn_input(struct op_tls_conn *c, const uint8_t *p, size_t n, op_tls_plain_fn plain, void *arg)
+enum op_tls_status op_tls_conn_input(struct op_tls_conn *c, const uint8_t *p, size_t n, op_tls_plain_fn plain,
+                                     void *arg)
 {
     if (c->state == OP_TLS_ST_FAILED || c->state == OP_TLS_ST_READ_STOPPED) return OP_TLS_ERROR;
     if (c->state == OP_TLS_ST_PEER_CLOSED) return OP_TLS_PEER_CLOSED;
@@ -285,14 +288,17 @@ int op_tls_conn_write(struct op_tls_conn *c, const uint8_t *p, size_t n)
 {
     if (c->state != OP_TLS_ST_OPEN && c->state != OP_TLS_ST_PEER_CLOSED &&
         c->state != OP_TLS_ST_READ_STOPPED) {
-        if (c->state != OP_TLS_ST_FAILED)
-            snprintf(c->err, sizeof(c->err), "write: the handshake is not complete");
-        return OP_TLS_ERROR;
+        if (c->state == OP_TLS_ST_FAILED) return -EIO;
+        snprintf(c->err, sizeof(c->err), "write: the handshake is not complete");
+        return -ENOTCONN;
     }
     while (n > 0) {
         int chunk = (int)OP_MIN(n, (size_t)1 << 20);
         int r = wolfSSL_write(c->ssl, p, chunk);
-        if (r <= 0) return conn_fail(c, "write", wolfSSL_get_error(c->ssl, r));
+        if (r <= 0) {
+            conn_fail(c, "write", wolfSSL_get_error(c->ssl, r));
+            return -EIO;
+        }
         /* Without WANT_WRITE from our send callback wolfSSL writes everything or fails. */
         p += r;
         n -= (size_t)r;
@@ -302,13 +308,14 @@ int op_tls_conn_write(struct op_tls_conn *c, const uint8_t *p, size_t n)
 
 int op_tls_conn_shutdown(struct op_tls_conn *c)
 {
-    if (c->state == OP_TLS_ST_FAILED) return OP_TLS_ERROR;
+    if (c->state == OP_TLS_ST_FAILED) return -EIO;
     if (c->state == OP_TLS_ST_HELLO || c->state == OP_TLS_ST_HANDSHAKE || c->shutdown_sent) return 0;
     c->shutdown_sent = true;
     int r = wolfSSL_shutdown(c->ssl);
-    if (r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE)
-        return c->out_failed ? conn_fail(c, "shutdown", 0) : 0;
-    return conn_fail(c, "shutdown", wolfSSL_get_error(c->ssl, r));
+    if ((r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE) && !c->out_failed) return 0;
+    conn_fail(c, "shutdown",
+              r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE ? 0 : wolfSSL_get_error(c->ssl, r));
+    return -EIO;
 }
 
 bool op_tls_conn_is_open(const struct op_tls_conn *c)

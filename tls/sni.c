@@ -13,7 +13,7 @@ static inline size_t be16(const uint8_t *p)
     return (size_t)p[0] << 8 | p[1];
 }
 
-int op_tls_sni_from_hello(const uint8_t *p, size_t n, char *out, size_t outlen)
+ssize_t op_tls_sni_from_hello(const uint8_t *p, size_t n, char *out, size_t outlen)
 {
     if (n < 5) return -EAGAIN;
     if (p[0] != 0x16 || p[1] != 0x03) return -EINVAL;
@@ -76,7 +76,7 @@ int op_tls_sni_from_hello(const uint8_t *p, size_t n, char *out, size_t outlen)
                     if (q[i] <= 0x20 || q[i] >= 0x7f) return -EINVAL;
                 memcpy(out, q, nl);
                 out[nl] = '\0';
-                return 1;
+                return (ssize_t)nl;
             }
             q += nl;
         }

@@ -13,7 +13,7 @@
  * Threading: an op_tls_ctx is immutable after op_tls_ctx_new() and may be shared by all threads; its
  * refcount is atomic. An op_tls_conn belongs to one thread at a time. Never call op_tls_conn_input()
  * or op_tls_conn_free() from inside a plain() callback (the plaintext scratch buffer is per thread; return
- * -1 to stop instead); op_tls_conn_write() and op_tls_conn_shutdown() on the same conn are fine there.
+ * an error to stop instead); op_tls_conn_write() and op_tls_conn_shutdown() on the same conn are fine there.
  * out() may be called from op_tls_conn_input() (handshake flights, alerts, TLS 1.3 key updates),
  * op_tls_conn_write() and op_tls_conn_shutdown().
  *
@@ -65,7 +65,7 @@ struct op_tls_config {
 
 /* Process-wide init (wolfSSL_Init); idempotent and thread-safe. op_tls_ctx_new() calls it itself.
  * Returns 0 or -EIO. */
-int op_tls_global_init(void);
+OP_MUST_USE int op_tls_global_init(void);
 /* Releases wolfSSL's global state (wolfSSL_Cleanup). Call once at exit, after every ctx and conn is
  * freed; op_tls_global_init() may be called again afterwards. */
 void op_tls_global_cleanup(void);
@@ -74,7 +74,8 @@ void op_tls_global_cleanup(void);
  * valid) so that a reload can refuse a bad config. Returns 0 and *out (refcount 1), or a negative errno
  * (-EINVAL bad config / PEM / key mismatch, -ENOENT or -EACCES unreadable file, -ENOMEM) with a
  * human-readable reason in err (always NUL-terminated when errlen > 0). */
-int op_tls_ctx_new(const struct op_tls_config *cfg, struct op_tls_ctx **out, char *err, size_t errlen);
+OP_MUST_USE int op_tls_ctx_new(const struct op_tls_config *cfg, struct op_tls_ctx **out, char *err,
+                               size_t errlen);
 /* Reload helper: ctx (just created, not yet used by any conn) also accepts session tickets issued under
  * prev's key, so a reload does not force every client into a full handshake. New tickets are always
  * issued under ctx's own key (TLS 1.3 clients get one after every handshake; a resumed TLS 1.2 client
@@ -87,11 +88,11 @@ void op_tls_ctx_ref(struct op_tls_ctx *ctx);
 void op_tls_ctx_unref(struct op_tls_ctx *ctx);
 
 /* out(arg, p, n): append n ciphertext bytes to the socket's send queue (copy them: p is only valid during
- * the call). Return 0, or -1 when it cannot (the session then fails). */
+ * the call). Return 0, or a negative errno when it cannot (the session then fails). */
 typedef int (*op_tls_out_fn)(void *arg, const uint8_t *p, size_t n);
-/* plain(arg, p, n): n > 0 decrypted application bytes; p valid only during the call. Return 0, or -1 to
- * stop reading: op_tls_conn_input() then returns OP_TLS_ERROR (error "input stopped by the application"),
- * the rest of that input and all later input are discarded, but op_tls_conn_write() and
+/* plain(arg, p, n): n > 0 decrypted application bytes; p valid only during the call. Return 0, or a
+ * negative errno to stop reading: op_tls_conn_input() then returns OP_TLS_ERROR (error "input stopped by the
+ * application"), the rest of that input and all later input are discarded, but op_tls_conn_write() and
  * op_tls_conn_shutdown() keep working, e.g. to send an error response and close_notify before closing. */
 typedef int (*op_tls_plain_fn)(void *arg, const uint8_t *p, size_t n);
 
@@ -104,11 +105,13 @@ struct op_tls_conn;
 
 /* New server session on ctx (takes a ctx reference). out() and opened() (may be NULL) get out_arg.
  * Returns NULL on OOM. No I/O happens until the first op_tls_conn_input(). */
-struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx, op_tls_out_fn out, op_tls_open_fn opened,
-                                    void *out_arg);
+OP_MUST_USE struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx, op_tls_out_fn out,
+                                                op_tls_open_fn opened, void *out_arg);
 /* Frees the session (no I/O, no close_notify) and drops its ctx reference. NULL is ignored. */
 void op_tls_conn_free(struct op_tls_conn *c);
 
+/* A session's state after input: a status, not 0/-errno, because the caller must tell four outcomes
+ * apart (need more, open, peer closed, failed); op_tls_conn_error() says why it failed. */
 enum op_tls_status { OP_TLS_ERROR = -1, OP_TLS_WANT = 0, OP_TLS_OPEN = 1, OP_TLS_PEER_CLOSED = 2 };
 
 /* Feeds n ciphertext bytes just received (borrowed: all consumed before return; partial records are kept
@@ -119,17 +122,18 @@ enum op_tls_status { OP_TLS_ERROR = -1, OP_TLS_WANT = 0, OP_TLS_OPEN = 1, OP_TLS
  * input is ignored), OP_TLS_ERROR on failure (a fatal alert went out through out() when wolfSSL produced
  * one; op_tls_conn_error() says why; the conn is dead and every later call returns OP_TLS_ERROR).
  * n may be 0 (just drive). plain may be NULL only while the handshake is in progress. */
-int op_tls_conn_input(struct op_tls_conn *c, const uint8_t *p, size_t n, op_tls_plain_fn plain, void *arg);
+OP_MUST_USE enum op_tls_status op_tls_conn_input(struct op_tls_conn *c, const uint8_t *p, size_t n,
+                                                 op_tls_plain_fn plain, void *arg);
 
-/* Encrypts all n bytes (records of at most 16 KiB) and hands them to out(). Returns 0 or OP_TLS_ERROR
- * (not open, out() failed, or wolfSSL failed). Allowed once open, also after the peer's close_notify and
- * after plain() stopped the input. */
-int op_tls_conn_write(struct op_tls_conn *c, const uint8_t *p, size_t n);
+/* Encrypts all n bytes (records of at most 16 KiB) and hands them to out(). Returns 0, -ENOTCONN before
+ * the handshake completes, or -EIO when the session has failed (now: out() or wolfSSL failed, or
+ * earlier). Allowed once open, also after the peer's close_notify and after plain() stopped the input. */
+OP_MUST_USE int op_tls_conn_write(struct op_tls_conn *c, const uint8_t *p, size_t n);
 
-/* Queues close_notify through out() (once; later calls are no-ops). Returns 0, or OP_TLS_ERROR when the
- * conn has failed (not merely stopped by plain()) or out() failed. Before the handshake completes there is
+/* Queues close_notify through out() (once; later calls are no-ops). Returns 0, or -EIO when the conn
+ * has failed (not merely stopped by plain()) or out() failed. Before the handshake completes there is
  * nothing to protect: it returns 0 without output and the caller just closes the socket. */
-int op_tls_conn_shutdown(struct op_tls_conn *c);
+OP_MUST_USE int op_tls_conn_shutdown(struct op_tls_conn *c);
 
 /* True once the handshake completed and while the conn has neither failed nor received close_notify. */
 bool op_tls_conn_is_open(const struct op_tls_conn *c);

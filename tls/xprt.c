@@ -24,14 +24,15 @@ static void xprt_opened(void *arg)
 /* Ciphertext from wolfSSL goes straight to the client's send queue. */
 static int xprt_out(void *arg, const uint8_t *p, size_t n)
 {
-    return op_conn_queue((struct op_conn *)arg, OP_CLI, p, n) == 0 ? 0 : -1;
+    return op_conn_queue((struct op_conn *)arg, OP_CLI, p, n);
 }
 
 /* Decrypted bytes go up (the protocol is open: xprt_opened ran first). */
 static int xprt_plain(void *arg, const uint8_t *p, size_t n)
 {
     struct op_conn *c = arg;
-    return op_conn_deliver(c, p, n) < 0 ? -1 : 0;
+    int rc = op_conn_deliver(c, p, n);
+    return rc < 0 ? rc : 0;
 }
 
 static int xprt_open(struct op_conn *c, void *ctx)
@@ -45,7 +46,7 @@ static int xprt_open(struct op_conn *c, void *ctx)
 
 static enum op_xprt_result xprt_input(struct op_conn *c, const uint8_t *p, size_t n)
 {
-    int st = op_tls_conn_input(op_conn_xprt(c), p, n, xprt_plain, c);
+    enum op_tls_status st = op_tls_conn_input(op_conn_xprt(c), p, n, xprt_plain, c);
     if (st == OP_TLS_ERROR) {
         if (!op_conn_xprt_is_ready(c)) {
             op_debug("tls", "handshake failed: %s", op_tls_conn_error(op_conn_xprt(c)));
@@ -60,12 +61,12 @@ static enum op_xprt_result xprt_input(struct op_conn *c, const uint8_t *p, size_
 
 static int xprt_output(struct op_conn *c, const uint8_t *p, size_t n)
 {
-    return op_tls_conn_write(op_conn_xprt(c), p, n) == 0 ? 0 : -1;
+    return op_tls_conn_write(op_conn_xprt(c), p, n);
 }
 
 static int xprt_shutdown(struct op_conn *c)
 {
-    return op_tls_conn_shutdown(op_conn_xprt(c)) == 0 ? 0 : -1;
+    return op_tls_conn_shutdown(op_conn_xprt(c));
 }
 
 static void xprt_close(struct op_conn *c)

@@ -21,8 +21,8 @@ const struct op_tls_stats *op_tls_worker_stats(const struct op_engine *e, int wo
 
 /* Builds a refcounted TLS server context from n PEM cert/key file pairs (the first is the default, the
  * others are picked by SNI). min_version: 12 or 13. Returns 0, or a negative errno with a reason in err. */
-int op_tls_xprt_ctx_new(const char *const *certs, const char *const *keys, int n, int min_version, void **out,
-                        char *err, size_t errlen);
+OP_MUST_USE int op_tls_xprt_ctx_new(const char *const *certs, const char *const *keys, int n, int min_version,
+                                    void **out, char *err, size_t errlen);
 void op_tls_xprt_ctx_unref(void *ctx);
 
 #endif
