@@ -28,6 +28,9 @@ enum op_tls_conn_state {
                                work */
     OP_TLS_ST_FAILED,
 };
+static const char *const state_names[] = {"hello",       "handshake",    "open",
+                                          "peer-closed", "read-stopped", "failed"};
+_Static_assert(OP_ARRAY_LEN(state_names) == OP_TLS_ST_FAILED + 1, "one name per session state");
 
 struct op_tls_conn {
     WOLFSSL *ssl; /* NULL in OP_TLS_ST_HELLO */
@@ -321,6 +324,11 @@ int op_tls_conn_shutdown(struct op_tls_conn *c)
 bool op_tls_conn_is_open(const struct op_tls_conn *c)
 {
     return c->state == OP_TLS_ST_OPEN;
+}
+
+const char *op_tls_conn_state_str(const struct op_tls_conn *c)
+{
+    return (unsigned)c->state < OP_ARRAY_LEN(state_names) ? state_names[c->state] : "?";
 }
 
 const char *op_tls_conn_error(const struct op_tls_conn *c)

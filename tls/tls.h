@@ -137,6 +137,9 @@ OP_MUST_USE int op_tls_conn_shutdown(struct op_tls_conn *c);
 
 /* True once the handshake completed and while the conn has neither failed nor received close_notify. */
 bool op_tls_conn_is_open(const struct op_tls_conn *c);
+/* The session's state, for logs: "hello" (no ClientHello record yet), "handshake", "open", "peer-closed"
+ * (close_notify received), "read-stopped" (plain() stopped the input), "failed". */
+const char *op_tls_conn_state_str(const struct op_tls_conn *c);
 /* Last error text, "" if none. Valid until the next call on c. */
 const char *op_tls_conn_error(const struct op_tls_conn *c);
 /* Negotiated protocol ("TLSv1.2", "TLSv1.3"), or "" before the handshake completes. */

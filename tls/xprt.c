@@ -46,14 +46,16 @@ static int xprt_open(struct op_conn *c, void *ctx)
 
 static enum op_xprt_result xprt_input(struct op_conn *c, const uint8_t *p, size_t n)
 {
-    enum op_tls_status st = op_tls_conn_input(op_conn_xprt(c), p, n, xprt_plain, c);
+    struct op_tls_conn *tc = op_conn_xprt(c);
+    enum op_tls_status st = op_tls_conn_input(tc, p, n, xprt_plain, c);
     if (st == OP_TLS_ERROR) {
         if (!op_conn_xprt_is_ready(c)) {
-            op_debug("tls", "handshake failed: %s", op_tls_conn_error(op_conn_xprt(c)));
+            op_debug("tls", "#%u handshake failed: %s", op_conn_id(c), op_tls_conn_error(tc));
             op_conn_finish(c); /* flush the alert, then close */
             return OP_XPRT_OK;
         }
-        op_debug("tls", "session error: %s", op_tls_conn_error(op_conn_xprt(c)));
+        op_debug("tls", "#%u session %s: %s", op_conn_id(c), op_tls_conn_state_str(tc),
+                 op_tls_conn_error(tc));
         return OP_XPRT_ERROR;
     }
     return st == OP_TLS_PEER_CLOSED ? OP_XPRT_CLOSE_NOTIFY : OP_XPRT_OK;

@@ -233,6 +233,8 @@ static int handshake(struct pair *pr)
         if (st == OP_TLS_ERROR) return -1;
         if (r == WOLFSSL_SUCCESS && st == OP_TLS_OPEN) {
             CHECK(pr->opened == 1, "opened() %d times for one handshake", pr->opened);
+            CHECK(strcmp(op_tls_conn_state_str(pr->srv), "open") == 0, "state %s",
+                  op_tls_conn_state_str(pr->srv));
             return 0;
         }
         if (r != WOLFSSL_SUCCESS && wolfSSL_get_error(pr->cli, r) != WOLFSSL_ERROR_WANT_READ) {
@@ -516,6 +518,8 @@ static void test_data(struct op_tls_ctx *ctx, int version)
     int r = wolfSSL_shutdown(pr.cli);
     CHECK(r == WOLFSSL_SHUTDOWN_NOT_DONE || r == WOLFSSL_SUCCESS, "client shutdown %d", r);
     CHECK(pump(&pr) == OP_TLS_PEER_CLOSED, "peer closed: %d %s", pr.srv_status, op_tls_conn_error(pr.srv));
+    CHECK(strcmp(op_tls_conn_state_str(pr.srv), "peer-closed") == 0, "state %s",
+          op_tls_conn_state_str(pr.srv));
     CHECK(!op_tls_conn_is_open(pr.srv), "not open after close_notify");
     CHECK(op_tls_conn_input(pr.srv, NULL, 0, srv_plain, &pr) == OP_TLS_PEER_CLOSED, "stays closed");
     size_t before = pr.s2c.len;
@@ -781,9 +785,11 @@ static void test_garbage(struct op_tls_ctx *ctx)
     struct pair pr;
     struct cli_opts o = {.sni = "localhost"};
     CHECK(pair_init(&pr, ctx, &o) == 0, "pair_init");
+    CHECK(strcmp(op_tls_conn_state_str(pr.srv), "hello") == 0, "state %s", op_tls_conn_state_str(pr.srv));
     const char *http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     int st = op_tls_conn_input(pr.srv, (const uint8_t *)http, strlen(http), srv_plain, &pr);
     CHECK(st == OP_TLS_ERROR, "http: %d", st);
+    CHECK(strcmp(op_tls_conn_state_str(pr.srv), "failed") == 0, "state %s", op_tls_conn_state_str(pr.srv));
     CHECK(op_tls_conn_error(pr.srv)[0] != '\0', "error text");
     CHECK(op_tls_conn_version(pr.srv)[0] == '\0' && op_tls_conn_cipher(pr.srv)[0] == '\0',
           "no version/cipher");
@@ -850,6 +856,8 @@ static void test_failures(struct op_tls_ctx *ctx)
     CHECK(pump(&pr) == OP_TLS_ERROR && strstr(op_tls_conn_error(pr.srv), "application"), "plain stop: %s",
           op_tls_conn_error(pr.srv));
     CHECK(!op_tls_conn_is_open(pr.srv), "not open after stop");
+    CHECK(strcmp(op_tls_conn_state_str(pr.srv), "read-stopped") == 0, "state %s",
+          op_tls_conn_state_str(pr.srv));
     cli_write(&pr, "more", 4);
     CHECK(pump(&pr) == OP_TLS_ERROR, "input stays stopped");
     /* the write side still works: an error response, then close_notify */
