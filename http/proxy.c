@@ -1,11 +1,14 @@
 /*
  * http/proxy.c — HTTP/1.1 reverse proxy protocol (see http/proxy.h).
  *
- * Client bytes are collected in `hbuf` (a pool buffer held only while there are unprocessed bytes).
- * Upstream response heads are collected in `rbuf` the same way. Bodies are never buffered: the body
- * trackers say how many of the bytes just received belong to the current message and those are sent
- * on at once; the engine's backpressure (a side is read only while the other side's queue has room)
- * bounds memory.
+ * Client bytes that are not body bytes of the request in progress are held in `hbuf` (a pool buffer
+ * held only while there are unprocessed bytes), and what does not fit there in `xbuf` (see hold()).
+ * Pipelined requests wait there, and the client is not read while they do (back-pressure): they are
+ * served one at a time, in order, each when the previous response is complete, by one loop
+ * (serve_held) that never recurses. Upstream response heads are collected in `rbuf` the same way.
+ * Bodies are never buffered: the body trackers say how many of the bytes just received belong to the
+ * current message and those are sent on at once; the engine's backpressure (a side is read only while
+ * the other side's queue has room) bounds memory.
  */
 #include "http/proxy.h"
 
@@ -33,8 +36,8 @@ struct http_state {
     bool req_done, resp_head_done, resp_done, resp_started;
     bool head_req, upgrade_req, client_keep, up_keep, client_eof;
     uint8_t client_minor;
-    uint8_t *hbuf, *rbuf;
-    uint32_t hlen, rlen;
+    uint8_t *hbuf, *xbuf, *rbuf;
+    uint32_t hlen, xlen, rlen;
     struct op_h1_body req_body, resp_body;
     struct op_h1_scan hscan; /* where the scan of the request head in hbuf stopped */
     const struct sockaddr *up_addr;
@@ -81,6 +84,7 @@ const struct op_http_stats *op_http_worker_stats(const struct op_engine *e, int 
 
 static void process_head(struct op_conn *c);
 static void observe_request(struct op_conn *c);
+static void serve_held(struct op_conn *c, bool resume);
 
 /* ---- buffers ---------------------------------------------------------------------------------- */
 
@@ -107,6 +111,39 @@ static void buf_consume(struct op_conn *c, uint8_t **buf, uint32_t *len, size_t 
     }
     memmove(*buf, *buf + n, *len - n);
     *len -= (uint32_t)n;
+}
+
+/*
+ * Holds client bytes that must wait: a head being read, pipelined requests behind the one in progress.
+ * hbuf fills first; xbuf takes what does not fit, and refill() moves it up as hbuf empties, so hbuf
+ * always starts with the oldest held byte and a full hbuf always holds a whole head (heads are smaller
+ * than OP_H1_MAX_HEAD).
+ *
+ * Why two buffers are enough: the client is read only while the held bytes are an incomplete head
+ * (< OP_H1_MAX_HEAD) and xbuf is empty, and reading stops as soon as a request is routed. What can
+ * still arrive is what one receive yields: at most max_recv bytes, or with TLS that much ciphertext
+ * plus the rest of one record already inside the transport (< OP_H1_MAX_HEAD plaintext more). The
+ * total stays under two buffers; -ENOSPC would mean that bound is broken.
+ */
+static int hold(struct op_conn *c, const uint8_t *p, size_t n)
+{
+    struct http_state *st = hs(c);
+    if (!st->xlen) {
+        size_t k = OP_MIN(n, (size_t)(OP_CONN_BUF_SIZE - st->hlen));
+        int rc = buf_append(c, &st->hbuf, &st->hlen, p, k);
+        if (rc < 0) return rc;
+        p += k;
+        n -= k;
+    }
+    return buf_append(c, &st->xbuf, &st->xlen, p, n);
+}
+
+static void refill(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    size_t k = OP_MIN((size_t)st->xlen, (size_t)(OP_CONN_BUF_SIZE - st->hlen));
+    if (!k || buf_append(c, &st->hbuf, &st->hlen, st->xbuf, k) < 0) return;
+    buf_consume(c, &st->xbuf, &st->xlen, k);
 }
 
 /* ---- responses we write ourselves --------------------------------------------------------------- */
@@ -171,7 +208,9 @@ static void observe_request(struct op_conn *c)
     }
 }
 
-static void next_request(struct op_conn *c)
+/* The request is over (its response is complete or queued): back to reading heads, or close.
+ * Returns false when the connection is closing. */
+static bool end_request(struct op_conn *c)
 {
     struct http_state *st = hs(c);
     observe_request(c);
@@ -179,14 +218,19 @@ static void next_request(struct op_conn *c)
     if (!keep) {
         st->phase = HP_DONE;
         op_conn_finish(c);
-        return;
+        return false;
     }
     st->phase = HP_HEAD;
     st->req_done = st->resp_head_done = st->resp_done = st->resp_started = false;
     op_conn_set_state(c, OP_CS_OPEN);
     op_conn_set_timeout(c, hconf(c)->keepalive_ms);
-    op_conn_resume(c, OP_CLI);
-    if (st->hlen) process_head(c); /* a pipelined request is already here */
+    return true;
+}
+
+/* After a response that completed asynchronously: serve what was pipelined behind it. */
+static void next_request(struct op_conn *c)
+{
+    if (end_request(c)) serve_held(c, true);
 }
 
 static void response_done(struct op_conn *c)
@@ -276,20 +320,14 @@ static void route_upstream(struct op_conn *c, const struct op_h1_request *req, c
     st->resp_head_done = st->resp_done = st->resp_started = false;
     st->up_keep = true;
     op_h1_body_init(&st->req_body, req->framing, req->content_length);
-    size_t head_len = req->head_len;
-    buf_consume(c, &st->hbuf, &st->hlen, head_len);
+    buf_consume(c, &st->hbuf, &st->hlen, req->head_len);
     if (req->framing == OP_H1_BODY_NONE) {
         st->req_done = true;
         st->phase = HP_WAIT;
         op_conn_pause(c, OP_CLI);
         return;
     }
-    st->phase = HP_BODY;
-    if (st->hlen) {
-        ssize_t used = forward_req_body(c, st->hbuf, st->hlen);
-        if (used < 0) return;
-        buf_consume(c, &st->hbuf, &st->hlen, (size_t)used);
-    }
+    st->phase = HP_BODY; /* body bytes already held are forwarded by serve_held */
 }
 
 static void respond_builtin(struct op_conn *c, const struct op_h1_request *req, const struct op_route *rt)
@@ -307,7 +345,7 @@ static void respond_builtin(struct op_conn *c, const struct op_h1_request *req, 
     buf_consume(c, &st->hbuf, &st->hlen, req->head_len);
     st->req_done = true;
     st->resp_started = true;
-    next_request(c);
+    end_request(c); /* serve_held, our caller, goes on with the next pipelined request */
 }
 
 static void app_submit(struct op_conn *c)
@@ -378,18 +416,13 @@ static void route_app(struct op_conn *c, const struct op_h1_request *req)
     st->job = job;
     bool expect = req->expect_continue;
     buf_consume(c, &st->hbuf, &st->hlen, req->head_len);
-
-    size_t take = OP_MIN((size_t)st->hlen, job->body_len);
-    if (take) {
-        memcpy(job->body, st->hbuf, take);
-        job->body_have = take;
-        buf_consume(c, &st->hbuf, &st->hlen, take);
-    }
-    if (job->body_have == job->body_len) {
+    if (job->body_len == 0) {
         app_submit(c);
         return;
     }
-    if (expect) {
+    /* Body bytes already held are collected by serve_held; only when they do not complete the body
+     * is the client asked to send it. */
+    if (expect && (size_t)st->hlen + st->xlen < job->body_len) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (op_conn_send(c, OP_CLI, (const uint8_t *)cont, sizeof(cont) - 1) < 0) {
             op_conn_close(c, "client queue full");
@@ -398,6 +431,23 @@ static void route_app(struct op_conn *c, const struct op_h1_request *req)
     }
     st->phase = HP_APP_BODY;
     op_conn_set_timeout(c, hconf(c)->head_ms);
+}
+
+/* Body bytes of the current request, fresh or held: forwarded upstream (HP_BODY) or collected for the
+ * application handler (HP_APP_BODY). Returns the bytes used, or -1 when the connection is failing. */
+static ssize_t request_body(struct op_conn *c, const uint8_t *p, size_t n)
+{
+    struct http_state *st = hs(c);
+    if (st->phase == HP_BODY) return forward_req_body(c, p, n);
+    struct op_app_job *job = st->job;
+    size_t take = OP_MIN(n, job->body_len - job->body_have);
+    memcpy(job->body + job->body_have, p, take);
+    job->body_have += take;
+    if (job->body_have == job->body_len)
+        app_submit(c);
+    else /* idle, as for relayed bodies: progress restarts it */
+        op_conn_set_timeout(c, hconf(c)->head_ms);
+    return (ssize_t)take;
 }
 
 static void process_head(struct op_conn *c)
@@ -457,61 +507,83 @@ static void process_head(struct op_conn *c)
 
 _Static_assert(OP_CONN_BUF_SIZE - OP_H1_MAX_HEAD >= 8192, "head buffer too small for a useful receive");
 
+/* Built-in responses are written synchronously; serving a pipelined run of them stops while this much
+ * is queued for the client and goes on when the queue drains (on_drained), so a client that sends
+ * requests without reading responses is stopped by TCP instead of filling the send queue. */
+#define BUILTIN_QUEUE_MAX (64u * 1024u)
+
+/*
+ * Serves what is held, one request after another, in this one frame: body bytes of the request in
+ * progress, then each complete pipelined head. A request that completes at once (a built-in response)
+ * comes back here for the next; one that goes upstream or to the application handler stops the loop
+ * until its response is complete (then next_request calls this again). resume: also restart reading
+ * the client when the loop ends wanting more bytes. Inside a client receive it is false: the engine
+ * re-arms the read itself once the receive is handled, and no read may be armed while the rest of that
+ * receive is still to come (see hold()).
+ */
+static void serve_held(struct op_conn *c, bool resume)
+{
+    struct http_state *st = hs(c);
+    for (;;) {
+        refill(c);
+        if (st->phase == HP_BODY || st->phase == HP_APP_BODY) {
+            if (!st->hlen) break;
+            ssize_t used = request_body(c, st->hbuf, st->hlen);
+            if (used < 0) return;
+            buf_consume(c, &st->hbuf, &st->hlen, (size_t)used);
+            continue;
+        }
+        if (st->phase != HP_HEAD || !st->hlen) break;
+        if (op_conn_queued(c, OP_CLI) >= BUILTIN_QUEUE_MAX) {
+            op_conn_pause(c, OP_CLI); /* http_drained goes on */
+            return;
+        }
+        uint32_t before = st->hlen;
+        process_head(c);
+        if (st->phase == HP_HEAD && st->hlen == before) {
+            /* Incomplete head: more bytes needed. A full hbuf always holds a complete head or an
+             * error (431), so reading more can only complete the one at its start. */
+            OP_BUG_ON(st->hlen == OP_CONN_BUF_SIZE);
+            break;
+        }
+    }
+    if (resume && (st->phase == HP_HEAD || st->phase == HP_BODY || st->phase == HP_APP_BODY))
+        op_conn_resume(c, OP_CLI);
+}
+
 static int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
 {
     struct http_state *st = hs(c);
-    /* Each pass hands the bytes to the current phase; a phase change (head routed, body complete) may
-     * leave bytes for the next pass. */
+    /* Body bytes of the request in progress go on at once; everything else is held and served in
+     * order (a phase change, e.g. a body that completes, may leave bytes for the next pass). */
     while (n) {
         switch (st->phase) {
         case HP_DONE:
             return 0; /* closing: drop */
-        case HP_BODY: {
-            ssize_t used = forward_req_body(c, p, n);
+        case HP_BODY:
+        case HP_APP_BODY: {
+            ssize_t used = request_body(c, p, n);
             if (used < 0) return 0;
             p += used;
             n -= (size_t)used;
             continue;
         }
-        case HP_APP_BODY: {
-            struct op_app_job *job = st->job;
-            size_t take = OP_MIN(n, job->body_len - job->body_have);
-            memcpy(job->body + job->body_have, p, take);
-            job->body_have += take;
-            p += take;
-            n -= take;
-            if (job->body_have == job->body_len)
-                app_submit(c);
-            else /* idle, as for relayed bodies: progress restarts it */
-                op_conn_set_timeout(c, hconf(c)->head_ms);
-            continue;
-        }
-        case HP_HEAD: {
-            /* Only as much as the head buffer holds: a head never exceeds OP_H1_MAX_HEAD, so a full
-             * buffer always parses to a complete head or an error. */
-            size_t take = OP_MIN(n, (size_t)(OP_CONN_BUF_SIZE - st->hlen));
+        default: {
             bool first = st->hlen == 0;
-            int rc = buf_append(c, &st->hbuf, &st->hlen, p, take);
-            if (rc < 0) return rc;
-            p += take;
-            n -= take;
-            if (first) op_conn_set_timeout(c, hconf(c)->head_ms);
-            uint8_t before = st->phase;
-            uint32_t hlen = st->hlen;
-            process_head(c);
-            if (st->phase == before && st->hlen == hlen && n) { /* no progress with bytes left: cannot be */
-                fail(c, 431, "request head too large");
-                return 0;
+            int rc = hold(c, p, n);
+            if (rc < 0) {
+                op_warn("http", "w%d#%u cannot hold client bytes: %s", op_worker_index(op_conn_worker(c)),
+                        op_conn_id(c), strerror(-rc));
+                return rc;
             }
-            continue;
-        }
-        default: /* HP_WAIT, HP_APP: pipelined bytes while a request is in progress: hold them */
-            if (buf_append(c, &st->hbuf, &st->hlen, p, n) < 0) {
-                fail(c, 503, "too many pipelined bytes while a request is in progress");
-                return 0;
+            if (st->phase == HP_HEAD) {
+                if (first) op_conn_set_timeout(c, hconf(c)->head_ms);
+                serve_held(c, false);
+            } else { /* HP_WAIT, HP_APP: pipelined bytes wait for the response in progress */
+                op_conn_pause(c, OP_CLI);
             }
-            op_conn_pause(c, OP_CLI);
             return 0;
+        }
         }
     }
     return 0;
@@ -568,6 +640,13 @@ static void start_tunnel(struct op_conn *c, const uint8_t *a, size_t an, const u
             return;
         }
         buf_consume(c, &st->hbuf, &st->hlen, st->hlen);
+    }
+    if (st->xlen) {
+        if (op_conn_send(c, OP_UP, st->xbuf, st->xlen) < 0) {
+            op_conn_close(c, "upstream queue full");
+            return;
+        }
+        buf_consume(c, &st->xbuf, &st->xlen, st->xlen);
     }
     if (st->rbuf) buf_consume(c, &st->rbuf, &st->rlen, st->rlen);
     op_conn_tunnel(c, op_worker_timeouts(op_conn_worker(c))->tunnel_idle_ms);
@@ -831,16 +910,21 @@ static void http_message(struct op_conn *c, void *msg)
 static void http_drained(struct op_conn *c, enum op_side side)
 {
     struct http_state *st = hs(c);
-    if (side == OP_CLI && st->job && st->phase == HP_WAIT) app_resp_pump(c);
+    if (side != OP_CLI) return;
+    if (st->job && st->phase == HP_WAIT)
+        app_resp_pump(c);
+    else if (st->phase == HP_HEAD && st->hlen) /* built-in responses stopped by a full queue */
+        serve_held(c, true);
 }
 
 static void http_close(struct op_conn *c)
 {
     struct http_state *st = hs(c);
     if (st->hbuf) op_conn_buf_put(c, st->hbuf);
+    if (st->xbuf) op_conn_buf_put(c, st->xbuf);
     if (st->rbuf) op_conn_buf_put(c, st->rbuf);
-    st->hbuf = st->rbuf = NULL;
-    st->hlen = st->rlen = 0;
+    st->hbuf = st->xbuf = st->rbuf = NULL;
+    st->hlen = st->xlen = st->rlen = 0;
     if (st->job && st->phase != HP_APP)
         op_app_job_free(st->job); /* not submitted, or already back from the control thread: ours */
     st->job = NULL;               /* a submitted job comes back and is freed by the poster */
@@ -850,7 +934,7 @@ const struct op_proto_ops op_proto_http = {
     .name = "http",
     .worker_state_size = sizeof(struct op_http_stats),
     .state_size = sizeof(struct http_state),
-    /* A head (< OP_H1_MAX_HEAD) plus one receive always fits a head buffer (OP_CONN_BUF_SIZE). */
+    /* An incomplete head (< OP_H1_MAX_HEAD) plus what one receive yields fits the hold (see hold()). */
     .max_recv = OP_CONN_BUF_SIZE - OP_H1_MAX_HEAD,
     .on_open = http_open,
     .on_client_data = http_client_data,

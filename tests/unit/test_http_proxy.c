@@ -1,12 +1,12 @@
 /*
- * Unit test for the HTTP protocol (http/proxy.c) against a real engine on loopback sockets: a test
- * upstream runs in threads of this process, the engine runs one worker, and a blocking client speaks
- * raw HTTP/1.1 to it. Covers interim responses (1xx, 100-continue towards an upstream and towards an
- * application handler), pipelining across the three kinds of route, WebSocket upgrades accepted and
- * refused, response framing (Content-Length, chunked, until close, HEAD, 204), and the body idle
- * timeout (a slow upload that makes steady progress outlives it many times over; one that stalls
- * gets 408).
- * Skips (77) when the engine cannot start (io_uring unavailable).
+ * Unit test for the HTTP protocol (http/proxy.c) against a real engine on loopback sockets: a test upstream
+ * runs in threads of this process, the engine runs one worker, and a blocking client speaks raw HTTP/1.1 to
+ * it. Covers interim responses (1xx, 100-continue towards an upstream and towards an application handler),
+ * pipelining (a few requests, thousands through an upstream and thousands of built-in responses, answered in
+ * order at a constant stack depth), WebSocket upgrades accepted and refused, response framing
+ * (Content-Length, chunked, until close, HEAD, 204), and the body idle timeout (a slow upload that makes
+ * steady progress outlives the idle timeout many times over). Skips (77) when the engine cannot start
+ * (io_uring unavailable).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,7 +29,7 @@
 
 #define IDLE_MS 400 /* the engine's idle timeout in this test: short, so a stall is seen quickly */
 
-/* ---- helpers ------------------------------------------------------------------------------------ */
+/* ---- helpers ------------------------------------------------------------------------------------- */
 
 static uint64_t now_ms(void)
 {
@@ -83,7 +83,7 @@ static const char *find_hdr(const char *head, const char *name, size_t *vlen)
     return NULL;
 }
 
-/* ---- the test upstream: one thread per connection, keep-alive, answers by path ------------------ */
+/* ---- the test upstream: one thread per connection, keep-alive, answers by path ------------------- */
 
 static struct {
     int lfd;
@@ -171,7 +171,8 @@ static void *upstream_conn(void *arg)
                    strcmp(path, "/101-h2c") == 0) {
             const char *tok = strcmp(path, "/ws") == 0 ? "websocket" : "h2c";
             on = snprintf(out, sizeof(out),
-                          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n",
+                          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "
+                          "%s\r\nConnection: Upgrade\r\n\r\n",
                           tok);
             if (send_all(fd, out, (size_t)on)) upstream_echo_raw(fd, buf, len);
             goto out;
@@ -206,7 +207,7 @@ static void *upstream_accept(void *arg)
     }
 }
 
-/* ---- the relay: routes, application handler, control thread ------------------------------------ */
+/* ---- the relay: routes, application handler, control thread -------------------------------------- */
 
 static struct op_tcp_route up_route;
 static atomic_uintptr_t route_sp_min, route_sp_max; /* stack addresses seen by the route function */
@@ -288,7 +289,7 @@ static struct op_engine *start_relay(struct op_listener_conf *lc, struct op_http
     return e;
 }
 
-/* ---- the client --------------------------------------------------------------------------------- */
+/* ---- the client ---------------------------------------------------------------------------------- */
 
 struct cli {
     int fd;
@@ -424,11 +425,12 @@ static void get_last(char *upg, char *conn)
     pthread_mutex_unlock(&up.mu);
 }
 
-/* ---- tests -------------------------------------------------------------------------------------- */
+/* ---- tests --------------------------------------------------------------------------------------- */
 
 static void test_basic_and_framing(void)
 {
-    printf("responses framed by length, chunked, until close, HEAD and 204 reach the client intact\n");
+    printf("responses framed by length, chunked, until close, HEAD and 204 reach "
+           "the client intact\n");
     struct cli *c = cli_open();
     struct resp r;
     CHECK(cli_send(c, "GET /plain HTTP/1.1\r\nHost: a\r\n\r\n"), "send");
@@ -459,16 +461,20 @@ static void test_interim(void)
     CHECK(cli_response(c, false, &r) && r.status == 200 && body_is(&r, "early-ok"), "after 103: %d '%s'",
           r.status, r.body);
 
-    printf("100-continue: the upstream's 100 reaches the client, then the body goes up\n");
-    CHECK(cli_send(c, "POST /cont HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"),
+    printf("100-continue: the upstream's 100 reaches the client, then the body "
+           "goes up\n");
+    CHECK(cli_send(c, "POST /cont HTTP/1.1\r\nHost: a\r\nExpect: "
+                      "100-continue\r\nContent-Length: 5\r\n\r\n"),
           "send");
     CHECK(cli_response(c, false, &r) && r.status == 100, "100 from upstream: %d", r.status);
     CHECK(cli_send(c, "hello"), "send body");
     CHECK(cli_response(c, false, &r) && r.status == 200 && body_is(&r, "POST /cont n=5"),
           "after 100: %d '%s'", r.status, r.body);
 
-    printf("100-continue: for an application handler the relay answers 100 itself\n");
-    CHECK(cli_send(c, "POST /app/x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"),
+    printf("100-continue: for an application handler the relay answers 100 "
+           "itself\n");
+    CHECK(cli_send(c, "POST /app/x HTTP/1.1\r\nHost: a\r\nExpect: "
+                      "100-continue\r\nContent-Length: 4\r\n\r\n"),
           "send");
     CHECK(cli_response(c, false, &r) && r.status == 100, "100 from relay: %d", r.status);
     CHECK(cli_send(c, "abcd"), "send body");
@@ -479,11 +485,14 @@ static void test_interim(void)
 
 static void test_pipelining_small(void)
 {
-    printf("three pipelined requests (upstream, built-in, application) answered in order\n");
+    printf("three pipelined requests (upstream, built-in, application) answered "
+           "in order\n");
     struct cli *c = cli_open();
     struct resp r;
-    CHECK(cli_send(c, "GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /b/two HTTP/1.1\r\nHost: a\r\n\r\n"
-                      "GET /app/three HTTP/1.1\r\nHost: a\r\n\r\nGET /four HTTP/1.1\r\nHost: a\r\n\r\n"),
+    CHECK(cli_send(c, "GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /b/two "
+                      "HTTP/1.1\r\nHost: a\r\n\r\n"
+                      "GET /app/three HTTP/1.1\r\nHost: a\r\n\r\nGET /four "
+                      "HTTP/1.1\r\nHost: a\r\n\r\n"),
           "send");
     CHECK(cli_response(c, false, &r) && body_is(&r, "GET /one n=0"), "1: '%s'", r.body);
     CHECK(cli_response(c, false, &r) && body_is(&r, "/b/two"), "2: '%s'", r.body);
@@ -492,9 +501,81 @@ static void test_pipelining_small(void)
     cli_close(c);
 }
 
-static const char ws_head[] =
-    "Host: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+struct burst {
+    int fd;
+    char *data;
+    size_t len;
+    bool ok;
+};
+
+static void *burst_sender(void *arg)
+{
+    struct burst *b = arg;
+    ssize_t k = send(b->fd, b->data, b->len, MSG_NOSIGNAL); /* one write; blocks until all is taken */
+    b->ok = k == (ssize_t)b->len || (k > 0 && send_all(b->fd, b->data + k, b->len - (size_t)k));
+    return NULL;
+}
+
+/* n pipelined GETs in one write; every one must be answered 200, in order. */
+static int pipeline_burst(const char *prefix, int n, bool builtin)
+{
+    struct cli *c = cli_open();
+    struct burst b = {.fd = c->fd, .data = malloc((size_t)n * 64)};
+    for (int i = 0; i < n; i++)
+        b.len += (size_t)sprintf(b.data + b.len, "GET %s%d HTTP/1.1\r\nHost: a\r\n\r\n", prefix, i);
+    pthread_t t;
+    pthread_create(&t, NULL, burst_sender, &b);
+    int answered = 0;
+    struct resp r;
+    for (int i = 0; i < n; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), builtin ? "%s%d" : "GET %s%d n=0", prefix, i);
+        if (!cli_response(c, false, &r) || r.status != 200 || !body_is(&r, want)) {
+            printf("  response %d: status %d body '%.*s', want '%s'\n", i, r.status, (int)r.body_len, r.body,
+                   want);
+            break;
+        }
+        answered++;
+    }
+    shutdown(c->fd, SHUT_RDWR);
+    pthread_join(t, NULL);
+    cli_close(c);
+    free(b.data);
+    return answered;
+}
+
+static void test_pipelining_upstream(void)
+{
+    static const int sizes[] = {1100, 5000};
+    for (size_t k = 0; k < OP_ARRAY_LEN(sizes); k++) {
+        int n = sizes[k];
+        printf("%d pipelined GETs in one write through the upstream: all 200, in "
+               "order\n",
+               n);
+        int before = atomic_load(&up.requests);
+        int got = pipeline_burst("/p", n, false);
+        CHECK(got == n, "%d of %d answered in order", got, n);
+        CHECK(atomic_load(&up.requests) - before == n, "upstream saw %d requests, want %d",
+              atomic_load(&up.requests) - before, n);
+    }
+}
+
+static void test_pipelining_builtin(void)
+{
+    printf("5000 pipelined built-in responses in one write: all answered, in "
+           "order, without recursion\n");
+    atomic_store(&route_sp_min, 0);
+    atomic_store(&route_sp_max, 0);
+    int got = pipeline_burst("/b/", 5000, true);
+    CHECK(got == 5000, "%d of 5000 answered in order", got);
+    uintptr_t depth = atomic_load(&route_sp_max) - atomic_load(&route_sp_min);
+    CHECK(depth < 8192, "the route function ran at stack depths %zu bytes apart (requests nest)",
+          (size_t)depth);
+}
+
+static const char ws_head[] = "Host: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
+                              "13\r\n\r\n";
 
 static void test_upgrade_websocket(void)
 {
@@ -515,7 +596,8 @@ static void test_upgrade_websocket(void)
           c->len);
     cli_close(c);
 
-    printf("WebSocket upgrade refused by the upstream: no tunnel, the connection stays HTTP\n");
+    printf("WebSocket upgrade refused by the upstream: no tunnel, the connection "
+           "stays HTTP\n");
     c = cli_open();
     snprintf(req, sizeof(req), "GET /ws-refuse HTTP/1.1\r\n%s", ws_head);
     CHECK(cli_send(c, req), "send");
@@ -528,8 +610,8 @@ static void test_upgrade_websocket(void)
 
 static void test_slow_upload(void)
 {
-    /* 30 pieces of 1 KiB, one every 100 ms: 3 s in all, 7.5 times the idle
-     * timeout, but never idle for more than a quarter of it. */
+    /* 30 pieces of 1 KiB, one every 100 ms: 3 s in all, 7.5 times the idle timeout, but never idle for
+     * more than a quarter of it. */
     enum { PIECES = 30, PIECE = 1024, GAP_MS = 100 };
     printf("a slow upload (1 KiB every %d ms for %d ms, idle timeout %d ms) "
            "reaches the upstream whole\n",
@@ -601,6 +683,8 @@ int main(void)
     test_basic_and_framing();
     test_interim();
     test_pipelining_small();
+    test_pipelining_builtin();
+    test_pipelining_upstream();
     test_upgrade_websocket();
     test_body_stall();
     test_slow_upload();
