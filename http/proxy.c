@@ -43,7 +43,8 @@ struct http_state {
     const struct sockaddr *up_addr;
     socklen_t up_addrlen;
     struct op_app_job *job;
-    uint64_t req_start_us; /* head parsed; 0 when no request is being timed */
+    const char *upgrade_tok; /* the allowed token the request asked to upgrade to (NULL: none) */
+    uint64_t req_start_us;   /* head parsed; 0 when no request is being timed */
 };
 
 /* Parsed heads are large (100 header spans): one per worker thread, used only inside a callback. */
@@ -60,12 +61,15 @@ static inline const struct op_http_conf *hconf(struct op_conn *c)
     return op_conn_proto_ctx(c);
 }
 
+static const char *const default_upgrade_tokens[] = {"websocket", NULL};
+
 void op_http_conf_init(struct op_http_conf *conf)
 {
     memset(conf, 0, sizeof(*conf));
     conf->max_app_body = 1u << 20;
     conf->head_ms = 10000;
     conf->keepalive_ms = 60000;
+    conf->upgrade_tokens = default_upgrade_tokens;
 }
 
 const uint64_t op_http_dur_bounds_us[OP_HTTP_DUR_BUCKETS - 1] = {
@@ -80,6 +84,16 @@ static struct op_http_stats *wstats(struct op_conn *c)
 const struct op_http_stats *op_http_worker_stats(const struct op_engine *e, int worker)
 {
     return op_engine_proto_state(e, worker, &op_proto_http);
+}
+
+/* The allowed token that the Upgrade value v names, or NULL. v must be exactly one token: a list
+ * ("websocket, h2c") is not an upgrade we relay. */
+static const char *upgrade_allowed(const struct op_http_conf *cf, op_span_t v)
+{
+    const char *const *toks = cf->upgrade_tokens ? cf->upgrade_tokens : default_upgrade_tokens;
+    for (; *toks; toks++)
+        if (strlen(*toks) == v.len && strncasecmp(v.p, *toks, v.len) == 0) return *toks;
+    return NULL;
 }
 
 static void process_head(struct op_conn *c);
@@ -466,21 +480,29 @@ static void process_head(struct op_conn *c)
     st->client_minor = (uint8_t)req->version_minor;
     st->client_keep = req->keep_alive;
     st->head_req = req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
-    st->upgrade_req = req->upgrade;
     st->req_done = false;
     if (req->method.len == 7 && memcmp(req->method.p, "CONNECT", 7) == 0) {
         fail(c, 405, "CONNECT is not supported");
         return;
     }
-    if (req->upgrade && req->upgrade_proto.len == 9 &&
-        strncasecmp(req->upgrade_proto.p, "websocket", 9) == 0) {
+    const struct op_http_conf *cf = hconf(c);
+    /* Only the configured upgrade tokens are relayed. Any other upgrade (h2c, ...) is dropped and the
+     * request goes on as a plain one: Upgrade and Connection are hop-by-hop, so without req->upgrade
+     * the head written upstream carries neither (RFC 9110 §7.8 lets a server ignore Upgrade). */
+    st->upgrade_tok = req->upgrade ? upgrade_allowed(cf, req->upgrade_proto) : NULL;
+    if (req->upgrade && !st->upgrade_tok) {
+        op_debug("http", "w%d#%u upgrade to '%.*s' removed", op_worker_index(op_conn_worker(c)),
+                 op_conn_id(c), (int)req->upgrade_proto.len, req->upgrade_proto.p);
+        req->upgrade = false;
+    }
+    st->upgrade_req = req->upgrade;
+    if (st->upgrade_tok && strcmp(st->upgrade_tok, "websocket") == 0) {
         const char *why = NULL;
         if (op_h1_ws_check_request(req, &why) != 0) {
             fail(c, 400, why ? why : "invalid WebSocket handshake");
             return;
         }
     }
-    const struct op_http_conf *cf = hconf(c);
     struct op_route rt;
     memset(&rt, 0, sizeof(rt));
     if (cf->route) {
@@ -701,6 +723,12 @@ static int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
         if (resp->status == 101) {
             if (!st->upgrade_req) {
                 fail(c, 502, "upstream switched protocols without an upgrade request");
+                return 0;
+            }
+            const struct op_h1_header *uh = op_h1_find_header(resp->headers, resp->nheaders, "Upgrade");
+            if (!uh || strlen(st->upgrade_tok) != uh->value.len ||
+                strncasecmp(uh->value.p, st->upgrade_tok, uh->value.len) != 0) {
+                fail(c, 502, "upstream switched to a protocol other than the one requested");
                 return 0;
             }
             ssize_t hn = op_h1_write_response_head(resp, st->client_minor, false, hconf(c)->resp_extra,

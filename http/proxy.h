@@ -6,8 +6,9 @@
  * framing is tracked both ways, so a pipelined second request never rides to the first request's
  * upstream and the connection returns to reading heads only after the response is complete. A route is
  * one of: relay to an upstream address, answer from a built-in responder, or hand the whole request to
- * an application handler on the control thread (http/app.h). `Upgrade` requests switch the connection
- * to the engine's byte tunnel once the upstream answers 101.
+ * an application handler on the control thread (http/app.h). An `Upgrade` request for one of the
+ * configured tokens (op_http_conf.upgrade_tokens) switches the connection to the engine's byte tunnel
+ * once the upstream answers 101 with the same token; other upgrades are removed from the request.
  */
 #ifndef OP_HTTP_PROXY_H
 #define OP_HTTP_PROXY_H
@@ -54,6 +55,11 @@ struct op_http_conf {
     uint32_t head_ms;       /* a request head must be complete this long after its first byte (10 s) */
     uint32_t keepalive_ms;  /* an idle keep-alive connection is closed after this long (60 s) */
     const char *resp_extra; /* header lines added to every response we write (e.g. version headers) */
+    /* Upgrade tokens relayed to an upstream (NULL-terminated; default {"websocket"}; NULL = default).
+     * A request whose Upgrade value is not exactly one of them is forwarded as a plain request, without
+     * Upgrade and without the "upgrade" Connection option; "websocket" requests must also pass the
+     * handshake checks (400). A 101 whose Upgrade differs from the request's gets 502, no tunnel. */
+    const char *const *upgrade_tokens;
 };
 
 void op_http_conf_init(struct op_http_conf *conf);

@@ -157,6 +157,17 @@ ok "pipelined requests answered in order; a request inside a body stays a body"
 # WebSocket upgrade relayed end to end (frames up to 70 KB echoed).
 servers ws $P >"$T/ws.out" 2>&1 || { cat "$T/ws.out"; fail "websocket"; }
 ok "$(cat "$T/ws.out")"
+# Upgrades other than websocket are removed: the upstream gets a plain request without Upgrade and
+# without the "upgrade" Connection option, and answers it as one.
+for tok in h2c foo; do
+    resp=$(printf 'GET /up-%s HTTP/1.1\r\nHost: a\r\nUpgrade: %s\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: close\r\n\r\n' $tok $tok | raw $P)
+    echo "$resp" | python3 -c '
+import json, sys
+d = sys.stdin.read(); assert d.startswith("HTTP/1.1 200"), d
+h = {k.lower() for k, v in json.loads(d.split("\r\n\r\n", 1)[1])["headers"]}
+assert "upgrade" not in h and "connection" not in h and "http2-settings" not in h, h' || fail "Upgrade: $tok: $resp"
+done
+ok "Upgrade: h2c / foo removed; the request is served as a plain one"
 
 # Upstream dying mid-response: the client sees a truncated body (curl 18); the relay keeps serving.
 curl -sS -o /dev/null http://127.0.0.1:$P/die 2>"$T/die.err"; rc=$?

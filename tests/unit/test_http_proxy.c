@@ -3,10 +3,10 @@
  * runs in threads of this process, the engine runs one worker, and a blocking client speaks raw HTTP/1.1 to
  * it. Covers interim responses (1xx, 100-continue towards an upstream and towards an application handler),
  * pipelining (a few requests, thousands through an upstream and thousands of built-in responses, answered in
- * order at a constant stack depth), WebSocket upgrades accepted and refused, response framing
- * (Content-Length, chunked, until close, HEAD, 204), and the body idle timeout (a slow upload that makes
- * steady progress outlives the idle timeout many times over). Skips (77) when the engine cannot start
- * (io_uring unavailable).
+ * order at a constant stack depth), upgrades (WebSocket accepted and refused, h2c and unknown tokens
+ * stripped, a 101 that does not match the request), response framing (Content-Length, chunked, until close,
+ * HEAD, 204), and the body idle timeout (a slow upload that makes steady progress outlives the idle timeout
+ * many times over). Skips (77) when the engine cannot start (io_uring unavailable).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -638,6 +638,54 @@ static void test_slow_upload(void)
     cli_close(c);
 }
 
+static void test_upgrade_tokens(void)
+{
+    struct resp r;
+    char upg[128], conn[128], req[512];
+    struct cli *c;
+    static const char *const stripped[] = {"h2c", "foo", "websocket, h2c"};
+    for (size_t i = 0; i < OP_ARRAY_LEN(stripped); i++) {
+        printf("Upgrade: %s is removed: the upstream sees a plain request\n", stripped[i]);
+        c = cli_open();
+        snprintf(req, sizeof(req),
+                 "GET /plain-%zu HTTP/1.1\r\nHost: a\r\nUpgrade: %s\r\nConnection: "
+                 "Upgrade, HTTP2-Settings\r\n"
+                 "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+                 i, stripped[i]);
+        CHECK(cli_send(c, req), "send");
+        char want[64];
+        snprintf(want, sizeof(want), "GET /plain-%zu n=0", i);
+        CHECK(cli_response(c, false, &r) && r.status == 200 && body_is(&r, want), "%s: %d '%s'", stripped[i],
+              r.status, r.body);
+        get_last(upg, conn);
+        CHECK(strcmp(upg, "-") == 0 && strcasestr(conn, "upgrade") == NULL,
+              "%s: upstream saw Upgrade '%s' Connection '%s'", stripped[i], upg, conn);
+        CHECK(cli_send(c, "GET /next HTTP/1.1\r\nHost: a\r\n\r\n"), "send");
+        CHECK(cli_response(c, false, &r) && body_is(&r, "GET /next n=0"), "%s then: '%s'", stripped[i],
+              r.body);
+        cli_close(c);
+    }
+
+    printf("an h2c upgrade never becomes a tunnel, even when the upstream "
+           "answers 101\n");
+    c = cli_open();
+    CHECK(cli_send(c, "GET /101-h2c HTTP/1.1\r\nHost: a\r\nUpgrade: "
+                      "h2c\r\nConnection: Upgrade\r\n\r\n"),
+          "send");
+    CHECK(cli_response(c, false, &r) && r.status == 502, "h2c answered 101: client got %d", r.status);
+    CHECK(cli_sees_close(c, 2000), "connection not closed after the 502");
+    cli_close(c);
+
+    printf("a 101 whose Upgrade does not match the request's gets 502 and no "
+           "tunnel\n");
+    c = cli_open();
+    snprintf(req, sizeof(req), "GET /ws-mismatch HTTP/1.1\r\n%s", ws_head);
+    CHECK(cli_send(c, req), "send");
+    CHECK(cli_response(c, false, &r) && r.status == 502, "mismatching 101: client got %d", r.status);
+    CHECK(cli_sees_close(c, 2000), "connection not closed after the 502");
+    cli_close(c);
+}
+
 static void test_body_stall(void)
 {
     struct resp r;
@@ -686,6 +734,7 @@ int main(void)
     test_pipelining_builtin();
     test_pipelining_upstream();
     test_upgrade_websocket();
+    test_upgrade_tokens();
     test_body_stall();
     test_slow_upload();
 
