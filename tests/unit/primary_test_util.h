@@ -11,16 +11,8 @@
 #include "http/app.h"
 #include "primary/primary.h"
 
-static int t_failures;
-
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        bool ok_ = (cond);                                                                                   \
-        printf("%s ", ok_ ? "ok  " : "FAIL");                                                                \
-        printf(__VA_ARGS__);                                                                                 \
-        printf("%s\n", ok_ ? "" : "  <-- " #cond);                                                           \
-        if (!ok_) t_failures++;                                                                              \
-    } while (0)
+#define CHECK_PRINT_PASSES 1
+#include "tests/unit/check.h"
 
 struct t_resp {
     int status;

@@ -12,17 +12,7 @@
 
 #include "core/engine.h"
 #include "http/proxy.h"
-
-static int failures;
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            failures++;                                                                                      \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                      \
-            printf(__VA_ARGS__);                                                                             \
-            printf("\n");                                                                                    \
-        }                                                                                                    \
-    } while (0)
+#include "tests/unit/check.h"
 
 static atomic_int released;
 
@@ -91,6 +81,5 @@ int main(void)
     op_engine_free(e);
     CHECK(atomic_load(&released) == 1011, "released %d, want 1011", atomic_load(&released));
 
-    printf("%s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
-    return failures ? 1 : 0;
+    return check_report("engine retire");
 }

@@ -10,19 +10,7 @@
 #include <string.h>
 
 #include "http/h1.h"
-
-static int g_checks, g_failures;
-
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        g_checks++;                                                                                          \
-        if (!(cond)) {                                                                                       \
-            g_failures++;                                                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                      \
-            printf(__VA_ARGS__);                                                                             \
-            printf("\n");                                                                                    \
-        }                                                                                                    \
-    } while (0)
+#include "tests/unit/check.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 
@@ -1087,6 +1075,5 @@ int main(void)
     test_writers();
     test_head_writer();
     test_underscore_names();
-    printf("%d checks, %d failures\n", g_checks, g_failures);
-    return g_failures ? 1 : 0;
+    return check_report("h1 parser, body framing and head writers");
 }

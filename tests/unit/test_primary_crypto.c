@@ -7,24 +7,19 @@
 #include "primary/crypto.h"
 #include "primary/primary.h"
 
-static int failures;
+#define CHECK_PRINT_PASSES 1
+#include "tests/unit/check.h"
 
 static void check_hex(const char *what, const uint8_t *got, size_t len, const char *want)
 {
     char hex[257];
     op_hex_encode(got, len, hex);
-    bool ok = strcmp(hex, want) == 0;
-    printf("%s %s\n", ok ? "ok  " : "FAIL", what);
-    if (!ok) {
-        printf("  got  %s\n  want %s\n", hex, want);
-        failures++;
-    }
+    CHECK(strcmp(hex, want) == 0, "%s (got %s, want %s)", what, hex, want);
 }
 
 static void check(const char *what, bool ok)
 {
-    printf("%s %s\n", ok ? "ok  " : "FAIL", what);
-    if (!ok) failures++;
+    CHECK(ok, "%s", what);
 }
 
 int main(void)
@@ -106,6 +101,5 @@ int main(void)
           op_hex_decode("abc", 3, raw, 2) < 0 && op_hex_decode("zz", 2, raw, 1) < 0);
     check("ct_equal", op_ct_equal("abc", "abc", 3) && !op_ct_equal("abc", "abd", 3));
 
-    printf("%s\n", failures ? "FAILED" : "all passed");
-    return failures ? 1 : 0;
+    return check_report("primary crypto known answers");
 }

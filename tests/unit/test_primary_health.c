@@ -388,6 +388,5 @@ int main(void)
         free(targets[i].token);
     free(g_tok);
     nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
-    printf("%s (%d failures)\n", t_failures ? "FAILED" : "all passed", t_failures);
-    return t_failures ? 1 : 0;
+    return check_report("primary health checker");
 }

@@ -628,6 +628,5 @@ int main(void)
     free(alice);
     free(carol);
     nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
-    printf("%s (%d failures)\n", t_failures ? "FAILED" : "all passed", t_failures);
-    return t_failures ? 1 : 0;
+    return check_report("primary workspaces, users and agents");
 }

@@ -20,19 +20,8 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfio.h>
 
-static int g_fail, g_checks;
-
-/* Atomic counts: the session callbacks check too, and test_threads runs sessions on two threads. */
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        __atomic_fetch_add(&g_checks, 1, __ATOMIC_RELAXED);                                                  \
-        if (!(cond)) {                                                                                       \
-            __atomic_fetch_add(&g_fail, 1, __ATOMIC_RELAXED);                                                \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                                    \
-            fputc('\n', stderr);                                                                             \
-        }                                                                                                    \
-    } while (0)
+/* CHECK counts atomically: the session callbacks check too, and test_threads runs sessions on two threads. */
+#include "tests/unit/check.h"
 
 static char g_dir[256];
 
@@ -1230,6 +1219,5 @@ int main(void)
     }
     snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
     if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", g_dir);
-    printf("%d checks, %d failed\n", g_checks, g_fail);
-    return g_fail ? 1 : 0;
+    return check_report("tls");
 }
