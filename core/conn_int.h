@@ -14,10 +14,9 @@ enum {
     OP_CF_XPRT_READY = 1u << 2,  /* transport handshake done */
     OP_CF_FINISH = 1u << 3,      /* close once the client queue drains (graceful) */
     OP_CF_DRAIN_CLOSE = 1u << 4, /* engine is draining: protocol should not keep alive */
-    OP_CF_CANCELLED = 1u << 5,   /* cancel requests issued */
-    OP_CF_SPLICE = 1u << 6,      /* tunnel uses splice(2) */
-    OP_CF_LINGER = 1u << 7,      /* write side shut; reading and discarding until EOF */
-    OP_CF_NOTIFY = 1u << 8,      /* transport close notification queued */
+    OP_CF_SPLICE = 1u << 5,      /* tunnel uses splice(2) */
+    OP_CF_LINGER = 1u << 6,      /* write side shut; reading and discarding until EOF */
+    OP_CF_NOTIFY = 1u << 7,      /* transport close notification queued */
 };
 
 /* Per-side flags. */

@@ -193,6 +193,15 @@ static inline struct op_conn *slot_conn(struct op_worker *w, uint32_t slot)
 /* ---------------------------------------------------------------------------------------------- */
 /* submission helpers                                                                               */
 
+/* Latency and buffering options on a connected socket. Tuning only: a socket that refuses them still works,
+ * so a failure is not an error. */
+static void tune_socket(int fd)
+{
+    int one = 1, lowat = NOTSENT_LOWAT;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+}
+
 static struct io_uring_sqe *get_sqe(struct op_worker *w)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
@@ -335,10 +344,6 @@ struct op_engine *op_worker_engine(const struct op_worker *w)
 {
     return w->e;
 }
-bool op_worker_draining(const struct op_worker *w)
-{
-    return w->draining;
-}
 const struct op_timeouts *op_worker_timeouts(const struct op_worker *w)
 {
     return &w->e->conf.to;
@@ -411,10 +416,6 @@ void op_conn_set_xprt(struct op_conn *c, void *xprt)
 uint32_t op_conn_queued(const struct op_conn *c, enum op_side side)
 {
     return c->side[side].q.bytes;
-}
-uint64_t op_worker_now(const struct op_worker *w)
-{
-    return w->now;
 }
 bool op_conn_is_tls(const struct op_conn *c)
 {
@@ -592,10 +593,7 @@ int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len)
     if (c->state == OP_CS_CLOSING) return -ECANCELED;
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    int lowat = NOTSENT_LOWAT;
-    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+    tune_socket(fd);
     up->fd = fd;
     up->flags = OP_SF_CONNECTING;
     /* The sockaddr must stay valid until the kernel copied it: io_uring copies it at prep/issue time for
@@ -1088,10 +1086,7 @@ static void accept_conn(struct op_worker *w, int li, int fd)
     STAT_ADD(w, accepted, 1);
     STAT_ADD(w, active, 1);
 
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    int lowat = NOTSENT_LOWAT;
-    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+    tune_socket(fd);
 
     if (lc->xprt) {
         c->xops = lc->xprt;
@@ -1262,10 +1257,23 @@ static int make_listener(const struct op_listener_conf *lc, char *err, size_t er
         snprintf(err, errlen, "socket for %s: %s", lc->name, strerror(errno));
         return -errno;
     }
+    /* Every worker binds its own socket to the same address: without SO_REUSEPORT the second bind fails
+     * with a misleading "address in use", so a refused option is reported as itself. */
     int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (lc->addr.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    const char *opt = NULL;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
+        opt = "SO_REUSEADDR";
+    else if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+        opt = "SO_REUSEPORT";
+    else if (lc->addr.ss_family == AF_INET6 &&
+             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
+        opt = "IPV6_V6ONLY";
+    if (opt) {
+        int e = errno;
+        snprintf(err, errlen, "%s on %s: %s", opt, lc->name, strerror(e));
+        close(fd);
+        return -e;
+    }
     if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0) {
         int e = errno;
         snprintf(err, errlen, "bind %s: %s", lc->name, strerror(e));
@@ -1758,23 +1766,4 @@ int op_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *ou
     *outlen = pick->ai_addrlen;
     freeaddrinfo(res);
     return 0;
-}
-
-void op_format_addr(const struct sockaddr *sa, char *buf, size_t len)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-        port = ntohs(a->sin_port);
-        snprintf(buf, len, "%s:%d", ip, port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-        port = ntohs(a->sin6_port);
-        snprintf(buf, len, "[%s]:%d", ip, port);
-    } else {
-        snprintf(buf, len, "?");
-    }
 }

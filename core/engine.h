@@ -194,7 +194,6 @@ struct op_conn_ref op_conn_ref(const struct op_conn *c);
 OP_MUST_USE bool op_worker_deliver(struct op_worker *w, struct op_conn_ref ref, void *msg);
 int op_worker_index(const struct op_worker *w);
 struct op_engine *op_worker_engine(const struct op_worker *w);
-bool op_worker_draining(const struct op_worker *w);
 const struct op_timeouts *op_worker_timeouts(const struct op_worker *w);
 struct op_worker_stats *op_worker_stats(struct op_worker *w);
 /* The worker's block of per-worker state for a protocol / transport (worker thread only; the owner of the
@@ -265,13 +264,10 @@ void op_conn_set_state(struct op_conn *c, enum op_conn_state st);
 /* Client address as text ("127.0.0.1", "::1"). */
 int op_conn_peer_ip(const struct op_conn *c, char *buf, size_t len);
 bool op_conn_is_tls(const struct op_conn *c);
-uint64_t op_worker_now(const struct op_worker *w);
 
 /* Address helper: parses "host:port", "[v6]:port", ":port" (all interfaces) with getaddrinfo (numeric or
  * resolvable names; call off the hot path). 0 or -EINVAL with a reason in err. */
 OP_MUST_USE int op_parse_hostport(const char *s, struct sockaddr_storage *out, socklen_t *outlen, char *err,
                                   size_t errlen);
-/* Formats an address as "ip:port". */
-void op_format_addr(const struct sockaddr *sa, char *buf, size_t len);
 
 #endif
