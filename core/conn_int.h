@@ -7,34 +7,48 @@
 
 #include "core/engine.h"
 
-/* Per-connection flags word. */
+/* Per-connection flags word: X(name, bit). op_conn_flags_str() decodes it from the same table. */
+#define OP_CONN_FLAGS(X)                                                                                     \
+    X(TUNNEL, 0)      /* engine relays both ways without the protocol */                                     \
+    X(TLS, 1)         /* client leg has a transport */                                                       \
+    X(XPRT_READY, 2)  /* transport handshake done */                                                         \
+    X(FINISH, 3)      /* close once the client queue drains (graceful) */                                    \
+    X(DRAIN_CLOSE, 4) /* engine is draining: protocol should not keep alive */                               \
+    X(SPLICE, 5)      /* tunnel uses splice(2) */                                                            \
+    X(LINGER, 6)      /* write side shut; reading and discarding until EOF */                                \
+    X(NOTIFY, 7)      /* transport close notification queued */
+
+/* Per-side flags word: X(name, bit). op_side_flags_str() decodes it. */
+#define OP_SIDE_FLAGS(X)                                                                                     \
+    X(RECV, 0)          /* recv in flight */                                                                 \
+    X(SEND, 1)          /* send in flight */                                                                 \
+    X(EOF, 2)           /* peer sent FIN (or error) */                                                       \
+    X(SHUT_WANT, 3)     /* shut our write side once the queue drains */                                      \
+    X(SHUT_DONE, 4)     /* shutdown(SHUT_WR) issued */                                                       \
+    X(PAUSED, 5)        /* protocol asked not to read this side */                                           \
+    X(WAITBUF, 6)       /* recv got -ENOBUFS; waiting for buffers */                                         \
+    X(CONNECTING, 7)    /* upstream connect in flight */                                                     \
+    X(SPLICE_IN, 8)     /* socket -> pipe splice in flight */                                                \
+    X(SPLICE_OUT, 9)    /* pipe -> socket splice in flight */                                                \
+    X(POLL, 10)         /* poll for readability in flight (splice path) */                                   \
+    X(BACKPRESSURE, 11) /* not read: the other side's queue went over the high watermark */                  \
+    X(NONEMPTY, 12)     /* the last receive left data in the socket */
+
 enum {
-    OP_CF_TUNNEL = 1u << 0,      /* engine relays both ways without the protocol */
-    OP_CF_TLS = 1u << 1,         /* client leg has a transport */
-    OP_CF_XPRT_READY = 1u << 2,  /* transport handshake done */
-    OP_CF_FINISH = 1u << 3,      /* close once the client queue drains (graceful) */
-    OP_CF_DRAIN_CLOSE = 1u << 4, /* engine is draining: protocol should not keep alive */
-    OP_CF_SPLICE = 1u << 5,      /* tunnel uses splice(2) */
-    OP_CF_LINGER = 1u << 6,      /* write side shut; reading and discarding until EOF */
-    OP_CF_NOTIFY = 1u << 7,      /* transport close notification queued */
+#define OP_CF_ENUM_(name, bit) OP_CF_##name = 1u << (bit),
+    OP_CONN_FLAGS(OP_CF_ENUM_)
+#undef OP_CF_ENUM_
+};
+enum {
+#define OP_SF_ENUM_(name, bit) OP_SF_##name = 1u << (bit),
+    OP_SIDE_FLAGS(OP_SF_ENUM_)
+#undef OP_SF_ENUM_
 };
 
-/* Per-side flags. */
-enum {
-    OP_SF_RECV = 1u << 0,      /* recv in flight */
-    OP_SF_SEND = 1u << 1,      /* send in flight */
-    OP_SF_EOF = 1u << 2,       /* peer sent FIN (or error) */
-    OP_SF_SHUT_WANT = 1u << 3, /* shut our write side once the queue drains */
-    OP_SF_SHUT_DONE = 1u << 4,
-    OP_SF_PAUSED = 1u << 5,  /* protocol asked not to read this side */
-    OP_SF_WAITBUF = 1u << 6, /* recv got -ENOBUFS; waiting for buffers */
-    OP_SF_CONNECTING = 1u << 7,
-    OP_SF_SPLICE_IN = 1u << 8, /* socket -> pipe splice in flight */
-    OP_SF_SPLICE_OUT = 1u << 9,
-    OP_SF_POLL = 1u << 10,         /* poll for readability in flight (splice path) */
-    OP_SF_BACKPRESSURE = 1u << 11, /* not read: the other side's queue went over the high watermark */
-    OP_SF_NONEMPTY = 1u << 12,     /* the last receive left data in the socket */
-};
+/* Decode a flags word into buf as "NAME|NAME|0x..." (unknown bits in hex; "0" when none is set), for
+ * debug logs. Return buf, always NUL-terminated (cut short when len is too small). */
+const char *op_conn_flags_str(uint32_t flags, char *buf, size_t len);
+const char *op_side_flags_str(uint32_t flags, char *buf, size_t len);
 
 /* A queued piece of outgoing data: a provided receive buffer (zero-copy forward) or a pool chunk. */
 struct op_seg {

@@ -172,12 +172,51 @@ static void conn_try_free(struct op_conn *c);
 static void accept_resume(struct op_worker *w);
 static void handle_timer(struct op_timer *t);
 
-static const char *const state_names[] = {"free",  "handshake",   "open",   "connect",
-                                          "relay", "half-closed", "closing"};
-_Static_assert(OP_ARRAY_LEN(state_names) == OP_CS_CLOSING + 1, "one name per connection state");
+static const char *const state_names[] = {
+#define STATE_NAME_(name, str) [OP_CS_##name] = str,
+    OP_CONN_STATES(STATE_NAME_)
+#undef STATE_NAME_
+};
 const char *op_conn_state_str(enum op_conn_state st)
 {
     return (unsigned)st < OP_ARRAY_LEN(state_names) ? state_names[st] : "?";
+}
+
+struct flag_name {
+    uint32_t bit;
+    const char *name;
+};
+static const struct flag_name conn_flag_names[] = {
+#define FLAG_NAME_(name, bit) {1u << (bit), #name},
+    OP_CONN_FLAGS(FLAG_NAME_)};
+static const struct flag_name side_flag_names[] = {OP_SIDE_FLAGS(FLAG_NAME_)};
+#undef FLAG_NAME_
+
+static const char *flags_str(const struct flag_name *names, size_t n, uint32_t flags, char *buf, size_t len)
+{
+    size_t at = 0;
+    if (!len) return buf;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && at < len; i++) {
+        if (!(flags & names[i].bit)) continue;
+        flags &= ~names[i].bit;
+        int k = snprintf(buf + at, len - at, "%s%s", at ? "|" : "", names[i].name);
+        at += k > 0 ? (size_t)k : 0;
+    }
+    if (flags && at < len) {
+        int k = snprintf(buf + at, len - at, "%s0x%x", at ? "|" : "", flags);
+        at += k > 0 ? (size_t)k : 0;
+    }
+    if (at == 0) snprintf(buf, len, "0");
+    return buf;
+}
+const char *op_conn_flags_str(uint32_t flags, char *buf, size_t len)
+{
+    return flags_str(conn_flag_names, OP_ARRAY_LEN(conn_flag_names), flags, buf, len);
+}
+const char *op_side_flags_str(uint32_t flags, char *buf, size_t len)
+{
+    return flags_str(side_flag_names, OP_ARRAY_LEN(side_flag_names), flags, buf, len);
 }
 
 static inline struct conn_priv *conn_priv(struct op_conn *c)
@@ -609,7 +648,13 @@ int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len)
 void op_conn_close(struct op_conn *c, const char *reason)
 {
     if (c->state == OP_CS_CLOSING || c->state == OP_CS_FREE) return;
-    op_debug("conn", "w%d#%u close in %s: %s", c->w->idx, c->slot, op_conn_state_str(c->state), reason);
+    if (op_log_enabled(OP_LOG_DEBUG)) {
+        char f[128], cf[160], uf[160];
+        op_debug("conn", "w%d#%u close in %s [%s] cli [%s] up [%s]: %s", c->w->idx, c->slot,
+                 op_conn_state_str(c->state), op_conn_flags_str(c->flags, f, sizeof(f)),
+                 op_side_flags_str(c->side[OP_CLI].flags, cf, sizeof(cf)),
+                 op_side_flags_str(c->side[OP_UP].flags, uf, sizeof(uf)), reason);
+    }
     c->state = OP_CS_CLOSING;
     op_timer_cancel(&c->w->wheel, &c->timer);
     if (c->side[OP_CLI].inflight || c->side[OP_UP].inflight) /* splice ops may sit on the other fd */

@@ -36,16 +36,23 @@ enum op_side { OP_CLI = 0, OP_UP = 1 };
 #define OP_ENGINE_MAX_WORKERS 64 /* op_engine_conf.workers is capped at this */
 
 /* Connection life cycle, as far as core knows it. Protocols keep their own finer states (e.g. which part
- * of a request they are reading) in their per-connection state. Printable with op_conn_state_str(). */
+ * of a request they are reading) in their per-connection state. One table gives both the enum and the
+ * names op_conn_state_str() prints: X(name, "printed name"). */
+#define OP_CONN_STATES(X)                                                                                    \
+    X(FREE, "free")           /* slot unused */                                                              \
+    X(HANDSHAKE, "handshake") /* transport handshake (TLS) in progress */                                    \
+    X(OPEN, "open")           /* transport ready; the protocol owns the connection */                        \
+    X(CONNECT, "connect")     /* upstream connect in flight */                                               \
+    X(RELAY, "relay")         /* bytes flowing between client and upstream */                                \
+    X(HALF, "half-closed")    /* one direction finished (FIN propagated), the other still flowing */         \
+    X(CLOSING, "closing")     /* cancelling in-flight operations; freed when none remain */
+
 enum op_conn_state {
-    OP_CS_FREE = 0,
-    OP_CS_HANDSHAKE, /* transport handshake (TLS) in progress */
-    OP_CS_OPEN,      /* transport ready; the protocol owns the connection (reading, deciding, waiting) */
-    OP_CS_CONNECT,   /* upstream connect in flight */
-    OP_CS_RELAY,     /* bytes flowing between client and upstream */
-    OP_CS_HALF,      /* one direction finished (FIN propagated), the other still flowing */
-    OP_CS_CLOSING,   /* cancelling in-flight operations; freed when none remain */
+#define OP_CS_ENUM_(name, str) OP_CS_##name,
+    OP_CONN_STATES(OP_CS_ENUM_)
+#undef OP_CS_ENUM_
 };
+/* The state's printed name ("?" for a value outside the enum). */
 const char *op_conn_state_str(enum op_conn_state st);
 
 /* What a transport's input() reports to the engine. */

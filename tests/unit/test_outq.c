@@ -83,6 +83,28 @@ int main(void)
               TAG_SLOT(t) == 0xFFFFFFF0u,
           "tag round trip");
     CHECK(strcmp(op_conn_state_str(OP_CS_HALF), "half-closed") == 0, "state names");
+    CHECK(strcmp(op_conn_state_str(OP_CS_OPEN), "open") == 0, "state names");
+    CHECK(strcmp(op_conn_state_str((enum op_conn_state)99), "?") == 0, "unknown state");
+    for (int st = OP_CS_FREE; st <= OP_CS_CLOSING; st++)
+        CHECK(op_conn_state_str((enum op_conn_state)st) &&
+                  strcmp(op_conn_state_str((enum op_conn_state)st), "?"),
+              "state %d has a name", st);
+
+    /* Flags decoders: names in bit order, unknown bits in hex, "0" for none, never overrun. */
+    char fb[64];
+    CHECK(strcmp(op_conn_flags_str(OP_CF_TUNNEL | OP_CF_TLS, fb, sizeof(fb)), "TUNNEL|TLS") == 0, "flags: %s",
+          fb);
+    CHECK(strcmp(op_conn_flags_str(OP_CF_NOTIFY | (1u << 20), fb, sizeof(fb)), "NOTIFY|0x100000") == 0,
+          "unknown flag bits: %s", fb);
+    CHECK(strcmp(op_conn_flags_str(0, fb, sizeof(fb)), "0") == 0, "no flags: %s", fb);
+    CHECK(strcmp(op_side_flags_str(OP_SF_RECV | OP_SF_EOF | OP_SF_BACKPRESSURE, fb, sizeof(fb)),
+                 "RECV|EOF|BACKPRESSURE") == 0,
+          "side flags: %s", fb);
+    char tiny[8];
+    memset(tiny, 'x', sizeof(tiny));
+    op_conn_flags_str(OP_CF_XPRT_READY | OP_CF_DRAIN_CLOSE, tiny, sizeof(tiny));
+    CHECK(memchr(tiny, '\0', sizeof(tiny)) != NULL && strncmp(tiny, "XPRT_RE", 7) == 0, "truncated: %.8s",
+          tiny);
 
     free(w.chunk_mem);
     free(w.free_chunks);
