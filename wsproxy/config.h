@@ -2,7 +2,8 @@
  * wsproxy/config.h — configuration of `outpost wsproxy server`.
  *
  * ONE option table (op_ws_opts) drives everything: command-line parsing, CODER_* environment variables,
- * the YAML config file (dotted keys), defaults, validation, `--help`, `--write-config` and `--check`.
+ * the YAML config file (dotted keys), defaults, validation, `--help`, `--write-config` and `--check`;
+ * the machinery is the shared one of util/options.h, this file names the proxy's table and rules.
  *
  * Precedence, highest first: flag > env-file (--env-file, re-read on SIGHUP) > environment > YAML
  * (--config / CODER_CONFIG_PATH) > default. Every value is kept as text (string arrays comma-joined);
@@ -11,30 +12,7 @@
 #ifndef OP_WSPROXY_CONFIG_H
 #define OP_WSPROXY_CONFIG_H
 
-#include <stdio.h>
-
-#include "core/common.h"
-
-enum op_ws_type {
-    OP_WT_STRING,
-    OP_WT_URL,      /* http:// or https:// with a host */
-    OP_WT_HOSTPORT, /* "host:port"; empty = off */
-    OP_WT_BOOL,
-    OP_WT_INT,
-    OP_WT_DURATION, /* Go style: 500ms, 10s, 1m, 1h30m */
-    OP_WT_STRINGS,  /* string array: repeatable flag, comma-separated env, YAML sequence */
-    OP_WT_FILES,    /* string array of readable files */
-    OP_WT_FILE,     /* one readable file */
-    OP_WT_ENUM,     /* one of ws_opt.choices ("a|b|c") */
-    OP_WT_WILDCARD, /* wildcard hostname pattern (reference §6.3) */
-};
-
-enum {
-    OP_WF_REQUIRED = 1u << 0,
-    OP_WF_SECRET = 1u << 1, /* never logged */
-    OP_WF_HIDDEN = 1u << 2, /* accepted, not listed by --help */
-    OP_WF_ACTION = 1u << 3, /* command-line only (--help, --check, --write-config) */
-};
+#include "util/options.h"
 
 /* Option ids: the order of the table. */
 enum op_ws_opt_id {
@@ -90,51 +68,58 @@ enum op_ws_opt_id {
     OP_WO_COUNT
 };
 
-struct op_ws_opt {
-    const char *flag; /* without the leading "--" */
-    const char *env;  /* NULL = none */
-    const char *yaml; /* dotted key, NULL = none */
-    const char *def;  /* default as text, NULL = unset */
-    enum op_ws_type type;
-    const char *choices; /* OP_WT_ENUM: "a|b|c" */
-    unsigned flags;
-    const char *help;
-};
+extern const struct op_opt op_ws_opts[OP_WO_COUNT];
+extern const struct op_optset op_ws_optset;
 
-extern const struct op_ws_opt op_ws_opts[OP_WO_COUNT];
-
-enum op_ws_src { OP_WS_UNSET = 0, OP_WS_DEFAULT, OP_WS_YAML, OP_WS_ENV, OP_WS_ENVFILE, OP_WS_FLAG };
-
-struct op_ws_conf {
-    char *val[OP_WO_COUNT]; /* effective value (malloc'd), NULL = unset */
-    enum op_ws_src src[OP_WO_COUNT];
-};
-
-/* Loads the configuration from argv (argv[0] is the command name), the environment, the env-file and
- * the YAML file, then applies defaults. Does not validate values (op_ws_conf_validate does). Returns 0,
- * or EX_USAGE / EX_CONFIG with a message naming the option in err. */
-int op_ws_conf_load(struct op_ws_conf *c, int argc, char **argv, char *err, size_t errlen);
+/* Loads the configuration (op_conf_load over op_ws_optset). Does not validate values. Returns 0, or
+ * EX_USAGE / EX_CONFIG with a message naming the option in err. */
+static inline int op_ws_conf_load(struct op_conf *c, int argc, char **argv, char *err, size_t errlen)
+{
+    return op_conf_load(c, &op_ws_optset, argc, argv, err, errlen);
+}
 /* Checks every value (types, URL schemes, readable files, addresses, wildcard rules, combinations,
  * required options). Does not bind or connect. Returns 0 or EX_CONFIG with the reason in err. */
-int op_ws_conf_validate(const struct op_ws_conf *c, char *err, size_t errlen);
-void op_ws_conf_free(struct op_ws_conf *c);
+int op_ws_conf_validate(const struct op_conf *c, char *err, size_t errlen);
+static inline void op_ws_conf_free(struct op_conf *c)
+{
+    op_conf_free(c);
+}
 
-/* Typed reads (after validation). str: "" when unset. */
-const char *op_ws_str(const struct op_ws_conf *c, enum op_ws_opt_id id);
-bool op_ws_bool(const struct op_ws_conf *c, enum op_ws_opt_id id);
-long op_ws_int(const struct op_ws_conf *c, enum op_ws_opt_id id);
-/* Duration in milliseconds; -1 if unset or invalid. */
-long long op_ws_duration_ms(const struct op_ws_conf *c, enum op_ws_opt_id id);
-/* Splits a string array into at most max malloc'd-free views stored in buf (buf gets a copy). Returns the
- * number of items. */
-int op_ws_list(const struct op_ws_conf *c, enum op_ws_opt_id id, char *buf, size_t buflen, const char **out,
-               int max);
+/* Typed reads (after validation), see util/options.h. */
+static inline const char *op_ws_str(const struct op_conf *c, enum op_ws_opt_id id)
+{
+    return op_conf_str(c, (int)id);
+}
+static inline bool op_ws_bool(const struct op_conf *c, enum op_ws_opt_id id)
+{
+    return op_conf_bool(c, (int)id);
+}
+static inline long op_ws_int(const struct op_conf *c, enum op_ws_opt_id id)
+{
+    return op_conf_int(c, (int)id);
+}
+static inline long long op_ws_duration_ms(const struct op_conf *c, enum op_ws_opt_id id)
+{
+    return op_conf_duration_ms(c, (int)id);
+}
+static inline int op_ws_list(const struct op_conf *c, enum op_ws_opt_id id, char *buf, size_t buflen,
+                             const char **out, int max)
+{
+    return op_conf_list(c, (int)id, buf, buflen, out, max);
+}
 
-/* Prints the --help text (every visible option with its flag, env and YAML key). */
-void op_ws_print_help(FILE *out);
-/* Prints the option reference as Markdown (docs/wsproxy-server.md is this output). */
-void op_ws_print_markdown(FILE *out);
-/* Prints the effective configuration as YAML (every option with a YAML key, except secrets). */
-void op_ws_write_yaml(const struct op_ws_conf *c, FILE *out);
+/* --help, the Markdown reference (docs/wsproxy-server.md is this output), --write-config. */
+static inline void op_ws_print_help(FILE *out)
+{
+    op_conf_print_help(&op_ws_optset, out);
+}
+static inline void op_ws_print_markdown(FILE *out)
+{
+    op_conf_print_markdown(&op_ws_optset, out);
+}
+static inline void op_ws_write_yaml(const struct op_conf *c, FILE *out)
+{
+    op_conf_write_yaml(c, out);
+}
 
 #endif

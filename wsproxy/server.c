@@ -30,7 +30,7 @@ double op_wsp_wall_now(void)
 
 /* ---- configuration application ------------------------------------------------------------------- */
 
-static void apply_logging(const struct op_ws_conf *c)
+static void apply_logging(const struct op_conf *c)
 {
     enum op_log_level lvl = OP_LOG_INFO;
     op_log_parse_level(op_ws_str(c, OP_WO_LOG_LEVEL), &lvl);
@@ -67,7 +67,7 @@ static void set_client(struct ws *w)
     w->cl.key_file = op_ws_str(&w->conf, OP_WO_TLS_CLIENT_KEY_FILE);
 }
 
-static int make_tls_ctx(const struct op_ws_conf *c, void **out, char *err, size_t errlen)
+static int make_tls_ctx(const struct op_conf *c, void **out, char *err, size_t errlen)
 {
     char b1[4096], b2[4096];
     const char *certs[OP_TLS_MAX_CERTS], *keys[OP_TLS_MAX_CERTS];
@@ -89,7 +89,7 @@ static const enum op_ws_opt_id restart_only[] = {
 static int reload(void *arg)
 {
     struct ws *w = arg;
-    struct op_ws_conf nc;
+    struct op_conf nc;
     char err[768];
     int rc = op_ws_conf_load(&nc, w->argc, w->argv, err, sizeof(err));
     if (rc == 0) rc = op_ws_conf_validate(&nc, err, sizeof(err));

@@ -37,7 +37,7 @@ struct snap {
 };
 
 struct ws {
-    struct op_ws_conf conf;
+    struct op_conf conf;
     int argc;
     char **argv;
     char primary[1024]; /* without trailing '/' */

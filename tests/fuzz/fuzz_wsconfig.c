@@ -29,22 +29,22 @@ static void write_all(const char *p, const uint8_t *d, size_t n)
     fclose(f);
 }
 
-static void roundtrip(const struct op_ws_conf *c)
+static void roundtrip(const struct op_conf *c)
 {
     FILE *f = fopen(path2, "w");
     ASSERT(f);
     op_ws_write_yaml(c, f);
     fclose(f);
-    struct op_ws_conf c2;
+    struct op_conf c2;
     char err[512];
     char *argv[] = {"server", "--config", path2, NULL};
     int rc = op_ws_conf_load(&c2, 3, argv, err, sizeof(err));
     ASSERT(rc == 0);
     for (int i = 0; i < OP_WO_COUNT; i++) {
-        const struct op_ws_opt *o = &op_ws_opts[i];
-        if (!o->yaml || (o->flags & OP_WF_SECRET) || o->type == OP_WT_BOOL || o->type == OP_WT_INT)
+        const struct op_opt *o = &op_ws_opts[i];
+        if (!o->yaml || (o->flags & OP_OF_SECRET) || o->type == OP_OT_BOOL || o->type == OP_OT_INT)
             continue; /* bools and ints are normalised on output; arrays are compared item-wise below */
-        if (o->type == OP_WT_STRINGS || o->type == OP_WT_FILES) {
+        if (o->type == OP_OT_STRINGS || o->type == OP_OT_FILES) {
             char b1[4096], b2[4096];
             const char *i1[32], *i2[32];
             int n1 = op_ws_list(c, i, b1, sizeof(b1), i1, 32),
@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 65536) return 0;
     write_all(path, data, size);
     char err[512];
-    struct op_ws_conf c;
+    struct op_conf c;
     char *argv[] = {"server", "--config", path, NULL};
     if (op_ws_conf_load(&c, 3, argv, err, sizeof(err)) == 0) {
         op_ws_conf_validate(&c, err, sizeof(err));

@@ -29,7 +29,7 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-static int load(struct op_ws_conf *c, char *err, size_t errlen, ...)
+static int load(struct op_conf *c, char *err, size_t errlen, ...)
 {
     char *argv[32] = {"server"};
     int argc = 1;
@@ -44,7 +44,7 @@ static int load(struct op_ws_conf *c, char *err, size_t errlen, ...)
 /* Loads with env already set and the given args, validates, and returns the validation code. */
 static int validate_with(char *err, size_t errlen, const char *a1, const char *a2)
 {
-    struct op_ws_conf c;
+    struct op_conf c;
     int rc = load(&c, err, errlen, (char *)a1, (char *)a2, (char *)NULL);
     if (rc == 0) rc = op_ws_conf_validate(&c, err, errlen);
     op_ws_conf_free(&c);
@@ -54,7 +54,7 @@ static int validate_with(char *err, size_t errlen, const char *a1, const char *a
 int main(void)
 {
     char err[1024];
-    struct op_ws_conf c;
+    struct op_conf c;
     if (!mkdtemp(dir)) return 2;
     char cert[256], key[256], yaml[256], envf[256], out[256];
     snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
@@ -89,7 +89,7 @@ int main(void)
     setenv("CODER_TLS_KEY_FILE", key, 1);
     CHECK(load(&c, err, sizeof(err), (char *)NULL) == 0, "load: %s", err);
     CHECK(op_ws_conf_validate(&c, err, sizeof(err)) == 0, "seed example rejected: %s", err);
-    CHECK(op_ws_bool(&c, OP_WO_TLS_ENABLE) && c.src[OP_WO_TLS_ENABLE] == OP_WS_ENV, "tls enable from env");
+    CHECK(op_ws_bool(&c, OP_WO_TLS_ENABLE) && c.src[OP_WO_TLS_ENABLE] == OP_OS_ENV, "tls enable from env");
     CHECK(strcmp(op_ws_str(&c, OP_WO_TLS_ADDRESS), "0.0.0.0:443") == 0, "tls address");
 
     printf("--write-config round trip through --config, secrets left out\n");
@@ -102,10 +102,10 @@ int main(void)
     CHECK(load(&c, err, sizeof(err), "--config", out, (char *)NULL) == 0, "reload written yaml: %s", err);
     CHECK(op_ws_conf_validate(&c, err, sizeof(err)) == 0, "round trip invalid: %s", err);
     CHECK(strcmp(op_ws_str(&c, OP_WO_WILDCARD_ACCESS_URL), "*.eu.example.com") == 0 &&
-              c.src[OP_WO_WILDCARD_ACCESS_URL] == OP_WS_YAML,
+              c.src[OP_WO_WILDCARD_ACCESS_URL] == OP_OS_YAML,
           "wildcard from yaml");
     CHECK(strcmp(op_ws_str(&c, OP_WO_TLS_CERT_FILE), cert) == 0, "cert list from yaml");
-    CHECK(c.src[OP_WO_PROXY_SESSION_TOKEN] == OP_WS_ENV, "token not in the YAML");
+    CHECK(c.src[OP_WO_PROXY_SESSION_TOKEN] == OP_OS_ENV, "token not in the YAML");
     op_ws_conf_free(&c);
     {
         FILE *y = fopen(out, "r");

@@ -1,30 +1,32 @@
 /*
- * wsproxy/config_print.c — what the option table prints: --help, the Markdown reference
- * (docs/wsproxy-server.md) and the effective configuration as YAML (--write-config).
+ * util/options_print.c — what an option table prints: --help, the Markdown reference (the command's
+ * page in docs/) and the effective configuration as YAML (--write-config).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "wsproxy/config_int.h"
+#include "util/options_int.h"
 
-static const char *type_name(enum op_ws_type t)
+static const char *type_name(enum op_opt_type t)
 {
     switch (t) {
-    case OP_WT_URL:
+    case OP_OT_URL:
         return "url";
-    case OP_WT_HOSTPORT:
+    case OP_OT_HOSTPORT:
         return "host:port";
-    case OP_WT_BOOL:
+    case OP_OT_BOOL:
         return "bool";
-    case OP_WT_INT:
+    case OP_OT_INT:
         return "int";
-    case OP_WT_DURATION:
+    case OP_OT_DURATION:
         return "duration";
-    case OP_WT_STRINGS:
-    case OP_WT_FILES:
+    case OP_OT_STRINGS:
+    case OP_OT_FILES:
         return "string-array";
-    case OP_WT_ENUM:
+    case OP_OT_SPECS:
+        return "spec-array";
+    case OP_OT_ENUM:
         return NULL;
     default:
         return "string";
@@ -33,13 +35,15 @@ static const char *type_name(enum op_ws_type t)
 
 /* ---- help and YAML output ----------------------------------------------------------------------------- */
 
-void op_ws_print_help(FILE *out)
+void op_conf_print_help(const struct op_optset *set, FILE *out)
 {
-    fprintf(out, "USAGE:\n  outpost wsproxy server [flags]\n\n  Start a workspace proxy server\n\n"
-                 "  Precedence: flag > --env-file > environment > --config YAML > default.\n\nOPTIONS:\n");
-    for (int i = 0; i < OP_WO_COUNT; i++) {
-        const struct op_ws_opt *o = &op_ws_opts[i];
-        if (o->flags & OP_WF_HIDDEN) continue;
+    fprintf(out,
+            "USAGE:\n  %s [flags]\n\n  %s\n\n  Precedence: flag > %senvironment > %sdefault.\n\nOPTIONS:\n",
+            set->command, set->summary, set->env_file_id >= 0 ? "--env-file > " : "",
+            set->config_id >= 0 ? "--config YAML > " : "");
+    for (int i = 0; i < set->count; i++) {
+        const struct op_opt *o = &set->opts[i];
+        if (o->flags & OP_OF_HIDDEN) continue;
         const char *tn = type_name(o->type);
         char tbuf[96];
         if (!tn) {
@@ -47,32 +51,25 @@ void op_ws_print_help(FILE *out)
             tn = tbuf;
         }
         fprintf(out, "      --%s", o->flag);
-        if (!(o->flags & OP_WF_ACTION)) fprintf(out, " %s", tn);
+        if (!(o->flags & OP_OF_ACTION)) fprintf(out, " %s", tn);
         if (o->env) fprintf(out, ", $%s", o->env);
         fputc('\n', out);
         fprintf(out, "          %s", o->help);
-        if (o->flags & OP_WF_REQUIRED) fprintf(out, " (required)");
+        if (o->flags & OP_OF_REQUIRED) fprintf(out, " (required)");
         if (o->def && *o->def) fprintf(out, " (default: %s)", o->def);
         if (o->yaml) fprintf(out, " (yaml: %s)", o->yaml);
         fputs("\n\n", out);
     }
 }
 
-void op_ws_print_markdown(FILE *out)
+void op_conf_print_markdown(const struct op_optset *set, FILE *out)
 {
-    fprintf(
-        out,
-        "# `outpost wsproxy server` options\n\n"
-        "Generated from the option table in `wsproxy/config.c` (`outpost wsproxy server --docs-markdown`).\n"
-        "Precedence, highest first: flag, `--env-file` (re-read on SIGHUP), environment, the YAML file of "
-        "`--config` (dotted keys below, nested), default. String arrays repeat on the command line, are "
-        "comma-separated in the environment and YAML sequences in the file. An environment variable set "
-        "to the empty string is a value (e.g. `CODER_HTTP_ADDRESS=` disables HTTP). `--check` validates "
-        "everything without binding (exit 78 on error); SIGHUP reloads certificates, log level, HSTS, "
-        "token and the other non-listener options.\n\n"
-        "| Flag | Environment | YAML key | Default | Description |\n|---|---|---|---|---|\n");
-    for (int i = 0; i < OP_WO_COUNT; i++) {
-        const struct op_ws_opt *o = &op_ws_opts[i];
+    fprintf(out,
+            "# `%s` options\n\n%s\n\n| Flag | Environment | YAML key | Default | Description "
+            "|\n|---|---|---|---|---|\n",
+            set->command, set->md_intro);
+    for (int i = 0; i < set->count; i++) {
+        const struct op_opt *o = &set->opts[i];
         const char *tn = type_name(o->type);
         char choices[160] = "";
         if (o->choices) {
@@ -89,13 +86,13 @@ void op_ws_print_markdown(FILE *out)
             choices[k] = '\0';
         }
         fprintf(out, "| `--%s`%s%s%s | %s%s%s | %s%s%s | %s%s%s | %s%s%s%s%s |\n", o->flag,
-                o->flags & OP_WF_ACTION ? "" : " (", o->flags & OP_WF_ACTION ? "" : (tn ? tn : "enum"),
-                o->flags & OP_WF_ACTION ? "" : ")", o->env ? "`" : "", o->env ? o->env : "—",
+                o->flags & OP_OF_ACTION ? "" : " (", o->flags & OP_OF_ACTION ? "" : (tn ? tn : "enum"),
+                o->flags & OP_OF_ACTION ? "" : ")", o->env ? "`" : "", o->env ? o->env : "—",
                 o->env ? "`" : "", o->yaml ? "`" : "", o->yaml ? o->yaml : "—", o->yaml ? "`" : "",
                 o->def && *o->def ? "`" : "", o->def && *o->def ? o->def : "—", o->def && *o->def ? "`" : "",
-                o->help, choices, o->flags & OP_WF_REQUIRED ? " **Required.**" : "",
-                o->flags & OP_WF_HIDDEN ? " (hidden)" : "",
-                o->flags & OP_WF_SECRET ? " Secret: never logged or written by `--write-config`." : "");
+                o->help, choices, o->flags & OP_OF_REQUIRED ? " **Required.**" : "",
+                o->flags & OP_OF_HIDDEN ? " (hidden)" : "",
+                o->flags & OP_OF_SECRET ? " Secret: never logged or written by `--write-config`." : "");
     }
 }
 
@@ -125,11 +122,13 @@ static int seg_split(const char *key, char segs[8][64])
     return n;
 }
 
+static _Thread_local const struct op_opt *sort_opts; /* qsort has no context argument */
+
 static int cmp_yaml(const void *a, const void *b)
 {
     char sa[8][64], sb[8][64];
-    int na = seg_split(op_ws_opts[*(const int *)a].yaml, sa),
-        nb = seg_split(op_ws_opts[*(const int *)b].yaml, sb);
+    int na = seg_split(sort_opts[*(const int *)a].yaml, sa),
+        nb = seg_split(sort_opts[*(const int *)b].yaml, sb);
     for (int i = 0; i < na && i < nb; i++) {
         /* a leaf sorts before a mapping at the same level so that groups stay together */
         bool la = i == na - 1, lb = i == nb - 1;
@@ -139,17 +138,19 @@ static int cmp_yaml(const void *a, const void *b)
     return na - nb;
 }
 
-void op_ws_write_yaml(const struct op_ws_conf *c, FILE *out)
+void op_conf_write_yaml(const struct op_conf *c, FILE *out)
 {
-    int ids[OP_WO_COUNT], n = 0;
-    for (int i = 0; i < OP_WO_COUNT; i++)
-        if (op_ws_opts[i].yaml && !(op_ws_opts[i].flags & OP_WF_SECRET)) /* secrets are never written */
+    const struct op_opt *opts = c->set->opts;
+    int ids[OP_CONF_MAX], n = 0;
+    for (int i = 0; i < c->set->count; i++)
+        if (opts[i].yaml && !(opts[i].flags & OP_OF_SECRET)) /* secrets are never written */
             ids[n++] = i;
+    sort_opts = opts;
     qsort(ids, (size_t)n, sizeof(ids[0]), cmp_yaml);
     char prev[8][64];
     int np = 0;
     for (int k = 0; k < n; k++) {
-        const struct op_ws_opt *o = &op_ws_opts[ids[k]];
+        const struct op_opt *o = &opts[ids[k]];
         char segs[8][64];
         int ns = seg_split(o->yaml, segs);
         int common = 0;
@@ -161,10 +162,10 @@ void op_ws_write_yaml(const struct op_ws_conf *c, FILE *out)
         fprintf(out, "%*s# %s\n", d * 2, "", o->help);
         fprintf(out, "%*s%s:", d * 2, "", segs[d]);
         const char *v = c->val[ids[k]];
-        if (op_ws_is_array(o->type)) {
+        if (op_opt_is_array(o->type)) {
             char buf[4096];
             const char *items[32];
-            int ni = op_ws_list(c, ids[k], buf, sizeof(buf), items, 32);
+            int ni = op_conf_list(c, ids[k], buf, sizeof(buf), items, 32);
             if (!ni)
                 fprintf(out, " []\n");
             else {
@@ -177,10 +178,10 @@ void op_ws_write_yaml(const struct op_ws_conf *c, FILE *out)
             }
         } else if (!v) {
             fprintf(out, " \"\"\n");
-        } else if (o->type == OP_WT_BOOL) {
-            fprintf(out, " %s\n", op_ws_bool(c, ids[k]) ? "true" : "false");
-        } else if (o->type == OP_WT_INT) {
-            fprintf(out, " %ld\n", op_ws_int(c, ids[k]));
+        } else if (o->type == OP_OT_BOOL) {
+            fprintf(out, " %s\n", op_conf_bool(c, ids[k]) ? "true" : "false");
+        } else if (o->type == OP_OT_INT) {
+            fprintf(out, " %ld\n", op_conf_int(c, ids[k]));
         } else {
             fputc(' ', out);
             yaml_quote(out, v);

@@ -1,6 +1,6 @@
 /*
- * wsproxy/config_load.c — loading the configuration: command-line flags, CODER_* environment variables,
- * the env-file and the YAML file (the one file that includes <yaml.h>), with the precedence of config.h.
+ * util/options_load.c — loading a configuration: command-line flags, CODER_* environment variables,
+ * the env-file and the YAML file (the one file that includes <yaml.h>), with the precedence of options.h.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -9,10 +9,10 @@
 #include <sysexits.h>
 #include <yaml.h>
 
-#include "wsproxy/config_int.h"
+#include "util/options_int.h"
 
 /* Sets (or, for arrays from repeated flags, appends) a value. */
-static int set_val(struct op_ws_conf *c, int id, const char *v, enum op_ws_src src, bool append)
+static int set_val(struct op_conf *c, int id, const char *v, enum op_opt_src src, bool append)
 {
     char *nv;
     if (append && c->val[id] && c->src[id] == src && *c->val[id]) {
@@ -20,7 +20,7 @@ static int set_val(struct op_ws_conf *c, int id, const char *v, enum op_ws_src s
         nv = malloc(a + b + 2);
         if (!nv) return -ENOMEM;
         memcpy(nv, c->val[id], a);
-        nv[a] = ',';
+        nv[a] = op_opt_sep(c->set->opts[id].type);
         memcpy(nv + a + 1, v, b + 1);
     } else {
         nv = strdup(v);
@@ -32,61 +32,61 @@ static int set_val(struct op_ws_conf *c, int id, const char *v, enum op_ws_src s
     return 0;
 }
 
-static int find_flag(const char *name, size_t len)
+static int find_flag(const struct op_optset *set, const char *name, size_t len)
 {
-    for (int i = 0; i < OP_WO_COUNT; i++)
-        if (strlen(op_ws_opts[i].flag) == len && memcmp(op_ws_opts[i].flag, name, len) == 0) return i;
-    if (len == 1 && name[0] == 'v') return OP_WO_VERBOSE;
+    for (int i = 0; i < set->count; i++)
+        if (strlen(set->opts[i].flag) == len && memcmp(set->opts[i].flag, name, len) == 0) return i;
+    if (len == 1 && name[0] == 'v') return set->verbose_id;
     return -1;
 }
 
-static int find_env(const char *name)
+static int find_env(const struct op_optset *set, const char *name)
 {
-    for (int i = 0; i < OP_WO_COUNT; i++)
-        if (op_ws_opts[i].env && strcmp(op_ws_opts[i].env, name) == 0) return i;
+    for (int i = 0; i < set->count; i++)
+        if (set->opts[i].env && strcmp(set->opts[i].env, name) == 0) return i;
     return -1;
 }
 
-static int find_yaml(const char *key)
+static int find_yaml(const struct op_optset *set, const char *key)
 {
-    for (int i = 0; i < OP_WO_COUNT; i++)
-        if (op_ws_opts[i].yaml && strcmp(op_ws_opts[i].yaml, key) == 0) return i;
+    for (int i = 0; i < set->count; i++)
+        if (set->opts[i].yaml && strcmp(set->opts[i].yaml, key) == 0) return i;
     return -1;
 }
 
-static int parse_flags(struct op_ws_conf *c, int argc, char **argv, char *err, size_t errlen)
+static int parse_flags(struct op_conf *c, int argc, char **argv, char *err, size_t errlen)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0) a = "--help";
         if (a[0] != '-') {
-            op_ws_seterr(err, errlen, "unexpected argument \"%s\" (the server takes no positional arguments)",
-                         a);
+            op_opt_seterr(err, errlen, "unexpected argument \"%s\" (the %s takes no positional arguments)", a,
+                          c->set->noun);
             return EX_USAGE;
         }
         const char *name = a + (a[1] == '-' ? 2 : 1);
         const char *eq = strchr(name, '=');
         size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-        int id = find_flag(name, nl);
+        int id = find_flag(c->set, name, nl);
         if (id < 0) {
-            op_ws_seterr(err, errlen, "unknown flag \"%s\" (see --help)", a);
+            op_opt_seterr(err, errlen, "unknown flag \"%s\" (see --help)", a);
             return EX_USAGE;
         }
         const char *v;
         if (eq) {
             v = eq + 1;
-        } else if (op_ws_opts[id].type == OP_WT_BOOL) {
+        } else if (c->set->opts[id].type == OP_OT_BOOL) {
             v = "true";
-        } else if (id == OP_WO_LOG_JSON && (i + 1 >= argc || argv[i + 1][0] == '-')) {
+        } else if (id == c->set->log_json_id && (i + 1 >= argc || argv[i + 1][0] == '-')) {
             v = "/dev/stderr"; /* a bare --log-json: JSON lines on stderr */
         } else if (i + 1 < argc) {
             v = argv[++i];
         } else {
-            op_ws_seterr(err, errlen, "flag --%s needs a value", op_ws_opts[id].flag);
+            op_opt_seterr(err, errlen, "flag --%s needs a value", c->set->opts[id].flag);
             return EX_USAGE;
         }
-        if (set_val(c, id, v, OP_WS_FLAG, op_ws_is_array(op_ws_opts[id].type)) != 0) {
-            op_ws_seterr(err, errlen, "out of memory");
+        if (set_val(c, id, v, OP_OS_FLAG, op_opt_is_array(c->set->opts[id].type)) != 0) {
+            op_opt_seterr(err, errlen, "out of memory");
             return EX_OSERR;
         }
     }
@@ -95,11 +95,11 @@ static int parse_flags(struct op_ws_conf *c, int argc, char **argv, char *err, s
 
 /* ---- env-file ---------------------------------------------------------------------------------------- */
 
-static int load_env_file(struct op_ws_conf *c, const char *path, char *err, size_t errlen)
+static int load_env_file(struct op_conf *c, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        op_ws_seterr(err, errlen, "--env-file: cannot read \"%s\": %s", path, strerror(errno));
+        op_opt_seterr(err, errlen, "--env-file: cannot read \"%s\": %s", path, strerror(errno));
         return EX_CONFIG;
     }
     char line[8192];
@@ -116,7 +116,7 @@ static int load_env_file(struct op_ws_conf *c, const char *path, char *err, size
         if (strncmp(s, "export ", 7) == 0) s += 7;
         char *eq = strchr(s, '=');
         if (!eq) {
-            op_ws_seterr(err, errlen, "--env-file %s:%d: expected KEY=VALUE", path, ln);
+            op_opt_seterr(err, errlen, "--env-file %s:%d: expected KEY=VALUE", path, ln);
             rc = EX_CONFIG;
             break;
         }
@@ -132,11 +132,11 @@ static int load_env_file(struct op_ws_conf *c, const char *path, char *err, size
             v[vl - 1] = '\0';
             v++;
         }
-        int id = find_env(k);
-        if (id < 0 || id == OP_WO_ENV_FILE)
+        int id = find_env(c->set, k);
+        if (id < 0 || id == c->set->env_file_id)
             continue; /* other variables in a shared EnvironmentFile are not ours */
-        if (c->src[id] == OP_WS_FLAG) continue;
-        if (set_val(c, id, v, OP_WS_ENVFILE, false) != 0) {
+        if (c->src[id] == OP_OS_FLAG) continue;
+        if (set_val(c, id, v, OP_OS_ENVFILE, false) != 0) {
             rc = EX_OSERR;
             break;
         }
@@ -149,7 +149,7 @@ static int load_env_file(struct op_ws_conf *c, const char *path, char *err, size
 
 struct yctx {
     yaml_parser_t p;
-    struct op_ws_conf *c;
+    struct op_conf *c;
     const char *path;
     char *err;
     size_t errlen;
@@ -158,8 +158,8 @@ struct yctx {
 static int ynext(struct yctx *y, yaml_event_t *ev)
 {
     if (!yaml_parser_parse(&y->p, ev)) {
-        op_ws_seterr(y->err, y->errlen, "config file %s: YAML error at line %zu: %s", y->path,
-                     y->p.problem_mark.line + 1, y->p.problem ? y->p.problem : "parse error");
+        op_opt_seterr(y->err, y->errlen, "config file %s: YAML error at line %zu: %s", y->path,
+                      y->p.problem_mark.line + 1, y->p.problem ? y->p.problem : "parse error");
         return EX_CONFIG;
     }
     return 0;
@@ -167,20 +167,27 @@ static int ynext(struct yctx *y, yaml_event_t *ev)
 
 static int yset(struct yctx *y, const char *key, const char *v, size_t line)
 {
-    int id = find_yaml(key);
+    int id = find_yaml(y->c->set, key);
     if (id < 0) {
-        op_ws_seterr(y->err, y->errlen, "config file %s:%zu: unknown key \"%s\"", y->path, line + 1, key);
+        op_opt_seterr(y->err, y->errlen, "config file %s:%zu: unknown key \"%s\"", y->path, line + 1, key);
         return EX_CONFIG;
     }
-    if (y->c->src[id] >= OP_WS_ENV) return 0; /* flag and environment win */
-    return set_val(y->c, id, v, OP_WS_YAML, false) ? EX_OSERR : 0;
+    if (y->c->src[id] >= OP_OS_ENV) return 0; /* flag and environment win */
+    return set_val(y->c, id, v, OP_OS_YAML, false) ? EX_OSERR : 0;
+}
+
+/* The type of the option at key (a plain string array when unknown: yset() refuses the key anyway). */
+static enum op_opt_type opt_type(const struct yctx *y, const char *key)
+{
+    int id = find_yaml(y->c->set, key);
+    return id < 0 ? OP_OT_STRINGS : y->c->set->opts[id].type;
 }
 
 /* Called after MAPPING_START: reads key/value pairs until MAPPING_END. */
 static int ymapping(struct yctx *y, const char *prefix, int depth)
 {
     if (depth > 8) {
-        op_ws_seterr(y->err, y->errlen, "config file %s: nesting too deep", y->path);
+        op_opt_seterr(y->err, y->errlen, "config file %s: nesting too deep", y->path);
         return EX_CONFIG;
     }
     for (;;) {
@@ -192,8 +199,8 @@ static int ymapping(struct yctx *y, const char *prefix, int depth)
             return 0;
         }
         if (ev.type != YAML_SCALAR_EVENT) {
-            op_ws_seterr(y->err, y->errlen, "config file %s:%zu: expected a key", y->path,
-                         ev.start_mark.line + 1);
+            op_opt_seterr(y->err, y->errlen, "config file %s:%zu: expected a key", y->path,
+                          ev.start_mark.line + 1);
             yaml_event_delete(&ev);
             return EX_CONFIG;
         }
@@ -206,7 +213,7 @@ static int ymapping(struct yctx *y, const char *prefix, int depth)
             const char *v = (const char *)ev.data.scalar.value;
             bool null =
                 ev.data.scalar.plain_implicit && (!*v || strcmp(v, "~") == 0 || strcmp(v, "null") == 0);
-            rc = null ? (find_yaml(key) < 0 ? yset(y, key, "", line) : 0) : yset(y, key, v, line);
+            rc = null ? (find_yaml(y->c->set, key) < 0 ? yset(y, key, "", line) : 0) : yset(y, key, v, line);
             yaml_event_delete(&ev);
         } else if (ev.type == YAML_MAPPING_START_EVENT) {
             yaml_event_delete(&ev);
@@ -222,9 +229,9 @@ static int ymapping(struct yctx *y, const char *prefix, int depth)
                     break;
                 }
                 if (ev.type != YAML_SCALAR_EVENT) {
-                    op_ws_seterr(y->err, y->errlen,
-                                 "config file %s:%zu: %s: only lists of plain values are supported", y->path,
-                                 ev.start_mark.line + 1, key);
+                    op_opt_seterr(y->err, y->errlen,
+                                  "config file %s:%zu: %s: only lists of plain values are supported", y->path,
+                                  ev.start_mark.line + 1, key);
                     yaml_event_delete(&ev);
                     rc = EX_CONFIG;
                     break;
@@ -237,16 +244,17 @@ static int ymapping(struct yctx *y, const char *prefix, int depth)
                     break;
                 }
                 joined = nj;
-                if (jl) joined[jl++] = ',';
+                if (jl) joined[jl++] = op_opt_sep(opt_type(y, key));
                 memcpy(joined + jl, ev.data.scalar.value, vl + 1);
                 jl += vl;
                 yaml_event_delete(&ev);
             }
             if (!rc) {
-                int id = find_yaml(key);
-                if (id >= 0 && !op_ws_is_array(op_ws_opts[id].type)) {
-                    op_ws_seterr(y->err, y->errlen, "config file %s:%zu: %s takes a single value, not a list",
-                                 y->path, line + 1, key);
+                int id = find_yaml(y->c->set, key);
+                if (id >= 0 && !op_opt_is_array(y->c->set->opts[id].type)) {
+                    op_opt_seterr(y->err, y->errlen,
+                                  "config file %s:%zu: %s takes a single value, not a list", y->path,
+                                  line + 1, key);
                     rc = EX_CONFIG;
                 } else {
                     rc = yset(y, key, joined, line);
@@ -254,9 +262,9 @@ static int ymapping(struct yctx *y, const char *prefix, int depth)
             }
             free(joined);
         } else {
-            op_ws_seterr(y->err, y->errlen,
-                         "config file %s:%zu: unsupported YAML construct (aliases are not supported)",
-                         y->path, line + 1);
+            op_opt_seterr(y->err, y->errlen,
+                          "config file %s:%zu: unsupported YAML construct (aliases are not supported)",
+                          y->path, line + 1);
             yaml_event_delete(&ev);
             rc = EX_CONFIG;
         }
@@ -264,11 +272,11 @@ static int ymapping(struct yctx *y, const char *prefix, int depth)
     }
 }
 
-static int load_yaml(struct op_ws_conf *c, const char *path, char *err, size_t errlen)
+static int load_yaml(struct op_conf *c, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        op_ws_seterr(err, errlen, "--config: cannot read \"%s\": %s", path, strerror(errno));
+        op_opt_seterr(err, errlen, "--config: cannot read \"%s\": %s", path, strerror(errno));
         return EX_CONFIG;
     }
     struct yctx y = {.c = c, .path = path, .err = err, .errlen = errlen};
@@ -294,7 +302,7 @@ static int load_yaml(struct op_ws_conf *c, const char *path, char *err, size_t e
             if (ev.data.scalar.length == 0) break; /* empty document */
             /* fallthrough */
         default:
-            op_ws_seterr(err, errlen, "config file %s: the top level must be a mapping of keys", path);
+            op_opt_seterr(err, errlen, "config file %s: the top level must be a mapping of keys", path);
             rc = EX_CONFIG;
         }
         yaml_event_delete(&ev);
@@ -306,32 +314,31 @@ static int load_yaml(struct op_ws_conf *c, const char *path, char *err, size_t e
 
 /* ---- load --------------------------------------------------------------------------------------------- */
 
-int op_ws_conf_load(struct op_ws_conf *c, int argc, char **argv, char *err, size_t errlen)
+int op_conf_load(struct op_conf *c, const struct op_optset *set, int argc, char **argv, char *err,
+                 size_t errlen)
 {
     memset(c, 0, sizeof(*c));
+    c->set = set;
     int rc = parse_flags(c, argc, argv, err, errlen);
     if (rc) return rc;
-    for (int i = 0; i < OP_WO_COUNT; i++) {
-        if (c->src[i] || !op_ws_opts[i].env) continue;
-        const char *v = getenv(op_ws_opts[i].env);
-        if (v && set_val(c, i, v, OP_WS_ENV, false) != 0) return EX_OSERR;
+    for (int i = 0; i < set->count; i++) {
+        if (c->src[i] || !set->opts[i].env) continue;
+        const char *v = getenv(set->opts[i].env);
+        if (v && set_val(c, i, v, OP_OS_ENV, false) != 0) return EX_OSERR;
     }
-    if (c->val[OP_WO_ENV_FILE] && *c->val[OP_WO_ENV_FILE] &&
-        (rc = load_env_file(c, c->val[OP_WO_ENV_FILE], err, errlen)))
-        return rc;
-    if (c->val[OP_WO_CONFIG] && *c->val[OP_WO_CONFIG] &&
-        (rc = load_yaml(c, c->val[OP_WO_CONFIG], err, errlen)))
-        return rc;
-    for (int i = 0; i < OP_WO_COUNT; i++)
-        if (!c->src[i] && op_ws_opts[i].def) {
-            if (set_val(c, i, op_ws_opts[i].def, OP_WS_DEFAULT, false) != 0) return EX_OSERR;
+    int ef = set->env_file_id, cf = set->config_id;
+    if (ef >= 0 && c->val[ef] && *c->val[ef] && (rc = load_env_file(c, c->val[ef], err, errlen))) return rc;
+    if (cf >= 0 && c->val[cf] && *c->val[cf] && (rc = load_yaml(c, c->val[cf], err, errlen))) return rc;
+    for (int i = 0; i < set->count; i++)
+        if (!c->src[i] && set->opts[i].def) {
+            if (set_val(c, i, set->opts[i].def, OP_OS_DEFAULT, false) != 0) return EX_OSERR;
         }
     return 0;
 }
 
-void op_ws_conf_free(struct op_ws_conf *c)
+void op_conf_free(struct op_conf *c)
 {
-    for (int i = 0; i < OP_WO_COUNT; i++)
+    for (int i = 0; i < OP_CONF_MAX; i++)
         free(c->val[i]);
     memset(c, 0, sizeof(*c));
 }
