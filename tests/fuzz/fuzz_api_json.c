@@ -22,6 +22,8 @@ static struct op_primary *P;
 static char dir[64];
 static char session[64];
 static char proxy_token[128];
+static char agent_token[128];
+static char agent_path[128]; /* /api/v2/workspaceagents/<id>/connect-token */
 
 static int call(const char *method, const char *path, const char *query, size_t qlen, const char *body,
                 size_t blen, const char *hname, const char *hval, char **out)
@@ -92,6 +94,16 @@ static void setup(void)
     snprintf(proxy_token, sizeof(proxy_token), "%s", cJSON_GetObjectItem(j, "proxy_token")->valuestring);
     cJSON_Delete(j);
     free(body);
+    const char *ws = "{\"name\":\"fz\",\"agents\":[\"main\"]}";
+    call("POST", "/api/v2/users/me/workspaces", NULL, 0, ws, strlen(ws), "Coder-Session-Token", session,
+         &body);
+    j = cJSON_Parse(body);
+    const cJSON *t = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "agent_tokens"), 0);
+    snprintf(agent_token, sizeof(agent_token), "%s", cJSON_GetObjectItem(t, "token")->valuestring);
+    snprintf(agent_path, sizeof(agent_path), "/api/v2/workspaceagents/%s/connect-token",
+             cJSON_GetObjectItem(t, "agent_id")->valuestring);
+    cJSON_Delete(j);
+    free(body);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -101,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *rest = (const char *)data + 1;
     size_t n = size - 1;
     const char *S = "Coder-Session-Token", *X = "Coder-External-Proxy-Token";
-    switch (data[0] % 12) {
+    switch (data[0] % 18) {
     case 0:
         call("POST", "/api/v2/users/first", NULL, 0, rest, n, "X", "", NULL);
         break;
@@ -151,6 +163,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (strlen(path) == 25 + l) {
             call("GET", path, NULL, 0, NULL, 0, S, session, NULL);
             call("PATCH", path, NULL, 0, "{\"display_name\":\"x\"}", 20, S, session, NULL);
+        }
+        break;
+    }
+    case 12:
+        call("POST", "/api/v2/users", NULL, 0, rest, n, S, session, NULL);
+        break;
+    case 13:
+        call("POST", "/api/v2/users/me/workspaces", NULL, 0, rest, n, S, session, NULL);
+        break;
+    case 14:
+        call("POST", "/api/v2/workspaceagents/me/report", NULL, 0, rest, n, S, agent_token, NULL);
+        break;
+    case 15:
+        call("POST", agent_path, NULL, 0, rest, n, S, session, NULL);
+        break;
+    case 16:
+        call("GET", "/api/v2/workspaces", rest, n, NULL, 0, S, session, NULL);
+        break;
+    case 17: {
+        /* the agent token header itself, and user/workspace path tails */
+        char tok[300], path[700];
+        size_t l = n < sizeof(tok) - 1 ? n : sizeof(tok) - 1;
+        memcpy(tok, rest, l);
+        tok[l] = '\0';
+        call("GET", "/api/v2/workspaceagents/me/manifest", NULL, 0, NULL, 0, S, tok, NULL);
+        if (strlen(tok) == l) {
+            snprintf(path, sizeof(path), "/api/v2/users/%s/workspace/%s", tok, tok);
+            call("GET", path, NULL, 0, NULL, 0, S, session, NULL);
+            snprintf(path, sizeof(path), "/api/v2/workspaceagents/%s", tok);
+            call("GET", path, NULL, 0, NULL, 0, S, session, NULL);
         }
         break;
     }
