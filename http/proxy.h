@@ -16,6 +16,7 @@
 #include "core/engine.h"
 #include "core/tcp.h"
 #include "http/app.h"
+#include "http/app_queue.h"
 #include "http/h1.h"
 
 enum op_route_kind {
@@ -41,7 +42,6 @@ struct op_route {
 typedef void (*op_route_fn)(void *ctx, struct op_conn *c, const struct op_h1_request *req,
                             struct op_route *out);
 
-struct op_app_job;
 struct op_http_conf {
     const struct op_tcp_route *static_upstream; /* used when route is NULL */
     op_route_fn route;
@@ -78,42 +78,5 @@ struct op_http_stats {
 };
 /* Worker `worker`'s HTTP counters, or NULL when no listener of e speaks HTTP. Any thread. */
 const struct op_http_stats *op_http_worker_stats(const struct op_engine *e, int worker);
-
-/* An application request in flight between a worker and the control thread. */
-struct op_app_job {
-    struct op_msg msg;         /* posting back to the worker */
-    struct op_mpsc_node qlink; /* the control thread's queue */
-    struct op_conn_ref ref;
-    struct op_engine *engine;
-    const struct op_http_conf *conf;
-    struct op_app_request req;
-    struct op_app_response resp;
-    struct op_app_header headers[OP_H1_MAX_HEADERS];
-    char remote_ip[64];
-    char *head; /* copy of the request head; req spans point into it */
-    char *body;
-    size_t body_len, body_have;
-};
-
-/* Control-thread side: runs the handler for job and posts the response back to its worker. */
-void op_app_job_run(struct op_app_job *job);
-void op_app_job_free(struct op_app_job *job);
-
-/*
- * The queue that carries application jobs from the workers to the control thread: a lock-free MPSC
- * stack plus an eventfd that the control loop polls. Wire it as conf->app_submit = op_app_queue_submit,
- * conf->app_submit_ctx = q, and a ctl fd {q->efd, op_app_queue_run, q}.
- */
-struct op_app_queue {
-    op_mpsc_t jobs;
-    int efd;
-    bool stopped; /* the engine is gone: leftover jobs are freed, not run */
-};
-int op_app_queue_init(struct op_app_queue *q); /* 0 or -errno */
-void op_app_queue_submit(void *q, struct op_app_job *job);
-/* Runs every queued job, in arrival order (the control loop's on_readable callback). */
-void op_app_queue_run(void *q);
-/* After op_engine_free(): frees jobs that raced the shutdown and closes the eventfd. */
-void op_app_queue_close(struct op_app_queue *q);
 
 #endif

@@ -1,0 +1,57 @@
+/*
+ * http/app_queue.h — application jobs and the queue that carries them from the workers to the control
+ * thread (see http/app.h for the handlers they run).
+ *
+ * A worker that routes a request to the application handler (OP_ROUTE_APP) copies the whole request
+ * into a job and submits it through op_http_conf.app_submit; op_app_queue_submit is that function for
+ * a role with a control thread. The control thread runs the handler and posts the job back to the
+ * worker, which writes the response (or frees the job when the client went away).
+ */
+#ifndef OP_HTTP_APP_QUEUE_H
+#define OP_HTTP_APP_QUEUE_H
+
+#include "core/engine.h"
+#include "core/mpsc.h"
+#include "http/app.h"
+#include "http/h1.h"
+
+struct op_http_conf;
+
+/* An application request in flight between a worker and the control thread. */
+struct op_app_job {
+    struct op_msg msg;         /* posting back to the worker */
+    struct op_mpsc_node qlink; /* the control thread's queue */
+    struct op_conn_ref ref;
+    struct op_engine *engine;
+    const struct op_http_conf *conf;
+    struct op_app_request req;
+    struct op_app_response resp;
+    struct op_app_header headers[OP_H1_MAX_HEADERS];
+    char remote_ip[64];
+    char *head; /* copy of the request head; req spans point into it */
+    char *body;
+    size_t body_len, body_have;
+};
+
+/* Control-thread side: runs the handler for job and posts the response back to its worker. */
+void op_app_job_run(struct op_app_job *job);
+void op_app_job_free(struct op_app_job *job);
+
+/*
+ * The queue that carries application jobs from the workers to the control thread: a lock-free MPSC
+ * stack plus an eventfd that the control loop polls. Wire it as conf->app_submit = op_app_queue_submit,
+ * conf->app_submit_ctx = q, and a ctl fd {q->efd, op_app_queue_run, q}.
+ */
+struct op_app_queue {
+    op_mpsc_t jobs;
+    int efd;
+    bool stopped; /* the engine is gone: leftover jobs are freed, not run */
+};
+int op_app_queue_init(struct op_app_queue *q); /* 0 or -errno */
+void op_app_queue_submit(void *q, struct op_app_job *job);
+/* Runs every queued job, in arrival order (the control loop's on_readable callback). */
+void op_app_queue_run(void *q);
+/* After op_engine_free(): frees jobs that raced the shutdown and closes the eventfd. */
+void op_app_queue_close(struct op_app_queue *q);
+
+#endif
