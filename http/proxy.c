@@ -131,7 +131,8 @@ OP_MUST_USE int http_write_simple(struct op_conn *c, int status, const char *cty
 {
     const char *extra2 = hconf(c)->resp_extra;
     char extra[1600];
-    snprintf(extra, sizeof(extra), "%s%s", extra1 ? extra1 : "", extra2 ? extra2 : "");
+    int en = snprintf(extra, sizeof(extra), "%s%s", extra1 ? extra1 : "", extra2 ? extra2 : "");
+    if (en < 0 || (size_t)en >= sizeof(extra)) return -ENOSPC; /* never a head with its last line cut */
     ssize_t n =
         op_h1_write_simple_response(status, ctype, body, blen, close, extra, http_out, sizeof(http_out));
     if (n < 0) return (int)n;

@@ -7,7 +7,6 @@
 #include "http/proxy_int.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,15 +200,19 @@ void http_message(struct op_conn *c, void *msg)
     if (close) st->client_keep = false;
     int status = r->status ? r->status : 200;
     const char *extra2 = hconf(c)->resp_extra;
-    int n =
-        snprintf(http_out, sizeof(http_out),
-                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%.*s%s\r\n", status,
-                 op_h1_reason(status), r->content_type ? r->content_type : "application/json", r->body_len,
-                 close ? "Connection: close\r\n" : "", (int)r->headers_len, r->headers, extra2 ? extra2 : "");
+    struct op_h1_writer w;
+    op_h1_writer_init(&w, http_out, sizeof(http_out));
+    op_h1_put_status(&w, status, NULL);
+    op_h1_put_header(&w, "Content-Type", r->content_type ? r->content_type : "application/json");
+    op_h1_put_header_u64(&w, "Content-Length", r->body_len);
+    if (close) op_h1_put_header(&w, "Connection", "close");
+    op_h1_put_raw(&w, r->headers, r->headers_len); /* CRLF lines from op_app_add_header */
+    if (extra2) op_h1_put_raw(&w, extra2, strlen(extra2));
+    op_h1_put_end_of_head(&w);
+    ssize_t n = op_h1_writer_result(&w);
     http_count_status(c, status);
-    if (n < 0 || (size_t)n >= sizeof(http_out) ||
-        op_conn_send(c, OP_CLI, (const uint8_t *)http_out, (size_t)n) < 0) {
-        op_conn_close(c, "response head too large");
+    if (n < 0 || op_conn_send(c, OP_CLI, (const uint8_t *)http_out, (size_t)n) < 0) {
+        op_conn_close(c, n < 0 ? "response head invalid or too large" : "client queue full");
         return; /* http_close frees the job */
     }
     st->resp_started = true;
