@@ -14,7 +14,7 @@ struct op_cmd {
 };
 
 int op_cmd_relay(int argc, char **argv);
-/* Primary control plane and its admin CLI (issue 4). */
+/* Primary control plane and its admin CLI. */
 int op_cmd_server(int argc, char **argv);
 int op_cmd_login(int argc, char **argv);
 int op_cmd_logout(int argc, char **argv);
@@ -25,7 +25,7 @@ int op_cmd_create(int argc, char **argv);
 int op_cmd_list(int argc, char **argv);
 int op_cmd_delete(int argc, char **argv);
 int op_cmd_agent_token(int argc, char **argv);
-/* `outpost wsproxy server` (issue 5, wsproxy/). argv[0] is "server". */
+/* `outpost wsproxy server` (wsproxy/). argv[0] is "server". */
 int op_cmd_wsproxy_server(int argc, char **argv);
 
 #endif

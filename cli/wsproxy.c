@@ -1,6 +1,7 @@
 /*
- * cli/wsproxy.c — `outpost wsproxy create|ls|edit|delete|regenerate-token` (reference §5.7): admin
- * commands against the primary's /api/v2/workspaceproxies API, with -o text|json|table and -c columns.
+ * cli/wsproxy.c — `outpost wsproxy create|ls|edit|delete|regenerate-token` (Coder's CLI,
+ * docs/coder-compat.md): admin commands against the primary's /api/v2/workspaceproxies API, with -o
+ * text|json|table and -c columns.
  */
 #include <ctype.h>
 #include <errno.h>

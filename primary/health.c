@@ -1,9 +1,9 @@
 /*
- * primary/health.c — the proxy health checker (reference §3). Runs entirely inside op_primary_tick on the
- * control thread with libcurl's multi interface: every tick calls curl_multi_perform once (it never
- * waits), at most OP_HEALTH_PARALLEL probes are in flight, each has a 5 s timeout. A round probes every
- * non-deleted proxy's `<url>/healthz-report`; rounds start every health interval, or at the next tick
- * after op_primary_force_health. Results live in memory only.
+ * primary/health.c — the proxy health checker (docs/coder-compat.md, "Health checks"). Runs entirely inside
+ * op_primary_tick on the control thread with libcurl's multi interface: every tick calls curl_multi_perform
+ * once (it never waits), at most OP_HEALTH_PARALLEL probes are in flight, each has a 5 s timeout. A round
+ * probes every non-deleted proxy's `<url>/healthz-report`; rounds start every health interval, or at the next
+ * tick after op_primary_force_health. Results live in memory only.
  *
  * Round state machine: IDLE --(interval elapsed | forced)--> RUNNING --(queue empty and no probe in
  * flight)--> IDLE. A force during RUNNING is remembered and starts the next round right after.
@@ -270,7 +270,8 @@ static bool is_json_mime(const char *ct)
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
-/* Turns a finished transfer into a status, following the reference's rules. */
+/* Turns a finished transfer into a status, following Coder's rules (docs/coder-compat.md, "Health checks").
+ */
 static void finish_probe(struct op_primary *p, struct probe *pr, CURLcode res)
 {
     struct op_health *h = p->health;

@@ -1,9 +1,9 @@
 /*
  * primary/keys.c — crypto keys served to proxies (`/me/crypto-keys`): "workspace_apps_token" (64-byte
  * HS512 signing secret) and "workspace_apps_api_key" (32-byte encryption secret), hex encoded.
- * Created on first need; rotated as the reference says: keys live 30 days, a successor is inserted
- * 1 h before expiry starting at max(expiry, now + 30 min), and the old key is deleted 1 h + the token
- * lifetime (1 min) after its successor starts.
+ * Created on first need; rotated as Coder does (docs/coder-compat.md, "Crypto keys"): keys live 30 days, a
+ * successor is inserted 1 h before expiry starting at max(expiry, now + 30 min), and the old key is deleted 1
+ * h + the token lifetime (1 min) after its successor starts.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -21,8 +21,9 @@ struct op_health;
 struct op_primary {
     sqlite3 *db;
     char *data_dir;
-    char *access_url;    /* without trailing '/' */
-    char *wildcard_host; /* the app hostname pattern, port appended as the reference says; "" = none */
+    char *access_url; /* without trailing '/' */
+    char
+        *wildcard_host; /* the app hostname pattern, the access URL's port appended (Coder does); "" = none */
     uint64_t health_interval_ms;
     uint32_t kdf_iterations;
     char deployment_id[OP_UUID_STR_LEN + 1];
@@ -192,9 +193,9 @@ void op_api_user_delete(struct op_primary *p, const struct op_user *u, const cha
 /* Access of a user to a workspace: 0 (owner of it, or a site owner), -ENOENT (absent or not visible: the
  * caller answers 404 either way), -EIO. owner_id may be NULL. */
 int op_workspace_access(struct op_primary *p, const struct op_user *u, const char *ws_id, char *owner_id);
-/* The agent's status now, by the reference's rules: "connecting" until the first contact ("timeout" once
- * connect_timeout_ms passed since creation without one), "disconnected" after an explicit disconnect or
- * when the last contact is older than two heartbeat windows, else "connected". */
+/* The agent's status now, by Coder's rules (docs/coder-compat.md): "connecting" until the first contact
+ * ("timeout" once connect_timeout_ms passed since creation without one), "disconnected" after an explicit
+ * disconnect or when the last contact is older than two heartbeat windows, else "connected". */
 const char *op_agent_status(const struct op_primary *p, int64_t now, int64_t created, int64_t timeout_ms,
                             int64_t first, int64_t last, int64_t disconnected);
 /* WorkspaceAgent JSON of the row selected by agent id (NULL if absent). */

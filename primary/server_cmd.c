@@ -237,7 +237,7 @@ int op_cmd_server(int argc, char **argv)
 
     struct op_primary_config cfg = {0};
     uint64_t ms = OP_PRIMARY_DEFAULT_HEALTH_MS;
-    /* Go durations may be negative; like the reference, a value <= 0 means the 1 minute default. */
+    /* Go durations may be negative; as in Coder, a value <= 0 means the 1 minute default. */
     if (interval && *interval == '-' && op_parse_duration_ms(interval + 1, &ms) == 0)
         ms = 0;
     else if (interval && *interval && op_parse_duration_ms(interval, &ms) != 0) {

@@ -258,7 +258,7 @@ int op_store_gc(struct op_primary *p)
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
         sqlite3_finalize(st);
     }
-    /* Replicas silent for 30 minutes are forgotten (the reference's cleanup interval). */
+    /* Replicas silent for 30 minutes are forgotten (Coder's cleanup interval). */
     st = rc ? NULL : op_store_prepare(p, "DELETE FROM replicas WHERE updated_at < ?");
     if (st) {
         sqlite3_bind_int64(st, 1, now - 30LL * 60 * 1000);

@@ -2,7 +2,7 @@
  * primary/users.c — users besides the first owner (codersdk.User shapes): create (owners only), list,
  * get by id, username or "me", delete (owners only; never oneself, never a user who still owns
  * workspaces). Roles are "owner" or "member"; a member appears with an empty "roles" list, as the
- * reference's implicit member role does.
+ * implicit member role of Coder does.
  */
 #include <errno.h>
 #include <stdio.h>

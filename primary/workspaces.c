@@ -3,8 +3,8 @@
  * brings it to life) and their agents: create with agent tokens shown once, list, get by owner and
  * name or by id, delete, and the agent's JSON with its status computed from the contact times.
  *
- * Visibility follows the reference: a site owner sees every workspace, a member only their own; a
- * workspace the caller may not see answers 404 exactly like one that does not exist.
+ * Visibility follows Coder (docs/coder-compat.md): a site owner sees every workspace, a member only their
+ * own; a workspace the caller may not see answers 404 exactly like one that does not exist.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -78,7 +78,7 @@ static cJSON *agent_json_row(struct op_primary *p, sqlite3_stmt *st)
     add_time(o, "updated_at", sqlite3_column_int64(st, 5));
     if (first >= 0) add_time(o, "first_connected_at", first);
     if (last >= 0) add_time(o, "last_connected_at", last);
-    /* A silent agent is shown as disconnected at its last contact, as the reference does. */
+    /* A silent agent is shown as disconnected at its last contact, as Coder does. */
     if (strcmp(status, "disconnected") == 0) add_time(o, "disconnected_at", disc >= last ? disc : last);
     cJSON_AddStringToObject(o, "status", status);
     cJSON_AddStringToObject(o, "lifecycle_state", op_col_text(st, 9));
@@ -111,7 +111,7 @@ cJSON *op_agent_json(struct op_primary *p, const char *agent_id)
 }
 
 /* Workspace from a row selected with WS_COLS, with its agents under latest_build.resources[0].agents as
- * in the reference, and "health" summarising them. NULL on a database error. */
+ * in Coder's workspace JSON, and "health" summarising them. NULL on a database error. */
 static cJSON *workspace_json_row(struct op_primary *p, sqlite3_stmt *ws)
 {
     char org[OP_UUID_STR_LEN + 1] = "";
@@ -355,7 +355,7 @@ out:
     cJSON_Delete(body);
 }
 
-/* The owner filter of a list: "q=owner:<user>" (the reference's search syntax) or "owner=<user>". */
+/* The owner filter of a list: "q=owner:<user>" (Coder's search syntax) or "owner=<user>". */
 static int owner_filter(const struct op_app_request *req, char *out, size_t outlen)
 {
     char q[200];

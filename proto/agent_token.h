@@ -21,7 +21,7 @@
 #define OP_CONNECT_AUD              "outpost-connect"
 #define OP_AGENT_CRED_LIFETIME_S    300
 #define OP_CONNECT_TOKEN_LIFETIME_S 60
-#define OP_JWS_LEEWAY_S             60 /* accepted past exp, for clock skew (the reference library's leeway) */
+#define OP_JWS_LEEWAY_S             60 /* accepted past exp for clock skew, as Coder's JWT library does */
 #define OP_ID_LEN                   36
 
 struct op_agent_cred {

@@ -41,7 +41,7 @@ struct op_jws {
 };
 
 /* Parses a compact JWS without checking its MAC: three base64url parts; the header must be a JSON object
- * with "alg":"HS512", a "kid" holding a non-negative decimal (as a string, the way the reference writes it,
+ * with "alg":"HS512", a "kid" holding a non-negative decimal (as a string, the way Coder writes it,
  * or a number) and no "crit"; the payload must be a JSON object; the signature 64 bytes.
  * Returns 0, -EINVAL (malformed), -ENOTSUP (other alg, crit), -ENOKEY (no usable kid), -EMSGSIZE. */
 int op_jws_parse(const char *tok, size_t len, struct op_jws *out);

@@ -27,7 +27,7 @@ enum op_opt_type {
     OP_OT_FILES,    /* string array of readable files */
     OP_OT_FILE,     /* one readable file */
     OP_OT_ENUM,     /* one of op_opt.choices ("a|b|c") */
-    OP_OT_WILDCARD, /* wildcard hostname pattern (reference §6.3) */
+    OP_OT_WILDCARD, /* wildcard hostname pattern (docs/coder-compat.md) */
     OP_OT_SPECS,    /* string array whose items contain commas: repeatable flag, ';'-separated env,
                        YAML sequence */
 };

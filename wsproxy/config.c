@@ -121,9 +121,9 @@ const struct op_opt op_ws_opts[OP_WO_COUNT] = {
     [OP_WO_DRAIN_TIMEOUT] = {"drain-timeout", "CODER_DRAIN_TIMEOUT", "outpost.drainTimeout", "10s",
                              OP_OT_DURATION, NULL, 0,
                              "On SIGTERM, how long in-flight requests may take before being closed."},
-    [OP_WO_HEARTBEAT_INTERVAL] =
-        {"heartbeat-interval", "CODER_PROXY_HEARTBEAT_INTERVAL", NULL, "5s", OP_OT_DURATION, NULL,
-         OP_OF_HIDDEN, "Registration heartbeat interval (tests; the reference's fixed value is 5s)."},
+    [OP_WO_HEARTBEAT_INTERVAL] = {"heartbeat-interval", "CODER_PROXY_HEARTBEAT_INTERVAL", NULL, "5s",
+                                  OP_OT_DURATION, NULL, OP_OF_HIDDEN,
+                                  "Registration heartbeat interval (tests; Coder's fixed value is 5s)."},
     [OP_WO_CONFIG] = {"config", "CODER_CONFIG_PATH", NULL, NULL, OP_OT_FILE, NULL, 0,
                       "YAML config file (dotted keys as listed here). Re-read on SIGHUP."},
     [OP_WO_ENV_FILE] =

@@ -347,7 +347,7 @@ int op_wsp_startup(struct ws *w)
             op_ws_call_free(x);
             return EX_CONFIG;
         }
-        on_keys(w, x); /* a key fetch failure is logged, not fatal (reference §1.6) */
+        on_keys(w, x); /* a key fetch failure is logged, not fatal (docs/coder-compat.md, "Heartbeat") */
         op_ws_call_free(x);
     }
     x = new_call(w, K_REGISTER, OP_WS_REGISTER_TIMEOUT_MS);

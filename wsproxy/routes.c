@@ -201,8 +201,9 @@ static bool path_prefix(op_span_t target, const char *p)
     return target.len >= n && memcmp(target.p, p, n) == 0;
 }
 
-/* CORS for the dashboard (reference §4.1): the primary's origin only (any with the dangerous option),
- * GET and OPTIONS, no credentials. Returns true for a preflight, which is answered right away. */
+/* CORS for the dashboard (docs/coder-compat.md, "Dashboard CORS"): the primary's origin only (any with the
+ * dangerous option), GET and OPTIONS, no credentials. Returns true for a preflight, which is answered right
+ * away. */
 static bool cors(const struct snap *s, const struct op_h1_request *req, struct op_route *out, size_t *off)
 {
     const struct op_h1_header *o = op_h1_find_header(req->headers, req->nheaders, "Origin");

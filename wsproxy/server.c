@@ -45,7 +45,7 @@ static void trim_url(char *dst, size_t len, const char *src)
     op_url_trim_slashes(dst);
 }
 
-/* Access URL: configured, else the TLS listener's URL, else the HTTP one (reference §1.6). */
+/* Access URL: configured, else the TLS listener's URL, else the HTTP one (docs/coder-compat.md). */
 static void compute_access_url(struct ws *w)
 {
     const char *au = op_ws_str(&w->conf, OP_WO_ACCESS_URL);

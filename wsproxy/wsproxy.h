@@ -1,5 +1,5 @@
 /*
- * wsproxy/wsproxy.h — `outpost wsproxy server`: the workspace proxy's edge daemon (issue 5).
+ * wsproxy/wsproxy.h — `outpost wsproxy server`: the workspace proxy's edge daemon.
  *
  * The data plane is the relay engine (workers answer /healthz, /healthz-report, /latency-check,
  * /api/v2/buildinfo and the "Head to the Dashboard" page from an immutable snapshot that the control
@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-/* Heartbeat constants (reference §2.6). */
+/* Heartbeat constants (docs/coder-compat.md, "Heartbeat"). */
 #define OP_WS_REGISTER_INTERVAL_MS 5000
 #define OP_WS_REGISTER_TIMEOUT_MS  10000
 #define OP_WS_MAX_FAILURES         10
@@ -22,7 +22,8 @@
 /* The proxy's build version, reported to the primary and in X-Coder-Build-Version. */
 #define OP_WS_VERSION "v" OP_VERSION "+outpost"
 
-/* Version match rule of the reference (§2.3): equal major and minor; dev builds always match. */
+/* Coder's version match rule (docs/coder-compat.md, "Versions"): equal major and minor; dev builds always
+ * match. */
 int op_ws_versions_match(const char *a, const char *b);
 
 /* `outpost wsproxy server` entry point (argv[0] = "server"). Returns a process exit code: 0 after a

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/wsproxy_config.sh — `outpost wsproxy server` configuration from the outside:
-#   --help matches the golden file (every option with its env name); --check accepts the seed's example
-#   verbatim and catches each kind of bad value with exit 78 naming the option; the seed's example as
+#   --help matches the golden file (every option with its env name); --check accepts Coder's example
+#   verbatim and catches each kind of bad value with exit 78 naming the option; that example as
 #   environment variables (free ports instead of 80/443) starts a TLS proxy that `curl --cacert` reaches on
 #   /healthz, with the HTTP->HTTPS redirect and HSTS.
 #   docs/wsproxy-server.md is the --docs-markdown output of the same table.
@@ -27,18 +27,18 @@ ok "--help matches the golden file and lists every option with its env name"
 diff -u "$ROOT/docs/wsproxy-server.md" "$T/docs.md" || fail "docs/wsproxy-server.md is stale (UPDATE_GOLDEN=1 to regenerate)"
 ok "docs/wsproxy-server.md is generated from the same option table"
 
-# --- the seed's example, verbatim, passes --check ---
+# --- Coder's example configuration (docs/coder-compat.md), verbatim, passes --check ---
 TOKEN="00000000-1111-4222-8333-444444444444:$(printf 'a%.0s' {1..64})"
-seed_env() {
+example_env() {
     env CODER_HTTP_ADDRESS=0.0.0.0:80 CODER_TLS_ADDRESS=0.0.0.0:443 \
         CODER_PRIMARY_ACCESS_URL=https://coder.example.com CODER_PROXY_SESSION_TOKEN=$TOKEN \
         CODER_ACCESS_URL=https://eu.example.com CODER_WILDCARD_ACCESS_URL='*.eu.example.com' \
         CODER_TLS_ENABLE=true CODER_TLS_CLIENT_AUTH=none \
         CODER_TLS_CERT_FILE="$T/certs/server.pem" CODER_TLS_KEY_FILE="$T/certs/server.key" "$@"
 }
-seed_env "$OUTPOST" wsproxy server --check >"$T/check.out" 2>&1 || { cat "$T/check.out"; fail "seed example --check"; }
-ok "the seed's example configuration passes --check"
-cat >"$T/seed.env" <<EOF
+example_env "$OUTPOST" wsproxy server --check >"$T/check.out" 2>&1 || { cat "$T/check.out"; fail "example configuration --check"; }
+ok "Coder's example configuration passes --check"
+cat >"$T/example.env" <<EOF
 CODER_HTTP_ADDRESS=0.0.0.0:80
 CODER_TLS_ADDRESS=0.0.0.0:443
 CODER_PRIMARY_ACCESS_URL=https://coder.example.com
@@ -50,12 +50,12 @@ CODER_TLS_CLIENT_AUTH=none
 CODER_TLS_CERT_FILE="$T/certs/server.pem"
 CODER_TLS_KEY_FILE="$T/certs/server.key"
 EOF
-env -u CODER_PROXY_SESSION_TOKEN "$OUTPOST" wsproxy server --env-file "$T/seed.env" --check >"$T/check2.out" 2>&1 ||
-    { cat "$T/check2.out"; fail "seed example as an EnvironmentFile"; }
-"$OUTPOST" wsproxy server --env-file "$T/seed.env" --write-config >"$T/seed.yaml" 2>&1 || fail "--write-config"
-grep -q 'wildcardAccessURL: "\*.eu.example.com"' "$T/seed.yaml" || fail "write-config content"
-grep -q "$TOKEN" "$T/seed.yaml" && fail "write-config wrote the token"
-CODER_PROXY_SESSION_TOKEN=$TOKEN "$OUTPOST" wsproxy server --config "$T/seed.yaml" --check >"$T/check3.out" 2>&1 ||
+env -u CODER_PROXY_SESSION_TOKEN "$OUTPOST" wsproxy server --env-file "$T/example.env" --check >"$T/check2.out" 2>&1 ||
+    { cat "$T/check2.out"; fail "example configuration as an EnvironmentFile"; }
+"$OUTPOST" wsproxy server --env-file "$T/example.env" --write-config >"$T/example.yaml" 2>&1 || fail "--write-config"
+grep -q 'wildcardAccessURL: "\*.eu.example.com"' "$T/example.yaml" || fail "write-config content"
+grep -q "$TOKEN" "$T/example.yaml" && fail "write-config wrote the token"
+CODER_PROXY_SESSION_TOKEN=$TOKEN "$OUTPOST" wsproxy server --config "$T/example.yaml" --check >"$T/check3.out" 2>&1 ||
     { cat "$T/check3.out"; fail "--write-config output does not load back with --config"; }
 ok "as an EnvironmentFile too; --write-config writes YAML (no token) that --config loads back"
 
@@ -63,7 +63,7 @@ ok "as an EnvironmentFile too; --write-config writes YAML (no token) that --conf
 bad() { # bad NEEDLE ARGS...
     local needle=$1
     shift
-    seed_env "$OUTPOST" wsproxy server --check "$@" >"$T/bad.out" 2>&1
+    example_env "$OUTPOST" wsproxy server --check "$@" >"$T/bad.out" 2>&1
     local rc=$?
     [ $rc = 78 ] || { cat "$T/bad.out"; fail "--check $*: exit $rc, want 78"; }
     grep -q -- "$needle" "$T/bad.out" || { cat "$T/bad.out"; fail "--check $*: message does not name $needle"; }
@@ -91,7 +91,7 @@ echo 'networking: {' >"$T/broken.yaml"
 bad YAML --config "$T/broken.yaml"
 ok "--check: bad URL, address, bool, int, duration, file, key, enum, wildcard, token, YAML all exit 78 naming the option"
 
-# --- the seed's example as env vars, on free ports, with a primary: TLS reachable with curl --cacert ---
+# --- the example as env vars, on free ports, with a primary: TLS reachable with curl --cacert ---
 P=$(free_port)
 export CODER_CONFIG_DIR=$T/cli
 bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url http://127.0.0.1:$P --data-dir "$T/data" \
@@ -120,6 +120,6 @@ curl -s -o /dev/null -D "$T/long.h" "http://localhost:$H$long"
 head -n 1 "$T/long.h" | grep -q '^HTTP/1.1 414' || fail "4 KiB target: $(head -n 1 "$T/long.h") (want 414)"
 ! grep -qi '^Location' "$T/long.h" || fail "4 KiB target: a Location header was sent"
 grep -q '^X-Coder-Build-Version: .*'$'\r''$' "$T/long.h" || fail "4 KiB target: the next header is damaged"
-ok "seed example as env vars: TLS proxy answers /healthz to curl --cacert; HTTP redirects to HTTPS (IPv6 Host too; a 4 KiB target gets 414, never a cut Location); HSTS"
+ok "example configuration as env vars: TLS proxy answers /healthz to curl --cacert; HTTP redirects to HTTPS (IPv6 Host too; a 4 KiB target gets 414, never a cut Location); HSTS"
 grep -q 'registered with the primary' "$T/proxy.log" || fail "TLS proxy did not register"
 ok "the TLS proxy registered with the primary (access URL https://localhost:$S)"

@@ -1,8 +1,9 @@
 /*
  * tests/unit/test_h1.c — the HTTP/1.1 message layer (http/h1_*.c): request/response head parsing (every
- * smuggling shape from reliability.md §2.1, limits at their exact boundaries, byte-by-byte prefixes),
- * keep-alive and upgrade rules, response framing, the chunked body tracker (split at every byte, pipelined
- * next request) and the head writers. Prints one line per failed check; exits 1 on any failure.
+ * request-smuggling shape we know of (CL.TE, TE.CL, duplicate lengths), limits at their exact boundaries,
+ * byte-by-byte prefixes), keep-alive and upgrade rules, response framing, the chunked body tracker (split at
+ * every byte, pipelined next request) and the head writers. Prints one line per failed check; exits 1 on any
+ * failure.
  */
 #include <errno.h>
 #include <stdio.h>

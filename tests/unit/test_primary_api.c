@@ -598,7 +598,8 @@ static int key_count(struct op_primary *p, const char *proxy_token, const char *
     return n;
 }
 
-/* Key rotation (reference §2.8) and session expiry, by moving timestamps in the database. */
+/* Key rotation (docs/coder-compat.md, "Crypto keys") and session expiry, by moving timestamps in the
+ * database. */
 static void test_rotation_and_expiry(struct op_primary *p, const char *owner)
 {
     char *ptok = create_proxy(p, owner, "rot", NULL);

@@ -1,4 +1,4 @@
-/* Unit test: wsproxy/config — precedence (flag > env-file > env > YAML > default), the seed's example
+/* Unit test: wsproxy/config — precedence (flag > env-file > env > YAML > default), Coder's example
  * verbatim, YAML round trip of --write-config, and validation of each kind of bad value. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,7 +76,7 @@ int main(void)
           "required: %s", err);
     op_ws_conf_free(&c);
 
-    printf("the seed's example, as environment variables, verbatim\n");
+    printf("Coder's example, as environment variables, verbatim\n");
     setenv("CODER_HTTP_ADDRESS", "0.0.0.0:80", 1);
     setenv("CODER_TLS_ADDRESS", "0.0.0.0:443", 1);
     setenv("CODER_PRIMARY_ACCESS_URL", "https://coder.example.com", 1);
@@ -88,7 +88,7 @@ int main(void)
     setenv("CODER_TLS_CERT_FILE", cert, 1);
     setenv("CODER_TLS_KEY_FILE", key, 1);
     CHECK(load(&c, err, sizeof(err), (char *)NULL) == 0, "load: %s", err);
-    CHECK(op_ws_conf_validate(&c, err, sizeof(err)) == 0, "seed example rejected: %s", err);
+    CHECK(op_ws_conf_validate(&c, err, sizeof(err)) == 0, "example configuration rejected: %s", err);
     CHECK(op_ws_bool(&c, OP_WO_TLS_ENABLE) && c.src[OP_WO_TLS_ENABLE] == OP_OS_ENV, "tls enable from env");
     CHECK(strcmp(op_ws_str(&c, OP_WO_TLS_ADDRESS), "0.0.0.0:443") == 0, "tls address");
 
