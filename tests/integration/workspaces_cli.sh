@@ -16,7 +16,7 @@ PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 unset CODER_URL CODER_SESSION_TOKEN CODER_CONFIG_DIR
 bg server "$OUTPOST" server --http-address "127.0.0.1:$PORT" --data-dir "$T/data" \
-    --agent-heartbeat-interval 500ms --agent-connection-timeout 3s
+    --agent-heartbeat-interval 500ms --agent-connection-timeout 3s --proxy-health-interval 1s
 wait_port "$PORT"
 ADMIN=(--global-config "$T/admin")
 ALICE=(--global-config "$T/alice")
@@ -114,6 +114,38 @@ check "credential: a compact JWS and its expiry" py "import json,sys; c=json.loa
 AGENT_ID=${DEV_TOKEN%%:*}
 body=$(agent "$ALICE_SESSION" -X POST -d '{"port":8000,"region":"primary"}' "$URL/api/v2/workspaceagents/$AGENT_ID/connect-token")
 check "connect token for the owner of the workspace" py "import json,sys; assert len(json.loads(sys.argv[1])['signed_token'].split('.'))==3" "$body"
+
+# --- the manifest follows healthy proxies: a registered, healthy proxy appears, an unreachable one leaves ---
+PXTOKEN=$(op wsproxy create --name eu --only-token "${ADMIN[@]}")
+PYPORT=$(free_port)
+cat >"$T/proxy.py" <<PY
+import http.server, json
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        b = json.dumps({"errors": [], "warnings": []}).encode()
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+http.server.HTTPServer(("127.0.0.1", $PYPORT), H).serve_forever()
+PY
+bg pyproxy python3 "$T/proxy.py"
+PY_PID=$LAST_PID
+wait_port "$PYPORT"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/api/v2/workspaceproxies/me/register" \
+    -H "Coder-External-Proxy-Token: $PXTOKEN" \
+    -d "{\"access_url\":\"http://127.0.0.1:$PYPORT\",\"derp_enabled\":true,\"replica_id\":\"$(py 'import uuid;print(uuid.uuid4())')\",\"hostname\":\"t\",\"version\":\"v0\"}")
+check "proxy eu registers -> 201" test "$code" = 201
+regions() { agent "$1" "$URL/api/v2/workspaceagents/me/manifest" | py "import json,sys; print(' '.join(r['name']+'='+r['access_url'] for r in json.load(sys.stdin)['regions']))"; }
+wait_regions() { # token expected seconds
+    for _ in $(seq 1 $(($3 * 10))); do [ "$(regions "$1")" = "$2" ] && return 0; sleep 0.1; done
+    echo "  regions: $(regions "$1")"; return 1
+}
+check "manifest: the healthy proxy joins the regions with its access URL" \
+    wait_regions "$DEV_TOKEN" "primary=$URL eu=http://127.0.0.1:$PYPORT" 5
+body=$(agent "$ALICE_SESSION" -X POST -d '{"port":22,"region":"eu"}' "$URL/api/v2/workspaceagents/$AGENT_ID/connect-token")
+check "connect token for region eu" py "import json,sys; assert json.loads(sys.argv[1])['region']=='eu'" "$body"
+kill "$PY_PID"
+check "manifest: an unreachable proxy leaves the regions" wait_regions "$DEV_TOKEN" "primary=$URL" 5
 
 # --- a member is refused another user's workspace ---
 code=$(agent "$CAROL_SESSION" -o /dev/null -w '%{http_code}' "$URL/api/v2/users/alice/workspace/dev")

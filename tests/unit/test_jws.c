@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proto/agent_token.h"
 #include "proto/jws.h"
 #include "tests/unit/check.h"
 
@@ -223,5 +224,54 @@ int main(void)
     CHECK(!op_json_flat_valid("{\"a\":1,}", 8), "trailing comma refused");
     CHECK(!op_json_flat_valid("{\"a\":01}", 8), "leading zero refused");
     CHECK(!op_json_flat_valid("{\"a\":\"\x01\"}", 8), "control character refused");
-    return check_report("sha512, hmac-sha512, base64url and HS512 JWS");
+
+    /* Agent credential and connect token claims: written, signed, parsed and read back; bad fields refused.
+     */
+    struct op_agent_cred cred = {"11111111-2222-4333-8444-555555555555",
+                                 "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",
+                                 "99999999-8888-4777-8666-555555555555", 1000, 1300};
+    char payload[512];
+    int plen = op_agent_cred_payload(&cred, payload, sizeof(payload));
+    CHECK(plen > 0 && op_jws_sign(payload, (size_t)plen, 7, key, 64, tok, sizeof(tok)) > 0,
+          "sign a credential");
+    struct op_agent_cred back;
+    struct op_connect_claims cc;
+    CHECK(parse(tok, &j) == 0 && j.kid == 7 && op_jws_mac_ok(&j, tok, key, 64) &&
+              op_agent_cred_read(&j, 1200, &back) == 0 && strcmp(back.agent_id, cred.agent_id) == 0 &&
+              strcmp(back.owner_id, cred.owner_id) == 0 && back.iat == 1000 && back.exp == 1300,
+          "credential claims round-trip");
+    CHECK(op_agent_cred_read(&j, 1300 + OP_JWS_LEEWAY_S - 1, &back) == 0, "inside the leeway");
+    CHECK(op_agent_cred_read(&j, 1300 + OP_JWS_LEEWAY_S, &back) == -ETIMEDOUT, "past the leeway");
+    CHECK(op_connect_read(&j, 1200, &cc) == -EINVAL, "a credential does not read as a connect token");
+    struct op_agent_cred upper = cred;
+    upper.agent_id[0] = 'A';
+    CHECK(op_agent_cred_payload(&upper, payload, sizeof(payload)) == -EINVAL, "upper-case id refused");
+    CHECK(op_agent_cred_payload(&cred, payload, 40) == -ENOSPC, "credential payload: small buffer");
+    struct op_connect_claims c = {"11111111-2222-4333-8444-555555555555",
+                                  "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",
+                                  "99999999-8888-4777-8666-555555555555",
+                                  "eu-west",
+                                  8080,
+                                  2000};
+    plen = op_connect_payload(&c, payload, sizeof(payload));
+    CHECK(plen > 0 && op_jws_sign(payload, (size_t)plen, 7, key, 64, tok, sizeof(tok)) > 0 &&
+              parse(tok, &j) == 0 && op_connect_read(&j, 1990, &cc) == 0 && cc.port == 8080 &&
+              strcmp(cc.region, "eu-west") == 0 && strcmp(cc.user_id, c.user_id) == 0,
+          "connect claims round-trip");
+    CHECK(op_agent_cred_read(&j, 1990, &back) == -EINVAL, "a connect token does not read as a credential");
+    struct op_connect_claims bad = c;
+    bad.port = 0;
+    CHECK(op_connect_payload(&bad, payload, sizeof(payload)) == -EINVAL, "port 0 refused");
+    bad = c;
+    snprintf(bad.region, sizeof(bad.region), "eu west");
+    CHECK(op_connect_payload(&bad, payload, sizeof(payload)) == -EINVAL, "region with a space refused");
+    /* A well-signed token whose port is out of range is still refused by the claim reader. */
+    const char *p70k =
+        "{\"aud\":\"outpost-connect\",\"user_id\":\"11111111-2222-4333-8444-555555555555\","
+        "\"agent_id\":\"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee\",\"workspace_id\":"
+        "\"99999999-8888-4777-8666-555555555555\",\"port\":70000,\"region\":\"eu\",\"exp\":2000}";
+    CHECK(op_jws_sign(p70k, strlen(p70k), 7, key, 64, tok, sizeof(tok)) > 0 && parse(tok, &j) == 0 &&
+              op_jws_mac_ok(&j, tok, key, 64) && op_connect_read(&j, 1990, &cc) == -EINVAL,
+          "port 70000 in a signed token refused");
+    return check_report("sha512, hmac-sha512, base64url, HS512 JWS and agent token claims");
 }
