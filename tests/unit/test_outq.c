@@ -1,9 +1,13 @@
 /*
- * Unit tests for the engine's send queues and chunk pool (core/engine.c is included so its static
- * helpers can be exercised without a ring): coalescing into chunks, segment and pool limits, the
- * backpressure watermark, and that clearing a queue returns every chunk.
+ * Unit tests for the engine's send queues and chunk pool (through the engine's internal header, so they
+ * run without a ring): coalescing into chunks, segment and pool limits, the backpressure watermark, that
+ * clearing a queue returns every chunk; operation tags, state names and the flags decoders.
  */
-#include "core/engine.c"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_int.h"
 
 #include "tests/unit/check.h"
 
