@@ -233,6 +233,7 @@ static bool route_workspaces(struct op_primary *p, const char *path, const struc
         W_NONE,
         W_USERS,
         W_USER,
+        W_USER_ROLES,
         W_USER_WS,
         W_USER_WS_NAME,
         W_WSS,
@@ -250,6 +251,7 @@ static bool route_workspaces(struct op_primary *p, const char *path, const struc
         r = W_WSS, allowed = get;
     } else if ((n = split_path(path, "/api/v2/users/", seg, 3)) >= 1) {
         if (n == 1) r = W_USER, allowed = get || del;
+        if (n == 2 && strcmp(seg[1], "roles") == 0) r = W_USER_ROLES, allowed = span_eq(req->method, "PUT");
         if (n == 2 && strcmp(seg[1], "workspaces") == 0) r = W_USER_WS, allowed = post;
         if (n == 3 && strcmp(seg[1], "workspace") == 0) r = W_USER_WS_NAME, allowed = get;
     } else if ((n = split_path(path, "/api/v2/workspaces/", seg, 4)) >= 1) {
@@ -277,6 +279,9 @@ static bool route_workspaces(struct op_primary *p, const char *path, const struc
             op_api_users_me(p, &u, resp);
         else
             get ? op_api_user_get(p, &u, seg[0], resp) : op_api_user_delete(p, &u, seg[0], resp);
+        break;
+    case W_USER_ROLES:
+        op_api_user_roles(p, &u, seg[0], req, resp);
         break;
     case W_USER_WS:
         op_api_workspace_create(p, &u, seg[0], req, resp);

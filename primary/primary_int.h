@@ -182,6 +182,9 @@ void op_api_users_list(struct op_primary *p, struct op_app_response *resp);
 /* GET /api/v2/users/{user|me}. */
 void op_api_user_get(struct op_primary *p, const struct op_user *u, const char *ref,
                      struct op_app_response *resp);
+/* PUT /api/v2/users/{user}/roles {"roles":["owner"]|[]} (owners, not on themselves): 200 User. */
+void op_api_user_roles(struct op_primary *p, const struct op_user *u, const char *ref,
+                       const struct op_app_request *req, struct op_app_response *resp);
 /* DELETE /api/v2/users/{user} (owners): 200; 403 for oneself, 417 while the user owns workspaces. */
 void op_api_user_delete(struct op_primary *p, const struct op_user *u, const char *ref,
                         struct op_app_response *resp);

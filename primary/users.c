@@ -301,3 +301,56 @@ void op_api_user_delete(struct op_primary *p, const struct op_user *u, const cha
     op_info("users", "%s deleted user %s", u->username, who.username);
     op_api_error(resp, 200, "User has been deleted!", NULL);
 }
+
+void op_api_user_roles(struct op_primary *p, const struct op_user *u, const char *ref,
+                       const struct op_app_request *req, struct op_app_response *resp)
+{
+    if (!u->owner) {
+        op_api_error(resp, 403, FORBIDDEN, "only owners change roles");
+        return;
+    }
+    struct op_user who;
+    int rc = op_user_lookup(p, u, ref, &who);
+    if (rc) {
+        op_api_error(resp, rc == -ENOENT ? 404 : 500, rc == -ENOENT ? OP_NOT_FOUND_MSG : "Internal error.",
+                     NULL);
+        return;
+    }
+    cJSON *body = op_api_body_object(req, resp);
+    if (!body) return;
+    bool owner = false;
+    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(body, "roles")) || !parse_roles(body, &owner)) {
+        op_api_validation(resp, 400, "Validation failed.", "roles",
+                          "roles must be [\"owner\"] or [] (member)");
+        goto out;
+    }
+    if (strcmp(who.id, u->id) == 0) {
+        op_api_error(resp, 400, "You cannot change your own roles.", NULL);
+        goto out;
+    }
+    sqlite3_stmt *st = NULL;
+    rc = op_store_begin(p);
+    if (!rc &&
+        (st = op_store_prepare(p, "UPDATE users SET roles = ?, updated_at = ? WHERE id = ?")) != NULL) {
+        sqlite3_bind_text(st, 1, owner ? "owner" : "member", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, op_wall_ms());
+        sqlite3_bind_text(st, 3, who.id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+        sqlite3_finalize(st);
+    } else {
+        rc = -EIO;
+    }
+    if (rc || op_store_commit(p)) {
+        op_store_rollback(p);
+        op_api_error(resp, 500, "Internal error updating roles.", NULL);
+        goto out;
+    }
+    op_info("users", "%s made %s %s", u->username, who.username, owner ? "an owner" : "a member");
+    cJSON *o = op_user_json(p, who.id);
+    if (o)
+        op_api_json(resp, 200, o);
+    else
+        op_api_error(resp, 500, "Internal error fetching user.", NULL);
+out:
+    cJSON_Delete(body);
+}

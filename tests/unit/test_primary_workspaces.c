@@ -234,6 +234,27 @@ static void test_users(struct op_primary *p, char **owner, char **alice, char **
     expect(t_call(p, "DELETE", "/api/v2/users/admin", NULL, *owner), 403, "You cannot delete yourself!",
            "owner deletes themselves");
     expect(t_call(p, "PATCH", "/api/v2/users", NULL, *owner), 405, "Method not allowed.", "PATCH users");
+    r = t_call(p, "PUT", "/api/v2/users/root2/roles", "{\"roles\":[]}", *owner);
+    CHECK(r.status == 200 && cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "roles")) == 0,
+          "PUT users/{user}/roles [] makes an owner a member");
+    t_free(&r);
+    r = t_call(p, "PUT", "/api/v2/users/root2/roles", "{\"roles\":[\"owner\"]}", *owner);
+    CHECK(r.status == 200 &&
+              t_streq(t_str(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "roles"), 0), "name"), "owner"),
+          "PUT users/{user}/roles [owner] makes them an owner again");
+    t_free(&r);
+    expect(t_call(p, "PUT", "/api/v2/users/admin/roles", "{\"roles\":[]}", *owner), 400,
+           "You cannot change your own roles.", "owner changes their own roles");
+    expect(t_call(p, "PUT", "/api/v2/users/root2/roles", "{\"roles\":[\"root\"]}", *owner), 400,
+           "Validation failed.", "unknown role in PUT roles");
+    expect(t_call(p, "PUT", "/api/v2/users/root2/roles", "{}", *owner), 400, "Validation failed.",
+           "PUT roles without roles");
+    expect(t_call(p, "PUT", "/api/v2/users/carol/roles", "{\"roles\":[\"owner\"]}", *alice), 403,
+           "Forbidden.", "member PUT roles");
+    expect(t_call(p, "PUT", "/api/v2/users/nobody/roles", "{\"roles\":[]}", *owner), 404, OP_NOT_FOUND_MSG,
+           "PUT roles of an unknown user");
+    expect(t_call(p, "POST", "/api/v2/users/root2/roles", "{\"roles\":[]}", *owner), 405,
+           "Method not allowed.", "POST roles");
     expect(t_call(p, "DELETE", "/api/v2/users/root2", NULL, *owner), 200, "User has been deleted!",
            "DELETE user");
     expect(t_call(p, "DELETE", "/api/v2/users/root2", NULL, *owner), 404, OP_NOT_FOUND_MSG,
