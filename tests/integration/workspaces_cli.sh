@@ -16,7 +16,7 @@ PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 unset CODER_URL CODER_SESSION_TOKEN CODER_CONFIG_DIR
 bg server "$OUTPOST" server --http-address "127.0.0.1:$PORT" --data-dir "$T/data" \
-    --agent-heartbeat-interval 500ms --agent-connection-timeout 3s --proxy-health-interval 1s
+    --agent-heartbeat-interval 1s --agent-connection-timeout 6s --proxy-health-interval 1s
 wait_port "$PORT"
 ADMIN=(--global-config "$T/admin")
 ALICE=(--global-config "$T/alice")
@@ -103,10 +103,19 @@ check "no agent token -> 401" test "$code" = 401
 REPORT='{"lifecycle_state":"ready","version":"v0.1.0","apps":[{"slug":"web","url":"http://127.0.0.1:8000","display_name":"Web","sharing_level":"owner","subdomain":true}],"listening_ports":[{"port":8000,"network":"tcp","process_name":"python3"},{"port":22}],"regions":["primary"]}'
 code=$(agent "$DEV_TOKEN" -o /dev/null -w '%{http_code}' -X POST -d "$REPORT" "$URL/api/v2/workspaceagents/me/report")
 check "report -> 204" test "$code" = 204
-out=$(op list "${ALICE[@]}")
-check "list: dev connected with its app, ports and region: $(grep dev <<<"$out")" has "$out" '^alice/dev +main +connected +web +8000,22 +primary$'
+# A report makes the agent connected for two heartbeats (2 s here); on a loaded machine the list after it may
+# come later than that, so each attempt reports again right before listing.
+report_and_see() { # token body regex
+    for _ in 1 2 3 4 5; do
+        agent "$1" -X POST -d "$2" "$URL/api/v2/workspaceagents/me/report" >/dev/null
+        op list "${ALICE[@]}" | grep -Eq "$3" && return 0
+    done
+    op list "${ALICE[@]}" | sed 's/^/  /'
+    return 1
+}
+check "list: dev connected with its app, ports and region" report_and_see "$DEV_TOKEN" '{}' '^alice/dev +main +connected +web +8000,22 +primary$'
 out=$(op list "${ALICE[@]}" -o json)
-check "list -o json: agents with apps, ports, regions" py "import json,sys; w=[x for x in json.loads(sys.argv[1]) if x['name']=='dev'][0]; a=w['latest_build']['resources'][0]['agents'][0]; assert a['status']=='connected' and a['apps'][0]['slug']=='web' and a['listening_ports'][0]['port']==8000 and a['regions']==['primary']" "$out"
+check "list -o json: agents with apps, ports, regions" py "import json,sys; w=[x for x in json.loads(sys.argv[1]) if x['name']=='dev'][0]; a=w['latest_build']['resources'][0]['agents'][0]; assert a['lifecycle_state']=='ready' and a['apps'][0]['slug']=='web' and a['listening_ports'][0]['port']==8000 and a['regions']==['primary']" "$out"
 code=$(agent "$DEV_TOKEN" -o /dev/null -w '%{http_code}' -X POST -d '{"apps":[{"slug":"BAD","url":"x"}]}' "$URL/api/v2/workspaceagents/me/report")
 check "a bad report -> 400" test "$code" = 400
 body=$(agent "$DEV_TOKEN" -X POST "$URL/api/v2/workspaceagents/me/credential")
@@ -159,17 +168,15 @@ check "carol cannot regenerate alice's agent token" test $rc -eq 65
 code=$(agent "$DEV_TOKEN" -o /dev/null -w '%{http_code}' "$URL/api/v2/workspaceagents/me/manifest")
 check "alice's agent token still works after carol's attempts" test "$code" = 200
 
-# --- status rules with short windows (heartbeat 500ms, connection timeout 3s) ---
+# --- status rules with short windows (heartbeat 1s, connection timeout 6s) ---
 wait_list() { # regex seconds
     for _ in $(seq 1 $(($2 * 10))); do op list "${ALICE[@]}" | grep -Eq "$1" && return 0; sleep 0.1; done
     return 1
 }
 check "silent for two heartbeats -> disconnected" wait_list '^alice/dev +main +disconnected' 5
-check "never connected within the timeout -> timeout" wait_list '^alice/ci +build +timeout' 6
-agent "$BUILD_TOKEN" -X POST -d '{}' "$URL/api/v2/workspaceagents/me/report" >/dev/null
-check "a late first report: timeout -> connected" wait_list '^alice/ci +build +connected' 2
-agent "$DEV_TOKEN" -X POST -d '{}' "$URL/api/v2/workspaceagents/me/report" >/dev/null
-check "a report reconnects dev" wait_list '^alice/dev +main +connected' 2
+check "never connected within the timeout -> timeout" wait_list '^alice/ci +build +timeout' 10
+check "a late first report: timeout -> connected" report_and_see "$BUILD_TOKEN" '{}' '^alice/ci +build +connected'
+check "a report reconnects dev" report_and_see "$DEV_TOKEN" '{}' '^alice/dev +main +connected'
 agent "$DEV_TOKEN" -X POST -d '{"lifecycle_state":"shutting_down"}' "$URL/api/v2/workspaceagents/me/report" >/dev/null
 check "a stopping agent is disconnected at once" bash -c "'$OUTPOST' list --global-config '$T/alice' | grep -Eq '^alice/dev +main +disconnected'"
 
