@@ -45,6 +45,18 @@ static int load_proxy(struct op_primary *p, const char *ref, struct op_proxy_row
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
 }
 
+/* load_proxy for an endpoint: on failure answers 404 (unknown) or 500 and returns false. */
+static bool load_proxy_or_answer(struct op_primary *p, const char *ref, struct op_proxy_row *r,
+                                 struct op_app_response *resp)
+{
+    int rc = load_proxy(p, ref, r);
+    if (rc == -ENOENT)
+        op_api_error(resp, 404, OP_NOT_FOUND_MSG, NULL);
+    else if (rc)
+        op_api_error(resp, 500, "Internal error fetching workspace proxy.", NULL);
+    return rc == 0;
+}
+
 static bool is_primary_ref(struct op_primary *p, const char *ref)
 {
     return strcasecmp(ref, "primary") == 0 || strcasecmp(ref, p->deployment_id) == 0;
@@ -296,13 +308,7 @@ void op_api_proxy_get(struct op_primary *p, const char *ref, struct op_app_respo
         return;
     }
     struct op_proxy_row r;
-    int rc = load_proxy(p, ref, &r);
-    if (rc == -ENOENT)
-        op_api_error(resp, 404, OP_NOT_FOUND_MSG, NULL);
-    else if (rc)
-        op_api_error(resp, 500, "Internal error fetching workspace proxy.", NULL);
-    else
-        op_api_json(resp, 200, proxy_json(p, &r, true));
+    if (load_proxy_or_answer(p, ref, &r, resp)) op_api_json(resp, 200, proxy_json(p, &r, true));
 }
 
 static void patch_primary(struct op_primary *p, const char *name, const char *dn, const char *icon,
@@ -349,14 +355,8 @@ void op_api_proxy_patch(struct op_primary *p, const char *ref, const struct op_a
         goto out;
     }
     struct op_proxy_row r;
-    int rc = load_proxy(p, ref, &r);
-    if (rc) {
-        if (rc == -ENOENT)
-            op_api_error(resp, 404, OP_NOT_FOUND_MSG, NULL);
-        else
-            op_api_error(resp, 500, "Internal error fetching workspace proxy.", NULL);
-        goto out;
-    }
+    if (!load_proxy_or_answer(p, ref, &r, resp)) goto out;
+    int rc;
     if (!check_fields(name && *name ? name : NULL, dn, icon, resp)) goto out;
     if (name && *name) snprintf(r.name, sizeof(r.name), "%s", name);
     if (dn && *dn) snprintf(r.display_name, sizeof(r.display_name), "%s", dn);
@@ -419,14 +419,8 @@ void op_api_proxy_delete(struct op_primary *p, const char *ref, struct op_app_re
         return;
     }
     struct op_proxy_row r;
-    int rc = load_proxy(p, ref, &r);
-    if (rc) {
-        if (rc == -ENOENT)
-            op_api_error(resp, 404, OP_NOT_FOUND_MSG, NULL);
-        else
-            op_api_error(resp, 500, "Internal error fetching workspace proxy.", NULL);
-        return;
-    }
+    if (!load_proxy_or_answer(p, ref, &r, resp)) return;
+    int rc;
     int64_t now = op_wall_ms();
     rc = op_store_begin(p);
     sqlite3_stmt *st;
