@@ -4,17 +4,11 @@
 # proxy registration and health transitions against a loopback Python proxy (ok -> unreachable), CLI
 # errors and exit codes, token hashing in the database, and a restart that keeps everything.
 set -u
+. "$(dirname "$0")/../lib/common.sh" # $T, sanitizer reports in $T/*.log fail the test
 : "${OUTPOST_BIN:?}"
 command -v curl >/dev/null || { echo "curl missing"; exit 77; }
 command -v python3 >/dev/null || { echo "python3 missing"; exit 77; }
-T=$(mktemp -d /tmp/outpost-primary-e2e.XXXXXX)
 SERVER_PID= PY_PID=
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    [ -n "$PY_PID" ] && kill "$PY_PID" 2>/dev/null && wait "$PY_PID" 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
 fails=0
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
@@ -29,6 +23,7 @@ start_server() {
     "$OUTPOST_BIN" server --http-address "127.0.0.1:$PORT" --data-dir "$T/data" --proxy-health-interval 1s \
         >>"$T/server.log" 2>&1 &
     SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
     for _ in $(seq 1 100); do
         curl -fsS "$URL/api/v2/buildinfo" >/dev/null 2>&1 && return 0
         sleep 0.1
@@ -108,6 +103,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", $PYPORT), H).serve_forever()
 PY
 python3 "$T/proxy.py" & PY_PID=$!
+PIDS+=("$PY_PID")
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PYPORT/healthz-report" >/dev/null && break; sleep 0.1; done
 REPLICA=$(python3 -c 'import uuid;print(uuid.uuid4())')
 code=$(curl -s -o "$T/reg.json" -w '%{http_code}' -X POST "$URL/api/v2/workspaceproxies/me/register" \

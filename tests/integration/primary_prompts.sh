@@ -4,22 +4,18 @@
 # `outpost wsproxy create` asks for the name, display name (default: the name) and icon; `wsproxy delete`
 # asks for confirmation.
 set -u
+. "$(dirname "$0")/../lib/common.sh" # $T, sanitizer reports in $T/*.log fail the test
 : "${OUTPOST_BIN:?}"
 command -v python3 >/dev/null || { echo "python3 missing"; exit 77; }
 command -v curl >/dev/null || { echo "curl missing"; exit 77; }
-T=$(mktemp -d /tmp/outpost-primary-prompts.XXXXXX)
 SERVER_PID=
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
 export CODER_CONFIG_DIR=$T/cfg
 unset CODER_URL CODER_SESSION_TOKEN
 "$OUTPOST_BIN" server --http-address "127.0.0.1:$PORT" --data-dir "$T/data" >"$T/server.log" 2>&1 &
 SERVER_PID=$!
+PIDS+=("$SERVER_PID")
 for _ in $(seq 1 100); do curl -fsS "$URL/api/v2/buildinfo" >/dev/null 2>&1 && break; sleep 0.1; done
 
 cat >"$T/drive_tty.py" <<'PY'

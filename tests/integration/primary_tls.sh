@@ -2,18 +2,13 @@
 # The primary over HTTPS only (--tls-enable, no plaintext listener): buildinfo with the test CA, the CLI
 # against it (CURL_CA_BUNDLE), the session cookie marked Secure, and a clear error without the CA.
 set -u
+. "$(dirname "$0")/../lib/common.sh" # $T, sanitizer reports in $T/*.log fail the test
 : "${OUTPOST_BIN:?}"
 root=${OUTPOST_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v curl >/dev/null || { echo "curl missing"; exit 77; }
 command -v openssl >/dev/null || { echo "openssl missing"; exit 77; }
 command -v python3 >/dev/null || { echo "python3 missing"; exit 77; }
-T=$(mktemp -d /tmp/outpost-primary-tls.XXXXXX)
 SERVER_PID=
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
 bash "$root/tests/lib/certs.sh" "$T/pki" || exit 1
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 URL=https://127.0.0.1:$PORT
@@ -23,6 +18,7 @@ unset CODER_URL CODER_SESSION_TOKEN CURL_CA_BUNDLE SSL_CERT_FILE
     --tls-cert-file "$T/pki/server.pem" --tls-key-file "$T/pki/server.key" --data-dir "$T/data" \
     >"$T/server.log" 2>&1 &
 SERVER_PID=$!
+PIDS+=("$SERVER_PID")
 for _ in $(seq 1 100); do curl -fsS --cacert "$T/pki/ca.pem" "$URL/api/v2/buildinfo" >/dev/null 2>&1 && break; sleep 0.1; done
 fails=0
 ok() { echo "ok   $*"; }

@@ -92,14 +92,9 @@ bad YAML --config "$T/broken.yaml"
 ok "--check: bad URL, address, bool, int, duration, file, key, enum, wildcard, token, YAML all exit 78 naming the option"
 
 # --- the example as env vars, on free ports, with a primary: TLS reachable with curl --cacert ---
-P=$(free_port)
-export CODER_CONFIG_DIR=$T/cli
-bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url http://127.0.0.1:$P --data-dir "$T/data" \
-    --proxy-health-interval 1s
-wait_port $P
-"$OUTPOST" login http://127.0.0.1:$P --first-user-username admin --first-user-email a@b.c \
-    --first-user-password 'Sup3rSecret!pw' >"$T/login.log" 2>&1 || fail "login"
-REAL=$("$OUTPOST" wsproxy create --name eu --only-token 2>"$T/create.log" | tail -n 1)
+TOKEN_EXAMPLE=$TOKEN
+primary_with_proxy eu
+REAL=$TOKEN TOKEN=$TOKEN_EXAMPLE
 H=$(free_port) S=$(free_port)
 TOKEN=$REAL bg proxy env CODER_HTTP_ADDRESS=127.0.0.1:$H CODER_TLS_ADDRESS=127.0.0.1:$S \
     CODER_PRIMARY_ACCESS_URL=http://127.0.0.1:$P CODER_PROXY_SESSION_TOKEN=$REAL \

@@ -5,14 +5,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 certs
 
-P=$(free_port)
-export CODER_CONFIG_DIR=$T/cli
-bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url http://127.0.0.1:$P --data-dir "$T/data" \
-    --proxy-health-interval 1s
-wait_port $P
-"$OUTPOST" login http://127.0.0.1:$P --first-user-username admin --first-user-email a@b.c \
-    --first-user-password 'Sup3rSecret!pw' >"$T/login.log" 2>&1 || fail "login"
-TOKEN=$("$OUTPOST" wsproxy create --name eu --only-token 2>"$T/create.log" | tail -n 1)
+primary_with_proxy eu
 
 H=$(free_port) S=$(free_port) M=$(free_port)
 bg proxy env CODER_PROXY_SESSION_TOKEN=$TOKEN CODER_PRIMARY_ACCESS_URL=http://127.0.0.1:$P \

@@ -7,14 +7,7 @@
 certs
 bash "$ROOT/tests/lib/certs.sh" "$T/certs2" >/dev/null || fail "certs2"
 
-P=$(free_port)
-export CODER_CONFIG_DIR=$T/cli
-bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url http://127.0.0.1:$P --data-dir "$T/data" \
-    --proxy-health-interval 1s
-wait_port $P
-"$OUTPOST" login http://127.0.0.1:$P --first-user-username admin --first-user-email a@b.c \
-    --first-user-password 'Sup3rSecret!pw' >"$T/login.log" 2>&1 || fail "login"
-TOKEN=$("$OUTPOST" wsproxy create --name eu --only-token 2>"$T/create.log" | tail -n 1)
+primary_with_proxy eu
 
 H=$(free_port) S=$(free_port) M=$(free_port)
 write_yaml() { # write_yaml CERT KEY

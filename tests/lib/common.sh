@@ -49,3 +49,17 @@ certs() { [ -f "$T/certs/server.pem" ] || bash "$ROOT/tests/lib/certs.sh" "$T/ce
 
 SERVERS=$ROOT/tests/lib/servers.py
 servers() { python3 "$SERVERS" "$@"; }
+
+# primary_with_proxy NAME: starts a primary on a free port ($P) with a 1 s health interval, logs in as the
+# first owner (CLI config under $T/cli) and creates workspace proxy NAME, whose token ends up in $TOKEN.
+primary_with_proxy() {
+    P=$(free_port)
+    export CODER_CONFIG_DIR=$T/cli
+    bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url http://127.0.0.1:$P \
+        --data-dir "$T/data" --proxy-health-interval 1s
+    wait_port $P
+    "$OUTPOST" login http://127.0.0.1:$P --first-user-username admin --first-user-email a@b.c \
+        --first-user-password 'Sup3rSecret!pw' >"$T/login.log" 2>&1 || fail "login"
+    TOKEN=$("$OUTPOST" wsproxy create --name "$1" --only-token 2>"$T/create.log" | tail -n 1)
+    [ -n "$TOKEN" ] || fail "wsproxy create $1"
+}
