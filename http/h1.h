@@ -21,11 +21,12 @@
 
 #include "core/common.h"
 
-#define OP_H1_MAX_HEADERS   100
-#define OP_H1_MAX_REQLINE   8192  /* request line (without CRLF) of this many bytes or more -> 414 */
-#define OP_H1_MAX_HEAD      16384 /* whole head (incl. CRLF CRLF) >= this -> 431; > MAX_HEADERS -> 431 */
-#define OP_H1_MAX_CHUNK_EXT 4096  /* chunk-extension bytes per message, summed over all chunks */
-#define OP_H1_MAX_TRAILERS  8192  /* trailer-section bytes (field lines incl. their CRLF) */
+#define OP_H1_MAX_HEADERS      100
+#define OP_H1_MAX_REQLINE      8192  /* request line (without CRLF) of this many bytes or more -> 414 */
+#define OP_H1_MAX_HEAD         16384 /* whole head (incl. CRLF CRLF) >= this -> 431; > MAX_HEADERS -> 431 */
+#define OP_H1_MAX_CHUNK_EXT    4096  /* chunk-extension bytes per message, summed over all chunks */
+#define OP_H1_MAX_TRAILERS     8192  /* trailer-section bytes (field lines incl. their CRLF) */
+#define OP_H1_TRAILER_NAME_MAX 64    /* longer trailer field names are not forwarded */
 
 /*
  * What the parsers and the body tracker return. Not 0 / -errno (core/common.h): "not complete yet" is
@@ -148,6 +149,9 @@ struct op_h1_body {
     uint32_t trailer_len;     /* trailer-section bytes so far */
     uint64_t consumed;        /* total bytes of this message's body consumed (framing included) */
     const char *error_reason; /* set when a feed returned OP_H1_ERROR */
+    uint8_t tr_mode;          /* op_h1_body_relay: forwarding, holding a trailer name, dropping a line */
+    uint8_t hold_len;
+    char hold[OP_H1_TRAILER_NAME_MAX]; /* the trailer field name being decided on */
 };
 
 /* Starts tracking a body with the framing and length from a parsed head. */
@@ -164,6 +168,26 @@ void op_h1_body_init(struct op_h1_body *b, enum op_h1_framing f, uint64_t conten
  * like header lines and bounded by OP_H1_MAX_TRAILERS.
  */
 OP_MUST_USE enum op_h1_result op_h1_body_feed(struct op_h1_body *b, const char *p, size_t len, size_t *used);
+
+/*
+ * Where op_h1_body_relay sends the bytes to forward, in order. in_input: p lies inside the bytes given
+ * to that call (the caller may forward them without a copy); otherwise p is the tracker's own copy of a
+ * trailer field name that arrived in earlier calls, valid only during the callback. Returns 0 or a
+ * negative errno; a failure stops the relay (OP_H1_ERROR; the caller knows it was its own).
+ */
+typedef int (*op_h1_emit_fn)(void *ctx, const char *p, size_t n, bool in_input);
+
+/*
+ * op_h1_body_feed for a proxy: same results and *used, and the bytes of the message are handed to emit
+ * except the trailer fields that must not be forwarded (framing, routing, hop-by-hop, authentication,
+ * cookies, request modifiers, response controls, content metadata, forwarding fields, names with '_'
+ * or longer than OP_H1_TRAILER_NAME_MAX; the list and the reason are in h1_body.c and docs/http.md).
+ * A trailer field line is held back until its name is complete, then forwarded whole or dropped whole;
+ * chunk data and the chunked framing go out unchanged. On a syntax error the bytes before the bad one
+ * are emitted, as op_h1_body_feed counts them.
+ */
+OP_MUST_USE enum op_h1_result op_h1_body_relay(struct op_h1_body *b, const char *p, size_t len, size_t *used,
+                                               op_h1_emit_fn emit, void *ctx);
 /* True once the tracker has returned COMPLETE. */
 bool op_h1_body_done(const struct op_h1_body *b);
 

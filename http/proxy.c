@@ -219,15 +219,32 @@ void http_response_done(struct op_conn *c)
     http_next_request(c);
 }
 
-/* Feeds body bytes through tracker b and sends those that belong to the message on to side `to`.
- * Returns the tracker's verdict (*used set), or HTTP_RELAY_CLOSED when the send queue refused them (the
- * connection is then closed). */
+struct relay_to {
+    struct op_conn *c;
+    enum op_side to;
+    bool failed;
+};
+
+/* op_h1_body_relay's emitter: bytes of the receive buffer go zero-copy, the tracker's own copy of a
+ * held trailer name is copied. */
+static int relay_emit(void *ctx, const char *p, size_t n, bool in_input)
+{
+    struct relay_to *r = ctx;
+    int rc = in_input ? op_conn_forward(r->c, r->to, (const uint8_t *)p, n)
+                      : op_conn_send(r->c, r->to, (const uint8_t *)p, n);
+    if (rc < 0) r->failed = true;
+    return rc;
+}
+
+/* Feeds body bytes through tracker b and sends those that belong to the message on to side `to`
+ * (minus the trailer fields that must not be forwarded). Returns the tracker's verdict (*used set), or
+ * HTTP_RELAY_CLOSED when the send queue refused them (the connection is then closed). */
 int http_relay_body(struct op_conn *c, struct op_h1_body *b, enum op_side to, const uint8_t *p, size_t n,
                     size_t *used)
 {
-    *used = 0;
-    int r = op_h1_body_feed(b, (const char *)p, n, used);
-    if (*used && op_conn_forward(c, to, p, *used) < 0) {
+    struct relay_to rt = {.c = c, .to = to};
+    int r = op_h1_body_relay(b, (const char *)p, n, used, relay_emit, &rt);
+    if (rt.failed) {
         op_conn_close(c, to == OP_UP ? "upstream queue full" : "client queue full");
         return HTTP_RELAY_CLOSED;
     }

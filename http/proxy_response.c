@@ -39,6 +39,22 @@ static void forward_resp_body(struct op_conn *c, const uint8_t *p, size_t n)
     if (r != HTTP_RELAY_CLOSED) resp_body_verdict(c, r, used, n);
 }
 
+struct relay_buf {
+    char *p;
+    size_t len, cap;
+};
+
+/* op_h1_body_relay's emitter into http_out (head and body in one write). */
+static int relay_copy(void *ctx, const char *p, size_t n, bool in_input)
+{
+    (void)in_input;
+    struct relay_buf *rb = ctx;
+    if (n > rb->cap - rb->len) return -ENOSPC;
+    memcpy(rb->p + rb->len, p, n);
+    rb->len += n;
+    return 0;
+}
+
 /* Sends the response head written in http_out[0..hn) and the body bytes p[0..n) that arrived with it.
  * For a TLS client both go out in one write when they fit http_out, so a small response is one record. */
 static void send_head_with_body(struct op_conn *c, size_t hn, const uint8_t *p, size_t n)
@@ -46,9 +62,9 @@ static void send_head_with_body(struct op_conn *c, size_t hn, const uint8_t *p, 
     struct http_state *st = hs(c);
     if (op_conn_is_tls(c) && hn + n <= sizeof(http_out)) {
         size_t used;
-        int r = op_h1_body_feed(&st->resp_body, (const char *)p, n, &used);
-        memcpy(http_out + hn, p, used);
-        if (op_conn_send(c, OP_CLI, (const uint8_t *)http_out, hn + used) < 0) {
+        struct relay_buf rb = {.p = http_out, .len = hn, .cap = sizeof(http_out)};
+        int r = op_h1_body_relay(&st->resp_body, (const char *)p, n, &used, relay_copy, &rb);
+        if (op_conn_send(c, OP_CLI, (const uint8_t *)http_out, rb.len) < 0) {
             op_conn_close(c, "client queue full");
             return;
         }

@@ -43,6 +43,50 @@ static void check_headers(const struct op_h1_header *h, int n, const char *buf, 
     }
 }
 
+struct sink {
+    char *p;
+    size_t len, cap;
+};
+
+static int sink_emit(void *ctx, const char *p, size_t n, bool in_input)
+{
+    (void)in_input;
+    struct sink *s = ctx;
+    ASSERT(n <= s->cap - s->len);
+    memcpy(s->p + s->len, p, n);
+    s->len += n;
+    return 0;
+}
+
+/* op_h1_body_relay in pieces of input-derived sizes: same verdict and length as the feed; what it
+ * emits is never more than it consumed, is itself a complete chunked body when the input was, and
+ * relaying that again changes nothing (everything unforwardable was dropped the first time). */
+static void relay_consistency(enum op_h1_framing f, uint64_t cl, const char *p, size_t len, int want_rc,
+                              size_t want_used)
+{
+    static char out[64 * 1024], out2[64 * 1024];
+    struct sink s = {out, 0, sizeof(out)};
+    struct op_h1_body b;
+    op_h1_body_init(&b, f, cl);
+    int rc = OP_H1_INCOMPLETE;
+    size_t off = 0;
+    for (size_t i = 0; rc == OP_H1_INCOMPLETE && off < len; i++) {
+        size_t step = OP_MIN(len - off, 1 + (size_t)(unsigned char)p[i % len] % 11), u = 0;
+        rc = op_h1_body_relay(&b, p + off, step, &u, sink_emit, &s);
+        ASSERT(u <= step && (rc != OP_H1_INCOMPLETE || u == step));
+        off += u;
+    }
+    if (len == 0) rc = op_h1_body_feed(&b, p, 0, &off);
+    ASSERT(rc == want_rc && off == want_used);
+    ASSERT(s.len <= off);
+    if (rc != OP_H1_COMPLETE || f != OP_H1_BODY_CHUNKED) return;
+    struct sink s2 = {out2, 0, sizeof(out2)};
+    size_t u = 0;
+    op_h1_body_init(&b, f, cl);
+    ASSERT(op_h1_body_relay(&b, out, s.len, &u, sink_emit, &s2) == OP_H1_COMPLETE && u == s.len);
+    ASSERT(s2.len == s.len && memcmp(out, out2, s.len) == 0);
+}
+
 /* Whole vs split vs byte-by-byte must agree. Returns the verdict of the whole feed. */
 static int body_consistency(enum op_h1_framing f, uint64_t cl, const char *p, size_t len, size_t *used_out)
 {
@@ -77,6 +121,7 @@ static int body_consistency(enum op_h1_framing f, uint64_t cl, const char *p, si
         }
         ASSERT(rc3 == rc && sum == used);
     }
+    relay_consistency(f, cl, p, len, rc, used);
     return rc;
 }
 

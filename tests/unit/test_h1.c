@@ -1062,6 +1062,119 @@ static void test_underscore_names(void)
     CHECK(rc == OP_H1_COMPLETE && !g_req.keep_alive, "underscore look-alikes parse: rc %d", rc);
 }
 
+/* Trailers: op_h1_body_relay forwards the chunked framing and data unchanged and drops the trailer
+ * fields that must not be forwarded, whole lines, whatever the receive boundaries. */
+struct collect {
+    char buf[4096];
+    size_t len;
+    int fail_after; /* calls before the emitter refuses (-1: never) */
+};
+
+static int collect_emit(void *ctx, const char *p, size_t n, bool in_input)
+{
+    (void)in_input;
+    struct collect *c = ctx;
+    if (c->fail_after == 0) return -ENOBUFS;
+    if (c->fail_after > 0) c->fail_after--;
+    if (n > sizeof(c->buf) - c->len) return -ENOSPC;
+    memcpy(c->buf + c->len, p, n);
+    c->len += n;
+    return 0;
+}
+
+/* Relays body in pieces of `step` bytes (0: split once at `split`); returns the verdict. */
+static int relay_split(const char *body, size_t len, size_t step, size_t split, struct collect *out,
+                       size_t *used_total)
+{
+    struct op_h1_body b;
+    op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0);
+    out->len = 0;
+    *used_total = 0;
+    int rc = OP_H1_INCOMPLETE;
+    size_t off = 0;
+    for (int piece_no = 0; rc == OP_H1_INCOMPLETE && off < len; piece_no++) {
+        size_t n = step ? OP_MIN(step, len - off) : (piece_no == 0 ? split : len - off);
+        char *piece = malloc(n ? n : 1); /* exact size: ASan catches a read outside the piece */
+        memcpy(piece, body + off, n);
+        size_t used = 0;
+        rc = op_h1_body_relay(&b, piece, n, &used, collect_emit, out);
+        free(piece);
+        off += used;
+        *used_total += used;
+        if (used < n) break;
+    }
+    return rc;
+}
+
+static void test_trailers(void)
+{
+    static const char body[] = "5\r\nhello\r\n0\r\n"
+                               "Content-Length: 50\r\n"
+                               "X-Sum: abc\r\n"
+                               "Transfer-Encoding: chunked\r\n"
+                               "host: evil\r\n"
+                               "Authorization: Bearer x\r\n"
+                               "Set-Cookie: s=1\r\n"
+                               "X_Forwarded_For: 6.6.6.6\r\n"
+                               "Server-Timing: db;dur=53\r\n"
+                               "Connection: close\r\n"
+                               "\r\nGET /next";
+    static const char want[] = "5\r\nhello\r\n0\r\nX-Sum: abc\r\nServer-Timing: db;dur=53\r\n\r\n";
+    size_t len = sizeof(body) - 1, blen = len - 9;
+    static struct collect out;
+    out.fail_after = -1;
+    size_t used;
+    for (size_t split = 0; split <= len; split++) {
+        int rc = relay_split(body, len, 0, split, &out, &used);
+        bool ok = rc == OP_H1_COMPLETE && used == blen && out.len == sizeof(want) - 1 &&
+                  memcmp(out.buf, want, out.len) == 0;
+        CHECK(ok, "trailers split at %zu: rc %d used %zu out %.*s", split, rc, used, (int)out.len, out.buf);
+    }
+    for (size_t step = 1; step <= 7; step++) {
+        int rc = relay_split(body, len, step, 0, &out, &used);
+        CHECK(rc == OP_H1_COMPLETE && used == blen && out.len == sizeof(want) - 1 &&
+                  memcmp(out.buf, want, out.len) == 0,
+              "trailers in %zu-byte pieces: rc %d out %.*s", step, rc, (int)out.len, out.buf);
+    }
+    /* op_h1_body_feed, which only counts, agrees on where the body ends */
+    struct op_h1_body b;
+    op_h1_body_init(&b, OP_H1_BODY_CHUNKED, 0);
+    int rc = op_h1_body_feed(&b, body, len, &used);
+    CHECK(rc == OP_H1_COMPLETE && used == blen, "feed: rc %d used %zu", rc, used);
+
+    /* no trailers, and a long name: kept whole when it fits, dropped past OP_H1_TRAILER_NAME_MAX */
+    static char big[1024];
+    static char name64[OP_H1_TRAILER_NAME_MAX + 1], name65[OP_H1_TRAILER_NAME_MAX + 2];
+    memset(name64, 'n', OP_H1_TRAILER_NAME_MAX);
+    memset(name65, 'n', OP_H1_TRAILER_NAME_MAX + 1);
+    int bl = snprintf(big, sizeof(big), "3\r\nabc\r\n0\r\n%s: 1\r\n%s: 2\r\n\r\n", name64, name65);
+    char wantbig[1024];
+    int wl = snprintf(wantbig, sizeof(wantbig), "3\r\nabc\r\n0\r\n%s: 1\r\n\r\n", name64);
+    for (size_t step = 1; step <= 80; step += 13) {
+        rc = relay_split(big, (size_t)bl, step, 0, &out, &used);
+        CHECK(rc == OP_H1_COMPLETE && out.len == (size_t)wl && memcmp(out.buf, wantbig, out.len) == 0,
+              "long trailer names, step %zu: %.*s", step, (int)out.len, out.buf);
+    }
+    rc = relay_split(S("0\r\n\r\n"), 1, 0, &out, &used);
+    CHECK(rc == OP_H1_COMPLETE && out.len == 5 && memcmp(out.buf, "0\r\n\r\n", 5) == 0, "no trailers");
+
+    /* a bad byte in a trailer: ERROR, what came before it is emitted, the rest is not */
+    rc = relay_split(S("1\r\nx\r\n0\r\nX-A: 1\r\nBad Name: 2\r\n\r\n"), 100, 0, &out, &used);
+    CHECK(rc == OP_H1_ERROR && out.len == 17 && memcmp(out.buf, "1\r\nx\r\n0\r\nX-A: 1\r\n", 17) == 0,
+          "bad trailer: rc %d out %.*s", rc, (int)out.len, out.buf);
+    /* an emitter failure stops the relay with ERROR */
+    out.fail_after = 1;
+    rc = relay_split(S("1\r\nx\r\n0\r\nX-A: 1\r\n\r\n"), 1, 0, &out, &used);
+    CHECK(rc == OP_H1_ERROR, "emitter failure: rc %d", rc);
+    out.fail_after = -1;
+    /* Content-Length bodies pass through whole */
+    op_h1_body_init(&b, OP_H1_BODY_LENGTH, 4);
+    out.len = 0;
+    rc = op_h1_body_relay(&b, "abcdGET", 7, &used, collect_emit, &out);
+    CHECK(rc == OP_H1_COMPLETE && used == 4 && out.len == 4 && memcmp(out.buf, "abcd", 4) == 0,
+          "length relay");
+}
+
 int main(void)
 {
     test_request_table();
@@ -1076,5 +1189,6 @@ int main(void)
     test_writers();
     test_head_writer();
     test_underscore_names();
+    test_trailers();
     return check_report("h1 parser, body framing and head writers");
 }
