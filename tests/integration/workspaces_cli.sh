@@ -44,6 +44,38 @@ check "duplicate user: EX_DATAERR and the primary's message" \
     bash -c "test $rc -eq 65 && grep -q 'outpost users create: creating the user failed: User already exists.' '$T/err'"
 op users create "${ADMIN[@]}" -u dave -e not-an-email -p 'x-123456' >/dev/null 2>"$T/err"; rc=$?
 check "invalid email: EX_DATAERR with the field: $(cat "$T/err")" bash -c "test $rc -eq 65 && grep -q 'email: Validation failed' '$T/err'"
+# On a terminal the password is prompted for without echo (a pty from Python, bounded to 15 s; the script must not be named tty.py, which shadows a module pty imports).
+cat >"$T/answer_prompt.py" <<'PY'
+import os, pty, select, sys, time
+prompt, answer, argv = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+out, sent, end = b"", False, time.time() + 15
+while time.time() < end:
+    if not sent and prompt in out:
+        os.write(fd, answer + b"\n"); sent = True
+    r, _, _ = select.select([fd], [], [], 0.2)
+    try:
+        chunk = os.read(fd, 4096) if r else b"?"
+    except OSError:
+        chunk = b""
+    if not chunk:
+        break
+    if r:
+        out += chunk
+else:
+    os.kill(pid, 9)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+PY
+out=$(python3 "$T/answer_prompt.py" "Password:" "Prompted-Pass-1" "$OUTPOST" users create "${ADMIN[@]}" -u pat -e pat@example.com 2>&1); rc=$?
+check "users create prompts for the password on a terminal, without echo" \
+    bash -c "test $rc -eq 0 && grep -q 'User \"pat\" created (member).' <<<'$out' && ! grep -q Prompted-Pass-1 <<<'$out'"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"username":"pat","password":"Prompted-Pass-1"}' "$URL/api/v2/users/login")
+check "the prompted password is the one set -> login 201" test "$code" = 201
+out=$(op users delete pat "${ADMIN[@]}")
+check "users delete pat" test "$out" = 'User "pat" deleted successfully'
 out=$(op users list "${ADMIN[@]}")
 check "users list: header and rows" bash -c "grep -Eq '^USERNAME +EMAIL +ROLE +CREATED AT +STATUS$' <<<'$out' &&
     grep -Eq '^alice +alice@example.com +member +[0-9T:.-]+Z +active$' <<<'$out' && grep -Eq '^ops +ops@example.com +owner ' <<<'$out'"
@@ -201,6 +233,9 @@ TEST_TOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' <<<"$out")
 # --- delete ---
 op delete dev "${ALICE[@]}" </dev/null >/dev/null 2>"$T/err"; rc=$?
 check "delete without -y on a non-TTY refuses: EX_USAGE" bash -c "test $rc -eq 64 && grep -q 'pass --yes' '$T/err'"
+out=$(python3 "$T/answer_prompt.py" "Delete workspace alice/dev and its agents? (yes/no)" no "$OUTPOST" delete dev "${ALICE[@]}" 2>&1); rc=$?
+check "answering no on a terminal keeps the workspace (EX_TEMPFAIL)" \
+    bash -c "test $rc -eq 75 && '$OUTPOST' list --global-config '$T/alice' | grep -q '^alice/dev '"
 out=$(op rm dev -y "${ALICE[@]}" 2>&1)
 check "rm dev -y: $out" test "$out" = 'Workspace "alice/dev" deleted successfully'
 code=$(agent "$NEW_TOKEN" -o /dev/null -w '%{http_code}' "$URL/api/v2/workspaceagents/me/manifest")
