@@ -1,0 +1,224 @@
+/*
+ * tls/client.c — TLS client sessions over a caller-owned non-blocking socket (see client.h). wolfSSL is
+ * built with WOLFSSL_USER_IO, so the socket I/O is done here in two small callbacks.
+ */
+#include "tls/client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "tls/tls_int.h"
+
+struct op_tlsc_ctx {
+    WOLFSSL_CTX *w;
+};
+
+struct op_tlsc {
+    WOLFSSL *ssl;
+    int fd;
+    bool want_write;
+    bool done;
+    bool shut;
+    char err[160];
+};
+
+static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    (void)ssl;
+    struct op_tlsc *c = arg;
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, (size_t)sz, 0);
+        if (n > 0) return (int)n;
+        if (n == 0) return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return WOLFSSL_CBIO_ERR_WANT_READ;
+        if (errno == ECONNRESET) return WOLFSSL_CBIO_ERR_CONN_RST;
+        return WOLFSSL_CBIO_ERR_GENERAL;
+    }
+}
+
+static int io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    (void)ssl;
+    struct op_tlsc *c = arg;
+    for (;;) {
+        ssize_t n = send(c->fd, buf, (size_t)sz, MSG_NOSIGNAL);
+        if (n >= 0) return (int)n;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return WOLFSSL_CBIO_ERR_WANT_WRITE;
+        if (errno == ECONNRESET || errno == EPIPE) return WOLFSSL_CBIO_ERR_CONN_RST;
+        return WOLFSSL_CBIO_ERR_GENERAL;
+    }
+}
+
+int op_tlsc_ctx_new(const char *ca_file, struct op_tlsc_ctx **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (op_tls_global_init() != 0) {
+        snprintf(err, errlen, "wolfSSL_Init failed");
+        return -EIO;
+    }
+    WOLFSSL_CTX *w = wolfSSL_CTX_new(wolfSSLv23_client_method());
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = 0;
+    if (wolfSSL_CTX_SetMinVersion(w, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS ||
+        wolfSSL_CTX_set_cipher_list(w, OP_TLS_DEFAULT_CIPHERS) != WOLFSSL_SUCCESS ||
+        wolfSSL_CTX_set1_groups_list(w, OP_TLS_GROUPS) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "cannot set the TLS version, ciphers or groups");
+        rc = -EINVAL;
+    } else if (ca_file && *ca_file) {
+        if (wolfSSL_CTX_load_verify_locations(w, ca_file, NULL) != WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "cannot load the CA file \"%s\" (missing, unreadable or not PEM)", ca_file);
+            rc = -ENOENT;
+        }
+    } else if (wolfSSL_CTX_load_system_CA_certs(w) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "cannot load the system's CA certificates");
+        rc = -ENOENT;
+    }
+    if (rc) {
+        wolfSSL_CTX_free(w);
+        return rc;
+    }
+    wolfSSL_CTX_set_verify(w, WOLFSSL_VERIFY_PEER, NULL);
+    wolfSSL_CTX_SetIORecv(w, io_recv);
+    wolfSSL_CTX_SetIOSend(w, io_send);
+    struct op_tlsc_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        wolfSSL_CTX_free(w);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    ctx->w = w;
+    *out = ctx;
+    return 0;
+}
+
+void op_tlsc_ctx_free(struct op_tlsc_ctx *ctx)
+{
+    if (!ctx) return;
+    wolfSSL_CTX_free(ctx->w);
+    free(ctx);
+}
+
+struct op_tlsc *op_tlsc_new(struct op_tlsc_ctx *ctx, int fd, const char *host)
+{
+    struct op_tlsc *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->fd = fd;
+    c->ssl = wolfSSL_new(ctx->w);
+    if (!c->ssl) {
+        free(c);
+        return NULL;
+    }
+    wolfSSL_SetIOReadCtx(c->ssl, c);
+    wolfSSL_SetIOWriteCtx(c->ssl, c);
+    struct in6_addr a6;
+    struct in_addr a4;
+    bool ip = inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+    int ok;
+    if (ip) {
+        ok = wolfSSL_X509_VERIFY_PARAM_set1_ip_asc(wolfSSL_get0_param(c->ssl), host) == WOLFSSL_SUCCESS;
+    } else {
+        ok = wolfSSL_check_domain_name(c->ssl, host) == WOLFSSL_SUCCESS &&
+             wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, host, (unsigned short)strlen(host)) ==
+                 WOLFSSL_SUCCESS;
+    }
+    if (!ok) {
+        op_tlsc_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void op_tlsc_free(struct op_tlsc *c)
+{
+    if (!c) return;
+    wolfSSL_free(c->ssl);
+    free(c);
+}
+
+/* Maps a wolfSSL failure to -EAGAIN (with the direction) or an error with its text. */
+static int failure(struct op_tlsc *c, int ret, int hard)
+{
+    int e = wolfSSL_get_error(c->ssl, ret);
+    c->want_write = false;
+    if (e == WOLFSSL_ERROR_WANT_READ) return -EAGAIN;
+    if (e == WOLFSSL_ERROR_WANT_WRITE) {
+        c->want_write = true;
+        return -EAGAIN;
+    }
+    if (!*c->err) {
+        char buf[WOLFSSL_MAX_ERROR_SZ];
+        wolfSSL_ERR_error_string_n((unsigned long)e, buf, sizeof(buf));
+        if (e == DOMAIN_NAME_MISMATCH || e == IPADDR_MISMATCH)
+            snprintf(c->err, sizeof(c->err), "the certificate does not name this host (%s)", buf);
+        else if (e == ASN_NO_SIGNER_E || e == ASN_SELF_SIGNED_E)
+            snprintf(c->err, sizeof(c->err), "the certificate is not signed by a trusted CA (%s)", buf);
+        else if (e == ASN_AFTER_DATE_E || e == ASN_BEFORE_DATE_E)
+            snprintf(c->err, sizeof(c->err), "the certificate is expired or not yet valid (%s)", buf);
+        else
+            snprintf(c->err, sizeof(c->err), "%s", buf);
+    }
+    return hard;
+}
+
+int op_tlsc_handshake(struct op_tlsc *c)
+{
+    if (c->done) return 0;
+    int r = wolfSSL_connect(c->ssl);
+    if (r == WOLFSSL_SUCCESS) {
+        c->done = true;
+        c->want_write = false;
+        return 0;
+    }
+    return failure(c, r, -EPROTO);
+}
+
+ssize_t op_tlsc_read(struct op_tlsc *c, void *buf, size_t n)
+{
+    int r = wolfSSL_read(c->ssl, buf, n > 65536 ? 65536 : (int)n);
+    if (r > 0) return r;
+    int e = wolfSSL_get_error(c->ssl, r);
+    if (e == WOLFSSL_ERROR_ZERO_RETURN || e == SOCKET_PEER_CLOSED_E) return 0;
+    return failure(c, r, -EIO);
+}
+
+ssize_t op_tlsc_write(struct op_tlsc *c, const void *buf, size_t n)
+{
+    int r = wolfSSL_write(c->ssl, buf, n > 16384 ? 16384 : (int)n);
+    if (r > 0) return r;
+    return failure(c, r, -EIO);
+}
+
+int op_tlsc_shutdown(struct op_tlsc *c)
+{
+    if (c->shut) return 0;
+    int r = wolfSSL_shutdown(c->ssl);
+    if (r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE) {
+        c->shut = true;
+        return 0;
+    }
+    return failure(c, r, -EIO);
+}
+
+bool op_tlsc_wants_write(const struct op_tlsc *c)
+{
+    return c->want_write;
+}
+
+bool op_tlsc_pending(const struct op_tlsc *c)
+{
+    return wolfSSL_pending(c->ssl) > 0;
+}
+
+const char *op_tlsc_error(const struct op_tlsc *c)
+{
+    return c->err;
+}
