@@ -28,4 +28,7 @@ int op_cmd_agent_token(int argc, char **argv);
 /* `outpost wsproxy server` (wsproxy/). argv[0] is "server". */
 int op_cmd_wsproxy_server(int argc, char **argv);
 
+/* `outpost agent` (agent/): the workspace agent. */
+int op_cmd_agent(int argc, char **argv);
+
 #endif

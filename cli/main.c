@@ -27,6 +27,7 @@ static const struct op_cmd commands[] = {
     {"list", "ls", "List workspaces with their agents' status, apps, ports and regions", op_cmd_list},
     {"delete", "rm", "Delete a workspace and its agents", op_cmd_delete},
     {"agent-token", NULL, "Regenerate a workspace agent's token", op_cmd_agent_token},
+    {"agent", NULL, "Run the workspace agent (dials out to every region, carries streams)", op_cmd_agent},
     {"version", NULL, "Print the version", cmd_version},
 };
 
