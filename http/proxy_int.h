@@ -86,6 +86,9 @@ bool http_end_request(struct op_conn *c);
 void http_next_request(struct op_conn *c);
 void http_response_done(struct op_conn *c);
 
+/* Feeds body bytes through tracker b and forwards those that belong to the message to side `to`.
+ * Returns the tracker's verdict (enum op_h1_result: the caller needs its three outcomes, so this is not
+ * 0/-errno), or HTTP_RELAY_CLOSED when the send queue refused the bytes (the connection is then closed). */
 #define HTTP_RELAY_CLOSED (OP_H1_ERROR - 1)
 OP_MUST_USE int http_relay_body(struct op_conn *c, struct op_h1_body *b, enum op_side to, const uint8_t *p,
                                 size_t n, size_t *used);

@@ -27,16 +27,17 @@ static bool same_addr(const struct sockaddr *a, socklen_t al, const struct socka
     return a && b && al == bl && memcmp(a, b, al) == 0;
 }
 
-/* Feeds request-body bytes from the client to the upstream; returns bytes used or -1 (closed). */
+/* Feeds request-body bytes from the client to the upstream. Returns the bytes used, or -ECONNABORTED
+ * when the connection is failing (the client was answered, or the connection closed). */
 static ssize_t forward_req_body(struct op_conn *c, const uint8_t *p, size_t n)
 {
     struct http_state *st = hs(c);
     size_t used;
     int r = http_relay_body(c, &st->req_body, OP_UP, p, n, &used);
-    if (r == HTTP_RELAY_CLOSED) return -1;
+    if (r == HTTP_RELAY_CLOSED) return -ECONNABORTED;
     if (r == OP_H1_ERROR) {
         http_fail(c, 400, st->req_body.error_reason ? st->req_body.error_reason : "bad request body");
-        return -1;
+        return -ECONNABORTED;
     }
     if (r == OP_H1_COMPLETE) {
         st->req_done = true;
@@ -191,7 +192,7 @@ static void route_app(struct op_conn *c, const struct op_h1_request *req)
 }
 
 /* Body bytes of the current request, fresh or held: forwarded upstream (HP_BODY) or collected for the
- * application handler (HP_APP_BODY). Returns the bytes used, or -1 when the connection is failing. */
+ * application handler (HP_APP_BODY). Returns the bytes used, or -ECONNABORTED as forward_req_body. */
 static ssize_t request_body(struct op_conn *c, const uint8_t *p, size_t n)
 {
     struct http_state *st = hs(c);
