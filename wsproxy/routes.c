@@ -132,14 +132,15 @@ void op_wsp_publish(struct ws *w)
         char b[256];
         const char *it[4];
         int n = op_ws_list(&w->conf, OP_WO_HSTS_OPTIONS, b, sizeof(b), it, 4);
-        int off = snprintf(s->hsts, sizeof(s->hsts), "Strict-Transport-Security: max-age=%ld", hsts);
-        for (int i = 0; i < n && off > 0 && (size_t)off < sizeof(s->hsts); i++)
-            off += snprintf(s->hsts + off, sizeof(s->hsts) - (size_t)off, "; %s",
-                            strcasecmp(it[i], "preload") == 0 ? "preload" : "includeSubDomains");
-        if (off > 0 && (size_t)off + 2 < sizeof(s->hsts))
-            strcat(s->hsts, "\r\n");
-        else
-            s->hsts[0] = '\0';
+        const char *opt[4] = {"", "", "", ""}; /* "; preload", "; includeSubDomains" */
+        for (int i = 0; i < n; i++)
+            opt[i] = strcasecmp(it[i], "preload") == 0 ? "; preload" : "; includeSubDomains";
+        struct op_h1_writer hw; /* one byte stays free for the NUL */
+        op_h1_writer_init(&hw, s->hsts, sizeof(s->hsts) - 1);
+        op_h1_put_headerf(&hw, "Strict-Transport-Security", "max-age=%ld%s%s%s%s", hsts, opt[0], opt[1],
+                          opt[2], opt[3]);
+        ssize_t hl = op_h1_writer_result(&hw);
+        s->hsts[hl > 0 ? (size_t)hl : 0] = '\0'; /* no header rather than a cut one */
     }
     s->redirect = op_ws_bool(&w->conf, OP_WO_TLS_ENABLE) && op_ws_bool(&w->conf, OP_WO_TLS_REDIRECT);
     const char *colon = strrchr(op_ws_str(&w->conf, OP_WO_TLS_ADDRESS), ':');
