@@ -272,6 +272,47 @@ int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len)
     return 0;
 }
 
+int op_conn_attach_upstream(struct op_conn *c, int fd)
+{
+    OP_BUG_ON(fd < 0);
+    struct op_side_st *up = &c->side[OP_UP];
+    if (up->fd >= 0) op_conn_drop_upstream(c);
+    if (c->state == OP_CS_CLOSING) return -ECANCELED;
+    int type = 0;
+    socklen_t tl = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM) return -ENOTSOCK;
+    tune_socket(fd);
+    up->fd = fd;
+    up->flags = OP_SF_CONNECTING;
+    /* A no-op completes the way op_conn_connect's connect does: the same path, the same callback. */
+    struct io_uring_sqe *sqe = get_sqe(c->w);
+    io_uring_prep_nop(sqe);
+    conn_sqe_tag(c, sqe, TAG_CONNECT, OP_UP);
+    op_conn_set_state(c, OP_CS_CONNECT);
+    return 0;
+}
+
+void op_conn_detach(struct op_conn *c)
+{
+    OP_BUG_ON(c->state == OP_CS_FREE || c->state == OP_CS_CLOSING);
+    OP_BUG_ON(c->xops != NULL);
+    OP_BUG_ON(c->side[OP_UP].fd >= 0 || conn_priv(c)->old_up_fd >= 0);
+    OP_BUG_ON(c->side[OP_CLI].q.count != 0 || (c->flags & OP_CF_TUNNEL));
+    OP_BUG_ON(!c->pops->on_detached);
+    c->flags |= OP_CF_DETACH;
+    op_conn_close(c, "client socket detached");
+}
+
+void op_conn_set_proto(struct op_conn *c, const struct op_proto_ops *ops, void *ctx)
+{
+    OP_BUG_ON(c->state == OP_CS_FREE || c->state == OP_CS_CLOSING || (c->flags & OP_CF_TUNNEL));
+    OP_BUG_ON(ops->state_size > c->w->stride - sizeof(struct op_conn) - sizeof(struct conn_priv));
+    OP_BUG_ON(ops->worker_state_size != 0 || !ops->on_client_data);
+    c->pops = ops;
+    c->proto_ctx = ctx;
+    memset(c->proto_state, 0, ops->state_size);
+}
+
 void op_conn_close(struct op_conn *c, const char *reason)
 {
     if (c->state == OP_CS_CLOSING || c->state == OP_CS_FREE) return;

@@ -113,6 +113,10 @@ struct op_proto_ops {
     void (*on_message)(struct op_conn *c, void *msg);
     /* Last call before the slot is freed. */
     void (*on_close)(struct op_conn *c);
+    /* Instead of on_close for a connection detached with op_conn_detach: fd is the client socket, now the
+     * callee's (no operation of the engine refers to it any more), or -1 when it could not be handed over
+     * intact (bytes or an EOF arrived while detaching; the engine closed it). Required by op_conn_detach. */
+    void (*on_detached)(struct op_conn *c, int fd);
 };
 
 struct op_listener_conf {
@@ -250,6 +254,22 @@ OP_MUST_USE int op_conn_forward(struct op_conn *c, enum op_side side, const uint
 uint32_t op_conn_queued(const struct op_conn *c, enum op_side side);
 /* Starts a non-blocking connect to an upstream; completion via on_upstream_connected. 0 or -errno. */
 OP_MUST_USE int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len);
+/* Makes fd, a connected stream socket (one that another connection detached with op_conn_detach, or any
+ * the caller holds), this connection's upstream leg, as op_conn_connect does once connected: completion
+ * (err 0) through on_upstream_connected, from the event loop, never inside this call. 0: the connection
+ * owns fd (closed with the leg); -ECANCELED (closing) or -ENOTSOCK (not a stream socket): the caller
+ * still does. */
+OP_MUST_USE int op_conn_attach_upstream(struct op_conn *c, int fd);
+/* Takes the client socket out of the engine without closing it: in-flight operations are cancelled and
+ * awaited, then the protocol's on_detached(c, fd) runs and the slot is freed. The connection must have no
+ * transport (its session state would be lost), no upstream leg, nothing queued to the client, must not be
+ * tunnelling, and its protocol must have on_detached. */
+void op_conn_detach(struct op_conn *c);
+/* Hands the connection to another protocol (e.g. after an HTTP Upgrade to a protocol run in the engine):
+ * from now on ops' callbacks run, with ctx as op_conn_proto_ctx and a zeroed per-connection state that must
+ * fit the slot (ops->state_size no larger than the largest listener protocol's) and no per-worker state
+ * (ops->worker_state_size 0). Not while tunnelling. */
+void op_conn_set_proto(struct op_conn *c, const struct op_proto_ops *ops, void *ctx);
 /* Closes the upstream leg only (e.g. to reconnect elsewhere); the client stays. */
 void op_conn_drop_upstream(struct op_conn *c);
 bool op_conn_has_upstream(const struct op_conn *c);

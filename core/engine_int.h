@@ -37,7 +37,9 @@
     X(DRAIN_CLOSE, 4) /* engine is draining: protocol should not keep alive */                               \
     X(SPLICE, 5)      /* tunnel uses splice(2) */                                                            \
     X(LINGER, 6)      /* write side shut; reading and discarding until EOF */                                \
-    X(NOTIFY, 7)      /* transport close notification queued */
+    X(NOTIFY, 7)      /* transport close notification queued */                                              \
+    X(DETACH, 8)      /* closing hands the client socket to on_detached instead of closing it */             \
+    X(DETACH_LOST, 9) /* bytes or an EOF were read while detaching: the socket is closed instead */
 
 /* Per-side flags word: X(name, bit). op_side_flags_str() decodes it. */
 #define OP_SIDE_FLAGS(X)                                                                                     \

@@ -162,7 +162,16 @@ void conn_try_free(struct op_conn *c)
     struct conn_priv *pv = conn_priv(c);
     if (c->side[OP_CLI].inflight || c->side[OP_UP].inflight || pv->old_up_inflight) return;
     if (c->state == OP_CS_FREE) return;
-    if (c->pops && c->pops->on_close) c->pops->on_close(c);
+    if (c->flags & OP_CF_DETACH) {
+        int fd = c->side[OP_CLI].fd;
+        if (!(c->flags & OP_CF_DETACH_LOST) && fd >= 0)
+            c->side[OP_CLI].fd = -1; /* the protocol's now: not closed below */
+        else
+            fd = -1;
+        c->pops->on_detached(c, fd);
+    } else if (c->pops && c->pops->on_close) {
+        c->pops->on_close(c);
+    }
     if (c->xops && c->xops->close) c->xops->close(c);
     for (int s = 0; s < 2; s++) {
         if (c->side[s].flags & OP_SF_WAITBUF) w->nwaiting--;
@@ -277,6 +286,8 @@ void handle_conn_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
 
     if (c->state == OP_CS_CLOSING) {
         if (has_buf) recycle_pbuf(w, bid);
+        if ((c->flags & OP_CF_DETACH) && side == OP_CLI && op == TAG_RECV && res >= 0)
+            c->flags |= OP_CF_DETACH_LOST; /* what it read (or the EOF) went with this receive */
         conn_try_free(c);
         return;
     }
