@@ -23,6 +23,8 @@ enum op_route_kind {
     OP_ROUTE_UPSTREAM = 1, /* relay to addr */
     OP_ROUTE_RESPOND,      /* answer status/body now */
     OP_ROUTE_APP,          /* hand to the application handler on the control thread */
+    OP_ROUTE_HANDOFF,      /* the connection leaves HTTP: handoff() takes it over (an Upgrade to a protocol
+                              the role runs in the engine itself) */
 };
 
 struct op_route {
@@ -36,6 +38,13 @@ struct op_route {
     const char *body;
     size_t body_len;
     char extra[512]; /* extra header lines, each ending CRLF */
+    /* HANDOFF: called once, on the worker, after HTTP released what it held for the connection, with the
+     * parsed request and the client bytes that followed its head (both valid during the call only). It
+     * switches the connection to its own protocol (op_conn_set_proto) and answers, or closes it. Only for
+     * requests without a body (others get 400). */
+    void (*handoff)(void *ctx, struct op_conn *c, const struct op_h1_request *req, const uint8_t *rest,
+                    size_t n);
+    void *handoff_ctx;
 };
 
 /* Picks the route for a parsed request (worker thread; must not block). out is zeroed beforehand. */

@@ -14,6 +14,11 @@
 
 /* Parsed heads are large (100 header spans): one per worker thread, used only inside a callback. */
 static _Thread_local struct op_h1_request tl_req;
+/* Heads served from inside a client receive (http_client_data), and whether a route handed the
+ * connection off: after a handoff the per-connection state belongs to another protocol, so nothing up
+ * the stack may touch it. Only a receive's frame is known to be safe for that (its callers return at
+ * once); a handoff asked for elsewhere (a head pipelined behind a response) is refused. */
+static _Thread_local bool tl_in_receive, tl_handed_off;
 
 _Static_assert(OP_CONN_BUF_SIZE - OP_H1_MAX_HEAD >= 8192, "head buffer too small for a useful receive");
 
@@ -208,6 +213,33 @@ static ssize_t request_body(struct op_conn *c, const uint8_t *p, size_t n)
     return (ssize_t)take;
 }
 
+/* The connection leaves HTTP (an upgrade to a protocol the role runs in the engine): HTTP forgets the
+ * request, releases its buffers and gives the bytes that followed the head to the handoff function,
+ * which switches the connection to its own protocol. */
+static void route_handoff(struct op_conn *c, const struct op_h1_request *req, const struct op_route *rt)
+{
+    struct http_state *st = hs(c);
+    if (req->framing != OP_H1_BODY_NONE || !rt->handoff) {
+        http_fail(c, 400, "an upgrade request with a body");
+        return;
+    }
+    if (!tl_in_receive) {
+        http_fail(c, 400, "this upgrade cannot be pipelined behind another request");
+        return;
+    }
+    http_observe_request(c);
+    uint8_t *hbuf = st->hbuf, *xbuf = st->xbuf;
+    uint32_t hlen = st->hlen, xlen = st->xlen;
+    op_conn_buf_put(c, st->rbuf);
+    memset(st, 0, sizeof(*st)); /* the next protocol's once handoff() switches */
+    op_conn_set_timeout(c, 0);
+    tl_handed_off = true;
+    rt->handoff(rt->handoff_ctx, c, req, hbuf + req->head_len, hlen - req->head_len);
+    op_conn_buf_put(c, hbuf);
+    if (xlen && op_conn_deliver(c, xbuf, xlen) < 0) op_conn_close(c, "handed-off protocol refused bytes");
+    op_conn_buf_put(c, xbuf);
+}
+
 static void process_head(struct op_conn *c)
 {
     struct http_state *st = hs(c);
@@ -250,6 +282,9 @@ static void process_head(struct op_conn *c)
     case OP_ROUTE_APP:
         route_app(c, req);
         break;
+    case OP_ROUTE_HANDOFF:
+        route_handoff(c, req, &rt);
+        break;
     default:
         http_fail(c, 404, "no route");
     }
@@ -282,7 +317,9 @@ void http_serve_held(struct op_conn *c, bool resume)
             return;
         }
         uint32_t before = st->hlen;
+        tl_handed_off = false;
         process_head(c);
+        if (tl_handed_off) return; /* st is another protocol's now */
         if (st->phase == HP_HEAD && st->hlen == before) {
             /* Incomplete head: more bytes needed. A full hbuf always holds a complete head or an
              * error (431), so reading more can only complete the one at its start. */
@@ -321,7 +358,9 @@ int http_client_data(struct op_conn *c, const uint8_t *p, size_t n)
             }
             if (st->phase == HP_HEAD) {
                 if (first) op_conn_set_timeout(c, hconf(c)->head_ms);
+                tl_in_receive = true;
                 http_serve_held(c, false);
+                tl_in_receive = false;
             } else { /* HP_WAIT, HP_APP: pipelined bytes wait for the response in progress */
                 op_conn_pause(c, OP_CLI);
             }
