@@ -45,6 +45,31 @@ int op_keys_signing(struct op_primary *p, int64_t *seq, uint8_t key[64])
     return -ENOENT;
 }
 
+int op_keys_verify_jws(struct op_primary *p, const char *tok, size_t len, struct op_jws *out)
+{
+    int rc = op_jws_parse(tok, len, out);
+    if (rc) return rc;
+    /* A key verifies while its secret is kept and its deletion time has not come (it may not have
+     * started yet: clocks differ). */
+    sqlite3_stmt *st =
+        op_store_prepare(p, "SELECT secret FROM crypto_keys WHERE feature = 'workspace_apps_token'"
+                            " AND sequence = ? AND secret IS NOT NULL"
+                            " AND (deletes_at IS NULL OR deletes_at > ?)");
+    if (!st) return -EIO;
+    sqlite3_bind_int64(st, 1, out->kid);
+    sqlite3_bind_int64(st, 2, op_wall_ms());
+    uint8_t key[64];
+    rc = -ENOKEY;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *hex = op_col_text(st, 0);
+        if (op_hex_decode(hex, strlen(hex), key, sizeof(key)) == 0)
+            rc = op_jws_mac_ok(out, tok, key, sizeof(key)) ? 0 : -EPERM;
+        op_secure_zero(key, sizeof(key));
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 bool op_auth_agent(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp,
                    struct op_agent_auth *a)
 {

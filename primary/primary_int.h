@@ -251,6 +251,11 @@ void op_api_agent_connect_token(struct op_primary *p, const struct op_user *u, c
 /* POST /api/v2/workspaces/{id}/external-agent/{agent}/credentials: a new token replaces the old one. */
 void op_api_agent_regen_token(struct op_primary *p, const struct op_user *u, const char *ws_id,
                               const char *agent_name, struct op_app_response *resp);
+/* Parses tok and checks its MAC with the workspace_apps_token key its kid names (one that can verify):
+ * 0, the op_jws_parse errors, -ENOKEY (no such key, or deleted), -EPERM (bad MAC), -EIO. The claims are
+ * then read with proto/agent_token.h. */
+struct op_jws;
+int op_keys_verify_jws(struct op_primary *p, const char *tok, size_t len, struct op_jws *out);
 /* The current signing key of workspace_apps_token: its sequence and 64-byte secret. 0, -ENOENT, -EIO. */
 int op_keys_signing(struct op_primary *p, int64_t *seq, uint8_t key[64]);
 

@@ -484,6 +484,19 @@ static void test_agent_api(struct op_primary *p, const char *owner, const char *
           "credential: HS512 JWS with the crypto key, agent/workspace/owner ids, 5 min (%s)", r.body);
     struct op_connect_claims cc;
     CHECK(ok && op_connect_read(&j, now, &cc) == -EINVAL, "a credential is not a connect token");
+    const char *ctok = t_str(r.json, "credential");
+    struct op_jws j2;
+    CHECK(ctok && op_keys_verify_jws(p, ctok, strlen(ctok), &j2) == 0 &&
+              op_agent_cred_read(&j2, now, &cred) == 0,
+          "op_keys_verify_jws accepts the primary's own credential");
+    char forged[OP_JWS_MAX_TOKEN];
+    uint8_t other[64] = {1};
+    int flen = op_jws_sign(j2.payload, j2.payload_len, j2.kid, other, sizeof(other), forged, sizeof(forged));
+    CHECK(flen > 0 && op_keys_verify_jws(p, forged, (size_t)flen, &j2) == -EPERM,
+          "a credential signed with another key: -EPERM");
+    flen = op_jws_sign(j2.payload, j2.payload_len, 999, other, sizeof(other), forged, sizeof(forged));
+    CHECK(flen > 0 && op_keys_verify_jws(p, forged, (size_t)flen, &j2) == -ENOKEY, "an unknown kid: -ENOKEY");
+    CHECK(op_keys_verify_jws(p, "x.y.z", 5, &j2) == -EINVAL, "garbage: -EINVAL");
     CHECK(ok && op_agent_cred_read(&j, now + OP_AGENT_CRED_LIFETIME_S + OP_JWS_LEEWAY_S + 1, &cred) ==
                     -ETIMEDOUT,
           "a credential expires");
