@@ -180,6 +180,19 @@ static void respond_update(struct op_primary *p, struct op_app_response *resp, i
     op_api_json(resp, status, o);
 }
 
+/* Answers a create or patch: {"proxy", "proxy_token"} with the token "<id>:<secret>" when a new secret was
+ * made (secret NULL: ""), wipes the secret and the token from memory, and schedules a health refresh. */
+static void respond_changed(struct op_primary *p, struct op_app_response *resp, int status,
+                            const struct op_proxy_row *r, char *secret)
+{
+    char token[OP_UUID_STR_LEN + 66] = "";
+    if (secret) snprintf(token, sizeof(token), "%s:%s", r->id, secret);
+    respond_update(p, resp, status, r, secret ? token : NULL);
+    if (secret) op_secure_zero(secret, strlen(secret));
+    op_secure_zero(token, sizeof(token));
+    op_primary_force_health(p);
+}
+
 /* Validates name/display name/icon of a create or patch; answers 400 and returns false when invalid. */
 static bool check_fields(const char *name, const char *dn, const char *icon, struct op_app_response *resp)
 {
@@ -246,7 +259,7 @@ void op_api_proxy_create(struct op_primary *p, const struct op_app_request *req,
     }
     if (!check_fields(name, dn, icon, resp)) goto out;
     struct op_proxy_row r = {0};
-    char secret[65], token[OP_UUID_STR_LEN + 66];
+    char secret[65];
     uint8_t hash[OP_SHA256_LEN];
     if (op_uuid_v4(r.id) || op_proxy_new_secret(secret, hash)) {
         op_api_error(resp, 500, "Internal error creating workspace proxy.", "no randomness");
@@ -292,11 +305,7 @@ void op_api_proxy_create(struct op_primary *p, const struct op_app_request *req,
         goto out;
     }
     op_info("proxies", "created workspace proxy %s (%s)", r.name, r.id);
-    snprintf(token, sizeof(token), "%s:%s", r.id, secret);
-    respond_update(p, resp, 201, &r, token);
-    op_secure_zero(secret, sizeof(secret));
-    op_secure_zero(token, sizeof(token));
-    op_primary_force_health(p);
+    respond_changed(p, resp, 201, &r, secret);
 out:
     cJSON_Delete(body);
 }
@@ -362,7 +371,7 @@ void op_api_proxy_patch(struct op_primary *p, const char *ref, const struct op_a
     if (dn && *dn) snprintf(r.display_name, sizeof(r.display_name), "%s", dn);
     if (icon && *icon) snprintf(r.icon, sizeof(r.icon), "%s", icon);
     bool regenerate = cJSON_IsTrue(regen);
-    char secret[65] = "", token[OP_UUID_STR_LEN + 66] = "";
+    char secret[65] = "";
     uint8_t hash[OP_SHA256_LEN];
     if (regenerate && op_proxy_new_secret(secret, hash)) {
         op_api_error(resp, 500, "Internal error updating workspace proxy.", "no randomness");
@@ -400,14 +409,9 @@ void op_api_proxy_patch(struct op_primary *p, const char *ref, const struct op_a
         op_api_error(resp, 500, "Internal error updating workspace proxy.", sqlite3_errmsg(p->db));
         goto out;
     }
-    if (regenerate) {
-        snprintf(token, sizeof(token), "%s:%s", r.id, secret);
-        op_info("proxies", "regenerated the token of workspace proxy %s", r.name);
-    }
-    respond_update(p, resp, 200, &r, regenerate ? token : NULL);
+    if (regenerate) op_info("proxies", "regenerated the token of workspace proxy %s", r.name);
+    respond_changed(p, resp, 200, &r, regenerate ? secret : NULL);
     op_secure_zero(secret, sizeof(secret));
-    op_secure_zero(token, sizeof(token));
-    op_primary_force_health(p);
 out:
     cJSON_Delete(body);
 }
