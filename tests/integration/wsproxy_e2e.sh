@@ -131,11 +131,7 @@ wait_ls ' ok' 15
 grep -q 'registered with the primary again after' "$T/proxy2.log" || fail "recovery not logged"
 ok "primary restart: the proxy's heartbeat failed, then recovered on its own; ls ok"
 "$OUTPOST" wsproxy delete eu -y >"$T/delete.log" 2>&1 || fail "delete"
-for ((i = 0; i < 60; i++)); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.25; done
-kill -0 "$PROXY_PID" 2>/dev/null && fail "proxy still running 15 s after its deletion"
-wait "$PROXY_PID"
-rc=$?
-[ $rc != 0 ] || fail "proxy exited 0 after deletion"
+wait_fatal_exit "$PROXY_PID" 15 "the proxy's deletion"
 grep -q 'has been deleted' "$T/proxy2.log" || fail "deletion not logged"
 ok "deleted on the primary: the running proxy exited with $rc"
 
@@ -149,11 +145,7 @@ CODER_PROXY_SESSION_TOKEN=$TOKEN2 bg proxy3 "$OUTPOST" wsproxy server --primary-
 PROXY_PID=$LAST_PID
 wait_port $Q
 kill "$RELAY_PID"
-for ((i = 0; i < 60; i++)); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.25; done
-kill -0 "$PROXY_PID" 2>/dev/null && fail "proxy still running 15 s after the primary became unreachable"
-wait "$PROXY_PID"
-rc=$?
-[ $rc != 0 ] || fail "proxy exited 0 after losing the primary"
+wait_fatal_exit "$PROXY_PID" 15 "the primary became unreachable"
 grep -q 'registration failed more than 10 times in a row' "$T/proxy3.log" || fail "fatal reason not logged"
 grep -q 'deregistering failed' "$T/proxy3.log" || fail "no deregistration attempt before exiting"
 [ "$(grep -c 'registration with the primary failed' "$T/proxy3.log")" = 11 ] || fail "not exactly 11 failures logged"

@@ -63,3 +63,14 @@ primary_with_proxy() {
     TOKEN=$("$OUTPOST" wsproxy create --name "$1" --only-token 2>"$T/create.log" | tail -n 1)
     [ -n "$TOKEN" ] || fail "wsproxy create $1"
 }
+
+# wait_fatal_exit PID SECONDS WHAT: waits at most SECONDS for PID (a child of this shell) to exit and fails
+# unless it exited non-zero; its exit status ends up in $rc.
+wait_fatal_exit() {
+    local pid=$1 limit=$2 what=$3 i
+    for ((i = 0; i < limit * 4; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -0 "$pid" 2>/dev/null && fail "still running ${limit} s after $what"
+    wait "$pid"
+    rc=$?
+    [ $rc != 0 ] || fail "exited 0 after $what"
+}
