@@ -56,18 +56,8 @@ golden wsproxy_create_table_columns "$OUTPOST" wsproxy create --name sa -o table
 
 # A proxy that reports one error and one warning: both must show, each exactly once.
 PYPORT=$(free_port)
-cat >"$T/proxy.py" <<PY
-import http.server, json
-class H(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *a): pass
-    def do_GET(self):
-        b = json.dumps({"errors": ["failed to get build info: connection refused"],
-                        "warnings": ["version mismatch: primary coderd (v0.1.0) != workspace proxy (v0.0.9)"]}).encode()
-        self.send_response(200); self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
-http.server.HTTPServer(("127.0.0.1", $PYPORT), H).serve_forever()
-PY
-bg fakeproxy python3 "$T/proxy.py"
+bg fakeproxy python3 "$SERVERS" healthreport $PYPORT "failed to get build info: connection refused" \
+    "version mismatch: primary coderd (v0.1.0) != workspace proxy (v0.0.9)"
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PYPORT/healthz-report" >/dev/null && break; sleep 0.1; done
 TOKEN=$("$OUTPOST" wsproxy create --name sick --only-token)
 curl -s -o /dev/null -X POST "$URL/api/v2/workspaceproxies/me/register" -H "Coder-External-Proxy-Token: $TOKEN" \

@@ -92,17 +92,7 @@ echo "$body" | python3 -c 'import json,sys; k=json.load(sys.stdin)["crypto_keys"
 
 # --- registration and health against a loopback proxy ---
 PYPORT=$(free_port)
-cat >"$T/proxy.py" <<PY
-import http.server, json
-class H(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *a): pass
-    def do_GET(self):
-        b = json.dumps({"errors": [], "warnings": []}).encode()
-        self.send_response(200); self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
-http.server.HTTPServer(("127.0.0.1", $PYPORT), H).serve_forever()
-PY
-python3 "$T/proxy.py" & PY_PID=$!
+python3 "$SERVERS" healthreport $PYPORT & PY_PID=$!
 PIDS+=("$PY_PID")
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PYPORT/healthz-report" >/dev/null && break; sleep 0.1; done
 REPLICA=$(python3 -c 'import uuid;print(uuid.uuid4())')

@@ -159,17 +159,7 @@ check "connect token for the owner of the workspace" py "import json,sys; assert
 # --- the manifest follows healthy proxies: a registered, healthy proxy appears, an unreachable one leaves ---
 PXTOKEN=$(op wsproxy create --name eu --only-token "${ADMIN[@]}")
 PYPORT=$(free_port)
-cat >"$T/proxy.py" <<PY
-import http.server, json
-class H(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *a): pass
-    def do_GET(self):
-        b = json.dumps({"errors": [], "warnings": []}).encode()
-        self.send_response(200); self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
-http.server.HTTPServer(("127.0.0.1", $PYPORT), H).serve_forever()
-PY
-bg pyproxy python3 "$T/proxy.py"
+bg pyproxy python3 "$SERVERS" healthreport $PYPORT
 PY_PID=$LAST_PID
 wait_port "$PYPORT"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/api/v2/workspaceproxies/me/register" \

@@ -7,6 +7,8 @@ servers.py http PORT                  HTTP/1.1 keep-alive upstream: answers with
                                       (method, path, headers, body sha256); /bytes/N returns N bytes;
                                       /die returns a head promising 100000 bytes, sends 100, closes;
                                       /slow/MS waits MS before answering; /ws upgrades (WebSocket echo)
+servers.py healthreport PORT [ERR [WARN]]  a workspace proxy's /healthz-report: every GET answers 200
+                                      {"errors": [ERR], "warnings": [WARN]} (empty lists when not given)
 servers.py many PORT N                client: N concurrent connections through PORT, each echoes a unique line
 servers.py ws PORT                    client: WebSocket handshake + masked frames, expects the echo
 """
@@ -202,9 +204,30 @@ def ws_client(port):
     print("websocket echo ok")
 
 
+def healthreport(port, errors, warnings):
+    import http.server
+
+    body = json.dumps({"errors": errors, "warnings": warnings}).encode()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+
+
 def main():
     kind, port = sys.argv[1], int(sys.argv[2])
-    if kind == "many":
+    if kind == "healthreport":
+        healthreport(port, sys.argv[3:4], sys.argv[4:5])
+    elif kind == "many":
         asyncio.run(many(port, int(sys.argv[3])))
     elif kind == "ws":
         ws_client(port)
