@@ -179,11 +179,12 @@ int op_conn_forward(struct op_conn *c, enum op_side side, const uint8_t *p, size
      * segment costs an extra send, far more than copying a few KiB. */
     const struct op_seg *t = outq_tail(&c->side[side].q);
     bool tail_open = t && t->bid < 0 && t->off + t->len < CHUNK_SIZE;
-    if (raw && n >= FORWARD_ZC_MIN && !tail_open && w->cur.bid >= 0 && !w->cur.kept && p >= w->cur.base &&
-        p + n <= w->cur.base + w->cur.len && c->side[side].q.count < OP_OUTQ_SEGS) {
-        queue_pbuf(c, side, (uint8_t *)p, (uint32_t)n, w->cur.bid);
-        w->cur.kept = true;
-        return 0;
+    if (raw && n >= FORWARD_ZC_MIN && !tail_open && c->side[side].q.count < OP_OUTQ_SEGS) {
+        int bid = delivery_take(&w->delivering, p, n);
+        if (bid >= 0) {
+            queue_pbuf(c, side, (uint8_t *)p, (uint32_t)n, bid);
+            return 0;
+        }
     }
     return op_conn_send(c, side, p, n);
 }

@@ -236,7 +236,9 @@ void *op_conn_proto_ctx(const struct op_conn *c);
 void *op_conn_xprt(const struct op_conn *c);
 void op_conn_set_xprt(struct op_conn *c, void *xprt);
 
-/* Transport handshake finished: the protocol's on_open runs. Idempotent. */
+/* The one signal that the transport handshake is complete: the connection leaves OP_CS_HANDSHAKE, its
+ * handshake timer stops and the protocol's on_open runs. A plaintext connection passes through it at
+ * accept; a transport calls it when its handshake completes. Later calls do nothing. */
 void op_conn_xprt_ready(struct op_conn *c);
 /* Transport hands up client plaintext (routes to the protocol or, when tunnelling, to the upstream). */
 OP_MUST_USE int op_conn_deliver(struct op_conn *c, const uint8_t *p, size_t n);

@@ -162,6 +162,41 @@ static inline uint64_t mk_tag(enum op_tag op, int side, int epoch, uint16_t gen,
 /* Single-writer statistics: plain load + store, no locked instructions on the hot path. */
 #define STAT_ADD(w, field, n) OP_STAT_ADD((w)->stats.field, n)
 
+/*
+ * The zero-copy contract between the pump and op_conn_forward(): while a protocol callback
+ * (on_client_data, on_upstream_data) reads the bytes of one provided receive buffer, the worker records
+ * that buffer here. op_conn_forward() may then queue a span of it on the other side as is, instead of
+ * copying; the buffer is "kept" (at most one span per delivery), and the pump does not give it back to
+ * the ring until that send completes. Outside a delivery bid is -1, and forwarding copies. One per
+ * worker: deliveries never nest (a callback cannot cause another receive completion to be handled).
+ */
+struct op_delivery {
+    uint8_t *base;
+    uint32_t len;
+    int bid; /* provided-buffer id, -1 outside a delivery */
+    bool kept;
+};
+
+static inline void delivery_begin(struct op_delivery *d, uint8_t *base, uint32_t len, int bid)
+{
+    OP_BUG_ON(d->bid >= 0); /* nested delivery */
+    d->base = base, d->len = len, d->bid = bid, d->kept = false;
+}
+/* Ends the delivery; true when op_conn_forward kept the buffer (the pump must not recycle it). */
+static inline bool delivery_end(struct op_delivery *d)
+{
+    d->bid = -1;
+    return d->kept;
+}
+/* The buffer id to queue [p, p+n) zero-copy with (marking the buffer kept), or -1 when those bytes are not
+ * in an unkept buffer being delivered. */
+static inline int delivery_take(struct op_delivery *d, const uint8_t *p, size_t n)
+{
+    if (d->bid < 0 || d->kept || p < d->base || p + n > d->base + d->len) return -1;
+    d->kept = true;
+    return d->bid;
+}
+
 /* Per-connection extras that protocols never see: the upstream "graveyard" (an upstream leg that was
  * dropped while operations were still in flight) and the epoch that tells its completions apart. */
 struct conn_priv {
@@ -208,13 +243,8 @@ struct op_worker {
 
     struct op_wheel wheel;
     uint64_t now;
-    uint32_t nwaiting; /* sides waiting for receive buffers */
-    struct {           /* the receive buffer being delivered to a protocol (op_conn_forward) */
-        uint8_t *base;
-        uint32_t len;
-        int bid;
-        bool kept;
-    } cur;
+    uint32_t nwaiting;             /* sides waiting for receive buffers */
+    struct op_delivery delivering; /* the receive buffer a protocol callback is reading right now */
     op_mpsc_t inbox;
 
     bool draining;

@@ -213,10 +213,9 @@ static void on_recv_data(struct op_conn *c, int side, uint8_t *data, uint32_t le
             queue_pbuf(c, OP_UP, data, len, bid);
             keep_buf = true;
         } else {
-            w->cur.base = data, w->cur.len = len, w->cur.bid = bid, w->cur.kept = false;
+            delivery_begin(&w->delivering, data, len, bid);
             rc = op_conn_deliver(c, data, len);
-            keep_buf = w->cur.kept;
-            w->cur.bid = -1;
+            keep_buf = delivery_end(&w->delivering);
         }
     } else {
         STAT_ADD(w, up_bytes_in, len);
@@ -230,10 +229,9 @@ static void on_recv_data(struct op_conn *c, int side, uint8_t *data, uint32_t le
                 rc = op_conn_queue(c, OP_CLI, data, len);
             }
         } else if (c->pops->on_upstream_data) {
-            w->cur.base = data, w->cur.len = len, w->cur.bid = bid, w->cur.kept = false;
+            delivery_begin(&w->delivering, data, len, bid);
             rc = c->pops->on_upstream_data(c, data, len);
-            keep_buf = w->cur.kept;
-            w->cur.bid = -1;
+            keep_buf = delivery_end(&w->delivering);
         }
     }
     if (!keep_buf) recycle_pbuf(w, bid);

@@ -78,7 +78,7 @@ static void accept_conn(struct op_worker *w, int li, int fd)
             op_conn_set_timeout(c, w->e->conf.to.handshake_ms);
         }
     } else {
-        c->state = OP_CS_OPEN;
+        c->state = OP_CS_HANDSHAKE; /* no transport: the handshake is complete at once */
         op_conn_xprt_ready(c);
     }
     conn_progress(c);
@@ -303,7 +303,7 @@ static int worker_setup(struct op_worker *w)
         if (w->listen_fd[i] < 0) return w->listen_fd[i];
     }
     w->now = op_now_ms();
-    w->cur.bid = -1;
+    w->delivering.bid = -1;
     op_wheel_init(&w->wheel, w->now);
     for (int i = 0; i < cf->nlisteners; i++)
         arm_accept(w, i);
