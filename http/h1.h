@@ -7,10 +7,14 @@
  *   - op_h1_parse_request / op_h1_parse_response: parse a message head. A strict validation pass of our
  *     own (refuse, don't repair: obs-fold, bare LF, bare CR, whitespace before ':', CTLs, ambiguous
  *     framing, size limits) runs first, then llhttp (on the stack, once per complete head) cross-checks
- *     the same bytes and must agree with us on every span.
+ *     the same bytes and must agree with us on every span. op_h1_parse_request_resume does the same for
+ *     a head collected across receives, scanning each byte once.
  *   - op_h1_body_*: where does this message's body end (Content-Length countdown or a strict chunked
- *     state machine), so a pipelined next message never rides along with this one.
- *   - op_h1_write_*: heads to send upstream / to the client, with hop-by-hop and X-Forwarded-* handling.
+ *     state machine), so a pipelined next message never rides along with this one; op_h1_body_relay
+ *     also drops the trailer fields that must not be forwarded.
+ *   - op_h1_write_*: heads to send upstream / to the client, with hop-by-hop, X-Forwarded-* and '_'-name
+ *     handling; op_h1_writer / op_h1_put_*: the head writer every generated header goes through.
+ * The rules these enforce, and why, are in docs/http.md ("Message rules").
  *
  * Spans in the parsed structs point into the caller's buffer; they are valid as long as that buffer is.
  */
