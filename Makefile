@@ -55,7 +55,7 @@ LDFLAGS := $(SANFLAGS) -pthread
 LDLIBS  := $(DEPS_PREFIX)/lib/libwolfssl.a $(DEPS_PREFIX)/lib/liburing.a -lcurl -lcjson -lsqlite3 -lyaml -lm
 
 # Every module folder is globbed, so adding a .c file needs no Makefile edit.
-MODULES  := core util tls http proto ctl runner primary cli wsproxy agent
+MODULES  := core util tls http proto ctl runner region primary cli wsproxy agent
 LIB_SRCS := $(filter-out cli/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 LLHTTP_OBJS := $(B)/third_party/llhttp/api.o $(B)/third_party/llhttp/http.o $(B)/third_party/llhttp/llhttp.o

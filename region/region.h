@@ -1,0 +1,77 @@
+/*
+ * region/region.h — the region side of agent streams, mounted by the primary and by every workspace proxy
+ * (wire details: docs/agent-protocol.md):
+ *
+ *   GET /api/v2/workspaceagents/me/control          Upgrade outpost-agent/1   an agent's control connection
+ *   GET /api/v2/workspaceagents/me/stream           Upgrade outpost-stream/1  a spare stream connection
+ *   GET /api/v2/workspaceagents/{agent-id}/tcp?port=N  Upgrade outpost-tcp/1  a client's byte stream
+ *
+ * Agent credentials and connect tokens are verified locally with the region's key set (the primary's own
+ * keys, or the ones a proxy fetched): no database, no call to the primary per connection. After its 101 a
+ * control connection runs the frame protocol of proto/agent_frame.h as an engine protocol of its own; a
+ * stream connection leaves the engine (its socket is parked in the region's broker); a client connection
+ * takes a parked socket as its upstream leg, sends `OPEN 127.0.0.1:PORT`, and after the agent's `OK` the
+ * engine's pump relays the two legs like any upstream (zero-copy, splice when enabled).
+ *
+ * Threading: op_region_route runs on the workers (from the role's HTTP route function); op_region_set_keys
+ * on the control thread. A region outlives its engine: free it after op_engine_free.
+ */
+#ifndef OP_REGION_H
+#define OP_REGION_H
+
+#include <stdint.h>
+
+#include "core/engine.h"
+#include "http/proxy.h"
+
+/* Limits (0 = the default in brackets; documented in docs/agent-protocol.md). */
+struct op_region_limits {
+    uint32_t max_agents;        /* agents with connections here at once [1024] */
+    uint32_t ctl_per_agent;     /* control connections per agent [4] */
+    uint32_t spares_per_agent;  /* parked stream connections per agent [64] */
+    uint32_t waiters_per_agent; /* clients waiting for a spare, per agent [256] */
+    uint32_t wait_ms;           /* how long a client waits for a spare [5000] */
+    uint32_t spares_wanted;     /* spares an agent keeps parked here (WELCOME) [8] */
+    uint32_t heartbeat_ms;      /* PING interval; 3 missed close the connection [15000] */
+    uint32_t tunnel_idle_ms;    /* an established stream idle this long is closed (0 = never) [0] */
+};
+
+struct op_region;
+
+/* name: "primary" or the proxy's name (connect tokens must name it). NULL on allocation failure. */
+struct op_region *op_region_new(const char *name, const struct op_region_limits *lim);
+/* After op_engine_free: closes the parked sockets and frees everything. */
+void op_region_free(struct op_region *r);
+const char *op_region_name(const struct op_region *r);
+/* Names the region (a proxy learns its name when it registers). Before the engine starts only: workers
+ * read the name without synchronisation. 0 or -EINVAL (empty or longer than 64). */
+OP_MUST_USE int op_region_set_name(struct op_region *r, const char *name);
+
+/* The verification keys (workspace_apps_token: kid = the key's sequence, 64-byte HS512 secrets). */
+#define OP_REGION_MAX_KEYS 16
+struct op_region_key {
+    int64_t kid;
+    uint8_t secret[64];
+};
+/* Publishes a new key set (copied). e: the running engine (the old set is released once every worker moved
+ * past it), or NULL before the engine starts. Control thread only. 0 or -ENOMEM / -EINVAL (n too large). */
+OP_MUST_USE int op_region_set_keys(struct op_region *r, struct op_engine *e, const struct op_region_key *keys,
+                                   int n);
+
+/* The role's route function calls this first: true when the request is one of the three endpoints above
+ * (out is then filled: a handoff to the region, or an error answer), false to route it as usual. */
+bool op_region_route(struct op_region *r, struct op_conn *c, const struct op_h1_request *req,
+                     struct op_route *out);
+
+/* The Upgrade tokens a role's HTTP configuration must let through (op_http_conf.upgrade_tokens) for the
+ * region's endpoints, plus "websocket": NULL-terminated. */
+extern const char *const op_region_upgrade_tokens[];
+
+/* Counters (any thread). */
+struct op_region_stats {
+    uint32_t agents, control, parked, waiting;
+    uint64_t streams_opened, streams_failed, parked_total, dead_spares;
+};
+void op_region_stats(struct op_region *r, struct op_region_stats *out);
+
+#endif
