@@ -10,10 +10,15 @@
 
 #include "core/log.h"
 #include "primary/primary_int.h"
+#include "proto/sha512.h"
+#include "region/region.h"
 #include "util/host.h"
 #include "util/url.h"
 
 #define ROTATE_INTERVAL_MS (10u * 60 * 1000)
+#define REGION_KEYS_MS     (10u * 1000) /* how often the region's key set is compared with the database */
+
+static void region_keys(struct op_primary *p);
 
 static int mkdir_p(const char *dir)
 {
@@ -146,9 +151,54 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
         return rc ? rc : -EIO;
     }
     p->next_rotate_ms = op_now_ms() + ROTATE_INTERVAL_MS;
+    p->region = op_region_new("primary", NULL);
+    if (!p->region) {
+        snprintf(err, errlen, "out of memory");
+        op_primary_close(p);
+        return -ENOMEM;
+    }
+    region_keys(p);
+    p->next_region_keys_ms = op_now_ms() + REGION_KEYS_MS;
     op_info("primary", "database %s, deployment %s, access URL %s", path, p->deployment_id, p->access_url);
     *out = p;
     return 0;
+}
+
+/* Gives the region the workspace_apps_token keys it verifies agent credentials and connect tokens with
+ * (the same keys proxies fetch), when they changed. Control thread. */
+static void region_keys(struct op_primary *p)
+{
+    struct op_region_key keys[OP_REGION_MAX_KEYS];
+    int n = 0;
+    sqlite3_stmt *st =
+        op_store_prepare(p, "SELECT sequence, secret FROM crypto_keys WHERE feature = "
+                            "'workspace_apps_token' AND secret IS NOT NULL ORDER BY sequence DESC");
+    while (st && n < OP_REGION_MAX_KEYS && sqlite3_step(st) == SQLITE_ROW) {
+        const char *hex = op_col_text(st, 1);
+        keys[n].kid = sqlite3_column_int64(st, 0);
+        if (op_hex_decode(hex, strlen(hex), keys[n].secret, sizeof(keys[n].secret)) == 0) n++;
+    }
+    if (st) sqlite3_finalize(st);
+    uint8_t digest[64];
+    op_sha512(keys, (size_t)n * sizeof(keys[0]), digest);
+    if (memcmp(digest, p->region_keys_digest, sizeof(digest)) != 0) {
+        if (op_region_set_keys(p->region, p->engine, keys, n) == 0)
+            memcpy(p->region_keys_digest, digest, sizeof(digest));
+    }
+    op_secure_zero(keys, sizeof(keys));
+    op_secure_zero(digest, sizeof(digest));
+}
+
+void op_primary_route(void *ctx, struct op_conn *c, const struct op_h1_request *req, struct op_route *out)
+{
+    struct op_primary *p = ctx;
+    op_region_route(p->region, c, req, out); /* false: out stays untouched and the handler answers */
+}
+
+void op_primary_on_engine(void *ctx, struct op_engine *e)
+{
+    struct op_primary *p = ctx;
+    p->engine = e;
 }
 
 void op_primary_tick(void *ctx)
@@ -160,6 +210,11 @@ void op_primary_tick(void *ctx)
         op_keys_rotate(p);
         op_store_gc(p);
         p->next_rotate_ms = now + ROTATE_INTERVAL_MS;
+        p->next_region_keys_ms = 0; /* rotation may have changed them */
+    }
+    if (now >= p->next_region_keys_ms) {
+        region_keys(p);
+        p->next_region_keys_ms = now + REGION_KEYS_MS;
     }
 }
 
@@ -167,6 +222,7 @@ void op_primary_close(struct op_primary *p)
 {
     if (!p) return;
     op_health_free(p);
+    op_region_free(p->region); /* after the engine: closes parked spares */
     op_store_close(p);
     free(p->data_dir);
     free(p->access_url);

@@ -42,6 +42,13 @@ void op_primary_handle(void *ctx, const struct op_app_request *req, struct op_ap
  * rotation; call about every 100 ms. */
 void op_primary_tick(void *primary);
 
+/* The route mounted before the handler (runner's route hook): the region's agent endpoints on the
+ * workers; everything else goes to op_primary_handle. */
+void op_primary_route(void *primary, struct op_conn *c, const struct op_h1_request *req,
+                      struct op_route *out);
+/* The runner's engine hook: the region publishes key sets through the running engine. */
+void op_primary_on_engine(void *primary, struct op_engine *e);
+
 /* Forces a health refresh at the next tick (used after create/patch/delete/register/deregister). */
 void op_primary_force_health(struct op_primary *p);
 

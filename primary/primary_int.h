@@ -31,6 +31,10 @@ struct op_primary {
     uint64_t next_rotate_ms;
     uint64_t agent_heartbeat_ms;       /* how often agents report; missing 2 windows = disconnected */
     uint64_t agent_connect_timeout_ms; /* default for new agents: never connected by then = timeout */
+    struct op_region *region;          /* the primary's own region for agent streams (region/) */
+    struct op_engine *engine;          /* while running: retires the region's old key sets */
+    uint64_t next_region_keys_ms;
+    uint8_t region_keys_digest[64]; /* of the key set last given to the region */
 };
 
 /* ---- store.c: SQLite ---- */

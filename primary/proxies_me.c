@@ -316,6 +316,7 @@ void op_api_proxy_register(struct op_primary *p, const struct op_proxy_auth *px,
     cJSON_AddItemToObject(o, "derp_map", derp_map_json(p));
     cJSON_AddBoolToObject(o, "derp_force_websockets", false);
     cJSON_AddItemToObject(o, "sibling_replicas", siblings_json(p, px->id, replica, now));
+    cJSON_AddStringToObject(o, "proxy_name", px->name); /* beyond the reference: the region name of streams */
     op_api_json(resp, 201, o);
     op_primary_force_health(p);
 out:

@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "primary/primary.h"
+#include "region/region.h"
 #include "util/duration.h"
 
 static const char server_help[] =
@@ -336,6 +337,11 @@ int op_cmd_server(int argc, char **argv)
     so.tick_ctx = p;
     so.max_body = 1u << 20;
     so.server_name = "primary";
+    so.route = op_primary_route;
+    so.route_ctx = p;
+    so.upgrade_tokens = op_region_upgrade_tokens;
+    so.on_engine = op_primary_on_engine;
+    so.on_engine_ctx = p;
     rc = op_app_server_run(&so);
     op_primary_close(p);
 out:

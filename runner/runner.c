@@ -31,9 +31,9 @@ static void route_redirect(void *ctx, struct op_conn *c, const struct op_h1_requ
                            struct op_route *out)
 {
     struct app_server *s = ctx;
-    (void)c;
     if (op_conn_is_tls(c) || !s->opts->listen.redirect_to_https) {
-        out->kind = OP_ROUTE_APP;
+        if (s->opts->route) s->opts->route(s->opts->route_ctx, c, req, out);
+        if (!out->kind) out->kind = OP_ROUTE_APP;
         return;
     }
     op_route_https_redirect(out, 0, req->host, req->target, s->https_port);
@@ -101,6 +101,7 @@ int op_app_server_run(const struct op_app_server_opts *opts)
     hconf.app_submit = op_app_queue_submit;
     hconf.app_submit_ctx = &srv.q;
     if (opts->max_body) hconf.max_app_body = opts->max_body;
+    hconf.upgrade_tokens = opts->upgrade_tokens;
 
     static struct op_listener_conf lcs[2];
     memset(lcs, 0, sizeof(lcs));
@@ -134,7 +135,9 @@ int op_app_server_run(const struct op_app_server_opts *opts)
         .fds = {{.fd = srv.q.efd, .on_readable = op_app_queue_run, .arg = &srv.q}},
         .nfds = 1,
     };
+    if (opts->on_engine) opts->on_engine(opts->on_engine_ctx, e);
     rc = op_ctl_run(e, &hooks);
+    if (opts->on_engine) opts->on_engine(opts->on_engine_ctx, NULL);
     op_engine_free(e);
     op_app_queue_close(&srv.q); /* jobs that raced the shutdown: their workers are gone, just free them */
     if (tls_ctx) op_tls_xprt_ctx_unref(tls_ctx);

@@ -34,7 +34,14 @@ struct op_app_server_opts {
     void *handler_ctx;
     void (*tick)(void *ctx); /* called on the control thread about every 100 ms */
     void *tick_ctx;
-    size_t max_body;         /* request body cap for the handler (0 = 1 MiB) -> 413 */
+    size_t max_body; /* request body cap for the handler (0 = 1 MiB) -> 413 */
+    /* Optional: a route function that sees every request first (on the workers; a kind left 0 goes to the
+     * handler), and a hook told the engine once it runs and NULL just before it is freed (control thread). */
+    op_route_fn route;
+    void *route_ctx;
+    const char *const *upgrade_tokens; /* Upgrade tokens the route may see (op_http_conf; NULL = default) */
+    void (*on_engine)(void *ctx, struct op_engine *e);
+    void *on_engine_ctx;
     const char *server_name; /* for logs */
 };
 

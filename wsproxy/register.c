@@ -110,6 +110,33 @@ static int on_buildinfo(struct ws *w, const struct op_ws_call *x)
     return 0;
 }
 
+/* The signing keys verify agent credentials and connect tokens in this proxy's region. */
+static void region_keys(struct ws *w, const cJSON *arr)
+{
+    struct op_region_key keys[OP_REGION_MAX_KEYS];
+    int n = 0;
+    const cJSON *k;
+    cJSON_ArrayForEach(k, arr)
+    {
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(k, "sequence");
+        const cJSON *sec = cJSON_GetObjectItemCaseSensitive(k, "secret");
+        if (n == OP_REGION_MAX_KEYS || !cJSON_IsNumber(seq) || !cJSON_IsString(sec) ||
+            strlen(sec->valuestring) != 2 * sizeof(keys[0].secret))
+            continue;
+        bool ok = true;
+        for (size_t b = 0; b < sizeof(keys[0].secret); b++) {
+            unsigned v;
+            ok = ok && sscanf(sec->valuestring + 2 * b, "%2x", &v) == 1;
+            keys[n].secret[b] = (uint8_t)v;
+        }
+        keys[n].kid = (int64_t)seq->valuedouble;
+        if (ok) n++;
+    }
+    if (op_region_set_keys(w->region, w->e, keys, n) != 0)
+        op_warn("wsproxy", "the region could not take the new signing keys (out of memory)");
+    memset(keys, 0, sizeof(keys));
+}
+
 static void on_keys(struct ws *w, const struct op_ws_call *x)
 {
     int i = x->kind - K_KEYS_SIGN;
@@ -122,8 +149,24 @@ static void on_keys(struct ws *w, const struct op_ws_call *x)
     }
     free(w->keys_json[i]);
     w->keys_json[i] = strdup(x->body);
+    if (x->kind == K_KEYS_SIGN && w->region)
+        region_keys(w, cJSON_GetObjectItemCaseSensitive(x->json, "crypto_keys"));
     op_debug("wsproxy", "crypto keys for %s refreshed (%d keys)", key_features[i],
              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(x->json, "crypto_keys")));
+}
+
+/* The proxy's own name, which connect tokens for this region carry (the primary adds it to the
+ * registration answer as "proxy_name"). Set once, before the engine starts: the region's workers read it. */
+static void region_name(struct ws *w, const cJSON *reply)
+{
+    if (!w->region || w->e) return;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(reply, "proxy_name");
+    if (!cJSON_IsString(name) || op_region_set_name(w->region, name->valuestring) != 0) {
+        op_warn("wsproxy",
+                "the registration answer does not name this proxy: streams through it will be refused");
+        return;
+    }
+    op_info("wsproxy", "serving agent streams as region %s", op_region_name(w->region));
 }
 
 static bool is_deleted(const struct op_ws_call *x)
@@ -198,6 +241,7 @@ static void on_register(struct ws *w, const struct op_ws_call *x)
         w->have_region = true;
         w->region_id = (long)rid->valuedouble;
     }
+    region_name(w, x->json);
 }
 
 static void start_call(struct ws *w, int kind)

@@ -273,6 +273,8 @@ void op_wsp_route(void *ctx, struct op_conn *c, const struct op_h1_request *req,
         count_route(c, req, RT_REDIRECT);
         return;
     }
+    if (w->region && op_region_route(w->region, c, req, out))
+        return; /* agent control, spares, client streams */
     int rt;
     if (cors(s, req, out, &off)) {
         respond(out, 200, "text/plain; charset=utf-8", "");

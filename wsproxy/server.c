@@ -170,6 +170,7 @@ static int run(struct ws *w)
     op_http_conf_init(&hconf);
     hconf.route = op_wsp_route;
     hconf.route_ctx = w;
+    hconf.upgrade_tokens = op_region_upgrade_tokens; /* the agent endpoints' upgrades reach the route */
     hconf.resp_extra = "X-Coder-Build-Version: " OP_WS_VERSION "\r\nX-Content-Type-Options: nosniff\r\n";
     op_http_conf_init(&mconf);
     mconf.route = op_wsp_metrics_route;
@@ -318,7 +319,8 @@ int op_cmd_wsproxy_server(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     w->multi = curl_multi_init();
     op_info("wsproxy", "Outpost workspace proxy %s starting; primary %s", OP_WS_VERSION, w->primary);
-    rc = op_wsp_startup(w);
+    w->region = op_region_new("unnamed", NULL);
+    rc = w->region ? op_wsp_startup(w) : EX_OSERR;
     if (rc == 0) rc = run(w);
     /* Calls still in flight at exit are abandoned. */
     for (size_t i = 0; i < OP_ARRAY_LEN(w->calls); i++)
@@ -329,6 +331,8 @@ int op_cmd_wsproxy_server(int argc, char **argv)
     curl_multi_cleanup(w->multi);
     curl_global_cleanup();
     op_wsp_snap_free(atomic_exchange(&w->snap, NULL));
+    op_region_free(w->region); /* after the engine: closes parked spares */
+    w->region = NULL;
     for (int i = 0; i < 2; i++)
         free(w->keys_json[i]);
     op_app_queue_close(&w->q);

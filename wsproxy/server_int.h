@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 
 #include "http/proxy.h"
+#include "region/region.h"
 #include "wsproxy/config.h"
 #include "wsproxy/primary_client.h"
 
@@ -62,6 +63,7 @@ struct ws {
     int inflight_reg, inflight_bi, inflight_keys;
     struct op_ws_call *calls[8]; /* in the multi handle */
     char *keys_json[2];          /* latest crypto-keys responses (never logged) */
+    struct op_region *region;    /* agent streams; named after the first registration */
     /* listeners */
     int tls_li;
     void *tls_ctx; /* the context the TLS listener started with, or NULL (the engine owns swaps) */
