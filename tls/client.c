@@ -20,7 +20,10 @@ struct op_tlsc_ctx {
 struct op_tlsc {
     WOLFSSL *ssl;
     int fd;
+    uint8_t ip[16]; /* an IP-literal host: checked against the certificate's iPAddress SANs */
+    int iplen;
     bool want_write;
+    bool eof; /* the socket read 0: the peer's FIN (with or without close_notify) */
     bool done;
     bool shut;
     char err[160];
@@ -33,7 +36,10 @@ static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
     for (;;) {
         ssize_t n = recv(c->fd, buf, (size_t)sz, 0);
         if (n > 0) return (int)n;
-        if (n == 0) return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+        if (n == 0) {
+            c->eof = true;
+            return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+        }
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return WOLFSSL_CBIO_ERR_WANT_READ;
         if (errno == ECONNRESET) return WOLFSSL_CBIO_ERR_CONN_RST;
@@ -124,7 +130,11 @@ struct op_tlsc *op_tlsc_new(struct op_tlsc_ctx *ctx, int fd, const char *host)
     bool ip = inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
     int ok;
     if (ip) {
-        ok = wolfSSL_X509_VERIFY_PARAM_set1_ip_asc(wolfSSL_get0_param(c->ssl), host) == WOLFSSL_SUCCESS;
+        /* This wolfSSL is built without IP alternative names, so they are checked here after the
+         * handshake (the chain itself is verified by wolfSSL), before any byte is written. */
+        c->iplen = inet_pton(AF_INET, host, c->ip) == 1 ? 4 : 16;
+        if (c->iplen == 16) inet_pton(AF_INET6, host, c->ip);
+        ok = 1;
     } else {
         ok = wolfSSL_check_domain_name(c->ssl, host) == WOLFSSL_SUCCESS &&
              wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, host, (unsigned short)strlen(host)) ==
@@ -169,13 +179,71 @@ static int failure(struct op_tlsc *c, int ret, int hard)
     return hard;
 }
 
+/* Reads a DER length at p[0..n); returns the header size (tag + length bytes) or 0. */
+static size_t der_len(const uint8_t *p, size_t n, size_t *len)
+{
+    if (n < 2) return 0;
+    if (p[1] < 0x80) {
+        *len = p[1];
+        return 2;
+    }
+    size_t k = p[1] & 0x7f;
+    if (k == 0 || k > 3 || n < 2 + k) return 0;
+    size_t v = 0;
+    for (size_t i = 0; i < k; i++)
+        v = v << 8 | p[2 + i];
+    *len = v;
+    return 2 + k;
+}
+
+/* True when the certificate's subjectAltName extension (OID 2.5.29.17) lists ip as an iPAddress. */
+static bool cert_names_ip(const uint8_t *der, size_t n, const uint8_t *ip, int iplen)
+{
+    static const uint8_t oid[] = {0x06, 0x03, 0x55, 0x1d, 0x11};
+    for (size_t i = 0; i + sizeof(oid) < n; i++) {
+        if (memcmp(der + i, oid, sizeof(oid)) != 0) continue;
+        const uint8_t *p = der + i + sizeof(oid), *end = der + n;
+        if (p < end && *p == 0x01) { /* critical BOOLEAN */
+            size_t l, h = der_len(p, (size_t)(end - p), &l);
+            if (!h) return false;
+            p += h + l;
+        }
+        size_t l, h;
+        if (p >= end || *p != 0x04 || !(h = der_len(p, (size_t)(end - p), &l)))
+            return false; /* OCTET STRING */
+        p += h;
+        if (p >= end || *p != 0x30 || !(h = der_len(p, (size_t)(end - p), &l))) return false; /* SEQUENCE */
+        const uint8_t *q = p + h, *qe = q + l;
+        if (qe > end) return false;
+        while (q < qe) {
+            size_t gl, gh = der_len(q, (size_t)(qe - q), &gl);
+            if (!gh || q + gh + gl > qe) return false;
+            if (q[0] == 0x87 && gl == (size_t)iplen && memcmp(q + gh, ip, gl) == 0) return true;
+            q += gh + gl;
+        }
+        return false;
+    }
+    return false;
+}
+
 int op_tlsc_handshake(struct op_tlsc *c)
 {
     if (c->done) return 0;
     int r = wolfSSL_connect(c->ssl);
     if (r == WOLFSSL_SUCCESS) {
-        c->done = true;
         c->want_write = false;
+        if (c->iplen) {
+            WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(c->ssl);
+            int n = 0;
+            const unsigned char *der = x ? wolfSSL_X509_get_der(x, &n) : NULL;
+            bool ok = der && n > 0 && cert_names_ip(der, (size_t)n, c->ip, c->iplen);
+            wolfSSL_X509_free(x);
+            if (!ok) {
+                snprintf(c->err, sizeof(c->err), "the certificate does not name this IP address");
+                return -EPROTO;
+            }
+        }
+        c->done = true;
         return 0;
     }
     return failure(c, r, -EPROTO);
@@ -186,7 +254,11 @@ ssize_t op_tlsc_read(struct op_tlsc *c, void *buf, size_t n)
     int r = wolfSSL_read(c->ssl, buf, n > 65536 ? 65536 : (int)n);
     if (r > 0) return r;
     int e = wolfSSL_get_error(c->ssl, r);
-    if (e == WOLFSSL_ERROR_ZERO_RETURN || e == SOCKET_PEER_CLOSED_E) return 0;
+    /* A FIN without close_notify ends the byte stream too (a half-closed stream has no more to say; the
+     * bytes before it were authenticated record by record). */
+    if (e == WOLFSSL_ERROR_ZERO_RETURN || e == SOCKET_PEER_CLOSED_E ||
+        (c->eof && e != WOLFSSL_ERROR_WANT_READ && e != WOLFSSL_ERROR_WANT_WRITE))
+        return 0;
     return failure(c, r, -EIO);
 }
 
