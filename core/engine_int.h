@@ -296,38 +296,43 @@ static inline struct op_seg *outq_tail(struct op_outq *q)
 /* ---- shared between the engine's files ---------------------------------------------------------- */
 
 /* ring.c */
-void tune_socket(int fd);
+void tune_socket(int fd); /* TCP_NODELAY + TCP_NOTSENT_LOWAT, best effort */
+/* The next free SQE (submits once when the queue is full; aborts if it stays full). */
 struct io_uring_sqe *get_sqe(struct op_worker *w);
+/* Tags sqe for connection c's side and counts it in flight there. */
 void conn_sqe_tag(struct op_conn *c, struct io_uring_sqe *sqe, enum op_tag op, int side);
-void cancel_fd(struct op_conn *c, int side, int fd);
-int ring_init(struct io_uring *ring, unsigned entries, char *err, size_t errlen);
+void cancel_fd(struct op_conn *c, int side, int fd); /* cancels every operation on fd */
+/* io_uring set-up with the engine's flags (older kernels: cooperative task running); 0 or -errno with the
+ * cause in err. */
+OP_MUST_USE int ring_init(struct io_uring *ring, unsigned entries, char *err, size_t errlen);
 
 /* bufpool.c */
-void recycle_pbuf(struct op_worker *w, int bid);
+void recycle_pbuf(struct op_worker *w, int bid); /* gives a provided buffer back to the ring */
 void seg_release(struct op_worker *w, struct op_seg *s);
-void outq_clear(struct op_worker *w, struct op_outq *q);
+void outq_clear(struct op_worker *w, struct op_outq *q); /* releases every queued segment */
+/* Queues provided buffer bid itself (zero-copy); the caller checked there is a free segment. */
 void queue_pbuf(struct op_conn *c, enum op_side side, uint8_t *base, uint32_t len, int bid);
-bool has_room(const struct op_conn *c, enum op_side dest);
+bool has_room(const struct op_conn *c, enum op_side dest); /* under the high watermark (bytes, segments) */
 void pipe_release(struct op_worker *w, struct op_side_st *s);
-bool splice_get_pipe(struct op_worker *w, struct op_side_st *s);
-void buf_wait(struct op_conn *c, int side);
-void wake_buf_waiters(struct op_worker *w);
-int pools_init(struct op_worker *w, char *err, size_t errlen);
-void pools_ring_teardown(struct op_worker *w);
-void pools_free(struct op_worker *w);
+bool splice_get_pipe(struct op_worker *w, struct op_side_st *s); /* false when the pipe pool is exhausted */
+void buf_wait(struct op_conn *c, int side); /* the side's receive got -ENOBUFS: wait for buffers */
+void wake_buf_waiters(struct op_worker *w); /* once half the ring is back */
+OP_MUST_USE int pools_init(struct op_worker *w, char *err, size_t errlen);
+void pools_ring_teardown(struct op_worker *w); /* before the ring exits */
+void pools_free(struct op_worker *w);          /* in op_engine_free */
 
 /* conn.c */
-void side_reset(struct op_worker *w, struct op_side_st *s);
+void side_reset(struct op_worker *w, struct op_side_st *s); /* empties a side (queue, pipe), fd -1 */
 
 /* pump.c */
-void conn_progress(struct op_conn *c);
-void conn_try_free(struct op_conn *c);
+void conn_progress(struct op_conn *c); /* decides what to arm next after any event */
+void conn_try_free(struct op_conn *c); /* frees the slot once nothing of it is in flight */
 void handle_conn_cqe(struct op_worker *w, struct io_uring_cqe *cqe);
 void handle_timer(struct op_timer *t);
 
 /* worker.c */
-void accept_resume(struct op_worker *w);
-void worker_free(struct op_worker *w);
+void accept_resume(struct op_worker *w); /* re-arms paused accepts (a descriptor was freed) */
+void worker_free(struct op_worker *w);   /* in op_engine_free: late messages, pools, slots */
 void *worker_main(void *arg);
 
 #endif
