@@ -4,7 +4,8 @@
 # control connection + spares; it opens no listening port) and a Python echo server "in the workspace".
 # Through the primary and through the proxy: 64 MiB each way with matching SHA-256, 200 concurrent streams;
 # no token -> 401, wrong port / other region / bad token -> 403, unknown agent -> 404, the agent's ERR ->
-# 502 before the upgrade; a stream through the proxy survives the primary being stopped. Also measures
+# 502 before the upgrade; a stream through the proxy survives the primary being stopped. The streams, the 502
+# for a closed port and the set-up measurement run again with `outpost agent` itself. Also measures
 # stream set-up (p50/p99 over sequential streams) and throughput through the proxy.
 . "$(dirname "$0")/../lib/common.sh"
 command -v curl >/dev/null || { echo "curl missing"; exit 77; }
@@ -115,10 +116,57 @@ for region in primary eu; do
     ok "$region: expired connect token -> 403 (a fresh signature with a future exp works), expired credential -> 401, none -> 401"
 done
 
-# Set-up time and throughput through the proxy.
+# A valid token for an agent that has no control connection: 404, nothing reaches any agent.
+"$OUTPOST" create idle >"$T/create-idle.log" 2>&1 || fail "create idle: $(cat "$T/create-idle.log")"
+IDLE=$(SC agent-id http://127.0.0.1:$P "$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-idle.log")")
+for region in primary eu; do
+    [ $region = primary ] && URL=http://127.0.0.1:$P || URL=http://127.0.0.1:$Q
+    out=$(SC status $URL "$IDLE" $E "$(SC token http://127.0.0.1:$P "$SESSION" "$IDLE" $E $region)")
+    [[ $out == "404 "*"not connected to this region"* ]] || fail "$region: agent not connected: $out"
+done
+ok "an agent without a control connection -> 404 at both regions"
+
+# Set-up time through the proxy.
 TOK=$(SC token http://127.0.0.1:$P "$SESSION" "$AGENT" $E eu)
 out=$(SC setup http://127.0.0.1:$Q "$AGENT" $E "$TOK" "$SETUP_N") || fail "set-up: $out"
-ok "through the proxy: $out"
+ok "through the proxy (test agent): $out"
+
+# The same through `outpost agent` (the real one), when this build has it.
+if "$OUTPOST" agent --help >/dev/null 2>&1; then
+    kill $AGENT_PID
+    wait $AGENT_PID 2>/dev/null
+    before_p=$(grep -c "agent $AGENT connected (control" "$T/primary.log")
+    before_q=$(grep -c "agent $AGENT connected (control" "$T/proxy.log")
+    mkdir -p "$T/ws"
+    (cd "$T/ws" && CODER_AGENT_URL=http://127.0.0.1:$P CODER_AGENT_TOKEN=$ATOKEN exec "$OUTPOST" agent) \
+        >"$T/outpost-agent.log" 2>&1 &
+    PIDS+=($!)
+    for i in $(seq 150); do
+        [ "$(grep -c "agent $AGENT connected (control" "$T/primary.log")" -gt "$before_p" ] &&
+            [ "$(grep -c "agent $AGENT connected (control" "$T/proxy.log")" -gt "$before_q" ] && break
+        sleep 0.1
+    done
+    [ "$(grep -c "agent $AGENT connected (control" "$T/proxy.log")" -gt "$before_q" ] ||
+        fail "outpost agent: no control connection to the proxy"
+    [ "$(grep -c "agent $AGENT connected (control" "$T/primary.log")" -gt "$before_p" ] ||
+        fail "outpost agent: no control connection to the primary"
+    ok "outpost agent: control connections to primary and eu are up"
+    for region in primary eu; do
+        [ $region = primary ] && URL=http://127.0.0.1:$P || URL=http://127.0.0.1:$Q
+        TOK=$(SC token http://127.0.0.1:$P "$SESSION" "$AGENT" $E $region)
+        out=$(SC bulk $URL "$AGENT" $E "$TOK" 64) || fail "outpost agent, $region: 64 MiB: $out"
+        ok "outpost agent, $region: 64 MiB each way, SHA-256 matches ($out)"
+        out=$(SC many $URL "$AGENT" $E "$TOK" 200) || fail "outpost agent, $region: 200 concurrent: $out"
+        ok "outpost agent, $region: $out"
+        RTOK=$(SC token http://127.0.0.1:$P "$SESSION" "$AGENT" $R $region)
+        out=$(SC status $URL "$AGENT" $R "$RTOK")
+        [[ $out == "502 "*"could not connect to port $R"* ]] || fail "outpost agent, $region: closed port: $out"
+        ok "outpost agent, $region: a port nobody listens on -> 502 ($out)"
+    done
+    TOK=$(SC token http://127.0.0.1:$P "$SESSION" "$AGENT" $E eu)
+    out=$(SC setup http://127.0.0.1:$Q "$AGENT" $E "$TOK" "$SETUP_N") || fail "set-up: $out"
+    ok "through the proxy (outpost agent): $out"
+fi
 
 # A stream through the proxy survives the primary being stopped.
 rm -f "$T/flag"
