@@ -30,5 +30,8 @@ int op_cmd_wsproxy_server(int argc, char **argv);
 
 /* `outpost agent` (agent/): the workspace agent. */
 int op_cmd_agent(int argc, char **argv);
+/* `outpost tcp` and `outpost proxy ls|use`: streams to workspace ports through a chosen region. */
+int op_cmd_tcp(int argc, char **argv);
+int op_cmd_proxy(int argc, char **argv);
 
 #endif

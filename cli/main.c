@@ -28,6 +28,8 @@ static const struct op_cmd commands[] = {
     {"delete", "rm", "Delete a workspace and its agents", op_cmd_delete},
     {"agent-token", NULL, "Regenerate a workspace agent's token", op_cmd_agent_token},
     {"agent", NULL, "Run the workspace agent (dials out to every region, carries streams)", op_cmd_agent},
+    {"tcp", NULL, "Pipe stdin/stdout to a TCP port inside a workspace through a region", op_cmd_tcp},
+    {"proxy", NULL, "Choose the region for outpost tcp (ls, use NAME|primary|auto)", op_cmd_proxy},
     {"version", NULL, "Print the version", cmd_version},
 };
 

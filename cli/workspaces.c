@@ -13,6 +13,7 @@
 #include <sysexits.h>
 
 #include "cli/client.h"
+#include "cli/workspaces.h"
 #include "cli/cmd.h"
 
 #define MAX_AGENTS 16
@@ -576,4 +577,33 @@ int op_cmd_agent_token(int argc, char **argv)
     }
     op_client_resp_free(&r);
     return rc;
+}
+
+int op_cli_find_agent(const struct op_client *c, const char *cmd, const char *arg, char *agent_id,
+                      size_t idlen, char *full, size_t fulllen)
+{
+    struct ws_ref ref;
+    cJSON *ws = NULL;
+    int rc = parse_ref(cmd, arg, true, &ref);
+    if (rc || (rc = fetch_ws(c, cmd, arg, &ref, &ws)) != 0) return rc;
+    const cJSON *agents = agents_of(ws), *a, *found = NULL;
+    cJSON_ArrayForEach(a, agents)
+    {
+        if (*ref.agent ? strcasecmp(jstr(a, "name"), ref.agent) == 0 : cJSON_GetArraySize(agents) == 1)
+            found = a;
+    }
+    if (!found) {
+        char names[512];
+        join(agents, "name", names, sizeof(names));
+        fprintf(stderr,
+                *ref.agent ? "%s: workspace \"%s\" has no agent \"%s\" (its agents: %s)\n"
+                           : "%s: workspace \"%s\" has several agents; name one as %s.<agent> (%s)\n",
+                cmd, ref.name, *ref.agent ? ref.agent : ref.name, names);
+        cJSON_Delete(ws);
+        return EX_DATAERR;
+    }
+    snprintf(agent_id, idlen, "%s", jstr(found, "id"));
+    snprintf(full, fulllen, "%s/%s.%s", jstr(ws, "owner_name"), jstr(ws, "name"), jstr(found, "name"));
+    cJSON_Delete(ws);
+    return 0;
 }
