@@ -2,12 +2,16 @@
 # scripts/quickstart.sh — Outpost in one command, on this machine, on loopback:
 #   builds Outpost if needed, starts a primary (embedded SQLite store) with a first owner, creates the
 #   workspace proxy "demo-proxy" (or regenerates its token when it already exists), starts
-#   `outpost wsproxy server` for it, waits until `outpost wsproxy ls` shows both regions ok, prints that
-#   table and what to try next, then stays in the foreground. Ctrl-C stops everything cleanly. Re-runnable.
+#   `outpost wsproxy server` for it, waits until `outpost wsproxy ls` shows both regions ok, then starts a
+#   demo workspace: `outpost create demo` (or a new agent token when it exists), a tiny demo app (Python
+#   http.server in a temp dir) and `outpost agent --app slug=web,...` for it, waits until `outpost list`
+#   shows the agent connected to both regions, prints both tables and what to try next, then stays in the
+#   foreground. Ctrl-C stops everything cleanly (the agent first: it reports itself disconnected). Re-runnable.
 #
 # State lives in ${XDG_DATA_HOME:-~/.local/share}/outpost-quickstart (database, CLI session, logs, and the
 # generated owner password, mode 0600). Environment knobs: OUTPOST_BIN (binary to use),
-# OUTPOST_QS_PRIMARY_PORT / OUTPOST_QS_PROXY_PORT (defaults 7080 / 7081, or the next free port),
+# OUTPOST_QS_PRIMARY_PORT / OUTPOST_QS_PROXY_PORT / OUTPOST_QS_APP_PORT (defaults 7080 / 7081 / 7082, or the
+# next free port),
 # OUTPOST_QS_TIMEOUT (seconds to wait for "ok", default 60).
 set -euo pipefail
 
@@ -52,9 +56,9 @@ stop_all() {
     [ $stopping = 1 ] && return
     stopping=1
     echo
-    say "Stopping (the proxy deregisters from the primary first)"
+    say "Stopping (the agent reports itself disconnected, the proxy deregisters from the primary)"
     local i p
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do # proxy first, then the primary
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do # agent, demo app, proxy, then the primary
         p=${PIDS[$i]}
         kill -TERM "$p" 2>/dev/null || continue
         for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -123,27 +127,72 @@ for ((i = 0; i < TIMEOUT * 4; i++)); do
 done
 [ $okay = 1 ] || { cat "$DATA/ls.out" >&2; die "the regions did not become ok (logs in $DATA)"; }
 
+# --- the demo workspace: its agent and a demo app ---
+APORT=${OUTPOST_QS_APP_PORT:-7082}
+for used in "$PPORT" "$XPORT"; do [ "$APORT" = "$used" ] && APORT=$((APORT + 1)); done
+APORT=$(pick_port "$APORT")
+for used in "$PPORT" "$XPORT"; do [ "$APORT" = "$used" ] && APORT=$(pick_port $((APORT + 1))); done
+if "$OUTPOST" list -o json 2>/dev/null | grep -qE '"name":[[:space:]]*"demo"'; then
+    ATOKEN=$("$OUTPOST" agent-token demo </dev/null 2>"$DATA/agent-token.log" | sed -n 's/^CODER_AGENT_TOKEN=//p') || true
+    say "Workspace demo exists: issued its agent a new token"
+else
+    ATOKEN=$("$OUTPOST" create demo </dev/null 2>"$DATA/agent-token.log" | sed -n 's/^CODER_AGENT_TOKEN=//p') || true
+    say "Created workspace demo"
+fi
+[[ $ATOKEN == *:* ]] || { cat "$DATA/agent-token.log" >&2; die "no agent token for the demo workspace"; }
+mkdir -p "$DATA/demo-workspace/app"
+cat >"$DATA/demo-workspace/app/index.html" <<HTML
+<!doctype html><title>Outpost demo app</title><h1>Hello from the demo workspace</h1>
+<p>Served by python3 -m http.server inside the workspace, reached through an Outpost region.</p>
+HTML
+say "Starting the demo app (python3 -m http.server) on 127.0.0.1:$APORT and outpost agent for workspace demo"
+(cd "$DATA/demo-workspace/app" && exec python3 -m http.server "$APORT" --bind 127.0.0.1) >"$DATA/demo-app.log" 2>&1 &
+PIDS+=($!)
+(cd "$DATA/demo-workspace" && CODER_AGENT_URL=$PRIMARY_URL CODER_AGENT_TOKEN=$ATOKEN exec "$OUTPOST" agent \
+    --app "slug=web,url=http://127.0.0.1:$APORT,name=Demo Web,share=owner") >"$DATA/agent.log" 2>&1 &
+PIDS+=($!)
+unset ATOKEN
+okay=0
+for ((i = 0; i < TIMEOUT * 4; i++)); do
+    kill -0 "${PIDS[3]}" 2>/dev/null || { tail -n 20 "$DATA/agent.log" >&2; die "the agent exited"; }
+    if "$OUTPOST" list >"$DATA/list.out" 2>&1 &&
+        grep -qE "^admin/demo +main +connected +web +.*(demo-proxy,primary|primary,demo-proxy)" "$DATA/list.out"; then
+        okay=1
+        break
+    fi
+    sleep 0.25
+done
+[ $okay = 1 ] || { cat "$DATA/list.out" >&2; die "the demo agent did not connect to both regions (log: $DATA/agent.log)"; }
+
 echo
 "$OUTPOST" wsproxy ls
+echo
+"$OUTPOST" list
 cat <<EOF
 
-Outpost is running: a primary at $PRIMARY_URL and the workspace proxy "$PROXY_NAME" at http://127.0.0.1:$XPORT.
+
+Outpost is running: a primary at $PRIMARY_URL, the workspace proxy "$PROXY_NAME" at http://127.0.0.1:$XPORT,
+and the workspace "demo" whose agent serves the demo app (port $APORT inside the workspace) through both.
 
 Try next (in another terminal):
   export CODER_CONFIG_DIR=$DATA/cli
   $OUTPOST wsproxy ls -o json                      # status and health report of every region
   curl -s http://127.0.0.1:$XPORT/healthz-report    # what the proxy reports to the primary
+  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | $OUTPOST tcp demo $APORT --proxy $PROXY_NAME
+                                                   # the demo app, through the proxy, from the workspace
+  $OUTPOST proxy ls                                # regions with latency; outpost proxy use NAME|auto
   $OUTPOST wsproxy create --name eu                # another region; run the command it prints
-  tail -f $DATA/proxy.log                          # the proxy's heartbeats and errors
+  tail -f $DATA/proxy.log $DATA/agent.log          # heartbeats, connections and errors
 
-Press Ctrl-C to stop both.
+Press Ctrl-C to stop everything.
 EOF
 
 # Stay in the foreground until Ctrl-C, or until one of them exits.
 while :; do
     for p in "${PIDS[@]}"; do
         if ! kill -0 "$p" 2>/dev/null; then
-            echo "quickstart: a process exited unexpectedly; logs: $DATA/primary.log, $DATA/proxy.log" >&2
+            echo "quickstart: a process exited unexpectedly; logs: $DATA/primary.log, $DATA/proxy.log," \
+                "$DATA/agent.log, $DATA/demo-app.log" >&2
             exit 1
         fi
     done
