@@ -15,6 +15,7 @@
 
 #include "cli/client.h"
 #include "cli/cmd.h"
+#include "cli/wsproxy_int.h"
 
 #define DEFAULT_ICON "/emojis/1f5fa.png"
 
@@ -134,218 +135,6 @@ static const char regen_help[] = "USAGE:\n"
                                  "  -o, --output text|json|table (default: text)\n"
                                  "          Output format.\n" OP_CLIENT_GLOBAL_HELP;
 
-/* ---- columns ---- */
-
-enum col {
-    C_ID,
-    C_NAME,
-    C_DISPLAY,
-    C_ICON,
-    C_HEALTHY,
-    C_URL,
-    C_WILDCARD,
-    C_DERP,
-    C_DERP_ONLY,
-    C_STATUS,
-    C_PSTATUS,
-    C_REPORT,
-    C_CHECKED,
-    C_CREATED,
-    C_UPDATED,
-    C_DELETED,
-    C_VERSION,
-    C_TOKEN,
-    C_NCOLS
-};
-static const char *const col_names[C_NCOLS] = {
-    "id",
-    "name",
-    "display name",
-    "icon url",
-    "healthy",
-    "url",
-    "wildcard hostname",
-    "derp enabled",
-    "derp only",
-    "status",
-    "proxy status",
-    "proxy report",
-    "proxy checked at",
-    "created at",
-    "updated at",
-    "deleted",
-    "version",
-    "proxy token",
-};
-
-/* "-c a,b,c" against the allowed set of this file's columns (op_out_columns does the work). */
-static int parse_columns(const char *cmd, const char *spec, const enum col *allowed, int nallowed,
-                         enum col *out)
-{
-    char full[64];
-    snprintf(full, sizeof(full), "outpost wsproxy %s", cmd);
-    int ids[C_NCOLS], got[OP_TABLE_MAX_COLS];
-    for (int i = 0; i < nallowed; i++)
-        ids[i] = (int)allowed[i];
-    int n = op_out_columns(full, spec, col_names, ids, nallowed, got);
-    for (int i = 0; i < n; i++)
-        out[i] = (enum col)got[i];
-    return n;
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static const char *jbool(const cJSON *o, const char *k)
-{
-    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k)) ? "true" : "false";
-}
-
-static const cJSON *report_of(const cJSON *proxy, const char *which)
-{
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(proxy, "status");
-    return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(st, "report"), which);
-}
-
-/* Renders the report as one line: "Err: a; Err: b; Warn: c" (newlines folded). */
-static void report_line(const cJSON *proxy, char *out, size_t outlen)
-{
-    size_t o = 0;
-    out[0] = '\0';
-    const char *kinds[2] = {"errors", "warnings"}, *labels[2] = {"Err", "Warn"};
-    for (int k = 0; k < 2; k++) {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, report_of(proxy, kinds[k]))
-        {
-            if (!cJSON_IsString(it) || o + 8 >= outlen) continue;
-            int w = snprintf(out + o, outlen - o, "%s%s: %s", o ? "; " : "", labels[k], it->valuestring);
-            o = w > 0 ? OP_MIN(outlen - 1, o + (size_t)w) : o;
-        }
-    }
-    for (char *q = out; *q; q++)
-        if (*q == '\n' || *q == '\t') *q = ' ';
-}
-
-static void cell(struct op_table *t, const cJSON *proxy, const char *token, enum col c)
-{
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(proxy, "status");
-    char buf[4096];
-    switch (c) {
-    case C_ID:
-        op_table_cell(t, jstr(proxy, "id"));
-        break;
-    case C_NAME:
-        op_table_cell(t, jstr(proxy, "name"));
-        break;
-    case C_DISPLAY:
-        op_table_cell(t, jstr(proxy, "display_name"));
-        break;
-    case C_ICON:
-        op_table_cell(t, jstr(proxy, "icon_url"));
-        break;
-    case C_HEALTHY:
-        op_table_cell(t, jbool(proxy, "healthy"));
-        break;
-    case C_URL:
-        op_table_cell(t, jstr(proxy, "path_app_url"));
-        break;
-    case C_WILDCARD:
-        op_table_cell(t, jstr(proxy, "wildcard_hostname"));
-        break;
-    case C_DERP:
-        op_table_cell(t, jbool(proxy, "derp_enabled"));
-        break;
-    case C_DERP_ONLY:
-        op_table_cell(t, jbool(proxy, "derp_only"));
-        break;
-    case C_STATUS:
-    case C_PSTATUS:
-        op_table_cell(t, jstr(st, "status"));
-        break;
-    case C_REPORT:
-        report_line(proxy, buf, sizeof(buf));
-        op_table_cell(t, buf);
-        break;
-    case C_CHECKED:
-        op_table_cell(t, jstr(st, "checked_at"));
-        break;
-    case C_CREATED:
-        op_table_cell(t, jstr(proxy, "created_at"));
-        break;
-    case C_UPDATED:
-        op_table_cell(t, jstr(proxy, "updated_at"));
-        break;
-    case C_DELETED:
-        op_table_cell(t, jbool(proxy, "deleted"));
-        break;
-    case C_VERSION:
-        op_table_cell(t, jstr(proxy, "version"));
-        break;
-    case C_TOKEN:
-        op_table_cell(t, token ? token : "");
-        break;
-    default:
-        op_table_cell(t, "");
-        break;
-    }
-}
-
-static void print_table(const cJSON *const *proxies, int n, const char *token, const enum col *cols,
-                        int ncols)
-{
-    struct op_table t;
-    op_table_init(&t);
-    for (int i = 0; i < ncols; i++)
-        op_table_col(&t, col_names[cols[i]]);
-    for (int r = 0; r < n; r++) {
-        op_table_row(&t);
-        for (int i = 0; i < ncols; i++)
-            cell(&t, proxies[r], token, cols[i]);
-    }
-    op_table_print(&t, stdout);
-    op_table_free(&t);
-}
-
-static void print_json(const cJSON *v)
-{
-    op_json_print(stdout, v);
-}
-
-static bool use_color(void)
-{
-    return isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR");
-}
-
-/* Prints every error and every warning of a proxy once, indented, continuation lines aligned. */
-static void print_report(const cJSON *proxy, const char *indent)
-{
-    const char *kinds[2] = {"errors", "warnings"}, *labels[2] = {"Err: ", "Warn: "};
-    const char *colors[2] = {"\033[31m", "\033[33m"};
-    bool color = use_color();
-    for (int k = 0; k < 2; k++) {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, report_of(proxy, kinds[k]))
-        {
-            if (!cJSON_IsString(it)) continue;
-            printf("%s%s%s", indent, color ? colors[k] : "", labels[k]);
-            for (const char *q = it->valuestring; *q; q++) {
-                putchar(*q);
-                if (*q == '\n') printf("%s%*s", indent, (int)strlen(labels[k]), "");
-            }
-            printf("%s\n", color ? "\033[0m" : "");
-        }
-    }
-}
-
-static bool has_report(const cJSON *proxy)
-{
-    return cJSON_GetArraySize(report_of(proxy, "errors")) > 0 ||
-           cJSON_GetArraySize(report_of(proxy, "warnings")) > 0;
-}
-
 /* ---- shared plumbing ---- */
 
 /* -o/--output and -c/--column, shared by create, ls, edit and regenerate-token. */
@@ -411,26 +200,26 @@ static int print_token_result(const struct op_client *c, const cJSON *resp, cons
                               const struct op_out_opts *o)
 {
     const cJSON *proxy = cJSON_GetObjectItemCaseSensitive(resp, "proxy");
-    const char *token = jstr(resp, "proxy_token");
+    const char *token = op_wsp_jstr(resp, "proxy_token");
     if (only_token) {
         printf("%s\n", token);
         return 0;
     }
     if (o->fmt == OP_OUT_JSON) {
-        print_json(resp);
+        op_wsp_print_json(resp);
         return 0;
     }
     if (o->fmt == OP_OUT_TABLE) {
-        static const enum col allowed[] = {C_NAME, C_URL, C_TOKEN, C_ID, C_DISPLAY, C_ICON};
-        enum col cols[16];
-        int n = parse_columns(verb, o->columns ? o->columns : "name,url,proxy token", allowed,
-                              (int)OP_ARRAY_LEN(allowed), cols);
+        static const enum op_wsp_col allowed[] = {C_NAME, C_URL, C_TOKEN, C_ID, C_DISPLAY, C_ICON};
+        enum op_wsp_col cols[16];
+        int n = op_wsp_parse_columns(verb, o->columns ? o->columns : "name,url,proxy token", allowed,
+                                     (int)OP_ARRAY_LEN(allowed), cols);
         if (n < 0) return EX_USAGE;
-        print_table(&proxy, 1, token, cols, n);
+        op_wsp_print_table(&proxy, 1, token, cols, n);
         return 0;
     }
     printf("Workspace Proxy \"%s\" %s successfully. Save this token, it will not be shown again.\n",
-           jstr(proxy, "name"), strcmp(verb, "create") == 0 ? "created" : "updated");
+           op_wsp_jstr(proxy, "name"), strcmp(verb, "create") == 0 ? "created" : "updated");
     printf("%s\n\n", token);
     printf("Start the proxy by running:\n");
     printf("  CODER_PROXY_SESSION_TOKEN=%s outpost wsproxy server --primary-access-url %s "
@@ -569,13 +358,14 @@ static int cmd_ls(int argc, char **argv)
         fprintf(stderr, "outpost wsproxy ls: unexpected argument \"%s\"\n", argv[optind]);
         return EX_USAGE;
     }
-    enum col cols[16];
+    enum op_wsp_col cols[16];
     int ncols = 0;
     if (o.fmt == OP_OUT_TABLE) {
-        enum col allowed[C_NCOLS - 1];
+        enum op_wsp_col allowed[C_NCOLS - 1];
         for (int i = 0; i < C_NCOLS - 1; i++)
-            allowed[i] = (enum col)i;
-        ncols = parse_columns("ls", o.columns ? o.columns : "name,url,status", allowed, C_NCOLS - 1, cols);
+            allowed[i] = (enum op_wsp_col)i;
+        ncols =
+            op_wsp_parse_columns("ls", o.columns ? o.columns : "name,url,status", allowed, C_NCOLS - 1, cols);
         if (ncols < 0) return EX_USAGE;
     }
     int rc = load_client(&c);
@@ -594,24 +384,24 @@ static int cmd_ls(int argc, char **argv)
     int i = 0;
     cJSON_ArrayForEach(it, regions) list[i++] = it;
     if (o.fmt == OP_OUT_JSON) {
-        print_json(regions);
+        op_wsp_print_json(regions);
     } else if (o.fmt == OP_OUT_TEXT) {
         for (i = 0; i < n; i++) {
             const cJSON *st = cJSON_GetObjectItemCaseSensitive(list[i], "status");
-            printf("%d: %s %s %s\n", i, jstr(list[i], "name"), jstr(list[i], "path_app_url"),
-                   jstr(st, "status"));
-            print_report(list[i], "    ");
+            printf("%d: %s %s %s\n", i, op_wsp_jstr(list[i], "name"), op_wsp_jstr(list[i], "path_app_url"),
+                   op_wsp_jstr(st, "status"));
+            op_wsp_print_report(list[i], "    ");
         }
     } else {
-        print_table(list, n, NULL, cols, ncols);
+        op_wsp_print_table(list, n, NULL, cols, ncols);
         bool first = true;
         for (i = 0; i < n; i++) {
-            if (!has_report(list[i])) continue;
+            if (!op_wsp_has_report(list[i])) continue;
             if (first) putchar('\n');
             first = false;
-            printf("%s (%s):\n", jstr(list[i], "name"),
-                   jstr(cJSON_GetObjectItemCaseSensitive(list[i], "status"), "status"));
-            print_report(list[i], "  ");
+            printf("%s (%s):\n", op_wsp_jstr(list[i], "name"),
+                   op_wsp_jstr(cJSON_GetObjectItemCaseSensitive(list[i], "status"), "status"));
+            op_wsp_print_report(list[i], "  ");
         }
     }
     free(list);
@@ -679,12 +469,12 @@ static int cmd_edit(int argc, char **argv)
     int rc = resolve_proxy(&c, "edit", ref, &cur);
     if (rc) return rc;
     cJSON *b = cJSON_CreateObject();
-    cJSON_AddStringToObject(b, "id", jstr(cur, "id"));
-    cJSON_AddStringToObject(b, "name", name ? name : jstr(cur, "name"));
-    cJSON_AddStringToObject(b, "display_name", dn ? dn : jstr(cur, "display_name"));
-    cJSON_AddStringToObject(b, "icon", icon ? icon : jstr(cur, "icon_url"));
+    cJSON_AddStringToObject(b, "id", op_wsp_jstr(cur, "id"));
+    cJSON_AddStringToObject(b, "name", name ? name : op_wsp_jstr(cur, "name"));
+    cJSON_AddStringToObject(b, "display_name", dn ? dn : op_wsp_jstr(cur, "display_name"));
+    cJSON_AddStringToObject(b, "icon", icon ? icon : op_wsp_jstr(cur, "icon_url"));
     char path[600];
-    snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", jstr(cur, "id"));
+    snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", op_wsp_jstr(cur, "id"));
     struct op_client_resp r;
     rc = op_client_call(&c, "PATCH", path, b, &r);
     cJSON_Delete(b);
@@ -694,18 +484,19 @@ static int cmd_edit(int argc, char **argv)
     if (r.status != 200 || !cJSON_IsObject(proxy)) {
         rc = op_client_fail("edit", "updating the workspace proxy failed", &r);
     } else if (o.fmt == OP_OUT_JSON) {
-        print_json(proxy);
+        op_wsp_print_json(proxy);
     } else if (o.fmt == OP_OUT_TABLE) {
-        static const enum col allowed[] = {C_NAME, C_URL, C_DISPLAY, C_ICON, C_PSTATUS, C_STATUS, C_ID};
-        enum col cols[16];
-        int n = parse_columns("edit", o.columns ? o.columns : "name,url", allowed, (int)OP_ARRAY_LEN(allowed),
-                              cols);
+        static const enum op_wsp_col allowed[] = {C_NAME,    C_URL,    C_DISPLAY, C_ICON,
+                                                  C_PSTATUS, C_STATUS, C_ID};
+        enum op_wsp_col cols[16];
+        int n = op_wsp_parse_columns("edit", o.columns ? o.columns : "name,url", allowed,
+                                     (int)OP_ARRAY_LEN(allowed), cols);
         if (n < 0)
             rc = EX_USAGE;
         else
-            print_table(&proxy, 1, NULL, cols, n);
+            op_wsp_print_table(&proxy, 1, NULL, cols, n);
     } else {
-        printf("Workspace Proxy \"%s\" updated successfully.\n", jstr(proxy, "name"));
+        printf("Workspace Proxy \"%s\" updated successfully.\n", op_wsp_jstr(proxy, "name"));
     }
     op_client_resp_free(&r);
     return rc;
@@ -748,7 +539,7 @@ static int cmd_delete(int argc, char **argv)
     if (rc) return rc;
     if (!yes) {
         char q[300], ans[16];
-        snprintf(q, sizeof(q), "Delete this workspace proxy: %s? (yes/no)", jstr(cur, "display_name"));
+        snprintf(q, sizeof(q), "Delete this workspace proxy: %s? (yes/no)", op_wsp_jstr(cur, "display_name"));
         int pr = op_prompt(q, NULL, false, ans, sizeof(ans));
         if (pr == -ENOTTY) {
             fprintf(stderr, "outpost wsproxy delete: stdin is not a terminal; pass --yes to confirm\n");
@@ -762,7 +553,7 @@ static int cmd_delete(int argc, char **argv)
         }
     }
     char path[600];
-    snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", jstr(cur, "id"));
+    snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", op_wsp_jstr(cur, "id"));
     cJSON_Delete(cur);
     struct op_client_resp r;
     if ((rc = op_client_call(&c, "DELETE", path, NULL, &r)) != 0) return rc;
@@ -816,9 +607,9 @@ static int cmd_regen(int argc, char **argv)
     int rc = resolve_proxy(&c, "regenerate-token", ref, &cur);
     if (rc) return rc;
     char path[600];
-    snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", jstr(cur, "id"));
+    snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", op_wsp_jstr(cur, "id"));
     cJSON *b = cJSON_CreateObject();
-    cJSON_AddStringToObject(b, "id", jstr(cur, "id"));
+    cJSON_AddStringToObject(b, "id", op_wsp_jstr(cur, "id"));
     cJSON_AddBoolToObject(b, "regenerate_token", true);
     cJSON_Delete(cur);
     struct op_client_resp r;
