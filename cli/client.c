@@ -291,6 +291,21 @@ int op_prompt(const char *question, const char *dflt, bool secret, char *out, si
     return 0;
 }
 
+int op_subcmd_run(const char *group, const char *help, const struct op_subcmd *subs, size_t nsubs, int argc,
+                  char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EX_USAGE : 0;
+    }
+    for (size_t i = 0; i < nsubs; i++)
+        if (strcmp(argv[1], subs[i].name) == 0 || (subs[i].alias && strcmp(argv[1], subs[i].alias) == 0))
+            return subs[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown subcommand \"%s\"\n\n%s", group, argv[1], help);
+    return EX_USAGE;
+}
+
 int op_out_parse(const char *s, enum op_out_format *out)
 {
     if (strcmp(s, "text") == 0)

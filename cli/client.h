@@ -78,6 +78,17 @@ int op_client_fail(const char *cmd, const char *what, const struct op_client_res
 int op_prompt(const char *question, const char *dflt, bool secret, char *out, size_t outlen);
 bool op_stdin_is_tty(void);
 
+/* One subcommand of a command group (`outpost users`, `outpost wsproxy`). */
+struct op_subcmd {
+    const char *name, *alias;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+};
+/* Runs the subcommand argv[1] names (by name or alias) with argv shifted by one. Without an argument the
+ * group's help goes to stderr (EX_USAGE); --help, -h or help prints it on stdout (0); an unknown name
+ * prints "<group>: unknown subcommand \"<name>\"", a blank line and the help (EX_USAGE). */
+int op_subcmd_run(const char *group, const char *help, const struct op_subcmd *subs, size_t nsubs, int argc,
+                  char **argv);
+
 /* ---- output ---- */
 /* Prints v as JSON indented by two spaces per level (like Go's json.MarshalIndent), plus a newline. */
 void op_json_print(FILE *out, const cJSON *v);

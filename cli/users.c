@@ -338,22 +338,10 @@ static int cmd_delete(int argc, char **argv)
 
 int op_cmd_users(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        fputs(users_help, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EX_USAGE : 0;
-    }
-    static const struct {
-        const char *name, *alias;
-        int (*run)(int, char **);
-    } subs[] = {
+    static const struct op_subcmd subs[] = {
         {"create", NULL, cmd_create},
         {"list", "ls", cmd_list},
         {"delete", "rm", cmd_delete},
     };
-    for (size_t i = 0; i < OP_ARRAY_LEN(subs); i++)
-        if (strcmp(argv[1], subs[i].name) == 0 || (subs[i].alias && strcmp(argv[1], subs[i].alias) == 0))
-            return subs[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "outpost users: unknown subcommand \"%s\"\n\n%s", argv[1], users_help);
-    return EX_USAGE;
+    return op_subcmd_run("outpost users", users_help, subs, OP_ARRAY_LEN(subs), argc, argv);
 }

@@ -626,26 +626,13 @@ static int cmd_regen(int argc, char **argv)
 
 int op_cmd_wsproxy(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        fputs(wsproxy_help, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EX_USAGE : 0;
-    }
-    static const struct {
-        const char *name, *alias;
-        int (*run)(int, char **);
-    } subs[] = {
+    static const struct op_subcmd subs[] = {
         {"create", NULL, cmd_create},
         {"ls", "list", cmd_ls},
         {"edit", NULL, cmd_edit},
         {"delete", "rm", cmd_delete},
         {"regenerate-token", NULL, cmd_regen},
+        {"server", NULL, op_cmd_wsproxy_server},
     };
-    const char *s = argv[1];
-    for (size_t i = 0; i < OP_ARRAY_LEN(subs); i++)
-        if (strcmp(s, subs[i].name) == 0 || (subs[i].alias && strcmp(s, subs[i].alias) == 0))
-            return subs[i].run(argc - 1, argv + 1);
-    if (strcmp(s, "server") == 0) return op_cmd_wsproxy_server(argc - 1, argv + 1);
-    fprintf(stderr, "outpost wsproxy: unknown subcommand \"%s\"\n\n%s", s, wsproxy_help);
-    return EX_USAGE;
+    return op_subcmd_run("outpost wsproxy", wsproxy_help, subs, OP_ARRAY_LEN(subs), argc, argv);
 }
