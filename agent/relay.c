@@ -185,6 +185,7 @@ void ar_on_event(struct op_relay *r, struct conn *c, uint32_t ev)
         }
         c->st = S_READY;
         c->deadline = 0;
+        if (c->kind == K_SPARE) c->rg->spare_failures = 0;
         if (c->kind == K_CONTROL) {
             c->rg->last_rx = now_ms();
             ar_send_hello(r, c);

@@ -71,6 +71,7 @@ struct region {
     int failures;
     int spares_wanted, nspares;
     uint64_t spare_retry_at;
+    int spare_failures; /* in a row; reset by a spare that got its 101 */
     uint32_t hb_ms;
     uint64_t last_rx, next_ping, nonce, up_since;
     struct region *next;
@@ -127,6 +128,7 @@ void ar_control_failed(struct op_relay *r, struct region *rg, const char *fmt, .
 int ar_new_socket(const struct sockaddr_storage *a, socklen_t alen, int *out);
 void ar_top_up_spares(struct op_relay *r, struct region *rg, int extra);
 void ar_spare_failed(struct op_relay *r, struct conn *c, const char *why);
+void ar_spare_backoff(struct op_relay *r, struct region *rg, const char *why);
 int ar_send_frame(struct conn *c, const struct op_af_frame *f);
 void ar_send_hello(struct op_relay *r, struct conn *c);
 bool ar_on_frame(struct op_relay *r, struct conn *c, const struct op_af_frame *f, char *why, size_t wl);

@@ -159,21 +159,29 @@ void ar_top_up_spares(struct op_relay *r, struct region *rg, int extra)
         char why[200];
         struct conn *c = dial_region(r, rg, K_SPARE, why, sizeof(why));
         if (!c) {
-            op_warn("agent", "region %s: cannot open a spare stream connection: %s", rg->cfg.name, why);
-            rg->spare_retry_at = now_ms() + 1000;
+            ar_spare_backoff(r, rg, why);
             return;
         }
         rg->nspares++;
     }
 }
 
+/* Spares that keep failing (a region that refuses them) back off like control connections; the 1st, 2nd,
+ * 4th, 8th... failure in a row is logged. */
+void ar_spare_backoff(struct op_relay *r, struct region *rg, const char *why)
+{
+    rg->spare_failures++;
+    uint64_t d = backoff_ms(r, rg->spare_failures);
+    rg->spare_retry_at = now_ms() + d;
+    if ((rg->spare_failures & (rg->spare_failures - 1)) == 0)
+        op_warn("agent", "region %s: spare stream connection failed: %s (%d in a row; retrying in %.1fs)",
+                rg->cfg.name, why, rg->spare_failures, (double)d / 1000.0);
+}
+
 void ar_spare_failed(struct op_relay *r, struct conn *c, const char *why)
 {
     struct region *rg = c->rg;
-    if (rg && rg->up && !r->stop) {
-        op_warn("agent", "region %s: spare stream connection failed: %s", rg->cfg.name, why);
-        rg->spare_retry_at = now_ms() + 1000;
-    }
+    if (rg && rg->up && !r->stop) ar_spare_backoff(r, rg, why);
     ar_conn_close(r, c);
 }
 
@@ -213,6 +221,8 @@ bool ar_on_frame(struct op_relay *r, struct conn *c, const struct op_af_frame *f
         if (rg->up) break;
         rg->up = true;
         rg->up_since = now_ms();
+        rg->spare_failures = 0; /* a fresh control connection: spares start over */
+        rg->spare_retry_at = 0;
         rg->hb_ms = f->heartbeat_ms < 100 ? 100 : f->heartbeat_ms;
         rg->next_ping = now_ms() + rg->hb_ms;
         rg->spares_wanted = f->count < r->conf.spares ? r->conf.spares : f->count;

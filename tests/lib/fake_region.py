@@ -28,8 +28,11 @@ parked = []
 parked_cv = threading.Condition(lock)
 
 
+log_lock = threading.Lock()
+
+
 def log(*a):
-    with threading.Lock():
+    with log_lock:  # one whole line per event, whichever thread logs it
         print(" ".join(str(x) for x in a), flush=True)
 
 
