@@ -158,3 +158,6 @@ clean:
 
 # The benchmark harness keeps its own rules (load generator, configs) next to it.
 -include bench/bench.mk
+
+# Packaging: make deb, make test-deploy, make test-container.
+include deploy/deb.mk
