@@ -115,6 +115,15 @@ echo x | "$OUTPOST" tcp ws $E -v 2>&1 >/dev/null | grep -q "through region $pick
 "$OUTPOST" proxy use primary >/dev/null || fail "proxy use primary"
 ok "proxy ls shows every region healthy with its latency and marks the default; proxy use eu|auto|primary is kept and used by outpost tcp (auto picked $picked and stuck); an unknown name exits 65"
 
+# --- a port nobody listens on: a clear error before the upgrade, the agent logs it once ---
+DEAD=$(free_port)
+echo x | "$OUTPOST" tcp ws $DEAD --proxy eu >"$T/dead.out" 2>"$T/dead.err"; rc=$?
+[ $rc = 69 ] && [ ! -s "$T/dead.out" ] && grep -q "region eu refused the stream (HTTP 502): The agent could not connect to port $DEAD" "$T/dead.err" ||
+    fail "closed port: exit $rc: $(cat "$T/dead.err")"
+for i in $(seq 20); do grep -q "stream to 127.0.0.1:$DEAD refused" "$T/agent.log" && break; sleep 0.1; done
+[ "$(grep -c "stream to 127.0.0.1:$DEAD refused" "$T/agent.log")" = 1 ] || fail "the agent did not log the refusal once"
+ok "a port nobody listens on: $(cat "$T/dead.err") (exit 69), logged once by the agent"
+
 # --- set-up time through a proxy: 20 sequential streams, each a full outpost tcp ---
 for i in $(seq 20); do echo x | "$OUTPOST" tcp ws $E --proxy eu -v 2>&1 >/dev/null; done |
     sed -n 's/.*(\([0-9]*\) ms after the token)/\1/p' | sort -n >"$T/setup.ms"
