@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <termios.h>
@@ -230,6 +231,27 @@ void op_client_resp_free(struct op_client_resp *r)
     memset(r, 0, sizeof(*r));
 }
 
+int op_client_get_object(const struct op_client *c, const char *path, const char *cmd, const char *failcmd,
+                         const char *what, const char *ref, cJSON **obj)
+{
+    struct op_client_resp r;
+    int rc = op_client_call(c, "GET", path, NULL, &r);
+    if (rc) return rc;
+    if (r.status == 404) {
+        fprintf(stderr, "%s: %s \"%s\" not found\n", cmd, what, ref);
+        rc = EX_DATAERR;
+    } else if (r.status != 200 || !cJSON_IsObject(r.json)) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "fetching the %s failed", what);
+        rc = op_client_fail(failcmd, msg, &r);
+    } else {
+        *obj = r.json;
+        r.json = NULL;
+    }
+    op_client_resp_free(&r);
+    return rc;
+}
+
 int op_client_fail(const char *cmd, const char *what, const struct op_client_resp *r)
 {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(r->json, "message");
@@ -288,6 +310,21 @@ int op_prompt(const char *question, const char *dflt, bool secret, char *out, si
     if (!got) return -EIO;
     out[strcspn(out, "\r\n")] = '\0';
     if (!*out && dflt) snprintf(out, outlen, "%s", dflt);
+    return 0;
+}
+
+int op_confirm(const char *cmd, const char *question)
+{
+    char ans[16];
+    int pr = op_prompt(question, NULL, false, ans, sizeof(ans));
+    if (pr == -ENOTTY) {
+        fprintf(stderr, "%s: stdin is not a terminal; pass --yes to confirm\n", cmd);
+        return EX_USAGE;
+    }
+    if (pr != 0 || (strcasecmp(ans, "yes") != 0 && strcasecmp(ans, "y") != 0)) {
+        fprintf(stderr, "%s: canceled\n", cmd);
+        return EX_TEMPFAIL;
+    }
     return 0;
 }
 

@@ -69,6 +69,12 @@ int op_client_call(const struct op_client *c, const char *method, const char *pa
                    struct op_client_resp *out);
 void op_client_resp_free(struct op_client_resp *r);
 
+/* GET path, expecting 200 and a JSON object; on success *obj owns it. A 404 prints
+ * "<cmd>: <what> \"<ref>\" not found" (EX_DATAERR); any other answer goes to
+ * op_client_fail(failcmd, "fetching the <what> failed"). */
+int op_client_get_object(const struct op_client *c, const char *path, const char *cmd, const char *failcmd,
+                         const char *what, const char *ref, cJSON **obj);
+
 /* Prints "<cmd>: <what>: <message> (<detail>)" from a Coder error body and maps the status to a
  * sysexits code (401/403 EX_NOPERM, 404/400/409 EX_DATAERR, 5xx EX_UNAVAILABLE, other EX_PROTOCOL). */
 int op_client_fail(const char *cmd, const char *what, const struct op_client_resp *r);
@@ -77,6 +83,9 @@ int op_client_fail(const char *cmd, const char *what, const struct op_client_res
  * stdin is not a terminal, or -EIO on EOF. */
 int op_prompt(const char *question, const char *dflt, bool secret, char *out, size_t outlen);
 bool op_stdin_is_tty(void);
+/* Asks question (ending in "(yes/no)") on the terminal: yes or y, in any case, confirms (0). Otherwise prints
+ * "<cmd>: stdin is not a terminal; pass --yes to confirm" (EX_USAGE) or "<cmd>: canceled" (EX_TEMPFAIL). */
+int op_confirm(const char *cmd, const char *question);
 
 /* One subcommand of a command group (`outpost users`, `outpost wsproxy`). */
 struct op_subcmd {

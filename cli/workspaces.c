@@ -4,7 +4,6 @@
  * A workspace is named "[owner/]name" (the caller's own when no owner is given), an agent
  * "[owner/]workspace[.agent]". Output options as `outpost wsproxy`: -o and -c.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,20 +134,7 @@ static int fetch_ws(const struct op_client *c, const char *cmd, const char *arg,
 {
     char path[300];
     snprintf(path, sizeof(path), "/api/v2/users/%s/workspace/%s", r->owner, r->name);
-    struct op_client_resp resp;
-    int rc = op_client_call(c, "GET", path, NULL, &resp);
-    if (rc) return rc;
-    if (resp.status == 404) {
-        fprintf(stderr, "%s: workspace \"%s\" not found\n", cmd, arg);
-        rc = EX_DATAERR;
-    } else if (resp.status != 200 || !cJSON_IsObject(resp.json)) {
-        rc = op_client_fail(cmd + strlen("outpost "), "fetching the workspace failed", &resp);
-    } else {
-        *ws = resp.json;
-        resp.json = NULL;
-    }
-    op_client_resp_free(&resp);
-    return rc;
+    return op_client_get_object(c, path, cmd, cmd + strlen("outpost "), "workspace", arg, ws);
 }
 
 static const cJSON *agents_of(const cJSON *ws)
@@ -480,18 +466,11 @@ int op_cmd_delete(int argc, char **argv)
     char full[200];
     snprintf(full, sizeof(full), "%s/%s", jstr(ws, "owner_name"), jstr(ws, "name"));
     if (!yes) {
-        char q[300], ans[16];
+        char q[300];
         snprintf(q, sizeof(q), "Delete workspace %s and its agents? (yes/no)", full);
-        int pr = op_prompt(q, NULL, false, ans, sizeof(ans));
-        if (pr == -ENOTTY) {
-            fprintf(stderr, "outpost delete: stdin is not a terminal; pass --yes to confirm\n");
+        if ((rc = op_confirm("outpost delete", q)) != 0) {
             cJSON_Delete(ws);
-            return EX_USAGE;
-        }
-        if (pr != 0 || (strcasecmp(ans, "yes") != 0 && strcasecmp(ans, "y") != 0)) {
-            fprintf(stderr, "outpost delete: canceled\n");
-            cJSON_Delete(ws);
-            return EX_TEMPFAIL;
+            return rc;
         }
     }
     char path[200];

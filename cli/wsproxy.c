@@ -4,7 +4,6 @@
  * text|json|table and -c columns.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,25 +152,10 @@ static int load_client(struct op_client *c)
 /* GET /api/v2/workspaceproxies/<ref>; on success *proxy owns the parsed JSON. */
 static int fetch_proxy(struct op_client *c, const char *cmd, const char *ref, cJSON **proxy)
 {
-    char path[600];
+    char path[600], full[64];
     snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", ref);
-    struct op_client_resp r;
-    int rc = op_client_call(c, "GET", path, NULL, &r);
-    if (rc) return rc;
-    if (r.status == 404) {
-        fprintf(stderr, "outpost wsproxy %s: workspace proxy \"%s\" not found\n", cmd, ref);
-        op_client_resp_free(&r);
-        return EX_DATAERR;
-    }
-    if (r.status != 200 || !cJSON_IsObject(r.json)) {
-        rc = op_client_fail(cmd, "fetching the workspace proxy failed", &r);
-        op_client_resp_free(&r);
-        return rc;
-    }
-    *proxy = r.json;
-    r.json = NULL;
-    op_client_resp_free(&r);
-    return 0;
+    snprintf(full, sizeof(full), "outpost wsproxy %s", cmd);
+    return op_client_get_object(c, path, full, cmd, "workspace proxy", ref, proxy);
 }
 
 static bool valid_ref(const char *ref)
@@ -538,18 +522,11 @@ static int cmd_delete(int argc, char **argv)
     int rc = resolve_proxy(&c, "delete", ref, &cur);
     if (rc) return rc;
     if (!yes) {
-        char q[300], ans[16];
+        char q[300];
         snprintf(q, sizeof(q), "Delete this workspace proxy: %s? (yes/no)", op_wsp_jstr(cur, "display_name"));
-        int pr = op_prompt(q, NULL, false, ans, sizeof(ans));
-        if (pr == -ENOTTY) {
-            fprintf(stderr, "outpost wsproxy delete: stdin is not a terminal; pass --yes to confirm\n");
+        if ((rc = op_confirm("outpost wsproxy delete", q)) != 0) {
             cJSON_Delete(cur);
-            return EX_USAGE;
-        }
-        if (pr != 0 || (strcasecmp(ans, "yes") != 0 && strcasecmp(ans, "y") != 0)) {
-            fprintf(stderr, "outpost wsproxy delete: canceled\n");
-            cJSON_Delete(cur);
-            return EX_TEMPFAIL;
+            return rc;
         }
     }
     char path[600];
