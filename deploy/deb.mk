@@ -19,3 +19,10 @@ $(BUILD_ROOT)/rel/outpost: FORCE_REL
 	$(Q)$(MAKE) --no-print-directory SAN= DEBUG= $(BUILD_ROOT)/rel/outpost
 .PHONY: FORCE_REL
 endif
+
+# make test-container: the proxy image built with podman on a mmdebstrap root, run against a primary
+# on the host (tests/deploy/container.sh). Slow the first time (the Debian root is made then cached).
+.PHONY: test-container
+test-container: deb
+	$(Q)OUTPOST_BIN=$(abspath $(BUILD_ROOT)/rel/outpost) BUILD_DIR=$(abspath $(BUILD_ROOT)/rel) \
+	  timeout --kill-after=10 600 bash tests/deploy/container.sh
