@@ -430,8 +430,7 @@ void op_api_agent_connect_token(struct op_primary *p, const struct op_user *u, c
     }
     if (rc == 0) rc = op_workspace_access(p, u, c.workspace_id, NULL);
     if (rc) {
-        op_api_error(resp, rc == -ENOENT ? 404 : 500, rc == -ENOENT ? OP_NOT_FOUND_MSG : "Internal error.",
-                     NULL);
+        op_api_lookup_error(resp, rc);
         return;
     }
     cJSON *body = op_api_body_object(req, resp);
@@ -508,8 +507,7 @@ void op_api_agent_regen_token(struct op_primary *p, const struct op_user *u, con
         rc = -EIO;
     }
     if (rc) {
-        op_api_error(resp, rc == -ENOENT ? 404 : 500, rc == -ENOENT ? OP_NOT_FOUND_MSG : "Internal error.",
-                     NULL);
+        op_api_lookup_error(resp, rc);
         return;
     }
     char token[OP_AGENT_TOKEN_LEN + 1];

@@ -42,6 +42,11 @@ void op_api_error(struct op_app_response *resp, int status, const char *message,
     op_api_json(resp, status, error_obj(message, detail));
 }
 
+void op_api_lookup_error(struct op_app_response *resp, int rc)
+{
+    op_api_error(resp, rc == -ENOENT ? 404 : 500, rc == -ENOENT ? OP_NOT_FOUND_MSG : "Internal error.", NULL);
+}
+
 void op_api_validation(struct op_app_response *resp, int status, const char *message, const char *field,
                        const char *detail)
 {

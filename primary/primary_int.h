@@ -64,6 +64,8 @@ const char *op_col_text(sqlite3_stmt *st, int col);
 
 /* ---- api.c: responses and request helpers ---- */
 void op_api_error(struct op_app_response *resp, int status, const char *message, const char *detail);
+/* Answers a failed lookup or access check: 404 (OP_NOT_FOUND_MSG) for -ENOENT, else 500 "Internal error.". */
+void op_api_lookup_error(struct op_app_response *resp, int rc);
 /* Error with one validation {field, detail}. */
 void op_api_validation(struct op_app_response *resp, int status, const char *message, const char *field,
                        const char *detail);

@@ -312,8 +312,7 @@ void op_api_user_roles(struct op_primary *p, const struct op_user *u, const char
     struct op_user who;
     int rc = op_user_lookup(p, u, ref, &who);
     if (rc) {
-        op_api_error(resp, rc == -ENOENT ? 404 : 500, rc == -ENOENT ? OP_NOT_FOUND_MSG : "Internal error.",
-                     NULL);
+        op_api_lookup_error(resp, rc);
         return;
     }
     cJSON *body = op_api_body_object(req, resp);

@@ -239,8 +239,7 @@ void op_api_workspace_create(struct op_primary *p, const struct op_user *u, cons
     struct op_user owner;
     int rc = op_user_lookup(p, u, user_ref, &owner);
     if (rc) {
-        op_api_error(resp, rc == -ENOENT ? 404 : 500, rc == -ENOENT ? OP_NOT_FOUND_MSG : "Internal error.",
-                     NULL);
+        op_api_lookup_error(resp, rc);
         return;
     }
     if (!u->owner && strcmp(owner.id, u->id) != 0) {
@@ -418,8 +417,7 @@ void op_api_workspace_by_name(struct op_primary *p, const struct op_user *u, con
     int rc = op_user_lookup(p, u, user_ref, &owner);
     if (rc == 0 && !u->owner && strcmp(owner.id, u->id) != 0) rc = -ENOENT;
     if (rc) {
-        op_api_error(resp, rc == -ENOENT ? 404 : 500, rc == -ENOENT ? OP_NOT_FOUND_MSG : "Internal error.",
-                     NULL);
+        op_api_lookup_error(resp, rc);
         return;
     }
     answer_workspace(p,
@@ -433,8 +431,7 @@ void op_api_workspace_get(struct op_primary *p, const struct op_user *u, const c
 {
     int rc = op_workspace_access(p, u, id, NULL);
     if (rc) {
-        op_api_error(resp, rc == -ENOENT ? 404 : 500, rc == -ENOENT ? OP_NOT_FOUND_MSG : "Internal error.",
-                     NULL);
+        op_api_lookup_error(resp, rc);
         return;
     }
     answer_workspace(p,
@@ -448,8 +445,7 @@ void op_api_workspace_delete(struct op_primary *p, const struct op_user *u, cons
 {
     int rc = op_workspace_access(p, u, id, NULL);
     if (rc) {
-        op_api_error(resp, rc == -ENOENT ? 404 : 500, rc == -ENOENT ? OP_NOT_FOUND_MSG : "Internal error.",
-                     NULL);
+        op_api_lookup_error(resp, rc);
         return;
     }
     /* The agents and their token hashes go with it (ON DELETE CASCADE): their tokens stop working. */
@@ -497,8 +493,7 @@ void op_api_agent_get(struct op_primary *p, const struct op_user *u, const char 
     if (o)
         op_api_json(resp, 200, o);
     else
-        op_api_error(resp, rc == -ENOENT ? 404 : 500, rc == -ENOENT ? OP_NOT_FOUND_MSG : "Internal error.",
-                     NULL);
+        op_api_lookup_error(resp, rc);
 }
 
 void op_api_agent_ports(struct op_primary *p, const struct op_user *u, const char *id,
@@ -508,8 +503,7 @@ void op_api_agent_ports(struct op_primary *p, const struct op_user *u, const cha
     sqlite3_stmt *st =
         rc ? NULL : op_store_prepare(p, "SELECT listening_ports FROM workspace_agents WHERE id = lower(?)");
     if (!st) {
-        op_api_error(resp, rc == -ENOENT ? 404 : 500, rc == -ENOENT ? OP_NOT_FOUND_MSG : "Internal error.",
-                     NULL);
+        op_api_lookup_error(resp, rc);
         return;
     }
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
