@@ -49,6 +49,10 @@ int op_store_commit(struct op_primary *p);
 void op_store_rollback(struct op_primary *p);
 /* Prepares sql; NULL on failure (logged). */
 sqlite3_stmt *op_store_prepare(struct op_primary *p, const char *sql);
+/* The first row of sql (its one "?" bound to key) as JSON, made by row_json; NULL when there is no row or on
+ * a database error. */
+cJSON *op_store_row_json(struct op_primary *p, const char *sql, const char *key,
+                         cJSON *(*row_json)(struct op_primary *p, sqlite3_stmt *st));
 /* site_config key/value: get copies into out (returns 0, -ENOENT, -EIO); set upserts (caller's tx). */
 int op_store_get_config(struct op_primary *p, const char *key, char *out, size_t outlen);
 int op_store_set_config(struct op_primary *p, const char *key, const char *value);

@@ -271,3 +271,14 @@ int op_store_gc(struct op_primary *p)
     }
     return 0;
 }
+
+cJSON *op_store_row_json(struct op_primary *p, const char *sql, const char *key,
+                         cJSON *(*row_json)(struct op_primary *p, sqlite3_stmt *st))
+{
+    sqlite3_stmt *st = op_store_prepare(p, sql);
+    if (!st) return NULL;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    cJSON *o = sqlite3_step(st) == SQLITE_ROW ? row_json(p, st) : NULL;
+    sqlite3_finalize(st);
+    return o;
+}

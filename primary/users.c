@@ -72,12 +72,7 @@ static cJSON *user_json_row(struct op_primary *p, sqlite3_stmt *st)
 
 cJSON *op_user_json(struct op_primary *p, const char *id)
 {
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT " USER_COLS " FROM users WHERE id = ?");
-    if (!st) return NULL;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    cJSON *o = sqlite3_step(st) == SQLITE_ROW ? user_json_row(p, st) : NULL;
-    sqlite3_finalize(st);
-    return o;
+    return op_store_row_json(p, "SELECT " USER_COLS " FROM users WHERE id = ?", id, user_json_row);
 }
 
 void op_api_users_list(struct op_primary *p, struct op_app_response *resp)

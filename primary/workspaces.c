@@ -102,12 +102,8 @@ static cJSON *agent_json_row(struct op_primary *p, sqlite3_stmt *st)
 
 cJSON *op_agent_json(struct op_primary *p, const char *agent_id)
 {
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT " AGENT_COLS " FROM workspace_agents WHERE id = ?");
-    if (!st) return NULL;
-    sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_STATIC);
-    cJSON *o = sqlite3_step(st) == SQLITE_ROW ? agent_json_row(p, st) : NULL;
-    sqlite3_finalize(st);
-    return o;
+    return op_store_row_json(p, "SELECT " AGENT_COLS " FROM workspace_agents WHERE id = ?", agent_id,
+                             agent_json_row);
 }
 
 /* Workspace from a row selected with WS_COLS, with its agents under latest_build.resources[0].agents as
