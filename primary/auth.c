@@ -144,23 +144,7 @@ void op_api_users_first_post(struct op_primary *p, const struct op_app_request *
         op_api_error(resp, 409, "The initial user has already been created.", NULL);
         goto out;
     }
-    sqlite3_stmt *st = op_store_prepare(p, "INSERT INTO users (id, username, email, name, hashed_password, "
-                                           "roles, created_at, updated_at, last_seen_at)"
-                                           " VALUES (?, ?, ?, ?, ?, 'owner', ?, ?, ?)");
-    int64_t now = op_wall_ms();
-    int rc = -EIO;
-    if (st) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, username, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, email, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, name ? name : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, hashed, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 6, now);
-        sqlite3_bind_int64(st, 7, now);
-        sqlite3_bind_int64(st, 8, now);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-        sqlite3_finalize(st);
-    }
+    int rc = op_user_insert(p, id, username, email, name, hashed, true);
     if (rc || op_store_commit(p)) {
         op_store_rollback(p);
         op_api_error(resp, 500, "Internal error creating user.", sqlite3_errmsg(p->db));

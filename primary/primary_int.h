@@ -182,6 +182,10 @@ enum op_health_status op_health_get(const struct op_primary *p, const char *id);
 /* ---- users.c: users besides the first owner ---- */
 /* Resolves "me", a user id or a username (case-insensitive) into out. 0, -ENOENT or -EIO. */
 int op_user_lookup(struct op_primary *p, const struct op_user *self, const char *ref, struct op_user *out);
+/* Inserts a user (in the caller's transaction) with an already hashed password, as an owner or a member.
+ * 0 or -EIO. */
+int op_user_insert(struct op_primary *p, const char *id, const char *username, const char *email,
+                   const char *name, const char *hashed, bool owner);
 /* codersdk.User of user id (NULL if it does not exist or on a database error). */
 cJSON *op_user_json(struct op_primary *p, const char *id);
 /* POST /api/v2/users (owners): 201 User; 400 validation, 409 duplicate. */

@@ -127,6 +127,28 @@ static bool parse_roles(const cJSON *body, bool *owner)
     return true;
 }
 
+int op_user_insert(struct op_primary *p, const char *id, const char *username, const char *email,
+                   const char *name, const char *hashed, bool owner)
+{
+    sqlite3_stmt *st =
+        op_store_prepare(p, "INSERT INTO users (id, username, email, name, hashed_password, roles,"
+                            " created_at, updated_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!st) return -EIO;
+    int64_t now = op_wall_ms();
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, username, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, name ? name : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, hashed, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, owner ? "owner" : "member", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, now);
+    sqlite3_bind_int64(st, 8, now);
+    sqlite3_bind_int64(st, 9, now);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+    sqlite3_finalize(st);
+    return rc;
+}
+
 void op_api_users_create(struct op_primary *p, const struct op_user *u, const struct op_app_request *req,
                          struct op_app_response *resp)
 {
@@ -206,24 +228,7 @@ void op_api_users_create(struct op_primary *p, const struct op_user *u, const st
         op_api_error(resp, 409, "User already exists.", NULL);
         goto out;
     }
-    st = op_store_prepare(p,
-                          "INSERT INTO users (id, username, email, name, hashed_password, roles, created_at,"
-                          " updated_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    int64_t now = op_wall_ms();
-    int rc = -EIO;
-    if (st) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, username, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, email, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, name ? name : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, hashed, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, owner ? "owner" : "member", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 7, now);
-        sqlite3_bind_int64(st, 8, now);
-        sqlite3_bind_int64(st, 9, now);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-        sqlite3_finalize(st);
-    }
+    int rc = op_user_insert(p, id, username, email, name, hashed, owner);
     if (rc || op_store_commit(p)) {
         op_store_rollback(p);
         op_api_error(resp, 500, "Internal error creating user.", sqlite3_errmsg(p->db));
