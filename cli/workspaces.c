@@ -345,6 +345,27 @@ static void cell(struct op_table *t, const cJSON *ws, const cJSON *agent, int co
     }
 }
 
+/* The agent of ws that ref names, or its only agent when ref names none; NULL after printing
+ * "<cmd>: workspace ... has no agent ..." or "... has several agents ...". */
+static const cJSON *pick_agent(const char *cmd, const struct ws_ref *ref, const cJSON *ws)
+{
+    const cJSON *agents = agents_of(ws), *a, *found = NULL;
+    cJSON_ArrayForEach(a, agents)
+    {
+        if (*ref->agent ? strcasecmp(jstr(a, "name"), ref->agent) == 0 : cJSON_GetArraySize(agents) == 1)
+            found = a;
+    }
+    if (!found) {
+        char names[512];
+        join(agents, "name", names, sizeof(names));
+        fprintf(stderr,
+                *ref->agent ? "%s: workspace \"%s\" has no agent \"%s\" (its agents: %s)\n"
+                            : "%s: workspace \"%s\" has several agents; name one as %s.<agent> (%s)\n",
+                cmd, ref->name, *ref->agent ? ref->agent : ref->name, names);
+    }
+    return found;
+}
+
 int op_cmd_list(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -518,22 +539,8 @@ int op_cmd_agent_token(int argc, char **argv)
     if (rc || (rc = op_client_load(&c, true, true)) != 0 ||
         (rc = fetch_ws(&c, "outpost agent-token", arg, &ref, &ws)) != 0)
         return rc;
-    const cJSON *agents = agents_of(ws), *a, *found = NULL;
-    cJSON_ArrayForEach(a, agents)
-    {
-        if (*ref.agent ? strcasecmp(jstr(a, "name"), ref.agent) == 0 : cJSON_GetArraySize(agents) == 1)
-            found = a;
-    }
+    const cJSON *found = pick_agent("outpost agent-token", &ref, ws);
     if (!found) {
-        char names[512];
-        join(agents, "name", names, sizeof(names));
-        if (*ref.agent)
-            fprintf(stderr, "outpost agent-token: workspace \"%s\" has no agent \"%s\" (its agents: %s)\n",
-                    ref.name, ref.agent, names);
-        else
-            fprintf(stderr,
-                    "outpost agent-token: workspace \"%s\" has several agents; name one as %s.<agent> (%s)\n",
-                    ref.name, ref.name, names);
         cJSON_Delete(ws);
         return EX_DATAERR;
     }
@@ -565,19 +572,8 @@ int op_cli_find_agent(const struct op_client *c, const char *cmd, const char *ar
     cJSON *ws = NULL;
     int rc = parse_ref(cmd, arg, true, &ref);
     if (rc || (rc = fetch_ws(c, cmd, arg, &ref, &ws)) != 0) return rc;
-    const cJSON *agents = agents_of(ws), *a, *found = NULL;
-    cJSON_ArrayForEach(a, agents)
-    {
-        if (*ref.agent ? strcasecmp(jstr(a, "name"), ref.agent) == 0 : cJSON_GetArraySize(agents) == 1)
-            found = a;
-    }
+    const cJSON *found = pick_agent(cmd, &ref, ws);
     if (!found) {
-        char names[512];
-        join(agents, "name", names, sizeof(names));
-        fprintf(stderr,
-                *ref.agent ? "%s: workspace \"%s\" has no agent \"%s\" (its agents: %s)\n"
-                           : "%s: workspace \"%s\" has several agents; name one as %s.<agent> (%s)\n",
-                cmd, ref.name, *ref.agent ? ref.agent : ref.name, names);
         cJSON_Delete(ws);
         return EX_DATAERR;
     }
