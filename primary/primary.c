@@ -151,7 +151,12 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
         return rc ? rc : -EIO;
     }
     p->next_rotate_ms = op_now_ms() + ROTATE_INTERVAL_MS;
-    p->region = op_region_new("primary", NULL);
+    struct op_region_limits lim = {0};
+    if (op_region_limits_parse(cfg->agent_stream_limits, &lim, err, errlen) != 0) {
+        op_primary_close(p);
+        return -EINVAL;
+    }
+    p->region = op_region_new("primary", &lim);
     if (!p->region) {
         snprintf(err, errlen, "out of memory");
         op_primary_close(p);

@@ -26,6 +26,7 @@ struct op_primary_config {
     uint32_t kdf_iterations;         /* PBKDF2 iterations for new passwords; 0 = default (tests lower it) */
     uint64_t agent_heartbeat_ms;     /* agent report interval; 2 missed = disconnected; 0 = 15 s */
     uint64_t agent_connection_timeout_ms; /* default agent connection timeout; 0 = 2 min */
+    const char *agent_stream_limits;      /* the region's limits (op_region_limits_parse); NULL = defaults */
     struct op_listen_opts listen;         /* listeners, used by op_cmd_server */
 };
 

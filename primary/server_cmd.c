@@ -34,6 +34,13 @@ static const char server_help[] =
     "          How often workspace agents report; an agent silent for two\n"
     "          intervals is disconnected.\n"
     "\n"
+    "      --agent-stream-limits string, $CODER_AGENT_STREAM_LIMITS\n"
+    "          Agent stream limits of this region, name=value pairs separated by\n"
+    "          commas: agents (1024), control connections per agent (4), spares\n"
+    "          wanted per agent (8), max-spares parked per agent (64), waiters per\n"
+    "          agent (256), wait for a spare (5s), heartbeat (15s), idle timeout\n"
+    "          of a stream (0s = none). E.g. spares=4,wait=3s.\n"
+    "\n"
     "      --data-dir path, $CODER_DATA_DIR\n"
     "          Where the database (outpost.db) is kept. Defaults to\n"
     "          $XDG_DATA_HOME/outpost or ~/.local/share/outpost.\n"
@@ -84,6 +91,7 @@ enum {
     O_TLS_KEY,
     O_TLS_MIN,
     O_AGENT_HEARTBEAT,
+    O_AGENT_LIMITS,
     O_AGENT_TIMEOUT,
 };
 
@@ -120,6 +128,7 @@ int op_cmd_server(int argc, char **argv)
         {"data-dir", required_argument, NULL, O_DATA_DIR},
         {"proxy-health-interval", required_argument, NULL, O_HEALTH},
         {"agent-heartbeat-interval", required_argument, NULL, O_AGENT_HEARTBEAT},
+        {"agent-stream-limits", required_argument, NULL, O_AGENT_LIMITS},
         {"agent-connection-timeout", required_argument, NULL, O_AGENT_TIMEOUT},
         {"http-address", required_argument, NULL, O_HTTP},
         {"tls-enable", optional_argument, NULL, O_TLS_ENABLE},
@@ -137,6 +146,7 @@ int op_cmd_server(int argc, char **argv)
     const char *interval = getenv("CODER_PROXY_HEALTH_INTERVAL");
     const char *agent_hb = getenv("CODER_AGENT_HEARTBEAT_INTERVAL");
     const char *agent_to = getenv("CODER_AGENT_CONNECTION_TIMEOUT");
+    const char *agent_limits = getenv("CODER_AGENT_STREAM_LIMITS");
     const char *http = getenv("CODER_HTTP_ADDRESS");
     const char *tls_addr = getenv("CODER_TLS_ADDRESS");
     const char *tls_min = getenv("CODER_TLS_MIN_VERSION");
@@ -174,6 +184,9 @@ int op_cmd_server(int argc, char **argv)
             break;
         case O_AGENT_TIMEOUT:
             agent_to = optarg;
+            break;
+        case O_AGENT_LIMITS:
+            agent_limits = optarg;
             break;
         case O_HTTP:
             http = optarg;
@@ -253,6 +266,12 @@ int op_cmd_server(int argc, char **argv)
                 agent_hb);
         goto out;
     }
+    struct op_region_limits lim = {0};
+    char lerr[256];
+    if (op_region_limits_parse(agent_limits, &lim, lerr, sizeof(lerr)) != 0) {
+        fprintf(stderr, "outpost server: invalid --agent-stream-limits (%s)\n", lerr);
+        goto out;
+    }
     if (agent_to && *agent_to &&
         (op_parse_duration_ms(agent_to, &cfg.agent_connection_timeout_ms) != 0 ||
          cfg.agent_connection_timeout_ms == 0)) {
@@ -321,6 +340,7 @@ int op_cmd_server(int argc, char **argv)
     cfg.data_dir = data_dir;
     cfg.access_url = access_url;
     cfg.wildcard_access_url = wildcard;
+    cfg.agent_stream_limits = agent_limits;
 
     struct op_primary *p = NULL;
     char err[512];

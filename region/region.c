@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "http/h1.h"
+#include "util/duration.h"
 
 _Thread_local struct region_pending op_region_pending;
 const char *const op_region_upgrade_tokens[] = {"websocket", REGION_UPGRADE_CONTROL, REGION_UPGRADE_STREAM,
@@ -36,6 +37,67 @@ static const struct op_region_limits defaults = {
     do {                                                                                                     \
         if (!r->lim.f) r->lim.f = defaults.f;                                                                \
     } while (0)
+
+int op_region_limits_parse(const char *spec, struct op_region_limits *out, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+        bool duration, zero_ok;
+        uint32_t max;
+    } keys[] = {
+        {"agents", offsetof(struct op_region_limits, max_agents), false, false, 1u << 20},
+        {"control", offsetof(struct op_region_limits, ctl_per_agent), false, false, 1024},
+        {"spares", offsetof(struct op_region_limits, spares_wanted), false, false, 1024},
+        {"max-spares", offsetof(struct op_region_limits, spares_per_agent), false, false, 4096},
+        {"waiters", offsetof(struct op_region_limits, waiters_per_agent), false, false, 65536},
+        {"wait", offsetof(struct op_region_limits, wait_ms), true, false, 600000},
+        {"heartbeat", offsetof(struct op_region_limits, heartbeat_ms), true, false, 3600000},
+        {"idle", offsetof(struct op_region_limits, tunnel_idle_ms), true, true, 86400000},
+    };
+    const char *p = spec ? spec : "";
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[80];
+        if (len == 0 || len >= sizeof(item)) {
+            snprintf(err, errlen, "an empty or overlong item in \"%s\"", spec);
+            return -EINVAL;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        char *eq = strchr(item, '=');
+        size_t k = 0;
+        if (eq) {
+            *eq = '\0';
+            while (k < OP_ARRAY_LEN(keys) && strcmp(keys[k].name, item) != 0)
+                k++;
+        }
+        if (!eq || k == OP_ARRAY_LEN(keys)) {
+            snprintf(err, errlen,
+                     "unknown item \"%s\" (agents, control, spares, max-spares, waiters, "
+                     "wait, heartbeat, idle)",
+                     item);
+            return -EINVAL;
+        }
+        uint64_t v = 0;
+        char *end = NULL;
+        bool ok = keys[k].duration ? op_parse_duration_ms(eq + 1, &v) == 0
+                                   : (v = strtoull(eq + 1, &end, 10), end != eq + 1 && *end == '\0');
+        if (!ok || v > keys[k].max || (v == 0 && !keys[k].zero_ok)) {
+            snprintf(err, errlen, "%s=%s is not a valid %s (at most %u%s)", item, eq + 1,
+                     keys[k].duration ? "duration" : "count", keys[k].max, keys[k].duration ? " ms" : "");
+            return -EINVAL;
+        }
+        *(uint32_t *)((char *)out + keys[k].off) = (uint32_t)v;
+        p += len + (comma ? 1 : 0);
+        if (comma && !*p) {
+            snprintf(err, errlen, "an empty item at the end of \"%s\"", spec);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
 
 struct op_region *op_region_new(const char *name, const struct op_region_limits *lim)
 {

@@ -36,6 +36,16 @@ struct op_region_limits {
     uint32_t tunnel_idle_ms;    /* an established stream idle this long is closed (0 = never) [0] */
 };
 
+/* Parses a limits spec, "name=value" pairs separated by commas, over the defaults in *out (0 = default):
+ * agents, control, spares, max-spares, waiters (counts) and wait, heartbeat, idle (durations: 5s, 500ms).
+ * E.g. "spares=4,max-spares=32,wait=3s". NULL or "" changes nothing. 0, or -EINVAL with the reason in err. */
+OP_MUST_USE int op_region_limits_parse(const char *spec, struct op_region_limits *out, char *err,
+                                       size_t errlen);
+#define OP_REGION_LIMITS_HELP                                                                                \
+    "Agent stream limits of this region, name=value pairs separated by commas: agents (1024), control "      \
+    "connections per agent (4), spares wanted per agent (8), max-spares parked per agent (64), waiters "     \
+    "per agent (256), wait for a spare (5s), heartbeat (15s), idle timeout of a stream (0s = none)."
+
 struct op_region;
 
 /* name: "primary" or the proxy's name (connect tokens must name it). NULL on allocation failure. */

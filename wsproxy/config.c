@@ -3,6 +3,7 @@
  * help, Markdown and YAML output are the shared machinery of util/options.h; the proxy's combination
  * rules are config_check.c.
  */
+#include "region/region.h"
 #include "wsproxy/config.h"
 
 #define S OP_OT_STRING
@@ -121,6 +122,8 @@ const struct op_opt op_ws_opts[OP_WO_COUNT] = {
     [OP_WO_DRAIN_TIMEOUT] = {"drain-timeout", "CODER_DRAIN_TIMEOUT", "outpost.drainTimeout", "10s",
                              OP_OT_DURATION, NULL, 0,
                              "On SIGTERM, how long in-flight requests may take before being closed."},
+    [OP_WO_AGENT_STREAM_LIMITS] = {"agent-stream-limits", "CODER_AGENT_STREAM_LIMITS",
+                                   "outpost.agentStreamLimits", NULL, S, NULL, 0, OP_REGION_LIMITS_HELP},
     [OP_WO_HEARTBEAT_INTERVAL] = {"heartbeat-interval", "CODER_PROXY_HEARTBEAT_INTERVAL", NULL, "5s",
                                   OP_OT_DURATION, NULL, OP_OF_HIDDEN,
                                   "Registration heartbeat interval (tests; Coder's fixed value is 5s)."},

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <sysexits.h>
 
+#include "region/region.h"
 #include "wsproxy/config.h"
 
 int op_ws_conf_validate(const struct op_conf *c, char *err, size_t errlen)
@@ -109,6 +110,12 @@ int op_ws_conf_validate(const struct op_conf *c, char *err, size_t errlen)
     long long hb = op_ws_duration_ms(c, OP_WO_HEARTBEAT_INTERVAL);
     if (hb < 100 || hb > 3600000) {
         snprintf(err, errlen, "heartbeat-interval: must be between 100ms and 1h");
+        return EX_CONFIG;
+    }
+    struct op_region_limits lim = {0};
+    char lerr[256];
+    if (op_region_limits_parse(op_ws_str(c, OP_WO_AGENT_STREAM_LIMITS), &lim, lerr, sizeof(lerr)) != 0) {
+        snprintf(err, errlen, "agent-stream-limits: %s", lerr);
         return EX_CONFIG;
     }
     long w = op_ws_int(c, OP_WO_WORKERS);

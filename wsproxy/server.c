@@ -319,7 +319,11 @@ int op_cmd_wsproxy_server(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     w->multi = curl_multi_init();
     op_info("wsproxy", "Outpost workspace proxy %s starting; primary %s", OP_WS_VERSION, w->primary);
-    w->region = op_region_new("unnamed", NULL);
+    struct op_region_limits lim = {0};
+    char lerr[256];
+    if (op_region_limits_parse(op_ws_str(&w->conf, OP_WO_AGENT_STREAM_LIMITS), &lim, lerr, sizeof(lerr)) != 0)
+        op_error("wsproxy", "%s", lerr); /* --check refuses it; cannot happen after validation */
+    w->region = op_region_new("unnamed", &lim);
     rc = w->region ? op_wsp_startup(w) : EX_OSERR;
     if (rc == 0) rc = run(w);
     /* Calls still in flight at exit are abandoned. */

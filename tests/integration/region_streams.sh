@@ -18,7 +18,7 @@ E=$(free_port)
 R=$(free_port) # the port the agent refuses (ERR 2)
 export CODER_CONFIG_DIR=$T/cli
 bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url http://127.0.0.1:$P --data-dir "$T/data" \
-    --proxy-health-interval 1s
+    --proxy-health-interval 1s --agent-stream-limits spares=5
 PRIMARY_PID=$LAST_PID
 wait_port $P
 "$OUTPOST" login http://127.0.0.1:$P --first-user-username admin --first-user-email a@b.c \
@@ -26,7 +26,7 @@ wait_port $P
 SESSION=$(cat "$T/cli/session")
 "$OUTPOST" wsproxy create --name eu --only-token >"$T/token" 2>"$T/create.log" || fail "wsproxy create"
 PTOKEN=$(tail -n 1 "$T/token")
-CODER_PROXY_SESSION_TOKEN=$PTOKEN bg proxy "$OUTPOST" wsproxy server --primary-access-url http://127.0.0.1:$P \
+CODER_PROXY_SESSION_TOKEN=$PTOKEN CODER_AGENT_STREAM_LIMITS=spares=3,wait=1s bg proxy "$OUTPOST" wsproxy server --primary-access-url http://127.0.0.1:$P \
     --http-address 127.0.0.1:$Q --access-url http://127.0.0.1:$Q --workers 2
 PROXY_PID=$LAST_PID
 wait_port $Q
@@ -44,9 +44,9 @@ for i in $(seq 100); do
     [ "$(grep -c '^control up' "$T/agent.log")" = 2 ] && break
     sleep 0.1
 done
-grep -q "^control up http://127.0.0.1:$P primary$" "$T/agent.log" || fail "no control connection to the primary"
-grep -q "^control up http://127.0.0.1:$Q eu$" "$T/agent.log" || fail "no control connection to the proxy (named eu)"
-ok "the agent's control connections are up: WELCOME names the regions primary and eu"
+grep -q "^control up http://127.0.0.1:$P primary spares=5$" "$T/agent.log" || fail "no control connection to the primary"
+grep -q "^control up http://127.0.0.1:$Q eu spares=3$" "$T/agent.log" || fail "no control connection to the proxy (named eu)"
+ok "the agent's control connections are up: WELCOME names the regions primary and eu, with the spares each was configured to want (--agent-stream-limits, CODER_AGENT_STREAM_LIMITS)"
 if command -v ss >/dev/null; then
     ss -ltnp 2>/dev/null | grep -q "pid=$AGENT_PID," && fail "the agent listens on a port"
     ok "the agent has no listening socket"
@@ -125,6 +125,22 @@ for region in primary eu; do
     [[ $out == "404 "*"not connected to this region"* ]] || fail "$region: agent not connected: $out"
 done
 ok "an agent without a control connection -> 404 at both regions"
+
+# The wait bound (the proxy runs with wait=1s): an agent that keeps its control connection but never opens a
+# spare. (The waiters bound is checked by test_region_broker.)
+bg idle-agent python3 "$ROOT/tests/lib/fake_agent.py" --primary http://127.0.0.1:$P \
+    --token "$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-idle.log")" --region http://127.0.0.1:$Q --no-spares
+for i in $(seq 100); do grep -q '^control up' "$T/idle-agent.log" && break; sleep 0.1; done
+ITOK=$(SC token http://127.0.0.1:$P "$SESSION" "$IDLE" $E eu)
+W=()
+for i in 1 2; do
+    SC status http://127.0.0.1:$Q "$IDLE" $E "$ITOK" >"$T/wait$i.out" 2>&1 &
+    W+=($!)
+done
+wait "${W[@]}"
+res=$(cat "$T"/wait?.out | sort)
+[ "$(grep -c '^502 .*no stream connection within 1000 ms' <<<"$res")" = 2 ] || fail "wait bound: $res"
+ok "no spare within the configured wait (1 s) -> 502 for both waiting clients"
 
 # Set-up time through the proxy.
 TOK=$(SC token http://127.0.0.1:$P "$SESSION" "$AGENT" $E eu)

@@ -5,7 +5,8 @@ for `OPEN host:port`, dial it and answer `OK` or `ERR <code> <reason>`, then rel
 
 fake_agent.py --primary URL --token AGENT_TOKEN --region URL [--region URL ...] [--max-spares N]
               [--refuse-port P]   (answer ERR 2 forbidden for port P, to test the region's 502)
-Prints "control up <region url> <region name>" once per region when WELCOME arrives. Stdlib only.
+              [--no-spares]       (open no spare at all, to test a region's wait bound)
+Prints "control up <region url> <region name> spares=<wanted>" per region when WELCOME arrives. Stdlib only.
 """
 import argparse
 import json
@@ -136,14 +137,14 @@ def control(region, args):
                 p = read_exact(s, n)
                 if t == WELCOME:
                     ver, count, hb = struct.unpack(">HHI", p[:8])
-                    log("control up", region, p[8:].decode())
-                    for _ in range(count):
+                    log("control up", region, p[8:].decode(), f"spares={count}")
+                    for _ in range(0 if args.no_spares else count):
                         threading.Thread(target=spare, args=(region, args), daemon=True).start()
                 elif t == PING:
                     s.sendall(frame(PONG, p))
                 elif t == SPARES:
                     (count,) = struct.unpack(">H", p)
-                    for _ in range(count):
+                    for _ in range(0 if args.no_spares else count):
                         threading.Thread(target=spare, args=(region, args), daemon=True).start()
                 elif t == GOAWAY:
                     log("goaway", region, p[2:].decode())
@@ -160,6 +161,7 @@ def main():
     ap.add_argument("--region", action="append", required=True)
     ap.add_argument("--max-spares", type=int, default=8)
     ap.add_argument("--refuse-port", type=int, default=-1)
+    ap.add_argument("--no-spares", action="store_true")
     args = ap.parse_args()
     cred["token"] = fetch_credential(args.primary, args.token)
     for r in args.region:

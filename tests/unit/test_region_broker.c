@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "region/broker.h"
+#include "region/region.h"
 
 #define A1 "11111111-1111-4111-8111-111111111111"
 #define A2 "22222222-2222-4222-8222-222222222222"
@@ -129,5 +130,24 @@ int main(void)
     op_broker_free(b);
     CHECK(peer_sees_eof(peer[6]), "parked socket closed by free");
     close(peer[6]);
-    return check_report("region broker");
+    printf("limits spec: name=value pairs over the defaults, bad ones named\n");
+    struct op_region_limits rl = {.spares_wanted = 2};
+    char err[200];
+    CHECK(op_region_limits_parse("spares=4,max-spares=32,wait=3s,idle=0s,heartbeat=500ms", &rl, err,
+                                 sizeof(err)) == 0,
+          "parse: %s", err);
+    CHECK(rl.spares_wanted == 4 && rl.spares_per_agent == 32 && rl.wait_ms == 3000 &&
+              rl.heartbeat_ms == 500 && rl.tunnel_idle_ms == 0 && rl.max_agents == 0,
+          "values");
+    CHECK(op_region_limits_parse(NULL, &rl, err, sizeof(err)) == 0 &&
+              op_region_limits_parse("", &rl, err, 200) == 0,
+          "empty");
+    CHECK(op_region_limits_parse("spares=0", &rl, err, sizeof(err)) == -EINVAL && strstr(err, "spares=0"),
+          "zero");
+    CHECK(op_region_limits_parse("nope=1", &rl, err, sizeof(err)) == -EINVAL && strstr(err, "nope"),
+          "unknown");
+    CHECK(op_region_limits_parse("wait=forever", &rl, err, sizeof(err)) == -EINVAL, "bad duration");
+    CHECK(op_region_limits_parse("spares=4,", &rl, err, sizeof(err)) == -EINVAL, "trailing comma");
+    CHECK(op_region_limits_parse("waiters=12x", &rl, err, sizeof(err)) == -EINVAL, "bad count");
+    return check_report("region broker and limits");
 }
