@@ -7,6 +7,7 @@
 #define OP_CLI_CLIENT_H
 
 #include <cjson/cJSON.h>
+#include <getopt.h>
 #include <stdio.h>
 
 #include "core/common.h"
@@ -118,6 +119,29 @@ int op_out_opt(struct op_out_opts *o, int opt, const char *arg, const char *cmd,
  * "<cmd>: unknown column ..." or "<cmd>: no columns selected". */
 int op_out_columns(const char *cmd, const char *spec, const char *const *names, const int *allowed,
                    int nallowed, int *out);
+
+/* The option loop of an admin command: its name, help, session options and -o/-c. */
+struct op_cli {
+    const char *cmd;     /* full name ("outpost users create"); getopt's messages and ours use it */
+    const char *help;    /* printed on stdout for -h/--help */
+    const char *formats; /* the -o values for its error ("text or json"); NULL: no -o/-c */
+    struct op_client c;
+    struct op_out_opts o;
+    int rc;       /* the exit code once op_cli_opt returned OP_CLI_EXIT */
+    bool started; /* getopt reset and argv[0] set */
+};
+#define OP_CLI_EXIT (-2)
+/* The next option for the command itself to handle, -1 after the last one, or OP_CLI_EXIT with k->rc set.
+ * The first call resets getopt and names the command in argv[0]. Global options and (with formats) -o/-c
+ * are consumed; -h prints the help (rc 0); a bad -o value (op_out_opt's message) or an unknown option
+ * ("Run '<cmd> --help' for usage.") gives rc EX_USAGE. */
+int op_cli_opt(struct op_cli *k, int argc, char **argv, const char *shortopts, const struct option *longopts);
+/* EX_USAGE after "<cmd>: unexpected argument \"<arg>\"<hint>" when arguments follow the options, else 0. */
+int op_cli_no_args(const struct op_cli *k, int argc, char **argv, const char *hint);
+/* The one argument after the options, or NULL after "<cmd>: exactly one argument <what> is required". */
+const char *op_cli_one_arg(const struct op_cli *k, int argc, char **argv, const char *what);
+/* EX_USAGE after "<cmd>: --output must be <formats>" when -o chose fmt, which the command does not print. */
+int op_cli_refuse_format(const struct op_cli *k, enum op_out_format fmt);
 
 #define OP_TABLE_MAX_COLS 16
 /* A table with up to 16 columns, cells copied. */

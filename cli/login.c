@@ -118,14 +118,12 @@ int op_cmd_login(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
+    struct op_cli k = {.cmd = "outpost login", .help = login_help};
+    struct op_client *c = &k.c;
     const char *fu = NULL, *fe = NULL, *fp = NULL, *user = NULL, *pass = NULL;
     bool skip_verify = false;
     int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost login"; /* getopt's own messages name the command */
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg)) continue;
+    while ((opt = op_cli_opt(&k, argc, argv, "h", opts)) >= 0) {
         switch (opt) {
         case L_FU:
             fu = optarg;
@@ -145,47 +143,42 @@ int op_cmd_login(int argc, char **argv)
         case L_USE_TOKEN:
             skip_verify = true;
             break;
-        case 'h':
-            fputs(login_help, stdout);
-            return 0;
-        default:
-            fprintf(stderr, "Run 'outpost login --help' for usage.\n");
-            return EX_USAGE;
         }
     }
+    if (opt == OP_CLI_EXIT) return k.rc;
     if (argc - optind > 1) {
         fprintf(stderr, "outpost login: too many arguments\nRun 'outpost login --help' for usage.\n");
         return EX_USAGE;
     }
-    if (optind < argc) c.flag_url = argv[optind];
-    int rc = op_client_load(&c, false, false);
+    if (optind < argc) c->flag_url = argv[optind];
+    int rc = op_client_load(c, false, false);
     if (rc) return rc;
-    if (!c.url[0]) {
+    if (!c->url[0]) {
         fprintf(stderr, "outpost login: no URL given: run 'outpost login <url>'\n");
         return EX_USAGE;
     }
     /* The stored session must not leak into a login against a (maybe different) primary. */
-    const char *given_token = c.flag_token ? c.flag_token : getenv("CODER_SESSION_TOKEN");
-    c.token[0] = '\0';
+    const char *given_token = c->flag_token ? c->flag_token : getenv("CODER_SESSION_TOKEN");
+    c->token[0] = '\0';
 
     struct op_client_resp r;
-    if ((rc = op_client_call(&c, "GET", "/api/v2/buildinfo", NULL, &r)) != 0) return rc;
+    if ((rc = op_client_call(c, "GET", "/api/v2/buildinfo", NULL, &r)) != 0) return rc;
     if (r.status != 200 || !cJSON_IsObject(r.json)) {
         fprintf(stderr,
                 "outpost login: %s does not look like an Outpost/Coder primary (GET /api/v2/buildinfo "
                 "answered %ld)\n",
-                c.url, r.status);
+                c->url, r.status);
         op_client_resp_free(&r);
         return EX_PROTOCOL;
     }
     op_client_resp_free(&r);
 
     if (given_token && *given_token) {
-        snprintf(c.token, sizeof(c.token), "%s", given_token);
-        if (!skip_verify && (rc = whoami(&c, false)) != 0) return rc;
-        return op_client_save(&c);
+        snprintf(c->token, sizeof(c->token), "%s", given_token);
+        if (!skip_verify && (rc = whoami(c, false)) != 0) return rc;
+        return op_client_save(c);
     }
-    if ((rc = op_client_call(&c, "GET", "/api/v2/users/first", NULL, &r)) != 0) return rc;
+    if ((rc = op_client_call(c, "GET", "/api/v2/users/first", NULL, &r)) != 0) return rc;
     long first_status = r.status;
     op_client_resp_free(&r);
     char u[128], e[256], pw[256];
@@ -203,7 +196,7 @@ int op_cmd_login(int argc, char **argv)
         cJSON_AddStringToObject(b, "username", u);
         cJSON_AddStringToObject(b, "email", e);
         cJSON_AddStringToObject(b, "password", pw);
-        rc = op_client_call(&c, "POST", "/api/v2/users/first", b, &r);
+        rc = op_client_call(c, "POST", "/api/v2/users/first", b, &r);
         cJSON_Delete(b);
         if (rc) return rc;
         if (r.status != 201) {
@@ -212,20 +205,20 @@ int op_cmd_login(int argc, char **argv)
             return rc;
         }
         op_client_resp_free(&r);
-        rc = login_password(&c, e, pw);
+        rc = login_password(c, e, pw);
     } else if (first_status == 200) {
         if ((rc = need(user, "CODER_USERNAME", "Username or email:", false, u, sizeof(u), "--username")) ||
             (rc = need(pass, "CODER_PASSWORD", "Password:", true, pw, sizeof(pw), "--password")))
             return rc;
-        rc = login_password(&c, u, pw);
+        rc = login_password(c, u, pw);
     } else {
         fprintf(stderr, "outpost login: unexpected status %ld from GET /api/v2/users/first\n", first_status);
         return EX_PROTOCOL;
     }
     memset(pw, 0, sizeof(pw));
     if (rc) return rc;
-    if ((rc = whoami(&c, false)) != 0) return rc;
-    return op_client_save(&c);
+    if ((rc = whoami(c, false)) != 0) return rc;
+    return op_client_save(c);
 }
 
 int op_cmd_logout(int argc, char **argv)
@@ -236,33 +229,21 @@ int op_cmd_logout(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
+    struct op_cli k = {.cmd = "outpost logout", .help = logout_help};
     int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost logout";
-    while ((opt = getopt_long(argc, argv, "yh", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg)) continue;
-        switch (opt) {
-        case 'y':
-            break;
-        case 'h':
-            fputs(logout_help, stdout);
-            return 0;
-        default:
-            fprintf(stderr, "Run 'outpost logout --help' for usage.\n");
-            return EX_USAGE;
-        }
-    }
-    int rc = op_client_load(&c, true, true);
+    while ((opt = op_cli_opt(&k, argc, argv, "yh", opts)) >= 0)
+        continue; /* -y: there is nothing to confirm */
+    if (opt == OP_CLI_EXIT) return k.rc;
+    int rc = op_client_load(&k.c, true, true);
     if (rc) return rc;
     struct op_client_resp r;
-    rc = op_client_call(&c, "POST", "/api/v2/users/logout", NULL, &r);
+    rc = op_client_call(&k.c, "POST", "/api/v2/users/logout", NULL, &r);
     if (rc == 0) {
         if (r.status != 200 && r.status != 401)
             rc = op_client_fail("logout", "revoking the session failed", &r);
         op_client_resp_free(&r);
     }
-    op_client_forget_session(&c);
+    op_client_forget_session(&k.c);
     if (rc == 0) printf("You are no longer logged in. You can log in using 'outpost login <url>'.\n");
     return rc;
 }

@@ -1,8 +1,10 @@
-/* cli/output.c — the -o/--output and -c/--column options every listing command shares (see client.h). */
+/* cli/output.c — the option loop of the admin commands and the -o/--output and -c/--column options every
+ * listing command shares (see client.h). */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sysexits.h>
 
 #include "cli/client.h"
 
@@ -47,4 +49,53 @@ int op_out_columns(const char *cmd, const char *spec, const char *const *names, 
         return -1;
     }
     return n;
+}
+
+int op_cli_opt(struct op_cli *k, int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+    if (!k->started) {
+        optind = 0;
+        argv[0] = (char *)k->cmd;
+        k->started = true;
+    }
+    for (;;) {
+        int opt = getopt_long(argc, argv, shortopts, longopts, NULL);
+        if (opt == -1) return -1;
+        if (op_client_global_opt(&k->c, opt, optarg)) continue;
+        int oo = k->formats ? op_out_opt(&k->o, opt, optarg, k->cmd, k->formats) : 0;
+        if (oo > 0) continue;
+        if (oo < 0) {
+            k->rc = EX_USAGE;
+        } else if (opt == 'h') {
+            fputs(k->help, stdout);
+            k->rc = 0;
+        } else if (opt == '?') {
+            fprintf(stderr, "Run '%s --help' for usage.\n", k->cmd);
+            k->rc = EX_USAGE;
+        } else {
+            return opt;
+        }
+        return OP_CLI_EXIT;
+    }
+}
+
+int op_cli_no_args(const struct op_cli *k, int argc, char **argv, const char *hint)
+{
+    if (optind >= argc) return 0;
+    fprintf(stderr, "%s: unexpected argument \"%s\"%s\n", k->cmd, argv[optind], hint);
+    return EX_USAGE;
+}
+
+const char *op_cli_one_arg(const struct op_cli *k, int argc, char **argv, const char *what)
+{
+    if (argc - optind == 1) return argv[optind];
+    fprintf(stderr, "%s: exactly one argument %s is required\n", k->cmd, what);
+    return NULL;
+}
+
+int op_cli_refuse_format(const struct op_cli *k, enum op_out_format fmt)
+{
+    if (k->o.fmt != fmt) return 0;
+    fprintf(stderr, "%s: --output must be %s\n", k->cmd, k->formats);
+    return EX_USAGE;
 }

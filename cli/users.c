@@ -97,15 +97,6 @@ static const char *role_of(const cJSON *user)
     return "member";
 }
 
-/* getopt loop prologue shared by the subcommands: global options and -o/-c. Returns 1 when consumed,
- * 0 when not, -1 on a bad -o value. */
-static int common_opt(struct op_client *c, struct op_out_opts *o, int opt, const char *cmd,
-                      const char *formats)
-{
-    if (op_client_global_opt(c, opt, optarg)) return 1;
-    return o ? op_out_opt(o, opt, optarg, cmd, formats) : 0;
-}
-
 enum { U_ROLE = 1 };
 
 static int cmd_create(int argc, char **argv)
@@ -121,16 +112,13 @@ static int cmd_create(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
-    struct op_out_opts o = {OP_OUT_TEXT, NULL};
+    struct op_cli k = {.cmd = "outpost users create",
+                       .help = create_help,
+                       .formats = "text or json",
+                       .o = {OP_OUT_TEXT, NULL}};
     const char *username = NULL, *email = NULL, *password = NULL, *name = NULL, *role = "member";
     int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost users create";
-    while ((opt = getopt_long(argc, argv, "u:e:p:n:o:h", opts, NULL)) != -1) {
-        int oo = common_opt(&c, &o, opt, "outpost users create", "text or json");
-        if (oo < 0) return EX_USAGE;
-        if (oo) continue;
+    while ((opt = op_cli_opt(&k, argc, argv, "u:e:p:n:o:h", opts)) >= 0) {
         switch (opt) {
         case 'u':
             username = optarg;
@@ -147,22 +135,13 @@ static int cmd_create(int argc, char **argv)
         case U_ROLE:
             role = optarg;
             break;
-        case 'h':
-            fputs(create_help, stdout);
-            return 0;
-        default:
-            fprintf(stderr, "Run 'outpost users create --help' for usage.\n");
-            return EX_USAGE;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "outpost users create: unexpected argument \"%s\" (use --username)\n", argv[optind]);
-        return EX_USAGE;
-    }
-    if (o.fmt == OP_OUT_TABLE) {
-        fprintf(stderr, "outpost users create: --output must be text or json\n");
-        return EX_USAGE;
-    }
+    if (opt == OP_CLI_EXIT) return k.rc;
+    int rc;
+    if ((rc = op_cli_no_args(&k, argc, argv, " (use --username)")) != 0 ||
+        (rc = op_cli_refuse_format(&k, OP_OUT_TABLE)) != 0)
+        return rc;
     if (!username || !*username || !email || !*email) {
         fprintf(stderr, "outpost users create: --username and --email are required\n");
         return EX_USAGE;
@@ -184,8 +163,7 @@ static int cmd_create(int argc, char **argv)
         }
         password = pbuf;
     }
-    int rc = op_client_load(&c, true, true);
-    if (rc) return rc;
+    if ((rc = op_client_load(&k.c, true, true)) != 0) return rc;
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "username", username);
     cJSON_AddStringToObject(b, "email", email);
@@ -194,19 +172,19 @@ static int cmd_create(int argc, char **argv)
     cJSON_AddStringToObject(b, "login_type", "password");
     cJSON_AddItemToArray(cJSON_AddArrayToObject(b, "roles"), cJSON_CreateString(role));
     struct op_client_resp r;
-    rc = op_client_call(&c, "POST", "/api/v2/users", b, &r);
+    rc = op_client_call(&k.c, "POST", "/api/v2/users", b, &r);
     cJSON_Delete(b);
     memset(pbuf, 0, sizeof(pbuf));
     if (rc) return rc;
     if (r.status != 201 || !cJSON_IsObject(r.json)) {
         rc = op_client_fail("users create", "creating the user failed", &r);
-    } else if (o.fmt == OP_OUT_JSON) {
+    } else if (k.o.fmt == OP_OUT_JSON) {
         op_json_print(stdout, r.json);
     } else {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(r.json, "username");
         printf("User \"%s\" created (%s).\n", cJSON_IsString(id) ? id->valuestring : username,
                role_of(r.json));
-        printf("They can sign in with:\n  outpost login %s --username %s\n", c.url, username);
+        printf("They can sign in with:\n  outpost login %s --username %s\n", k.c.url, username);
     }
     op_client_resp_free(&r);
     return rc;
@@ -221,47 +199,31 @@ static int cmd_list(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
-    struct op_out_opts o = {OP_OUT_TABLE, NULL};
-    int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost users list";
-    while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
-        int oo = common_opt(&c, &o, opt, "outpost users list", "table or json");
-        if (oo < 0) return EX_USAGE;
-        if (oo) continue;
-        if (opt == 'h') {
-            fputs(list_help, stdout);
-            return 0;
-        }
-        fprintf(stderr, "Run 'outpost users list --help' for usage.\n");
-        return EX_USAGE;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "outpost users list: unexpected argument \"%s\"\n", argv[optind]);
-        return EX_USAGE;
-    }
-    if (o.fmt == OP_OUT_TEXT) {
-        fprintf(stderr, "outpost users list: --output must be table or json\n");
-        return EX_USAGE;
-    }
+    struct op_cli k = {.cmd = "outpost users list",
+                       .help = list_help,
+                       .formats = "table or json",
+                       .o = {OP_OUT_TABLE, NULL}};
+    int opt, rc;
+    while ((opt = op_cli_opt(&k, argc, argv, "o:c:h", opts)) >= 0)
+        continue;
+    if (opt == OP_CLI_EXIT) return k.rc;
+    if ((rc = op_cli_no_args(&k, argc, argv, "")) != 0 || (rc = op_cli_refuse_format(&k, OP_OUT_TEXT)) != 0)
+        return rc;
     int allowed[C_NCOLS], cols[OP_TABLE_MAX_COLS], ncols = 0;
     for (int i = 0; i < C_NCOLS; i++)
         allowed[i] = i;
-    if (o.fmt == OP_OUT_TABLE) {
-        ncols = op_out_columns("outpost users list",
-                               o.columns ? o.columns : "username,email,role,created at,status", col_names,
-                               allowed, C_NCOLS, cols);
+    if (k.o.fmt == OP_OUT_TABLE) {
+        ncols = op_out_columns(k.cmd, k.o.columns ? k.o.columns : "username,email,role,created at,status",
+                               col_names, allowed, C_NCOLS, cols);
         if (ncols < 0) return EX_USAGE;
     }
-    int rc = op_client_load(&c, true, true);
-    if (rc) return rc;
+    if ((rc = op_client_load(&k.c, true, true)) != 0) return rc;
     struct op_client_resp r;
-    if ((rc = op_client_call(&c, "GET", "/api/v2/users", NULL, &r)) != 0) return rc;
+    if ((rc = op_client_call(&k.c, "GET", "/api/v2/users", NULL, &r)) != 0) return rc;
     const cJSON *users = cJSON_GetObjectItemCaseSensitive(r.json, "users");
     if (r.status != 200 || !cJSON_IsArray(users)) {
         rc = op_client_fail("users list", "listing users failed", &r);
-    } else if (o.fmt == OP_OUT_JSON) {
+    } else if (k.o.fmt == OP_OUT_JSON) {
         op_json_print(stdout, users);
     } else {
         struct op_table t;
@@ -292,34 +254,23 @@ static int cmd_delete(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
+    struct op_cli k = {.cmd = "outpost users delete", .help = delete_help};
     int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost users delete";
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (common_opt(&c, NULL, opt, NULL, NULL)) continue;
-        if (opt == 'h') {
-            fputs(delete_help, stdout);
-            return 0;
-        }
-        fprintf(stderr, "Run 'outpost users delete --help' for usage.\n");
-        return EX_USAGE;
-    }
-    if (argc - optind != 1) {
-        fprintf(stderr, "outpost users delete: exactly one argument <username|user_id> is required\n");
-        return EX_USAGE;
-    }
-    const char *ref = argv[optind];
+    while ((opt = op_cli_opt(&k, argc, argv, "h", opts)) >= 0)
+        continue;
+    if (opt == OP_CLI_EXIT) return k.rc;
+    const char *ref = op_cli_one_arg(&k, argc, argv, "<username|user_id>");
+    if (!ref) return EX_USAGE;
     if (!*ref || strlen(ref) > 64 || strchr(ref, '/') || strchr(ref, '?') || strchr(ref, '%')) {
         fprintf(stderr, "outpost users delete: user \"%s\" not found\n", ref);
         return EX_DATAERR;
     }
-    int rc = op_client_load(&c, true, true);
+    int rc = op_client_load(&k.c, true, true);
     if (rc) return rc;
     char path[128];
     snprintf(path, sizeof(path), "/api/v2/users/%s", ref);
     struct op_client_resp r;
-    if ((rc = op_client_call(&c, "DELETE", path, NULL, &r)) != 0) return rc;
+    if ((rc = op_client_call(&k.c, "DELETE", path, NULL, &r)) != 0) return rc;
     if (r.status == 404) {
         fprintf(stderr, "outpost users delete: user \"%s\" not found\n", ref);
         rc = EX_DATAERR;

@@ -156,17 +156,11 @@ int op_cmd_create(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
-    struct op_out_opts o = {OP_OUT_TEXT, NULL};
+    struct op_cli k = {
+        .cmd = "outpost create", .help = create_help, .formats = "text or json", .o = {OP_OUT_TEXT, NULL}};
     const char *agents[MAX_AGENTS], *owner = NULL;
     int nagents = 0, opt;
-    optind = 0;
-    argv[0] = (char *)"outpost create";
-    while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg)) continue;
-        int oo = op_out_opt(&o, opt, optarg, "outpost create", "text or json");
-        if (oo < 0) return EX_USAGE;
-        if (oo) continue;
+    while ((opt = op_cli_opt(&k, argc, argv, "o:h", opts)) >= 0) {
         switch (opt) {
         case O_AGENT:
             if (nagents == MAX_AGENTS) {
@@ -178,27 +172,17 @@ int op_cmd_create(int argc, char **argv)
         case O_OWNER:
             owner = optarg;
             break;
-        case 'h':
-            fputs(create_help, stdout);
-            return 0;
-        default:
-            fprintf(stderr, "Run 'outpost create --help' for usage.\n");
-            return EX_USAGE;
         }
     }
-    if (o.fmt == OP_OUT_TABLE) {
-        fprintf(stderr, "outpost create: --output must be text or json\n");
-        return EX_USAGE;
-    }
-    if (argc - optind != 1) {
-        fprintf(stderr, "outpost create: exactly one argument <name> is required\n");
-        return EX_USAGE;
-    }
-    struct ws_ref r;
-    int rc = parse_ref("outpost create", argv[optind], false, &r);
+    if (opt == OP_CLI_EXIT) return k.rc;
+    int rc = op_cli_refuse_format(&k, OP_OUT_TABLE);
     if (rc) return rc;
+    const char *arg = op_cli_one_arg(&k, argc, argv, "<name>");
+    if (!arg) return EX_USAGE;
+    struct ws_ref r;
+    if ((rc = parse_ref(k.cmd, arg, false, &r)) != 0) return rc;
     if (owner) {
-        if (strchr(argv[optind], '/') || !name_ok(owner)) {
+        if (strchr(arg, '/') || !name_ok(owner)) {
             fprintf(stderr, "outpost create: give the owner either as --owner or as <owner>/<name>, once\n");
             return EX_USAGE;
         }
@@ -211,7 +195,7 @@ int op_cmd_create(int argc, char **argv)
             return EX_USAGE;
         }
     }
-    if ((rc = op_client_load(&c, true, true)) != 0) return rc;
+    if ((rc = op_client_load(&k.c, true, true)) != 0) return rc;
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "name", r.name);
     if (nagents) {
@@ -222,7 +206,7 @@ int op_cmd_create(int argc, char **argv)
     char path[200];
     snprintf(path, sizeof(path), "/api/v2/users/%s/workspaces", r.owner);
     struct op_client_resp resp;
-    rc = op_client_call(&c, "POST", path, b, &resp);
+    rc = op_client_call(&k.c, "POST", path, b, &resp);
     cJSON_Delete(b);
     if (rc) return rc;
     if (resp.status == 404) {
@@ -230,7 +214,7 @@ int op_cmd_create(int argc, char **argv)
         rc = EX_DATAERR;
     } else if (resp.status != 201 || !cJSON_IsObject(resp.json)) {
         rc = op_client_fail("create", "creating the workspace failed", &resp);
-    } else if (o.fmt == OP_OUT_JSON) {
+    } else if (k.o.fmt == OP_OUT_JSON) {
         op_json_print(stdout, resp.json);
     } else {
         printf("Workspace \"%s/%s\" created. Save the agent token%s, %s will not be shown again.\n",
@@ -244,7 +228,7 @@ int op_cmd_create(int argc, char **argv)
             printf("CODER_AGENT_TOKEN=%s\n", jstr(t, "token"));
         }
         printf("\nStart each agent where the workspace runs (a VM, a container, a laptop) with its token:\n");
-        printf("  CODER_AGENT_URL=%s CODER_AGENT_TOKEN=<token> outpost agent\n", c.url);
+        printf("  CODER_AGENT_URL=%s CODER_AGENT_TOKEN=<token> outpost agent\n", k.c.url);
     }
     op_client_resp_free(&resp);
     return rc;
@@ -376,55 +360,32 @@ int op_cmd_list(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
-    struct op_out_opts o = {OP_OUT_TABLE, NULL};
+    struct op_cli k = {
+        .cmd = "outpost list", .help = list_help, .formats = "table or json", .o = {OP_OUT_TABLE, NULL}};
     bool all = false;
-    int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost list";
-    while ((opt = getopt_long(argc, argv, "ao:c:h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg)) continue;
-        int oo = op_out_opt(&o, opt, optarg, "outpost list", "table or json");
-        if (oo < 0) return EX_USAGE;
-        if (oo) continue;
-        if (opt == 'a') {
-            all = true;
-            continue;
-        }
-        if (opt == 'h') {
-            fputs(list_help, stdout);
-            return 0;
-        }
-        fprintf(stderr, "Run 'outpost list --help' for usage.\n");
-        return EX_USAGE;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "outpost list: unexpected argument \"%s\"\n", argv[optind]);
-        return EX_USAGE;
-    }
-    if (o.fmt == OP_OUT_TEXT) {
-        fprintf(stderr, "outpost list: --output must be table or json\n");
-        return EX_USAGE;
-    }
+    int opt, rc;
+    while ((opt = op_cli_opt(&k, argc, argv, "ao:c:h", opts)) >= 0)
+        all = all || opt == 'a';
+    if (opt == OP_CLI_EXIT) return k.rc;
+    if ((rc = op_cli_no_args(&k, argc, argv, "")) != 0 || (rc = op_cli_refuse_format(&k, OP_OUT_TEXT)) != 0)
+        return rc;
     int allowed[C_NCOLS], cols[OP_TABLE_MAX_COLS], ncols = 0;
     for (int i = 0; i < C_NCOLS; i++)
         allowed[i] = i;
-    if (o.fmt == OP_OUT_TABLE) {
-        ncols = op_out_columns("outpost list",
-                               o.columns ? o.columns : "workspace,agent,status,apps,ports,regions", col_names,
-                               allowed, C_NCOLS, cols);
+    if (k.o.fmt == OP_OUT_TABLE) {
+        ncols = op_out_columns(k.cmd, k.o.columns ? k.o.columns : "workspace,agent,status,apps,ports,regions",
+                               col_names, allowed, C_NCOLS, cols);
         if (ncols < 0) return EX_USAGE;
     }
-    int rc = op_client_load(&c, true, true);
-    if (rc) return rc;
+    if ((rc = op_client_load(&k.c, true, true)) != 0) return rc;
     struct op_client_resp r;
-    if ((rc = op_client_call(&c, "GET", all ? "/api/v2/workspaces" : "/api/v2/workspaces?q=owner:me", NULL,
+    if ((rc = op_client_call(&k.c, "GET", all ? "/api/v2/workspaces" : "/api/v2/workspaces?q=owner:me", NULL,
                              &r)) != 0)
         return rc;
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(r.json, "workspaces");
     if (r.status != 200 || !cJSON_IsArray(list)) {
         rc = op_client_fail("list", "listing workspaces failed", &r);
-    } else if (o.fmt == OP_OUT_JSON) {
+    } else if (k.o.fmt == OP_OUT_JSON) {
         op_json_print(stdout, list);
     } else {
         struct op_table t;
@@ -456,40 +417,26 @@ int op_cmd_delete(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
+    struct op_cli k = {.cmd = "outpost delete", .help = delete_help};
     bool yes = false;
     int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost delete";
-    while ((opt = getopt_long(argc, argv, "yh", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg)) continue;
-        if (opt == 'y') {
-            yes = true;
-        } else if (opt == 'h') {
-            fputs(delete_help, stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "Run 'outpost delete --help' for usage.\n");
-            return EX_USAGE;
-        }
-    }
-    if (argc - optind != 1) {
-        fprintf(stderr, "outpost delete: exactly one argument <[owner/]workspace> is required\n");
-        return EX_USAGE;
-    }
-    const char *arg = argv[optind];
+    while ((opt = op_cli_opt(&k, argc, argv, "yh", opts)) >= 0)
+        yes = yes || opt == 'y';
+    if (opt == OP_CLI_EXIT) return k.rc;
+    const char *arg = op_cli_one_arg(&k, argc, argv, "<[owner/]workspace>");
+    if (!arg) return EX_USAGE;
     struct ws_ref ref;
-    int rc = parse_ref("outpost delete", arg, false, &ref);
+    int rc = parse_ref(k.cmd, arg, false, &ref);
     cJSON *ws = NULL;
-    if (rc || (rc = op_client_load(&c, true, true)) != 0 ||
-        (rc = fetch_ws(&c, "outpost delete", arg, &ref, &ws)) != 0)
+    if (rc || (rc = op_client_load(&k.c, true, true)) != 0 ||
+        (rc = fetch_ws(&k.c, k.cmd, arg, &ref, &ws)) != 0)
         return rc;
     char full[200];
     snprintf(full, sizeof(full), "%s/%s", jstr(ws, "owner_name"), jstr(ws, "name"));
     if (!yes) {
         char q[300];
         snprintf(q, sizeof(q), "Delete workspace %s and its agents? (yes/no)", full);
-        if ((rc = op_confirm("outpost delete", q)) != 0) {
+        if ((rc = op_confirm(k.cmd, q)) != 0) {
             cJSON_Delete(ws);
             return rc;
         }
@@ -498,7 +445,7 @@ int op_cmd_delete(int argc, char **argv)
     snprintf(path, sizeof(path), "/api/v2/workspaces/%s", jstr(ws, "id"));
     cJSON_Delete(ws);
     struct op_client_resp r;
-    if ((rc = op_client_call(&c, "DELETE", path, NULL, &r)) != 0) return rc;
+    if ((rc = op_client_call(&k.c, "DELETE", path, NULL, &r)) != 0) return rc;
     if (r.status != 200)
         rc = op_client_fail("delete", "deleting the workspace failed", &r);
     else
@@ -514,32 +461,20 @@ int op_cmd_agent_token(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
+    struct op_cli k = {.cmd = "outpost agent-token", .help = token_help};
     int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost agent-token";
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg)) continue;
-        if (opt == 'h') {
-            fputs(token_help, stdout);
-            return 0;
-        }
-        fprintf(stderr, "Run 'outpost agent-token --help' for usage.\n");
-        return EX_USAGE;
-    }
-    if (argc - optind != 1) {
-        fprintf(stderr,
-                "outpost agent-token: exactly one argument <[owner/]workspace[.agent]> is required\n");
-        return EX_USAGE;
-    }
-    const char *arg = argv[optind];
+    while ((opt = op_cli_opt(&k, argc, argv, "h", opts)) >= 0)
+        continue;
+    if (opt == OP_CLI_EXIT) return k.rc;
+    const char *arg = op_cli_one_arg(&k, argc, argv, "<[owner/]workspace[.agent]>");
+    if (!arg) return EX_USAGE;
     struct ws_ref ref;
-    int rc = parse_ref("outpost agent-token", arg, true, &ref);
+    int rc = parse_ref(k.cmd, arg, true, &ref);
     cJSON *ws = NULL;
-    if (rc || (rc = op_client_load(&c, true, true)) != 0 ||
-        (rc = fetch_ws(&c, "outpost agent-token", arg, &ref, &ws)) != 0)
+    if (rc || (rc = op_client_load(&k.c, true, true)) != 0 ||
+        (rc = fetch_ws(&k.c, k.cmd, arg, &ref, &ws)) != 0)
         return rc;
-    const cJSON *found = pick_agent("outpost agent-token", &ref, ws);
+    const cJSON *found = pick_agent(k.cmd, &ref, ws);
     if (!found) {
         cJSON_Delete(ws);
         return EX_DATAERR;
@@ -551,7 +486,7 @@ int op_cmd_agent_token(int argc, char **argv)
              agent);
     cJSON_Delete(ws);
     struct op_client_resp r;
-    if ((rc = op_client_call(&c, "POST", path, NULL, &r)) != 0) return rc;
+    if ((rc = op_client_call(&k.c, "POST", path, NULL, &r)) != 0) return rc;
     if (r.status != 200 || !*jstr(r.json, "agent_token")) {
         rc = op_client_fail("agent-token", "regenerating the agent token failed", &r);
     } else {

@@ -136,14 +136,6 @@ static const char regen_help[] = "USAGE:\n"
 
 /* ---- shared plumbing ---- */
 
-/* -o/--output and -c/--column, shared by create, ls, edit and regenerate-token. */
-static int out_opt(struct op_out_opts *o, int opt, const char *arg, const char *cmd, const char *formats)
-{
-    char full[64];
-    snprintf(full, sizeof(full), "outpost wsproxy %s", cmd);
-    return op_out_opt(o, opt, arg, full, formats);
-}
-
 static int load_client(struct op_client *c)
 {
     return op_client_load(c, true, true);
@@ -233,18 +225,14 @@ static int cmd_create(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
-    struct op_out_opts o = {OP_OUT_TEXT, NULL};
+    struct op_cli k = {.cmd = "outpost wsproxy create",
+                       .help = create_help,
+                       .formats = "text, json or table",
+                       .o = {OP_OUT_TEXT, NULL}};
     const char *name = NULL, *dn = NULL, *icon = NULL;
     bool no_prompt = false, only_token = false;
     int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost wsproxy create"; /* getopt's own messages name the command */
-    while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg)) continue;
-        int oo = out_opt(&o, opt, optarg, "create", "text, json or table");
-        if (oo < 0) return EX_USAGE;
-        if (oo) continue;
+    while ((opt = op_cli_opt(&k, argc, argv, "o:c:h", opts)) >= 0) {
         switch (opt) {
         case W_NAME:
             name = optarg;
@@ -261,18 +249,10 @@ static int cmd_create(int argc, char **argv)
         case W_ONLY_TOKEN:
             only_token = true;
             break;
-        case 'h':
-            fputs(create_help, stdout);
-            return 0;
-        default:
-            fprintf(stderr, "Run 'outpost wsproxy create --help' for usage.\n");
-            return EX_USAGE;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "outpost wsproxy create: unexpected argument \"%s\" (use --name)\n", argv[optind]);
-        return EX_USAGE;
-    }
+    if (opt == OP_CLI_EXIT) return k.rc;
+    if (op_cli_no_args(&k, argc, argv, " (use --name)")) return EX_USAGE;
     char nbuf[128], dbuf[128], ibuf[512];
     bool interactive = !no_prompt && op_stdin_is_tty();
     if (!name && interactive && op_prompt("Proxy Name:", NULL, false, nbuf, sizeof(nbuf)) == 0) name = nbuf;
@@ -291,20 +271,20 @@ static int cmd_create(int argc, char **argv)
                 "http(s) URL\n");
         return EX_USAGE;
     }
-    int rc = load_client(&c);
+    int rc = load_client(&k.c);
     if (rc) return rc;
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "name", name);
     cJSON_AddStringToObject(b, "display_name", dn);
     cJSON_AddStringToObject(b, "icon", icon);
     struct op_client_resp r;
-    rc = op_client_call(&c, "POST", "/api/v2/workspaceproxies", b, &r);
+    rc = op_client_call(&k.c, "POST", "/api/v2/workspaceproxies", b, &r);
     cJSON_Delete(b);
     if (rc) return rc;
     if (r.status != 201 || !cJSON_IsObject(r.json)) {
         rc = op_client_fail("create", "creating the workspace proxy failed", &r);
     } else {
-        rc = print_token_result(&c, r.json, "create", only_token, &o);
+        rc = print_token_result(&k.c, r.json, "create", only_token, &k.o);
     }
     op_client_resp_free(&r);
     return rc;
@@ -319,43 +299,29 @@ static int cmd_ls(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
-    struct op_out_opts o = {OP_OUT_TABLE, NULL};
+    struct op_cli k = {.cmd = "outpost wsproxy ls",
+                       .help = ls_help,
+                       .formats = "table, json or text",
+                       .o = {OP_OUT_TABLE, NULL}};
     int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost wsproxy ls"; /* getopt's own messages name the command */
-    while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg)) continue;
-        int oo = out_opt(&o, opt, optarg, "ls", "table, json or text");
-        if (oo < 0) return EX_USAGE;
-        if (oo) continue;
-        switch (opt) {
-        case 'h':
-            fputs(ls_help, stdout);
-            return 0;
-        default:
-            fprintf(stderr, "Run 'outpost wsproxy ls --help' for usage.\n");
-            return EX_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "outpost wsproxy ls: unexpected argument \"%s\"\n", argv[optind]);
-        return EX_USAGE;
-    }
+    while ((opt = op_cli_opt(&k, argc, argv, "o:c:h", opts)) >= 0)
+        continue;
+    if (opt == OP_CLI_EXIT) return k.rc;
+    if (op_cli_no_args(&k, argc, argv, "")) return EX_USAGE;
     enum op_wsp_col cols[16];
     int ncols = 0;
-    if (o.fmt == OP_OUT_TABLE) {
+    if (k.o.fmt == OP_OUT_TABLE) {
         enum op_wsp_col allowed[C_NCOLS - 1];
         for (int i = 0; i < C_NCOLS - 1; i++)
             allowed[i] = (enum op_wsp_col)i;
-        ncols =
-            op_wsp_parse_columns("ls", o.columns ? o.columns : "name,url,status", allowed, C_NCOLS - 1, cols);
+        ncols = op_wsp_parse_columns("ls", k.o.columns ? k.o.columns : "name,url,status", allowed,
+                                     C_NCOLS - 1, cols);
         if (ncols < 0) return EX_USAGE;
     }
-    int rc = load_client(&c);
+    int rc = load_client(&k.c);
     if (rc) return rc;
     struct op_client_resp r;
-    if ((rc = op_client_call(&c, "GET", "/api/v2/workspaceproxies", NULL, &r)) != 0) return rc;
+    if ((rc = op_client_call(&k.c, "GET", "/api/v2/workspaceproxies", NULL, &r)) != 0) return rc;
     const cJSON *regions = cJSON_GetObjectItemCaseSensitive(r.json, "regions");
     if (r.status != 200 || !cJSON_IsArray(regions)) {
         rc = op_client_fail("ls", "listing workspace proxies failed", &r);
@@ -367,9 +333,9 @@ static int cmd_ls(int argc, char **argv)
     const cJSON *it;
     int i = 0;
     cJSON_ArrayForEach(it, regions) list[i++] = it;
-    if (o.fmt == OP_OUT_JSON) {
+    if (k.o.fmt == OP_OUT_JSON) {
         op_wsp_print_json(regions);
-    } else if (o.fmt == OP_OUT_TEXT) {
+    } else if (k.o.fmt == OP_OUT_TEXT) {
         for (i = 0; i < n; i++) {
             const cJSON *st = cJSON_GetObjectItemCaseSensitive(list[i], "status");
             printf("%d: %s %s %s\n", i, op_wsp_jstr(list[i], "name"), op_wsp_jstr(list[i], "path_app_url"),
@@ -405,17 +371,13 @@ static int cmd_edit(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
-    struct op_out_opts o = {OP_OUT_TEXT, NULL};
+    struct op_cli k = {.cmd = "outpost wsproxy edit",
+                       .help = edit_help,
+                       .formats = "text, json or table",
+                       .o = {OP_OUT_TEXT, NULL}};
     const char *name = NULL, *dn = NULL, *icon = NULL;
     int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost wsproxy edit"; /* getopt's own messages name the command */
-    while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg)) continue;
-        int oo = out_opt(&o, opt, optarg, "edit", "text, json or table");
-        if (oo < 0) return EX_USAGE;
-        if (oo) continue;
+    while ((opt = op_cli_opt(&k, argc, argv, "o:c:h", opts)) >= 0) {
         switch (opt) {
         case W_NAME:
             name = optarg;
@@ -426,14 +388,9 @@ static int cmd_edit(int argc, char **argv)
         case W_ICON:
             icon = optarg;
             break;
-        case 'h':
-            fputs(edit_help, stdout);
-            return 0;
-        default:
-            fprintf(stderr, "Run 'outpost wsproxy edit --help' for usage.\n");
-            return EX_USAGE;
         }
     }
+    if (opt == OP_CLI_EXIT) return k.rc;
     if (argc - optind != 1) {
         fprintf(stderr, "outpost wsproxy edit: exactly one argument <name|id> is required\n\n%s", edit_help);
         return EX_USAGE;
@@ -450,7 +407,7 @@ static int cmd_edit(int argc, char **argv)
         return EX_USAGE;
     }
     cJSON *cur = NULL;
-    int rc = resolve_proxy(&c, "edit", ref, &cur);
+    int rc = resolve_proxy(&k.c, "edit", ref, &cur);
     if (rc) return rc;
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "id", op_wsp_jstr(cur, "id"));
@@ -460,20 +417,20 @@ static int cmd_edit(int argc, char **argv)
     char path[600];
     snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", op_wsp_jstr(cur, "id"));
     struct op_client_resp r;
-    rc = op_client_call(&c, "PATCH", path, b, &r);
+    rc = op_client_call(&k.c, "PATCH", path, b, &r);
     cJSON_Delete(b);
     cJSON_Delete(cur);
     if (rc) return rc;
     const cJSON *proxy = cJSON_GetObjectItemCaseSensitive(r.json, "proxy");
     if (r.status != 200 || !cJSON_IsObject(proxy)) {
         rc = op_client_fail("edit", "updating the workspace proxy failed", &r);
-    } else if (o.fmt == OP_OUT_JSON) {
+    } else if (k.o.fmt == OP_OUT_JSON) {
         op_wsp_print_json(proxy);
-    } else if (o.fmt == OP_OUT_TABLE) {
+    } else if (k.o.fmt == OP_OUT_TABLE) {
         static const enum op_wsp_col allowed[] = {C_NAME,    C_URL,    C_DISPLAY, C_ICON,
                                                   C_PSTATUS, C_STATUS, C_ID};
         enum op_wsp_col cols[16];
-        int n = op_wsp_parse_columns("edit", o.columns ? o.columns : "name,url", allowed,
+        int n = op_wsp_parse_columns("edit", k.o.columns ? k.o.columns : "name,url", allowed,
                                      (int)OP_ARRAY_LEN(allowed), cols);
         if (n < 0)
             rc = EX_USAGE;
@@ -494,37 +451,21 @@ static int cmd_delete(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
+    struct op_cli k = {.cmd = "outpost wsproxy delete", .help = delete_help};
     bool yes = false;
     int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost wsproxy delete"; /* getopt's own messages name the command */
-    while ((opt = getopt_long(argc, argv, "yh", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg)) continue;
-        switch (opt) {
-        case 'y':
-            yes = true;
-            break;
-        case 'h':
-            fputs(delete_help, stdout);
-            return 0;
-        default:
-            fprintf(stderr, "Run 'outpost wsproxy delete --help' for usage.\n");
-            return EX_USAGE;
-        }
-    }
-    if (argc - optind != 1) {
-        fprintf(stderr, "outpost wsproxy delete: exactly one argument <name|id> is required\n");
-        return EX_USAGE;
-    }
-    const char *ref = argv[optind];
+    while ((opt = op_cli_opt(&k, argc, argv, "yh", opts)) >= 0)
+        yes = yes || opt == 'y';
+    if (opt == OP_CLI_EXIT) return k.rc;
+    const char *ref = op_cli_one_arg(&k, argc, argv, "<name|id>");
+    if (!ref) return EX_USAGE;
     cJSON *cur = NULL;
-    int rc = resolve_proxy(&c, "delete", ref, &cur);
+    int rc = resolve_proxy(&k.c, "delete", ref, &cur);
     if (rc) return rc;
     if (!yes) {
         char q[300];
         snprintf(q, sizeof(q), "Delete this workspace proxy: %s? (yes/no)", op_wsp_jstr(cur, "display_name"));
-        if ((rc = op_confirm("outpost wsproxy delete", q)) != 0) {
+        if ((rc = op_confirm(k.cmd, q)) != 0) {
             cJSON_Delete(cur);
             return rc;
         }
@@ -533,7 +474,7 @@ static int cmd_delete(int argc, char **argv)
     snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", op_wsp_jstr(cur, "id"));
     cJSON_Delete(cur);
     struct op_client_resp r;
-    if ((rc = op_client_call(&c, "DELETE", path, NULL, &r)) != 0) return rc;
+    if ((rc = op_client_call(&k.c, "DELETE", path, NULL, &r)) != 0) return rc;
     if (r.status != 200)
         rc = op_client_fail("delete", "deleting the workspace proxy failed", &r);
     else
@@ -552,36 +493,19 @@ static int cmd_regen(int argc, char **argv)
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct op_client c = {0};
-    struct op_out_opts o = {OP_OUT_TEXT, NULL};
+    struct op_cli k = {.cmd = "outpost wsproxy regenerate-token",
+                       .help = regen_help,
+                       .formats = "text, json or table",
+                       .o = {OP_OUT_TEXT, NULL}};
     bool only_token = false;
     int opt;
-    optind = 0;
-    argv[0] = (char *)"outpost wsproxy regenerate-token"; /* getopt's own messages name the command */
-    while ((opt = getopt_long(argc, argv, "o:c:h", opts, NULL)) != -1) {
-        if (op_client_global_opt(&c, opt, optarg)) continue;
-        int oo = out_opt(&o, opt, optarg, "regenerate-token", "text, json or table");
-        if (oo < 0) return EX_USAGE;
-        if (oo) continue;
-        switch (opt) {
-        case W_ONLY_TOKEN:
-            only_token = true;
-            break;
-        case 'h':
-            fputs(regen_help, stdout);
-            return 0;
-        default:
-            fprintf(stderr, "Run 'outpost wsproxy regenerate-token --help' for usage.\n");
-            return EX_USAGE;
-        }
-    }
-    if (argc - optind != 1) {
-        fprintf(stderr, "outpost wsproxy regenerate-token: exactly one argument <name|id> is required\n");
-        return EX_USAGE;
-    }
-    const char *ref = argv[optind];
+    while ((opt = op_cli_opt(&k, argc, argv, "o:c:h", opts)) >= 0)
+        only_token = only_token || opt == W_ONLY_TOKEN;
+    if (opt == OP_CLI_EXIT) return k.rc;
+    const char *ref = op_cli_one_arg(&k, argc, argv, "<name|id>");
+    if (!ref) return EX_USAGE;
     cJSON *cur = NULL;
-    int rc = resolve_proxy(&c, "regenerate-token", ref, &cur);
+    int rc = resolve_proxy(&k.c, "regenerate-token", ref, &cur);
     if (rc) return rc;
     char path[600];
     snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", op_wsp_jstr(cur, "id"));
@@ -590,13 +514,13 @@ static int cmd_regen(int argc, char **argv)
     cJSON_AddBoolToObject(b, "regenerate_token", true);
     cJSON_Delete(cur);
     struct op_client_resp r;
-    rc = op_client_call(&c, "PATCH", path, b, &r);
+    rc = op_client_call(&k.c, "PATCH", path, b, &r);
     cJSON_Delete(b);
     if (rc) return rc;
     if (r.status != 200 || !cJSON_IsObject(r.json))
         rc = op_client_fail("regenerate-token", "regenerating the token failed", &r);
     else
-        rc = print_token_result(&c, r.json, "regenerate-token", only_token, &o);
+        rc = print_token_result(&k.c, r.json, "regenerate-token", only_token, &k.o);
     op_client_resp_free(&r);
     return rc;
 }
