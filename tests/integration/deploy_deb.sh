@@ -22,7 +22,7 @@ for f in ./usr/bin/outpost ./lib/systemd/system/outpost.service ./lib/systemd/sy
     ./etc/outpost.d/outpost-workspace-proxy.env ./etc/outpost.d/outpost.env \
     ./usr/share/man/man1/outpost.1.gz ./usr/share/man/man1/outpost-wsproxy-server.1.gz \
     ./usr/share/man/man1/outpost-server.1.gz ./usr/share/bash-completion/completions/outpost \
-    ./usr/share/doc/outpost/copyright ./usr/share/doc/outpost/changelog.gz; do
+    ./usr/share/doc/outpost/copyright ./usr/share/doc/outpost/changelog.gz ./usr/share/doc/outpost/deploy.md.gz; do
     grep -qx "$f" "$T/files" || fail "package lacks $f"
 done
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles >"$T/conffiles"

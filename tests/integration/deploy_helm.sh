@@ -64,6 +64,7 @@ assert env["CODER_WILDCARD_ACCESS_URL"]["value"] == "*.<app_suffix_of_proxy>"
 assert env["CODER_TLS_ENABLE"]["value"] == "true"
 assert env["CODER_TLS_CERT_FILE"]["value"] == "/etc/ssl/certs/coder/kubernetes-wsproxy-secret/tls.crt"
 assert env["CODER_HTTP_ADDRESS"]["value"] == "0.0.0.0:8080"
+assert env["CODER_WORKERS"]["value"] == "2"
 mounts = {m["name"]: m for m in c["volumeMounts"]}
 assert mounts["tls-kubernetes-wsproxy-secret"]["mountPath"] == "/etc/ssl/certs/coder/kubernetes-wsproxy-secret"
 vols = {v["name"]: v for v in pod["volumes"]}
