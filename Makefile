@@ -52,7 +52,7 @@ CPPFLAGS := -D_GNU_SOURCE -I. -isystem $(DEPS_PREFIX)/include -isystem $(LLHTTP_
 
 CFLAGS  := -std=c17 $(OPT) -g $(WARN) $(SANFLAGS) -pthread -MMD -MP
 LDFLAGS := $(SANFLAGS) -pthread
-LDLIBS  := $(DEPS_PREFIX)/lib/libwolfssl.a $(DEPS_PREFIX)/lib/liburing.a -lcurl -lcjson -lsqlite3 -lyaml -lm
+LDLIBS  := $(DEPS_PREFIX)/lib/libwolfssl.a $(DEPS_PREFIX)/lib/liburing.a -lcurl -lcjson -lsqlite3 -lyaml -lssh -lutil -lm
 
 # Every module folder is globbed, so adding a .c file needs no Makefile edit.
 MODULES  := core util tls http proto ctl runner region primary cli wsproxy agent

@@ -19,6 +19,7 @@
 #include "agent/primary.h"
 #include "agent/procnet.h"
 #include "agent/relay.h"
+#include "agent/ssh.h"
 #include "core/log.h"
 #include "util/url.h"
 
@@ -33,6 +34,7 @@ struct agent {
     char url[1024];
     struct op_agent_http http;
     struct op_relay *relay;
+    struct op_agent_ssh *ssh;
     sigset_t sigs;
     long long report_interval_ms;
     char arch[72];
@@ -200,6 +202,7 @@ static int report(struct agent *a, const char *lifecycle, bool final)
     cJSON_AddStringToObject(o, "version", OP_VERSION);
     cJSON_AddStringToObject(o, "operating_system", "linux");
     cJSON_AddStringToObject(o, "architecture", a->arch);
+    if (a->ssh) cJSON_AddStringToObject(o, "ssh_host_key", op_agent_ssh_pubkey(a->ssh));
     add_apps(a, o);
     cJSON *ports = cJSON_AddArrayToObject(o, "listening_ports");
     for (int i = 0; !final && i < a->ports.n; i++) {
@@ -306,6 +309,17 @@ static int start(struct agent *a, char *err, size_t errlen)
     a->http.timeout_ms = 10000;
     a->report_interval_ms = 15000;
     arch_name(a->arch, sizeof(a->arch));
+    long max_ssh = op_conf_int(&a->conf, OP_AO_SSH_MAX_SESSIONS);
+    if (max_ssh > 0) {
+        const char *dir = op_conf_str(&a->conf, OP_AO_DATA_DIR), *home = getenv("HOME");
+        char path[1024];
+        if (strncmp(dir, "~/", 2) == 0 && home && *home)
+            snprintf(path, sizeof(path), "%s/%s", home, dir + 2);
+        else
+            snprintf(path, sizeof(path), "%s", dir);
+        int rc = op_agent_ssh_start(path, (int)max_ssh, &a->ssh, err, errlen);
+        if (rc) return rc;
+    }
     struct op_relay_conf rc = {
         .spares = (int)op_conf_int(&a->conf, OP_AO_SPARES),
         .max_spares = (int)op_conf_int(&a->conf, OP_AO_MAX_SPARES),
@@ -317,6 +331,7 @@ static int start(struct agent *a, char *err, size_t errlen)
         .apps = a->apps,
         .napps = a->napps,
         .version = OP_VERSION,
+        .ssh = a->ssh,
     };
     return op_relay_start(&rc, &a->relay, err, errlen);
 }
@@ -383,6 +398,8 @@ int op_agent_main(int argc, char **argv)
     long long drain = op_conf_duration_ms(&a->conf, OP_AO_DRAIN_TIMEOUT);
     op_relay_stop(a->relay, rc == 0 ? (int)drain : 0);
     a->relay = NULL;
+    op_agent_ssh_stop(a->ssh, rc == 0 ? (int)drain : 0);
+    a->ssh = NULL;
     if (rc == 0) {
         /* The last word: "off" marks the agent disconnected at once. */
         if (report(a, "off", true) == 0) op_info("agent", "reported the agent disconnected; bye");

@@ -51,6 +51,16 @@ const struct op_opt op_agent_opts[OP_AO_COUNT] = {
     [OP_AO_DRAIN_TIMEOUT] = {"drain-timeout", "CODER_AGENT_DRAIN_TIMEOUT", "agent.drainTimeout", "5s",
                              OP_OT_DURATION, NULL, 0,
                              "On SIGTERM, how long open streams may take to finish after their FIN."},
+    [OP_AO_DATA_DIR] =
+        {"data-dir", "CODER_AGENT_DATA_DIR", "agent.dataDir", "~/.local/share/outpost-agent", OP_OT_STRING,
+         NULL, 0,
+         "Where the agent keeps its state: the SSH host key ssh_host_ed25519_key, generated on "
+         "first start (directory 0700, key 0600)."},
+    [OP_AO_SSH_MAX_SESSIONS] = {"ssh-max-sessions", "CODER_AGENT_SSH_MAX_SESSIONS", "limits.sshMaxSessions",
+                                "64", OP_OT_INT, NULL, 0,
+                                "SSH sessions at once (each is a stream to the agent's own SSH server, "
+                                "reached as port 1; one thread each); more are refused with a 'limit' "
+                                "error. 0 turns the SSH server off (port 1 is then dialed like any port)."},
     [OP_AO_LOG_LEVEL] = {"log-level", "CODER_AGENT_LOG_LEVEL", "agent.logLevel", "info", OP_OT_ENUM,
                          "debug|info|warn|error", 0, "Log level."},
     [OP_AO_LOG_JSON] = {"log-json", "CODER_AGENT_LOG_JSON", "agent.logJSON", "false", OP_OT_BOOL, NULL, 0,
@@ -162,10 +172,8 @@ int op_agent_conf_validate(const struct op_conf *c, struct op_agent_app *apps, i
     memset(tok, 0, sizeof(tok));
     if (rc) return rc;
     static const struct range ints[] = {
-        {OP_AO_SPARES, 0, 64},
-        {OP_AO_MAX_SPARES, 1, 64},
-        {OP_AO_MAX_STREAMS, 1, 100000},
-        {OP_AO_MAX_REGIONS, 1, 64},
+        {OP_AO_SPARES, 0, 64},      {OP_AO_MAX_SPARES, 1, 64},         {OP_AO_MAX_STREAMS, 1, 100000},
+        {OP_AO_MAX_REGIONS, 1, 64}, {OP_AO_SSH_MAX_SESSIONS, 0, 4096},
     };
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         long v = op_conf_int(c, ints[i].id);

@@ -24,6 +24,8 @@ enum op_agent_opt_id {
     OP_AO_PORTS_INTERVAL,
     OP_AO_BACKOFF_MAX,
     OP_AO_DRAIN_TIMEOUT,
+    OP_AO_DATA_DIR,
+    OP_AO_SSH_MAX_SESSIONS,
     OP_AO_LOG_LEVEL,
     OP_AO_LOG_JSON,
     OP_AO_CONFIG,

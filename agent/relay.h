@@ -26,6 +26,8 @@ struct op_relay_region {
     char url[1024]; /* access URL: http[s]://host[:port] */
 };
 
+struct op_agent_ssh;
+
 struct op_relay_conf {
     int spares;      /* spare stream connections kept per region */
     int max_spares;  /* cap on spares per region, whatever the region asks for */
@@ -37,6 +39,7 @@ struct op_relay_conf {
     const struct op_agent_app *apps; /* app URLs name the non-loopback targets a stream may dial */
     int napps;
     const char *version;
+    struct op_agent_ssh *ssh; /* NULL: streams to OP_AGENT_SSH_PORT are dialed like any port */
 };
 
 struct op_relay;

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "agent/relay_int.h"
+#include "agent/ssh.h"
 #include "core/log.h"
 
 /* ---- streams --------------------------------------------------------------------------------------------
@@ -111,6 +113,22 @@ static int resolve_target(const char *host, uint16_t port, struct sockaddr_stora
     return 0;
 }
 
+/* A socketpair: one end to a new SSH session, the other relayed as the stream's target. Its "connect"
+ * completes at once (the first EPOLLOUT), like a dial to a port that answers. */
+static int open_ssh(struct op_relay *r, int *fd)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+    int rc = op_agent_ssh_serve(r->conf.ssh, sv[1]);
+    if (rc) {
+        close(sv[0]);
+        return rc == -EAGAIN ? -EBUSY : rc;
+    }
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    *fd = sv[0];
+    return 0;
+}
+
 /* The spare got its OPEN line (NUL-terminated, without the newline). */
 void ar_on_open(struct op_relay *r, struct conn *spare, char *line)
 {
@@ -148,11 +166,17 @@ void ar_on_open(struct op_relay *r, struct conn *spare, char *line)
     }
     struct sockaddr_storage ss;
     socklen_t sl;
-    int fd, rc = resolve_target(host, (uint16_t)port, &ss, &sl);
-    if (rc == 0) rc = ar_new_socket(&ss, sl, &fd);
+    int fd, rc;
+    if (port == OP_AGENT_SSH_PORT && r->conf.ssh && op_agent_host_is_loopback(host))
+        rc = open_ssh(r, &fd); /* the agent's own SSH server, in-process */
+    else if ((rc = resolve_target(host, (uint16_t)port, &ss, &sl)) == 0)
+        rc = ar_new_socket(&ss, sl, &fd);
     if (rc) {
-        ar_refuse(r, spare, (uint16_t)port, rc == -ECONNREFUSED ? OP_AF_FAIL_REFUSED : OP_AF_FAIL_OTHER,
-                  strerror(-rc));
+        ar_refuse(r, spare, (uint16_t)port,
+                  rc == -ECONNREFUSED ? OP_AF_FAIL_REFUSED
+                  : rc == -EBUSY      ? OP_AF_FAIL_LIMIT
+                                      : OP_AF_FAIL_OTHER,
+                  rc == -EBUSY ? "too many SSH sessions" : strerror(-rc));
         return;
     }
     struct conn *t = ar_conn_new(r, fd, K_TARGET, NULL);

@@ -33,5 +33,9 @@ int op_cmd_agent(int argc, char **argv);
 /* `outpost tcp` and `outpost proxy ls|use`: streams to workspace ports through a chosen region. */
 int op_cmd_tcp(int argc, char **argv);
 int op_cmd_proxy(int argc, char **argv);
+/* `outpost ssh`, `outpost config-ssh`, `outpost port-forward`: SSH and port forwarding over those streams. */
+int op_cmd_ssh(int argc, char **argv);
+int op_cmd_config_ssh(int argc, char **argv);
+int op_cmd_port_forward(int argc, char **argv);
 
 #endif

@@ -30,6 +30,12 @@ static const struct op_cmd commands[] = {
     {"agent", NULL, "Run the workspace agent (dials out to every region, carries streams)", op_cmd_agent},
     {"tcp", NULL, "Pipe stdin/stdout to a TCP port inside a workspace through a region", op_cmd_tcp},
     {"proxy", NULL, "Choose the region for outpost tcp (ls, use NAME|primary|auto)", op_cmd_proxy},
+    {"ssh", NULL, "SSH into a workspace through a region (the agent serves SSH; host key checked)",
+     op_cmd_ssh},
+    {"config-ssh", NULL, "Add a Host outpost.* section to ~/.ssh/config (ssh, scp, sftp, rsync)",
+     op_cmd_config_ssh},
+    {"port-forward", NULL, "Forward local TCP ports to ports inside a workspace through a region",
+     op_cmd_port_forward},
     {"version", NULL, "Print the version", cmd_version},
 };
 

@@ -25,6 +25,7 @@
 #include "cli/client.h"
 #include "cli/cmd.h"
 #include "cli/region.h"
+#include "cli/stream.h"
 #include "cli/workspaces.h"
 #include "core/common.h"
 #include "tls/client.h"
@@ -165,15 +166,15 @@ static int write_all(struct io *s, const char *p, size_t n)
     return 0;
 }
 
-/* Pipes stdin -> s and s -> stdout until s closes. */
-static int pipe_loop(struct io *s, const char *pre, size_t prelen)
+/* Pipes in_fd -> s and s -> out_fd until s closes. */
+static int pipe_loop(struct io *s, const char *pre, size_t prelen, int in_fd, int out_fd)
 {
     static char in[BUF], out[BUF];
     size_t inlen = 0, inoff = 0;
     bool in_eof = false, shut = false;
-    if (prelen && write(STDOUT_FILENO, pre, prelen) != (ssize_t)prelen) return EX_IOERR;
+    if (prelen && write(out_fd, pre, prelen) != (ssize_t)prelen) return EX_IOERR;
     for (;;) {
-        struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = (short)(!in_eof && inlen == inoff ? POLLIN : 0)},
+        struct pollfd p[2] = {{.fd = in_fd, .events = (short)(!in_eof && inlen == inoff ? POLLIN : 0)},
                               {.fd = s->fd, .events = POLLIN}};
         if (inoff < inlen || (s->tls && op_tlsc_wants_write(s->tls))) p[1].events |= POLLOUT;
         if (!(s->tls && op_tlsc_pending(s->tls)) && poll(p, 2, -1) < 0) {
@@ -181,7 +182,7 @@ static int pipe_loop(struct io *s, const char *pre, size_t prelen)
             return EX_IOERR;
         }
         if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t k = read(STDIN_FILENO, in, sizeof(in));
+            ssize_t k = read(in_fd, in, sizeof(in));
             if (k <= 0) {
                 in_eof = true;
             } else {
@@ -205,7 +206,7 @@ static int pipe_loop(struct io *s, const char *pre, size_t prelen)
             if (k == -EAGAIN) break;
             if (k <= 0) return k == 0 ? 0 : EX_IOERR; /* the workspace side closed */
             for (ssize_t off = 0; off < k;) {
-                ssize_t w = write(STDOUT_FILENO, out + off, (size_t)(k - off));
+                ssize_t w = write(out_fd, out + off, (size_t)(k - off));
                 if (w <= 0) return EX_IOERR;
                 off += w;
             }
@@ -213,13 +214,13 @@ static int pipe_loop(struct io *s, const char *pre, size_t prelen)
     }
 }
 
-static int fail_answer(const char *head, const char *body, const char *region)
+static int fail_answer(const char *cmd, const char *head, const char *body, const char *region)
 {
     int code = 0;
     sscanf(head, "HTTP/1.%*1[01] %3d", &code);
     cJSON *j = cJSON_Parse(body);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-    fprintf(stderr, "outpost tcp: region %s refused the stream (HTTP %d): %s\n", region, code,
+    fprintf(stderr, "%s: region %s refused the stream (HTTP %d): %s\n", cmd, region, code,
             cJSON_IsString(m) ? m->valuestring : "no message");
     cJSON_Delete(j);
     return code == 401 || code == 403 ? EX_NOPERM : code == 404 ? EX_DATAERR : EX_UNAVAILABLE;
@@ -272,12 +273,29 @@ int op_cmd_tcp(int argc, char **argv)
     int rc = op_client_load(&c, true, true);
     if (rc) return rc;
     uint64_t t0 = mono_ms();
-    char agent_id[64], full[200];
-    if ((rc = op_cli_find_agent(&c, "outpost tcp", argv[optind], agent_id, sizeof(agent_id), full,
-                                sizeof(full))))
+    struct op_cli_target t;
+    if ((rc = op_cli_target_resolve(&c, "outpost tcp", argv[optind], proxy, verbose, &t))) return rc;
+    return op_cli_stream_pipe(&c, "outpost tcp", &t, port, verbose ? t0 : 0, STDIN_FILENO, STDOUT_FILENO);
+}
+
+int op_cli_target_resolve(const struct op_client *c, const char *cmd, const char *workspace,
+                          const char *proxy, bool verbose, struct op_cli_target *t)
+{
+    int rc;
+    memset(t, 0, sizeof(*t));
+    if ((rc = op_cli_find_agent_key(c, cmd, workspace, t->agent_id, sizeof(t->agent_id), t->full,
+                                    sizeof(t->full), t->ssh_host_key, sizeof(t->ssh_host_key))))
         return rc;
-    struct op_cli_region region;
-    if ((rc = op_cli_pick(&c, "outpost tcp", proxy, &region, verbose))) return rc;
+    return op_cli_pick(c, cmd, proxy, &t->region, verbose);
+}
+
+int op_cli_stream_pipe(const struct op_client *c, const char *cmd, const struct op_cli_target *t, long port,
+                       uint64_t verbose_t0, int in_fd, int out_fd)
+{
+    int rc;
+    uint64_t t0 = verbose_t0;
+    const char *agent_id = t->agent_id, *full = t->full;
+    const struct op_cli_region region = t->region;
     /* The connect token: one minute, this user, this agent, this port, this region. */
     cJSON *body = cJSON_CreateObject();
     cJSON_AddNumberToObject(body, "port", (double)port);
@@ -285,12 +303,13 @@ int op_cmd_tcp(int argc, char **argv)
     char path[300];
     snprintf(path, sizeof(path), "/api/v2/workspaceagents/%s/connect-token", agent_id);
     struct op_client_resp r;
-    rc = op_client_call(&c, "POST", path, body, &r);
+    rc = op_client_call(c, "POST", path, body, &r);
     cJSON_Delete(body);
     if (rc) return rc;
     const cJSON *tok = cJSON_GetObjectItemCaseSensitive(r.json, "signed_token");
     if (r.status != 200 || !cJSON_IsString(tok)) {
-        rc = op_client_fail("tcp", "getting a connect token failed", &r);
+        rc = op_client_fail(cmd + (strncmp(cmd, "outpost ", 8) == 0 ? 8 : 0),
+                            "getting a connect token failed", &r);
         op_client_resp_free(&r);
         return rc;
     }
@@ -302,7 +321,7 @@ int op_cmd_tcp(int argc, char **argv)
     struct op_tlsc_ctx *ctx = NULL;
     char hostport[300], err[400];
     if ((rc = dial(region.url, &s, &ctx, hostport, sizeof(hostport), err, sizeof(err)))) {
-        fprintf(stderr, "outpost tcp: region %s (%s): %s\n", region.name, region.url, err);
+        fprintf(stderr, "%s: region %s (%s): %s\n", cmd, region.name, region.url, err);
         goto out;
     }
     char req[3000];
@@ -314,7 +333,7 @@ int op_cmd_tcp(int argc, char **argv)
     memset(token, 0, sizeof(token));
     fcntl(s.fd, F_SETFL, fcntl(s.fd, F_GETFL) | O_NONBLOCK);
     if (write_all(&s, req, (size_t)n) != 0) {
-        fprintf(stderr, "outpost tcp: region %s: cannot send the request\n", region.name);
+        fprintf(stderr, "%s: region %s: cannot send the request\n", cmd, region.name);
         rc = EX_UNAVAILABLE;
         goto out;
     }
@@ -329,7 +348,7 @@ int op_cmd_tcp(int argc, char **argv)
         if (k == -EAGAIN) {
             if (mono_ms() > deadline || wait_io(&s, false, 1000) == -ETIMEDOUT) {
                 if (mono_ms() <= deadline) continue;
-                fprintf(stderr, "outpost tcp: region %s did not answer within 15 s\n", region.name);
+                fprintf(stderr, "%s: region %s did not answer within 15 s\n", cmd, region.name);
                 rc = EX_UNAVAILABLE;
                 goto out;
             }
@@ -338,11 +357,10 @@ int op_cmd_tcp(int argc, char **argv)
         if (k <= 0) {
             head[hl] = '\0';
             if (hl) {
-                rc = fail_answer(head, strstr(head, "\r\n\r\n") ? strstr(head, "\r\n\r\n") + 4 : "",
+                rc = fail_answer(cmd, head, strstr(head, "\r\n\r\n") ? strstr(head, "\r\n\r\n") + 4 : "",
                                  region.name);
             } else {
-                fprintf(stderr, "outpost tcp: region %s closed the connection without answering\n",
-                        region.name);
+                fprintf(stderr, "%s: region %s closed the connection without answering\n", cmd, region.name);
                 rc = EX_UNAVAILABLE;
             }
             goto out;
@@ -351,7 +369,7 @@ int op_cmd_tcp(int argc, char **argv)
         head[hl] = '\0';
         hend = strstr(head, "\r\n\r\n");
         if (!hend && hl == sizeof(head) - 1) {
-            fprintf(stderr, "outpost tcp: region %s sent an oversized answer\n", region.name);
+            fprintf(stderr, "%s: region %s sent an oversized answer\n", cmd, region.name);
             rc = EX_PROTOCOL;
             goto out;
         }
@@ -373,17 +391,16 @@ int op_cmd_tcp(int argc, char **argv)
             have += (size_t)k;
             head[hl] = '\0';
         }
-        rc = fail_answer(head, hend + 4, region.name);
+        rc = fail_answer(cmd, head, hend + 4, region.name);
         goto out;
     }
-    if (verbose)
-        fprintf(
-            stderr,
-            "outpost tcp: %s port %ld through region %s: stream open in %llu ms (%llu ms after the token)\n",
-            full, port, region.name, (unsigned long long)(mono_ms() - t0),
-            (unsigned long long)(mono_ms() - t1));
+    if (t0)
+        fprintf(stderr,
+                "%s: %s port %ld through region %s: stream open in %llu ms (%llu ms after the token)\n", cmd,
+                full, port, region.name, (unsigned long long)(mono_ms() - t0),
+                (unsigned long long)(mono_ms() - t1));
     size_t pre = hl - (size_t)(hend + 4 - head);
-    rc = pipe_loop(&s, hend + 4, pre);
+    rc = pipe_loop(&s, hend + 4, pre, in_fd, out_fd);
 out:
     op_tlsc_free(s.tls);
     op_tlsc_ctx_free(ctx);

@@ -503,6 +503,13 @@ int op_cmd_agent_token(int argc, char **argv)
 int op_cli_find_agent(const struct op_client *c, const char *cmd, const char *arg, char *agent_id,
                       size_t idlen, char *full, size_t fulllen)
 {
+    char key[8];
+    return op_cli_find_agent_key(c, cmd, arg, agent_id, idlen, full, fulllen, key, sizeof(key));
+}
+
+int op_cli_find_agent_key(const struct op_client *c, const char *cmd, const char *arg, char *agent_id,
+                          size_t idlen, char *full, size_t fulllen, char *key, size_t keylen)
+{
     struct ws_ref ref;
     cJSON *ws = NULL;
     int rc = parse_ref(cmd, arg, true, &ref);
@@ -514,6 +521,7 @@ int op_cli_find_agent(const struct op_client *c, const char *cmd, const char *ar
     }
     snprintf(agent_id, idlen, "%s", jstr(found, "id"));
     snprintf(full, fulllen, "%s/%s.%s", jstr(ws, "owner_name"), jstr(ws, "name"), jstr(found, "name"));
+    snprintf(key, keylen, "%s", jstr(found, "ssh_host_key"));
     cJSON_Delete(ws);
     return 0;
 }

@@ -13,5 +13,8 @@
  * sysexits code on failure (EX_USAGE malformed, EX_DATAERR not found or ambiguous, or the call's). */
 int op_cli_find_agent(const struct op_client *c, const char *cmd, const char *arg, char *agent_id,
                       size_t idlen, char *full, size_t fulllen);
+/* The same, also copying the agent's reported SSH host key ("" when none). */
+int op_cli_find_agent_key(const struct op_client *c, const char *cmd, const char *arg, char *agent_id,
+                          size_t idlen, char *full, size_t fulllen, char *key, size_t keylen);
 
 #endif

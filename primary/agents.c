@@ -288,6 +288,17 @@ static char *normalize_regions(const cJSON *regions, char *detail, size_t dlen)
     return cJSON_PrintUnformatted(regions);
 }
 
+/* An agent's SSH host key as it reports it: "ssh-ed25519 " and base64 (an ed25519 key is 68 characters). */
+static bool ssh_key_ok(const char *k)
+{
+    if (strncmp(k, "ssh-ed25519 ", 12) != 0 || strlen(k) > 12 + 200 || !k[12]) return false;
+    for (const char *p = k + 12; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '+' ||
+              *p == '/' || *p == '='))
+            return false;
+    return true;
+}
+
 static const char *const lifecycle_states[] = {
     "created",       "starting",         "start_timeout",  "start_error", "ready",
     "shutting_down", "shutdown_timeout", "shutdown_error", "off",
@@ -304,6 +315,7 @@ void op_api_agent_report(struct op_primary *p, const struct op_agent_auth *a,
     const char *life = op_json_str(body, "lifecycle_state", &bad);
     const char *strs[3] = {op_json_str(body, "version", &bad), op_json_str(body, "operating_system", &bad),
                            op_json_str(body, "architecture", &bad)};
+    const char *host_key = op_json_str(body, "ssh_host_key", &bad);
     const cJSON *j;
     if (bad) {
         field = "body";
@@ -331,6 +343,10 @@ void op_api_agent_report(struct op_primary *p, const struct op_agent_auth *a,
             snprintf(detail, sizeof(detail), "at most 64 characters");
         }
     }
+    if (!field && host_key && !ssh_key_ok(host_key)) {
+        field = "ssh_host_key";
+        snprintf(detail, sizeof(detail), "expected \"ssh-ed25519 <base64>\"");
+    }
     if (field) {
         op_api_validation(resp, 400, "Invalid agent report.", field, detail);
         goto out;
@@ -348,7 +364,8 @@ void op_api_agent_report(struct op_primary *p, const struct op_agent_auth *a,
                " apps = COALESCE(?3, apps), listening_ports = COALESCE(?4, listening_ports),"
                " regions = COALESCE(?5, regions), lifecycle_state = COALESCE(?6, lifecycle_state),"
                " version = COALESCE(?7, version), operating_system = COALESCE(?8, operating_system),"
-               " architecture = COALESCE(?9, architecture) WHERE id = ?10");
+               " architecture = COALESCE(?9, architecture), ssh_host_key = COALESCE(?11, ssh_host_key)"
+               " WHERE id = ?10");
     rc = -EIO;
     if (st) {
         sqlite3_bind_int64(st, 1, now);
@@ -357,6 +374,7 @@ void op_api_agent_report(struct op_primary *p, const struct op_agent_auth *a,
         for (int i = 0; i < 7; i++)
             if (vals[i]) sqlite3_bind_text(st, 3 + i, vals[i], -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 10, a->id, -1, SQLITE_STATIC);
+        if (host_key) sqlite3_bind_text(st, 11, host_key, -1, SQLITE_STATIC);
         rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(p->db) == 1 ? 0 : -EIO;
         sqlite3_finalize(st);
     }

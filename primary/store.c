@@ -74,6 +74,8 @@ static const char *const migrations[] = {
     "  apps TEXT NOT NULL DEFAULT '[]', listening_ports TEXT NOT NULL DEFAULT '[]',"
     "  regions TEXT NOT NULL DEFAULT '[]');"
     "CREATE UNIQUE INDEX workspace_agents_name_idx ON workspace_agents (workspace_id, lower(name));",
+    /* 3: the SSH host public key an agent reports ("ssh-ed25519 AAAA..."), '' until it does. */
+    "ALTER TABLE workspace_agents ADD COLUMN ssh_host_key TEXT NOT NULL DEFAULT '';",
 };
 
 int64_t op_wall_ms(void)

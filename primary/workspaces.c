@@ -17,7 +17,7 @@
 #define AGENT_COLS                                                                                           \
     "id, workspace_id, name, connection_timeout_ms, created_at, updated_at, first_connected_at,"             \
     " last_connected_at, disconnected_at, lifecycle_state, version, operating_system, architecture, apps,"   \
-    " listening_ports, regions"
+    " listening_ports, regions, ssh_host_key"
 #define WS_COLS "w.id, w.owner_id, u.username, w.name, w.created_at, w.updated_at"
 
 int op_agent_new_token(const char *agent_id, char token[OP_AGENT_TOKEN_LEN + 1], uint8_t hash[OP_SHA256_LEN])
@@ -89,6 +89,7 @@ static cJSON *agent_json_row(struct op_primary *p, sqlite3_stmt *st)
     add_array(o, "apps", op_col_text(st, 13));
     add_array(o, "listening_ports", op_col_text(st, 14));
     add_array(o, "regions", op_col_text(st, 15));
+    cJSON_AddStringToObject(o, "ssh_host_key", op_col_text(st, 16));
     cJSON *h = cJSON_AddObjectToObject(o, "health");
     bool ok = strcmp(status, "connected") == 0;
     cJSON_AddBoolToObject(h, "healthy", ok);
