@@ -252,6 +252,23 @@ int op_client_get_object(const struct op_client *c, const char *path, const char
     return rc;
 }
 
+int op_client_delete(const struct op_client *c, const char *path, const char *failcmd, const char *what,
+                     const char *done)
+{
+    struct op_client_resp r;
+    int rc = op_client_call(c, "DELETE", path, NULL, &r);
+    if (rc) return rc;
+    if (r.status != 200) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "deleting the %s failed", what);
+        rc = op_client_fail(failcmd, msg, &r);
+    } else {
+        printf("%s\n", done);
+    }
+    op_client_resp_free(&r);
+    return rc;
+}
+
 int op_client_fail(const char *cmd, const char *what, const struct op_client_resp *r)
 {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(r->json, "message");

@@ -76,6 +76,11 @@ void op_client_resp_free(struct op_client_resp *r);
 int op_client_get_object(const struct op_client *c, const char *path, const char *cmd, const char *failcmd,
                          const char *what, const char *ref, cJSON **obj);
 
+/* DELETE path: a 200 prints done (one line) on stdout (0); any other answer goes to
+ * op_client_fail(failcmd, "deleting the <what> failed"). */
+int op_client_delete(const struct op_client *c, const char *path, const char *failcmd, const char *what,
+                     const char *done);
+
 /* Prints "<cmd>: <what>: <message> (<detail>)" from a Coder error body and maps the status to a
  * sysexits code (401/403 EX_NOPERM, 404/400/409 EX_DATAERR, 5xx EX_UNAVAILABLE, other EX_PROTOCOL). */
 int op_client_fail(const char *cmd, const char *what, const struct op_client_resp *r);

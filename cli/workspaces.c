@@ -441,17 +441,11 @@ int op_cmd_delete(int argc, char **argv)
             return rc;
         }
     }
-    char path[200];
+    char path[200], done[300];
     snprintf(path, sizeof(path), "/api/v2/workspaces/%s", jstr(ws, "id"));
+    snprintf(done, sizeof(done), "Workspace \"%s\" deleted successfully", full);
     cJSON_Delete(ws);
-    struct op_client_resp r;
-    if ((rc = op_client_call(&k.c, "DELETE", path, NULL, &r)) != 0) return rc;
-    if (r.status != 200)
-        rc = op_client_fail("delete", "deleting the workspace failed", &r);
-    else
-        printf("Workspace \"%s\" deleted successfully\n", full);
-    op_client_resp_free(&r);
-    return rc;
+    return op_client_delete(&k.c, path, "delete", "workspace", done);
 }
 
 int op_cmd_agent_token(int argc, char **argv)

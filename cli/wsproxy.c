@@ -470,17 +470,11 @@ static int cmd_delete(int argc, char **argv)
             return rc;
         }
     }
-    char path[600];
+    char path[600], done[200];
     snprintf(path, sizeof(path), "/api/v2/workspaceproxies/%s", op_wsp_jstr(cur, "id"));
+    snprintf(done, sizeof(done), "Workspace proxy \"%s\" deleted successfully", ref);
     cJSON_Delete(cur);
-    struct op_client_resp r;
-    if ((rc = op_client_call(&k.c, "DELETE", path, NULL, &r)) != 0) return rc;
-    if (r.status != 200)
-        rc = op_client_fail("delete", "deleting the workspace proxy failed", &r);
-    else
-        printf("Workspace proxy \"%s\" deleted successfully\n", ref);
-    op_client_resp_free(&r);
-    return rc;
+    return op_client_delete(&k.c, path, "delete", "workspace proxy", done);
 }
 
 static int cmd_regen(int argc, char **argv)
