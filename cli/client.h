@@ -145,6 +145,10 @@ int op_cli_opt(struct op_cli *k, int argc, char **argv, const char *shortopts, c
 int op_cli_no_args(const struct op_cli *k, int argc, char **argv, const char *hint);
 /* The one argument after the options, or NULL after "<cmd>: exactly one argument <what> is required". */
 const char *op_cli_one_arg(const struct op_cli *k, int argc, char **argv, const char *what);
+/* The -c choice (dflt without one) among all nnames columns of a listing command: the ids go to cols
+ * (room for OP_TABLE_MAX_COLS); returns their count, 0 when -o is not table, or -1 after op_out_columns'
+ * message. */
+int op_cli_columns(const struct op_cli *k, const char *dflt, const char *const *names, int nnames, int *cols);
 /* EX_USAGE after "<cmd>: --output must be <formats>" when -o chose fmt, which the command does not print. */
 int op_cli_refuse_format(const struct op_cli *k, enum op_out_format fmt);
 

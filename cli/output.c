@@ -99,3 +99,13 @@ int op_cli_refuse_format(const struct op_cli *k, enum op_out_format fmt)
     fprintf(stderr, "%s: --output must be %s\n", k->cmd, k->formats);
     return EX_USAGE;
 }
+
+int op_cli_columns(const struct op_cli *k, const char *dflt, const char *const *names, int nnames, int *cols)
+{
+    if (k->o.fmt != OP_OUT_TABLE) return 0;
+    int allowed[64];
+    nnames = OP_MIN(nnames, (int)OP_ARRAY_LEN(allowed));
+    for (int i = 0; i < nnames; i++)
+        allowed[i] = i;
+    return op_out_columns(k->cmd, k->o.columns ? k->o.columns : dflt, names, allowed, nnames, cols);
+}

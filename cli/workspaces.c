@@ -369,14 +369,9 @@ int op_cmd_list(int argc, char **argv)
     if (opt == OP_CLI_EXIT) return k.rc;
     if ((rc = op_cli_no_args(&k, argc, argv, "")) != 0 || (rc = op_cli_refuse_format(&k, OP_OUT_TEXT)) != 0)
         return rc;
-    int allowed[C_NCOLS], cols[OP_TABLE_MAX_COLS], ncols = 0;
-    for (int i = 0; i < C_NCOLS; i++)
-        allowed[i] = i;
-    if (k.o.fmt == OP_OUT_TABLE) {
-        ncols = op_out_columns(k.cmd, k.o.columns ? k.o.columns : "workspace,agent,status,apps,ports,regions",
-                               col_names, allowed, C_NCOLS, cols);
-        if (ncols < 0) return EX_USAGE;
-    }
+    int cols[OP_TABLE_MAX_COLS];
+    int ncols = op_cli_columns(&k, "workspace,agent,status,apps,ports,regions", col_names, C_NCOLS, cols);
+    if (ncols < 0) return EX_USAGE;
     if ((rc = op_client_load(&k.c, true, true)) != 0) return rc;
     struct op_client_resp r;
     if ((rc = op_client_call(&k.c, "GET", all ? "/api/v2/workspaces" : "/api/v2/workspaces?q=owner:me", NULL,
