@@ -6,6 +6,7 @@ for `OPEN host:port`, dial it and answer `OK` or `ERR <code> <reason>`, then rel
 fake_agent.py --primary URL --token AGENT_TOKEN --region URL [--region URL ...] [--max-spares N]
               [--refuse-port P]   (answer ERR 2 forbidden for port P, to test the region's 502)
               [--no-spares]       (open no spare at all, to test a region's wait bound)
+              [--no-pong]         (never answer PING, to test a region's heartbeat; no reconnect)
 Prints "control up <region url> <region name> spares=<wanted>" per region when WELCOME arrives. Stdlib only.
 """
 import argparse
@@ -141,7 +142,8 @@ def control(region, args):
                     for _ in range(0 if args.no_spares else count):
                         threading.Thread(target=spare, args=(region, args), daemon=True).start()
                 elif t == PING:
-                    s.sendall(frame(PONG, p))
+                    if not args.no_pong:
+                        s.sendall(frame(PONG, p))
                 elif t == SPARES:
                     (count,) = struct.unpack(">H", p)
                     for _ in range(0 if args.no_spares else count):
@@ -151,6 +153,8 @@ def control(region, args):
                     break
         except Exception as e:
             log("control", region, "lost:", e)
+        if args.no_pong:
+            return
         time.sleep(1)
 
 
@@ -162,6 +166,7 @@ def main():
     ap.add_argument("--max-spares", type=int, default=8)
     ap.add_argument("--refuse-port", type=int, default=-1)
     ap.add_argument("--no-spares", action="store_true")
+    ap.add_argument("--no-pong", action="store_true")
     args = ap.parse_args()
     cred["token"] = fetch_credential(args.primary, args.token)
     for r in args.region:
