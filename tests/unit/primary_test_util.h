@@ -3,6 +3,7 @@
 #define OP_PRIMARY_TEST_UTIL_H
 
 #include <cjson/cJSON.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,63 @@ static const char *t_str(const cJSON *o, const char *path)
 static bool t_streq(const char *a, const char *b)
 {
     return a && b && strcmp(a, b) == 0;
+}
+
+/* The secrets (tokens, passwords) a test handed out, to check that none is stored in plaintext. */
+struct t_secrets {
+    char s[64][200];
+    int n;
+};
+
+static inline void t_remember(struct t_secrets *k, const char *s)
+{
+    if (s && k->n < 64) snprintf(k->s[k->n++], sizeof(k->s[0]), "%s", s);
+}
+
+/* True if needle occurs in the bytes of file. */
+static inline bool t_file_contains(const char *file, const char *needle)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) return false;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    bool found = memmem(buf, got, needle, strlen(needle)) != NULL;
+    free(buf);
+    return found;
+}
+
+/* How many times a remembered secret occurs in the database files of dir (each one printed). */
+static inline int t_plaintext_hits(const struct t_secrets *k, const char *dir)
+{
+    const char *files[] = {"outpost.db", "outpost.db-wal", "outpost.db-shm"};
+    int hits = 0;
+    for (int i = 0; i < k->n; i++) {
+        for (size_t f = 0; f < 3; f++) {
+            char path[400];
+            snprintf(path, sizeof(path), "%s/%s", dir, files[f]);
+            if (t_file_contains(path, k->s[i])) {
+                printf("    secret #%d found in %s\n", i, files[f]);
+                hits++;
+            }
+        }
+    }
+    return hits;
+}
+
+static inline int t_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Removes dir and everything below it. */
+static inline void t_rm_rf(const char *dir)
+{
+    nftw(dir, t_rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 #endif

@@ -13,46 +13,18 @@
 #include "tests/unit/primary_test_util.h"
 
 static char dir[256];
-static char secrets[32][200];
-static int nsecrets;
+static struct t_secrets secrets;
 
 static void remember(const char *s)
 {
-    if (s && nsecrets < 32) snprintf(secrets[nsecrets++], sizeof(secrets[0]), "%s", s);
-}
-
-/* True if needle occurs in the bytes of file. */
-static bool file_contains(const char *file, const char *needle)
-{
-    FILE *f = fopen(file, "rb");
-    if (!f) return false;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    bool found = memmem(buf, got, needle, strlen(needle)) != NULL;
-    free(buf);
-    return found;
+    t_remember(&secrets, s);
 }
 
 static void check_no_plaintext(const char *when)
 {
-    const char *files[] = {"outpost.db", "outpost.db-wal", "outpost.db-shm"};
-    int hits = 0;
-    for (int i = 0; i < nsecrets; i++) {
-        for (size_t f = 0; f < 3; f++) {
-            char path[400];
-            snprintf(path, sizeof(path), "%s/%s", dir, files[f]);
-            if (file_contains(path, secrets[i])) {
-                printf("    secret #%d found in %s\n", i, files[f]);
-                hits++;
-            }
-        }
-    }
-    CHECK(hits == 0 && nsecrets >= 6,
-          "%s: none of %d secrets (tokens, password) appears in the database files", when, nsecrets);
+    int hits = t_plaintext_hits(&secrets, dir);
+    CHECK(hits == 0 && secrets.n >= 6,
+          "%s: none of %d secrets (tokens, password) appears in the database files", when, secrets.n);
 }
 
 static struct op_primary *open_primary(void)
@@ -683,14 +655,6 @@ static void test_rotation_and_expiry(struct op_primary *p, const char *owner)
           stt.st_mode & 0777);
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/outpost-primary-api-XXXXXX");
@@ -707,6 +671,6 @@ int main(void)
     test_restart(owner);
     free(owner);
     free(member);
-    nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    t_rm_rf(dir);
     return check_report("primary API");
 }

@@ -176,12 +176,6 @@ static bool flip_unhealthy(struct op_primary *p)
     return done;
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 /* A second primary with 9 proxies that all point at one server which holds each probe 0.6 s and records
  * the highest number of probes it saw at once: the checker must never run more than 5 in parallel. */
 static void test_parallel_cap(void)
@@ -251,7 +245,7 @@ static void test_parallel_cap(void)
     CHECK(took >= 1.1, "9 probes of 0.6 s with 5 slots need two waves (%.2f s)", took);
     op_primary_close(p);
     free(tok);
-    nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    t_rm_rf(dir);
 }
 
 int main(void)
@@ -387,6 +381,6 @@ int main(void)
     for (size_t i = 0; i < OP_ARRAY_LEN(targets); i++)
         free(targets[i].token);
     free(g_tok);
-    nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    t_rm_rf(dir);
     return check_report("primary health checker");
 }

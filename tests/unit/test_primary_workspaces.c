@@ -22,12 +22,11 @@
 #define TIMEOUT_MS   1000
 
 static char dir[256];
-static char secrets[64][200];
-static int nsecrets;
+static struct t_secrets secrets;
 
 static void remember(const char *s)
 {
-    if (s && nsecrets < 64) snprintf(secrets[nsecrets++], sizeof(secrets[0]), "%s", s);
+    t_remember(&secrets, s);
 }
 
 static void sleep_ms(int ms)
@@ -593,44 +592,11 @@ static void test_delete(struct op_primary *p, const char *owner, const char *ali
            "the deleted user's session is refused");
 }
 
-static bool file_contains(const char *file, const char *needle)
-{
-    FILE *f = fopen(file, "rb");
-    if (!f) return false;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    bool found = memmem(buf, got, needle, strlen(needle)) != NULL;
-    free(buf);
-    return found;
-}
-
 static void check_no_plaintext(const char *when)
 {
-    const char *files[] = {"outpost.db", "outpost.db-wal", "outpost.db-shm"};
-    int hits = 0;
-    for (int i = 0; i < nsecrets; i++)
-        for (size_t f = 0; f < 3; f++) {
-            char path[400];
-            snprintf(path, sizeof(path), "%s/%s", dir, files[f]);
-            if (file_contains(path, secrets[i])) {
-                printf("    secret #%d found in %s\n", i, files[f]);
-                hits++;
-            }
-        }
-    CHECK(hits == 0 && nsecrets >= 12,
-          "%s: none of %d secrets (agent tokens, sessions, passwords) is in the database", when, nsecrets);
-}
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    int hits = t_plaintext_hits(&secrets, dir);
+    CHECK(hits == 0 && secrets.n >= 12,
+          "%s: none of %d secrets (agent tokens, sessions, passwords) is in the database", when, secrets.n);
 }
 
 int main(void)
@@ -661,6 +627,6 @@ int main(void)
     free(owner);
     free(alice);
     free(carol);
-    nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    t_rm_rf(dir);
     return check_report("primary workspaces, users and agents");
 }
