@@ -378,11 +378,7 @@ void op_api_agent_report(struct op_primary *p, const struct op_agent_auth *a,
         rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(p->db) == 1 ? 0 : -EIO;
         sqlite3_finalize(st);
     }
-    if (rc || op_store_commit(p)) {
-        op_store_rollback(p);
-        op_api_error(resp, 500, "Internal error storing the agent report.", NULL);
-        goto out;
-    }
+    if (!op_api_commit(p, rc, resp, "Internal error storing the agent report.", false)) goto out;
     if (stopping)
         op_info("agents", "agent %s of %s/%s is stopping (%s)", a->name, a->owner_name, a->workspace_name,
                 life);

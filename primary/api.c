@@ -42,6 +42,15 @@ void op_api_error(struct op_app_response *resp, int status, const char *message,
     op_api_json(resp, status, error_obj(message, detail));
 }
 
+bool op_api_commit(struct op_primary *p, int rc, struct op_app_response *resp, const char *message,
+                   bool db_detail)
+{
+    if (!rc && !op_store_commit(p)) return true;
+    op_store_rollback(p);
+    op_api_error(resp, 500, message, db_detail ? sqlite3_errmsg(p->db) : NULL);
+    return false;
+}
+
 void op_api_lookup_error(struct op_app_response *resp, int rc)
 {
     op_api_error(resp, rc == -ENOENT ? 404 : 500, rc == -ENOENT ? OP_NOT_FOUND_MSG : "Internal error.", NULL);

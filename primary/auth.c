@@ -145,11 +145,7 @@ void op_api_users_first_post(struct op_primary *p, const struct op_app_request *
         goto out;
     }
     int rc = op_user_insert(p, id, username, email, name, hashed, true);
-    if (rc || op_store_commit(p)) {
-        op_store_rollback(p);
-        op_api_error(resp, 500, "Internal error creating user.", sqlite3_errmsg(p->db));
-        goto out;
-    }
+    if (!op_api_commit(p, rc, resp, "Internal error creating user.", true)) goto out;
     op_info("auth", "created the first user (owner) %s", username);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "user_id", id);

@@ -70,6 +70,11 @@ const char *op_col_text(sqlite3_stmt *st, int col);
 void op_api_error(struct op_app_response *resp, int status, const char *message, const char *detail);
 /* Answers a failed lookup or access check: 404 (OP_NOT_FOUND_MSG) for -ENOENT, else 500 "Internal error.". */
 void op_api_lookup_error(struct op_app_response *resp, int rc);
+/* Ends the transaction of a change: commits when rc is 0. Otherwise, or when the commit fails, rolls back and
+ * answers 500 with message (the detail: the database's error message when db_detail, else none) and
+ * returns false. */
+bool op_api_commit(struct op_primary *p, int rc, struct op_app_response *resp, const char *message,
+                   bool db_detail);
 /* Error with one validation {field, detail}. */
 void op_api_validation(struct op_app_response *resp, int status, const char *message, const char *field,
                        const char *detail);

@@ -299,11 +299,7 @@ void op_api_proxy_create(struct op_primary *p, const struct op_app_request *req,
         }
         sqlite3_finalize(st);
     }
-    if (rc || op_store_commit(p)) {
-        op_store_rollback(p);
-        op_api_error(resp, 500, "Internal error creating workspace proxy.", sqlite3_errmsg(p->db));
-        goto out;
-    }
+    if (!op_api_commit(p, rc, resp, "Internal error creating workspace proxy.", true)) goto out;
     op_info("proxies", "created workspace proxy %s (%s)", r.name, r.id);
     respond_changed(p, resp, 201, &r, secret);
 out:
@@ -337,11 +333,7 @@ static void patch_primary(struct op_primary *p, const char *name, const char *dn
     int rc = op_store_begin(p);
     if (!rc && dn && *dn) rc = op_store_set_config(p, "primary_display_name", dn);
     if (!rc && icon && *icon) rc = op_store_set_config(p, "primary_icon", icon);
-    if (rc || op_store_commit(p)) {
-        op_store_rollback(p);
-        op_api_error(resp, 500, "Internal error updating the primary proxy.", NULL);
-        return;
-    }
+    if (!op_api_commit(p, rc, resp, "Internal error updating the primary proxy.", false)) return;
     respond_update(p, resp, 200, NULL, NULL);
 }
 
@@ -404,11 +396,7 @@ void op_api_proxy_patch(struct op_primary *p, const char *ref, const struct op_a
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
         sqlite3_finalize(st);
     }
-    if (rc || op_store_commit(p)) {
-        op_store_rollback(p);
-        op_api_error(resp, 500, "Internal error updating workspace proxy.", sqlite3_errmsg(p->db));
-        goto out;
-    }
+    if (!op_api_commit(p, rc, resp, "Internal error updating workspace proxy.", true)) goto out;
     if (regenerate) op_info("proxies", "regenerated the token of workspace proxy %s", r.name);
     respond_changed(p, resp, 200, &r, regenerate ? secret : NULL);
     op_secure_zero(secret, sizeof(secret));
@@ -451,11 +439,7 @@ void op_api_proxy_delete(struct op_primary *p, const char *ref, struct op_app_re
             sqlite3_finalize(st);
         }
     }
-    if (rc || op_store_commit(p)) {
-        op_store_rollback(p);
-        op_api_error(resp, 500, "Internal error deleting workspace proxy.", NULL);
-        return;
-    }
+    if (!op_api_commit(p, rc, resp, "Internal error deleting workspace proxy.", false)) return;
     op_info("proxies", "deleted workspace proxy %s (%s)", r.name, r.id);
     op_api_error(resp, 200, "Proxy has been deleted!", NULL);
     op_primary_force_health(p);

@@ -368,11 +368,7 @@ void op_api_proxy_deregister(struct op_primary *p, const struct op_proxy_auth *p
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
         sqlite3_finalize(st);
     }
-    if (rc || op_store_commit(p)) {
-        op_store_rollback(p);
-        op_api_error(resp, 500, "Internal error deregistering workspace proxy.", NULL);
-        goto out;
-    }
+    if (!op_api_commit(p, rc, resp, "Internal error deregistering workspace proxy.", false)) goto out;
     op_info("proxies", "proxy %s deregistered replica %s", px->name, replica);
     resp->status = 204;
     free(resp->body);

@@ -229,11 +229,7 @@ void op_api_users_create(struct op_primary *p, const struct op_user *u, const st
         goto out;
     }
     int rc = op_user_insert(p, id, username, email, name, hashed, owner);
-    if (rc || op_store_commit(p)) {
-        op_store_rollback(p);
-        op_api_error(resp, 500, "Internal error creating user.", sqlite3_errmsg(p->db));
-        goto out;
-    }
+    if (!op_api_commit(p, rc, resp, "Internal error creating user.", true)) goto out;
     op_info("users", "%s created user %s (%s)", u->username, username, owner ? "owner" : "member");
     cJSON *o = op_user_json(p, id);
     if (o)
@@ -293,11 +289,7 @@ void op_api_user_delete(struct op_primary *p, const struct op_user *u, const cha
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
         sqlite3_finalize(st);
     }
-    if (rc || op_store_commit(p)) {
-        op_store_rollback(p);
-        op_api_error(resp, 500, "Internal error deleting user.", NULL);
-        return;
-    }
+    if (!op_api_commit(p, rc, resp, "Internal error deleting user.", false)) return;
     op_info("users", "%s deleted user %s", u->username, who.username);
     op_api_error(resp, 200, "User has been deleted!", NULL);
 }
@@ -339,11 +331,7 @@ void op_api_user_roles(struct op_primary *p, const struct op_user *u, const char
     } else {
         rc = -EIO;
     }
-    if (rc || op_store_commit(p)) {
-        op_store_rollback(p);
-        op_api_error(resp, 500, "Internal error updating roles.", NULL);
-        goto out;
-    }
+    if (!op_api_commit(p, rc, resp, "Internal error updating roles.", false)) goto out;
     op_info("users", "%s made %s %s", u->username, who.username, owner ? "an owner" : "a member");
     cJSON *o = op_user_json(p, who.id);
     if (o)

@@ -455,11 +455,7 @@ void op_api_workspace_delete(struct op_primary *p, const struct op_user *u, cons
     } else {
         rc = -EIO;
     }
-    if (rc || op_store_commit(p)) {
-        op_store_rollback(p);
-        op_api_error(resp, 500, "Internal error deleting workspace.", NULL);
-        return;
-    }
+    if (!op_api_commit(p, rc, resp, "Internal error deleting workspace.", false)) return;
     op_info("workspaces", "%s deleted workspace %s", u->username, id);
     op_api_error(resp, 200, "Workspace has been deleted!", NULL);
 }
