@@ -77,9 +77,13 @@ static int on_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int 
     (void)ch;
     (void)is_stderr;
     struct chan *c = ud;
-    if (c->wfd >= 0 && !write_all(c->wfd, data, len) && c->wfd != c->rfd) {
-        close(c->wfd); /* a child that closed its stdin: what follows is dropped */
-        c->wfd = -1;
+    if (c->wfd >= 0 && !write_all(c->wfd, data, len)) {
+        if (c->wfd != c->rfd) { /* a child that closed its stdin: what follows is dropped, as sshd does */
+            close(c->wfd);
+            c->wfd = -1;
+        } else { /* a socket or PTY that broke or stopped reading: the channel ends, no byte is lost unseen */
+            c->peer_closed = true;
+        }
     }
     return (int)len; /* consumed (or dropped: the reader is gone) */
 }
