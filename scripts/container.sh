@@ -42,5 +42,5 @@ if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ] && command -v runc >/dev/nul
 nofile=$(ulimit -Hn)
 podman "${runtime[@]}" build --quiet --network host --from "$base" \
     --ulimit "nofile=$nofile:$nofile" --ulimit nproc=32768:32768 \
-    -f deploy/container/Dockerfile -t "$image" . >&2
+    --ignorefile deploy/container/Dockerfile.dockerignore -f deploy/container/Dockerfile -t "$image" . >&2
 echo "$image"
