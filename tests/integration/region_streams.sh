@@ -19,7 +19,7 @@ E=$(free_port)
 R=$(free_port) # the port the agent refuses (ERR 2)
 export CODER_CONFIG_DIR=$T/cli
 bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url http://127.0.0.1:$P --data-dir "$T/data" \
-    --proxy-health-interval 1s --agent-stream-limits spares=5,heartbeat=400ms
+    --proxy-health-interval 1s --agent-stream-limits spares=5,heartbeat=1s
 PRIMARY_PID=$LAST_PID
 wait_port $P
 "$OUTPOST" login http://127.0.0.1:$P --first-user-username admin --first-user-email a@b.c \
@@ -143,17 +143,17 @@ res=$(cat "$T"/wait?.out | sort)
 [ "$(grep -c '^502 .*no stream connection within 1000 ms' <<<"$res")" = 2 ] || fail "wait bound: $res"
 ok "no spare within the configured wait (1 s) -> 502 for both waiting clients"
 
-# The heartbeat (the primary runs with heartbeat=400ms): a control connection that never answers PING is
+# The heartbeat (the primary runs with heartbeat=1s): a control connection that never answers PING is
 # closed after three silent heartbeats, while the answering agents' connections stay up.
 t0=$(date +%s%N)
 bg silent-agent python3 "$ROOT/tests/lib/fake_agent.py" --primary http://127.0.0.1:$P \
     --token "$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-idle.log")" --region http://127.0.0.1:$P --no-spares --no-pong
-for i in $(seq 60); do grep -q 'lost' "$T/silent-agent.log" && break; sleep 0.1; done
+for i in $(seq 100); do grep -q 'lost' "$T/silent-agent.log" && break; sleep 0.1; done
 ms=$((($(date +%s%N) - t0) / 1000000))
 grep -q "^control up" "$T/silent-agent.log" && grep -q 'lost' "$T/silent-agent.log" || fail "silent agent not closed: $(cat "$T/silent-agent.log")"
 grep -q "agent $IDLE: no frame for three heartbeats" "$T/primary.log" || fail "no heartbeat log line"
 grep -q 'lost' "$T/agent.log" && fail "the answering agent lost a control connection: $(grep lost "$T/agent.log")"
-ok "a control connection that answers no PING is closed after three heartbeats (${ms} ms with heartbeat=400ms)"
+ok "a control connection that answers no PING is closed after three heartbeats (${ms} ms with heartbeat=1s)"
 
 # Set-up time through the proxy.
 TOK=$(SC token http://127.0.0.1:$P "$SESSION" "$AGENT" $E eu)
