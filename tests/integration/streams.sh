@@ -76,18 +76,23 @@ done
 for region in primary eu us; do
     mkdir -p "$T/many-$region"
     pids=()
+    # Each stream stays open until $release exists (bounded at 90 s), so "all open at once" does not
+    # depend on how fast 200 clients start on a loaded machine.
+    release="$T/many-$region/release"
     for i in $(seq 200); do
-        (printf 'stream %s via %s\n' $i $region; sleep 12) |
+        (printf 'stream %s via %s\n' $i $region
+            for ((w = 0; w < 900; w++)); do [ -e "$release" ] && break; sleep 0.1; done) |
             "$OUTPOST" tcp ws $E --proxy $region >"$T/many-$region/$i.out" 2>"$T/many-$region/$i.err" &
         pids+=($!)
     done
     peak=0
-    for ((k = 0; k < 150; k++)); do
+    for ((k = 0; k < 600; k++)); do
         n=$(ss -tnH state established "( sport = :$E )" | wc -l)
         [ "$n" -gt "$peak" ] && peak=$n
         [ "$peak" -ge 200 ] && break
         sleep 0.1
     done
+    touch "$release"
     bad=0
     for p in "${pids[@]}"; do wait $p || bad=$((bad + 1)); done
     for i in $(seq 200); do
