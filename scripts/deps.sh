@@ -43,7 +43,8 @@ BUILD_PKGS=(build-essential pkg-config dpkg-dev autoconf automake libtool
   libcurl4-openssl-dev libcjson-dev libsqlite3-dev libyaml-dev libssh-dev node-llhttp
   clang libclang-rt-14-dev clang-format)
 TEST_PKGS=(curl openssl socat python3 netcat-openbsd procps iproute2 wrk
-  openssh-client openssh-server openssh-sftp-server rsync)
+  openssh-client openssh-server openssh-sftp-server rsync
+  lintian yamllint systemd)
 # libssl-dev: the bench load generator's TLS client (bench/loadgen.c; bench tool only, not the product)
 BENCH_PKGS=(nginx libnginx-mod-stream haproxy wrk nghttp2-client gnuplot-nox
   linux-perf hyperfine libssl-dev openssl python3 util-linux iproute2)

@@ -30,13 +30,12 @@ printf '/etc/outpost.d/outpost-workspace-proxy.env\n/etc/outpost.d/outpost.env\n
     fail "conffiles"
 ok "package $(basename "$deb"): Depends $(cat "$T/depends"); binary, units, env conffiles, man pages, completion"
 
-if command -v lintian >/dev/null; then
+command -v lintian >/dev/null || fail "lintian is not installed (scripts/deps.sh installs it)"
+{
     lintian --fail-on error "$deb" >"$T/lintian.log" 2>&1 || fail "lintian: $(cat "$T/lintian.log")"
     grep -q '^E:' "$T/lintian.log" && fail "lintian errors: $(cat "$T/lintian.log")"
     ok "lintian: no errors ($(grep -c '^[WI]:' "$T/lintian.log") warnings/infos)"
-else
-    echo "lintian not installed: not run"
-fi
+}
 
 R=$T/root
 mkdir -p "$R/var/lib/dpkg/updates" "$R/var/lib/dpkg/info" "$R/etc"

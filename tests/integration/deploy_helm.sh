@@ -116,16 +116,15 @@ assert dep["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/componen
 PY
 ok "CODER_PROMETHEUS_ENABLE=true adds port 2112 and a ClusterIP metrics Service; replicas; workspaceProxy false runs outpost server"
 
-if command -v yamllint >/dev/null; then
+command -v yamllint >/dev/null || fail "yamllint is not installed (scripts/deps.sh installs it)"
+{
     cfg='{extends: default, rules: {line-length: {max: 130}, indentation: {indent-sequences: whatever}}}'
     for f in "$T/wsproxy.yaml" "$T/more.out" "$T/primary.out" "$CHART/values.yaml" "$CHART/Chart.yaml" \
         "$ROOT/tests/deploy/values-wsproxy.yaml"; do
         yamllint -f parsable -d "$cfg" "$f" >"$T/yamllint.log" 2>&1 || fail "yamllint $f: $(cat "$T/yamllint.log")"
     done
     ok "yamllint: the chart's values and the rendered manifests"
-else
-    echo "yamllint not installed: not run"
-fi
+}
 
 # --- container files ---
 if [ -f /usr/share/containers/seccomp.json ]; then

@@ -5,7 +5,7 @@
 #   there; `systemd-analyze security --offline=yes` scores the proxy at 2.5 ("OK") or better and the
 #   primary at 3.0 or better, with io_uring allowed by the syscall filter.
 . "$(dirname "$0")/../lib/common.sh"
-command -v systemd-analyze >/dev/null || { echo "systemd-analyze not installed"; exit 77; }
+command -v systemd-analyze >/dev/null || { echo "systemd-analyze is not installed (scripts/deps.sh installs systemd)"; exit 1; }
 UNITS=$ROOT/deploy/systemd
 mkdir -p "$T/units"
 for u in outpost.service outpost-workspace-proxy.service; do
