@@ -152,6 +152,25 @@ static inline int t_plaintext_hits(const struct t_secrets *k, const char *dir)
     return hits;
 }
 
+/* POST /api/v2/users/login as who (an e-mail): checks the 201 and the session token's shape and remembers
+ * its secret in k. Returns the token (the caller frees it) or NULL; *cookie (when given) tells whether the
+ * session cookie was set. */
+static inline char *t_login(struct op_primary *p, struct t_secrets *k, const char *who, const char *password,
+                            bool *cookie)
+{
+    char body[300];
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", who, password);
+    struct t_resp r = t_call(p, "POST", "/api/v2/users/login", body, NULL);
+    const char *tok = t_str(r.json, "session_token");
+    char *out = tok ? strdup(tok) : NULL;
+    CHECK(r.status == 201 && out && strlen(out) == 33 && out[10] == '-', "login as %s -> 201 session token",
+          who);
+    if (cookie) *cookie = strstr(r.headers, "Set-Cookie: coder_session_token=") != NULL;
+    t_free(&r);
+    t_remember(k, out ? out + 11 : NULL);
+    return out;
+}
+
 static inline int t_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb, (void)flag, (void)ftw;

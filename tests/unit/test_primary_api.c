@@ -54,16 +54,9 @@ static void expect_error(struct t_resp r, int status, const char *message, const
 
 static char *login(struct op_primary *p, const char *who, const char *password)
 {
-    char body[300];
-    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", who, password);
-    struct t_resp r = t_call(p, "POST", "/api/v2/users/login", body, NULL);
-    const char *tok = t_str(r.json, "session_token");
-    char *out = tok ? strdup(tok) : NULL;
-    CHECK(r.status == 201 && out && strlen(out) == 33 && out[10] == '-', "login as %s -> 201 session token",
-          who);
-    CHECK(strstr(r.headers, "Set-Cookie: coder_session_token=") != NULL, "login sets the session cookie");
-    t_free(&r);
-    remember(out ? out + 11 : NULL);
+    bool cookie = false;
+    char *out = t_login(p, &secrets, who, password, &cookie);
+    CHECK(cookie, "login sets the session cookie");
     return out;
 }
 

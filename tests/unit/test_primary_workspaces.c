@@ -45,15 +45,7 @@ static void expect(struct t_resp r, int status, const char *message, const char 
 
 static char *login(struct op_primary *p, const char *who, const char *password)
 {
-    char body[300];
-    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", who, password);
-    struct t_resp r = t_call(p, "POST", "/api/v2/users/login", body, NULL);
-    const char *tok = t_str(r.json, "session_token");
-    char *out = tok ? strdup(tok) : NULL;
-    CHECK(r.status == 201 && out, "login as %s", who);
-    t_free(&r);
-    remember(out ? out + 11 : NULL);
-    return out;
+    return t_login(p, &secrets, who, password, NULL);
 }
 
 static const cJSON *ws_agent(const cJSON *ws, int i)
