@@ -2,6 +2,7 @@
  * agent/apps.c — parsing `--app` specs and app URLs (see apps.h).
  */
 #include "agent/apps.h"
+#include "util/host.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,17 +21,6 @@ static size_t key_at(const char *s)
         if (strncmp(s, keys[i], l) == 0 && s[l] == '=') return l;
     }
     return 0;
-}
-
-static bool slug_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 32 || s[0] == '-' || s[n - 1] == '-') return false;
-    for (size_t i = 0; i < n; i++) {
-        bool ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-';
-        if (!ok || (s[i] == '-' && s[i + 1] == '-')) return false;
-    }
-    return true;
 }
 
 static bool printable(const char *s)
@@ -159,7 +149,7 @@ int op_agent_app_parse(const char *spec, struct op_agent_app *app, char *err, si
         p = *e ? e + 1 : e;
     }
     const char *why = NULL;
-    if (!seen[0] || !slug_valid(app->slug))
+    if (!seen[0] || !op_app_slug_valid(app->slug))
         why = "slug must be 1-32 lower-case letters, digits and single inner hyphens";
     else if (!seen[1] || op_agent_url_hostport(app->url, app->host, sizeof(app->host), &app->port) != 0 ||
              !printable(app->url))

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "primary/primary_int.h"
 #include "proto/agent_token.h"
+#include "util/host.h"
 
 #define AGENT_UNAUTHORIZED "Workspace agent not authorized."
 #define MAX_APPS           32
@@ -177,17 +178,6 @@ static bool short_text(const char *s, size_t max)
     return true;
 }
 
-static bool slug_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 32 || s[0] == '-' || s[n - 1] == '-') return false;
-    for (size_t i = 0; i < n; i++) {
-        bool ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-';
-        if (!ok || (s[i] == '-' && s[i + 1] == '-')) return false;
-    }
-    return true;
-}
-
 /* Validates the reported apps and re-serialises them with every field present. NULL + detail on error. */
 static char *normalize_apps(const cJSON *apps, char *detail, size_t dlen)
 {
@@ -207,7 +197,7 @@ static char *normalize_apps(const cJSON *apps, char *detail, size_t dlen)
         const char *why = NULL;
         if (!cJSON_IsObject(it) || bad)
             why = "each app is an object of strings (and a boolean subdomain)";
-        else if (!slug || !slug_valid(slug))
+        else if (!slug || !op_app_slug_valid(slug))
             why = "slug must be 1-32 lower-case letters, digits and single inner hyphens";
         else if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
                  !short_text(url, 512))

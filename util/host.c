@@ -53,3 +53,14 @@ bool op_wildcard_valid(const char *pattern)
     }
     return labels >= 2;
 }
+
+bool op_app_slug_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 32 || s[0] == '-' || s[n - 1] == '-') return false;
+    for (size_t i = 0; i < n; i++) {
+        bool ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-';
+        if (!ok || (s[i] == '-' && s[i + 1] == '-')) return false;
+    }
+    return true;
+}

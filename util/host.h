@@ -16,4 +16,9 @@ op_span_t op_host_without_port(op_span_t hostport);
  * ":digits" port is ignored (docs/coder-compat.md, "Wildcard hostnames"). */
 bool op_wildcard_valid(const char *pattern);
 
+/* True if s is a workspace app slug: 1 to 32 lower-case letters, digits and single inner hyphens, so that
+ * it can stand as a label in a subdomain app host (the agent checks its --app declarations with it, the
+ * primary the apps an agent reports). */
+bool op_app_slug_valid(const char *s);
+
 #endif

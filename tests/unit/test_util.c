@@ -96,6 +96,11 @@ static void hosts(void)
     CHECK(!op_wildcard_valid("*.exa_mple.com"), "bad label");
     CHECK(!op_wildcard_valid("*.example.com:"), "empty port");
     CHECK(!op_wildcard_valid(""), "empty");
+    CHECK(op_app_slug_valid("web") && op_app_slug_valid("my-app-2") && op_app_slug_valid("a"), "slugs");
+    CHECK(!op_app_slug_valid("") && !op_app_slug_valid("-web") && !op_app_slug_valid("web-") &&
+              !op_app_slug_valid("we--b") && !op_app_slug_valid("Web") && !op_app_slug_valid("w_b") &&
+              !op_app_slug_valid("abcdefghijklmnopqrstuvwxyz0123456"),
+          "bad slugs (empty, edge or double hyphen, upper case, underscore, 33 characters)");
 }
 
 static void urls(void)
