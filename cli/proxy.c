@@ -114,12 +114,9 @@ static int cmd_use(int argc, char **argv)
 
 int op_cmd_proxy(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(proxy_help, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EX_USAGE : 0;
-    }
-    if (strcmp(argv[1], "ls") == 0 || strcmp(argv[1], "list") == 0) return cmd_ls(argc - 1, argv + 1);
-    if (strcmp(argv[1], "use") == 0) return cmd_use(argc - 1, argv + 1);
-    fprintf(stderr, "outpost proxy: unknown subcommand \"%s\"\n\n%s", argv[1], proxy_help);
-    return EX_USAGE;
+    static const struct op_subcmd subs[] = {
+        {"ls", "list", cmd_ls},
+        {"use", NULL, cmd_use},
+    };
+    return op_subcmd_run("outpost proxy", proxy_help, subs, OP_ARRAY_LEN(subs), argc, argv);
 }
