@@ -76,11 +76,14 @@ struct op_conf {
 
 /* Loads the configuration from argv (argv[0] is the command name), the environment, the env-file and
  * the YAML file, then applies defaults. Does not validate values (op_conf_check does). Returns 0, or
- * EX_USAGE / EX_CONFIG with a message naming the option in err. */
+ * EX_USAGE / EX_CONFIG with a message naming the option in err: unlike the 0/-errno rule of
+ * core/common.h, these two return sysexits codes because their only callers are commands, which exit with
+ * the code as it is (a bad flag is a usage error, a bad value a configuration error). */
 int op_conf_load(struct op_conf *c, const struct op_optset *set, int argc, char **argv, char *err,
                  size_t errlen);
 /* Checks that every required option is set and every value against its type (URL schemes, readable
- * files, addresses, wildcard rules, enums, durations). Returns 0 or EX_CONFIG with the reason in err. */
+ * files, addresses, wildcard rules, enums, durations). Returns 0 or EX_CONFIG (sysexits, as above) with
+ * the reason in err. */
 int op_conf_check(const struct op_conf *c, char *err, size_t errlen);
 void op_conf_free(struct op_conf *c);
 
