@@ -101,8 +101,15 @@ int op_ctl_run(struct op_engine *e, const struct op_ctl_hooks *h)
                 }
             }
         }
+        uint64_t busy0 = op_now_ms();
         for (int i = 1; i < n; i++)
             if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) h->fds[i - 1].on_readable(h->fds[i - 1].arg);
+        uint64_t busy = op_now_ms() - busy0;
+        /* Ticks (heartbeats, health probes, key refresh) wait while queued requests run: say so when it
+         * is long enough to matter to them. */
+        if (busy >= 1000)
+            op_warn("ctl", "the control thread spent %llu ms on queued requests; its periodic work waited",
+                    (unsigned long long)busy);
         if (!stopping && atomic_load(&g_stop_requested)) {
             stopping = true;
             op_sd_notify("STOPPING=1");

@@ -7,6 +7,11 @@
  *
  * Round state machine: IDLE --(interval elapsed | forced)--> RUNNING --(queue empty and no probe in
  * flight)--> IDLE. A force during RUNNING is remembered and starts the next round right after.
+ *
+ * A probe whose request fails (connect, TLS, timeout) is tried once more in the same round before the proxy
+ * becomes unreachable: one lost probe, or a stall of this thread that outlived a probe's timeout, must not
+ * take a healthy proxy out of every agent's manifest. A dead proxy refuses the connection at once, twice, so
+ * its detection time does not change; a hung one is found after two timeouts.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -33,6 +38,7 @@ struct entry {
 struct target {
     char id[OP_UUID_STR_LEN + 1];
     char url[512];
+    bool retry; /* the second try after a failed request */
 };
 
 struct probe {
@@ -53,7 +59,7 @@ struct op_health {
     bool running, forced;
     uint64_t next_round_ms; /* monotonic */
     struct target *queue;
-    size_t qn, qpos;
+    size_t qn, qpos, qcap;
     struct probe *active[OP_HEALTH_PARALLEL];
     int nactive;
 };
@@ -148,7 +154,11 @@ static void set_result(struct op_health *h, const char *id, enum op_health_statu
         cJSON_Delete(warnings);
         return;
     }
-    if (e->status != st) op_info("health", "proxy %s is now %s", id, op_health_status_name(st));
+    if (e->status != st) {
+        const cJSON *why = st == OP_HEALTH_OK ? NULL : cJSON_GetArrayItem(errors, 0);
+        op_info("health", "proxy %s is now %s%s%s", id, op_health_status_name(st),
+                cJSON_IsString(why) ? ": " : "", cJSON_IsString(why) ? why->valuestring : "");
+    }
     cJSON_Delete(e->errors);
     cJSON_Delete(e->warnings);
     e->status = st;
@@ -270,6 +280,22 @@ static bool is_json_mime(const char *ct)
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
+/* Queues the second try of a probe whose request failed. Returns true if it was queued. */
+static bool queue_retry(struct op_health *h, const struct target *t)
+{
+    if (t->retry) return false;
+    if (h->qn == h->qcap) {
+        size_t nc = h->qcap ? h->qcap * 2 : 16;
+        struct target *nq = realloc(h->queue, nc * sizeof(*nq));
+        if (!nq) return false;
+        h->queue = nq;
+        h->qcap = nc;
+    }
+    h->queue[h->qn] = *t;
+    h->queue[h->qn++].retry = true;
+    return true;
+}
+
 /* Turns a finished transfer into a status, following Coder's rules (docs/coder-compat.md, "Health checks").
  */
 static void finish_probe(struct op_primary *p, struct probe *pr, CURLcode res)
@@ -279,6 +305,11 @@ static void finish_probe(struct op_primary *p, struct probe *pr, CURLcode res)
     long code = 0;
     curl_easy_getinfo(pr->easy, CURLINFO_RESPONSE_CODE, &code);
     if (res != CURLE_OK) {
+        if (queue_retry(h, &pr->t)) {
+            op_debug("health", "probe of proxy %s failed (%s); trying once more", pr->t.id,
+                     pr->errbuf[0] ? pr->errbuf : curl_easy_strerror(res));
+            return;
+        }
         snprintf(msg, sizeof(msg), "request to proxy failed: Get \"%s\": %s", pr->req_url,
                  pr->errbuf[0] ? pr->errbuf : curl_easy_strerror(res));
         set_result(h, pr->t.id, OP_HEALTH_UNREACHABLE, one_error(msg), NULL);
@@ -360,7 +391,7 @@ static int start_round(struct op_primary *p)
     struct op_health *h = p->health;
     sqlite3_stmt *st = op_store_prepare(p, "SELECT id, url FROM workspace_proxies WHERE deleted = 0");
     if (!st) return -EIO;
-    size_t cap = 0, old_n = h->n;
+    size_t old_n = h->n;
     h->qn = h->qpos = 0;
     bool *keep = calloc(old_n + 1, sizeof(bool));
     if (!keep) {
@@ -376,16 +407,17 @@ static int start_round(struct op_primary *p)
                 set_result(h, id, OP_HEALTH_UNREGISTERED, NULL, NULL);
             continue;
         }
-        if (h->qn == cap) {
-            size_t nc = cap ? cap * 2 : 16;
+        if (h->qn == h->qcap) {
+            size_t nc = h->qcap ? h->qcap * 2 : 16;
             struct target *nq = realloc(h->queue, nc * sizeof(*nq));
             if (!nq) break;
             h->queue = nq;
-            cap = nc;
+            h->qcap = nc;
         }
-        snprintf(h->queue[h->qn].id, sizeof(h->queue[h->qn].id), "%s", id);
-        snprintf(h->queue[h->qn].url, sizeof(h->queue[h->qn].url), "%s", url);
-        h->qn++;
+        struct target *t = &h->queue[h->qn++];
+        memset(t, 0, sizeof(*t));
+        snprintf(t->id, sizeof(t->id), "%s", id);
+        snprintf(t->url, sizeof(t->url), "%s", url);
     }
     sqlite3_finalize(st);
     /* Forget deleted proxies; entries added during the scan (index >= old_n) are new and kept. */

@@ -33,6 +33,7 @@ run_one() { # name timeout cmd...
     else
         fail=$((fail + 1)); failed+=("$name")
         printf 'FAIL %-50s rc=%s (log: %s)\n' "$name" "$rc" "$log"
+        grep -m 3 '^FAIL: ' "$log" | sed 's/^/    > /'
         tail -n 30 "$log" | sed 's/^/    | /'
     fi
 }

@@ -2,8 +2,10 @@
  * The proxy health checker against real HTTP servers on loopback (one Python process, one server per
  * behaviour): a healthy proxy (with a warning), one reporting errors, one answering 500 with a Coder
  * error body, one answering HTML, a primary look-alike, one that is down, one that hangs past the 5 s
- * timeout, and one that turns unhealthy later (proves the interval re-probe). op_primary_tick is driven
- * until every status settles, within a bounded time; each tick must return quickly (never blocks).
+ * timeout (twice: a failed request is tried once more), one that drops the first probe without a reply
+ * and answers the second (stays ok), and one that turns unhealthy later (proves the interval re-probe).
+ * op_primary_tick is driven until every status settles, within a bounded time; each tick must return quickly
+ * (never blocks).
  */
 #include <ftw.h>
 #include <signal.h>
@@ -18,7 +20,7 @@
 
 static const char server_py[] =
     "import http.server, json, socketserver, sys, threading, time\n"
-    "hits = {'flip': 0}\n"
+    "hits = {'flip': 0, 'blip': 0}\n"
     "active = [0, 0]\n"
     "lock = threading.Lock()\n"
     "class H(http.server.BaseHTTPRequestHandler):\n"
@@ -51,6 +53,10 @@ static const char server_py[] =
     "            with lock: active[0] -= 1\n"
     "            return self.send(200, 'application/json', json.dumps({'errors': [], 'warnings': [], 'max': "
     "active[1]}))\n"
+    "        if kind == 'blip':\n"
+    "            hits['blip'] += 1\n"
+    "            if hits['blip'] == 1: self.close_connection = True; return\n"
+    "            return self.send(200, 'application/json', '{\"errors\":[],\"warnings\":[]}')\n"
     "        if kind == 'flip':\n"
     "            hits['flip'] += 1\n"
     "            if hits['flip'] == 1: return self.send(200, 'application/json', "
@@ -58,7 +64,7 @@ static const char server_py[] =
     "            return self.send(503, 'text/plain', 'maintenance')\n"
     "class S(socketserver.ThreadingMixIn, http.server.HTTPServer):\n"
     "    daemon_threads = True\n"
-    "for kind in ['ok', 'errs', 'e500', 'html', 'coder', 'slow', 'flip', 'conc']:\n"
+    "for kind in ['ok', 'errs', 'e500', 'html', 'coder', 'slow', 'flip', 'blip', 'conc']:\n"
     "    s = S(('127.0.0.1', 0), H); s.kind = kind\n"
     "    threading.Thread(target=s.serve_forever, daemon=True).start()\n"
     "    print(kind, s.server_address[1], flush=True)\n"
@@ -73,9 +79,9 @@ struct target {
 };
 
 static struct target targets[] = {
-    {"ok", 0, "", NULL},   {"errs", 0, "", NULL},  {"e500", 0, "", NULL},
-    {"html", 0, "", NULL}, {"coder", 0, "", NULL}, {"slow", 0, "", NULL},
-    {"flip", 0, "", NULL}, {"down", 0, "", NULL},  {"unregistered", 0, "", NULL},
+    {"ok", 0, "", NULL},           {"errs", 0, "", NULL}, {"e500", 0, "", NULL}, {"html", 0, "", NULL},
+    {"coder", 0, "", NULL},        {"slow", 0, "", NULL}, {"flip", 0, "", NULL}, {"down", 0, "", NULL},
+    {"unregistered", 0, "", NULL}, {"blip", 0, "", NULL},
 };
 static int conc_port;
 
@@ -299,9 +305,9 @@ int main(void)
     CHECK(op_primary_health_busy(p), "register forced a health refresh");
 
     uint64_t t0 = now_us();
-    bool settled = drive(p, 9000, NULL);
+    bool settled = drive(p, 14000, NULL);
     double took = (double)(now_us() - t0) / 1e6;
-    CHECK(settled && took < 7.5, "first round settles within one probe timeout (%.2f s)", took);
+    CHECK(settled && took < 12.5, "first round settles within two probe timeouts (%.2f s)", took);
     CHECK(max_tick_us < 400000, "no tick blocks (longest %.1f ms)", (double)max_tick_us / 1000);
 
     cJSON *regions = list(p, g_tok);
@@ -346,11 +352,14 @@ int main(void)
     x = find(regions, "slow");
     CHECK(t_streq(t_str(x, "status.status"), "unreachable") &&
               strstr(first_error(x), "request to proxy failed: ") && strstr(first_error(x), "timed out"),
-          "hanging proxy: unreachable after the 5 s timeout [%s]", first_error(x));
+          "hanging proxy: unreachable after two 5 s timeouts [%s]", first_error(x));
     x = find(regions, "unregistered");
     CHECK(t_streq(t_str(x, "status.status"), "unregistered"), "never registered: unregistered");
     x = find(regions, "flip");
     CHECK(t_streq(t_str(x, "status.status"), "ok"), "flip proxy: ok on the first probe");
+    x = find(regions, "blip");
+    CHECK(t_streq(t_str(x, "status.status"), "ok"),
+          "a proxy that drops one probe without a reply stays ok: the failed request is tried once more");
     const char *checked = t_str(find(regions, "ok"), "status.checked_at");
     CHECK(checked && strncmp(checked, "0001", 4) != 0, "checked_at is set");
     cJSON_Delete(regions);
