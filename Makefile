@@ -52,10 +52,10 @@ CPPFLAGS := -D_GNU_SOURCE -I. -isystem $(DEPS_PREFIX)/include -isystem $(LLHTTP_
 
 CFLAGS  := -std=c17 $(OPT) -g $(WARN) $(SANFLAGS) -pthread -MMD -MP
 LDFLAGS := $(SANFLAGS) -pthread
-LDLIBS  := $(DEPS_PREFIX)/lib/libwolfssl.a $(DEPS_PREFIX)/lib/liburing.a -lcurl -lcjson -lsqlite3 -lyaml -lssh -lutil -lm
+LDLIBS  := $(DEPS_PREFIX)/lib/libwolfssl.a $(DEPS_PREFIX)/lib/liburing.a -lcurl -lcjson -lsqlite3 -lyaml -lssh -lz -lutil -lm
 
 # Every module folder is globbed, so adding a .c file needs no Makefile edit.
-MODULES  := core util tls http proto ctl runner region primary cli wsproxy agent
+MODULES  := core util tls http proto ctl wsapp runner region primary cli wsproxy agent
 LIB_SRCS := $(filter-out cli/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 LLHTTP_OBJS := $(B)/third_party/llhttp/api.o $(B)/third_party/llhttp/http.o $(B)/third_party/llhttp/llhttp.o

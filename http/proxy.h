@@ -38,6 +38,40 @@ struct op_route {
     const char *body;
     size_t body_len;
     char extra[512]; /* extra header lines, each ending CRLF */
+    /* UPSTREAM through a dialer (addr NULL, dial set): the upstream leg is not a TCP connect but a socket
+     * the route's owner provides (an agent stream of a workspace). When the connection has no reusable leg
+     * (see up_key), dial(dial_ctx, c) is called on the worker and must return at once: 0 when it will
+     * call op_conn_attach_upstream(c, fd) (completion through on_upstream_connected, as for a connect) or
+     * op_http_dial_failed(c, status, msg) later on this worker, or <0 (answered 502). The connect timeout
+     * runs meanwhile. dial_ctx must stay valid until then. */
+    int (*dial)(void *ctx, struct op_conn *c);
+    void *dial_ctx;
+    /* An open upstream leg is kept for the next request only when that request's route has the same
+     * non-zero up_key (dial routes; address routes compare addresses). Different users, workspaces or
+     * targets must have different keys, so that no response ever reaches another user's request. */
+    uint64_t up_key;
+    /* Written to a new upstream leg once it is attached, before the first request head (an agent
+     * stream's "OPEN host:port\n"). With preamble_ok, the leg must then answer one line before anything
+     * else: "OK\n" lets the request head go; "ERR <code> <reason>\n" (or a close) is answered 502 with
+     * the reason, or the line longer than 512 bytes. Nothing of the request reaches the leg before OK. */
+    char preamble[520];
+    size_t preamble_len;
+    bool preamble_ok;
+    /* Request head rewriting for this request (all optional):
+     * strip_prefix: bytes removed from the start of the request path (the base path of a path app; the
+     *   path keeps its leading '/', the query is kept);
+     * drop_cookies: names removed from every Cookie header (NULL-terminated; a name ending in '*' is a
+     *   prefix); a Cookie header left empty is dropped;
+     * req_extra: header lines added to the forwarded head (each ending CRLF), after X-Forwarded-*. */
+    size_t strip_prefix;
+    const char *const *drop_cookies;
+    char req_extra[512];
+    /* Response head rewriting: OP_ROUTE_RESP_NO_CORS drops the upstream's Access-Control-Allow-Origin,
+     * -Credentials, -Methods, -Headers and removes Origin, Access-Control-Request-Method(s) and
+     * Access-Control-Request-Headers from Vary (a Vary left empty is dropped). resp_extra: header lines
+     * added to the response (each ending CRLF). */
+    unsigned resp_flags;
+    char resp_extra[512];
     /* HANDOFF: called once, on the worker, after HTTP released what it held for the connection, with the
      * parsed request and the client bytes that followed its head (both valid during the call only). It
      * switches the connection to its own protocol (op_conn_set_proto) and answers, or closes it. Only for
@@ -46,6 +80,13 @@ struct op_route {
                     size_t n);
     void *handoff_ctx;
 };
+
+#define OP_ROUTE_RESP_NO_CORS 1u
+
+/* A dialer's failure (see op_route.dial): answers status with the body (copied; content_type a static
+ * string, e.g. an HTML error page) and closes the connection. Worker thread of c, not inside dial(). */
+void op_http_dial_failed(struct op_conn *c, int status, const char *content_type, const char *body,
+                         size_t len);
 
 /* Picks the route for a parsed request (worker thread; must not block). out is zeroed beforehand. */
 typedef void (*op_route_fn)(void *ctx, struct op_conn *c, const struct op_h1_request *req,

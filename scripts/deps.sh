@@ -40,7 +40,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 BUILD_PKGS=(build-essential pkg-config dpkg-dev autoconf automake libtool
-  libcurl4-openssl-dev libcjson-dev libsqlite3-dev libyaml-dev libssh-dev node-llhttp
+  libcurl4-openssl-dev libcjson-dev libsqlite3-dev libyaml-dev libssh-dev zlib1g-dev node-llhttp
   clang libclang-rt-14-dev clang-format)
 TEST_PKGS=(curl openssl socat python3 netcat-openbsd procps iproute2 wrk
   openssh-client openssh-server openssh-sftp-server rsync
