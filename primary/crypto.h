@@ -1,30 +1,18 @@
 /*
  * primary/crypto.h — the small amount of cryptography the control plane needs, implemented here so
- * that only tls/ links against wolfSSL headers: SHA-256 (FIPS 180-4), HMAC-SHA256 (RFC 2104),
- * PBKDF2-HMAC-SHA256 (RFC 8018), random bytes from getrandom(2), and token/UUID/hex helpers.
- * None of these functions allocate. Secrets passed in are never logged.
+ * that only tls/ links against wolfSSL headers: HMAC-SHA256 (RFC 2104), PBKDF2-HMAC-SHA256 (RFC 8018)
+ * over proto/sha256.h (included here, so the primary's callers keep their one include), random bytes from
+ * getrandom(2), and token/UUID/hex helpers. None of these functions allocate. Secrets passed in are never
+ * logged.
  */
 #ifndef OP_PRIMARY_CRYPTO_H
 #define OP_PRIMARY_CRYPTO_H
 
 #include "core/common.h"
+#include "proto/sha256.h" /* SHA-256 itself lives in proto/ (shared with wsapp/) */
 
-#define OP_SHA256_LEN   32
-#define OP_SHA256_BLOCK 64
 #define OP_UUID_STR_LEN 36 /* without the NUL */
 
-struct op_sha256 {
-    uint32_t h[8];
-    uint64_t total; /* bytes hashed so far */
-    uint8_t buf[OP_SHA256_BLOCK];
-    size_t buflen;
-};
-
-void op_sha256_init(struct op_sha256 *c);
-void op_sha256_update(struct op_sha256 *c, const void *data, size_t len);
-void op_sha256_final(struct op_sha256 *c, uint8_t out[OP_SHA256_LEN]);
-/* One-shot SHA-256 of data[0..len). */
-void op_sha256(const void *data, size_t len, uint8_t out[OP_SHA256_LEN]);
 /* HMAC-SHA256(key, data). Keys longer than a block are hashed first, as RFC 2104 says. */
 void op_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len, uint8_t out[OP_SHA256_LEN]);
 /* PBKDF2-HMAC-SHA256: derives outlen bytes. iterations >= 1. Returns 0 or -EINVAL. */
