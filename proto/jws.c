@@ -261,12 +261,9 @@ static int find_member(const char *json, size_t len, const char *name, struct cu
     return -ENOENT;
 }
 
-int op_json_flat_str(const char *json, size_t len, const char *name, char *out, size_t outlen)
+/* Unescapes the string value v (with its quotes, already checked by skip_string) into out plus a NUL. */
+static int unescape(struct cur v, char *out, size_t outlen)
 {
-    struct cur v;
-    int rc = find_member(json, len, name, &v);
-    if (rc) return rc;
-    if (*v.p != '"') return -EINVAL;
     size_t o = 0;
     for (const char *q = v.p + 1; q < v.end - 1; q++) {
         char ch = *q;
@@ -291,6 +288,58 @@ int op_json_flat_str(const char *json, size_t len, const char *name, char *out, 
     }
     if (outlen == 0) return -ENOSPC;
     out[o] = '\0';
+    return 0;
+}
+
+int op_json_flat_str(const char *json, size_t len, const char *name, char *out, size_t outlen)
+{
+    struct cur v;
+    int rc = find_member(json, len, name, &v);
+    if (rc) return rc;
+    if (*v.p != '"') return -EINVAL;
+    return unescape(v, out, outlen);
+}
+
+int op_json_flat_obj(const char *json, size_t len, const char *name, const char **obj, size_t *objlen)
+{
+    struct cur v;
+    int rc = find_member(json, len, name, &v);
+    if (rc) return rc;
+    if (*v.p != '{') return -EINVAL;
+    *obj = v.p;
+    *objlen = (size_t)(v.end - v.p);
+    return 0;
+}
+
+int op_json_flat_has_str(const char *json, size_t len, const char *name, const char *want, bool *found)
+{
+    struct cur v;
+    int rc = find_member(json, len, name, &v);
+    if (rc) return rc;
+    char buf[256];
+    size_t wl = strlen(want);
+    *found = false;
+    if (*v.p == '"') { /* a single string stands for a one-element array */
+        rc = unescape(v, buf, sizeof(buf));
+        if (rc && rc != -ENOSPC) return rc;
+        *found = rc == 0 && strlen(buf) == wl && memcmp(buf, want, wl) == 0;
+        return 0;
+    }
+    if (*v.p != '[') return -EINVAL;
+    struct cur c = {v.p + 1, v.end};
+    ws(&c);
+    while (c.p < c.end && *c.p != ']') {
+        if (*c.p != '"') return -EINVAL;
+        struct cur e = c;
+        skip_string(&c); /* the whole value was checked by find_member */
+        e.end = c.p;
+        rc = unescape(e, buf, sizeof(buf));
+        if (rc && rc != -ENOSPC) return rc;
+        if (rc == 0 && strlen(buf) == wl && memcmp(buf, want, wl) == 0) *found = true;
+        ws(&c);
+        if (c.p < c.end && *c.p == ',') c.p++;
+        ws(&c);
+    }
     return 0;
 }
 

@@ -50,9 +50,16 @@ bool op_jws_mac_ok(const struct op_jws *j, const char *tok, const uint8_t *key, 
 
 /* Top-level members of a JSON object text (nested values are skipped, never read). The string form
  * unescapes \" \\ \/ \b \f \n \r \t and \u00XX below 0x80; other escapes give -EINVAL.
- * Return 0, -ENOENT (absent), -EINVAL (wrong type / not an integer / malformed), -ENOSPC. */
+ * Return 0, -ENOENT (absent), -EINVAL (wrong type / not an integer / malformed), -ENOSPC. Nested objects
+ * are read by applying them to the span op_json_flat_obj gives. */
 int op_json_flat_str(const char *json, size_t len, const char *name, char *out, size_t outlen);
 int op_json_flat_int(const char *json, size_t len, const char *name, int64_t *out);
+/* The span of a member whose value is an object (its text from '{' to '}'), to read with the functions
+ * above. 0, -ENOENT, -EINVAL (not an object / malformed). */
+int op_json_flat_obj(const char *json, size_t len, const char *name, const char **obj, size_t *objlen);
+/* Whether the member, an array of strings or a single string (the two forms of a JWT "aud"), holds want.
+ * 0 with *found set, -ENOENT, -EINVAL (another type, a non-string element, malformed). */
+int op_json_flat_has_str(const char *json, size_t len, const char *name, const char *want, bool *found);
 /* True if json[0..len) is exactly one well-formed JSON object (whitespace around it allowed). */
 bool op_json_flat_valid(const char *json, size_t len);
 
