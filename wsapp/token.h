@@ -19,6 +19,7 @@
 #define OP_WSAPP_TOKEN_LIFETIME_S  60
 #define OP_WSAPP_APIKEY_LIFETIME_S 60
 #define OP_WSAPP_URL_MAX           512
+#define OP_WSAPP_LEEWAY_S          60 /* clock leeway of exp/nbf checks: go-jose's default, as Coder uses */
 
 struct op_wsapp_token {
     int64_t exp; /* unix seconds */
@@ -36,8 +37,8 @@ int op_wsapp_token_decode(const char *json, size_t len, int64_t now_s, int64_t l
                           struct op_wsapp_token *out);
 
 /* A signed app token of `tok` (the compact JWS text): verifies it with keys (kid → 64-byte secret) and
- * decodes it. 0, -ENOKEY (kid unknown: the caller may refetch keys), -EACCES (bad MAC / format), -ETIMEDOUT,
- * -EINVAL. */
+ * decodes it with OP_WSAPP_LEEWAY_S of leeway. 0, -ENOKEY (kid unknown: the caller may refetch keys), -EACCES
+ * (bad MAC / format), -ETIMEDOUT, -EINVAL. */
 struct op_wsapp_key {
     int64_t kid;
     uint8_t secret[64];
@@ -48,8 +49,9 @@ int op_wsapp_token_verify(const char *tok, size_t len, const struct op_wsapp_key
 
 /* The app-connect API key claims. */
 int op_wsapp_apikey_encode(const char *api_key, int64_t now_s, char *out, size_t outlen);
-/* Checks iss "coderd", aud contains "wsproxy", nbf present and <= now + leeway, exp > now - leeway; copies
- * api_key. 0, -EINVAL, -ETIMEDOUT. */
+/* Checks iss "coderd", aud contains "wsproxy" (an array, or one string), nbf present and <= now + leeway,
+ * exp > now - leeway (leeway OP_WSAPP_LEEWAY_S); copies api_key (non-empty). 0, -EINVAL (also when keylen
+ * is too small), -ETIMEDOUT. */
 int op_wsapp_apikey_decode(const char *json, size_t len, int64_t now_s, char *api_key, size_t keylen);
 
 #endif
