@@ -81,21 +81,6 @@ int op_pbkdf2_sha256(const void *pass, size_t passlen, const void *salt, size_t 
     return 0;
 }
 
-int op_random_bytes(void *buf, size_t len)
-{
-    uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = getrandom(p, len, 0);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int op_random_alnum(char *out, size_t n)
 {
     static const char cs[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -19,7 +19,8 @@ void op_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len
 int op_pbkdf2_sha256(const void *pass, size_t passlen, const void *salt, size_t saltlen, uint32_t iterations,
                      uint8_t *out, size_t outlen);
 
-/* Fills buf with len cryptographically random bytes (getrandom(2), retried on EINTR). 0 or -errno. */
+/* Fills buf with len cryptographically random bytes (getrandom(2), retried on EINTR). 0 or -errno.
+ * Defined in tls/aead.c and declared in tls/aead.h too, where wsapp/ (below primary/) finds it. */
 int op_random_bytes(void *buf, size_t len);
 /* Writes n characters drawn uniformly (rejection sampling) from [0-9A-Za-z] plus a NUL. 0 or -errno. */
 int op_random_alnum(char *out, size_t n);
