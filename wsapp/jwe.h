@@ -17,7 +17,7 @@
 #define OP_JWE_MAX_PLAINTEXT 2048
 
 /* Encrypts plaintext under key (32 bytes) with key id kid. Writes the token plus a NUL; returns its length,
- * or -ENOSPC / -EINVAL / -EIO (cipher failure). */
+ * or -ENOSPC / -EINVAL (kid < 0, over OP_JWE_MAX_PLAINTEXT, a NUL byte) / -EIO (cipher or random failure). */
 int op_jwe_encrypt(const char *plaintext, size_t len, int64_t kid, const uint8_t key[32], char *out,
                    size_t outlen);
 
@@ -25,8 +25,9 @@ int op_jwe_encrypt(const char *plaintext, size_t len, int64_t kid, const uint8_t
 int op_jwe_kid(const char *tok, size_t len, int64_t *kid);
 
 /* Decrypts with key (32 bytes): header alg/enc/zip must be exactly the values above (zip may be absent),
- * no "crit". Writes the plaintext plus a NUL; returns its length, or -EINVAL (malformed), -ENOTSUP (other
- * algorithms), -EACCES (authentication failed), -EMSGSIZE (over the caps). */
+ * no "crit". Writes the plaintext plus a NUL; returns its length, or -EINVAL (malformed, also a plaintext
+ * with a NUL byte), -ENOTSUP (other algorithms), -EACCES (authentication failed), -EMSGSIZE (over the caps,
+ * or a plaintext longer than outlen - 1), -EIO. */
 int op_jwe_decrypt(const char *tok, size_t len, const uint8_t key[32], char *out, size_t outlen);
 
 #endif
