@@ -138,13 +138,13 @@ enum op_wsapp_parse op_wsapp_parse_path(const char *path, size_t len, struct op_
         !put_name(out->workspace, seg[1], wl) || !put_name(out->agent, dot ? dot + 1 : "", al) ||
         !put_name(out->slug_or_port, seg[3], sl[3]))
         return bad(status, why, 400, "Invalid application URL: a name in the path is too long.");
-    if (!slash) return OP_WSAPP_ADD_SLASH;
     out->access = OP_WSAPP_PATH;
-    memcpy(out->base_path, path, base);
+    memcpy(out->base_path, path, base - 1);
+    out->base_path[base - 1] = '/'; /* ADD_SLASH: the path lacks it, the base path it redirects to has it */
     out->base_path[base] = '\0';
     out->prefix[0] = '\0';
-    *rest_off = base - 1;
-    return OP_WSAPP_OK;
+    *rest_off = slash ? base - 1 : len;
+    return slash ? OP_WSAPP_OK : OP_WSAPP_ADD_SLASH;
 }
 
 /* ---- subdomain apps ---- */

@@ -54,7 +54,8 @@ enum op_wsapp_parse {
  * *rest_off is the offset in path of the path under the app (it starts with the base path's final '/').
  * Refusals (OP_WSAPP_BAD): user "me" → 404 "Applications must be accessed with the full username, not
  * @me."; a numeric slug (a port) → 400 "Port-based URLs are only supported for subdomain-based
- * applications."; a name that is not a valid name → 400. status/why are static strings.
+ * applications."; a name that is not a valid name → 400. status/why are static strings. On OP_WSAPP_ADD_SLASH
+ * out is filled as for OK (base_path with the '/' the path lacks) and *rest_off is len.
  */
 enum op_wsapp_parse op_wsapp_parse_path(const char *path, size_t len, struct op_wsapp_req *out,
                                         size_t *rest_off, int *status, const char **why);

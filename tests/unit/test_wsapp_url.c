@@ -180,7 +180,10 @@ static void test_path(void)
               strcmp(r.base_path, "/%40alice/dev/apps/code/") == 0 && strcmp(r.user, "alice") == 0 &&
               rest == 23,
           "%%40 for @ (VS Code)");
-    CHECK(path("/@alice/dev/apps/code", &r, &rest, &st, &why) == OP_WSAPP_ADD_SLASH, "base without slash");
+    CHECK(path("/@alice/dev.main/apps/code", &r, &rest, &st, &why) == OP_WSAPP_ADD_SLASH && rest == 26 &&
+              strcmp(r.base_path, "/@alice/dev.main/apps/code/") == 0 && r.access == OP_WSAPP_PATH &&
+              req_is(&r, "", "code", "main", "dev", "alice"),
+          "base without slash: ADD_SLASH, out filled");
     CHECK(path("/@me/dev/apps/code/", &r, &rest, &st, &why) == OP_WSAPP_BAD && st == 404 &&
               strcmp(why, "Applications must be accessed with the full username, not @me.") == 0,
           "@me: 404");
