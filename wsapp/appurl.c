@@ -151,7 +151,7 @@ enum op_wsapp_parse op_wsapp_parse_path(const char *path, size_t len, struct op_
 
 static bool is_space(char c)
 {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f'; /* a regexp's \s */
 }
 
 static char lower(char c)
