@@ -43,9 +43,21 @@ struct op_route {
      * (see up_key), dial(dial_ctx, c) is called on the worker and must return at once: 0 when it will
      * call op_conn_attach_upstream(c, fd) (completion through on_upstream_connected, as for a connect) or
      * op_http_dial_failed(c, status, msg) later on this worker, or <0 (answered 502). The connect timeout
-     * runs meanwhile. dial_ctx must stay valid until then. */
+     * runs meanwhile. dial_ctx must stay valid until then (and as long as the connection lives when
+     * dial_msg is set). op_http_dial_failed may also be called inside dial(). */
     int (*dial)(void *ctx, struct op_conn *c);
     void *dial_ctx;
+    /* Optional, for a dialer that completes through a message to the connection (op_worker_deliver, e.g.
+     * a parked socket handed over from another worker): every message delivered to the connection that
+     * is not HTTP's own goes to dial_msg(dial_ctx, c, msg, waiting) of the connection's latest dial route.
+     * waiting: the connection still waits for that dial (the dialer attaches or fails it now); false: the
+     * wait is over (timeout, failure), the dialer must not attach and keeps what it sent (the socket goes
+     * back). HTTP never frees such a message. */
+    void (*dial_msg)(void *ctx, struct op_conn *c, void *msg, bool waiting);
+    /* Optional: called once, on the worker, when the connection stops waiting for a dial that neither
+     * attached nor failed (connect timeout, client gone, connection closed), so the dialer forgets c
+     * (leaves a wait queue). Not called after op_conn_attach_upstream or op_http_dial_failed. */
+    void (*dial_cancel)(void *ctx, struct op_conn *c);
     /* An open upstream leg is kept for the next request only when that request's route has the same
      * non-zero up_key (dial routes; address routes compare addresses). Different users, workspaces or
      * targets must have different keys, so that no response ever reaches another user's request. */
@@ -84,7 +96,8 @@ struct op_route {
 #define OP_ROUTE_RESP_NO_CORS 1u
 
 /* A dialer's failure (see op_route.dial): answers status with the body (copied; content_type a static
- * string, e.g. an HTML error page) and closes the connection. Worker thread of c, not inside dial(). */
+ * string, e.g. an HTML error page) and closes the connection. Worker thread of c, inside dial() or later;
+ * does nothing when c is not waiting for a dial. */
 void op_http_dial_failed(struct op_conn *c, int status, const char *content_type, const char *body,
                          size_t len);
 
