@@ -220,6 +220,26 @@ OP_MUST_USE ssize_t op_h1_write_request_head(const struct op_h1_request *req, co
                                              char *out, size_t cap);
 
 /*
+ * Rewriting of a forwarded request head: op_h1_write_request_head plus
+ *   strip_prefix: bytes removed from the start of the target's path (origin- or absolute-form; the path
+ *     keeps a leading '/', stripping all of it leaves "/"; the query is kept; asterisk-form unchanged);
+ *   drop_cookies: NULL-terminated cookie names removed from every Cookie header (exact, case-sensitive;
+ *     a name ending in '*' is a prefix); the pairs left are rejoined with "; ", an emptied header is
+ *     dropped;
+ *   extra: as op_h1_write_request_head's.
+ * No allocation: everything is written straight into out. Returns bytes written or -ENOSPC.
+ */
+struct op_h1_req_opts {
+    unsigned fwd_flags; /* enum op_h1_fwd_flags */
+    const char *extra;
+    size_t strip_prefix;
+    const char *const *drop_cookies;
+};
+OP_MUST_USE ssize_t op_h1_write_request_head_opts(const struct op_h1_request *req, const char *client_ip,
+                                                  const char *proto, const struct op_h1_req_opts *opts,
+                                                  char *out, size_t cap);
+
+/*
  * Response head to the client: "HTTP/1.1 <status> <reason>", the headers minus hop-by-hop (as above plus
  * Proxy-Authenticate; on a 101 the Upgrade header is kept and "Connection: upgrade" is emitted), then
  * "Connection: close" if close, else nothing for 1.1 clients and "Connection: keep-alive" if
@@ -228,6 +248,23 @@ OP_MUST_USE ssize_t op_h1_write_request_head(const struct op_h1_request *req, co
  */
 OP_MUST_USE ssize_t op_h1_write_response_head(const struct op_h1_response *resp, int client_minor, bool close,
                                               const char *extra, char *out, size_t cap);
+
+/* Response rewriting (op_h1_write_response_head_opts). */
+enum op_h1_resp_flags {
+    /* Drop Access-Control-Allow-Origin/-Credentials/-Methods/-Headers; remove Origin,
+     * Access-Control-Request-Method(s) and Access-Control-Request-Headers from Vary (case-insensitive;
+     * the elements left are rejoined with ", ", an emptied Vary is dropped). */
+    OP_H1_RESP_NO_CORS = 1,
+};
+struct op_h1_resp_opts {
+    unsigned flags;     /* enum op_h1_resp_flags */
+    const char *extra;  /* header lines appended (each ending CRLF), may be NULL */
+    const char *extra2; /* more, after extra */
+};
+/* op_h1_write_response_head with rewriting; extra then extra2 appended. Bytes written or -ENOSPC. */
+OP_MUST_USE ssize_t op_h1_write_response_head_opts(const struct op_h1_response *resp, int client_minor,
+                                                   bool close, const struct op_h1_resp_opts *opts, char *out,
+                                                   size_t cap);
 
 /*
  * A whole small response (errors, built-in responders): "HTTP/1.1 <status> <reason>", Content-Type (if

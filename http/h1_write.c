@@ -1,7 +1,8 @@
 /*
  * http/h1_write.c — heads we send: the head writer (op_h1_writer: appends fit completely or fail the
  * head), the forwarded request and response heads (hop-by-hop and X-Forwarded-* handling), small complete
- * responses, reason phrases.
+ * responses, reason phrases; the rewriting a route asks for (a path prefix stripped, cookies dropped,
+ * CORS headers removed from a response).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -234,19 +235,96 @@ static bool is_hop_by_hop(op_span_t name, const struct op_h1_header *h, int n, i
     return false;
 }
 
-ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *client_ip, const char *proto,
-                                 unsigned fwd_flags, const char *extra, char *out, size_t cap)
+/* The request target with opts->strip_prefix bytes removed from the start of its path: the path keeps
+ * a leading '/', the query (and an absolute-form scheme and authority) are kept. */
+static void w_target(struct op_h1_writer *w, op_span_t t, size_t strip)
 {
+    size_t start = 0;
+    if (strip && t.len && t.p[0] != '/') { /* absolute-form: the path starts after the authority */
+        const char *ss = t.len >= 3 ? memmem(t.p, t.len, "://", 3) : NULL;
+        if (!ss)
+            strip = 0; /* asterisk-form: nothing to strip */
+        else {
+            start = (size_t)(ss - t.p) + 3;
+            while (start < t.len && t.p[start] != '/' && t.p[start] != '?')
+                start++;
+        }
+    }
+    if (!strip) {
+        w_span(w, t);
+        return;
+    }
+    const char *q = memchr(t.p + start, '?', t.len - start);
+    size_t pend = q ? (size_t)(q - t.p) : t.len;
+    size_t from = strip < pend - start ? start + strip : pend;
+    op_h1_put_raw(w, t.p, start);
+    if (from == pend || t.p[from] != '/') op_h1_put_raw(w, "/", 1);
+    op_h1_put_raw(w, t.p + from, t.len - from);
+}
+
+/* name matches one of the patterns (exact, case-sensitive as cookie names are; "x*" is a prefix). */
+static bool cookie_dropped(op_span_t name, const char *const *pats)
+{
+    for (; *pats; pats++) {
+        size_t n = strlen(*pats);
+        if (n && (*pats)[n - 1] == '*') {
+            if (name.len >= n - 1 && memcmp(name.p, *pats, n - 1) == 0) return true;
+        } else if (name.len == n && memcmp(name.p, *pats, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A Cookie header without the dropped cookies (pairs rejoined with "; "), or nothing when none is left. */
+static void w_cookie(struct op_h1_writer *w, const struct op_h1_header *h, const char *const *drop)
+{
+    size_t mark = w->len;
+    bool any = false;
+    const char *p = h->value.p, *end = h->value.p + h->value.len;
+    while (p < end) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        op_span_t pair = span_trim(p, (size_t)((semi ? semi : end) - p));
+        p = semi ? semi + 1 : end;
+        if (!pair.len) continue;
+        const char *eq = memchr(pair.p, '=', pair.len);
+        op_span_t name = span_trim(pair.p, eq ? (size_t)(eq - pair.p) : pair.len);
+        if (cookie_dropped(name, drop)) continue;
+        if (!any) {
+            w_span(w, h->name);
+            op_h1_put_raw(w, ": ", 2);
+        } else {
+            op_h1_put_raw(w, "; ", 2);
+        }
+        w_span(w, pair);
+        any = true;
+    }
+    if (any)
+        op_h1_put_raw(w, "\r\n", 2);
+    else if (!w->err)
+        w->len = mark;
+}
+
+ssize_t op_h1_write_request_head_opts(const struct op_h1_request *req, const char *client_ip,
+                                      const char *proto, const struct op_h1_req_opts *o, char *out,
+                                      size_t cap)
+{
+    static const struct op_h1_req_opts none;
+    if (!o) o = &none;
     struct op_h1_writer w;
     op_h1_writer_init(&w, out, cap);
     w_span(&w, req->method);
     op_h1_put_raw(&w, " ", 1);
-    w_span(&w, req->target);
+    w_target(&w, req->target, o->strip_prefix);
     w_str(&w, req->version_minor ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
     for (int i = 0; i < req->nheaders; i++) {
         const struct op_h1_header *h = &req->headers[i];
-        if (!is_hop_by_hop(h->name, req->headers, req->nheaders, HOP_REQUEST) &&
-            !underscore_dropped(h->name, fwd_flags))
+        if (is_hop_by_hop(h->name, req->headers, req->nheaders, HOP_REQUEST) ||
+            underscore_dropped(h->name, o->fwd_flags))
+            continue;
+        if (o->drop_cookies && span_ieq(h->name, "cookie"))
+            w_cookie(&w, h, o->drop_cookies);
+        else
             w_header(&w, h->name, h->value);
     }
     if (client_ip && *client_ip) op_h1_put_header(&w, "X-Forwarded-For", client_ip);
@@ -256,21 +334,75 @@ ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *cl
         w_str(&w, "Connection: upgrade\r\n");
         w_header(&w, op_span("Upgrade", 7), req->upgrade_proto);
     }
-    w_str(&w, extra);
+    w_str(&w, o->extra);
     op_h1_put_raw(&w, "\r\n", 2);
     return op_h1_writer_result(&w);
 }
 
-ssize_t op_h1_write_response_head(const struct op_h1_response *resp, int client_minor, bool close,
-                                  const char *extra, char *out, size_t cap)
+ssize_t op_h1_write_request_head(const struct op_h1_request *req, const char *client_ip, const char *proto,
+                                 unsigned fwd_flags, const char *extra, char *out, size_t cap)
 {
+    struct op_h1_req_opts o = {.fwd_flags = fwd_flags, .extra = extra};
+    return op_h1_write_request_head_opts(req, client_ip, proto, &o, out, cap);
+}
+
+static const char *const cors_headers[] = {"access-control-allow-origin", "access-control-allow-credentials",
+                                           "access-control-allow-methods", "access-control-allow-headers"};
+static const char *const cors_vary[] = {"origin", "access-control-request-method",
+                                        "access-control-request-methods", "access-control-request-headers"};
+
+/* A Vary header without the CORS request headers (elements rejoined with ", "), or nothing when none
+ * is left. */
+static void w_vary_no_cors(struct op_h1_writer *w, const struct op_h1_header *h)
+{
+    size_t mark = w->len, off = 0;
+    bool any = false;
+    op_span_t e;
+    while (list_next(h->value, &off, &e)) {
+        bool drop = !e.len;
+        for (size_t i = 0; i < OP_ARRAY_LEN(cors_vary) && !drop; i++)
+            drop = span_ieq(e, cors_vary[i]);
+        if (drop) continue;
+        if (!any) {
+            w_span(w, h->name);
+            op_h1_put_raw(w, ": ", 2);
+        } else {
+            op_h1_put_raw(w, ", ", 2);
+        }
+        w_span(w, e);
+        any = true;
+    }
+    if (any)
+        op_h1_put_raw(w, "\r\n", 2);
+    else if (!w->err)
+        w->len = mark;
+}
+
+static bool is_cors_header(op_span_t name)
+{
+    for (size_t i = 0; i < OP_ARRAY_LEN(cors_headers); i++)
+        if (span_ieq(name, cors_headers[i])) return true;
+    return false;
+}
+
+ssize_t op_h1_write_response_head_opts(const struct op_h1_response *resp, int client_minor, bool close,
+                                       const struct op_h1_resp_opts *o, char *out, size_t cap)
+{
+    static const struct op_h1_resp_opts none;
+    if (!o) o = &none;
+    bool no_cors = o->flags & OP_H1_RESP_NO_CORS;
     struct op_h1_writer w;
     op_h1_writer_init(&w, out, cap);
     w_status_line(&w, resp->status, resp->reason);
     int flags = resp->status == 101 ? HOP_KEEP_UPGRADE : 0;
     for (int i = 0; i < resp->nheaders; i++) {
         const struct op_h1_header *h = &resp->headers[i];
-        if (!is_hop_by_hop(h->name, resp->headers, resp->nheaders, flags)) w_header(&w, h->name, h->value);
+        if (is_hop_by_hop(h->name, resp->headers, resp->nheaders, flags)) continue;
+        if (no_cors && is_cors_header(h->name)) continue;
+        if (no_cors && span_ieq(h->name, "vary"))
+            w_vary_no_cors(&w, h);
+        else
+            w_header(&w, h->name, h->value);
     }
     if (resp->status == 101)
         w_str(&w, "Connection: upgrade\r\n");
@@ -278,9 +410,17 @@ ssize_t op_h1_write_response_head(const struct op_h1_response *resp, int client_
         w_str(&w, "Connection: close\r\n");
     else if (client_minor == 0)
         w_str(&w, "Connection: keep-alive\r\n");
-    w_str(&w, extra);
+    w_str(&w, o->extra);
+    w_str(&w, o->extra2);
     op_h1_put_raw(&w, "\r\n", 2);
     return op_h1_writer_result(&w);
+}
+
+ssize_t op_h1_write_response_head(const struct op_h1_response *resp, int client_minor, bool close,
+                                  const char *extra, char *out, size_t cap)
+{
+    struct op_h1_resp_opts o = {.extra = extra};
+    return op_h1_write_response_head_opts(resp, client_minor, close, &o, out, cap);
 }
 
 ssize_t op_h1_write_simple_response(int status, const char *ctype, const char *body, size_t body_len,

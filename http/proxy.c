@@ -146,10 +146,16 @@ void http_fail(struct op_conn *c, int status, const char *why)
     struct http_state *st = hs(c);
     op_debug("http", "w%d#%u %d in %s: %s", op_worker_index(op_conn_worker(c)), op_conn_id(c), status,
              http_phase_str(st->phase), why);
+    char body[160];
+    int bl = snprintf(body, sizeof(body), "%d %s: %s\n", status, op_h1_reason(status), why);
+    http_fail_body(c, status, "text/plain; charset=utf-8", body, (size_t)OP_MIN(bl, (int)sizeof(body) - 1));
+}
+
+void http_fail_body(struct op_conn *c, int status, const char *ctype, const char *body, size_t len)
+{
+    struct http_state *st = hs(c);
     if (!st->resp_started) {
-        char body[160];
-        int bl = snprintf(body, sizeof(body), "%d %s: %s\n", status, op_h1_reason(status), why);
-        if (http_write_simple(c, status, "text/plain; charset=utf-8", body, (size_t)bl, true, NULL) < 0) {
+        if (http_write_simple(c, status, ctype, body, len, true, NULL) < 0) {
             st->phase = HP_DONE;
             http_observe_request(c);
             op_conn_close(c, "error response did not fit the client queue");
@@ -192,6 +198,8 @@ bool http_end_request(struct op_conn *c)
         op_conn_finish(c);
         return false;
     }
+    http_dbuf_release(c);
+    st->resp_flags = 0;
     st->phase = HP_HEAD;
     st->req_done = st->resp_head_done = st->resp_done = st->resp_started = false;
     op_conn_set_state(c, OP_CS_OPEN);
@@ -210,9 +218,9 @@ void http_response_done(struct op_conn *c)
     struct http_state *st = hs(c);
     st->resp_done = true;
     if (st->rbuf) http_buf_consume(c, &st->rbuf, &st->rlen, st->rlen);
-    if (!st->up_keep) {
+    if (!st->up_keep || (!st->up_addr && !st->up_key)) { /* a dialled leg without a key is not kept */
         op_conn_drop_upstream(c);
-        st->up_addr = NULL;
+        http_forget_leg(st);
     }
     if (!st->req_done) /* the upstream answered before the request body ended (e.g. an early 413) */
         st->client_keep = false;
@@ -251,6 +259,23 @@ int http_relay_body(struct op_conn *c, struct op_h1_body *b, enum op_side to, co
     return r;
 }
 
+void http_dbuf_release(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    if (st->dbuf) op_conn_buf_put(c, (uint8_t *)st->dbuf);
+    st->dbuf = NULL;
+}
+
+struct op_h1_resp_opts http_resp_opts(struct op_conn *c)
+{
+    struct http_state *st = hs(c);
+    return (struct op_h1_resp_opts){
+        .flags = (st->resp_flags & OP_ROUTE_RESP_NO_CORS) ? OP_H1_RESP_NO_CORS : 0,
+        .extra = hconf(c)->resp_extra,
+        .extra2 = st->dbuf && st->dbuf->resp_extra[0] ? st->dbuf->resp_extra : NULL,
+    };
+}
+
 /* ---- events -------------------------------------------------------------------------------------------- */
 
 static void http_open(struct op_conn *c)
@@ -265,14 +290,16 @@ static void http_open(struct op_conn *c)
 static void http_connected(struct op_conn *c, int err)
 {
     struct http_state *st = hs(c);
+    st->dialing = false; /* an attached leg completes its dial */
     if (err < 0) {
         op_warn("http", "upstream connect failed: %s", strerror(-err));
-        st->up_addr = NULL;
+        http_forget_leg(st);
         http_fail(c, 502, "upstream connect failed");
         return;
     }
     op_conn_set_state(c, OP_CS_RELAY);
     op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->idle_ms);
+    if (st->phase == HP_DIAL) http_leg_ready(c);
 }
 
 static void http_eof(struct op_conn *c, enum op_side side)
@@ -282,10 +309,19 @@ static void http_eof(struct op_conn *c, enum op_side side)
         st->client_eof = true;
         if (st->phase == HP_HEAD && st->hlen == 0)
             op_conn_close(c, "client closed");
-        else if (st->phase == HP_HEAD || st->phase == HP_BODY || st->phase == HP_APP_BODY)
+        else if (st->phase == HP_HEAD || st->phase == HP_BODY || st->phase == HP_APP_BODY ||
+                 (st->phase == HP_DIAL && !st->req_done))
             op_conn_close(c, "client closed mid-request");
-        /* HP_WAIT / HP_APP: let the response go out, then close (http_end_request sees client_eof). */
+        /* HP_WAIT / HP_APP / HP_DIAL without a body: let the response go out, then close
+         * (http_end_request sees client_eof). */
         return;
+    }
+    if (st->phase == HP_DIAL) {
+        if (st->await_ok) {
+            http_dial_answer(c, NULL, 0); /* EOF: no answer */
+            return;
+        }
+        return; /* not connected yet: the connect's completion reports it */
     }
     if (st->phase == HP_WAIT || st->phase == HP_BODY) {
         if (st->resp_head_done && st->resp_body.framing == OP_H1_BODY_UNTIL_CLOSE) {
@@ -293,7 +329,7 @@ static void http_eof(struct op_conn *c, enum op_side side)
             st->client_keep = false;
             http_response_done(c);
         } else if (!st->resp_started) {
-            st->up_addr = NULL;
+            http_forget_leg(st);
             http_fail(c, 502, "upstream closed the connection without a response");
         } else {
             op_conn_finish(c); /* truncated response: the client sees the connection close */
@@ -303,7 +339,7 @@ static void http_eof(struct op_conn *c, enum op_side side)
     }
     /* Idle upstream closed its keep-alive connection: forget it. */
     op_conn_drop_upstream(c);
-    st->up_addr = NULL;
+    http_forget_leg(st);
 }
 
 static void http_timeout(struct op_conn *c)
@@ -328,6 +364,14 @@ static void http_timeout(struct op_conn *c)
             http_fail(c, 504, "upstream response timeout");
         else
             op_conn_close(c, "upstream idle timeout");
+        break;
+    case HP_DIAL:
+        if (st->await_ok) {
+            http_fail(c, 504, "the upstream did not answer the preamble in time");
+        } else {
+            http_dial_abandon(c);
+            http_fail(c, 504, "upstream connect timeout");
+        }
         break;
     default:
         op_conn_close(c, "timeout");
@@ -358,6 +402,8 @@ static void http_close(struct op_conn *c)
     if (st->rbuf) op_conn_buf_put(c, st->rbuf);
     st->hbuf = st->xbuf = st->rbuf = NULL;
     st->hlen = st->xlen = st->rlen = 0;
+    http_dial_abandon(c);
+    http_dbuf_release(c);
     if (st->job && st->phase != HP_APP)
         op_app_job_free(st->job); /* not submitted, or already back from the control thread: ours */
     st->job = NULL;               /* a submitted job comes back and is freed by the poster */

@@ -56,27 +56,66 @@ static ssize_t forward_req_body(struct op_conn *c, const uint8_t *p, size_t n)
     return (ssize_t)used;
 }
 
+/* The open leg may carry this request: a dial route's leg only for the same non-zero up_key, an address
+ * route's only for the same address (a dialled leg has no address, so neither is taken for the other). */
+static bool leg_reusable(struct op_conn *c, const struct op_route *rt)
+{
+    struct http_state *st = hs(c);
+    if (!op_conn_has_upstream(c)) return false;
+    if (rt->dial) return rt->up_key && !st->up_addr && st->up_key == rt->up_key;
+    return !st->up_key && same_addr(st->up_addr, st->up_addrlen, rt->addr, rt->addrlen);
+}
+
 static void route_upstream(struct op_conn *c, const struct op_h1_request *req, const struct op_route *rt)
 {
     struct http_state *st = hs(c);
-    if (!same_addr(st->up_addr, st->up_addrlen, rt->addr, rt->addrlen) || !op_conn_has_upstream(c)) {
-        int rc = op_conn_connect(c, rt->addr, rt->addrlen);
-        if (rc < 0) {
-            http_fail(c, 502, "cannot create the upstream socket");
+    if (!rt->dial && !rt->addr) {
+        http_fail(c, 502, "no upstream");
+        return;
+    }
+    bool reuse = leg_reusable(c, rt);
+    /* A new leg that is dialled or gets a preamble: the head waits for it (HP_DIAL, proxy_dial.c). */
+    bool hold = !reuse && (rt->dial || rt->preamble_len);
+    st->resp_flags = (uint8_t)rt->resp_flags;
+    if (hold || rt->resp_extra[0]) {
+        st->dbuf = (struct http_dbuf *)op_conn_buf_get(c);
+        if (!st->dbuf) {
+            http_fail(c, 503, "out of buffers");
             return;
         }
-        st->up_addr = rt->addr;
-        st->up_addrlen = rt->addrlen;
-        op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->connect_ms);
-    } else {
-        op_conn_set_state(c, OP_CS_RELAY);
-        op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->idle_ms);
+        size_t el = strnlen(rt->resp_extra, sizeof(rt->resp_extra) - 1);
+        memcpy(st->dbuf->resp_extra, rt->resp_extra, el);
+        st->dbuf->resp_extra[el] = '\0';
+        st->dbuf->preamble_len = st->dbuf->line_len = st->dbuf->head_len = 0;
+    }
+    if (!hold) {
+        if (!reuse) {
+            int rc = op_conn_connect(c, rt->addr, rt->addrlen);
+            if (rc < 0) {
+                http_fail(c, 502, "cannot create the upstream socket");
+                return;
+            }
+            st->up_addr = rt->addr;
+            st->up_addrlen = rt->addrlen;
+            st->up_key = 0;
+            op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->connect_ms);
+        } else {
+            op_conn_set_state(c, OP_CS_RELAY);
+            op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->idle_ms);
+        }
     }
     char ip[64];
     op_conn_peer_ip(c, ip, sizeof(ip));
-    ssize_t n = op_h1_write_request_head(req, ip, op_conn_is_tls(c) ? "https" : "http", 0, NULL, http_out,
-                                         sizeof(http_out));
-    if (n < 0 || op_conn_send(c, OP_UP, (const uint8_t *)http_out, (size_t)n) < 0) {
+    size_t rx = strnlen(rt->req_extra, sizeof(rt->req_extra) - 1);
+    char req_extra[sizeof(rt->req_extra)];
+    memcpy(req_extra, rt->req_extra, rx);
+    req_extra[rx] = '\0';
+    struct op_h1_req_opts ro = {
+        .extra = req_extra, .strip_prefix = rt->strip_prefix, .drop_cookies = rt->drop_cookies};
+    char *out = hold ? st->dbuf->head : http_out;
+    size_t cap = hold ? HTTP_DBUF_HEAD_CAP : sizeof(http_out);
+    ssize_t n = op_h1_write_request_head_opts(req, ip, op_conn_is_tls(c) ? "https" : "http", &ro, out, cap);
+    if (n < 0 || (!hold && op_conn_send(c, OP_UP, (const uint8_t *)http_out, (size_t)n) < 0)) {
         http_fail(c, 431, "request head too large to forward");
         return;
     }
@@ -84,8 +123,18 @@ static void route_upstream(struct op_conn *c, const struct op_h1_request *req, c
     st->up_keep = true;
     op_h1_body_init(&st->req_body, req->framing, req->content_length);
     http_buf_consume(c, &st->hbuf, &st->hlen, req->head_len);
-    if (req->framing == OP_H1_BODY_NONE) {
-        st->req_done = true;
+    st->req_done = req->framing == OP_H1_BODY_NONE;
+    if (hold) {
+        st->dbuf->head_len = (uint32_t)n;
+        size_t pl = OP_MIN(rt->preamble_len, sizeof(rt->preamble));
+        memcpy(st->dbuf->preamble, rt->preamble, pl);
+        st->dbuf->preamble_len = (uint32_t)pl;
+        st->phase = HP_DIAL;
+        op_conn_pause(c, OP_CLI); /* body bytes wait for the leg, held */
+        http_dial_start(c, rt);
+        return;
+    }
+    if (st->req_done) {
         st->phase = HP_WAIT;
         op_conn_pause(c, OP_CLI);
         return;

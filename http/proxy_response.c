@@ -86,10 +86,11 @@ static void send_head_with_body(struct op_conn *c, size_t hn, const uint8_t *p, 
 int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
 {
     struct http_state *st = hs(c);
+    if (st->phase == HP_DIAL && st->await_ok) return http_dial_answer(c, p, n);
     if (st->phase != HP_WAIT && st->phase != HP_BODY) {
         /* Bytes from an idle upstream (no request outstanding): it is broken; drop it. */
         op_conn_drop_upstream(c);
-        st->up_addr = NULL;
+        http_forget_leg(st);
         return 0;
     }
     op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->idle_ms);
@@ -154,8 +155,9 @@ int http_upstream_data(struct op_conn *c, const uint8_t *p, size_t n)
         bool close = !st->client_keep || op_conn_draining(c) || st->client_eof;
         if (close) st->client_keep = false;
         http_count_status(c, resp->status);
-        ssize_t hn = op_h1_write_response_head(resp, st->client_minor, close, hconf(c)->resp_extra, http_out,
-                                               sizeof(http_out));
+        struct op_h1_resp_opts ro = http_resp_opts(c);
+        ssize_t hn =
+            op_h1_write_response_head_opts(resp, st->client_minor, close, &ro, http_out, sizeof(http_out));
         bool body_here = resp->framing != OP_H1_BODY_NONE && vn > head_len;
         if (hn < 0 || (!body_here && op_conn_send(c, OP_CLI, (const uint8_t *)http_out, (size_t)hn) < 0)) {
             http_fail(c, 502, "upstream response head too large");
@@ -206,6 +208,10 @@ void http_app_resp_pump(struct op_conn *c)
 void http_message(struct op_conn *c, void *msg)
 {
     struct http_state *st = hs(c);
+    if (msg != st->job && st->dial_msg) { /* not ours: the dialer's (see op_route.dial_msg) */
+        st->dial_msg(st->dial_ctx, c, msg, st->dialing);
+        return;
+    }
     struct op_app_job *job = msg;
     if (st->job != job || st->phase != HP_APP) {
         op_app_job_free(job);

@@ -71,6 +71,7 @@ static void start_tunnel(struct op_conn *c, const uint8_t *a, size_t an, const u
         http_buf_consume(c, &st->xbuf, &st->xlen, st->xlen);
     }
     if (st->rbuf) http_buf_consume(c, &st->rbuf, &st->rlen, st->rlen);
+    http_dbuf_release(c);
     op_conn_tunnel(c, op_worker_timeouts(op_conn_worker(c))->tunnel_idle_ms);
 }
 
@@ -88,8 +89,9 @@ void http_switch_protocols(struct op_conn *c, const struct op_h1_response *resp,
         http_fail(c, 502, "upstream switched to a protocol other than the one requested");
         return;
     }
-    ssize_t hn = op_h1_write_response_head(resp, st->client_minor, false, hconf(c)->resp_extra, http_out,
-                                           sizeof(http_out));
+    struct op_h1_resp_opts ro = http_resp_opts(c);
+    ssize_t hn =
+        op_h1_write_response_head_opts(resp, st->client_minor, false, &ro, http_out, sizeof(http_out));
     if (hn < 0 || op_conn_send(c, OP_CLI, (const uint8_t *)http_out, (size_t)hn) < 0) {
         http_fail(c, 502, "upstream response head too large");
         return;
