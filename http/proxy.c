@@ -366,11 +366,11 @@ static void http_timeout(struct op_conn *c)
             op_conn_close(c, "upstream idle timeout");
         break;
     case HP_DIAL:
-        if (st->await_ok) {
-            http_fail(c, 504, "the upstream did not answer the preamble in time");
-        } else {
+        if (st->dialing || op_conn_state(c) == OP_CS_CONNECT) {
             http_dial_abandon(c);
             http_fail(c, 504, "upstream connect timeout");
+        } else {
+            http_fail(c, 504, "the upstream did not answer the preamble in time");
         }
         break;
     default:

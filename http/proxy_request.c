@@ -77,6 +77,7 @@ static void route_upstream(struct op_conn *c, const struct op_h1_request *req, c
     /* A new leg that is dialled or gets a preamble: the head waits for it (HP_DIAL, proxy_dial.c). */
     bool hold = !reuse && (rt->dial || rt->preamble_len);
     st->resp_flags = (uint8_t)rt->resp_flags;
+    http_dbuf_release(c); /* normally released already, when the previous request ended */
     if (hold || rt->resp_extra[0]) {
         st->dbuf = (struct http_dbuf *)op_conn_buf_get(c);
         if (!st->dbuf) {

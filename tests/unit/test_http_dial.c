@@ -1,12 +1,12 @@
 /*
  * Unit test for dial routes in the HTTP protocol (http/proxy_dial.c) on a real engine: the route's dialer
  * hands over one end of a socketpair whose other end is a fake agent thread that reads "OPEN <target>\n",
- * answers "OK\n" (then speaks HTTP/1.1), "ERR 1 refused\n", a line too long, or closes. Covers: a GET
- * through the preamble; nothing of the request reaching the leg before OK; ERR, a close and a long line
- * answered 502; keep-alive reuse for the same up_key (one OPEN for two requests), a new leg for another
- * key and for no key; strip_prefix, dropped cookies, extra request lines; NO_CORS and extra response
- * lines; POST bodies (Content-Length, large, and chunked) held during the set-up and forwarded after OK;
- * a WebSocket upgrade through a dial route (101, then the tunnel); a dialer that completes through a
+ * answers "OK\n" (then speaks HTTP/1.1), "ERR 1 refused\n", a line too long, nothing, or closes. Covers: a
+ * GET through the preamble; nothing of the request reaching the leg before OK; ERR, a close and a long line
+ * answered 502, no answer 504; keep-alive reuse for the same up_key (one OPEN for two requests), a new leg
+ * for another key and for no key; strip_prefix, dropped cookies, extra request lines; NO_CORS and extra
+ * response lines; POST bodies (Content-Length, large, and chunked) held during the set-up and forwarded after
+ * OK; a WebSocket upgrade through a dial route (101, then the tunnel); a dialer that completes through a
  * message (dial_msg) with a socket or with op_http_dial_failed, one that fails inside dial(), one that
  * returns < 0, and one that never completes (504 after the connect timeout, dial_cancel called).
  * Skips (77) only when io_uring is unavailable.
@@ -163,6 +163,11 @@ static void *agent(void *arg)
         goto out;
     }
     if (strcmp(target, "eof") == 0) goto out;
+    if (strcmp(target, "silent") == 0) { /* never answers: the relay's connect timeout ends it */
+        char junk[1];
+        recv_retry(fd, junk, 1);
+        goto out;
+    }
     if (strcmp(target, "long") == 0) {
         char junk[600];
         memset(junk, 'x', sizeof(junk));
@@ -504,6 +509,12 @@ static void test_failures(void)
     CHECK(exchange(fd, "GET /sync/x HTTP/1.1\r\nHost: h\r\nX-Target: long\r\n\r\n", &r) && r.status == 502 &&
               strstr(r.body, "too long"),
           "long answer: %d %s", r.status, r.body);
+    close(fd);
+
+    fd = cli_open();
+    CHECK(exchange(fd, "GET /sync/x HTTP/1.1\r\nHost: h\r\nX-Target: silent\r\n\r\n", &r) &&
+              r.status == 504 && strstr(r.body, "preamble"),
+          "no answer to the preamble: %d %s", r.status, r.body);
     close(fd);
 
     printf("dialers that fail: by message, inside dial(), < 0, never\n");
