@@ -33,7 +33,7 @@ struct op_app_request {
 struct op_app_response {
     int status;               /* default 200 */
     const char *content_type; /* static string; default "application/json" */
-    char headers[1024];       /* extra header lines, each "Name: value\r\n" */
+    char headers[8192];       /* extra header lines, each "Name: value\r\n" */
     size_t headers_len;
     char *body; /* malloc'd by the handler (or NULL); the engine frees it */
     size_t body_len;

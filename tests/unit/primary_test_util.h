@@ -18,7 +18,7 @@
 struct t_resp {
     int status;
     char *body;
-    char headers[1024];
+    char headers[8192];
     cJSON *json;
 };
 
