@@ -12,8 +12,10 @@
 #include "primary/primary_int.h"
 
 #define SIGNED_OUT_MSG "You are signed out or your session has expired. Please sign in again to continue."
+#define SUSPENDED_MSG  "Your account is suspended. Contact an admin to reactivate your account."
 #define KEY_ID_LEN     10
 #define KEY_SECRET_LEN 22
+_Static_assert(KEY_ID_LEN + 1 + KEY_SECRET_LEN == OP_API_KEY_LEN, "API key length");
 
 int op_password_hash(const char *password, uint32_t iterations, char *out, size_t outlen)
 {
@@ -157,22 +159,50 @@ out:
     cJSON_Delete(body);
 }
 
-void op_api_users_login(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp)
+int op_api_key_create(struct op_primary *p, const char *user_id, const char *scope, int64_t lifetime_s,
+                      int64_t expires_ms, char token[OP_API_KEY_LEN + 1])
 {
-    cJSON *body = op_api_body_object(req, resp);
-    if (!body) return;
-    bool bad = false;
-    const char *email = op_json_str(body, "email", &bad);
-    const char *username = op_json_str(body, "username", &bad);
-    const char *password = op_json_str(body, "password", &bad);
-    const char *who = email && *email ? email : username;
-    if (bad || !who || !*who || !password || !*password) {
-        op_api_json(resp, 400,
-                    validation_failed(!password || !*password ? "password" : "email",
-                                      "Validation failed for tag \"required\" with value: \"\""));
-        cJSON_Delete(body);
-        return;
+    char keyid[KEY_ID_LEN + 1], secret[KEY_SECRET_LEN + 1];
+    uint8_t hash[OP_SHA256_LEN];
+    if (op_random_alnum(keyid, KEY_ID_LEN) || op_random_alnum(secret, KEY_SECRET_LEN)) return -EIO;
+    op_sha256(secret, KEY_SECRET_LEN, hash);
+    int64_t now = op_wall_ms();
+    int rc = op_store_begin(p);
+    if (!rc) {
+        sqlite3_stmt *st = op_store_prepare(
+            p, "INSERT INTO api_keys (id, hashed_secret, user_id, login_type, lifetime_seconds,"
+               " created_at, last_used, expires_at, scope) VALUES (?, ?, ?, 'password', ?, ?, ?, ?, ?)");
+        rc = -EIO;
+        if (st) {
+            sqlite3_bind_text(st, 1, keyid, -1, SQLITE_STATIC);
+            sqlite3_bind_blob(st, 2, hash, sizeof(hash), SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, user_id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 4, lifetime_s);
+            sqlite3_bind_int64(st, 5, now);
+            sqlite3_bind_int64(st, 6, now);
+            sqlite3_bind_int64(st, 7, expires_ms);
+            sqlite3_bind_text(st, 8, scope, -1, SQLITE_STATIC);
+            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+            sqlite3_finalize(st);
+        }
+        st = rc ? NULL : op_store_prepare(p, "UPDATE users SET last_seen_at = ? WHERE id = ?");
+        if (st) {
+            sqlite3_bind_int64(st, 1, now);
+            sqlite3_bind_text(st, 2, user_id, -1, SQLITE_STATIC);
+            sqlite3_step(st);
+            sqlite3_finalize(st);
+        }
+        rc = rc ? rc : op_store_commit(p);
     }
+    if (rc) op_store_rollback(p);
+    if (!rc) snprintf(token, OP_API_KEY_LEN + 1, "%s-%s", keyid, secret);
+    op_secure_zero(secret, sizeof(secret));
+    return rc ? -EIO : 0;
+}
+
+int op_login_password(struct op_primary *p, const char *who, const char *password,
+                      char token[OP_API_KEY_LEN + 1], const char **message)
+{
     sqlite3_stmt *st =
         op_store_prepare(p, "SELECT id, hashed_password, status FROM users WHERE lower(email) = "
                             "lower(?1) OR lower(username) = lower(?1) LIMIT 1");
@@ -196,70 +226,63 @@ void op_api_users_login(struct op_primary *p, const struct op_app_request *req, 
                          sizeof(dk));
         ok = false;
     }
-    cJSON_Delete(body);
     if (!ok) {
-        op_api_error(resp, 401, "Incorrect email or password.", NULL);
-        return;
+        *message = "Incorrect email or password.";
+        return -EACCES;
     }
     if (strcmp(status, "active") != 0) {
-        op_api_error(resp, 401, "Your account is suspended. Contact an admin to reactivate your account.",
-                     NULL);
-        return;
+        *message = SUSPENDED_MSG;
+        return -EACCES;
     }
-    char keyid[KEY_ID_LEN + 1], secret[KEY_SECRET_LEN + 1];
-    uint8_t hash[OP_SHA256_LEN];
-    if (op_random_alnum(keyid, KEY_ID_LEN) || op_random_alnum(secret, KEY_SECRET_LEN)) {
-        op_api_error(resp, 500, "Failed to create API key.", "no randomness");
-        return;
+    if (op_api_key_create(p, uid, "all", OP_SESSION_LIFETIME_S, op_wall_ms() + OP_SESSION_LIFETIME_S * 1000LL,
+                          token) != 0) {
+        *message = "Failed to create API key.";
+        return -EIO;
     }
-    op_sha256(secret, KEY_SECRET_LEN, hash);
-    int64_t now = op_wall_ms();
-    int rc = op_store_begin(p);
-    if (!rc) {
-        st = op_store_prepare(
-            p, "INSERT INTO api_keys (id, hashed_secret, user_id, login_type, lifetime_seconds,"
-               " created_at, last_used, expires_at) VALUES (?, ?, ?, 'password', ?, ?, ?, ?)");
-        rc = -EIO;
-        if (st) {
-            sqlite3_bind_text(st, 1, keyid, -1, SQLITE_STATIC);
-            sqlite3_bind_blob(st, 2, hash, sizeof(hash), SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, uid, -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 4, OP_SESSION_LIFETIME_S);
-            sqlite3_bind_int64(st, 5, now);
-            sqlite3_bind_int64(st, 6, now);
-            sqlite3_bind_int64(st, 7, now + OP_SESSION_LIFETIME_S * 1000LL);
-            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-            sqlite3_finalize(st);
-        }
-        st = op_store_prepare(p, "UPDATE users SET last_seen_at = ? WHERE id = ?");
-        if (st) {
-            sqlite3_bind_int64(st, 1, now);
-            sqlite3_bind_text(st, 2, uid, -1, SQLITE_STATIC);
-            sqlite3_step(st);
-            sqlite3_finalize(st);
-        }
-        rc = rc ? rc : op_store_commit(p);
-    }
-    if (rc) {
-        op_store_rollback(p);
-        op_api_error(resp, 500, "Failed to create API key.", "database error");
-        return;
-    }
-    char token[KEY_ID_LEN + KEY_SECRET_LEN + 2], cookie[160];
-    snprintf(token, sizeof(token), "%s-%s", keyid, secret);
+    return 0;
+}
+
+void op_session_cookie(struct op_app_response *resp, const char *token, bool tls)
+{
+    char cookie[160];
     snprintf(cookie, sizeof(cookie), "coder_session_token=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s",
-             token, OP_SESSION_LIFETIME_S, req->tls ? "; Secure" : "");
+             token, OP_SESSION_LIFETIME_S, tls ? "; Secure" : "");
     op_app_add_header(resp, "Set-Cookie", cookie);
+    op_secure_zero(cookie, sizeof(cookie));
+}
+
+void op_api_users_login(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp)
+{
+    cJSON *body = op_api_body_object(req, resp);
+    if (!body) return;
+    bool bad = false;
+    const char *email = op_json_str(body, "email", &bad);
+    const char *username = op_json_str(body, "username", &bad);
+    const char *password = op_json_str(body, "password", &bad);
+    const char *who = email && *email ? email : username;
+    if (bad || !who || !*who || !password || !*password) {
+        op_api_json(resp, 400,
+                    validation_failed(!password || !*password ? "password" : "email",
+                                      "Validation failed for tag \"required\" with value: \"\""));
+        cJSON_Delete(body);
+        return;
+    }
+    char token[OP_API_KEY_LEN + 1];
+    const char *msg = NULL;
+    int rc = op_login_password(p, who, password, token, &msg);
+    cJSON_Delete(body);
+    if (rc) {
+        op_api_error(resp, rc == -EACCES ? 401 : 500, msg, rc == -EACCES ? NULL : "database error");
+        return;
+    }
+    op_session_cookie(resp, token, req->tls);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "session_token", token);
     op_api_json(resp, 201, o);
-    op_secure_zero(secret, sizeof(secret));
     op_secure_zero(token, sizeof(token));
 }
 
-/* Extracts the session token from the Coder-Session-Token header, the coder_session_token cookie or the
- * query parameter of the same name. Returns the length copied into out, 0 if absent. */
-static size_t session_token(const struct op_app_request *req, char *out, size_t outlen)
+size_t op_session_token(const struct op_app_request *req, char *out, size_t outlen)
 {
     const struct op_app_header *h = op_app_find_header(req, "Coder-Session-Token");
     if (h && h->value.len > 0 && h->value.len < outlen) {
@@ -291,40 +314,33 @@ static size_t session_token(const struct op_app_request *req, char *out, size_t 
     return 0;
 }
 
-bool op_auth_session(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp,
-                     struct op_user *user)
+int op_auth_token(struct op_primary *p, const char *token, bool app_connect_ok, struct op_user *user,
+                  struct op_auth_why *why)
 {
-    char token[128];
-    size_t n = session_token(req, token, sizeof(token));
-    if (n == 0) {
-        op_api_error(resp, 401, SIGNED_OUT_MSG,
-                     "Cookie \"coder_session_token\" or query parameter must be provided.");
-        return false;
-    }
+    why->message = SIGNED_OUT_MSG;
+    why->detail[0] = '\0';
     const char *dash = strchr(token, '-');
     if (!dash || dash - token != KEY_ID_LEN || strlen(dash + 1) != KEY_SECRET_LEN) {
-        op_api_error(resp, 401, SIGNED_OUT_MSG, "Invalid API key format: invalid API key format.");
-        op_secure_zero(token, sizeof(token));
-        return false;
+        snprintf(why->detail, sizeof(why->detail), "Invalid API key format: invalid API key format.");
+        return -EACCES;
     }
     uint8_t hash[OP_SHA256_LEN];
     op_sha256(dash + 1, KEY_SECRET_LEN, hash);
     char keyid[KEY_ID_LEN + 1];
     memcpy(keyid, token, KEY_ID_LEN);
     keyid[KEY_ID_LEN] = '\0';
-    op_secure_zero(token, sizeof(token));
     sqlite3_stmt *st = op_store_prepare(
-        p, "SELECT k.hashed_secret, k.expires_at, k.last_used, u.id, u.username, u.email, u.roles, u.status"
-           " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?");
+        p, "SELECT k.hashed_secret, k.expires_at, k.last_used, u.id, u.username, u.email, u.roles, u.status,"
+           " k.scope FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?");
     if (!st) {
-        op_api_error(resp, 500, "Internal error fetching API key by id.", NULL);
-        return false;
+        why->message = "Internal error fetching API key by id.";
+        return -EIO;
     }
     sqlite3_bind_text(st, 1, keyid, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);
-        op_api_error(resp, 401, SIGNED_OUT_MSG, "API key is invalid.");
-        return false;
+        snprintf(why->detail, sizeof(why->detail), "API key is invalid.");
+        return -EACCES;
     }
     const void *stored = sqlite3_column_blob(st, 0);
     bool match =
@@ -335,26 +351,33 @@ bool op_auth_session(struct op_primary *p, const struct op_app_request *req, str
     snprintf(user->email, sizeof(user->email), "%s", op_col_text(st, 5));
     user->owner = strstr(op_col_text(st, 6), "owner") != NULL;
     bool active = strcmp(op_col_text(st, 7), "active") == 0;
+    user->app_connect = strcmp(op_col_text(st, 8), "all") != 0;
+    user->key_expires_ms = expires;
     sqlite3_finalize(st);
     int64_t now = op_wall_ms();
     if (!match) {
-        op_api_error(resp, 401, SIGNED_OUT_MSG, "API key secret is invalid.");
-        return false;
+        snprintf(why->detail, sizeof(why->detail), "API key secret is invalid.");
+        return -EACCES;
     }
     if (now >= expires) {
-        char at[32], detail[80];
+        char at[32];
         op_format_time(expires, at);
-        snprintf(detail, sizeof(detail), "API key expired at \"%s\".", at);
-        op_api_error(resp, 401, SIGNED_OUT_MSG, detail);
-        return false;
+        snprintf(why->detail, sizeof(why->detail), "API key expired at \"%s\".", at);
+        return -EACCES;
     }
     if (!active) {
-        op_api_error(resp, 401, "Your account is suspended. Contact an admin to reactivate your account.",
-                     NULL);
-        return false;
+        why->message = SUSPENDED_MSG;
+        return -EACCES;
     }
-    /* Sliding expiry: refresh at most once a minute so reads stay cheap. */
-    if (now - last_used > 60000) {
+    if (user->app_connect && !app_connect_ok) {
+        /* Scoped keys exist for workspace proxies' app sessions; they must not reach the rest of the API. */
+        snprintf(why->detail, sizeof(why->detail),
+                 "This API key has the application_connect scope: it is only valid for workspace apps.");
+        return -EACCES;
+    }
+    /* Sliding expiry: refresh at most once a minute so reads stay cheap. App-connect keys keep the
+     * expiry they were given (never past the session they came from). */
+    if (!user->app_connect && now - last_used > 60000) {
         if (op_store_begin(p) == 0) {
             st = op_store_prepare(
                 p, "UPDATE api_keys SET last_used = ?1, expires_at = ?1 + lifetime_seconds * 1000"
@@ -368,9 +391,37 @@ bool op_auth_session(struct op_primary *p, const struct op_app_request *req, str
             }
             if (!ok || op_store_commit(p))
                 op_store_rollback(p); /* best effort: the request itself is still authorised */
+            else
+                user->key_expires_ms = -1; /* re-read below */
+        }
+        if (user->key_expires_ms < 0) {
+            st = op_store_prepare(p, "SELECT expires_at FROM api_keys WHERE id = ?");
+            user->key_expires_ms = expires;
+            if (st) {
+                sqlite3_bind_text(st, 1, keyid, -1, SQLITE_STATIC);
+                if (sqlite3_step(st) == SQLITE_ROW) user->key_expires_ms = sqlite3_column_int64(st, 0);
+                sqlite3_finalize(st);
+            }
         }
     }
-    return true;
+    return 0;
+}
+
+bool op_auth_session(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp,
+                     struct op_user *user)
+{
+    char token[128];
+    size_t n = op_session_token(req, token, sizeof(token));
+    if (n == 0) {
+        op_api_error(resp, 401, SIGNED_OUT_MSG,
+                     "Cookie \"coder_session_token\" or query parameter must be provided.");
+        return false;
+    }
+    struct op_auth_why why;
+    int rc = op_auth_token(p, token, false, user, &why);
+    op_secure_zero(token, sizeof(token));
+    if (rc) op_api_error(resp, rc == -EACCES ? 401 : 500, why.message, why.detail);
+    return rc == 0;
 }
 
 void op_api_users_me(struct op_primary *p, const struct op_user *u, struct op_app_response *resp)
@@ -386,7 +437,7 @@ void op_api_users_me(struct op_primary *p, const struct op_user *u, struct op_ap
 void op_api_users_logout(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp)
 {
     char token[128];
-    if (session_token(req, token, sizeof(token)) > KEY_ID_LEN) {
+    if (op_session_token(req, token, sizeof(token)) > KEY_ID_LEN) {
         token[KEY_ID_LEN] = '\0';
         sqlite3_stmt *st = NULL;
         if (op_store_begin(p) == 0 &&

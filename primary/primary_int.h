@@ -35,6 +35,7 @@ struct op_primary {
     struct op_engine *engine;          /* while running: retires the region's old key sets */
     uint64_t next_region_keys_ms;
     uint8_t region_keys_digest[64]; /* of the key set last given to the region */
+    bool disable_path_apps, allow_path_app_sharing, allow_path_app_site_owner; /* from the config */
 };
 
 /* ---- store.c: SQLite ---- */
@@ -82,6 +83,9 @@ void op_api_validation(struct op_app_response *resp, int status, const char *mes
 void op_api_json(struct op_app_response *resp, int status, cJSON *obj);
 /* Parses the request body as a JSON object; on failure answers 400 and returns NULL. */
 cJSON *op_api_body_object(const struct op_app_request *req, struct op_app_response *resp);
+/* Value of field name in an application/x-www-form-urlencoded text (a query or a form body),
+ * percent-decoded ('+' = space) into out; returns 0, -ENOENT, -ENOSPC. */
+int op_api_form_value(op_span_t form, const char *name, char *out, size_t outlen);
 /* String field of a JSON object: NULL if absent; sets *bad when present but not a string. */
 const char *op_json_str(const cJSON *obj, const char *name, bool *bad);
 /* Query parameter value, percent-decoded into out; returns 0, -ENOENT, -ENOSPC. */
@@ -90,15 +94,41 @@ int op_api_query(const struct op_app_request *req, const char *name, char *out, 
 bool op_name_valid(const char *s);
 
 /* ---- auth.c: users and sessions ---- */
+#define OP_API_KEY_LEN 33 /* "<10 alphanumerics>-<22 alphanumerics>" */
 struct op_user {
     char id[OP_UUID_STR_LEN + 1];
     char username[64];
     char email[256];
     bool owner;
+    bool app_connect;       /* authenticated by an application_connect-scoped key (app-token issuance only) */
+    int64_t key_expires_ms; /* when the key that authenticated expires (after any sliding refresh) */
 };
-/* Resolves the session of the request; on failure answers 401 and returns false. */
+/* Resolves the session of the request (scope "all" only); on failure answers 401 and returns false. */
 bool op_auth_session(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp,
                      struct op_user *user);
+/* Why op_auth_token refused a token: the codersdk message and detail of the 401. */
+struct op_auth_why {
+    const char *message;
+    char detail[128];
+};
+/* Checks an API key: 0 with user filled; -EACCES when it is malformed, unknown, wrong, expired, of a
+ * suspended user, or application_connect-scoped while app_connect_ok is false (why says which); -EIO. A
+ * scope "all" key's expiry slides (at most one write a minute). */
+int op_auth_token(struct op_primary *p, const char *token, bool app_connect_ok, struct op_user *user,
+                  struct op_auth_why *why);
+/* The session token of a request: Coder-Session-Token header, coder_session_token cookie, then the query
+ * parameter of that name. Its length (copied into out), 0 when absent. */
+size_t op_session_token(const struct op_app_request *req, char *out, size_t outlen);
+/* Inserts an API key of user_id with scope ("all" or "application_connect"), lifetime_s (for the sliding
+ * refresh) and first expiry, in its own transaction; token receives "<id>-<secret>". 0 or -EIO. */
+int op_api_key_create(struct op_primary *p, const char *user_id, const char *scope, int64_t lifetime_s,
+                      int64_t expires_ms, char token[OP_API_KEY_LEN + 1]);
+/* Password sign-in of who (e-mail or username, case-insensitive): 0 with a new session token; -EACCES
+ * (wrong credentials or suspended; *message for the 401) or -EIO (*message for the 500). */
+int op_login_password(struct op_primary *p, const char *who, const char *password,
+                      char token[OP_API_KEY_LEN + 1], const char **message);
+/* Adds "Set-Cookie: coder_session_token=<token>; Path=/; Max-Age; HttpOnly; SameSite=Lax[; Secure]". */
+void op_session_cookie(struct op_app_response *resp, const char *token, bool tls);
 /* GET /api/v2/users/first: 200 when the first user exists, 404 otherwise. */
 void op_api_users_first_get(struct op_primary *p, struct op_app_response *resp);
 /* POST /api/v2/users/first: creates the first user as an owner (201), 409 once one exists, 400 on bad input.
@@ -153,6 +183,37 @@ void op_api_proxy_app_stats(struct op_primary *p, const struct op_proxy_auth *px
                             const struct op_app_request *req, struct op_app_response *resp);
 /* Generates a proxy secret: 64 alphanumerics + NUL into secret, and its SHA-256 into hash. 0 or -errno. */
 int op_proxy_new_secret(char secret[65], uint8_t hash[OP_SHA256_LEN]);
+
+/* ---- apps.c, apps_auth.c: workspace app authorization, the app auth redirect, the login page ---- */
+/* A growable string (malloc'd, NUL-terminated); oom sticks after the first failed growth. */
+struct op_strbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+void op_sb_add(struct op_strbuf *b, const char *s, size_t n);
+void op_sb_str(struct op_strbuf *b, const char *s);
+void op_sb_html(struct op_strbuf *b, const char *s);   /* HTML-escaped (&<>"') */
+void op_sb_urlenc(struct op_strbuf *b, const char *s); /* percent-encoded as a query component */
+void op_sb_free(struct op_strbuf *b);
+/* Answers status with a self-contained HTML page: title, body_html (trusted markup) and a link back to the
+ * dashboard (the access URL). */
+void op_html_page_raw(struct op_primary *p, struct op_app_response *resp, int status, const char *title,
+                      const char *body_html);
+/* The same with a plain-text message (escaped). */
+void op_html_page(struct op_primary *p, struct op_app_response *resp, int status, const char *title,
+                  const char *message);
+/* Answers status (303, 307) with Location and a one-link HTML body; 500 when the header does not fit. */
+void op_redirect(struct op_app_response *resp, int status, const char *location);
+/* POST /api/v2/workspaceproxies/me/issue-signed-app-token (proxy already authenticated). */
+void op_api_issue_app_token(struct op_primary *p, const struct op_app_request *req,
+                            struct op_app_response *resp);
+/* GET /api/v2/applications/auth-redirect?redirect_uri=... (§6.7 steps 4-6). */
+void op_api_app_auth_redirect(struct op_primary *p, const struct op_app_request *req,
+                              struct op_app_response *resp);
+/* GET /login (the form) and POST /login (form fields email or username, password, redirect). */
+void op_api_login_page(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp);
+void op_api_login_post(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp);
 
 /* ---- keys.c: crypto keys for app tokens ---- */
 /* Ensures every feature has a valid key and rotates keys near expiry (own transaction). 0 or -EIO. */

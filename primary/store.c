@@ -76,6 +76,9 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX workspace_agents_name_idx ON workspace_agents (workspace_id, lower(name));",
     /* 3: the SSH host public key an agent reports ("ssh-ed25519 AAAA..."), '' until it does. */
     "ALTER TABLE workspace_agents ADD COLUMN ssh_host_key TEXT NOT NULL DEFAULT '';",
+    /* 4: API key scopes: 'all' (sessions, the whole API) or 'application_connect' (made by the app
+     * auth redirect for workspace proxies: good for app-token issuance only). */
+    "ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'all';",
 };
 
 int64_t op_wall_ms(void)

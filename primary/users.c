@@ -19,6 +19,7 @@ static void user_row_to(sqlite3_stmt *st, struct op_user *out)
     snprintf(out->username, sizeof(out->username), "%s", op_col_text(st, 1));
     snprintf(out->email, sizeof(out->email), "%s", op_col_text(st, 2));
     out->owner = strstr(op_col_text(st, 3), "owner") != NULL;
+    out->app_connect = false;
 }
 
 int op_user_lookup(struct op_primary *p, const struct op_user *self, const char *ref, struct op_user *out)
