@@ -119,6 +119,9 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
         cfg->agent_heartbeat_ms ? cfg->agent_heartbeat_ms : OP_PRIMARY_DEFAULT_AGENT_HEARTBEAT_MS;
     p->agent_connect_timeout_ms = cfg->agent_connection_timeout_ms ? cfg->agent_connection_timeout_ms
                                                                    : OP_PRIMARY_DEFAULT_AGENT_TIMEOUT_MS;
+    p->disable_path_apps = cfg->disable_path_apps;
+    p->allow_path_app_sharing = cfg->allow_path_app_sharing;
+    p->allow_path_app_site_owner = cfg->allow_path_app_site_owner;
     rc = mkdir_p(cfg->data_dir);
     if (rc) {
         snprintf(err, errlen, "cannot create data directory %s: %s", cfg->data_dir, strerror(-rc));

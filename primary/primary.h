@@ -9,6 +9,8 @@
 #ifndef OP_PRIMARY_H
 #define OP_PRIMARY_H
 
+#include <cjson/cJSON.h>
+
 #include "core/common.h"
 #include "http/app.h"
 #include "runner/runner.h"
@@ -27,7 +29,11 @@ struct op_primary_config {
     uint64_t agent_heartbeat_ms;     /* agent report interval; 2 missed = disconnected; 0 = 15 s */
     uint64_t agent_connection_timeout_ms; /* default agent connection timeout; 0 = 2 min */
     const char *agent_stream_limits;      /* the region's limits (op_region_limits_parse); NULL = defaults */
-    struct op_listen_opts listen;         /* listeners, used by op_cmd_server */
+    bool disable_path_apps;               /* path apps answer a 403 page (--disable-path-apps) */
+    bool allow_path_app_sharing; /* path apps keep their share level (--dangerous-allow-path-app-sharing) */
+    bool allow_path_app_site_owner; /* site owners pass others' path apps (--dangerous-...-site-owner-access)
+                                     */
+    struct op_listen_opts listen;   /* listeners, used by op_cmd_server */
 };
 
 struct op_primary;
@@ -49,6 +55,20 @@ void op_primary_route(void *primary, struct op_conn *c, const struct op_h1_reque
                       struct op_route *out);
 /* The runner's engine hook: the region publishes key sets through the running engine. */
 void op_primary_on_engine(void *primary, struct op_engine *e);
+
+/*
+ * Workspace app authorization (primary/apps.c): issue_req is the body of
+ * POST /api/v2/workspaceproxies/me/issue-signed-app-token ({"app_request":{...},"path_app_base_url",
+ * "app_hostname","app_path","app_query","session_token"}); real_ip the visitor's address (logged). Resolves
+ * user, workspace, agent and app, authorizes the session by the share level rules and fills resp with the
+ * answer to relay to the browser. Returns 0 when resp is 201 {"signed_token_str":"<JWS>"} (HS512 with the
+ * newest workspace_apps_token key, claims of wsapp/token.h, 1 minute), otherwise the status of what resp
+ * holds instead: a 303 to the auth redirect or the login page, or an HTML page (400 bad port, 403 path apps
+ * disabled, 404 not found or not allowed, 502 agent offline), or a JSON 400 for a malformed request, 500.
+ * Control thread (may block on SQLite). The endpoint and the primary's own region both call it.
+ */
+int op_primary_issue_app_token(struct op_primary *p, const cJSON *issue_req, const char *real_ip,
+                               struct op_app_response *resp);
 
 /* Forces a health refresh at the next tick (used after create/patch/delete/register/deregister). */
 void op_primary_force_health(struct op_primary *p);

@@ -45,6 +45,13 @@ static const char server_help[] =
     "          Where the database (outpost.db) is kept. Defaults to\n"
     "          $XDG_DATA_HOME/outpost or ~/.local/share/outpost.\n"
     "\n"
+    "      --disable-path-apps bool, $CODER_DISABLE_PATH_APPS\n"
+    "          Disable workspace apps that are not served from subdomains.\n"
+    "          Path-based apps can make requests to the Coder API and pose a\n"
+    "          security risk when the workspace serves malicious JavaScript. This\n"
+    "          is recommended for security purposes if a --wildcard-access-url is\n"
+    "          configured.\n"
+    "\n"
     "      --proxy-health-interval duration, $CODER_PROXY_HEALTH_INTERVAL (default: 1m)\n"
     "          The interval in which workspace proxy health is checked.\n"
     "\n"
@@ -54,6 +61,24 @@ static const char server_help[] =
     "\n"
     "  -v, --verbose bool, $CODER_VERBOSE\n"
     "          Output debug-level logs.\n"
+    "\n"
+    "DANGEROUS OPTIONS:\n"
+    "      --dangerous-allow-path-app-sharing bool, $CODER_DANGEROUS_ALLOW_PATH_APP_SHARING\n"
+    "          Allow workspace apps that are not served from subdomains to be\n"
+    "          shared. Path-based app sharing is DISABLED by default for security\n"
+    "          purposes. Path-based apps can make requests to the Coder API and\n"
+    "          pose a security risk when the workspace serves malicious\n"
+    "          JavaScript. Path-based apps can be disabled entirely with\n"
+    "          --disable-path-apps for further security.\n"
+    "\n"
+    "      --dangerous-allow-path-app-site-owner-access bool, "
+    "$CODER_DANGEROUS_ALLOW_PATH_APP_SITE_OWNER_ACCESS\n"
+    "          Allow site-owners to access workspace apps from workspaces they do\n"
+    "          not own. Owners cannot access path-based apps they do not own by\n"
+    "          default. Path-based apps can make requests to the Coder API and\n"
+    "          pose a security risk when the workspace serves malicious\n"
+    "          JavaScript. Path-based apps can be disabled entirely with\n"
+    "          --disable-path-apps for further security.\n"
     "\n"
     "NETWORKING OPTIONS:\n"
     "      --http-address string, $CODER_HTTP_ADDRESS (default: 127.0.0.1:3000)\n"
@@ -93,6 +118,9 @@ enum {
     O_AGENT_HEARTBEAT,
     O_AGENT_LIMITS,
     O_AGENT_TIMEOUT,
+    O_DISABLE_PATH_APPS,
+    O_PATH_APP_SHARING,
+    O_PATH_APP_SITE_OWNER,
 };
 
 static bool parse_bool(const char *s, bool *out)
@@ -130,6 +158,9 @@ int op_cmd_server(int argc, char **argv)
         {"agent-heartbeat-interval", required_argument, NULL, O_AGENT_HEARTBEAT},
         {"agent-stream-limits", required_argument, NULL, O_AGENT_LIMITS},
         {"agent-connection-timeout", required_argument, NULL, O_AGENT_TIMEOUT},
+        {"disable-path-apps", optional_argument, NULL, O_DISABLE_PATH_APPS},
+        {"dangerous-allow-path-app-sharing", optional_argument, NULL, O_PATH_APP_SHARING},
+        {"dangerous-allow-path-app-site-owner-access", optional_argument, NULL, O_PATH_APP_SITE_OWNER},
         {"http-address", required_argument, NULL, O_HTTP},
         {"tls-enable", optional_argument, NULL, O_TLS_ENABLE},
         {"tls-address", required_argument, NULL, O_TLS_ADDRESS},
@@ -156,6 +187,24 @@ int op_cmd_server(int argc, char **argv)
         return EX_USAGE;
     }
     if (getenv("CODER_VERBOSE")) parse_bool(getenv("CODER_VERBOSE"), &verbose);
+    /* The app security switches: env first, a flag overrides. */
+    static const struct {
+        int opt;
+        const char *env, *flag;
+    } bools[] = {
+        {O_DISABLE_PATH_APPS, "CODER_DISABLE_PATH_APPS", "--disable-path-apps"},
+        {O_PATH_APP_SHARING, "CODER_DANGEROUS_ALLOW_PATH_APP_SHARING", "--dangerous-allow-path-app-sharing"},
+        {O_PATH_APP_SITE_OWNER, "CODER_DANGEROUS_ALLOW_PATH_APP_SITE_OWNER_ACCESS",
+         "--dangerous-allow-path-app-site-owner-access"},
+    };
+    bool bval[OP_ARRAY_LEN(bools)] = {false};
+    for (size_t i = 0; i < OP_ARRAY_LEN(bools); i++) {
+        const char *v = getenv(bools[i].env);
+        if (v && !parse_bool(v, &bval[i])) {
+            fprintf(stderr, "outpost server: %s must be true or false\n", bools[i].env);
+            return EX_USAGE;
+        }
+    }
     const char *certs[OP_MAX_TLS_CERTS], *keys[OP_MAX_TLS_CERTS];
     int ncert = 0, nkey = 0;
     char *env_certs = getenv("CODER_TLS_CERT_FILE") ? strdup(getenv("CODER_TLS_CERT_FILE")) : NULL;
@@ -221,6 +270,17 @@ int op_cmd_server(int argc, char **argv)
             }
             keys[nkey++] = optarg;
             break;
+        case O_DISABLE_PATH_APPS:
+        case O_PATH_APP_SHARING:
+        case O_PATH_APP_SITE_OWNER: {
+            size_t i = (size_t)(c - O_DISABLE_PATH_APPS);
+            if (!parse_bool(optarg, &bval[i])) {
+                fprintf(stderr, "outpost server: %s takes true or false, not \"%s\"\n", bools[i].flag,
+                        optarg);
+                goto out;
+            }
+            break;
+        }
         case 'v':
             verbose = true;
             break;
@@ -341,6 +401,12 @@ int op_cmd_server(int argc, char **argv)
     cfg.access_url = access_url;
     cfg.wildcard_access_url = wildcard;
     cfg.agent_stream_limits = agent_limits;
+    cfg.disable_path_apps = bval[0];
+    cfg.allow_path_app_sharing = bval[1];
+    cfg.allow_path_app_site_owner = bval[2];
+    if (cfg.allow_path_app_sharing || cfg.allow_path_app_site_owner)
+        op_warn("server", "path-based app sharing or site-owner access is enabled: path apps run on the "
+                          "dashboard origin and can call the API as their visitor");
 
     struct op_primary *p = NULL;
     char err[512];
