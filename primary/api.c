@@ -131,10 +131,10 @@ static int pct_decode(const char *src, size_t len, char *out, size_t outlen, boo
     return 0;
 }
 
-int op_api_query(const struct op_app_request *req, const char *name, char *out, size_t outlen)
+int op_api_form_value(op_span_t form, const char *name, char *out, size_t outlen)
 {
     size_t nlen = strlen(name);
-    const char *q = req->query.p, *end = req->query.p + req->query.len;
+    const char *q = form.p, *end = form.p + form.len;
     while (q && q < end) {
         const char *amp = memchr(q, '&', (size_t)(end - q));
         const char *pe = amp ? amp : end;
@@ -148,6 +148,11 @@ int op_api_query(const struct op_app_request *req, const char *name, char *out, 
         q = pe + 1;
     }
     return -ENOENT;
+}
+
+int op_api_query(const struct op_app_request *req, const char *name, char *out, size_t outlen)
+{
+    return op_api_form_value(req->query, name, out, outlen);
 }
 
 bool op_name_valid(const char *s)
@@ -333,7 +338,8 @@ static void route_proxy_me(struct op_primary *p, const char *action, const struc
 {
     bool get = span_eq(req->method, "GET"), post = span_eq(req->method, "POST");
     bool known = strcmp(action, "register") == 0 || strcmp(action, "deregister") == 0 ||
-                 strcmp(action, "crypto-keys") == 0 || strcmp(action, "app-stats") == 0;
+                 strcmp(action, "crypto-keys") == 0 || strcmp(action, "app-stats") == 0 ||
+                 strcmp(action, "issue-signed-app-token") == 0;
     if (!known) {
         op_api_error(resp, 404, "Route not found.", NULL);
         return;
@@ -348,6 +354,8 @@ static void route_proxy_me(struct op_primary *p, const char *action, const struc
         op_api_crypto_keys(p, req, resp);
     else if (strcmp(action, "app-stats") == 0 && post)
         op_api_proxy_app_stats(p, &px, req, resp);
+    else if (strcmp(action, "issue-signed-app-token") == 0 && post)
+        op_api_issue_app_token(p, req, resp);
     else
         method_not_allowed(resp);
 }
@@ -386,6 +394,19 @@ static void route(struct op_primary *p, const struct op_app_request *req, struct
     }
     if (strcmp(path, "/api/v2/users/login") == 0) {
         post ? op_api_users_login(p, req, resp) : method_not_allowed(resp);
+        return;
+    }
+    if (strcmp(path, "/login") == 0) {
+        if (get)
+            op_api_login_page(p, req, resp);
+        else if (post)
+            op_api_login_post(p, req, resp);
+        else
+            method_not_allowed(resp);
+        return;
+    }
+    if (strcmp(path, "/api/v2/applications/auth-redirect") == 0) {
+        get ? op_api_app_auth_redirect(p, req, resp) : method_not_allowed(resp);
         return;
     }
     static const char me_prefix[] = "/api/v2/workspaceproxies/me/";
