@@ -285,7 +285,7 @@ void op_api_app_auth_redirect(struct op_primary *p, const struct op_app_request 
     char token[128];
     struct op_user u;
     struct op_auth_why why;
-    size_t tn = op_session_token(req, token, sizeof(token));
+    size_t tn = op_session_token(req, token, sizeof(token), false);
     int rc = tn ? op_auth_token(p, token, false, &u, &why) : -EACCES;
     op_secure_zero(token, sizeof(token));
     if (rc == -EIO) {

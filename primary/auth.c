@@ -282,7 +282,7 @@ void op_api_users_login(struct op_primary *p, const struct op_app_request *req, 
     op_secure_zero(token, sizeof(token));
 }
 
-size_t op_session_token(const struct op_app_request *req, char *out, size_t outlen)
+size_t op_session_token(const struct op_app_request *req, char *out, size_t outlen, bool query_ok)
 {
     const struct op_app_header *h = op_app_find_header(req, "Coder-Session-Token");
     if (h && h->value.len > 0 && h->value.len < outlen) {
@@ -310,7 +310,7 @@ size_t op_session_token(const struct op_app_request *req, char *out, size_t outl
             q = pe;
         }
     }
-    if (op_api_query(req, "coder_session_token", out, outlen) == 0) return strlen(out);
+    if (query_ok && op_api_query(req, "coder_session_token", out, outlen) == 0) return strlen(out);
     return 0;
 }
 
@@ -411,7 +411,7 @@ bool op_auth_session(struct op_primary *p, const struct op_app_request *req, str
                      struct op_user *user)
 {
     char token[128];
-    size_t n = op_session_token(req, token, sizeof(token));
+    size_t n = op_session_token(req, token, sizeof(token), true);
     if (n == 0) {
         op_api_error(resp, 401, SIGNED_OUT_MSG,
                      "Cookie \"coder_session_token\" or query parameter must be provided.");
@@ -437,7 +437,7 @@ void op_api_users_me(struct op_primary *p, const struct op_user *u, struct op_ap
 void op_api_users_logout(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp)
 {
     char token[128];
-    if (op_session_token(req, token, sizeof(token)) > KEY_ID_LEN) {
+    if (op_session_token(req, token, sizeof(token), true) > KEY_ID_LEN) {
         token[KEY_ID_LEN] = '\0';
         sqlite3_stmt *st = NULL;
         if (op_store_begin(p) == 0 &&

@@ -116,9 +116,9 @@ struct op_auth_why {
  * scope "all" key's expiry slides (at most one write a minute). */
 int op_auth_token(struct op_primary *p, const char *token, bool app_connect_ok, struct op_user *user,
                   struct op_auth_why *why);
-/* The session token of a request: Coder-Session-Token header, coder_session_token cookie, then the query
- * parameter of that name. Its length (copied into out), 0 when absent. */
-size_t op_session_token(const struct op_app_request *req, char *out, size_t outlen);
+/* The session token of a request: Coder-Session-Token header, coder_session_token cookie, then (query_ok)
+ * the query parameter of that name. Its length (copied into out), 0 when absent. */
+size_t op_session_token(const struct op_app_request *req, char *out, size_t outlen, bool query_ok);
 /* Inserts an API key of user_id with scope ("all" or "application_connect"), lifetime_s (for the sliding
  * refresh) and first expiry, in its own transaction; token receives "<id>-<secret>". 0 or -EIO. */
 int op_api_key_create(struct op_primary *p, const char *user_id, const char *scope, int64_t lifetime_s,

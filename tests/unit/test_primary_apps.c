@@ -527,6 +527,12 @@ static void test_auth_redirect(struct op_primary *p, const struct fix *f)
         "/login?redirect=%2Fapi%2Fv2%2Fapplications%2Fauth-redirect%3Fredirect_uri%3Dhttps%253A%252F%252Feu"
         ".example.com%252F%2540alice%252Fdev%252Fapps%252Fown%252F%253Fa%253Db",
         "auth-redirect without a session -> login, coming back");
+    char q[600];
+    snprintf(q, sizeof(q), "%s&coder_session_token=%s", app, f->alice);
+    r = auth_redirect(p, q, NULL);
+    CHECK(r.status == 303 && starts(header(&r, "Location"), "/login?redirect="),
+          "a session token in the query is not taken (no session fixation through a link)");
+    t_free(&r);
     expect(auth_redirect(p, NULL, f->alice), 400, "Missing redirect_uri query parameter.", "no redirect_uri");
     expect(auth_redirect(p, "", f->alice), 400, "Missing redirect_uri query parameter.",
            "empty redirect_uri");
