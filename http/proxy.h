@@ -73,7 +73,8 @@ struct op_route {
      * strip_prefix: bytes removed from the start of the request path (the base path of a path app; the
      *   path keeps its leading '/', the query is kept);
      * drop_cookies: names removed from every Cookie header (NULL-terminated; a name ending in '*' is a
-     *   prefix); a Cookie header left empty is dropped;
+     *   prefix); a Cookie header left empty is dropped; read only before the route function's caller
+     *   returns (the head is written then, also when it waits for a dialled leg);
      * req_extra: header lines added to the forwarded head (each ending CRLF), after X-Forwarded-*. */
     size_t strip_prefix;
     const char *const *drop_cookies;

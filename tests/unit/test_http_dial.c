@@ -8,7 +8,8 @@
  * response lines; POST bodies (Content-Length, large, and chunked) held during the set-up and forwarded after
  * OK; a WebSocket upgrade through a dial route (101, then the tunnel); a dialer that completes through a
  * message (dial_msg) with a socket or with op_http_dial_failed, one that fails inside dial(), one that
- * returns < 0, and one that never completes (504 after the connect timeout, dial_cancel called).
+ * returns < 0, and one that never completes (504 after the connect timeout, dial_cancel called); address
+ * routes next to dial routes on one connection (no leg shared) and an address route with a preamble.
  * Skips (77) only when io_uring is unavailable.
  */
 #include <arpa/inet.h>
@@ -138,12 +139,17 @@ static long read_body(int fd, char *buf, size_t *len, size_t head_len, const cha
     return 0;
 }
 
+#define PLAIN_HTTP (1 << 30) /* in agent()'s argument: an address route's upstream, HTTP only */
+
 static void *agent(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
+    int fd = (int)((intptr_t)arg & ~(intptr_t)PLAIN_HTTP);
+    bool plain = (intptr_t)arg & PLAIN_HTTP;
     set_rcvtimeo(fd, 5000);
     char line[300];
     size_t ln = 0;
+    const char *target = "noack";
+    if (plain) goto http;
     for (;;) { /* byte by byte: nothing after the line is read before the answer */
         char ch;
         if (recv_retry(fd, &ch, 1) != 1) goto out;
@@ -157,7 +163,7 @@ static void *agent(void *arg)
     pthread_mutex_unlock(&agent_mu);
     struct pollfd pf = {.fd = fd, .events = POLLIN};
     if (poll(&pf, 1, 30) > 0) atomic_fetch_add(&early_bytes, 1); /* the request must wait for OK */
-    const char *target = strncmp(line, "OPEN ", 5) == 0 ? line + 5 : "";
+    target = strncmp(line, "OPEN ", 5) == 0 ? line + 5 : "";
     if (strcmp(target, "refuse") == 0) {
         send_all(fd, "ERR 1 connection \"refused\"\n", 27);
         goto out;
@@ -176,6 +182,7 @@ static void *agent(void *arg)
         goto out;
     }
     if (strcmp(target, "noack") != 0 && !send_all(fd, "OK\n", 3)) goto out; /* noack: HTTP at once */
+http:;
     size_t cap = 1 << 20, len = 0;
     char *buf = malloc(cap + 1);
     for (;;) {
@@ -235,6 +242,43 @@ static int new_leg(void)
     pthread_create(&t, NULL, agent, (void *)(intptr_t)sv[1]);
     pthread_detach(t);
     return sv[0];
+}
+
+/* TCP upstreams for address routes: plain HTTP, or OPEN/OK first. */
+struct tcp_up {
+    int lfd;
+    bool plain;
+    struct sockaddr_in addr;
+};
+static struct tcp_up up_plain = {.plain = true}, up_pre;
+
+static void *tcp_accept(void *arg)
+{
+    struct tcp_up *u = arg;
+    for (;;) {
+        int fd = accept(u->lfd, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            return NULL;
+        }
+        pthread_t t;
+        pthread_create(&t, NULL, agent, (void *)(intptr_t)(fd | (u->plain ? PLAIN_HTTP : 0)));
+        pthread_detach(t);
+    }
+}
+
+static bool tcp_up_start(struct tcp_up *u)
+{
+    u->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    u->addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(u->addr);
+    if (bind(u->lfd, (struct sockaddr *)&u->addr, sizeof(u->addr)) != 0 || listen(u->lfd, 64) != 0 ||
+        getsockname(u->lfd, (struct sockaddr *)&u->addr, &al) != 0)
+        return false;
+    pthread_t t;
+    pthread_create(&t, NULL, tcp_accept, u);
+    pthread_detach(t);
+    return true;
 }
 
 /* ---- dialers ------------------------------------------------------------------------------------- */
@@ -340,6 +384,19 @@ static void t_route(void *ctx, struct op_conn *c, const struct op_h1_request *re
         enum dial_mode m;
     } modes[] = {{"/sync", D_SYNC},          {"/msg/", D_MSG}, {"/msgfail", D_MSG_FAIL},
                  {"/inside", D_FAIL_INSIDE}, {"/neg", D_NEG},  {"/never", D_NEVER}};
+    if (req->target.len >= 5 &&
+        (memcmp(req->target.p, "/addr", 5) == 0 || memcmp(req->target.p, "/apre", 5) == 0)) {
+        bool pre = req->target.p[2] == 'p';
+        struct tcp_up *u = pre ? &up_pre : &up_plain;
+        out->kind = OP_ROUTE_UPSTREAM;
+        out->addr = (const struct sockaddr *)&u->addr;
+        out->addrlen = sizeof(u->addr);
+        if (pre) {
+            out->preamble_len = (size_t)snprintf(out->preamble, sizeof(out->preamble), "OPEN tcp:1\n");
+            out->preamble_ok = true;
+        }
+        return;
+    }
     enum dial_mode mode = 0;
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
         if (req->target.len >= strlen(modes[i].p) &&
@@ -487,6 +544,34 @@ static void test_ok_and_reuse(void)
     close(fd);
     CHECK(atomic_load(&early_bytes) == 1, "without preamble_ok the head is sent with the preamble");
     atomic_store(&early_bytes, 0);
+}
+
+static void test_address_routes(void)
+{
+    struct resp r;
+    printf("dial and address routes on one connection never share a leg; an address route with a preamble\n");
+    int fd = cli_open();
+    atomic_store(&opens, 0);
+    CHECK(exchange(fd, "GET /sync/a HTTP/1.1\r\nHost: h\r\nX-Key: 9\r\n\r\n", &r) && r.status == 200, "dial");
+    CHECK(exchange(fd, "GET /addr/b HTTP/1.1\r\nHost: h\r\n\r\n", &r) && r.status == 200 &&
+              strcmp(r.body, "GET /addr/b n=0 sum=0") == 0,
+          "address route after a dial route: %d %s", r.status, r.body);
+    CHECK(exchange(fd, "GET /addr/c HTTP/1.1\r\nHost: h\r\n\r\n", &r) && r.status == 200, "address again");
+    CHECK(exchange(fd, "GET /sync/d HTTP/1.1\r\nHost: h\r\nX-Key: 9\r\n\r\n", &r) && r.status == 200 &&
+              strcmp(r.body, "GET /sync/d n=0 sum=0") == 0,
+          "dial again: %s", r.body);
+    CHECK(atomic_load(&opens) == 2, "the dialled leg was not kept across the address route (%d)",
+          atomic_load(&opens));
+    CHECK(exchange(fd, "POST /apre/e HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody", &r) &&
+              r.status == 200 && strstr(r.body, "POST /apre/e n=4"),
+          "address route with a preamble: %d %s", r.status, r.body);
+    CHECK(exchange(fd, "GET /apre/f HTTP/1.1\r\nHost: h\r\n\r\n", &r) && r.status == 200, "reused");
+    CHECK(atomic_load(&opens) == 3, "one OPEN for two requests to the same address (%d)",
+          atomic_load(&opens));
+    pthread_mutex_lock(&agent_mu);
+    CHECK(strcmp(last_open, "OPEN tcp:1") == 0, "address preamble: %s", last_open);
+    pthread_mutex_unlock(&agent_mu);
+    close(fd);
 }
 
 static void test_failures(void)
@@ -659,6 +744,7 @@ static void test_upgrade(void)
 
 int main(void)
 {
+    if (!tcp_up_start(&up_plain) || !tcp_up_start(&up_pre)) return 1;
     static struct op_http_conf hc;
     op_http_conf_init(&hc);
     hc.route = t_route;
@@ -698,6 +784,7 @@ int main(void)
     if (rc) return check_report("http dial routes");
 
     test_ok_and_reuse();
+    test_address_routes();
     test_failures();
     test_rewriting();
     test_bodies();
