@@ -205,8 +205,8 @@ static char *normalize_apps(const cJSON *apps, char *detail, size_t dlen)
         else if ((dn && !short_text(dn, 64)) || (icon && !short_text(icon, 256)))
             why = "display_name (64) or icon (256) is too long";
         else if (share && strcmp(share, "owner") != 0 && strcmp(share, "authenticated") != 0 &&
-                 strcmp(share, "public") != 0)
-            why = "sharing_level must be owner, authenticated or public";
+                 strcmp(share, "organization") != 0 && strcmp(share, "public") != 0)
+            why = "sharing_level must be owner, authenticated, organization or public";
         else if (sub && !cJSON_IsBool(sub))
             why = "subdomain must be a boolean";
         const cJSON *prev;

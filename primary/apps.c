@@ -357,9 +357,10 @@ static void url_piece(struct op_strbuf *b, const char *s)
     }
 }
 
-/* The URL the visitor was at (§2.9 AppBaseURL + app_path + app_query) into b; path_off receives where its
- * path starts. 0 or -EINVAL (*why). */
-static int app_url(const struct issue *is, struct op_strbuf *b, size_t *path_off, const char **why)
+/* The URL the visitor was at (§2.9 AppBaseURL + app_path + app_query; the app's base alone when !where)
+ * into b; path_off receives where its path starts. 0 or -EINVAL (*why). */
+static int app_url(const struct issue *is, bool where, struct op_strbuf *b, size_t *path_off,
+                   const char **why)
 {
     const char *base = is->base_url ? is->base_url : "";
     size_t olen = op_url_origin_len(base);
@@ -384,8 +385,8 @@ static int app_url(const struct issue *is, struct op_strbuf *b, size_t *path_off
     const char *ap = is->app_path;
     while (*ap == '/')
         ap++;
-    url_piece(b, ap);
-    if (*is->app_query) {
+    if (where) url_piece(b, ap);
+    if (where && *is->app_query) {
         op_sb_str(b, "?");
         url_piece(b, is->app_query);
     }
@@ -399,7 +400,12 @@ static int redirect_to_sign_in(struct op_primary *p, const struct issue *is, str
     struct op_strbuf u = {0}, loc = {0};
     size_t path_off = 0;
     const char *why = NULL;
-    if (app_url(is, &u, &path_off, &why) != 0) {
+    int rc = app_url(is, true, &u, &path_off, &why);
+    if (rc == 0 && u.len > OP_APP_REDIRECT_URI_MAX) { /* the auth redirect would refuse it: the app's base */
+        op_sb_free(&u);
+        rc = app_url(is, false, &u, &path_off, &why);
+    }
+    if (rc != 0) {
         op_sb_free(&u);
         op_html_page(p, resp, 400, "Invalid application request", why ? why : "out of memory");
         return 400;

@@ -24,7 +24,7 @@
 #include "wsapp/token.h"
 
 #define API_KEY_PARAM    "coder_application_connect_api_key_35e783"
-#define REDIRECT_URI_MAX 2048
+#define REDIRECT_URI_MAX OP_APP_REDIRECT_URI_MAX
 #define INVALID_URI_MSG  "Invalid redirect_uri."
 #define INVALID_URI_DETAIL                                                                                   \
     "The redirect_uri query parameter must be the primary wildcard app hostname, a workspace proxy access "  \
@@ -67,9 +67,19 @@ static void login_form(struct op_primary *p, struct op_app_response *resp, int s
 void op_api_login_page(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp)
 {
     char redirect[1100] = "/";
-    if (op_api_query(req, "redirect", redirect, sizeof(redirect)) != 0)
+    if (op_api_query(req, "redirect", redirect, sizeof(redirect)) != 0 || !local_path(redirect))
         snprintf(redirect, sizeof(redirect), "/");
-    login_form(p, resp, 200, NULL, NULL, redirect);
+    /* Already signed in (a session cookie or header): straight on to where the form would lead. */
+    char token[128];
+    struct op_user u;
+    struct op_auth_why why;
+    bool signed_in = op_session_token(req, token, sizeof(token), false) > 0 &&
+                     op_auth_token(p, token, false, &u, &why) == 0;
+    op_secure_zero(token, sizeof(token));
+    if (signed_in && strcmp(redirect, "/") != 0)
+        op_redirect(resp, 303, redirect);
+    else
+        login_form(p, resp, 200, NULL, NULL, redirect);
 }
 
 void op_api_login_post(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp)

@@ -185,6 +185,7 @@ void op_api_proxy_app_stats(struct op_primary *p, const struct op_proxy_auth *px
 int op_proxy_new_secret(char secret[65], uint8_t hash[OP_SHA256_LEN]);
 
 /* ---- apps.c, apps_auth.c: workspace app authorization, the app auth redirect, the login page ---- */
+#define OP_APP_REDIRECT_URI_MAX 2048 /* the longest redirect_uri the auth redirect takes */
 /* A growable string (malloc'd, NUL-terminated); oom sticks after the first failed growth. */
 struct op_strbuf {
     char *p;

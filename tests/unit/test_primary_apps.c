@@ -228,22 +228,14 @@ static void setup(struct op_primary *p, struct fix *f)
     report(p, toks[0],
            "[{\"slug\":\"own\",\"url\":\"http://127.0.0.1:8000/\",\"sharing_level\":\"owner\"},"
            "{\"slug\":\"auth\",\"url\":\"http://127.0.0.1:8001\",\"sharing_level\":\"authenticated\"},"
-           "{\"slug\":\"org\",\"url\":\"http://127.0.0.1:8002\",\"sharing_level\":\"authenticated\"},"
+           "{\"slug\":\"org\",\"url\":\"http://127.0.0.1:8002\",\"sharing_level\":\"organization\"},"
            "{\"slug\":\"pub\",\"url\":\"http://127.0.0.1:8003/?folder=/src\",\"sharing_level\":\"public\","
            "\"subdomain\":true}]");
-    /* "organization" as a newer agent would report it (the report API takes the three classic levels). */
-    sqlite3_exec(
-        p->db,
-        "UPDATE workspace_agents SET apps = replace(apps, '\"slug\":\"org\",\"display_name\":\"org\","
-        "\"url\":\"http://127.0.0.1:8002\",\"icon\":\"\",\"sharing_level\":\"authenticated\"',"
-        " '\"slug\":\"org\",\"display_name\":\"org\",\"url\":\"http://127.0.0.1:8002\",\"icon\":\"\","
-        "\"sharing_level\":\"organization\"')",
-        NULL, NULL, NULL);
     sqlite3_stmt *st = NULL;
     sqlite3_prepare_v2(p->db, "SELECT apps FROM workspace_agents WHERE id = ?", -1, &st, NULL);
     sqlite3_bind_text(st, 1, f->dev_agent, -1, SQLITE_STATIC);
     CHECK(sqlite3_step(st) == SQLITE_ROW && strstr((const char *)sqlite3_column_text(st, 0), "organization"),
-          "fixture: app org has sharing_level organization");
+          "an agent may report sharing_level organization");
     sqlite3_finalize(st);
 
     workspace(p, f->alice, "{\"name\":\"off\",\"agents\":[\"main\"]}", 1, ids, toks);
@@ -312,6 +304,15 @@ static void test_subdomain_levels(struct op_primary *p, const struct fix *f)
     expect_redirect(issue(p, &a, "aaaaaaaaaa-bbbbbbbbbbbbbbbbbbbbbb"), 303,
                     AUTH_REDIRECT "https%3A%2F%2Fown--main--dev--alice.eu.example.com%2Fsub%3Fx%3D1",
                     "an unknown session token counts as anonymous");
+    char *long_path = malloc(1501);
+    memset(long_path, ' ', 1500);
+    long_path[0] = '/';
+    long_path[1500] = '\0';
+    a.app_path = long_path;
+    expect_redirect(issue(p, &a, NULL), 303,
+                    AUTH_REDIRECT "https%3A%2F%2Fown--main--dev--alice.eu.example.com%2F",
+                    "anonymous at a path too long for the auth redirect: back to the app's base");
+    free(long_path);
     a.prefix = "pre---";
     a.app_path = "";
     a.app_query = "";
@@ -687,6 +688,30 @@ static void test_login(struct op_primary *p)
           "POST /login without fields -> 400 with the form");
     t_free(&r);
     expect(t_call(p, "PUT", "/login", NULL, NULL), 405, NULL, "PUT /login");
+    r = t_call_h(p, "GET", "/login?redirect=%2F%40alice%2Fdev%2Fapps%2Fown%2F", NULL, hdrs);
+    expect_redirect(r, 303, "/@alice/dev/apps/own/", "GET /login already signed in -> 303 to the redirect");
+
+    /* Over TLS the cookie is Secure. */
+    struct op_app_request req = {0};
+    const char *body = "username=alice&password=Alice-Pass-1";
+    req.method = op_span("POST", 4);
+    req.path = op_span("/login", 6);
+    req.host = op_span("127.0.0.1:3000", 14);
+    req.body = op_span(body, strlen(body));
+    req.remote_ip = "127.0.0.1";
+    req.tls = true;
+    struct op_app_response resp = {0};
+    op_primary_handle(p, &req, &resp);
+    resp.headers[resp.headers_len] = '\0';
+    char *sc = strstr(resp.headers, "Set-Cookie: coder_session_token=");
+    CHECK(resp.status == 303 && sc && strstr(sc, "; Secure"), "POST /login over TLS -> the cookie is Secure");
+    if (sc) {
+        char t2[40];
+        snprintf(t2, sizeof(t2), "%.22s", sc + strlen("Set-Cookie: coder_session_token=") + 11);
+        t_remember(&secrets, t2);
+    }
+    free(resp.body);
+
     bool set = false;
     char *api = t_login(p, &secrets, "bob@example.com", "Bob-Pass-1", &set);
     CHECK(set, "POST /api/v2/users/login sets the session cookie too");
