@@ -377,6 +377,11 @@ static int app_url(const struct issue *is, bool where, struct op_strbuf *b, size
         const char *sep = strstr(base, "://");
         op_sb_add(b, base, (size_t)(sep + 3 - base));
         op_sb_str(b, host);
+        /* A pattern without a port serves on the region's port (as the primary's wildcard gets the access
+         * URL's port appended). */
+        op_span_t bh = op_url_http_host(base);
+        const char *bport = bh.p ? memchr(bh.p, ':', bh.len) : NULL;
+        if (!strchr(is->hostname, ':') && bport) op_sb_add(b, bport, (size_t)(bh.p + bh.len - bport));
     } else {
         op_sb_add(b, base, olen);
     }

@@ -262,6 +262,31 @@ static void setup(struct op_primary *p, struct fix *f)
              "\"version\":\"v2.9.0\",\"replica_relay_address\":\"http://10.0.0.1:3001\"}");
     expect(t_proxy_call(p, "POST", "/api/v2/workspaceproxies/me/register", body, proxy_tok), 201, NULL,
            "register proxy eu");
+    /* A second one on the primary's IP address, another port; and a deleted one. */
+    r = t_call(p, "POST", "/api/v2/workspaceproxies", "{\"name\":\"us\"}", f->owner);
+    char *us = strdup(t_str(r.json, "proxy_token") ? t_str(r.json, "proxy_token") : "");
+    t_free(&r);
+    snprintf(
+        body, sizeof(body),
+        "{\"access_url\":\"http://127.0.0.1:3001\",\"wildcard_hostname\":\"*.us.example.com\","
+        "\"derp_enabled\":true,\"derp_only\":false,\"replica_id\":\"bbbbbbbb-2222-4222-8222-222222222222\","
+        "\"hostname\":\"h\",\"version\":\"v2.9.0\",\"replica_relay_address\":\"http://10.0.0.2:3001\"}");
+    expect(t_proxy_call(p, "POST", "/api/v2/workspaceproxies/me/register", body, us), 201, NULL,
+           "register proxy us");
+    free(us);
+    r = t_call(p, "POST", "/api/v2/workspaceproxies", "{\"name\":\"gone\"}", f->owner);
+    char *gone = strdup(t_str(r.json, "proxy_token") ? t_str(r.json, "proxy_token") : "");
+    t_free(&r);
+    snprintf(
+        body, sizeof(body),
+        "{\"access_url\":\"https://gone.example.com\",\"wildcard_hostname\":\"*.gone.example.com\","
+        "\"derp_enabled\":true,\"derp_only\":false,\"replica_id\":\"cccccccc-3333-4333-8333-333333333333\","
+        "\"hostname\":\"h\",\"version\":\"v2.9.0\",\"replica_relay_address\":\"http://10.0.0.3:3001\"}");
+    expect(t_proxy_call(p, "POST", "/api/v2/workspaceproxies/me/register", body, gone), 201, NULL,
+           "register proxy gone");
+    free(gone);
+    expect(t_call(p, "DELETE", "/api/v2/workspaceproxies/gone", NULL, f->owner), 200, NULL,
+           "delete proxy gone");
 }
 
 /* ---- issuance ---- */
@@ -313,6 +338,17 @@ static void test_subdomain_levels(struct op_primary *p, const struct fix *f)
                     AUTH_REDIRECT "https%3A%2F%2Fown--main--dev--alice.eu.example.com%2F",
                     "anonymous at a path too long for the auth redirect: back to the app's base");
     free(long_path);
+    a.app_path = "/sub";
+    a.base_url = "https://eu.example.com:8443";
+    expect_redirect(issue(p, &a, NULL), 303,
+                    AUTH_REDIRECT "https%3A%2F%2Fown--main--dev--alice.eu.example.com%3A8443%2Fsub%3Fx%3D1",
+                    "a wildcard without a port serves on the proxy's port");
+    a.hostname = "*.eu.example.com:9443";
+    expect_redirect(issue(p, &a, NULL), 303,
+                    AUTH_REDIRECT "https%3A%2F%2Fown--main--dev--alice.eu.example.com%3A9443%2Fsub%3Fx%3D1",
+                    "a wildcard with a port keeps it");
+    a.base_url = NULL;
+    a.hostname = NULL;
     a.prefix = "pre---";
     a.app_path = "";
     a.app_query = "";
@@ -598,6 +634,22 @@ static void test_auth_redirect(struct op_primary *p, const struct fix *f)
                                          "p?k=v&coder_application_connect_api_key_35e783="),
           "primary wildcard host -> 303, scheme forced to http (%s)", loc);
     t_free(&r);
+
+    r = auth_redirect(p, "http%3A%2F%2F127.0.0.1%3A3001%2Fx", f->alice);
+    loc = header(&r, "Location");
+    CHECK(r.status == 303 && starts(loc, "http://127.0.0.1:3001/x?coder_application_connect_api_key_35e783="),
+          "a proxy on the primary's address but another port -> 303 (%s)", loc);
+    t_free(&r);
+    r = auth_redirect(p, "https%3A%2F%2Fx--a--b--c.us.example.com%3A3001%2F", f->alice);
+    loc = header(&r, "Location");
+    CHECK(r.status == 303 &&
+              starts(loc, "http://x--a--b--c.us.example.com:3001/?coder_application_connect_api_key_35e783="),
+          "a proxy wildcard without a port, on the proxy's port -> 303, scheme forced to http (%s)", loc);
+    t_free(&r);
+    expect_refused(p, "http%3A%2F%2Fx--a--b--c.us.example.com%3A3002%2F", f->alice,
+                   "proxy wildcard, another port");
+    expect_refused(p, "https%3A%2F%2Fgone.example.com%2F", f->alice, "a deleted proxy's access URL");
+    expect_refused(p, "https%3A%2F%2Fx.gone.example.com%2F", f->alice, "a deleted proxy's wildcard");
 
     /* The key: application_connect scope, issuance only. */
     expect(t_call(p, "GET", "/api/v2/users/me", NULL, key), 401, NULL,
