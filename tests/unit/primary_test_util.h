@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http/app.h"
 #include "primary/primary.h"
@@ -89,6 +90,27 @@ static struct t_resp t_proxy_call(struct op_primary *p, const char *method, cons
     snprintf(h, sizeof(h), "Coder-External-Proxy-Token: %s", token);
     const char *hdrs[] = {h, NULL};
     return t_call_h(p, method, target, body, token ? hdrs : NULL);
+}
+
+/* The value of header name in the response's extra header lines ("" when absent; a static buffer). */
+static inline const char *t_header(const struct t_resp *r, const char *name)
+{
+    static char v[8192];
+    v[0] = '\0';
+    char pat[64];
+    snprintf(pat, sizeof(pat), "%s: ", name);
+    const char *h = r->headers;
+    while (h && *h) {
+        if (strncasecmp(h, pat, strlen(pat)) == 0) {
+            const char *e = strstr(h, "\r\n");
+            size_t n = e ? (size_t)(e - h) - strlen(pat) : strlen(h) - strlen(pat);
+            snprintf(v, sizeof(v), "%.*s", (int)n, h + strlen(pat));
+            return v;
+        }
+        h = strstr(h, "\r\n");
+        if (h) h += 2;
+    }
+    return v;
 }
 
 static const char *t_str(const cJSON *o, const char *path)

@@ -24,27 +24,6 @@ static char dir[256];
 static struct t_secrets secrets;
 static char *proxy_tok;
 
-/* The value of header name in the response's extra header lines ("" when absent). */
-static const char *header(const struct t_resp *r, const char *name)
-{
-    static char v[8192];
-    v[0] = '\0';
-    char pat[64];
-    snprintf(pat, sizeof(pat), "%s: ", name);
-    const char *h = r->headers;
-    while (h && *h) {
-        if (strncasecmp(h, pat, strlen(pat)) == 0) {
-            const char *e = strstr(h, "\r\n");
-            size_t n = e ? (size_t)(e - h) - strlen(pat) : strlen(h) - strlen(pat);
-            snprintf(v, sizeof(v), "%.*s", (int)n, h + strlen(pat));
-            return v;
-        }
-        h = strstr(h, "\r\n");
-        if (h) h += 2;
-    }
-    return v;
-}
-
 static bool starts(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
@@ -154,7 +133,7 @@ static void expect_page(struct t_resp r, int status, const char *needle, const c
 
 static void expect_redirect(struct t_resp r, int status, const char *location, const char *what)
 {
-    const char *loc = header(&r, "Location");
+    const char *loc = t_header(&r, "Location");
     CHECK(r.status == status && strcmp(loc, location) == 0, "%s -> %d Location %s (got %d %s)", what, status,
           location, r.status, loc);
     t_free(&r);
@@ -567,7 +546,7 @@ static void test_auth_redirect(struct op_primary *p, const struct fix *f)
     char q[600];
     snprintf(q, sizeof(q), "%s&coder_session_token=%s", app, f->alice);
     r = auth_redirect(p, q, NULL);
-    CHECK(r.status == 303 && starts(header(&r, "Location"), "/login?redirect="),
+    CHECK(r.status == 303 && starts(t_header(&r, "Location"), "/login?redirect="),
           "a session token in the query is not taken (no session fixation through a link)");
     t_free(&r);
     expect(auth_redirect(p, NULL, f->alice), 400, "Missing redirect_uri query parameter.", "no redirect_uri");
@@ -595,13 +574,13 @@ static void test_auth_redirect(struct op_primary *p, const struct fix *f)
     expect_refused(p, "https%3A%2F%2Feu.example.com%0D%0AX%3A1%2F", f->alice, "CR LF");
     expect_refused(p, "ftp%3A%2F%2Feu.example.com%2F", f->alice, "ftp:");
     r = auth_redirect(p, app, "aaaaaaaaaa-bbbbbbbbbbbbbbbbbbbbbb");
-    CHECK(r.status == 303 && strncmp(header(&r, "Location"), "/login?redirect=", 16) == 0,
+    CHECK(r.status == 303 && strncmp(t_header(&r, "Location"), "/login?redirect=", 16) == 0,
           "an unknown session -> login");
     t_free(&r);
 
     /* Allowed: the proxy access URL (scheme forced), its wildcard, the primary wildcard. */
     r = auth_redirect(p, app, f->alice);
-    const char *loc = header(&r, "Location");
+    const char *loc = t_header(&r, "Location");
     static const char want[] =
         "https://eu.example.com/@alice/dev/apps/own/?a=b&coder_application_connect_api_key_35e783=";
     CHECK(r.status == 303 && strncmp(loc, want, sizeof(want) - 1) == 0,
@@ -613,14 +592,14 @@ static void test_auth_redirect(struct op_primary *p, const struct fix *f)
     t_remember(&secrets, key + 11);
 
     r = auth_redirect(p, "http%3A%2F%2Feu.example.com%2Fx%23frag", f->alice);
-    loc = header(&r, "Location");
+    loc = t_header(&r, "Location");
     CHECK(r.status == 303 &&
               starts(loc, "https://eu.example.com/x?coder_application_connect_api_key_35e783=") &&
               strstr(loc, "#frag") && strlen(strstr(loc, "#frag")) == 5,
           "http:// redirect_uri for an https proxy -> scheme forced to https, fragment kept last (%s)", loc);
     t_free(&r);
     r = auth_redirect(p, "https%3A%2F%2Fpub--main--dev--alice.eu.example.com", f->alice);
-    loc = header(&r, "Location");
+    loc = t_header(&r, "Location");
     CHECK(
         r.status == 303 &&
             starts(loc,
@@ -629,19 +608,19 @@ static void test_auth_redirect(struct op_primary *p, const struct fix *f)
     t_free(&r);
     r = auth_redirect(p, "https%3A%2F%2Fown--main--dev--alice.apps.example.com%3A3000%2Fp%3Fk%3Dv%26",
                       f->alice);
-    loc = header(&r, "Location");
+    loc = t_header(&r, "Location");
     CHECK(r.status == 303 && starts(loc, "http://own--main--dev--alice.apps.example.com:3000/"
                                          "p?k=v&coder_application_connect_api_key_35e783="),
           "primary wildcard host -> 303, scheme forced to http (%s)", loc);
     t_free(&r);
 
     r = auth_redirect(p, "http%3A%2F%2F127.0.0.1%3A3001%2Fx", f->alice);
-    loc = header(&r, "Location");
+    loc = t_header(&r, "Location");
     CHECK(r.status == 303 && starts(loc, "http://127.0.0.1:3001/x?coder_application_connect_api_key_35e783="),
           "a proxy on the primary's address but another port -> 303 (%s)", loc);
     t_free(&r);
     r = auth_redirect(p, "https%3A%2F%2Fx--a--b--c.us.example.com%3A3001%2F", f->alice);
-    loc = header(&r, "Location");
+    loc = t_header(&r, "Location");
     CHECK(r.status == 303 &&
               starts(loc, "http://x--a--b--c.us.example.com:3001/?coder_application_connect_api_key_35e783="),
           "a proxy wildcard without a port, on the proxy's port -> 303, scheme forced to http (%s)", loc);
@@ -666,7 +645,7 @@ static void test_auth_redirect(struct op_primary *p, const struct fix *f)
     expect_token(p, issue(p, &a, key), f->alice_id, f->dev_agent, NULL,
                  "the app-connect key issues app tokens");
     r = auth_redirect(p, app, key);
-    CHECK(r.status == 303 && strncmp(header(&r, "Location"), "/login?redirect=", 16) == 0,
+    CHECK(r.status == 303 && strncmp(t_header(&r, "Location"), "/login?redirect=", 16) == 0,
           "the app-connect key is no session for the auth redirect -> login");
     t_free(&r);
     sqlite3_stmt *st = NULL;
@@ -703,10 +682,10 @@ static void test_login(struct op_primary *p)
         "email=alice%40example.com&password=Alice-Pass-1&redirect=%2F%40alice%2Fdev%2Fapps%2Fown%2F%3Fa%3D1",
         form_hdr);
     char cookie[300];
-    snprintf(cookie, sizeof(cookie), "%s", header(&r, "Set-Cookie"));
+    snprintf(cookie, sizeof(cookie), "%s", t_header(&r, "Set-Cookie"));
     char tok[64] = "";
     if (strncmp(cookie, "coder_session_token=", 20) == 0) snprintf(tok, sizeof(tok), "%.33s", cookie + 20);
-    CHECK(r.status == 303 && t_streq(header(&r, "Location"), "/@alice/dev/apps/own/?a=1") &&
+    CHECK(r.status == 303 && t_streq(t_header(&r, "Location"), "/@alice/dev/apps/own/?a=1") &&
               strlen(tok) == 33 && strstr(cookie, "HttpOnly") && strstr(cookie, "SameSite=Lax") &&
               strstr(cookie, "Path=/") && !strstr(cookie, "Secure"),
           "POST /login -> 303 to the local redirect, Set-Cookie coder_session_token HttpOnly SameSite=Lax "
@@ -726,13 +705,13 @@ static void test_login(struct op_primary *p)
         char body[256];
         snprintf(body, sizeof(body), "username=alice&password=Alice-Pass-1&redirect=%s", bad_redirects[i]);
         r = t_call_h(p, "POST", "/login", body, form_hdr);
-        CHECK(r.status == 303 && t_streq(header(&r, "Location"), "/"),
+        CHECK(r.status == 303 && t_streq(t_header(&r, "Location"), "/"),
               "POST /login redirect=%s -> Location /", bad_redirects[i]);
         t_free(&r);
     }
     r = t_call_h(p, "POST", "/login", "email=alice&password=wrong&redirect=%2Fx", form_hdr);
     CHECK(r.status == 401 && r.body && strstr(r.body, "Incorrect email or password.") &&
-              strstr(r.body, "<form") && strstr(r.body, "value=\"/x\"") && !*header(&r, "Set-Cookie"),
+              strstr(r.body, "<form") && strstr(r.body, "value=\"/x\"") && !*t_header(&r, "Set-Cookie"),
           "POST /login with a wrong password -> 401 page with the form again, no cookie");
     t_free(&r);
     r = t_call_h(p, "POST", "/login", "email=&password=", form_hdr);
