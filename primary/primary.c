@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "core/log.h"
@@ -167,6 +168,12 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
     }
     region_keys(p);
     p->next_region_keys_ms = op_now_ms() + REGION_KEYS_MS;
+    p->app_conf.access_url = p->access_url;
+    p->app_conf.wildcard = p->wildcard_host;
+    p->app_conf.dashboard_url = p->access_url;
+    p->app_conf.disable_path_apps = p->disable_path_apps;
+    p->app_conf.https = strncasecmp(p->access_url, "https://", 8) == 0;
+    p->app_conf.primary = true;
     op_info("primary", "database %s, deployment %s, access URL %s", path, p->deployment_id, p->access_url);
     *out = p;
     return 0;
@@ -200,7 +207,60 @@ static void region_keys(struct op_primary *p)
 void op_primary_route(void *ctx, struct op_conn *c, const struct op_h1_request *req, struct op_route *out)
 {
     struct op_primary *p = ctx;
-    op_region_route(p->region, c, req, out); /* false: out stays untouched and the handler answers */
+    if (op_region_route(p->region, c, req, out)) return;       /* agent control, spares, client streams */
+    op_region_route_app(p->region, &p->app_conf, c, req, out); /* false: the handler answers */
+}
+
+/* ---- the slow path of workspace apps, in-process ---- */
+
+static int app_issue(void *ctx, const void *body, const char *real_ip, char *tok, size_t toklen,
+                     struct op_app_response *resp)
+{
+    struct op_primary *p = ctx;
+    resp->headers_len = 0;
+    int rc = op_primary_issue_app_token(p, body, real_ip, resp);
+    op_store_rollback(p); /* a transaction never stays open across requests */
+    if (rc != 0) return rc;
+    cJSON *o = resp->body ? cJSON_ParseWithLength(resp->body, resp->body_len) : NULL;
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "signed_token_str"));
+    rc = s && strlen(s) < toklen ? 0 : -EPROTO;
+    if (rc == 0) memcpy(tok, s, strlen(s) + 1);
+    cJSON_Delete(o);
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    resp->headers_len = 0;
+    return rc;
+}
+
+static int app_apikey(void *ctx, int64_t kid, uint8_t key[32])
+{
+    struct op_primary *p = ctx;
+    sqlite3_stmt *st =
+        op_store_prepare(p, "SELECT secret FROM crypto_keys WHERE feature = "
+                            "'workspace_apps_api_key' AND sequence = ? AND secret IS NOT NULL");
+    if (!st) return -ENOKEY;
+    sqlite3_bind_int64(st, 1, kid);
+    int rc = -ENOKEY;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *hex = op_col_text(st, 0);
+        if (op_hex_decode(hex, strlen(hex), key, 32) == 0) rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void app_refresh(void *ctx)
+{
+    region_keys(ctx);
+}
+
+void op_primary_app_handle(void *ctx, const struct op_app_request *req, struct op_app_response *resp)
+{
+    struct op_primary *p = ctx;
+    struct op_region_app_hooks h = {
+        .issue = app_issue, .apikey = app_apikey, .refresh_keys = app_refresh, .ctx = p};
+    if (!op_region_app_handle(p->region, &p->app_conf, &h, req, resp)) op_primary_handle(p, req, resp);
 }
 
 void op_primary_on_engine(void *ctx, struct op_engine *e)

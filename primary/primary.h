@@ -49,6 +49,10 @@ void op_primary_handle(void *ctx, const struct op_app_request *req, struct op_ap
  * rotation; call about every 100 ms. */
 void op_primary_tick(void *primary);
 
+/* The handler the runner mounts (op_app_handler_fn): the slow path of workspace apps (region/apps_slow.c
+ * with op_primary_issue_app_token in-process), everything else op_primary_handle. */
+void op_primary_app_handle(void *ctx, const struct op_app_request *req, struct op_app_response *resp);
+
 /* The route mounted before the handler (runner's route hook): the region's agent endpoints on the
  * workers; everything else goes to op_primary_handle. */
 void op_primary_route(void *primary, struct op_conn *c, const struct op_h1_request *req,

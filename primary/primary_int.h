@@ -10,6 +10,7 @@
 
 #include "primary/crypto.h"
 #include "primary/primary.h"
+#include "region/region.h"
 
 #define OP_PRIMARY_VERSION    "v" OP_VERSION "+outpost"
 #define OP_SESSION_LIFETIME_S (24 * 3600)
@@ -36,6 +37,7 @@ struct op_primary {
     uint64_t next_region_keys_ms;
     uint8_t region_keys_digest[64]; /* of the key set last given to the region */
     bool disable_path_apps, allow_path_app_sharing, allow_path_app_site_owner; /* from the config */
+    struct op_region_app_conf app_conf; /* workspace apps in the primary's own region (primary.c) */
 };
 
 /* ---- store.c: SQLite ---- */

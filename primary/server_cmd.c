@@ -417,7 +417,7 @@ int op_cmd_server(int argc, char **argv)
     }
     struct op_app_server_opts so = {0};
     so.listen = cfg.listen;
-    so.handler = op_primary_handle;
+    so.handler = op_primary_app_handle;
     so.handler_ctx = p;
     so.tick = op_primary_tick;
     so.tick_ctx = p;

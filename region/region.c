@@ -117,9 +117,11 @@ struct op_region *op_region_new(const char *name, const struct op_region_limits 
                                   r->lim.waiters_per_agent};
     r->broker = op_broker_new(&bl);
     r->msgs = calloc(REGION_MSGS, sizeof(*r->msgs));
+    r->app_waits = calloc((size_t)OP_ENGINE_MAX_WORKERS * REGION_APP_WAITS, sizeof(*r->app_waits));
     struct keyset *ks = calloc(1, sizeof(*ks));
-    if (!r->broker || !r->msgs || !ks) {
+    if (!r->broker || !r->msgs || !ks || !r->app_waits) {
         free(ks);
+        free(r->app_waits);
         op_broker_free(r->broker);
         free(r->msgs);
         free(r);
@@ -144,6 +146,7 @@ void op_region_free(struct op_region *r)
     }
     pthread_mutex_destroy(&r->msg_mu);
     free(r->msgs);
+    free(r->app_waits);
     free(r);
 }
 
@@ -174,6 +177,11 @@ int op_region_set_keys(struct op_region *r, struct op_engine *e, const struct op
     if (!ks) return -ENOMEM;
     ks->n = n;
     memcpy(ks->k, keys, (size_t)n * sizeof(*keys));
+    for (int i = 0; i < n; i++) {
+        ks->wk[i].kid = keys[i].kid;
+        memcpy(ks->wk[i].secret, keys[i].secret, sizeof(ks->wk[i].secret));
+        ks->wk[i].len = sizeof(keys[i].secret);
+    }
     struct keyset *old = atomic_exchange_explicit(&r->keys, ks, memory_order_acq_rel);
     if (!e) {
         keyset_free(old);

@@ -77,6 +77,47 @@ bool op_region_route(struct op_region *r, struct op_conn *c, const struct op_h1_
  * region's endpoints, plus "websocket": NULL-terminated. */
 extern const char *const op_region_upgrade_tokens[];
 
+/* ---- workspace apps (region/apps.c, docs/apps.md) ------------------------------------------------------ */
+
+/* How a role serves apps. The strings must stay valid while the engine runs (workers read them). */
+struct op_region_app_conf {
+    const char *access_url; /* this role's access URL, "http(s)://host[:port]" */
+    const char *wildcard;   /* the app host pattern, e.g. "*.eu.example.com:8443"; "" = no subdomain apps */
+    const char *dashboard_url; /* the primary's access URL: error pages link to it, coder-logout goes there */
+    bool disable_path_apps;    /* path apps answer a 403 page here (the primary's flag) */
+    bool https;                /* app cookies get Secure */
+    bool primary;              /* the primary's own region: API-key smuggling on the access host is refused */
+};
+
+/* The role's route function calls this after op_region_route: true when the request is for a workspace
+ * app (out is filled: the agent stream upstream of a request carrying a valid signed app token, an answer,
+ * or OP_ROUTE_APP for the role's app handler, which calls op_region_app_handle), false otherwise. Worker
+ * thread, no I/O. */
+bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *conf, struct op_conn *c,
+                         const struct op_h1_request *req, struct op_route *out);
+
+/* What the slow path needs from its role (control thread; may block). */
+struct op_region_app_hooks {
+    /* Asks for a signed app token with the §2.9 body issue (a cJSON object). Returns 0 with the token in
+     * tok (NUL-terminated) on a 201; a positive status when resp holds the answer to relay as it is; or
+     * -EHOSTUNREACH when the primary could not be reached (the region answers its 502 page). */
+    int (*issue)(void *ctx, const void *issue, const char *real_ip, char *tok, size_t toklen,
+                 struct op_app_response *resp);
+    /* The 32-byte workspace_apps_api_key secret of kid: 0 or -ENOKEY. */
+    int (*apikey)(void *ctx, int64_t kid, uint8_t key[32]);
+    /* A token just issued is signed with a key the region does not know: refresh the region's key set now
+     * (once; blocking). May be NULL. */
+    void (*refresh_keys)(void *ctx);
+    void *ctx;
+};
+
+/* The app handler's part (control thread): false when req is not an app request (answer it as usual);
+ * true with resp filled: the session cookie from an app-connect key (303), a signed app token cookie (307
+ * back to the same URL), or the answer the issuer gave. */
+bool op_region_app_handle(struct op_region *r, const struct op_region_app_conf *conf,
+                          const struct op_region_app_hooks *h, const struct op_app_request *req,
+                          struct op_app_response *resp);
+
 /* Counters (any thread). */
 struct op_region_stats {
     uint32_t agents, control, parked, waiting;

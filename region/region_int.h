@@ -10,6 +10,7 @@
 #include "proto/jws.h"
 #include "region/broker.h"
 #include "region/region.h"
+#include "wsapp/token.h"
 
 #define REGION_UPGRADE_CONTROL "outpost-agent/1"
 #define REGION_UPGRADE_STREAM  "outpost-stream/1"
@@ -20,6 +21,15 @@
 struct keyset {
     int n;
     struct op_region_key k[OP_REGION_MAX_KEYS];
+    struct op_wsapp_key wk[OP_REGION_MAX_KEYS]; /* the same keys for op_wsapp_token_verify */
+};
+
+/* An app request's connection waiting for a spare of agent (region/apps.c): one table per worker. */
+#define REGION_APP_WAITS 256
+struct app_wait {
+    bool used;
+    struct op_conn_ref ref;
+    char agent[OP_ID_LEN + 1];
 };
 
 /* Per-worker counters: written by their worker only. */
@@ -50,6 +60,7 @@ struct op_region {
     struct region_msg *msgs;
     int32_t msg_free;
     struct region_wstats ws[OP_ENGINE_MAX_WORKERS];
+    struct app_wait *app_waits; /* OP_ENGINE_MAX_WORKERS * REGION_APP_WAITS */
 };
 
 /* What the route function verified, for the handoff that follows on the same thread at once. */

@@ -350,6 +350,17 @@ static void explain_transport(const struct ws *w, const struct op_ws_call *x, co
                  what, w->primary, why);
 }
 
+void op_wsp_fetch_keys_now(struct ws *w)
+{
+    for (int k = K_KEYS_SIGN; k <= K_KEYS_ENC; k++) {
+        struct op_ws_call *x = new_call(w, k, 3000);
+        if (!x) return;
+        op_ws_call_perform(x);
+        on_keys(w, x);
+        op_ws_call_free(x);
+    }
+}
+
 int op_wsp_startup(struct ws *w)
 {
     struct op_ws_call *x = new_call(w, K_BUILDINFO, OP_WS_REGISTER_TIMEOUT_MS);

@@ -275,6 +275,8 @@ void op_wsp_route(void *ctx, struct op_conn *c, const struct op_h1_request *req,
     }
     if (w->region && op_region_route(w->region, c, req, out))
         return; /* agent control, spares, client streams */
+    if (w->region && op_region_route_app(w->region, &w->app_conf, c, req, out))
+        return; /* workspace apps: served through an agent stream, or the slow path (apps.c) */
     int rt;
     if (cors(s, req, out, &off)) {
         respond(out, 200, "text/plain; charset=utf-8", "");

@@ -172,6 +172,11 @@ static int run(struct ws *w)
     hconf.route_ctx = w;
     hconf.upgrade_tokens = op_region_upgrade_tokens; /* the agent endpoints' upgrades reach the route */
     hconf.resp_extra = "X-Coder-Build-Version: " OP_WS_VERSION "\r\nX-Content-Type-Options: nosniff\r\n";
+    hconf.app = op_wsp_app_handler; /* the slow path of workspace apps */
+    hconf.app_ctx = w;
+    hconf.app_submit = op_app_queue_submit;
+    hconf.app_submit_ctx = &w->q;
+    op_wsp_apps_init(w);
     op_http_conf_init(&mconf);
     mconf.route = op_wsp_metrics_route;
     mconf.app = op_wsp_metrics_handler;

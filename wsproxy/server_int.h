@@ -64,6 +64,9 @@ struct ws {
     struct op_ws_call *calls[8]; /* in the multi handle */
     char *keys_json[2];          /* latest crypto-keys responses (never logged) */
     struct op_region *region;    /* agent streams; named after the first registration */
+    /* workspace apps (apps.c): set before the engine starts, read by the workers */
+    struct op_region_app_conf app_conf;
+    char app_wildcard[300];
     /* listeners */
     int tls_li;
     void *tls_ctx; /* the context the TLS listener started with, or NULL (the engine owns swaps) */
@@ -123,6 +126,15 @@ void op_wsp_tick(void *arg);
 void op_wsp_on_stop(void *arg);
 /* Deregisters the replica (blocking, at most timeout_ms) if it registered and has not yet. */
 void op_wsp_deregister(struct ws *w, long timeout_ms);
+
+/* apps.c */
+/* Fills w->app_conf from the configuration (before the engine starts). */
+void op_wsp_apps_init(struct ws *w);
+/* The app handler of the proxy's listeners (control thread): the slow path of workspace apps. */
+void op_wsp_app_handler(void *ctx, const struct op_app_request *req, struct op_app_response *resp);
+
+/* register.c: fetches both key features now (blocking, short timeout); the region gets the new keys. */
+void op_wsp_fetch_keys_now(struct ws *w);
 
 /* server.c */
 /* Wall-clock seconds since the epoch. */

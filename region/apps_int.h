@@ -1,0 +1,54 @@
+/*
+ * region/apps_int.h — what region/apps.c (the worker side of workspace apps) and region/apps_slow.c (the
+ * control thread's slow path) share: which app a request names, and the HTML pages both answer with.
+ */
+#ifndef OP_REGION_APPS_INT_H
+#define OP_REGION_APPS_INT_H
+
+#include "region/region_int.h"
+#include "wsapp/appurl.h"
+
+#define APP_SIGNED_COOKIE  "coder_signed_app_token"
+#define APP_PATH_COOKIE    "coder_path_app_session_token"
+#define APP_SMUGGLE_PARAM  "coder_application_connect_api_key_35e783"
+#define APP_SIGNED_COOKIES 4 /* signed-token cookies tried per request */
+
+enum app_kind {
+    APP_NONE = 0, /* not an app request */
+    APP_REQ,      /* an app request: m->req, m->rest_off */
+    APP_ANSWER,   /* answered at once: m->status with an HTML page (title, msg) or a redirect (location) */
+};
+
+struct app_match {
+    struct op_wsapp_req req; /* normalised */
+    size_t rest_off;         /* path apps: where the path under the app starts (0 for subdomain apps) */
+    bool on_access_host;     /* the Host is the role's access host (path apps there) */
+    int status;
+    const char *title, *msg; /* APP_ANSWER page; msg NULL with location set = a redirect */
+    bool json;               /* APP_ANSWER as {"message": msg} */
+    char location[OP_WSAPP_BASE_MAX + 1100];
+};
+
+/* Decides what a request for host/path/query names (§6.2 host-handling order, then the path form). Pure:
+ * any thread. */
+enum app_kind op_region_app_match(const struct op_region_app_conf *conf, op_span_t host, op_span_t path,
+                                  op_span_t query, struct app_match *m);
+
+/* A self-contained HTML page (title, message escaped, a link to dashboard) into out; returns its length. */
+size_t op_region_app_page(char *out, size_t outlen, const char *dashboard, const char *title,
+                          const char *msg);
+
+/* The value of cookie name in the request's Cookie headers: the idx-th occurrence (0 first). */
+bool op_region_app_cookie(const op_span_t *cookie_hdrs, int n, const char *name, int idx, op_span_t *out);
+
+/* The value of a query parameter (raw, not decoded). */
+bool op_region_app_query(op_span_t q, const char *name, op_span_t *out);
+
+/* Target of an app URL "http://host[:port][/...]": "host:port" into out (port 80 when absent). 0, -EINVAL,
+ * -EPROTONOSUPPORT (https: the region cannot speak TLS to the app). */
+int op_region_app_target(const char *app_url, char *out, size_t outlen);
+
+/* Equality of a host header (port and trailing dots ignored, case-insensitive) and a URL's host. */
+bool op_region_app_host_is(op_span_t host, const char *url);
+
+#endif
