@@ -83,6 +83,12 @@ enum app_kind op_region_app_match(const struct op_region_app_conf *conf, op_span
     m->title = m->msg = NULL;
     m->json = false;
     m->location[0] = '\0';
+    char lower[256]; /* hosts are matched and parsed lower-cased (§6.3), as Coder does */
+    if (host.len < sizeof(lower)) {
+        for (size_t i = 0; i < host.len; i++)
+            lower[i] = (char)((host.p[i] >= 'A' && host.p[i] <= 'Z') ? host.p[i] + 32 : host.p[i]);
+        host = op_span(lower, host.len);
+    }
     m->on_access_host = op_region_app_host_is(host, conf->access_url);
     const char *pat = conf->wildcard ? conf->wildcard : "";
     bool sub = false;
