@@ -72,7 +72,7 @@ trap 'stop_all' EXIT
 
 say "Starting the primary on $PRIMARY_URL (data: $DATA)"
 "$OUTPOST" server --http-address "127.0.0.1:$PPORT" --access-url "$PRIMARY_URL" --data-dir "$DATA/primary" \
-    --proxy-health-interval 5s >"$DATA/primary.log" 2>&1 &
+    --wildcard-access-url "*.primary.localhost:$PPORT" --proxy-health-interval 5s >"$DATA/primary.log" 2>&1 &
 PIDS+=($!)
 for ((i = 0; i < 100; i++)); do
     port_free "$PPORT" || break
@@ -110,7 +110,7 @@ fi
 
 say "Starting outpost wsproxy server on http://127.0.0.1:$XPORT"
 CODER_PROXY_SESSION_TOKEN=$TOKEN "$OUTPOST" wsproxy server --primary-access-url "$PRIMARY_URL" \
-    --http-address "127.0.0.1:$XPORT" >"$DATA/proxy.log" 2>&1 &
+    --http-address "127.0.0.1:$XPORT" --wildcard-access-url "*.proxy.localhost:$XPORT" >"$DATA/proxy.log" 2>&1 &
 PIDS+=($!)
 unset TOKEN
 
@@ -173,6 +173,12 @@ cat <<EOF
 
 Outpost is running: a primary at $PRIMARY_URL, the workspace proxy "$PROXY_NAME" at http://127.0.0.1:$XPORT,
 and the workspace "demo" whose agent serves the demo app (port $APORT inside the workspace) through both.
+
+Open the demo app in a browser, through the proxy (sign in as admin; the password is in $PWFILE):
+  http://127.0.0.1:$XPORT/@admin/demo/apps/web/                  path app
+  http://web--main--demo--admin.proxy.localhost:$XPORT/          subdomain app (*.localhost is loopback)
+  http://$APORT--main--demo--admin.proxy.localhost:$XPORT/       the same port, as a port URL
+Sign-in page of the primary: $PRIMARY_URL/login
 
 Try next (in another terminal):
   export CODER_CONFIG_DIR=$DATA/cli
