@@ -1,0 +1,458 @@
+#!/usr/bin/env bash
+# tests/integration/apps.sh — workspace apps end to end with curl and cookie jars, the way a browser walks
+# them (every redirect followed by hand and checked): a primary (dashboard http://127.0.0.1:P, wildcard
+# *.primary.localhost:P), a workspace proxy eu (access URL http://localhost:Q — another host than the
+# primary's, so no cookie is shared — wildcard *.eu.localhost:Q; curl resolves *.localhost to loopback),
+# the real `outpost agent` of alice (the first user, a site owner) with a Python app (tests/lib/app_server.py)
+# declared as apps own (share owner), auth (authenticated) and pub (public), and bob (a member) with his
+# own workspace, agent and app.
+#  1. a path app through eu, signed out: the 303 to the primary's auth redirect, its 303 to /login, POST
+#     /login (coder_session_token: HttpOnly, SameSite=Lax, Path=/), the auth redirect's 303 back with the
+#     app-connect key, eu's 303 without it (coder_path_app_session_token: HttpOnly, host-only, Path=/), the
+#     307 with coder_signed_app_token (Path = the app's base path, Expires, SameSite=Lax, not HttpOnly), the
+#     app's body (path and query under the app kept through every step);
+#  2. subdomain apps on eu and on the primary (the subdomain session cookie on the wildcard's parent), a
+#     path app on the primary (dashboard cookie, /login redirect when signed out), a port URL, the trailing
+#     slash 307, @me 404, port 8 400, a forged key 400, a key on the dashboard host 400;
+#  3. share levels owner/authenticated/public x alice/bob/anonymous on eu path apps (forced to owner by
+#     default), eu and primary subdomain apps; a site owner on another user's path and subdomain app;
+#  4. hygiene: the app never sees coder_* cookies (other cookies kept) nor a forged X-Forwarded-For, gets the
+#     client's; its CORS headers and Vary: Origin are removed (other headers and Vary values kept);
+#  5. open redirects at the auth redirect: the dashboard host, other hosts, userinfo, backslashes,
+#     scheme-relative, percent-escapes, other ports, a lookalike suffix: 400; eu and the primary wildcard:
+#     303 (the scheme forced to the access URL's);
+#  6. 100 MiB down and up through an app (SHA-256 checked, MiB/s printed), a chunked upload, a WebSocket echo;
+#  7. alice and bob hammering eu at once (200 requests each on keep-alive connections), every body checked;
+#  8. the primary stopped: a live signed token still serves, a request that needs the primary gets the 502
+#     "primary is unreachable" page within 3 s; the primary restarted with --dangerous-allow-path-app-sharing:
+#     path apps follow their share levels.
+. "$(dirname "$0")/../lib/common.sh"
+for c in curl python3 sha256sum; do command -v $c >/dev/null || { echo "$c missing"; exit 77; }; done
+unset CODER_URL CODER_SESSION_TOKEN CODER_AGENT_URL CODER_AGENT_TOKEN CODER_AGENT_TOKEN_FILE CODER_AGENT_APPS
+unset CODER_WILDCARD_ACCESS_URL CODER_DISABLE_PATH_APPS CODER_DANGEROUS_ALLOW_PATH_APP_SHARING
+unset CODER_DANGEROUS_ALLOW_PATH_APP_SITE_OWNER_ACCESS http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy
+export CODER_CONFIG_DIR=$T/cli
+P=$(free_port) Q=$(free_port) A=$(free_port) BA=$(free_port)
+URL=http://127.0.0.1:$P # the primary (dashboard)
+EU=http://localhost:$Q  # the proxy eu
+PW_A='Alice-Pass-1' PW_B='Bob-Pass-12'
+CLIENT=(python3 "$ROOT/tests/lib/app_client.py")
+KEYP=coder_application_connect_api_key_35e783
+mkdir -p "$T/h"
+
+start_primary() { # logname [flags]
+    bg "$1" "$OUTPOST" server --http-address 127.0.0.1:$P --access-url $URL --data-dir "$T/data" \
+        --wildcard-access-url "*.primary.localhost:$P" --proxy-health-interval 1s --agent-heartbeat-interval 2s \
+        "${@:2}"
+    PRIMARY_PID=$LAST_PID
+    wait_port $P
+}
+
+# ---- HTTP helpers: one request at a time, no redirect followed by curl ----
+N=0
+req() { # req JAR URL [curl args...]: sets ST (status), H (head file), B (body file), TT (time_total s)
+    local jar=$1 url=$2 out
+    shift 2
+    N=$((N + 1))
+    H=$T/h/$N.head B=$T/h/$N.body
+    out=$(curl -4 -s -m 30 -b "$jar" -c "$jar" -D "$H" -o "$B" -w '%{http_code} %{time_total}' "$@" "$url") ||
+        out="000 0"
+    ST=${out% *} TT=${out#* }
+    echo "$N $ST $url" >>"$T/requests.txt"
+}
+hdr() { grep -i -m1 "^$1:" "${2:-$H}" | cut -d: -f2- | sed 's/^ *//' | tr -d '\r'; }
+hdr_count() { grep -ic "^$1:" "${2:-$H}"; }
+setcookie() { grep -i "^set-cookie: *$1=" "$H" | head -1 | cut -d: -f2- | sed 's/^ *//' | tr -d '\r'; }
+has_attr() { grep -qiE "; *$2(;|$)" <<<"$1"; } # has_attr COOKIE-LINE ATTR-REGEX
+body() { head -c "${1:-300}" "$B"; }
+abs_url() { # abs_url BASE LOCATION
+    case $2 in
+    http://* | https://*) echo "$2" ;;
+    /*) echo "$(sed -E 's#^(https?://[^/]+).*#\1#' <<<"$1")$2" ;;
+    *) echo "BAD-RELATIVE:$2" ;;
+    esac
+}
+qparam() { "${CLIENT[@]}" qparam "$1" "$2"; }
+urlenc() { "${CLIENT[@]}" urlenc "$1"; }
+want() { # want CODE WHAT
+    [ "$ST" = "$1" ] || fail "$2: status $ST, want $1 (request $N): $(tr -d '\r' <"$H" 2>/dev/null | head -12) $(body 2>/dev/null)"
+}
+jar_cookie() { # jar_cookie JAR NAME [PATH]: the cookie's value in a curl jar
+    awk -F'\t' -v n="$2" -v p="${3:-}" '$6 == n && (p == "" || $3 == p) { v = $7 } END { print v }' "$1"
+}
+app_body() { echo "hello from $1's app: GET $2"; } # app_body USER PATH-UNDER-APP
+sub_cookie_name() { echo "coder_subdomain_app_session_token_$(printf '%s' "$1" | sha256sum | cut -c1-32)"; }
+
+# walk JAR URL: follows redirects by hand (at most 8) but not into the primary's sign-in page: the last answer
+# in ST/H/B, TRAIL = the statuses, FIRST_LOC = the first redirect's target, LOGIN=1 if it stopped at /login.
+walk() {
+    local jar=$1 url=$2 i
+    TRAIL= LOGIN=0 FIRST_LOC=
+    for ((i = 0; i < 8; i++)); do
+        req "$jar" "$url"
+        TRAIL+="$ST "
+        case $ST in 301 | 302 | 303 | 307 | 308) ;; *) return 0 ;; esac
+        url=$(abs_url "$url" "$(hdr Location)")
+        [ $i = 0 ] && FIRST_LOC=$url
+        case $url in "$URL/login?"*) LOGIN=1 && return 0 ;; esac
+    done
+    fail "walk $2: more than 8 redirects: $TRAIL"
+}
+
+# check_auth_redirect_loc LOC APP_URL: LOC is the primary's auth redirect back to APP_URL
+check_auth_redirect_loc() {
+    case $1 in "$URL/api/v2/applications/auth-redirect?redirect_uri="*) ;; *) fail "not the auth redirect: $1" ;; esac
+    [ "$(qparam "$1" redirect_uri)" = "$2" ] || fail "redirect_uri of $1 is not $2"
+}
+
+# from_auth_redirect JAR LOC APP_URL KIND COOKIE BASE BODY: the rest of the sign-in walk for a user signed in
+# at the primary, from the auth redirect LOC: 303 to APP_URL with the key, 303 without it + the session
+# cookie COOKIE (KIND path: host-only; subdomain: Domain = the wildcard's parent), 307 + the signed token
+# (Path=BASE), then BODY. Sets T_ISSUE (the 307 step's time).
+from_auth_redirect() {
+    local jar=$1 loc=$2 app=$3 kind=$4 cname=$5 base=$6 want_body=$7 c
+    req "$jar" "$loc"
+    want 303 "auth redirect for $app"
+    loc=$(hdr Location)
+    case $loc in "$app?$KEYP="* | "$app&$KEYP="*) ;; *) fail "the auth redirect did not go back to $app with the key: $loc" ;; esac
+    [ -n "$(qparam "$loc" $KEYP)" ] || fail "empty app-connect key in $loc"
+    req "$jar" "$loc"
+    want 303 "$app with the app-connect key"
+    [ "$(abs_url "$app" "$(hdr Location)")" = "$app" ] || fail "after the key: Location $(hdr Location), want $app without the key"
+    c=$(setcookie "$cname")
+    [ -n "$c" ] || fail "no $cname cookie after the key: $(tr -d '\r' <"$H")"
+    has_attr "$c" HttpOnly && has_attr "$c" 'SameSite=Lax' && has_attr "$c" 'Path=/' || fail "$cname attributes: $c"
+    if [ "$kind" = subdomain ]; then
+        local dom=${app#http://*.}
+        dom=${dom%%[:/]*}
+        has_attr "$c" "Domain=\.?${dom//./\\.}" || fail "$cname is not for Domain=$dom: $c"
+    else
+        has_attr "$c" 'Domain=[^;]*' && fail "the path app session cookie has a Domain (must be host-only): $c"
+    fi
+    req "$jar" "$app"
+    want 307 "$app with the app session cookie"
+    T_ISSUE=$TT
+    [ "$(abs_url "$app" "$(hdr Location)")" = "$app" ] || fail "the 307 goes to $(hdr Location), not $app"
+    c=$(setcookie coder_signed_app_token)
+    [ -n "$c" ] || fail "no coder_signed_app_token with the 307: $(tr -d '\r' <"$H")"
+    has_attr "$c" "Path=${base//./\\.}" && has_attr "$c" 'SameSite=Lax' && has_attr "$c" 'Expires=[^;]+' ||
+        fail "coder_signed_app_token attributes (want Path=$base, Expires, SameSite=Lax): $c"
+    has_attr "$c" HttpOnly && fail "coder_signed_app_token is HttpOnly: $c"
+    req "$jar" "$app"
+    want 200 "$app with the signed token"
+    [ "$(cat "$B")" = "$want_body" ] || fail "$app: body '$(body)', want '$want_body'"
+}
+
+login_form() { # login_form JAR EMAIL PASSWORD REDIRECT: POST /login, checks the 303 and the cookie
+    req "$1" "$URL/login" --data-urlencode "email=$2" --data-urlencode "password=$3" --data-urlencode "redirect=$4"
+    want 303 "POST /login as $2"
+    [ "$(hdr Location)" = "$4" ] || fail "POST /login went to $(hdr Location), want $4"
+    local c
+    c=$(setcookie coder_session_token)
+    has_attr "$c" HttpOnly && has_attr "$c" 'SameSite=Lax' && has_attr "$c" 'Path=/' ||
+        fail "coder_session_token attributes: $c"
+}
+
+# ---- set-up: primary, eu, alice (first user) and bob, their workspaces, agents and apps ----
+start_primary primary
+"$OUTPOST" login $URL --first-user-username alice --first-user-email alice@example.com \
+    --first-user-password "$PW_A" >"$T/login.out" 2>&1 || fail "login: $(cat "$T/login.out")"
+"$OUTPOST" wsproxy create --name eu --only-token >"$T/eu.token" 2>&1 || fail "wsproxy create eu"
+start_proxy() {
+    CODER_PROXY_SESSION_TOKEN=$(tail -n 1 "$T/eu.token") bg proxy-eu "$OUTPOST" wsproxy server \
+        --primary-access-url $URL --http-address 127.0.0.1:$Q --access-url $EU \
+        --wildcard-access-url "*.eu.localhost:$Q" --workers 2
+    PROXY_PID=$LAST_PID
+    wait_port $Q
+}
+start_proxy
+"$OUTPOST" users create -u bob -e bob@example.com -p "$PW_B" >/dev/null 2>&1 || fail "users create bob"
+BOBCLI=(--global-config "$T/bob")
+"$OUTPOST" login $URL "${BOBCLI[@]}" --username bob --password "$PW_B" >/dev/null 2>&1 || fail "bob login"
+
+head -c $((100 << 20)) /dev/urandom >"$T/big"
+BIGSUM=$(sha256sum <"$T/big" | cut -d' ' -f1)
+bg app-alice python3 "$ROOT/tests/lib/app_server.py" $A alice "$T/big"
+bg app-bob python3 "$ROOT/tests/lib/app_server.py" $BA bob "$T/big"
+wait_port $A
+wait_port $BA
+"$OUTPOST" create ws >"$T/create-ws.out" 2>&1 || fail "create ws: $(cat "$T/create-ws.out")"
+"$OUTPOST" create bws "${BOBCLI[@]}" >"$T/create-bws.out" 2>&1 || fail "create bws: $(cat "$T/create-bws.out")"
+mkdir -p "$T/ws-alice" "$T/ws-bob"
+(cd "$T/ws-alice" && CODER_AGENT_URL=$URL CODER_AGENT_TOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-ws.out") \
+    exec "$OUTPOST" agent --data-dir "$T/agent-alice-data" \
+    --app "slug=own,url=http://127.0.0.1:$A,share=owner" \
+    --app "slug=auth,url=http://127.0.0.1:$A,share=authenticated" \
+    --app "slug=pub,url=http://127.0.0.1:$A,share=public,subdomain=true") >"$T/agent-alice.log" 2>&1 &
+PIDS+=($!)
+(cd "$T/ws-bob" && CODER_AGENT_URL=$URL CODER_AGENT_TOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-bws.out") \
+    exec "$OUTPOST" agent --data-dir "$T/agent-bob-data" \
+    --app "slug=own,url=http://127.0.0.1:$BA,share=owner") >"$T/agent-bob.log" 2>&1 &
+PIDS+=($!)
+agent_state() { # agent_state [cli flags]: "<regions>/<number of apps>" of the caller's first workspace's agent
+    "$OUTPOST" list -o json "$@" | python3 -c '
+import json,sys
+a=json.load(sys.stdin)[0]["latest_build"]["resources"][0]["agents"][0]
+print(",".join(sorted(a["regions"])) + "/" + str(len(a.get("apps") or [])) if a["status"]=="connected" else "-")'
+}
+wait_agents() { # wait_agents SECONDS
+    local i
+    for ((i = 0; i < $1 * 4; i++)); do
+        [ "$(agent_state)" = eu,primary/3 ] && [ "$(agent_state "${BOBCLI[@]}")" = eu,primary/1 ] && return 0
+        sleep 0.25
+    done
+    fail "agents not connected to primary and eu with their apps: alice $(agent_state), bob $(agent_state "${BOBCLI[@]}")"
+}
+wait_agents 30
+ok "set-up: primary, eu, alice's agent (apps own/auth/pub) and bob's (app own) connected to primary and eu"
+
+# ---- 1. a path app through eu, signed out, to the app's body ----
+JA=$T/alice.jar
+APP=$EU/@alice/ws/apps/own/
+START="${APP}sub/dir?a=1&b=two"
+req "$JA" "$START"
+want 303 "signed out: $START"
+LOC=$(hdr Location)
+check_auth_redirect_loc "$LOC" "$START"
+req "$JA" "$LOC"
+want 303 "auth redirect signed out"
+LOGIN_LOC=$(hdr Location)
+case $LOGIN_LOC in /login\?redirect=*) ;; *) fail "the auth redirect signed out went to $LOGIN_LOC, not /login?redirect=" ;; esac
+R=$(qparam "$LOGIN_LOC" redirect)
+[ "$URL$R" = "$LOC" ] || fail "the login page's redirect $R is not the auth redirect $LOC"
+req "$JA" "$URL$LOGIN_LOC"
+want 200 "GET /login"
+grep -q '<form method="post" action="/login"' "$B" || fail "no sign-in form: $(body)"
+login_form "$JA" alice@example.com "$PW_A" "$R"
+from_auth_redirect "$JA" "$URL$R" "$START" path coder_path_app_session_token /@alice/ws/apps/own/ \
+    "$(app_body alice '/sub/dir?a=1&b=two')"
+ok "path app via eu signed out: 303 auth-redirect (redirect_uri = the app URL) -> 303 /login -> POST /login 303 (coder_session_token HttpOnly, SameSite=Lax, Path=/) -> auth-redirect 303 with the key -> eu 303 without it (coder_path_app_session_token HttpOnly, host-only) -> 307 (coder_signed_app_token Path=/@alice/ws/apps/own/, Expires, SameSite=Lax, not HttpOnly; ${T_ISSUE}s) -> 200, path and query kept"
+req "$JA" "$APP"
+want 200 "the app base with the signed token"
+[ "$(cat "$B")" = "$(app_body alice /)" ] || fail "app base: $(body)"
+for i in $(seq 20); do
+    curl -4 -s -o /dev/null -b "$JA" -w '%{http_code} %{time_starttransfer}\n' "$APP"
+done >"$T/ttfb.txt"
+grep -vq '^200 ' "$T/ttfb.txt" && fail "fast path: $(sort "$T/ttfb.txt" | uniq -c | head -3)"
+TTFB=$(awk '{print $2 * 1000}' "$T/ttfb.txt" | sort -n | sed -n 10p)
+ok "fast path (signed token cookie): 20 requests through eu, time to first byte median ${TTFB} ms; issuing through the primary (the 307 step) took ${T_ISSUE}s"
+
+# ---- 2. subdomain apps on eu and the primary, the primary's path apps, ports, refusals ----
+SUB_E=http://own--main--ws--alice.eu.localhost:$Q/
+CN_E=$(sub_cookie_name "*.eu.localhost:$Q")
+req "$JA" "$SUB_E"
+want 303 "subdomain app on eu, no app session"
+check_auth_redirect_loc "$(hdr Location)" "$SUB_E"
+LOC=$(hdr Location)
+from_auth_redirect "$JA" "$LOC" "$SUB_E" subdomain "$CN_E" / "$(app_body alice /)"
+ok "subdomain app on eu: 303 auth-redirect -> 303 with the key -> 303 ($CN_E, Domain=eu.localhost, HttpOnly) -> 307 (signed token Path=/) -> 200"
+SUB_P=http://own--main--ws--alice.primary.localhost:$P/
+CN_P=$(sub_cookie_name "*.primary.localhost:$P")
+req "$JA" "$SUB_P"
+want 303 "subdomain app on the primary"
+check_auth_redirect_loc "$(hdr Location)" "$SUB_P"
+from_auth_redirect "$JA" "$(hdr Location)" "$SUB_P" subdomain "$CN_P" / "$(app_body alice /)"
+ok "subdomain app on the primary: the same walk ($CN_P on Domain=primary.localhost)"
+APP_P=$URL/@alice/ws/apps/own/
+JN=$T/anon-primary.jar
+req "$JN" "${APP_P}x?y=1"
+want 303 "path app on the primary signed out"
+case $(hdr Location) in /login\?redirect=*) ;; *) fail "path app on the primary signed out: Location $(hdr Location)" ;; esac
+[ "$(qparam "$(hdr Location)" redirect)" = "/@alice/ws/apps/own/x?y=1" ] || fail "path app on the primary signed out: Location $(hdr Location)"
+walk "$JA" "${APP_P}x?y=1"
+[ "$TRAIL" = "307 200 " ] && [ "$(cat "$B")" = "$(app_body alice '/x?y=1')" ] ||
+    fail "path app on the primary with the dashboard session: $TRAIL $(body)"
+ok "path app on the primary: signed out 303 to /login?redirect=<the app path>; with the dashboard cookie 307 (signed token) -> 200"
+PORT_E=http://$A--main--ws--alice.eu.localhost:$Q/
+walk "$JA" "${PORT_E}p?q=1"
+[ "$ST" = 200 ] && [ "$(cat "$B")" = "$(app_body alice '/p?q=1')" ] || fail "port URL $PORT_E: $TRAIL $(body)"
+ok "port URL $PORT_E: $TRAIL(the subdomain session cookie was reused)"
+req "$JA" "$EU/@alice/ws/apps/own"
+want 307 "path app base without the trailing slash"
+[ "$(hdr Location)" = /@alice/ws/apps/own/ ] || fail "trailing slash: Location $(hdr Location)"
+req "$JA" "$EU/@alice/ws/apps/own?k=v"
+want 307 "path app base without the trailing slash, with a query"
+[ "$(hdr Location)" = "/@alice/ws/apps/own/?k=v" ] || fail "trailing slash with a query: Location $(hdr Location)"
+req "$JA" "$EU/@me/ws/apps/own/"
+want 404 "@me"
+grep -q 'full username' "$B" || fail "@me page: $(body)"
+walk "$JA" "http://8--main--ws--alice.eu.localhost:$Q/"
+[ "$ST" = 400 ] && grep -q 'port 8 is not permitted' "$B" || fail "port 8: $TRAIL $(body)"
+req /dev/null "${APP}?$KEYP=eyJhbGciOiJBMjU2R0NNS1ciLCJlbmMiOiJBMjU2R0NNIn0.e30.AAAA.AAAA.AAAA"
+want 400 "a forged app-connect key"
+grep -q 'Could not decrypt API key' "$B" || fail "forged key page: $(body)"
+req "$JA" "$URL/api/v2/applications/auth-redirect?redirect_uri=$(urlenc "$APP")"
+want 303 "auth redirect for the eu path app"
+GOODKEY=$(qparam "$(hdr Location)" $KEYP)
+req /dev/null "${APP_P}?$KEYP=$GOODKEY"
+want 400 "an app-connect key on the dashboard host"
+ok "path base 307 to the slash (query kept), @me 404, port 8 400 ('port 8 is not permitted'), a forged key 400 ('Could not decrypt API key'), a real key on the dashboard host 400"
+
+# ---- 5. open redirects at the primary's auth redirect (alice signed in) ----
+bad_uris=("$URL/" "http://127.0.0.1:$P/@alice/ws/apps/own/" "http://evil.com/" "http://localhost:$Q@evil.com/"
+    "http://evil.com@localhost:$Q/" "http://localhost:$Q\\@evil.com/" "http://evil.com\\localhost:$Q/"
+    "//evil.com/" "//localhost:$Q/" "http://localhost%2e:$Q/" "http://own--main--ws--alice%2eeu.localhost:$Q/"
+    "http://evil%2ecom/" "http://localhost:$((Q == 65535 ? 1 : Q + 1))/" "http://own--main--ws--alice.eu.localhost.evil.com:$Q/"
+    "http://a.b.eu.localhost:$Q/" "javascript:alert(1)" "http:/localhost:$Q/" "ftp://localhost:$Q/" "http://[::1]:$Q/")
+for u in "${bad_uris[@]}"; do
+    req "$JA" "$URL/api/v2/applications/auth-redirect?redirect_uri=$(urlenc "$u")"
+    [ "$ST" = 400 ] || fail "redirect_uri=$u: status $ST, want 400 (Location $(hdr Location))"
+    grep -q 'Invalid redirect_uri' "$B" || fail "redirect_uri=$u: $(body)"
+done
+req "$JA" "$URL/api/v2/applications/auth-redirect"
+want 400 "no redirect_uri"
+grep -q 'Missing redirect_uri' "$B" || fail "no redirect_uri: $(body)"
+for u in "$EU/@alice/ws/apps/pub/" "$SUB_P" "http://pub--main--ws--alice.eu.localhost:$Q/z"; do
+    req "$JA" "$URL/api/v2/applications/auth-redirect?redirect_uri=$(urlenc "$u")"
+    want 303 "redirect_uri=$u"
+    case $(hdr Location) in "$u?$KEYP="*) ;; *) fail "redirect_uri=$u: Location $(hdr Location)" ;; esac
+done
+req "$JA" "$URL/api/v2/applications/auth-redirect?redirect_uri=$(urlenc "https://localhost:$Q/x")"
+want 303 "an https redirect_uri to the http proxy"
+case $(hdr Location) in "http://localhost:$Q/x?$KEYP="*) ;; *) fail "the scheme was not forced to http: $(hdr Location)" ;; esac
+ok "auth redirect: ${#bad_uris[@]} hostile redirect_uri (dashboard host, other hosts, userinfo both ways, backslashes, //host, %2e, another port, lookalike suffix, nested label, javascript:, ftp:, IPv6) 400; none 400; eu path, primary and eu wildcard 303 with the key; https forced to http"
+
+# ---- 3. share levels ----
+JB=$T/bob.jar
+login_form "$JB" bob@example.com "$PW_B" /
+# access WHO JAR URL allow|deny|signin [APP-OWNER]
+access() {
+    local who=$1 jar=$2 url=$3 exp=$4 owner=${5:-alice}
+    walk "$jar" "$url"
+    case $exp in
+    allow) [ "$ST" = 200 ] && [ "$(cat "$B")" = "$(app_body "$owner" /)" ] || fail "$who -> $url: want the app, got $TRAIL$(body)" ;;
+    deny) [ "$ST" = 404 ] && grep -q 'Application Not Found' "$B" && [ "$LOGIN" = 0 ] || fail "$who -> $url: want the 404 page, got $TRAIL$(body)" ;;
+    signin)
+        [ "$LOGIN" = 1 ] || fail "$who -> $url: want the sign-in walk, got $TRAIL$(body)"
+        check_auth_redirect_loc "$FIRST_LOC" "$url"
+        ;;
+    esac
+    MATRIX+="$who:${exp} "
+}
+for who in alice bob anon; do rm -f "$T/m-$who.jar"; done
+cp "$JA" "$T/m-alice.jar"
+cp "$JB" "$T/m-bob.jar"
+for kind in eu-path eu-sub primary-sub; do
+    MATRIX=
+    for slug in own auth pub; do
+        case $kind in
+        eu-path) u=$EU/@alice/ws/apps/$slug/ ;;
+        eu-sub) u=http://$slug--main--ws--alice.eu.localhost:$Q/ ;;
+        primary-sub) u=http://$slug--main--ws--alice.primary.localhost:$P/ ;;
+        esac
+        access alice "$T/m-alice.jar" "$u" allow
+        if [ $kind = eu-path ]; then # path apps are forced to share level owner without the dangerous flag
+            access bob "$T/m-bob.jar" "$u" deny
+            access anon "$T/m-anon.jar" "$u" signin
+        else
+            case $slug in own) access bob "$T/m-bob.jar" "$u" deny ;; *) access bob "$T/m-bob.jar" "$u" allow ;; esac
+            case $slug in pub) access anon "$T/m-anon.jar" "$u" allow ;; *) access anon "$T/m-anon.jar" "$u" signin ;; esac
+        fi
+    done
+    ok "share levels, $kind (own auth pub): $MATRIX"
+done
+access alice "$T/m-alice.jar" "http://own--main--bws--bob.eu.localhost:$Q/" allow bob
+access alice "$T/m-alice.jar" "$EU/@bob/bws/apps/own/" deny bob
+access bob "$T/m-bob.jar" "$EU/@bob/bws/apps/own/" allow bob
+ok "alice (site owner) opens bob's owner-level subdomain app but not his path app (no --dangerous-allow-path-app-site-owner-access); bob opens his own"
+
+# ---- 4. hygiene: cookies, X-Forwarded-For, CORS ----
+walk "$JA" "$APP"
+SIGNED=$(jar_cookie "$JA" coder_signed_app_token /@alice/ws/apps/own/)
+SESS=$(jar_cookie "$JA" coder_path_app_session_token)
+[ -n "$SIGNED" ] && [ -n "$SESS" ] || fail "no signed token or app session in alice's jar"
+CK="theme=dark; coder_session_token=x1; coder_signed_app_token=$SIGNED; coder_path_app_session_token=$SESS"
+CK+="; oauth_state=x2; oauth_redirect=x3; coder_subdomain_app_session_token_0123=x4; keep_me=yes"
+req /dev/null "${APP}echo-headers" -H "Cookie: $CK" -H 'X-Forwarded-For: 6.6.6.6' -H 'Origin: http://evil.example'
+want 200 "echo-headers"
+python3 - "$B" >"$T/hyg.out" <<'PY' || fail "hygiene: $(cat "$T/hyg.out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+h = [(k.lower(), v) for k, v in d["headers"]]
+cookies = [v for k, v in h if k == "cookie"]
+xff = [v for k, v in h if k == "x-forwarded-for"]
+bad = []
+if cookies != ["theme=dark; keep_me=yes"]: bad.append("Cookie %r, want ['theme=dark; keep_me=yes']" % cookies)
+if len(xff) != 1 or "127.0.0.1" not in xff[0] or "6.6.6.6" in xff[0]: bad.append("X-Forwarded-For %r" % xff)
+if d["path"] != "/echo-headers": bad.append("path %r" % d["path"])
+if any(k.startswith("coder-") for k, v in h): bad.append("Coder headers %r" % [k for k, v in h if k.startswith("coder-")])
+print("; ".join(bad) if bad else "Cookie %r, X-Forwarded-For %r" % (cookies[0], xff[0]))
+sys.exit(1 if bad else 0)
+PY
+for hn in Access-Control-Allow-Origin Access-Control-Allow-Credentials Access-Control-Allow-Methods Access-Control-Allow-Headers; do
+    [ "$(hdr_count $hn)" = 0 ] || fail "the app's $hn reached the client: $(hdr $hn)"
+done
+[ "$(hdr X-App)" = alice ] || fail "the app's X-App header was lost"
+[ "$(hdr Vary)" = Accept-Encoding ] || fail "Vary: '$(hdr Vary)', want 'Accept-Encoding' (Origin removed)"
+ok "hygiene: the app got $(cat "$T/hyg.out") (coder_* cookies gone, a forged X-Forwarded-For replaced); its CORS headers and Vary: Origin removed, X-App and Vary: Accept-Encoding kept"
+
+# ---- 6. 100 MiB down and up, a chunked upload, a WebSocket ----
+walk "$JA" "$APP"
+sum=$(curl -4 -s -m 120 -b "$JA" -w '%{stderr}%{http_code} %{size_download} %{time_total} %{time_starttransfer}' \
+    "${APP}big" 2>"$T/down.w" | sha256sum | cut -d' ' -f1)
+read -r st size secs ttfb <"$T/down.w"
+[ "$st" = 200 ] && [ "$size" = $((100 << 20)) ] && [ "$sum" = "$BIGSUM" ] ||
+    fail "100 MiB download: $(cat "$T/down.w"), sha $sum"
+ok "100 MiB download through eu (path app): SHA-256 matches, ${secs}s ($(python3 -c "print('%.0f' % (100 / $secs))") MiB/s), first byte after $(python3 -c "print('%.1f' % ($ttfb * 1000))") ms"
+walk "$JA" "$APP"
+out=$(curl -4 -s -m 120 -b "$JA" -X POST -H 'Expect:' -T "$T/big" -w ' %{http_code} %{time_total}' "${APP}upload")
+read -r sum size st secs <<<"$out"
+[ "$st" = 200 ] && [ "$sum" = "$BIGSUM" ] && [ "$size" = $((100 << 20)) ] || fail "100 MiB upload: $out"
+ok "100 MiB upload through eu (path app): the app's SHA-256 matches, ${secs}s ($(python3 -c "print('%.0f' % (100 / $secs))") MiB/s)"
+walk "$JA" "$SUB_E"
+head -c $((8 << 20)) "$T/big" >"$T/small"
+out=$(curl -4 -s -m 60 -b "$JA" -X POST -H 'Expect:' -H 'Transfer-Encoding: chunked' -T "$T/small" -w ' %{http_code}' "${SUB_E}upload")
+[ "$out" = "$(sha256sum <"$T/small" | cut -d' ' -f1) $((8 << 20)) 200" ] || fail "chunked upload: $out"
+ok "8 MiB chunked upload through eu (subdomain app): SHA-256 matches"
+walk "$JA" "$APP"
+WSCK="coder_signed_app_token=$(jar_cookie "$JA" coder_signed_app_token /@alice/ws/apps/own/)"
+"${CLIENT[@]}" ws "${APP}ws" "$WSCK" >"$T/ws.out" 2>&1 || fail "WebSocket through eu (path app): $(cat "$T/ws.out")"
+ok "WebSocket through eu (path app): $(cat "$T/ws.out")"
+walk "$JA" "$SUB_P"
+"${CLIENT[@]}" ws "${SUB_P}ws" "coder_signed_app_token=$(jar_cookie "$JA" coder_signed_app_token /)" >"$T/ws2.out" 2>&1 ||
+    fail "WebSocket through the primary (subdomain app): $(cat "$T/ws2.out")"
+ok "WebSocket through the primary (subdomain app): $(cat "$T/ws2.out")"
+
+# ---- 7. alice and bob at once through eu ----
+walk "$JA" "$APP"
+walk "$T/m-bob.jar" "$EU/@bob/bws/apps/own/"
+cookies_of() { # cookies_of JAR BASE: the Cookie header a browser sends to a path app on eu
+    echo "coder_path_app_session_token=$(jar_cookie "$1" coder_path_app_session_token); coder_signed_app_token=$(jar_cookie "$1" coder_signed_app_token "$2")"
+}
+spec=$(python3 -c 'import json,sys; a=sys.argv; print(json.dumps({"n": 200, "conns": 4, "users": [
+    {"name": "alice", "url": a[1], "cookie": a[2], "app_path": "/"},
+    {"name": "bob", "url": a[3], "cookie": a[4], "app_path": "/"}]}))' \
+    "$APP" "$(cookies_of "$JA" /@alice/ws/apps/own/)" "$EU/@bob/bws/apps/own/" "$(cookies_of "$T/m-bob.jar" /@bob/bws/apps/own/)")
+"${CLIENT[@]}" hammer "$spec" >"$T/hammer.out" 2>&1 || fail "alice and bob at once: $(cat "$T/hammer.out")"
+ok "alice and bob at once through eu, 4 keep-alive connections each: $(head -1 "$T/hammer.out")"
+
+# ---- 8. the primary stopped, then restarted with --dangerous-allow-path-app-sharing ----
+walk "$JA" "$APP"
+[ "$ST" = 200 ] || fail "before stopping the primary: $TRAIL"
+SESS=$(jar_cookie "$JA" coder_path_app_session_token)
+kill -TERM $PRIMARY_PID
+for i in $(seq 100); do kill -0 $PRIMARY_PID 2>/dev/null || break; sleep 0.1; done
+kill -0 $PRIMARY_PID 2>/dev/null && fail "the primary did not stop"
+req "$JA" "${APP}while-down"
+want 200 "a live signed token with the primary down"
+[ "$(cat "$B")" = "$(app_body alice /while-down)" ] || fail "primary down, live token: $(body)"
+req /dev/null "$APP" -H "Cookie: coder_path_app_session_token=$SESS"
+want 502 "no signed token with the primary down"
+grep -q 'primary is unreachable' "$B" || fail "primary down page: $(body)"
+python3 -c "import sys; sys.exit(0 if $TT < 3 else 1)" || fail "the 'primary is unreachable' page took ${TT}s"
+T_DOWN=$TT
+req /dev/null "http://pub--main--ws--alice.eu.localhost:$Q/"
+want 502 "anonymous public app with the primary down"
+ok "primary stopped: a live signed token is still served through eu; a request that needs the primary gets 502 'primary is unreachable' in ${T_DOWN}s (a public app too)"
+start_primary primary2 --dangerous-allow-path-app-sharing
+wait_agents 40
+MATRIX=
+for slug in own auth pub; do
+    u=$EU/@alice/ws/apps/$slug/
+    access alice "$T/m-alice.jar" "$u" allow
+    case $slug in own) access bob "$T/m-bob.jar" "$u" deny ;; *) access bob "$T/m-bob.jar" "$u" allow ;; esac
+    case $slug in pub) access anon "$T/m-anon.jar" "$u" allow ;; *) access anon "$T/m-anon.jar" "$u" signin ;; esac
+done
+ok "primary restarted with --dangerous-allow-path-app-sharing, share levels, eu-path (own auth pub): $MATRIX"
+access alice "$T/m-alice.jar" "$EU/@bob/bws/apps/own/" deny bob
+ok "a site owner still cannot open another user's path app (that takes --dangerous-allow-path-app-site-owner-access)"
