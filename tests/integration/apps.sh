@@ -438,12 +438,47 @@ walk "$T/m-bob.jar" "$EU/@bob/bws/apps/own/"
 cookies_of() { # cookies_of JAR BASE: the Cookie header a browser sends to a path app on eu
     echo "coder_path_app_session_token=$(jar_cookie "$1" coder_path_app_session_token); coder_signed_app_token=$(jar_cookie "$1" coder_signed_app_token "$2")"
 }
-spec=$(python3 -c 'import json,sys; a=sys.argv; print(json.dumps({"n": 200, "conns": 4, "users": [
+spec=$(python3 -c 'import json,sys; a=sys.argv; print(json.dumps({"n": 200, "conns": 8, "users": [
     {"name": "alice", "url": a[1], "cookie": a[2], "app_path": "/"},
     {"name": "bob", "url": a[3], "cookie": a[4], "app_path": "/"}]}))' \
     "$APP" "$(cookies_of "$JA" /@alice/ws/apps/own/)" "$EU/@bob/bws/apps/own/" "$(cookies_of "$T/m-bob.jar" /@bob/bws/apps/own/)")
 "${CLIENT[@]}" hammer "$spec" >"$T/hammer.out" 2>&1 || fail "alice and bob at once: $(cat "$T/hammer.out")"
-ok "alice and bob at once through eu, 4 keep-alive connections each: $(head -1 "$T/hammer.out")"
+ok "alice and bob at once through eu, 8 keep-alive connections each: $(head -1 "$T/hammer.out")"
+
+# ---- one connection: hosts, users and the proxy's own API in turn; HEAD, chunked, 204, pipelining, streaming ----
+walk "$JA" "$APP"
+walk "$JA" "$SUB_E"
+walk "$T/m-bob.jar" "$EU/@bob/bws/apps/own/"
+walk "$T/m-bob.jar" "http://own--main--bws--bob.eu.localhost:$Q/"
+AS=$(jar_cookie "$JA" coder_signed_app_token /@alice/ws/apps/own/)
+BS=$(jar_cookie "$T/m-bob.jar" coder_signed_app_token /@bob/bws/apps/own/)
+ASUB=$(jar_cookie "$JA" coder_signed_app_token / own--main--ws--alice.eu.localhost)
+BSUB=$(jar_cookie "$T/m-bob.jar" coder_signed_app_token / own--main--bws--bob.eu.localhost)
+[ -n "$AS" ] && [ -n "$BS" ] && [ -n "$ASUB" ] && [ -n "$BSUB" ] || fail "signed tokens missing for the connection checks"
+ALL="coder_signed_app_token=$ASUB; coder_signed_app_token=$BSUB; coder_signed_app_token=$AS; coder_signed_app_token=$BS"
+SA=http://own--main--ws--alice.eu.localhost:$Q SB=http://own--main--bws--bob.eu.localhost:$Q
+timeout 30 "${CLIENT[@]}" conn "$EU" "$ALL" "GET $SA/a" "GET $SB/b" "GET /@alice/ws/apps/own/c" "GET /api/v2/buildinfo" \
+    "GET $SB/d" "GET /healthz" "GET /@bob/bws/apps/own/e" "HEAD $SA/f" "GET /@alice/ws/apps/own/chunked" \
+    "GET $SB/nobody" "GET $SA/g" >"$T/conn.out" 2>&1 || fail "one connection: $(cat "$T/conn.out")"
+printf '%s\n' "200 30 $(app_body alice /a)" "200 28 $(app_body bob /b)" "200 30 $(app_body alice /c)" "200 API" \
+    "200 28 $(app_body bob /d)" "200 API" "200 28 $(app_body bob /e)" "200 30 " "200 - one two three" "204 - " \
+    "200 30 $(app_body alice /g)" "connections opened: 1" >"$T/conn.want"
+sed -e '4s/^200 [0-9]* {.*"version".*/200 API/' -e '6s/^200 [0-9]* .*/200 API/' "$T/conn.out" |
+    diff "$T/conn.want" - >"$T/conn.diff" || fail "one keep-alive connection through eu: $(cat "$T/conn.diff")"
+timeout 30 "${CLIENT[@]}" pipeline "$EU" "$ALL" /@alice/ws/apps/own/1 /@bob/bws/apps/own/2 /@alice/ws/apps/own/chunked \
+    /@bob/bws/apps/own/nobody /@alice/ws/apps/own/5 >"$T/pipe.out" 2>&1 || fail "pipelining: $(cat "$T/pipe.out")"
+printf '%s\n' "200 $(app_body alice /1)" "200 $(app_body bob /2)" "200 one two three" "204 " "200 $(app_body alice /5)" |
+    diff - "$T/pipe.out" >"$T/pipe.diff" || fail "pipelined requests through eu: $(cat "$T/pipe.diff")"
+out=$(curl -4 -s -m 20 -H "Cookie: coder_signed_app_token=$AS" -w ' %{time_starttransfer} %{time_total}' "${APP}drip" | tr '\n' ' ')
+read -r -a f <<<"$out"
+[ "${f[*]:0:10}" = "tick 0 tick 1 tick 2 tick 3 tick 4" ] || fail "drip: $out"
+python3 -c "import sys; sys.exit(0 if ${f[10]} < 0.25 and ${f[11]} >= 1.1 else 1)" ||
+    fail "the streamed answer was held back: first byte after ${f[10]}s, all after ${f[11]}s (the app sends a line every 0.3 s)"
+ok "one keep-alive connection through eu: alice's and bob's path and subdomain apps (Host switching), the proxy's /api/v2/buildinfo and /healthz in turn, HEAD, chunked, 204 — each answer right; 5 pipelined requests answered in order; a streamed answer is not held back (first line after $(ms "${f[10]}") ms, the last after ${f[11]}s)"
+DEAD=$(free_port)
+walk "$JA" "http://$DEAD--main--ws--alice.eu.localhost:$Q/"
+[ "$ST" = 502 ] && grep -q 'could not connect' "$B" || fail "an app port nobody listens on: $TRAIL $(body)"
+ok "an app port nobody listens on: $TRAIL($(hdr Content-Type): $(body 120))"
 
 # ---- 8. the primary stopped, then restarted with --dangerous-allow-path-app-sharing ----
 walk "$JA" "$APP"

@@ -7,6 +7,11 @@
   ws URL COOKIE            a WebSocket round trip to URL (ws echo of app_server.py): text, a 70000-byte
                            binary message, a close; prints the upgrade and echo times
   upgrade URL COOKIE       the raw upgrade answer's status line and headers (no frames)
+  conn URL COOKIE REQ...    one keep-alive connection to URL's port, the requests "METHOD /path" (Host from URL)
+                           or "METHOD http://host:port/path" (that Host, same connection) in turn, each
+                           printed as "status body-length body" on a line; last line: connections opened
+  pipeline URL COOKIE PATH...  every GET written at once on one connection, the answers read in order and
+                           printed as "status body"
   hammer JSON              {"n": N, "conns": C, "users": [{"name", "url", "cookie", "app_path"}, ...]}: for
                            every user at once, C keep-alive connections share N requests to url?n=<i>, each
                            answer must be "hello from <name>'s app: GET <app_path>?n=<i>"; a 307 with a new
@@ -127,6 +132,60 @@ def cmd_upgrade(url, cookie):
     return 0
 
 
+def cmd_conn(url, cookie, reqs):
+    host, port, netloc, _ = split(url)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    opened = 0
+    for r in reqs:
+        method, path = r.split(" ", 1)
+        hdr_host = netloc
+        if path.startswith("http://"):  # another Host on the same connection
+            _, _, hdr_host, path = split(path)
+        if c.sock is None:
+            opened += 1
+        c.request(method, path, headers={"Host": hdr_host, "Cookie": cookie})
+        resp = c.getresponse()
+        body = resp.read()
+        print("%d %s %s" % (resp.status, resp.getheader("Content-Length", "-"), body.decode("utf-8", "replace")))
+    print("connections opened: %d" % opened)
+    return 0
+
+
+class _NoClose:
+    """The connection's one buffered reader, for several HTTPResponse objects (each closes its file)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def close(self):
+        pass
+
+
+class _OneFile:
+    def __init__(self, f):
+        self.f = _NoClose(f)
+
+    def makefile(self, *a, **k):
+        return self.f
+
+
+def cmd_pipeline(url, cookie, paths):
+    host, port, netloc, _ = split(url)
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(b"".join(("GET %s HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\n\r\n" % (p, netloc, cookie)).encode()
+                       for p in paths))
+    f = s.makefile("rb")
+    for _ in paths:
+        r = http.client.HTTPResponse(_OneFile(f))
+        r.begin()
+        print("%d %s" % (r.status, r.read().decode("utf-8", "replace")))
+    s.close()
+    return 0
+
+
 def set_signed_cookie(cookie, set_cookie):
     v = set_cookie.split(";", 1)[0].strip()
     parts = [p.strip() for p in cookie.split(";") if p.strip() and not p.strip().startswith("coder_signed_app_token=")]
@@ -216,6 +275,10 @@ def main(argv):
         return cmd_ws(argv[1], argv[2])
     if argv[0] == "upgrade":
         return cmd_upgrade(argv[1], argv[2])
+    if argv[0] == "conn":
+        return cmd_conn(argv[1], argv[2], argv[3:])
+    if argv[0] == "pipeline":
+        return cmd_pipeline(argv[1], argv[2], argv[3:])
     if argv[0] == "hammer":
         return cmd_hammer(argv[1])
     print("unknown command " + argv[0])

@@ -8,6 +8,10 @@ HTTP/1.1 with keep-alive, one thread per connection, on 127.0.0.1:PORT:
   GET /big           BIGFILE as it is (Content-Length)
   POST /upload       the SHA-256 (hex) of the body (Content-Length or chunked)
   GET /ws            a WebSocket echo: every data frame comes back with its opcode; a close is answered
+  GET /chunked       "one two three" in three chunks (Transfer-Encoding: chunked)
+  GET /drip          "tick 0".."tick 4" lines, chunked, 300 ms apart (a proxy must not hold them back)
+  GET /nobody        204, no body
+  HEAD anything      the head GET would have (Content-Length included), no body
   GET anything else  "hello from NAME's app: METHOD PATH" (the path as the app got it, query included)
 """
 import base64
@@ -16,6 +20,7 @@ import http.server
 import json
 import socketserver
 import sys
+import time
 
 PORT, NAME, BIG = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -65,8 +70,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(chunk)
         elif path == "/ws":
             self.websocket()
+        elif path in ("/chunked", "/drip"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            parts = [b"one ", b"two ", b"three"] if path == "/chunked" else [b"tick %d\n" % i for i in range(5)]
+            for i, part in enumerate(parts):
+                if path == "/drip" and i:
+                    time.sleep(0.3)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        elif path == "/nobody":
+            self.send_response(204)
+            self.end_headers()
         else:
             self.send_body(200, ("hello from %s's app: GET %s" % (NAME, self.path)).encode())
+
+    def do_HEAD(self):
+        body = ("hello from %s's app: GET %s" % (NAME, self.path)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
 
     def do_POST(self):
         h = hashlib.sha256()
