@@ -373,7 +373,13 @@ for t in "auth $SIGNED" "own $tampered" "own $BOBSIGNED" "own ${SIGNED%%.*}.e30.
 done
 req /dev/null "$APP" -H "Cookie: coder_signed_app_token=$SIGNED"
 want 200 "alice's signed token alone"
-ok "a signed token opens its own app only: for another app, tampered, bob's, a swapped payload: 303 to sign in; alone it serves"
+req /dev/null "$APP" -H "Cookie: coder_signed_app_token=$BOBSIGNED; coder_signed_app_token=$tampered; coder_signed_app_token=$BOBSIGNED; coder_signed_app_token=$SIGNED"
+want 200 "the right signed token as the 4th cookie of that name"
+req /dev/null "$APP" -H "Cookie: coder_signed_app_token=$BOBSIGNED; coder_signed_app_token=$tampered; coder_signed_app_token=$BOBSIGNED; coder_signed_app_token=$tampered; coder_signed_app_token=$SIGNED"
+want 303 "the right signed token as the 5th cookie of that name"
+req /dev/null "${APP}?coder_signed_app_token_23db1dde=$SIGNED"
+want 303 "a signed token in the query (terminal only)"
+ok "a signed token opens its own app only: for another app, tampered, bob's, a swapped payload, in the query, as the 5th coder_signed_app_token: 303 to sign in; alone or 4th it serves"
 
 # ---- 4. hygiene: cookies, X-Forwarded-For, CORS ----
 walk "$JA" "$APP"
