@@ -486,10 +486,33 @@ walk "$JA" "http://$DEAD--main--ws--alice.eu.localhost:$Q/"
 [ "$ST" = 502 ] && grep -q 'could not connect' "$B" || fail "an app port nobody listens on: $TRAIL $(body)"
 ok "an app port nobody listens on: $TRAIL($(hdr Content-Type): $(body 120))"
 
-# ---- 8. the primary stopped, then restarted with --dangerous-allow-path-app-sharing ----
+# ---- the primary hung (SIGSTOP): the fast path goes on, a request that needs the primary is bounded ----
 walk "$JA" "$APP"
 [ "$ST" = 200 ] || fail "before stopping the primary: $TRAIL"
 SESS=$(jar_cookie "$JA" coder_path_app_session_token)
+AS=$(jar_cookie "$JA" coder_signed_app_token /@alice/ws/apps/own/)
+req /dev/null "$APP" -H "Cookie: coder_path_app_session_token=$SESS"
+want 307 "the app session cookie alone (a token is re-issued)"
+NEWTOK=$(setcookie coder_signed_app_token | cut -d';' -f1)
+req /dev/null "$APP" -H "Cookie: $NEWTOK"
+want 200 "the re-issued token"
+kill -STOP $PRIMARY_PID
+curl -4 -s -m 20 -o "$T/hung.body" -w '%{http_code} %{time_total}' -H "Cookie: coder_path_app_session_token=$SESS" \
+    "$APP" >"$T/hung.out" 2>&1 &
+HUNG=$!
+sleep 0.3
+for i in $(seq 20); do curl -4 -s -m 5 -o /dev/null -w '%{http_code} %{time_total}\n' -H "Cookie: coder_signed_app_token=$AS" "$APP"; done >"$T/hung-fast.out"
+wait $HUNG
+kill -CONT $PRIMARY_PID
+read -r st secs <"$T/hung.out"
+[ "$(grep -c '^200 0\.' "$T/hung-fast.out")" = 20 ] || fail "the fast path with the primary hung: $(sort "$T/hung-fast.out" | uniq -c | head -3)"
+[ "$st" = 502 ] && grep -q 'primary is unreachable' "$T/hung.body" && python3 -c "import sys; sys.exit(0 if $secs < 7 else 1)" ||
+    fail "a request that needs the hung primary: $st after ${secs}s: $(head -c 200 "$T/hung.body")"
+ok "the app session cookie alone gets a new token (307) that serves; primary hung (SIGSTOP): 20 signed-token requests served meanwhile (max $(awk '{print $2 * 1000}' "$T/hung-fast.out" | sort -n | tail -1) ms), the one that needs the primary gets 502 'primary is unreachable' after ${secs}s (the 5 s issue timeout)"
+
+# ---- 8. the primary stopped, then restarted with --dangerous-allow-path-app-sharing ----
+walk "$JA" "$APP"
+[ "$ST" = 200 ] || fail "before stopping the primary: $TRAIL"
 kill -TERM $PRIMARY_PID
 for i in $(seq 100); do kill -0 $PRIMARY_PID 2>/dev/null || break; sleep 0.1; done
 kill -0 $PRIMARY_PID 2>/dev/null && fail "the primary did not stop"
