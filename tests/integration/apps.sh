@@ -16,16 +16,25 @@
 #     slash 307, @me 404, port 8 400, a forged key 400, a key on the dashboard host 400;
 #  3. share levels owner/authenticated/public x alice/bob/anonymous on eu path apps (forced to owner by
 #     default), eu and primary subdomain apps; a site owner on another user's path and subdomain app;
+#  -  a signed token opens its own app only (not another app, tampered, another user's, a swapped payload,
+#     in the query, or as the 5th coder_signed_app_token cookie);
 #  4. hygiene: the app never sees coder_* cookies (other cookies kept) nor a forged X-Forwarded-For, gets the
 #     client's; its CORS headers and Vary: Origin are removed (other headers and Vary values kept);
 #  5. open redirects at the auth redirect: the dashboard host, other hosts, userinfo, backslashes,
 #     scheme-relative, percent-escapes, other ports, a lookalike suffix: 400; eu and the primary wildcard:
 #     303 (the scheme forced to the access URL's);
-#  6. 100 MiB down and up through an app (SHA-256 checked, MiB/s printed), a chunked upload, a WebSocket echo;
-#  7. alice and bob hammering eu at once (200 requests each on keep-alive connections), every body checked;
-#  8. the primary stopped: a live signed token still serves, a request that needs the primary gets the 502
-#     "primary is unreachable" page within 3 s; the primary restarted with --dangerous-allow-path-app-sharing:
-#     path apps follow their share levels.
+#  6. 100 MiB down and up through an app (SHA-256 checked, MiB/s printed), a chunked upload, WebSocket echoes
+#     through eu and the primary;
+#  7. alice and bob hammering eu at once (200 requests each on 8 keep-alive connections each), every body
+#     checked; one keep-alive connection switching hosts, users and the proxy's own API; HEAD, chunked, 204,
+#     pipelining, a streamed answer not held back; an app port nobody listens on: 502;
+#  8. the primary hung (SIGSTOP): signed-token requests go on, one that needs the primary gets 502 after the
+#     5 s issue timeout; the primary stopped: a live signed token still serves, a request that needs the
+#     primary gets the 502 "primary is unreachable" page within 3 s; restarted with
+#     --dangerous-allow-path-app-sharing: path apps follow their share levels; bob's agent stopped: his app
+#     answers 502 "Agent offline" though its server still runs.
+# (Run order: 1, 2, 5, 3, tokens, 4, 6, 7, 8.) Prints time to first byte, the slow path's time, MiB/s both
+# ways and the request rate.
 . "$(dirname "$0")/../lib/common.sh"
 for c in curl python3 sha256sum; do command -v $c >/dev/null || { echo "$c missing"; exit 77; }; done
 unset CODER_URL CODER_SESSION_TOKEN CODER_AGENT_URL CODER_AGENT_TOKEN CODER_AGENT_TOKEN_FILE CODER_AGENT_APPS
