@@ -98,7 +98,7 @@ sub_cookie_name() { echo "coder_subdomain_app_session_token_$(printf '%s' "$1" |
 # in ST/H/B, TRAIL = the statuses, FIRST_LOC = the first redirect's target, LOGIN=1 if it stopped at /login.
 walk() {
     local jar=$1 url=$2 i
-    TRAIL= LOGIN=0 FIRST_LOC=
+    TRAIL='' LOGIN=0 FIRST_LOC=''
     for ((i = 0; i < 8; i++)); do
         req "$jar" "$url"
         TRAIL+="$ST "
