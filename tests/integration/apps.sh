@@ -505,6 +505,14 @@ want 307 "the app session cookie alone (a token is re-issued)"
 NEWTOK=$(setcookie coder_signed_app_token | cut -d';' -f1)
 req /dev/null "$APP" -H "Cookie: $NEWTOK"
 want 200 "the re-issued token"
+head -c 5000 /dev/urandom >"$T/post5k"
+printf 'localhost\tFALSE\t/\tFALSE\t0\tcoder_path_app_session_token\t%s\n' "$SESS" >"$T/sess-only.jar"
+CJ=(-b "$T/sess-only.jar" -c "$T/sess-only.jar")
+out=$(curl -4 -s -m 20 "${CJ[@]}" -X POST -H 'Expect:' --data-binary @"$T/post5k" -o /dev/null -w '%{http_code} %{num_connects} ' \
+    "${APP}upload" --next -s -m 20 "${CJ[@]}" -X POST -H 'Expect:' --data-binary @"$T/post5k" \
+    -w ' %{http_code} %{num_connects} ' "${APP}upload" --next -s -m 20 "${CJ[@]}" -w ' %{http_code} %{num_connects}' "${APP}after")
+[ "$out" = "307 1 $(sha256sum <"$T/post5k" | cut -d' ' -f1) 5000 200 0 $(app_body alice /after) 200 0" ] ||
+    fail "a POST with the app session cookie alone, then with the token, then a GET on the same connection: '$out'"
 kill -STOP $PRIMARY_PID
 curl -4 -s -m 20 -o "$T/hung.body" -w '%{http_code} %{time_total}' -H "Cookie: coder_path_app_session_token=$SESS" \
     "$APP" >"$T/hung.out" 2>&1 &
@@ -517,7 +525,7 @@ read -r st secs <"$T/hung.out"
 [ "$(grep -c '^200 0\.' "$T/hung-fast.out")" = 20 ] || fail "the fast path with the primary hung: $(sort "$T/hung-fast.out" | uniq -c | head -3)"
 [ "$st" = 502 ] && grep -q 'primary is unreachable' "$T/hung.body" && python3 -c "import sys; sys.exit(0 if $secs < 7 else 1)" ||
     fail "a request that needs the hung primary: $st after ${secs}s: $(head -c 200 "$T/hung.body")"
-ok "the app session cookie alone gets a new token (307) that serves; primary hung (SIGSTOP): 20 signed-token requests served meanwhile (max $(awk '{print $2 * 1000}' "$T/hung-fast.out" | sort -n | tail -1) ms), the one that needs the primary gets 502 'primary is unreachable' after ${secs}s (the 5 s issue timeout)"
+ok "the app session cookie alone gets a new token (307) that serves; a POST of 5000 bytes without a token 307, again with it 200 (SHA-256 right), then a GET, all on one connection; primary hung (SIGSTOP): 20 signed-token requests served meanwhile (max $(awk '{print $2 * 1000}' "$T/hung-fast.out" | sort -n | tail -1) ms), the one that needs the primary gets 502 'primary is unreachable' after ${secs}s (the 5 s issue timeout)"
 
 # ---- 8. the primary stopped, then restarted with --dangerous-allow-path-app-sharing ----
 walk "$JA" "$APP"
