@@ -428,6 +428,13 @@ read -r st size secs ttfb <"$T/down.w"
 [ "$st" = 200 ] && [ "$size" = $((100 << 20)) ] && [ "$sum" = "$BIGSUM" ] ||
     fail "100 MiB download: $(cat "$T/down.w"), sha $sum"
 ok "100 MiB download through eu (path app): SHA-256 matches, ${secs}s ($(python3 -c "print('%.0f' % (100 / $secs))") MiB/s), first byte after $(python3 -c "print('%.1f' % ($ttfb * 1000))") ms"
+walk "$JA" "$SUB_P"
+sum=$(curl -4 -s -m 120 -b "$JA" -w '%{stderr}%{http_code} %{size_download} %{time_total}' "${SUB_P}big" 2>"$T/down2.w" |
+    sha256sum | cut -d' ' -f1)
+read -r st size secs <"$T/down2.w"
+[ "$st" = 200 ] && [ "$size" = $((100 << 20)) ] && [ "$sum" = "$BIGSUM" ] ||
+    fail "100 MiB download through the primary: $(cat "$T/down2.w"), sha $sum"
+ok "100 MiB download through the primary (subdomain app): SHA-256 matches, ${secs}s ($(python3 -c "print('%.0f' % (100 / $secs))") MiB/s)"
 walk "$JA" "$APP"
 out=$(curl -4 -s -m 120 -b "$JA" -X POST -H 'Expect:' -T "$T/big" -w ' %{http_code} %{time_total}' "${APP}upload")
 read -r sum size st secs <<<"$out"
@@ -513,6 +520,14 @@ out=$(curl -4 -s -m 20 "${CJ[@]}" -X POST -H 'Expect:' --data-binary @"$T/post5k
     -w ' %{http_code} %{num_connects} ' "${APP}upload" --next -s -m 20 "${CJ[@]}" -w ' %{http_code} %{num_connects}' "${APP}after")
 [ "$out" = "307 1 $(sha256sum <"$T/post5k" | cut -d' ' -f1) 5000 200 0 $(app_body alice /after) 200 0" ] ||
     fail "a POST with the app session cookie alone, then with the token, then a GET on the same connection: '$out'"
+pids=()
+for i in $(seq 20); do
+    curl -4 -s -m 20 -o /dev/null -w '%{http_code}\n' -H "Cookie: coder_path_app_session_token=$SESS" "$APP" >"$T/slow20.$i" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+cat "$T"/slow20.* >"$T/slow20.out"
+[ "$(grep -c '^307$' "$T/slow20.out")" = 20 ] || fail "20 concurrent slow-path requests: $(sort "$T/slow20.out" | uniq -c)"
 kill -STOP $PRIMARY_PID
 curl -4 -s -m 20 -o "$T/hung.body" -w '%{http_code} %{time_total}' -H "Cookie: coder_path_app_session_token=$SESS" \
     "$APP" >"$T/hung.out" 2>&1 &
@@ -525,7 +540,7 @@ read -r st secs <"$T/hung.out"
 [ "$(grep -c '^200 0\.' "$T/hung-fast.out")" = 20 ] || fail "the fast path with the primary hung: $(sort "$T/hung-fast.out" | uniq -c | head -3)"
 [ "$st" = 502 ] && grep -q 'primary is unreachable' "$T/hung.body" && python3 -c "import sys; sys.exit(0 if $secs < 7 else 1)" ||
     fail "a request that needs the hung primary: $st after ${secs}s: $(head -c 200 "$T/hung.body")"
-ok "the app session cookie alone gets a new token (307) that serves; a POST of 5000 bytes without a token 307, again with it 200 (SHA-256 right), then a GET, all on one connection; primary hung (SIGSTOP): 20 signed-token requests served meanwhile (max $(awk '{print $2 * 1000}' "$T/hung-fast.out" | sort -n | tail -1) ms), the one that needs the primary gets 502 'primary is unreachable' after ${secs}s (the 5 s issue timeout)"
+ok "the app session cookie alone gets a new token (307) that serves; a POST of 5000 bytes without a token 307, again with it 200 (SHA-256 right), then a GET, all on one connection; 20 at once without a token all 307; primary hung (SIGSTOP): 20 signed-token requests served meanwhile (max $(awk '{print $2 * 1000}' "$T/hung-fast.out" | sort -n | tail -1) ms), the one that needs the primary gets 502 'primary is unreachable' after ${secs}s (the 5 s issue timeout)"
 
 # ---- 8. the primary stopped, then restarted with --dangerous-allow-path-app-sharing ----
 walk "$JA" "$APP"
