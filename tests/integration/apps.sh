@@ -279,6 +279,13 @@ PORT_E=http://$A--main--ws--alice.eu.localhost:$Q/
 walk "$JA" "${PORT_E}p?q=1"
 [ "$ST" = 200 ] && [ "$(cat "$B")" = "$(app_body alice '/p?q=1')" ] || fail "port URL $PORT_E: $TRAIL $(body)"
 ok "port URL $PORT_E: $TRAIL(the subdomain session cookie was reused)"
+CN_V=$(jar_cookie "$JA" "$CN_E")
+req /dev/null "http://127.0.0.1:$Q/x" -H "Host: OWN--Main--WS--Alice.EU.localhost.:$Q" -H "Cookie: $CN_E=$CN_V"
+want 307 "an upper-case app host with a trailing dot"
+req /dev/null "http://127.0.0.1:$Q/x" -H "Host: OWN--Main--WS--Alice.EU.localhost.:$Q" -H "Cookie: $(setcookie coder_signed_app_token | cut -d';' -f1)"
+want 200 "an upper-case app host with a trailing dot and its token"
+[ "$(cat "$B")" = "$(app_body alice /x)" ] || fail "upper-case host: $(body)"
+ok "an app host in upper case with a trailing dot (OWN--Main--WS--Alice.EU.localhost.) is the app own--main--ws--alice"
 req "$JA" "$EU/@alice/ws/apps/own"
 want 307 "path app base without the trailing slash"
 [ "$(hdr Location)" = /@alice/ws/apps/own/ ] || fail "trailing slash: Location $(hdr Location)"
