@@ -87,6 +87,9 @@ struct op_h1_request {
  * > OP_H1_MAX_HEADERS headers or head >= OP_H1_MAX_HEAD (431), request line >= OP_H1_MAX_REQLINE (414).
  */
 OP_MUST_USE enum op_h1_result op_h1_parse_request(const char *buf, size_t len, struct op_h1_request *req);
+/* The request's target in origin form: the path and query of an absolute-form target ("http://h/p?q" ->
+ * "/p?q", "http://h" -> "/"), the target itself otherwise. Points into the request's buffer. */
+op_span_t op_h1_origin_target(const struct op_h1_request *req);
 
 /*
  * Where a request-head scan stopped, for a head that arrives in pieces. Plain data, a few integers:

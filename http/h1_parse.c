@@ -607,3 +607,12 @@ int op_h1_ws_check_request(const struct op_h1_request *req, const char **reason)
     }
     return 0;
 }
+
+op_span_t op_h1_origin_target(const struct op_h1_request *req)
+{
+    op_span_t t = req->target;
+    if (!req->absolute_form) return t;
+    const char *p = memchr(t.p, '/', t.len); /* the "//" after the scheme, then the path's '/' */
+    p = p && p + 1 < t.p + t.len && p[1] == '/' ? memchr(p + 2, '/', t.len - (size_t)(p + 2 - t.p)) : NULL;
+    return p ? op_span(p, t.len - (size_t)(p - t.p)) : op_span("/", 1);
+}

@@ -22,28 +22,33 @@
 #define MAX_PORTS          256
 #define MAX_REGIONS        32
 
-int op_keys_signing(struct op_primary *p, int64_t *seq, uint8_t key[64])
+int op_keys_newest(struct op_primary *p, const char *feature, int64_t *seq, uint8_t *key, size_t keylen)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        sqlite3_stmt *st =
-            op_store_prepare(p, "SELECT sequence, secret FROM crypto_keys WHERE feature = "
-                                "'workspace_apps_token' AND secret IS NOT"
-                                " NULL AND starts_at <= ?1 AND (deletes_at IS NULL OR deletes_at > ?1)"
-                                " ORDER BY sequence DESC LIMIT 1");
+        sqlite3_stmt *st = op_store_prepare(
+            p, "SELECT sequence, secret FROM crypto_keys WHERE feature = ?2 AND secret IS NOT"
+               " NULL AND starts_at <= ?1 AND (deletes_at IS NULL OR deletes_at > ?1)"
+               " ORDER BY sequence DESC LIMIT 1");
         if (!st) return -EIO;
         sqlite3_bind_int64(st, 1, op_wall_ms());
+        sqlite3_bind_text(st, 2, feature, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         int ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
         if (ret == 0) {
             *seq = sqlite3_column_int64(st, 0);
             const char *hex = op_col_text(st, 1);
-            if (op_hex_decode(hex, strlen(hex), key, 64) != 0) ret = -EIO;
+            if (op_hex_decode(hex, strlen(hex), key, keylen) != 0) ret = -EIO;
         }
         sqlite3_finalize(st);
         if (ret != -ENOENT || attempt == 1) return ret;
         if (op_keys_rotate(p) != 0) return -EIO;
     }
     return -ENOENT;
+}
+
+int op_keys_signing(struct op_primary *p, int64_t *seq, uint8_t key[64])
+{
+    return op_keys_newest(p, "workspace_apps_token", seq, key, 64);
 }
 
 int op_keys_verify_jws(struct op_primary *p, const char *tok, size_t len, struct op_jws *out)

@@ -222,31 +222,6 @@ static bool allowed_host(struct op_primary *p, const char *hp, bool *https, bool
     return ok;
 }
 
-/* The newest workspace_apps_api_key key that can encrypt (rotating once if there is none). 0, -ENOENT,
- * -EIO. */
-static int api_key_key(struct op_primary *p, int64_t *seq, uint8_t key[32])
-{
-    for (int attempt = 0; attempt < 2; attempt++) {
-        sqlite3_stmt *st = op_store_prepare(
-            p, "SELECT sequence, secret FROM crypto_keys WHERE feature = 'workspace_apps_api_key' AND secret"
-               " IS NOT NULL AND starts_at <= ?1 AND (deletes_at IS NULL OR deletes_at > ?1)"
-               " ORDER BY sequence DESC LIMIT 1");
-        if (!st) return -EIO;
-        sqlite3_bind_int64(st, 1, op_wall_ms());
-        int rc = sqlite3_step(st);
-        int ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
-        if (ret == 0) {
-            *seq = sqlite3_column_int64(st, 0);
-            const char *hex = op_col_text(st, 1);
-            if (op_hex_decode(hex, strlen(hex), key, 32) != 0) ret = -EIO;
-        }
-        sqlite3_finalize(st);
-        if (ret != -ENOENT || attempt == 1) return ret;
-        if (op_keys_rotate(p) != 0) return -EIO;
-    }
-    return -ENOENT;
-}
-
 /* A new application_connect key of u, living as long as the session still does (at most the default
  * session lifetime), sealed as the JWE of the app-connect claims into jwe. 0 or -errno. */
 static int sealed_app_key(struct op_primary *p, const struct op_user *u, char *jwe, size_t jwelen)
@@ -263,7 +238,7 @@ static int sealed_app_key(struct op_primary *p, const struct op_user *u, char *j
     if (n < 0) return n;
     int64_t seq;
     uint8_t k[32];
-    rc = api_key_key(p, &seq, k);
+    rc = op_keys_newest(p, "workspace_apps_api_key", &seq, k, 32);
     if (!rc) rc = op_jwe_encrypt(claims, (size_t)n, seq, k, jwe, jwelen);
     op_secure_zero(k, sizeof(k));
     op_secure_zero(claims, sizeof(claims));

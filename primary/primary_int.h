@@ -340,6 +340,9 @@ void op_api_agent_regen_token(struct op_primary *p, const struct op_user *u, con
 struct op_jws;
 int op_keys_verify_jws(struct op_primary *p, const char *tok, size_t len, struct op_jws *out);
 /* The current signing key of workspace_apps_token: its sequence and 64-byte secret. 0, -ENOENT, -EIO. */
+/* The newest key of feature that can be used now (starts_at passed, not deleted), rotating once when there
+ * is none: its sequence and keylen secret bytes. 0, -ENOENT, -EIO. */
+int op_keys_newest(struct op_primary *p, const char *feature, int64_t *seq, uint8_t *key, size_t keylen);
 int op_keys_signing(struct op_primary *p, int64_t *seq, uint8_t key[64]);
 
 #endif

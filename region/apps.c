@@ -381,13 +381,7 @@ static bool signed_token(struct op_region *r, const struct op_h1_request *req,
 bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *conf, struct op_conn *c,
                          const struct op_h1_request *req, struct op_route *out)
 {
-    op_span_t t = req->target;
-    if (req->absolute_form) { /* http://host/path -> /path */
-        const char *p = memchr(t.p, '/', t.len);
-        p = p && p + 1 < t.p + t.len && p[1] == '/' ? memchr(p + 2, '/', t.len - (size_t)(p + 2 - t.p))
-                                                    : NULL;
-        t = p ? op_span(p, t.len - (size_t)(p - t.p)) : op_span("/", 1);
-    }
+    op_span_t t = op_h1_origin_target(req);
     const char *q = t.p ? memchr(t.p, '?', t.len) : NULL;
     op_span_t path = op_span(t.p, q ? (size_t)(q - t.p) : t.len);
     op_span_t query = q ? op_span(q + 1, t.len - (size_t)(q + 1 - t.p)) : op_span("", 0);

@@ -64,6 +64,15 @@ static void arena_free(voidpf opaque, voidpf p)
     (void)p;
 }
 
+/* A zeroed z_stream that allocates from a (whose buffer is the caller's stack arena). */
+static void arena_stream(z_stream *zs, struct arena *a)
+{
+    memset(zs, 0, sizeof(*zs));
+    zs->zalloc = arena_alloc;
+    zs->zfree = arena_free;
+    zs->opaque = a;
+}
+
 /* ---- parsing ---- */
 
 struct span {
@@ -178,10 +187,7 @@ static int inflate_capped(const uint8_t *in, size_t n, char *out, size_t cap)
     alignas(16) uint8_t mem[INFLATE_ARENA];
     struct arena a = {mem, sizeof(mem), 0};
     z_stream zs;
-    memset(&zs, 0, sizeof(zs));
-    zs.zalloc = arena_alloc;
-    zs.zfree = arena_free;
-    zs.opaque = &a;
+    arena_stream(&zs, &a);
     if (inflateInit2(&zs, -INFLATE_WBITS) != Z_OK) return -EIO;
     zs.next_in = (Bytef *)(uintptr_t)in;
     zs.avail_in = (uInt)n;
@@ -261,10 +267,7 @@ static int deflate_into(const char *in, size_t n, uint8_t *out, size_t cap)
     alignas(16) uint8_t mem[DEFLATE_ARENA];
     struct arena a = {mem, sizeof(mem), 0};
     z_stream zs;
-    memset(&zs, 0, sizeof(zs));
-    zs.zalloc = arena_alloc;
-    zs.zfree = arena_free;
-    zs.opaque = &a;
+    arena_stream(&zs, &a);
     if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -DEFLATE_WBITS, DEFLATE_MEMLEVEL,
                      Z_DEFAULT_STRATEGY) != Z_OK)
         return -EIO;

@@ -243,13 +243,7 @@ void op_wsp_route(void *ctx, struct op_conn *c, const struct op_h1_request *req,
         respond(out, 503, "text/plain; charset=utf-8", "starting\n");
         return;
     }
-    op_span_t t = req->target;
-    if (req->absolute_form) { /* http://host/path -> /path */
-        const char *p = memchr(t.p, '/', t.len);
-        p = p && p + 1 < t.p + t.len && p[1] == '/' ? memchr(p + 2, '/', t.len - (size_t)(p + 2 - t.p))
-                                                    : NULL;
-        t = p ? op_span(p, t.len - (size_t)(p - t.p)) : op_span("/", 1);
-    }
+    op_span_t t = op_h1_origin_target(req);
     size_t off = 0;
     if (s->hsts[0]) off = (size_t)snprintf(out->extra, sizeof(out->extra), "%s", s->hsts);
     if (path_is(t,
