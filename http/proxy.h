@@ -69,6 +69,13 @@ struct op_route {
     char preamble[520];
     size_t preamble_len;
     bool preamble_ok;
+    /* Optional, with preamble_ok: the body of the 502 for a refused preamble (an ERR answer, a close, a
+     * line too long) instead of the JSON {"message": msg}. err_page(err_page_ctx, status, msg, out, outlen)
+     * writes a whole text/html page into out (msg is plain text, printable ASCII, e.g. "The agent could
+     * not connect: connection refused"; the callee escapes it) and returns its length (< outlen; 0: the
+     * JSON answer). Called on the worker; err_page_ctx must stay valid as long as the connection. */
+    size_t (*err_page)(void *ctx, int status, const char *msg, char *out, size_t outlen);
+    void *err_page_ctx;
     /* Request head rewriting for this request (all optional):
      * strip_prefix: bytes removed from the start of the request path (the base path of a path app; the
      *   path keeps its leading '/', the query is kept);

@@ -24,6 +24,8 @@ void http_dial_start(struct op_conn *c, const struct op_route *rt)
 {
     struct http_state *st = hs(c);
     st->await_ok = rt->preamble_ok;
+    st->err_page = rt->err_page;
+    st->err_page_ctx = rt->err_page_ctx;
     op_conn_set_timeout(c, op_worker_timeouts(op_conn_worker(c))->connect_ms);
     if (!rt->dial) { /* an address route with a preamble */
         if (op_conn_connect(c, rt->addr, rt->addrlen) < 0) {
@@ -103,27 +105,33 @@ void http_leg_ready(struct op_conn *c)
     send_held_head(c);
 }
 
-/* A 502 {"message": "The agent could not connect: <reason>"} (the reason JSON-escaped, shortened). */
+/* A 502 {"message": "<why><reason>"} (the reason made printable and JSON-escaped), or the route's HTML page
+ * for that message (op_route.err_page). */
 static void answer_failed(struct op_conn *c, const char *why, const char *reason, size_t rl)
 {
-    char body[HTTP_ANSWER_MAX + 160];
-    size_t n = (size_t)snprintf(body, sizeof(body), "{\"message\":\"%s", why);
-    for (size_t i = 0; i < rl && n < sizeof(body) - 8; i++) {
+    static _Thread_local char page[4096];
+    char msg[HTTP_ANSWER_MAX + 128], body[2 * sizeof(msg) + 32];
+    size_t m = (size_t)snprintf(msg, sizeof(msg), "%s", why);
+    for (size_t i = 0; i < rl && m < sizeof(msg) - 1; i++) {
         unsigned char ch = (unsigned char)reason[i];
-        if (ch == '"' || ch == '\\') {
-            body[n++] = '\\';
-            body[n++] = (char)ch;
-        } else if (ch >= 0x20 && ch < 0x7f) {
-            body[n++] = (char)ch;
-        } else {
-            body[n++] = '?';
-        }
+        msg[m++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
     }
-    n += (size_t)snprintf(body + n, sizeof(body) - n, "\"}\n");
+    msg[m] = '\0';
     struct http_state *st = hs(c);
     http_forget_leg(st);
     op_debug("http", "w%d#%u preamble refused: %.*s", op_worker_index(op_conn_worker(c)), op_conn_id(c),
              (int)rl, reason);
+    size_t pl = st->err_page ? st->err_page(st->err_page_ctx, 502, msg, page, sizeof(page)) : 0;
+    if (pl && pl < sizeof(page)) {
+        http_fail_body(c, 502, "text/html; charset=utf-8", page, pl);
+        return;
+    }
+    size_t n = (size_t)snprintf(body, sizeof(body), "{\"message\":\"");
+    for (size_t i = 0; i < m; i++) {
+        if (msg[i] == '"' || msg[i] == '\\') body[n++] = '\\';
+        body[n++] = msg[i];
+    }
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "\"}\n");
     http_fail_body(c, 502, "application/json", body, OP_MIN(n, sizeof(body) - 1));
 }
 

@@ -55,6 +55,9 @@ struct http_state {
     void (*dial_msg)(void *ctx, struct op_conn *c, void *msg, bool waiting);
     void (*dial_cancel)(void *ctx, struct op_conn *c);
     void *dial_ctx;
+    /* The route's page for a refused preamble (op_route.err_page), NULL: JSON. */
+    size_t (*err_page)(void *ctx, int status, const char *msg, char *out, size_t outlen);
+    void *err_page_ctx;
     struct op_app_job *job;
     const char *upgrade_tok; /* the allowed token the request asked to upgrade to (NULL: none) */
     uint64_t req_start_us;   /* head parsed; 0 when no request is being timed */

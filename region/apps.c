@@ -322,6 +322,14 @@ static void app_dial_cancel(void *ctx, struct op_conn *c)
 
 /* ---- the route ------------------------------------------------------------------------------------ */
 
+/* The page for an app stream the agent refused (its port refuses; op_route.err_page). */
+static size_t app_err_page(void *ctx, int status, const char *msg, char *out, size_t outlen)
+{
+    const struct op_region_app_conf *conf = ctx;
+    (void)status;
+    return op_region_app_page(out, outlen, conf->dashboard_url, "Application unavailable", msg);
+}
+
 static uint64_t fnv(uint64_t h, const char *s)
 {
     for (; *s; s++)
@@ -420,6 +428,8 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
     int n = snprintf(out->preamble, sizeof(out->preamble), "OPEN %s\n", hp);
     out->preamble_len = (size_t)n;
     out->preamble_ok = true;
+    out->err_page = app_err_page;
+    out->err_page_ctx = (void *)conf; /* the role's, as long as the role runs */
     out->strip_prefix = m->req.access == OP_WSAPP_PATH ? m->rest_off : 0;
     out->drop_cookies = drop_cookies;
     out->resp_flags = OP_ROUTE_RESP_NO_CORS;

@@ -27,7 +27,8 @@
 #     through eu and the primary;
 #  7. alice and bob hammering eu at once (200 requests each on 8 keep-alive connections each), every body
 #     checked; one keep-alive connection switching hosts, users and the proxy's own API; HEAD, chunked, 204,
-#     pipelining, a streamed answer not held back; an app port nobody listens on: 502;
+#     pipelining, a streamed answer not held back; an app port nobody listens on: 502 HTML page with the agent's
+#     reason and a link to the dashboard;
 #  8. the primary hung (SIGSTOP): signed-token requests go on, one that needs the primary gets 502 after the
 #     5 s issue timeout; the primary stopped: a live signed token still serves, a request that needs the
 #     primary gets the 502 "primary is unreachable" page within 3 s; restarted with
@@ -506,8 +507,10 @@ python3 -c "import sys; sys.exit(0 if ${f[10]} < 0.25 and ${f[11]} >= 1.1 else 1
 ok "one keep-alive connection through eu: alice's and bob's path and subdomain apps (Host switching), the proxy's /api/v2/buildinfo and /healthz in turn, HEAD, chunked, 204 — each answer right; 5 pipelined requests answered in order; a streamed answer is not held back (first line after $(ms "${f[10]}") ms, the last after ${f[11]}s)"
 DEAD=$(free_port)
 walk "$JA" "http://$DEAD--main--ws--alice.eu.localhost:$Q/"
-[ "$ST" = 502 ] && grep -q 'could not connect' "$B" || fail "an app port nobody listens on: $TRAIL $(body)"
-ok "an app port nobody listens on: $TRAIL($(hdr Content-Type): $(body 120))"
+[ "$ST" = 502 ] && [[ $(hdr Content-Type) == text/html* ]] && grep -q '<title>Application unavailable</title>' "$B" &&
+    grep -q '<p>The agent could not connect: [^<]' "$B" && grep -q "href=\"$URL\"" "$B" ||
+    fail "an app port nobody listens on: $TRAIL $(hdr Content-Type) $(body)"
+ok "an app port nobody listens on: $TRAIL($(hdr Content-Type): the HTML page, \"$(grep -o '<p>The agent[^<]*' "$B" | cut -c4-)\", a link to the dashboard)"
 
 # ---- the primary hung (SIGSTOP): the fast path goes on, a request that needs the primary is bounded ----
 walk "$JA" "$APP"

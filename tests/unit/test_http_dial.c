@@ -1,16 +1,15 @@
 /*
- * Unit test for dial routes in the HTTP protocol (http/proxy_dial.c) on a real engine: the route's dialer
- * hands over one end of a socketpair whose other end is a fake agent thread that reads "OPEN <target>\n",
- * answers "OK\n" (then speaks HTTP/1.1), "ERR 1 refused\n", a line too long, nothing, or closes. Covers: a
- * GET through the preamble; nothing of the request reaching the leg before OK; ERR, a close and a long line
- * answered 502, no answer 504; keep-alive reuse for the same up_key (one OPEN for two requests), a new leg
- * for another key and for no key; strip_prefix, dropped cookies, extra request lines; NO_CORS and extra
- * response lines; POST bodies (Content-Length, large, and chunked) held during the set-up and forwarded after
- * OK; a WebSocket upgrade through a dial route (101, then the tunnel); a dialer that completes through a
- * message (dial_msg) with a socket or with op_http_dial_failed, one that fails inside dial(), one that
- * returns < 0, and one that never completes (504 after the connect timeout, dial_cancel called); address
- * routes next to dial routes on one connection (no leg shared) and an address route with a preamble.
- * Skips (77) only when io_uring is unavailable.
+ * Unit test for dial routes in the HTTP protocol (http/proxy_dial.c) on a real engine: the dialer hands over
+ * one end of a socketpair whose other end is a fake agent thread that reads "OPEN <target>\n", answers "OK\n"
+ * (then speaks HTTP/1.1), "ERR 1 refused\n", a line too long, nothing, or closes. Covers: a GET through the
+ * preamble; nothing of the request reaching the leg before OK; ERR, a close and a long line answered 502
+ * (JSON, or the route's err_page), no answer 504; keep-alive reuse for the same up_key, new legs for another
+ * key and for none; strip_prefix, dropped cookies, extra request and response lines, NO_CORS; POST bodies
+ * (Content-Length, large, chunked) held during the set-up and forwarded after OK; a WebSocket upgrade;
+ * dialers that complete through a message (dial_msg) with a socket or op_http_dial_failed, fail inside
+ * dial(), return < 0, or never complete (504 after the connect timeout, dial_cancel called); address routes
+ * next to dial routes on one connection (no leg shared), one with a preamble. Skips (77) only when io_uring
+ * is unavailable.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,7 +29,6 @@
 #include "core/engine.h"
 #include "http/proxy.h"
 #include "tests/unit/check.h"
-
 #define CONNECT_MS 300
 
 static bool send_all(int fd, const void *p, size_t n)
@@ -53,12 +51,6 @@ static ssize_t recv_retry(int fd, void *buf, size_t n)
         k = recv(fd, buf, n, 0);
     while (k < 0 && errno == EINTR);
     return k;
-}
-
-static void set_rcvtimeo(int fd, int ms)
-{
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
 /* Value of header name in a head (NUL-terminated), copied into v; false when absent. */
@@ -86,6 +78,15 @@ static pthread_mutex_t agent_mu = PTHREAD_MUTEX_INITIALIZER;
 static char last_head[8192];
 static char last_open[300];
 
+/* One more read into buf at *len: false on a close or error. */
+static bool more(int fd, char *buf, size_t *len)
+{
+    ssize_t k = recv_retry(fd, buf + *len, 65536);
+    if (k <= 0) return false;
+    *len += (size_t)k;
+    return true;
+}
+
 /* Reads the body the head announces; returns its length and a byte sum, or -1. */
 static long read_body(int fd, char *buf, size_t *len, size_t head_len, const char *head, unsigned *sum)
 {
@@ -97,11 +98,8 @@ static long read_body(int fd, char *buf, size_t *len, size_t head_len, const cha
     if (hdr(head, "Content-Length", v, sizeof(v))) {
         size_t want = strtoul(v, NULL, 10);
         long total;
-        while (*len < want) {
-            ssize_t k = recv_retry(fd, buf + *len, 65536);
-            if (k <= 0) return -1;
-            *len += (size_t)k;
-        }
+        while (*len < want)
+            if (!more(fd, buf, len)) return -1;
         for (size_t i = 0; i < want; i++)
             *sum += (unsigned char)buf[i];
         total = (long)want;
@@ -114,18 +112,12 @@ static long read_body(int fd, char *buf, size_t *len, size_t head_len, const cha
         size_t pos = 0;
         for (;;) {
             char *nl;
-            while (!(nl = memchr(buf + pos, '\n', *len - pos))) {
-                ssize_t k = recv_retry(fd, buf + *len, 65536);
-                if (k <= 0) return -1;
-                *len += (size_t)k;
-            }
+            while (!(nl = memchr(buf + pos, '\n', *len - pos)))
+                if (!more(fd, buf, len)) return -1;
             size_t sz = strtoul(buf + pos, NULL, 16);
             pos = (size_t)(nl - buf) + 1;
-            while (*len < pos + sz + 2) {
-                ssize_t k = recv_retry(fd, buf + *len, 65536);
-                if (k <= 0) return -1;
-                *len += (size_t)k;
-            }
+            while (*len < pos + sz + 2)
+                if (!more(fd, buf, len)) return -1;
             for (size_t i = 0; i < sz; i++)
                 *sum += (unsigned char)buf[pos + i];
             total += (long)sz;
@@ -145,7 +137,7 @@ static void *agent(void *arg)
 {
     int fd = (int)((intptr_t)arg & ~(intptr_t)PLAIN_HTTP);
     bool plain = (intptr_t)arg & PLAIN_HTTP;
-    set_rcvtimeo(fd, 5000);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){.tv_sec = 5}, sizeof(struct timeval));
     char line[300];
     size_t ln = 0;
     const char *target = "noack";
@@ -169,15 +161,10 @@ static void *agent(void *arg)
         goto out;
     }
     if (strcmp(target, "eof") == 0) goto out;
-    if (strcmp(target, "silent") == 0) { /* never answers: the relay's connect timeout ends it */
-        char junk[1];
-        recv_retry(fd, junk, 1);
-        goto out;
-    }
-    if (strcmp(target, "long") == 0) {
+    if (strcmp(target, "silent") == 0 || strcmp(target, "long") == 0) { /* silent: until the timeout */
         char junk[600];
         memset(junk, 'x', sizeof(junk));
-        send_all(fd, junk, sizeof(junk));
+        if (*target == 'l') send_all(fd, junk, sizeof(junk));
         recv_retry(fd, junk, 1);
         goto out;
     }
@@ -371,10 +358,16 @@ static int t_dial(void *ctx, struct op_conn *c)
     return -1;
 }
 
+static size_t t_err_page(void *ctx, int status, const char *msg, char *out, size_t outlen)
+{
+    return (size_t)snprintf(out, outlen, "<title>%s</title><p>%d %s</p>", (char *)ctx, status, msg);
+}
+
 static const char *const drop_list[] = {"coder_session_token", "coder_subdomain_app_session_token_*", NULL};
 
 /* Routes by the first path segment (the dial mode); headers choose the rest: X-Key (up_key), X-Target
- * (the OPEN target), X-Strip (strip_prefix), X-Drop (drop_cookies), X-No-Cors, X-No-Ok (no preamble_ok). */
+ * (the OPEN target), X-Strip (strip_prefix), X-Drop (drop_cookies), X-No-Cors, X-No-Ok (no preamble_ok),
+ * X-Page (err_page). */
 static void t_route(void *ctx, struct op_conn *c, const struct op_h1_request *req, struct op_route *out)
 {
     (void)ctx;
@@ -422,6 +415,8 @@ static void t_route(void *ctx, struct op_conn *c, const struct op_h1_request *re
         out->up_key = strtoull(h->value.p, NULL, 10);
     if ((h = op_h1_find_header(req->headers, req->nheaders, "X-Strip")))
         out->strip_prefix = strtoul(h->value.p, NULL, 10);
+    out->err_page_ctx = "unavailable"; /* (err_page's, with X-Page) */
+    if (op_h1_find_header(req->headers, req->nheaders, "X-Page")) out->err_page = t_err_page;
     if (op_h1_find_header(req->headers, req->nheaders, "X-Drop")) out->drop_cookies = drop_list;
     if (op_h1_find_header(req->headers, req->nheaders, "X-No-Cors")) out->resp_flags = OP_ROUTE_RESP_NO_CORS;
     snprintf(out->req_extra, sizeof(out->req_extra), "X-Visitor: v1\r\n");
@@ -439,7 +434,7 @@ static int cli_open(void)
         .sin_family = AF_INET, .sin_port = htons(relay_port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    set_rcvtimeo(fd, 5000);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){.tv_sec = 5}, sizeof(struct timeval));
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
         close(fd);
         return -1;
@@ -585,9 +580,18 @@ static void test_failures(void)
           "ERR: %d %s", r.status, r.body);
     CHECK(closed_after(fd), "closed after ERR");
     close(fd);
+    fd = cli_open(); /* err_page set: its page instead of the JSON */
+    CHECK(exchange(fd, "GET /sync/x HTTP/1.1\r\nHost: h\r\nX-Target: refuse\r\nX-Page: 1\r\n\r\n", &r) &&
+              r.status == 502 && strstr(r.head, "Content-Type: text/html") &&
+              strcmp(r.body, "<title>unavailable</title><p>502 The agent could not connect: connection "
+                             "\"refused\"</p>") == 0,
+          "ERR with err_page: %d %s", r.status, r.body);
+    CHECK(closed_after(fd), "closed after ERR with err_page");
+    close(fd);
     fd = cli_open();
-    CHECK(exchange(fd, "GET /sync/x HTTP/1.1\r\nHost: h\r\nX-Target: eof\r\n\r\n", &r) && r.status == 502,
-          "EOF before the answer: %d", r.status);
+    CHECK(exchange(fd, "GET /sync/x HTTP/1.1\r\nHost: h\r\nX-Target: eof\r\nX-Page: 1\r\n\r\n", &r) &&
+              r.status == 502 && strstr(r.body, "<p>502 The agent closed the connection without answering."),
+          "EOF before the answer (err_page): %d %s", r.status, r.body);
     CHECK(closed_after(fd), "closed after EOF");
     close(fd);
     fd = cli_open();
@@ -595,13 +599,11 @@ static void test_failures(void)
               strstr(r.body, "too long"),
           "long answer: %d %s", r.status, r.body);
     close(fd);
-
     fd = cli_open();
     CHECK(exchange(fd, "GET /sync/x HTTP/1.1\r\nHost: h\r\nX-Target: silent\r\n\r\n", &r) &&
               r.status == 504 && strstr(r.body, "preamble"),
           "no answer to the preamble: %d %s", r.status, r.body);
     close(fd);
-
     printf("dialers that fail: by message, inside dial(), < 0, never\n");
     fd = cli_open();
     CHECK(exchange(fd, "GET /msgfail HTTP/1.1\r\nHost: h\r\n\r\n", &r) && r.status == 503 &&
@@ -782,7 +784,6 @@ int main(void)
     }
     CHECK(rc == 0, "engine start: %s", err);
     if (rc) return check_report("http dial routes");
-
     test_ok_and_reuse();
     test_address_routes();
     test_failures();
@@ -791,7 +792,6 @@ int main(void)
     test_upgrade();
     CHECK(atomic_load(&early_bytes) == 0, "a request byte reached a leg before its OK (%d)",
           atomic_load(&early_bytes));
-
     op_engine_drain(g_engine);
     for (int i = 0; i < 400 && !op_engine_done(g_engine); i++)
         usleep(10000);
