@@ -226,6 +226,9 @@ OP_MUST_USE ssize_t op_h1_write_request_head(const struct op_h1_request *req, co
  * Rewriting of a forwarded request head: op_h1_write_request_head plus
  *   strip_prefix: bytes removed from the start of the target's path (origin- or absolute-form; the path
  *     keeps a leading '/', stripping all of it leaves "/"; the query is kept; asterisk-form unchanged);
+ *   path_prefix: a path ("/sub" or "/sub/", starting with '/') put before the path left (the path of an
+ *     app's URL): joined with one '/' ("/sub" + "/a" = "/sub/a", "/sub/" + "/" = "/sub/"); origin- and
+ *     absolute-form, not asterisk-form;
  *   drop_cookies: NULL-terminated cookie names removed from every Cookie header (exact, case-sensitive;
  *     a name ending in '*' is a prefix); the pairs left are rejoined with "; ", an emptied header is
  *     dropped;
@@ -237,6 +240,8 @@ struct op_h1_req_opts {
     const char *extra;
     size_t strip_prefix;
     const char *const *drop_cookies;
+    const char *path_prefix; /* path_prefix_len bytes written before the (stripped) path, see above */
+    size_t path_prefix_len;
 };
 OP_MUST_USE ssize_t op_h1_write_request_head_opts(const struct op_h1_request *req, const char *client_ip,
                                                   const char *proto, const struct op_h1_req_opts *opts,

@@ -235,29 +235,33 @@ static bool is_hop_by_hop(op_span_t name, const struct op_h1_header *h, int n, i
     return false;
 }
 
-/* The request target with opts->strip_prefix bytes removed from the start of its path: the path keeps
- * a leading '/', the query (and an absolute-form scheme and authority) are kept. */
-static void w_target(struct op_h1_writer *w, op_span_t t, size_t strip)
+/* The request target with o->strip_prefix bytes removed from the start of its path and o->path_prefix put
+ * before what is left: the path keeps a leading '/', the query (and an absolute-form scheme and authority)
+ * are kept. */
+static void w_target(struct op_h1_writer *w, op_span_t t, const struct op_h1_req_opts *o)
 {
-    size_t start = 0;
-    if (strip && t.len && t.p[0] != '/') { /* absolute-form: the path starts after the authority */
-        const char *ss = t.len >= 3 ? memmem(t.p, t.len, "://", 3) : NULL;
-        if (!ss)
-            strip = 0; /* asterisk-form: nothing to strip */
-        else {
-            start = (size_t)(ss - t.p) + 3;
-            while (start < t.len && t.p[start] != '/' && t.p[start] != '?')
-                start++;
-        }
-    }
-    if (!strip) {
+    size_t start = 0, strip = o->strip_prefix;
+    op_span_t pre = op_span(o->path_prefix, o->path_prefix ? o->path_prefix_len : 0);
+    if (pre.len && pre.p[pre.len - 1] == '/') pre.len--; /* joined with the path's own '/' */
+    if (!pre.len && !strip) {
         w_span(w, t);
         return;
+    }
+    if (t.len && t.p[0] != '/') { /* absolute-form: the path starts after the authority */
+        const char *ss = t.len >= 3 ? memmem(t.p, t.len, "://", 3) : NULL;
+        if (!ss) { /* asterisk-form: nothing to strip or prepend */
+            w_span(w, t);
+            return;
+        }
+        start = (size_t)(ss - t.p) + 3;
+        while (start < t.len && t.p[start] != '/' && t.p[start] != '?')
+            start++;
     }
     const char *q = memchr(t.p + start, '?', t.len - start);
     size_t pend = q ? (size_t)(q - t.p) : t.len;
     size_t from = strip < pend - start ? start + strip : pend;
     op_h1_put_raw(w, t.p, start);
+    op_h1_put_raw(w, pre.p, pre.len);
     if (from == pend || t.p[from] != '/') op_h1_put_raw(w, "/", 1);
     op_h1_put_raw(w, t.p + from, t.len - from);
 }
@@ -315,7 +319,7 @@ ssize_t op_h1_write_request_head_opts(const struct op_h1_request *req, const cha
     op_h1_writer_init(&w, out, cap);
     w_span(&w, req->method);
     op_h1_put_raw(&w, " ", 1);
-    w_target(&w, req->target, o->strip_prefix);
+    w_target(&w, req->target, o);
     w_str(&w, req->version_minor ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
     for (int i = 0; i < req->nheaders; i++) {
         const struct op_h1_header *h = &req->headers[i];

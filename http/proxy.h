@@ -82,8 +82,13 @@ struct op_route {
      * drop_cookies: names removed from every Cookie header (NULL-terminated; a name ending in '*' is a
      *   prefix); a Cookie header left empty is dropped; read only before the route function's caller
      *   returns (the head is written then, also when it waits for a dialled leg);
-     * req_extra: header lines added to the forwarded head (each ending CRLF), after X-Forwarded-*. */
+     * path_prefix: path_prefix_len bytes ("/sub", the path of an app's URL) put before the path left, joined
+     *   with one '/' (op_h1_req_opts); read only before the route function's caller returns, like
+     * drop_cookies; req_extra: header lines added to the forwarded head (each ending CRLF), after
+     * X-Forwarded-*. */
     size_t strip_prefix;
+    const char *path_prefix;
+    size_t path_prefix_len;
     const char *const *drop_cookies;
     char req_extra[512];
     /* Response head rewriting: OP_ROUTE_RESP_NO_CORS drops the upstream's Access-Control-Allow-Origin,

@@ -111,8 +111,11 @@ static void route_upstream(struct op_conn *c, const struct op_h1_request *req, c
     char req_extra[sizeof(rt->req_extra)];
     memcpy(req_extra, rt->req_extra, rx);
     req_extra[rx] = '\0';
-    struct op_h1_req_opts ro = {
-        .extra = req_extra, .strip_prefix = rt->strip_prefix, .drop_cookies = rt->drop_cookies};
+    struct op_h1_req_opts ro = {.extra = req_extra,
+                                .strip_prefix = rt->strip_prefix,
+                                .drop_cookies = rt->drop_cookies,
+                                .path_prefix = rt->path_prefix,
+                                .path_prefix_len = rt->path_prefix_len};
     char *out = hold ? st->dbuf->head : http_out;
     size_t cap = hold ? HTTP_DBUF_HEAD_CAP : sizeof(http_out);
     ssize_t n = op_h1_write_request_head_opts(req, ip, op_conn_is_tls(c) ? "https" : "http", &ro, out, cap);

@@ -322,6 +322,21 @@ static void app_dial_cancel(void *ctx, struct op_conn *c)
 
 /* ---- the route ------------------------------------------------------------------------------------ */
 
+/* The path of an app URL (after host[:port], up to '?' or '#'; empty when none) and its query (after '?',
+ * up to '#'; NULL span when none). false when either holds a byte that cannot go into a request line or
+ * a Location header. */
+static bool app_url_parts(const char *url, op_span_t *path, op_span_t *query)
+{
+    op_span_t hp = op_url_http_host(url);
+    const char *p = hp.p + hp.len;
+    size_t pl = strcspn(p, "?#");
+    *path = op_span(p, pl);
+    *query = p[pl] == '?' ? op_span(p + pl + 1, strcspn(p + pl + 1, "#")) : op_span(NULL, 0);
+    for (const char *s = p; s < p + pl + (p[pl] == '?' ? 1 + query->len : 0); s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) return false;
+    return true;
+}
+
 /* The page for an app stream the agent refused (its port refuses; op_route.err_page). */
 static size_t app_err_page(void *ctx, int status, const char *msg, char *out, size_t outlen)
 {
@@ -407,12 +422,26 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
         return true;
     }
     char hp[300];
+    op_span_t apath, aquery;
     int rc = op_region_app_target(tl_tok.app_url, hp, sizeof(hp));
+    if (rc == 0 && !app_url_parts(tl_tok.app_url, &apath, &aquery)) rc = -EINVAL;
     if (rc != 0) {
         m->status = 502;
         m->title = "Bad gateway";
         m->msg = rc == -EPROTONOSUPPORT ? "HTTPS app targets are not supported by this region yet."
                                         : "The app's URL is not valid.";
+        answer(out, conf, m);
+        return true;
+    }
+    /* A path app's base with no query, for an app URL with a query: 307 to it with the app's query. */
+    if (m->req.access == OP_WSAPP_PATH && aquery.len && !query.len && path.len == m->rest_off + 1) {
+        m->status = 307;
+        int n = snprintf(m->location, sizeof(m->location), "%.*s?%.*s", (int)path.len, path.p,
+                         (int)aquery.len, aquery.p);
+        if (n < 0 || (size_t)n >= sizeof(m->location)) {
+            m->location[0] = '\0';
+            page(m, 414, "URI too long", "URI too long.");
+        }
         answer(out, conf, m);
         return true;
     }
@@ -431,6 +460,8 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
     out->err_page = app_err_page;
     out->err_page_ctx = (void *)conf; /* the role's, as long as the role runs */
     out->strip_prefix = m->req.access == OP_WSAPP_PATH ? m->rest_off : 0;
+    out->path_prefix = apath.p; /* the app URL's path, then the path under the app */
+    out->path_prefix_len = apath.len;
     out->drop_cookies = drop_cookies;
     out->resp_flags = OP_ROUTE_RESP_NO_CORS;
     op_debug("apps", "w%d#%u %s app %s/%s/%s/%s -> agent %s %s", op_worker_index(op_conn_worker(c)),

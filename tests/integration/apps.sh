@@ -28,7 +28,8 @@
 #  7. alice and bob hammering eu at once (200 requests each on 8 keep-alive connections each), every body
 #     checked; one keep-alive connection switching hosts, users and the proxy's own API; HEAD, chunked, 204,
 #     pipelining, a streamed answer not held back; an app port nobody listens on: 502 HTML page with the agent's
-#     reason and a link to the dashboard;
+#     reason and a link to the dashboard; an app URL with a path and a query (the default-query 307, the
+#     app's path before the path under the app);
 #  8. the primary hung (SIGSTOP): signed-token requests go on, one that needs the primary gets 502 after the
 #     5 s issue timeout; the primary stopped: a live signed token still serves, a request that needs the
 #     primary gets the 502 "primary is unreachable" page within 3 s; restarted with
@@ -195,7 +196,8 @@ mkdir -p "$T/ws-alice" "$T/ws-bob"
     exec "$OUTPOST" agent --data-dir "$T/agent-alice-data" \
     --app "slug=own,url=http://127.0.0.1:$A,share=owner" \
     --app "slug=auth,url=http://127.0.0.1:$A,share=authenticated" \
-    --app "slug=pub,url=http://127.0.0.1:$A,share=public,subdomain=true") >"$T/agent-alice.log" 2>&1 &
+    --app "slug=pub,url=http://127.0.0.1:$A,share=public,subdomain=true" \
+    --app "slug=sub,url=http://127.0.0.1:$A/sub?folder=/w,share=owner") >"$T/agent-alice.log" 2>&1 &
 PIDS+=($!)
 (cd "$T/ws-bob" && CODER_AGENT_URL=$URL CODER_AGENT_TOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-bws.out") \
     exec "$OUTPOST" agent --data-dir "$T/agent-bob-data" \
@@ -211,7 +213,7 @@ print(",".join(sorted(a["regions"])) + "/" + str(len(a.get("apps") or [])) if a[
 wait_agents() { # wait_agents SECONDS
     local i
     for ((i = 0; i < $1 * 4; i++)); do
-        [ "$(agent_state)" = eu,primary/3 ] && [ "$(agent_state "${BOBCLI[@]}")" = eu,primary/1 ] && return 0
+        [ "$(agent_state)" = eu,primary/4 ] && [ "$(agent_state "${BOBCLI[@]}")" = eu,primary/1 ] && return 0
         sleep 0.25
     done
     fail "agents not connected to primary and eu with their apps: alice $(agent_state), bob $(agent_state "${BOBCLI[@]}")"
@@ -511,6 +513,20 @@ walk "$JA" "http://$DEAD--main--ws--alice.eu.localhost:$Q/"
     grep -q '<p>The agent could not connect: [^<]' "$B" && grep -q "href=\"$URL\"" "$B" ||
     fail "an app port nobody listens on: $TRAIL $(hdr Content-Type) $(body)"
 ok "an app port nobody listens on: $TRAIL($(hdr Content-Type): the HTML page, \"$(grep -o '<p>The agent[^<]*' "$B" | cut -c4-)\", a link to the dashboard)"
+# An app URL with a path and a query: its base without a query gets 307 to the app's query; the path under
+# the app follows the app URL's path.
+SUBAPP=$EU/@alice/ws/apps/sub/
+walk "$JA" "$SUBAPP"
+[ "$ST" = 200 ] && [ "$(cat "$B")" = "$(app_body alice '/sub/?folder=/w')" ] && [[ $TRAIL == *"307 307 200 " ]] ||
+    fail "the app with url .../sub?folder=/w at its base: $TRAIL $(body)"
+req "$JA" "$SUBAPP"
+[ "$ST" = 307 ] && [ "$(hdr Location)" = "/@alice/ws/apps/sub/?folder=/w" ] ||
+    fail "the default-query redirect: $ST $(hdr Location)"
+req "$JA" "${SUBAPP}a/b?c=1"
+[ "$ST" = 200 ] && [ "$(cat "$B")" = "$(app_body alice '/sub/a/b?c=1')" ] || fail "a path under /sub: $ST $(body)"
+req "$JA" "${SUBAPP}?x=1"
+[ "$ST" = 200 ] && [ "$(cat "$B")" = "$(app_body alice '/sub/?x=1')" ] || fail "the base with a query: $ST $(body)"
+ok "an app URL with a path and a query (http://127.0.0.1:A/sub?folder=/w): its base -> 307 to ?folder=/w -> the app gets /sub/?folder=/w; /a/b?c=1 -> /sub/a/b?c=1; the base with a query is not redirected"
 
 # ---- the primary hung (SIGSTOP): the fast path goes on, a request that needs the primary is bounded ----
 walk "$JA" "$APP"

@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_h1_rewrite.c — the head rewriting a route asks for (http/h1_write.c,
  * op_h1_write_request_head_opts / op_h1_write_response_head_opts): a path prefix stripped (query kept,
- * leading '/' kept, absolute- and asterisk-form), cookies dropped from every Cookie header (exact names,
+ * leading '/' kept, absolute- and asterisk-form), an app URL's path put before the path left, cookies dropped
+ * from every Cookie header (exact names,
  * '*' prefixes, an emptied header dropped), extra request lines; CORS response headers dropped and CORS
  * request headers removed from Vary (an emptied Vary dropped), two extra response line sets; every
  * rewritten head fits exactly or fails with -ENOSPC. Prints one line per failed check; exits 1 on any
@@ -75,6 +76,45 @@ static void test_strip_prefix(void)
     o.strip_prefix = 0;
     req_case("strip: none", "GET /@u/ws/apps/code/x HTTP/1.1\r\nHost: h\r\n\r\n", &o,
              "GET /@u/ws/apps/code/x HTTP/1.1\r\nHost: h\r\nX-Forwarded-Host: h\r\n\r\n");
+}
+
+/* The path of an app's URL put before the path left (/sub + /a?b = /sub/a?b). */
+static void test_path_prefix(void)
+{
+    const char *X = "Host: h\r\nX-Forwarded-Host: h\r\n\r\n";
+    char want[256];
+    static const struct {
+        const char *pre, *target, *want;
+        size_t strip;
+    } cases[] = {
+        {"/sub", "/@u/ws/apps/x/a?b", "/sub/a?b", 13},
+        {"/sub/", "/@u/ws/apps/x/a?b", "/sub/a?b", 13},
+        {"/sub", "/@u/ws/apps/x/", "/sub/", 13},
+        {"/sub/", "/@u/ws/apps/x/?q=1", "/sub/?q=1", 13},
+        {"/sub", "/@u/ws/apps/x", "/sub/", 13},
+        {"/a/b", "/x/y", "/a/b/x/y", 0}, /* a subdomain app: nothing stripped */
+        {"/a/b/", "/?z", "/a/b/?z", 0},
+        {"/", "/x", "/x", 0}, /* a bare '/': unchanged */
+        {"", "/x", "/x", 0},
+        {"/sub", "http://h/app/x?y", "http://h/sub/x?y", 4},
+        {"/sub", "http://h?y", "http://h/sub/?y", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct op_h1_req_opts o = {.strip_prefix = cases[i].strip,
+                                   .path_prefix = cases[i].pre,
+                                   .path_prefix_len = strlen(cases[i].pre)};
+        char raw[256], name[64];
+        snprintf(raw, sizeof(raw), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", cases[i].target);
+        snprintf(want, sizeof(want), "GET %s HTTP/1.1\r\n%s", cases[i].want, X);
+        snprintf(name, sizeof(name), "path_prefix %s + %s", cases[i].pre, cases[i].target);
+        req_case(name, raw, &o, want);
+    }
+    struct op_h1_req_opts o = {.path_prefix = "/sub", .path_prefix_len = 4};
+    req_case("path_prefix: asterisk-form unchanged", "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", &o,
+             "OPTIONS * HTTP/1.1\r\nHost: h\r\nX-Forwarded-Host: h\r\n\r\n");
+    o.path_prefix_len = 2; /* only path_prefix_len bytes count */
+    req_case("path_prefix: its length", "GET /x HTTP/1.1\r\nHost: h\r\n\r\n", &o,
+             "GET /s/x HTTP/1.1\r\nHost: h\r\nX-Forwarded-Host: h\r\n\r\n");
 }
 
 static void test_drop_cookies(void)
@@ -174,6 +214,7 @@ static void test_no_cors(void)
 int main(void)
 {
     test_strip_prefix();
+    test_path_prefix();
     test_drop_cookies();
     test_no_cors();
     return check_report("h1 rewrite");
