@@ -165,6 +165,27 @@ void op_wsp_metrics_handler(void *ctx, const struct op_app_request *req, struct 
            w->reloads);
     metric(&b, "outpost_wsproxy_reload_failures_total", "counter", "Reloads rejected (old config kept).",
            w->reload_failures);
+    if (w->region) {
+        struct op_region_stats rs;
+        op_region_stats(w->region, &rs);
+        metric(&b, "outpost_region_agents", "gauge", "Agents with a control connection to this region.",
+               rs.agents);
+        metric(&b, "outpost_region_control_connections", "gauge", "Agent control connections open now.",
+               rs.control);
+        metric(&b, "outpost_region_parked_streams", "gauge", "Spare agent connections parked now.",
+               rs.parked);
+        metric(&b, "outpost_region_waiting_clients", "gauge",
+               "Client streams waiting for an agent spare now.", rs.waiting);
+        metric(&b, "outpost_region_streams_opened_total", "counter", "Agent streams opened.",
+               rs.streams_opened);
+        metric(&b, "outpost_region_streams_failed_total", "counter", "Agent streams that failed to open.",
+               rs.streams_failed);
+        metric(&b, "outpost_region_spares_parked_total", "counter",
+               "Spare agent connections parked (not counting those handed straight to a waiting client).",
+               rs.parked_total);
+        metric(&b, "outpost_region_dead_spares_total", "counter", "Parked spares found closed.",
+               rs.dead_spares);
+    }
     process_metrics(&b, w);
     mprintf(&b, "# HELP coderd_api_requests_processed_total The total number of processed API requests.\n"
                 "# TYPE coderd_api_requests_processed_total counter\n");

@@ -70,6 +70,16 @@ grep '^outpost_wsproxy_http_request_duration_seconds_bucket' "$T/m" | awk -v cou
     { if ($2 < prev) { print "bucket not cumulative: " $0; exit 1 } prev = $2; last = $0; lastv = $2 }
     END { if (last !~ /le="\+Inf"/ || lastv != count) { print "+Inf bucket " lastv " != count " count; exit 1 } }' ||
     fail "request-duration histogram"
+# The region's agent-stream series: present with HELP and TYPE; no agent connects here, so all are 0.
+for m in agents:gauge control_connections:gauge parked_streams:gauge waiting_clients:gauge \
+    streams_opened_total:counter streams_failed_total:counter spares_parked_total:counter \
+    dead_spares_total:counter; do
+    n=outpost_region_${m%:*}
+    grep -q "^# HELP $n ." "$T/m" || fail "no HELP for $n"
+    grep -q "^# TYPE $n ${m#*:}\$" "$T/m" || fail "no TYPE ${m#*:} for $n"
+    grep -q "^$n 0\$" "$T/m" || fail "$n: $(grep "^$n " "$T/m"), want 0"
+done
+ok "region series (agents, control connections, parked, waiting, streams opened/failed, spares parked, dead spares) present, 0 without an agent"
 ok "metrics after traffic: per-route request counts exact, accepted, TLS handshakes and failures, bytes, registration"
 # Every sample line is "name{labels} value" or "name value" with a preceding TYPE for its family.
 awk '/^#/ { next } { if (NF != 2 || $2 !~ /^[0-9]+(\.[0-9]+)?$/) { print "bad line: " $0; exit 1 } }' "$T/m" || fail "format"
@@ -77,3 +87,27 @@ awk '/^#/ { next } { if (NF != 2 || $2 !~ /^[0-9]+(\.[0-9]+)?$/) { print "bad li
 awk '/^# TYPE / { if (seen[$3]++) { print "duplicate TYPE " $3; exit 1 } }' "$T/m" || fail "duplicate TYPE"
 tail -c 1 "$T/m" | od -c | grep -q '\\n' || fail "last line does not end in a newline"
 ok "text format well-formed"
+
+# One agent stream through the proxy (tests/lib/fake_agent.py, as region_streams.sh): the region series follow.
+SC() { python3 "$ROOT/tests/lib/stream_client.py" "$@"; }
+E=$(free_port)
+"$OUTPOST" create dev >"$T/create-ws.log" 2>&1 || fail "create workspace: $(cat "$T/create-ws.log")"
+ATOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-ws.log")
+[ -n "$ATOKEN" ] || fail "no agent token"
+AGENT=$(SC agent-id http://127.0.0.1:$P "$ATOKEN") || fail "manifest"
+bg echo python3 "$SERVERS" echo $E
+wait_port $E
+bg agent python3 "$ROOT/tests/lib/fake_agent.py" --primary http://127.0.0.1:$P --token "$ATOKEN" \
+    --region http://127.0.0.1:$H
+for i in $(seq 100); do grep -q '^control up' "$T/agent.log" && break; sleep 0.1; done
+grep -q "^control up http://127.0.0.1:$H eu" "$T/agent.log" || fail "no control connection to the proxy"
+TOK=$(SC token http://127.0.0.1:$P "$(cat "$T/cli/session")" "$AGENT" $E eu) || fail "connect token"
+out=$(SC setup http://127.0.0.1:$H "$AGENT" $E "$TOK" 1) || fail "one stream: $out"
+sleep 0.3
+scrape
+[ "$(val outpost_region_streams_opened_total)" = 1 ] || fail "streams opened: $(val outpost_region_streams_opened_total), want 1"
+[ "$(val outpost_region_streams_failed_total)" = 0 ] || fail "streams failed: $(val outpost_region_streams_failed_total)"
+[ "$(val outpost_region_agents)" = 1 ] || fail "agents gauge: $(val outpost_region_agents), want 1"
+[ "$(val outpost_region_control_connections)" -ge 1 ] || fail "control connections gauge"
+[ "$(val outpost_region_spares_parked_total)" -ge 1 ] || fail "spares parked counter"
+ok "after one agent stream through the proxy: streams_opened_total 1, failed 0, agents 1, control and spares counted"
