@@ -31,10 +31,7 @@ CODER_PROXY_SESSION_TOKEN=$PTOKEN CODER_AGENT_STREAM_LIMITS=spares=3,wait=1s bg 
     --http-address 127.0.0.1:$Q --access-url http://127.0.0.1:$Q --workers 2
 PROXY_PID=$LAST_PID
 wait_port $Q
-"$OUTPOST" create dev >"$T/create-ws.log" 2>&1 || fail "create workspace: $(cat "$T/create-ws.log")"
-ATOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-ws.log")
-[ -n "$ATOKEN" ] || fail "no agent token"
-AGENT=$(SC agent-id http://127.0.0.1:$P "$ATOKEN") || fail "manifest"
+new_workspace dev http://127.0.0.1:$P
 
 bg echo python3 "$SERVERS" echo $E
 wait_port $E

@@ -91,10 +91,7 @@ ok "text format well-formed"
 # One agent stream through the proxy (tests/lib/fake_agent.py, as region_streams.sh): the region series follow.
 SC() { python3 "$ROOT/tests/lib/stream_client.py" "$@"; }
 E=$(free_port)
-"$OUTPOST" create dev >"$T/create-ws.log" 2>&1 || fail "create workspace: $(cat "$T/create-ws.log")"
-ATOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-ws.log")
-[ -n "$ATOKEN" ] || fail "no agent token"
-AGENT=$(SC agent-id http://127.0.0.1:$P "$ATOKEN") || fail "manifest"
+new_workspace dev http://127.0.0.1:$P
 bg echo python3 "$SERVERS" echo $E
 wait_port $E
 bg agent python3 "$ROOT/tests/lib/fake_agent.py" --primary http://127.0.0.1:$P --token "$ATOKEN" \

@@ -52,6 +52,15 @@ wait_port() { # wait_port PORT [SECONDS]
     fail "nothing listening on port $port after ${limit}s"
 }
 
+# new_workspace NAME PRIMARY_URL: `outpost create NAME`; sets ATOKEN (its agent's token, printed once) and
+# AGENT (the agent's id, read from the manifest with that token).
+new_workspace() {
+    "$OUTPOST" create "$1" >"$T/create-$1.log" 2>&1 || fail "create workspace $1: $(cat "$T/create-$1.log")"
+    ATOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-$1.log")
+    [ -n "$ATOKEN" ] || fail "no agent token for workspace $1"
+    AGENT=$(python3 "$ROOT/tests/lib/stream_client.py" agent-id "$2" "$ATOKEN") || fail "manifest of workspace $1"
+}
+
 certs() { [ -f "$T/certs/server.pem" ] || bash "$ROOT/tests/lib/certs.sh" "$T/certs" >/dev/null || fail "certs"; }
 
 SERVERS=$ROOT/tests/lib/servers.py
