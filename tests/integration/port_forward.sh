@@ -8,18 +8,7 @@ command -v ss >/dev/null || { echo "ss missing"; exit 77; }
 unset CODER_URL CODER_SESSION_TOKEN CODER_AGENT_URL CODER_AGENT_TOKEN CODER_AGENT_TOKEN_FILE CODER_AGENT_APPS
 export CODER_CONFIG_DIR=$T/cli
 P=$(free_port) Q=$(free_port) E=$(free_port) H=$(free_port) L1=$(free_port) L2=$(free_port)
-URL=http://127.0.0.1:$P
-bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url $URL --data-dir "$T/data" \
-    --proxy-health-interval 1s --agent-heartbeat-interval 2s
-wait_port $P
-"$OUTPOST" login $URL --first-user-username admin --first-user-email admin@example.com \
-    --first-user-password 'Admin-Pass-1' >/dev/null 2>&1 || fail "login"
-"$OUTPOST" wsproxy create --name eu --only-token >"$T/eu.token" 2>&1 || fail "wsproxy create eu"
-CODER_PROXY_SESSION_TOKEN=$(tail -n 1 "$T/eu.token") bg proxy "$OUTPOST" wsproxy server \
-    --primary-access-url $URL --http-address 127.0.0.1:$Q --access-url http://127.0.0.1:$Q --workers 1
-wait_port $Q
-"$OUTPOST" create ws >"$T/create.out" 2>&1 || fail "create ws: $(cat "$T/create.out")"
-TOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create.out")
+primary_eu_workspace
 bg echo python3 "$SERVERS" echo $E
 mkdir -p "$T/www" && head -c 500000 /dev/urandom >"$T/www/blob"
 bg http python3 -m http.server $H --bind 127.0.0.1 --directory "$T/www"

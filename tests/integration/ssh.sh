@@ -11,18 +11,7 @@ for c in ssh scp sftp rsync ssh-keygen; do command -v $c >/dev/null || { echo "$
 unset CODER_URL CODER_SESSION_TOKEN CODER_AGENT_URL CODER_AGENT_TOKEN CODER_AGENT_TOKEN_FILE CODER_AGENT_APPS
 export CODER_CONFIG_DIR=$T/cli
 P=$(free_port) Q=$(free_port)
-URL=http://127.0.0.1:$P
-bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url $URL --data-dir "$T/data" \
-    --proxy-health-interval 1s --agent-heartbeat-interval 2s
-wait_port $P
-"$OUTPOST" login $URL --first-user-username admin --first-user-email admin@example.com \
-    --first-user-password 'Admin-Pass-1' >/dev/null 2>&1 || fail "login"
-"$OUTPOST" wsproxy create --name eu --only-token >"$T/eu.token" 2>&1 || fail "wsproxy create eu"
-CODER_PROXY_SESSION_TOKEN=$(tail -n 1 "$T/eu.token") bg proxy "$OUTPOST" wsproxy server \
-    --primary-access-url $URL --http-address 127.0.0.1:$Q --access-url http://127.0.0.1:$Q --workers 1
-wait_port $Q
-"$OUTPOST" create ws >"$T/create.out" 2>&1 || fail "create ws: $(cat "$T/create.out")"
-TOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create.out")
+primary_eu_workspace
 mkdir -p "$T/ws"
 cd "$T/ws"
 CODER_AGENT_URL=$URL CODER_AGENT_TOKEN=$TOKEN bg agent "$OUTPOST" agent --data-dir "$T/agent-data"

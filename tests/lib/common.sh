@@ -80,6 +80,24 @@ primary_with_proxy() {
     [ -n "$TOKEN" ] || fail "wsproxy create $1"
 }
 
+# primary_eu_workspace: with $P and $Q chosen, starts a primary on $P ($URL; 1 s health, 2 s agent
+# heartbeat), logs in as the first owner, starts workspace proxy eu on $Q (one worker) and creates the
+# workspace ws, whose agent token ends up in $TOKEN.
+primary_eu_workspace() {
+    URL=http://127.0.0.1:$P
+    bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url $URL --data-dir "$T/data" \
+        --proxy-health-interval 1s --agent-heartbeat-interval 2s
+    wait_port $P
+    "$OUTPOST" login $URL --first-user-username admin --first-user-email admin@example.com \
+        --first-user-password 'Admin-Pass-1' >/dev/null 2>&1 || fail "login"
+    "$OUTPOST" wsproxy create --name eu --only-token >"$T/eu.token" 2>&1 || fail "wsproxy create eu"
+    CODER_PROXY_SESSION_TOKEN=$(tail -n 1 "$T/eu.token") bg proxy "$OUTPOST" wsproxy server \
+        --primary-access-url $URL --http-address 127.0.0.1:$Q --access-url http://127.0.0.1:$Q --workers 1
+    wait_port $Q
+    "$OUTPOST" create ws >"$T/create.out" 2>&1 || fail "create ws: $(cat "$T/create.out")"
+    TOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create.out")
+}
+
 # wait_fatal_exit PID SECONDS WHAT: waits at most SECONDS for PID (a child of this shell) to exit and fails
 # unless it exited non-zero; its exit status ends up in $rc.
 wait_fatal_exit() {
