@@ -116,6 +116,10 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
         respond(out, 405, "Method not allowed: the terminal is a WebSocket (GET with an Upgrade).");
         return true;
     }
+    if (req->absolute_form) {
+        respond(out, 400, "The terminal takes an origin-form request target.");
+        return true;
+    }
     if (!req->upgrade || req->upgrade_proto.len != 9 ||
         strncasecmp(req->upgrade_proto.p, "websocket", 9) != 0) {
         respond(out, 426, "The terminal needs a WebSocket upgrade.");
