@@ -103,6 +103,9 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
     if (path.len != pl + OP_ID_LEN + 4 || memcmp(path.p, PTY_PREFIX, pl) != 0 ||
         memcmp(path.p + pl + OP_ID_LEN, "/pty", 4) != 0)
         return false;
+    if (conf->wildcard && *conf->wildcard && !op_region_app_host_is(req->host, conf->access_url) &&
+        op_wsapp_host_matches(req->host.p, req->host.len, conf->wildcard))
+        return false; /* an app's own host: the path is the app's */
     const char *granted = out->granted;
     op_span_t aid = op_span(path.p + pl, OP_ID_LEN);
     if (!lower_uuid(aid.p, aid.len)) {
