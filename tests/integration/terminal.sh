@@ -6,7 +6,8 @@
 # ($$ unchanged), resize reaches `stty size`, `exit 3` closes with 1000 "… code 3". Refusals: no, bad,
 # tampered or another agent's token → 404; a token for the primary's own host → 400; a wrong Origin → 403;
 # no session on the primary → 401; an unmasked client frame → 1002. A proxy restart in the middle of a
-# session: the reconnect through the new proxy finds the same shell with its scrollback.
+# session: the reconnect through the new proxy finds the same shell with its scrollback; on an app host of the
+# restarted proxy (now with a wildcard) the terminal's path belongs to the app.
 . "$(dirname "$0")/../lib/common.sh"
 unset CODER_URL CODER_SESSION_TOKEN CODER_AGENT_URL CODER_AGENT_TOKEN CODER_AGENT_TOKEN_FILE CODER_AGENT_APPS
 export CODER_CONFIG_DIR=$T/cli
@@ -78,7 +79,7 @@ U2=$(uuid)
 good=$(eu_url "$U2")
 base=${good%%&coder_signed_app_token_23db1dde=*}
 tok=${good##*=}
-$PC run "$base" status:404 || fail "eu: no token"
+$PC run "$base" status:404:'not found' || fail "eu: no token"
 $PC run "$base&coder_signed_app_token_23db1dde=garbage" status:404 || fail "eu: a garbage token"
 tampered=$(python3 -c '
 import base64,json,sys
@@ -120,7 +121,8 @@ PROXY_PID=${PIDS[1]}
 kill "$PROXY_PID"
 for ((i = 0; i < 50; i++)); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
 CODER_PROXY_SESSION_TOKEN=$(tail -n 1 "$T/eu.token") bg proxy2 "$OUTPOST" wsproxy server \
-    --primary-access-url $URL --http-address 127.0.0.1:$Q --access-url $EU --workers 1
+    --primary-access-url $URL --http-address 127.0.0.1:$Q --access-url $EU --workers 1 \
+    --wildcard-access-url "*.eu.localhost:$Q"
 wait_port $Q
 wait_regions
 for ((i = 0; i < 20; i++)); do # the agent reconnects to the new proxy within a few seconds
@@ -131,3 +133,6 @@ done
 [ -n "$after" ] || fail "restart: reconnect through the new proxy: $(cat "$T/restart.err")"
 [ "$after" = "$before" ] || fail "restart: the reconnect reached shell $after, not $before"
 ok "proxy eu restarted during a session: the reconnect through the new proxy replayed the scrollback into the same shell ($before)"
+$PC run "$(eu_url "$(uuid)")" --host "app--main--ws--admin.eu.localhost:$Q" status:404:'Application Not Found' ||
+    fail "the terminal path on an app host of eu"
+ok "on an app host of eu (wildcard *.eu.localhost) the terminal's path is the app's (its 404 page for a missing app), no terminal"

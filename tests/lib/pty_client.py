@@ -4,9 +4,10 @@
 pty_client.py token PRIMARY SESSION URL AGENT     POST reconnecting-pty-signed-token: prints the token, or
                                                   "<status> <body>" and exits 1
 pty_client.py run WS_URL [options] STEP...        opens the WebSocket and runs the steps in order
-  options: --origin O, --header "Name: value" (repeatable)
+  options: --origin O, --header "Name: value" (repeatable), --host H (the Host header; default the URL's)
   steps:
-    status:N              the handshake must answer N (101 goes on; anything else ends the run there)
+    status:N[:REGEX]      the handshake must answer N (101 goes on; anything else ends the run there, its
+                          body matching REGEX when given)
     send:TEXT             {"data": TEXT + "\\r"} (keystrokes; \\n in TEXT is a newline)
     resize:COLS:ROWS      {"width": COLS, "height": ROWS}
     expect:REGEX          PTY output (binary messages) since the previous match must match within 15 s;
@@ -37,7 +38,7 @@ def fail(msg):
 
 
 class WS:
-    def __init__(self, url, origin=None, headers=()):
+    def __init__(self, url, origin=None, headers=(), host=None):
         u = urllib.parse.urlparse(url)
         if u.scheme != "ws":
             fail("only ws:// URLs: " + url)
@@ -47,7 +48,7 @@ class WS:
         extra = "".join(h + "\r\n" for h in headers)
         if origin:
             extra += "Origin: " + origin + "\r\n"
-        self.s.sendall((f"GET {target} HTTP/1.1\r\nHost: {u.netloc}\r\nUpgrade: websocket\r\n"
+        self.s.sendall((f"GET {target} HTTP/1.1\r\nHost: {host or u.netloc}\r\nUpgrade: websocket\r\n"
                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
                         f"{extra}\r\n").encode())
         self.buf = b""
@@ -147,11 +148,13 @@ class WS:
 
 
 def run(args):
-    origin, headers, steps = None, [], []
+    origin, host, headers, steps = None, None, [], []
     i = 0
     while i < len(args):
         if args[i] == "--origin":
             origin, i = args[i + 1], i + 2
+        elif args[i] == "--host":
+            host, i = args[i + 1], i + 2
         elif args[i] == "--header":
             headers.append(args[i + 1])
             i += 2
@@ -159,12 +162,25 @@ def run(args):
             steps.append(args[i])
             i += 1
     url, steps = steps[0], steps[1:]
-    ws = WS(url, origin, headers)
+    ws = WS(url, origin, headers, host)
     for st in steps:
         kind, _, arg = st.partition(":")
         if kind == "status":
-            if ws.status != int(arg):
-                fail("handshake answered %d, want %s: %r" % (ws.status, arg, ws.body[:300]))
+            code, _, rx = arg.partition(":")
+            if ws.status != int(code):
+                fail("handshake answered %d, want %s: %r" % (ws.status, code, ws.body[:300]))
+            if rx and ws.status != 101:
+                ws.s.settimeout(5)
+                try:
+                    while not re.search(rx.encode(), ws.body):
+                        k = ws.s.recv(65536)
+                        if not k:
+                            break
+                        ws.body += k
+                except OSError:
+                    pass
+                if not re.search(rx.encode(), ws.body):
+                    fail("the %d answer does not match %r: %r" % (ws.status, rx, ws.body[:300]))
             if ws.status != 101:
                 return
         elif ws.status != 101:
