@@ -284,6 +284,8 @@ void http_reroute(struct op_conn *c, struct op_app_job *job)
         http_fail(c, 500, "a granted request was not routed upstream");
     tl_rerouting = false;
     op_app_job_free(job);
+    /* Answered at once and kept alive: what was pipelined behind it is served now (no loop above us). */
+    if (rt.kind == OP_ROUTE_RESPOND && st->phase == HP_HEAD) http_serve_held(c, true);
 }
 
 /* Body bytes of the current request, fresh or held: forwarded upstream (HP_BODY) or collected for the
