@@ -4,10 +4,10 @@
 # terminal token from POST /api/v2/applications/reconnecting-pty-signed-token and through the primary with
 # the session: `echo` comes back, a reconnect with the same UUID replays the scrollback into the same shell
 # ($$ unchanged), resize reaches `stty size`, `exit 3` closes with 1000 "… code 3". Refusals: no, bad,
-# tampered or another agent's token → 404; a token for the primary's own host → 400; a wrong Origin → 403;
-# no session on the primary → 401; an unmasked client frame → 1002. A proxy restart in the middle of a
-# session: the reconnect through the new proxy finds the same shell with its scrollback; on an app host of the
-# restarted proxy (now with a wildcard) the terminal's path belongs to the app.
+# tampered or another agent's token → 404, an agent not connected → 404; a token for the primary's own
+# host → 400; a wrong Origin → 403; no session on the primary → 401; an unmasked client frame → 1002. A
+# proxy restart in the middle of a session: the reconnect through the new proxy finds the same shell with
+# its scrollback; on an app host of the restarted proxy (now with a wildcard) the path belongs to the app.
 . "$(dirname "$0")/../lib/common.sh"
 unset CODER_URL CODER_SESSION_TOKEN CODER_AGENT_URL CODER_AGENT_TOKEN CODER_AGENT_TOKEN_FILE CODER_AGENT_APPS
 export CODER_CONFIG_DIR=$T/cli
@@ -90,16 +90,19 @@ print(h+"."+base64.urlsafe_b64encode(json.dumps(c).encode()).decode().rstrip("="
 $PC run "$base&coder_signed_app_token_23db1dde=$tampered" status:404 || fail "eu: a tampered (expired-looking) token"
 otok=$(eu_url "$U2" "$OTHER")
 $PC run "$base&coder_signed_app_token_23db1dde=${otok##*=}" status:404 || fail "eu: another agent's token"
+$PC run "$(eu_url "$U2" "$OTHER")" status:404:'not connected to this region' || fail "eu: an agent that is not connected"
 $PC run "$good" --origin http://evil.example.com status:403 || fail "eu: a foreign Origin"
 $PC run "$good" --origin "$URL" status:101 send:'echo ORIGIN-OK' expect:'ORIGIN-OK' || fail "eu: the dashboard's Origin"
 $PC run "$(eu_url "$U2")" --origin "$EU" status:101 raw-unmasked close:1002 >/dev/null || fail "eu: an unmasked frame"
-ok "eu: 404 without a token, for a garbage, a tampered and another agent's token; 403 for a foreign Origin; the dashboard's Origin opens; an unmasked frame closes with 1002"
+ok "eu: 404 without a token, for a garbage, a tampered and another agent's token, for an agent that is not connected here; 403 for a foreign Origin; the dashboard's Origin opens; an unmasked frame closes with 1002"
 
 # --- through the primary, with the session ---
 U3=$(uuid)
 PURL="ws://127.0.0.1:$P$PTY?reconnect=$U3&width=100&height=30"
 $PC run "$PURL" status:401 || fail "primary: no session"
 $PC run "$PURL&coder_signed_app_token_23db1dde=$tok" status:401 || fail "primary: a token instead of a session"
+$PC run "ws://127.0.0.1:$P/api/v2/workspaceagents/$OTHER/pty?reconnect=$U3" --header "Coder-Session-Token: $SESSION" \
+    status:404:'not connected to this region' || fail "primary: an agent that is not connected"
 $PC run "$PURL" --header "Coder-Session-Token: $SESSION" --origin http://evil.example.com status:403 ||
     fail "primary: a foreign Origin"
 ppid1=$($PC run "$PURL" --header "Coder-Session-Token: $SESSION" status:101 send:'echo P-MARK' expect:'P-MARK' \
@@ -111,7 +114,7 @@ ppid2=$($PC run "$PURL" --header "Cookie: coder_session_token=$SESSION" status:1
 [ "$ppid2" = "$(head -n 1 <<<"$ppid1")" ] || fail "primary: the reconnect reached $ppid2, not $(head -n 1 <<<"$ppid1")"
 $PC run "$PURL" --header "Coder-Session-Token: $SESSION" status:101 send:'exit 3' close:1000:'code 3' >/dev/null ||
     fail "primary: exit 3"
-ok "primary: 401 without a session (a token does not count), 403 for a foreign Origin; with the session header: echo, 100x30 from the query; the cookie reconnects to the same shell; exit 3 closes with 1000"
+ok "primary: 401 without a session (a token does not count), 404 for an agent not connected, 403 for a foreign Origin; with the session header: echo, 100x30 from the query; the cookie reconnects to the same shell; exit 3 closes with 1000"
 
 # --- a proxy restart during a session ---
 U4=$(uuid)
