@@ -69,7 +69,7 @@ static bool origin_is(op_span_t origin, const char *url)
     return ol && origin.len == ol && strncasecmp(origin.p, url, ol) == 0;
 }
 
-/* The token of the request names this terminal: 0, or the reason it does not (logged). */
+/* The token of the request names this terminal: NULL, or the reason it does not (logged). */
 static const char *check_token(struct op_region *r, op_span_t tok, op_span_t path, const char *agent)
 {
     const struct keyset *ks = atomic_load_explicit(&r->keys, memory_order_acquire);
@@ -103,8 +103,15 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
     if (path.len != pl + OP_ID_LEN + 4 || memcmp(path.p, PTY_PREFIX, pl) != 0 ||
         memcmp(path.p + pl + OP_ID_LEN, "/pty", 4) != 0)
         return false;
-    if (conf->wildcard && *conf->wildcard && !op_region_app_host_is(req->host, conf->access_url) &&
-        op_wsapp_host_matches(req->host.p, req->host.len, conf->wildcard))
+    char lower[256]; /* hosts are matched lower-cased, as the app routes do */
+    op_span_t host = req->host;
+    if (host.len < sizeof(lower)) {
+        for (size_t i = 0; i < host.len; i++)
+            lower[i] = (char)((host.p[i] >= 'A' && host.p[i] <= 'Z') ? host.p[i] + 32 : host.p[i]);
+        host = op_span(lower, host.len);
+    }
+    if (conf->wildcard && *conf->wildcard && !op_region_app_host_is(host, conf->access_url) &&
+        op_wsapp_host_matches(host.p, host.len, conf->wildcard))
         return false; /* an app's own host: the path is the app's */
     const char *granted = out->granted;
     op_span_t aid = op_span(path.p + pl, OP_ID_LEN);

@@ -136,6 +136,6 @@ done
 [ -n "$after" ] || fail "restart: reconnect through the new proxy: $(cat "$T/restart.err")"
 [ "$after" = "$before" ] || fail "restart: the reconnect reached shell $after, not $before"
 ok "proxy eu restarted during a session: the reconnect through the new proxy replayed the scrollback into the same shell ($before)"
-$PC run "$(eu_url "$(uuid)")" --host "app--main--ws--admin.eu.localhost:$Q" status:404:'Application Not Found' ||
+$PC run "$(eu_url "$(uuid)")" --host "app--main--ws--admin.EU.localhost:$Q" status:404:'Application Not Found' ||
     fail "the terminal path on an app host of eu"
 ok "on an app host of eu (wildcard *.eu.localhost) the terminal's path is the app's (its 404 page for a missing app), no terminal"
