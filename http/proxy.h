@@ -124,7 +124,8 @@ struct op_route {
 void op_http_dial_failed(struct op_conn *c, int status, const char *content_type, const char *body,
                          size_t len);
 
-/* Picks the route for a parsed request (worker thread; must not block). out is zeroed beforehand. */
+/* Picks the route for a parsed request (worker thread; must not block). out is zeroed beforehand, except
+ * granted (see op_route.granted). */
 typedef void (*op_route_fn)(void *ctx, struct op_conn *c, const struct op_h1_request *req,
                             struct op_route *out);
 
