@@ -44,6 +44,13 @@ const char *pty_conn_state_name(enum pconn_state s)
     return "?";
 }
 
+/* The next ping, on a whole second: the pings of many idle sockets fall due together, so the deadline
+ * pass over every socket runs at most once a second for them. */
+static uint64_t ping_time(uint64_t now)
+{
+    return (now + OP_AGENT_PTY_PING_MS) / 1000 * 1000 + 1000;
+}
+
 static void conn_free(struct pconn *c)
 {
     if (c->st == PC_DEAD) return;
@@ -363,7 +370,7 @@ static void handshake(struct pconn *c)
     (void)queue(c, resp, (size_t)n);
     c->st = PC_OPEN;
     c->deadline = 0;
-    c->next_ping = pty_now_ms() + OP_AGENT_PTY_PING_MS;
+    c->next_ping = ping_time(pty_now_ms());
     pty_want_tick(p, c->next_ping);
     memmove(c->in, c->in + hl, c->inlen - (size_t)hl); /* frames that followed the head */
     c->inlen -= (size_t)hl;
@@ -375,10 +382,12 @@ static void handshake(struct pconn *c)
     if (c->st == PC_OPEN && c->inlen) process_in(c);
 }
 
-/* Reads the socket until it is drained, the input waits for the PTY, or c closes. */
+/* Reads the socket until it is drained (the socket is edge-triggered), the input waits for the PTY, or
+ * c closes. A closing socket's input is dropped, a few reads per event (its deadline ends it anyway). */
 static void conn_read(struct pconn *c)
 {
-    for (int round = 0; round < 64 && c->st != PC_DEAD; round++) {
+    for (int closing_reads = 0; c->st != PC_DEAD && closing_reads < 4;) {
+        if (c->st == PC_CLOSING) closing_reads++;
         if (c->st == PC_OPEN && c->wend > c->woff) return; /* resumed once the PTY takes the keys */
         if (c->inlen >= PTY_IN_CAP) {
             if (c->st == PC_READ_HEAD) handshake(c); /* a head that fills the buffer: refused */
@@ -490,7 +499,7 @@ static void tick(struct op_agent_pty *p, uint64_t now)
                 conn_free(c);
                 continue;
             }
-            c->next_ping = now + OP_AGENT_PTY_PING_MS;
+            c->next_ping = ping_time(now);
         }
         pty_want_tick(p, c->deadline);
         if (c->st == PC_OPEN) pty_want_tick(p, c->next_ping);

@@ -1,20 +1,25 @@
 /*
- * primary/health.c — the proxy health checker (docs/coder-compat.md, "Health checks"). Runs entirely inside
- * op_primary_tick on the control thread with libcurl's multi interface: every tick calls curl_multi_perform
- * once (it never waits), at most OP_HEALTH_PARALLEL probes are in flight, each has a 5 s timeout. A round
- * probes every non-deleted proxy's `<url>/healthz-report`; rounds start every health interval, or at the next
- * tick after op_primary_force_health. Results live in memory only.
+ * primary/health.c — the proxy health checker (docs/coder-compat.md, "Health checks"). The control thread
+ * owns the results and the round schedule (op_health_tick, from op_primary_tick); the probes run on a
+ * thread of their own with libcurl's multi interface, so the API requests the control thread serves —
+ * a burst of them can hold it for seconds on a loaded machine — never stretch a probe past its timeout.
+ * At most OP_HEALTH_PARALLEL probes are in flight, each has a 5 s timeout. A round probes every
+ * non-deleted proxy's `<url>/healthz-report`; rounds start every health interval, or at the next tick
+ * after op_primary_force_health. Results live in memory only.
  *
- * Round state machine: IDLE --(interval elapsed | forced)--> RUNNING --(queue empty and no probe in
- * flight)--> IDLE. A force during RUNNING is remembered and starts the next round right after.
+ * Round state machine (control thread): IDLE --(interval elapsed | forced)--> RUNNING (the targets are
+ * handed to the probe thread) --(the probe thread reported the round done and its results are applied)-->
+ * IDLE. A force during RUNNING is remembered and starts the next round right after. The two threads share
+ * only the hand-off (targets in, results out) under one mutex.
  *
  * A probe whose request fails (connect, TLS, timeout) is tried once more in the same round before the proxy
- * becomes unreachable: one lost probe, or a stall of this thread that outlived a probe's timeout, must not
- * take a healthy proxy out of every agent's manifest. A dead proxy refuses the connection at once, twice, so
- * its detection time does not change; a hung one is found after two timeouts.
+ * becomes unreachable: one lost probe must not take a healthy proxy out of every agent's manifest. A dead
+ * proxy refuses the connection at once, twice, so its detection time does not change; a hung one is found
+ * after two timeouts.
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,16 +57,41 @@ struct probe {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-struct op_health {
+/* A finished probe's verdict, handed from the probe thread to the control thread. */
+struct result {
+    char id[OP_UUID_STR_LEN + 1];
+    enum op_health_status status;
+    cJSON *errors, *warnings; /* owned; NULL = empty */
+};
+
+/* The probe thread's side: the round it works on and its transfers. */
+struct prober {
     CURLM *multi;
+    struct target *queue; /* the round's targets, then the retries appended */
+    size_t qn, qpos, qcap;
+    struct probe *active[OP_HEALTH_PARALLEL];
+    int nactive;
+};
+
+struct op_health {
+    /* control thread only */
     struct entry *entries;
     size_t n, cap;
     bool running, forced;
     uint64_t next_round_ms; /* monotonic */
-    struct target *queue;
-    size_t qn, qpos, qcap;
-    struct probe *active[OP_HEALTH_PARALLEL];
-    int nactive;
+    /* the hand-off, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct target *in; /* the next round's targets (NULL: none pending); ownership passes to the prober */
+    size_t in_n;
+    bool round_done; /* the prober finished the round it took */
+    struct result *out;
+    size_t out_n, out_cap;
+    bool quit;
+    /* probe thread only */
+    struct prober pb;
+    pthread_t thread;
+    bool thread_started;
 };
 
 const char *op_health_status_name(enum op_health_status s)
@@ -81,41 +111,75 @@ const char *op_health_status_name(enum op_health_status s)
     }
 }
 
+static void *prober_main(void *arg);
+
 int op_health_init(struct op_primary *p)
 {
     struct op_health *h = calloc(1, sizeof(*h));
     if (!h) return -ENOMEM;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h->multi = curl_multi_init())) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h->pb.multi = curl_multi_init())) {
         free(h);
         return -ENOMEM;
     }
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    int rc = pthread_create(&h->thread, NULL, prober_main, h);
+    if (rc != 0) {
+        curl_multi_cleanup(h->pb.multi);
+        pthread_cond_destroy(&h->cv);
+        pthread_mutex_destroy(&h->mu);
+        free(h);
+        return -rc;
+    }
+    h->thread_started = true;
     p->health = h;
     return 0;
 }
 
-static void probe_free(struct op_health *h, struct probe *pr)
+static void probe_free(struct prober *pb, struct probe *pr)
 {
     if (pr->easy) {
-        curl_multi_remove_handle(h->multi, pr->easy);
+        curl_multi_remove_handle(pb->multi, pr->easy);
         curl_easy_cleanup(pr->easy);
     }
     free(pr->body);
     free(pr);
 }
 
+static void results_free(struct result *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cJSON_Delete(r[i].errors);
+        cJSON_Delete(r[i].warnings);
+    }
+}
+
 void op_health_free(struct op_primary *p)
 {
     struct op_health *h = p->health;
     if (!h) return;
-    for (int i = 0; i < h->nactive; i++)
-        probe_free(h, h->active[i]);
+    if (h->thread_started) {
+        pthread_mutex_lock(&h->mu);
+        h->quit = true;
+        pthread_cond_signal(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+        curl_multi_wakeup(h->pb.multi);
+        pthread_join(h->thread, NULL);
+    }
+    for (int i = 0; i < h->pb.nactive; i++)
+        probe_free(&h->pb, h->pb.active[i]);
+    free(h->pb.queue);
+    curl_multi_cleanup(h->pb.multi);
+    free(h->in);
+    results_free(h->out, h->out_n);
+    free(h->out);
     for (size_t i = 0; i < h->n; i++) {
         cJSON_Delete(h->entries[i].errors);
         cJSON_Delete(h->entries[i].warnings);
     }
     free(h->entries);
-    free(h->queue);
-    curl_multi_cleanup(h->multi);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
     free(h);
     p->health = NULL;
 }
@@ -223,14 +287,39 @@ static bool url_parses(const char *u)
     return rest && *rest && *rest != '/' && !strpbrk(u, " \t\r\n");
 }
 
-static void start_probe(struct op_primary *p, const struct target *t)
+/* Probe thread: hands a verdict to the control thread (errors/warnings are consumed). */
+static void post(struct op_health *h, const char *id, enum op_health_status st, cJSON *errors,
+                 cJSON *warnings)
 {
-    struct op_health *h = p->health;
+    pthread_mutex_lock(&h->mu);
+    if (h->out_n == h->out_cap) {
+        size_t nc = h->out_cap ? h->out_cap * 2 : 16;
+        struct result *no = realloc(h->out, nc * sizeof(*no));
+        if (!no) {
+            pthread_mutex_unlock(&h->mu);
+            cJSON_Delete(errors);
+            cJSON_Delete(warnings);
+            return;
+        }
+        h->out = no;
+        h->out_cap = nc;
+    }
+    struct result *r = &h->out[h->out_n++];
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    r->status = st;
+    r->errors = errors;
+    r->warnings = warnings;
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void start_probe(struct op_health *h, const struct target *t)
+{
+    struct prober *pb = &h->pb;
     if (!url_parses(t->url)) {
         char msg[700];
         snprintf(msg, sizeof(msg),
                  "failed to parse proxy url \"%s\": scheme must be http or https with a host", t->url);
-        set_result(h, t->id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
+        post(h, t->id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
         return;
     }
     struct probe *pr = calloc(1, sizeof(*pr));
@@ -263,12 +352,12 @@ static void start_probe(struct op_primary *p, const struct target *t)
     if (!ca || !*ca) ca = getenv("SSL_CERT_FILE");
     if (ca && *ca) curl_easy_setopt(e, CURLOPT_CAINFO, ca);
     curl_easy_setopt(e, CURLOPT_PRIVATE, pr);
-    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+    if (curl_multi_add_handle(pb->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
         free(pr);
         return;
     }
-    h->active[h->nactive++] = pr;
+    pb->active[pb->nactive++] = pr;
 }
 
 static bool is_json_mime(const char *ct)
@@ -281,38 +370,37 @@ static bool is_json_mime(const char *ct)
 }
 
 /* Queues the second try of a probe whose request failed. Returns true if it was queued. */
-static bool queue_retry(struct op_health *h, const struct target *t)
+static bool queue_retry(struct prober *pb, const struct target *t)
 {
     if (t->retry) return false;
-    if (h->qn == h->qcap) {
-        size_t nc = h->qcap ? h->qcap * 2 : 16;
-        struct target *nq = realloc(h->queue, nc * sizeof(*nq));
+    if (pb->qn == pb->qcap) {
+        size_t nc = pb->qcap ? pb->qcap * 2 : 16;
+        struct target *nq = realloc(pb->queue, nc * sizeof(*nq));
         if (!nq) return false;
-        h->queue = nq;
-        h->qcap = nc;
+        pb->queue = nq;
+        pb->qcap = nc;
     }
-    h->queue[h->qn] = *t;
-    h->queue[h->qn++].retry = true;
+    pb->queue[pb->qn] = *t;
+    pb->queue[pb->qn++].retry = true;
     return true;
 }
 
 /* Turns a finished transfer into a status, following Coder's rules (docs/coder-compat.md, "Health checks").
  */
-static void finish_probe(struct op_primary *p, struct probe *pr, CURLcode res)
+static void finish_probe(struct op_health *h, struct probe *pr, CURLcode res)
 {
-    struct op_health *h = p->health;
     char msg[4096];
     long code = 0;
     curl_easy_getinfo(pr->easy, CURLINFO_RESPONSE_CODE, &code);
     if (res != CURLE_OK) {
-        if (queue_retry(h, &pr->t)) {
+        if (queue_retry(&h->pb, &pr->t)) {
             op_debug("health", "probe of proxy %s failed (%s); trying once more", pr->t.id,
                      pr->errbuf[0] ? pr->errbuf : curl_easy_strerror(res));
             return;
         }
         snprintf(msg, sizeof(msg), "request to proxy failed: Get \"%s\": %s", pr->req_url,
                  pr->errbuf[0] ? pr->errbuf : curl_easy_strerror(res));
-        set_result(h, pr->t.id, OP_HEALTH_UNREACHABLE, one_error(msg), NULL);
+        post(h, pr->t.id, OP_HEALTH_UNREACHABLE, one_error(msg), NULL);
         return;
     }
     cJSON *doc = pr->body && !pr->truncated ? cJSON_ParseWithLength(pr->body, pr->len) : NULL;
@@ -339,7 +427,7 @@ static void finish_probe(struct op_primary *p, struct probe *pr, CURLcode res)
             }
         }
         cJSON_Delete(doc);
-        set_result(h, pr->t.id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
+        post(h, pr->t.id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
         return;
     }
     /* 200: the body must decode as {"errors":[string],"warnings":[string]}. */
@@ -375,24 +463,25 @@ static void finish_probe(struct op_primary *p, struct probe *pr, CURLcode res)
                      "%s\nreceived a status code 200, but failed to decode health report body: %s", who,
                      doc ? "the body is not a health report object" : "invalid JSON");
         cJSON_Delete(doc);
-        set_result(h, pr->t.id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
+        post(h, pr->t.id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
         return;
     }
     cJSON *e2 = cJSON_IsArray(errs) ? cJSON_Duplicate(errs, 1) : cJSON_CreateArray();
     cJSON *w2 = cJSON_IsArray(warns) ? cJSON_Duplicate(warns, 1) : cJSON_CreateArray();
     enum op_health_status st = cJSON_GetArraySize(e2) > 0 ? OP_HEALTH_UNHEALTHY : OP_HEALTH_OK;
     cJSON_Delete(doc);
-    set_result(h, pr->t.id, st, e2, w2);
+    post(h, pr->t.id, st, e2, w2);
 }
 
-/* Loads the round's targets; proxies without a URL become unregistered at once; deleted ones are dropped. */
+/* Control thread: loads the round's targets and hands them to the probe thread. Proxies without a URL become
+ * unregistered at once; deleted ones are forgotten. */
 static int start_round(struct op_primary *p)
 {
     struct op_health *h = p->health;
     sqlite3_stmt *st = op_store_prepare(p, "SELECT id, url FROM workspace_proxies WHERE deleted = 0");
     if (!st) return -EIO;
-    size_t old_n = h->n;
-    h->qn = h->qpos = 0;
+    size_t old_n = h->n, qn = 0, qcap = 0;
+    struct target *q = NULL;
     bool *keep = calloc(old_n + 1, sizeof(bool));
     if (!keep) {
         sqlite3_finalize(st);
@@ -407,14 +496,14 @@ static int start_round(struct op_primary *p)
                 set_result(h, id, OP_HEALTH_UNREGISTERED, NULL, NULL);
             continue;
         }
-        if (h->qn == h->qcap) {
-            size_t nc = h->qcap ? h->qcap * 2 : 16;
-            struct target *nq = realloc(h->queue, nc * sizeof(*nq));
+        if (qn == qcap) {
+            size_t nc = qcap ? qcap * 2 : 16;
+            struct target *nq = realloc(q, nc * sizeof(*nq));
             if (!nq) break;
-            h->queue = nq;
-            h->qcap = nc;
+            q = nq;
+            qcap = nc;
         }
-        struct target *t = &h->queue[h->qn++];
+        struct target *t = &q[qn++];
         memset(t, 0, sizeof(*t));
         snprintf(t->id, sizeof(t->id), "%s", id);
         snprintf(t->url, sizeof(t->url), "%s", url);
@@ -432,56 +521,113 @@ static int start_round(struct op_primary *p)
     }
     h->n = w;
     free(keep);
+    if (qn == 0) { /* nothing to probe: the round is over */
+        free(q);
+        h->next_round_ms = op_now_ms() + p->health_interval_ms;
+        return 0;
+    }
+    pthread_mutex_lock(&h->mu);
+    free(h->in);
+    h->in = q;
+    h->in_n = qn;
+    h->round_done = false;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
     h->running = true;
     return 0;
+}
+
+/* Control thread: applies the verdicts that arrived; ends the round once the prober reported it done. */
+static void collect(struct op_primary *p)
+{
+    struct op_health *h = p->health;
+    pthread_mutex_lock(&h->mu);
+    struct result *r = h->out;
+    size_t n = h->out_n;
+    bool done = h->round_done;
+    h->out = NULL;
+    h->out_n = h->out_cap = 0;
+    if (done) h->round_done = false;
+    pthread_mutex_unlock(&h->mu);
+    for (size_t i = 0; i < n; i++)
+        set_result(h, r[i].id, r[i].status, r[i].errors, r[i].warnings);
+    free(r);
+    if (done) {
+        h->running = false;
+        h->next_round_ms = op_now_ms() + p->health_interval_ms;
+    }
 }
 
 void op_health_tick(struct op_primary *p)
 {
     struct op_health *h = p->health;
     if (!h) return;
-    uint64_t now = op_now_ms();
-    if (!h->running && (h->forced || now >= h->next_round_ms)) {
+    if (h->running) collect(p);
+    if (!h->running && (h->forced || op_now_ms() >= h->next_round_ms)) {
         h->forced = false;
-        if (start_round(p) != 0) {
-            h->next_round_ms = now + 1000;
-            return;
-        }
+        if (start_round(p) != 0) h->next_round_ms = op_now_ms() + 1000;
     }
-    if (!h->running) return;
-    while (h->nactive < OP_HEALTH_PARALLEL && h->qpos < h->qn)
-        start_probe(p, &h->queue[h->qpos++]);
-    int still = 0;
-    curl_multi_perform(h->multi, &still);
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
-        if (m->msg != CURLMSG_DONE) continue;
-        struct probe *pr = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pr);
-        CURLcode res = m->data.result;
-        for (int i = 0; i < h->nactive; i++) {
-            if (h->active[i] == pr) {
-                h->active[i] = h->active[--h->nactive];
-                break;
+}
+
+/* Probe thread: runs one round (the retries it queues included) to the end, or until quit. */
+static void run_round(struct op_health *h)
+{
+    struct prober *pb = &h->pb;
+    for (;;) {
+        while (pb->nactive < OP_HEALTH_PARALLEL && pb->qpos < pb->qn)
+            start_probe(h, &pb->queue[pb->qpos++]);
+        if (pb->nactive == 0 && pb->qpos >= pb->qn) return;
+        int still = 0;
+        curl_multi_perform(pb->multi, &still);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(pb->multi, &left)) != NULL) {
+            if (m->msg != CURLMSG_DONE) continue;
+            struct probe *pr = NULL;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pr);
+            CURLcode res = m->data.result;
+            for (int i = 0; i < pb->nactive; i++) {
+                if (pb->active[i] == pr) {
+                    pb->active[i] = pb->active[--pb->nactive];
+                    break;
+                }
+            }
+            if (pr) {
+                finish_probe(h, pr, res);
+                probe_free(pb, pr);
             }
         }
-        if (pr) {
-            finish_probe(p, pr, res);
-            probe_free(h, pr);
-        }
+        if (pb->nactive == 0 && pb->qpos >= pb->qn) return;
+        if (pb->nactive) curl_multi_poll(pb->multi, NULL, 0, 1000, NULL);
+        pthread_mutex_lock(&h->mu);
+        bool quit = h->quit;
+        pthread_mutex_unlock(&h->mu);
+        if (quit) return;
     }
-    /* Refill right away so a slow probe does not hold the others back a whole tick. */
-    bool added = false;
-    while (h->nactive < OP_HEALTH_PARALLEL && h->qpos < h->qn) {
-        start_probe(p, &h->queue[h->qpos++]);
-        added = true;
+}
+
+static void *prober_main(void *arg)
+{
+    struct op_health *h = arg;
+    struct prober *pb = &h->pb;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (!h->quit && !h->in)
+            pthread_cond_wait(&h->cv, &h->mu);
+        if (h->quit) break;
+        free(pb->queue);
+        pb->queue = h->in;
+        pb->qn = pb->qcap = h->in_n;
+        pb->qpos = 0;
+        h->in = NULL;
+        h->in_n = 0;
+        pthread_mutex_unlock(&h->mu);
+        run_round(h);
+        pthread_mutex_lock(&h->mu);
+        h->round_done = true;
     }
-    if (added) curl_multi_perform(h->multi, &still);
-    if (h->nactive == 0 && h->qpos >= h->qn) {
-        h->running = false;
-        h->next_round_ms = op_now_ms() + p->health_interval_ms;
-    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
 }
 
 void op_primary_force_health(struct op_primary *p)

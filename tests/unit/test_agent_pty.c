@@ -33,6 +33,7 @@ struct cli {
     size_t inlen;
     char text[128 * 1024]; /* terminal output so far (binary messages), NUL-terminated */
     size_t textlen;
+    uint64_t total; /* output bytes received in all */
     int close_code; /* 0 until a close frame came */
     char close_reason[128];
     bool got_pong;
@@ -180,6 +181,12 @@ static bool parse_frames(struct cli *c)
         if (c->inlen < hl + n) return true;
         const uint8_t *p = c->in + hl;
         if (op == 0x2 || op == 0x0) {
+            c->total += n;
+            if (c->textlen + n >= sizeof(c->text)) { /* keep the newer half */
+                size_t keep = c->textlen / 2;
+                memmove(c->text, c->text + c->textlen - keep, keep);
+                c->textlen = keep;
+            }
             size_t room = sizeof(c->text) - 1 - c->textlen, k = n < room ? (size_t)n : room;
             memcpy(c->text + c->textlen, p, k);
             c->textlen += k;
@@ -347,6 +354,36 @@ static void test_exit(void)
     close_cli(&c);
 }
 
+/* A reader that pauses while the shell writes ~1.3 MB: the PTY is not read while the socket is a
+ * ring behind, so nothing is lost; then the same output once more in the scrollback of a reconnect. */
+static void test_bulk(void)
+{
+    struct cli c;
+    const char *id = "dddddddd-0000-0000-0000-000000000001";
+    CHECK(open_session(&c, id, NULL), "101");
+    send_keys(&c, "stty -echo; seq 1 200000; echo bulk-$((2+2))\r");
+    sleep_ms(1500); /* not reading: the socket, then the ring fill up */
+    CHECK(wait_text(&c, 0, "bulk-4"), "the end of the output arrives");
+    uint64_t want = 0;
+    for (long i = 1; i <= 200000; i++)
+        want += (uint64_t)snprintf(NULL, 0, "%ld", i) + 2;
+    CHECK(c.total >= want, "no output lost: %llu bytes, at least %llu expected", (unsigned long long)c.total,
+          (unsigned long long)want);
+    CHECK(strstr(c.text, "\n199999\r\n200000\r\n") != NULL, "the last lines in order");
+    CHECK(c.close_code == 0, "not cut (%d %s)", c.close_code, c.close_reason);
+    close_cli(&c);
+    CHECK(open_session(&c, id, NULL), "reconnect: 101");
+    CHECK(wait_text(&c, 0, "bulk-4"), "the scrollback ends with the latest output");
+    uint64_t end = op_now_ms() + 300;
+    while (op_now_ms() < end)
+        (void)fill(&c, 50);
+    (void)parse_frames(&c);
+    CHECK(c.total <= OP_AGENT_PTY_RING && c.total >= OP_AGENT_PTY_RING - 64,
+          "the scrollback is the last 64 KiB (%llu bytes)", (unsigned long long)c.total);
+    CHECK(strstr(c.text, "\n200000\r\n") != NULL, "it holds the last line");
+    close_cli(&c);
+}
+
 static void expect_close(const char *what, const char *uuid, int code, void (*send)(struct cli *))
 {
     struct cli c;
@@ -502,6 +539,7 @@ int main(void)
     test_handshake();
     test_resize();
     test_exit();
+    test_bulk();
     test_protocol_errors();
     test_limit_and_timeout();
     if (srv) op_agent_pty_stop(srv);

@@ -4,6 +4,8 @@
  * error body, one answering HTML, a primary look-alike, one that is down, one that hangs past the 5 s
  * timeout (twice: a failed request is tried once more), one that drops the first probe without a reply
  * and answers the second (stays ok), and one that turns unhealthy later (proves the interval re-probe).
+ * Two more primaries: one shows the cap of 5 probes in flight, one that a control thread stalled past
+ * the probe timeout does not fail proxies that answer in 1.5 s.
  * op_primary_tick is driven until every status settles, within a bounded time; each tick must return quickly
  * (never blocks).
  */
@@ -57,6 +59,9 @@ static const char server_py[] =
     "            hits['blip'] += 1\n"
     "            if hits['blip'] == 1: self.close_connection = True; return\n"
     "            return self.send(200, 'application/json', '{\"errors\":[],\"warnings\":[]}')\n"
+    "        if kind == 'lag':\n"
+    "            time.sleep(1.5); return self.send(200, 'application/json', "
+    "'{\"errors\":[],\"warnings\":[]}')\n"
     "        if kind == 'flip':\n"
     "            hits['flip'] += 1\n"
     "            if hits['flip'] == 1: return self.send(200, 'application/json', "
@@ -64,7 +69,7 @@ static const char server_py[] =
     "            return self.send(503, 'text/plain', 'maintenance')\n"
     "class S(socketserver.ThreadingMixIn, http.server.HTTPServer):\n"
     "    daemon_threads = True\n"
-    "for kind in ['ok', 'errs', 'e500', 'html', 'coder', 'slow', 'flip', 'blip', 'conc']:\n"
+    "for kind in ['ok', 'errs', 'e500', 'html', 'coder', 'slow', 'flip', 'blip', 'lag', 'conc']:\n"
     "    s = S(('127.0.0.1', 0), H); s.kind = kind\n"
     "    threading.Thread(target=s.serve_forever, daemon=True).start()\n"
     "    print(kind, s.server_address[1], flush=True)\n"
@@ -83,7 +88,7 @@ static struct target targets[] = {
     {"coder", 0, "", NULL},        {"slow", 0, "", NULL}, {"flip", 0, "", NULL}, {"down", 0, "", NULL},
     {"unregistered", 0, "", NULL}, {"blip", 0, "", NULL},
 };
-static int conc_port;
+static int conc_port, lag_port;
 
 static pid_t py_pid;
 
@@ -107,6 +112,7 @@ static int start_servers(void)
         for (size_t i = 0; i < OP_ARRAY_LEN(targets); i++)
             if (strcmp(targets[i].kind, kind) == 0) targets[i].port = port;
         if (strcmp(kind, "conc") == 0) conc_port = port;
+        if (strcmp(kind, "lag") == 0) lag_port = port;
     }
     fclose(f);
     return 0;
@@ -182,11 +188,10 @@ static bool flip_unhealthy(struct op_primary *p)
     return done;
 }
 
-/* A second primary with 9 proxies that all point at one server which holds each probe 0.6 s and records
- * the highest number of probes it saw at once: the checker must never run more than 5 in parallel. */
-static void test_parallel_cap(void)
+/* Another primary in dir (a mkdtemp template) with an admin signed in (*tok, owned by the caller), its
+ * startup round done. NULL on failure (reported as a failed check). */
+static struct op_primary *other_primary(char *dir, char **tok)
 {
-    char dir[] = "/tmp/outpost-primary-health2-XXXXXX";
     mkdtemp(dir);
     struct op_primary_config cfg = {0};
     cfg.data_dir = dir;
@@ -196,8 +201,8 @@ static void test_parallel_cap(void)
     struct op_primary *p = NULL;
     char err[256];
     if (op_primary_open(&cfg, &p, err, sizeof(err)) != 0) {
-        CHECK(false, "open a second primary: %s", err);
-        return;
+        CHECK(false, "open another primary: %s", err);
+        return NULL;
     }
     struct t_resp r =
         t_call(p, "POST", "/api/v2/users/first",
@@ -205,23 +210,41 @@ static void test_parallel_cap(void)
     t_free(&r);
     r = t_call(p, "POST", "/api/v2/users/login", "{\"email\":\"a@example.com\",\"password\":\"password1\"}",
                NULL);
-    char *tok = strdup(t_str(r.json, "session_token"));
+    *tok = strdup(t_str(r.json, "session_token"));
     t_free(&r);
     drive(p, 2000, NULL); /* the startup round (nothing to probe yet) */
+    return p;
+}
+
+/* Creates proxy `name` and registers it with the access URL http://127.0.0.1:port. */
+static void add_proxy(struct op_primary *p, const char *tok, const char *name, int port)
+{
+    char body[300], rep[37];
+    snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+    struct t_resp r = t_call(p, "POST", "/api/v2/workspaceproxies", body, tok);
+    char *ptok = strdup(t_str(r.json, "proxy_token"));
+    t_free(&r);
+    op_uuid_v4(rep);
+    snprintf(body, sizeof(body),
+             "{\"access_url\":\"http://127.0.0.1:%d\",\"derp_enabled\":true,\"replica_id\":\"%s\","
+             "\"hostname\":\"h\"}",
+             port, rep);
+    r = t_proxy_call(p, "POST", "/api/v2/workspaceproxies/me/register", body, ptok);
+    t_free(&r);
+    free(ptok);
+}
+
+/* A second primary with 9 proxies that all point at one server which holds each probe 0.6 s and records
+ * the highest number of probes it saw at once: the checker must never run more than 5 in parallel. */
+static void test_parallel_cap(void)
+{
+    char dir[] = "/tmp/outpost-primary-health2-XXXXXX", *tok = NULL;
+    struct op_primary *p = other_primary(dir, &tok);
+    if (!p) return;
     for (int i = 0; i < 9; i++) {
-        char body[300], rep[37];
-        snprintf(body, sizeof(body), "{\"name\":\"c%d\"}", i);
-        r = t_call(p, "POST", "/api/v2/workspaceproxies", body, tok);
-        char *ptok = strdup(t_str(r.json, "proxy_token"));
-        t_free(&r);
-        op_uuid_v4(rep);
-        snprintf(body, sizeof(body),
-                 "{\"access_url\":\"http://"
-                 "127.0.0.1:%d\",\"derp_enabled\":true,\"replica_id\":\"%s\",\"hostname\":\"h\"}",
-                 conc_port, rep);
-        r = t_proxy_call(p, "POST", "/api/v2/workspaceproxies/me/register", body, ptok);
-        t_free(&r);
-        free(ptok);
+        char name[16];
+        snprintf(name, sizeof(name), "c%d", i);
+        add_proxy(p, tok, name, conc_port);
     }
     uint64_t t0 = now_us();
     bool settled = drive(p, 8000, NULL);
@@ -249,6 +272,38 @@ static void test_parallel_cap(void)
           took, ok_count);
     CHECK(max == 5, "at most 5 probes in parallel, and the cap is used (server saw %d at once)", max);
     CHECK(took >= 1.1, "9 probes of 0.6 s with 5 slots need two waves (%.2f s)", took);
+    op_primary_close(p);
+    free(tok);
+    t_rm_rf(dir);
+}
+
+/* The control thread stalls (a burst of API requests) for longer than a probe's timeout right after a
+ * round starts, twice: the probes run on their own thread, so two proxies that answer after 1.5 s stay ok.
+ * Probes driven by the ticks would see no answer in the first tick after each stall, time out, and the
+ * retry would meet the second stall. */
+static void test_control_stall(void)
+{
+    char dir[] = "/tmp/outpost-primary-health3-XXXXXX", *tok = NULL;
+    struct op_primary *p = other_primary(dir, &tok);
+    if (!p) return;
+    add_proxy(p, tok, "lag1", lag_port);
+    add_proxy(p, tok, "lag2", lag_port);
+    op_primary_tick(p);                       /* the forced round starts */
+    for (int stall = 0; stall < 2; stall++) { /* 5.5 s without a tick, then 200 ms of normal ticks */
+        usleep(5500000);
+        for (int i = 0; i < 10; i++) {
+            op_primary_tick(p);
+            usleep(20000);
+        }
+    }
+    bool settled = drive(p, 9000, NULL);
+    cJSON *regions = list(p, tok);
+    const cJSON *a = find(regions, "lag1"), *b = find(regions, "lag2");
+    CHECK(
+        settled && t_streq(t_str(a, "status.status"), "ok") && t_streq(t_str(b, "status.status"), "ok"),
+        "two 5.5 s stalls of the control thread in one round: proxies answering after 1.5 s stay ok [%s %s]",
+        t_str(a, "status.status"), first_error(a));
+    cJSON_Delete(regions);
     op_primary_close(p);
     free(tok);
     t_rm_rf(dir);
@@ -385,6 +440,7 @@ int main(void)
 
     op_primary_close(p);
     test_parallel_cap();
+    test_control_stall();
     kill(py_pid, SIGTERM);
     waitpid(py_pid, NULL, 0);
     for (size_t i = 0; i < OP_ARRAY_LEN(targets); i++)
