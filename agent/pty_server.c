@@ -414,7 +414,10 @@ static void conn_read(struct pconn *c)
 
 bool pty_conn_write_keys(struct pconn *c)
 {
-    if (write_keys(c)) conn_read(c); /* the socket was left unread while the keys waited */
+    if (!write_keys(c)) return true;
+    /* Frames already read wait in c->in, and the socket was left unread while the keys waited. */
+    if (c->st == PC_OPEN && c->inlen) process_in(c);
+    if (c->st != PC_DEAD) conn_read(c);
     return c->st != PC_DEAD;
 }
 

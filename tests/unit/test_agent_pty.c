@@ -384,6 +384,28 @@ static void test_bulk(void)
     close_cli(&c);
 }
 
+/* Keystrokes faster than the shell reads them: the PTY's input fills, the socket is not read meanwhile,
+ * and every byte gets through in order once the shell reads again. */
+static void test_typeahead(void)
+{
+    struct cli c;
+    CHECK(open_session(&c, "dddddddd-0000-0000-0000-000000000002", NULL), "101");
+    send_keys(&c, "stty -icanon -echo; sleep 1; head -c 120016 | wc -c; echo typed-$((3+3))\r");
+    sleep_ms(100);
+    size_t n = 40000;
+    char *p = malloc(n + 16);
+    memcpy(p, "{\"data\":\"", 9);
+    memset(p + 9, 'k', n);
+    memcpy(p + 9 + n, "\"}", 2);
+    for (int i = 0; i < 3; i++)
+        send_frame(&c, 0x1, true, true, p, n + 11);
+    free(p);
+    send_keys(&c, "0123456789abcdef"); /* read with the frame before it: waits in the input buffer */
+    CHECK(wait_text(&c, 0, "typed-6"), "the shell read everything: [%s]", c.text);
+    CHECK(strstr(c.text, "120016") != NULL, "120016 keystrokes arrived");
+    close_cli(&c);
+}
+
 static void expect_close(const char *what, const char *uuid, int code, void (*send)(struct cli *))
 {
     struct cli c;
@@ -540,6 +562,7 @@ int main(void)
     test_resize();
     test_exit();
     test_bulk();
+    test_typeahead();
     test_protocol_errors();
     test_limit_and_timeout();
     if (srv) op_agent_pty_stop(srv);
