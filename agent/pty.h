@@ -28,7 +28,7 @@
 #define OP_AGENT_PTY_RING         (64 * 1024) /* scrollback replayed to a socket that attaches */
 #define OP_AGENT_PTY_MAX_MSG      (64 * 1024) /* a client message over this: close 1009 */
 #define OP_AGENT_PTY_PING_MS      15000       /* a ping to every socket this often */
-#define OP_AGENT_PTY_STALL_MS     30000       /* a socket that takes no output this long is cut */
+#define OP_AGENT_PTY_STALL_MS     30000       /* the default stall_ms below */
 #define OP_AGENT_PTY_HEAD_MS      10000       /* the request head must arrive within this */
 #define OP_AGENT_PTY_DEFAULT_COLS 80
 #define OP_AGENT_PTY_DEFAULT_ROWS 24
@@ -36,6 +36,7 @@
 struct op_agent_pty_conf {
     int max_sessions; /* sessions at once; a handshake over it is answered 503 */
     int timeout_ms;   /* how long a session outlives its last socket */
+    int stall_ms;     /* a socket with output waiting that takes none this long is cut; 0 = the default */
 };
 
 struct op_agent_pty;

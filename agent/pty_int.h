@@ -7,7 +7,7 @@
  * not yet sent. Each socket has a position in the output stream (`pos`, absolute) and is fed binary
  * frames from the ring as its out buffer drains. The PTY is read only while some attached socket is less
  * than a ring behind; a socket that falls a whole ring behind lost output and is cut, and one that takes
- * nothing for OP_AGENT_PTY_STALL_MS while output waits is cut too.
+ * nothing for conf.stall_ms (30 s) while output waits is cut too.
  */
 #ifndef OP_AGENT_PTY_INT_H
 #define OP_AGENT_PTY_INT_H

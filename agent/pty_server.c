@@ -220,7 +220,7 @@ void pty_conn_output(struct pconn *c)
     if (c->pos < s->total || out_pending(c)) {
         if (!c->stall_since) {
             c->stall_since = now;
-            pty_want_tick(c->srv, now + OP_AGENT_PTY_STALL_MS);
+            pty_want_tick(c->srv, now + (uint64_t)c->srv->conf.stall_ms);
         }
     } else {
         c->stall_since = 0;
@@ -414,7 +414,10 @@ static void conn_read(struct pconn *c)
 
 bool pty_conn_write_keys(struct pconn *c)
 {
-    if (write_keys(c)) conn_read(c); /* the socket was left unread while the keys waited */
+    if (!write_keys(c)) return true;
+    /* Frames already read wait in c->in, and the socket was left unread while the keys waited. */
+    if (c->st == PC_OPEN && c->inlen) process_in(c);
+    if (c->st != PC_DEAD) conn_read(c);
     return c->st != PC_DEAD;
 }
 
@@ -489,8 +492,8 @@ static void tick(struct op_agent_pty *p, uint64_t now)
             conn_free(c);
             continue;
         }
-        if (c->st == PC_OPEN && c->stall_since && now - c->stall_since >= OP_AGENT_PTY_STALL_MS) {
-            op_info("agent", "pty: a socket took no output for %d ms: cut", OP_AGENT_PTY_STALL_MS);
+        if (c->st == PC_OPEN && c->stall_since && now - c->stall_since >= (uint64_t)p->conf.stall_ms) {
+            op_info("agent", "pty: a socket took no output for %d ms: cut", p->conf.stall_ms);
             conn_free(c); /* its buffer is full: no close frame would get through */
             continue;
         }
@@ -503,7 +506,7 @@ static void tick(struct op_agent_pty *p, uint64_t now)
         }
         pty_want_tick(p, c->deadline);
         if (c->st == PC_OPEN) pty_want_tick(p, c->next_ping);
-        if (c->st == PC_OPEN && c->stall_since) pty_want_tick(p, c->stall_since + OP_AGENT_PTY_STALL_MS);
+        if (c->st == PC_OPEN && c->stall_since) pty_want_tick(p, c->stall_since + (uint64_t)p->conf.stall_ms);
     }
     for (struct psess *s = p->sessions, *next; s; s = next) {
         next = s->next;
@@ -558,6 +561,7 @@ int op_agent_pty_start(const struct op_agent_pty_conf *conf, struct op_agent_pty
     p->conf = *conf;
     if (p->conf.max_sessions < 1) p->conf.max_sessions = 1;
     if (p->conf.timeout_ms < 0) p->conf.timeout_ms = 0;
+    if (p->conf.stall_ms <= 0) p->conf.stall_ms = OP_AGENT_PTY_STALL_MS;
     p->ep = epoll_create1(EPOLL_CLOEXEC);
     p->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     p->wpfd = (struct pfd){PFD_WAKE, p};

@@ -384,6 +384,93 @@ static void test_bulk(void)
     close_cli(&c);
 }
 
+/* Keystrokes faster than the shell reads them: the PTY's input fills, the socket is not read meanwhile,
+ * and every byte gets through in order once the shell reads again. */
+static void test_typeahead(void)
+{
+    struct cli c;
+    CHECK(open_session(&c, "dddddddd-0000-0000-0000-000000000002", NULL), "101");
+    send_keys(&c, "stty -icanon -echo; sleep 1; head -c 120016 | wc -c; echo typed-$((3+3))\r");
+    sleep_ms(100);
+    size_t n = 40000;
+    char *p = malloc(n + 16);
+    memcpy(p, "{\"data\":\"", 9);
+    memset(p + 9, 'k', n);
+    memcpy(p + 9 + n, "\"}", 2);
+    for (int i = 0; i < 3; i++)
+        send_frame(&c, 0x1, true, true, p, n + 11);
+    free(p);
+    send_keys(&c, "0123456789abcdef"); /* read with the frame before it: waits in the input buffer */
+    CHECK(wait_text(&c, 0, "typed-6"), "the shell read everything: [%s]", c.text);
+    CHECK(strstr(c.text, "120016") != NULL, "120016 keystrokes arrived");
+    close_cli(&c);
+}
+
+/* Reads until the server closes the socket (EOF) or WAIT_MS; the frames on the way are parsed. */
+static bool wait_eof(struct cli *c)
+{
+    uint64_t end = op_now_ms() + WAIT_MS;
+    while (op_now_ms() < end) {
+        struct pollfd pf = {c->fd, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        if (c->inlen == sizeof(c->in)) c->inlen = 0; /* a frame larger than the buffer cannot come */
+        ssize_t n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+        if (n <= 0) return true;
+        c->inlen += (size_t)n;
+        if (!parse_frames(c)) return false;
+    }
+    return false;
+}
+
+/* A socket that stops reading while output waits: with two sockets the other keeps the shell going and
+ * the silent one is dropped once a ring behind; alone, it is cut after the stall time and the session
+ * lives on for a reconnect. */
+static void test_slow_reader(void)
+{
+    struct cli a, b;
+    const char *id = "dddddddd-0000-0000-0000-000000000003";
+    CHECK(open_session(&a, id, NULL), "101");
+    CHECK(open_session(&b, id, NULL), "second socket: 101");
+    send_keys(&a, "stty -echo; seq 1 300000; echo fast-$((4+4))\r");
+    CHECK(wait_text(&a, 0, "fast-8"), "the reading socket gets all the output (%d %s)", a.close_code,
+          a.close_reason);
+    uint64_t want = 0;
+    for (long i = 1; i <= 300000; i++)
+        want += (uint64_t)snprintf(NULL, 0, "%ld", i) + 2;
+    CHECK(a.total >= want, "nothing lost for it: %llu of %llu", (unsigned long long)a.total,
+          (unsigned long long)want);
+    CHECK(wait_eof(&b), "the silent socket was closed");
+    CHECK(b.total < want, "it got less (%llu)", (unsigned long long)b.total);
+    CHECK(b.close_code == 0 || b.close_code == 1008, "with 1008 if the close got through (%d)", b.close_code);
+    close_cli(&b);
+    close_cli(&a);
+
+    /* A server that cuts a socket taking no output for 400 ms. */
+    struct op_agent_pty *keep = srv;
+    struct op_agent_pty_conf conf = {.max_sessions = 2, .timeout_ms = 5000, .stall_ms = 400};
+    char err[256];
+    CHECK(op_agent_pty_start(&conf, &srv, err, sizeof(err)) == 0, "second server: %s", err);
+    const char *id2 = "dddddddd-0000-0000-0000-000000000004";
+    CHECK(open_session(&a, id2, NULL), "101");
+    send_keys(&a, "stty -echo; while :; do seq 1 1000; done\r");
+    sleep_ms(1500); /* not reading */
+    uint64_t t0 = op_now_ms();
+    CHECK(wait_eof(&a), "the stalled socket was cut");
+    CHECK(op_now_ms() - t0 < 3000, "at once after the stall time (%llu ms)",
+          (unsigned long long)(op_now_ms() - t0));
+    close_cli(&a);
+    CHECK(open_session(&a, id2, NULL), "the session is still there: 101");
+    CHECK(wait_text(&a, 0, "1000\r\n"), "its output goes on");
+    send_keys(&a, "\x03");
+    sleep_ms(200);
+    size_t from = a.textlen;
+    send_keys(&a, "echo alive-$((1+1))\r");
+    CHECK(wait_text(&a, from, "alive-2"), "the same shell, interrupted: [%.200s]", a.text + from);
+    close_cli(&a);
+    op_agent_pty_stop(srv);
+    srv = keep;
+}
+
 static void expect_close(const char *what, const char *uuid, int code, void (*send)(struct cli *))
 {
     struct cli c;
@@ -540,6 +627,8 @@ int main(void)
     test_resize();
     test_exit();
     test_bulk();
+    test_typeahead();
+    test_slow_reader();
     test_protocol_errors();
     test_limit_and_timeout();
     if (srv) op_agent_pty_stop(srv);
