@@ -313,8 +313,12 @@ int main(int argc, char **argv)
             }
             if (t->next_ns < soonest) soonest = t->next_ns;
         }
-        int wait_ms = (int)((soonest - now_ns()) / 1000000);
-        int k = epoll_wait(ep, evs, 256, wait_ms < 0 ? 0 : wait_ms);
+        /* Sleep until the next keystroke is due, to the nanosecond: a millisecond timeout would round a
+         * sub-millisecond wait down to 0 and spin, taking the CPU the measured path shares. */
+        int64_t wait = soonest - now_ns();
+        struct timespec ts = {.tv_sec = wait > 0 ? wait / 1000000000 : 0,
+                              .tv_nsec = wait > 0 ? wait % 1000000000 : 0};
+        int k = epoll_pwait2(ep, evs, 256, &ts, NULL);
         now = now_ns();
         for (int j = 0; j < k; j++) {
             struct term *t = &g_t[evs[j].data.u32];
