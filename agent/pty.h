@@ -1,10 +1,11 @@
 /*
  * agent/pty.h — the agent's web-terminal server: reconnecting PTY sessions spoken over WebSocket, the
  * protocol of Coder's reconnecting PTY. Like the SSH server it listens on no port: a stream whose OPEN
- * line names 127.0.0.1:OP_AGENT_PTY_PORT is handed (one end of an in-process socketpair) to
- * op_agent_pty_serve. The region authorised the stream; it forwards the browser's HTTP request head with
- * the path rewritten to `/pty?reconnect=<uuid>&width=<cols>&height=<rows>[&command=<cmd>]`, and the agent
- * answers the WebSocket handshake itself.
+ * line names 127.0.0.1:OP_AGENT_PTY_PORT is handed to op_agent_pty_serve (the stream's own socket when
+ * it is plaintext, else one end of an in-process socketpair; docs/terminal.md). The region authorised the
+ * stream; it forwards the browser's HTTP request head with the path rewritten to
+ * `/pty?reconnect=<uuid>&width=<cols>&height=<rows>[&command=<cmd>]`, and the agent answers the WebSocket
+ * handshake itself.
  *
  * A session is keyed by the reconnect UUID: the first socket starts a login shell (or `sh -c command`)
  * on a PTY, every later socket with the same UUID attaches to it and first gets the scrollback (the last
