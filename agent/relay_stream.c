@@ -131,13 +131,16 @@ static int open_local(struct op_relay *r, long port, int *fd)
     return 0;
 }
 
-/* A plaintext stream to the terminal server with nothing queued either way: after its OK the stream's own
- * socket goes to the server, so keystrokes and output skip this thread's copy and a socketpair (two
- * descriptors and two wake-ups fewer per terminal). A TLS stream, or bytes already after the OPEN line,
- * keep the relayed path. Returns true when the stream was handed over (or failed and is closed). */
-static bool hand_off_terminal(struct op_relay *r, struct conn *spare)
+/* A plaintext stream to the agent's SSH or terminal server with nothing queued either way: after its OK
+ * the stream's own socket goes to the server, so the bytes skip this thread's copy and a socketpair (two
+ * descriptors and two wake-ups fewer per stream). A TLS stream, bytes already after the OPEN line, or an
+ * SSH server at its session limit (refused below with a clear error) keep the relayed path. The OK goes
+ * first: the SSH server speaks at once. Returns true when the stream was handed over (or failed after
+ * its OK and is closed). */
+static bool hand_off_local(struct op_relay *r, struct conn *spare, long port)
 {
     if (spare->tls || spare->inlen || ar_out_pending(spare)) return false;
+    if (port == OP_AGENT_SSH_PORT && !op_agent_ssh_has_room(r->conf.ssh)) return false;
     /* A 3-byte send on a stream socket with an empty send queue is taken whole or not at all. */
     if (send(spare->fd, "OK\n", 3, MSG_NOSIGNAL | MSG_DONTWAIT) != 3) return false;
     int fd = spare->fd;
@@ -145,8 +148,14 @@ static bool hand_off_terminal(struct op_relay *r, struct conn *spare)
     spare->fd = -1;      /* the server owns it now */
     spare->st = S_RELAY; /* counted out of the region's spares already (ar_on_open) */
     ar_conn_close(r, spare);
-    int rc = op_agent_pty_serve(r->conf.pty, fd); /* closes fd when it refuses */
-    if (rc) op_warn("agent", "the terminal server refused a stream: %s", strerror(-rc));
+    int rc;
+    if (port == OP_AGENT_SSH_PORT) {
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); /* a session thread does blocking I/O */
+        rc = op_agent_ssh_serve(r->conf.ssh, fd);
+    } else {
+        rc = op_agent_pty_serve(r->conf.pty, fd); /* both close fd when they refuse */
+    }
+    if (rc) op_warn("agent", "the in-process server refused a stream to port %ld: %s", port, strerror(-rc));
     return true;
 }
 
@@ -190,7 +199,7 @@ void ar_on_open(struct op_relay *r, struct conn *spare, char *line)
     int fd, rc;
     bool local = op_agent_host_is_loopback(host) &&
                  ((port == OP_AGENT_SSH_PORT && r->conf.ssh) || (port == OP_AGENT_PTY_PORT && r->conf.pty));
-    if (local && port == OP_AGENT_PTY_PORT && hand_off_terminal(r, spare)) return;
+    if (local && hand_off_local(r, spare, port)) return;
     if (local)
         rc = open_local(r, port, &fd); /* the agent's own SSH or terminal server, in-process */
     else if ((rc = resolve_target(host, (uint16_t)port, &ss, &sl)) == 0)

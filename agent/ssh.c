@@ -295,6 +295,14 @@ int op_agent_ssh_serve(struct op_agent_ssh *s, int fd)
     return rc;
 }
 
+bool op_agent_ssh_has_room(struct op_agent_ssh *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool room = s->nsessions < s->max_sessions;
+    pthread_mutex_unlock(&s->mu);
+    return room;
+}
+
 void op_agent_ssh_stop(struct op_agent_ssh *s, int grace_ms)
 {
     if (!s) return;

@@ -13,6 +13,7 @@
 #ifndef OP_AGENT_SSH_H
 #define OP_AGENT_SSH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The reserved stream target: "OPEN 127.0.0.1:1" reaches the agent's SSH server (the port Coder's agent
@@ -36,6 +37,9 @@ const char *op_agent_ssh_fingerprint(const struct op_agent_ssh *s);
 /* Serves one SSH session on fd (a connected stream socket; ownership passes, closed in every case) on a
  * new thread. Returns 0, or -EAGAIN over the session limit, or -errno. */
 int op_agent_ssh_serve(struct op_agent_ssh *s, int fd);
+/* Whether op_agent_ssh_serve would take one more session now (sessions only end elsewhere, so a caller
+ * that is the only one to call op_agent_ssh_serve can rely on a true). */
+bool op_agent_ssh_has_room(struct op_agent_ssh *s);
 /* Disconnects every session (waiting up to grace_ms for them to end) and frees s. */
 void op_agent_ssh_stop(struct op_agent_ssh *s, int grace_ms);
 

@@ -113,3 +113,23 @@ out=$(ssh -F "$T/ssh_config" outpost.ws 'echo reached' 2>"$T/changed.err"); rc=$
 "$OUTPOST" config-ssh --ssh-config-file "$T/ssh_config" --proxy eu >/dev/null 2>&1 || fail "config-ssh to restore"
 [ "$(ssh -F "$T/ssh_config" outpost.ws 'echo reached' 2>/dev/null)" = reached ] || fail "the restored key does not work"
 ok "a changed key in the known-hosts file is refused (exit 255: $(grep -io 'host key verification failed' "$T/changed.err" | head -1)); config-ssh restores the recorded one"
+
+# --- the session limit: with --ssh-max-sessions 1 a second session is refused with a clear error ---
+kill "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+CODER_AGENT_URL=$URL CODER_AGENT_TOKEN=$TOKEN bg agent2 "$OUTPOST" agent --data-dir "$T/agent-data" --ssh-max-sessions 1
+AGENT_PID=$LAST_PID
+for ((i = 0; i < 100; i++)); do
+    [ "$(ssh -F "$T/ssh_config" outpost.ws 'echo up' 2>/dev/null)" = up ] && break
+    sleep 0.2
+done
+[ $i -lt 100 ] || fail "the restarted agent does not take SSH sessions: $(tail -5 "$T/agent2.log")"
+ssh -F "$T/ssh_config" outpost.ws 'echo held; sleep 4' >"$T/held.out" 2>&1 &
+HELD=$!
+for ((i = 0; i < 50; i++)); do grep -q held "$T/held.out" && break; sleep 0.1; done
+out=$(ssh -F "$T/ssh_config" outpost.ws 'echo second' 2>"$T/second.err"); rc=$?
+[ $rc != 0 ] && [ -z "$out" ] && grep -q 'too many SSH sessions' "$T/second.err" ||
+    fail "a second session over --ssh-max-sessions 1: rc $rc '$out' $(cat "$T/second.err")"
+wait $HELD || fail "the first session did not finish: $(cat "$T/held.out")"
+[ "$(ssh -F "$T/ssh_config" outpost.ws 'echo again' 2>/dev/null)" = again ] || fail "no session after the first ended"
+ok "--ssh-max-sessions 1: a second session is refused ($(grep -o 'too many SSH sessions' "$T/second.err" | head -1)), the next one after the first ended works"
