@@ -1,8 +1,9 @@
 /*
  * agent/ssh.h — the agent's own SSH server (libssh's server API, behind this header only), so a workspace
  * needs no sshd. It listens on no port: a stream whose OPEN line names 127.0.0.1:OP_AGENT_SSH_PORT is not
- * dialed; the relay hands one end of an in-process socketpair to op_agent_ssh_serve and relays the other
- * like any target. One thread per SSH session (the relay thread never blocks on SSH).
+ * dialed; the relay hands op_agent_ssh_serve the stream's own socket (plaintext) or one end of an
+ * in-process socketpair whose other end it relays (docs/ssh.md). One thread per SSH session (the relay
+ * thread never blocks on SSH).
  *
  * No user authentication: the stream that carries a session was authorised by the region (a connect
  * token for this agent), so the `none` method and any public key are accepted; password and other
