@@ -10,13 +10,13 @@
 
 WS_DIR="" WS_PRIMARY_PID="" WS_PROXY_PID="" WS_AGENT_PID="" WS_AGENTD_PID="" WS_SSHD="" WS_PTYD=""
 WS_PRIMARY="" WS_PROXY="" WS_AGENT_ID="" WS_SESSION=""
-WS_ENV=()
+WS_ENV=() WS_ENV_N=0
 
 # ws_env_up WL: starts the primary, proxy eu, the agent and agentd (in the workspace directory). 0 when the agent is connected to both
 # regions (bounded: 30 s), else 1 with the reason logged.
 ws_env_up() {
     local ports pp qp sp tp i out token
-    WS_DIR=$RUN/workspace-w$1
+    WS_DIR=$RUN/workspace-w$1-$((++WS_ENV_N))
     mkdir -p "$WS_DIR/ws" "$WS_DIR/cli"
     read -r -a ports < <(free_ports 4)
     pp=${ports[0]} qp=${ports[1]} sp=${ports[2]} tp=${ports[3]}
@@ -271,15 +271,28 @@ workload_8() {
     ws_env_down
 }
 
-# workload_9: memory per idle terminal WebSocket held through the relay (proxy eu, nginx, HAProxy).
+# workload_9: memory per idle terminal WebSocket held through the relay (proxy eu, nginx, HAProxy). Every
+# repetition gets a fresh environment and fresh relays: memory freed by an earlier repetition would be
+# reused and hide the cost.
 workload_9() {
-    local saved=$UPSTREAM p
-    ws_begin 9 || return 0
-    UPSTREAM=$WS_PTYD
-    for p in nginx haproxy; do start_peer "$p" tcp; done
-    ws_peer outpost
-    ws_rows 9 "$W9_TERMS idle terminals" measure_idle_terms "outpost nginx haproxy" "RSS per idle terminal" bytes
-    for p in nginx haproxy; do stop_peer "$p"; done
-    UPSTREAM=$saved
-    ws_env_down
+    local saved=$UPSTREAM p rep cs="$W9_TERMS idle terminals"
+    for rep in $(seq 1 "$REPS"); do
+        ws_begin 9 || return 0
+        UPSTREAM=$WS_PTYD
+        for p in nginx haproxy; do start_peer "$p" tcp; done
+        ws_peer outpost
+        for p in outpost nginx haproxy; do
+            if [ "${PEER_STATE[$p]}" != ok ]; then
+                rec 9 "$cs" "$p" "RSS per idle terminal" bytes lower "$rep" error "${PEER_NOTE[$p]:-not started}"
+                continue
+            fi
+            bg_begin "$p"
+            measure_idle_terms 9 "$cs" "$p" "$rep"
+            bg_end 9 "$cs" "$p" "$rep"
+        done
+        for p in nginx haproxy; do stop_peer "$p"; done
+        UPSTREAM=$saved
+        ws_env_down
+    done
+    log "W9: $cs done ($(($(date +%s) - T_START)) s)"
 }
