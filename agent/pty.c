@@ -64,17 +64,16 @@ static size_t read_room(const struct psess *s)
 {
     if (!s->conns) return PTY_READ_MAX;
     uint64_t lag = UINT64_MAX;
-    for (const struct pconn *c = s->conns; c; c = c->snext)
+    for (const struct pconn *c = s->conns; c && lag; c = c->snext) /* 0 cannot be beaten: stop there */
         if (s->total - c->pos < lag) lag = s->total - c->pos;
     size_t room = lag >= OP_AGENT_PTY_RING ? 0 : (size_t)(OP_AGENT_PTY_RING - lag);
     return room < PTY_READ_MAX ? room : PTY_READ_MAX;
 }
 
+/* Kept as a count so that this stays O(1) with thousands of sockets on one session. */
 static bool keys_waiting(const struct psess *s)
 {
-    for (const struct pconn *c = s->conns; c; c = c->snext)
-        if (c->wend > c->woff) return true;
-    return false;
+    return s->nkeyed > 0;
 }
 
 void pty_sess_update(struct psess *s)
@@ -215,6 +214,8 @@ void pty_sess_detach(struct pconn *c)
     c->snext = c->sprev = NULL;
     c->sess = NULL;
     s->nconns--;
+    if (c->keyed) s->nkeyed--;
+    c->keyed = false;
     uint64_t now = pty_now_ms();
     if (s->nconns == 0) {
         s->idle_deadline = s->st == PS_RUNNING ? now + (uint64_t)s->srv->conf.timeout_ms : 0;

@@ -66,6 +66,7 @@ struct psess {
     uint64_t total; /* bytes ever put in the ring: the ring holds [total - min(total, RING), total) */
     struct pconn *conns;
     int nconns;
+    int nkeyed;             /* attached sockets with keystrokes waiting for the PTY (pconn.keyed) */
     uint64_t idle_deadline; /* no socket attached: hung up at this time; 0 = none */
     uint64_t kill_deadline;
     struct winsize ws;
@@ -89,6 +90,7 @@ struct pconn {
     uint64_t pos;      /* the next output byte this socket gets */
     size_t woff, wend; /* keystrokes in msg[woff..wend) not yet written to the PTY */
     bool rd_eof, wr_blocked;
+    bool keyed;        /* counted in sess->nkeyed: msg[woff..wend) holds keystrokes */
     uint64_t deadline; /* head or closing deadline; 0 = none */
     uint64_t next_ping;
     uint64_t stall_since; /* output waits and the socket takes none since then; 0 = not stalled */

@@ -253,6 +253,8 @@ static bool write_keys(struct pconn *c)
         break;
     }
     c->woff = c->wend = 0;
+    if (c->keyed && s) s->nkeyed--;
+    c->keyed = false;
     if (s) pty_sess_update(s);
     return true;
 }
@@ -277,6 +279,10 @@ static void on_message(struct pconn *c)
         memcpy(c->msg, data->valuestring, n);
         c->woff = 0;
         c->wend = n;
+        if (n && c->sess && !c->keyed) {
+            c->keyed = true;
+            c->sess->nkeyed++;
+        }
     }
     cJSON_Delete(j);
     if (c->wend) (void)write_keys(c);
