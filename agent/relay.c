@@ -116,6 +116,10 @@ void ar_on_event(struct op_relay *r, struct conn *c, uint32_t ev)
     if (c->st == S_TLS) {
         int rc = op_tlsc_handshake(c->tls);
         if (rc == -EAGAIN) return;
+        if (c->kind == K_TARGET) { /* an https app: the stream opens once its handshake is done */
+            ar_target_tls_done(r, c, rc ? op_tlsc_error(c->tls) : NULL);
+            return;
+        }
         if (rc) {
             char why[240];
             snprintf(why, sizeof(why), "TLS: %s", op_tlsc_error(c->tls));
@@ -230,7 +234,7 @@ static int timers(struct op_relay *r)
     for (struct conn *c = r->conns; c; c = c->next) {
         if (c->st == S_DEAD || !c->deadline) continue;
         if (now >= c->deadline) {
-            if (c->kind == K_TARGET && c->st == S_CONNECTING)
+            if (c->kind == K_TARGET && (c->st == S_CONNECTING || c->st == S_TLS))
                 ar_target_connected(r, c, ETIMEDOUT);
             else if (c->st == S_FLUSH || c->st == S_RELAY)
                 ar_conn_close(r, c);
@@ -451,6 +455,7 @@ void op_relay_stop(struct op_relay *r, int grace_ms)
     close(r->ep);
     close(r->wakefd);
     op_tlsc_ctx_free(r->tlsctx);
+    op_tlsc_ctx_free(r->app_tlsctx);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }

@@ -53,6 +53,7 @@ struct conn {
     bool rd_eof, wr_shut;
     uint32_t mask;
     uint64_t deadline; /* connect/dial/upgrade/flush deadline, 0 = none */
+    bool tls_target;   /* a target reached over TLS ("OPEN tls:host:port": an https app) */
     char target[LINE_MAX + 1];
     struct conn *next, *prev;
 };
@@ -80,6 +81,7 @@ struct region {
 struct op_relay {
     struct op_relay_conf conf;
     struct op_tlsc_ctx *tlsctx;
+    struct op_tlsc_ctx *app_tlsctx; /* https app targets: no certificate check; made on first use */
     char tls_err[200];
     int ep, wakefd;
     pthread_t thread;
@@ -139,6 +141,8 @@ void ar_apply_regions(struct op_relay *r);
 void ar_refuse(struct op_relay *r, struct conn *spare, uint16_t port, int code, const char *why);
 void ar_on_open(struct op_relay *r, struct conn *spare, char *line);
 void ar_target_connected(struct op_relay *r, struct conn *t, int err);
+/* An https app target's handshake finished (err NULL) or failed (err says why; the stream is refused). */
+void ar_target_tls_done(struct op_relay *r, struct conn *t, const char *err);
 void ar_maybe_shut(struct op_relay *r, struct conn *a);
 bool ar_pump(struct op_relay *r, struct conn *a);
 

@@ -168,7 +168,10 @@ void ar_on_open(struct op_relay *r, struct conn *spare, char *line)
         ar_refuse(r, spare, 0, OP_AF_FAIL_OTHER, "expected OPEN host:port");
         return;
     }
-    char *hp = line + 5, *colon = strrchr(hp, ':');
+    char *hp = line + 5;
+    bool tls = strncmp(hp, "tls:", 4) == 0; /* an https app: the agent speaks TLS to it */
+    if (tls) hp += 4;
+    char *colon = strrchr(hp, ':');
     char host[256];
     long port = colon ? strtol(colon + 1, NULL, 10) : 0;
     size_t hl = colon ? (size_t)(colon - hp) : 0;
@@ -197,7 +200,7 @@ void ar_on_open(struct op_relay *r, struct conn *spare, char *line)
     struct sockaddr_storage ss;
     socklen_t sl;
     int fd, rc;
-    bool local = op_agent_host_is_loopback(host) &&
+    bool local = !tls && op_agent_host_is_loopback(host) &&
                  ((port == OP_AGENT_SSH_PORT && r->conf.ssh) || (port == OP_AGENT_PTY_PORT && r->conf.pty));
     if (local && hand_off_local(r, spare, port)) return;
     if (local)
@@ -222,7 +225,8 @@ void ar_on_open(struct op_relay *r, struct conn *spare, char *line)
     }
     r->nstreams++;
     snprintf(t->rname, sizeof(t->rname), "%s", spare->rname);
-    snprintf(t->target, sizeof(t->target), "%s", spare->target);
+    snprintf(t->target, sizeof(t->target), "%s", spare->target + (tls ? 4 : 0));
+    t->tls_target = tls;
     t->st = S_CONNECTING;
     t->deadline = now_ms() + (uint64_t)r->conf.dial_timeout_ms;
     t->peer = spare;
@@ -234,6 +238,38 @@ static uint16_t target_port(const struct conn *c)
 {
     const char *colon = strrchr(c->target, ':');
     return colon ? (uint16_t)strtol(colon + 1, NULL, 10) : 0;
+}
+
+/* Starts the TLS session of an https app target (no certificate check: see tls/client.h). Returns 0, or
+ * -1 when the stream was refused and closed. */
+static int start_target_tls(struct op_relay *r, struct conn *t)
+{
+    char err[200] = "", host[256];
+    if (!r->app_tlsctx && op_tlsc_ctx_new_unverified(&r->app_tlsctx, err, sizeof(err)) != 0)
+        r->app_tlsctx = NULL;
+    const char *hp = t->target, *colon = strrchr(hp, ':');
+    size_t hl = colon ? (size_t)(colon - hp) : strlen(hp);
+    if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') hp++, hl -= 2;
+    snprintf(host, sizeof(host), "%.*s", (int)hl, hp);
+    if (r->app_tlsctx) t->tls = op_tlsc_new(r->app_tlsctx, t->fd, host);
+    if (t->tls) return 0;
+    ar_target_tls_done(r, t, err[0] ? err : "cannot start a TLS session");
+    return -1;
+}
+
+void ar_target_tls_done(struct op_relay *r, struct conn *t, const char *err)
+{
+    struct conn *s = t->peer;
+    if (!err && s) {
+        ar_target_connected(r, t, 0);
+        return;
+    }
+    uint16_t port = target_port(t);
+    char why[300];
+    snprintf(why, sizeof(why), "TLS to the app: %s", err ? err : "the stream is gone");
+    if (s) t->peer = s->peer = NULL;
+    ar_conn_close(r, t);
+    if (s) ar_refuse(r, s, port, OP_AF_FAIL_OTHER, why);
 }
 
 /* The target's connect finished (err 0) or failed. */
@@ -253,6 +289,17 @@ void ar_target_connected(struct op_relay *r, struct conn *t, int err)
                   : err == ETIMEDOUT  ? OP_AF_FAIL_TIMEOUT
                                       : OP_AF_FAIL_OTHER,
                   err == ECONNREFUSED ? "connection refused (nothing listens on that port)" : strerror(err));
+        return;
+    }
+    if (t->tls_target && !t->tls) { /* TCP is up: the TLS handshake first, then the OK */
+        if (start_target_tls(r, t)) return;
+        t->st = S_TLS;
+        int rc = op_tlsc_handshake(t->tls); /* sends the ClientHello */
+        if (rc == -EAGAIN) {
+            ar_update_mask(r, t);
+            return;
+        }
+        ar_target_tls_done(r, t, rc ? op_tlsc_error(t->tls) : NULL);
         return;
     }
     t->st = S_RELAY;

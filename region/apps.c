@@ -222,7 +222,6 @@ int op_region_app_target(const char *url, char *out, size_t outlen)
     bool https = strncasecmp(url, "https://", 8) == 0;
     op_span_t hp = op_url_http_host(url);
     if (!hp.p) return -EINVAL;
-    if (https) return -EPROTONOSUPPORT;
     const char *last = hp.p + hp.len;
     bool has_port = false;
     for (const char *q = last; q > hp.p; q--) {
@@ -232,7 +231,11 @@ int op_region_app_target(const char *url, char *out, size_t outlen)
         }
         if (q[-1] == ']' || q[-1] < '0' || q[-1] > '9') break;
     }
-    int n = snprintf(out, outlen, "%.*s%s", (int)hp.len, hp.p, has_port ? "" : ":80");
+    /* An https app: "tls:" asks the agent to speak TLS to it (docs/agent-protocol.md). */
+    int n = snprintf(out, outlen, "%s%.*s%s", https ? "tls:" : "", (int)hp.len, hp.p,
+                     has_port ? ""
+                     : https  ? ":443"
+                              : ":80");
     return n < 0 || (size_t)n >= outlen ? -EINVAL : 0;
 }
 
@@ -438,8 +441,7 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
     if (rc != 0) {
         m->status = 502;
         m->title = "Bad gateway";
-        m->msg = rc == -EPROTONOSUPPORT ? "HTTPS app targets are not supported by this region yet."
-                                        : "The app's URL is not valid.";
+        m->msg = "The app's URL is not valid.";
         answer(out, conf, m);
         return true;
     }

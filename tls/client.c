@@ -15,6 +15,7 @@
 
 struct op_tlsc_ctx {
     WOLFSSL_CTX *w;
+    bool unverified; /* no certificate or name check (op_tlsc_ctx_new_unverified) */
 };
 
 struct op_tlsc {
@@ -61,7 +62,7 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
     }
 }
 
-int op_tlsc_ctx_new(const char *ca_file, struct op_tlsc_ctx **out, char *err, size_t errlen)
+static int ctx_new(const char *ca_file, bool verify, struct op_tlsc_ctx **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (op_tls_global_init() != 0) {
@@ -79,6 +80,8 @@ int op_tlsc_ctx_new(const char *ca_file, struct op_tlsc_ctx **out, char *err, si
         wolfSSL_CTX_set1_groups_list(w, OP_TLS_GROUPS) != WOLFSSL_SUCCESS) {
         snprintf(err, errlen, "cannot set the TLS version, ciphers or groups");
         rc = -EINVAL;
+    } else if (!verify) {
+        /* nothing to load: no certificate is checked */
     } else if (ca_file && *ca_file) {
         if (wolfSSL_CTX_load_verify_locations(w, ca_file, NULL) != WOLFSSL_SUCCESS) {
             snprintf(err, errlen, "cannot load the CA file \"%s\" (missing, unreadable or not PEM)", ca_file);
@@ -92,7 +95,7 @@ int op_tlsc_ctx_new(const char *ca_file, struct op_tlsc_ctx **out, char *err, si
         wolfSSL_CTX_free(w);
         return rc;
     }
-    wolfSSL_CTX_set_verify(w, WOLFSSL_VERIFY_PEER, NULL);
+    wolfSSL_CTX_set_verify(w, verify ? WOLFSSL_VERIFY_PEER : WOLFSSL_VERIFY_NONE, NULL);
     wolfSSL_CTX_SetIORecv(w, io_recv);
     wolfSSL_CTX_SetIOSend(w, io_send);
     struct op_tlsc_ctx *ctx = calloc(1, sizeof(*ctx));
@@ -102,8 +105,19 @@ int op_tlsc_ctx_new(const char *ca_file, struct op_tlsc_ctx **out, char *err, si
         return -ENOMEM;
     }
     ctx->w = w;
+    ctx->unverified = !verify;
     *out = ctx;
     return 0;
+}
+
+int op_tlsc_ctx_new(const char *ca_file, struct op_tlsc_ctx **out, char *err, size_t errlen)
+{
+    return ctx_new(ca_file, true, out, err, errlen);
+}
+
+int op_tlsc_ctx_new_unverified(struct op_tlsc_ctx **out, char *err, size_t errlen)
+{
+    return ctx_new(NULL, false, out, err, errlen);
 }
 
 void op_tlsc_ctx_free(struct op_tlsc_ctx *ctx)
@@ -129,7 +143,10 @@ struct op_tlsc *op_tlsc_new(struct op_tlsc_ctx *ctx, int fd, const char *host)
     struct in_addr a4;
     bool ip = inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
     int ok;
-    if (ip) {
+    if (ctx->unverified) {
+        ok = ip || wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, host, (unsigned short)strlen(host)) ==
+                       WOLFSSL_SUCCESS;
+    } else if (ip) {
         /* This wolfSSL is built without IP alternative names, so they are checked here after the
          * handshake (the chain itself is verified by wolfSSL), before any byte is written. */
         c->iplen = inet_pton(AF_INET, host, c->ip) == 1 ? 4 : 16;

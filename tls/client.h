@@ -22,6 +22,10 @@ struct op_tlsc;
 
 /* ca_file NULL or "": the system's trust store. Returns 0 and *out, or -EINVAL/-ENOENT with the reason. */
 int op_tlsc_ctx_new(const char *ca_file, struct op_tlsc_ctx **out, char *err, size_t errlen);
+/* A context that checks no certificate and no name (SNI is still sent): only for the agent's TLS leg to a
+ * workspace app inside its own workspace, whose certificate is usually self-signed (the reference's app
+ * proxy does not verify it either). Same versions and ciphers. Returns 0 and *out, or -errno with err. */
+int op_tlsc_ctx_new_unverified(struct op_tlsc_ctx **out, char *err, size_t errlen);
 void op_tlsc_ctx_free(struct op_tlsc_ctx *ctx);
 
 /* A session on fd (not taken: the caller closes it) checking the certificate against host (a name or

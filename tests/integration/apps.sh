@@ -187,8 +187,12 @@ head -c $((100 << 20)) /dev/urandom >"$T/big"
 BIGSUM=$(sha256sum <"$T/big" | cut -d' ' -f1)
 bg app-alice python3 "$ROOT/tests/lib/app_server.py" $A alice "$T/big"
 bg app-bob python3 "$ROOT/tests/lib/app_server.py" $BA bob "$T/big"
+certs
+AS=$(free_port) # an https app whose certificate names another host and comes from an unknown CA
+bg app-tls python3 "$ROOT/tests/lib/app_server.py" $AS alice-tls "$T/big" "$T/certs/rsa.pem" "$T/certs/rsa.key"
 wait_port $A
 wait_port $BA
+wait_port $AS
 "$OUTPOST" create ws >"$T/create-ws.out" 2>&1 || fail "create ws: $(cat "$T/create-ws.out")"
 "$OUTPOST" create bws "${BOBCLI[@]}" >"$T/create-bws.out" 2>&1 || fail "create bws: $(cat "$T/create-bws.out")"
 mkdir -p "$T/ws-alice" "$T/ws-bob"
@@ -197,7 +201,9 @@ mkdir -p "$T/ws-alice" "$T/ws-bob"
     --app "slug=own,url=http://127.0.0.1:$A,share=owner" \
     --app "slug=auth,url=http://127.0.0.1:$A,share=authenticated" \
     --app "slug=pub,url=http://127.0.0.1:$A,share=public,subdomain=true" \
-    --app "slug=sub,url=http://127.0.0.1:$A/sub?folder=/w,share=owner") >"$T/agent-alice.log" 2>&1 &
+    --app "slug=sub,url=http://127.0.0.1:$A/sub?folder=/w,share=owner" \
+    --app "slug=tls,url=https://127.0.0.1:$AS,share=owner" \
+    --app "slug=notls,url=https://127.0.0.1:$A,share=owner") >"$T/agent-alice.log" 2>&1 &
 PIDS+=($!)
 (cd "$T/ws-bob" && CODER_AGENT_URL=$URL CODER_AGENT_TOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-bws.out") \
     exec "$OUTPOST" agent --data-dir "$T/agent-bob-data" \
@@ -213,7 +219,7 @@ print(",".join(sorted(a["regions"])) + "/" + str(len(a.get("apps") or [])) if a[
 wait_agents() { # wait_agents SECONDS
     local i
     for ((i = 0; i < $1 * 4; i++)); do
-        [ "$(agent_state)" = eu,primary/4 ] && [ "$(agent_state "${BOBCLI[@]}")" = eu,primary/1 ] && return 0
+        [ "$(agent_state)" = eu,primary/6 ] && [ "$(agent_state "${BOBCLI[@]}")" = eu,primary/1 ] && return 0
         sleep 0.25
     done
     fail "agents not connected to primary and eu with their apps: alice $(agent_state), bob $(agent_state "${BOBCLI[@]}")"
@@ -242,6 +248,16 @@ login_form "$JA" alice@example.com "$PW_A" "$R"
 from_auth_redirect "$JA" "$URL$R" "$START" path coder_path_app_session_token /@alice/ws/apps/own/ \
     "$(app_body alice '/sub/dir?a=1&b=two')"
 ok "path app via eu signed out: 303 auth-redirect (redirect_uri = the app URL) -> 303 /login -> POST /login 303 (coder_session_token HttpOnly, SameSite=Lax, Path=/) -> auth-redirect 303 with the key -> eu 303 without it (coder_path_app_session_token HttpOnly, host-only) -> 307 (coder_signed_app_token Path=/@alice/ws/apps/own/, Expires, SameSite=Lax, not HttpOnly) -> 200, path and query kept"
+
+# ---- an https app (self-signed, another name): the agent speaks TLS to it without checking the cert ----
+walk "$JA" "$EU/@alice/ws/apps/tls/x?y=1"
+[ "$ST" = 200 ] && [ "$(cat "$B")" = "$(app_body alice-tls "/x?y=1")" ] ||
+    fail "https app via eu: $TRAIL $(body)"
+ok "an https app (certificate for rsa.test from a private CA) through eu: ${TRAIL}, the app's body"
+walk "$JA" "$EU/@alice/ws/apps/notls/"
+[ "$ST" = 502 ] || fail "an https app URL on a plain HTTP server: $TRAIL $(body)"
+grep -q "TLS to the app" "$T/agent-alice.log" || fail "the agent does not say why: $(tail -3 "$T/agent-alice.log")"
+ok "an https app URL whose server speaks plain HTTP: $TRAIL(the agent: $(grep -o 'TLS to the app[^"]*' "$T/agent-alice.log" | head -1 | cut -c1-80))"
 req "$JA" "$APP"
 want 200 "the app base with the signed token"
 [ "$(cat "$B")" = "$(app_body alice /)" ] || fail "app base: $(body)"

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""tests/lib/app_server.py PORT NAME BIGFILE — the workspace app of tests/integration/apps.sh (stdlib only).
+"""tests/lib/app_server.py PORT NAME BIGFILE [CERT KEY] — the workspace app of tests/integration/apps.sh
+(stdlib only).
 
-HTTP/1.1 with keep-alive, one thread per connection, on 127.0.0.1:PORT:
+HTTP/1.1 with keep-alive, one thread per connection, on 127.0.0.1:PORT; with CERT and KEY, HTTPS with
+that certificate (an https app):
   GET /echo-headers  the request's headers as JSON [[name, value], ...] plus {"path", "client"}; the
                      answer carries CORS headers and "Vary: Origin, Accept-Encoding" (the proxy must drop
                      the CORS ones) and "X-App: NAME" (kept)
@@ -19,6 +21,7 @@ import hashlib
 import http.server
 import json
 import socketserver
+import ssl
 import sys
 import time
 
@@ -182,4 +185,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     request_queue_size = 256
 
 
-Server(("127.0.0.1", PORT), Handler).serve_forever()
+srv = Server(("127.0.0.1", PORT), Handler)
+if len(sys.argv) > 5:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
