@@ -298,6 +298,9 @@ PORT_E=http://$A--main--ws--alice.eu.localhost:$Q/
 walk "$JA" "${PORT_E}p?q=1"
 [ "$ST" = 200 ] && [ "$(cat "$B")" = "$(app_body alice '/p?q=1')" ] || fail "port URL $PORT_E: $TRAIL $(body)"
 ok "port URL $PORT_E: $TRAIL(the subdomain session cookie was reused)"
+walk "$JA" "http://${AS}s--main--ws--alice.eu.localhost:$Q/p"
+[ "$ST" = 200 ] && [ "$(cat "$B")" = "$(app_body alice-tls /p)" ] || fail "https port URL ${AS}s: $TRAIL $(body)"
+ok "https port URL ${AS}s--main--ws--alice: $TRAIL(TLS from the agent to the app)"
 CN_V=$(jar_cookie "$JA" "$CN_E")
 req /dev/null "http://127.0.0.1:$Q/x" -H "Host: OWN--Main--WS--Alice.EU.localhost.:$Q" -H "Cookie: $CN_E=$CN_V"
 want 307 "an upper-case app host with a trailing dot"
