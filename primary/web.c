@@ -85,7 +85,7 @@ static void set_body(struct op_app_response *resp, int status, const char *ctype
 void op_web_page(struct op_primary *p, struct op_app_response *resp, int status, const char *title,
                  const char *body_html)
 {
-    const struct op_web_asset *css = op_web_asset_named("app.css");
+    const struct op_web_asset *css = op_web_asset_named("app.css"), *ico = op_web_asset_named("favicon.svg");
     struct op_strbuf b = {0};
     op_sb_str(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                   "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>");
@@ -96,6 +96,11 @@ void op_web_page(struct op_primary *p, struct op_app_response *resp, int status,
         op_sb_str(&b, css->url);
         op_sb_str(&b, "\" integrity=\"");
         op_sb_str(&b, css->integrity);
+        op_sb_str(&b, "\">");
+    }
+    if (ico) {
+        op_sb_str(&b, "<link rel=\"icon\" type=\"image/svg+xml\" href=\"");
+        op_sb_str(&b, ico->url);
         op_sb_str(&b, "\">");
     }
     op_sb_str(&b, "</head>\n<body class=\"narrow\"><main class=\"card\"><h1>");
@@ -142,9 +147,11 @@ static bool page_route(const char *path)
     for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
         if (strcmp(path, pages[i]) == 0) return true;
     if (path[0] != '/' || path[1] != '@') return false;
-    const char *slash = strchr(path + 2, '/');
-    return slash && slash > path + 2 && strcmp(slash, "/terminal") == 0 && slash[-1] != '.' &&
-           memchr(path + 2, '.', (size_t)(slash - path - 2)) != NULL;
+    const char *user = path + 2, *ws = strchr(user, '/');
+    if (!ws || ws == user) return false;
+    ws++;
+    const char *end = strchr(ws, '/'), *dot = end ? memchr(ws, '.', (size_t)(end - ws)) : NULL;
+    return dot && dot > ws && dot + 1 < end && strcmp(end, "/terminal") == 0;
 }
 
 bool op_web_route(struct op_primary *p, const char *path, const struct op_app_request *req,

@@ -93,6 +93,7 @@ export function renderDeploymentPage(main, me) {
       class: 'row',
       onsubmit: (ev) => {
         ev.preventDefault();
+        fill(tr); // the row is rebuilt by the reload that follows
         act(() => api('PATCH', `/api/v2/workspaceproxies/${p.id}`, { name: name.value, display_name: dn.value, icon: ic.value }));
       },
     }, name, dn, ic, h('button', { type: 'submit' }, 'Save'), h('button', { type: 'button', class: 'quiet', onclick: () => { fill(tr); load(); } }, 'Cancel'));

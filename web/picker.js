@@ -10,6 +10,7 @@ function statusText(r) {
 }
 
 function latencyCell(r) {
+  if (!proxy.latency(r.id) && !proxy.canProbe(r)) return 'reload to measure';
   if (proxy.probing(r.id) && !proxy.latency(r.id)) return 'measuring…';
   return formatLatency(proxy.latency(r.id));
 }

@@ -12,8 +12,8 @@
 //    id -> [{accurate, latencyMS, at}], the last `workspace-proxy-latencies-max` (default 1) kept, entries
 //    older than 7 days or of regions no longer listed dropped). Other tabs follow through `storage` events.
 //  - Selection: the saved choice while it is listed and usable, else `primary`. With no saved choice, the
-//    first complete round picks the lowest-latency healthy region once and saves it; noise never switches
-//    it afterwards.
+//    first complete round that measured at least two usable regions picks the lowest-latency one once and
+//    saves it; noise never switches it afterwards.
 //  - Fallback: a region is unusable while the primary says it is unhealthy or while the page's own probe of
 //    it failed. The selected region is probed every HEARTBEAT_MS, so a dead proxy is noticed within a few
 //    seconds; a failed one is probed at the same pace and used again as soon as it answers. The stored
@@ -35,6 +35,9 @@ const state = {
   latencies: {}, // id -> newest report {accurate, latencyMS, at: Date}
   failed: new Map(), // id -> when the page's own probe failed (until one succeeds)
   probing: new Set(),
+  // The origins this page may probe: those of the regions listed when it loaded, which the primary put in
+  // the page's Content-Security-Policy (connect-src). A region registered later is measured after a reload.
+  probeable: null,
   selected: null, // the stored Region, or null
   loaded: false,
   error: null,
@@ -74,6 +77,14 @@ export function selected() {
 }
 
 // Why a listed region cannot be used now ("" when it can).
+export function canProbe(r) {
+  try {
+    return !!state.probeable && state.probeable.has(new URL(r.path_app_url).origin);
+  } catch {
+    return false;
+  }
+}
+
 export function unusableReason(r) {
   if (!r.healthy) return 'unhealthy';
   if (state.failed.has(r.id)) return 'not answering';
@@ -184,7 +195,7 @@ function cacheBust() {
 
 // One round: every region of list probed once, in parallel. Resolves when all have settled.
 async function probe(list) {
-  list = list.filter((r) => !state.probing.has(r.id));
+  list = list.filter((r) => !state.probing.has(r.id) && canProbe(r));
   if (!list.length) return;
   const byUrl = new Map();
   for (const r of list) {
@@ -260,7 +271,7 @@ let autoDone = false;
 function autoSelectOnce() {
   if (autoDone || state.selected || !state.regions.length) return;
   const candidates = state.regions.filter((r) => !unusableReason(r) && state.latencies[r.id]);
-  if (!candidates.length) return;
+  if (candidates.length < 2) return; // no choice to make yet (a deployment with the primary only)
   autoDone = true;
   candidates.sort((a, b) => state.latencies[a.id].latencyMS - state.latencies[b.id].latencyMS);
   select(candidates[0]);
@@ -292,6 +303,14 @@ export function start() {
   state.selected = readSelected();
   started = (async () => {
     await loadRegions();
+    state.probeable = new Set([location.origin]);
+    for (const r of state.regions) {
+      try {
+        state.probeable.add(new URL(r.path_app_url).origin);
+      } catch {
+        // not a URL: never probed
+      }
+    }
     loadStoredLatencies();
     notify();
     round(false).catch((e) => console.warn('latency round failed', e));
