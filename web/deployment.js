@@ -2,7 +2,7 @@
 // warnings of its last health check, and create (the token shown once), edit, delete, regenerate token.
 
 import { api } from './api.js';
-import { h, fill, icon, errorText } from './ui.js';
+import { h, fill, keyed, icon, errorText } from './ui.js';
 
 function statusClass(s) {
   return s === 'ok' ? 'status-ok' : s === 'unregistered' || s === 'unknown' ? 'status-warn' : 'status-bad';
@@ -94,9 +94,10 @@ export function renderDeploymentPage(main, me) {
       onsubmit: (ev) => {
         ev.preventDefault();
         fill(tr); // the row is rebuilt by the reload that follows
+        delete body.dataset.renderKey;
         act(() => api('PATCH', `/api/v2/workspaceproxies/${p.id}`, { name: name.value, display_name: dn.value, icon: ic.value }));
       },
-    }, name, dn, ic, h('button', { type: 'submit' }, 'Save'), h('button', { type: 'button', class: 'quiet', onclick: () => { fill(tr); load(); } }, 'Cancel'));
+    }, name, dn, ic, h('button', { type: 'submit' }, 'Save'), h('button', { type: 'button', class: 'quiet', onclick: () => { fill(tr); delete body.dataset.renderKey; load(); } }, 'Cancel'));
     fill(tr, h('td', { colspan: 6 }, save));
   };
 
@@ -157,7 +158,11 @@ export function renderDeploymentPage(main, me) {
     try {
       const data = await api('GET', '/api/v2/workspaceproxies');
       if (editing()) return; // never throw away a half-edited row
-      fill(body, ((data && data.regions) || []).map(row));
+      const list = (data && data.regions) || [];
+      // Rebuilt only when something shown changed (not for every health check's checked_at).
+      const key = JSON.stringify(list.map((p) => [p.id, p.name, p.display_name, p.icon_url, p.path_app_url,
+        p.wildcard_hostname, p.version, p.status && p.status.status, p.status && p.status.report]));
+      keyed(body, key, () => list.map(row));
     } catch (e) {
       error.textContent = errorText(e);
     }

@@ -50,3 +50,11 @@ export function formatLatency(report) {
 export function errorText(err) {
   return err && err.message ? err.message : String(err);
 }
+
+// Re-renders el's children with build() only when key differs from the last one given for el, so that
+// frequent model updates do not replace elements a user may be clicking.
+export function keyed(el, key, build) {
+  if (el.dataset.renderKey === key) return el;
+  el.dataset.renderKey = key;
+  return fill(el, build());
+}

@@ -246,7 +246,14 @@ try {
   await page.click('#picker-menu summary');
   ok(`fast stopped: links fell back to the primary after ${fellBack} ms (limit 10000), choice kept, port menu kept`);
 
-  await page.reload();
+  await page.goto(`${DASH}/deployment/workspace-proxies`);
+  await page.waitForSelector('#proxies tr[data-proxy="fast"] [data-health-error]', { timeout: 15_000 });
+  const down = await page.textContent('#proxies tr[data-proxy="fast"] [data-status]');
+  check(down === 'unreachable' || down === 'unhealthy', `the deployment page shows fast as down: ${down}`);
+  await screenshot(page, 'deployment-fast-down');
+  ok(`the deployment page shows fast ${down} with the health check's error`);
+
+  await page.goto(`${DASH}/workspaces`);
   await until(async () => (await appHref(page, 'web')) === '/@admin/ws.main/apps/web/', 'after a reload while fast is down, the primary');
   await ask('start-fast');
   const t1 = Date.now();
