@@ -18,6 +18,7 @@
 #include "agent/options.h"
 #include "agent/primary.h"
 #include "agent/procnet.h"
+#include "agent/pty.h"
 #include "agent/relay.h"
 #include "agent/ssh.h"
 #include "core/log.h"
@@ -35,6 +36,7 @@ struct agent {
     struct op_agent_http http;
     struct op_relay *relay;
     struct op_agent_ssh *ssh;
+    struct op_agent_pty *pty;
     sigset_t sigs;
     long long report_interval_ms;
     char arch[72];
@@ -320,6 +322,15 @@ static int start(struct agent *a, char *err, size_t errlen)
         int rc = op_agent_ssh_start(path, (int)max_ssh, &a->ssh, err, errlen);
         if (rc) return rc;
     }
+    long max_pty = op_conf_int(&a->conf, OP_AO_MAX_PTY_SESSIONS);
+    if (max_pty > 0) {
+        struct op_agent_pty_conf pc = {
+            .max_sessions = (int)max_pty,
+            .timeout_ms = (int)op_conf_duration_ms(&a->conf, OP_AO_PTY_TIMEOUT),
+        };
+        int rc = op_agent_pty_start(&pc, &a->pty, err, errlen);
+        if (rc) return rc;
+    }
     struct op_relay_conf rc = {
         .spares = (int)op_conf_int(&a->conf, OP_AO_SPARES),
         .max_spares = (int)op_conf_int(&a->conf, OP_AO_MAX_SPARES),
@@ -332,6 +343,7 @@ static int start(struct agent *a, char *err, size_t errlen)
         .napps = a->napps,
         .version = OP_VERSION,
         .ssh = a->ssh,
+        .pty = a->pty,
     };
     return op_relay_start(&rc, &a->relay, err, errlen);
 }
@@ -400,6 +412,8 @@ int op_agent_main(int argc, char **argv)
     a->relay = NULL;
     op_agent_ssh_stop(a->ssh, rc == 0 ? (int)drain : 0);
     a->ssh = NULL;
+    op_agent_pty_stop(a->pty);
+    a->pty = NULL;
     if (rc == 0) {
         /* The last word: "off" marks the agent disconnected at once. */
         if (report(a, "off", true) == 0) op_info("agent", "reported the agent disconnected; bye");

@@ -61,6 +61,17 @@ const struct op_opt op_agent_opts[OP_AO_COUNT] = {
                                 "SSH sessions at once (each is a stream to the agent's own SSH server, "
                                 "reached as port 1; one thread each); more are refused with a 'limit' "
                                 "error. 0 turns the SSH server off (port 1 is then dialed like any port)."},
+    [OP_AO_PTY_TIMEOUT] = {"reconnecting-pty-timeout", "CODER_AGENT_RECONNECTING_PTY_TIMEOUT",
+                           "limits.reconnectingPTYTimeout", "5m", OP_OT_DURATION, NULL, 0,
+                           "How long a web terminal's session (its shell and scrollback) outlives its last "
+                           "connection, so a reconnect with the same ID continues it; then the shell is "
+                           "hung up."},
+    [OP_AO_MAX_PTY_SESSIONS] = {"max-pty-sessions", "CODER_AGENT_MAX_PTY_SESSIONS", "limits.maxPTYSessions",
+                                "64", OP_OT_INT, NULL, 0,
+                                "Web terminal sessions at once (reached as port 2, served by one thread "
+                                "with a 64 KiB scrollback each); a new one over the limit is refused with "
+                                "503. 0 turns the terminal server off (port 2 is then dialed like any "
+                                "port)."},
     [OP_AO_LOG_LEVEL] = {"log-level", "CODER_AGENT_LOG_LEVEL", "agent.logLevel", "info", OP_OT_ENUM,
                          "debug|info|warn|error", 0, "Log level."},
     [OP_AO_LOG_JSON] = {"log-json", "CODER_AGENT_LOG_JSON", "agent.logJSON", "false", OP_OT_BOOL, NULL, 0,
@@ -91,7 +102,9 @@ const struct op_optset op_agent_optset = {
         "separated by `;` (an app spec contains commas); in YAML `apps` is a sequence of specs. "
         "`--check` validates everything without connecting (exit 78 on error). The agent opens no "
         "listening socket; the limits bound what it holds: per region one control connection and "
-        "`--spares` parked stream connections, and `--max-streams` streams in all.",
+        "`--spares` parked stream connections, and `--max-streams` streams in all. Two stream ports are "
+        "served inside the agent instead of dialed: 1, its SSH server (docs/ssh.md), and 2, its web-terminal "
+        "server of reconnecting PTY sessions over WebSocket (docs/terminal.md).",
     .config_id = OP_AO_CONFIG,
     .env_file_id = -1,
     .verbose_id = -1,
@@ -173,7 +186,7 @@ int op_agent_conf_validate(const struct op_conf *c, struct op_agent_app *apps, i
     if (rc) return rc;
     static const struct range ints[] = {
         {OP_AO_SPARES, 0, 64},      {OP_AO_MAX_SPARES, 1, 64},         {OP_AO_MAX_STREAMS, 1, 100000},
-        {OP_AO_MAX_REGIONS, 1, 64}, {OP_AO_SSH_MAX_SESSIONS, 0, 4096},
+        {OP_AO_MAX_REGIONS, 1, 64}, {OP_AO_SSH_MAX_SESSIONS, 0, 4096}, {OP_AO_MAX_PTY_SESSIONS, 0, 4096},
     };
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         long v = op_conf_int(c, ints[i].id);
@@ -191,7 +204,7 @@ int op_agent_conf_validate(const struct op_conf *c, struct op_agent_app *apps, i
     static const struct range durs[] = {
         {OP_AO_DIAL_TIMEOUT, 100, 60000},     {OP_AO_MANIFEST_INTERVAL, 100, 3600000},
         {OP_AO_PORTS_INTERVAL, 100, 3600000}, {OP_AO_BACKOFF_MAX, 500, 3600000},
-        {OP_AO_DRAIN_TIMEOUT, 0, 3600000},
+        {OP_AO_DRAIN_TIMEOUT, 0, 3600000},    {OP_AO_PTY_TIMEOUT, 100, 7 * 86400000L},
     };
     for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
         long long v = op_conf_duration_ms(c, durs[i].id);

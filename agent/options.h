@@ -26,6 +26,8 @@ enum op_agent_opt_id {
     OP_AO_DRAIN_TIMEOUT,
     OP_AO_DATA_DIR,
     OP_AO_SSH_MAX_SESSIONS,
+    OP_AO_PTY_TIMEOUT,
+    OP_AO_MAX_PTY_SESSIONS,
     OP_AO_LOG_LEVEL,
     OP_AO_LOG_JSON,
     OP_AO_CONFIG,

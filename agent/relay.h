@@ -27,6 +27,7 @@ struct op_relay_region {
 };
 
 struct op_agent_ssh;
+struct op_agent_pty;
 
 struct op_relay_conf {
     int spares;      /* spare stream connections kept per region */
@@ -40,6 +41,7 @@ struct op_relay_conf {
     int napps;
     const char *version;
     struct op_agent_ssh *ssh; /* NULL: streams to OP_AGENT_SSH_PORT are dialed like any port */
+    struct op_agent_pty *pty; /* NULL: streams to OP_AGENT_PTY_PORT are dialed like any port */
 };
 
 struct op_relay;

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "agent/pty.h"
 #include "agent/relay_int.h"
 #include "agent/ssh.h"
 #include "core/log.h"
@@ -113,13 +114,14 @@ static int resolve_target(const char *host, uint16_t port, struct sockaddr_stora
     return 0;
 }
 
-/* A socketpair: one end to a new SSH session, the other relayed as the stream's target. Its "connect"
- * completes at once (the first EPOLLOUT), like a dial to a port that answers. */
-static int open_ssh(struct op_relay *r, int *fd)
+/* A socketpair: one end to the agent's own SSH or terminal server, the other relayed as the stream's
+ * target. Its "connect" completes at once (the first EPOLLOUT), like a dial to a port that answers. */
+static int open_local(struct op_relay *r, long port, int *fd)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
-    int rc = op_agent_ssh_serve(r->conf.ssh, sv[1]);
+    int rc = port == OP_AGENT_SSH_PORT ? op_agent_ssh_serve(r->conf.ssh, sv[1])
+                                       : op_agent_pty_serve(r->conf.pty, sv[1]);
     if (rc) {
         close(sv[0]);
         return rc == -EAGAIN ? -EBUSY : rc;
@@ -167,8 +169,10 @@ void ar_on_open(struct op_relay *r, struct conn *spare, char *line)
     struct sockaddr_storage ss;
     socklen_t sl;
     int fd, rc;
-    if (port == OP_AGENT_SSH_PORT && r->conf.ssh && op_agent_host_is_loopback(host))
-        rc = open_ssh(r, &fd); /* the agent's own SSH server, in-process */
+    bool local = op_agent_host_is_loopback(host) &&
+                 ((port == OP_AGENT_SSH_PORT && r->conf.ssh) || (port == OP_AGENT_PTY_PORT && r->conf.pty));
+    if (local)
+        rc = open_local(r, port, &fd); /* the agent's own SSH or terminal server, in-process */
     else if ((rc = resolve_target(host, (uint16_t)port, &ss, &sl)) == 0)
         rc = ar_new_socket(&ss, sl, &fd);
     if (rc) {
@@ -176,7 +180,9 @@ void ar_on_open(struct op_relay *r, struct conn *spare, char *line)
                   rc == -ECONNREFUSED ? OP_AF_FAIL_REFUSED
                   : rc == -EBUSY      ? OP_AF_FAIL_LIMIT
                                       : OP_AF_FAIL_OTHER,
-                  rc == -EBUSY ? "too many SSH sessions" : strerror(-rc));
+                  rc == -EBUSY
+                      ? (port == OP_AGENT_SSH_PORT ? "too many SSH sessions" : "the terminal server is busy")
+                      : strerror(-rc));
         return;
     }
     struct conn *t = ar_conn_new(r, fd, K_TARGET, NULL);

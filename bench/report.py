@@ -15,6 +15,7 @@ TITLES = {
     "4": "W4  New TLS 1.3 connections (X25519 + ECDSA P-256), one 100 B request each",
     "5": "W5  Memory per idle relayed connection (RSS growth of the relay / connections)",
     "6": "W6  Latency at a fixed request rate (open loop, from the intended send time)",
+    "7": "W7  SSH bulk (scp): outpost = through proxy eu to the agent; direct = the agent SSH server on a port",
 }
 BASE = "outpost"
 

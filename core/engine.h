@@ -136,7 +136,8 @@ struct op_timeouts {
 struct op_engine_conf {
     int workers;   /* 0 = one per online CPU */
     bool no_pin;   /* do not pin workers to CPUs */
-    int first_cpu; /* pin worker i to CPU (first_cpu + i) % ncpu */
+    int first_cpu; /* pin worker i to CPU (first_cpu + i) % ncpu, or to the i-th CPU of the process's affinity
+                    * mask when it excludes that one */
     struct op_listener_conf *listeners;
     int nlisteners;
     struct op_timeouts to;

@@ -332,6 +332,29 @@ void worker_free(struct op_worker *w)
     free(w->free_slots);
 }
 
+/* Pins the calling worker thread to one CPU: (first_cpu + idx) % ncpu when the process may run there,
+ * else the idx-th CPU the process may run on. A proxy started under taskset, systemd's CPUAffinity= or a
+ * container's cpuset keeps its workers inside that set instead of moving them onto CPUs it was kept off
+ * (where they would share a core with whatever the operator put there). */
+static void pin_worker(int first_cpu, int idx)
+{
+    cpu_set_t allowed, set;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = (first_cpu + idx) % (ncpu > 0 ? (int)ncpu : 1);
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && !CPU_ISSET(want, &allowed)) {
+        int n = CPU_COUNT(&allowed), k = n > 0 ? idx % n : 0;
+        for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+            if (!CPU_ISSET(cpu, &allowed)) continue;
+            if (k-- == 0) {
+                want = cpu;
+                break;
+            }
+        }
+    }
+    CPU_ZERO(&set);
+    CPU_SET(want, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
 void *worker_main(void *arg)
 {
     struct op_worker *w = arg;
@@ -339,13 +362,7 @@ void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "outpost-w%d", w->idx);
     pthread_setname_np(pthread_self(), name);
-    if (!e->conf.no_pin) {
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET((e->conf.first_cpu + w->idx) % (ncpu > 0 ? ncpu : 1), &set);
-        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-    }
+    if (!e->conf.no_pin) pin_worker(e->conf.first_cpu, w->idx);
     for (int i = 0; i < MAX_LISTENERS; i++)
         w->listen_fd[i] = -1;
     w->efd = -1;

@@ -37,6 +37,10 @@ struct op_app_response {
     size_t headers_len;
     char *body; /* malloc'd by the handler (or NULL); the engine frees it */
     size_t body_len;
+    /* A handler that authorized the request instead of answering it sets grant (NUL-terminated) and no
+     * body: the worker routes the same request again with op_route.granted = grant (http/proxy.h) and goes
+     * on as that route says. Only for requests without a body. */
+    char grant[128];
 };
 
 /* Runs on the control thread. Must always fill resp (status and body). */

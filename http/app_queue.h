@@ -29,6 +29,7 @@ struct op_app_job {
     struct op_app_header headers[OP_H1_MAX_HEADERS];
     char remote_ip[64];
     char *head; /* copy of the request head; req spans point into it */
+    size_t head_len;
     char *body;
     size_t body_len, body_have;
 };

@@ -232,6 +232,11 @@ OP_MUST_USE ssize_t op_h1_write_request_head(const struct op_h1_request *req, co
  *   drop_cookies: NULL-terminated cookie names removed from every Cookie header (exact, case-sensitive;
  *     a name ending in '*' is a prefix); the pairs left are rejoined with "; ", an emptied header is
  *     dropped;
+ *   drop_headers: NULL-terminated header names not forwarded (case-insensitive; a credential meant for
+ *     us, e.g. Coder-Session-Token);
+ *   drop_query: NULL-terminated query parameter names removed from the target's query (exact,
+ *     case-sensitive; "name" and "name=value" both); the parameters left keep their order, joined with '&',
+ *     and an emptied query loses its '?';
  *   extra: as op_h1_write_request_head's.
  * No allocation: everything is written straight into out. Returns bytes written or -ENOSPC.
  */
@@ -242,6 +247,8 @@ struct op_h1_req_opts {
     const char *const *drop_cookies;
     const char *path_prefix; /* path_prefix_len bytes written before the (stripped) path, see above */
     size_t path_prefix_len;
+    const char *const *drop_query;
+    const char *const *drop_headers;
 };
 OP_MUST_USE ssize_t op_h1_write_request_head_opts(const struct op_h1_request *req, const char *client_ip,
                                                   const char *proto, const struct op_h1_req_opts *opts,

@@ -238,7 +238,47 @@ static bool is_hop_by_hop(op_span_t name, const struct op_h1_header *h, int n, i
 /* The request target with o->strip_prefix bytes removed from the start of its path and o->path_prefix put
  * before what is left: the path keeps a leading '/', the query (and an absolute-form scheme and authority)
  * are kept. */
+/* name is one of the NULL-terminated names. */
+static bool name_in(op_span_t name, const char *const *names)
+{
+    for (; *names; names++)
+        if (strlen(*names) == name.len && memcmp(*names, name.p, name.len) == 0) return true;
+    return false;
+}
+
+/* The query q ("a=1&b" after '?', may be empty) without the parameters named in drop: "?rest" or nothing. */
+static void w_query(struct op_h1_writer *w, op_span_t q, const char *const *drop)
+{
+    bool first = true;
+    const char *p = q.p, *end = q.p + q.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *e = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(e - p));
+        op_span_t name = op_span(p, (size_t)((eq ? eq : e) - p));
+        if (e > p && !name_in(name, drop)) {
+            op_h1_put_raw(w, first ? "?" : "&", 1);
+            op_h1_put_raw(w, p, (size_t)(e - p));
+            first = false;
+        }
+        p = e + 1;
+    }
+}
+
+static void w_target_path(struct op_h1_writer *w, op_span_t t, const struct op_h1_req_opts *o);
+
 static void w_target(struct op_h1_writer *w, op_span_t t, const struct op_h1_req_opts *o)
+{
+    const char *q = o->drop_query ? memchr(t.p, '?', t.len) : NULL;
+    if (!q) {
+        w_target_path(w, t, o);
+        return;
+    }
+    w_target_path(w, op_span(t.p, (size_t)(q - t.p)), o);
+    w_query(w, op_span(q + 1, t.len - (size_t)(q + 1 - t.p)), o->drop_query);
+}
+
+static void w_target_path(struct op_h1_writer *w, op_span_t t, const struct op_h1_req_opts *o)
 {
     size_t start = 0, strip = o->strip_prefix;
     op_span_t pre = op_span(o->path_prefix, o->path_prefix ? o->path_prefix_len : 0);
@@ -309,6 +349,14 @@ static void w_cookie(struct op_h1_writer *w, const struct op_h1_header *h, const
         w->len = mark;
 }
 
+/* name is one of the NULL-terminated names (case-insensitive); false without names. */
+static bool header_dropped(op_span_t name, const char *const *names)
+{
+    for (; names && *names; names++)
+        if (span_ieq(name, *names)) return true;
+    return false;
+}
+
 ssize_t op_h1_write_request_head_opts(const struct op_h1_request *req, const char *client_ip,
                                       const char *proto, const struct op_h1_req_opts *o, char *out,
                                       size_t cap)
@@ -324,7 +372,7 @@ ssize_t op_h1_write_request_head_opts(const struct op_h1_request *req, const cha
     for (int i = 0; i < req->nheaders; i++) {
         const struct op_h1_header *h = &req->headers[i];
         if (is_hop_by_hop(h->name, req->headers, req->nheaders, HOP_REQUEST) ||
-            underscore_dropped(h->name, o->fwd_flags))
+            underscore_dropped(h->name, o->fwd_flags) || header_dropped(h->name, o->drop_headers))
             continue;
         if (o->drop_cookies && span_ieq(h->name, "cookie"))
             w_cookie(&w, h, o->drop_cookies);

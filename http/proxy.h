@@ -90,6 +90,11 @@ struct op_route {
     const char *path_prefix;
     size_t path_prefix_len;
     const char *const *drop_cookies;
+    /* drop_query: query parameter names removed from the target (exact; a credential meant for us, e.g.
+     * a signed token in the URL); read only before the route function's caller returns, like
+     * drop_cookies. */
+    const char *const *drop_query;
+    const char *const *drop_headers; /* header names not forwarded (case-insensitive), like drop_cookies */
     char req_extra[512];
     /* Response head rewriting: OP_ROUTE_RESP_NO_CORS drops the upstream's Access-Control-Allow-Origin,
      * -Credentials, -Methods, -Headers and removes Origin, Access-Control-Request-Method(s) and
@@ -104,6 +109,11 @@ struct op_route {
     void (*handoff)(void *ctx, struct op_conn *c, const struct op_h1_request *req, const uint8_t *rest,
                     size_t n);
     void *handoff_ctx;
+    /* Set (not zeroed) before the route function runs again for a request that the application handler
+     * authorized (op_app_response.grant): the handler's grant text, NULL on a first routing. The route
+     * may then send the request upstream (UPSTREAM) or answer it (RESPOND); OP_ROUTE_APP and HANDOFF are
+     * answered 500. */
+    const char *granted;
 };
 
 #define OP_ROUTE_RESP_NO_CORS 1u
@@ -114,7 +124,8 @@ struct op_route {
 void op_http_dial_failed(struct op_conn *c, int status, const char *content_type, const char *body,
                          size_t len);
 
-/* Picks the route for a parsed request (worker thread; must not block). out is zeroed beforehand. */
+/* Picks the route for a parsed request (worker thread; must not block). out is zeroed beforehand, except
+ * granted (see op_route.granted). */
 typedef void (*op_route_fn)(void *ctx, struct op_conn *c, const struct op_h1_request *req,
                             struct op_route *out);
 

@@ -135,6 +135,9 @@ OP_MUST_USE int http_relay_body(struct op_conn *c, struct op_h1_body *b, enum op
 /* ---- request path (proxy_request.c) --------------------------------------------------------------- */
 
 int http_client_data(struct op_conn *c, const uint8_t *p, size_t n);
+/* The application handler granted the request of job instead of answering it (op_app_response.grant):
+ * routes it again with op_route.granted and goes on as that route says. Frees job. */
+void http_reroute(struct op_conn *c, struct op_app_job *job);
 void http_serve_held(struct op_conn *c, bool resume);
 
 /* ---- response path (proxy_response.c) ------------------------------------------------------------- */

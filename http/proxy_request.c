@@ -19,6 +19,9 @@ static _Thread_local struct op_h1_request tl_req;
  * the stack may touch it. Only a receive's frame is known to be safe for that (its callers return at
  * once); a handoff asked for elsewhere (a head pipelined behind a response) is refused. */
 static _Thread_local bool tl_in_receive, tl_handed_off;
+/* Routing a request again that came back from the application handler with a grant: its head is no
+ * longer in the held bytes (route_app consumed it), so nothing is consumed for it. */
+static _Thread_local bool tl_rerouting;
 
 _Static_assert(OP_CONN_BUF_SIZE - OP_H1_MAX_HEAD >= 8192, "head buffer too small for a useful receive");
 
@@ -115,7 +118,9 @@ static void route_upstream(struct op_conn *c, const struct op_h1_request *req, c
                                 .strip_prefix = rt->strip_prefix,
                                 .drop_cookies = rt->drop_cookies,
                                 .path_prefix = rt->path_prefix,
-                                .path_prefix_len = rt->path_prefix_len};
+                                .path_prefix_len = rt->path_prefix_len,
+                                .drop_query = rt->drop_query,
+                                .drop_headers = rt->drop_headers};
     char *out = hold ? st->dbuf->head : http_out;
     size_t cap = hold ? HTTP_DBUF_HEAD_CAP : sizeof(http_out);
     ssize_t n = op_h1_write_request_head_opts(req, ip, op_conn_is_tls(c) ? "https" : "http", &ro, out, cap);
@@ -126,7 +131,7 @@ static void route_upstream(struct op_conn *c, const struct op_h1_request *req, c
     st->resp_head_done = st->resp_done = st->resp_started = false;
     st->up_keep = true;
     op_h1_body_init(&st->req_body, req->framing, req->content_length);
-    http_buf_consume(c, &st->hbuf, &st->hlen, req->head_len);
+    if (!tl_rerouting) http_buf_consume(c, &st->hbuf, &st->hlen, req->head_len);
     st->req_done = req->framing == OP_H1_BODY_NONE;
     if (hold) {
         st->dbuf->head_len = (uint32_t)n;
@@ -158,7 +163,7 @@ static void respond_builtin(struct op_conn *c, const struct op_h1_request *req, 
         op_conn_close(c, "response too large");
         return;
     }
-    http_buf_consume(c, &st->hbuf, &st->hlen, req->head_len);
+    if (!tl_rerouting) http_buf_consume(c, &st->hbuf, &st->hlen, req->head_len);
     st->req_done = true;
     st->resp_started = true;
     http_end_request(c); /* serve_held, our caller, goes on with the next pipelined request */
@@ -224,6 +229,7 @@ static void route_app(struct op_conn *c, const struct op_h1_request *req)
     job->req.remote_ip = job->remote_ip;
     job->req.tls = op_conn_is_tls(c);
     job->head = head;
+    job->head_len = req->head_len;
     job->body = body;
     job->body_len = req->content_length;
     job->ref = op_conn_ref(c);
@@ -247,6 +253,39 @@ static void route_app(struct op_conn *c, const struct op_h1_request *req)
     }
     st->phase = HP_APP_BODY;
     op_conn_set_timeout(c, hconf(c)->head_ms);
+}
+
+void http_reroute(struct op_conn *c, struct op_app_job *job)
+{
+    struct http_state *st = hs(c);
+    const struct op_http_conf *cf = hconf(c);
+    struct op_h1_request *req = &tl_req;
+    st->job = NULL;
+    if (job->body_len || op_h1_parse_request(job->head, job->head_len, req) != OP_H1_COMPLETE) {
+        op_app_job_free(job);
+        http_fail(c, 500, "a granted request cannot be routed again");
+        return;
+    }
+    st->phase = HP_HEAD;
+    if (http_upgrade_request(c, req) < 0) {
+        op_app_job_free(job);
+        return;
+    }
+    struct op_route rt;
+    memset(&rt, 0, sizeof(rt));
+    rt.granted = job->resp.grant;
+    if (cf->route) cf->route(cf->route_ctx, c, req, &rt);
+    tl_rerouting = true;
+    if (rt.kind == OP_ROUTE_UPSTREAM)
+        route_upstream(c, req, &rt); /* writes the head it sends before returning: job may go */
+    else if (rt.kind == OP_ROUTE_RESPOND)
+        respond_builtin(c, req, &rt);
+    else
+        http_fail(c, 500, "a granted request was not routed upstream");
+    tl_rerouting = false;
+    op_app_job_free(job);
+    /* Answered at once and kept alive: what was pipelined behind it is served now (no loop above us). */
+    if (rt.kind == OP_ROUTE_RESPOND && st->phase == HP_HEAD) http_serve_held(c, true);
 }
 
 /* Body bytes of the current request, fresh or held: forwarded upstream (HP_BODY) or collected for the

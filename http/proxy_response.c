@@ -218,6 +218,10 @@ void http_message(struct op_conn *c, void *msg)
         return;
     }
     struct op_app_response *r = &job->resp;
+    if (r->grant[0]) {
+        http_reroute(c, job);
+        return;
+    }
     bool close = !st->client_keep || op_conn_draining(c) || st->client_eof;
     if (close) st->client_keep = false;
     int status = r->status ? r->status : 200;

@@ -260,7 +260,9 @@ static bool route_workspaces(struct op_primary *p, const char *path, const struc
         W_WS_CRED,
         W_AGENT,
         W_CONNECT,
-        W_PORTS
+        W_PORTS,
+        W_PTY,
+        W_PTY_TOKEN
     };
     int r = W_NONE;
     bool allowed = false;
@@ -281,6 +283,9 @@ static bool route_workspaces(struct op_primary *p, const char *path, const struc
         if (n == 1) r = W_AGENT, allowed = get;
         if (n == 2 && strcmp(seg[1], "connect-token") == 0) r = W_CONNECT, allowed = post;
         if (n == 2 && strcmp(seg[1], "listening-ports") == 0) r = W_PORTS, allowed = get;
+        if (n == 2 && strcmp(seg[1], "pty") == 0) r = W_PTY, allowed = get;
+    } else if (strcmp(path, "/api/v2/applications/reconnecting-pty-signed-token") == 0) {
+        r = W_PTY_TOKEN, allowed = post;
     }
     if (r == W_NONE) return false;
     struct op_user u;
@@ -325,6 +330,12 @@ static bool route_workspaces(struct op_primary *p, const char *path, const struc
         break;
     case W_PORTS:
         op_api_agent_ports(p, &u, seg[0], resp);
+        break;
+    case W_PTY:
+        op_api_pty_authorize(p, &u, seg[0], resp);
+        break;
+    case W_PTY_TOKEN:
+        op_api_pty_token(p, &u, req, resp);
         break;
     default:
         break;

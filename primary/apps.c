@@ -435,7 +435,7 @@ static int redirect_to_sign_in(struct op_primary *p, const struct issue *is, str
     return resp->status;
 }
 
-static int sign_token(struct op_primary *p, const struct op_wsapp_token *t, char *out, size_t outlen)
+int op_primary_sign_app_token(struct op_primary *p, const struct op_wsapp_token *t, char *out, size_t outlen)
 {
     char payload[OP_JWS_MAX_PAYLOAD];
     int n = op_wsapp_token_encode(t, payload, sizeof(payload));
@@ -538,7 +538,7 @@ int op_primary_issue_app_token(struct op_primary *p, const cJSON *issue_req, con
     snprintf(tok.agent_id, sizeof(tok.agent_id), "%s", t.agent_id);
     snprintf(tok.app_url, sizeof(tok.app_url), "%s", t.app_url);
     char jws[OP_JWS_MAX_TOKEN];
-    if (sign_token(p, &tok, jws, sizeof(jws)) != 0) {
+    if (op_primary_sign_app_token(p, &tok, jws, sizeof(jws)) != 0) {
         op_html_page(p, resp, 500, "Internal error", "The app token could not be signed.");
         return 500;
     }

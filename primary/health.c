@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +124,13 @@ int op_health_init(struct op_primary *p)
     }
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
+    /* The prober takes no signals: the primary may open before the control loop blocks them, and a
+     * SIGTERM delivered to this thread would kill the process instead of starting the drain. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = pthread_create(&h->thread, NULL, prober_main, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         curl_multi_cleanup(h->pb.multi);
         pthread_cond_destroy(&h->cv);

@@ -211,6 +211,18 @@ void op_redirect(struct op_app_response *resp, int status, const char *location)
 /* POST /api/v2/workspaceproxies/me/issue-signed-app-token (proxy already authenticated). */
 void op_api_issue_app_token(struct op_primary *p, const struct op_app_request *req,
                             struct op_app_response *resp);
+struct op_wsapp_token;
+/* Signs the claims of t as a compact JWS with the current workspace_apps_token key. 0 or -errno. */
+int op_primary_sign_app_token(struct op_primary *p, const struct op_wsapp_token *t, char *out, size_t outlen);
+/* POST /api/v2/applications/reconnecting-pty-signed-token (session authenticated, pty.c): a terminal app
+ * token for a proxy's PTY URL. */
+void op_api_pty_token(struct op_primary *p, const struct op_user *u, const struct op_app_request *req,
+                      struct op_app_response *resp);
+/* The primary's own GET /api/v2/workspaceagents/{agent}/pty (pty.c, session authenticated): the access
+ * check on the control thread; on success resp carries the grant (op_app_response.grant) the region routes
+ * with. */
+void op_api_pty_authorize(struct op_primary *p, const struct op_user *u, const char *agent_id,
+                          struct op_app_response *resp);
 /* GET /api/v2/applications/auth-redirect?redirect_uri=... (§6.7 steps 4-6). */
 void op_api_app_auth_redirect(struct op_primary *p, const struct op_app_request *req,
                               struct op_app_response *resp);

@@ -60,8 +60,8 @@ struct op_ws_frame {
     uint8_t opcode;
     bool masked;
     uint8_t mask[4];
-    uint64_t len;        /* payload length */
-    size_t header_len;   /* bytes of header consumed */
+    uint64_t len;      /* payload length */
+    size_t header_len; /* bytes of header consumed */
 };
 
 /* Decodes a frame header from buf[0..len). Returns the header length (> 0) with *f filled; 0 when more
@@ -80,12 +80,13 @@ void op_ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t off
 size_t op_ws_encode_header(uint8_t *out, bool fin, uint8_t opcode, uint64_t len);
 
 /* Builds a close payload (code in network order + reason, truncated to OP_WS_MAX_CLOSE_TEXT bytes at a
- * UTF-8 boundary) into out (at least OP_WS_MAX_CONTROL bytes). Returns its length. */
+ * UTF-8 boundary) into out (at least OP_WS_MAX_CONTROL bytes). Returns its length; 0 for
+ * OP_WS_CLOSE_NO_STATUS, which is never on the wire (an empty close says it). */
 size_t op_ws_close_payload(uint8_t *out, uint16_t code, const char *reason);
 
 /* Parses a received close payload: *code = 1005 when empty. Returns 0, or OP_WS_EPROTO for a 1-byte
- * payload or a code a peer may not send (< 1000, 1004-1006, 1015, 1016-2999 unassigned), OP_WS_EINVALID
- * when the reason is not UTF-8. */
+ * payload or a code a peer may not send (< 1000, 1004-1006, 1015, 1016-2999 unassigned, >= 5000),
+ * OP_WS_EINVALID when the reason is not UTF-8. */
 int op_ws_parse_close(const uint8_t *p, size_t len, uint16_t *code);
 
 /* Incremental UTF-8 validation across fragment boundaries (state 0 = at a character boundary). Returns
@@ -103,9 +104,9 @@ enum op_ws_event {
 };
 
 struct op_ws_reader {
-    uint8_t *msg;     /* caller's buffer for message payloads */
-    size_t msg_cap;   /* the size limit of one message */
-    size_t msg_len;   /* bytes of the current message so far */
+    uint8_t *msg;       /* caller's buffer for message payloads */
+    size_t msg_cap;     /* the size limit of one message */
+    size_t msg_len;     /* bytes of the current message so far */
     uint8_t msg_opcode; /* OP_WS_TEXT or OP_WS_BINARY of the message being assembled; 0 = none */
     uint8_t ctrl[OP_WS_MAX_CONTROL];
     size_t ctrl_len;
@@ -126,7 +127,8 @@ void op_ws_reader_init(struct op_ws_reader *r, uint8_t *buf, size_t cap);
  * broke the protocol: a data frame while a fragmented message is open, a continuation with none open, a
  * message over msg_cap (OP_WS_ETOOBIG), invalid UTF-8 in a text message or close reason (OP_WS_EINVALID),
  * or any header error of op_ws_decode_header. After OP_WS_EV_MESSAGE the caller reads msg[0..msg_len)
- * before the next call, which starts a new message. Frames are always masked (server side). */
+ * (msg_opcode tells text from binary) before the next call, which starts a new message. Frames are
+ * always masked (server side). */
 int op_ws_read(struct op_ws_reader *r, const uint8_t *in, size_t len, size_t *used);
 
 #endif

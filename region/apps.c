@@ -320,6 +320,17 @@ static void app_dial_cancel(void *ctx, struct op_conn *c)
     op_broker_unwait(r->broker, w->agent, w->ref); /* false: a spare is on its way; it comes back */
 }
 
+void op_region_dial_route(struct op_region *r, const char *agent, struct op_route *out)
+{
+    out->kind = OP_ROUTE_UPSTREAM;
+    out->addr = NULL;
+    out->dial = app_dial;
+    out->dial_ctx = r;
+    out->dial_msg = app_dial_msg;
+    out->dial_cancel = app_dial_cancel;
+    snprintf(tl_agent, sizeof(tl_agent), "%s", agent);
+}
+
 /* ---- the route ------------------------------------------------------------------------------------ */
 
 /* The path of an app URL (after host[:port], up to '?' or '#'; empty when none) and its query (after '?',
@@ -445,13 +456,7 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
         answer(out, conf, m);
         return true;
     }
-    out->kind = OP_ROUTE_UPSTREAM;
-    out->addr = NULL;
-    out->dial = app_dial;
-    out->dial_ctx = r;
-    out->dial_msg = app_dial_msg;
-    out->dial_cancel = app_dial_cancel;
-    snprintf(tl_agent, sizeof(tl_agent), "%s", tl_tok.agent_id);
+    op_region_dial_route(r, tl_tok.agent_id, out);
     uint64_t h = fnv(fnv(fnv(0xcbf29ce484222325ull, tl_tok.agent_id), hp), tl_tok.user_id);
     out->up_key = h ? h : 1;
     int n = snprintf(out->preamble, sizeof(out->preamble), "OPEN %s\n", hp);

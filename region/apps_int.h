@@ -51,4 +51,9 @@ int op_region_app_target(const char *app_url, char *out, size_t outlen);
 /* Equality of a host header (port and trailing dots ignored, case-insensitive) and a URL's host. */
 bool op_region_app_host_is(op_span_t host, const char *url);
 
+/* Makes out a dial route to agent through one of its parked streams (the broker's spare, or a wait for the
+ * next one; failures answer a 502/503 page): kind and the dial callbacks. The preamble and the request
+ * rewriting are the caller's. Worker thread, inside the route function. */
+void op_region_dial_route(struct op_region *r, const char *agent, struct op_route *out);
+
 #endif

@@ -96,6 +96,13 @@ struct op_region_app_conf {
 bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *conf, struct op_conn *c,
                          const struct op_h1_request *req, struct op_route *out);
 
+/* The role's route function calls this before op_region_route_app: true when the request is for the web
+ * terminal, GET /api/v2/workspaceagents/{agent}/pty (region/pty.c; out is filled: the agent stream upstream
+ * of an authorized request, an answer, or on the primary OP_ROUTE_APP for the session check, after which
+ * the handler's grant routes it again). Worker thread, no I/O. */
+bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *conf, struct op_conn *c,
+                         const struct op_h1_request *req, struct op_route *out);
+
 /* What the slow path needs from its role (control thread; may block). */
 struct op_region_app_hooks {
     /* Asks for a signed app token with the §2.9 body issue (a cJSON object). Returns 0 with the token in

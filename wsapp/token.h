@@ -19,6 +19,7 @@
 #define OP_WSAPP_TOKEN_LIFETIME_S  60
 #define OP_WSAPP_APIKEY_LIFETIME_S 60
 #define OP_WSAPP_URL_MAX           512
+#define OP_WSAPP_PTY_PORT          2  /* the agent's reconnecting-PTY port: terminal tokens lead there */
 #define OP_WSAPP_LEEWAY_S          60 /* clock leeway of exp/nbf checks: go-jose's default, as Coder uses */
 
 struct op_wsapp_token {

@@ -269,6 +269,8 @@ void op_wsp_route(void *ctx, struct op_conn *c, const struct op_h1_request *req,
     }
     if (w->region && op_region_route(w->region, c, req, out))
         return; /* agent control, spares, client streams */
+    if (w->region && op_region_route_pty(w->region, &w->app_conf, c, req, out))
+        return; /* the web terminal: authorized here, relayed to the agent's PTY server */
     if (w->region && op_region_route_app(w->region, &w->app_conf, c, req, out))
         return; /* workspace apps: served through an agent stream, or the slow path (apps.c) */
     int rt;

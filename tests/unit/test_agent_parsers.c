@@ -153,7 +153,9 @@ static void test_options(void)
     const char *items[8];
     CHECK(op_conf_list(&c, OP_AO_APP, buf, sizeof(buf), items, 8) == 2, "two apps from repeated --app");
     CHECK(op_conf_int(&c, OP_AO_SPARES) == 2 && op_conf_int(&c, OP_AO_MAX_STREAMS) == 512 &&
-              op_conf_duration_ms(&c, OP_AO_BACKOFF_MAX) == 30000,
+              op_conf_duration_ms(&c, OP_AO_BACKOFF_MAX) == 30000 &&
+              op_conf_int(&c, OP_AO_MAX_PTY_SESSIONS) == 64 &&
+              op_conf_duration_ms(&c, OP_AO_PTY_TIMEOUT) == 300000,
           "documented defaults");
     op_conf_free(&c);
     char *none[] = {"agent"};
@@ -167,6 +169,17 @@ static void test_options(void)
     op_conf_free(&c);
     char *limits[] = {"agent", tok, "--spares", "9", "--max-spares", "8"};
     CHECK(load(&c, 6, limits) == EX_CONFIG, "spares above max-spares: EX_CONFIG");
+    op_conf_free(&c);
+    char *pty_ok[] = {"agent", tok, "--max-pty-sessions", "0", "--reconnecting-pty-timeout", "30s"};
+    CHECK(load(&c, 6, pty_ok) == 0 && op_conf_int(&c, OP_AO_MAX_PTY_SESSIONS) == 0 &&
+              op_conf_duration_ms(&c, OP_AO_PTY_TIMEOUT) == 30000,
+          "terminal server off, a 30s reconnect timeout");
+    op_conf_free(&c);
+    char *pty_many[] = {"agent", tok, "--max-pty-sessions", "4097"};
+    CHECK(load(&c, 4, pty_many) == EX_CONFIG, "max-pty-sessions above 4096: EX_CONFIG");
+    op_conf_free(&c);
+    char *pty_short[] = {"agent", tok, "--reconnecting-pty-timeout", "10ms"};
+    CHECK(load(&c, 4, pty_short) == EX_CONFIG, "reconnecting-pty-timeout under 100ms: EX_CONFIG");
     op_conf_free(&c);
     char *pos[] = {"agent", "extra"};
     char err[256];

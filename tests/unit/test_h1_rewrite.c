@@ -211,11 +211,37 @@ static void test_no_cors(void)
               "X-A: 1\r\nX-B: 2\r\n\r\n");
 }
 
+/* Query parameters and headers meant for us are not forwarded (a token in the URL, the session header). */
+static void test_drop_query_headers(void)
+{
+    static const char *const q[] = {"tok", "t2", NULL};
+    static const char *const h[] = {"Coder-Session-Token", NULL};
+    struct op_h1_req_opts o = {.drop_query = q, .drop_headers = h};
+    req_case("drop query: middle", "GET /pty?a=1&tok=x&b=2 HTTP/1.1\r\nHost: h\r\n\r\n", &o,
+             "GET /pty?a=1&b=2 HTTP/1.1\r\nHost: h\r\nX-Forwarded-Host: h\r\n\r\n");
+    req_case("drop query: first, last, bare, empty pieces",
+             "GET /pty?tok=x&a=1&&t2&tokx=3&b&tok HTTP/1.1\r\nHost: h\r\n\r\n", &o,
+             "GET /pty?a=1&tokx=3&b HTTP/1.1\r\nHost: h\r\nX-Forwarded-Host: h\r\n\r\n");
+    req_case("drop query: all of it loses the '?'", "GET /pty?tok=1&t2=2 HTTP/1.1\r\nHost: h\r\n\r\n", &o,
+             "GET /pty HTTP/1.1\r\nHost: h\r\nX-Forwarded-Host: h\r\n\r\n");
+    req_case("drop query: case-sensitive names", "GET /pty?TOK=1 HTTP/1.1\r\nHost: h\r\n\r\n", &o,
+             "GET /pty?TOK=1 HTTP/1.1\r\nHost: h\r\nX-Forwarded-Host: h\r\n\r\n");
+    req_case("drop headers: case-insensitive, others kept",
+             "GET /x HTTP/1.1\r\nHost: h\r\ncoder-session-token: s\r\nCoder-Session-Token-X: k\r\n\r\n", &o,
+             "GET /x HTTP/1.1\r\nHost: h\r\nCoder-Session-Token-X: k\r\nX-Forwarded-Host: h\r\n\r\n");
+    o.strip_prefix = 44;
+    req_case("drop query with strip_prefix",
+             "GET /api/v2/workspaceagents/0123456789abcdef0123/pty?reconnect=u&tok=x&width=80 HTTP/1.1\r\n"
+             "Host: h\r\n\r\n",
+             &o, "GET /pty?reconnect=u&width=80 HTTP/1.1\r\nHost: h\r\nX-Forwarded-Host: h\r\n\r\n");
+}
+
 int main(void)
 {
     test_strip_prefix();
     test_path_prefix();
     test_drop_cookies();
     test_no_cors();
+    test_drop_query_headers();
     return check_report("h1 rewrite");
 }

@@ -5,9 +5,10 @@
  * pipelining (a few requests, thousands through an upstream and thousands of built-in responses, answered in
  * order at a constant stack depth), upgrades (WebSocket accepted and refused, h2c and unknown tokens
  * stripped, a 101 that does not match the request), response framing (Content-Length, chunked, until close,
- * HEAD, 204), and the body idle timeout (a slow upload that makes steady progress outlives the idle timeout
- * many times over). An engine that does not start is a failure; the test skips (77) only when io_uring
- * is unavailable (op_engine_start: -ENOSYS, -EPERM).
+ * HEAD, 204), requests an application handler grants (routed again: answered, upstream with rewriting, a
+ * WebSocket; a body or a second handler round is a 500), and the body idle timeout (a slow upload that makes
+ * steady progress outlives the idle timeout many times over). An engine that does not start is a failure; the
+ * test skips (77) only when io_uring is unavailable (op_engine_start: -ENOSYS, -EPERM).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -212,6 +213,28 @@ static void *upstream_accept(void *arg)
 static struct op_tcp_route up_route;
 static atomic_uintptr_t route_sp_min, route_sp_max; /* stack addresses seen by the route function */
 
+/* /grant/...: the application handler grants it first; granted, /grant/up/X goes to the upstream as /X,
+ * /grant/loop asks for the handler again, anything else is answered with the grant. */
+static void grant_route(const struct op_h1_request *req, struct op_route *out)
+{
+    static _Thread_local char body[256];
+    bool loop = req->target.len >= 11 && memcmp(req->target.p, "/grant/loop", 11) == 0;
+    if (!out->granted || loop) {
+        out->kind = OP_ROUTE_APP;
+    } else if (req->target.len >= 10 && memcmp(req->target.p, "/grant/up/", 10) == 0) {
+        out->kind = OP_ROUTE_UPSTREAM;
+        out->addr = (const struct sockaddr *)&up_route.addr;
+        out->addrlen = up_route.addrlen;
+        out->strip_prefix = 9;
+    } else {
+        out->kind = OP_ROUTE_RESPOND;
+        out->status = 200;
+        out->content_type = "text/plain";
+        out->body_len = (size_t)snprintf(body, sizeof(body), "granted %s", out->granted);
+        out->body = body;
+    }
+}
+
 static void test_route(void *ctx, struct op_conn *c, const struct op_h1_request *req, struct op_route *out)
 {
     (void)ctx;
@@ -226,6 +249,8 @@ static void test_route(void *ctx, struct op_conn *c, const struct op_h1_request 
         out->content_type = "text/plain";
         out->body = req->target.p; /* copied before the caller returns */
         out->body_len = req->target.len;
+    } else if (req->target.len >= 7 && memcmp(req->target.p, "/grant/", 7) == 0) {
+        grant_route(req, out);
     } else if (req->target.len >= 4 && memcmp(req->target.p, "/app", 4) == 0) {
         out->kind = OP_ROUTE_APP;
     } else {
@@ -239,6 +264,11 @@ static void test_app(void *ctx, const struct op_app_request *req, struct op_app_
 {
     (void)ctx;
     char body[256];
+    if (req->path.len >= 7 && memcmp(req->path.p, "/grant/", 7) == 0 &&
+        !(req->path.len == 9 && memcmp(req->path.p, "/grant/no", 9) == 0)) {
+        snprintf(resp->grant, sizeof(resp->grant), "ok %.*s", (int)req->path.len, req->path.p);
+        return;
+    }
     snprintf(body, sizeof(body), "app %.*s body=%.*s", (int)req->path.len, req->path.p, (int)req->body.len,
              req->body.p);
     op_app_respond(resp, 200, body);
@@ -616,6 +646,39 @@ static void test_upgrade_websocket(void)
     cli_close(c);
 }
 
+static void test_grant(void)
+{
+    printf("a request the application handler grants is routed again with the grant\n");
+    struct resp r;
+    char req[512];
+    struct cli *c = cli_open();
+    CHECK(cli_send(c, "GET /grant/x HTTP/1.1\r\nHost: a\r\n\r\n"), "send");
+    CHECK(cli_response(c, false, &r) && r.status == 200 && body_is(&r, "granted ok /grant/x"),
+          "respond: %d '%s'", r.status, r.body);
+    CHECK(cli_send(c, "GET /grant/up/plain?q=1 HTTP/1.1\r\nHost: a\r\n\r\n"), "send");
+    CHECK(cli_response(c, false, &r) && r.status == 200 && body_is(&r, "GET /plain?q=1 n=0"),
+          "upstream, prefix stripped: %d '%s'", r.status, r.body);
+    CHECK(cli_send(c, "GET /grant/no HTTP/1.1\r\nHost: a\r\n\r\n"), "send");
+    CHECK(cli_response(c, false, &r) && r.status == 200 && body_is(&r, "app /grant/no body="),
+          "not granted: the handler's answer: %d '%s'", r.status, r.body);
+    CHECK(cli_send(c, "GET /grant/loop HTTP/1.1\r\nHost: a\r\n\r\n"), "send");
+    CHECK(cli_response(c, false, &r) && r.status == 500, "granted, then the handler again: %d", r.status);
+    cli_close(c);
+    c = cli_open();
+    CHECK(cli_send(c, "POST /grant/x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"), "send");
+    CHECK(cli_response(c, false, &r) && r.status == 500, "a granted request with a body: %d", r.status);
+    cli_close(c);
+    c = cli_open();
+    snprintf(req, sizeof(req), "GET /grant/up/ws HTTP/1.1\r\n%s", ws_head);
+    CHECK(cli_send(c, req), "send");
+    CHECK(cli_response(c, false, &r) && r.status == 101, "granted WebSocket: %d", r.status);
+    CHECK(cli_send(c, "raw bytes"), "send");
+    while (c->len < 9 && cli_fill(c, 5000) > 0) {
+    }
+    CHECK(c->len == 9 && memcmp(c->buf, "raw bytes", 9) == 0, "granted tunnel echo: %zu bytes", c->len);
+    cli_close(c);
+}
+
 static void test_slow_upload(void)
 {
     /* 30 pieces of 1 KiB, one every 100 ms: 3 s in all, 7.5 times the idle timeout, but never idle for
@@ -745,6 +808,7 @@ int main(void)
     test_pipelining_upstream();
     test_upgrade_websocket();
     test_upgrade_tokens();
+    test_grant();
     test_body_stall();
     test_slow_upload();
 
