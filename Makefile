@@ -61,6 +61,11 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 # The dashboard's files (web/) become one generated C file of byte arrays (scripts/embed-web.py).
 WEB_FILES := $(wildcard web/*)
 WEB_GEN   := $(B)/gen/web_assets.c
+# The terminal page's xterm.js, from npm (scripts/deps.sh installs it into its cache): served as NAME=PATH.
+NODE_MODULES := $(shell scripts/deps.sh --print-node-modules)
+WEB_VENDOR := xterm.mjs=$(NODE_MODULES)/@xterm/xterm/lib/xterm.mjs \
+              xterm.css=$(NODE_MODULES)/@xterm/xterm/css/xterm.css \
+              addon-fit.mjs=$(NODE_MODULES)/@xterm/addon-fit/lib/addon-fit.mjs
 LIB_OBJS  += $(B)/gen/web_assets.o
 LLHTTP_OBJS := $(B)/third_party/llhttp/api.o $(B)/third_party/llhttp/http.o $(B)/third_party/llhttp/llhttp.o
 LIB      := $(B)/liboutpost.a
@@ -86,10 +91,10 @@ $(B)/%.o: %.c | $(DEPS_STAMP)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-$(WEB_GEN): scripts/embed-web.py $(WEB_FILES)
+$(WEB_GEN): scripts/embed-web.py scripts/deps.sh $(WEB_FILES) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  GEN     $@")
-	$(Q)python3 scripts/embed-web.py web $@
+	$(Q)python3 scripts/embed-web.py web $@ $(WEB_VENDOR)
 
 $(B)/gen/web_assets.o: $(WEB_GEN) primary/web_assets.h | $(DEPS_STAMP)
 	@$(if $(Q),echo "  CC      $<")

@@ -5,8 +5,9 @@
  * dashboard answer carries, and the same-origin check that stands in for a CSRF token on cookie-authenticated
  * changes.
  *
- * Content-Security-Policy: scripts, styles, fonts and images from the primary only, no inline code; fetches
- * to the primary and to the access URLs of the registered workspace proxies (the latency probes).
+ * Content-Security-Policy: scripts, styles, fonts and images from the primary only, no inline code (the
+ * terminal page allows inline styles for xterm.js); fetches and WebSockets to the primary and to the access
+ * URLs of the registered workspace proxies (the latency probes, the terminal).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,12 +35,15 @@ static const struct op_web_asset *asset_at(const char *url)
     return NULL;
 }
 
-/* The CSP: connect-src lists the origin of every registered proxy (the picker probes them). */
-static void add_csp(struct op_primary *p, struct op_app_response *resp)
+/* The CSP: connect-src lists the origin of every registered proxy, as http(s) (the picker's probes) and as
+ * ws(s) (the terminal). inline_styles: the terminal page, whose xterm.js adds <style> elements of its own
+ * (no inline script is allowed anywhere). */
+static void add_csp(struct op_primary *p, struct op_app_response *resp, bool inline_styles)
 {
     struct op_strbuf b = {0};
-    op_sb_str(&b, "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                  "font-src 'self'; manifest-src 'self'; connect-src 'self'");
+    op_sb_str(&b, "default-src 'none'; script-src 'self'; style-src 'self'");
+    if (inline_styles) op_sb_str(&b, " 'unsafe-inline'");
+    op_sb_str(&b, "; img-src 'self' data:; font-src 'self'; manifest-src 'self'; connect-src 'self'");
     sqlite3_stmt *st = op_store_prepare(
         p, "SELECT url FROM workspace_proxies WHERE deleted = 0 AND url != '' ORDER BY name");
     while (st && sqlite3_step(st) == SQLITE_ROW) {
@@ -47,8 +51,11 @@ static void add_csp(struct op_primary *p, struct op_app_response *resp)
         size_t n = op_url_origin_len(url);
         /* An origin is put in the header only if it cannot end the directive or the header. */
         if (n == 0 || n > 200 || memchr(url, ';', n) || memchr(url, ',', n) || memchr(url, '\'', n)) continue;
+        size_t scheme = strncasecmp(url, "https://", 8) == 0 ? 8 : 7;
         op_sb_str(&b, " ");
         op_sb_add(&b, url, n);
+        op_sb_str(&b, scheme == 8 ? " wss://" : " ws://");
+        op_sb_add(&b, url + scheme, n - scheme);
     }
     if (st) sqlite3_finalize(st);
     op_sb_str(&b, "; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
@@ -57,13 +64,18 @@ static void add_csp(struct op_primary *p, struct op_app_response *resp)
     op_sb_free(&b);
 }
 
-void op_web_headers(struct op_primary *p, struct op_app_response *resp)
+static void page_headers(struct op_primary *p, struct op_app_response *resp, bool inline_styles)
 {
-    add_csp(p, resp);
+    add_csp(p, resp, inline_styles);
     op_app_add_header(resp, "X-Content-Type-Options", "nosniff");
     op_app_add_header(resp, "X-Frame-Options", "DENY");
     op_app_add_header(resp, "Referrer-Policy", "same-origin");
     op_app_add_header(resp, "Cache-Control", "no-cache");
+}
+
+void op_web_headers(struct op_primary *p, struct op_app_response *resp)
+{
+    page_headers(p, resp, false);
 }
 
 static void set_body(struct op_app_response *resp, int status, const char *ctype, const void *data,
@@ -138,20 +150,26 @@ static bool signed_in(struct op_primary *p, const struct op_app_request *req)
     return ok;
 }
 
-/* Dashboard routes: "/", "/workspaces", "/setup", "/account/workspace-proxy",
- * "/deployment/workspace-proxies" and a workspace agent's terminal "/@user/ws.agent/terminal". */
-static bool page_route(const char *path)
+/* A workspace agent's terminal page, "/@user/ws.agent/terminal". */
+static bool terminal_route(const char *path)
 {
-    static const char *const pages[] = {"/", "/workspaces", "/setup", "/account/workspace-proxy",
-                                        "/deployment/workspace-proxies"};
-    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
-        if (strcmp(path, pages[i]) == 0) return true;
     if (path[0] != '/' || path[1] != '@') return false;
     const char *user = path + 2, *ws = strchr(user, '/');
     if (!ws || ws == user) return false;
     ws++;
     const char *end = strchr(ws, '/'), *dot = end ? memchr(ws, '.', (size_t)(end - ws)) : NULL;
     return dot && dot > ws && dot + 1 < end && strcmp(end, "/terminal") == 0;
+}
+
+/* Dashboard routes: "/", "/workspaces", "/setup", "/account/workspace-proxy",
+ * "/deployment/workspace-proxies" and the terminal pages. */
+static bool page_route(const char *path)
+{
+    static const char *const pages[] = {"/", "/workspaces", "/setup", "/account/workspace-proxy",
+                                        "/deployment/workspace-proxies"};
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+        if (strcmp(path, pages[i]) == 0) return true;
+    return terminal_route(path);
 }
 
 bool op_web_route(struct op_primary *p, const char *path, const struct op_app_request *req,
@@ -204,7 +222,7 @@ bool op_web_route(struct op_primary *p, const char *path, const struct op_app_re
         op_api_error(resp, 500, "Internal error.", "the dashboard is not built in");
         return true;
     }
-    op_web_headers(p, resp);
+    page_headers(p, resp, terminal_route(path));
     set_body(resp, 200, shell->content_type, shell->data, shell->len);
     return true;
 }

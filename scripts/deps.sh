@@ -5,7 +5,7 @@
 #   scripts/deps.sh            build + test dependencies
 #   scripts/deps.sh --bench    also the benchmark peers (nginx, haproxy, wrk, ...)
 #   scripts/deps.sh --print-prefix   print where the static wolfSSL/liburing live
-#   scripts/deps.sh --print-node-modules   print where the browser test's npm packages live
+#   scripts/deps.sh --print-node-modules   print where the npm packages (browser test, xterm.js) live
 #
 # wolfSSL and liburing are built from Debian (trixie) source packages into a
 # cache outside the work tree, pinned by version and build flags, static only. Debian 12's
@@ -35,7 +35,10 @@ PREFIX="$CACHE/prefix-wolfssl$WOLFSSL_VER-$WOLFSSL_FLAGS_HASH-liburing$LIBURING_
 # The dashboard's browser test (tests/integration/dashboard.sh) drives Debian's chromium with playwright-core
 # from npm (no browser download), installed into the cache, pinned.
 PLAYWRIGHT_VER=1.65.1
-NODE_PREFIX="$CACHE/node-playwright-core$PLAYWRIGHT_VER"
+# The dashboard's terminal page vendors xterm.js and its fit addon from npm at build time (Makefile, WEB_VENDOR).
+XTERM_VER=6.0.0
+XTERM_FIT_VER=0.11.0
+NODE_PREFIX="$CACHE/node-playwright-core$PLAYWRIGHT_VER-xterm$XTERM_VER-fit$XTERM_FIT_VER"
 
 if [ "${1:-}" = "--print-prefix" ]; then echo "$PREFIX"; exit 0; fi
 if [ "${1:-}" = "--print-node-modules" ]; then echo "$NODE_PREFIX/node_modules"; exit 0; fi
@@ -96,11 +99,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ ! -f "$NODE_PREFIX/.done" ]; then
-  log "installing playwright-core $PLAYWRIGHT_VER from npm into $NODE_PREFIX"
+  log "installing playwright-core $PLAYWRIGHT_VER, @xterm/xterm $XTERM_VER, @xterm/addon-fit $XTERM_FIT_VER from npm into $NODE_PREFIX"
   mkdir -p "$NODE_PREFIX"
   # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: the test uses /usr/bin/chromium; playwright-core downloads nothing anyway.
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$NODE_PREFIX" --no-audit --no-fund --silent \
-    "playwright-core@$PLAYWRIGHT_VER" >/dev/null
+    "playwright-core@$PLAYWRIGHT_VER" "@xterm/xterm@$XTERM_VER" "@xterm/addon-fit@$XTERM_FIT_VER" >/dev/null
   touch "$NODE_PREFIX/.done"
 fi
 

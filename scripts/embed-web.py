@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""scripts/embed-web.py WEB_DIR OUT.c — turns the dashboard's static files into a C file of byte arrays.
+"""scripts/embed-web.py WEB_DIR OUT.c [NAME=PATH...] — turns the dashboard's static files into a C file of
+byte arrays.
 
-Every file of WEB_DIR (flat, no sub-folders) becomes one entry of op_web_assets[] (primary/web_assets.h):
+Every file of WEB_DIR (flat, no sub-folders), and every vendored file given as NAME=PATH (a file from npm,
+served as NAME; a trailing "//# sourceMappingURL=" line is dropped, the map is not served), becomes one
+entry of op_web_assets[] (primary/web_assets.h):
 its logical name ("app.js"), the URL it is served at, its content type, its bytes, an ETag and a
 Subresource Integrity value ("sha256-<base64>").
 
@@ -33,14 +36,24 @@ PLACEHOLDER_RE = re.compile(r"\{\{([A-Za-z0-9_.-]+?)(#sri)?\}\}")
 
 def main():
     web, out = sys.argv[1], sys.argv[2]
-    names = sorted(n for n in os.listdir(web) if os.path.isfile(os.path.join(web, n)) and not n.startswith("."))
+    files = {n: os.path.join(web, n) for n in os.listdir(web) if os.path.isfile(os.path.join(web, n)) and not n.startswith(".")}
+    vendored = set()
+    for arg in sys.argv[3:]:
+        n, _, p = arg.partition("=")
+        if not n or not p or n in files:
+            sys.exit(f"embed-web: bad or duplicate vendored file {arg!r}")
+        files[n] = p
+        vendored.add(n)
+    names = sorted(files)
     raw = {}
     for n in names:
         ext = os.path.splitext(n)[1]
         if ext not in TYPES:
             sys.exit(f"embed-web: {n}: unknown file type {ext!r}")
-        with open(os.path.join(web, n), "rb") as f:
+        with open(files[n], "rb") as f:
             raw[n] = f.read()
+        if n in vendored:
+            raw[n] = re.sub(rb"\n//# sourceMappingURL=[^\n]*\n?$", b"\n", raw[n])
     done = {}  # name -> (url, bytes, sri)
     busy = set()
 

@@ -1,5 +1,5 @@
 // app.js — the dashboard's entry module: the header (navigation, the proxy picker, the signed-in user and
-// sign-out) and the page of the current path. Every page is the same HTML shell (primary/web.c).
+// sign-out) and the page of the current path (the terminal page loads xterm.js, about 340 KB, cached). Every page is the same HTML shell (primary/web.c).
 
 import { api } from './api.js';
 import * as proxy from './proxy.js';
@@ -52,7 +52,7 @@ async function boot() {
   if (path === '/' || path === '/workspaces') renderWorkspacesPage(main);
   else if (path === '/account/workspace-proxy') renderAccountPage(main);
   else if (path === '/deployment/workspace-proxies') renderDeploymentPage(main, me);
-  else if (path.endsWith('/terminal')) renderTerminalPage(main);
+  else if (path.endsWith('/terminal')) await renderTerminalPage(main);
   else fill(main, h('h1', {}, 'Not found'));
 }
 

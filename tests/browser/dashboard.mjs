@@ -289,10 +289,33 @@ try {
   await screenshot(page, 'deployment-workspace-proxies');
   ok('deployment: fast, slow, primary ok; extra created (token shown once), token regenerated, edited, deleted');
 
-  // ---- the terminal page ----
-  await page.goto(`${DASH}/@admin/ws.main/terminal`);
-  await page.waitForSelector('h1:has-text("Terminal")');
-  await screenshot(page, 'terminal');
+  // ---- the terminal: through fast (signed token), then the same session through the primary ----
+  const rowsText = (p) => p.$$eval('.xterm-rows > div', (rows) => rows.map((r) => r.textContent.trimEnd()));
+  const termShows = async (p, line) => (await rowsText(p)).some((r) => r === line);
+  await page.goto(`${DASH}/workspaces`);
+  await Promise.all([page.waitForURL(`${DASH}/@admin/ws.main/terminal`), page.click('a[data-kind="terminal"]')]);
+  await page.waitForSelector('#terminal-status[data-state="connected"][data-region="fast"]', { timeout: 20_000 });
+  await page.click('#terminal');
+  await page.keyboard.type('echo hi\n');
+  await until(() => termShows(page, 'hi'), 'the terminal through fast shows "hi" after echo hi', 15_000);
+  await screenshot(page, 'terminal-through-fast');
+  ok('terminal through fast (signed token on the proxy): `echo hi` shows hi');
+
+  await page.reload();
+  await page.waitForSelector('#terminal-status[data-state="connected"][data-region="fast"]', { timeout: 20_000 });
+  await until(() => termShows(page, 'hi'), 'after a reload the same session (its scrollback) is back', 15_000);
+  await page.click('#picker-menu summary');
+  await page.click('#picker-menu button[data-region="primary"]');
+  await page.waitForSelector('#terminal-status[data-state="connected"][data-region="primary"]', { timeout: 20_000 });
+  await page.click('#terminal');
+  await page.keyboard.type('echo "there $((6 * 7))"\n');
+  await until(() => termShows(page, 'there 42'), 'the terminal through the primary runs the next command', 15_000);
+  check(await termShows(page, 'hi'), 'the same session: the earlier output is still there');
+  const his = (await rowsText(page)).filter((r) => r === 'hi').length;
+  check(his === 1, `the replayed scrollback is not shown twice (${his} lines "hi")`);
+  await screenshot(page, 'terminal-through-primary');
+  ok('terminal: a reload reattaches the same session; switching to the primary reattaches it through the primary (session cookie)');
+
   check(problems.length === 0, `console errors:\n${problems.join('\n')}`);
   ok('no console errors or page errors on any dashboard page (failed probes of the stopped proxy excepted)');
 } catch (e) {

@@ -147,7 +147,7 @@ ok "cookie-authenticated changes: foreign Origin and cross-site 403, header toke
 # The headers of the pages and of the hashed files.
 curl -s -D "$T/page.head" -o "$T/page.html" "$DASH/login" >/dev/null
 grep -qi "^content-security-policy: default-src 'none'; script-src 'self'; style-src 'self';" "$T/page.head" || fail "no strict CSP on /login"
-grep -qi "connect-src 'self' $FAST $SLOW;" "$T/page.head" || grep -qi "connect-src 'self' $SLOW $FAST;" "$T/page.head" ||
+grep -qi "connect-src 'self' $FAST ws://${FAST#http://} $SLOW ws://${SLOW#http://};" "$T/page.head" ||
     fail "the CSP does not let the picker probe both proxies: $(grep -i content-security "$T/page.head")"
 asset=$(grep -o '/assets/app\.[0-9a-f]*\.css' "$T/page.html" | head -n 1)
 [ -n "$asset" ] || fail "no hashed stylesheet on /login"
@@ -155,4 +155,8 @@ curl -s -D "$T/asset.head" -o /dev/null "$DASH$asset"
 grep -qi '^cache-control: public, max-age=31536000, immutable' "$T/asset.head" || fail "hashed asset not cached long: $(cat "$T/asset.head")"
 grep -qi '^etag: "' "$T/asset.head" || fail "no ETag on $asset"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$DASH/assets/app.000000000000.css")" = 404 ] || fail "an unknown asset is not 404"
-ok "strict CSP (connect-src: the primary and both proxies), hashed assets cached for a year with an ETag"
+curl -s -D "$T/term.head" -o /dev/null -H "Cookie: coder_session_token=$(cat "$T/cli/session")" "$DASH/@admin/ws.main/terminal"
+grep -qi "^content-security-policy: default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline';" "$T/term.head" ||
+    fail "the terminal page's CSP: $(grep -i content-security "$T/term.head")"
+grep -qi "^content-security-policy: .*style-src 'self';" "$T/page.head" || fail "inline styles allowed outside the terminal page"
+ok "strict CSP (connect-src: the primary and both proxies, http and ws; inline styles on the terminal page only), hashed assets cached for a year with an ETag"
