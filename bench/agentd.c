@@ -5,6 +5,11 @@
  * adds. A bench tool, not product code: the agent itself never listens.
  *
  *   agentd [--ssh 127.0.0.1:PORT --data-dir DIR] [--pty 127.0.0.1:PORT] [--max-sessions N]
+ *          [--pty-timeout-ms MS]
+ *
+ * --max-sessions bounds SSH sessions and terminal sessions (each); --pty-timeout-ms is how long a
+ * terminal session outlives its last socket (the harness keeps it short so one row's shells are gone
+ * before the next row starts).
  *
  * Runs until SIGTERM/SIGINT; every connection accepted on the SSH port is one SSH session
  * (op_agent_ssh_serve), every one on the terminal port one terminal socket (op_agent_pty_serve).
@@ -55,7 +60,7 @@ static int listen_on(const char *hostport)
 int main(int argc, char **argv)
 {
     const char *ssh_addr = NULL, *pty_addr = NULL, *dir = NULL;
-    int max = 16;
+    int max = 16, pty_timeout = 300000;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--ssh") == 0)
             ssh_addr = argv[i + 1];
@@ -65,9 +70,12 @@ int main(int argc, char **argv)
             dir = argv[i + 1];
         else if (strcmp(argv[i], "--max-sessions") == 0)
             max = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--pty-timeout-ms") == 0)
+            pty_timeout = atoi(argv[i + 1]);
     }
     if ((!ssh_addr && !pty_addr) || (ssh_addr && !dir)) {
-        fprintf(stderr, "usage: agentd [--ssh HOST:PORT --data-dir DIR] [--pty HOST:PORT] [--max-sessions N]\n");
+        fprintf(stderr, "usage: agentd [--ssh HOST:PORT --data-dir DIR] [--pty HOST:PORT] [--max-sessions N] "
+                        "[--pty-timeout-ms MS]\n");
         return 64;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -83,7 +91,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "agentd: ssh: %s\n", err);
         goto out;
     }
-    struct op_agent_pty_conf pc = {.max_sessions = max, .timeout_ms = 300000};
+    struct op_agent_pty_conf pc = {.max_sessions = max, .timeout_ms = pty_timeout};
     if (pty_addr && op_agent_pty_start(&pc, &pty, err, sizeof(err)) != 0) {
         fprintf(stderr, "agentd: pty: %s\n", err);
         goto out;
@@ -108,7 +116,8 @@ int main(int argc, char **argv)
             int fd = accept4(pf[i].fd, NULL, NULL, SOCK_CLOEXEC);
             if (fd < 0) continue;
             int r = i == 0 ? op_agent_ssh_serve(ssh, fd) : op_agent_pty_serve(pty, fd); /* fd passes */
-            if (r) fprintf(stderr, "agentd: %s connection refused: %s\n", i == 0 ? "ssh" : "pty", strerror(-r));
+            if (r)
+                fprintf(stderr, "agentd: %s connection refused: %s\n", i == 0 ? "ssh" : "pty", strerror(-r));
         }
     }
     rc = 0;

@@ -16,6 +16,8 @@ TITLES = {
     "5": "W5  Memory per idle relayed connection (RSS growth of the relay / connections)",
     "6": "W6  Latency at a fixed request rate (open loop, from the intended send time)",
     "7": "W7  SSH bulk (scp): outpost = through proxy eu to the agent; direct = the agent SSH server on a port",
+    "8": "W8  Web terminal keystroke echo (client -> relay -> agent -> PTY -> back), open loop",
+    "9": "W9  Memory per idle web-terminal WebSocket held through the relay",
 }
 BASE = "outpost"
 

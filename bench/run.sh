@@ -2,7 +2,7 @@
 # bench/run.sh quick|full — Outpost vs nginx vs HAProxy (and the direct path), side by side, one run.
 # See bench/README.md for the method. Environment:
 #   OUTPOST_BIN        the outpost binary (make bench sets it); rows show "n/a (relay missing)" without it
-#   BENCH_ONLY=1,3     run only these workloads (default all seven)
+#   BENCH_ONLY=1,3     run only these workloads (default all nine)
 #   BENCH_REPS=N       repetitions per cell (default 3 quick, 5 full; at least 3 is recommended)
 #   BENCH_RELAY_CPU / BENCH_LOAD_CPU   pinning (default 1 / 0), BENCH_WORKERS (default 1)
 #   BENCH_W6_RATE      fixed request rate for workload 6 (default: 50% of the lowest relay peak from W3)
@@ -21,17 +21,19 @@ OUTPOST_BIN=${OUTPOST_BIN:-$ROOT/build/rel/outpost}
 RELAY_CPU=${BENCH_RELAY_CPU:-1}
 LOAD_CPU=${BENCH_LOAD_CPU:-0}
 WORKERS=${BENCH_WORKERS:-1}
-ONLY=${BENCH_ONLY:-1,2,3,4,5,6,7}
+ONLY=${BENCH_ONLY:-1,2,3,4,5,6,7,8,9}
 MIB=$((1 << 20))
 
 if [ "$MODE" = quick ]; then
     REPS=${BENCH_REPS:-3}
     W1_BYTES=$((256 * MIB)) W2_BYTES=$((48 * MIB))
     W3_SECS=1 W4_SECS=0.8 W5_PLAIN=600 W5_TLS=300 W6_SECS=1 W6_WARM=0.3 W7_BYTES=$((256 * MIB))
+    W8_TERMS=100 W8_SECS=2 W8_WARM=0.5 W9_TERMS=300
 else
     REPS=${BENCH_REPS:-5}
     W1_BYTES=$((4096 * MIB)) W2_BYTES=$((1024 * MIB))
     W3_SECS=5 W4_SECS=5 W5_PLAIN=9000 W5_TLS=9000 W6_SECS=15 W6_WARM=2 W7_BYTES=$((1024 * MIB))
+    W8_TERMS=100 W8_SECS=10 W8_WARM=2 W9_TERMS=5000
 fi
 HTTP_CONNS=64
 T_START=$(date +%s)
@@ -50,7 +52,8 @@ for t in nginx haproxy wrk gnuplot openssl python3 taskset setsid ss timeout; do
 done
 make -s --no-print-directory bench-tools || { log "building the load generator failed"; exit 1; }
 LOADGEN=$ROOT/build/rel/bench/loadgen
-SSHD=$ROOT/build/rel/bench/agent_sshd
+AGENTD=$ROOT/build/rel/bench/agentd
+TERMLOAD=$ROOT/build/rel/bench/termload
 if [ "$(nproc)" -le "$RELAY_CPU" ] || [ "$(nproc)" -le "$LOAD_CPU" ]; then
     log "this machine has $(nproc) CPUs; set BENCH_RELAY_CPU/BENCH_LOAD_CPU"
     exit 1
@@ -566,10 +569,10 @@ print(int(min(m) / 2) if m else "")' "$RAW")
     run_group 6 http "direct outpost nginx haproxy" "100 B plain @ $W6_RATE req/s" w_rate
 fi
 
-if want 7; then
-    . bench/workspace.sh
-    workload_7
-fi
+. bench/workspace.sh
+want 7 && workload_7
+want 8 && workload_8
+want 9 && workload_9
 
 # ------------------------------------------------------------------ report
 cat >"$RES/meta.json" <<EOF
@@ -583,7 +586,7 @@ cat >"$RES/meta.json" <<EOF
  "busy_before": "$BUSY_BEFORE", "busy_after": "$(cpu_busy | tr '\n' ' ')",
  "loadavg_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
  "sizes": {"w1_bytes": $W1_BYTES, "w2_bytes": $W2_BYTES, "w3_seconds": $W3_SECS, "w4_seconds": $W4_SECS,
-           "w5_plain_conns": $W5_PLAIN, "w5_tls_conns": $W5_TLS, "w6_seconds": $W6_SECS, "w6_rate": ${W6_RATE:-0}, "w7_bytes": $W7_BYTES,
+           "w5_plain_conns": $W5_PLAIN, "w5_tls_conns": $W5_TLS, "w6_seconds": $W6_SECS, "w6_rate": ${W6_RATE:-0}, "w7_bytes": $W7_BYTES, "w8_terminals": $W8_TERMS, "w8_seconds": $W8_SECS, "w9_terminals": $W9_TERMS,
            "http_conns": $HTTP_CONNS}}
 EOF
 cleanup

@@ -4,30 +4,33 @@
 #
 # The environment: a primary and one workspace proxy "eu" (the relay under test: pinned to RELAY_CPU,
 # one worker), a workspace "ws" whose `outpost agent` dials out to both, all on loopback; the primary,
-# the agent, the clients and the SSH server run on LOAD_CPU. For the direct row the same SSH server code
-# (agent/ssh.h) listens on a port (bench/agent_sshd); nginx and HAProxy relay plain TCP to that port.
+# the agent, the clients and the agent's servers run on LOAD_CPU. For the direct rows the same SSH and
+# terminal server code (agent/ssh.h, agent/pty.h) listens on ports (bench/agentd); nginx and HAProxy
+# relay plain TCP to those ports.
 
-WS_DIR="" WS_PRIMARY_PID="" WS_PROXY_PID="" WS_AGENT_PID="" WS_SSHD_PID="" WS_SSHD=""
+WS_DIR="" WS_PRIMARY_PID="" WS_PROXY_PID="" WS_AGENT_PID="" WS_AGENTD_PID="" WS_SSHD="" WS_PTYD=""
+WS_PRIMARY="" WS_PROXY="" WS_AGENT_ID="" WS_SESSION=""
 WS_ENV=()
 
-# ws_env_up: starts the primary, proxy eu, the agent and agent_sshd. 0 when the agent is connected to both
+# ws_env_up WL: starts the primary, proxy eu, the agent and agentd (in the workspace directory). 0 when the agent is connected to both
 # regions (bounded: 30 s), else 1 with the reason logged.
 ws_env_up() {
-    local ports pp qp sp i out token
-    WS_DIR=$RUN/workspace
+    local ports pp qp sp tp i out token
+    WS_DIR=$RUN/workspace-w$1
     mkdir -p "$WS_DIR/ws" "$WS_DIR/cli"
-    read -r -a ports < <(free_ports 3)
-    pp=${ports[0]} qp=${ports[1]} sp=${ports[2]}
+    read -r -a ports < <(free_ports 4)
+    pp=${ports[0]} qp=${ports[1]} sp=${ports[2]} tp=${ports[3]}
+    WS_PRIMARY=127.0.0.1:$pp WS_PROXY=127.0.0.1:$qp
     WS_ENV=(env -u CODER_URL -u CODER_SESSION_TOKEN -u CODER_AGENT_TOKEN CODER_CONFIG_DIR="$WS_DIR/cli")
     setsid taskset -c "$LOAD_CPU" "${WS_ENV[@]}" "$OUTPOST_BIN" server --http-address "127.0.0.1:$pp" \
         --access-url "http://127.0.0.1:$pp" --data-dir "$WS_DIR/data" \
         >"$WS_DIR/primary.log" 2>&1 </dev/null &
     WS_PRIMARY_PID=$!
     PGIDS+=("$WS_PRIMARY_PID")
-    wait_listen "$WS_PRIMARY_PID" "$pp" || { log "W7: the primary did not start"; return 1; }
+    wait_listen "$WS_PRIMARY_PID" "$pp" || { log "workspace: the primary did not start"; return 1; }
     "${WS_ENV[@]}" "$OUTPOST_BIN" login "http://127.0.0.1:$pp" --first-user-username admin \
         --first-user-email admin@example.com --first-user-password 'Bench-Pass-1' >"$WS_DIR/login.log" 2>&1 ||
-        { log "W7: login failed"; return 1; }
+        { log "workspace: login failed"; return 1; }
     token=$("${WS_ENV[@]}" "$OUTPOST_BIN" wsproxy create --name eu --only-token 2>>"$WS_DIR/login.log" | tail -n 1)
     setsid taskset -c "$RELAY_CPU" env CODER_PROXY_SESSION_TOKEN="$token" "$OUTPOST_BIN" wsproxy server \
         --primary-access-url "http://127.0.0.1:$pp" --http-address "127.0.0.1:$qp" \
@@ -35,11 +38,12 @@ ws_env_up() {
         >"$WS_DIR/proxy.log" 2>&1 </dev/null &
     WS_PROXY_PID=$!
     PGIDS+=("$WS_PROXY_PID")
-    wait_listen "$WS_PROXY_PID" "$qp" || { log "W7: the proxy did not start"; return 1; }
-    out=$("${WS_ENV[@]}" "$OUTPOST_BIN" create ws 2>&1) || { log "W7: create ws: $out"; return 1; }
+    wait_listen "$WS_PROXY_PID" "$qp" || { log "workspace: the proxy did not start"; return 1; }
+    out=$("${WS_ENV[@]}" "$OUTPOST_BIN" create ws 2>&1) || { log "workspace: create ws: $out"; return 1; }
     token=$(sed -n 's/^CODER_AGENT_TOKEN=//p' <<<"$out")
     (cd "$WS_DIR/ws" && exec setsid taskset -c "$LOAD_CPU" env CODER_AGENT_URL="http://127.0.0.1:$pp" \
         CODER_AGENT_TOKEN="$token" "$OUTPOST_BIN" agent --data-dir "$WS_DIR/agent-data" --log-level warn \
+        --max-streams 20000 --max-spares 64 --max-pty-sessions 1000 --reconnecting-pty-timeout 1s \
         >"$WS_DIR/agent.log" 2>&1 </dev/null) &
     WS_AGENT_PID=$!
     PGIDS+=("$WS_AGENT_PID")
@@ -50,23 +54,40 @@ a = json.load(sys.stdin)[0]["latest_build"]["resources"][0]["agents"][0]
 sys.exit(0 if a["status"] == "connected" and {"primary", "eu"} <= set(a.get("regions") or []) else 1)' && break
         sleep 0.2
     done
-    [ "$i" -lt 150 ] || { log "W7: the agent did not connect to primary and eu (see $WS_DIR/agent.log)"; return 1; }
-    setsid taskset -c "$LOAD_CPU" "$SSHD" --listen "127.0.0.1:$sp" --data-dir "$WS_DIR/sshd-data" \
-        >"$WS_DIR/sshd.log" 2>&1 </dev/null &
-    WS_SSHD_PID=$!
-    PGIDS+=("$WS_SSHD_PID")
-    wait_listen "$WS_SSHD_PID" "$sp" || { log "W7: agent_sshd did not start"; return 1; }
-    WS_SSHD=127.0.0.1:$sp
+    [ "$i" -lt 150 ] || { log "workspace: the agent did not connect to primary and eu (see $WS_DIR/agent.log)"; return 1; }
+    WS_AGENT_ID=$("${WS_ENV[@]}" "$OUTPOST_BIN" list -o json | python3 -c '
+import json, sys
+print(json.load(sys.stdin)[0]["latest_build"]["resources"][0]["agents"][0]["id"])')
+    WS_SESSION=$(cat "$WS_DIR/cli/session")
+    (cd "$WS_DIR/ws" && exec setsid taskset -c "$LOAD_CPU" "$AGENTD" --ssh "127.0.0.1:$sp" \
+        --data-dir "$WS_DIR/agentd-data" --pty "127.0.0.1:$tp" --max-sessions 1000 --pty-timeout-ms 1000 >"$WS_DIR/agentd.log" 2>&1 </dev/null) &
+    WS_AGENTD_PID=$!
+    PGIDS+=("$WS_AGENTD_PID")
+    wait_listen "$WS_AGENTD_PID" "$sp" && wait_listen "$WS_AGENTD_PID" "$tp" ||
+        { log "workspace: agentd did not start"; return 1; }
+    WS_SSHD=127.0.0.1:$sp WS_PTYD=127.0.0.1:$tp
     return 0
 }
 
 ws_env_down() {
     local p
-    for p in "$WS_SSHD_PID" "$WS_AGENT_PID" "$WS_PROXY_PID" "$WS_PRIMARY_PID"; do [ -n "$p" ] && kill_group "$p"; done
-    WS_SSHD_PID="" WS_AGENT_PID="" WS_PROXY_PID="" WS_PRIMARY_PID=""
+    for p in "$WS_AGENTD_PID" "$WS_AGENT_PID" "$WS_PROXY_PID" "$WS_PRIMARY_PID"; do [ -n "$p" ] && kill_group "$p"; done
+    WS_AGENTD_PID="" WS_AGENT_PID="" WS_PROXY_PID="" WS_PRIMARY_PID=""
 }
 
-# The outpost rows of W7 are regions of the running environment, not relays started per workload.
+# ws_begin WL: the environment for one workload (a fresh one each, so one workload's leftovers do not
+# weigh on the next). 1 when it cannot run (logged).
+ws_begin() {
+    if [ $OUTPOST_OK = 0 ]; then
+        log "W$1: skipped (${OUTPOST_NOTE})"
+        return 1
+    fi
+    ws_env_up "$1" && return 0
+    ws_env_down
+    return 1
+}
+
+# The outpost rows of W7-W9 are regions of the running environment, not relays started per workload.
 # ws_peer NAME: fills PEER_* for outpost (through the proxy eu) and outpost-primary (the primary's own region).
 ws_peer() {
     PEER_STATE[$1]=ok PEER_NOTE[$1]=""
@@ -116,14 +137,7 @@ w_scp() { measure_scp "$@"; }
 workload_7() {
     local saved=$UPSTREAM p
     command -v scp >/dev/null || { log "W7: scp missing (openssh-client)"; return 0; }
-    if [ $OUTPOST_OK = 0 ]; then
-        log "W7: skipped (${OUTPOST_NOTE})"
-        return 0
-    fi
-    if ! ws_env_up; then
-        ws_env_down
-        return 0
-    fi
+    ws_begin 7 || return 0
     W7_FILE=$WS_DIR/payload
     head -c "$W7_BYTES" /dev/urandom >"$W7_FILE"
     # nginx/HAProxy relay to the SSH server: their configs take UPSTREAM when they start.
@@ -150,4 +164,122 @@ workload_7() {
     UPSTREAM=$saved
     ws_env_down
     rm -f "$W7_FILE"
+}
+
+# ---- web terminal (W8, W9) ----------------------------------------------------------------------------
+# The terminal runs `stty raw -echo; exec cat`: every keystroke comes straight back from the PTY.
+TERM_CMD='stty%20raw%20-echo%3B%20exec%20cat'
+
+# term_args PEER: termload's --connect/--target/--header for one row (a fresh signed token for the proxy).
+term_args() {
+    local q="width=80&height=24&command=$TERM_CMD" tok
+    case $1 in
+    outpost)
+        tok=$(curl -s -m 10 -H "Coder-Session-Token: $WS_SESSION" -H 'Content-Type: application/json' \
+            -d "{\"url\":\"ws://$WS_PROXY/api/v2/workspaceagents/$WS_AGENT_ID/pty?$q\",\"agentID\":\"$WS_AGENT_ID\"}" \
+            "http://$WS_PRIMARY/api/v2/applications/reconnecting-pty-signed-token" |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["signed_token"])' 2>/dev/null)
+        TERM_ARGS=(--connect "$WS_PROXY" --target
+            "/api/v2/workspaceagents/$WS_AGENT_ID/pty?coder_signed_app_token_23db1dde=$tok&$q")
+        ;;
+    outpost-primary)
+        TERM_ARGS=(--connect "$WS_PRIMARY" --target "/api/v2/workspaceagents/$WS_AGENT_ID/pty?$q"
+            --header "Coder-Session-Token: $WS_SESSION")
+        ;;
+    *) TERM_ARGS=(--connect "${PEER_ADDR[$1]}" --target "/pty?$q") ;;
+    esac
+}
+
+# measure_echo WL CASE PEER REP: W8_TERMS terminals, a keystroke every 10 ms each, open loop.
+measure_echo() {
+    local wl=$1 cs=$2 peer=$3 rep=$4 out m note
+    term_args "$peer"
+    if out=$(timeout 120 taskset -c "$LOAD_CPU" "$TERMLOAD" echo "${TERM_ARGS[@]}" --terminals "$W8_TERMS" \
+        --interval-ms 10 --duration "$W8_SECS" --warmup "$W8_WARM" 2>>"$RUN/termload.err") && [ -n "$out" ]; then
+        note="$(kv keystrokes <<<"$out") keystrokes, max $(kv max_us <<<"$out") us, $(kv errors <<<"$out") errors, $(kv unanswered <<<"$out") unanswered"
+        rec "$wl" "$cs" "$peer" "p50 echo latency" us lower "$rep" "$(kv p50_us <<<"$out")" "$note"
+        rec "$wl" "$cs" "$peer" "p99 echo latency" us lower "$rep" "$(kv p99_us <<<"$out")" "$note"
+        rec "$wl" "$cs" "$peer" "p99.9 echo latency" us lower "$rep" "$(kv p999_us <<<"$out")" "$note"
+    else
+        for m in "p50 echo latency" "p99 echo latency" "p99.9 echo latency"; do
+            rec "$wl" "$cs" "$peer" "$m" us lower "$rep" error "termload failed"
+        done
+    fi
+}
+
+# measure_idle_terms WL CASE PEER REP: W9_TERMS terminal WebSockets (one session) held through the row's
+# relay; the relay's RSS growth per terminal.
+measure_idle_terms() {
+    local wl=$1 cs=$2 peer=$3 rep=$4 pg=${PEER_PID[$3]} r0 r1 lpid f="$RUN/termidle.out"
+    term_args "$peer"
+    sleep 0.2
+    r0=$(group_rss_kb "$pg")
+    : >"$f"
+    setsid taskset -c "$LOAD_CPU" "$TERMLOAD" idle "${TERM_ARGS[@]}" --terminals "$W9_TERMS" --hold 300 \
+        >"$f" 2>>"$RUN/termload.err" &
+    lpid=$!
+    PGIDS+=("$lpid")
+    for _ in $(seq 1 1800); do # bounded: 180 s
+        grep -q '^open=' "$f" && break
+        kill -0 "$lpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if grep -q '^open=' "$f"; then
+        sleep 0.5
+        r1=$(group_rss_kb "$pg")
+        rec "$wl" "$cs" "$peer" "RSS per idle terminal" bytes lower "$rep" \
+            "$(awk -v a="$r0" -v b="$r1" -v n="$W9_TERMS" 'BEGIN {printf "%.0f", (b - a) * 1024 / n}')" \
+            "$W9_TERMS terminals; RSS $r0 -> $r1 KiB"
+    else
+        rec "$wl" "$cs" "$peer" "RSS per idle terminal" bytes lower "$rep" error "terminals did not open"
+    fi
+    kill_group "$lpid"
+    sleep 1 # the streams behind them close before the next row measures its RSS
+}
+
+# ws_rows WL CASE FN PEERS: REPS interleaved repetitions of FN over the rows.
+ws_rows() {
+    local wl=$1 cs=$2 fn=$3 peers=$4 rep p
+    for rep in $(seq 1 "$REPS"); do
+        for p in $peers; do
+            if [ "${PEER_STATE[$p]}" != ok ]; then
+                [ "$rep" = 1 ] && rec "$wl" "$cs" "$p" "$5" "$6" lower 0 error "${PEER_NOTE[$p]:-not started}"
+                continue
+            fi
+            bg_begin "$p"
+            "$fn" "$wl" "$cs" "$p" "$rep"
+            bg_end "$wl" "$cs" "$p" "$rep"
+            sleep 1.5 # the row's terminal sessions end (reconnect timeout 1 s) before the next row
+        done
+    done
+    log "W$wl: $cs done ($(($(date +%s) - T_START)) s)"
+}
+
+# workload_8: keystroke echo latency, W8_TERMS terminals each typing every 10 ms: direct to the agent's
+# terminal server, through proxy eu and the primary's region, through nginx and HAProxy TCP relays.
+workload_8() {
+    local saved=$UPSTREAM p
+    ws_begin 8 || return 0
+    UPSTREAM=$WS_PTYD
+    for p in direct nginx haproxy; do start_peer "$p" tcp; done
+    PEER_ADDR[direct]=$WS_PTYD
+    for p in outpost outpost-primary; do ws_peer "$p"; done
+    ws_rows 8 "$W8_TERMS terminals, a key every 10 ms" measure_echo "direct outpost outpost-primary nginx haproxy" \
+        "p50 echo latency" us
+    for p in nginx haproxy; do stop_peer "$p"; done
+    UPSTREAM=$saved
+    ws_env_down
+}
+
+# workload_9: memory per idle terminal WebSocket held through the relay (proxy eu, nginx, HAProxy).
+workload_9() {
+    local saved=$UPSTREAM p
+    ws_begin 9 || return 0
+    UPSTREAM=$WS_PTYD
+    for p in nginx haproxy; do start_peer "$p" tcp; done
+    ws_peer outpost
+    ws_rows 9 "$W9_TERMS idle terminals" measure_idle_terms "outpost nginx haproxy" "RSS per idle terminal" bytes
+    for p in nginx haproxy; do stop_peer "$p"; done
+    UPSTREAM=$saved
+    ws_env_down
 }

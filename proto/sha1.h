@@ -8,14 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/md64.h"
+
 #define OP_SHA1_LEN   20
 #define OP_SHA1_BLOCK 64
 
 struct op_sha1 {
     uint32_t h[5];
-    uint64_t total; /* bytes hashed so far */
-    uint8_t buf[OP_SHA1_BLOCK];
-    size_t buflen;
+    struct op_md64 m; /* the partial block and the length */
 };
 
 void op_sha1_init(struct op_sha1 *c);

@@ -62,57 +62,19 @@ void op_sha256_init(struct op_sha256 *c)
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     memcpy(c->h, iv, sizeof(iv));
-    c->total = 0;
-    c->buflen = 0;
+    c->m.total = 0;
+    c->m.buflen = 0;
 }
 
 void op_sha256_update(struct op_sha256 *c, const void *data, size_t len)
 {
-    const uint8_t *p = data;
-    c->total += len;
-    if (c->buflen) {
-        size_t take = len < OP_SHA256_BLOCK - c->buflen ? len : OP_SHA256_BLOCK - c->buflen;
-        memcpy(c->buf + c->buflen, p, take);
-        c->buflen += take;
-        p += take;
-        len -= take;
-        if (c->buflen < OP_SHA256_BLOCK) return;
-        compress(c->h, c->buf);
-        c->buflen = 0;
-    }
-    while (len >= OP_SHA256_BLOCK) {
-        compress(c->h, p);
-        p += OP_SHA256_BLOCK;
-        len -= OP_SHA256_BLOCK;
-    }
-    if (len) {
-        memcpy(c->buf, p, len);
-        c->buflen = len;
-    }
+    op_md64_update(&c->m, c->h, compress, data, len);
 }
 
 void op_sha256_final(struct op_sha256 *c, uint8_t out[OP_SHA256_LEN])
 {
-    uint64_t bits = c->total * 8;
-    c->buf[c->buflen++] = 0x80;
-    if (c->buflen > 56) {
-        memset(c->buf + c->buflen, 0, OP_SHA256_BLOCK - c->buflen);
-        compress(c->h, c->buf);
-        c->buflen = 0;
-    }
-    memset(c->buf + c->buflen, 0, 56 - c->buflen);
-    for (int i = 0; i < 8; i++)
-        c->buf[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
-    compress(c->h, c->buf);
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (uint8_t)(c->h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)c->h[i];
-    }
-    volatile uint8_t *z = (volatile uint8_t *)c; /* the context holds message bytes: wipe it */
-    for (size_t i = 0; i < sizeof(*c); i++)
-        z[i] = 0;
+    op_md64_final(&c->m, c->h, compress, out, 8);
+    op_md64_wipe(c, sizeof(*c)); /* the context holds message bytes */
 }
 
 void op_sha256(const void *data, size_t len, uint8_t out[OP_SHA256_LEN])

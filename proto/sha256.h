@@ -9,14 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/md64.h"
+
 #define OP_SHA256_LEN   32
 #define OP_SHA256_BLOCK 64
 
 struct op_sha256 {
     uint32_t h[8];
-    uint64_t total; /* bytes hashed so far */
-    uint8_t buf[OP_SHA256_BLOCK];
-    size_t buflen;
+    struct op_md64 m; /* the partial block and the length */
 };
 
 void op_sha256_init(struct op_sha256 *c);

@@ -17,14 +17,13 @@
 #include "region/apps_int.h"
 #include "util/url.h"
 
-/* The Coder cookies an app never sees (§6.8). */
-static const char *const drop_cookies[] = {"coder_session_token",
-                                           "oauth_state",
-                                           "oauth_redirect",
-                                           APP_PATH_COOKIE,
-                                           "coder_subdomain_app_session_token*",
-                                           APP_SIGNED_COOKIE,
-                                           NULL};
+const char *const op_region_coder_cookies[] = {"coder_session_token",
+                                               "oauth_state",
+                                               "oauth_redirect",
+                                               APP_PATH_COOKIE,
+                                               "coder_subdomain_app_session_token*",
+                                               APP_SIGNED_COOKIE,
+                                               NULL};
 
 static _Thread_local char tl_page[4096];
 static _Thread_local struct app_match tl_match;
@@ -467,7 +466,7 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
     out->strip_prefix = m->req.access == OP_WSAPP_PATH ? m->rest_off : 0;
     out->path_prefix = apath.p; /* the app URL's path, then the path under the app */
     out->path_prefix_len = apath.len;
-    out->drop_cookies = drop_cookies;
+    out->drop_cookies = op_region_coder_cookies;
     out->resp_flags = OP_ROUTE_RESP_NO_CORS;
     op_debug("apps", "w%d#%u %s app %s/%s/%s/%s -> agent %s %s", op_worker_index(op_conn_worker(c)),
              op_conn_id(c), op_wsapp_access_name(m->req.access), m->req.user, m->req.workspace, m->req.agent,

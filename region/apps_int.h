@@ -55,5 +55,7 @@ bool op_region_app_host_is(op_span_t host, const char *url);
  * next one; failures answer a 502/503 page): kind and the dial callbacks. The preamble and the request
  * rewriting are the caller's. Worker thread, inside the route function. */
 void op_region_dial_route(struct op_region *r, const char *agent, struct op_route *out);
+/* The Coder cookies a workspace (an app or the agent's terminal) never sees (§6.8); NULL-terminated. */
+extern const char *const op_region_coder_cookies[];
 
 #endif

@@ -28,37 +28,7 @@
 
 static const char *const drop_query[] = {PTY_TOKEN_PARAM, NULL};
 static const char *const drop_headers[] = {"Coder-Session-Token", NULL};
-static const char *const drop_cookies[] = {"coder_session_token",
-                                           "oauth_state",
-                                           "oauth_redirect",
-                                           APP_PATH_COOKIE,
-                                           "coder_subdomain_app_session_token*",
-                                           APP_SIGNED_COOKIE,
-                                           NULL};
-
-static _Thread_local char tl_body[256];
 static _Thread_local struct op_wsapp_token tl_ptok;
-
-static void respond(struct op_route *out, int status, const char *msg)
-{
-    out->kind = OP_ROUTE_RESPOND;
-    out->status = status;
-    out->content_type = "application/json";
-    int n = snprintf(tl_body, sizeof(tl_body), "{\"message\":\"%s\"}", msg);
-    out->body = tl_body;
-    out->body_len = n < 0 ? 0 : OP_MIN((size_t)n, sizeof(tl_body) - 1);
-}
-
-static bool lower_uuid(const char *p, size_t n)
-{
-    if (n != OP_ID_LEN) return false;
-    for (size_t i = 0; i < n; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? p[i] != '-' : !((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
-            return false;
-    }
-    return true;
-}
 
 /* origin is the origin ("scheme://host[:port]") of url, case-insensitively. */
 static bool origin_is(op_span_t origin, const char *url)
@@ -115,24 +85,24 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
         return false; /* an app's own host: the path is the app's */
     const char *granted = out->granted;
     op_span_t aid = op_span(path.p + pl, OP_ID_LEN);
-    if (!lower_uuid(aid.p, aid.len)) {
-        respond(out, 400, "The agent id must be a lower-case UUID.");
+    if (!op_region_is_uuid(aid.p, aid.len)) {
+        op_region_respond(out, 400, "The agent id must be a lower-case UUID.");
         return true;
     }
     char agent[OP_ID_LEN + 1];
     memcpy(agent, aid.p, OP_ID_LEN);
     agent[OP_ID_LEN] = '\0';
     if (req->method.len != 3 || memcmp(req->method.p, "GET", 3) != 0) {
-        respond(out, 405, "Method not allowed: the terminal is a WebSocket (GET with an Upgrade).");
+        op_region_respond(out, 405, "Method not allowed: the terminal is a WebSocket (GET with an Upgrade).");
         return true;
     }
     if (req->absolute_form) {
-        respond(out, 400, "The terminal takes an origin-form request target.");
+        op_region_respond(out, 400, "The terminal takes an origin-form request target.");
         return true;
     }
     if (!req->upgrade || req->upgrade_proto.len != 9 ||
         strncasecmp(req->upgrade_proto.p, "websocket", 9) != 0) {
-        respond(out, 426, "The terminal needs a WebSocket upgrade.");
+        op_region_respond(out, 426, "The terminal needs a WebSocket upgrade.");
         snprintf(out->extra, sizeof(out->extra), "Upgrade: websocket\r\n");
         return true;
     }
@@ -141,7 +111,7 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
         op_debug("pty", "w%d#%u terminal of agent %s refused: Origin %.*s",
                  op_worker_index(op_conn_worker(c)), op_conn_id(c), agent, (int)OP_MIN(oh->value.len, 200),
                  oh->value.p);
-        respond(out, 403, "The Origin of this request is neither the dashboard nor this region.");
+        op_region_respond(out, 403, "The Origin of this request is neither the dashboard nor this region.");
         return true;
     }
     const char *user = "";
@@ -154,7 +124,7 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
         size_t gl = strlen(granted);
         if (gl != 4 + OP_ID_LEN + 1 + OP_ID_LEN || memcmp(granted, "pty ", 4) != 0 ||
             memcmp(granted + 4, agent, OP_ID_LEN) != 0) {
-            respond(out, 500, "The terminal grant names another agent.");
+            op_region_respond(out, 500, "The terminal grant names another agent.");
             return true;
         }
         user = granted + 4 + OP_ID_LEN + 1;
@@ -166,14 +136,14 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
         if (why) {
             op_debug("pty", "w%d#%u terminal of agent %s refused: token %s",
                      op_worker_index(op_conn_worker(c)), op_conn_id(c), agent, why);
-            respond(out, 404, "Resource not found or you do not have access to this resource");
+            op_region_respond(out, 404, "Resource not found or you do not have access to this resource");
             return true;
         }
         user = tl_ptok.user_id;
     }
     struct op_conn_ref ctl;
     if (!op_broker_ctl_pick(r->broker, agent, &ctl)) {
-        respond(out, 404, "The agent is not connected to this region.");
+        op_region_respond(out, 404, "The agent is not connected to this region.");
         return true;
     }
     op_region_dial_route(r, agent, out);
@@ -185,7 +155,7 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
     out->strip_prefix = pl + OP_ID_LEN; /* "/pty?..." is left */
     out->drop_query = drop_query;
     out->drop_headers = drop_headers;
-    out->drop_cookies = drop_cookies;
+    out->drop_cookies = op_region_coder_cookies;
     op_debug("pty", "w%d#%u terminal of agent %s for user %s", op_worker_index(op_conn_worker(c)),
              op_conn_id(c), agent, *user ? user : "?");
     return true;

@@ -352,7 +352,7 @@ static bool span_is(op_span_t s, const char *lit)
     return s.len == n && memcmp(s.p, lit, n) == 0;
 }
 
-static void respond(struct op_route *out, int status, const char *msg)
+void op_region_respond(struct op_route *out, int status, const char *msg)
 {
     out->kind = OP_ROUTE_RESPOND;
     out->status = status;
@@ -361,7 +361,7 @@ static void respond(struct op_route *out, int status, const char *msg)
     out->body = tl_body;
 }
 
-static bool is_uuid(const char *p, size_t n)
+bool op_region_is_uuid(const char *p, size_t n)
 {
     if (n != OP_ID_LEN) return false;
     for (size_t i = 0; i < n; i++) {
@@ -405,24 +405,25 @@ static bool check_agent(struct op_region *r, const struct op_h1_request *req, st
     else if ((h = op_h1_find_header(req->headers, req->nheaders, "Coder-Session-Token")) && h->value.len)
         tok = h->value;
     if (!tok.len) {
-        respond(out, 401, "Agent credential required (Authorization: Bearer <credential>).");
+        op_region_respond(out, 401, "Agent credential required (Authorization: Bearer <credential>).");
         return false;
     }
     int rc = op_region_verify(r, tok.p, tok.len, &tl_jws);
     if (rc == -ENOKEY) {
         /* Fetching the keys again on an unknown kid is not implemented: the proxy learns new keys on its
          * periodic refresh. */
-        respond(out, 403, "The agent credential is signed with a key this region does not know (yet).");
+        op_region_respond(out, 403,
+                          "The agent credential is signed with a key this region does not know (yet).");
         return false;
     }
     struct op_agent_cred cred;
     if (rc == 0) rc = op_agent_cred_read(&tl_jws, (int64_t)time(NULL), &cred);
     if (rc == -ETIMEDOUT) {
-        respond(out, 401, "The agent credential has expired.");
+        op_region_respond(out, 401, "The agent credential has expired.");
         return false;
     }
     if (rc != 0) {
-        respond(out, 401, "Invalid agent credential.");
+        op_region_respond(out, 401, "Invalid agent credential.");
         return false;
     }
     snprintf(op_region_pending.agent, sizeof(op_region_pending.agent), "%s", cred.agent_id);
@@ -441,7 +442,7 @@ static bool check_connect(struct op_region *r, const struct op_h1_request *req, 
         if (ps.len && port < 0) port = 0;
     }
     if (port < 1 || port > 65535) {
-        respond(out, 400, "The query parameter port must be a TCP port (1-65535).");
+        op_region_respond(out, 400, "The query parameter port must be a TCP port (1-65535).");
         return false;
     }
     const struct op_h1_header *h = op_h1_find_header(req->headers, req->nheaders, "Coder-Connect-Token");
@@ -450,34 +451,36 @@ static bool check_connect(struct op_region *r, const struct op_h1_request *req, 
     else if (!query_param(query, "coder_connect_token", &tok))
         tok = op_span(NULL, 0);
     if (!tok.len) {
-        respond(out, 401, "A connect token is required (Coder-Connect-Token header or coder_connect_token).");
+        op_region_respond(out, 401,
+                          "A connect token is required (Coder-Connect-Token header or coder_connect_token).");
         return false;
     }
     int rc = op_region_verify(r, tok.p, tok.len, &tl_jws);
     if (rc == -ENOKEY) {
-        respond(out, 403, "The connect token is signed with a key this region does not know (yet).");
+        op_region_respond(out, 403,
+                          "The connect token is signed with a key this region does not know (yet).");
         return false;
     }
     struct op_connect_claims cc;
     if (rc == 0) rc = op_connect_read(&tl_jws, (int64_t)time(NULL), &cc);
     if (rc == -ETIMEDOUT) {
-        respond(out, 403, "The connect token has expired.");
+        op_region_respond(out, 403, "The connect token has expired.");
         return false;
     }
     if (rc != 0) {
-        respond(out, 403, "Invalid connect token.");
+        op_region_respond(out, 403, "Invalid connect token.");
         return false;
     }
     if (strlen(cc.agent_id) != agent.len || memcmp(cc.agent_id, agent.p, agent.len) != 0) {
-        respond(out, 403, "The connect token is for another agent.");
+        op_region_respond(out, 403, "The connect token is for another agent.");
         return false;
     }
     if (cc.port != port) {
-        respond(out, 403, "The connect token is for another port.");
+        op_region_respond(out, 403, "The connect token is for another port.");
         return false;
     }
     if (strcmp(cc.region, r->name) != 0) {
-        respond(out, 403, "The connect token is for another region.");
+        op_region_respond(out, 403, "The connect token is for another region.");
         return false;
     }
     snprintf(op_region_pending.agent, sizeof(op_region_pending.agent), "%s", cc.agent_id);
@@ -485,7 +488,7 @@ static bool check_connect(struct op_region *r, const struct op_h1_request *req, 
     op_region_pending.exp = cc.exp;
     struct op_conn_ref ctl;
     if (!op_broker_ctl_pick(r->broker, op_region_pending.agent, &ctl)) {
-        respond(out, 404, "The agent is not connected to this region.");
+        op_region_respond(out, 404, "The agent is not connected to this region.");
         return false;
     }
     return true;
@@ -521,22 +524,22 @@ bool op_region_route(struct op_region *r, struct op_conn *c, const struct op_h1_
     }
     memset(&op_region_pending, 0, sizeof(op_region_pending));
     if (!span_is(req->method, "GET")) {
-        respond(out, 405, "Method not allowed: use GET with an Upgrade.");
+        op_region_respond(out, 405, "Method not allowed: use GET with an Upgrade.");
         return true;
     }
-    if (ep == EP_TCP && !is_uuid(agent.p, agent.len)) {
-        respond(out, 400, "The agent id must be a UUID.");
+    if (ep == EP_TCP && !op_region_is_uuid(agent.p, agent.len)) {
+        op_region_respond(out, 400, "The agent id must be a UUID.");
         return true;
     }
     if (!upgrade_is(req, proto)) {
         char msg[96];
         snprintf(msg, sizeof(msg), "This endpoint needs Connection: Upgrade and Upgrade: %s.", proto);
-        respond(out, 426, msg);
+        op_region_respond(out, 426, msg);
         snprintf(out->extra, sizeof(out->extra), "Upgrade: %s\r\n", proto);
         return true;
     }
     if (req->framing != OP_H1_BODY_NONE) {
-        respond(out, 400, "An upgrade request carries no body.");
+        op_region_respond(out, 400, "An upgrade request carries no body.");
         return true;
     }
     bool ok = ep == EP_TCP ? check_connect(r, req, agent, query, out) : check_agent(r, req, out);

@@ -78,6 +78,10 @@ extern _Thread_local struct region_pending op_region_pending;
 int op_region_verify(struct op_region *r, const char *tok, size_t len, struct op_jws *out);
 /* Writes a complete JSON error response {"message": msg} and closes once it is out. */
 void op_region_fail(struct op_conn *c, int status, const char *msg);
+/* Fills out with an answer `{"message": msg}` (JSON-escaped) on a per-thread buffer. */
+void op_region_respond(struct op_route *out, int status, const char *msg);
+/* p[0..n) is a UUID in its lower-case canonical text form. */
+bool op_region_is_uuid(const char *p, size_t n);
 /* Writes `101 Switching Protocols` with `Upgrade: proto`. 0 or -ENOBUFS. */
 OP_MUST_USE int op_region_switch(struct op_conn *c, const char *proto);
 /* Sends a message to a connection on another (or the same) worker; false when none is free. */

@@ -205,4 +205,24 @@ static inline void t_rm_rf(const char *dir)
     nftw(dir, t_rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Opens a primary on a new directory made from the mkdtemp template dir (rewritten in place), with the
+ * given config (data_dir is set here; kdf_iterations defaults to 1000 for speed). NULL, with the reason
+ * printed as a failure, when it cannot. */
+static inline struct op_primary *t_open(char *dir, struct op_primary_config *cfg)
+{
+    if (!mkdtemp(dir)) {
+        printf("FAIL mkdtemp %s\n", dir);
+        return NULL;
+    }
+    cfg->data_dir = dir;
+    if (!cfg->kdf_iterations) cfg->kdf_iterations = 1000;
+    struct op_primary *p = NULL;
+    char err[256] = "";
+    if (op_primary_open(cfg, &p, err, sizeof(err)) != 0) {
+        printf("FAIL open: %s\n", err);
+        return NULL;
+    }
+    return p;
+}
+
 #endif

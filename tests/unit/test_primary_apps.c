@@ -752,18 +752,9 @@ static void test_login(struct op_primary *p)
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/outpost-primary-apps-XXXXXX");
-    if (!mkdtemp(dir)) return 1;
-    struct op_primary_config cfg = {0};
-    cfg.data_dir = dir;
-    cfg.access_url = PRIMARY;
-    cfg.wildcard_access_url = "*.apps.example.com";
-    cfg.kdf_iterations = 1000;
-    struct op_primary *p = NULL;
-    char err[256] = "";
-    if (op_primary_open(&cfg, &p, err, sizeof(err)) != 0) {
-        printf("FAIL open: %s\n", err);
-        return 1;
-    }
+    struct op_primary_config cfg = {.access_url = PRIMARY, .wildcard_access_url = "*.apps.example.com"};
+    struct op_primary *p = t_open(dir, &cfg);
+    if (!p) return 1;
     struct fix f = {0};
     setup(p, &f);
     test_subdomain_levels(p, &f);

@@ -235,18 +235,9 @@ static void test_authorize(struct op_primary *p, const struct fix *f)
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/outpost-primary-pty-XXXXXX");
-    if (!mkdtemp(dir)) return 1;
-    struct op_primary_config cfg = {0};
-    cfg.data_dir = dir;
-    cfg.access_url = PRIMARY;
-    cfg.wildcard_access_url = "*.apps.example.com";
-    cfg.kdf_iterations = 1000;
-    struct op_primary *p = NULL;
-    char err[256] = "";
-    if (op_primary_open(&cfg, &p, err, sizeof(err)) != 0) {
-        printf("FAIL open: %s\n", err);
-        return 1;
-    }
+    struct op_primary_config cfg = {.access_url = PRIMARY, .wildcard_access_url = "*.apps.example.com"};
+    struct op_primary *p = t_open(dir, &cfg);
+    if (!p) return 1;
     struct fix f = {0};
     setup(p, &f);
     test_token(p, &f);
