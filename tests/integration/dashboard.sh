@@ -2,18 +2,21 @@
 # tests/integration/dashboard.sh — the dashboard in a real browser: Debian's chromium driven by
 # playwright-core (scripts/deps.sh installs both) through tests/browser/dashboard.mjs, against real
 # processes on loopback:
-#   - the primary, seen by the browser through a delaying relay (25 ms each way) at http://127.0.0.1:PR
+#   - the primary, seen by the browser through a delaying relay (80 ms each way) at http://127.0.0.1:PR
 #     (its access URL; wildcard *.primary.localhost:PR);
 #   - workspace proxy "fast" at http://localhost:FR (a relay with no delay, so its latency can be raised
-#     later; wildcard *.fast.localhost:FR) and "slow" at http://127.0.0.2:SR (a relay holding 150 ms each way, also on 127.0.0.1 for its
-#     wildcard *.slow.localhost:SR); three hosts, so that no cookie of one is sent to another;
+#     later; wildcard *.fast.localhost:FR) and "slow" at http://127.0.0.2:SR (a relay holding 250 ms each
+#     way, also on 127.0.0.1 for its wildcard *.slow.localhost:SR); three hosts, so that no cookie of one is
+#     sent to another; the delays are far apart so that one latency sample each orders them even on a busy
+#     machine;
 #   - the workspace ws of admin: the real `outpost agent` with a path app "web" and a subdomain app "sub"
 #     (tests/lib/app_server.py, which is also a listening port of the workspace).
 # The browser script walks: first-owner setup, sign-out and sign-in, the agent connected, the picker with
 # every region and its latency, the fast proxy auto-selected on first load and kept across reloads even after
 # its latency grew, the app opened through it, a second tab following a selection change, the fast proxy
 # stopped (fallback to primary within 10 s, the port menu still there) and restarted (the choice back), the
-# deployment page (status, create with the token shown once, regenerate, delete), no console errors.
+# deployment page (status, create with the token shown once, regenerate, delete), the terminal through fast
+# and the primary, no console errors. Then, with curl: the same-origin rule and the CSP and cache headers.
 # The processes are started and stopped here, when the browser script asks (a request file, see ctl below).
 # Screenshots of every page: $BUILD_DIR/test-logs/dashboard-shots/.
 . "$(dirname "$0")/../lib/common.sh"
@@ -29,9 +32,9 @@ DASH=http://127.0.0.1:$PR FAST=http://localhost:$FR SLOW=http://127.0.0.2:$SR
 PW='Dash-Owner-Pass-1'
 SHOTS=${BUILD_DIR:-$T}/test-logs/dashboard-shots
 rm -rf "$SHOTS" && mkdir -p "$SHOTS" "$T/ctl"
-echo 25 >"$T/primary.delay"
+echo 80 >"$T/primary.delay"
 echo 0 >"$T/fast.delay"
-echo 150 >"$T/slow.delay"
+echo 250 >"$T/slow.delay"
 
 bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url $DASH --data-dir "$T/data" \
     --wildcard-access-url "*.primary.localhost:$PR" --proxy-health-interval 1s --agent-heartbeat-interval 2s
