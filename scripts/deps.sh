@@ -38,7 +38,9 @@ PLAYWRIGHT_VER=1.65.1
 # The dashboard's terminal page vendors xterm.js and its fit addon from npm at build time (Makefile, WEB_VENDOR).
 XTERM_VER=6.0.0
 XTERM_FIT_VER=0.11.0
-NODE_PREFIX="$CACHE/node-playwright-core$PLAYWRIGHT_VER-xterm$XTERM_VER-fit$XTERM_FIT_VER"
+# The browser test's accessibility check of every page.
+AXE_VER=4.14.1
+NODE_PREFIX="$CACHE/node-playwright-core$PLAYWRIGHT_VER-xterm$XTERM_VER-fit$XTERM_FIT_VER-axe$AXE_VER"
 
 if [ "${1:-}" = "--print-prefix" ]; then echo "$PREFIX"; exit 0; fi
 if [ "${1:-}" = "--print-node-modules" ]; then echo "$NODE_PREFIX/node_modules"; exit 0; fi
@@ -99,11 +101,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ ! -f "$NODE_PREFIX/.done" ]; then
-  log "installing playwright-core $PLAYWRIGHT_VER, @xterm/xterm $XTERM_VER, @xterm/addon-fit $XTERM_FIT_VER from npm into $NODE_PREFIX"
+  log "installing playwright-core $PLAYWRIGHT_VER, @xterm/xterm $XTERM_VER, @xterm/addon-fit $XTERM_FIT_VER, axe-core $AXE_VER from npm into $NODE_PREFIX"
   mkdir -p "$NODE_PREFIX"
   # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: the test uses /usr/bin/chromium; playwright-core downloads nothing anyway.
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$NODE_PREFIX" --no-audit --no-fund --silent \
-    "playwright-core@$PLAYWRIGHT_VER" "@xterm/xterm@$XTERM_VER" "@xterm/addon-fit@$XTERM_FIT_VER" >/dev/null
+    "playwright-core@$PLAYWRIGHT_VER" "@xterm/xterm@$XTERM_VER" "@xterm/addon-fit@$XTERM_FIT_VER" \
+    "axe-core@$AXE_VER" >/dev/null
   touch "$NODE_PREFIX/.done"
 fi
 

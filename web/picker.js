@@ -18,12 +18,12 @@ function latencyCell(r) {
 // The header menu. Parts are rebuilt only when what they show changes (see keyed()).
 export function mountMenu(slot) {
   const menu = h('details', { class: 'menu', id: 'picker-menu' });
-  const summary = h('summary', { 'aria-label': 'Workspace proxy', id: 'picker-current' });
+  const summary = h('summary', { id: 'picker-current' });
   const note = h('div');
   const items = h('div');
   const panel = h(
     'div',
-    { class: 'panel', role: 'menu', 'aria-label': 'Workspace proxies' },
+    { class: 'panel', role: 'group', 'aria-label': 'Workspace proxies' },
     note,
     items,
     h(
@@ -40,7 +40,10 @@ export function mountMenu(slot) {
     summary.dataset.region = r ? r.name : '';
     const lat = r ? formatLatency(proxy.latency(r.id)) : '';
     keyed(summary, JSON.stringify([r && r.id, r && r.display_name, r && r.icon_url, lat]), () =>
-      r ? [icon(r.icon_url), r.display_name || r.name, h('span', { class: 'latency' }, ' ', lat)] : 'Workspace proxy',
+      r
+        ? [h('span', { class: 'sr-only' }, 'Workspace proxy: '), icon(r.icon_url), r.display_name || r.name,
+            h('span', { class: 'latency' }, ' ', lat)]
+        : 'Workspace proxy',
     );
     const chosen = cur.chosen ? cur.chosen.display_name || cur.chosen.name : 'The selected proxy';
     keyed(note, String(cur.fallback) + chosen, () =>
@@ -56,7 +59,6 @@ export function mountMenu(slot) {
           {
             type: 'button',
             class: 'region',
-            role: 'menuitemradio',
             dataset: { region: x.name },
             onclick: () => {
               proxy.select(x);
@@ -73,7 +75,7 @@ export function mountMenu(slot) {
       if (!b) continue;
       const why = proxy.unusableReason(x);
       const checked = cur.chosen ? cur.chosen.id === x.id : !!cur.region && cur.region.id === x.id;
-      b.setAttribute('aria-checked', checked ? 'true' : 'false');
+      b.setAttribute('aria-pressed', checked ? 'true' : 'false');
       b.disabled = !!why;
       setText(b.querySelector('.why'), why ? ` (${why})` : '');
       setText(b.querySelector('.latency'), latencyCell(x));

@@ -50,11 +50,28 @@ async function until(fn, what, limitMs = 15_000, stepMs = 200) {
   throw new Fail(`${what} (after ${limitMs} ms; last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
 }
 
+// axe-core's accessibility rules, run on every dashboard page that gets a screenshot. It is evaluated
+// through the DevTools protocol, which the pages' CSP does not apply to (no script is added to the page).
+const axeSource = fs.readFileSync(path.join(process.env.NODE_MODULES, 'axe-core', 'axe.min.js'), 'utf8');
+const a11y = [];
+let a11yPages = 0;
+async function accessibility(page, name) {
+  if (!page.url().startsWith(DASH)) return;
+  a11yPages++;
+  await page.evaluate(`${axeSource};0`);
+  const res = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  for (const v of res.violations) {
+    if (v.impact !== 'serious' && v.impact !== 'critical') continue;
+    a11y.push(`${name}: ${v.id} (${v.impact}): ${v.help}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+  }
+}
+
 let shot = 0;
 async function screenshot(page, name) {
   shot++;
   const file = path.join(SHOTS, `${String(shot).padStart(2, '0')}-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
+  if (name !== 'failure') await accessibility(page, name);
 }
 
 // Console errors and page errors of every page. Network failures of the probes to a proxy that the test
@@ -168,10 +185,10 @@ try {
   for (const name of ['primary', 'fast', 'slow']) {
     check(/\d+ ms/.test(await page.textContent(`#picker-menu [data-latency-for="${name}"]`)), `the header menu shows ${name}'s latency`);
   }
-  check((await page.getAttribute('#picker-menu button[data-region="fast"]', 'aria-checked')) === 'true', 'the header menu checks fast');
+  check((await page.getAttribute('#picker-menu button[data-region="fast"]', 'aria-pressed')) === 'true', 'the header menu marks fast');
   await screenshot(page, 'picker-menu');
   await page.click('#picker-menu summary');
-  ok('the header menu at the top right lists all three regions with latencies, fast checked');
+  ok('the header menu at the top right lists all three regions with latencies, fast marked');
 
   // ---- the workspaces page: the agent connected, links through fast ----
   await page.goto(`${DASH}/workspaces`);
@@ -316,6 +333,8 @@ try {
   await screenshot(page, 'terminal-through-primary');
   ok('terminal: a reload reattaches the same session; switching to the primary reattaches it through the primary (session cookie)');
 
+  check(a11y.length === 0, `accessibility (axe-core, serious and critical):\n${a11y.join('\n')}`);
+  ok(`axe-core: no serious or critical accessibility violation on the ${a11yPages} dashboard pages screenshot`);
   check(problems.length === 0, `console errors:\n${problems.join('\n')}`);
   ok('no console errors or page errors on any dashboard page (failed probes of the stopped proxy excepted)');
 } catch (e) {
