@@ -203,6 +203,25 @@ try {
   await screenshot(page, 'workspaces');
   ok('workspaces: ws/main connected, path + subdomain app, terminal and port links through fast');
 
+  // ---- localStorage garbage collection: reports of unlisted regions and reports older than 7 days ----
+  const ghost = '00000000-0000-4000-8000-000000000000';
+  const primaryId = await page.evaluate(async () =>
+    (await (await fetch('/api/v2/regions')).json()).regions.find((r) => r.name === 'primary').id);
+  await page.evaluate(({ ghost, primaryId }) => {
+    const m = JSON.parse(localStorage.getItem('workspace-proxy-latencies'));
+    m[ghost] = [{ accurate: true, latencyMS: 1, at: new Date().toISOString() }];
+    m[primaryId] = [{ accurate: true, latencyMS: 1, at: new Date(Date.now() - 8 * 86400e3).toISOString() }];
+    localStorage.setItem('workspace-proxy-latencies', JSON.stringify(m));
+  }, { ghost, primaryId });
+  await page.reload();
+  const gc = await until(async () => {
+    const m = JSON.parse((await storageOf(page, 'workspace-proxy-latencies')) || '{}');
+    const p = m[primaryId] && m[primaryId][0];
+    return !m[ghost] && p && Date.now() - Date.parse(p.at) < 60e3 ? m : null;
+  }, 'an unlisted region\'s reports dropped and an 8-day-old report replaced by a new probe');
+  check(Object.keys(gc).length === 3, `three regions left in the latency map: ${Object.keys(gc)}`);
+  ok('latency map: an unlisted region dropped, a report older than 7 days dropped and measured again');
+
   // ---- kept across reloads, even when the latencies change ----
   await ask('fast-latency-400');
   await page.goto(`${DASH}/account/workspace-proxy`);
