@@ -1,7 +1,8 @@
 // tests/browser/dashboard.mjs — the browser half of tests/integration/dashboard.sh (read its header first).
 // Environment: DASH (the dashboard's origin), FAST and SLOW (the proxies' access URLs), PW (the owner's
 // password to create), SHOTS (screenshot folder), CTL (the request folder the shell serves), NODE_MODULES
-// (where playwright-core is). Prints "ok - ..." per check; exits non-zero at the first failure.
+// (where playwright-core is); DASH_DEBUG=1 prints every console message of every page. Prints "ok - ..."
+// per check; exits non-zero at the first failure (with screenshots and each page's latency map).
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -81,6 +82,7 @@ let expectedDown = null; // an origin whose failed loads are expected right now
 let expected401 = false; // the deliberate wrong password: the sign-in form answers 401
 function watch(page) {
   page.on('console', (m) => {
+    if (process.env.DASH_DEBUG) console.log(`debug ${new Date().toISOString()} ${page.url()} ${m.type()}: ${m.text()} ${(m.location() || {}).url}`);
     if (m.type() !== 'error' && m.type() !== 'warning') return;
     if (!page.url().startsWith(DASH)) return; // an app's own page (through a proxy) is not the dashboard's
     const where = (m.location() && m.location().url) || '';
@@ -280,7 +282,8 @@ try {
   await page.waitForSelector('#picker-fallback');
   await screenshot(page, 'fallback-to-primary');
   await page.click('#picker-menu summary');
-  ok(`fast stopped: links fell back to the primary after ${fellBack} ms (limit 10000), choice kept, port menu kept`);
+  await ask('resume-primary');
+  ok(`fast killed while the primary was frozen: links fell back to the primary after ${fellBack} ms (limit 10000), choice kept, port menu kept`);
 
   await page.goto(`${DASH}/deployment/workspace-proxies`);
   await page.waitForSelector('#proxies tr[data-proxy="fast"] [data-health-error]', { timeout: 15_000 });
@@ -360,6 +363,10 @@ try {
   failed = true;
   console.log(`FAIL ${e instanceof Fail ? '' : '(exception) '}${e.stack || e}`);
   for (const p of context.pages()) await screenshot(p, 'failure').catch(() => {});
+  for (const p of context.pages()) {
+    const l = await p.evaluate(() => localStorage.getItem('workspace-proxy-latencies')).catch((e) => String(e));
+    console.log(`latencies seen by ${p.url()} at ${new Date().toISOString()}: ${l}`);
+  }
   if (problems.length) console.log(`console problems:\n${problems.join('\n')}`);
 } finally {
   await browser.close();

@@ -14,7 +14,9 @@
 # The browser script walks: first-owner setup, sign-out and sign-in, the agent connected, the picker with
 # every region and its latency, the fast proxy auto-selected on first load and kept across reloads even after
 # its latency grew, the app opened through it, a second tab following a selection change, the fast proxy
-# stopped (fallback to primary within 10 s, the port menu still there) and restarted (the choice back), the
+# killed while the primary is frozen (SIGSTOP: its health checker and API cannot tell the page anything, so
+# only the page's own failed probes can make it fall back to primary, within 10 s; the port menu still
+# there), then the primary resumed and fast restarted (the choice back), the
 # deployment page (status, create with the token shown once, regenerate, delete), the terminal through fast
 # and the primary, no console errors. Then, with curl: the same-origin rule and the CSP and cache headers.
 # The processes are started and stopped here, when the browser script asks (a request file, see ctl below).
@@ -38,6 +40,7 @@ echo 250 >"$T/slow.delay"
 
 bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url $DASH --data-dir "$T/data" \
     --wildcard-access-url "*.primary.localhost:$PR" --proxy-health-interval 1s --agent-heartbeat-interval 2s
+PRIMARY_PID=$LAST_PID
 bg relay-primary python3 "$ROOT/tests/lib/delay_relay.py" 127.0.0.1 $PR $P "$T/primary.delay"
 bg relay-fast python3 "$ROOT/tests/lib/delay_relay.py" 127.0.0.1 $FR $F "$T/fast.delay"
 bg relay-slow python3 "$ROOT/tests/lib/delay_relay.py" 127.0.0.2,127.0.0.1 $SR $S "$T/slow.delay"
@@ -104,11 +107,13 @@ ctl() {
             case $cmd in
             provision) provision || answer="error provisioning (see logs)" ;;
             fast-latency-*) echo "${cmd#fast-latency-}" >"$T/fast.delay" ;;
-            stop-fast)
-                kill -TERM "$FAST_PID"
+            stop-fast) # the primary frozen, then fast killed: only the page's own probes can notice now
+                kill -STOP "$PRIMARY_PID"
+                kill -KILL "$FAST_PID"
                 for ((i = 0; i < 50; i++)); do kill -0 "$FAST_PID" 2>/dev/null || break; sleep 0.1; done
                 kill -0 "$FAST_PID" 2>/dev/null && answer="error: fast still running"
                 ;;
+            resume-primary) kill -CONT "$PRIMARY_PID" ;;
             start-fast) start_proxy fast $F $FAST "*.fast.localhost:$FR" && FAST_PID=$PROXY_PID ;;
             *) answer="error: unknown request $cmd" ;;
             esac
