@@ -58,6 +58,15 @@ LDLIBS  := $(DEPS_PREFIX)/lib/libwolfssl.a $(DEPS_PREFIX)/lib/liburing.a -lcurl 
 MODULES  := core util tls http proto ctl wsapp runner region primary cli wsproxy agent
 LIB_SRCS := $(filter-out cli/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
+# The dashboard's files (web/) become one generated C file of byte arrays (scripts/embed-web.py).
+WEB_FILES := $(wildcard web/*)
+WEB_GEN   := $(B)/gen/web_assets.c
+# The terminal page's xterm.js, from npm (scripts/deps.sh installs it into its cache): served as NAME=PATH.
+NODE_MODULES := $(shell scripts/deps.sh --print-node-modules)
+WEB_VENDOR := xterm.mjs=$(NODE_MODULES)/@xterm/xterm/lib/xterm.mjs \
+              xterm.css=$(NODE_MODULES)/@xterm/xterm/css/xterm.css \
+              addon-fit.mjs=$(NODE_MODULES)/@xterm/addon-fit/lib/addon-fit.mjs
+LIB_OBJS  += $(B)/gen/web_assets.o
 LLHTTP_OBJS := $(B)/third_party/llhttp/api.o $(B)/third_party/llhttp/http.o $(B)/third_party/llhttp/llhttp.o
 LIB      := $(B)/liboutpost.a
 BIN      := $(B)/outpost
@@ -79,6 +88,15 @@ $(DEPS_STAMP): scripts/deps.sh $(wildcard $(DEPS_PREFIX)/.done)
 
 $(B)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(WEB_GEN): scripts/embed-web.py scripts/deps.sh $(WEB_FILES) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)python3 scripts/embed-web.py web $@ $(WEB_VENDOR)
+
+$(B)/gen/web_assets.o: $(WEB_GEN) primary/web_assets.h | $(DEPS_STAMP)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -134,12 +152,12 @@ check-layers:
 	$(Q)scripts/check-layers.sh
 
 FUZZ_CC := clang
-fuzz: | $(DEPS_STAMP)
+fuzz: $(WEB_GEN) | $(DEPS_STAMP)
 	$(Q)mkdir -p $(BUILD_ROOT)/fuzz
 	$(Q)for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
 	  echo "  FUZZ    $$n"; \
 	  $(FUZZ_CC) -std=c17 -O1 -g -fsanitize=fuzzer,address,undefined $(CPPFLAGS) -o $(BUILD_ROOT)/fuzz/$$n $$f \
-	    $(filter-out cli/main.c,$(LIB_SRCS)) $(LLHTTP_SRC)/api.c $(LLHTTP_SRC)/http.c $(LLHTTP_SRC)/llhttp.c \
+	    $(filter-out cli/main.c,$(LIB_SRCS)) $(WEB_GEN) $(LLHTTP_SRC)/api.c $(LLHTTP_SRC)/http.c $(LLHTTP_SRC)/llhttp.c \
 	    $(LDLIBS) || exit 1; done
 
 bench: $(BIN)

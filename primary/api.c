@@ -385,6 +385,17 @@ static void route(struct op_primary *p, const struct op_app_request *req, struct
     bool get = span_eq(req->method, "GET"), post = span_eq(req->method, "POST");
     bool patch = span_eq(req->method, "PATCH"), del = span_eq(req->method, "DELETE");
 
+    /* Changes a browser could be made to send from another site are refused (docs/dashboard.md). */
+    bool login = strcmp(path, "/login") == 0 || strcmp(path, "/api/v2/users/login") == 0 ||
+                 strcmp(path, "/api/v2/users/first") == 0;
+    if (!op_web_csrf_ok(p, req, login)) {
+        op_api_error(
+            resp, 403, "Cross-site request refused.",
+            "Requests that change state with the session cookie must come from the dashboard's origin.");
+        return;
+    }
+    if (op_web_route(p, path, req, resp)) return;
+
     if (strcmp(path, "/api/v2/buildinfo") == 0) {
         get ? buildinfo(p, resp) : method_not_allowed(resp);
         return;

@@ -60,7 +60,7 @@ static void login_form(struct op_primary *p, struct op_app_response *resp, int s
               " required><input type=\"hidden\" name=\"redirect\" value=\"");
     op_sb_html(&b, redirect && local_path(redirect) ? redirect : "/");
     op_sb_str(&b, "\"><button type=\"submit\">Sign in</button></form>");
-    op_html_page_raw(p, resp, status, "Sign in to Outpost", b.oom ? "" : b.p);
+    op_web_page(p, resp, status, "Sign in to Outpost", b.oom ? "" : b.p);
     op_sb_free(&b);
 }
 
@@ -76,7 +76,9 @@ void op_api_login_page(struct op_primary *p, const struct op_app_request *req, s
     bool signed_in = op_session_token(req, token, sizeof(token), false) > 0 &&
                      op_auth_token(p, token, false, &u, &why) == 0;
     op_secure_zero(token, sizeof(token));
-    if (signed_in && strcmp(redirect, "/") != 0)
+    if (!op_web_has_users(p))
+        op_redirect(resp, 303, "/setup"); /* a new deployment: its first owner comes first */
+    else if (signed_in)
         op_redirect(resp, 303, redirect);
     else
         login_form(p, resp, 200, NULL, NULL, redirect);

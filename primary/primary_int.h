@@ -230,6 +230,27 @@ void op_api_app_auth_redirect(struct op_primary *p, const struct op_app_request 
 void op_api_login_page(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp);
 void op_api_login_post(struct op_primary *p, const struct op_app_request *req, struct op_app_response *resp);
 
+/* ---- web.c: the dashboard (docs/dashboard.md) ---- */
+struct op_web_asset;
+/* The embedded file of web/ with that name ("app.css"), or NULL. */
+const struct op_web_asset *op_web_asset_named(const char *name);
+/* Answers the dashboard's routes (the hashed files under /assets/, the page routes); false for any other
+ * path. path is percent-decoded, without trailing '/'. */
+bool op_web_route(struct op_primary *p, const char *path, const struct op_app_request *req,
+                  struct op_app_response *resp);
+/* A server-rendered page in the dashboard's look and with its headers: title and body_html (trusted). */
+void op_web_page(struct op_primary *p, struct op_app_response *resp, int status, const char *title,
+                 const char *body_html);
+/* The headers of every dashboard page: Content-Security-Policy, nosniff, frame and referrer policies,
+ * Cache-Control: no-cache. */
+void op_web_headers(struct op_primary *p, struct op_app_response *resp);
+/* True when some user exists (or the database cannot tell). */
+bool op_web_has_users(struct op_primary *p);
+/* The same-origin rule for state-changing requests (not GET/HEAD/OPTIONS) that a browser could make: when
+ * the session comes from the cookie (or is_login: a sign-in endpoint), Sec-Fetch-Site, if sent, must be
+ * same-origin and Origin, if sent, the access URL's origin. Header-token clients always pass. */
+bool op_web_csrf_ok(struct op_primary *p, const struct op_app_request *req, bool is_login);
+
 /* ---- keys.c: crypto keys for app tokens ---- */
 /* Ensures every feature has a valid key and rotates keys near expiry (own transaction). 0 or -EIO. */
 int op_keys_rotate(struct op_primary *p);

@@ -5,6 +5,7 @@
 #   scripts/deps.sh            build + test dependencies
 #   scripts/deps.sh --bench    also the benchmark peers (nginx, haproxy, wrk, ...)
 #   scripts/deps.sh --print-prefix   print where the static wolfSSL/liburing live
+#   scripts/deps.sh --print-node-modules   print where the npm packages (browser test, xterm.js) live
 #
 # wolfSSL and liburing are built from Debian (trixie) source packages into a
 # cache outside the work tree, pinned by version and build flags, static only. Debian 12's
@@ -31,7 +32,18 @@ WOLFSSL_CFLAGS="-O2 -fPIC -DWOLFSSL_USER_IO -DWOLFSSL_MAX_SUITE_SZ=1024"
 WOLFSSL_FLAGS_HASH=$(printf '%s\n' "${WOLFSSL_CONFIGURE[@]}" "$WOLFSSL_CFLAGS" | sha256sum | cut -c1-8)
 PREFIX="$CACHE/prefix-wolfssl$WOLFSSL_VER-$WOLFSSL_FLAGS_HASH-liburing$LIBURING_VER"
 
+# The dashboard's browser test (tests/integration/dashboard.sh) drives Debian's chromium with playwright-core
+# from npm (no browser download), installed into the cache, pinned.
+PLAYWRIGHT_VER=1.65.1
+# The dashboard's terminal page vendors xterm.js and its fit addon from npm at build time (Makefile, WEB_VENDOR).
+XTERM_VER=6.0.0
+XTERM_FIT_VER=0.11.0
+# The browser test's accessibility check of every page.
+AXE_VER=4.14.1
+NODE_PREFIX="$CACHE/node-playwright-core$PLAYWRIGHT_VER-xterm$XTERM_VER-fit$XTERM_FIT_VER-axe$AXE_VER"
+
 if [ "${1:-}" = "--print-prefix" ]; then echo "$PREFIX"; exit 0; fi
+if [ "${1:-}" = "--print-node-modules" ]; then echo "$NODE_PREFIX/node_modules"; exit 0; fi
 want_bench=0
 [ "${1:-}" = "--bench" ] && want_bench=1
 
@@ -44,7 +56,7 @@ BUILD_PKGS=(build-essential pkg-config dpkg-dev autoconf automake libtool
   clang libclang-rt-14-dev clang-format)
 TEST_PKGS=(curl openssl socat python3 netcat-openbsd procps iproute2 wrk
   openssh-client openssh-server openssh-sftp-server rsync
-  lintian yamllint systemd)
+  lintian yamllint systemd chromium fonts-noto-color-emoji nodejs)
 # libssl-dev: the bench load generator's TLS client (bench/loadgen.c; bench tool only, not the product)
 BENCH_PKGS=(nginx libnginx-mod-stream haproxy wrk nghttp2-client gnuplot-nox
   linux-perf hyperfine libssl-dev openssl python3 util-linux iproute2)
@@ -55,6 +67,8 @@ pkgs=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Debian's nodejs comes without npm (a package of its own); other builds of nodejs bring it along.
+command -v npm >/dev/null || missing+=(npm)
 
 SRC_LIST=/etc/apt/sources.list.d/outpost-src.sources
 need_src=0
@@ -84,6 +98,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ $want_bench = 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+
+if [ ! -f "$NODE_PREFIX/.done" ]; then
+  log "installing playwright-core $PLAYWRIGHT_VER, @xterm/xterm $XTERM_VER, @xterm/addon-fit $XTERM_FIT_VER, axe-core $AXE_VER from npm into $NODE_PREFIX"
+  mkdir -p "$NODE_PREFIX"
+  # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: the test uses /usr/bin/chromium; playwright-core downloads nothing anyway.
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$NODE_PREFIX" --no-audit --no-fund --silent \
+    "playwright-core@$PLAYWRIGHT_VER" "@xterm/xterm@$XTERM_VER" "@xterm/addon-fit@$XTERM_FIT_VER" \
+    "axe-core@$AXE_VER" >/dev/null
+  touch "$NODE_PREFIX/.done"
 fi
 
 if [ $need_src = 0 ]; then exit 0; fi

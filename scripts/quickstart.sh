@@ -174,11 +174,13 @@ cat <<EOF
 Outpost is running: a primary at $PRIMARY_URL, the workspace proxy "$PROXY_NAME" at http://127.0.0.1:$XPORT,
 and the workspace "demo" whose agent serves the demo app (port $APORT inside the workspace) through both.
 
-Open the demo app in a browser, through the proxy (sign in as admin; the password is in $PWFILE):
+Dashboard: $PRIMARY_URL/   (sign in as admin; the password is in $PWFILE): your workspaces, the demo
+app through the region you pick at the top right, and Deployment -> Workspace Proxies.
+
+Or open the demo app directly, through the proxy:
   http://127.0.0.1:$XPORT/@admin/demo/apps/web/                  path app
   http://web--main--demo--admin.proxy.localhost:$XPORT/          subdomain app (*.localhost is loopback)
   http://$APORT--main--demo--admin.proxy.localhost:$XPORT/       the same port, as a port URL
-Sign-in page of the primary: $PRIMARY_URL/login
 
 Try next (in another terminal):
   export CODER_CONFIG_DIR=$DATA/cli

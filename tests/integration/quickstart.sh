@@ -2,7 +2,8 @@
 # tests/integration/quickstart.sh — the README's first command: scripts/quickstart.sh reaches "both regions
 # ok", starts the demo workspace (its agent connected to both regions with the demo app), prints the tables,
 # the demo app answers through the proxy with outpost tcp and, after signing in at the primary as a
-# browser would (curl with a cookie jar, following redirects), at the printed path and subdomain app URLs;
+# browser would (curl with a cookie jar, following redirects), at the printed path and subdomain app URLs,
+# and the printed dashboard URL shows the dashboard;
 # it stops cleanly on a signal (the agent reports
 # itself disconnected, the proxy deregisters, every process exits), and a second run over the same data
 # directory works again (tokens regenerated, password reused, no new owner).
@@ -47,6 +48,12 @@ run_quickstart() { # run_quickstart N
     grep -q 'Hello from the demo workspace' "$page" || fail "run $1: after signing in, $app shows: $(head -c 300 "$page")"
     curl -s -L --max-redirs 10 -c "$jar" -b "$jar" -o "$page" "$sub"
     grep -q 'Hello from the demo workspace' "$page" || fail "run $1: the subdomain app $sub shows: $(head -c 300 "$page")"
+    # The printed dashboard URL: signed in (the jar above), it is the dashboard's page.
+    local dash
+    dash=$(grep -oE '^Dashboard: http://127\.0\.0\.1:[0-9]+/' "$log" | head -n 1 | cut -d' ' -f2)
+    [ -n "$dash" ] || { cat "$log"; fail "run $1: no dashboard URL printed"; }
+    curl -s -L --max-redirs 5 -c "$jar" -b "$jar" -o "$page" "$dash"
+    grep -q '<script type="module" src="/assets/app\.' "$page" || fail "run $1: the dashboard at $dash shows: $(head -c 300 "$page")"
     # What the user sees after Ctrl-C (SIGINT is ignored by background jobs of a script, so use TERM here).
     kill -TERM $QS_PID
     for ((i = 0; i < 100; i++)); do kill -0 $QS_PID 2>/dev/null || break; sleep 0.1; done

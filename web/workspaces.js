@@ -1,0 +1,182 @@
+// workspaces.js — the Workspaces page: every visible workspace, its agents and their status, the apps as
+// links, a port-forward menu (the agent's listening ports and a free port field) and the terminal link.
+// Every link is built for the region the picker says to use (proxy.current()) and rebuilt when it changes;
+// the list itself is fetched again every few seconds.
+
+import { api } from './api.js';
+import * as proxy from './proxy.js';
+import { h, fill, icon, errorText } from './ui.js';
+
+const REFRESH_MS = 3_000;
+
+function agentsOf(ws) {
+  const res = (ws.latest_build && ws.latest_build.resources) || [];
+  return res.flatMap((r) => r.agents || []);
+}
+
+function statusClass(s) {
+  return s === 'connected' ? 'status-ok' : s === 'connecting' ? 'status-warn' : 'status-bad';
+}
+
+// The URL of one link for region r (see the data attributes set in agentCard).
+function linkURL(r, d) {
+  const name = `${d.ws}.${d.agent}`;
+  if (d.kind === 'terminal') return `/@${d.owner}/${name}/terminal`;
+  if (d.kind === 'path') return `${proxy.pathBase(r)}/@${d.owner}/${name}/apps/${d.slug}/`;
+  const label = `${d.kind === 'port' ? d.port : d.slug}--${d.agent}--${d.ws}--${d.owner}`;
+  return proxy.subdomainURL(r, label);
+}
+
+function updateLinks(root) {
+  const r = proxy.current().region;
+  for (const a of root.querySelectorAll('a[data-kind]')) {
+    const url = r ? linkURL(r, a.dataset) : '';
+    if (url) {
+      a.href = url;
+      a.removeAttribute('aria-disabled');
+      a.title = '';
+    } else {
+      a.removeAttribute('href');
+      a.setAttribute('aria-disabled', 'true');
+      a.title = 'This region has no wildcard hostname: subdomain apps and ports cannot open through it.';
+    }
+  }
+  const where = root.querySelector('#links-region');
+  if (where && r) where.textContent = r.display_name || r.name;
+}
+
+function portMenu(ws, agent) {
+  const base = { owner: ws.owner_name, ws: ws.name, agent: agent.name };
+  const ports = (agent.listening_ports || []).filter((p) => p.port >= 9);
+  const input = h('input', {
+    type: 'number', min: 9, max: 65535, id: `port-${agent.id}`, placeholder: '8080', 'aria-label': 'Port number',
+  });
+  const open = (ev) => {
+    ev.preventDefault();
+    const n = parseInt(input.value, 10);
+    const r = proxy.current().region;
+    if (!(n >= 9 && n <= 65535) || !r) return;
+    const url = linkURL(r, { ...base, kind: 'port', port: String(n) });
+    if (url) window.open(url, '_blank', 'noopener');
+  };
+  return h(
+    'details',
+    { class: 'menu left', dataset: { portsFor: agent.name } },
+    h('summary', {}, 'Ports'),
+    h(
+      'div',
+      { class: 'panel' },
+      ports.length
+        ? h(
+            'ul',
+            { class: 'plain' },
+            ports.map((p) =>
+              h(
+                'li',
+                {},
+                h('a', { dataset: { ...base, kind: 'port', port: String(p.port) }, target: '_blank', rel: 'noopener' },
+                  String(p.port)),
+                p.process_name ? h('span', { class: 'muted' }, ` ${p.process_name}`) : '',
+              ),
+            ),
+          )
+        : h('p', { class: 'muted' }, 'No listening ports reported.'),
+      h(
+        'form',
+        { class: 'row', onsubmit: open },
+        h('label', { for: `port-${agent.id}`, class: 'sr-only' }, 'Port'),
+        input,
+        h('button', { type: 'submit' }, 'Open'),
+      ),
+    ),
+  );
+}
+
+function agentCard(ws, agent) {
+  const base = { owner: ws.owner_name, ws: ws.name, agent: agent.name };
+  const apps = (agent.apps || []).map((app) =>
+    h(
+      'a',
+      {
+        class: 'button app',
+        target: '_blank',
+        rel: 'noopener',
+        dataset: { ...base, kind: app.subdomain ? 'subdomain' : 'path', slug: app.slug, app: app.slug },
+      },
+      icon(app.icon), app.display_name || app.slug,
+    ),
+  );
+  return h(
+    'div',
+    { class: 'agent', dataset: { agent: agent.name } },
+    h(
+      'div',
+      { class: 'row' },
+      h('strong', {}, agent.name),
+      h('span', { class: `badge ${statusClass(agent.status)}`, dataset: { agentStatus: agent.status } }, agent.status),
+      agent.health && agent.health.reason ? h('span', { class: 'muted' }, agent.health.reason) : '',
+    ),
+    h(
+      'div',
+      { class: 'apps' },
+      apps,
+      h('a', { class: 'button', dataset: { ...base, kind: 'terminal' } }, 'Terminal'),
+      portMenu(ws, agent),
+    ),
+  );
+}
+
+function workspaceCard(ws) {
+  const agents = agentsOf(ws);
+  return h(
+    'section',
+    { class: 'card', dataset: { workspace: `${ws.owner_name}/${ws.name}` } },
+    h('h2', {}, `${ws.owner_name}/${ws.name}`),
+    agents.length ? agents.map((a) => agentCard(ws, a)) : h('p', { class: 'muted' }, 'No agents.'),
+  );
+}
+
+// What decides whether the list must be built again (anything else is updated in place).
+function shape(list) {
+  return JSON.stringify(
+    list.map((ws) => [ws.id, ws.name, agentsOf(ws).map((a) => [a.id, a.name, a.status, a.apps, a.listening_ports])]),
+  );
+}
+
+export function renderWorkspacesPage(main) {
+  const list = h('div', { id: 'workspaces' });
+  const error = h('p', { class: 'error', role: 'alert' });
+  fill(
+    main,
+    h('h1', {}, 'Workspaces'),
+    h('p', { class: 'muted' }, 'Apps and ports open through ', h('strong', { id: 'links-region' }, '…'), '.'),
+    error,
+    list,
+  );
+  let last = '';
+  const load = async () => {
+    try {
+      const data = await api('GET', '/api/v2/workspaces');
+      const wss = (data && data.workspaces) || [];
+      const s = shape(wss);
+      error.textContent = '';
+      if (s !== last) {
+        const open = new Set([...list.querySelectorAll('details[open]')].map((d) => d.dataset.portsFor));
+        last = s;
+        fill(
+          list,
+          wss.length
+            ? wss.map(workspaceCard)
+            : h('p', { class: 'muted' }, 'No workspaces yet. Create one with ', h('code', {}, 'outpost create NAME'), '.'),
+        );
+        for (const d of list.querySelectorAll('details[data-ports-for]')) if (open.has(d.dataset.portsFor)) d.open = true;
+      }
+      updateLinks(main);
+    } catch (e) {
+      error.textContent = errorText(e);
+    }
+  };
+  proxy.subscribe(() => updateLinks(main));
+  load();
+  setInterval(load, REFRESH_MS);
+}
