@@ -358,11 +358,19 @@ static size_t app_err_page(void *ctx, int status, const char *msg, char *out, si
     return op_region_app_page(out, outlen, conf->dashboard_url, "Application unavailable", msg);
 }
 
-static uint64_t fnv(uint64_t h, const char *s)
+uint64_t op_region_fnv(uint64_t h, const char *s)
 {
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return (h ^ 0xff) * 0x100000001b3ull; /* a separator, so that ("ab","c") != ("a","bc") */
+    return (h ^ 0xff) * 0x100000001b3ull; /* the separator */
+}
+
+void op_region_split_target(const struct op_h1_request *req, op_span_t *path, op_span_t *query)
+{
+    op_span_t t = op_h1_origin_target(req);
+    const char *q = t.p ? memchr(t.p, '?', t.len) : NULL;
+    *path = op_span(t.p, q ? (size_t)(q - t.p) : t.len);
+    *query = q ? op_span(q + 1, t.len - (size_t)(q + 1 - t.p)) : op_span("", 0);
 }
 
 static void answer(struct op_route *out, const struct op_region_app_conf *conf, const struct app_match *m)
@@ -417,10 +425,8 @@ static bool signed_token(struct op_region *r, const struct op_h1_request *req,
 bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *conf, struct op_conn *c,
                          const struct op_h1_request *req, struct op_route *out)
 {
-    op_span_t t = op_h1_origin_target(req);
-    const char *q = t.p ? memchr(t.p, '?', t.len) : NULL;
-    op_span_t path = op_span(t.p, q ? (size_t)(q - t.p) : t.len);
-    op_span_t query = q ? op_span(q + 1, t.len - (size_t)(q + 1 - t.p)) : op_span("", 0);
+    op_span_t path, query;
+    op_region_split_target(req, &path, &query);
     struct app_match *m = &tl_match;
     enum app_kind k = op_region_app_match(conf, req->host, path, query, m);
     if (k == APP_NONE) return false;
@@ -458,7 +464,8 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
         return true;
     }
     op_region_dial_route(r, tl_tok.agent_id, out);
-    uint64_t h = fnv(fnv(fnv(0xcbf29ce484222325ull, tl_tok.agent_id), hp), tl_tok.user_id);
+    uint64_t h =
+        op_region_fnv(op_region_fnv(op_region_fnv(OP_REGION_FNV_BASIS, tl_tok.agent_id), hp), tl_tok.user_id);
     out->up_key = h ? h : 1;
     int n = snprintf(out->preamble, sizeof(out->preamble), "OPEN %s\n", hp);
     out->preamble_len = (size_t)n;

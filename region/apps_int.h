@@ -55,6 +55,12 @@ bool op_region_app_host_is(op_span_t host, const char *url);
  * next one; failures answer a 502/503 page): kind and the dial callbacks. The preamble and the request
  * rewriting are the caller's. Worker thread, inside the route function. */
 void op_region_dial_route(struct op_region *r, const char *agent, struct op_route *out);
+/* The keep-alive key of an upstream leg: FNV-1a over the fields, each followed by a separator, so that
+ * ("ab","c") and ("a","bc") differ. Start with h = OP_REGION_FNV_BASIS. */
+#define OP_REGION_FNV_BASIS 0xcbf29ce484222325ull
+uint64_t op_region_fnv(uint64_t h, const char *s);
+/* The origin-form target of req split at '?' (query empty when there is none). */
+void op_region_split_target(const struct op_h1_request *req, op_span_t *path, op_span_t *query);
 /* The Coder cookies a workspace (an app or the agent's terminal) never sees (§6.8); NULL-terminated. */
 extern const char *const op_region_coder_cookies[];
 

@@ -55,20 +55,11 @@ static const char *check_token(struct op_region *r, op_span_t tok, op_span_t pat
     return NULL;
 }
 
-static uint64_t fnv(uint64_t h, const char *s)
-{
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return (h ^ 0xff) * 0x100000001b3ull;
-}
-
 bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *conf, struct op_conn *c,
                          const struct op_h1_request *req, struct op_route *out)
 {
-    op_span_t t = op_h1_origin_target(req);
-    const char *q = t.p ? memchr(t.p, '?', t.len) : NULL;
-    op_span_t path = op_span(t.p, q ? (size_t)(q - t.p) : t.len);
-    op_span_t query = q ? op_span(q + 1, t.len - (size_t)(q + 1 - t.p)) : op_span("", 0);
+    op_span_t path, query;
+    op_region_split_target(req, &path, &query);
     size_t pl = strlen(PTY_PREFIX);
     if (path.len != pl + OP_ID_LEN + 4 || memcmp(path.p, PTY_PREFIX, pl) != 0 ||
         memcmp(path.p + pl + OP_ID_LEN, "/pty", 4) != 0)
@@ -147,7 +138,7 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
         return true;
     }
     op_region_dial_route(r, agent, out);
-    uint64_t h = fnv(fnv(fnv(0xcbf29ce484222325ull, "pty"), agent), user);
+    uint64_t h = op_region_fnv(op_region_fnv(op_region_fnv(OP_REGION_FNV_BASIS, "pty"), agent), user);
     out->up_key = h ? h : 1;
     out->preamble_len =
         (size_t)snprintf(out->preamble, sizeof(out->preamble), "OPEN 127.0.0.1:%d\n", OP_WSAPP_PTY_PORT);
