@@ -12,7 +12,34 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(method, path, body, { redirectOn401 = true } = {}) {
+// Signing out: no call starts once it began, and the session ends only after the calls in flight have
+// been answered, so that no poll of the page meets the ended session (a 401 in the middle of signing out).
+let leaving = false;
+const inflight = new Set();
+
+export async function api(method, path, body, opts = {}) {
+  if (leaving) return new Promise(() => {}); // the page is going away
+  const p = call(method, path, body, opts);
+  inflight.add(p);
+  try {
+    return await p;
+  } finally {
+    inflight.delete(p);
+  }
+}
+
+// Ends the session (POST /api/v2/users/logout) after the calls in flight; never throws.
+export async function logout() {
+  leaving = true;
+  await Promise.allSettled([...inflight]);
+  try {
+    await call('POST', '/api/v2/users/logout', undefined, { redirectOn401: false });
+  } catch {
+    // signed out already, or the primary is gone: the sign-in page says what it can
+  }
+}
+
+async function call(method, path, body, { redirectOn401 = true } = {}) {
   const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';

@@ -1,7 +1,7 @@
 // app.js — the dashboard's entry module: the header (navigation, the proxy picker, the signed-in user and
 // sign-out) and the page of the current path (the terminal page loads xterm.js, about 340 KB, cached). Every page is the same HTML shell (primary/web.c).
 
-import { api } from './api.js';
+import { api, logout } from './api.js';
 import * as proxy from './proxy.js';
 import { mountMenu, renderAccountPage } from './picker.js';
 import { renderWorkspacesPage } from './workspaces.js';
@@ -19,11 +19,8 @@ function markNav(path) {
 }
 
 async function signOut() {
-  try {
-    await api('POST', '/api/v2/users/logout', undefined, { redirectOn401: false });
-  } finally {
-    location.assign('/login');
-  }
+  await logout();
+  location.assign('/login');
 }
 
 async function boot() {
