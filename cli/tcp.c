@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -166,6 +168,69 @@ static int write_all(struct io *s, const char *p, size_t n)
     return 0;
 }
 
+static bool is_pipe(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+#define SPLICE_MAX (1 << 20)
+
+/* Plaintext stream between two pipes (OpenSSH's ProxyCommand gives us pipes): splice(2) both ways, so the
+ * bytes never pass through this process. A blocked side leaves its bytes in the pipe or the socket until
+ * the other side has room: no buffer here. Returns as pipe_loop does. */
+static int splice_loop(int sfd, int in_fd, int out_fd)
+{
+    bool in_eof = false, up_blocked = false, down_blocked = false;
+    const unsigned fl = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+    for (;;) {
+        struct pollfd p[3] = {
+            {.fd = in_fd, .events = (short)(!in_eof && !up_blocked ? POLLIN : 0)},
+            {.fd = sfd, .events = (short)((up_blocked ? POLLOUT : 0) | (!down_blocked ? POLLIN : 0))},
+            {.fd = out_fd, .events = (short)(down_blocked ? POLLOUT : 0)}};
+        if (poll(p, 3, -1) < 0) {
+            if (errno == EINTR) continue;
+            return EX_IOERR;
+        }
+        if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) ||
+            (up_blocked && (p[1].revents & (POLLOUT | POLLERR)))) {
+            up_blocked = false;
+            for (;;) {
+                ssize_t k = splice(in_fd, NULL, sfd, NULL, SPLICE_MAX, fl);
+                if (k > 0) continue;
+                if (k == 0) { /* stdin ended: half-close towards the workspace */
+                    in_eof = true;
+                    shutdown(sfd, SHUT_WR);
+                } else if (errno == EAGAIN) {
+                    /* the pipe is empty, or the socket is full: poll says which */
+                    int avail = 0;
+                    up_blocked = ioctl(in_fd, FIONREAD, &avail) == 0 && avail > 0;
+                } else if (errno != EINTR) {
+                    return EX_IOERR;
+                } else {
+                    continue;
+                }
+                break;
+            }
+        }
+        if ((p[1].revents & (POLLIN | POLLHUP | POLLERR)) ||
+            (down_blocked && (p[2].revents & (POLLOUT | POLLERR)))) {
+            down_blocked = false;
+            for (;;) {
+                ssize_t k = splice(sfd, NULL, out_fd, NULL, SPLICE_MAX, fl);
+                if (k > 0) continue;
+                if (k == 0) return 0; /* the workspace side closed */
+                if (errno == EINTR) continue;
+                if (errno != EAGAIN) return EX_IOERR;
+                int avail = 0; /* the socket is drained, or the pipe is full */
+                down_blocked = ioctl(sfd, FIONREAD, &avail) == 0 && avail > 0;
+                break;
+            }
+        }
+        if (p[2].revents & POLLERR) return EX_IOERR;
+    }
+}
+
 /* Pipes in_fd -> s and s -> out_fd until s closes. */
 static int pipe_loop(struct io *s, const char *pre, size_t prelen, int in_fd, int out_fd)
 {
@@ -173,6 +238,7 @@ static int pipe_loop(struct io *s, const char *pre, size_t prelen, int in_fd, in
     size_t inlen = 0, inoff = 0;
     bool in_eof = false, shut = false;
     if (prelen && write(out_fd, pre, prelen) != (ssize_t)prelen) return EX_IOERR;
+    if (!s->tls && is_pipe(in_fd) && is_pipe(out_fd)) return splice_loop(s->fd, in_fd, out_fd);
     for (;;) {
         struct pollfd p[2] = {{.fd = in_fd, .events = (short)(!in_eof && inlen == inoff ? POLLIN : 0)},
                               {.fd = s->fd, .events = POLLIN}};
