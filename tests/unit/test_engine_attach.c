@@ -23,6 +23,7 @@
 
 #include "check.h"
 #include "core/engine.h"
+#include "tests/unit/net_test_util.h"
 
 static atomic_int parked_fd = -1;
 static atomic_int detached_calls, connected_calls, connected_inside, notsock_ok, switched_ok;
@@ -136,50 +137,15 @@ static int b_data(struct op_conn *c, const uint8_t *p, size_t n)
 static const struct op_proto_ops proto_b = {
     .name = "test-b", .state_size = 16, .on_client_data = b_data, .on_eof = t_eof};
 
-static int dial(int port)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {
-        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(s, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(s);
-        return -1;
-    }
-    return s;
-}
-
-/* A blocking recv on a socket with SO_RCVTIMEO fails with EINTR (not restarted) when the kernel notifies
- * the thread of task work, with no signal involved (sock_intr_errno); that is not the peer's doing, so
- * the test clients retry it. The 5 s timeout still bounds every wait (EAGAIN). */
-static ssize_t recv_retry(int s, void *buf, size_t n)
-{
-    ssize_t k;
-    do
-        k = recv(s, buf, n, 0);
-    while (k < 0 && errno == EINTR);
-    return k;
-}
-
 static bool read_exact(int s, char *buf, size_t n)
 {
     size_t got = 0;
     while (got < n) {
-        ssize_t k = recv_retry(s, buf + got, n - got);
+        ssize_t k = t_recv_retry(s, buf + got, n - got);
         if (k <= 0) return false;
         got += (size_t)k;
     }
     return true;
-}
-
-static bool wait_for(atomic_int *v, int want)
-{
-    for (int i = 0; i < 500; i++) {
-        if (atomic_load(v) == want) return true;
-        usleep(10000);
-    }
-    return false;
 }
 
 struct bulk {
@@ -204,13 +170,13 @@ static bool bulk_check(int s, size_t n, unsigned seed)
     static char buf[8192];
     size_t off = 0;
     while (off < n) {
-        ssize_t k = recv_retry(s, buf, sizeof(buf));
+        ssize_t k = t_recv_retry(s, buf, sizeof(buf));
         if (k <= 0) return false;
         for (ssize_t i = 0; i < k; i++)
             if (buf[i] != (char)((off + (size_t)i) * seed >> 3)) return false;
         off += (size_t)k;
     }
-    return recv_retry(s, buf, 1) == 0; /* then the half-close */
+    return t_recv_retry(s, buf, 1) == 0; /* then the half-close */
 }
 
 int main(void)
@@ -247,20 +213,21 @@ int main(void)
 
     for (int round = 0; round < 4; round++) { /* several rounds: both workers take both roles */
         printf("round %d: park a socket, join it from another connection, 1 MiB each way\n", round);
-        int agent = dial(port), client = dial(port);
+        int agent = t_dial_loopback((uint16_t)(port), false),
+            client = t_dial_loopback((uint16_t)(port), false);
         CHECK(agent >= 0 && client >= 0, "dial");
         char buf[64];
         CHECK(send(agent, "PARK\n", 5, 0) == 5, "send PARK");
         CHECK(read_exact(agent, buf, 7) && memcmp(buf, "parked\n", 7) == 0, "parked answer");
         CHECK(send(agent, "early", 5, 0) == 5, "early bytes"); /* sent while detaching: must not be lost */
-        CHECK(wait_for(&detached_calls, round + 1), "on_detached not called");
+        CHECK(t_wait_int(&detached_calls, round + 1, 5000), "on_detached not called");
         CHECK(atomic_load(&parked_fd) >= 0, "on_detached got no fd");
         CHECK(send(client, "JOIN\nfirst", 10, 0) == 10, "send JOIN");
         CHECK(read_exact(agent, buf, 5) && memcmp(buf, "first", 5) == 0,
               "bytes after JOIN reach the parked socket");
         CHECK(read_exact(client, buf, 5) && memcmp(buf, "early", 5) == 0,
               "bytes sent while detaching reach the client");
-        CHECK(wait_for(&connected_calls, round + 1), "on_upstream_connected not called");
+        CHECK(t_wait_int(&connected_calls, round + 1, 5000), "on_upstream_connected not called");
         struct bulk up = {client, 1u << 20, 7u + (unsigned)round},
                     down = {agent, 1u << 20, 13u + (unsigned)round};
         pthread_t t1, t2;
@@ -277,7 +244,7 @@ int main(void)
     CHECK(atomic_load(&notsock_ok) == 1, "a pipe was not refused with -ENOTSOCK");
 
     printf("a connection switches protocols mid-stream\n");
-    int s = dial(port);
+    int s = t_dial_loopback((uint16_t)(port), false);
     char buf[16];
     CHECK(send(s, "SWITCH\nhello", 12, 0) == 12, "send SWITCH");
     CHECK(read_exact(s, buf, 5) && memcmp(buf, "HELLO", 5) == 0, "the new protocol answers the rest");

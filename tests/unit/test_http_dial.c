@@ -29,29 +29,8 @@
 #include "core/engine.h"
 #include "http/proxy.h"
 #include "tests/unit/check.h"
+#include "tests/unit/net_test_util.h"
 #define CONNECT_MS 300
-
-static bool send_all(int fd, const void *p, size_t n)
-{
-    const char *s = p;
-    while (n) {
-        ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return false;
-        s += k;
-        n -= (size_t)k;
-    }
-    return true;
-}
-
-static ssize_t recv_retry(int fd, void *buf, size_t n)
-{
-    ssize_t k;
-    do
-        k = recv(fd, buf, n, 0);
-    while (k < 0 && errno == EINTR);
-    return k;
-}
 
 /* Value of header name in a head (NUL-terminated), copied into v; false when absent. */
 static bool hdr(const char *head, const char *name, char *v, size_t vcap)
@@ -81,7 +60,7 @@ static char last_open[300];
 /* One more read into buf at *len: false on a close or error. */
 static bool more(int fd, char *buf, size_t *len)
 {
-    ssize_t k = recv_retry(fd, buf + *len, 65536);
+    ssize_t k = t_recv_retry(fd, buf + *len, 65536);
     if (k <= 0) return false;
     *len += (size_t)k;
     return true;
@@ -144,7 +123,7 @@ static void *agent(void *arg)
     if (plain) goto http;
     for (;;) { /* byte by byte: nothing after the line is read before the answer */
         char ch;
-        if (recv_retry(fd, &ch, 1) != 1) goto out;
+        if (t_recv_retry(fd, &ch, 1) != 1) goto out;
         if (ch == '\n') break;
         if (ln < sizeof(line) - 1) line[ln++] = ch;
     }
@@ -157,18 +136,18 @@ static void *agent(void *arg)
     if (poll(&pf, 1, 30) > 0) atomic_fetch_add(&early_bytes, 1); /* the request must wait for OK */
     target = strncmp(line, "OPEN ", 5) == 0 ? line + 5 : "";
     if (strcmp(target, "refuse") == 0) {
-        send_all(fd, "ERR 1 connection \"refused\"\n", 27);
+        t_send_all(fd, "ERR 1 connection \"refused\"\n", 27);
         goto out;
     }
     if (strcmp(target, "eof") == 0) goto out;
     if (strcmp(target, "silent") == 0 || strcmp(target, "long") == 0) { /* silent: until the timeout */
         char junk[600];
         memset(junk, 'x', sizeof(junk));
-        if (*target == 'l') send_all(fd, junk, sizeof(junk));
-        recv_retry(fd, junk, 1);
+        if (*target == 'l') t_send_all(fd, junk, sizeof(junk));
+        t_recv_retry(fd, junk, 1);
         goto out;
     }
-    if (strcmp(target, "noack") != 0 && !send_all(fd, "OK\n", 3)) goto out; /* noack: HTTP at once */
+    if (strcmp(target, "noack") != 0 && !t_send_all(fd, "OK\n", 3)) goto out; /* noack: HTTP at once */
 http:;
     size_t cap = 1 << 20, len = 0;
     char *buf = malloc(cap + 1);
@@ -176,7 +155,7 @@ http:;
         char *end;
         buf[len] = '\0';
         while (!(end = strstr(buf, "\r\n\r\n"))) {
-            ssize_t k = recv_retry(fd, buf + len, cap - len);
+            ssize_t k = t_recv_retry(fd, buf + len, cap - len);
             if (k <= 0) goto done;
             len += (size_t)k;
             buf[len] = '\0';
@@ -198,10 +177,10 @@ http:;
             on = snprintf(
                 out, sizeof(out),
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
-            if (!send_all(fd, out, (size_t)on) || (len && !send_all(fd, buf, len))) goto done;
+            if (!t_send_all(fd, out, (size_t)on) || (len && !t_send_all(fd, buf, len))) goto done;
             for (;;) { /* echo */
-                ssize_t k = recv_retry(fd, buf, 65536);
-                if (k <= 0 || !send_all(fd, buf, (size_t)k)) goto done;
+                ssize_t k = t_recv_retry(fd, buf, 65536);
+                if (k <= 0 || !t_send_all(fd, buf, (size_t)k)) goto done;
             }
         }
         char body[2200];
@@ -211,7 +190,7 @@ http:;
                      "HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Credentials: "
                      "true\r\nVary: Origin, Accept-Encoding\r\nContent-Length: %d\r\n\r\n%s",
                      bn, body);
-        if (!send_all(fd, out, (size_t)on)) goto done;
+        if (!t_send_all(fd, out, (size_t)on)) goto done;
     }
 done:
     free(buf);
@@ -427,21 +406,6 @@ static void t_route(void *ctx, struct op_conn *c, const struct op_h1_request *re
 
 static uint16_t relay_port;
 
-static int cli_open(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {
-        .sin_family = AF_INET, .sin_port = htons(relay_port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){.tv_sec = 5}, sizeof(struct timeval));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 struct resp {
     int status;
     char head[8192];
@@ -459,7 +423,7 @@ static bool read_resp(int fd, struct resp *r)
     buf[0] = '\0';
     while (!(end = strstr(buf, "\r\n\r\n"))) {
         if (len >= sizeof(buf) - 1) return false;
-        ssize_t k = recv_retry(fd, buf + len, 1); /* byte by byte: nothing of what follows is taken */
+        ssize_t k = t_recv_retry(fd, buf + len, 1); /* byte by byte: nothing of what follows is taken */
         if (k <= 0) return false;
         len += (size_t)k;
         buf[len] = '\0';
@@ -470,7 +434,7 @@ static bool read_resp(int fd, struct resp *r)
     size_t want = hdr(r->head, "Content-Length", v, sizeof(v)) ? strtoul(v, NULL, 10) : 0;
     if (want >= sizeof(r->body)) return false;
     while (r->body_len < want) {
-        ssize_t k = recv_retry(fd, r->body + r->body_len, want - r->body_len);
+        ssize_t k = t_recv_retry(fd, r->body + r->body_len, want - r->body_len);
         if (k <= 0) return false;
         r->body_len += (size_t)k;
     }
@@ -481,21 +445,12 @@ static bool read_resp(int fd, struct resp *r)
 static bool closed_after(int fd)
 {
     char b;
-    return recv_retry(fd, &b, 1) == 0;
+    return t_recv_retry(fd, &b, 1) == 0;
 }
 
 static bool exchange(int fd, const char *req, struct resp *r)
 {
-    return send_all(fd, req, strlen(req)) && read_resp(fd, r);
-}
-
-static bool wait_for(atomic_int *v, int want)
-{
-    for (int i = 0; i < 300; i++) {
-        if (atomic_load(v) == want) return true;
-        usleep(10000);
-    }
-    return false;
+    return t_send_all(fd, req, strlen(req)) && read_resp(fd, r);
 }
 
 /* ---- cases --------------------------------------------------------------------------------------- */
@@ -504,7 +459,7 @@ static void test_ok_and_reuse(void)
 {
     printf("OK then GET; reuse for the same key, new legs for another key and for none\n");
     struct resp r;
-    int fd = cli_open();
+    int fd = t_dial_loopback(relay_port, true);
     atomic_store(&opens, 0);
     CHECK(exchange(fd, "GET /sync/a HTTP/1.1\r\nHost: h\r\nX-Key: 7\r\n\r\n", &r), "first response");
     CHECK(r.status == 200 && strcmp(r.body, "GET /sync/a n=0 sum=0") == 0, "first: %d %s", r.status, r.body);
@@ -531,7 +486,7 @@ static void test_ok_and_reuse(void)
           "a dial through a message: %d %s", r.status, r.body);
     close(fd);
     /* Without preamble_ok the head follows the preamble at once, and the leg answers in HTTP. */
-    fd = cli_open();
+    fd = t_dial_loopback(relay_port, true);
     atomic_store(&early_bytes, 0);
     CHECK(exchange(fd, "GET /sync/noack HTTP/1.1\r\nHost: h\r\nX-No-Ok: 1\r\nX-Target: noack\r\n\r\n", &r) &&
               r.status == 200 && strcmp(r.body, "GET /sync/noack n=0 sum=0") == 0,
@@ -545,7 +500,7 @@ static void test_address_routes(void)
 {
     struct resp r;
     printf("dial and address routes on one connection never share a leg; an address route with a preamble\n");
-    int fd = cli_open();
+    int fd = t_dial_loopback(relay_port, true);
     atomic_store(&opens, 0);
     CHECK(exchange(fd, "GET /sync/a HTTP/1.1\r\nHost: h\r\nX-Key: 9\r\n\r\n", &r) && r.status == 200, "dial");
     CHECK(exchange(fd, "GET /addr/b HTTP/1.1\r\nHost: h\r\n\r\n", &r) && r.status == 200 &&
@@ -573,14 +528,14 @@ static void test_failures(void)
 {
     struct resp r;
     printf("ERR, a close, a long line: 502 and close\n");
-    int fd = cli_open();
+    int fd = t_dial_loopback(relay_port, true);
     CHECK(exchange(fd, "GET /sync/x HTTP/1.1\r\nHost: h\r\nX-Target: refuse\r\n\r\n", &r), "ERR response");
     CHECK(r.status == 502 && strstr(r.body, "The agent could not connect: connection \\\"refused\\\"") &&
               strstr(r.head, "application/json"),
           "ERR: %d %s", r.status, r.body);
     CHECK(closed_after(fd), "closed after ERR");
     close(fd);
-    fd = cli_open(); /* err_page set: its page instead of the JSON */
+    fd = t_dial_loopback(relay_port, true); /* err_page set: its page instead of the JSON */
     CHECK(exchange(fd, "GET /sync/x HTTP/1.1\r\nHost: h\r\nX-Target: refuse\r\nX-Page: 1\r\n\r\n", &r) &&
               r.status == 502 && strstr(r.head, "Content-Type: text/html") &&
               strcmp(r.body, "<title>unavailable</title><p>502 The agent could not connect: connection "
@@ -588,50 +543,50 @@ static void test_failures(void)
           "ERR with err_page: %d %s", r.status, r.body);
     CHECK(closed_after(fd), "closed after ERR with err_page");
     close(fd);
-    fd = cli_open();
+    fd = t_dial_loopback(relay_port, true);
     CHECK(exchange(fd, "GET /sync/x HTTP/1.1\r\nHost: h\r\nX-Target: eof\r\nX-Page: 1\r\n\r\n", &r) &&
               r.status == 502 && strstr(r.body, "<p>502 The agent closed the connection without answering."),
           "EOF before the answer (err_page): %d %s", r.status, r.body);
     CHECK(closed_after(fd), "closed after EOF");
     close(fd);
-    fd = cli_open();
+    fd = t_dial_loopback(relay_port, true);
     CHECK(exchange(fd, "GET /sync/x HTTP/1.1\r\nHost: h\r\nX-Target: long\r\n\r\n", &r) && r.status == 502 &&
               strstr(r.body, "too long"),
           "long answer: %d %s", r.status, r.body);
     close(fd);
-    fd = cli_open();
+    fd = t_dial_loopback(relay_port, true);
     CHECK(exchange(fd, "GET /sync/x HTTP/1.1\r\nHost: h\r\nX-Target: silent\r\n\r\n", &r) &&
               r.status == 504 && strstr(r.body, "preamble"),
           "no answer to the preamble: %d %s", r.status, r.body);
     close(fd);
     printf("dialers that fail: by message, inside dial(), < 0, never\n");
-    fd = cli_open();
+    fd = t_dial_loopback(relay_port, true);
     CHECK(exchange(fd, "GET /msgfail HTTP/1.1\r\nHost: h\r\n\r\n", &r) && r.status == 503 &&
               strcmp(r.body, "<p>agent offline</p>") == 0 && strstr(r.head, "Content-Type: text/html"),
           "op_http_dial_failed from dial_msg: %d %s", r.status, r.body);
     CHECK(closed_after(fd), "closed after a dial failure");
     close(fd);
-    fd = cli_open();
+    fd = t_dial_loopback(relay_port, true);
     CHECK(exchange(fd, "GET /inside HTTP/1.1\r\nHost: h\r\n\r\n", &r) && r.status == 404 &&
               strcmp(r.body, "no such agent") == 0,
           "op_http_dial_failed inside dial(): %d %s", r.status, r.body);
     close(fd);
-    fd = cli_open();
+    fd = t_dial_loopback(relay_port, true);
     CHECK(exchange(fd, "GET /neg HTTP/1.1\r\nHost: h\r\n\r\n", &r) && r.status == 502, "dial < 0: %d",
           r.status);
     close(fd);
     atomic_store(&cancels, 0);
-    fd = cli_open();
+    fd = t_dial_loopback(relay_port, true);
     CHECK(exchange(fd, "GET /never HTTP/1.1\r\nHost: h\r\n\r\n", &r) && r.status == 504,
           "no dial result: %d after the connect timeout", r.status);
     close(fd);
-    CHECK(wait_for(&cancels, 1), "dial_cancel called once (%d)", atomic_load(&cancels));
+    CHECK(t_wait_int(&cancels, 1, 3000), "dial_cancel called once (%d)", atomic_load(&cancels));
     /* A client that goes away while its dial waits: the dialer hears of it too. */
-    fd = cli_open();
-    CHECK(send_all(fd, "GET /never HTTP/1.1\r\nHost: h\r\n\r\n", 33), "send");
+    fd = t_dial_loopback(relay_port, true);
+    CHECK(t_send_all(fd, "GET /never HTTP/1.1\r\nHost: h\r\n\r\n", 33), "send");
     usleep(50000);
     close(fd);
-    CHECK(wait_for(&cancels, 2), "dial_cancel on a close (%d)", atomic_load(&cancels));
+    CHECK(t_wait_int(&cancels, 2, 3000), "dial_cancel on a close (%d)", atomic_load(&cancels));
 }
 
 static void test_rewriting(void)
@@ -639,7 +594,7 @@ static void test_rewriting(void)
     struct resp r;
     char v[256];
     printf("strip_prefix, cookies, NO_CORS\n");
-    int fd = cli_open();
+    int fd = t_dial_loopback(relay_port, true);
     const char *base = "/sync/@u/ws/apps/code/";
     char req[1024];
     snprintf(req, sizeof(req),
@@ -666,7 +621,7 @@ static void test_bodies(void)
 {
     struct resp r;
     printf("POST bodies held until OK, then forwarded\n");
-    int fd = cli_open();
+    int fd = t_dial_loopback(relay_port, true);
     size_t n = 200000;
     char *body = malloc(n);
     unsigned sum = 0;
@@ -681,7 +636,7 @@ static void test_bodies(void)
     char *all = malloc((size_t)hl + n);
     memcpy(all, head, (size_t)hl);
     memcpy(all + hl, body, n);
-    CHECK(send_all(fd, all, (size_t)hl + n) && read_resp(fd, &r), "Content-Length POST");
+    CHECK(t_send_all(fd, all, (size_t)hl + n) && read_resp(fd, &r), "Content-Length POST");
     char want[128];
     snprintf(want, sizeof(want), "POST /sync/up n=%zu sum=%u", n, sum);
     CHECK(r.status == 200 && strcmp(r.body, want) == 0, "Content-Length body: %d %s (want %s)", r.status,
@@ -702,7 +657,7 @@ static void test_bodies(void)
         "POST /sync/p1 HTTP/1.1\r\nHost: h\r\nX-Key: 5\r\nContent-Length: 3\r\n\r\nabc"
         "GET /sync/p2 HTTP/1.1\r\nHost: h\r\nX-Key: 5\r\n\r\n";
     atomic_store(&opens, 0);
-    CHECK(send_all(fd, pipelined, sizeof(pipelined) - 1), "send pipelined");
+    CHECK(t_send_all(fd, pipelined, sizeof(pipelined) - 1), "send pipelined");
     CHECK(read_resp(fd, &r) && r.status == 200 && strstr(r.body, "POST /sync/p1 n=3"), "pipelined 1: %s",
           r.body);
     CHECK(read_resp(fd, &r) && r.status == 200 && strstr(r.body, "GET /sync/p2 n=0"), "pipelined 2: %s",
@@ -716,27 +671,27 @@ static void test_upgrade(void)
 {
     struct resp r;
     printf("a WebSocket upgrade through a dial route\n");
-    int fd = cli_open();
+    int fd = t_dial_loopback(relay_port, true);
     static const char ws[] =
         "GET /sync/ws HTTP/1.1\r\nHost: h\r\nX-Strip: 5\r\nX-No-Cors: 1\r\nUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         "Sec-WebSocket-Version: 13\r\n\r\nearly";
-    CHECK(send_all(fd, ws, sizeof(ws) - 1) && read_resp(fd, &r), "101 response");
+    CHECK(t_send_all(fd, ws, sizeof(ws) - 1) && read_resp(fd, &r), "101 response");
     char v[64];
     CHECK(r.status == 101 && hdr(r.head, "Upgrade", v, sizeof(v)) && strcasecmp(v, "websocket") == 0,
           "101 with Upgrade: %d", r.status);
     char buf[16] = {0};
     size_t got = 0;
     while (got < 5) {
-        ssize_t k = recv_retry(fd, buf + got, 5 - got);
+        ssize_t k = t_recv_retry(fd, buf + got, 5 - got);
         if (k <= 0) break;
         got += (size_t)k;
     }
     CHECK(got == 5 && memcmp(buf, "early", 5) == 0, "bytes after the upgrade request reach the tunnel");
-    CHECK(send_all(fd, "hello", 5), "send in tunnel");
+    CHECK(t_send_all(fd, "hello", 5), "send in tunnel");
     got = 0;
     while (got < 5) {
-        ssize_t k = recv_retry(fd, buf + got, 5 - got);
+        ssize_t k = t_recv_retry(fd, buf + got, 5 - got);
         if (k <= 0) break;
         got += (size_t)k;
     }

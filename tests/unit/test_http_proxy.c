@@ -28,6 +28,7 @@
 #include "core/engine.h"
 #include "http/proxy.h"
 #include "tests/unit/check.h"
+#include "tests/unit/net_test_util.h"
 
 #define IDLE_MS 400 /* the engine's idle timeout in this test: short, so a stall is seen quickly */
 
@@ -38,35 +39,6 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static bool send_all(int fd, const void *p, size_t n)
-{
-    const char *s = p;
-    while (n) {
-        ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return false;
-        s += k;
-        n -= (size_t)k;
-    }
-    return true;
-}
-
-static int listen_any(uint16_t *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof(a);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 128) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
-        close(fd);
-        return -1;
-    }
-    *port = ntohs(a.sin_port);
-    return fd;
 }
 
 static const char *find_hdr(const char *head, const char *name, size_t *vlen)
@@ -111,10 +83,10 @@ static void record(const char *head)
 
 static void upstream_echo_raw(int fd, char *buf, size_t have)
 {
-    if (have && !send_all(fd, buf, have)) return;
+    if (have && !t_send_all(fd, buf, have)) return;
     for (;;) {
         ssize_t k = recv(fd, buf, 65536, 0);
-        if (k <= 0 || !send_all(fd, buf, (size_t)k)) return;
+        if (k <= 0 || !t_send_all(fd, buf, (size_t)k)) return;
     }
 }
 
@@ -143,7 +115,7 @@ static void *upstream_conn(void *arg)
         size_t vn;
         const char *v = find_hdr(head, "Expect", &vn);
         if (v && vn == 12 && strncasecmp(v, "100-continue", 12) == 0 &&
-            !send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25))
+            !t_send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25))
             goto out;
         v = find_hdr(head, "Content-Length", &vn);
         size_t body_len = v ? strtoul(v, NULL, 10) : 0;
@@ -165,7 +137,7 @@ static void *upstream_conn(void *arg)
                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
                           "world\r\n0\r\n\r\n");
         } else if (strcmp(path, "/until-close") == 0) {
-            send_all(fd, "HTTP/1.1 200 OK\r\n\r\nuntil-close", 30);
+            t_send_all(fd, "HTTP/1.1 200 OK\r\n\r\nuntil-close", 30);
             goto out;
         } else if (strcmp(path, "/204") == 0) {
             on = snprintf(out, sizeof(out), "HTTP/1.1 204 No Content\r\n\r\n");
@@ -175,7 +147,7 @@ static void *upstream_conn(void *arg)
             on = snprintf(out, sizeof(out),
                           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n",
                           tok);
-            if (send_all(fd, out, (size_t)on)) upstream_echo_raw(fd, buf, len);
+            if (t_send_all(fd, out, (size_t)on)) upstream_echo_raw(fd, buf, len);
             goto out;
         } else if (strcmp(path, "/ws-refuse") == 0) {
             on = snprintf(out, sizeof(out), "HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n\r\nno ws!");
@@ -185,7 +157,7 @@ static void *upstream_conn(void *arg)
             on = snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", bn,
                           strcmp(method, "HEAD") == 0 ? "" : body);
         }
-        if (!send_all(fd, out, (size_t)on)) goto out;
+        if (!t_send_all(fd, out, (size_t)on)) goto out;
     }
 out:
     free(buf);
@@ -299,7 +271,7 @@ static struct op_engine *start_relay(struct op_listener_conf *lc, struct op_http
     for (int attempt = 0; attempt < 5; attempt++) {
         char err[256];
         uint16_t port;
-        int probe = listen_any(&port);
+        int probe = t_listen_loopback(&port);
         if (probe < 0) return NULL;
         close(probe);
         char name[32];
@@ -364,7 +336,7 @@ static void cli_close(struct cli *c)
 
 static bool cli_send(struct cli *c, const char *s)
 {
-    return send_all(c->fd, s, strlen(s));
+    return t_send_all(c->fd, s, strlen(s));
 }
 
 /* Reads more bytes into c->buf; 0 on EOF, -1 on timeout/error. */
@@ -548,7 +520,7 @@ static void *burst_sender(void *arg)
 {
     struct burst *b = arg;
     ssize_t k = send(b->fd, b->data, b->len, MSG_NOSIGNAL); /* one write; blocks until all is taken */
-    b->ok = k == (ssize_t)b->len || (k > 0 && send_all(b->fd, b->data + k, b->len - (size_t)k));
+    b->ok = k == (ssize_t)b->len || (k > 0 && t_send_all(b->fd, b->data + k, b->len - (size_t)k));
     return NULL;
 }
 
@@ -696,7 +668,7 @@ static void test_slow_upload(void)
     int sent = 0;
     for (; sent < PIECES; sent++) {
         usleep(GAP_MS * 1000);
-        if (!send_all(c->fd, piece, sizeof(piece))) break;
+        if (!t_send_all(c->fd, piece, sizeof(piece))) break;
     }
     struct resp r;
     char want[64];
@@ -770,7 +742,7 @@ static void test_body_stall(void)
 int main(void)
 {
     pthread_mutex_init(&up.mu, NULL);
-    up.lfd = listen_any(&up.port);
+    up.lfd = t_listen_loopback(&up.port);
     if (up.lfd < 0) {
         printf("cannot listen\n");
         return 1;
