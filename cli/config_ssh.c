@@ -170,7 +170,11 @@ static const char config_ssh_help[] =
     "          or auto. Default: the one set with `outpost proxy use` at connect time.\n"
     "\n"
     "      --dry-run bool\n"
-    "          Print the new config instead of writing it.\n" OP_CLIENT_GLOBAL_HELP;
+    "          Print the new config instead of writing it.\n"
+    "\n"
+    "  -y, --yes bool\n"
+    "          Bypass prompts. This command never prompts; the flag is accepted so that\n"
+    "          scripts written for `coder config-ssh -y` work unchanged.\n" OP_CLIENT_GLOBAL_HELP;
 
 /* Writes the known-hosts file from the user's workspaces: one line per agent that reported a key,
  * "outpost.<ws>" for a workspace's only agent and "outpost.<ws>.<agent>" for each. */
@@ -251,6 +255,7 @@ int op_cmd_config_ssh(int argc, char **argv)
         {"ssh-config-file", required_argument, NULL, O_FILE},
         {"proxy", required_argument, NULL, O_PROXY},
         {"dry-run", no_argument, NULL, O_DRY},
+        {"yes", no_argument, NULL, 'y'},
         {"help", no_argument, NULL, 'h'},
         OP_CLIENT_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
@@ -261,12 +266,13 @@ int op_cmd_config_ssh(int argc, char **argv)
     int opt;
     optind = 0;
     argv[0] = (char *)"outpost config-ssh";
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "hy", opts, NULL)) != -1) {
         if (op_client_global_opt(&c, opt, optarg)) continue;
         if (opt == 'h') {
             fputs(config_ssh_help, stdout);
             return 0;
         }
+        if (opt == 'y') continue; /* nothing to confirm */
         if (opt == O_FILE)
             file = optarg;
         else if (opt == O_PROXY)

@@ -36,11 +36,11 @@ KEY=$(agent_field ssh_host_key)
 ss -ltnpH | grep -q "pid=$AGENT_PID," && fail "the agent listens: $(ss -ltnpH | grep "pid=$AGENT_PID,")"
 ok "the agent generated its ed25519 host key (0600) and the primary returns it on the agent JSON; no listening socket"
 
-# --- config-ssh: the section is written between markers, the rest of the file kept, a rerun is a no-op ---
+# --- config-ssh: the section is written between markers, the rest of the file kept, a rerun (with Coder's -y) is a no-op ---
 printf 'Host other\n    HostName 192.0.2.1\n    User me\n' >"$T/ssh_config"
 "$OUTPOST" config-ssh --ssh-config-file "$T/ssh_config" --proxy eu >"$T/cfg.out" 2>&1 || fail "config-ssh: $(cat "$T/cfg.out")"
 cp "$T/ssh_config" "$T/ssh_config.1"
-"$OUTPOST" config-ssh --ssh-config-file "$T/ssh_config" --proxy eu >"$T/cfg2.out" 2>&1 || fail "config-ssh again"
+"$OUTPOST" config-ssh -y --ssh-config-file "$T/ssh_config" --proxy eu >"$T/cfg2.out" 2>&1 || fail "config-ssh again"
 cmp -s "$T/ssh_config" "$T/ssh_config.1" || fail "a second config-ssh changed the file: $(diff "$T/ssh_config.1" "$T/ssh_config")"
 grep -q '^Unchanged:' "$T/cfg2.out" || fail "the rerun did not say unchanged: $(cat "$T/cfg2.out")"
 [ "$(head -3 "$T/ssh_config")" = "$(printf 'Host other\n    HostName 192.0.2.1\n    User me')" ] || fail "other content lost"
