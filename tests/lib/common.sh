@@ -7,6 +7,11 @@ T=$(mktemp -d /tmp/outpost-test.XXXXXX)
 PIDS=()
 cleanup() {
     local rc=$? p i
+    # `bg` of a shell function records the subshell that runs it: its command is a child of that
+    # subshell and would outlive it, so a recorded bash gets its children stopped first.
+    for p in "${PIDS[@]}"; do
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = bash ] && pkill -TERM -P "$p" 2>/dev/null
+    done
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     for ((i = 0; i < 50; i++)); do # up to 5 s for graceful exits (sanitizer reports are written at exit)
         local alive=0
