@@ -18,10 +18,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/child.h"
 #include "agent/pty_int.h"
 #include "core/log.h"
-
-extern char **environ;
 
 #define POLL_CHILD_MS 200
 
@@ -91,43 +90,14 @@ void pty_sess_update(struct psess *s)
     if (epoll_ctl(s->srv->ep, op, s->master, &ev) == 0) s->mmask = want;
 }
 
-/* The environment of the shell: the agent's, with TERM set for a browser terminal. Pointers into
- * environ (the child execs at once); the array itself is freed by the caller. */
-static char **build_env(void)
-{
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **e = calloc(n + 2, sizeof(*e));
-    if (!e) return NULL;
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "TERM=", 5) != 0) e[m++] = environ[i];
-    e[m++] = (char *)"TERM=xterm-256color";
-    e[m] = NULL;
-    return e;
-}
-
-/* In the child, between fork and exec: only async-signal-safe calls. */
-static void child_exec(const char *path, char *const argv[], char *const envp[])
-{
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL); /* the agent blocks SIGTERM/SIGINT in its threads */
-    signal(SIGPIPE, SIG_DFL);
-    close_range(3, ~0U, 0);
-    execve(path, argv, envp);
-    _exit(127);
-}
-
 int pty_sess_spawn(struct op_agent_pty *p, const struct pty_req *req, struct psess **out)
 {
     if (p->nsessions >= p->conf.max_sessions) return -EAGAIN;
+    struct passwd pwd, *pw = &pwd;
+    char pwbuf[2048];
+    if (op_child_passwd(&pwd, pwbuf, sizeof(pwbuf)) != 0) pw = NULL;
     const char *shell = getenv("SHELL");
-    if (!shell || !*shell) {
-        struct passwd *pw = getpwuid(getuid());
-        shell = pw && pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh";
-    }
+    if (!shell || !*shell) shell = op_child_shell(pw);
     char *argv[4] = {(char *)shell, (char *)"-l", NULL, NULL};
     const char *path = shell;
     if (req->has_command) {
@@ -137,21 +107,24 @@ int pty_sess_spawn(struct op_agent_pty *p, const struct pty_req *req, struct pse
         argv[2] = (char *)req->command;
     }
     struct psess *s = calloc(1, sizeof(*s));
-    char **envp = build_env();
+    char shellvar[512];
+    snprintf(shellvar, sizeof(shellvar), "SHELL=%s", shell);
+    char *extra[1] = {shellvar};
+    char **envp = op_child_env(pw, "xterm-256color", extra, 1);
     if (s) s->ring = malloc(OP_AGENT_PTY_RING);
     if (!s || !s->ring || !envp) {
         if (s) free(s->ring);
         free(s);
-        free(envp);
+        op_child_env_free(envp);
         return -ENOMEM;
     }
     s->ws.ws_col = (unsigned short)req->cols;
     s->ws.ws_row = (unsigned short)req->rows;
     int master = -1;
     pid_t pid = forkpty(&master, NULL, NULL, &s->ws);
-    if (pid == 0) child_exec(path, argv, envp);
+    if (pid == 0) op_child_exec(path, argv, envp, pw ? pw->pw_dir : NULL);
     int err = errno;
-    free(envp);
+    op_child_env_free(envp);
     if (pid < 0) {
         op_warn("agent", "pty: cannot start a shell: %s", strerror(err));
         free(s->ring);

@@ -29,10 +29,9 @@
 #include <unistd.h>
 
 #include "agent/apps.h"
+#include "agent/child.h"
 #include "agent/ssh_int.h"
 #include "core/log.h"
-
-extern char **environ;
 
 #define IO_BUF 32768
 
@@ -161,67 +160,14 @@ static int on_env(ssh_session s, ssh_channel ch, const char *name, const char *v
     return SSH_OK;
 }
 
-/* The child's environment: the agent's, then the login variables, TERM, and what the client sent. */
-static char **build_env(struct chan *c, const struct passwd *pw)
-{
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **e = calloc(n + (size_t)c->nenv + 8, sizeof(*e));
-    if (!e) return NULL;
-    char *own[6] = {NULL};
-    int k = 0;
-    if (asprintf(&own[k], "USER=%s", pw->pw_name) >= 0) k++;
-    if (asprintf(&own[k], "LOGNAME=%s", pw->pw_name) >= 0) k++;
-    if (asprintf(&own[k], "HOME=%s", pw->pw_dir) >= 0) k++;
-    if (asprintf(&own[k], "SHELL=%s", pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh") >= 0) k++;
-    if (c->pty && asprintf(&own[k], "TERM=%s", c->term) >= 0) k++;
-    size_t m = 0;
-    char *const *sets[2] = {own, c->env};
-    int counts[2] = {k, c->nenv};
-    for (size_t i = 0; i < n; i++) { /* drop what is set again below */
-        size_t nl = strcspn(environ[i], "=");
-        bool over = false;
-        for (int a = 0; a < 2 && !over; a++)
-            for (int j = 0; j < counts[a] && !over; j++)
-                over = strncmp(sets[a][j], environ[i], nl + 1) == 0;
-        if (!over) e[m++] = strdup(environ[i]);
-    }
-    for (int j = 0; j < k; j++)
-        e[m++] = own[j];
-    for (int j = 0; j < c->nenv; j++)
-        e[m++] = strdup(c->env[j]);
-    e[m] = NULL;
-    return e;
-}
-
-static void free_env(char **e)
-{
-    for (size_t i = 0; e && e[i]; i++)
-        free(e[i]);
-    free(e);
-}
-
-/* In the child, between fork and exec: only async-signal-safe calls. */
-static void child_exec(const char *path, char *const argv[], char *const envp[], const char *home)
-{
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL); /* the agent blocks SIGTERM/SIGINT in its threads */
-    signal(SIGPIPE, SIG_DFL);
-    if (chdir(home) != 0 && chdir("/") != 0) _exit(126);
-    close_range(3, ~0U, 0);
-    execve(path, argv, envp);
-    _exit(127);
-}
-
 /* Starts command (NULL: a login shell; sftp: the sftp server) for channel c. */
 static int start_child(struct chan *c, const char *command, bool sftp)
 {
     if (c->started) return SSH_ERROR;
-    struct passwd *pw = getpwuid(getuid());
-    if (!pw) return SSH_ERROR;
-    const char *shell = pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh";
+    struct passwd pwd, *pw = &pwd;
+    char pwbuf[2048];
+    if (op_child_passwd(&pwd, pwbuf, sizeof(pwbuf)) != 0) return SSH_ERROR;
+    const char *shell = op_child_shell(pw);
     const char *path = shell;
     char argv0[256];
     const char *base = strrchr(shell, '/') ? strrchr(shell, '/') + 1 : shell;
@@ -241,13 +187,13 @@ static int start_child(struct chan *c, const char *command, bool sftp)
         argv[1] = (char *)"-c";
         argv[2] = (char *)command;
     }
-    char **envp = build_env(c, pw);
+    char **envp = op_child_env(pw, c->pty ? c->term : NULL, c->env, (size_t)c->nenv);
     if (!envp) return SSH_ERROR;
     pid_t pid;
     if (c->pty) {
         int master = -1;
         pid = forkpty(&master, NULL, NULL, &c->ws);
-        if (pid == 0) child_exec(path, argv, envp, pw->pw_dir);
+        if (pid == 0) op_child_exec(path, argv, envp, pw->pw_dir);
         if (pid > 0) {
             fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
             fcntl(master, F_SETFD, FD_CLOEXEC);
@@ -262,7 +208,7 @@ static int start_child(struct chan *c, const char *command, bool sftp)
                 if (out[i] >= 0) close(out[i]);
                 if (er[i] >= 0) close(er[i]);
             }
-            free_env(envp);
+            op_child_env_free(envp);
             return SSH_ERROR;
         }
         pid = fork();
@@ -271,7 +217,7 @@ static int start_child(struct chan *c, const char *command, bool sftp)
             dup2(in[0], 0);
             dup2(out[1], 1);
             dup2(er[1], 2);
-            child_exec(path, argv, envp, pw->pw_dir);
+            op_child_exec(path, argv, envp, pw->pw_dir);
         }
         close(in[0]);
         close(out[1]);
@@ -288,7 +234,7 @@ static int start_child(struct chan *c, const char *command, bool sftp)
             c->efd = er[0];
         }
     }
-    free_env(envp);
+    op_child_env_free(envp);
     if (pid < 0) {
         op_warn("agent", "ssh: cannot start a process: %s", strerror(errno));
         return SSH_ERROR;
