@@ -131,7 +131,7 @@ ifeq ($(origin SAN),undefined)
 test:
 	$(Q)$(MAKE) --no-print-directory SAN=address,undefined test
 else
-test: $(BIN) $(UNIT_BINS) $(FUZZ_REPLAY)
+test: $(BIN) $(UNIT_BINS) $(FUZZ_REPLAY) $(B)/bench/loadgen
 	$(Q)OUTPOST_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) tests/run.sh
 endif
 
@@ -141,7 +141,7 @@ unit: $(UNIT_BINS)
 fuzz-replay: $(FUZZ_REPLAY)
 	$(Q)OUTPOST_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) tests/run.sh fuzz
 
-integration: $(BIN)
+integration: $(BIN) $(B)/bench/loadgen
 	$(Q)OUTPOST_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) tests/run.sh integration
 
 check-format:

@@ -766,8 +766,16 @@ static int cmd_rate(const struct opts *o)
             lat[nlat++] = tfin - cs[i].intended;
             errors++;
         }
+    for (int i = 0; i < nc; i++) {
+        if (cs[i].c.fd >= 0) c_close(&cs[i].c);
+        free(cs[i].buf);
+    }
+    free(cs);
+    close(ep);
+    if (ctx) SSL_CTX_free(ctx);
     if (nlat == 0) {
         fprintf(stderr, "loadgen: no responses recorded (errors=%zu)\n", errors);
+        free(lat);
         return 1;
     }
     qsort(lat, nlat, sizeof(*lat), cmp_i64);
@@ -777,6 +785,7 @@ static int cmd_rate(const struct opts *o)
            o->rate, (double)rec_completed / o->duration, PCT(0.50), PCT(0.90), PCT(0.99), PCT(0.999),
            (double)lat[nlat - 1] / 1000.0, nlat, errors, (unsigned long long)sent);
 #undef PCT
+    free(lat);
     return errors > nlat / 100 ? 1 : 0;
 }
 

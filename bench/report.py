@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
-"""bench/report.py RESULTS_DIR — turn bench/run.sh's raw.tsv into tables (stdout), results.json,
-results.csv and PNG charts (gnuplot, bench/plot.gp). Standard library only."""
+"""bench/report.py RESULTS_DIR [--allow-disturbed] [--no-charts] — turn bench/run.sh's raw.tsv into
+tables (stdout), results.json, results.csv and PNG charts (gnuplot, bench/plot.gp). Standard library only.
+
+Exit 0; 3 when some row other than `direct` is still disturbed (another process took BENCH_BG_MAX % or
+more of the relay CPU during one of its kept samples, default 10): the tables and files are written, but
+the run must not be reported (BENCH_ALLOW_DISTURBED=1 or --allow-disturbed accepts it); 1 on bad input."""
 import csv
 import json
 import os
@@ -34,8 +38,22 @@ def fmt(v, unit):
     return f"{v:g}"
 
 
+def spread(s, med):
+    """(max - min) / median in %, or None."""
+    if len(s) < 2 or not med:
+        return None
+    return 100.0 * (max(s) - min(s)) / abs(med)
+
+
 def main():
-    res = sys.argv[1]
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    flags = {a for a in sys.argv[1:] if a.startswith("--")}
+    if len(args) != 1 or flags - {"--allow-disturbed", "--no-charts"}:
+        print(__doc__.strip(), file=sys.stderr)
+        return 1
+    res = args[0]
+    bg_max = float(os.environ.get("BENCH_BG_MAX", "10"))
+    allow = "--allow-disturbed" in flags or os.environ.get("BENCH_ALLOW_DISTURBED") == "1"
     here = os.path.dirname(os.path.abspath(__file__))
     meta = {}
     try:
@@ -51,7 +69,13 @@ def main():
     # (workload, case, metric) -> peer -> {samples, status, notes}; keep first-seen order everywhere.
     groups = {}
     bg = {}  # (workload, case, peer) -> [% of the relay CPU taken by other processes, per sample]
+    retries = {}  # (workload, case, peer) -> repetitions measured again because they were disturbed
+    disturbed = []
     for r in rows:
+        if r["metric"] == "_retries":
+            k = (r["workload"], r["case"], r["peer"])
+            retries[k] = retries.get(k, 0) + int(float(r["value"] or 0))
+            continue
         if r["metric"] == "_bg":
             try:
                 bg.setdefault((r["workload"], r["case"], r["peer"]), []).append(float(r["value"]))
@@ -88,7 +112,7 @@ def main():
             last_wl = wl
         arrow = "higher is better" if better == "higher" else "lower is better"
         out.append(f"-- {case}: {metric} [{unit}] ({arrow}; 'vs outpost' = peer / outpost)")
-        out.append(f"   {'peer':<16}{'median':>12}  {'min-max':<23}{'vs outpost':>11}  n  bg")
+        out.append(f"   {'peer':<16}{'median':>12}  {'min-max':<23}{'spread':>7}{'vs outpost':>11}  n  bg")
         for peer, p in g["peers"].items():
             s = p["samples"]
             med = statistics.median(s) if s else None
@@ -103,8 +127,15 @@ def main():
                 extra = f"  ({p['errors']} failed)" if p.get("errors") else ""
                 # The direct path does not use the relay CPU (other jobs migrate there while CPU 0 is full).
                 bgc = "" if bgmax is None else ("-" if peer == "direct" else
-                                                f"{bgmax:.0f}%" + ("!" if bgmax >= 10 else ""))
-                out.append(f"   {peer:<16}{fmt(med, unit):>12}  {rng:<23}{rs:>11}  {len(s)}  {bgc}{extra}")
+                                                f"{bgmax:.0f}%" + ("!" if bgmax >= bg_max else ""))
+                if peer != "direct" and bgmax is not None and bgmax >= bg_max:
+                    disturbed.append(f"W{wl} {case} {peer}")
+                nre = retries.get((wl, case, peer), 0)
+                if nre:
+                    extra += f"  ({nre} disturbed repetition{'s' if nre > 1 else ''} measured again)"
+                sp = spread(s, med)
+                spc = "-" if sp is None else f"{sp:.0f}%"
+                out.append(f"   {peer:<16}{fmt(med, unit):>12}  {rng:<23}{spc:>7}{rs:>11}  {len(s)}  {bgc}{extra}")
             else:
                 why = "; ".join(p["notes"])
                 cell = "n/a" if p["status"] == "n/a" else "error"
@@ -112,12 +143,14 @@ def main():
             results.append({
                 "workload": int(wl), "title": TITLES.get(wl, ""), "case": case, "metric": metric, "unit": unit,
                 "better": better, "peer": peer, "status": status, "samples": s, "median": med, "min": lo,
-                "max": hi, "ratio_vs_outpost": ratio, "notes": p["notes"], "relay_cpu_background_pct": bgs,
+                "max": hi, "spread_pct": spread(s, med), "ratio_vs_outpost": ratio, "notes": p["notes"],
+                "relay_cpu_background_pct": bgs, "disturbed_repetitions_retried": retries.get((wl, case, peer), 0),
             })
     print("\n".join(out))
     print()
     print("bg = the most CPU that other processes took on the relay CPU during that peer's samples;")
-    print("     '!' (>= 10%) marks rows disturbed by other jobs: rerun them on a quiet machine.")
+    print(f"     '!' (>= {bg_max:g}%) marks rows disturbed by other jobs: rerun them on a quiet machine.")
+    print("spread = (max - min) / median of the kept samples.")
 
     with open(os.path.join(res, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1)
@@ -133,7 +166,7 @@ def main():
 
     # Charts: one PNG per (workload, metric), cases on the x axis, one bar (median, min-max bar) per peer.
     charts = {}
-    for r in results:
+    for r in ([] if "--no-charts" in flags else results):
         c = charts.setdefault((r["workload"], r["metric"], r["unit"]), {"cases": [], "peers": [], "v": {}})
         if r["case"] not in c["cases"]:
             c["cases"].append(r["case"])
@@ -175,6 +208,12 @@ def main():
         print(f"background CPU use before the run: {m.get('busy_before', '?').strip()}; after: "
               f"{m.get('busy_after', '?').strip()} (anything above a few % means noisy numbers)")
     print(f"results: {res}/results.json, results.csv, {len(made)} charts (*.png)")
+    if disturbed:
+        uniq = list(dict.fromkeys(disturbed))
+        verdict = "accepted anyway (--allow-disturbed)" if allow else "REFUSED: not a report"
+        print(f"disturbed rows ({len(uniq)}), {verdict}: " + "; ".join(uniq))
+        if not allow:
+            return 3
     return 0
 
 

@@ -153,9 +153,7 @@ workload_7() {
                     [ "$rep" = 1 ] && rec 7 "$c" "$p" throughput MB/s higher 0 error "${PEER_NOTE[$p]:-not started}"
                     continue
                 fi
-                bg_begin "$p"
-                w_scp 7 "$c" "$p" "$rep"
-                bg_end 7 "$c" "$p" "$rep"
+                measure_rep w_scp 7 "$c" "$p" "$rep"
             done
         done
         log "W7: $c done ($(($(date +%s) - T_START)) s)"
@@ -246,9 +244,7 @@ ws_rows() {
                 [ "$rep" = 1 ] && rec "$wl" "$cs" "$p" "$5" "$6" lower 0 error "${PEER_NOTE[$p]:-not started}"
                 continue
             fi
-            bg_begin "$p"
-            "$fn" "$wl" "$cs" "$p" "$rep"
-            bg_end "$wl" "$cs" "$p" "$rep"
+            measure_rep "$fn" "$wl" "$cs" "$p" "$rep"
             sleep 1.5 # the row's terminal sessions end (reconnect timeout 1 s) before the next row
         done
     done
@@ -286,9 +282,7 @@ workload_9() {
                 rec 9 "$cs" "$p" "RSS per idle terminal" bytes lower "$rep" error "${PEER_NOTE[$p]:-not started}"
                 continue
             fi
-            bg_begin "$p"
-            measure_idle_terms 9 "$cs" "$p" "$rep"
-            bg_end 9 "$cs" "$p" "$rep"
+            measure_rep measure_idle_terms 9 "$cs" "$p" "$rep"
         done
         for p in nginx haproxy; do stop_peer "$p"; done
         UPSTREAM=$saved
