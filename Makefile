@@ -48,14 +48,14 @@ B := $(BUILD_ROOT)/$(VARIANT)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-missing-field-initializers
-CPPFLAGS := -D_GNU_SOURCE -I. -isystem $(DEPS_PREFIX)/include -isystem $(LLHTTP_INC)
+CPPFLAGS := -D_GNU_SOURCE -I. -isystem $(DEPS_PREFIX)/include -isystem /usr/include/postgresql -isystem $(LLHTTP_INC)
 
 CFLAGS  := -std=c17 $(OPT) -g $(WARN) $(SANFLAGS) -pthread -MMD -MP
 LDFLAGS := $(SANFLAGS) -pthread
-LDLIBS  := $(DEPS_PREFIX)/lib/libwolfssl.a $(DEPS_PREFIX)/lib/liburing.a -lcurl -lcjson -lsqlite3 -lyaml -lssh -lz -lutil -lm
+LDLIBS  := $(DEPS_PREFIX)/lib/libwolfssl.a $(DEPS_PREFIX)/lib/liburing.a -lcurl -lcjson -lsqlite3 -lpq -lyaml -lssh -lz -lutil -lm
 
 # Every module folder is globbed, so adding a .c file needs no Makefile edit.
-MODULES  := core util tls http proto ctl wsapp runner region primary cli wsproxy agent
+MODULES  := core util db tls http proto ctl wsapp runner region primary cli wsproxy agent
 LIB_SRCS := $(filter-out cli/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 # The dashboard's files (web/) become one generated C file of byte arrays (scripts/embed-web.py).

@@ -52,12 +52,13 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 BUILD_PKGS=(build-essential pkg-config dpkg-dev autoconf automake libtool
-  libcurl4-openssl-dev libcjson-dev libsqlite3-dev libyaml-dev libssh-dev zlib1g-dev node-llhttp
+  libcurl4-openssl-dev libcjson-dev libsqlite3-dev libpq-dev libyaml-dev libssh-dev zlib1g-dev node-llhttp
   clang libclang-rt-14-dev clang-format)
-TEST_PKGS=(curl openssl socat python3 netcat-openbsd procps iproute2 wrk
+# libssl-dev: the load generator's TLS client (bench/loadgen.c, a bench tool, not the product; make test
+# runs its own test); postgresql: the primary's tests against a real PostgreSQL server
+TEST_PKGS=(curl openssl libssl-dev postgresql socat python3 netcat-openbsd procps iproute2 wrk
   openssh-client openssh-server openssh-sftp-server rsync
   lintian yamllint systemd chromium fonts-noto-color-emoji nodejs)
-# libssl-dev: the bench load generator's TLS client (bench/loadgen.c; bench tool only, not the product)
 BENCH_PKGS=(nginx libnginx-mod-stream haproxy wrk nghttp2-client gnuplot-nox
   linux-perf hyperfine libssl-dev openssl python3 util-linux iproute2)
 

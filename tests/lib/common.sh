@@ -5,8 +5,10 @@ ROOT=${OUTPOST_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 OUTPOST=${OUTPOST_BIN:-$ROOT/build/rel/outpost}
 T=$(mktemp -d /tmp/outpost-test.XXXXXX)
 PIDS=()
+CLEANUP_HOOKS=() # commands run first at exit (e.g. pg_stop of tests/lib/pg.sh)
 cleanup() {
-    local rc=$? p i
+    local rc=$? p i h
+    for h in "${CLEANUP_HOOKS[@]}"; do "$h"; done
     # `bg` of a shell function records the subshell that runs it: its command is a child of that
     # subshell and would outlive it, so a recorded bash gets its children stopped first.
     for p in "${PIDS[@]}"; do
