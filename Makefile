@@ -76,7 +76,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/%_replay)
 
-.PHONY: all deps test unit fuzz-replay integration fuzz bench bench-quick clean format check-format check-layers
+.PHONY: all deps test test-faults unit fuzz-replay integration fuzz bench bench-quick clean format check-format check-layers
 
 all: $(BIN)
 
@@ -140,6 +140,9 @@ unit: $(UNIT_BINS)
 
 fuzz-replay: $(FUZZ_REPLAY)
 	$(Q)OUTPOST_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) tests/run.sh fuzz
+
+test-faults: $(BIN)
+	$(Q)OUTPOST_FAULTS=full OUTPOST_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) tests/run.sh faults
 
 integration: $(BIN) $(B)/bench/loadgen
 	$(Q)OUTPOST_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) tests/run.sh integration

@@ -46,8 +46,18 @@ bool op_api_commit(struct op_primary *p, int rc, struct op_app_response *resp, c
                    bool db_detail)
 {
     if (!rc && !op_store_commit(p)) return true;
+    /* A full disk is the operator's to fix, not a bug: say so (507), and what still works. */
+    bool full = (sqlite3_extended_errcode(p->db) & 0xff) == SQLITE_FULL;
+    char detail[300];
+    snprintf(detail, sizeof(detail), "%s", sqlite3_errmsg(p->db));
     op_store_rollback(p);
-    op_api_error(resp, 500, message, db_detail ? sqlite3_errmsg(p->db) : NULL);
+    if (full)
+        op_api_error(resp, 507,
+                     "The primary's database is full: no space left on its disk. Nothing was changed; reads "
+                     "keep working until space is freed.",
+                     detail);
+    else
+        op_api_error(resp, 500, message, db_detail ? detail : NULL);
     return false;
 }
 

@@ -336,10 +336,8 @@ void op_api_workspace_create(struct op_primary *p, const struct op_user *u, cons
         cJSON_AddItemToArray(tokens, t);
         op_secure_zero(token, sizeof(token));
     }
-    if (rc || op_store_commit(p)) {
-        op_store_rollback(p);
+    if (!op_api_commit(p, rc, resp, "Internal error creating workspace.", true)) {
         cJSON_Delete(tokens);
-        op_api_error(resp, 500, "Internal error creating workspace.", sqlite3_errmsg(p->db));
         goto out;
     }
     op_info("workspaces", "%s created workspace %s/%s with %d agent(s)", u->username, owner.username, name,

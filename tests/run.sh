@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/run.sh [unit|fuzz|integration|all] [name-filter]
+# tests/run.sh [unit|fuzz|integration|faults|all] [name-filter]
 # Runs the test layers against $OUTPOST_BIN and the test binaries in $BUILD_DIR/tests.
 # Each test is a program: exit 0 = pass, 77 = skip, anything else = fail. Every test runs under
 # `timeout`, so a hung test fails instead of hanging CI. Ends with "N passed, N failed, N skipped".
@@ -55,6 +55,16 @@ if [ "$layer" = integration ] || [ "$layer" = all ]; then
     for t in "$root"/tests/integration/*.sh; do
         [ -f "$t" ] || continue
         run_one "integration/$(basename "$t" .sh)" 600 bash "$t"
+    done
+fi
+# Fault scenarios (tests/faults/): each reports what was lost. `all` runs their short form
+# (OUTPOST_FAULTS=short); `make test-faults` runs layer faults with OUTPOST_FAULTS=full.
+if [ "$layer" = faults ] || [ "$layer" = all ]; then
+    [ "$layer" = all ] && export OUTPOST_FAULTS=${OUTPOST_FAULTS:-short}
+    export OUTPOST_FAULTS=${OUTPOST_FAULTS:-full}
+    for t in "$root"/tests/faults/*.sh; do
+        [ -f "$t" ] || continue
+        run_one "faults/$(basename "$t" .sh)" 1200 bash "$t"
     done
 fi
 
