@@ -218,8 +218,21 @@ static void on_register(struct ws *w, const struct op_ws_call *x)
         w->reg_failures++;
         w->reg_failures_total++;
         snprintf(w->reg_error, sizeof(w->reg_error), "failed to register with the primary: %s", why);
-        op_warn("wsproxy", "registration with the primary failed (%d in a row): %s", w->reg_failures, why);
-        if (w->reg_failures > OP_WS_MAX_FAILURES) {
+        /* A primary that cannot be reached (down, restarting, behind a failing load balancer: no answer,
+         * or 502/503/504) never makes the proxy exit: it keeps serving requests with valid tokens and
+         * retries on every heartbeat, logging the 1st to 10th failure and then every 10th. Only a primary
+         * that answers and refuses (a rejected token, any other error status) counts towards the exit
+         * after more than OP_WS_MAX_FAILURES in a row, as Coder's proxy does for every failure. */
+        bool unreachable = op_ws_call_failure(x) != OP_WS_FAIL_STATUS || x->status == 502 ||
+                           x->status == 503 || x->status == 504;
+        if (unreachable) w->reg_unreachable++;
+        if (!unreachable || w->reg_failures <= OP_WS_MAX_FAILURES || w->reg_failures % 10 == 0)
+            op_warn("wsproxy", "registration with the primary failed (%d in a row): %s%s", w->reg_failures,
+                    why,
+                    unreachable && w->reg_failures >= OP_WS_MAX_FAILURES
+                        ? "; the primary is unreachable: still serving, retrying on every heartbeat"
+                        : "");
+        if (!unreachable && w->reg_failures - w->reg_unreachable > OP_WS_MAX_FAILURES) {
             char msg[700];
             snprintf(msg, sizeof(msg), "registration failed more than %d times in a row (last: %s); exiting",
                      OP_WS_MAX_FAILURES, why);
@@ -230,6 +243,7 @@ static void on_register(struct ws *w, const struct op_ws_call *x)
     if (w->reg_failures)
         op_info("wsproxy", "registered with the primary again after %d failures", w->reg_failures);
     w->reg_failures = 0;
+    w->reg_unreachable = 0;
     w->reg_success_total++;
     w->last_register_ok = op_wsp_wall_now();
     w->registered = true;

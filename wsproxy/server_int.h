@@ -53,7 +53,8 @@ struct ws {
     char bi_warning[300]; /* version mismatch or "" */
     char reg_error[600];  /* last registration failure or "" */
     char primary_version[64];
-    int reg_failures; /* consecutive */
+    int reg_failures;    /* consecutive */
+    int reg_unreachable; /* of those, the ones where the primary could not be reached */
     uint64_t reg_failures_total, reg_success_total;
     bool registered, shutting_down, deregistered, have_region;
     long region_id;

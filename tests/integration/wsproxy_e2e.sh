@@ -135,7 +135,7 @@ wait_fatal_exit "$PROXY_PID" 15 "the proxy's deletion"
 grep -q 'has been deleted' "$T/proxy2.log" || fail "deletion not logged"
 ok "deleted on the primary: the running proxy exited with $rc"
 
-# --- more than 10 consecutive heartbeat failures: deregister attempt, then exit non-zero ---
+# --- the primary unreachable: more than 10 failed heartbeats in a row, and the proxy keeps serving ---
 TOKEN2=$("$OUTPOST" wsproxy create --name eu2 --only-token 2>>"$T/create.log" | tail -n 1)
 bg relay2 "$OUTPOST" relay --listen 127.0.0.1:$R --upstream 127.0.0.1:$P --workers 1
 RELAY_PID=$LAST_PID
@@ -145,11 +145,27 @@ CODER_PROXY_SESSION_TOKEN=$TOKEN2 bg proxy3 "$OUTPOST" wsproxy server --primary-
 PROXY_PID=$LAST_PID
 wait_port $Q
 kill "$RELAY_PID"
-wait_fatal_exit "$PROXY_PID" 15 "the primary became unreachable"
+for ((i = 0; i < 60; i++)); do
+    [ "$(grep -c 'registration with the primary failed' "$T/proxy3.log")" -ge 11 ] && break
+    sleep 0.25
+done
+[ "$(grep -c 'registration with the primary failed' "$T/proxy3.log")" -ge 11 ] || fail "fewer than 11 failures logged"
+sleep 1
+kill -0 "$PROXY_PID" 2>/dev/null || fail "the proxy exited because the primary was unreachable"
+grep -q 'still serving, retrying on every heartbeat' "$T/proxy3.log" || fail "the unreachable primary is not named"
+[ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$Q/healthz)" = 200 ] || fail "healthz while unreachable"
+ok "the primary unreachable for more than 10 heartbeats: the proxy keeps serving and retrying"
+
+# --- a primary that answers and refuses (the token was regenerated): exit after more than 10 refusals ---
+bg relay3 "$OUTPOST" relay --listen 127.0.0.1:$R --upstream 127.0.0.1:$P --workers 1
+wait_port $R
+for ((i = 0; i < 40; i++)); do grep -q 'registered with the primary again' "$T/proxy3.log" && break; sleep 0.25; done
+grep -q 'registered with the primary again' "$T/proxy3.log" || fail "eu2 did not register again"
+"$OUTPOST" wsproxy regenerate-token eu2 >"$T/regen.log" 2>&1 || fail "regenerate-token: $(cat "$T/regen.log")"
+wait_fatal_exit "$PROXY_PID" 15 "its token was regenerated"
 grep -q 'registration failed more than 10 times in a row' "$T/proxy3.log" || fail "fatal reason not logged"
 grep -q 'deregistering failed' "$T/proxy3.log" || fail "no deregistration attempt before exiting"
-[ "$(grep -c 'registration with the primary failed' "$T/proxy3.log")" = 11 ] || fail "not exactly 11 failures logged"
-ok "11 consecutive heartbeat failures: deregistration attempted, exit $rc"
+ok "more than 10 refused heartbeats (regenerated token): deregistration attempted, exit $rc"
 for tok in "$TOKEN" "$TOKEN2"; do
     secret=${tok#*:}
     grep -lF "$secret" "$T"/proxy*.log "$T"/primary*.log "$T"/badtoken.log "$T"/unreach.log "$T"/notprimary.log &&
