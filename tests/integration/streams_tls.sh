@@ -4,7 +4,8 @@
 # CODER_AGENT_CA_FILE, so every spare it parks is a TLS connection the region detaches with its session.
 # Through eu and through the primary: `outpost tcp` 16 MiB each way with matching SHA-256 and 50 concurrent
 # streams (all open at once), a half-close passed on; through eu: `ssh` with config-ssh's ProxyCommand and
-# `outpost ssh` run a command (the agent's SSH server behind a TLS leg), and a public subdomain app answers.
+# `outpost ssh` run a command (the agent's SSH server behind a TLS leg), the web terminal over wss:// runs one
+# (its PTY server), and a public subdomain app answers.
 # The regions answer every spare with 101 (no 501) and the agent logs no spare failure.
 . "$(dirname "$0")/../lib/common.sh"
 for c in ss ssh curl openssl; do command -v $c >/dev/null || { echo "$c missing"; exit 77; }; done
@@ -38,7 +39,7 @@ wait_port $E
 wait_port $A
 mkdir -p "$T/ws"
 cd "$T/ws"
-CODER_AGENT_URL=$URL CODER_AGENT_TOKEN=$TOKEN CODER_AGENT_CA_FILE=$C/ca.pem bg agent "$OUTPOST" agent \
+CODER_AGENT_URL=$URL CODER_AGENT_TOKEN=$TOKEN CODER_AGENT_CA_FILE=$C/ca.pem SHELL=/bin/sh bg agent "$OUTPOST" agent \
     --data-dir "$T/agent-data" --app "slug=pub,url=http://127.0.0.1:$A,share=public,subdomain=true"
 AGENT_PID=$LAST_PID
 cd "$ROOT"
@@ -117,6 +118,16 @@ grep -q "hello from admin's app: GET /" "$T/app.body" || fail "app body: $(head 
 got=$(curl -s -m 60 -L --max-redirs 5 -c "$T/app.jar" -b "$T/app.jar" --resolve "$H:$Q:127.0.0.1" "https://$H:$Q/big" | sha256sum | cut -d' ' -f1)
 [ "$got" = "$(sha256sum <"$T/app.bin" | cut -d' ' -f1)" ] || fail "app /big through eu: SHA-256 differs"
 ok "eu (https): a public subdomain app answered 200 and 1 MiB (SHA-256 matches) through a TLS agent leg"
+
+# --- the web terminal (stream port 2, the agent's PTY server) through eu over a TLS leg ---
+PC="python3 $ROOT/tests/lib/pty_client.py"
+AGENT=$("$OUTPOST" list -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["latest_build"]["resources"][0]["agents"][0]["id"])')
+U=$(python3 -c 'import uuid; print(uuid.uuid4())')
+u="wss://127.0.0.1:$Q/api/v2/workspaceagents/$AGENT/pty?reconnect=$U&width=80&height=24"
+tok=$($PC token "$URL" "$(cat "$T/cli/session")" "$u" "$AGENT") || fail "terminal token: $tok"
+$PC run "$u&coder_signed_app_token_23db1dde=$tok" status:101 send:'echo TLS-$((6*7))' expect:'TLS-42' \
+    >"$T/pty.out" 2>&1 || fail "terminal through eu: $(cat "$T/pty.out")"
+ok "eu (https): the web terminal over wss:// runs a command through a TLS agent leg"
 
 grep -q 'spare stream connection failed' "$T/agent.log" && fail "spare failures: $(grep -m3 'spare stream' "$T/agent.log")"
 grep -qi 'not supported by this region' "$T/agent.log" && fail "a region refused a TLS spare"
