@@ -70,7 +70,10 @@ static void handle_ready_input(struct op_relay *r, struct conn *c)
     if (!nl) {
         if (c->inlen >= LINE_MAX)
             ar_refuse(r, c, 0, OP_AF_FAIL_OTHER, "line too long");
-        else if (c->rd_eof)
+        else if (c->rd_eof && !c->inlen && now_ms() - c->ready_ms >= SPARE_IDLE_QUIET_MS) {
+            op_debug("agent", "region %s: the region closed an idle spare; replacing it", c->rname);
+            ar_conn_close(r, c); /* replaced at the next top-up, without a warning or a backoff */
+        } else if (c->rd_eof)
             ar_spare_failed(r, c, "the region closed the spare connection");
         return;
     }
@@ -189,6 +192,7 @@ void ar_on_event(struct op_relay *r, struct conn *c, uint32_t ev)
         }
         c->st = S_READY;
         c->deadline = 0;
+        c->ready_ms = now_ms();
         if (c->kind == K_SPARE) c->rg->spare_failures = 0;
         if (c->kind == K_CONTROL) {
             c->rg->last_rx = now_ms();

@@ -25,6 +25,9 @@
 #define HEAD_MAX      (SPARE_IN - 1)
 #define BACKOFF_MIN   1000
 #define BACKOFF_RESET 60000 /* connected this long: the next failure starts the backoff over */
+/* A spare the region closes after sitting parked this long was closed for idleness (the region closes
+ * spares parked for 10 minutes): it is replaced without a warning or a backoff. */
+#define SPARE_IDLE_QUIET_MS 60000
 
 enum kind { K_CONTROL, K_SPARE, K_TARGET };
 enum state {
@@ -53,6 +56,7 @@ struct conn {
     bool rd_eof, wr_shut;
     uint32_t mask;
     uint64_t deadline; /* connect/dial/upgrade/flush deadline, 0 = none */
+    uint64_t ready_ms; /* when it reached S_READY (a spare: when it was parked) */
     bool tls_target;   /* a target reached over TLS ("OPEN tls:host:port": an https app) */
     char target[LINE_MAX + 1];
     struct conn *next, *prev;

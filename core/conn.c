@@ -96,11 +96,15 @@ void *op_conn_proto_ctx(const struct op_conn *c)
 }
 void *op_conn_xprt(const struct op_conn *c)
 {
-    return c->xprt;
+    return c->side[OP_CLI].xprt;
 }
 void op_conn_set_xprt(struct op_conn *c, void *xprt)
 {
-    c->xprt = xprt;
+    c->side[OP_CLI].xprt = xprt;
+}
+void *op_conn_side_xprt(const struct op_conn *c, enum op_side side)
+{
+    return c->side[side].xprt;
 }
 uint32_t op_conn_queued(const struct op_conn *c, enum op_side side)
 {
@@ -167,14 +171,15 @@ void op_conn_xprt_ready(struct op_conn *c)
 
 int op_conn_send(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n)
 {
-    if (side == OP_CLI && c->xops) return c->xops->output(c, p, n);
+    const struct op_xprt_ops *x = c->side[side].xops;
+    if (x) return x->output(c, side, p, n);
     return op_conn_queue(c, side, p, n);
 }
 
 int op_conn_forward(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n)
 {
     struct op_worker *w = c->w;
-    bool raw = side == OP_UP || !c->xops;
+    bool raw = !c->side[side].xops;
     /* Zero-copy only pays for large spans that would not merge into a partly filled chunk: an extra
      * segment costs an extra send, far more than copying a few KiB. */
     const struct op_seg *t = outq_tail(&c->side[side].q);
@@ -192,8 +197,16 @@ int op_conn_forward(struct op_conn *c, enum op_side side, const uint8_t *p, size
 int op_conn_deliver(struct op_conn *c, const uint8_t *p, size_t n)
 {
     if (c->state == OP_CS_CLOSING || (c->flags & OP_CF_LINGER)) return 0;
-    if (c->flags & OP_CF_TUNNEL) return op_conn_queue(c, OP_UP, p, n);
+    if (c->flags & OP_CF_TUNNEL) return op_conn_send(c, OP_UP, p, n);
     return c->pops->on_client_data(c, p, n);
+}
+
+int op_conn_deliver_from(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n)
+{
+    if (side == OP_CLI) return op_conn_deliver(c, p, n);
+    if (c->state == OP_CS_CLOSING) return 0;
+    if (c->flags & OP_CF_TUNNEL) return op_conn_send(c, OP_CLI, p, n);
+    return c->pops->on_upstream_data ? c->pops->on_upstream_data(c, p, n) : 0;
 }
 
 void op_conn_shutdown(struct op_conn *c, enum op_side side)
@@ -220,11 +233,36 @@ void op_conn_tunnel(struct op_conn *c, uint32_t idle_ms)
     c->side[OP_CLI].flags &= (uint16_t)~OP_SF_PAUSED;
     c->side[OP_UP].flags &= (uint16_t)~OP_SF_PAUSED;
     if (idle_ms) op_conn_set_timeout(c, idle_ms);
-    if (c->w->e->conf.splice && !(c->flags & OP_CF_TLS)) c->flags |= OP_CF_SPLICE;
+    if (c->w->e->conf.splice && !c->side[OP_CLI].xops && !c->side[OP_UP].xops) c->flags |= OP_CF_SPLICE;
+}
+
+void side_xprt_close(struct op_conn *c, int side)
+{
+    struct op_side_st *s = &c->side[side];
+    if (!s->xops) return;
+    struct conn_priv *pv = conn_priv(c);
+    if (s->xprt == pv->xinput && s->xops->free) { /* still inside its input(): freed when that returns */
+        s->xops->bind(s->xprt, NULL, (enum op_side)side);
+        pv->xdead = s->xprt;
+    } else if (s->xops->close) {
+        s->xops->close(c, (enum op_side)side);
+    }
+    s->xops = NULL;
+    s->xprt = NULL;
+}
+
+void op_leg_close(struct op_leg *leg)
+{
+    if (leg->fd >= 0) close(leg->fd);
+    if (leg->xops && leg->xprt) leg->xops->free(leg->xprt);
+    leg->fd = -1;
+    leg->xops = NULL;
+    leg->xprt = NULL;
 }
 
 void side_reset(struct op_worker *w, struct op_side_st *s)
 {
+    OP_BUG_ON(s->xops != NULL); /* side_xprt_close first */
     outq_clear(w, &s->q);
     pipe_release(w, s);
     s->fd = -1;
@@ -237,6 +275,7 @@ void op_conn_drop_upstream(struct op_conn *c)
     struct op_side_st *up = &c->side[OP_UP];
     struct conn_priv *pv = conn_priv(c);
     if (up->fd < 0) return;
+    side_xprt_close(c, OP_UP); /* completions still in flight only give buffers back */
     if (up->inflight == 0) {
         close(up->fd);
     } else {
@@ -275,7 +314,15 @@ int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, socklen_t len)
 
 int op_conn_attach_upstream(struct op_conn *c, int fd)
 {
+    struct op_leg leg = {fd, NULL, NULL};
+    return op_conn_attach_leg(c, &leg);
+}
+
+int op_conn_attach_leg(struct op_conn *c, const struct op_leg *leg)
+{
+    int fd = leg->fd;
     OP_BUG_ON(fd < 0);
+    OP_BUG_ON(leg->xops && (!leg->xprt || !leg->xops->bind || !leg->xops->free));
     struct op_side_st *up = &c->side[OP_UP];
     if (up->fd >= 0) op_conn_drop_upstream(c);
     if (c->state == OP_CS_CLOSING) return -ECANCELED;
@@ -285,6 +332,11 @@ int op_conn_attach_upstream(struct op_conn *c, int fd)
     tune_socket(fd);
     up->fd = fd;
     up->flags = OP_SF_CONNECTING;
+    if (leg->xops) {
+        up->xops = leg->xops;
+        up->xprt = leg->xprt;
+        leg->xops->bind(leg->xprt, c, OP_UP);
+    }
     /* A no-op completes the way op_conn_connect's connect does: the same path, the same callback. */
     struct io_uring_sqe *sqe = get_sqe(c->w);
     io_uring_prep_nop(sqe);
@@ -296,7 +348,8 @@ int op_conn_attach_upstream(struct op_conn *c, int fd)
 void op_conn_detach(struct op_conn *c)
 {
     OP_BUG_ON(c->state == OP_CS_FREE || c->state == OP_CS_CLOSING);
-    OP_BUG_ON(c->xops != NULL);
+    const struct op_xprt_ops *x = c->side[OP_CLI].xops;
+    OP_BUG_ON(x && (!x->bind || !x->free || !(c->flags & OP_CF_XPRT_READY)));
     OP_BUG_ON(c->side[OP_UP].fd >= 0 || conn_priv(c)->old_up_fd >= 0);
     OP_BUG_ON(c->side[OP_CLI].q.count != 0 || (c->flags & OP_CF_TUNNEL));
     OP_BUG_ON(!c->pops->on_detached);

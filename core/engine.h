@@ -7,8 +7,9 @@
  * connect, shutdown, close, splice).
  *
  * core/ moves bytes and knows neither TLS nor HTTP. Two small interfaces plug into it:
- *   - a transport (struct op_xprt_ops) turns what the client socket carries into plaintext and back
- *     (NULL = raw bytes; tls/ provides the wolfSSL transport);
+ *   - a transport (struct op_xprt_ops) turns what a socket carries into plaintext and back (NULL = raw
+ *     bytes; tls/ provides the wolfSSL transport): the client's, and an upstream leg's when that leg is a
+ *     socket another connection detached with its session (op_conn_detach, op_conn_attach_leg);
  *   - a protocol (struct op_proto_ops) decides what to do with the client's plaintext: relay it to an
  *     upstream (tcp), or parse and route it (http/).
  * Once a protocol calls op_conn_tunnel(), the engine relays both directions itself (the "pump").
@@ -63,24 +64,45 @@ enum op_xprt_result {
         1, /* the client ended the session (TLS close_notify): its EOF, as a FIN would be */
 };
 
-/* Transport: client-side byte transformation (TLS). Methods run on the worker. */
+/* Transport: byte transformation (TLS) on one side of a connection. Usually the client side (the listener's
+ * transport, set up by open() at accept); a session that left another connection with op_conn_detach can
+ * also become a connection's upstream side (op_conn_attach_leg). Every method that takes a side works on
+ * that side's per-connection state (op_conn_side_xprt) and queues to that side. Methods run on the worker. */
 struct op_xprt_ops {
     const char *name;
     /* Bytes of per-worker state the transport keeps (statistics, caches): zeroed, cache-line aligned, one
      * block per worker, reached with op_worker_xprt_state() / op_engine_xprt_state(). 0 = none. */
     size_t worker_state_size;
-    /* Sets up per-connection state (op_conn_set_xprt); ctx is the listener's current transport context. */
+    /* Sets up the client side's state (op_conn_set_xprt); ctx is the listener's current transport context. */
     int (*open)(struct op_conn *c, void *ctx);
-    /* Bytes received from the client socket. Plaintext goes up with op_conn_deliver(); handshake replies
-     * go out with op_conn_queue(c, OP_CLI, ...). Calls op_conn_xprt_ready() exactly once, when the
-     * handshake completes and before it delivers any plaintext. Returns an op_xprt_result. */
-    enum op_xprt_result (*input)(struct op_conn *c, const uint8_t *p, size_t n);
-    /* Plaintext for the client: encode and queue with op_conn_queue(c, OP_CLI, ...). 0 or negative. */
-    int (*output)(struct op_conn *c, const uint8_t *p, size_t n);
-    /* Queue the transport's close notification, if any. */
-    int (*shutdown)(struct op_conn *c);
-    void (*close)(struct op_conn *c);
+    /* Bytes received from side's socket. Plaintext goes on with op_conn_deliver_from(c, side, ...);
+     * handshake replies go out with op_conn_queue(c, side, ...). On the client side it calls
+     * op_conn_xprt_ready() exactly once, when the handshake completes and before it delivers any plaintext
+     * (an upstream side is attached with its handshake done). Returns an op_xprt_result. */
+    enum op_xprt_result (*input)(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
+    /* Plaintext for side: encode and queue with op_conn_queue(c, side, ...). 0 or negative. */
+    int (*output)(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
+    /* Queue side's close notification, if any. */
+    int (*shutdown)(struct op_conn *c, enum op_side side);
+    /* The side goes away with its connection (or op_conn_drop_upstream): free its state. */
+    void (*close)(struct op_conn *c, enum op_side side);
+    /* Optional: moving sessions between connections (op_conn_detach, op_conn_attach_leg); both or neither.
+     * bind(): from now on state x belongs to connection c's side (c NULL: to no connection: it must not
+     * produce output until bound again). free(): frees state bound to no connection, on any thread. */
+    void (*bind)(void *x, struct op_conn *c, enum op_side side);
+    void (*free)(void *x);
 };
+
+/* A connected stream socket outside any connection slot, with the transport session it carries (xops
+ * NULL: raw bytes). op_conn_detach hands one out; op_conn_attach_leg makes one an upstream leg. */
+struct op_leg {
+    int fd;
+    const struct op_xprt_ops *xops;
+    void *xprt;
+};
+/* Closes a leg nobody will attach: closes fd and frees its session (xops->free). Any thread. Leaves fd -1
+ * and xops/xprt NULL; a leg already closed (fd -1, no session) is left alone. */
+void op_leg_close(struct op_leg *leg);
 
 /* Protocol: what the client's plaintext means. All callbacks optional except on_client_data. */
 struct op_proto_ops {
@@ -113,10 +135,11 @@ struct op_proto_ops {
     void (*on_message)(struct op_conn *c, void *msg);
     /* Last call before the slot is freed. */
     void (*on_close)(struct op_conn *c);
-    /* Instead of on_close for a connection detached with op_conn_detach: fd is the client socket, now the
-     * callee's (no operation of the engine refers to it any more), or -1 when it could not be handed over
-     * intact (bytes or an EOF arrived while detaching; the engine closed it). Required by op_conn_detach. */
-    void (*on_detached)(struct op_conn *c, int fd);
+    /* Instead of on_close for a connection detached with op_conn_detach: leg is the client socket with its
+     * transport session (if any), now the callee's (no operation of the engine refers to it any more: attach
+     * it or op_leg_close it), or leg->fd -1 when it could not be handed over intact (bytes or an EOF arrived
+     * while detaching; the engine closed it and its session). Required by op_conn_detach. */
+    void (*on_detached)(struct op_conn *c, struct op_leg *leg);
 };
 
 struct op_listener_conf {
@@ -233,9 +256,11 @@ bool op_conn_xprt_is_ready(const struct op_conn *c);
 /* The protocol's per-connection state (ops->state_size bytes, zeroed at accept) and listener context. */
 void *op_conn_proto_state(const struct op_conn *c);
 void *op_conn_proto_ctx(const struct op_conn *c);
-/* The transport's per-connection state, set by its open(). */
+/* The client transport's per-connection state, set by its open(). */
 void *op_conn_xprt(const struct op_conn *c);
 void op_conn_set_xprt(struct op_conn *c, void *xprt);
+/* A side's transport state (NULL without a transport on that side). */
+void *op_conn_side_xprt(const struct op_conn *c, enum op_side side);
 
 /* The one signal that the transport handshake is complete: the connection leaves OP_CS_HANDSHAKE, its
  * handshake timer stops and the protocol's on_open runs. A plaintext connection passes through it at
@@ -243,10 +268,13 @@ void op_conn_set_xprt(struct op_conn *c, void *xprt);
 void op_conn_xprt_ready(struct op_conn *c);
 /* Transport hands up client plaintext (routes to the protocol or, when tunnelling, to the upstream). */
 OP_MUST_USE int op_conn_deliver(struct op_conn *c, const uint8_t *p, size_t n);
+/* The same for plaintext decoded on either side: from the upstream it goes to on_upstream_data or, when
+ * tunnelling, to the client (through the client's transport, if any). 0 or negative. */
+OP_MUST_USE int op_conn_deliver_from(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
 /* Appends raw bytes to side's send queue (copied into pool chunks). 0 or -ENOBUFS (then nothing of the
  * bytes that did not fit is queued: the caller must close the connection, never carry on). */
 OP_MUST_USE int op_conn_queue(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
-/* Sends plaintext to a side: the client goes through its transport, the upstream gets raw bytes. 0 or
+/* Sends plaintext to a side, through that side's transport if it has one (else raw). 0 or
  * negative (as op_conn_queue: a failure means bytes were lost, so the connection must close). */
 OP_MUST_USE int op_conn_send(struct op_conn *c, enum op_side side, const uint8_t *p, size_t n);
 /* Like op_conn_send, for bytes that lie inside the receive buffer being delivered right now: the first
@@ -263,10 +291,17 @@ OP_MUST_USE int op_conn_connect(struct op_conn *c, const struct sockaddr *sa, so
  * owns fd (closed with the leg); -ECANCELED (closing) or -ENOTSOCK (not a stream socket): the caller
  * still does. */
 OP_MUST_USE int op_conn_attach_upstream(struct op_conn *c, int fd);
+/* The same for a leg that may carry a transport session (one op_conn_detach handed out): from then on the
+ * upstream's received bytes go through leg->xops->input and what is sent to it through ->output, its
+ * half-close sends the session's close notification, and the session is freed with the leg. A tunnel with
+ * a transport on either leg copies (no splice). 0: the connection owns the leg; -ECANCELED or -ENOTSOCK:
+ * the caller still does. */
+OP_MUST_USE int op_conn_attach_leg(struct op_conn *c, const struct op_leg *leg);
 /* Takes the client socket out of the engine without closing it: in-flight operations are cancelled and
- * awaited, then the protocol's on_detached(c, fd) runs and the slot is freed. The connection must have no
- * transport (its session state would be lost), no upstream leg, nothing queued to the client, must not be
- * tunnelling, and its protocol must have on_detached. */
+ * awaited, then the protocol's on_detached(c, leg) runs and the slot is freed. The client's transport
+ * session, if any, goes with the socket (its handshake must be complete and its ops must have bind/free).
+ * The connection must have no upstream leg, nothing queued to the client, must not be tunnelling, and its
+ * protocol must have on_detached. */
 void op_conn_detach(struct op_conn *c);
 /* Hands the connection to another protocol (e.g. after an HTTP Upgrade to a protocol run in the engine):
  * from now on ops' callbacks run, with ctx as op_conn_proto_ctx and a zeroed per-connection state that must

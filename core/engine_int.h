@@ -37,7 +37,6 @@
     X(DRAIN_CLOSE, 4) /* engine is draining: protocol should not keep alive */                               \
     X(SPLICE, 5)      /* tunnel uses splice(2) */                                                            \
     X(LINGER, 6)      /* write side shut; reading and discarding until EOF */                                \
-    X(NOTIFY, 7)      /* transport close notification queued */                                              \
     X(DETACH, 8)      /* closing hands the client socket to on_detached instead of closing it */             \
     X(DETACH_LOST, 9) /* bytes or an EOF were read while detaching: the socket is closed instead */
 
@@ -55,7 +54,8 @@
     X(SPLICE_OUT, 9)    /* pipe -> socket splice in flight */                                                \
     X(POLL, 10)         /* poll for readability in flight (splice path) */                                   \
     X(BACKPRESSURE, 11) /* not read: the other side's queue went over the high watermark */                  \
-    X(NONEMPTY, 12)     /* the last receive left data in the socket */
+    X(NONEMPTY, 12)     /* the last receive left data in the socket */                                       \
+    X(NOTIFY, 13)       /* the side's transport close notification queued */
 
 enum {
 #define OP_CF_ENUM_(name, bit) OP_CF_##name = 1u << (bit),
@@ -89,6 +89,8 @@ struct op_outq {
 
 struct op_side_st {
     int fd;
+    const struct op_xprt_ops *xops; /* NULL: raw bytes */
+    void *xprt;                     /* the transport's state for this side */
     uint16_t flags;
     uint8_t inflight; /* operations in flight on this fd (recv, send, connect, cancel, ...) */
     struct op_outq q;
@@ -107,9 +109,7 @@ struct op_conn {
     struct op_timer timer;
     uint64_t last_active_ms;
     uint32_t idle_ms; /* while tunnelling: idle timeout */
-    void *xprt;       /* transport state */
     void *xprt_ctx;
-    const struct op_xprt_ops *xops;
     const struct op_proto_ops *pops;
     void *proto_ctx;
     void *proto_state; /* pops->state_size bytes, zeroed at accept */
@@ -198,11 +198,15 @@ static inline int delivery_take(struct op_delivery *d, const uint8_t *p, size_t 
 }
 
 /* Per-connection extras that protocols never see: the upstream "graveyard" (an upstream leg that was
- * dropped while operations were still in flight) and the epoch that tells its completions apart. */
+ * dropped while operations were still in flight), the epoch that tells its completions apart, and a
+ * transport state dropped while it was decoding. */
 struct conn_priv {
     int old_up_fd;
     uint8_t old_up_inflight;
     uint8_t up_epoch;
+    /* The transport state whose input() is running (a protocol callback inside it may drop that leg), and
+     * such a dropped state: freed once input() returned. */
+    void *xinput, *xdead;
 };
 
 struct op_worker {
@@ -323,6 +327,7 @@ void pools_free(struct op_worker *w);          /* in op_engine_free */
 
 /* conn.c */
 void side_reset(struct op_worker *w, struct op_side_st *s); /* empties a side (queue, pipe), fd -1 */
+void side_xprt_close(struct op_conn *c, int side);          /* frees the side's transport state, if any */
 
 /* pump.c */
 void conn_progress(struct op_conn *c); /* decides what to arm next after any event */

@@ -102,9 +102,10 @@ static void side_flush(struct op_conn *c, int side)
         return;
     }
     if ((s->flags & OP_SF_SHUT_WANT) && !(s->flags & OP_SF_SHUT_DONE)) {
-        if (side == OP_CLI && c->xops && !(c->flags & OP_CF_NOTIFY) && (c->flags & OP_CF_XPRT_READY)) {
-            c->flags |= OP_CF_NOTIFY;
-            if (c->xops->shutdown(c) == 0 && s->q.count) {
+        /* An upstream transport is attached with its handshake done; a client one may still be in it. */
+        if (s->xops && !(s->flags & OP_SF_NOTIFY) && (side == OP_UP || (c->flags & OP_CF_XPRT_READY))) {
+            s->flags |= OP_SF_NOTIFY;
+            if (s->xops->shutdown(c, (enum op_side)side) == 0 && s->q.count) {
                 arm_send(c, side);
                 return;
             }
@@ -163,16 +164,21 @@ void conn_try_free(struct op_conn *c)
     if (c->side[OP_CLI].inflight || c->side[OP_UP].inflight || pv->old_up_inflight) return;
     if (c->state == OP_CS_FREE) return;
     if (c->flags & OP_CF_DETACH) {
-        int fd = c->side[OP_CLI].fd;
-        if (!(c->flags & OP_CF_DETACH_LOST) && fd >= 0)
-            c->side[OP_CLI].fd = -1; /* the protocol's now: not closed below */
-        else
-            fd = -1;
-        c->pops->on_detached(c, fd);
+        struct op_side_st *cli = &c->side[OP_CLI];
+        struct op_leg leg = {-1, NULL, NULL};
+        if (!(c->flags & OP_CF_DETACH_LOST) && cli->fd >= 0) { /* the protocol's now: not closed below */
+            leg = (struct op_leg){cli->fd, cli->xops, cli->xprt};
+            if (cli->xops) cli->xops->bind(cli->xprt, NULL, OP_CLI);
+            cli->fd = -1;
+            cli->xops = NULL;
+            cli->xprt = NULL;
+        }
+        c->pops->on_detached(c, &leg);
     } else if (c->pops && c->pops->on_close) {
         c->pops->on_close(c);
     }
-    if (c->xops && c->xops->close) c->xops->close(c);
+    for (int s = 0; s < 2; s++)
+        side_xprt_close(c, s);
     for (int s = 0; s < 2; s++) {
         if (c->side[s].flags & OP_SF_WAITBUF) w->nwaiting--;
         if (c->side[s].fd >= 0) close(c->side[s].fd);
@@ -189,6 +195,26 @@ void conn_try_free(struct op_conn *c)
     if (w->any_accept_paused) accept_resume(w); /* a descriptor was just freed */
 }
 
+static void on_eof(struct op_conn *c, int side);
+
+/* Ciphertext from a side with a transport: decoded plaintext goes on through op_conn_deliver_from; a close
+ * notification is that side's EOF, as a FIN would be. */
+static int xprt_input(struct op_conn *c, int side, const uint8_t *data, uint32_t len)
+{
+    struct conn_priv *pv = conn_priv(c);
+    const struct op_xprt_ops *x = c->side[side].xops;
+    pv->xinput = c->side[side].xprt;
+    enum op_xprt_result xr = x->input(c, (enum op_side)side, data, len);
+    pv->xinput = NULL;
+    if (OP_UNLIKELY(pv->xdead != NULL)) { /* the protocol dropped this leg meanwhile: what it said is moot */
+        x->free(pv->xdead);
+        pv->xdead = NULL;
+        return 0;
+    }
+    if (xr == OP_XPRT_CLOSE_NOTIFY && c->state != OP_CS_CLOSING) on_eof(c, side);
+    return xr == OP_XPRT_ERROR ? -1 : 0;
+}
+
 static void on_recv_data(struct op_conn *c, int side, uint8_t *data, uint32_t len, int bid)
 {
     struct op_worker *w = c->w;
@@ -199,17 +225,10 @@ static void on_recv_data(struct op_conn *c, int side, uint8_t *data, uint32_t le
         STAT_ADD(w, bytes_in, len);
         if (c->flags & OP_CF_LINGER) {
             /* discarding: we are closing and only wait for the client's FIN */
-        } else if (c->xops) {
-            enum op_xprt_result xr = c->xops->input(c, data, len);
-            rc = xr == OP_XPRT_ERROR ? -1 : 0;
-            if (xr == OP_XPRT_CLOSE_NOTIFY) {
-                c->side[OP_CLI].flags |= OP_SF_EOF;
-                if (c->flags & OP_CF_TUNNEL)
-                    op_conn_shutdown(c, OP_UP);
-                else if (c->pops->on_eof)
-                    c->pops->on_eof(c, OP_CLI);
-            }
-        } else if ((c->flags & OP_CF_TUNNEL) && c->side[OP_UP].q.count < OP_OUTQ_SEGS) {
+        } else if (c->side[OP_CLI].xops) {
+            rc = xprt_input(c, OP_CLI, data, len);
+        } else if ((c->flags & OP_CF_TUNNEL) && !c->side[OP_UP].xops &&
+                   c->side[OP_UP].q.count < OP_OUTQ_SEGS) {
             queue_pbuf(c, OP_UP, data, len, bid);
             keep_buf = true;
         } else {
@@ -219,9 +238,11 @@ static void on_recv_data(struct op_conn *c, int side, uint8_t *data, uint32_t le
         }
     } else {
         STAT_ADD(w, up_bytes_in, len);
-        if (c->flags & OP_CF_TUNNEL) {
-            if (c->xops) {
-                rc = c->xops->output(c, data, len);
+        if (c->side[OP_UP].xops) {
+            rc = xprt_input(c, OP_UP, data, len);
+        } else if (c->flags & OP_CF_TUNNEL) {
+            if (c->side[OP_CLI].xops) {
+                rc = c->side[OP_CLI].xops->output(c, OP_CLI, data, len);
             } else if (c->side[OP_CLI].q.count < OP_OUTQ_SEGS) {
                 queue_pbuf(c, OP_CLI, data, len, bid);
                 keep_buf = true;
@@ -338,6 +359,7 @@ void handle_conn_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
         s->flags &= (uint16_t)~OP_SF_CONNECTING;
         if (res < 0) {
             STAT_ADD(w, upstream_connect_errors, 1);
+            side_xprt_close(c, OP_UP);
             close(s->fd);
             side_reset(w, s);
         }

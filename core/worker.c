@@ -67,12 +67,13 @@ static void accept_conn(struct op_worker *w, int li, int fd)
     tune_socket(fd);
 
     if (lc->xprt) {
-        c->xops = lc->xprt;
+        c->side[OP_CLI].xops = lc->xprt;
         c->flags |= OP_CF_TLS;
         c->state = OP_CS_HANDSHAKE;
         void *ctx = atomic_load_explicit(&lc->xprt_ctx, memory_order_acquire);
-        if (c->xops->open(c, ctx) != 0) {
-            c->xops = NULL; /* nothing to close */
+        if (lc->xprt->open(c, ctx) != 0) {
+            c->side[OP_CLI].xops = NULL; /* nothing to close */
+            c->side[OP_CLI].xprt = NULL;
             op_conn_close(c, "transport setup failed");
         } else {
             op_conn_set_timeout(c, w->e->conf.to.handshake_ms);

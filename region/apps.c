@@ -261,10 +261,10 @@ static void dial_fail(struct op_conn *c, int status, const char *title, const ch
     op_http_dial_failed(c, status, "text/html; charset=utf-8", tl_page, n);
 }
 
-static void attach(struct op_region *r, struct op_conn *c, int fd)
+static void attach(struct op_region *r, struct op_conn *c, struct op_leg *leg)
 {
-    if (op_conn_attach_upstream(c, fd) != 0) {
-        close(fd);
+    if (op_conn_attach_leg(c, leg) != 0) {
+        op_leg_close(leg);
         OP_STAT_ADD(r->ws[op_worker_index(op_conn_worker(c))].failed, 1);
         dial_fail(c, 502, "Bad gateway", "Could not use the agent's stream connection.");
         return;
@@ -280,9 +280,10 @@ static int app_dial(void *ctx, struct op_conn *c)
     struct app_wait *w = waits_of(r, c), *slot = NULL;
     for (int i = 0; i < REGION_APP_WAITS && !slot; i++)
         if (!w[i].used) slot = &w[i];
-    int fd = op_broker_take(r->broker, tl_agent, slot ? &me : NULL, &ask);
+    struct op_leg leg;
+    int fd = op_broker_take(r->broker, tl_agent, slot ? &me : NULL, &ask, &leg);
     if (fd >= 0) {
-        attach(r, c, fd);
+        attach(r, c, &leg);
         return 0;
     }
     if (fd == -EINPROGRESS) {
@@ -308,9 +309,9 @@ static void app_dial_msg(void *ctx, struct op_conn *c, void *msg, bool waiting)
     struct app_wait *w = wait_find(r, c);
     if (m->kind != MSG_FD || !waiting || !w) return; /* the socket goes back to the broker */
     w->used = false;
-    int fd = m->fd;
-    m->fd = -1;
-    attach(r, c, fd);
+    struct op_leg leg = m->leg;
+    m->leg = (struct op_leg){-1, NULL, NULL};
+    attach(r, c, &leg);
 }
 
 static void app_dial_cancel(void *ctx, struct op_conn *c)

@@ -2,10 +2,13 @@
  * region/broker.c — agents' control connections, parked spares and waiting clients (see broker.h).
  *
  * A fixed table of agent entries reached through a chained hash on the agent id; each entry owns a slice
- * of three flat arrays (control connection refs, parked fds, a ring of waiting clients). Everything is
- * allocated in op_broker_new; an entry goes back to the free list when it holds nothing.
+ * of three flat arrays (control connection refs, parked spares, a ring of waiting clients). Everything is
+ * allocated in op_broker_new; an entry goes back to the free list when it holds nothing. Parked spares are
+ * kept in the order they arrived (oldest first), so the idle check looks at the front and take at the back.
  */
 #include "region/broker.h"
+
+#include "core/common.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +25,11 @@ struct agent {
     uint32_t coming; /* spares on their way (replacements of the ones taken, and asked for) */
 };
 
+struct parked {
+    struct op_leg leg;
+    uint64_t since_ms; /* when it was parked */
+};
+
 struct op_broker {
     pthread_mutex_t mu;
     struct op_broker_limits lim;
@@ -30,7 +38,7 @@ struct op_broker {
     uint32_t nbuckets;
     int32_t free_head;
     struct op_conn_ref *ctl;     /* lim.ctl_per_agent per agent */
-    int *parked;                 /* lim.spares_per_agent per agent */
+    struct parked *parked;       /* lim.spares_per_agent per agent, oldest first */
     struct op_conn_ref *waiters; /* lim.waiters_per_agent per agent, a ring */
     struct op_broker_stats st;
 };
@@ -53,6 +61,7 @@ struct op_broker *op_broker_new(const struct op_broker_limits *lim)
     struct op_broker *b = calloc(1, sizeof(*b));
     if (!b) return NULL;
     b->lim = *lim;
+    if (!b->lim.spare_idle_ms) b->lim.spare_idle_ms = OP_BROKER_SPARE_IDLE_MS;
     OP_BUG_ON(!lim->max_agents || !lim->ctl_per_agent || !lim->spares_per_agent || !lim->waiters_per_agent);
     b->nbuckets = 16;
     while (b->nbuckets < 2 * lim->max_agents)
@@ -82,7 +91,7 @@ void op_broker_free(struct op_broker *b)
     if (b->agents && b->parked)
         for (uint32_t i = 0; i < b->lim.max_agents; i++)
             for (uint32_t k = 0; k < b->agents[i].nparked; k++)
-                close(b->parked[(size_t)i * b->lim.spares_per_agent + k]);
+                op_leg_close(&b->parked[(size_t)i * b->lim.spares_per_agent + k].leg);
     if (b->buckets) pthread_mutex_destroy(&b->mu);
     free(b->agents);
     free(b->buckets);
@@ -141,7 +150,7 @@ static inline struct op_conn_ref *ctl_of(struct op_broker *b, struct agent *a)
 {
     return &b->ctl[aidx(b, a) * b->lim.ctl_per_agent];
 }
-static inline int *parked_of(struct op_broker *b, struct agent *a)
+static inline struct parked *parked_of(struct op_broker *b, struct agent *a)
 {
     return &b->parked[aidx(b, a) * b->lim.spares_per_agent];
 }
@@ -180,9 +189,9 @@ void op_broker_ctl_del(struct op_broker *b, const char *agent, struct op_conn_re
             break;
         }
         if (!a->nctl) {
-            int *p = parked_of(b, a);
+            struct parked *p = parked_of(b, a);
             for (uint32_t i = 0; i < a->nparked; i++)
-                close(p[i]);
+                op_leg_close(&p[i].leg);
             b->st.parked -= a->nparked;
             a->nparked = 0;
         }
@@ -219,9 +228,11 @@ bool op_broker_can_park(struct op_broker *b, const char *agent)
     return ok;
 }
 
-int op_broker_park(struct op_broker *b, const char *agent, int fd, struct op_conn_ref *waiter)
+int op_broker_park(struct op_broker *b, const char *agent, const struct op_leg *leg,
+                   struct op_conn_ref *waiter)
 {
-    OP_BUG_ON(fd < 0);
+    OP_BUG_ON(leg->fd < 0);
+    uint64_t now = op_now_ms();
     pthread_mutex_lock(&b->mu);
     struct agent *a = find(b, agent);
     int rc;
@@ -239,7 +250,7 @@ int op_broker_park(struct op_broker *b, const char *agent, int fd, struct op_con
         rc = -EUSERS;
     } else {
         if (a->coming) a->coming--;
-        parked_of(b, a)[a->nparked++] = fd;
+        parked_of(b, a)[a->nparked++] = (struct parked){*leg, now};
         b->st.parked++;
         b->st.parked_total++;
         rc = 0;
@@ -257,7 +268,8 @@ static bool alive(int fd)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-int op_broker_take(struct op_broker *b, const char *agent, const struct op_conn_ref *wait, uint32_t *ask)
+int op_broker_take(struct op_broker *b, const char *agent, const struct op_conn_ref *wait, uint32_t *ask,
+                   struct op_leg *out)
 {
     *ask = 0;
     pthread_mutex_lock(&b->mu);
@@ -266,17 +278,18 @@ int op_broker_take(struct op_broker *b, const char *agent, const struct op_conn_
     if (!a || !a->nctl) {
         rc = -ESRCH;
     } else {
-        int *p = parked_of(b, a);
+        struct parked *p = parked_of(b, a);
         while (a->nparked) {
-            int fd = p[--a->nparked];
+            struct op_leg leg = p[--a->nparked].leg;
             b->st.parked--;
-            if (alive(fd)) {
+            if (alive(leg.fd)) {
                 b->st.taken_total++;
                 a->coming++; /* the agent replaces it */
-                rc = fd;
+                *out = leg;
+                rc = leg.fd;
                 break;
             }
-            close(fd);
+            op_leg_close(&leg);
             b->st.dead_total++;
         }
         if (rc == -ENOENT && wait) {
@@ -297,17 +310,34 @@ int op_broker_take(struct op_broker *b, const char *agent, const struct op_conn_
     return rc;
 }
 
+/* Closes the agent's spares parked for spare_idle_ms or longer (the oldest are at the front); returns how
+ * many. */
+static uint32_t close_idle(struct op_broker *b, struct agent *a, uint64_t now)
+{
+    struct parked *p = parked_of(b, a);
+    uint32_t k = 0;
+    while (k < a->nparked && now - p[k].since_ms >= b->lim.spare_idle_ms)
+        op_leg_close(&p[k++].leg);
+    if (!k) return 0;
+    memmove(p, p + k, (a->nparked - k) * sizeof(*p));
+    a->nparked -= k;
+    b->st.parked -= k;
+    b->st.idle_total += k;
+    return k;
+}
+
 uint32_t op_broker_refill(struct op_broker *b, const char *agent, uint32_t wanted)
 {
+    uint64_t now = op_now_ms();
     pthread_mutex_lock(&b->mu);
     struct agent *a = find(b, agent);
     uint32_t n = 0;
     if (a && a->nctl) {
-        a->coming = 0;
-        uint32_t have = a->nparked;
+        uint32_t replaced = close_idle(b, a, now); /* the agent replaces these without being asked */
+        uint32_t have = a->nparked + replaced;
         n = have < wanted ? wanted - have : 0;
         if (a->nwait > have + n) n = a->nwait - have; /* clients still waiting get theirs too */
-        a->coming = n;
+        a->coming = n + replaced;
     }
     pthread_mutex_unlock(&b->mu);
     return n;

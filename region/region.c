@@ -275,7 +275,7 @@ struct region_msg *op_region_msg_get(struct op_region *r)
     pthread_mutex_unlock(&r->msg_mu);
     if (m) {
         m->r = r;
-        m->fd = -1;
+        m->leg = (struct op_leg){-1, NULL, NULL};
         m->count = 0;
     }
     return m;
@@ -284,7 +284,7 @@ struct region_msg *op_region_msg_get(struct op_region *r)
 static void msg_put(struct region_msg *m)
 {
     struct op_region *r = m->r;
-    OP_BUG_ON(m->fd >= 0); /* a socket is never dropped with its message */
+    OP_BUG_ON(m->leg.fd >= 0); /* a socket is never dropped with its message */
     pthread_mutex_lock(&r->msg_mu);
     m->next = r->msg_free;
     r->msg_free = (int32_t)(m - r->msgs);
@@ -295,11 +295,11 @@ static void msg_run(struct op_worker *w, struct op_msg *om)
 {
     struct region_msg *m = OP_CONTAINER_OF(om, struct region_msg, m);
     bool delivered = op_worker_deliver(w, m->ref, m); /* false: the connection went away meanwhile */
-    (void)delivered;  /* either way, a socket the connection did not take goes back to the broker */
-    if (m->fd >= 0) { /* nobody took the socket: it is still a good spare */
-        int fd = m->fd;
-        m->fd = -1;
-        op_region_give_spare(m->r, op_worker_engine(w), m->agent, fd);
+    (void)delivered;      /* either way, a socket the connection did not take goes back to the broker */
+    if (m->leg.fd >= 0) { /* nobody took the socket: it is still a good spare */
+        struct op_leg leg = m->leg;
+        m->leg = (struct op_leg){-1, NULL, NULL};
+        op_region_give_spare(m->r, op_worker_engine(w), m->agent, &leg);
     }
     msg_put(m);
 }
@@ -323,24 +323,24 @@ void op_region_want_spares(struct op_region *r, struct op_engine *e, const char 
     op_region_msg_post(e, m);
 }
 
-void op_region_give_spare(struct op_region *r, struct op_engine *e, const char *agent, int fd)
+void op_region_give_spare(struct op_region *r, struct op_engine *e, const char *agent, struct op_leg *leg)
 {
     struct op_conn_ref waiter;
-    int rc = op_broker_park(r->broker, agent, fd, &waiter);
+    int rc = op_broker_park(r->broker, agent, leg, &waiter);
     if (rc == 0) return;
     if (rc == 1) {
         struct region_msg *m = op_region_msg_get(r);
         if (m) {
             m->kind = MSG_FD;
             m->ref = waiter;
-            m->fd = fd;
+            m->leg = *leg;
             snprintf(m->agent, sizeof(m->agent), "%.*s", OP_ID_LEN, agent);
             op_region_msg_post(e, m);
             return;
         }
         /* No message free: the waiter times out; the socket cannot be handed over. */
     }
-    close(fd);
+    op_leg_close(leg);
 }
 
 /* ---- the route -------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ struct region_msg {
     struct op_region *r;
     enum region_msg_kind kind;
     struct op_conn_ref ref;
-    int fd;
+    struct op_leg leg; /* MSG_FD: a spare (fd -1 once taken) */
     uint16_t count;
     int32_t next; /* free list */
     char agent[OP_ID_LEN + 1];
@@ -89,8 +89,9 @@ struct region_msg *op_region_msg_get(struct op_region *r);
 void op_region_msg_post(struct op_engine *e, struct region_msg *m);
 /* Asks one of agent's control connections for n more spares (best effort). */
 void op_region_want_spares(struct op_region *r, struct op_engine *e, const char *agent, uint16_t n);
-/* A spare socket arrived or came back: handed to a waiting client, parked, or closed. */
-void op_region_give_spare(struct op_region *r, struct op_engine *e, const char *agent, int fd);
+/* A spare arrived or came back: handed to a waiting client, parked, or closed (the leg is taken in every
+ * case). */
+void op_region_give_spare(struct op_region *r, struct op_engine *e, const char *agent, struct op_leg *leg);
 
 /* The three handoffs (http route OP_ROUTE_HANDOFF) and the protocols they switch to. */
 void op_region_control_handoff(void *ctx, struct op_conn *c, const struct op_h1_request *req,

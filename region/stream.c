@@ -2,12 +2,13 @@
  * region/stream.c — the two sides of a stream.
  *
  * A spare (`/me/stream`): after its 101 is out, the connection detaches its socket from the engine
- * (op_conn_detach) and the socket goes to the broker, parked for its agent or handed at once to a client
- * waiting for one.
+ * (op_conn_detach) and the socket goes to the broker, with its TLS session when the region is https (a
+ * struct op_leg), parked for its agent or handed at once to a client waiting for one.
  *
  * A client (`/{agent}/tcp?port=N`): takes a parked spare (or waits for the next one, asking the agent's
  * control connection for SPARES, up to wait_ms), attaches it as the connection's upstream leg
- * (op_conn_attach_upstream), writes `OPEN 127.0.0.1:N\n` and reads the agent's one-line answer. `OK`:
+ * (op_conn_attach_leg: the OPEN line, the answer and the tunnel go through the spare's TLS session, if it
+ * has one), writes `OPEN 127.0.0.1:N\n` and reads the agent's one-line answer. `OK`:
  * the client gets its 101 and the engine relays both legs (op_conn_tunnel). `ERR code reason`: 502 with
  * the reason, before the upgrade. Client bytes that arrive during the set-up are held and sent after OK.
  */
@@ -47,11 +48,11 @@ static void spare_drained(struct op_conn *c, enum op_side side)
     op_conn_detach(c);
 }
 
-static void spare_detached(struct op_conn *c, int fd)
+static void spare_detached(struct op_conn *c, struct op_leg *leg)
 {
     struct spare_state *st = op_conn_proto_state(c);
-    if (fd < 0) return; /* it sent bytes or closed while detaching: not usable */
-    op_region_give_spare(st->r, op_worker_engine(op_conn_worker(c)), st->agent, fd);
+    if (leg->fd < 0) return; /* it sent bytes or closed while detaching: not usable */
+    op_region_give_spare(st->r, op_worker_engine(op_conn_worker(c)), st->agent, leg);
 }
 
 static void spare_drain(struct op_conn *c)
@@ -80,12 +81,6 @@ void op_region_stream_handoff(void *ctx, struct op_conn *c, const struct op_h1_r
     struct spare_state *st = op_conn_proto_state(c);
     st->r = r;
     memcpy(st->agent, pd->agent, sizeof(st->agent));
-    if (op_conn_is_tls(c)) {
-        /* The socket would leave its TLS session behind: joining a TLS agent leg needs a transport on the
-         * upstream side, which the engine does not have. */
-        op_region_fail(c, 501, "Stream connections over TLS are not supported by this region; use http.");
-        return;
-    }
     (void)rest;
     if (n) {
         op_region_fail(c, 400, "A stream connection sends nothing before OPEN.");
@@ -142,12 +137,12 @@ static void tcp_fail(struct op_conn *c, int status, const char *msg)
     op_region_fail(c, status, msg);
 }
 
-static void attach(struct op_conn *c, int fd)
+static void attach(struct op_conn *c, struct op_leg *leg)
 {
     struct tcp_state *st = ts(c);
-    int rc = op_conn_attach_upstream(c, fd);
+    int rc = op_conn_attach_leg(c, leg);
     if (rc != 0) {
-        close(fd);
+        op_leg_close(leg);
         tcp_fail(c, 502, "Could not use the agent's stream connection.");
         return;
     }
@@ -173,9 +168,9 @@ static void tcp_message(struct op_conn *c, void *msg)
     struct tcp_state *st = ts(c);
     if (m->kind != MSG_FD || st->phase != TP_WAIT || !st->waiting) return; /* the socket goes back */
     st->waiting = false;
-    int fd = m->fd;
-    m->fd = -1;
-    attach(c, fd);
+    struct op_leg leg = m->leg;
+    m->leg = (struct op_leg){-1, NULL, NULL};
+    attach(c, &leg);
 }
 
 /* The agent's answer: OK, or ERR <code> <reason>. */
@@ -329,9 +324,10 @@ void op_region_tcp_handoff(void *ctx, struct op_conn *c, const struct op_h1_requ
     st->phase = TP_WAIT;
     struct op_conn_ref me = op_conn_ref(c);
     uint32_t ask;
-    int fd = op_broker_take(r->broker, st->agent, &me, &ask);
+    struct op_leg leg;
+    int fd = op_broker_take(r->broker, st->agent, &me, &ask, &leg);
     if (fd >= 0) {
-        attach(c, fd);
+        attach(c, &leg);
         return;
     }
     if (fd == -EINPROGRESS) {

@@ -101,6 +101,12 @@ struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx, op_tls_out_fn out, o
     return c;
 }
 
+void op_tls_conn_rebind(struct op_tls_conn *c, op_tls_out_fn out, void *out_arg)
+{
+    c->out = out;
+    c->out_arg = out_arg;
+}
+
 void op_tls_conn_free(struct op_tls_conn *c)
 {
     if (c == NULL) return;

@@ -107,6 +107,11 @@ struct op_tls_conn;
  * Returns NULL on OOM. No I/O happens until the first op_tls_conn_input(). */
 OP_MUST_USE struct op_tls_conn *op_tls_conn_new(struct op_tls_ctx *ctx, op_tls_out_fn out,
                                                 op_tls_open_fn opened, void *out_arg);
+/* Re-points an established session at another owner: its later ciphertext goes to out(out_arg, ...) (the
+ * opened() callback has run already and is not called again). The session may then move to another thread
+ * (one thread at a time, handed over with a synchronising operation: a mutex, a message queue); it keeps no
+ * per-thread state between calls. */
+void op_tls_conn_rebind(struct op_tls_conn *c, op_tls_out_fn out, void *out_arg);
 /* Frees the session (no I/O, no close_notify) and drops its ctx reference. NULL is ignored. */
 void op_tls_conn_free(struct op_tls_conn *c);
 

@@ -15,7 +15,8 @@ pty_client.py run WS_URL [options] STEP...        opens the WebSocket and runs t
     raw-unmasked          sends a text frame without a mask
     close:CODE[:REGEX]    the server's close frame must come within 15 s with CODE (and a reason matching)
     drop                  closes the TCP connection without a close frame
-Exit 0 when every step passed; otherwise a line "FAIL ..." on stderr and exit 1.
+Exit 0 when every step passed; otherwise a line "FAIL ..." on stderr and exit 1. A wss:// WS_URL and an
+https:// PRIMARY are checked against CURL_CA_BUNDLE (or SSL_CERT_FILE) when set, else the system's CAs.
 """
 import base64
 import hashlib
@@ -23,6 +24,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -37,12 +39,20 @@ def fail(msg):
     sys.exit(1)
 
 
+def tls_context():
+    """Certificates are checked against CURL_CA_BUNDLE (or SSL_CERT_FILE) when set, as the CLI does."""
+    ca = os.environ.get("CURL_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
+    return ssl.create_default_context(cafile=ca)
+
+
 class WS:
     def __init__(self, url, origin=None, headers=(), host=None):
         u = urllib.parse.urlparse(url)
-        if u.scheme != "ws":
-            fail("only ws:// URLs: " + url)
-        self.s = socket.create_connection((u.hostname, u.port or 80), timeout=15)
+        if u.scheme not in ("ws", "wss"):
+            fail("only ws:// and wss:// URLs: " + url)
+        self.s = socket.create_connection((u.hostname, u.port or (443 if u.scheme == "wss" else 80)), timeout=15)
+        if u.scheme == "wss":
+            self.s = tls_context().wrap_socket(self.s, server_hostname=u.hostname)
         key = base64.b64encode(os.urandom(16)).decode()
         target = u.path + ("?" + u.query if u.query else "")
         extra = "".join(h + "\r\n" for h in headers)
@@ -230,7 +240,8 @@ def token(primary, session, url, agent):
                                  headers={"Coder-Session-Token": session, "Content-Type": "application/json"},
                                  data=json.dumps({"url": url, "agentID": agent}).encode())
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        ctx = tls_context() if primary.startswith("https:") else None
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
             print(json.load(r)["signed_token"])
     except urllib.error.HTTPError as e:
         print(e.code, e.read().decode(errors="replace"))

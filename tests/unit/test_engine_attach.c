@@ -1,7 +1,7 @@
 /*
  * Unit test for the engine's socket hand-over API on a real engine (two workers, loopback clients):
  *   - op_conn_detach: a connection's client socket leaves its slot intact (bytes the peer sent meanwhile
- *     stay in the socket), the slot is freed, on_detached gets the fd;
+ *     stay in the socket), the slot is freed, on_detached gets the fd (with no transport: a raw leg);
  *   - op_conn_attach_upstream: another connection (on whichever worker) takes that fd as its upstream leg,
  *     completion comes through on_upstream_connected from the event loop (never inside the call), and the
  *     pump relays both legs: 1 MiB each way, a half-close passed on, nothing lost;
@@ -36,11 +36,12 @@ struct tstate {
 
 static const struct op_proto_ops proto_b;
 
-static void t_detached(struct op_conn *c, int fd)
+static void t_detached(struct op_conn *c, struct op_leg *leg)
 {
     (void)c;
+    if (leg->xops) op_leg_close(leg); /* never: this listener has no transport */
     atomic_fetch_add(&detached_calls, 1);
-    atomic_store(&parked_fd, fd);
+    atomic_store(&parked_fd, leg->fd);
 }
 
 static void t_connected(struct op_conn *c, int err)

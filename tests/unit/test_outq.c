@@ -98,7 +98,7 @@ int main(void)
     char fb[64];
     CHECK(strcmp(op_conn_flags_str(OP_CF_TUNNEL | OP_CF_TLS, fb, sizeof(fb)), "TUNNEL|TLS") == 0, "flags: %s",
           fb);
-    CHECK(strcmp(op_conn_flags_str(OP_CF_NOTIFY | (1u << 20), fb, sizeof(fb)), "NOTIFY|0x100000") == 0,
+    CHECK(strcmp(op_conn_flags_str(OP_CF_LINGER | (1u << 20), fb, sizeof(fb)), "LINGER|0x100000") == 0,
           "unknown flag bits: %s", fb);
     CHECK(strcmp(op_conn_flags_str(0, fb, sizeof(fb)), "0") == 0, "no flags: %s", fb);
     CHECK(strcmp(op_side_flags_str(OP_SF_RECV | OP_SF_EOF | OP_SF_BACKPRESSURE, fb, sizeof(fb)),
