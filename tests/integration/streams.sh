@@ -74,32 +74,7 @@ for region in primary eu us; do
     ok "$region: 64 MiB each way through outpost tcp, SHA-256 matches, ${secs}s ($(python3 -c "print('%.0f' % (64 / $secs))") MiB/s each way); $(sed -n 's/^outpost tcp: .*: stream open/stream open/p' "$T/tcp-$region.err")"
 done
 for region in primary eu us; do
-    mkdir -p "$T/many-$region"
-    pids=()
-    # Each stream stays open until $release exists (bounded at 90 s), so "all open at once" does not
-    # depend on how fast 200 clients start on a loaded machine.
-    release="$T/many-$region/release"
-    for i in $(seq 200); do
-        (printf 'stream %s via %s\n' $i $region
-            for ((w = 0; w < 900; w++)); do [ -e "$release" ] && break; sleep 0.1; done) |
-            "$OUTPOST" tcp ws $E --proxy $region >"$T/many-$region/$i.out" 2>"$T/many-$region/$i.err" &
-        pids+=($!)
-    done
-    peak=0
-    for ((k = 0; k < 600; k++)); do
-        n=$(ss -tnH state established "( sport = :$E )" | wc -l)
-        [ "$n" -gt "$peak" ] && peak=$n
-        [ "$peak" -ge 200 ] && break
-        sleep 0.1
-    done
-    touch "$release"
-    bad=0
-    for p in "${pids[@]}"; do wait $p || bad=$((bad + 1)); done
-    for i in $(seq 200); do
-        [ "$(cat "$T/many-$region/$i.out")" = "stream $i via $region" ] || bad=$((bad + 1))
-    done
-    [ $bad = 0 ] || fail "$region: $bad of 200 concurrent streams failed: $(cat "$T"/many-$region/*.err | sort | uniq -c | head -5)"
-    [ "$peak" -ge 200 ] || fail "$region: only $peak streams were open at once"
+    concurrent_streams $region 200 $E $region
     ok "$region: 200 concurrent streams (all open at once), each echoed back"
 done
 

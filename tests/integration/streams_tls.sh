@@ -73,30 +73,7 @@ for region in eu primary; do
     ok "$region (https): 16 MiB each way through outpost tcp and a TLS agent leg, SHA-256 matches, ${secs}s"
 done
 for region in eu primary; do
-    mkdir -p "$T/many-$region"
-    pids=()
-    release="$T/many-$region/release"
-    for i in $(seq 50); do
-        (printf 'stream %s via %s\n' $i $region
-            for ((w = 0; w < 900; w++)); do [ -e "$release" ] && break; sleep 0.1; done) |
-            "$OUTPOST" tcp ws $E --proxy $region >"$T/many-$region/$i.out" 2>"$T/many-$region/$i.err" &
-        pids+=($!)
-    done
-    peak=0
-    for ((k = 0; k < 600; k++)); do
-        n=$(ss -tnH state established "( sport = :$E )" | wc -l)
-        [ "$n" -gt "$peak" ] && peak=$n
-        [ "$peak" -ge 50 ] && break
-        sleep 0.1
-    done
-    touch "$release"
-    bad=0
-    for p in "${pids[@]}"; do wait $p || bad=$((bad + 1)); done
-    for i in $(seq 50); do
-        [ "$(cat "$T/many-$region/$i.out")" = "stream $i via $region" ] || bad=$((bad + 1))
-    done
-    [ $bad = 0 ] || fail "$region: $bad of 50 concurrent streams failed: $(cat "$T"/many-$region/*.err | sort | uniq -c | head -5)"
-    [ "$peak" -ge 50 ] || fail "$region: only $peak streams were open at once"
+    concurrent_streams $region 50 $E "$region (https)"
     ok "$region (https): 50 concurrent streams over TLS agent legs (all open at once), each echoed back"
 done
 

@@ -68,6 +68,34 @@ new_workspace() {
     AGENT=$(python3 "$ROOT/tests/lib/stream_client.py" agent-id "$2" "$ATOKEN") || fail "manifest of workspace $1"
 }
 
+# concurrent_streams REGION N ECHO_PORT [LABEL]: N `outpost tcp ws ECHO_PORT --proxy REGION` at once, each held
+# open until all N are established on the echo server's port (bounded at 90 s, so "all open at once" does
+# not depend on how fast N clients start on a loaded machine); each must echo its own line back.
+concurrent_streams() {
+    local region=$1 n=$2 e=$3 label=${4:-$1} i p k c peak=0 bad=0 release pids=()
+    mkdir -p "$T/many-$region"
+    release="$T/many-$region/release"
+    for i in $(seq "$n"); do
+        (printf 'stream %s via %s\n' "$i" "$region"
+            for ((c = 0; c < 900; c++)); do [ -e "$release" ] && break; sleep 0.1; done) |
+            "$OUTPOST" tcp ws "$e" --proxy "$region" >"$T/many-$region/$i.out" 2>"$T/many-$region/$i.err" &
+        pids+=($!)
+    done
+    for ((k = 0; k < 600; k++)); do
+        c=$(ss -tnH state established "( sport = :$e )" | wc -l)
+        [ "$c" -gt "$peak" ] && peak=$c
+        [ "$peak" -ge "$n" ] && break
+        sleep 0.1
+    done
+    touch "$release"
+    for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+    for i in $(seq "$n"); do
+        [ "$(cat "$T/many-$region/$i.out")" = "stream $i via $region" ] || bad=$((bad + 1))
+    done
+    [ $bad = 0 ] || fail "$label: $bad of $n concurrent streams failed: $(cat "$T"/many-$region/*.err | sort | uniq -c | head -5)"
+    [ "$peak" -ge "$n" ] || fail "$label: only $peak streams were open at once"
+}
+
 certs() { [ -f "$T/certs/server.pem" ] || bash "$ROOT/tests/lib/certs.sh" "$T/certs" >/dev/null || fail "certs"; }
 
 SERVERS=$ROOT/tests/lib/servers.py
