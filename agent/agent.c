@@ -19,6 +19,7 @@
 #include "agent/primary.h"
 #include "agent/procnet.h"
 #include "agent/pty.h"
+#include "agent/tcp_ws.h"
 #include "agent/relay.h"
 #include "agent/ssh.h"
 #include "core/log.h"
@@ -37,6 +38,7 @@ struct agent {
     struct op_relay *relay;
     struct op_agent_ssh *ssh;
     struct op_agent_pty *pty;
+    struct op_agent_tcpws *tcpws;
     sigset_t sigs;
     long long report_interval_ms;
     char arch[72];
@@ -331,6 +333,12 @@ static int start(struct agent *a, char *err, size_t errlen)
         int rc = op_agent_pty_start(&pc, &a->pty, err, errlen);
         if (rc) return rc;
     }
+    struct op_agent_tcpws_conf tc = {
+        .max_conns = (int)op_conf_int(&a->conf, OP_AO_MAX_STREAMS),
+        .dial_timeout_ms = (int)op_conf_duration_ms(&a->conf, OP_AO_DIAL_TIMEOUT),
+    };
+    int trc = op_agent_tcpws_start(&tc, &a->tcpws, err, errlen);
+    if (trc) return trc;
     struct op_relay_conf rc = {
         .spares = (int)op_conf_int(&a->conf, OP_AO_SPARES),
         .max_spares = (int)op_conf_int(&a->conf, OP_AO_MAX_SPARES),
@@ -344,6 +352,7 @@ static int start(struct agent *a, char *err, size_t errlen)
         .version = OP_VERSION,
         .ssh = a->ssh,
         .pty = a->pty,
+        .tcpws = a->tcpws,
     };
     return op_relay_start(&rc, &a->relay, err, errlen);
 }
@@ -414,6 +423,8 @@ int op_agent_main(int argc, char **argv)
     a->ssh = NULL;
     op_agent_pty_stop(a->pty);
     a->pty = NULL;
+    op_agent_tcpws_stop(a->tcpws);
+    a->tcpws = NULL;
     if (rc == 0) {
         /* The last word: "off" marks the agent disconnected at once. */
         if (report(a, "off", true) == 0) op_info("agent", "reported the agent disconnected; bye");

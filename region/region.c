@@ -431,8 +431,8 @@ static bool check_agent(struct op_region *r, const struct op_h1_request *req, st
     return true;
 }
 
-static bool check_connect(struct op_region *r, const struct op_h1_request *req, op_span_t agent,
-                          op_span_t query, struct op_route *out)
+bool op_region_check_connect(struct op_region *r, const struct op_h1_request *req, op_span_t agent,
+                             op_span_t query, struct op_route *out)
 {
     op_span_t ps, tok = op_span(NULL, 0);
     long port = 0;
@@ -542,7 +542,7 @@ bool op_region_route(struct op_region *r, struct op_conn *c, const struct op_h1_
         op_region_respond(out, 400, "An upgrade request carries no body.");
         return true;
     }
-    bool ok = ep == EP_TCP ? check_connect(r, req, agent, query, out) : check_agent(r, req, out);
+    bool ok = ep == EP_TCP ? op_region_check_connect(r, req, agent, query, out) : check_agent(r, req, out);
     if (!ok) return true;
     op_region_pending.ep = ep;
     op_region_pending.ref = op_conn_ref(c);

@@ -103,6 +103,13 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
 bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *conf, struct op_conn *c,
                          const struct op_h1_request *req, struct op_route *out);
 
+/* The role's route function calls this before op_region_route: true when the request is the WebSocket
+ * variant of the tcp endpoint, GET /api/v2/workspaceagents/{agent}/tcp?port=N with Upgrade: websocket
+ * (region/tcp_ws.c; out is filled: the agent stream upstream of a request with a valid connect token and
+ * an allowed Origin, or an answer). Worker thread, no I/O. */
+bool op_region_route_tcp_ws(struct op_region *r, const struct op_region_app_conf *conf, struct op_conn *c,
+                            const struct op_h1_request *req, struct op_route *out);
+
 /* What the slow path needs from its role (control thread; may block). */
 struct op_region_app_hooks {
     /* Asks for a signed app token with the §2.9 body issue (a cJSON object). Returns 0 with the token in

@@ -76,6 +76,12 @@ extern _Thread_local struct region_pending op_region_pending;
 
 /* Verifies tok with the region's keys: 0, -EINVAL (malformed), -ENOKEY (unknown kid), -EACCES (MAC). */
 int op_region_verify(struct op_region *r, const char *tok, size_t len, struct op_jws *out);
+/* The tcp endpoint's token rules (docs/agent-protocol.md §5): the port query parameter, a connect token
+ * (Coder-Connect-Token header or coder_connect_token parameter) for this agent, port and region, and a
+ * control connection of the agent here. true with op_region_pending.agent/port set; false with out
+ * filled with the answer (400, 401, 403, 404). */
+bool op_region_check_connect(struct op_region *r, const struct op_h1_request *req, op_span_t agent,
+                             op_span_t query, struct op_route *out);
 /* Writes a complete JSON error response {"message": msg} and closes once it is out. */
 void op_region_fail(struct op_conn *c, int status, const char *msg);
 /* Fills out with an answer `{"message": msg}` (JSON-escaped) on a per-thread buffer. */
