@@ -132,6 +132,7 @@ struct op_region *op_region_new(const char *name, const struct op_region_limits 
         r->msgs[i].next = i + 1 < REGION_MSGS ? i + 1 : -1;
     r->msg_free = 0;
     pthread_mutex_init(&r->msg_mu, NULL);
+    pthread_mutex_init(&r->rev_mu, NULL);
     return r;
 }
 
@@ -145,6 +146,7 @@ void op_region_free(struct op_region *r)
         free(ks);
     }
     pthread_mutex_destroy(&r->msg_mu);
+    pthread_mutex_destroy(&r->rev_mu);
     free(r->msgs);
     free(r->app_waits);
     free(r);
@@ -426,7 +428,13 @@ static bool check_agent(struct op_region *r, const struct op_h1_request *req, st
         op_region_respond(out, 401, "Invalid agent credential.");
         return false;
     }
+    if (op_region_is_revoked(r, cred.agent_id, cred.iat)) {
+        op_region_respond(out, 401,
+                          "The agent was revoked: its token was regenerated or its workspace deleted.");
+        return false;
+    }
     snprintf(op_region_pending.agent, sizeof(op_region_pending.agent), "%s", cred.agent_id);
+    op_region_pending.iat = cred.iat;
     op_region_pending.exp = cred.exp;
     return true;
 }

@@ -68,6 +68,12 @@ struct op_region_key {
 OP_MUST_USE int op_region_set_keys(struct op_region *r, struct op_engine *e, const struct op_region_key *keys,
                                    int n);
 
+/* The agent's token was regenerated or its workspace deleted (the primary, which checks its database):
+ * every control connection of the agent here gets GOAWAY `revoked` at once (messages to their workers)
+ * and credentials issued up to now are refused on new control and stream connections (401), instead of
+ * being accepted until they expire. Any thread; e: the running engine (NULL: only the refusal). */
+void op_region_revoke_agent(struct op_region *r, struct op_engine *e, const char *agent_id);
+
 /* The role's route function calls this first: true when the request is one of the three endpoints above
  * (out is then filled: a handoff to the region, or an error answer), false to route it as usual. */
 bool op_region_route(struct op_region *r, struct op_conn *c, const struct op_h1_request *req,
