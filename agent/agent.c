@@ -213,6 +213,7 @@ static int report(struct agent *a, const char *lifecycle, bool final)
         cJSON *p = cJSON_CreateObject();
         cJSON_AddNumberToObject(p, "port", a->ports.port[i]);
         cJSON_AddStringToObject(p, "network", "tcp");
+        if (a->ports.name[i][0]) cJSON_AddStringToObject(p, "process_name", a->ports.name[i]);
         cJSON_AddItemToArray(ports, p);
     }
     char names[MAX_REGIONS_LISTED][OP_RELAY_NAME_MAX];
@@ -261,6 +262,7 @@ static int run(struct agent *a)
         backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
     }
     op_procnet_read(&a->ports);
+    op_procnet_names(&a->ports);
     if (report(a, "ready", false) == -EPERM) return EX_NOPERM;
     uint64_t now = op_now_ms();
     uint64_t next_manifest = now + (uint64_t)manifest_ms, next_ports = now + (uint64_t)ports_ms;
@@ -286,6 +288,12 @@ static int run(struct agent *a)
             struct op_port_set ps;
             op_procnet_read(&ps);
             need = ps.n != a->ports.n || memcmp(ps.port, a->ports.port, sizeof(ps.port[0]) * (size_t)ps.n);
+            /* The process walk only when a socket came or went (a port reopened has a new inode). */
+            if (op_procnet_same(&ps, &a->ports))
+                memcpy(ps.name, a->ports.name, sizeof(ps.name));
+            else
+                op_procnet_names(&ps);
+            need = need || memcmp(ps.name, a->ports.name, sizeof(ps.name[0]) * (size_t)ps.n) != 0;
             a->ports = ps;
             next_ports = now + (uint64_t)ports_ms;
         }
