@@ -243,7 +243,9 @@ static void pump(struct twconn *c)
      * client bytes unfed while neither socket is watched for them. */
     for (int round = 0; round < 64 && c->st == TW_OPEN; round++) {
         bool moved = false;
-        while (!c->client_gone && c->inlen < TW_IN_CAP && !c->pump.peer_closed) { /* client bytes */
+        /* Client bytes; after its close frame they are dropped, but its EOF still ends the stream (a
+         * client that gave up waiting for our close). */
+        while (!c->client_gone && c->inlen < TW_IN_CAP) {
             ssize_t k = recv(c->cfd, c->in + c->inlen, TW_IN_CAP - c->inlen, 0);
             if (k > 0) {
                 c->inlen += (size_t)k;
@@ -318,7 +320,7 @@ static void pump(struct twconn *c)
     if (c->st != TW_OPEN) return;
     const uint8_t *d;
     uint32_t cm = 0, tm = 0;
-    if (c->inlen < TW_IN_CAP && !c->pump.peer_closed) cm |= EPOLLIN | EPOLLRDHUP;
+    if (c->inlen < TW_IN_CAP) cm |= EPOLLIN | EPOLLRDHUP;
     if (tcpws_pump_to_client(&c->pump, &d)) cm |= EPOLLOUT;
     if (!c->target_eof && tcpws_pump_target_room(&c->pump)) tm |= EPOLLIN | EPOLLRDHUP;
     /* Client bytes the pump could take now (the round limit stopped it): the target's EPOLLOUT, ready at
