@@ -19,6 +19,7 @@
 #include "agent/primary.h"
 #include "agent/procnet.h"
 #include "agent/pty.h"
+#include "agent/tcp_ws.h"
 #include "agent/relay.h"
 #include "agent/ssh.h"
 #include "core/log.h"
@@ -37,6 +38,7 @@ struct agent {
     struct op_relay *relay;
     struct op_agent_ssh *ssh;
     struct op_agent_pty *pty;
+    struct op_agent_tcpws *tcpws;
     sigset_t sigs;
     long long report_interval_ms;
     char arch[72];
@@ -211,6 +213,7 @@ static int report(struct agent *a, const char *lifecycle, bool final)
         cJSON *p = cJSON_CreateObject();
         cJSON_AddNumberToObject(p, "port", a->ports.port[i]);
         cJSON_AddStringToObject(p, "network", "tcp");
+        if (a->ports.name[i][0]) cJSON_AddStringToObject(p, "process_name", a->ports.name[i]);
         cJSON_AddItemToArray(ports, p);
     }
     char names[MAX_REGIONS_LISTED][OP_RELAY_NAME_MAX];
@@ -259,6 +262,7 @@ static int run(struct agent *a)
         backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
     }
     op_procnet_read(&a->ports);
+    op_procnet_names(&a->ports);
     if (report(a, "ready", false) == -EPERM) return EX_NOPERM;
     uint64_t now = op_now_ms();
     uint64_t next_manifest = now + (uint64_t)manifest_ms, next_ports = now + (uint64_t)ports_ms;
@@ -284,6 +288,12 @@ static int run(struct agent *a)
             struct op_port_set ps;
             op_procnet_read(&ps);
             need = ps.n != a->ports.n || memcmp(ps.port, a->ports.port, sizeof(ps.port[0]) * (size_t)ps.n);
+            /* The process walk only when a socket came or went (a port reopened has a new inode). */
+            if (op_procnet_same(&ps, &a->ports))
+                memcpy(ps.name, a->ports.name, sizeof(ps.name));
+            else
+                op_procnet_names(&ps);
+            need = need || memcmp(ps.name, a->ports.name, sizeof(ps.name[0]) * (size_t)ps.n) != 0;
             a->ports = ps;
             next_ports = now + (uint64_t)ports_ms;
         }
@@ -331,6 +341,12 @@ static int start(struct agent *a, char *err, size_t errlen)
         int rc = op_agent_pty_start(&pc, &a->pty, err, errlen);
         if (rc) return rc;
     }
+    struct op_agent_tcpws_conf tc = {
+        .max_conns = (int)op_conf_int(&a->conf, OP_AO_MAX_STREAMS),
+        .dial_timeout_ms = (int)op_conf_duration_ms(&a->conf, OP_AO_DIAL_TIMEOUT),
+    };
+    int trc = op_agent_tcpws_start(&tc, &a->tcpws, err, errlen);
+    if (trc) return trc;
     struct op_relay_conf rc = {
         .spares = (int)op_conf_int(&a->conf, OP_AO_SPARES),
         .max_spares = (int)op_conf_int(&a->conf, OP_AO_MAX_SPARES),
@@ -344,6 +360,7 @@ static int start(struct agent *a, char *err, size_t errlen)
         .version = OP_VERSION,
         .ssh = a->ssh,
         .pty = a->pty,
+        .tcpws = a->tcpws,
     };
     return op_relay_start(&rc, &a->relay, err, errlen);
 }
@@ -414,6 +431,8 @@ int op_agent_main(int argc, char **argv)
     a->ssh = NULL;
     op_agent_pty_stop(a->pty);
     a->pty = NULL;
+    op_agent_tcpws_stop(a->tcpws);
+    a->tcpws = NULL;
     if (rc == 0) {
         /* The last word: "off" marks the agent disconnected at once. */
         if (report(a, "off", true) == 0) op_info("agent", "reported the agent disconnected; bye");

@@ -104,7 +104,10 @@ const struct op_optset op_agent_optset = {
         "listening socket; the limits bound what it holds: per region one control connection and "
         "`--spares` parked stream connections, and `--max-streams` streams in all. Two stream ports are "
         "served inside the agent instead of dialed: 1, its SSH server (docs/ssh.md), and 2, its web-terminal "
-        "server of reconnecting PTY sessions over WebSocket (docs/terminal.md).",
+        "server of reconnecting PTY sessions over WebSocket (docs/terminal.md). A stream opened as "
+        "`OPEN ws:127.0.0.1:PORT` (the WebSocket variant of the tcp endpoint, docs/agent-protocol.md §5) "
+        "goes to its in-process WebSocket server, which dials the port and carries its bytes in binary "
+        "messages; `--max-streams` bounds those too.",
     .config_id = OP_AO_CONFIG,
     .env_file_id = -1,
     .verbose_id = -1,

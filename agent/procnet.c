@@ -3,9 +3,12 @@
  */
 #include "agent/procnet.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -48,7 +51,7 @@ static bool field(const char **p, const char *end, const char **f, size_t *flen)
     return true;
 }
 
-static void add_port(struct op_port_set *set, uint16_t port)
+static void add_port(struct op_port_set *set, uint16_t port, uint64_t inode)
 {
     int lo = 0, hi = set->n;
     while (lo < hi) {
@@ -58,16 +61,25 @@ static void add_port(struct op_port_set *set, uint16_t port)
         else
             hi = mid;
     }
-    if (lo < set->n && set->port[lo] == port) return;
+    if (lo < set->n && set->port[lo] == port) {
+        if (!set->inode[lo]) set->inode[lo] = inode;
+        return;
+    }
     if (set->n >= OP_PROCNET_MAX_PORTS) return;
-    memmove(&set->port[lo + 1], &set->port[lo], (size_t)(set->n - lo) * sizeof(set->port[0]));
+    size_t k = (size_t)(set->n - lo);
+    memmove(&set->port[lo + 1], &set->port[lo], k * sizeof(set->port[0]));
+    memmove(&set->inode[lo + 1], &set->inode[lo], k * sizeof(set->inode[0]));
+    memmove(&set->name[lo + 1], &set->name[lo], k * sizeof(set->name[0]));
     set->port[lo] = port;
+    set->inode[lo] = inode;
+    set->name[lo][0] = '\0';
     set->n++;
 }
 
-/* One socket line: "sl: local rem st ...". Returns 1 for a LISTEN socket (port in *port), 0 for another
- * state, -1 for a malformed line. */
-static int parse_line(const char *p, const char *end, uint16_t *port)
+/* One socket line: "sl: local rem st tx:rx tr:when retrnsmt uid timeout inode ...". Returns 1 for a LISTEN
+ * socket (port in *port, the inode in *inode: 0 when the line stops early or it is not a number), 0 for
+ * another state, -1 for a malformed line. */
+static int parse_line(const char *p, const char *end, uint16_t *port, uint64_t *inode)
 {
     const char *f;
     size_t fl;
@@ -88,6 +100,15 @@ static int parse_line(const char *p, const char *end, uint16_t *port)
     if (st != TCP_LISTEN) return 0;
     if (lport == 0) return -1;
     *port = (uint16_t)lport;
+    *inode = 0;
+    for (int i = 0; i < 6; i++) /* tx:rx, tr:when, retrnsmt, uid, timeout, inode */
+        if (!field(&p, end, &f, &fl)) return 1;
+    uint64_t ino = 0;
+    for (size_t i = 0; i < fl; i++) {
+        if (f[i] < '0' || f[i] > '9' || ino > (UINT64_MAX - 9) / 10) return 1;
+        ino = ino * 10 + (uint64_t)(f[i] - '0');
+    }
+    *inode = ino;
     return 1;
 }
 
@@ -102,12 +123,13 @@ static int parse_lines(const char *text, size_t len, struct op_port_set *set, bo
             header = false;
         } else if (le > p) {
             uint16_t port;
-            int r = parse_line(p, le, &port);
+            uint64_t inode = 0;
+            int r = parse_line(p, le, &port, &inode);
             if (r < 0) {
                 set->skipped++;
             } else if (r > 0) {
                 found++;
-                add_port(set, port);
+                add_port(set, port, inode);
             }
         }
         p = nl ? nl + 1 : end;
@@ -167,4 +189,78 @@ int op_procnet_read(struct op_port_set *set)
             err = rc;
     }
     return ok ? 0 : err;
+}
+
+int op_procnet_same(const struct op_port_set *a, const struct op_port_set *b)
+{
+    return a->n == b->n && memcmp(a->port, b->port, sizeof(a->port[0]) * (size_t)a->n) == 0 &&
+           memcmp(a->inode, b->inode, sizeof(a->inode[0]) * (size_t)a->n) == 0;
+}
+
+/* "socket:[12345]" -> 12345; 0 for anything else. */
+static uint64_t socket_inode(const char *l, size_t n)
+{
+    if (n < 10 || memcmp(l, "socket:[", 8) != 0 || l[n - 1] != ']') return 0;
+    uint64_t v = 0;
+    for (size_t i = 8; i + 1 < n; i++) {
+        if (l[i] < '0' || l[i] > '9' || v > (UINT64_MAX - 9) / 10) return 0;
+        v = v * 10 + (uint64_t)(l[i] - '0');
+    }
+    return v;
+}
+
+/* The comm of process pid (NUL-terminated, without its newline) into out; false when unreadable. */
+static bool read_comm(const char *pid, char out[OP_PROCNET_NAME_MAX])
+{
+    char path[300];
+    snprintf(path, sizeof(path), "/proc/%.255s/comm", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t r = read(fd, out, OP_PROCNET_NAME_MAX - 1);
+    close(fd);
+    if (r <= 0) return false;
+    size_t n = (size_t)r;
+    while (n && (out[n - 1] == '\n' || out[n - 1] == '\0'))
+        n--;
+    for (size_t i = 0; i < n; i++) /* a comm is the process's to choose: keep it printable */
+        if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] >= 0x7f) out[i] = '?';
+    out[n] = '\0';
+    return n > 0;
+}
+
+int op_procnet_names(struct op_port_set *set)
+{
+    int want = 0, named = 0;
+    for (int i = 0; i < set->n; i++)
+        want += set->inode[i] && !set->name[i][0];
+    if (!want) return 0;
+    DIR *proc = opendir("/proc");
+    if (!proc) return 0;
+    struct dirent *de;
+    while (named < want && (de = readdir(proc)) != NULL) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9') continue; /* processes only */
+        char path[300];
+        snprintf(path, sizeof(path), "/proc/%.255s/fd", de->d_name);
+        DIR *fds = opendir(path); /* another user's process: EACCES, nameless */
+        if (!fds) continue;
+        char comm[OP_PROCNET_NAME_MAX] = "";
+        bool have_comm = false;
+        struct dirent *fe;
+        while (named < want && (fe = readdir(fds)) != NULL) {
+            if (fe->d_name[0] < '0' || fe->d_name[0] > '9') continue;
+            char link[64];
+            ssize_t n = readlinkat(dirfd(fds), fe->d_name, link, sizeof(link));
+            uint64_t ino = n > 0 ? socket_inode(link, (size_t)n) : 0;
+            if (!ino) continue;
+            for (int i = 0; i < set->n; i++) {
+                if (set->inode[i] != ino || set->name[i][0]) continue;
+                if (!have_comm && !(have_comm = read_comm(de->d_name, comm))) break;
+                memcpy(set->name[i], comm, sizeof(comm));
+                named++;
+            }
+        }
+        closedir(fds);
+    }
+    closedir(proc);
+    return named;
 }

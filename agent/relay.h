@@ -28,6 +28,7 @@ struct op_relay_region {
 
 struct op_agent_ssh;
 struct op_agent_pty;
+struct op_agent_tcpws;
 
 struct op_relay_conf {
     int spares;      /* spare stream connections kept per region */
@@ -40,8 +41,9 @@ struct op_relay_conf {
     const struct op_agent_app *apps; /* app URLs name the non-loopback targets a stream may dial */
     int napps;
     const char *version;
-    struct op_agent_ssh *ssh; /* NULL: streams to OP_AGENT_SSH_PORT are dialed like any port */
-    struct op_agent_pty *pty; /* NULL: streams to OP_AGENT_PTY_PORT are dialed like any port */
+    struct op_agent_ssh *ssh;     /* NULL: streams to OP_AGENT_SSH_PORT are dialed like any port */
+    struct op_agent_pty *pty;     /* NULL: streams to OP_AGENT_PTY_PORT are dialed like any port */
+    struct op_agent_tcpws *tcpws; /* `OPEN ws:…` streams (tcp_ws.h); NULL: refused */
 };
 
 struct op_relay;

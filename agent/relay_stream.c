@@ -28,6 +28,7 @@
 #include "agent/pty.h"
 #include "agent/relay_int.h"
 #include "agent/ssh.h"
+#include "agent/tcp_ws.h"
 #include "core/log.h"
 
 /* ---- streams --------------------------------------------------------------------------------------------
@@ -159,6 +160,40 @@ static bool hand_off_local(struct op_relay *r, struct conn *spare, long port)
     return true;
 }
 
+/* ---- the tcp endpoint's WebSocket variant: `OPEN ws:127.0.0.1:PORT` is served in-process (tcp_ws.h) -- */
+
+/* A plaintext stream with nothing queued: after its OK the stream's own socket goes to the server (as
+ * hand_off_local does). Returns true when it was handed over. */
+static bool ws_hand_off(struct op_relay *r, struct conn *spare, uint16_t port)
+{
+    if (spare->tls || spare->inlen || ar_out_pending(spare)) return false;
+    if (send(spare->fd, "OK\n", 3, MSG_NOSIGNAL | MSG_DONTWAIT) != 3) return false;
+    int fd = spare->fd;
+    epoll_ctl(r->ep, EPOLL_CTL_DEL, fd, NULL);
+    spare->fd = -1;
+    spare->st = S_RELAY;
+    ar_conn_close(r, spare);
+    int rc = op_agent_tcpws_serve(r->conf.tcpws, fd, port); /* closes fd when it refuses */
+    if (rc)
+        op_warn("agent", "the WebSocket stream server refused a stream to port %u: %s", port, strerror(-rc));
+    return true;
+}
+
+/* Otherwise one end of a socketpair goes to the server and the other is relayed as the target. */
+static int ws_open_pair(struct op_relay *r, uint16_t port, int *fd)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+    int rc = op_agent_tcpws_serve(r->conf.tcpws, sv[1], port);
+    if (rc) {
+        close(sv[0]);
+        return -EBUSY;
+    }
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    *fd = sv[0];
+    return 0;
+}
+
 /* The spare got its OPEN line (NUL-terminated, without the newline). */
 void ar_on_open(struct op_relay *r, struct conn *spare, char *line)
 {
@@ -171,6 +206,8 @@ void ar_on_open(struct op_relay *r, struct conn *spare, char *line)
     char *hp = line + 5;
     bool tls = strncmp(hp, "tls:", 4) == 0; /* an https app: the agent speaks TLS to it */
     if (tls) hp += 4;
+    bool ws = !tls && strncmp(hp, OP_AGENT_TCPWS_PREFIX, 3) == 0; /* the WebSocket variant (tcp_ws.h) */
+    if (ws) hp += 3;
     char *colon = strrchr(hp, ':');
     char host[256];
     long port = colon ? strtol(colon + 1, NULL, 10) : 0;
@@ -200,10 +237,17 @@ void ar_on_open(struct op_relay *r, struct conn *spare, char *line)
     struct sockaddr_storage ss;
     socklen_t sl;
     int fd, rc;
-    bool local = !tls && op_agent_host_is_loopback(host) &&
+    if (ws && (!r->conf.tcpws || !op_agent_host_is_loopback(host))) {
+        ar_refuse(r, spare, (uint16_t)port, OP_AF_FAIL_OTHER, "WebSocket streams go to loopback ports only");
+        return;
+    }
+    if (ws && ws_hand_off(r, spare, (uint16_t)port)) return;
+    bool local = !tls && !ws && op_agent_host_is_loopback(host) &&
                  ((port == OP_AGENT_SSH_PORT && r->conf.ssh) || (port == OP_AGENT_PTY_PORT && r->conf.pty));
     if (local && hand_off_local(r, spare, port)) return;
-    if (local)
+    if (ws)
+        rc = ws_open_pair(r, (uint16_t)port, &fd);
+    else if (local)
         rc = open_local(r, port, &fd); /* the agent's own SSH or terminal server, in-process */
     else if ((rc = resolve_target(host, (uint16_t)port, &ss, &sl)) == 0)
         rc = ar_new_socket(&ss, sl, &fd);
@@ -212,9 +256,10 @@ void ar_on_open(struct op_relay *r, struct conn *spare, char *line)
                   rc == -ECONNREFUSED ? OP_AF_FAIL_REFUSED
                   : rc == -EBUSY      ? OP_AF_FAIL_LIMIT
                                       : OP_AF_FAIL_OTHER,
-                  rc == -EBUSY
-                      ? (port == OP_AGENT_SSH_PORT ? "too many SSH sessions" : "the terminal server is busy")
-                      : strerror(-rc));
+                  rc == -EBUSY ? (ws                          ? "the WebSocket stream server is busy"
+                                  : port == OP_AGENT_SSH_PORT ? "too many SSH sessions"
+                                                              : "the terminal server is busy")
+                               : strerror(-rc));
         return;
     }
     struct conn *t = ar_conn_new(r, fd, K_TARGET, NULL);

@@ -277,6 +277,25 @@ static void join(const cJSON *arr, const char *key, char *out, size_t outlen)
     }
 }
 
+/* "8000(python3),22": each port with the name of the process listening on it, when the agent knew it. */
+static void ports_cell(const cJSON *arr, char *out, size_t outlen)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const cJSON *port = cJSON_GetObjectItemCaseSensitive(it, "port");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "process_name");
+        if (!cJSON_IsNumber(port)) continue;
+        bool named = cJSON_IsString(name) && name->valuestring[0];
+        int w = snprintf(out + o, outlen - o, "%s%d%s%s%s", o ? "," : "", (int)port->valuedouble,
+                         named ? "(" : "", named ? name->valuestring : "", named ? ")" : "");
+        if (w < 0 || (size_t)w >= outlen - o) break;
+        o += (size_t)w;
+    }
+}
+
 static void cell(struct op_table *t, const cJSON *ws, const cJSON *agent, int col)
 {
     char buf[1024];
@@ -305,7 +324,7 @@ static void cell(struct op_table *t, const cJSON *ws, const cJSON *agent, int co
         op_table_cell(t, buf);
         break;
     case C_PORTS:
-        join(cJSON_GetObjectItemCaseSensitive(agent, "listening_ports"), "port", buf, sizeof(buf));
+        ports_cell(cJSON_GetObjectItemCaseSensitive(agent, "listening_ports"), buf, sizeof(buf));
         op_table_cell(t, buf);
         break;
     case C_REGIONS:

@@ -540,6 +540,8 @@ void op_api_agent_regen_token(struct op_primary *p, const struct op_user *u, con
         return;
     }
     op_info("agents", "%s regenerated the token of agent %s (%s)", u->username, agent_name, aid);
+    /* The old token is refused from now on; its credentials too, and its control connection is closed. */
+    if (p->region) op_region_revoke_agent(p->region, p->engine, aid);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "agent_id", aid);
     cJSON_AddStringToObject(o, "agent_token", token);

@@ -234,6 +234,7 @@ void op_primary_route(void *ctx, struct op_conn *c, const struct op_h1_request *
 {
     struct op_primary *p = ctx;
     if (latency_check(req, out)) return;
+    if (op_region_route_tcp_ws(p->region, &p->app_conf, c, req, out)) return; /* WebSocket streams */
     if (op_region_route(p->region, c, req, out)) return; /* agent control, spares, client streams */
     if (op_region_route_pty(p->region, &p->app_conf, c, req, out)) return; /* the web terminal */
     op_region_route_app(p->region, &p->app_conf, c, req, out);             /* false: the handler answers */

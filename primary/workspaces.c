@@ -443,8 +443,18 @@ void op_api_workspace_delete(struct op_primary *p, const struct op_user *u, cons
         op_api_lookup_error(resp, rc);
         return;
     }
-    /* The agents and their token hashes go with it (ON DELETE CASCADE): their tokens stop working. */
-    sqlite3_stmt *st = NULL;
+    /* The agents and their token hashes go with it (ON DELETE CASCADE): their tokens stop working, and
+     * their credentials and control connections are revoked once the deletion is committed. */
+    char agents[OP_MAX_AGENTS_PER_WS][OP_UUID_STR_LEN + 1];
+    int nagents = 0;
+    sqlite3_stmt *st = op_store_prepare(p, "SELECT id FROM workspace_agents WHERE workspace_id = lower(?)");
+    if (st) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        while (nagents < OP_MAX_AGENTS_PER_WS && sqlite3_step(st) == SQLITE_ROW)
+            snprintf(agents[nagents++], sizeof(agents[0]), "%s", op_col_text(st, 0));
+        sqlite3_finalize(st);
+        st = NULL;
+    }
     rc = op_store_begin(p);
     if (!rc && (st = op_store_prepare(p, "DELETE FROM workspaces WHERE id = lower(?)")) != NULL) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -455,6 +465,8 @@ void op_api_workspace_delete(struct op_primary *p, const struct op_user *u, cons
     }
     if (!op_api_commit(p, rc, resp, "Internal error deleting workspace.", false)) return;
     op_info("workspaces", "%s deleted workspace %s", u->username, id);
+    for (int i = 0; i < nagents && p->region; i++)
+        op_region_revoke_agent(p->region, p->engine, agents[i]);
     op_api_error(resp, 200, "Workspace has been deleted!", NULL);
 }
 

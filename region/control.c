@@ -3,7 +3,8 @@
  * run as an engine protocol of its own. HELLO first, answered by WELCOME (spares wanted, heartbeat,
  * region name); a PING every heartbeat (a connection that sent nothing for three heartbeats is closed);
  * SPARES when the region's pool of this agent's spares runs short or a client waits; CREDENTIAL keeps
- * the connection authorised past the first credential's expiry; GOAWAY on drain.
+ * the connection authorised past the first credential's expiry; GOAWAY on drain, and GOAWAY `revoked` when
+ * the primary revokes the agent (MSG_REVOKE, region/revoke.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,14 +15,16 @@
 #include "proto/agent_frame.h"
 #include "region/region_int.h"
 
+#define REVOKED_WHY "the agent was revoked: its token was regenerated or its workspace deleted"
+
 struct ctl_state {
     struct op_region *r;
     uint8_t *buf; /* a partial frame (pool buffer), only while one is incomplete */
     uint32_t blen;
     bool hello, registered, goaway;
-    uint16_t wanted;  /* spares this agent keeps parked here: ours, or fewer if its HELLO says so */
-    int64_t cred_exp; /* unix seconds */
-    uint64_t last_rx; /* worker clock, ms */
+    uint16_t wanted;            /* spares this agent keeps parked here: ours, or fewer if its HELLO says so */
+    int64_t cred_iat, cred_exp; /* the newest credential's, unix seconds */
+    uint64_t last_rx;           /* worker clock, ms */
     uint64_t nonce;
     char agent[OP_ID_LEN + 1];
 };
@@ -75,7 +78,12 @@ static void on_credential(struct op_conn *c, const struct op_af_frame *f)
                rc == -EPERM ? "credential for another agent" : "invalid credential");
         return;
     }
+    if (rc == 0 && op_region_is_revoked(st->r, st->agent, cred.iat)) {
+        goaway(c, OP_AF_GOAWAY_REVOKED, "the agent was revoked");
+        return;
+    }
     if (cred.exp > st->cred_exp) st->cred_exp = cred.exp;
+    if (cred.iat > st->cred_iat) st->cred_iat = cred.iat;
 }
 
 /* One decoded frame. */
@@ -198,6 +206,10 @@ static void ctl_timeout(struct op_conn *c)
         op_conn_close(c, "heartbeat missed");
         return;
     }
+    if (op_region_is_revoked(r, st->agent, st->cred_iat)) {
+        goaway(c, OP_AF_GOAWAY_REVOKED, REVOKED_WHY);
+        return;
+    }
     if ((int64_t)time(NULL) > st->cred_exp + OP_JWS_LEEWAY_S) {
         goaway(c, OP_AF_GOAWAY_EXPIRED, "the agent credential expired");
         return;
@@ -215,7 +227,10 @@ static void ctl_timeout(struct op_conn *c)
 static void ctl_message(struct op_conn *c, void *msg)
 {
     struct region_msg *m = msg;
+    struct ctl_state *st = cs(c);
     if (m->kind == MSG_SPARES) send_spares(c, m->count);
+    if (m->kind == MSG_REVOKE && op_region_is_revoked(st->r, st->agent, st->cred_iat))
+        goaway(c, OP_AF_GOAWAY_REVOKED, REVOKED_WHY);
 }
 
 static void ctl_eof(struct op_conn *c, enum op_side side)
@@ -235,6 +250,9 @@ static void ctl_close(struct op_conn *c)
     if (st->registered) {
         op_broker_ctl_del(st->r->broker, st->agent, op_conn_ref(c));
         op_info("region", "agent %s control connection closed", st->agent);
+        /* A revoked agent's other control connections are told one after the other. */
+        if (op_region_is_revoked(st->r, st->agent, st->cred_iat))
+            (void)op_region_post_revoke(st->r, op_worker_engine(op_conn_worker(c)), st->agent);
     }
     st->registered = false;
     op_conn_buf_put(c, st->buf);
@@ -264,6 +282,7 @@ void op_region_control_handoff(void *ctx, struct op_conn *c, const struct op_h1_
     struct ctl_state *st = cs(c);
     st->r = r;
     memcpy(st->agent, pd->agent, sizeof(st->agent));
+    st->cred_iat = pd->iat;
     st->cred_exp = pd->exp;
     st->last_rx = op_now_ms();
     int rc = op_broker_ctl_add(r->broker, st->agent, op_conn_ref(c));

@@ -132,6 +132,7 @@ struct op_region *op_region_new(const char *name, const struct op_region_limits 
         r->msgs[i].next = i + 1 < REGION_MSGS ? i + 1 : -1;
     r->msg_free = 0;
     pthread_mutex_init(&r->msg_mu, NULL);
+    pthread_mutex_init(&r->rev_mu, NULL);
     return r;
 }
 
@@ -145,6 +146,7 @@ void op_region_free(struct op_region *r)
         free(ks);
     }
     pthread_mutex_destroy(&r->msg_mu);
+    pthread_mutex_destroy(&r->rev_mu);
     free(r->msgs);
     free(r->app_waits);
     free(r);
@@ -426,13 +428,19 @@ static bool check_agent(struct op_region *r, const struct op_h1_request *req, st
         op_region_respond(out, 401, "Invalid agent credential.");
         return false;
     }
+    if (op_region_is_revoked(r, cred.agent_id, cred.iat)) {
+        op_region_respond(out, 401,
+                          "The agent was revoked: its token was regenerated or its workspace deleted.");
+        return false;
+    }
     snprintf(op_region_pending.agent, sizeof(op_region_pending.agent), "%s", cred.agent_id);
+    op_region_pending.iat = cred.iat;
     op_region_pending.exp = cred.exp;
     return true;
 }
 
-static bool check_connect(struct op_region *r, const struct op_h1_request *req, op_span_t agent,
-                          op_span_t query, struct op_route *out)
+bool op_region_check_connect(struct op_region *r, const struct op_h1_request *req, op_span_t agent,
+                             op_span_t query, struct op_route *out)
 {
     op_span_t ps, tok = op_span(NULL, 0);
     long port = 0;
@@ -542,7 +550,7 @@ bool op_region_route(struct op_region *r, struct op_conn *c, const struct op_h1_
         op_region_respond(out, 400, "An upgrade request carries no body.");
         return true;
     }
-    bool ok = ep == EP_TCP ? check_connect(r, req, agent, query, out) : check_agent(r, req, out);
+    bool ok = ep == EP_TCP ? op_region_check_connect(r, req, agent, query, out) : check_agent(r, req, out);
     if (!ok) return true;
     op_region_pending.ep = ep;
     op_region_pending.ref = op_conn_ref(c);

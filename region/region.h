@@ -68,6 +68,12 @@ struct op_region_key {
 OP_MUST_USE int op_region_set_keys(struct op_region *r, struct op_engine *e, const struct op_region_key *keys,
                                    int n);
 
+/* The agent's token was regenerated or its workspace deleted (the primary, which checks its database):
+ * every control connection of the agent here gets GOAWAY `revoked` at once (messages to their workers)
+ * and credentials issued up to now are refused on new control and stream connections (401), instead of
+ * being accepted until they expire. Any thread; e: the running engine (NULL: only the refusal). */
+void op_region_revoke_agent(struct op_region *r, struct op_engine *e, const char *agent_id);
+
 /* The role's route function calls this first: true when the request is one of the three endpoints above
  * (out is then filled: a handoff to the region, or an error answer), false to route it as usual. */
 bool op_region_route(struct op_region *r, struct op_conn *c, const struct op_h1_request *req,
@@ -102,6 +108,13 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
  * the handler's grant routes it again). Worker thread, no I/O. */
 bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *conf, struct op_conn *c,
                          const struct op_h1_request *req, struct op_route *out);
+
+/* The role's route function calls this before op_region_route: true when the request is the WebSocket
+ * variant of the tcp endpoint, GET /api/v2/workspaceagents/{agent}/tcp?port=N with Upgrade: websocket
+ * (region/tcp_ws.c; out is filled: the agent stream upstream of a request with a valid connect token and
+ * an allowed Origin, or an answer). Worker thread, no I/O. */
+bool op_region_route_tcp_ws(struct op_region *r, const struct op_region_app_conf *conf, struct op_conn *c,
+                            const struct op_h1_request *req, struct op_route *out);
 
 /* What the slow path needs from its role (control thread; may block). */
 struct op_region_app_hooks {

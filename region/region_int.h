@@ -37,9 +37,10 @@ struct region_wstats {
     _Atomic uint64_t opened, failed;
 } __attribute__((aligned(64)));
 
-enum region_msg_kind { MSG_SPARES = 1, MSG_FD };
+enum region_msg_kind { MSG_SPARES = 1, MSG_FD, MSG_REVOKE };
 
-/* A message between workers: SPARES for a control connection, a spare's socket for a waiting client. */
+/* A message between workers: SPARES for a control connection, a spare's socket for a waiting client, the
+ * revocation of a control connection's agent. */
 struct region_msg {
     struct op_msg m;
     struct op_region *r;
@@ -49,6 +50,15 @@ struct region_msg {
     uint16_t count;
     int32_t next; /* free list */
     char agent[OP_ID_LEN + 1];
+};
+
+/* Agents revoked on this region (the primary: token regenerated, workspace deleted): credentials issued at
+ * or before `at` (unix seconds) are refused. A ring: an entry is needed only while such a credential can
+ * still be valid (its lifetime plus the leeway), so the oldest is overwritten. */
+#define REGION_REVOKED 256
+struct region_revoked {
+    char agent[OP_ID_LEN + 1];
+    int64_t at;
 };
 
 struct op_region {
@@ -61,6 +71,9 @@ struct op_region {
     int32_t msg_free;
     struct region_wstats ws[OP_ENGINE_MAX_WORKERS];
     struct app_wait *app_waits; /* OP_ENGINE_MAX_WORKERS * REGION_APP_WAITS */
+    pthread_mutex_t rev_mu;     /* revoked, rev_next */
+    struct region_revoked revoked[REGION_REVOKED];
+    uint32_t rev_next;
 };
 
 /* What the route function verified, for the handoff that follows on the same thread at once. */
@@ -70,12 +83,25 @@ struct region_pending {
     struct op_conn_ref ref;
     char agent[OP_ID_LEN + 1];
     uint16_t port;
-    int64_t exp;
+    int64_t iat, exp;
 };
 extern _Thread_local struct region_pending op_region_pending;
 
+/* A credential of agent issued at iat (unix seconds) was revoked here (region/revoke.c). Any thread. */
+bool op_region_is_revoked(struct op_region *r, const char *agent, int64_t iat);
+/* Sends MSG_REVOKE to one of agent's control connections (the newest); it answers GOAWAY `revoked` and,
+ * as it closes, passes the message on to the next one. false when it has none (or no message is free:
+ * the heartbeat check catches it then). */
+bool op_region_post_revoke(struct op_region *r, struct op_engine *e, const char *agent);
+
 /* Verifies tok with the region's keys: 0, -EINVAL (malformed), -ENOKEY (unknown kid), -EACCES (MAC). */
 int op_region_verify(struct op_region *r, const char *tok, size_t len, struct op_jws *out);
+/* The tcp endpoint's token rules (docs/agent-protocol.md §5): the port query parameter, a connect token
+ * (Coder-Connect-Token header or coder_connect_token parameter) for this agent, port and region, and a
+ * control connection of the agent here. true with op_region_pending.agent/port set; false with out
+ * filled with the answer (400, 401, 403, 404). */
+bool op_region_check_connect(struct op_region *r, const struct op_h1_request *req, op_span_t agent,
+                             op_span_t query, struct op_route *out);
 /* Writes a complete JSON error response {"message": msg} and closes once it is out. */
 void op_region_fail(struct op_conn *c, int status, const char *msg);
 /* Fills out with an answer `{"message": msg}` (JSON-escaped) on a per-thread buffer. */

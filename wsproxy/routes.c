@@ -267,6 +267,8 @@ void op_wsp_route(void *ctx, struct op_conn *c, const struct op_h1_request *req,
         count_route(c, req, RT_REDIRECT);
         return;
     }
+    if (w->region && op_region_route_tcp_ws(w->region, &w->app_conf, c, req, out))
+        return; /* the tcp endpoint as a WebSocket: relayed to the agent, which terminates it */
     if (w->region && op_region_route(w->region, c, req, out))
         return; /* agent control, spares, client streams */
     if (w->region && op_region_route_pty(w->region, &w->app_conf, c, req, out))

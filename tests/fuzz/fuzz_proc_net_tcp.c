@@ -24,6 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct op_port_set again = s;
     op_procnet_parse(buf, size, &again);
     if (again.n != s.n || memcmp(again.port, s.port, sizeof(s.port[0]) * (size_t)s.n) != 0) abort();
+    if (memcmp(again.inode, s.inode, sizeof(s.inode[0]) * (size_t)s.n) != 0) abort(); /* the first one kept */
     free(buf);
     return 0;
 }

@@ -58,6 +58,11 @@ wait_for 5 "$APP_PORT in [p['port'] for p in a['listening_ports']]" || fail "the
 out=$("$OUTPOST" list "${G[@]}")
 grep -Eq "^admin/ws +main +connected +web +.*$APP_PORT" <<<"$out" || fail "outpost list: $out"
 ok "outpost list shows the agent connected with its app web and port $APP_PORT"
+# The port's process, from /proc: python3 serves the app.
+wait_for 5 "[p.get('process_name') for p in a['listening_ports'] if p['port']==$APP_PORT]==['python3']" ||
+    fail "the app's port has no process name python3"
+grep -Eq "$APP_PORT\(python3\)" <<<"$("$OUTPOST" list "${G[@]}")" || fail "outpost list shows no process name"
+ok "the app's port $APP_PORT is reported with its process name python3, and outpost list shows it"
 
 # Outbound only: no listening socket belongs to the agent.
 ss -ltnpH >"$T/ss.out" 2>&1 || fail "ss"
@@ -69,7 +74,8 @@ ok "ss -ltnp: no listening socket owned by the agent (pid $AGENT_PID)"
 LATE=$(free_port)
 python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$LATE)); s.listen(); time.sleep(6)" &
 LATE_PID=$!
-wait_for 5 "$LATE in [p['port'] for p in a['listening_ports']]" || fail "port $LATE not reported"
+wait_for 5 "[p.get('process_name') for p in a['listening_ports'] if p['port']==$LATE]==['python3']" ||
+    fail "port $LATE not reported with its process name"
 kill $LATE_PID 2>/dev/null; wait $LATE_PID 2>/dev/null
 wait_for 5 "$LATE not in [p['port'] for p in a['listening_ports']]" || fail "port $LATE still reported"
 ok "a port opened later is reported, and leaves when closed"

@@ -145,7 +145,7 @@ report_and_see() { # token body regex
     op list "${ALICE[@]}" | sed 's/^/  /'
     return 1
 }
-check "list: dev connected with its app, ports and region" report_and_see "$DEV_TOKEN" '{}' '^alice/dev +main +connected +web +8000,22 +primary$'
+check "list: dev connected with its app, ports (with the process name reported) and region" report_and_see "$DEV_TOKEN" '{}' '^alice/dev +main +connected +web +8000\(python3\),22 +primary$'
 out=$(op list "${ALICE[@]}" -o json)
 check "list -o json: agents with apps, ports, regions" py "import json,sys; w=[x for x in json.loads(sys.argv[1]) if x['name']=='dev'][0]; a=w['latest_build']['resources'][0]['agents'][0]; assert a['lifecycle_state']=='ready' and a['apps'][0]['slug']=='web' and a['listening_ports'][0]['port']==8000 and a['regions']==['primary']" "$out"
 code=$(agent "$DEV_TOKEN" -o /dev/null -w '%{http_code}' -X POST -d '{"apps":[{"slug":"BAD","url":"x"}]}' "$URL/api/v2/workspaceagents/me/report")

@@ -2,11 +2,14 @@
  * Unit tests for the agent's parsers: /proc/net/tcp{,6} (agent/procnet.c), `--app` specs and app URLs
  * (agent/apps.c), and the agent's option rules (agent/options.c).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "agent/apps.h"
 #include "agent/options.h"
@@ -39,9 +42,13 @@ static void test_procnet(void)
     CHECK(n == 2, "two LISTEN sockets in tcp4, got %d", n);
     CHECK(s.n == 2 && s.port[0] == 2024 && s.port[1] == 8000, "ports 2024, 8000 (got %d)", s.n);
     CHECK(s.skipped == 0, "no malformed lines (got %d)", s.skipped);
+    CHECK(s.inode[0] == 1607 && s.inode[1] == 1234, "the inodes of 2024 and 8000 (%llu, %llu)",
+          (unsigned long long)s.inode[0], (unsigned long long)s.inode[1]);
     n = op_procnet_parse(tcp6, strlen(tcp6), &s);
     CHECK(n == 2 && s.n == 3 && s.port[0] == 22 && s.port[1] == 2024 && s.port[2] == 8000,
           "tcp6 adds 22, 8000 is not repeated (n=%d, set=%d)", n, s.n);
+    CHECK(s.inode[0] == 2000 && s.inode[1] == 1607 && s.inode[2] == 1234,
+          "22 has its inode, 8000 keeps the first one seen (%llu)", (unsigned long long)s.inode[2]);
     /* Malformed lines are skipped and counted, the rest still parses; no trailing newline is needed. */
     const char *bad = "header\n   0: 0100007F:ZZZZ 00000000:0000 0A\n   1: 0100007F:0050 00000000:0000 0A\n"
                       "garbage\n\n   2: 0100007F:0051 00000000:0000 0A";
@@ -70,8 +77,41 @@ static void test_procnet(void)
     for (int i = 1; i < s.n; i++)
         sorted = sorted && s.port[i - 1] < s.port[i];
     CHECK(sorted, "sorted and unique");
+    /* A line that stops before the inode, or a non-numeric one: the port without an inode. */
+    memset(&s, 0, sizeof(s));
+    const char *noino =
+        "h\n 0: 0100007F:0050 00000000:0000 0A 0:0 0:0 0 0 0 x12\n 1: 0100007F:0051 00000000:0000 0A\n";
+    CHECK(op_procnet_parse(noino, strlen(noino), &s) == 2 && s.n == 2 && !s.inode[0] && !s.inode[1] &&
+              s.skipped == 0,
+          "ports without inodes");
     /* The real files parse (whatever listens on this machine). */
     CHECK(op_procnet_read(&s) == 0 && s.skipped == 0, "/proc/net/tcp{,6} read, %d malformed", s.skipped);
+    /* A socket of this process: found with its inode and named after this program. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 1) == 0 &&
+              getsockname(fd, (struct sockaddr *)&sa, &sl) == 0,
+          "a listening socket");
+    uint16_t mine = ntohs(sa.sin_port);
+    char comm[OP_PROCNET_NAME_MAX] = "";
+    FILE *f = fopen("/proc/self/comm", "r");
+    if (f) {
+        if (fgets(comm, sizeof(comm), f)) comm[strcspn(comm, "\n")] = '\0';
+        fclose(f);
+    }
+    CHECK(op_procnet_read(&s) == 0, "read again");
+    int at = -1;
+    for (int i = 0; i < s.n; i++)
+        if (s.port[i] == mine) at = i;
+    CHECK(at >= 0 && s.inode[at] != 0, "our port %u is listed with an inode", mine);
+    int named = op_procnet_names(&s);
+    CHECK(at >= 0 && named >= 1 && strcmp(s.name[at], comm) == 0, "named %s (want %s, %d named)",
+          at >= 0 ? s.name[at] : "?", comm, named);
+    struct op_port_set again;
+    CHECK(op_procnet_read(&again) == 0 && op_procnet_same(&s, &again), "an unchanged set is the same");
+    close(fd);
+    CHECK(op_procnet_read(&again) == 0 && !op_procnet_same(&s, &again), "a closed socket changes it");
 }
 
 static void test_apps(void)
