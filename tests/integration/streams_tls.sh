@@ -106,6 +106,17 @@ $PC run "$u&coder_signed_app_token_23db1dde=$tok" status:101 send:'echo TLS-$((6
     >"$T/pty.out" 2>&1 || fail "terminal through eu: $(cat "$T/pty.out")"
 ok "eu (https): the web terminal over wss:// runs a command through a TLS agent leg"
 
+# --- the tcp endpoint's WebSocket variant over wss:// (the agent's WebSocket server behind a TLS leg) ---
+WSC="python3 $ROOT/tests/lib/tcp_ws_client.py"
+for region in eu primary; do
+    port=$Q
+    [ $region = primary ] && port=$S
+    ctok=$($WSC token "$URL" "$(cat "$T/cli/session")" "$AGENT" $E $region) || fail "connect token: $ctok"
+    out=$($WSC echo "wss://127.0.0.1:$port/api/v2/workspaceagents/$AGENT/tcp?port=$E&coder_connect_token=$ctok" 2>&1) ||
+        fail "$region: WebSocket stream over wss://: $out"
+done
+ok "eu and primary (https): the WebSocket variant of /tcp over wss:// echoes through a TLS agent leg"
+
 grep -q 'spare stream connection failed' "$T/agent.log" && fail "spare failures: $(grep -m3 'spare stream' "$T/agent.log")"
 grep -qi 'not supported by this region' "$T/agent.log" && fail "a region refused a TLS spare"
 ok "no spare failure logged by the agent"

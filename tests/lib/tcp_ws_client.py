@@ -11,6 +11,7 @@ tcp_ws_client.py bulk WS_URL FILE
                                sends FILE in binary messages of up to 60 KiB while reading, then a close
                                frame (the half-close); reads until the server's close frame; prints
                                "<bytes received> <sha256 of them> <close code>"
+wss:// and https:// URLs use TLS, trusting the CA file in $CURL_CA_BUNDLE when set (else the system's).
 Failures: a line "FAIL ..." on stderr and exit 1.
 """
 import base64
@@ -18,6 +19,7 @@ import hashlib
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -33,9 +35,17 @@ def fail(msg):
     sys.exit(1)
 
 
+def tls_context():
+    ca = os.environ.get("CURL_CA_BUNDLE")
+    return ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+
+
 def connect(url, origin=None):
     u = urllib.parse.urlparse(url)
-    s = socket.create_connection((u.hostname, u.port or 80), timeout=30)
+    tls = u.scheme in ("wss", "https")
+    s = socket.create_connection((u.hostname, u.port or (443 if tls else 80)), timeout=30)
+    if tls:
+        s = tls_context().wrap_socket(s, server_hostname=u.hostname)
     key = base64.b64encode(os.urandom(16)).decode()
     target = u.path + ("?" + u.query if u.query else "")
     extra = "Origin: %s\r\n" % origin if origin else ""
@@ -127,7 +137,7 @@ def token(primary, session, agent, port, region):
                                  headers={"Coder-Session-Token": session, "Content-Type": "application/json"},
                                  data=json.dumps({"port": int(port), "region": region}).encode())
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10, context=tls_context()) as r:
             print(json.load(r)["signed_token"])
     except urllib.error.HTTPError as e:
         print(e.code, e.read().decode(errors="replace"))
