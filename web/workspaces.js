@@ -78,8 +78,9 @@ async function openChecked(root, d) {
     if (tab) tab.close();
     return;
   }
-  if (tab) tab.location.replace(url);
-  else window.open(url, '_blank', 'noopener');
+  const href = new URL(url, location.href).href; // the primary's path apps are relative
+  if (tab) tab.location.replace(href);
+  else window.open(href, '_blank', 'noopener');
 }
 
 // Clicks on app and port links: a plain click goes through openChecked(); a click that opens the link in
