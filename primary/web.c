@@ -35,38 +35,47 @@ static const struct op_web_asset *asset_at(const char *url)
     return NULL;
 }
 
-/* The CSP: connect-src lists the origin of every registered proxy, as http(s) (the picker's probes) and as
- * ws(s) (the terminal). inline_styles: the terminal page, whose xterm.js adds <style> elements of its own
- * (no inline script is allowed anywhere). */
-static void add_csp(struct op_primary *p, struct op_app_response *resp, bool inline_styles)
+/* The origins of every registered proxy, each as http(s) (the picker's probes) and as ws(s) (the terminal),
+ * separated by spaces with a leading one: the CSP's connect-src after 'self', and the list the shell
+ * repeats for the page (<meta name="outpost-connect-src">), so that the page knows which regions it can
+ * reach. An origin is listed only if it cannot end the directive or the header. */
+static void connect_origins(struct op_primary *p, struct op_strbuf *b)
 {
-    struct op_strbuf b = {0};
-    op_sb_str(&b, "default-src 'none'; script-src 'self'; style-src 'self'");
-    if (inline_styles) op_sb_str(&b, " 'unsafe-inline'");
-    op_sb_str(&b, "; img-src 'self' data:; font-src 'self'; manifest-src 'self'; connect-src 'self'");
     sqlite3_stmt *st = op_store_prepare(
         p, "SELECT url FROM workspace_proxies WHERE deleted = 0 AND url != '' ORDER BY name");
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         const char *url = op_col_text(st, 0);
         size_t n = op_url_origin_len(url);
-        /* An origin is put in the header only if it cannot end the directive or the header. */
-        if (n == 0 || n > 200 || memchr(url, ';', n) || memchr(url, ',', n) || memchr(url, '\'', n)) continue;
+        if (n == 0 || n > 200 || memchr(url, ';', n) || memchr(url, ',', n) || memchr(url, '\'', n) ||
+            memchr(url, '"', n) || memchr(url, '<', n) || memchr(url, '&', n))
+            continue;
         size_t scheme = strncasecmp(url, "https://", 8) == 0 ? 8 : 7;
-        op_sb_str(&b, " ");
-        op_sb_add(&b, url, n);
-        op_sb_str(&b, scheme == 8 ? " wss://" : " ws://");
-        op_sb_add(&b, url + scheme, n - scheme);
+        op_sb_str(b, " ");
+        op_sb_add(b, url, n);
+        op_sb_str(b, scheme == 8 ? " wss://" : " ws://");
+        op_sb_add(b, url + scheme, n - scheme);
     }
     if (st) sqlite3_finalize(st);
+}
+
+/* The CSP with connect-src 'self' plus origins (connect_origins()). inline_styles: the terminal page, whose
+ * xterm.js adds <style> elements of its own (no inline script is allowed anywhere). */
+static void add_csp(struct op_app_response *resp, const char *origins, bool inline_styles)
+{
+    struct op_strbuf b = {0};
+    op_sb_str(&b, "default-src 'none'; script-src 'self'; style-src 'self'");
+    if (inline_styles) op_sb_str(&b, " 'unsafe-inline'");
+    op_sb_str(&b, "; img-src 'self' data:; font-src 'self'; manifest-src 'self'; connect-src 'self'");
+    op_sb_str(&b, origins);
     op_sb_str(&b, "; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
-    if (!b.oom && op_app_add_header(resp, "Content-Security-Policy", b.p) != 0)
+    if (b.oom || op_app_add_header(resp, "Content-Security-Policy", b.p) != 0)
         op_app_add_header(resp, "Content-Security-Policy", "default-src 'none'");
     op_sb_free(&b);
 }
 
-static void page_headers(struct op_primary *p, struct op_app_response *resp, bool inline_styles)
+static void page_headers(struct op_app_response *resp, const char *origins, bool inline_styles)
 {
-    add_csp(p, resp, inline_styles);
+    add_csp(resp, origins, inline_styles);
     op_app_add_header(resp, "X-Content-Type-Options", "nosniff");
     op_app_add_header(resp, "X-Frame-Options", "DENY");
     op_app_add_header(resp, "Referrer-Policy", "same-origin");
@@ -75,7 +84,10 @@ static void page_headers(struct op_primary *p, struct op_app_response *resp, boo
 
 void op_web_headers(struct op_primary *p, struct op_app_response *resp)
 {
-    page_headers(p, resp, false);
+    struct op_strbuf o = {0};
+    connect_origins(p, &o);
+    page_headers(resp, o.oom || !o.p ? "" : o.p, false);
+    op_sb_free(&o);
 }
 
 static void set_body(struct op_app_response *resp, int status, const char *ctype, const void *data,
@@ -150,6 +162,34 @@ static bool signed_in(struct op_primary *p, const struct op_app_request *req)
     return ok;
 }
 
+/* The shell with its headers; the origins of the CSP's connect-src also go into the shell's
+ * <meta name="outpost-connect-src" content="">, the page's copy of the list. */
+static void serve_shell(struct op_primary *p, struct op_app_response *resp, const struct op_web_asset *shell,
+                        bool inline_styles)
+{
+    static const char mark[] = "<meta name=\"outpost-connect-src\" content=\"";
+    struct op_strbuf o = {0}, b = {0};
+    connect_origins(p, &o);
+    const char *origins = o.oom || !o.p ? "" : o.p;
+    const char *data = (const char *)shell->data, *at = strstr(data, mark);
+    if (at) {
+        size_t head = (size_t)(at - data) + sizeof(mark) - 1;
+        op_sb_add(&b, data, head);
+        op_sb_html(&b, origins[0] == ' ' ? origins + 1 : origins);
+        op_sb_add(&b, data + head, shell->len - head);
+    } else {
+        op_sb_add(&b, data, shell->len);
+    }
+    if (b.oom || o.oom) {
+        op_api_error(resp, 500, "Internal error.", "out of memory");
+    } else {
+        page_headers(resp, origins, inline_styles);
+        set_body(resp, 200, shell->content_type, b.p, b.len);
+    }
+    op_sb_free(&b);
+    op_sb_free(&o);
+}
+
 /* A workspace agent's terminal page, "/@user/ws.agent/terminal". */
 static bool terminal_route(const char *path)
 {
@@ -222,8 +262,7 @@ bool op_web_route(struct op_primary *p, const char *path, const struct op_app_re
         op_api_error(resp, 500, "Internal error.", "the dashboard is not built in");
         return true;
     }
-    page_headers(p, resp, terminal_route(path));
-    set_body(resp, 200, shell->content_type, shell->data, shell->len);
+    serve_shell(p, resp, shell, terminal_route(path));
     return true;
 }
 

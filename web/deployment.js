@@ -128,7 +128,7 @@ export function renderDeploymentPage(main, me) {
           ? ''
           : h(
               'div',
-              { class: 'row' },
+              { class: 'row actions' },
               h('button', { type: 'button', class: 'quiet', onclick: () => editRow(p, tr) }, 'Edit'),
               h('button', {
                 type: 'button',

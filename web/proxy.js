@@ -17,7 +17,12 @@
 //  - Fallback: a region is unusable while the primary says it is unhealthy or while the page's own probe of
 //    it failed. The selected region is probed every HEARTBEAT_MS, so a dead proxy is noticed within a few
 //    seconds; a failed one is probed at the same pace and used again as soon as it answers. The stored
-//    choice is never changed by a fallback.
+//    choice is never changed by a fallback. Opening an app, a port or a terminal through the selected region
+//    checks it first (check(): its /latency-check within CHECK_TIMEOUT_MS); a failed check counts like a
+//    failed probe, so the page falls back at once.
+//  - Probeable origins: the page's Content-Security-Policy names the proxies registered when it was served,
+//    and the shell repeats that list in <meta name="outpost-connect-src">. When the polled list names an
+//    origin outside it, newOrigins() says so and the page reloads itself at a safe moment (app.js).
 
 import { api } from './api.js';
 
@@ -29,14 +34,16 @@ const GC_MS = 7 * 24 * 3600 * 1000;
 const HEARTBEAT_MS = 2_000;
 const REGIONS_MS = 5_000;
 const PROBE_TIMEOUT_MS = 4_000;
+const CHECK_TIMEOUT_MS = 3_000;
 
 const state = {
   regions: [],
   latencies: {}, // id -> newest report {accurate, latencyMS, at: Date}
   failed: new Map(), // id -> when the page's own probe failed (until one succeeds)
   probing: new Set(),
-  // The origins this page may probe: those of the regions listed when it loaded, which the primary put in
-  // the page's Content-Security-Policy (connect-src). A region registered later is measured after a reload.
+  // The origins this page may probe: those the primary put in the page's Content-Security-Policy
+  // (connect-src), repeated in the shell's <meta name="outpost-connect-src">. A region registered later is
+  // measured after a reload.
   probeable: null,
   selected: null, // the stored Region, or null
   loaded: false,
@@ -250,6 +257,33 @@ async function probe(list) {
   notify();
 }
 
+function markFailed(r) {
+  state.failed.set(r.id, Date.now());
+  notify();
+}
+
+// Checks region r now, before something is opened through it: one /latency-check within CHECK_TIMEOUT_MS.
+// A failure marks r failed (as a failed probe does: the page falls back to the primary until a probe
+// succeeds). Resolves true when r answered (or is not a proxy the page can check), false when it failed.
+export async function check(r) {
+  if (!r || r.name === 'primary' || !canProbe(r)) return true;
+  const u = new URL('/latency-check?cache_bust=' + cacheBust(), r.path_app_url);
+  try {
+    const res = await fetch(u.href, {
+      headers: { 'X-LATENCY-CHECK': 'true' },
+      credentials: 'omit',
+      cache: 'no-store',
+      signal: AbortSignal.timeout(CHECK_TIMEOUT_MS),
+    });
+    await res.text();
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return true;
+  } catch {
+    markFailed(r);
+    return false;
+  }
+}
+
 // A round over the healthy regions whose stored report is older than the reuse window (all of them when
 // force), then the one-time auto-selection.
 async function round(force) {
@@ -297,20 +331,45 @@ async function loadRegions() {
   notify();
 }
 
+// The http(s) origins of the page's connect-src (the shell's <meta name="outpost-connect-src">) and its own.
+function cspOrigins() {
+  const set = new Set([location.origin]);
+  const meta = document.querySelector('meta[name="outpost-connect-src"]');
+  for (const w of ((meta && meta.content) || '').split(/\s+/)) {
+    if (!/^https?:\/\//.test(w)) continue;
+    try {
+      set.add(new URL(w).origin);
+    } catch {
+      // not an origin: not reachable either
+    }
+  }
+  return set;
+}
+
+// The origins of listed regions that the page's CSP does not let it reach (sorted; [] when none): a proxy
+// registered after the page was served. Only a reload gets a CSP that names them.
+export function newOrigins() {
+  const out = new Set();
+  if (!state.probeable) return [];
+  for (const r of state.regions) {
+    if (!r.path_app_url) continue;
+    try {
+      const o = new URL(r.path_app_url).origin;
+      if (o !== 'null' && !state.probeable.has(o)) out.add(o);
+    } catch {
+      // not a URL: never probed
+    }
+  }
+  return [...out].sort();
+}
+
 // Loads everything once per page; resolves after the first list (probes go on in the background).
 export function start() {
   if (started) return started;
   state.selected = readSelected();
   started = (async () => {
+    state.probeable = cspOrigins();
     await loadRegions();
-    state.probeable = new Set([location.origin]);
-    for (const r of state.regions) {
-      try {
-        state.probeable.add(new URL(r.path_app_url).origin);
-      } catch {
-        // not a URL: never probed
-      }
-    }
     loadStoredLatencies();
     notify();
     round(false).catch((e) => console.warn('latency round failed', e));

@@ -5,6 +5,11 @@
 // parameter. The session's UUID (?reconnect=) is kept per tab, so a reload, a dropped connection or a
 // change of region reattaches to the same shell (its scrollback is replayed). Keystrokes and sizes go as
 // JSON messages ({"data"}, {"width","height"}); the output comes back as binary messages (docs/terminal.md).
+// ?command=<cmd> in the page's URL runs that command (/bin/sh -c) instead of a login shell: it is passed on
+// as the socket's `command` parameter (so it is inside the URL the signed token is asked for) and has a
+// session of its own. A socket to a proxy that does not open (refused, or not open within OPEN_CHECK_MS)
+// or that drops makes the page check the proxy (proxy.check()): a dead one is marked failed, so the page
+// falls back to the primary and reattaches the session there.
 
 import { Terminal } from './xterm.mjs';
 import { FitAddon } from './addon-fit.mjs';
@@ -13,6 +18,7 @@ import * as proxy from './proxy.js';
 import { h, fill, errorText } from './ui.js';
 
 const TOKEN_PARAM = 'coder_signed_app_token_23db1dde';
+const OPEN_CHECK_MS = 2_000;
 
 function uuid() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -39,7 +45,9 @@ export async function renderTerminalPage(main) {
   const status = h('p', { class: 'muted', id: 'terminal-status', 'aria-live': 'polite' }, 'Connecting…');
   const box = h('div', { id: 'terminal', class: 'terminal' });
   main.classList.add('wide');
-  fill(main, h('h1', {}, `Terminal — ${owner}/${wsName}.${agentName}`), status, box);
+  const title = `Terminal — ${owner}/${wsName}.${agentName}`;
+  const cmdParam = new URLSearchParams(location.search).get('command');
+  fill(main, h('h1', {}, title), cmdParam ? h('p', { class: 'muted' }, 'Command: ', h('code', {}, cmdParam)) : null, status, box);
   const agent = await findAgent(owner, wsName, agentName);
 
   const term = new Terminal({ cursorBlink: true, fontSize: 14, scrollback: 5000 });
@@ -49,7 +57,8 @@ export async function renderTerminalPage(main) {
   fit.fit();
   term.focus();
 
-  const key = `outpost-terminal-session-${agent.id}`;
+  const command = new URLSearchParams(location.search).get('command') || '';
+  const key = `outpost-terminal-session-${agent.id}${command ? `-${command}` : ''}`;
   const session = sessionStorage.getItem(key) || uuid();
   sessionStorage.setItem(key, session);
 
@@ -82,6 +91,7 @@ export async function renderTerminalPage(main) {
     u.searchParams.set('reconnect', session);
     u.searchParams.set('width', String(term.cols));
     u.searchParams.set('height', String(term.rows));
+    if (command) u.searchParams.set('command', command);
     try {
       if (r.name !== 'primary') {
         const res = await api('POST', '/api/v2/applications/reconnecting-pty-signed-token', { url: u.href, agentID: agent.id });
@@ -95,7 +105,16 @@ export async function renderTerminalPage(main) {
     const s = new WebSocket(u.href);
     s.binaryType = 'arraybuffer';
     sock = s;
+    let opened = false;
+    const checkRegion = () => {
+      if (r.name !== 'primary') proxy.check(r);
+    };
+    const openTimer = setTimeout(() => {
+      if (sock === s && !opened) checkRegion();
+    }, OPEN_CHECK_MS);
     s.onopen = () => {
+      opened = true;
+      clearTimeout(openTimer);
       if (sock !== s) return;
       attempts = 0;
       term.reset(); // the agent replays the session's scrollback to every socket that attaches
@@ -108,17 +127,20 @@ export async function renderTerminalPage(main) {
       term.write(typeof ev.data === 'string' ? ev.data : new Uint8Array(ev.data));
     };
     s.onclose = (ev) => {
+      clearTimeout(openTimer);
       if (sock !== s) return;
       sock = null;
       status.dataset.state = 'closed';
       if (ev.code === 1000 && /process (exited|killed)/.test(ev.reason)) {
         exited = true;
-        status.textContent = `The shell ended (${ev.reason}). Reload the page for a new one.`;
+        status.textContent = `The ${command ? 'command' : 'shell'} ended (${ev.reason}). Reload the page for a new one.`;
+        status.dataset.state = 'exited';
         sessionStorage.removeItem(key);
         return;
       }
       status.textContent = `Disconnected${ev.reason ? ` (${ev.reason})` : ''}: reconnecting to the same session…`;
       schedule();
+      checkRegion();
     };
   }
 

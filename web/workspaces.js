@@ -1,7 +1,9 @@
 // workspaces.js — the Workspaces page: every visible workspace, its agents and their status, the apps as
 // links, a port-forward menu (the agent's listening ports and a free port field) and the terminal link.
 // Every link is built for the region the picker says to use (proxy.current()) and rebuilt when it changes;
-// the list itself is fetched again every few seconds.
+// the list itself is fetched again every few seconds. Opening an app or a port through a proxy checks the
+// proxy first (proxy.check(), in parallel with opening the new tab): when it does not answer, the page
+// falls back to the primary at once, says so in the status line and opens the link through the primary.
 
 import { api } from './api.js';
 import * as proxy from './proxy.js';
@@ -43,9 +45,61 @@ function updateLinks(root) {
   }
   const where = root.querySelector('#links-region');
   if (where && r) where.textContent = r.display_name || r.name;
+  const status = root.querySelector('#links-status');
+  if (status) {
+    const cur = proxy.current();
+    const text = cur.fallback ? fallbackText(cur) : '';
+    if (status.textContent !== text) status.textContent = text;
+  }
 }
 
-function portMenu(ws, agent) {
+function fallbackText(cur) {
+  const name = cur.chosen ? cur.chosen.display_name || cur.chosen.name : 'The selected proxy';
+  const why = cur.chosen ? proxy.unusableReason(cur.chosen) : 'not listed';
+  return why === 'not answering'
+    ? `${name} is not answering; using the primary.`
+    : `${name} is ${why || 'not available'}; using the primary.`;
+}
+
+// Opens link d (the data attributes of a link) in a new tab through the region in use. Through a proxy the
+// tab is opened at once (while the click still counts as a user gesture) and sent to the link after the
+// proxy answered its check; when it did not, the check marked it failed, so the link is built again for
+// the region in use now (the primary). The tab's opener is cut before it leaves about:blank.
+async function openChecked(root, d) {
+  const r = proxy.current().region;
+  if (!r) return;
+  const tab = window.open('', '_blank');
+  if (tab) tab.opener = null;
+  if (r.name !== 'primary') await proxy.check(r);
+  const now = proxy.current().region;
+  const url = now ? linkURL(now, d) : '';
+  updateLinks(root);
+  if (!url) {
+    if (tab) tab.close();
+    return;
+  }
+  const href = new URL(url, location.href).href; // the primary's path apps are relative
+  if (tab) tab.location.replace(href);
+  else window.open(href, '_blank', 'noopener');
+}
+
+// Clicks on app and port links: a plain click goes through openChecked(); a click that opens the link in
+// some other way (a modifier key, the middle button) is left to the browser, with the proxy checked anyway
+// so that the page notices a dead one.
+function onLinkClick(root, ev) {
+  const a = ev.target instanceof Element ? ev.target.closest('a[data-kind]') : null;
+  if (!a || a.dataset.kind === 'terminal' || !a.hasAttribute('href')) return;
+  const r = proxy.current().region;
+  if (!r || r.name === 'primary') return;
+  if (ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.altKey) {
+    proxy.check(r);
+    return;
+  }
+  ev.preventDefault();
+  openChecked(root, { ...a.dataset });
+}
+
+function portMenu(root, ws, agent) {
   const base = { owner: ws.owner_name, ws: ws.name, agent: agent.name };
   const ports = (agent.listening_ports || []).filter((p) => p.port >= 9);
   const input = h('input', {
@@ -54,10 +108,8 @@ function portMenu(ws, agent) {
   const open = (ev) => {
     ev.preventDefault();
     const n = parseInt(input.value, 10);
-    const r = proxy.current().region;
-    if (!(n >= 9 && n <= 65535) || !r) return;
-    const url = linkURL(r, { ...base, kind: 'port', port: String(n) });
-    if (url) window.open(url, '_blank', 'noopener');
+    if (!(n >= 9 && n <= 65535)) return;
+    openChecked(root, { ...base, kind: 'port', port: String(n) });
   };
   return h(
     'details',
@@ -92,7 +144,7 @@ function portMenu(ws, agent) {
   );
 }
 
-function agentCard(ws, agent) {
+function agentCard(root, ws, agent) {
   const base = { owner: ws.owner_name, ws: ws.name, agent: agent.name };
   const apps = (agent.apps || []).map((app) =>
     h(
@@ -121,18 +173,18 @@ function agentCard(ws, agent) {
       { class: 'apps' },
       apps,
       h('a', { class: 'button', dataset: { ...base, kind: 'terminal' } }, 'Terminal'),
-      portMenu(ws, agent),
+      portMenu(root, ws, agent),
     ),
   );
 }
 
-function workspaceCard(ws) {
+function workspaceCard(root, ws) {
   const agents = agentsOf(ws);
   return h(
     'section',
     { class: 'card', dataset: { workspace: `${ws.owner_name}/${ws.name}` } },
     h('h2', {}, `${ws.owner_name}/${ws.name}`),
-    agents.length ? agents.map((a) => agentCard(ws, a)) : h('p', { class: 'muted' }, 'No agents.'),
+    agents.length ? agents.map((a) => agentCard(root, ws, a)) : h('p', { class: 'muted' }, 'No agents.'),
   );
 }
 
@@ -150,6 +202,7 @@ export function renderWorkspacesPage(main) {
     main,
     h('h1', {}, 'Workspaces'),
     h('p', { class: 'muted' }, 'Apps and ports open through ', h('strong', { id: 'links-region' }, '…'), '.'),
+    h('p', { class: 'note', id: 'links-status', role: 'status' }),
     error,
     list,
   );
@@ -166,7 +219,7 @@ export function renderWorkspacesPage(main) {
         fill(
           list,
           wss.length
-            ? wss.map(workspaceCard)
+            ? wss.map((ws) => workspaceCard(main, ws))
             : h('p', { class: 'muted' }, 'No workspaces yet. Create one with ', h('code', {}, 'outpost create NAME'), '.'),
         );
         for (const d of list.querySelectorAll('details[data-ports-for]')) if (open.has(d.dataset.portsFor)) d.open = true;
@@ -176,6 +229,7 @@ export function renderWorkspacesPage(main) {
       error.textContent = errorText(e);
     }
   };
+  list.addEventListener('click', (ev) => onLinkClick(main, ev));
   proxy.subscribe(() => updateLinks(main));
   load();
   setInterval(load, REFRESH_MS);

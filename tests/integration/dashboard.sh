@@ -30,7 +30,8 @@ unset CODER_URL CODER_SESSION_TOKEN CODER_AGENT_URL CODER_AGENT_TOKEN CODER_AGEN
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy
 export CODER_CONFIG_DIR=$T/cli
 P=$(free_port) PR=$(free_port) F=$(free_port) FR=$(free_port) S=$(free_port) SR=$(free_port) A=$(free_port)
-DASH=http://127.0.0.1:$PR FAST=http://localhost:$FR SLOW=http://127.0.0.2:$SR
+TP=$(free_port)
+DASH=http://127.0.0.1:$PR FAST=http://localhost:$FR SLOW=http://127.0.0.2:$SR THIRD=http://127.0.0.3:$TP
 PW='Dash-Owner-Pass-1'
 SHOTS=${BUILD_DIR:-$T}/test-logs/dashboard-shots
 rm -rf "$SHOTS" && mkdir -p "$SHOTS" "$T/ctl"
@@ -78,6 +79,23 @@ provision() {
     wait_all_ok 40
 }
 
+# A third proxy, created and started after the pages loaded (their CSP does not name it): done when the
+# primary lists it ok.
+start_third() {
+    "$OUTPOST" wsproxy create --name third --display-name "Third Proxy" --icon /emojis/1f6f0.png --only-token \
+        >"$T/third.token" 2>>"$T/cli.log" || return 1
+    CODER_PROXY_SESSION_TOKEN=$(tail -n 1 "$T/third.token") bg proxy-third "$OUTPOST" wsproxy server \
+        --primary-access-url $DASH --http-address 127.0.0.3:$TP --access-url $THIRD \
+        --wildcard-access-url "*.third.localhost:$TP" --workers 1
+    local i
+    for ((i = 0; i < 160; i++)); do
+        "$OUTPOST" wsproxy ls >"$T/ls.out" 2>&1 && grep -qE '^third .* ok *$' "$T/ls.out" && return 0
+        sleep 0.25
+    done
+    cat "$T/ls.out" >&2
+    return 1
+}
+
 wait_all_ok() { # wait_all_ok SECONDS: every region ok and the agent connected to all of them with 2 apps
     local i
     for ((i = 0; i < $1 * 4; i++)); do
@@ -115,6 +133,14 @@ ctl() {
                 ;;
             resume-primary) kill -CONT "$PRIMARY_PID" ;;
             start-fast) start_proxy fast $F $FAST "*.fast.localhost:$FR" && FAST_PID=$PROXY_PID ;;
+            hang-fast) kill -STOP "$FAST_PID" ;; # accepts connections (the kernel's backlog), answers nothing
+            resume-fast) kill -CONT "$FAST_PID" ;;
+            kill-fast) # refuses connections from now on
+                kill -KILL "$FAST_PID"
+                for ((i = 0; i < 50; i++)); do kill -0 "$FAST_PID" 2>/dev/null || break; sleep 0.1; done
+                kill -0 "$FAST_PID" 2>/dev/null && answer="error: fast still running"
+                ;;
+            start-third) start_third || answer="error starting the third proxy (see logs)" ;;
             *) answer="error: unknown request $cmd" ;;
             esac
             echo "$answer" >"$T/ctl/ack.tmp" && mv "$T/ctl/ack.tmp" "$T/ctl/ack"
@@ -125,7 +151,7 @@ ctl() {
     rc=$?
 }
 
-DASH=$DASH FAST=$FAST SLOW=$SLOW PW=$PW SHOTS=$SHOTS CTL=$T/ctl NODE_MODULES=$NODE_MODULES \
+DASH=$DASH FAST=$FAST SLOW=$SLOW THIRD=$THIRD PW=$PW SHOTS=$SHOTS CTL=$T/ctl NODE_MODULES=$NODE_MODULES \
     node "$ROOT/tests/browser/dashboard.mjs" >"$T/browser.log" 2>&1 &
 NODE_PID=$!
 PIDS+=($NODE_PID)
@@ -155,16 +181,18 @@ ok "cookie-authenticated changes: foreign Origin and cross-site 403, header toke
 # The headers of the pages and of the hashed files.
 curl -s -D "$T/page.head" -o "$T/page.html" "$DASH/login" >/dev/null
 grep -qi "^content-security-policy: default-src 'none'; script-src 'self'; style-src 'self';" "$T/page.head" || fail "no strict CSP on /login"
-grep -qi "connect-src 'self' $FAST ws://${FAST#http://} $SLOW ws://${SLOW#http://};" "$T/page.head" ||
-    fail "the CSP does not let the picker probe both proxies: $(grep -i content-security "$T/page.head")"
+grep -qi "connect-src 'self' $FAST ws://${FAST#http://} $SLOW ws://${SLOW#http://} $THIRD ws://${THIRD#http://};" "$T/page.head" ||
+    fail "the CSP does not let the picker probe the three proxies: $(grep -i content-security "$T/page.head")"
 asset=$(grep -o '/assets/app\.[0-9a-f]*\.css' "$T/page.html" | head -n 1)
 [ -n "$asset" ] || fail "no hashed stylesheet on /login"
 curl -s -D "$T/asset.head" -o /dev/null "$DASH$asset"
 grep -qi '^cache-control: public, max-age=31536000, immutable' "$T/asset.head" || fail "hashed asset not cached long: $(cat "$T/asset.head")"
 grep -qi '^etag: "' "$T/asset.head" || fail "no ETag on $asset"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$DASH/assets/app.000000000000.css")" = 404 ] || fail "an unknown asset is not 404"
-curl -s -D "$T/term.head" -o /dev/null -H "Cookie: coder_session_token=$(cat "$T/cli/session")" "$DASH/@admin/ws.main/terminal"
+curl -s -D "$T/term.head" -o "$T/term.html" -H "Cookie: coder_session_token=$(cat "$T/cli/session")" "$DASH/@admin/ws.main/terminal"
+grep -qF "<meta name=\"outpost-connect-src\" content=\"$FAST ws://${FAST#http://} $SLOW ws://${SLOW#http://} $THIRD ws://${THIRD#http://}\">" "$T/term.html" ||
+    fail "the shell does not repeat the CSP's origins: $(grep -o '<meta name="outpost-connect-src"[^>]*>' "$T/term.html")"
 grep -qi "^content-security-policy: default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline';" "$T/term.head" ||
     fail "the terminal page's CSP: $(grep -i content-security "$T/term.head")"
 grep -qi "^content-security-policy: .*style-src 'self';" "$T/page.head" || fail "inline styles allowed outside the terminal page"
-ok "strict CSP (connect-src: the primary and both proxies, http and ws; inline styles on the terminal page only), hashed assets cached for a year with an ETag"
+ok "strict CSP (connect-src: the primary and the three proxies, http and ws; inline styles on the terminal page only), the shell repeats connect-src's origins; hashed assets cached for a year with an ETag"

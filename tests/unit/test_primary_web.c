@@ -63,6 +63,9 @@ static void test_pages(struct op_primary *p, const char *session)
           "the shell's CSP: %s", csp);
     CHECK(strstr(csp, "connect-src 'self' http://eu.example.com:8080 ws://eu.example.com:8080;") != NULL,
           "connect-src names the proxy's origin, http and ws: %s", csp);
+    CHECK(strstr(r.body, "<meta name=\"outpost-connect-src\" content=\"http://eu.example.com:8080 "
+                         "ws://eu.example.com:8080\">") != NULL,
+          "the shell repeats connect-src's origins for the page");
     CHECK(strstr(csp, "frame-ancestors 'none'") &&
               t_streq(t_header(&r, "X-Content-Type-Options"), "nosniff") &&
               t_streq(t_header(&r, "Cache-Control"), "no-cache"),
