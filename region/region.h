@@ -103,7 +103,8 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
 bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *conf, struct op_conn *c,
                          const struct op_h1_request *req, struct op_route *out);
 
-/* What the slow path needs from its role (control thread; may block). */
+/* What the slow path needs from its role (control thread; issue and refresh_keys may block). */
+struct op_region_app_pending;
 struct op_region_app_hooks {
     /* Asks for a signed app token with the §2.9 body issue (a cJSON object). Returns 0 with the token in
      * tok (NUL-terminated) on a 201; a positive status when resp holds the answer to relay as it is; or
@@ -115,8 +116,24 @@ struct op_region_app_hooks {
     /* A token just issued is signed with a key the region does not know: refresh the region's key set now
      * (once; blocking). May be NULL. */
     void (*refresh_keys)(void *ctx);
+    /* Optional, used instead of issue (a proxy: the call must not hold the control thread): starts the call
+     * and returns at once. 0: the answer comes later through op_region_app_issued(p, ...), from any thread;
+     * -EBUSY: too many sign-ins in progress (503 page); -EHOSTUNREACH: the primary is known to be
+     * unreachable (502 page at once). */
+    int (*issue_async)(void *ctx, const void *issue, const char *real_ip, struct op_region_app_pending *p);
+    /* Optional, used instead of refresh_keys: asks for a key refetch (joined when one is in flight) and
+     * calls done(arg) on the control thread once it ended, fetched or not. Any thread. */
+    void (*refetch_keys)(void *ctx, void (*done)(void *arg), void *arg);
     void *ctx;
 };
+
+/* A slow-path request whose answer waits for the issuer (issue_async). */
+struct op_region_app_pending;
+/* The response an issue_async call relays into (the primary's non-201 answers: status, headers, body). */
+struct op_app_response *op_region_app_pending_resp(struct op_region_app_pending *p);
+/* The end of an issue_async call (any thread, once): rc and tok as the issue hook's return values. The
+ * region answers the request (possibly after a key refetch) and frees p. */
+void op_region_app_issued(struct op_region_app_pending *p, int rc, const char *tok);
 
 /* The app handler's part (control thread): false when req is not an app request (answer it as usual);
  * true with resp filled: the session cookie from an app-connect key (303), a signed app token cookie (307
