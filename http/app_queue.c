@@ -91,12 +91,21 @@ void op_app_queue_close(struct op_app_queue *q)
      * holds no resources on Linux). */
 }
 
+/* The job whose handler runs on this thread, and whether it deferred: a deferred job may be finished (and
+ * freed by its worker) on another thread before its handler has returned, so op_app_job_run must not look
+ * at the job again to learn it. */
+static _Thread_local struct op_app_job *tl_running;
+static _Thread_local bool tl_deferred;
+
 void op_app_job_run(struct op_app_job *job)
 {
     job->resp.status = 200;
     job->deferred = false;
+    tl_running = job;
+    tl_deferred = false;
     job->conf->app(job->conf->app_ctx, &job->req, &job->resp);
-    if (job->deferred) return; /* op_app_finish posts it */
+    tl_running = NULL;
+    if (tl_deferred) return; /* op_app_finish posts it (perhaps already did) */
     job->msg.fn = job_deliver;
     op_engine_post(job->engine, job->ref.worker, &job->msg);
 }
@@ -105,6 +114,7 @@ struct op_app_defer *op_app_defer(struct op_app_response *resp)
 {
     struct op_app_job *job = OP_CONTAINER_OF(resp, struct op_app_job, resp);
     job->deferred = true;
+    if (job == tl_running) tl_deferred = true;
     if (job->queue) atomic_fetch_add(&job->queue->deferred, 1);
     return (struct op_app_defer *)job;
 }
