@@ -170,6 +170,17 @@ static void keyset_free(void *p)
     free(p);
 }
 
+void op_region_set_refetch(struct op_region *r, void (*fn)(void *ctx), void *ctx)
+{
+    r->want_keys = fn;
+    r->want_keys_ctx = ctx;
+}
+
+void op_region_want_keys(struct op_region *r)
+{
+    if (r->want_keys) r->want_keys(r->want_keys_ctx);
+}
+
 int op_region_set_keys(struct op_region *r, struct op_engine *e, const struct op_region_key *keys, int n)
 {
     if (n < 0 || n > OP_REGION_MAX_KEYS) return -EINVAL;
@@ -410,8 +421,9 @@ static bool check_agent(struct op_region *r, const struct op_h1_request *req, st
     }
     int rc = op_region_verify(r, tok.p, tok.len, &tl_jws);
     if (rc == -ENOKEY) {
-        /* Fetching the keys again on an unknown kid is not implemented: the proxy learns new keys on its
-         * periodic refresh. */
+        /* A key rotated in since the last fetch: the role fetches the keys again now (coalesced), so the
+         * agent's next attempt, after its reconnect delay, verifies. */
+        op_region_want_keys(r);
         op_region_respond(out, 403,
                           "The agent credential is signed with a key this region does not know (yet).");
         return false;
@@ -457,6 +469,7 @@ static bool check_connect(struct op_region *r, const struct op_h1_request *req, 
     }
     int rc = op_region_verify(r, tok.p, tok.len, &tl_jws);
     if (rc == -ENOKEY) {
+        op_region_want_keys(r); /* the client's retry verifies */
         op_region_respond(out, 403,
                           "The connect token is signed with a key this region does not know (yet).");
         return false;

@@ -68,6 +68,11 @@ struct op_region_key {
 OP_MUST_USE int op_region_set_keys(struct op_region *r, struct op_engine *e, const struct op_region_key *keys,
                                    int n);
 
+/* How the region asks its role for the keys again when a worker meets an unknown key id (a proxy: one
+ * coalesced refetch of the crypto keys). fn runs on a worker and must not block. Before the engine starts;
+ * none by default (the primary's region has every key in its database). */
+void op_region_set_refetch(struct op_region *r, void (*fn)(void *ctx), void *ctx);
+
 /* The role's route function calls this first: true when the request is one of the three endpoints above
  * (out is then filled: a handoff to the region, or an error answer), false to route it as usual. */
 bool op_region_route(struct op_region *r, struct op_conn *c, const struct op_h1_request *req,
@@ -141,6 +146,13 @@ void op_region_app_issued(struct op_region_app_pending *p, int rc, const char *t
 bool op_region_app_handle(struct op_region *r, const struct op_region_app_conf *conf,
                           const struct op_region_app_hooks *h, const struct op_app_request *req,
                           struct op_app_response *resp);
+
+/* The app handler's part for a terminal request that a worker sent to it because its token is signed with a
+ * key the region does not know (a proxy, h->refetch_keys set): false when req is not one; true when its
+ * answer is deferred until the refetch ended, after which a grant routes it on the worker again. */
+bool op_region_pty_rekey(struct op_region *r, const struct op_region_app_conf *conf,
+                         const struct op_region_app_hooks *h, const struct op_app_request *req,
+                         struct op_app_response *resp);
 
 /* Counters (any thread). */
 struct op_region_stats {

@@ -60,8 +60,14 @@ struct op_region {
     struct region_msg *msgs;
     int32_t msg_free;
     struct region_wstats ws[OP_ENGINE_MAX_WORKERS];
-    struct app_wait *app_waits; /* OP_ENGINE_MAX_WORKERS * REGION_APP_WAITS */
+    struct app_wait *app_waits;   /* OP_ENGINE_MAX_WORKERS * REGION_APP_WAITS */
+    void (*want_keys)(void *ctx); /* op_region_set_refetch: set before the engine starts */
+    void *want_keys_ctx;
 };
+
+/* A worker met a token signed with a key the region does not know: asks the role to refetch (no-op when
+ * the role set no refetch function). Never blocks. */
+void op_region_want_keys(struct op_region *r);
 
 /* What the route function verified, for the handoff that follows on the same thread at once. */
 enum region_ep { EP_CONTROL = 1, EP_STREAM, EP_TCP };

@@ -23,6 +23,12 @@
 
 #define ISSUE_TIMEOUT_MS 5000
 
+/* A worker met an unknown key id (an agent credential, a connect or terminal token): refetch. */
+static void want_keys(void *ctx)
+{
+    op_wsp_refetch_keys(ctx, NULL, NULL);
+}
+
 void op_wsp_apps_init(struct ws *w)
 {
     const char *wild = op_ws_str(&w->conf, OP_WO_WILDCARD_ACCESS_URL);
@@ -48,6 +54,7 @@ void op_wsp_apps_init(struct ws *w)
     w->app_conf.primary = false;
     w->app_conf.disable_path_apps = false; /* the primary answers 403 when it disables them */
     if (*w->app_wildcard) op_info("wsproxy", "subdomain apps under %s", w->app_wildcard);
+    op_region_set_refetch(w->region, want_keys, w);
 }
 
 /* ---- hooks ---------------------------------------------------------------------------------------- */
@@ -219,6 +226,7 @@ void op_wsp_app_handler(void *ctx, const struct op_app_request *req, struct op_a
     struct ws *w = ctx;
     struct op_region_app_hooks h = {
         .issue_async = issue_async, .apikey = apikey, .refetch_keys = refetch, .ctx = w};
-    if (!op_region_app_handle(w->region, &w->app_conf, &h, req, resp))
+    if (!op_region_pty_rekey(w->region, &w->app_conf, &h, req, resp) &&
+        !op_region_app_handle(w->region, &w->app_conf, &h, req, resp))
         op_app_respond(resp, 404, "{\"message\":\"Not found.\"}");
 }

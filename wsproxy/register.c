@@ -322,11 +322,25 @@ static void run_waiters(struct op_wsp_key_waiter *kw)
     }
 }
 
-/* Starts the refetch asked for, unless one is in flight (the askers join it when it ends: they wait for the
- * next one) or the last one started less than a second ago (the tick starts it then). Control thread. */
+/* Starts the refetch asked for, unless one is in flight (the askers join it: the answer it brings is as new
+ * as any) or the last one started less than a second ago (the tick starts it then). Control thread. */
 static void refetch_start(struct ws *w, uint64_t now)
 {
-    if (w->inflight_rkeys || (w->kw_last_ms && now - w->kw_last_ms < 1000)) return;
+    if (w->inflight_rkeys) {
+        pthread_mutex_lock(&w->kw_mu);
+        struct op_wsp_key_waiter *kw = w->kw_want;
+        w->kw_want = NULL;
+        w->kw_wanted = false;
+        pthread_mutex_unlock(&w->kw_mu);
+        while (kw) {
+            struct op_wsp_key_waiter *nx = kw->next;
+            kw->next = w->kw_fetching;
+            w->kw_fetching = kw;
+            kw = nx;
+        }
+        return;
+    }
+    if (w->kw_last_ms && now - w->kw_last_ms < 1000) return;
     pthread_mutex_lock(&w->kw_mu);
     bool wanted = w->kw_wanted;
     struct op_wsp_key_waiter *kw = w->kw_want;

@@ -573,6 +573,31 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 cat "$T"/slow20.* >"$T/slow20.out"
 [ "$(grep -c '^307$' "$T/slow20.out")" = 20 ] || fail "20 concurrent slow-path requests: $(sort "$T/slow20.out" | uniq -c)"
+# ---- keys the proxy has not fetched: the primary signs with a new key (a row added to its database) ----
+refetches() { grep -c 'fetching the crypto keys again' "$T/proxy-eu.log"; }
+R0=$(refetches)
+seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data/outpost.db" workspace_apps_token workspace_apps_api_key) ||
+    fail "adding crypto keys: $seqs"
+grep -v -e '^localhost' -e '^#HttpOnly_localhost' "$JA" >"$T/rekey.jar" # alice at the primary, nothing of eu's
+walk "$T/rekey.jar" "${APP}rekeyed"
+[ "$ST" = 200 ] && [ "$(cat "$B")" = "$(app_body alice /rekeyed)" ] || fail "the sign-in with keys eu has not fetched: $TRAIL $(body)"
+[ "$TRAIL" = "303 303 303 307 200 " ] || fail "the sign-in walk with new keys: $TRAIL"
+R1=$(refetches)
+[ $((R1 - R0)) = 1 ] || fail "keys $seqs: $((R1 - R0)) refetches for one sign-in (app-connect key and token), want 1"
+sleep 1.1 # refetches are at most one a second
+seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data/outpost.db" workspace_apps_token) || fail "adding a key: $seqs"
+pids=()
+for i in $(seq 10); do
+    curl -4 -s -m 20 -o /dev/null -w '%{http_code}\n' -H "Cookie: coder_path_app_session_token=$SESS" "$APP" >"$T/rekey10.$i" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+cat "$T"/rekey10.* >"$T/rekey10.out"
+[ "$(grep -c '^307$' "$T/rekey10.out")" = 10 ] || fail "10 sign-ins with a token key eu has not fetched: $(sort "$T/rekey10.out" | uniq -c)"
+R2=$(refetches)
+[ $((R2 - R1)) = 1 ] || fail "10 concurrent sign-ins with the new token key $seqs: $((R2 - R1)) refetches, want 1"
+ok "the primary signing with keys eu has not fetched: a sign-in walk (the app-connect key, then the token) is served after exactly one refetch of the crypto keys; 10 concurrent sign-ins with another new key: all 307, one refetch"
+
 kill -STOP $PRIMARY_PID
 # 20 sign-ins at once against the hung primary: each waits for its own 5 s issue timeout, in parallel (the
 # control thread blocked on each in turn would take 20 x 5 s).
