@@ -30,6 +30,7 @@ struct op_app_request {
     op_span_t body;
     const struct op_app_header *headers;
     int nheaders;
+    size_t body_dropped;   /* the body's length when the route asked for the head only (op_route) */
     const char *remote_ip; /* NUL-terminated */
     bool tls;              /* the client connection is TLS */
 };

@@ -37,6 +37,7 @@ struct op_app_job {
     size_t body_len, body_have;
     struct op_app_queue *queue; /* the queue it came through (op_app_queue_submit), for op_app_finish */
     bool deferred;              /* the handler called op_app_defer: op_app_finish posts it */
+    bool body_drop;             /* body_len bytes are read and dropped (op_route.app_head_only) */
 };
 
 /* Control-thread side: runs the handler for job and posts the response back to its worker. */

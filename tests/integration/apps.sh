@@ -565,6 +565,15 @@ out=$(curl -4 -s -m 20 "${CJ[@]}" -X POST -H 'Expect:' --data-binary @"$T/post5k
     -w ' %{http_code} %{num_connects} ' "${APP}upload" --next -s -m 20 "${CJ[@]}" -w ' %{http_code} %{num_connects}' "${APP}after")
 [ "$out" = "307 1 $(sha256sum <"$T/post5k" | cut -d' ' -f1) 5000 200 0 $(app_body alice /after) 200 0" ] ||
     fail "a POST with the app session cookie alone, then with the token, then a GET on the same connection: '$out'"
+# A POST over the 1 MiB an application handler collects, without a token: the slow path reads its head only
+# (the body is read and dropped, not refused with 413), answers 307 with the token, and the client's repeat
+# carries the body to the app on the fast path.
+head -c $((4 << 20)) /dev/urandom >"$T/post4m"
+printf 'localhost\tFALSE\t/\tFALSE\t0\tcoder_path_app_session_token\t%s\n' "$SESS" >"$T/sess-4m.jar"
+out=$(curl -4 -s -m 30 -L -b "$T/sess-4m.jar" -c "$T/sess-4m.jar" -X POST -H 'Expect:' --data-binary @"$T/post4m" \
+    -w ' %{http_code} %{num_redirects}' "${APP}upload")
+[ "$out" = "$(sha256sum <"$T/post4m" | cut -d' ' -f1) $((4 << 20)) 200 1" ] ||
+    fail "a 4 MiB POST without a token (307, then repeated with the body): '$out'"
 pids=()
 for i in $(seq 20); do
     curl -4 -s -m 20 -o /dev/null -w '%{http_code}\n' -H "Cookie: coder_path_app_session_token=$SESS" "$APP" >"$T/slow20.$i" &
@@ -622,7 +631,7 @@ cat "$T"/hung.[0-9]*.out >"$T/hung.out"
 secs=$(awk '{ if ($2 > m) m = $2 } END { print m }' "$T/hung.out")
 python3 -c "import sys; sys.exit(0 if $WALL < 8 else 1)" || fail "20 sign-ins against the hung primary took ${WALL}s in all (slowest ${secs}s)"
 grep -q 'the control thread spent' "$T/proxy-eu.log" && fail "the proxy's control thread was held: $(grep 'the control thread spent' "$T/proxy-eu.log" | head -2)"
-ok "the app session cookie alone gets a new token (307) that serves; a POST of 5000 bytes without a token 307, again with it 200 (SHA-256 right), then a GET, all on one connection; 20 at once without a token all 307; primary hung (SIGSTOP): 20 signed-token requests (max $(awk '{print $2 * 1000}' "$T/hung-fast.out" | sort -n | tail -1) ms) and /healthz served meanwhile, 20 concurrent sign-ins that need the primary all get 502 'primary is unreachable' within ${WALL}s in all (slowest ${secs}s: the 5 s issue timeout each, in parallel), the control thread never held"
+ok "the app session cookie alone gets a new token (307) that serves; a POST of 5000 bytes without a token 307, again with it 200 (SHA-256 right), then a GET, all on one connection; a 4 MiB POST without a token: 307, repeated with its body, SHA-256 right at the app; 20 at once without a token all 307; primary hung (SIGSTOP): 20 signed-token requests (max $(awk '{print $2 * 1000}' "$T/hung-fast.out" | sort -n | tail -1) ms) and /healthz served meanwhile, 20 concurrent sign-ins that need the primary all get 502 'primary is unreachable' within ${WALL}s in all (slowest ${secs}s: the 5 s issue timeout each, in parallel), the control thread never held"
 
 # ---- 8. the primary stopped, then restarted with --dangerous-allow-path-app-sharing ----
 walk "$JA" "$APP"
