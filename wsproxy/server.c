@@ -252,9 +252,9 @@ static int run(struct ws *w)
     rc = op_ctl_run(w->e, &hooks);
     op_app_queue_stop(&w->q); /* sign-ins still at the primary are freed, not posted, when they end */
     op_wsp_issuer_stop(w);
-    op_wsp_refetch_close(w);
     op_engine_free(w->e);
     w->e = NULL;
+    op_wsp_refetch_close(w); /* after the workers: they may still ask for a refetch (its eventfd) */
     op_app_queue_run(&w->q); /* jobs that raced the shutdown are freed */
     if (w->exit_code) rc = w->exit_code;
 out:
