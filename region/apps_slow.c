@@ -226,8 +226,13 @@ static int answer_token(struct op_region *r, const struct op_region_app_conf *co
                         struct op_app_response *resp, bool final)
 {
     struct op_wsapp_token *t = calloc(1, sizeof(*t));
-    const struct keyset *ks = atomic_load_explicit(&r->keys, memory_order_acquire);
-    int vr = t ? op_wsapp_token_verify(tok, strlen(tok), ks->wk, ks->n, (int64_t)time(NULL), t) : -ENOMEM;
+    int vr = -ENOMEM;
+    if (t) { /* any thread: the issuer's answer arrives on a proxy's sign-in thread */
+        pthread_mutex_lock(&r->keys_mu);
+        const struct keyset *ks = atomic_load_explicit(&r->keys, memory_order_acquire);
+        vr = op_wsapp_token_verify(tok, strlen(tok), ks->wk, ks->n, (int64_t)time(NULL), t);
+        pthread_mutex_unlock(&r->keys_mu);
+    }
     if (vr == -ENOKEY && !final) {
         free(t);
         return vr;

@@ -132,6 +132,7 @@ struct op_region *op_region_new(const char *name, const struct op_region_limits 
         r->msgs[i].next = i + 1 < REGION_MSGS ? i + 1 : -1;
     r->msg_free = 0;
     pthread_mutex_init(&r->msg_mu, NULL);
+    pthread_mutex_init(&r->keys_mu, NULL);
     return r;
 }
 
@@ -145,6 +146,7 @@ void op_region_free(struct op_region *r)
         free(ks);
     }
     pthread_mutex_destroy(&r->msg_mu);
+    pthread_mutex_destroy(&r->keys_mu);
     free(r->msgs);
     free(r->app_waits);
     free(r);
@@ -193,7 +195,9 @@ int op_region_set_keys(struct op_region *r, struct op_engine *e, const struct op
         memcpy(ks->wk[i].secret, keys[i].secret, sizeof(ks->wk[i].secret));
         ks->wk[i].len = sizeof(keys[i].secret);
     }
+    pthread_mutex_lock(&r->keys_mu); /* no thread outside the workers still uses old after this */
     struct keyset *old = atomic_exchange_explicit(&r->keys, ks, memory_order_acq_rel);
+    pthread_mutex_unlock(&r->keys_mu);
     if (!e) {
         keyset_free(old);
     } else if (op_engine_retire(e, old, keyset_free) != 0) {

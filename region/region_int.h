@@ -56,6 +56,9 @@ struct op_region {
     struct op_region_limits lim;
     struct op_broker *broker;
     struct keyset *_Atomic keys;
+    /* Threads other than the workers (a proxy's sign-in thread) hold it while they use the key set: the
+     * engine's retirement only waits for the workers. */
+    pthread_mutex_t keys_mu;
     pthread_mutex_t msg_mu;
     struct region_msg *msgs;
     int32_t msg_free;
