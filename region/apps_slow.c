@@ -7,6 +7,11 @@
  * session the request has: on success the token is checked and set as the coder_signed_app_token cookie
  * and the browser retries the same URL (307), which the workers then serve on the fast path; any other
  * answer of the issuer (a redirect to sign in, an error page) is relayed as it is.
+ *
+ * With the role's asynchronous hooks (a proxy: issue_async, refetch_keys) nothing here waits: the request is
+ * deferred (http/app.h) and answered from op_region_app_issued (the sign-in thread) or after a key refetch
+ * (the control thread); the request and resp stay the deferred job's until op_app_finish. The primary's
+ * hooks are synchronous (its issuer is in-process).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -99,8 +104,8 @@ struct op_region_app_pending {
 };
 
 static void defer_on_keys(struct op_region *r, const struct op_region_app_conf *conf,
-                          const struct op_region_app_hooks *h, const struct op_app_request *req,
-                          const struct app_match *m, struct op_app_response *resp, const char *tok);
+                          const struct op_region_app_hooks *h, const struct app_match *m,
+                          struct op_app_response *resp, const char *tok);
 
 /* Returns true when the answer waits for a key refetch (h->refetch_keys; resp is deferred then). */
 static bool smuggled_key(const struct op_region_app_conf *conf, const struct op_region_app_hooks *h,
@@ -121,7 +126,7 @@ static bool smuggled_key(const struct op_region_app_conf *conf, const struct op_
     if (rc == 0) {
         rc = h->apikey(h->ctx, kid, key);
         if (rc == -ENOKEY && h->refetch_keys && r) { /* a key rotated in since the last fetch */
-            defer_on_keys(r, conf, h, req, m, resp, NULL);
+            defer_on_keys(r, conf, h, m, resp, NULL);
             return true;
         }
         if (rc == -ENOKEY && h->refresh_keys) {
@@ -327,9 +332,11 @@ static struct op_region_app_pending *pending_new(struct op_region *r, const stru
     return p;
 }
 
+/* The answer waits for a key refetch: an app-connect key (tok NULL) or an issued token with an unknown kid.
+ */
 static void defer_on_keys(struct op_region *r, const struct op_region_app_conf *conf,
-                          const struct op_region_app_hooks *h, const struct op_app_request *req,
-                          const struct app_match *m, struct op_app_response *resp, const char *tok)
+                          const struct op_region_app_hooks *h, const struct app_match *m,
+                          struct op_app_response *resp, const char *tok)
 {
     struct op_region_app_pending *p = pending_new(r, conf, h, m);
     if (!p) {
@@ -340,7 +347,6 @@ static void defer_on_keys(struct op_region *r, const struct op_region_app_conf *
     if (tok) snprintf(p->tok, sizeof(p->tok), "%s", tok);
     p->d = op_app_defer(resp);
     p->req = op_app_defer_req(p->d);
-    (void)req;
     h->refetch_keys(h->ctx, rekeyed, p);
 }
 

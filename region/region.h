@@ -142,7 +142,8 @@ void op_region_app_issued(struct op_region_app_pending *p, int rc, const char *t
 
 /* The app handler's part (control thread): false when req is not an app request (answer it as usual);
  * true with resp filled: the session cookie from an app-connect key (303), a signed app token cookie (307
- * back to the same URL), or the answer the issuer gave. */
+ * back to the same URL), or the answer the issuer gave — or, with issue_async / refetch_keys, resp deferred
+ * (op_app_defer) and answered later from another thread. */
 bool op_region_app_handle(struct op_region *r, const struct op_region_app_conf *conf,
                           const struct op_region_app_hooks *h, const struct op_app_request *req,
                           struct op_app_response *resp);

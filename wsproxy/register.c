@@ -223,6 +223,8 @@ static void on_register(struct ws *w, const struct op_ws_call *x)
         w->reg_failures_total++;
         enum op_ws_failure f = op_ws_call_failure(x);
         w->primary_down = f == OP_WS_FAIL_TRANSPORT || f == OP_WS_FAIL_TLS;
+        uint64_t retry = op_now_ms() + 1000; /* sign-ins are refused meanwhile: try again soon */
+        if (w->primary_down && w->next_heartbeat > retry) w->next_heartbeat = retry;
         snprintf(w->reg_error, sizeof(w->reg_error), "failed to register with the primary: %s", why);
         op_warn("wsproxy", "registration with the primary failed (%d in a row): %s", w->reg_failures, why);
         if (w->reg_failures > OP_WS_MAX_FAILURES) {
