@@ -5,6 +5,10 @@
  * The engine's worker reads the complete request (head and body, body capped by the route's limit),
  * hands it to the control thread, and the handler runs THERE: it may block (SQLite, libcurl). The worker
  * never waits; it writes the response when the control thread posts it back.
+ *
+ * A handler that must wait for something slow (a call to another server) without holding the control
+ * thread defers its answer: op_app_defer() while it runs, then op_app_finish() from any thread once resp
+ * is filled. The request (spans, body) stays valid until op_app_finish.
  */
 #ifndef OP_HTTP_APP_H
 #define OP_HTTP_APP_H
@@ -26,6 +30,7 @@ struct op_app_request {
     op_span_t body;
     const struct op_app_header *headers;
     int nheaders;
+    size_t body_dropped;   /* the body's length when the route asked for the head only (op_route) */
     const char *remote_ip; /* NUL-terminated */
     bool tls;              /* the client connection is TLS */
 };
@@ -45,6 +50,20 @@ struct op_app_response {
 
 /* Runs on the control thread. Must always fill resp (status and body). */
 typedef void (*op_app_handler_fn)(void *ctx, const struct op_app_request *req, struct op_app_response *resp);
+
+/* Defers the answer of the request whose resp this is (only inside the handler, on the control thread; only
+ * for requests that came through an op_app_queue). When the handler returns, nothing is sent yet; the
+ * handle's owner fills resp (status, body, headers or grant) and calls op_app_finish exactly once, from any
+ * thread, which posts the response to the worker. A client that went away meanwhile is no error: the
+ * worker frees the job. After op_app_queue_stop (engine shutdown) op_app_finish frees the job instead.
+ * Never NULL. */
+struct op_app_defer;
+struct op_app_defer *op_app_defer(struct op_app_response *resp);
+/* The response and the request of a deferred job (valid until op_app_finish). */
+struct op_app_response *op_app_defer_resp(struct op_app_defer *d);
+const struct op_app_request *op_app_defer_req(struct op_app_defer *d);
+/* Posts the deferred response to its worker (thread-safe; once per handle; d is gone afterwards). */
+void op_app_finish(struct op_app_defer *d);
 
 /* Header lookup, case-insensitive; returns NULL if absent. */
 const struct op_app_header *op_app_find_header(const struct op_app_request *req, const char *name);

@@ -10,6 +10,9 @@
 #ifndef OP_HTTP_APP_QUEUE_H
 #define OP_HTTP_APP_QUEUE_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "core/engine.h"
 #include "core/mpsc.h"
 #include "http/app.h"
@@ -32,6 +35,9 @@ struct op_app_job {
     size_t head_len;
     char *body;
     size_t body_len, body_have;
+    struct op_app_queue *queue; /* the queue it came through (op_app_queue_submit), for op_app_finish */
+    bool deferred;              /* the handler called op_app_defer: op_app_finish posts it */
+    bool body_drop;             /* body_len bytes are read and dropped (op_route.app_head_only) */
 };
 
 /* Control-thread side: runs the handler for job and posts the response back to its worker. */
@@ -46,13 +52,20 @@ void op_app_job_free(struct op_app_job *job);
 struct op_app_queue {
     op_mpsc_t jobs;
     int efd;
-    bool stopped; /* the engine is gone: leftover jobs are freed, not run */
+    bool stopped; /* the engine is (being) freed: leftover and finished jobs are freed, not run or sent */
+    pthread_mutex_t mu;  /* orders op_app_finish against op_app_queue_stop */
+    atomic_int deferred; /* deferred jobs not finished yet */
 };
 int op_app_queue_init(struct op_app_queue *q); /* 0 or -errno */
+/* Before op_engine_free (after the control loop returned): from now on queued jobs are freed unrun and
+ * deferred jobs are freed when they finish, so nothing is posted to a freed engine. Any thread. */
+void op_app_queue_stop(struct op_app_queue *q);
 void op_app_queue_submit(void *q, struct op_app_job *job);
 /* Runs every queued job, in arrival order (the control loop's on_readable callback). */
 void op_app_queue_run(void *q);
-/* After op_engine_free(): frees jobs that raced the shutdown and closes the eventfd. */
+/* After op_engine_free(): stops the queue, frees jobs that raced the shutdown and closes the eventfd.
+ * Deferred jobs still outstanding are freed by their op_app_finish (whoever holds them must finish them
+ * before the queue's memory goes). */
 void op_app_queue_close(struct op_app_queue *q);
 
 #endif

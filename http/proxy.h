@@ -114,7 +114,12 @@ struct op_route {
      * may then send the request upstream (UPSTREAM) or answer it (RESPOND); OP_ROUTE_APP and HANDOFF are
      * answered 500. */
     const char *granted;
+    /* APP: the handler needs the head only (the slow path of workspace apps, which answers with a redirect
+     * the client repeats with its body): a Content-Length body of any size is read and dropped instead of
+     * collected (no max_app_body limit); the handler sees an empty body and op_app_request.body_dropped. */
+    bool app_head_only;
 };
+#define OP_HTTP_MAX_DROPPED_BODY (1ull << 32) /* a larger body for a head-only handler is a 413 */
 
 #define OP_ROUTE_RESP_NO_CORS 1u
 

@@ -173,6 +173,10 @@ static void app_submit(struct op_conn *c)
 {
     struct http_state *st = hs(c);
     struct op_app_job *job = st->job;
+    if (job->body_drop) { /* read to its end and dropped: the handler answers from the head */
+        job->req.body_dropped = job->body_len;
+        job->body_len = job->body_have = 0;
+    }
     job->req.body = op_span(job->body, job->body_len);
     st->phase = HP_APP;
     st->req_done = true;
@@ -182,7 +186,7 @@ static void app_submit(struct op_conn *c)
     hconf(c)->app_submit(hconf(c)->app_submit_ctx, job);
 }
 
-static void route_app(struct op_conn *c, const struct op_h1_request *req)
+static void route_app(struct op_conn *c, const struct op_h1_request *req, const struct op_route *rt)
 {
     struct http_state *st = hs(c);
     const struct op_http_conf *cf = hconf(c);
@@ -194,14 +198,15 @@ static void route_app(struct op_conn *c, const struct op_h1_request *req)
         http_fail(c, 411, "chunked request bodies are not accepted here");
         return;
     }
-    if (req->content_length > cf->max_app_body) {
+    bool drop = rt->app_head_only && req->content_length;
+    if ((!drop && req->content_length > cf->max_app_body) || req->content_length > OP_HTTP_MAX_DROPPED_BODY) {
         http_fail(c, 413, "request body too large");
         return;
     }
     struct op_app_job *job = calloc(1, sizeof(*job));
     char *head = job ? malloc(req->head_len) : NULL;
-    char *body = req->content_length ? malloc(req->content_length) : NULL;
-    if (!job || !head || (req->content_length && !body)) {
+    char *body = req->content_length && !drop ? malloc(req->content_length) : NULL;
+    if (!job || !head || (req->content_length && !drop && !body)) {
         free(job);
         free(head);
         free(body);
@@ -232,6 +237,7 @@ static void route_app(struct op_conn *c, const struct op_h1_request *req)
     job->head_len = req->head_len;
     job->body = body;
     job->body_len = req->content_length;
+    job->body_drop = drop;
     job->ref = op_conn_ref(c);
     job->engine = op_worker_engine(op_conn_worker(c));
     job->conf = cf;
@@ -296,7 +302,7 @@ static ssize_t request_body(struct op_conn *c, const uint8_t *p, size_t n)
     if (st->phase == HP_BODY) return forward_req_body(c, p, n);
     struct op_app_job *job = st->job;
     size_t take = OP_MIN(n, job->body_len - job->body_have);
-    memcpy(job->body + job->body_have, p, take);
+    if (!job->body_drop) memcpy(job->body + job->body_have, p, take);
     job->body_have += take;
     if (job->body_have == job->body_len)
         app_submit(c);
@@ -372,7 +378,7 @@ static void process_head(struct op_conn *c)
         respond_builtin(c, req, &rt);
         break;
     case OP_ROUTE_APP:
-        route_app(c, req);
+        route_app(c, req, &rt);
         break;
     case OP_ROUTE_HANDOFF:
         route_handoff(c, req, &rt);

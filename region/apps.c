@@ -438,7 +438,8 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
     op_span_t smuggled;
     if (op_region_app_query(query, APP_SMUGGLE_PARAM, &smuggled) || !signed_token(r, req, &m->req) ||
         req->absolute_form) {
-        out->kind = OP_ROUTE_APP; /* the slow path: sign-in, a new token */
+        out->kind = OP_ROUTE_APP;  /* the slow path: sign-in, a new token */
+        out->app_head_only = true; /* it answers with a redirect the client repeats with its body */
         return true;
     }
     char hp[300];

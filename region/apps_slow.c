@@ -7,6 +7,11 @@
  * session the request has: on success the token is checked and set as the coder_signed_app_token cookie
  * and the browser retries the same URL (307), which the workers then serve on the fast path; any other
  * answer of the issuer (a redirect to sign in, an error page) is relayed as it is.
+ *
+ * With the role's asynchronous hooks (a proxy: issue_async, refetch_keys) nothing here waits: the request is
+ * deferred (http/app.h) and answered from op_region_app_issued (the sign-in thread) or after a key refetch
+ * (the control thread); the request and resp stay the deferred job's until op_app_finish. The primary's
+ * hooks are synchronous (its issuer is in-process).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -86,15 +91,32 @@ static void query_without(op_span_t q, char *out, size_t outlen)
     }
 }
 
-static void smuggled_key(const struct op_region_app_conf *conf, const struct op_region_app_hooks *h,
+/* A request whose answer waits (for the issuer, or a key refetch): what finishing it needs. */
+struct op_region_app_pending {
+    struct op_region *r;
+    const struct op_region_app_conf *conf;
+    struct op_region_app_hooks h;
+    struct op_app_defer *d;
+    const struct op_app_request *req; /* the deferred job's: valid until op_app_finish */
+    struct app_match m;
+    bool smuggled; /* waits for a refetch to decrypt an app-connect key, not for a token */
+    char tok[OP_JWS_MAX_TOKEN];
+};
+
+static void defer_on_keys(struct op_region *r, const struct op_region_app_conf *conf,
+                          const struct op_region_app_hooks *h, const struct app_match *m,
+                          struct op_app_response *resp, const char *tok);
+
+/* Returns true when the answer waits for a key refetch (h->refetch_keys; resp is deferred then). */
+static bool smuggled_key(const struct op_region_app_conf *conf, const struct op_region_app_hooks *h,
                          const struct op_app_request *req, const struct app_match *m, op_span_t jwe,
-                         struct op_app_response *resp)
+                         struct op_app_response *resp, struct op_region *r)
 {
     if (conf->primary && m->on_access_host) {
         html(resp, conf, 400, "Bad request",
              "An API key cannot be passed to the dashboard's own host. Please remove the query parameter "
              "and try again.");
-        return;
+        return false;
     }
     const char *fail = "Could not decrypt API key. Please remove the query parameter and try again.";
     int64_t kid;
@@ -103,6 +125,10 @@ static void smuggled_key(const struct op_region_app_conf *conf, const struct op_
     int rc = jwe.len < OP_JWE_MAX_TOKEN ? op_jwe_kid(jwe.p, jwe.len, &kid) : -EINVAL;
     if (rc == 0) {
         rc = h->apikey(h->ctx, kid, key);
+        if (rc == -ENOKEY && h->refetch_keys && r) { /* a key rotated in since the last fetch */
+            defer_on_keys(r, conf, h, m, resp, NULL);
+            return true;
+        }
         if (rc == -ENOKEY && h->refresh_keys) {
             h->refresh_keys(h->ctx);
             rc = h->apikey(h->ctx, kid, key);
@@ -116,7 +142,7 @@ static void smuggled_key(const struct op_region_app_conf *conf, const struct op_
     if (rc != 0) {
         op_debug("apps", "app-connect key refused: %s", strerror(-rc));
         html(resp, conf, 400, "Bad request", fail);
-        return;
+        return false;
     }
     char name[128], domain[256], cookie[1024], q[2048], loc[4096];
     if (m->req.access == OP_WSAPP_SUBDOMAIN) {
@@ -134,6 +160,7 @@ static void smuggled_key(const struct op_region_app_conf *conf, const struct op_
     redirect(resp, 303, loc);
     if (op_app_add_header(resp, "Set-Cookie", cookie) != 0) html(resp, conf, 500, "Internal error", "cookie");
     memset(cookie, 0, sizeof(cookie));
+    return false;
 }
 
 /* The session the visitor has: the app session cookie, the Coder-Session-Token header, the dashboard
@@ -197,6 +224,148 @@ static void token_cookie(const struct op_region_app_conf *conf, const struct op_
     if (op_app_add_header(resp, "Set-Cookie", cookie) != 0) html(resp, conf, 500, "Internal error", "cookie");
 }
 
+/* A token the issuer gave: verified (vr: -ENOKEY when the region does not know its key) and checked against
+ * the request, then set as the cookie (307), or a 502 page. Returns the verification result. */
+static int answer_token(struct op_region *r, const struct op_region_app_conf *conf,
+                        const struct op_app_request *req, const struct app_match *m, const char *tok,
+                        struct op_app_response *resp, bool final)
+{
+    struct op_wsapp_token *t = calloc(1, sizeof(*t));
+    int vr = -ENOMEM;
+    if (t) { /* any thread: the issuer's answer arrives on a proxy's sign-in thread */
+        pthread_mutex_lock(&r->keys_mu);
+        const struct keyset *ks = atomic_load_explicit(&r->keys, memory_order_acquire);
+        vr = op_wsapp_token_verify(tok, strlen(tok), ks->wk, ks->n, (int64_t)time(NULL), t);
+        pthread_mutex_unlock(&r->keys_mu);
+    }
+    if (vr == -ENOKEY && !final) {
+        free(t);
+        return vr;
+    }
+    if (vr != 0 || !op_wsapp_req_equal(&t->req, &m->req)) {
+        op_warn("apps", "the primary's app token for %s/%s/%s is unusable (%s)", m->req.user,
+                m->req.workspace, m->req.slug_or_port, vr ? strerror(-vr) : "another request");
+        html(resp, conf, 502, "Bad gateway", "The app token from the primary could not be verified.");
+    } else {
+        token_cookie(conf, req, t, tok, resp);
+    }
+    free(t);
+    return vr;
+}
+
+/* The issuer's outcome into resp (rc as the issue hook returns it). Returns true when the token is signed
+ * with a key the region does not know and the caller may refetch the keys (resp untouched then). */
+static bool answer_issued(struct op_region *r, const struct op_region_app_conf *conf,
+                          const struct op_app_request *req, const struct app_match *m, int rc,
+                          const char *tok, struct op_app_response *resp, bool final)
+{
+    if (rc == -EHOSTUNREACH) {
+        html(resp, conf, 502, "The primary is unreachable",
+             "This workspace proxy cannot reach the primary to sign you in to the app. Sessions that "
+             "were already open keep working; please try again in a moment.");
+    } else if (rc == -EBUSY) {
+        html(resp, conf, 503, "Too many sign-ins in progress",
+             "This workspace proxy is waiting for the primary on too many sign-ins at once. Please try again "
+             "in a moment.");
+    } else if (rc < 0) {
+        html(resp, conf, 500, "Internal error", "The app token could not be requested.");
+    } else if (rc == 0) {
+        return answer_token(r, conf, req, m, tok, resp, final) == -ENOKEY;
+    }
+    return false;
+}
+
+struct op_app_response *op_region_app_pending_resp(struct op_region_app_pending *p)
+{
+    return op_app_defer_resp(p->d);
+}
+
+static void pending_free(struct op_region_app_pending *p)
+{
+    memset(p->tok, 0, sizeof(p->tok));
+    free(p);
+}
+
+/* The refetch a pending request waited for has ended: answer with the keys the region has now. */
+static void rekeyed(void *arg)
+{
+    struct op_region_app_pending *p = arg;
+    struct op_app_response *resp = op_app_defer_resp(p->d);
+    if (p->smuggled) {
+        op_span_t jwe;
+        struct op_region_app_hooks h = p->h;
+        h.refetch_keys = NULL; /* one refetch per request */
+        h.refresh_keys = NULL;
+        if (op_region_app_query(p->req->query, APP_SMUGGLE_PARAM, &jwe))
+            smuggled_key(p->conf, &h, p->req, &p->m, jwe, resp, NULL);
+        else
+            html(resp, p->conf, 500, "Internal error", "The app-connect key went missing.");
+    } else {
+        answer_token(p->r, p->conf, p->req, &p->m, p->tok, resp, true);
+    }
+    op_app_finish(p->d);
+    pending_free(p);
+}
+
+void op_region_app_issued(struct op_region_app_pending *p, int rc, const char *tok)
+{
+    struct op_app_response *resp = op_app_defer_resp(p->d);
+    if (answer_issued(p->r, p->conf, p->req, &p->m, rc, tok, resp, !p->h.refetch_keys)) {
+        snprintf(p->tok, sizeof(p->tok), "%s", tok);
+        p->h.refetch_keys(p->h.ctx, rekeyed, p); /* a key rotated in since the last fetch */
+        return;
+    }
+    op_app_finish(p->d);
+    pending_free(p);
+}
+
+static struct op_region_app_pending *pending_new(struct op_region *r, const struct op_region_app_conf *conf,
+                                                 const struct op_region_app_hooks *h,
+                                                 const struct app_match *m)
+{
+    struct op_region_app_pending *p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    p->r = r;
+    p->conf = conf;
+    p->h = *h;
+    p->m = *m;
+    return p;
+}
+
+/* The answer waits for a key refetch: an app-connect key (tok NULL) or an issued token with an unknown kid.
+ */
+static void defer_on_keys(struct op_region *r, const struct op_region_app_conf *conf,
+                          const struct op_region_app_hooks *h, const struct app_match *m,
+                          struct op_app_response *resp, const char *tok)
+{
+    struct op_region_app_pending *p = pending_new(r, conf, h, m);
+    if (!p) {
+        html(resp, conf, 500, "Internal error", "out of memory");
+        return;
+    }
+    p->smuggled = tok == NULL;
+    if (tok) snprintf(p->tok, sizeof(p->tok), "%s", tok);
+    p->d = op_app_defer(resp);
+    p->req = op_app_defer_req(p->d);
+    h->refetch_keys(h->ctx, rekeyed, p);
+}
+
+/* The proxy's way: the issuer answers later; the request waits deferred (the control thread goes on). */
+static void issue_deferred(struct op_region *r, const struct op_region_app_conf *conf,
+                           const struct op_region_app_hooks *h, const struct op_app_request *req,
+                           const struct app_match *m, const cJSON *body, struct op_app_response *resp)
+{
+    struct op_region_app_pending *p = pending_new(r, conf, h, m);
+    if (!p) {
+        html(resp, conf, 500, "Internal error", "out of memory");
+        return;
+    }
+    p->d = op_app_defer(resp);
+    p->req = op_app_defer_req(p->d);
+    int rc = h->issue_async(h->ctx, body, req->remote_ip, p);
+    if (rc != 0) op_region_app_issued(p, rc, ""); /* answered at once: busy, or the primary is down */
+}
+
 bool op_region_app_handle(struct op_region *r, const struct op_region_app_conf *conf,
                           const struct op_region_app_hooks *h, const struct op_app_request *req,
                           struct op_app_response *resp)
@@ -217,39 +386,22 @@ bool op_region_app_handle(struct op_region *r, const struct op_region_app_conf *
         else
             html(resp, conf, m->status, m->title, m->msg);
     } else if (op_region_app_query(req->query, APP_SMUGGLE_PARAM, &jwe)) {
-        smuggled_key(conf, h, req, m, jwe, resp);
+        smuggled_key(conf, h, req, m, jwe, resp, r);
     } else {
         char session[512], tok[OP_JWS_MAX_TOKEN];
         session_of(conf, req, m, session, sizeof(session));
         cJSON *body = issue_body(conf, req, m, session);
         memset(session, 0, sizeof(session));
-        int rc = body ? h->issue(h->ctx, body, req->remote_ip, tok, sizeof(tok), resp) : -ENOMEM;
-        cJSON_Delete(body);
-        if (rc == -EHOSTUNREACH) {
-            html(resp, conf, 502, "The primary is unreachable",
-                 "This workspace proxy cannot reach the primary to sign you in to the app. Sessions that "
-                 "were already open keep working; please try again in a moment.");
-        } else if (rc < 0) {
-            html(resp, conf, 500, "Internal error", "The app token could not be requested.");
-        } else if (rc == 0) {
-            struct op_wsapp_token *t = calloc(1, sizeof(*t));
-            const struct keyset *ks = atomic_load_explicit(&r->keys, memory_order_acquire);
-            int64_t now = (int64_t)time(NULL);
-            int vr = t ? op_wsapp_token_verify(tok, strlen(tok), ks->wk, ks->n, now, t) : -ENOMEM;
-            if (vr == -ENOKEY && h->refresh_keys) { /* a key rotated in since the last fetch */
-                h->refresh_keys(h->ctx);
-                ks = atomic_load_explicit(&r->keys, memory_order_acquire);
-                vr = op_wsapp_token_verify(tok, strlen(tok), ks->wk, ks->n, now, t);
+        if (body && h->issue_async) {
+            issue_deferred(r, conf, h, req, m, body, resp);
+        } else {
+            int rc = body ? h->issue(h->ctx, body, req->remote_ip, tok, sizeof(tok), resp) : -ENOMEM;
+            if (answer_issued(r, conf, req, m, rc, tok, resp, !h->refresh_keys)) {
+                h->refresh_keys(h->ctx); /* a key rotated in since the last fetch */
+                answer_token(r, conf, req, m, tok, resp, true);
             }
-            if (vr != 0 || !op_wsapp_req_equal(&t->req, &m->req)) {
-                op_warn("apps", "the primary's app token for %s/%s/%s is unusable (%s)", m->req.user,
-                        m->req.workspace, m->req.slug_or_port, vr ? strerror(-vr) : "another request");
-                html(resp, conf, 502, "Bad gateway", "The app token from the primary could not be verified.");
-            } else {
-                token_cookie(conf, req, t, tok, resp);
-            }
-            free(t);
         }
+        cJSON_Delete(body);
         memset(tok, 0, sizeof(tok));
     }
     free(m);

@@ -39,11 +39,14 @@ static bool origin_is(op_span_t origin, const char *url)
     return ol && origin.len == ol && strncasecmp(origin.p, url, ol) == 0;
 }
 
-/* The token of the request names this terminal: NULL, or the reason it does not (logged). */
-static const char *check_token(struct op_region *r, op_span_t tok, op_span_t path, const char *agent)
+/* The token of the request names this terminal: NULL, or the reason it does not (logged); *nokey when the
+ * region does not know its key. */
+static const char *check_token(struct op_region *r, op_span_t tok, op_span_t path, const char *agent,
+                               bool *nokey)
 {
     const struct keyset *ks = atomic_load_explicit(&r->keys, memory_order_acquire);
     int rc = op_wsapp_token_verify(tok.p, tok.len, ks->wk, ks->n, (int64_t)time(NULL), &tl_ptok);
+    *nokey = rc == -ENOKEY;
     if (rc != 0) return rc == -ENOKEY ? "signed with a key this region does not know" : "does not verify";
     struct op_wsapp_req want = {.access = OP_WSAPP_TERMINAL};
     snprintf(want.base_path, sizeof(want.base_path), "%.*s", (int)path.len, path.p);
@@ -122,8 +125,15 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
     } else {
         op_span_t tok;
         const char *why = "missing";
+        bool nokey = false;
         if (op_region_app_query(query, PTY_TOKEN_PARAM, &tok) && tok.len)
-            why = check_token(r, tok, path, agent);
+            why = check_token(r, tok, path, agent, &nokey);
+        if (why && nokey && !granted && r->want_keys) {
+            /* A key rotated in since the last fetch: the role's app handler holds the request until its
+             * keys were fetched again (op_region_pty_rekey), then it is routed once more (granted). */
+            out->kind = OP_ROUTE_APP;
+            return true;
+        }
         if (why) {
             op_debug("pty", "w%d#%u terminal of agent %s refused: token %s",
                      op_worker_index(op_conn_worker(c)), op_conn_id(c), agent, why);
@@ -149,5 +159,40 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
     out->drop_cookies = op_region_coder_cookies;
     op_debug("pty", "w%d#%u terminal of agent %s for user %s", op_worker_index(op_conn_worker(c)),
              op_conn_id(c), agent, *user ? user : "?");
+    return true;
+}
+
+/* The refetch a terminal request waited for ended: route it once more (its token is checked again, with
+ * whatever keys the region has now; a failure is the usual 404). */
+static void pty_rekeyed(void *arg)
+{
+    struct op_app_defer *d = arg;
+    snprintf(op_app_defer_resp(d)->grant, sizeof(op_app_defer_resp(d)->grant), "rekeyed");
+    op_app_finish(d);
+}
+
+bool op_region_pty_rekey(struct op_region *r, const struct op_region_app_conf *conf,
+                         const struct op_region_app_hooks *h, const struct op_app_request *req,
+                         struct op_app_response *resp)
+{
+    (void)r;
+    size_t pl = strlen(PTY_PREFIX);
+    op_span_t tok;
+    if (!h->refetch_keys || req->path.len != pl + OP_ID_LEN + 4 || memcmp(req->path.p, PTY_PREFIX, pl) != 0 ||
+        memcmp(req->path.p + pl + OP_ID_LEN, "/pty", 4) != 0 ||
+        !op_region_app_query(req->query, PTY_TOKEN_PARAM, &tok) || !tok.len)
+        return false;
+    char lower[256]; /* an app's own host: the path is the app's (as op_region_route_pty decides) */
+    op_span_t host = req->host;
+    if (host.len < sizeof(lower)) {
+        for (size_t i = 0; i < host.len; i++)
+            lower[i] = (char)((host.p[i] >= 'A' && host.p[i] <= 'Z') ? host.p[i] + 32 : host.p[i]);
+        host = op_span(lower, host.len);
+    }
+    if (conf->wildcard && *conf->wildcard && !op_region_app_host_is(host, conf->access_url) &&
+        op_wsapp_host_matches(host.p, host.len, conf->wildcard))
+        return false;
+    struct op_app_defer *d = op_app_defer(resp);
+    h->refetch_keys(h->ctx, pty_rekeyed, d);
     return true;
 }

@@ -133,6 +133,7 @@ struct op_region *op_region_new(const char *name, const struct op_region_limits 
     r->msg_free = 0;
     pthread_mutex_init(&r->msg_mu, NULL);
     pthread_mutex_init(&r->rev_mu, NULL);
+    pthread_mutex_init(&r->keys_mu, NULL);
     return r;
 }
 
@@ -147,6 +148,7 @@ void op_region_free(struct op_region *r)
     }
     pthread_mutex_destroy(&r->msg_mu);
     pthread_mutex_destroy(&r->rev_mu);
+    pthread_mutex_destroy(&r->keys_mu);
     free(r->msgs);
     free(r->app_waits);
     free(r);
@@ -172,6 +174,17 @@ static void keyset_free(void *p)
     free(p);
 }
 
+void op_region_set_refetch(struct op_region *r, void (*fn)(void *ctx), void *ctx)
+{
+    r->want_keys = fn;
+    r->want_keys_ctx = ctx;
+}
+
+void op_region_want_keys(struct op_region *r)
+{
+    if (r->want_keys) r->want_keys(r->want_keys_ctx);
+}
+
 int op_region_set_keys(struct op_region *r, struct op_engine *e, const struct op_region_key *keys, int n)
 {
     if (n < 0 || n > OP_REGION_MAX_KEYS) return -EINVAL;
@@ -184,7 +197,9 @@ int op_region_set_keys(struct op_region *r, struct op_engine *e, const struct op
         memcpy(ks->wk[i].secret, keys[i].secret, sizeof(ks->wk[i].secret));
         ks->wk[i].len = sizeof(keys[i].secret);
     }
+    pthread_mutex_lock(&r->keys_mu); /* no thread outside the workers still uses old after this */
     struct keyset *old = atomic_exchange_explicit(&r->keys, ks, memory_order_acq_rel);
+    pthread_mutex_unlock(&r->keys_mu);
     if (!e) {
         keyset_free(old);
     } else if (op_engine_retire(e, old, keyset_free) != 0) {
@@ -412,8 +427,9 @@ static bool check_agent(struct op_region *r, const struct op_h1_request *req, st
     }
     int rc = op_region_verify(r, tok.p, tok.len, &tl_jws);
     if (rc == -ENOKEY) {
-        /* Fetching the keys again on an unknown kid is not implemented: the proxy learns new keys on its
-         * periodic refresh. */
+        /* A key rotated in since the last fetch: the role fetches the keys again now (coalesced), so the
+         * agent's next attempt, after its reconnect delay, verifies. */
+        op_region_want_keys(r);
         op_region_respond(out, 403,
                           "The agent credential is signed with a key this region does not know (yet).");
         return false;
@@ -465,6 +481,7 @@ bool op_region_check_connect(struct op_region *r, const struct op_h1_request *re
     }
     int rc = op_region_verify(r, tok.p, tok.len, &tl_jws);
     if (rc == -ENOKEY) {
+        op_region_want_keys(r); /* the client's retry verifies */
         op_region_respond(out, 403,
                           "The connect token is signed with a key this region does not know (yet).");
         return false;

@@ -73,6 +73,10 @@ OP_MUST_USE int op_region_set_keys(struct op_region *r, struct op_engine *e, con
  * and credentials issued up to now are refused on new control and stream connections (401), instead of
  * being accepted until they expire. Any thread; e: the running engine (NULL: only the refusal). */
 void op_region_revoke_agent(struct op_region *r, struct op_engine *e, const char *agent_id);
+/* How the region asks its role for the keys again when a worker meets an unknown key id (a proxy: one
+ * coalesced refetch of the crypto keys). fn runs on a worker and must not block. Before the engine starts;
+ * none by default (the primary's region has every key in its database). */
+void op_region_set_refetch(struct op_region *r, void (*fn)(void *ctx), void *ctx);
 
 /* The role's route function calls this first: true when the request is one of the three endpoints above
  * (out is then filled: a handoff to the region, or an error answer), false to route it as usual. */
@@ -116,7 +120,8 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
 bool op_region_route_tcp_ws(struct op_region *r, const struct op_region_app_conf *conf, struct op_conn *c,
                             const struct op_h1_request *req, struct op_route *out);
 
-/* What the slow path needs from its role (control thread; may block). */
+/* What the slow path needs from its role (control thread; issue and refresh_keys may block). */
+struct op_region_app_pending;
 struct op_region_app_hooks {
     /* Asks for a signed app token with the §2.9 body issue (a cJSON object). Returns 0 with the token in
      * tok (NUL-terminated) on a 201; a positive status when resp holds the answer to relay as it is; or
@@ -128,15 +133,39 @@ struct op_region_app_hooks {
     /* A token just issued is signed with a key the region does not know: refresh the region's key set now
      * (once; blocking). May be NULL. */
     void (*refresh_keys)(void *ctx);
+    /* Optional, used instead of issue (a proxy: the call must not hold the control thread): starts the call
+     * and returns at once. 0: the answer comes later through op_region_app_issued(p, ...), from any thread;
+     * -EBUSY: too many sign-ins in progress (503 page); -EHOSTUNREACH: the primary is known to be
+     * unreachable (502 page at once). */
+    int (*issue_async)(void *ctx, const void *issue, const char *real_ip, struct op_region_app_pending *p);
+    /* Optional, used instead of refresh_keys: asks for a key refetch (joined when one is in flight) and
+     * calls done(arg) on the control thread once it ended, fetched or not. Any thread. */
+    void (*refetch_keys)(void *ctx, void (*done)(void *arg), void *arg);
     void *ctx;
 };
 
+/* A slow-path request whose answer waits for the issuer (issue_async). */
+struct op_region_app_pending;
+/* The response an issue_async call relays into (the primary's non-201 answers: status, headers, body). */
+struct op_app_response *op_region_app_pending_resp(struct op_region_app_pending *p);
+/* The end of an issue_async call (any thread, once): rc and tok as the issue hook's return values. The
+ * region answers the request (possibly after a key refetch) and frees p. */
+void op_region_app_issued(struct op_region_app_pending *p, int rc, const char *tok);
+
 /* The app handler's part (control thread): false when req is not an app request (answer it as usual);
  * true with resp filled: the session cookie from an app-connect key (303), a signed app token cookie (307
- * back to the same URL), or the answer the issuer gave. */
+ * back to the same URL), or the answer the issuer gave — or, with issue_async / refetch_keys, resp deferred
+ * (op_app_defer) and answered later from another thread. */
 bool op_region_app_handle(struct op_region *r, const struct op_region_app_conf *conf,
                           const struct op_region_app_hooks *h, const struct op_app_request *req,
                           struct op_app_response *resp);
+
+/* The app handler's part for a terminal request that a worker sent to it because its token is signed with a
+ * key the region does not know (a proxy, h->refetch_keys set): false when req is not one; true when its
+ * answer is deferred until the refetch ended, after which a grant routes it on the worker again. */
+bool op_region_pty_rekey(struct op_region *r, const struct op_region_app_conf *conf,
+                         const struct op_region_app_hooks *h, const struct op_app_request *req,
+                         struct op_app_response *resp);
 
 /* Counters (any thread). */
 struct op_region_stats {

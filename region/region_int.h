@@ -66,6 +66,9 @@ struct op_region {
     struct op_region_limits lim;
     struct op_broker *broker;
     struct keyset *_Atomic keys;
+    /* Threads other than the workers (a proxy's sign-in thread) hold it while they use the key set: the
+     * engine's retirement only waits for the workers. */
+    pthread_mutex_t keys_mu;
     pthread_mutex_t msg_mu;
     struct region_msg *msgs;
     int32_t msg_free;
@@ -74,7 +77,13 @@ struct op_region {
     pthread_mutex_t rev_mu;     /* revoked, rev_next */
     struct region_revoked revoked[REGION_REVOKED];
     uint32_t rev_next;
+    void (*want_keys)(void *ctx); /* op_region_set_refetch: set before the engine starts */
+    void *want_keys_ctx;
 };
+
+/* A worker met a token signed with a key the region does not know: asks the role to refetch (no-op when
+ * the role set no refetch function). Never blocks. */
+void op_region_want_keys(struct op_region *r);
 
 /* What the route function verified, for the handoff that follows on the same thread at once. */
 enum region_ep { EP_CONTROL = 1, EP_STREAM, EP_TCP };

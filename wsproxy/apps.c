@@ -6,8 +6,9 @@
  * app-connect API key is decrypted with the workspace_apps_api_key keys the proxy fetched, and an unknown
  * key id fetches the keys again at once.
  *
- * The call to the primary blocks the control thread for as long as it takes (at most 5 s; a stopped
- * primary refuses the connection at once).
+ * The call to the primary runs on the issuer thread (issuer.c) while the request waits deferred: the
+ * control thread never waits for it, and a primary that hangs costs each sign-in its own 5 s, not a place
+ * in a line. The last heartbeat failing to connect answers new sign-ins at once (502 page).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -17,9 +18,16 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "proto/jws.h"
 #include "wsproxy/server_int.h"
 
 #define ISSUE_TIMEOUT_MS 5000
+
+/* A worker met an unknown key id (an agent credential, a connect or terminal token): refetch. */
+static void want_keys(void *ctx)
+{
+    op_wsp_refetch_keys(ctx, NULL, NULL);
+}
 
 void op_wsp_apps_init(struct ws *w)
 {
@@ -46,6 +54,7 @@ void op_wsp_apps_init(struct ws *w)
     w->app_conf.primary = false;
     w->app_conf.disable_path_apps = false; /* the primary answers 403 when it disables them */
     if (*w->app_wildcard) op_info("wsproxy", "subdomain apps under %s", w->app_wildcard);
+    op_region_set_refetch(w->region, want_keys, w);
 }
 
 /* ---- hooks ---------------------------------------------------------------------------------------- */
@@ -90,28 +99,31 @@ static const char *static_ctype(const char *ct)
     return "text/plain; charset=utf-8";
 }
 
-static int issue(void *ctx, const void *body, const char *real_ip, char *tok, size_t toklen,
-                 struct op_app_response *resp)
+/* The issue call with its headers; the relayed headers go to rl->resp. */
+static struct op_ws_call *issue_call(struct ws *w, const void *body, const char *real_ip, struct relay *rl)
 {
-    struct ws *w = ctx;
     char *json = cJSON_PrintUnformatted((const cJSON *)body);
-    if (!json) return -ENOMEM;
+    if (!json) return NULL;
     struct op_ws_call *x = op_ws_call_new(
         &w->cl, 0, "POST", "/api/v2/workspaceproxies/me/issue-signed-app-token", json, ISSUE_TIMEOUT_MS);
     free(json);
-    if (!x) return -ENOMEM;
+    if (!x) return NULL;
     char ipl[128];
     snprintf(ipl, sizeof(ipl), "Coder-Workspace-Proxy-Real-IP: %s", real_ip ? real_ip : "");
     x->hdrs = curl_slist_append(x->hdrs, ipl);
     curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->hdrs);
     curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
     curl_easy_setopt(x->h, CURLOPT_FOLLOWLOCATION, 0L);
-    struct relay rl = {resp};
-    resp->headers_len = 0;
-    resp->headers[0] = '\0';
+    rl->resp->headers_len = 0;
+    rl->resp->headers[0] = '\0';
     curl_easy_setopt(x->h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(x->h, CURLOPT_HEADERDATA, &rl);
-    op_ws_call_perform(x);
+    curl_easy_setopt(x->h, CURLOPT_HEADERDATA, rl);
+    return x;
+}
+
+/* The outcome of an ended issue call, as the issue hook returns it (tok: the token on 0). */
+static int issue_result(struct op_ws_call *x, char *tok, size_t toklen, struct op_app_response *resp)
+{
     int rc;
     if (x->code != CURLE_OK) {
         char why[512];
@@ -140,7 +152,43 @@ static int issue(void *ctx, const void *body, const char *real_ip, char *tok, si
         x->len = 0;
         rc = resp->status > 0 ? resp->status : 502;
     }
-    op_ws_call_free(x);
+    return rc;
+}
+
+/* A sign-in in flight on the issuer thread. */
+struct signin {
+    struct relay rl;
+    struct op_region_app_pending *p;
+};
+
+/* Issuer thread: the call ended; the region answers the deferred request. */
+static void issued(struct op_ws_call *x, void *arg)
+{
+    struct signin *si = arg;
+    char tok[OP_JWS_MAX_TOKEN];
+    tok[0] = '\0';
+    int rc = issue_result(x, tok, sizeof(tok), si->rl.resp);
+    op_region_app_issued(si->p, rc, tok);
+    memset(tok, 0, sizeof(tok));
+    free(si);
+}
+
+static int issue_async(void *ctx, const void *body, const char *real_ip, struct op_region_app_pending *p)
+{
+    struct ws *w = ctx;
+    if (w->primary_down) return -EHOSTUNREACH; /* the last heartbeat could not connect: do not wait 2 s */
+    struct signin *si = calloc(1, sizeof(*si));
+    if (!si) return -ENOMEM;
+    si->p = p;
+    si->rl.resp = op_region_app_pending_resp(p);
+    struct op_ws_call *x = issue_call(w, body, real_ip, &si->rl);
+    int rc = x ? op_wsp_issuer_submit(w, x, issued, si) : -ENOMEM;
+    if (rc != 0) {
+        if (rc == -EBUSY)
+            op_warn("apps", "%d sign-ins are waiting for the primary: refusing more", OP_WSP_MAX_SIGNINS);
+        op_ws_call_free(x);
+        free(si);
+    }
     return rc;
 }
 
@@ -168,21 +216,17 @@ static int apikey(void *ctx, int64_t kid, uint8_t key[32])
     return rc;
 }
 
-static void refresh(void *ctx)
+static void refetch(void *ctx, void (*done)(void *arg), void *arg)
 {
-    struct ws *w = ctx;
-    uint64_t now = op_now_ms();
-    static uint64_t last;
-    if (last && now - last < 1000) return; /* one fetch for a burst of requests */
-    last = now;
-    op_info("apps", "an app key id is unknown: fetching the crypto keys again");
-    op_wsp_fetch_keys_now(w);
+    op_wsp_refetch_keys(ctx, done, arg);
 }
 
 void op_wsp_app_handler(void *ctx, const struct op_app_request *req, struct op_app_response *resp)
 {
     struct ws *w = ctx;
-    struct op_region_app_hooks h = {.issue = issue, .apikey = apikey, .refresh_keys = refresh, .ctx = w};
-    if (!op_region_app_handle(w->region, &w->app_conf, &h, req, resp))
+    struct op_region_app_hooks h = {
+        .issue_async = issue_async, .apikey = apikey, .refetch_keys = refetch, .ctx = w};
+    if (!op_region_pty_rekey(w->region, &w->app_conf, &h, req, resp) &&
+        !op_region_app_handle(w->region, &w->app_conf, &h, req, resp))
         op_app_respond(resp, 404, "{\"message\":\"Not found.\"}");
 }

@@ -4,17 +4,22 @@
  * calls of start-up with their actionable error messages.
  */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "ctl/ctl.h"
 #include "wsproxy/server_int.h"
 #include "wsproxy/wsproxy.h"
 
-enum { K_BUILDINFO = 1, K_REGISTER, K_KEYS_SIGN, K_KEYS_ENC };
+/* K_RKEYS_*: the same fetches as K_KEYS_*, asked for by an unknown key id (op_wsp_refetch_keys). */
+enum { K_BUILDINFO = 1, K_REGISTER, K_KEYS_SIGN, K_KEYS_ENC, K_RKEYS_SIGN, K_RKEYS_ENC };
+#define KEY_FEATURE(kind) (((kind)-K_KEYS_SIGN) & 1)
 static const char *const key_features[2] = {"workspace_apps_token", "workspace_apps_api_key"};
 
 /* ---- version rule ------------------------------------------------------------------------------- */
@@ -73,7 +78,7 @@ static struct op_ws_call *new_call(struct ws *w, int kind, long timeout_ms)
     default: {
         char path[160];
         snprintf(path, sizeof(path), "/api/v2/workspaceproxies/me/crypto-keys?feature=%s",
-                 key_features[kind - K_KEYS_SIGN]);
+                 key_features[KEY_FEATURE(kind)]);
         return op_ws_call_new(&w->cl, kind, "GET", path, NULL, timeout_ms);
     }
     }
@@ -139,7 +144,7 @@ static void region_keys(struct ws *w, const cJSON *arr)
 
 static void on_keys(struct ws *w, const struct op_ws_call *x)
 {
-    int i = x->kind - K_KEYS_SIGN;
+    int i = KEY_FEATURE(x->kind);
     if (op_ws_call_failure(x) != OP_WS_FAIL_NONE ||
         !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(x->json, "crypto_keys"))) {
         char why[512];
@@ -149,8 +154,7 @@ static void on_keys(struct ws *w, const struct op_ws_call *x)
     }
     free(w->keys_json[i]);
     w->keys_json[i] = strdup(x->body);
-    if (x->kind == K_KEYS_SIGN && w->region)
-        region_keys(w, cJSON_GetObjectItemCaseSensitive(x->json, "crypto_keys"));
+    if (i == 0 && w->region) region_keys(w, cJSON_GetObjectItemCaseSensitive(x->json, "crypto_keys"));
     op_debug("wsproxy", "crypto keys for %s refreshed (%d keys)", key_features[i],
              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(x->json, "crypto_keys")));
 }
@@ -217,6 +221,10 @@ static void on_register(struct ws *w, const struct op_ws_call *x)
         op_ws_call_describe(x, why, sizeof(why));
         w->reg_failures++;
         w->reg_failures_total++;
+        enum op_ws_failure f = op_ws_call_failure(x);
+        w->primary_down = f == OP_WS_FAIL_TRANSPORT || f == OP_WS_FAIL_TLS;
+        uint64_t retry = op_now_ms() + 1000; /* sign-ins are refused meanwhile: try again soon */
+        if (w->primary_down && w->next_heartbeat > retry) w->next_heartbeat = retry;
         snprintf(w->reg_error, sizeof(w->reg_error), "failed to register with the primary: %s", why);
         /* A primary that cannot be reached (down, restarting, behind a failing load balancer: no answer,
          * or 502/503/504) never makes the proxy exit: it keeps serving requests with valid tokens and
@@ -244,6 +252,7 @@ static void on_register(struct ws *w, const struct op_ws_call *x)
         op_info("wsproxy", "registered with the primary again after %d failures", w->reg_failures);
     w->reg_failures = 0;
     w->reg_unreachable = 0;
+    w->primary_down = false;
     w->reg_success_total++;
     w->last_register_ok = op_wsp_wall_now();
     w->registered = true;
@@ -274,8 +283,125 @@ static void start_call(struct ws *w, int kind)
         w->inflight_reg++;
     else if (kind == K_BUILDINFO)
         w->inflight_bi++;
+    else if (kind >= K_RKEYS_SIGN)
+        w->inflight_rkeys++;
     else
         w->inflight_keys++;
+}
+
+static void refetch_done(struct ws *w);
+
+/* ---- key refetches on an unknown key id -------------------------------------------------------------- */
+
+struct op_wsp_key_waiter {
+    void (*done)(void *arg);
+    void *arg;
+    struct op_wsp_key_waiter *next;
+};
+
+int op_wsp_refetch_init(struct ws *w)
+{
+    int rc = pthread_mutex_init(&w->kw_mu, NULL);
+    if (rc != 0) return -rc;
+    w->kw_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return w->kw_efd < 0 ? -errno : 0;
+}
+
+void op_wsp_refetch_keys(struct ws *w, void (*done)(void *arg), void *arg)
+{
+    struct op_wsp_key_waiter *kw = done ? calloc(1, sizeof(*kw)) : NULL;
+    if (kw) {
+        kw->done = done;
+        kw->arg = arg;
+    }
+    pthread_mutex_lock(&w->kw_mu);
+    if (kw) {
+        kw->next = w->kw_want;
+        w->kw_want = kw;
+    }
+    bool first = !w->kw_wanted;
+    w->kw_wanted = true;
+    pthread_mutex_unlock(&w->kw_mu);
+    if (done && !kw) done(arg); /* out of memory: answer with the keys there are */
+    uint64_t one = 1;
+    if (first && write(w->kw_efd, &one, sizeof(one)) < 0) { /* the tick starts it anyway */
+    }
+}
+
+static void run_waiters(struct op_wsp_key_waiter *kw)
+{
+    while (kw) {
+        struct op_wsp_key_waiter *nx = kw->next;
+        kw->done(kw->arg);
+        free(kw);
+        kw = nx;
+    }
+}
+
+/* Starts the refetch asked for, unless one is in flight (the askers join it: the answer it brings is as new
+ * as any) or the last one started less than a second ago (the tick starts it then). Control thread. */
+static void refetch_start(struct ws *w, uint64_t now)
+{
+    if (w->inflight_rkeys) {
+        pthread_mutex_lock(&w->kw_mu);
+        struct op_wsp_key_waiter *kw = w->kw_want;
+        w->kw_want = NULL;
+        w->kw_wanted = false;
+        pthread_mutex_unlock(&w->kw_mu);
+        while (kw) {
+            struct op_wsp_key_waiter *nx = kw->next;
+            kw->next = w->kw_fetching;
+            w->kw_fetching = kw;
+            kw = nx;
+        }
+        return;
+    }
+    if (w->kw_last_ms && now - w->kw_last_ms < 1000) return;
+    pthread_mutex_lock(&w->kw_mu);
+    bool wanted = w->kw_wanted;
+    struct op_wsp_key_waiter *kw = w->kw_want;
+    w->kw_want = NULL;
+    w->kw_wanted = false;
+    pthread_mutex_unlock(&w->kw_mu);
+    if (!wanted) return;
+    w->kw_last_ms = now;
+    w->key_refetches_total++;
+    op_info("wsproxy", "a key id is unknown: fetching the crypto keys again (refetch %llu)",
+            (unsigned long long)w->key_refetches_total);
+    w->kw_fetching = kw;
+    start_call(w, K_RKEYS_SIGN);
+    start_call(w, K_RKEYS_ENC);
+    if (!w->inflight_rkeys) refetch_done(w); /* could not start: answer with the keys there are */
+}
+
+static void refetch_done(struct ws *w)
+{
+    struct op_wsp_key_waiter *kw = w->kw_fetching;
+    w->kw_fetching = NULL;
+    run_waiters(kw);
+}
+
+void op_wsp_refetch_run(void *arg)
+{
+    struct ws *w = arg;
+    uint64_t v;
+    if (read(w->kw_efd, &v, sizeof(v)) < 0) { /* spurious wake-up */
+    }
+    refetch_start(w, op_now_ms());
+    int running = 0;
+    curl_multi_perform(w->multi, &running); /* sends the request now rather than at the next tick */
+}
+
+void op_wsp_refetch_close(struct ws *w)
+{
+    refetch_done(w);
+    pthread_mutex_lock(&w->kw_mu);
+    struct op_wsp_key_waiter *kw = w->kw_want;
+    w->kw_want = NULL;
+    pthread_mutex_unlock(&w->kw_mu);
+    run_waiters(kw);
+    if (w->kw_efd >= 0) close(w->kw_efd);
+    w->kw_efd = -1;
 }
 
 void op_wsp_tick(void *arg)
@@ -284,7 +410,10 @@ void op_wsp_tick(void *arg)
     if (w->shutting_down) return;
     uint64_t now = op_now_ms();
     if (now >= w->next_heartbeat) {
-        w->next_heartbeat = now + (uint64_t)op_ws_duration_ms(&w->conf, OP_WO_HEARTBEAT_INTERVAL);
+        uint64_t every = (uint64_t)op_ws_duration_ms(&w->conf, OP_WO_HEARTBEAT_INTERVAL);
+        /* While the primary cannot be reached sign-ins are refused at once: learn soon that it is back. */
+        if (w->primary_down && every > 1000) every = 1000;
+        w->next_heartbeat = now + every;
         if (!w->inflight_reg) start_call(w, K_REGISTER);
         if (!w->inflight_bi) start_call(w, K_BUILDINFO);
     }
@@ -295,6 +424,7 @@ void op_wsp_tick(void *arg)
             start_call(w, K_KEYS_ENC);
         }
     }
+    refetch_start(w, now);
     int running = 0;
     curl_multi_perform(w->multi, &running);
     bool changed = false;
@@ -326,6 +456,12 @@ void op_wsp_tick(void *arg)
             changed = true;
             break;
         }
+        case K_RKEYS_SIGN:
+        case K_RKEYS_ENC:
+            w->inflight_rkeys--;
+            on_keys(w, x);
+            if (!w->inflight_rkeys) refetch_done(w);
+            break;
         default:
             w->inflight_keys--;
             on_keys(w, x);
@@ -362,17 +498,6 @@ static void explain_transport(const struct ws *w, const struct op_ws_call *x, co
                  "(CODER_PRIMARY_ACCESS_URL) and "
                  "that the primary is running and reachable from this host.",
                  what, w->primary, why);
-}
-
-void op_wsp_fetch_keys_now(struct ws *w)
-{
-    for (int k = K_KEYS_SIGN; k <= K_KEYS_ENC; k++) {
-        struct op_ws_call *x = new_call(w, k, 3000);
-        if (!x) return;
-        op_ws_call_perform(x);
-        on_keys(w, x);
-        op_ws_call_free(x);
-    }
 }
 
 int op_wsp_startup(struct ws *w)

@@ -215,11 +215,18 @@ static int run(struct ws *w)
         .to = {.drain_ms = drain > 0 ? (uint32_t)(drain > 3600000 ? 3600000 : drain) : 0},
     };
     op_wsp_publish(w);
+    if (op_wsp_issuer_start(w) != 0) {
+        op_error("wsproxy", "cannot start the sign-in thread");
+        rc = EX_OSERR;
+        op_wsp_deregister(w, 5000);
+        goto out;
+    }
     rc = op_engine_start(&ec, &w->e, err, sizeof(err));
     if (rc != 0) {
         op_error("wsproxy", "cannot start: %s", err);
         rc = op_runner_start_exit_code(rc);
         w->e = NULL;
+        op_wsp_issuer_stop(w);
         op_wsp_deregister(w, 5000);
         goto out;
     }
@@ -238,13 +245,16 @@ static int run(struct ws *w)
         .reload_arg = w,
         .on_stop = op_wsp_on_stop,
         .stop_arg = w,
-        .fds = {{.fd = w->q.efd, .on_readable = op_app_queue_run, .arg = &w->q}},
-        .nfds = 1,
+        .fds = {{.fd = w->q.efd, .on_readable = op_app_queue_run, .arg = &w->q},
+                {.fd = w->kw_efd, .on_readable = op_wsp_refetch_run, .arg = w}},
+        .nfds = 2,
     };
     rc = op_ctl_run(w->e, &hooks);
+    op_app_queue_stop(&w->q); /* sign-ins still at the primary are freed, not posted, when they end */
+    op_wsp_issuer_stop(w);
     op_engine_free(w->e);
     w->e = NULL;
-    w->q.stopped = true;
+    op_wsp_refetch_close(w); /* after the workers: they may still ask for a refetch (its eventfd) */
     op_app_queue_run(&w->q); /* jobs that raced the shutdown are freed */
     if (w->exit_code) rc = w->exit_code;
 out:
@@ -321,6 +331,11 @@ int op_cmd_wsproxy_server(int argc, char **argv)
         op_ws_conf_free(&w->conf);
         return EX_OSERR;
     }
+    if (op_wsp_refetch_init(w) != 0) {
+        op_error("wsproxy", "eventfd: %s", strerror(errno));
+        op_ws_conf_free(&w->conf);
+        return EX_OSERR;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     w->multi = curl_multi_init();
     op_info("wsproxy", "Outpost workspace proxy %s starting; primary %s", OP_WS_VERSION, w->primary);
@@ -345,6 +360,7 @@ int op_cmd_wsproxy_server(int argc, char **argv)
     for (int i = 0; i < 2; i++)
         free(w->keys_json[i]);
     op_app_queue_close(&w->q);
+    if (w->kw_efd >= 0) op_wsp_refetch_close(w); /* start-up failed before the engine ran */
     op_ws_conf_free(&w->conf);
     op_info("wsproxy", "stopped (exit code %d)", rc);
     return rc;

@@ -7,6 +7,8 @@
  *   routes.c    the snapshot (built on the control thread) and the worker-side routes that serve it
  *   metrics.c   the Prometheus listener (/metrics, answered on the control thread)
  *   register.c  calls to the primary: build info, registration heartbeat, crypto keys, deregistration
+ *   apps.c      the slow path of workspace apps (the region's hooks)
+ *   issuer.c    the sign-in thread: app-token calls to the primary, off the control thread
  *
  * Threads: the engine's workers answer every request of the proxy's own listeners from `snap`, an
  * immutable snapshot published by the control thread (atomic pointer; the previous one is released with
@@ -75,8 +77,21 @@ struct ws {
     uint64_t reloads, reload_failures;
     bool last_reload_ok;
     double start_time, last_register_ok; /* wall clock, seconds */
-    /* application jobs (Prometheus listener) */
+    /* application jobs (Prometheus listener, the slow path of apps) */
     struct op_app_queue q;
+    /* sign-in calls to the primary (issuer.c) */
+    struct op_wsp_issuer *issuer;
+    /* The last heartbeat registration failed to connect (set and read on the control thread): new sign-ins
+     * get the "primary unreachable" page at once instead of a call that cannot succeed. */
+    bool primary_down;
+    /* key refetches on an unknown key id (register.c): asked for from any thread */
+    pthread_mutex_t kw_mu;
+    struct op_wsp_key_waiter *kw_want;     /* waiting for the next refetch (under kw_mu) */
+    bool kw_wanted;                        /* a refetch was asked for (under kw_mu) */
+    int kw_efd;                            /* wakes the control thread when one is asked for */
+    struct op_wsp_key_waiter *kw_fetching; /* waiting for the refetch in flight (control thread) */
+    int inflight_rkeys;
+    uint64_t kw_last_ms, key_refetches_total;
 };
 
 /* Per-worker request counters for coderd_api_requests_processed_total{code,method,path}: each worker adds
@@ -134,8 +149,31 @@ void op_wsp_apps_init(struct ws *w);
 /* The app handler of the proxy's listeners (control thread): the slow path of workspace apps. */
 void op_wsp_app_handler(void *ctx, const struct op_app_request *req, struct op_app_response *resp);
 
-/* register.c: fetches both key features now (blocking, short timeout); the region gets the new keys. */
-void op_wsp_fetch_keys_now(struct ws *w);
+/* register.c: key refetches on an unknown key id. One fetch of both features at a time, at most one a
+ * second: requests that ask while one is in flight join it. done(arg) (may be NULL) runs on the control
+ * thread once the fetch ended, fetched or not (the region has the new keys then). Any thread, never
+ * blocks. */
+struct op_wsp_key_waiter;
+int op_wsp_refetch_init(struct ws *w); /* 0 or -errno */
+void op_wsp_refetch_keys(struct ws *w, void (*done)(void *arg), void *arg);
+/* The control loop's fd callback for w->kw_efd. */
+void op_wsp_refetch_run(void *w);
+/* After the engine stopped: runs the waiters left (their answers are freed, not sent). */
+void op_wsp_refetch_close(struct ws *w);
+
+/* issuer.c: the thread that runs sign-in calls to the primary (apps.c), so that none waits for another and
+ * the control thread waits for none. */
+#define OP_WSP_MAX_SIGNINS 256 /* calls in flight at once; more get a 503 page */
+struct op_wsp_issuer;
+/* Starts the thread (before the engine's first request). 0 or -errno. */
+int op_wsp_issuer_start(struct ws *w);
+/* Runs x (set up by op_ws_call_new) on the issuer thread; done(x, arg) runs there when it ended (x->code
+ * CURLE_ABORTED_BY_CALLBACK at shutdown), then x is freed. Control thread. 0 (x is the issuer's), or
+ * -EBUSY (OP_WSP_MAX_SIGNINS in flight), -ESHUTDOWN, -ENOMEM (x stays the caller's). */
+int op_wsp_issuer_submit(struct ws *w, struct op_ws_call *x, void (*done)(struct op_ws_call *x, void *arg),
+                         void *arg);
+/* Ends the calls still out (their done callbacks run) and joins the thread. After op_app_queue_stop. */
+void op_wsp_issuer_stop(struct ws *w);
 
 /* server.c */
 /* Wall-clock seconds since the epoch. */

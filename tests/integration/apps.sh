@@ -30,8 +30,8 @@
 #     pipelining, a streamed answer not held back; an app port nobody listens on: 502 HTML page with the agent's
 #     reason and a link to the dashboard; an app URL with a path and a query (the default-query 307, the
 #     app's path before the path under the app);
-#  8. the primary hung (SIGSTOP): signed-token requests go on, one that needs the primary gets 502 after the
-#     5 s issue timeout; the primary stopped: a live signed token still serves, a request that needs the
+#  8. the primary hung (SIGSTOP): signed-token requests and /healthz go on, 20 concurrent sign-ins that need
+#     the primary all get 502 after their 5 s issue timeout, in parallel (< 8 s in all); the primary stopped: a live signed token still serves, a request that needs the
 #     primary gets the 502 "primary is unreachable" page within 3 s; restarted with
 #     --dangerous-allow-path-app-sharing: path apps follow their share levels; bob's agent stopped: his app
 #     answers 502 "Agent offline" though its server still runs.
@@ -565,6 +565,15 @@ out=$(curl -4 -s -m 20 "${CJ[@]}" -X POST -H 'Expect:' --data-binary @"$T/post5k
     -w ' %{http_code} %{num_connects} ' "${APP}upload" --next -s -m 20 "${CJ[@]}" -w ' %{http_code} %{num_connects}' "${APP}after")
 [ "$out" = "307 1 $(sha256sum <"$T/post5k" | cut -d' ' -f1) 5000 200 0 $(app_body alice /after) 200 0" ] ||
     fail "a POST with the app session cookie alone, then with the token, then a GET on the same connection: '$out'"
+# A POST over the 1 MiB an application handler collects, without a token: the slow path reads its head only
+# (the body is read and dropped, not refused with 413), answers 307 with the token, and the client's repeat
+# carries the body to the app on the fast path.
+head -c $((4 << 20)) /dev/urandom >"$T/post4m"
+printf 'localhost\tFALSE\t/\tFALSE\t0\tcoder_path_app_session_token\t%s\n' "$SESS" >"$T/sess-4m.jar"
+out=$(curl -4 -s -m 30 -L -b "$T/sess-4m.jar" -c "$T/sess-4m.jar" -X POST -H 'Expect:' --data-binary @"$T/post4m" \
+    -w ' %{http_code} %{num_redirects}' "${APP}upload")
+[ "$out" = "$(sha256sum <"$T/post4m" | cut -d' ' -f1) $((4 << 20)) 200 1" ] ||
+    fail "a 4 MiB POST without a token (307, then repeated with the body): '$out'"
 pids=()
 for i in $(seq 20); do
     curl -4 -s -m 20 -o /dev/null -w '%{http_code}\n' -H "Cookie: coder_path_app_session_token=$SESS" "$APP" >"$T/slow20.$i" &
@@ -573,19 +582,56 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 cat "$T"/slow20.* >"$T/slow20.out"
 [ "$(grep -c '^307$' "$T/slow20.out")" = 20 ] || fail "20 concurrent slow-path requests: $(sort "$T/slow20.out" | uniq -c)"
+# ---- keys the proxy has not fetched: the primary signs with a new key (a row added to its database) ----
+refetches() { grep -c 'fetching the crypto keys again' "$T/proxy-eu.log"; }
+R0=$(refetches)
+seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data/outpost.db" workspace_apps_token workspace_apps_api_key) ||
+    fail "adding crypto keys: $seqs"
+grep -v -e '^localhost' -e '^#HttpOnly_localhost' "$JA" >"$T/rekey.jar" # alice at the primary, nothing of eu's
+walk "$T/rekey.jar" "${APP}rekeyed"
+[ "$ST" = 200 ] && [ "$(cat "$B")" = "$(app_body alice /rekeyed)" ] || fail "the sign-in with keys eu has not fetched: $TRAIL $(body)"
+[ "$TRAIL" = "303 303 303 307 200 " ] || fail "the sign-in walk with new keys: $TRAIL"
+R1=$(refetches)
+[ $((R1 - R0)) = 1 ] || fail "keys $seqs: $((R1 - R0)) refetches for one sign-in (app-connect key and token), want 1"
+sleep 1.1 # refetches are at most one a second
+seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data/outpost.db" workspace_apps_token) || fail "adding a key: $seqs"
+pids=()
+for i in $(seq 10); do
+    curl -4 -s -m 20 -o /dev/null -w '%{http_code}\n' -H "Cookie: coder_path_app_session_token=$SESS" "$APP" >"$T/rekey10.$i" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+cat "$T"/rekey10.* >"$T/rekey10.out"
+[ "$(grep -c '^307$' "$T/rekey10.out")" = 10 ] || fail "10 sign-ins with a token key eu has not fetched: $(sort "$T/rekey10.out" | uniq -c)"
+R2=$(refetches)
+[ $((R2 - R1)) = 1 ] || fail "10 concurrent sign-ins with the new token key $seqs: $((R2 - R1)) refetches, want 1"
+ok "the primary signing with keys eu has not fetched: a sign-in walk (the app-connect key, then the token) is served after exactly one refetch of the crypto keys; 10 concurrent sign-ins with another new key: all 307, one refetch"
+
 kill -STOP $PRIMARY_PID
-curl -4 -s -m 20 -o "$T/hung.body" -w '%{http_code} %{time_total}' -H "Cookie: coder_path_app_session_token=$SESS" \
-    "$APP" >"$T/hung.out" 2>&1 &
-HUNG=$!
+# 20 sign-ins at once against the hung primary: each waits for its own 5 s issue timeout, in parallel (the
+# control thread blocked on each in turn would take 20 x 5 s).
+T0=$(date +%s.%N)
+pids=()
+for i in $(seq 20); do
+    curl -4 -s -m 30 -o "$T/hung.$i.body" -w '%{http_code} %{time_total}\n' -H "Cookie: coder_path_app_session_token=$SESS" \
+        "$APP" >"$T/hung.$i.out" 2>&1 &
+    pids+=($!)
+done
 sleep 0.3
 for i in $(seq 20); do curl -4 -s -m 5 -o /dev/null -w '%{http_code} %{time_total}\n' -H "Cookie: coder_signed_app_token=$AS" "$APP"; done >"$T/hung-fast.out"
-wait $HUNG
+for i in $(seq 5); do curl -4 -s -m 5 -o /dev/null -w '%{http_code} %{time_total}\n' "$EU/healthz"; done >"$T/hung-healthz.out"
+for p in "${pids[@]}"; do wait "$p"; done
+WALL=$(python3 -c "import time; print('%.2f' % (time.time() - $T0))")
 kill -CONT $PRIMARY_PID
-read -r st secs <"$T/hung.out"
+cat "$T"/hung.[0-9]*.out >"$T/hung.out"
 [ "$(grep -c '^200 0\.' "$T/hung-fast.out")" = 20 ] || fail "the fast path with the primary hung: $(sort "$T/hung-fast.out" | uniq -c | head -3)"
-[ "$st" = 502 ] && grep -q 'primary is unreachable' "$T/hung.body" && python3 -c "import sys; sys.exit(0 if $secs < 7 else 1)" ||
-    fail "a request that needs the hung primary: $st after ${secs}s: $(head -c 200 "$T/hung.body")"
-ok "the app session cookie alone gets a new token (307) that serves; a POST of 5000 bytes without a token 307, again with it 200 (SHA-256 right), then a GET, all on one connection; 20 at once without a token all 307; primary hung (SIGSTOP): 20 signed-token requests served meanwhile (max $(awk '{print $2 * 1000}' "$T/hung-fast.out" | sort -n | tail -1) ms), the one that needs the primary gets 502 'primary is unreachable' after ${secs}s (the 5 s issue timeout)"
+[ "$(grep -c '^200 0\.' "$T/hung-healthz.out")" = 5 ] || fail "/healthz with the primary hung: $(sort "$T/hung-healthz.out" | uniq -c | head -3)"
+[ "$(grep -c '^502 ' "$T/hung.out")" = 20 ] && grep -q 'primary is unreachable' "$T/hung.1.body" ||
+    fail "20 sign-ins that need the hung primary: $(cut -d' ' -f1 "$T/hung.out" | sort | uniq -c) $(head -c 200 "$T/hung.1.body")"
+secs=$(awk '{ if ($2 > m) m = $2 } END { print m }' "$T/hung.out")
+python3 -c "import sys; sys.exit(0 if $WALL < 8 else 1)" || fail "20 sign-ins against the hung primary took ${WALL}s in all (slowest ${secs}s)"
+grep -q 'the control thread spent' "$T/proxy-eu.log" && fail "the proxy's control thread was held: $(grep 'the control thread spent' "$T/proxy-eu.log" | head -2)"
+ok "the app session cookie alone gets a new token (307) that serves; a POST of 5000 bytes without a token 307, again with it 200 (SHA-256 right), then a GET, all on one connection; a 4 MiB POST without a token: 307, repeated with its body, SHA-256 right at the app; 20 at once without a token all 307; primary hung (SIGSTOP): 20 signed-token requests (max $(awk '{print $2 * 1000}' "$T/hung-fast.out" | sort -n | tail -1) ms) and /healthz served meanwhile, 20 concurrent sign-ins that need the primary all get 502 'primary is unreachable' within ${WALL}s in all (slowest ${secs}s: the 5 s issue timeout each, in parallel), the control thread never held"
 
 # ---- 8. the primary stopped, then restarted with --dangerous-allow-path-app-sharing ----
 walk "$JA" "$APP"

@@ -24,6 +24,7 @@ AGENT=$(python3 "$ROOT/tests/lib/stream_client.py" agent-id "$URL" "$TOKEN") || 
 mkdir -p "$T/ws"
 cd "$T/ws"
 CODER_AGENT_URL=$URL CODER_AGENT_TOKEN=$TOKEN SHELL=/bin/sh bg agent "$OUTPOST" agent --data-dir "$T/agent-data"
+AGENT_PID=$LAST_PID
 cd "$ROOT"
 regions() {
     "$OUTPOST" list -o json | python3 -c '
@@ -139,3 +140,30 @@ ok "proxy eu restarted during a session: the reconnect through the new proxy rep
 $PC run "$(eu_url "$(uuid)")" --host "app--main--ws--admin.EU.localhost:$Q" status:404:'Application Not Found' ||
     fail "the terminal path on an app host of eu"
 ok "on an app host of eu (wildcard *.eu.localhost) the terminal's path is the app's (its 404 page for a missing app), no terminal"
+
+# --- keys eu has not fetched (a key row added to the primary's database, which signs with it at once) ---
+refetches() { grep -c 'fetching the crypto keys again' "$T/proxy2.log"; }
+R0=$(refetches)
+seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data/outpost.db" workspace_apps_token) || fail "adding a key: $seqs"
+for i in 1 2 3; do # three terminals at once with tokens signed with the new key: one refetch for all
+    $PC run "$(eu_url "$(uuid)")" status:101 send:"echo REKEY-\$((6*$i))" expect:"REKEY-($((6 * i)))" >"$T/rekey.$i" 2>&1 &
+    pids[$i]=$!
+done
+for i in 1 2 3; do wait "${pids[$i]}" || fail "eu: a terminal token signed with key $seqs, which eu had not fetched: $(cat "$T/rekey.$i")"; done
+R1=$(refetches)
+[ $((R1 - R0)) = 1 ] || fail "three terminal tokens with the new key $seqs: $((R1 - R0)) refetches of eu's keys, want 1"
+ok "eu: three terminal tokens at once signed with a key eu had not fetched (sequence $seqs) open after one refetch of its keys"
+sleep 1.1 # refetches are at most one a second
+seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data/outpost.db" workspace_apps_token) || fail "adding a key: $seqs"
+kill "$AGENT_PID"
+for ((i = 0; i < 50; i++)); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
+cd "$T/ws"
+CODER_AGENT_URL=$URL CODER_AGENT_TOKEN=$TOKEN SHELL=/bin/sh bg agent2 "$OUTPOST" agent --data-dir "$T/agent-data"
+cd "$ROOT"
+for ((i = 0; i < 100; i++)); do [ "$(regions)" = eu,primary ] && break; sleep 0.2; done
+for ((i = 0; i < 100; i++)); do [ "$(regions)" = eu,primary ] && break; sleep 0.2; done # the primary's region: 10 s
+[ "$(regions)" = eu,primary ] || fail "the restarted agent (a credential signed with key $seqs) is not connected to eu: $(regions)"
+R2=$(refetches)
+[ $((R2 - R1)) = 1 ] || fail "the agent's credential with key $seqs: $((R2 - R1)) refetches of eu's keys, want 1"
+$PC run "$(eu_url "$(uuid)")" status:101 send:'echo AFTER-AGENT' expect:'AFTER-AGENT' >/dev/null || fail "eu: the terminal after the agent's restart"
+ok "the agent restarted with a credential signed with a key eu had not fetched (sequence $seqs): refused once, eu fetched its keys, the agent's retry connected"

@@ -232,10 +232,43 @@ static void test_route(void *ctx, struct op_conn *c, const struct op_h1_request 
     }
 }
 
+/* A deferred answer, finished by another thread after ms milliseconds. */
+struct later {
+    struct op_app_defer *d;
+    int ms;
+};
+static atomic_int later_done;
+
+static void *finish_later(void *arg)
+{
+    struct later *l = arg;
+    usleep((useconds_t)l->ms * 1000);
+    struct op_app_response *resp = op_app_defer_resp(l->d);
+    const struct op_app_request *req = op_app_defer_req(l->d);
+    char body[256];
+    snprintf(body, sizeof(body), "later %.*s body=%.*s", (int)req->path.len, req->path.p, (int)req->body.len,
+             req->body.p);
+    op_app_respond(resp, 200, body);
+    resp->content_type = "text/plain";
+    op_app_finish(l->d);
+    free(l);
+    atomic_fetch_add(&later_done, 1);
+    return NULL;
+}
+
 static void test_app(void *ctx, const struct op_app_request *req, struct op_app_response *resp)
 {
     (void)ctx;
     char body[256];
+    if (req->path.len >= 11 && memcmp(req->path.p, "/app/defer/", 11) == 0) {
+        struct later *l = calloc(1, sizeof(*l));
+        l->ms = atoi(req->path.p + 11);
+        l->d = op_app_defer(resp);
+        pthread_t t;
+        pthread_create(&t, NULL, finish_later, l);
+        pthread_detach(t);
+        return;
+    }
     if (req->path.len >= 7 && memcmp(req->path.p, "/grant/", 7) == 0 &&
         !(req->path.len == 9 && memcmp(req->path.p, "/grant/no", 9) == 0)) {
         snprintf(resp->grant, sizeof(resp->grant), "ok %.*s", (int)req->path.len, req->path.p);
@@ -506,6 +539,40 @@ static void test_pipelining_small(void)
     CHECK(cli_response(c, false, &r) && body_is(&r, "/b/two"), "2: '%s'", r.body);
     CHECK(cli_response(c, false, &r) && body_is(&r, "app /app/three body="), "3: '%s'", r.body);
     CHECK(cli_response(c, false, &r) && body_is(&r, "GET /four n=0"), "4: '%s'", r.body);
+    cli_close(c);
+}
+
+static void test_defer(void)
+{
+    printf("deferred application answers: finished from another thread, in order, while the control thread "
+           "goes on; a client gone before the answer\n");
+    struct cli *c = cli_open(), *c2 = cli_open();
+    struct resp r;
+    int before = atomic_load(&later_done);
+    CHECK(cli_send(c, "POST /app/defer/300 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyzGET /app/now "
+                      "HTTP/1.1\r\nHost: a\r\n\r\n"),
+          "send");
+    /* Another connection's application request is answered while the first waits. */
+    CHECK(cli_send(c2, "GET /app/other HTTP/1.1\r\nHost: a\r\n\r\n"), "send 2");
+    CHECK(cli_response(c2, false, &r) && body_is(&r, "app /app/other body="), "other: '%s'", r.body);
+    CHECK(atomic_load(&later_done) == before, "the deferred answer is not finished yet");
+    CHECK(cli_response(c, false, &r) && r.status == 200 && body_is(&r, "later /app/defer/300 body=xyz"),
+          "deferred: %d '%s'", r.status, r.body);
+    CHECK(cli_response(c, false, &r) && body_is(&r, "app /app/now body="), "after it: '%s'", r.body);
+    cli_close(c);
+    cli_close(c2);
+    c = cli_open();
+    CHECK(cli_send(c, "GET /app/defer/200 HTTP/1.1\r\nHost: a\r\n\r\n"), "send gone");
+    usleep(50000);
+    cli_close(c); /* the answer finds no connection: the worker frees it */
+    for (int i = 0; i < 300 && atomic_load(&later_done) < before + 2; i++)
+        usleep(10000);
+    CHECK(atomic_load(&later_done) == before + 2, "both deferred answers finished");
+    usleep(50000); /* the worker has taken the orphaned answer */
+    c = cli_open();
+    CHECK(cli_send(c, "GET /app/again HTTP/1.1\r\nHost: a\r\n\r\n") && cli_response(c, false, &r) &&
+              body_is(&r, "app /app/again body="),
+          "the relay goes on: '%s'", r.body);
     cli_close(c);
 }
 
@@ -783,13 +850,25 @@ int main(void)
     test_grant();
     test_body_stall();
     test_slow_upload();
+    test_defer();
 
+    /* Shutdown with a deferred answer outstanding: it finishes after the engine is gone and is freed. */
+    struct cli *late = cli_open();
+    CHECK(cli_send(late, "GET /app/defer/400 HTTP/1.1\r\nHost: a\r\n\r\n"), "send late");
+    usleep(100000);
+    int late_before = atomic_load(&later_done);
     op_engine_drain(e);
     for (int i = 0; i < 300 && !op_engine_done(e); i++)
         usleep(10000);
+    op_app_queue_stop(&appq);
     op_engine_free(e);
     atomic_store(&ctl_stop, true);
     pthread_join(tc, NULL);
     op_app_queue_close(&appq);
+    for (int i = 0; i < 300 && atomic_load(&later_done) == late_before; i++)
+        usleep(10000);
+    CHECK(atomic_load(&later_done) == late_before + 1,
+          "the deferred answer outstanding at shutdown finished");
+    cli_close(late);
     return check_report("http protocol state machine on a real engine");
 }
