@@ -531,12 +531,17 @@ int op_primary_issue_app_token(struct op_primary *p, const cJSON *issue_req, con
         return 502;
     }
     struct op_wsapp_token tok = {0};
-    tok.exp = op_wall_ms() / 1000 + OP_WSAPP_TOKEN_LIFETIME_S;
+    tok.iat = op_wall_ms() / 1000;
+    tok.exp = tok.iat + p->app_token_lifetime_s;
     tok.req = *r;
     snprintf(tok.user_id, sizeof(tok.user_id), "%s", u ? u->id : "");
     snprintf(tok.workspace_id, sizeof(tok.workspace_id), "%s", t.ws_id);
     snprintf(tok.agent_id, sizeof(tok.agent_id), "%s", t.agent_id);
     snprintf(tok.app_url, sizeof(tok.app_url), "%s", t.app_url);
+    if (u) { /* the app's X-Coder-Username / X-Coder-User-Email (not for anonymous visitors) */
+        snprintf(tok.username, sizeof(tok.username), "%s", u->username);
+        snprintf(tok.email, sizeof(tok.email), "%s", u->email);
+    }
     char jws[OP_JWS_MAX_TOKEN];
     if (op_primary_sign_app_token(p, &tok, jws, sizeof(jws)) != 0) {
         op_html_page(p, resp, 500, "Internal error", "The app token could not be signed.");

@@ -37,6 +37,7 @@ struct op_primary {
     uint64_t next_region_keys_ms;
     uint8_t region_keys_digest[64]; /* of the key set last given to the region */
     bool disable_path_apps, allow_path_app_sharing, allow_path_app_site_owner; /* from the config */
+    uint32_t app_token_lifetime_s;      /* of signed app and terminal tokens; from the config, never 0 */
     struct op_region_app_conf app_conf; /* workspace apps in the primary's own region (primary.c) */
 };
 
