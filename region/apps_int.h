@@ -61,6 +61,23 @@ void op_region_dial_route(struct op_region *r, const char *agent, struct op_rout
 uint64_t op_region_fnv(uint64_t h, const char *s);
 /* The origin-form target of req split at '?' (query empty when there is none). */
 void op_region_split_target(const struct op_h1_request *req, op_span_t *path, op_span_t *query);
+/* CORS of subdomain apps (region/apps_cors.c). */
+#define APP_CORS_ORIGIN_MAX  255 /* longer Origins are never allowed */
+#define APP_CORS_HEADERS_MAX 150 /* a longer Access-Control-Request-Headers gets no Allow-Headers */
+enum app_cors {
+    APP_CORS_NONE = 0,  /* no CORS headers: not a subdomain app, no Origin, or an Origin not allowed */
+    APP_CORS_ALLOWED,   /* an allowed Origin: extra holds Allow-Origin, -Credentials, Vary: Origin */
+    APP_CORS_PREFLIGHT, /* OPTIONS with Access-Control-Request-Method on a subdomain app: answer 204 with
+                         * extra (the Allow-* headers only for an allowed Origin and method) */
+};
+/* Whether origin ("scheme://host[:port]") is a subdomain app URL under conf's wildcard of want's username
+ * (want a subdomain app request). Pure. */
+bool op_region_app_cors_origin_ok(const struct op_region_app_conf *conf, op_span_t origin,
+                                  const struct op_wsapp_req *want);
+/* The CORS decision for req to the app want, and the header lines (each ending CRLF) into extra (cap >=
+ * 512 holds any). Pure. */
+enum app_cors op_region_app_cors(const struct op_region_app_conf *conf, const struct op_h1_request *req,
+                                 const struct op_wsapp_req *want, char *extra, size_t cap);
 /* The Coder cookies a workspace (an app or the agent's terminal) never sees (§6.8); NULL-terminated. */
 extern const char *const op_region_coder_cookies[];
 
