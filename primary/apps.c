@@ -297,9 +297,14 @@ static int resolve(struct op_primary *p, const struct op_wsapp_req *r, int port,
             if (r->agent[0]) break; /* the named agent has no such app */
             continue;
         }
-        if (port >= 0) {
+        if (port >= 0) { /* ports are "owner" unless a port-share row raises them */
             snprintf(cand.app_url, sizeof(cand.app_url), "%s", t->app_url);
             snprintf(cand.level, sizeof(cand.level), "%s", t->level);
+            int sr = op_port_share_level(p, t->ws_id, name, port, cand.level, sizeof(cand.level));
+            if (sr == -EIO) {
+                sqlite3_finalize(st);
+                return -EIO;
+            }
         }
 #define COL_TIME(i) (sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i))
         const char *status = op_agent_status(p, now, sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),

@@ -13,6 +13,8 @@
 #     -Credentials and Vary: Origin on alice's app (the app's own CORS headers removed); Origins of bob's apps,
 #     of the primary's wildcard or elsewhere get none; preflights (no cookies) are answered 204 by the proxy,
 #     with the Allow-* headers (the requested headers echoed) for alice's origins only.
+#  4. port sharing: the port-share API (owner only; list, upsert, delete, bad bodies) and the share levels of
+#     a port URL for alice (owner), bob (a member) and anonymous visitors as rows come and go.
 . "$(dirname "$0")/../lib/common.sh"
 for c in curl python3; do command -v $c >/dev/null || { echo "$c missing"; exit 77; }; done
 unset CODER_URL CODER_SESSION_TOKEN CODER_AGENT_URL CODER_AGENT_TOKEN CODER_AGENT_TOKEN_FILE CODER_AGENT_APPS
@@ -39,11 +41,14 @@ setcookie() { grep -i "^set-cookie: *$1=" "$H" | head -1 | cut -d: -f2- | sed 's
 body() { head -c "${1:-300}" "$B"; }
 want() { [ "$ST" = "$1" ] || fail "$2: status $ST, want $1 (request $N): $(tr -d '\r' <"$H" 2>/dev/null | head -12) $(body 2>/dev/null)"; }
 abs_url() { case $2 in http://*) echo "$2" ;; /*) echo "$(sed -E 's#^(https?://[^/]+).*#\1#' <<<"$1")$2" ;; *) echo "BAD:$2" ;; esac; }
-walk() { # walk JAR URL: follows redirects by hand (at most 8); TRAIL = the statuses
+# walk JAR URL [curl args]: follows redirects by hand (at most 8), the args on every request; TRAIL = the
+# statuses. With a 3 s token lifetime a token may expire between two requests: walks re-issue it.
+walk() {
     local jar=$1 url=$2 i
+    shift 2
     TRAIL=''
     for ((i = 0; i < 8; i++)); do
-        req "$jar" "$url"
+        req "$jar" "$url" "$@"
         TRAIL+="$ST "
         case $ST in 303 | 307) url=$(abs_url "$url" "$(hdr Location)") ;; *) return 0 ;; esac
     done
@@ -134,21 +139,21 @@ FORGE=(-H "X-Coder-User-Id: 00000000-0000-4000-8000-000000000000" -H "X-Coder-Us
     -H "x-coder-user-email: mallory@evil.example")
 walk "$JA" "$(sub auth alice)/echo-headers"
 want 200 "alice on her auth app"
-req "$JA" "$(sub auth alice)/echo-headers" "${FORGE[@]}"
+walk "$JA" "$(sub auth alice)/echo-headers" "${FORGE[@]}"
 want 200 "alice with forged visitor headers"
 [ "$(echo_header X-Coder-User-Id)" = "$ALICE_ID" ] && [ "$(echo_header X-Coder-Username)" = alice ] &&
     [ "$(echo_header X-Coder-User-Email)" = alice@example.com ] ||
     fail "alice's visitor headers: id '$(echo_header X-Coder-User-Id)' name '$(echo_header X-Coder-Username)' email '$(echo_header X-Coder-User-Email)'"
 walk "$JB" "$(sub auth alice)/echo-headers"
 want 200 "bob on alice's auth app"
-req "$JB" "$(sub auth alice)/echo-headers" "${FORGE[@]}"
+walk "$JB" "$(sub auth alice)/echo-headers" "${FORGE[@]}"
 [ "$(echo_header X-Coder-User-Id)" = "$BOB_ID" ] && [ "$(echo_header X-Coder-Username)" = bob ] &&
     [ "$(echo_header X-Coder-User-Email)" = bob@example.com ] ||
     fail "bob's visitor headers: id '$(echo_header X-Coder-User-Id)' name '$(echo_header X-Coder-Username)' email '$(echo_header X-Coder-User-Email)'"
 JN=$T/anon.jar
 walk "$JN" "$(sub pub alice)/echo-headers"
 want 200 "anonymous on alice's public app"
-req "$JN" "$(sub pub alice)/echo-headers" "${FORGE[@]}"
+walk "$JN" "$(sub pub alice)/echo-headers" "${FORGE[@]}"
 want 200 "anonymous with forged visitor headers"
 [ -z "$(echo_header X-Coder-User-Id)$(echo_header X-Coder-Username)$(echo_header X-Coder-User-Email)" ] ||
     fail "an anonymous visitor's request reached the app with visitor headers: $(body 600)"
@@ -158,7 +163,7 @@ ok "visitor headers: alice and bob reach the app as themselves (id, username, em
 walk "$JA" "$OWN/echo-headers"
 want 200 "alice's own app"
 ORIG=$(sub other alice)
-req "$JA" "$OWN/echo-headers" -H "Origin: $ORIG"
+walk "$JA" "$OWN/echo-headers" -H "Origin: $ORIG"
 want 200 "alice's app with the Origin of her other app"
 [ "$(hdr Access-Control-Allow-Origin)" = "$ORIG" ] && [ "$(hdr_count Access-Control-Allow-Origin)" = 1 ] &&
     [ "$(hdr Access-Control-Allow-Credentials)" = true ] && [ "$(hdr_count Access-Control-Allow-Methods)" = 0 ] ||
@@ -167,7 +172,7 @@ grep -qi '^vary: *origin' "$H" || fail "no Vary: Origin: $(tr -d '\r' <"$H")"
 [ "$(hdr X-App)" = alice ] || fail "the app's other headers were lost: $(tr -d '\r' <"$H")"
 for o in "$(sub own bob)" "$(sub x-y bob)" "http://other--main--ws--alice.primary.localhost:$P" "http://evil.example" \
     "$ORIG/path" "http://alice@other--main--ws--alice.eu.localhost:$Q" "null"; do
-    req "$JA" "$OWN/echo-headers" -H "Origin: $o"
+    walk "$JA" "$OWN/echo-headers" -H "Origin: $o"
     want 200 "alice's app with Origin $o"
     [ "$(hdr_count 'Access-Control-Allow-[A-Za-z]*')" = 0 ] || fail "CORS headers for Origin $o: $(tr -d '\r' <"$H")"
 done
@@ -186,3 +191,74 @@ want 204 "a preflight for CONNECT"
 req /dev/null "$OWN/echo-headers" -X OPTIONS -H "Origin: $ORIG"
 want 303 "OPTIONS without Access-Control-Request-Method (not a preflight: needs a token)"
 ok "CORS: alice's other app's origin gets Allow-Origin (exact, once), -Credentials, Vary: Origin; bob's, the primary's wildcard, other hosts, a path, userinfo, null: none; preflights 204 from the proxy (Allow-* for alice's origin and allowed methods only)"
+
+# ---- 4. port sharing ----
+WSID=$("$OUTPOST" list -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+ATOK=$(cat "$T/cli/session")
+api() { # api METHOD [JSON] [curl args]: alice's port-share call; ST and B as req
+    local m=$1 d=${2:-}
+    shift 2 2>/dev/null || shift
+    req /dev/null "$URL/api/v2/workspaces/$WSID/port-share" -X "$m" -H "Coder-Session-Token: ${TOK:-$ATOK}" \
+        ${d:+-H 'Content-Type: application/json' --data "$d"} "$@"
+}
+PORT=$(sub "$A" alice)/p
+JN2=$T/anon2.jar
+walk "$JA" "$PORT"
+want 200 "alice on her own port"
+[ "$(cat "$B")" = "hello from alice's app: GET /p" ] || fail "alice's port: $(body)"
+walk "$JB" "$PORT"
+want 404 "bob on alice's unshared port"
+walk "$JN2" "$PORT"
+grep -q "login" "$B" && ! grep -q "hello from" "$B" || fail "anonymous on an unshared port: $TRAIL $(body)"
+api GET
+want 200 "list shares (none)"
+[ "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["shares"]))' "$B")" = 0 ] || fail "shares: $(body)"
+api POST "{\"agent_name\":\"MAIN\",\"port\":$A,\"share_level\":\"authenticated\",\"protocol\":\"http\"}"
+want 200 "share the port (authenticated)"
+python3 - "$B" "$WSID" "$A" <<'PY' || fail "the share answer: $(body)"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s == {"workspace_id": sys.argv[2], "agent_name": "main", "port": int(sys.argv[3]),
+             "share_level": "authenticated", "protocol": "http"}, s
+PY
+walk "$JB" "$PORT"
+want 200 "bob on the authenticated port"
+walk "$JN2" "$PORT"
+grep -q "login" "$B" && ! grep -q "hello from" "$B" || fail "anonymous on an authenticated port: $TRAIL $(body)"
+api POST "{\"agent_name\":\"main\",\"port\":$A,\"share_level\":\"public\",\"protocol\":\"http\"}"
+want 200 "share the port (public)"
+api GET
+[ "$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["shares"]; print(len(s), s[0]["share_level"])' "$B")" = "1 public" ] ||
+    fail "after the upsert: $(body)"
+walk "$JN2" "$PORT"
+want 200 "anonymous on the public port"
+[ "$(cat "$B")" = "hello from alice's app: GET /p" ] || fail "anonymous on the public port: $(body)"
+# refusals: bob may not share alice's ports nor see them; bad bodies
+"$OUTPOST" login $URL --global-config "$T/bob" --username bob --password "$PW_B" >/dev/null 2>&1 || fail "bob's CLI login"
+TOK=$(cat "$T/bob/session")
+api GET
+want 404 "bob lists alice's shares"
+api POST "{\"agent_name\":\"main\",\"port\":$A,\"share_level\":\"public\"}"
+want 404 "bob shares alice's port"
+TOK=
+for bad in "{\"agent_name\":\"main\",\"port\":8,\"share_level\":\"public\"}" \
+    "{\"agent_name\":\"main\",\"port\":70000,\"share_level\":\"public\"}" \
+    "{\"agent_name\":\"nope\",\"port\":$A,\"share_level\":\"public\"}" \
+    "{\"agent_name\":\"main\",\"port\":$A,\"share_level\":\"everyone\"}" \
+    "{\"agent_name\":\"main\",\"port\":$A,\"share_level\":\"public\",\"protocol\":\"ftp\"}" \
+    "{\"agent_name\":\"main\",\"port\":\"$A\",\"share_level\":\"public\"}"; do
+    api POST "$bad"
+    want 400 "a bad share $bad"
+done
+api DELETE "{\"agent_name\":\"main\",\"port\":$A}"
+want 200 "delete the share"
+api DELETE "{\"agent_name\":\"main\",\"port\":$A}"
+want 404 "delete it again"
+sleep 7 # the signed tokens issued while the port was shared expire (lifetime 3 s, leeway 3 s)
+walk "$JB" "$PORT"
+want 404 "bob on the port after the share is gone"
+walk "$JN2" "$PORT"
+grep -q "login" "$B" && ! grep -q "hello from" "$B" || fail "anonymous on the port after the share is gone: $TRAIL $(body)"
+walk "$JA" "$PORT"
+want 200 "alice on her port after the share is gone"
+ok "port sharing: port $A is owner-only (bob 404, anonymous sign-in); shared authenticated: bob 200, anonymous not; public (an upsert): anonymous 200; bob may neither list nor share (404); bad port/agent/level/protocol 400; deleted (again: 404): back to owner-only once the issued tokens expire"
