@@ -480,6 +480,7 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
         answer(out, conf, m);
         return true;
     }
+    op_region_app_stat(r, op_worker_index(op_conn_worker(c)), &tl_tok);
     op_region_dial_route(r, tl_tok.agent_id, out);
     uint64_t h =
         op_region_fnv(op_region_fnv(op_region_fnv(OP_REGION_FNV_BASIS, tl_tok.agent_id), hp), tl_tok.user_id);

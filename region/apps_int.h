@@ -78,6 +78,31 @@ bool op_region_app_cors_origin_ok(const struct op_region_app_conf *conf, op_span
  * 512 holds any). Pure. */
 enum app_cors op_region_app_cors(const struct op_region_app_conf *conf, const struct op_h1_request *req,
                                  const struct op_wsapp_req *want, char *extra, size_t cap);
+/* App usage per worker (region/app_stats.c): the worker bumps t[cur] only, the control thread flips cur
+ * and reads the other table once busy shows no bump in progress. */
+#define REGION_STAT_SLOTS  128
+#define REGION_STAT_PROBES 16
+struct app_stat {
+    bool used;
+    uint8_t access; /* enum op_wsapp_access */
+    uint64_t hash, requests;
+    int64_t first_ms, last_ms; /* wall clock of the first and last request */
+    char user_id[37], workspace_id[37], agent_id[37], slug[OP_WSAPP_NAME_MAX + 1];
+};
+struct app_stat_table {
+    struct app_stat slot[REGION_STAT_SLOTS];
+    uint64_t dropped; /* requests not counted: no free slot */
+};
+struct app_stat_worker {
+    _Atomic uint64_t busy; /* odd while the worker bumps */
+    _Atomic int cur;
+    _Atomic bool active; /* the worker has counted at least once */
+    struct app_stat_table t[2];
+} __attribute__((aligned(64)));
+/* Counts one proxied request of the token's visitor and app on worker (its index). Worker thread. */
+struct op_wsapp_token;
+void op_region_app_stat(struct op_region *r, int worker, const struct op_wsapp_token *t);
+
 /* The Coder cookies a workspace (an app or the agent's terminal) never sees (§6.8); NULL-terminated. */
 extern const char *const op_region_coder_cookies[];
 

@@ -60,8 +60,12 @@ struct op_region {
     struct region_msg *msgs;
     int32_t msg_free;
     struct region_wstats ws[OP_ENGINE_MAX_WORKERS];
-    struct app_wait *app_waits; /* OP_ENGINE_MAX_WORKERS * REGION_APP_WAITS */
+    struct app_wait *app_waits;    /* OP_ENGINE_MAX_WORKERS * REGION_APP_WAITS */
+    struct app_stat_worker *stats; /* OP_ENGINE_MAX_WORKERS app usage tables (app_stats.c) */
 };
+
+/* The OP_ENGINE_MAX_WORKERS app usage tables, zeroed (app_stats.c; free() frees them); NULL on OOM. */
+struct app_stat_worker *op_region_app_stats_alloc(void);
 
 /* What the route function verified, for the handoff that follows on the same thread at once. */
 enum region_ep { EP_CONTROL = 1, EP_STREAM, EP_TCP };

@@ -14,7 +14,7 @@
 #include "wsproxy/server_int.h"
 #include "wsproxy/wsproxy.h"
 
-enum { K_BUILDINFO = 1, K_REGISTER, K_KEYS_SIGN, K_KEYS_ENC };
+enum { K_BUILDINFO = 1, K_REGISTER, K_KEYS_SIGN, K_KEYS_ENC, K_APP_STATS };
 static const char *const key_features[2] = {"workspace_apps_token", "workspace_apps_api_key"};
 
 /* ---- version rule ------------------------------------------------------------------------------- */
@@ -67,6 +67,16 @@ static struct op_ws_call *new_call(struct ws *w, int kind, long timeout_ms)
         if (!body) return NULL;
         struct op_ws_call *x =
             op_ws_call_new(&w->cl, kind, "POST", "/api/v2/workspaceproxies/me/register", body, timeout_ms);
+        free(body);
+        return x;
+    }
+    case K_APP_STATS: { /* the app usage the workers counted since the last report (none: no call) */
+        uint64_t n = 0;
+        char *body = w->region ? op_region_app_stats_take(w->region, &n) : NULL;
+        if (!body) return NULL;
+        op_debug("wsproxy", "reporting app stats: %llu requests", (unsigned long long)n);
+        struct op_ws_call *x =
+            op_ws_call_new(&w->cl, kind, "POST", "/api/v2/workspaceproxies/me/app-stats", body, timeout_ms);
         free(body);
         return x;
     }
@@ -260,6 +270,8 @@ static void start_call(struct ws *w, int kind)
         w->inflight_reg++;
     else if (kind == K_BUILDINFO)
         w->inflight_bi++;
+    else if (kind == K_APP_STATS)
+        w->inflight_stats++;
     else
         w->inflight_keys++;
 }
@@ -273,6 +285,7 @@ void op_wsp_tick(void *arg)
         w->next_heartbeat = now + (uint64_t)op_ws_duration_ms(&w->conf, OP_WO_HEARTBEAT_INTERVAL);
         if (!w->inflight_reg) start_call(w, K_REGISTER);
         if (!w->inflight_bi) start_call(w, K_BUILDINFO);
+        if (!w->inflight_stats && w->registered) start_call(w, K_APP_STATS); /* every heartbeat */
     }
     if (now >= w->next_keys) {
         w->next_keys = now + OP_WS_KEYS_INTERVAL_MS;
@@ -312,6 +325,14 @@ void op_wsp_tick(void *arg)
             changed = true;
             break;
         }
+        case K_APP_STATS:
+            w->inflight_stats--;
+            if (op_ws_call_failure(x) != OP_WS_FAIL_NONE || x->status != 204) {
+                char why[512];
+                op_ws_call_describe(x, why, sizeof(why));
+                op_warn("wsproxy", "app stats report failed (the batch is dropped): %s", why);
+            }
+            break;
         default:
             w->inflight_keys--;
             on_keys(w, x);

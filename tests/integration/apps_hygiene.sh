@@ -15,6 +15,7 @@
 #     with the Allow-* headers (the requested headers echoed) for alice's origins only.
 #  4. port sharing: the port-share API (owner only; list, upsert, delete, bad bodies) and the share levels of
 #     a port URL for alice (owner), bob (a member) and anonymous visitors as rows come and go.
+#  5. app stats: requests through eu show up in the primary's app_usage_stats (eu reports every heartbeat).
 . "$(dirname "$0")/../lib/common.sh"
 for c in curl python3; do command -v $c >/dev/null || { echo "$c missing"; exit 77; }; done
 unset CODER_URL CODER_SESSION_TOKEN CODER_AGENT_URL CODER_AGENT_TOKEN CODER_AGENT_TOKEN_FILE CODER_AGENT_APPS
@@ -262,3 +263,28 @@ grep -q "login" "$B" && ! grep -q "hello from" "$B" || fail "anonymous on the po
 walk "$JA" "$PORT"
 want 200 "alice on her port after the share is gone"
 ok "port sharing: port $A is owner-only (bob 404, anonymous sign-in); shared authenticated: bob 200, anonymous not; public (an upsert): anonymous 200; bob may neither list nor share (404); bad port/agent/level/protocol 400; deleted (again: 404): back to owner-only once the issued tokens expire"
+
+# ---- 5. app stats: eu's workers count, its control thread reports with each heartbeat (5 s) ----
+stats_of() { # stats_of SLUG: "<rows> <sum of requests> <distinct proxies>" the primary stored for alice's app
+    python3 - "$T/data/outpost.db" "$1" "$ALICE_ID" "$WSID" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=5)
+r = db.execute("SELECT count(*), coalesce(sum(requests), 0), count(DISTINCT proxy_id) FROM app_usage_stats"
+               " WHERE slug_or_port = ? AND user_id = ? AND workspace_id = ? AND access_method = 'subdomain'"
+               " AND agent_id != '' AND proxy_id != '' AND session_ended_at >= session_started_at",
+               sys.argv[2:5]).fetchone()
+print(*r)
+PY
+}
+[ "$(stats_of other | cut -d' ' -f2)" = 0 ] || fail "stats for 'other' before any request: $(stats_of other)"
+for i in 1 2 3 4 5; do
+    walk "$JA" "$(sub other alice)/s$i"
+    want 200 "alice's other app, request $i"
+done
+for ((i = 0; i < 60; i++)); do
+    set -- $(stats_of other)
+    [ "${2:-0}" -ge 5 ] && break
+    sleep 0.5
+done
+[ "${2:-0}" = 5 ] && [ "$3" = 1 ] || fail "app stats for alice's 'other' app: $(stats_of other) (rows, requests, proxies), want 5 requests from one proxy"
+ok "app stats: 5 requests to alice's other app through eu reached the primary's app_usage_stats ($1 row(s), 5 requests) within $((i / 2)) s"
