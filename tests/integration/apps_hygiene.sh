@@ -262,7 +262,16 @@ walk "$JN2" "$PORT"
 grep -q "login" "$B" && ! grep -q "hello from" "$B" || fail "anonymous on the port after the share is gone: $TRAIL $(body)"
 walk "$JA" "$PORT"
 want 200 "alice on her port after the share is gone"
-ok "port sharing: port $A is owner-only (bob 404, anonymous sign-in); shared authenticated: bob 200, anonymous not; public (an upsert): anonymous 200; bob may neither list nor share (404); bad port/agent/level/protocol 400; deleted (again: 404): back to owner-only once the issued tokens expire"
+"$OUTPOST" port-share add ws.main $A --level organization >"$T/ps.out" 2>&1 || fail "port-share add: $(cat "$T/ps.out")"
+"$OUTPOST" port-share ls ws -o json >"$T/ps.json" 2>&1 || fail "port-share ls: $(cat "$T/ps.json")"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert [(x["agent_name"], x["port"], x["share_level"], x["protocol"]) for x in s] == [("main", int(sys.argv[2]), "organization", "http")], s' \
+    "$T/ps.json" "$A" || fail "port-share ls after add: $(cat "$T/ps.json")"
+"$OUTPOST" port-share ls ws | grep -Eq "^main +$A +organization +http" || fail "port-share ls table: $("$OUTPOST" port-share ls ws)"
+"$OUTPOST" port-share add ws 8 >/dev/null 2>&1 && fail "port-share add of port 8 succeeded"
+"$OUTPOST" port-share rm ws $A >"$T/ps.out" 2>&1 || fail "port-share rm: $(cat "$T/ps.out")"
+[ "$("$OUTPOST" port-share ls ws -o json | tr -d ' \n')" = "[]" ] || fail "port-share ls after rm: $("$OUTPOST" port-share ls ws -o json)"
+"$OUTPOST" port-share rm ws $A >/dev/null 2>&1 && fail "port-share rm of a share that is gone succeeded"
+ok "port sharing: port $A is owner-only (bob 404, anonymous sign-in); shared authenticated: bob 200, anonymous not; public (an upsert): anonymous 200; bob may neither list nor share (404); bad port/agent/level/protocol 400; deleted (again: 404): back to owner-only once the issued tokens expire; outpost port-share add/ls (json, table)/rm"
 
 # ---- 5. app stats: eu's workers count, its control thread reports with each heartbeat (5 s) ----
 stats_of() { # stats_of SLUG: "<rows> <sum of requests> <distinct proxies>" the primary stored for alice's app
