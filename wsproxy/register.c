@@ -70,9 +70,11 @@ static struct op_ws_call *new_call(struct ws *w, int kind, long timeout_ms)
         free(body);
         return x;
     }
-    case K_APP_STATS: { /* the app usage the workers counted since the last report (none: no call) */
+    case K_APP_STATS: { /* a batch that failed, else the usage the workers counted since (none: no call) */
         uint64_t n = 0;
-        char *body = w->region ? op_region_app_stats_take(w->region, &n) : NULL;
+        char *body = w->stats_retry;
+        w->stats_retry = NULL;
+        if (!body && w->region) body = op_region_app_stats_take(w->region, &n);
         if (!body) return NULL;
         op_debug("wsproxy", "reporting app stats: %llu requests", (unsigned long long)n);
         struct op_ws_call *x =
@@ -330,7 +332,12 @@ void op_wsp_tick(void *arg)
             if (op_ws_call_failure(x) != OP_WS_FAIL_NONE || x->status != 204) {
                 char why[512];
                 op_ws_call_describe(x, why, sizeof(why));
-                op_warn("wsproxy", "app stats report failed (the batch is dropped): %s", why);
+                /* Retried at the next heartbeat, as the reference does; the workers' tables keep counting
+                 * meanwhile. A 400 would fail again: dropped. */
+                bool retry = x->status != 400 && x->post && !w->stats_retry;
+                op_warn("wsproxy", "app stats report failed (%s): %s", retry ? "retried later" : "dropped",
+                        why);
+                if (retry) w->stats_retry = strdup(x->post);
             }
             break;
         default:

@@ -16,6 +16,7 @@
 #  4. port sharing: the port-share API (owner only; list, upsert, delete, bad bodies) and the share levels of
 #     a port URL for alice (owner), bob (a member) and anonymous visitors as rows come and go.
 #  5. app stats: requests through eu show up in the primary's app_usage_stats (eu reports every heartbeat).
+#     A report that fails (the primary stopped) is sent again once the primary is back.
 . "$(dirname "$0")/../lib/common.sh"
 for c in curl python3; do command -v $c >/dev/null || { echo "$c missing"; exit 77; }; done
 unset CODER_URL CODER_SESSION_TOKEN CODER_AGENT_URL CODER_AGENT_TOKEN CODER_AGENT_TOKEN_FILE CODER_AGENT_APPS
@@ -68,6 +69,7 @@ signin() { # signin JAR EMAIL PASSWORD: the dashboard session in JAR
 bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url $URL --data-dir "$T/data" \
     --wildcard-access-url "*.primary.localhost:$P" --proxy-health-interval 1s --agent-heartbeat-interval 2s \
     --app-token-lifetime 3s
+PRIMARY_PID=$LAST_PID
 wait_port $P
 "$OUTPOST" login $URL --first-user-username alice --first-user-email alice@example.com \
     --first-user-password "$PW_A" >"$T/login.out" 2>&1 || fail "login: $(cat "$T/login.out")"
@@ -297,3 +299,37 @@ for ((i = 0; i < 60; i++)); do
 done
 [ "${2:-0}" = 5 ] && [ "$3" = 1 ] || fail "app stats for alice's 'other' app: $(stats_of other) (rows, requests, proxies), want 5 requests from one proxy"
 ok "app stats: 5 requests to alice's other app through eu reached the primary's app_usage_stats ($1 row(s), 5 requests) within $((i / 2)) s"
+# a report the primary does not take is sent again: the primary stopped, 3 requests on a live token, the
+# failed report, the primary back (same data): the sum reaches 5 + 2 + 3
+walk "$JA" "$(sub other alice)/t"
+want 200 "alice's other app before the primary stops"
+for ((i = 0; i < 60; i++)); do
+    set -- $(stats_of other)
+    [ "${2:-0}" -ge 6 ] && break
+    sleep 0.5
+done
+[ "${2:-0}" = 6 ] || fail "app stats before the primary stops: $(stats_of other)"
+walk "$JA" "$(sub other alice)/u" # a fresh token for the requests while the primary is away
+want 200 "a fresh token"
+kill "$PRIMARY_PID"
+wait "$PRIMARY_PID" 2>/dev/null
+for i in 1 2 3; do
+    req "$JA" "$(sub other alice)/v$i"
+    want 200 "a live token while the primary is stopped ($i)"
+done
+for ((i = 0; i < 40; i++)); do
+    grep -q "app stats report failed (retried later)" "$T/proxy-eu.log" && break
+    sleep 0.5
+done
+grep -q "app stats report failed (retried later)" "$T/proxy-eu.log" || fail "no failed app stats report while the primary is stopped: $(tail -5 "$T/proxy-eu.log")"
+bg primary2 "$OUTPOST" server --http-address 127.0.0.1:$P --access-url $URL --data-dir "$T/data" \
+    --wildcard-access-url "*.primary.localhost:$P" --proxy-health-interval 1s --agent-heartbeat-interval 2s \
+    --app-token-lifetime 3s
+wait_port $P
+for ((i = 0; i < 60; i++)); do
+    set -- $(stats_of other)
+    [ "${2:-0}" -ge 10 ] && break
+    sleep 0.5
+done
+[ "${2:-0}" = 10 ] || fail "app stats after the primary is back: $(stats_of other) (rows, requests, proxies), want 10 requests"
+ok "app stats: a report that failed while the primary was stopped was sent again once it was back (10 requests stored, none twice)"
