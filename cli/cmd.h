@@ -37,5 +37,6 @@ int op_cmd_proxy(int argc, char **argv);
 int op_cmd_ssh(int argc, char **argv);
 int op_cmd_config_ssh(int argc, char **argv);
 int op_cmd_port_forward(int argc, char **argv);
+int op_cmd_port_share(int argc, char **argv);
 
 #endif

@@ -36,6 +36,8 @@ static const struct op_cmd commands[] = {
      op_cmd_config_ssh},
     {"port-forward", NULL, "Forward local TCP ports to ports inside a workspace through a region",
      op_cmd_port_forward},
+    {"port-share", NULL, "Share workspace ports with other users or everybody (add, ls, rm)",
+     op_cmd_port_share},
     {"version", NULL, "Print the version", cmd_version},
 };
 

@@ -272,7 +272,8 @@ static bool route_workspaces(struct op_primary *p, const char *path, const struc
         W_CONNECT,
         W_PORTS,
         W_PTY,
-        W_PTY_TOKEN
+        W_PTY_TOKEN,
+        W_PORT_SHARE
     };
     int r = W_NONE;
     bool allowed = false;
@@ -287,6 +288,7 @@ static bool route_workspaces(struct op_primary *p, const char *path, const struc
         if (n == 3 && strcmp(seg[1], "workspace") == 0) r = W_USER_WS_NAME, allowed = get;
     } else if ((n = split_path(path, "/api/v2/workspaces/", seg, 4)) >= 1) {
         if (n == 1) r = W_WS, allowed = get || del;
+        if (n == 2 && strcmp(seg[1], "port-share") == 0) r = W_PORT_SHARE, allowed = get || post || del;
         if (n == 4 && strcmp(seg[1], "external-agent") == 0 && strcmp(seg[3], "credentials") == 0)
             r = W_WS_CRED, allowed = post;
     } else if ((n = split_path(path, "/api/v2/workspaceagents/", seg, 2)) >= 1) {
@@ -346,6 +348,9 @@ static bool route_workspaces(struct op_primary *p, const char *path, const struc
         break;
     case W_PTY_TOKEN:
         op_api_pty_token(p, &u, req, resp);
+        break;
+    case W_PORT_SHARE:
+        op_api_port_share(p, &u, seg[0], req, resp);
         break;
     default:
         break;

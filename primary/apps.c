@@ -297,9 +297,14 @@ static int resolve(struct op_primary *p, const struct op_wsapp_req *r, int port,
             if (r->agent[0]) break; /* the named agent has no such app */
             continue;
         }
-        if (port >= 0) {
+        if (port >= 0) { /* ports are "owner" unless a port-share row raises them */
             snprintf(cand.app_url, sizeof(cand.app_url), "%s", t->app_url);
             snprintf(cand.level, sizeof(cand.level), "%s", t->level);
+            int sr = op_port_share_level(p, t->ws_id, name, port, cand.level, sizeof(cand.level));
+            if (sr == -EIO) {
+                sqlite3_finalize(st);
+                return -EIO;
+            }
         }
 #define COL_TIME(i) (sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i))
         const char *status = op_agent_status(p, now, sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
@@ -531,12 +536,17 @@ int op_primary_issue_app_token(struct op_primary *p, const cJSON *issue_req, con
         return 502;
     }
     struct op_wsapp_token tok = {0};
-    tok.exp = op_wall_ms() / 1000 + OP_WSAPP_TOKEN_LIFETIME_S;
+    tok.iat = op_wall_ms() / 1000;
+    tok.exp = tok.iat + p->app_token_lifetime_s;
     tok.req = *r;
     snprintf(tok.user_id, sizeof(tok.user_id), "%s", u ? u->id : "");
     snprintf(tok.workspace_id, sizeof(tok.workspace_id), "%s", t.ws_id);
     snprintf(tok.agent_id, sizeof(tok.agent_id), "%s", t.agent_id);
     snprintf(tok.app_url, sizeof(tok.app_url), "%s", t.app_url);
+    if (u) { /* the app's X-Coder-Username / X-Coder-User-Email (not for anonymous visitors) */
+        snprintf(tok.username, sizeof(tok.username), "%s", u->username);
+        snprintf(tok.email, sizeof(tok.email), "%s", u->email);
+    }
     char jws[OP_JWS_MAX_TOKEN];
     if (op_primary_sign_app_token(p, &tok, jws, sizeof(jws)) != 0) {
         op_html_page(p, resp, 500, "Internal error", "The app token could not be signed.");

@@ -13,6 +13,7 @@
 #include "http/h1.h"
 #include "primary/primary_int.h"
 #include "proto/sha512.h"
+#include "wsapp/token.h"
 #include "region/region.h"
 #include "util/host.h"
 #include "util/url.h"
@@ -123,6 +124,8 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
                                                                    : OP_PRIMARY_DEFAULT_AGENT_TIMEOUT_MS;
     p->disable_path_apps = cfg->disable_path_apps;
     p->allow_path_app_sharing = cfg->allow_path_app_sharing;
+    p->app_token_lifetime_s =
+        cfg->app_token_lifetime_s ? cfg->app_token_lifetime_s : OP_WSAPP_TOKEN_LIFETIME_S;
     p->allow_path_app_site_owner = cfg->allow_path_app_site_owner;
     rc = mkdir_p(cfg->data_dir);
     if (rc) {

@@ -33,6 +33,7 @@ struct op_primary_config {
     bool allow_path_app_sharing; /* path apps keep their share level (--dangerous-allow-path-app-sharing) */
     bool allow_path_app_site_owner; /* site owners pass others' path apps (--dangerous-...-site-owner-access)
                                      */
+    uint32_t app_token_lifetime_s;  /* signed app and terminal tokens (--app-token-lifetime); 0 = 1 minute */
     struct op_listen_opts listen;   /* listeners, used by op_cmd_server */
 };
 

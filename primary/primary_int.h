@@ -37,6 +37,7 @@ struct op_primary {
     uint64_t next_region_keys_ms;
     uint8_t region_keys_digest[64]; /* of the key set last given to the region */
     bool disable_path_apps, allow_path_app_sharing, allow_path_app_site_owner; /* from the config */
+    uint32_t app_token_lifetime_s;      /* of signed app and terminal tokens; from the config, never 0 */
     struct op_region_app_conf app_conf; /* workspace apps in the primary's own region (primary.c) */
 };
 
@@ -335,6 +336,14 @@ void op_api_workspace_delete(struct op_primary *p, const struct op_user *u, cons
 /* GET /api/v2/workspaceagents/{id} and .../{id}/listening-ports. */
 void op_api_agent_get(struct op_primary *p, const struct op_user *u, const char *id,
                       struct op_app_response *resp);
+/* ---- port_share.c: workspace port sharing ---- */
+/* GET/POST/DELETE /api/v2/workspaces/{ws_id}/port-share (the owner or a site owner; 404 otherwise). */
+void op_api_port_share(struct op_primary *p, const struct op_user *u, const char *ws_id,
+                       const struct op_app_request *req, struct op_app_response *resp);
+/* The share level of (workspace, agent name case-insensitively, port) into level. 0, -ENOENT (no share:
+ * the port is "owner"), -EIO. */
+int op_port_share_level(struct op_primary *p, const char *ws_id, const char *agent_name, int port,
+                        char *level, size_t levellen);
 void op_api_agent_ports(struct op_primary *p, const struct op_user *u, const char *id,
                         struct op_app_response *resp);
 /* Makes a new agent token "<agent id>:<64 alphanumerics>" and the SHA-256 of its secret. 0 or -errno. */

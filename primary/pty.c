@@ -153,7 +153,8 @@ void op_api_pty_token(struct op_primary *p, const struct op_user *u, const struc
         return;
     }
     struct op_wsapp_token t = {0};
-    t.exp = op_wall_ms() / 1000 + OP_WSAPP_TOKEN_LIFETIME_S;
+    t.iat = op_wall_ms() / 1000;
+    t.exp = t.iat + p->app_token_lifetime_s;
     t.req.access = OP_WSAPP_TERMINAL;
     snprintf(t.req.base_path, sizeof(t.req.base_path), "%s", base);
     snprintf(t.req.agent, sizeof(t.req.agent), "%s", agent_id);

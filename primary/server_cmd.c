@@ -121,6 +121,7 @@ enum {
     O_DISABLE_PATH_APPS,
     O_PATH_APP_SHARING,
     O_PATH_APP_SITE_OWNER,
+    O_APP_TOKEN_LIFETIME,
 };
 
 static bool parse_bool(const char *s, bool *out)
@@ -161,6 +162,8 @@ int op_cmd_server(int argc, char **argv)
         {"disable-path-apps", optional_argument, NULL, O_DISABLE_PATH_APPS},
         {"dangerous-allow-path-app-sharing", optional_argument, NULL, O_PATH_APP_SHARING},
         {"dangerous-allow-path-app-site-owner-access", optional_argument, NULL, O_PATH_APP_SITE_OWNER},
+        /* Hidden (not in --help, as in Coder, where the lifetime is a constant): tests shorten it. */
+        {"app-token-lifetime", required_argument, NULL, O_APP_TOKEN_LIFETIME},
         {"http-address", required_argument, NULL, O_HTTP},
         {"tls-enable", optional_argument, NULL, O_TLS_ENABLE},
         {"tls-address", required_argument, NULL, O_TLS_ADDRESS},
@@ -178,6 +181,7 @@ int op_cmd_server(int argc, char **argv)
     const char *agent_hb = getenv("CODER_AGENT_HEARTBEAT_INTERVAL");
     const char *agent_to = getenv("CODER_AGENT_CONNECTION_TIMEOUT");
     const char *agent_limits = getenv("CODER_AGENT_STREAM_LIMITS");
+    const char *app_token_lifetime = getenv("CODER_APP_TOKEN_LIFETIME");
     const char *http = getenv("CODER_HTTP_ADDRESS");
     const char *tls_addr = getenv("CODER_TLS_ADDRESS");
     const char *tls_min = getenv("CODER_TLS_MIN_VERSION");
@@ -236,6 +240,9 @@ int op_cmd_server(int argc, char **argv)
             break;
         case O_AGENT_LIMITS:
             agent_limits = optarg;
+            break;
+        case O_APP_TOKEN_LIFETIME:
+            app_token_lifetime = optarg;
             break;
         case O_HTTP:
             http = optarg;
@@ -338,6 +345,15 @@ int op_cmd_server(int argc, char **argv)
         fprintf(stderr, "outpost server: invalid --agent-connection-timeout \"%s\" (use e.g. 2m, 30s)\n",
                 agent_to);
         goto out;
+    }
+    if (app_token_lifetime && *app_token_lifetime) {
+        uint64_t lt = 0;
+        if (op_parse_duration_ms(app_token_lifetime, &lt) != 0 || lt < 1000 || lt > 24 * 3600 * 1000ull) {
+            fprintf(stderr, "outpost server: invalid --app-token-lifetime \"%s\" (1s to 24h, e.g. 1m, 3s)\n",
+                    app_token_lifetime);
+            goto out;
+        }
+        cfg.app_token_lifetime_s = (uint32_t)(lt / 1000);
     }
     if (!http) http = "127.0.0.1:3000";
     if (!tls_addr) tls_addr = "127.0.0.1:3443";

@@ -79,6 +79,12 @@ static const char *const migrations[] = {
     /* 4: API key scopes: 'all' (sessions, the whole API) or 'application_connect' (made by the app
      * auth redirect for workspace proxies: good for app-token issuance only). */
     "ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'all';",
+    /* 5: workspace port sharing (port_share.c): a port of an agent (by its name, as Coder keys it) at a share
+     * level above the ports' default "owner"; the rows go with their workspace. */
+    "CREATE TABLE workspace_agent_port_shares ("
+    "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE, agent_name TEXT NOT NULL,"
+    "  port INTEGER NOT NULL, share_level TEXT NOT NULL, protocol TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (workspace_id, agent_name, port));",
 };
 
 int64_t op_wall_ms(void)

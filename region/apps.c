@@ -26,9 +26,14 @@ const char *const op_region_coder_cookies[] = {"coder_session_token",
                                                NULL};
 
 static _Thread_local char tl_page[4096];
+/* Visitor headers the app gets from us only: a client's copies are always removed (§6.8). */
+static const char *const visitor_headers[] = {"X-Coder-User-Id", "X-Coder-Username", "X-Coder-User-Email",
+                                              NULL};
+
 static _Thread_local struct app_match tl_match;
 static _Thread_local struct op_wsapp_token tl_tok;
 static _Thread_local char tl_agent[OP_ID_LEN + 1]; /* the agent of the dial route just returned */
+static _Thread_local char tl_cors[512];            /* CORS header lines of the request being routed */
 
 /* ---- matching ------------------------------------------------------------------------------------ */
 
@@ -435,6 +440,18 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
         answer(out, conf, m);
         return true;
     }
+    /* A CORS preflight carries no cookies, so no token can authorize it: subdomain apps answer it here,
+     * with the Allow-* headers only for an Origin of the same user's apps (as Coder's per-app CORS). */
+    enum app_cors cors = op_region_app_cors(conf, req, &m->req, tl_cors, sizeof(tl_cors));
+    if (cors == APP_CORS_PREFLIGHT) {
+        out->kind = OP_ROUTE_RESPOND;
+        out->status = 204;
+        out->content_type = "text/plain; charset=utf-8";
+        out->body = "";
+        out->body_len = 0;
+        snprintf(out->extra, sizeof(out->extra), "%s", tl_cors);
+        return true;
+    }
     op_span_t smuggled;
     if (op_region_app_query(query, APP_SMUGGLE_PARAM, &smuggled) || !signed_token(r, req, &m->req) ||
         req->absolute_form) {
@@ -465,6 +482,7 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
         answer(out, conf, m);
         return true;
     }
+    op_region_app_stat(r, op_worker_index(op_conn_worker(c)), &tl_tok);
     op_region_dial_route(r, tl_tok.agent_id, out);
     uint64_t h =
         op_region_fnv(op_region_fnv(op_region_fnv(OP_REGION_FNV_BASIS, tl_tok.agent_id), hp), tl_tok.user_id);
@@ -478,7 +496,18 @@ bool op_region_route_app(struct op_region *r, const struct op_region_app_conf *c
     out->path_prefix = apath.p; /* the app URL's path, then the path under the app */
     out->path_prefix_len = apath.len;
     out->drop_cookies = op_region_coder_cookies;
-    out->resp_flags = OP_ROUTE_RESP_NO_CORS;
+    out->drop_headers = visitor_headers;
+    if (tl_tok.user_id[0]) { /* anonymous visitors of public apps get none; the token's text is printable */
+        int xn = snprintf(out->req_extra, sizeof(out->req_extra), "X-Coder-User-Id: %s\r\n", tl_tok.user_id);
+        if (tl_tok.username[0])
+            xn += snprintf(out->req_extra + xn, sizeof(out->req_extra) - (size_t)xn,
+                           "X-Coder-Username: %s\r\n", tl_tok.username);
+        if (tl_tok.email[0] && (size_t)xn + strlen(tl_tok.email) + 23 < sizeof(out->req_extra))
+            snprintf(out->req_extra + xn, sizeof(out->req_extra) - (size_t)xn, "X-Coder-User-Email: %s\r\n",
+                     tl_tok.email);
+    }
+    out->resp_flags = OP_ROUTE_RESP_NO_CORS; /* the app's own CORS headers go; ours (if any) are added */
+    if (cors == APP_CORS_ALLOWED) snprintf(out->resp_extra, sizeof(out->resp_extra), "%s", tl_cors);
     op_debug("apps", "w%d#%u %s app %s/%s/%s/%s -> agent %s %s", op_worker_index(op_conn_worker(c)),
              op_conn_id(c), op_wsapp_access_name(m->req.access), m->req.user, m->req.workspace, m->req.agent,
              m->req.slug_or_port, tl_tok.agent_id, hp);

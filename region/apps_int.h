@@ -61,6 +61,48 @@ void op_region_dial_route(struct op_region *r, const char *agent, struct op_rout
 uint64_t op_region_fnv(uint64_t h, const char *s);
 /* The origin-form target of req split at '?' (query empty when there is none). */
 void op_region_split_target(const struct op_h1_request *req, op_span_t *path, op_span_t *query);
+/* CORS of subdomain apps (region/apps_cors.c). */
+#define APP_CORS_ORIGIN_MAX  255 /* longer Origins are never allowed */
+#define APP_CORS_HEADERS_MAX 150 /* a longer Access-Control-Request-Headers gets no Allow-Headers */
+enum app_cors {
+    APP_CORS_NONE = 0,  /* no CORS headers: not a subdomain app, no Origin, or an Origin not allowed */
+    APP_CORS_ALLOWED,   /* an allowed Origin: extra holds Allow-Origin, -Credentials, Vary: Origin */
+    APP_CORS_PREFLIGHT, /* OPTIONS with Access-Control-Request-Method on a subdomain app: answer 204 with
+                         * extra (the Allow-* headers only for an allowed Origin and method) */
+};
+/* Whether origin ("scheme://host[:port]") is a subdomain app URL under conf's wildcard of want's username
+ * (want a subdomain app request). Pure. */
+bool op_region_app_cors_origin_ok(const struct op_region_app_conf *conf, op_span_t origin,
+                                  const struct op_wsapp_req *want);
+/* The CORS decision for req to the app want, and the header lines (each ending CRLF) into extra (cap >=
+ * 512 holds any). Pure. */
+enum app_cors op_region_app_cors(const struct op_region_app_conf *conf, const struct op_h1_request *req,
+                                 const struct op_wsapp_req *want, char *extra, size_t cap);
+/* App usage per worker (region/app_stats.c): the worker bumps t[cur] only, the control thread flips cur
+ * and reads the other table once busy shows no bump in progress. */
+#define REGION_STAT_SLOTS  128
+#define REGION_STAT_PROBES 16
+struct app_stat {
+    bool used;
+    uint8_t access; /* enum op_wsapp_access */
+    uint64_t hash, requests;
+    int64_t first_ms, last_ms; /* wall clock of the first and last request */
+    char user_id[37], workspace_id[37], agent_id[37], slug[OP_WSAPP_NAME_MAX + 1];
+};
+struct app_stat_table {
+    struct app_stat slot[REGION_STAT_SLOTS];
+    uint64_t dropped; /* requests not counted: no free slot */
+};
+struct app_stat_worker {
+    _Atomic uint64_t busy; /* odd while the worker bumps */
+    _Atomic int cur;
+    _Atomic bool active; /* the worker has counted at least once */
+    struct app_stat_table t[2];
+} __attribute__((aligned(64)));
+/* Counts one proxied request of the token's visitor and app on worker (its index). Worker thread. */
+struct op_wsapp_token;
+void op_region_app_stat(struct op_region *r, int worker, const struct op_wsapp_token *t);
+
 /* The Coder cookies a workspace (an app or the agent's terminal) never sees (§6.8); NULL-terminated. */
 extern const char *const op_region_coder_cookies[];
 

@@ -118,8 +118,10 @@ struct op_region *op_region_new(const char *name, const struct op_region_limits 
     r->broker = op_broker_new(&bl);
     r->msgs = calloc(REGION_MSGS, sizeof(*r->msgs));
     r->app_waits = calloc((size_t)OP_ENGINE_MAX_WORKERS * REGION_APP_WAITS, sizeof(*r->app_waits));
+    r->stats = op_region_app_stats_alloc();
     struct keyset *ks = calloc(1, sizeof(*ks));
-    if (!r->broker || !r->msgs || !ks || !r->app_waits) {
+    if (!r->broker || !r->msgs || !ks || !r->app_waits || !r->stats) {
+        free(r->stats);
         free(ks);
         free(r->app_waits);
         op_broker_free(r->broker);
@@ -151,6 +153,7 @@ void op_region_free(struct op_region *r)
     pthread_mutex_destroy(&r->keys_mu);
     free(r->msgs);
     free(r->app_waits);
+    free(r->stats);
     free(r);
 }
 

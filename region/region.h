@@ -99,6 +99,13 @@ struct op_region_app_conf {
     bool primary;              /* the primary's own region: API-key smuggling on the access host is refused */
 };
 
+/* The app usage counted since the last call (region/app_stats.c): the JSON body of POST
+ * /api/v2/workspaceproxies/me/app-stats ({"stats":[{user_id, workspace_id, agent_id, access_method,
+ * slug_or_port, session_id, session_started_at, session_ended_at, requests}...]}, one entry per visitor and
+ * app, the first and last request as the session), malloc'd, or NULL when nothing was counted; *requests
+ * the total. Control thread only. */
+char *op_region_app_stats_take(struct op_region *r, uint64_t *requests);
+
 /* The role's route function calls this after op_region_route: true when the request is for a workspace
  * app (out is filled: the agent stream upstream of a request carrying a valid signed app token, an answer,
  * or OP_ROUTE_APP for the role's app handler, which calls op_region_app_handle), false otherwise. Worker

@@ -73,8 +73,9 @@ struct op_region {
     struct region_msg *msgs;
     int32_t msg_free;
     struct region_wstats ws[OP_ENGINE_MAX_WORKERS];
-    struct app_wait *app_waits; /* OP_ENGINE_MAX_WORKERS * REGION_APP_WAITS */
-    pthread_mutex_t rev_mu;     /* revoked, rev_next */
+    struct app_wait *app_waits;    /* OP_ENGINE_MAX_WORKERS * REGION_APP_WAITS */
+    struct app_stat_worker *stats; /* OP_ENGINE_MAX_WORKERS app usage tables (app_stats.c) */
+    pthread_mutex_t rev_mu;        /* revoked, rev_next */
     struct region_revoked revoked[REGION_REVOKED];
     uint32_t rev_next;
     void (*want_keys)(void *ctx); /* op_region_set_refetch: set before the engine starts */
@@ -84,6 +85,9 @@ struct op_region {
 /* A worker met a token signed with a key the region does not know: asks the role to refetch (no-op when
  * the role set no refetch function). Never blocks. */
 void op_region_want_keys(struct op_region *r);
+
+/* The OP_ENGINE_MAX_WORKERS app usage tables, zeroed (app_stats.c; free() frees them); NULL on OOM. */
+struct app_stat_worker *op_region_app_stats_alloc(void);
 
 /* What the route function verified, for the handoff that follows on the same thread at once. */
 enum region_ep { EP_CONTROL = 1, EP_STREAM, EP_TCP };

@@ -96,6 +96,12 @@ int op_wsapp_token_encode(const struct op_wsapp_token *t, char *out, size_t outl
     MEMBER(&o, false, "workspace_id", t, workspace_id);
     MEMBER(&o, false, "agent_id", t, agent_id);
     MEMBER(&o, false, "app_url", t, app_url);
+    if (t->iat) {
+        puts_(&o, ",\"iat\":");
+        put_int(&o, t->iat);
+    }
+    if (t->username[0]) MEMBER(&o, false, "username", t, username);
+    if (t->email[0]) MEMBER(&o, false, "email", t, email);
     puts_(&o, "}");
     return finish(&o);
 }
@@ -120,6 +126,20 @@ static bool str(const char *json, size_t len, const char *name, char *out, size_
     return op_json_flat_str(json, len, name, out, outlen) == 0;
 }
 
+/* An optional string member: absent leaves out "" (true); present must fit and hold no control byte. */
+static bool opt_text(const char *json, size_t len, const char *name, char *out, size_t outlen)
+{
+    int rc = op_json_flat_str(json, len, name, out, outlen);
+    if (rc == -ENOENT) {
+        out[0] = '\0';
+        return true;
+    }
+    if (rc != 0) return false;
+    for (const unsigned char *c = (const unsigned char *)out; *c; c++)
+        if (*c < 0x20 || *c == 0x7f) return false;
+    return true;
+}
+
 int op_wsapp_token_decode(const char *json, size_t len, int64_t now_s, int64_t leeway_s,
                           struct op_wsapp_token *out)
 {
@@ -139,7 +159,14 @@ int op_wsapp_token_decode(const char *json, size_t len, int64_t now_s, int64_t l
         !str(json, len, "user_id", out->user_id, sizeof(out->user_id)) ||
         !str(json, len, "workspace_id", out->workspace_id, sizeof(out->workspace_id)) ||
         !str(json, len, "agent_id", out->agent_id, sizeof(out->agent_id)) ||
-        !str(json, len, "app_url", out->app_url, sizeof(out->app_url)))
+        !str(json, len, "app_url", out->app_url, sizeof(out->app_url)) ||
+        !opt_text(json, len, "username", out->username, sizeof(out->username)) ||
+        !opt_text(json, len, "email", out->email, sizeof(out->email)))
+        return -EINVAL;
+    int irc = op_json_flat_int(json, len, "iat", &out->iat);
+    if (irc == -ENOENT)
+        out->iat = 0;
+    else if (irc != 0 || out->iat <= 0 || out->iat > out->exp)
         return -EINVAL;
     out->req.access = op_wsapp_access_parse(access, strlen(access));
     if ((out->user_id[0] && !uuid_ok(out->user_id)) || !uuid_ok(out->workspace_id) ||
@@ -147,6 +174,7 @@ int op_wsapp_token_decode(const char *json, size_t len, int64_t now_s, int64_t l
         return -EINVAL;
     op_wsapp_req_normalize(&out->req);
     if (op_wsapp_req_check(&out->req, NULL) != 0) return -EINVAL;
+    if (out->iat && out->exp - out->iat < leeway_s) leeway_s = out->exp - out->iat;
     if (now_s - out->exp > leeway_s) return -ETIMEDOUT;
     return 0;
 }

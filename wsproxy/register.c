@@ -18,7 +18,7 @@
 #include "wsproxy/wsproxy.h"
 
 /* K_RKEYS_*: the same fetches as K_KEYS_*, asked for by an unknown key id (op_wsp_refetch_keys). */
-enum { K_BUILDINFO = 1, K_REGISTER, K_KEYS_SIGN, K_KEYS_ENC, K_RKEYS_SIGN, K_RKEYS_ENC };
+enum { K_BUILDINFO = 1, K_REGISTER, K_KEYS_SIGN, K_KEYS_ENC, K_RKEYS_SIGN, K_RKEYS_ENC, K_APP_STATS };
 #define KEY_FEATURE(kind) (((kind)-K_KEYS_SIGN) & 1)
 static const char *const key_features[2] = {"workspace_apps_token", "workspace_apps_api_key"};
 
@@ -72,6 +72,18 @@ static struct op_ws_call *new_call(struct ws *w, int kind, long timeout_ms)
         if (!body) return NULL;
         struct op_ws_call *x =
             op_ws_call_new(&w->cl, kind, "POST", "/api/v2/workspaceproxies/me/register", body, timeout_ms);
+        free(body);
+        return x;
+    }
+    case K_APP_STATS: { /* a batch that failed, else the usage the workers counted since (none: no call) */
+        uint64_t n = 0;
+        char *body = w->stats_retry;
+        w->stats_retry = NULL;
+        if (!body && w->region) body = op_region_app_stats_take(w->region, &n);
+        if (!body) return NULL;
+        op_debug("wsproxy", "reporting app stats: %llu requests", (unsigned long long)n);
+        struct op_ws_call *x =
+            op_ws_call_new(&w->cl, kind, "POST", "/api/v2/workspaceproxies/me/app-stats", body, timeout_ms);
         free(body);
         return x;
     }
@@ -283,6 +295,8 @@ static void start_call(struct ws *w, int kind)
         w->inflight_reg++;
     else if (kind == K_BUILDINFO)
         w->inflight_bi++;
+    else if (kind == K_APP_STATS)
+        w->inflight_stats++;
     else if (kind >= K_RKEYS_SIGN)
         w->inflight_rkeys++;
     else
@@ -416,6 +430,7 @@ void op_wsp_tick(void *arg)
         w->next_heartbeat = now + every;
         if (!w->inflight_reg) start_call(w, K_REGISTER);
         if (!w->inflight_bi) start_call(w, K_BUILDINFO);
+        if (!w->inflight_stats && w->registered) start_call(w, K_APP_STATS); /* every heartbeat */
     }
     if (now >= w->next_keys) {
         w->next_keys = now + OP_WS_KEYS_INTERVAL_MS;
@@ -461,6 +476,19 @@ void op_wsp_tick(void *arg)
             w->inflight_rkeys--;
             on_keys(w, x);
             if (!w->inflight_rkeys) refetch_done(w);
+            break;
+        case K_APP_STATS:
+            w->inflight_stats--;
+            if (op_ws_call_failure(x) != OP_WS_FAIL_NONE || x->status != 204) {
+                char why[512];
+                op_ws_call_describe(x, why, sizeof(why));
+                /* Retried at the next heartbeat, as the reference does; the workers' tables keep counting
+                 * meanwhile. A 400 would fail again: dropped. */
+                bool retry = x->status != 400 && x->post && !w->stats_retry;
+                op_warn("wsproxy", "app stats report failed (%s): %s", retry ? "retried later" : "dropped",
+                        why);
+                if (retry) w->stats_retry = strdup(x->post);
+            }
             break;
         default:
             w->inflight_keys--;

@@ -356,6 +356,7 @@ int op_cmd_wsproxy_server(int argc, char **argv)
     curl_global_cleanup();
     op_wsp_snap_free(atomic_exchange(&w->snap, NULL));
     op_region_free(w->region); /* after the engine: closes parked spares */
+    free(w->stats_retry);
     w->region = NULL;
     for (int i = 0; i < 2; i++)
         free(w->keys_json[i]);

@@ -63,7 +63,8 @@ struct ws {
     int exit_code;
     uint64_t next_heartbeat, next_keys;
     CURLM *multi;
-    int inflight_reg, inflight_bi, inflight_keys;
+    int inflight_reg, inflight_bi, inflight_keys, inflight_stats;
+    char *stats_retry; /* an app stats body the primary did not take: sent again at the next heartbeat */
     struct op_ws_call *calls[8]; /* in the multi handle */
     char *keys_json[2];          /* latest crypto-keys responses (never logged) */
     struct op_region *region;    /* agent streams; named after the first registration */

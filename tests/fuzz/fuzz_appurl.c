@@ -8,7 +8,8 @@
  *   2. host: OK or BAD exactly when op_wsapp_host_matches; an OK request passes the check and its host
  *      (op_wsapp_subdomain_host) parses back to an equal request;
  *   3. port: -1 or 0..65535; https only with a trailing 's';
- *   4. token payload: a decode that succeeds re-encodes to JSON that decodes to the same token;
+ *   4. token payload: a decode that succeeds re-encodes to JSON that decodes to the same token (iat,
+ *      username and email included), and its username and email hold no control byte (they become headers);
  *      API key claims: never crash, a success gives a NUL-terminated key.
  * Each parser reads an exact-size heap copy, so ASan catches any read past the end.
  */
@@ -114,6 +115,12 @@ static void fuzz_token(const char *j, size_t n)
         ASSERT(t.exp == t2.exp && op_wsapp_req_equal(&t.req, &t2.req) && strcmp(t.user_id, t2.user_id) == 0 &&
                strcmp(t.workspace_id, t2.workspace_id) == 0 && strcmp(t.agent_id, t2.agent_id) == 0 &&
                strcmp(t.app_url, t2.app_url) == 0);
+        ASSERT(t.iat == t2.iat && strcmp(t.username, t2.username) == 0 && strcmp(t.email, t2.email) == 0);
+        ASSERT(t.iat == 0 || (t.iat > 0 && t.iat <= t.exp));
+        for (const char *q = t.username; *q; q++)
+            ASSERT((unsigned char)*q >= 0x20 && (unsigned char)*q != 0x7f);
+        for (const char *q = t.email; *q; q++)
+            ASSERT((unsigned char)*q >= 0x20 && (unsigned char)*q != 0x7f);
     }
     char key[128];
     rc = op_wsapp_apikey_decode(j, n, 1700000000, key, sizeof(key));

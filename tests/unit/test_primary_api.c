@@ -523,8 +523,9 @@ static void test_restart(const char *tok)
     free(again);
     sqlite3_stmt *st = NULL;
     sqlite3_prepare_v2(p->db, "PRAGMA user_version", -1, &st, NULL);
-    CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 4,
-          "schema user_version is 4 (workspaces and agents, agents' SSH host keys, API key scopes)");
+    CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 5,
+          "schema user_version is 5 (workspaces and agents, agents' SSH host keys, API key scopes, port "
+          "shares)");
     sqlite3_finalize(st);
     sqlite3_prepare_v2(p->db, "SELECT COUNT(*) FROM crypto_keys", -1, &st, NULL);
     CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 4,

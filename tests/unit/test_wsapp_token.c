@@ -1,8 +1,9 @@
 /*
- * wsapp/token.c: the signed app token (encode → sign → verify → decode round trip, expiry with the 60 s
- * leeway, wrong key, unknown kid, tampered payload, a token signed by Python's hmac/hashlib run from the
- * test, escaping of what we write, malformed payloads) and the app-connect API key claims (round trip,
- * iss/aud/nbf/exp rules, aud as one string). Also proto/jws.c's op_json_flat_obj and op_json_flat_has_str.
+ * wsapp/token.c: the signed app token (the iat/username/email extension members, encode → sign → verify →
+ * decode round trip, expiry with the 60 s leeway, wrong key, unknown kid, tampered payload, a token signed by
+ * Python's hmac/hashlib run from the test, escaping of what we write, malformed payloads) and the app-connect
+ * API key claims (round trip, iss/aud/nbf/exp rules, aud as one string). Also proto/jws.c's op_json_flat_obj
+ * and op_json_flat_has_str.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -43,6 +44,69 @@ static bool same(const struct op_wsapp_token *a, const struct op_wsapp_token *b)
 }
 
 static struct op_wsapp_key keys[2];
+static int sign(const struct op_wsapp_token *t, int64_t kid, const uint8_t *key, char *tok, size_t cap);
+
+/* The members we add to the reference's payload: iat (the leeway never exceeds the lifetime), username and
+ * email (the app's visitor headers). */
+static void test_extension_claims(void)
+{
+    struct op_wsapp_token t, d;
+    char tok[OP_JWS_MAX_TOKEN], pl[OP_JWS_MAX_PAYLOAD + 1];
+    sample(&t);
+    t.iat = NOW;
+    t.exp = NOW + 3;
+    strcpy(t.username, "alice");
+    strcpy(t.email, "alice@example.com");
+    int n = sign(&t, 7, keys[1].secret, tok, sizeof(tok));
+    CHECK(n > 0 && op_wsapp_token_verify(tok, (size_t)n, keys, 2, NOW, &d) == 0 && same(&t, &d) &&
+              d.iat == NOW && strcmp(d.username, "alice") == 0 && strcmp(d.email, "alice@example.com") == 0,
+          "iat, username, email round trip");
+    CHECK(op_wsapp_token_verify(tok, (size_t)n, keys, 2, NOW + 6, &d) == 0,
+          "3 s token: exp + 3 s still good");
+    CHECK(op_wsapp_token_verify(tok, (size_t)n, keys, 2, NOW + 7, &d) == -ETIMEDOUT,
+          "3 s token: the leeway is the lifetime, not 60 s");
+    /* a 1-minute token with iat keeps the full 60 s leeway */
+    t.exp = NOW + 60;
+    n = sign(&t, 7, keys[1].secret, tok, sizeof(tok));
+    CHECK(op_wsapp_token_verify(tok, (size_t)n, keys, 2, NOW + 120, &d) == 0 &&
+              op_wsapp_token_verify(tok, (size_t)n, keys, 2, NOW + 121, &d) == -ETIMEDOUT,
+          "1-minute token with iat: 60 s leeway");
+    /* absent members are not written and decode as absent */
+    sample(&t);
+    n = op_wsapp_token_encode(&t, pl, sizeof(pl));
+    CHECK(n > 0 && !strstr(pl, "\"iat\"") && !strstr(pl, "\"username\"") && !strstr(pl, "\"email\""),
+          "absent members not written: %s", pl);
+    CHECK(op_wsapp_token_decode(pl, (size_t)n, NOW, 0, &d) == 0 && d.iat == 0 && !d.username[0] &&
+              !d.email[0],
+          "absent members decode empty");
+    /* malformed extension members */
+    const char *base =
+        "{\"exp\":1700000060,\"request\":{\"access_method\":\"path\",\"base_path\":\"/@a/w.m/apps/"
+        "c/\",\"app_prefix\":\"\",\"username_or_id\":\"a\",\"workspace_name_or_id\":\"w\","
+        "\"agent_name_or_id\":\"m\",\"app_slug_or_port\":\"c\"},\"user_id\":\"" U_ID
+        "\",\"workspace_id\":\"" WS_ID "\",\"agent_id\":\"" AG_ID "\",\"app_url\":\"http://x\"";
+    static const char *const bad[] = {
+        ",\"username\":\"a\\nX-Evil: 1\"}",
+        ",\"email\":\"a\\u000db\"}",
+        ",\"email\":\"a\\u007f\"}",
+        ",\"username\":1}",
+        ",\"iat\":\"1\"}",
+        ",\"iat\":1700000061}",
+        ",\"iat\":0}",
+        ",\"iat\":-5}",
+    };
+    char m[1024];
+    for (size_t i = 0; i < OP_ARRAY_LEN(bad); i++) {
+        snprintf(m, sizeof(m), "%s%s", base, bad[i]);
+        CHECK(op_wsapp_token_decode(m, strlen(m), NOW, 0, &d) == -EINVAL, "malformed extension %s", bad[i]);
+    }
+    snprintf(m, sizeof(m), "%s%s", base, ",\"iat\":1700000000,\"username\":\"b\",\"email\":\"b@x\"}");
+    CHECK(op_wsapp_token_decode(m, strlen(m), NOW, 60, &d) == 0 && d.iat == NOW && !strcmp(d.email, "b@x"),
+          "well-formed extension members");
+    CHECK(op_wsapp_token_decode(m, strlen(m), NOW + 121, 60, &d) == -ETIMEDOUT,
+          "iat caps the leeway at 60 s");
+    CHECK(op_wsapp_token_decode(m, strlen(m), NOW + 120, 60, &d) == 0, "iat: exp + lifetime is still good");
+}
 
 static int sign(const struct op_wsapp_token *t, int64_t kid, const uint8_t *key, char *tok, size_t cap)
 {
@@ -319,6 +383,7 @@ int main(void)
             keys[i].secret[b] = (uint8_t)(b * 7 + i * 31 + 1);
     }
     test_round_trip();
+    test_extension_claims();
     test_decode_malformed();
     test_python();
     test_apikey();
