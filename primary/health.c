@@ -16,6 +16,13 @@
  * becomes unreachable: one lost probe must not take a healthy proxy out of every agent's manifest. A dead
  * proxy refuses the connection at once, twice, so its detection time does not change; a hung one is found
  * after two timeouts.
+ *
+ * Replicas: a proxy with two or more live replicas (op_proxy_live_replicas) is probed once per replica, at
+ * the replica's relay URL, since the access URL reaches only the one a load balancer picks (or none, once
+ * the replica whose address it is has gone). The proxy is ok while any replica is ok; its report lists every
+ * replica with its own status, errors and warnings, and the failures of the others become warnings
+ * ("replica <id> (<url>): ..."). With no replica ok it is unhealthy if one answered, else unreachable. A
+ * proxy with one live replica is probed at that replica's URL; with none, at its access URL.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -38,11 +45,13 @@ struct entry {
     char id[OP_UUID_STR_LEN + 1];
     enum op_health_status status;
     cJSON *errors, *warnings; /* arrays of strings, owned */
+    cJSON *replicas;          /* per-replica reports of a proxy probed per replica; NULL otherwise */
     int64_t checked_at;       /* wall ms, 0 = never */
 };
 
 struct target {
     char id[OP_UUID_STR_LEN + 1];
+    char replica[OP_UUID_STR_LEN + 1]; /* "" = the proxy as a whole */
     char url[512];
     bool retry; /* the second try after a failed request */
 };
@@ -61,6 +70,8 @@ struct probe {
 /* A finished probe's verdict, handed from the probe thread to the control thread. */
 struct result {
     char id[OP_UUID_STR_LEN + 1];
+    char replica[OP_UUID_STR_LEN + 1]; /* "" = the proxy as a whole */
+    char url[512];
     enum op_health_status status;
     cJSON *errors, *warnings; /* owned; NULL = empty */
 };
@@ -89,6 +100,9 @@ struct op_health {
     struct result *out;
     size_t out_n, out_cap;
     bool quit;
+    /* control thread: per-replica verdicts of the running round, combined when it ends */
+    struct result *agg;
+    size_t agg_n, agg_cap;
     /* probe thread only */
     struct prober pb;
     pthread_t thread;
@@ -180,9 +194,12 @@ void op_health_free(struct op_primary *p)
     free(h->in);
     results_free(h->out, h->out_n);
     free(h->out);
+    results_free(h->agg, h->agg_n);
+    free(h->agg);
     for (size_t i = 0; i < h->n; i++) {
         cJSON_Delete(h->entries[i].errors);
         cJSON_Delete(h->entries[i].warnings);
+        cJSON_Delete(h->entries[i].replicas);
     }
     free(h->entries);
     pthread_cond_destroy(&h->cv);
@@ -215,14 +232,15 @@ static struct entry *get_or_add(struct op_health *h, const char *id)
     return e;
 }
 
-/* Records a result; errors/warnings are consumed (NULL = empty). */
+/* Records a result; errors/warnings/replicas are consumed (NULL = empty, no per-replica reports). */
 static void set_result(struct op_health *h, const char *id, enum op_health_status st, cJSON *errors,
-                       cJSON *warnings)
+                       cJSON *warnings, cJSON *replicas)
 {
     struct entry *e = get_or_add(h, id);
     if (!e) {
         cJSON_Delete(errors);
         cJSON_Delete(warnings);
+        cJSON_Delete(replicas);
         return;
     }
     if (e->status != st) {
@@ -232,6 +250,8 @@ static void set_result(struct op_health *h, const char *id, enum op_health_statu
     }
     cJSON_Delete(e->errors);
     cJSON_Delete(e->warnings);
+    cJSON_Delete(e->replicas);
+    e->replicas = replicas;
     e->status = st;
     e->errors = errors ? errors : cJSON_CreateArray();
     e->warnings = warnings ? warnings : cJSON_CreateArray();
@@ -263,6 +283,7 @@ enum op_health_status op_health_status_json(struct op_primary *p, const char *id
                           use && e->errors ? cJSON_Duplicate(e->errors, 1) : cJSON_CreateArray());
     cJSON_AddItemToObject(rep, "warnings",
                           use && e->warnings ? cJSON_Duplicate(e->warnings, 1) : cJSON_CreateArray());
+    if (use && e->replicas) cJSON_AddItemToObject(rep, "replicas", cJSON_Duplicate(e->replicas, 1));
     char t[32];
     int64_t at = e && e->checked_at ? e->checked_at : (st == OP_HEALTH_UNREGISTERED ? op_wall_ms() : -1);
     op_format_time(at, t);
@@ -295,7 +316,7 @@ static bool url_parses(const char *u)
 }
 
 /* Probe thread: hands a verdict to the control thread (errors/warnings are consumed). */
-static void post(struct op_health *h, const char *id, enum op_health_status st, cJSON *errors,
+static void post(struct op_health *h, const struct target *t, enum op_health_status st, cJSON *errors,
                  cJSON *warnings)
 {
     pthread_mutex_lock(&h->mu);
@@ -312,7 +333,9 @@ static void post(struct op_health *h, const char *id, enum op_health_status st, 
         h->out_cap = nc;
     }
     struct result *r = &h->out[h->out_n++];
-    snprintf(r->id, sizeof(r->id), "%s", id);
+    snprintf(r->id, sizeof(r->id), "%s", t->id);
+    snprintf(r->replica, sizeof(r->replica), "%s", t->replica);
+    snprintf(r->url, sizeof(r->url), "%s", t->url);
     r->status = st;
     r->errors = errors;
     r->warnings = warnings;
@@ -326,7 +349,7 @@ static void start_probe(struct op_health *h, const struct target *t)
         char msg[700];
         snprintf(msg, sizeof(msg),
                  "failed to parse proxy url \"%s\": scheme must be http or https with a host", t->url);
-        post(h, t->id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
+        post(h, t, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
         return;
     }
     struct probe *pr = calloc(1, sizeof(*pr));
@@ -407,7 +430,7 @@ static void finish_probe(struct op_health *h, struct probe *pr, CURLcode res)
         }
         snprintf(msg, sizeof(msg), "request to proxy failed: Get \"%s\": %s", pr->req_url,
                  pr->errbuf[0] ? pr->errbuf : curl_easy_strerror(res));
-        post(h, pr->t.id, OP_HEALTH_UNREACHABLE, one_error(msg), NULL);
+        post(h, &pr->t, OP_HEALTH_UNREACHABLE, one_error(msg), NULL);
         return;
     }
     cJSON *doc = pr->body && !pr->truncated ? cJSON_ParseWithLength(pr->body, pr->len) : NULL;
@@ -434,7 +457,7 @@ static void finish_probe(struct op_health *h, struct probe *pr, CURLcode res)
             }
         }
         cJSON_Delete(doc);
-        post(h, pr->t.id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
+        post(h, &pr->t, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
         return;
     }
     /* 200: the body must decode as {"errors":[string],"warnings":[string]}. */
@@ -470,14 +493,14 @@ static void finish_probe(struct op_health *h, struct probe *pr, CURLcode res)
                      "%s\nreceived a status code 200, but failed to decode health report body: %s", who,
                      doc ? "the body is not a health report object" : "invalid JSON");
         cJSON_Delete(doc);
-        post(h, pr->t.id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
+        post(h, &pr->t, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
         return;
     }
     cJSON *e2 = cJSON_IsArray(errs) ? cJSON_Duplicate(errs, 1) : cJSON_CreateArray();
     cJSON *w2 = cJSON_IsArray(warns) ? cJSON_Duplicate(warns, 1) : cJSON_CreateArray();
     enum op_health_status st = cJSON_GetArraySize(e2) > 0 ? OP_HEALTH_UNHEALTHY : OP_HEALTH_OK;
     cJSON_Delete(doc);
-    post(h, pr->t.id, st, e2, w2);
+    post(h, &pr->t, st, e2, w2);
 }
 
 /* Control thread: loads the round's targets and hands them to the probe thread. Proxies without a URL become
@@ -500,20 +523,25 @@ static int start_round(struct op_primary *p)
             if (strcmp(h->entries[i].id, id) == 0) keep[i] = true;
         if (!*url) {
             if (op_health_get(p, id) != OP_HEALTH_UNREGISTERED)
-                set_result(h, id, OP_HEALTH_UNREGISTERED, NULL, NULL);
+                set_result(h, id, OP_HEALTH_UNREGISTERED, NULL, NULL, NULL);
             continue;
         }
-        if (qn == qcap) {
-            size_t nc = qcap ? qcap * 2 : 16;
-            struct target *nq = realloc(q, nc * sizeof(*nq));
-            if (!nq) break;
-            q = nq;
-            qcap = nc;
+        struct op_replica_ref reps[OP_REPLICAS_MAX];
+        int nr = op_proxy_live_replicas(p, id, url, reps, OP_REPLICAS_MAX);
+        for (int i = 0; i < (nr > 1 ? nr : 1); i++) {
+            if (qn == qcap) {
+                size_t nc = qcap ? qcap * 2 : 16;
+                struct target *nq = realloc(q, nc * sizeof(*nq));
+                if (!nq) break;
+                q = nq;
+                qcap = nc;
+            }
+            struct target *t = &q[qn++];
+            memset(t, 0, sizeof(*t));
+            snprintf(t->id, sizeof(t->id), "%s", id);
+            if (nr > 1) snprintf(t->replica, sizeof(t->replica), "%s", reps[i].id);
+            snprintf(t->url, sizeof(t->url), "%s", nr > 0 ? reps[i].url : url);
         }
-        struct target *t = &q[qn++];
-        memset(t, 0, sizeof(*t));
-        snprintf(t->id, sizeof(t->id), "%s", id);
-        snprintf(t->url, sizeof(t->url), "%s", url);
     }
     sqlite3_finalize(st);
     /* Forget deleted proxies; entries added during the scan (index >= old_n) are new and kept. */
@@ -524,6 +552,7 @@ static int start_round(struct op_primary *p)
         } else {
             cJSON_Delete(h->entries[i].errors);
             cJSON_Delete(h->entries[i].warnings);
+            cJSON_Delete(h->entries[i].replicas);
         }
     }
     h->n = w;
@@ -544,6 +573,82 @@ static int start_round(struct op_primary *p)
     return 0;
 }
 
+/* Prefixes every string of a (consumed, may be NULL) into dst: "replica <id> (<url>): <text>". */
+static void add_prefixed(cJSON *dst, const cJSON *a, const struct result *r)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, a)
+    {
+        if (!cJSON_IsString(it)) continue;
+        size_t n = strlen(it->valuestring) + strlen(r->url) + 64;
+        char *m = malloc(n);
+        if (!m) continue;
+        snprintf(m, n, "replica %s (%s): %s", r->replica, r->url, it->valuestring);
+        cJSON_AddItemToArray(dst, cJSON_CreateString(m));
+        free(m);
+    }
+}
+
+/* Control thread, end of a round: combines the per-replica verdicts of each proxy into one. */
+static void apply_replicas(struct op_health *h)
+{
+    for (size_t i = 0; i < h->agg_n; i++) {
+        if (!h->agg[i].id[0]) continue; /* already combined */
+        char id[OP_UUID_STR_LEN + 1];
+        snprintf(id, sizeof(id), "%s", h->agg[i].id);
+        cJSON *reps = cJSON_CreateArray(), *fails = cJSON_CreateArray(), *warns = cJSON_CreateArray();
+        int nok = 0, nunhealthy = 0;
+        for (size_t j = i; j < h->agg_n; j++) {
+            struct result *r = &h->agg[j];
+            if (strcmp(r->id, id) != 0) continue;
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "id", r->replica);
+            cJSON_AddStringToObject(o, "relay_url", r->url);
+            cJSON_AddStringToObject(o, "status", op_health_status_name(r->status));
+            cJSON_AddItemToObject(o, "errors",
+                                  r->errors ? cJSON_Duplicate(r->errors, 1) : cJSON_CreateArray());
+            cJSON_AddItemToObject(o, "warnings",
+                                  r->warnings ? cJSON_Duplicate(r->warnings, 1) : cJSON_CreateArray());
+            cJSON_AddItemToArray(reps, o);
+            if (r->status == OP_HEALTH_OK) nok++;
+            if (r->status == OP_HEALTH_UNHEALTHY) nunhealthy++;
+            add_prefixed(fails, r->errors, r);
+            add_prefixed(warns, r->warnings, r);
+            cJSON_Delete(r->errors);
+            cJSON_Delete(r->warnings);
+            r->errors = r->warnings = NULL;
+            r->id[0] = '\0';
+        }
+        enum op_health_status st = nok          ? OP_HEALTH_OK
+                                   : nunhealthy ? OP_HEALTH_UNHEALTHY
+                                                : OP_HEALTH_UNREACHABLE;
+        if (nok) { /* the region works: the replicas that do not are worth a warning, not an error */
+            cJSON *it;
+            while ((it = cJSON_DetachItemFromArray(fails, 0)) != NULL)
+                cJSON_AddItemToArray(warns, it);
+        }
+        set_result(h, id, st, nok ? NULL : fails, warns, reps);
+        if (nok) cJSON_Delete(fails);
+    }
+    h->agg_n = 0;
+}
+
+/* Control thread: keeps a per-replica verdict for the end of the round (consumes r's arrays). */
+static void keep_replica_result(struct op_health *h, struct result *r)
+{
+    if (h->agg_n == h->agg_cap) {
+        size_t nc = h->agg_cap ? h->agg_cap * 2 : 16;
+        struct result *na = realloc(h->agg, nc * sizeof(*na));
+        if (!na) {
+            results_free(r, 1);
+            return;
+        }
+        h->agg = na;
+        h->agg_cap = nc;
+    }
+    h->agg[h->agg_n++] = *r;
+}
+
 /* Control thread: applies the verdicts that arrived; ends the round once the prober reported it done. */
 static void collect(struct op_primary *p)
 {
@@ -556,10 +661,15 @@ static void collect(struct op_primary *p)
     h->out_n = h->out_cap = 0;
     if (done) h->round_done = false;
     pthread_mutex_unlock(&h->mu);
-    for (size_t i = 0; i < n; i++)
-        set_result(h, r[i].id, r[i].status, r[i].errors, r[i].warnings);
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].replica[0])
+            keep_replica_result(h, &r[i]);
+        else
+            set_result(h, r[i].id, r[i].status, r[i].errors, r[i].warnings, NULL);
+    }
     free(r);
     if (done) {
+        apply_replicas(h);
         h->running = false;
         h->next_round_ms = op_now_ms() + p->health_interval_ms;
     }
