@@ -172,7 +172,8 @@ void op_api_agent_manifest(struct op_primary *p, const struct op_agent_auth *a, 
         /* The live replicas, each reachable on its own: an agent needs a control connection on every one
          * (docs/agent-protocol.md §2). */
         struct op_replica_ref reps[OP_REPLICAS_MAX];
-        int nr = op_proxy_live_replicas(p, op_col_text(st, 0), op_col_text(st, 4), reps, OP_REPLICAS_MAX);
+        int nr =
+            op_proxy_live_replicas(p, op_col_text(st, 0), op_col_text(st, 4), reps, OP_REPLICAS_MAX, NULL);
         cJSON *ra = cJSON_AddArrayToObject(rg, "replicas");
         for (int i = 0; i < nr; i++) {
             cJSON *one = cJSON_CreateObject();

@@ -53,7 +53,8 @@ struct target {
     char id[OP_UUID_STR_LEN + 1];
     char replica[OP_UUID_STR_LEN + 1]; /* "" = the proxy as a whole */
     char url[512];
-    bool retry; /* the second try after a failed request */
+    char bare[OP_UUID_STR_LEN + 1]; /* a replica without a relay URL among several (a warning), or "" */
+    bool retry;                     /* the second try after a failed request */
 };
 
 struct probe {
@@ -72,6 +73,7 @@ struct result {
     char id[OP_UUID_STR_LEN + 1];
     char replica[OP_UUID_STR_LEN + 1]; /* "" = the proxy as a whole */
     char url[512];
+    char bare[OP_UUID_STR_LEN + 1]; /* as in struct target */
     enum op_health_status status;
     cJSON *errors, *warnings; /* owned; NULL = empty */
 };
@@ -336,6 +338,7 @@ static void post(struct op_health *h, const struct target *t, enum op_health_sta
     snprintf(r->id, sizeof(r->id), "%s", t->id);
     snprintf(r->replica, sizeof(r->replica), "%s", t->replica);
     snprintf(r->url, sizeof(r->url), "%s", t->url);
+    snprintf(r->bare, sizeof(r->bare), "%s", t->bare);
     r->status = st;
     r->errors = errors;
     r->warnings = warnings;
@@ -527,7 +530,8 @@ static int start_round(struct op_primary *p)
             continue;
         }
         struct op_replica_ref reps[OP_REPLICAS_MAX];
-        int nr = op_proxy_live_replicas(p, id, url, reps, OP_REPLICAS_MAX);
+        char bare[OP_UUID_STR_LEN + 1];
+        int nr = op_proxy_live_replicas(p, id, url, reps, OP_REPLICAS_MAX, bare);
         for (int i = 0; i < (nr > 1 ? nr : 1); i++) {
             if (qn == qcap) {
                 size_t nc = qcap ? qcap * 2 : 16;
@@ -541,6 +545,7 @@ static int start_round(struct op_primary *p)
             snprintf(t->id, sizeof(t->id), "%s", id);
             if (nr > 1) snprintf(t->replica, sizeof(t->replica), "%s", reps[i].id);
             snprintf(t->url, sizeof(t->url), "%s", nr > 0 ? reps[i].url : url);
+            snprintf(t->bare, sizeof(t->bare), "%s", bare);
         }
     }
     sqlite3_finalize(st);
@@ -589,6 +594,18 @@ static void add_prefixed(cJSON *dst, const cJSON *a, const struct result *r)
     }
 }
 
+/* The warning for a proxy with several replicas of which one (bare) has no relay URL. */
+static void warn_bare(cJSON *warnings, const char *bare)
+{
+    if (!*bare) return;
+    char m[400];
+    snprintf(m, sizeof(m),
+             "replica %s has no relay URL (--derp-server-relay-url) although the proxy has several replicas: "
+             "agents reach it only through the access URL, so streams through it may find no agent",
+             bare);
+    cJSON_AddItemToArray(warnings, cJSON_CreateString(m));
+}
+
 /* Control thread, end of a round: combines the per-replica verdicts of each proxy into one. */
 static void apply_replicas(struct op_health *h)
 {
@@ -597,6 +614,7 @@ static void apply_replicas(struct op_health *h)
         char id[OP_UUID_STR_LEN + 1];
         snprintf(id, sizeof(id), "%s", h->agg[i].id);
         cJSON *reps = cJSON_CreateArray(), *fails = cJSON_CreateArray(), *warns = cJSON_CreateArray();
+        warn_bare(warns, h->agg[i].bare);
         int nok = 0, nunhealthy = 0;
         for (size_t j = i; j < h->agg_n; j++) {
             struct result *r = &h->agg[j];
@@ -664,8 +682,11 @@ static void collect(struct op_primary *p)
     for (size_t i = 0; i < n; i++) {
         if (r[i].replica[0])
             keep_replica_result(h, &r[i]);
-        else
+        else {
+            if (r[i].bare[0] && !r[i].warnings) r[i].warnings = cJSON_CreateArray();
+            if (r[i].bare[0]) warn_bare(r[i].warnings, r[i].bare);
             set_result(h, r[i].id, r[i].status, r[i].errors, r[i].warnings, NULL);
+        }
     }
     free(r);
     if (done) {

@@ -185,9 +185,11 @@ struct op_replica_ref {
 };
 #define OP_REPLICAS_MAX 16
 /* Fills out (at most max, oldest first, URLs without trailing slashes, each URL once) with the live replicas
- * of proxy_id. Returns the count (0 on a database error). */
+ * of proxy_id. Returns the count (0 on a database error). *no_relay (if not NULL) gets the id of a live
+ * replica without a relay address when the proxy has several live replicas ("" otherwise): agents reach
+ * that one only through the access URL. */
 int op_proxy_live_replicas(struct op_primary *p, const char *proxy_id, const char *access_url,
-                           struct op_replica_ref *out, int max);
+                           struct op_replica_ref *out, int max, char *no_relay);
 /* POST /me/deregister: marks the replica stopped (204); 404 unknown, 500 already stopped. */
 void op_api_proxy_deregister(struct op_primary *p, const struct op_proxy_auth *px,
                              const struct op_app_request *req, struct op_app_response *resp);

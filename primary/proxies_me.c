@@ -227,19 +227,24 @@ static cJSON *siblings_json(struct op_primary *p, const char *proxy_id, const ch
 }
 
 int op_proxy_live_replicas(struct op_primary *p, const char *proxy_id, const char *access_url,
-                           struct op_replica_ref *out, int max)
+                           struct op_replica_ref *out, int max, char *no_relay)
 {
+    char first_bare[OP_UUID_STR_LEN + 1] = ""; /* a live replica without a relay address */
+    int live = 0, n = 0;
+    if (no_relay) no_relay[0] = '\0';
     sqlite3_stmt *st =
         op_store_prepare(p, "SELECT id, relay_address FROM replicas WHERE proxy_id = ? AND stopped_at IS NULL"
                             " AND updated_at >= ? ORDER BY created_at, id");
     if (!st) return 0;
     sqlite3_bind_text(st, 1, proxy_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, op_wall_ms() - REPLICA_ALIVE_MS);
-    int n = 0;
-    while (n < max && sqlite3_step(st) == SQLITE_ROW) {
-        const char *relay = op_col_text(st, 1);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = op_col_text(st, 0), *relay = op_col_text(st, 1);
+        live++;
+        if (!*relay && !*first_bare) snprintf(first_bare, sizeof(first_bare), "%s", id);
+        if (n == max) continue;
         struct op_replica_ref *r = &out[n];
-        snprintf(r->id, sizeof(r->id), "%s", op_col_text(st, 0));
+        snprintf(r->id, sizeof(r->id), "%s", id);
         snprintf(r->url, sizeof(r->url), "%s", *relay ? relay : access_url);
         size_t ul = strlen(r->url);
         while (ul > 0 && r->url[ul - 1] == '/')
@@ -250,6 +255,7 @@ int op_proxy_live_replicas(struct op_primary *p, const char *proxy_id, const cha
         if (!dup && *r->url) n++;
     }
     sqlite3_finalize(st);
+    if (no_relay && live > 1) snprintf(no_relay, OP_UUID_STR_LEN + 1, "%s", first_bare);
     return n;
 }
 

@@ -14,6 +14,7 @@ P=$(free_port)
 QA=$(free_port)
 QB=$(free_port)
 E=$(free_port)
+A=$(free_port)
 URL=http://127.0.0.1:$P
 export CODER_CONFIG_DIR=$T/cli
 bg primary "$OUTPOST" server --http-address 127.0.0.1:$P --access-url $URL --data-dir "$T/data" \
@@ -25,11 +26,14 @@ SESSION=$(cat "$T/cli/session")
 "$OUTPOST" wsproxy create --name eu --only-token >"$T/eu.token" 2>"$T/create.log" || fail "wsproxy create eu"
 export CODER_PROXY_SESSION_TOKEN=$(tail -n 1 "$T/eu.token")
 
-# replica NAME PORT: a replica of eu (log replica-NAME.log) listening on PORT, whose relay URL is http://127.0.0.1:PORT; both
-# replicas share the access URL (replica A's port, standing in for a load balancer).
+# replica NAME PORT [bare]: a replica of eu (log replica-NAME.log) listening on PORT, whose relay URL is
+# http://127.0.0.1:PORT (none with "bare"). Replicas share the access URL (replica A's port, standing in for
+# a load balancer) and the wildcard.
 replica() {
+    local relay=(--derp-server-relay-url http://127.0.0.1:$2)
+    [ "${3:-}" = bare ] && relay=()
     bg "replica-$1" "$OUTPOST" wsproxy server --primary-access-url $URL --http-address 127.0.0.1:$2 \
-        --access-url http://127.0.0.1:$QA --derp-server-relay-url http://127.0.0.1:$2 --workers 1
+        --access-url http://127.0.0.1:$QA --wildcard-access-url "*.apps.test:$QA" "${relay[@]}" --workers 1
 }
 replica a $QA
 A_PID=$LAST_PID
@@ -39,7 +43,10 @@ wait_port $QB
 
 new_workspace dev $URL
 bg echo python3 "$SERVERS" echo $E
+head -c $((1 << 20)) /dev/urandom >"$T/app.bin"
+bg app python3 "$ROOT/tests/lib/app_server.py" $A admin "$T/app.bin"
 wait_port $E
+wait_port $A
 
 # The manifest: eu with both replicas, each with its own relay URL.
 manifest_replicas() {
@@ -57,7 +64,7 @@ ok "the agent manifest lists eu with both replicas and their relay URLs ($want)"
 
 mkdir -p "$T/ws"
 (cd "$T/ws" && CODER_AGENT_URL=$URL CODER_AGENT_TOKEN=$ATOKEN exec "$OUTPOST" agent \
-    --reconnect-backoff-max 2s) >"$T/agent.log" 2>&1 &
+    --reconnect-backoff-max 2s --app "slug=pub,url=http://127.0.0.1:$A,share=public,subdomain=true") >"$T/agent.log" 2>&1 &
 PIDS+=($!)
 connected() { grep -c "agent $AGENT connected (control" "$T/replica-$1.log"; }
 for i in $(seq 150); do
@@ -81,6 +88,23 @@ streams() {
 streams $QA "replica A"
 streams $QB "replica B"
 
+# app PORT WHAT: the public subdomain app (host on the shared access URL's port) through the replica on
+# PORT: every request of the redirect dance goes to that replica (curl --connect-to).
+H=pub--main--dev--admin.apps.test
+app() {
+    local code got
+    code=$(curl -s -m 20 -L --max-redirs 5 -c "$T/app.jar" -b "$T/app.jar" -o "$T/app.body" -w "%{http_code}" \
+        --connect-to "$H:$QA:127.0.0.1:$1" "http://$H:$QA/") || fail "$2: app request failed"
+    [ "$code" = 200 ] && grep -q "hello from admin's app: GET /" "$T/app.body" ||
+        fail "$2: app: $code $(head -c 300 "$T/app.body")"
+    got=$(curl -s -m 60 -L --max-redirs 5 -c "$T/app.jar" -b "$T/app.jar" --connect-to "$H:$QA:127.0.0.1:$1" \
+        "http://$H:$QA/big" | sha256sum | cut -d' ' -f1)
+    [ "$got" = "$(sha256sum <"$T/app.bin" | cut -d' ' -f1)" ] || fail "$2: app /big: SHA-256 differs"
+    ok "$2: the public subdomain app answered 200 and 1 MiB (SHA-256 matches)"
+}
+app $QA "replica A"
+app $QB "replica B"
+
 # eu_view: "STATUS NREPLICAS" of eu from `wsproxy ls -o json` (the replicas its report names).
 eu_view() {
     "$OUTPOST" wsproxy ls -o json 2>/dev/null | python3 -c '
@@ -99,6 +123,7 @@ ok "wsproxy ls: eu ok, its report names both replicas, the table shows \"2 repli
 kill -9 $A_PID
 wait $A_PID 2>/dev/null
 streams $QB "replica B, A killed"
+app $QB "replica B, A killed"
 for i in $(seq 60); do
     out=$("$OUTPOST" wsproxy ls -o json 2>/dev/null | python3 -c '
 import json, sys
@@ -133,3 +158,17 @@ streams $QB "replica B, after A's restart"
 for i in $(seq 100); do [ "$(eu_view)" = "ok 2" ] && break; sleep 0.1; done
 [ "$(eu_view)" = "ok 2" ] || fail "after A's restart eu is '$(eu_view)', want 'ok 2'"
 ok "restarted replica A rejoined: the agent reconnected in ${dt}s, eu ok with 2 replicas"
+
+# A third replica without a relay URL: agents could reach it only through the access URL, which the
+# primary's report says.
+QC=$(free_port)
+replica c $QC bare
+wait_port $QC
+for i in $(seq 100); do
+    "$OUTPOST" wsproxy ls -o json >"$T/ls.json" 2>/dev/null
+    grep -q "has no relay URL (--derp-server-relay-url)" "$T/ls.json" && break
+    sleep 0.1
+done
+grep -q "has no relay URL (--derp-server-relay-url)" "$T/ls.json" ||
+    fail "no warning for a replica without a relay URL: $(head -c 600 "$T/ls.json")"
+ok "a replica without a relay URL among several: eu's report warns about it"
