@@ -54,6 +54,7 @@ struct target {
     char replica[OP_UUID_STR_LEN + 1]; /* "" = the proxy as a whole */
     char url[512];
     char bare[OP_UUID_STR_LEN + 1]; /* a replica without a relay URL among several (a warning), or "" */
+    int order;                      /* the replica's place among the proxy's live replicas, oldest first */
     bool retry;                     /* the second try after a failed request */
 };
 
@@ -74,6 +75,7 @@ struct result {
     char replica[OP_UUID_STR_LEN + 1]; /* "" = the proxy as a whole */
     char url[512];
     char bare[OP_UUID_STR_LEN + 1]; /* as in struct target */
+    int order;                      /* as in struct target */
     enum op_health_status status;
     cJSON *errors, *warnings; /* owned; NULL = empty */
 };
@@ -339,6 +341,7 @@ static void post(struct op_health *h, const struct target *t, enum op_health_sta
     snprintf(r->replica, sizeof(r->replica), "%s", t->replica);
     snprintf(r->url, sizeof(r->url), "%s", t->url);
     snprintf(r->bare, sizeof(r->bare), "%s", t->bare);
+    r->order = t->order;
     r->status = st;
     r->errors = errors;
     r->warnings = warnings;
@@ -546,6 +549,7 @@ static int start_round(struct op_primary *p)
             if (nr > 1) snprintf(t->replica, sizeof(t->replica), "%s", reps[i].id);
             snprintf(t->url, sizeof(t->url), "%s", nr > 0 ? reps[i].url : url);
             snprintf(t->bare, sizeof(t->bare), "%s", bare);
+            t->order = i;
         }
     }
     sqlite3_finalize(st);
@@ -606,9 +610,18 @@ static void warn_bare(cJSON *warnings, const char *bare)
     cJSON_AddItemToArray(warnings, cJSON_CreateString(m));
 }
 
-/* Control thread, end of a round: combines the per-replica verdicts of each proxy into one. */
+static int by_proxy_then_order(const void *a, const void *b)
+{
+    const struct result *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : x->order - y->order;
+}
+
+/* Control thread, end of a round: combines the per-replica verdicts of each proxy into one (its replicas
+ * listed oldest first, whatever order the probes finished in). */
 static void apply_replicas(struct op_health *h)
 {
+    if (h->agg_n > 1) qsort(h->agg, h->agg_n, sizeof(*h->agg), by_proxy_then_order);
     for (size_t i = 0; i < h->agg_n; i++) {
         if (!h->agg[i].id[0]) continue; /* already combined */
         char id[OP_UUID_STR_LEN + 1];
