@@ -2,7 +2,8 @@
 # tests/integration/proxy_replicas.sh — two `outpost wsproxy server` processes started with the same token
 # are replicas of one proxy (eu): both register, the agent manifest lists both with their relay URLs, and
 # the real `outpost agent` keeps a control connection to each, so streams through either replica reach
-# the workspace. The region's access URL is replica A's; replica B is reached at its own port. `wsproxy ls`
+# the workspace: echo streams, a public subdomain app, ssh to the agent's SSH server and the web terminal, through each. The
+# region's access URL is replica A's; replica B is reached at its own port. `wsproxy ls`
 # shows eu ok with 2 replicas and its report names both. Replica A is killed (SIGKILL): streams through B
 # keep working and eu stays ok (its report names A's failure as a warning); A restarted on its port
 # rejoins and the agent reconnects to it within the reconnect backoff bound.
@@ -105,6 +106,58 @@ app() {
 app $QA "replica A"
 app $QB "replica B"
 
+# ssh_via PORT WHAT: ssh to the agent's SSH server (stream port 1) through the replica on PORT; the
+# ProxyCommand opens the stream there with a connect token for eu.
+cat >"$T/bridge.py" <<'PY'
+import os, select, socket, sys
+sys.path.insert(0, sys.argv[1])
+from stream_client import open_stream
+st, body, s = open_stream(sys.argv[2], sys.argv[3], 1, sys.argv[4])
+if st != 101:
+    sys.exit("stream: %d %s" % (st, body[:200]))
+s.settimeout(None)
+fds = [0, s]
+while fds:
+    for r in select.select(fds, [], [])[0]:
+        if r == 0:
+            b = os.read(0, 65536)
+            if b:
+                s.sendall(b)
+            else:
+                s.shutdown(socket.SHUT_WR); fds.remove(0)
+        else:
+            b = s.recv(65536)
+            if not b:
+                sys.exit(0)
+            os.write(1, b)
+PY
+ssh_via() {
+    command -v ssh >/dev/null || return 0
+    local tok out rc
+    tok=$(SC token $URL "$SESSION" "$AGENT" 1 eu) || fail "$2: connect token for port 1"
+    out=$(ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+        -o ProxyCommand="python3 $T/bridge.py $ROOT/tests/lib http://127.0.0.1:$1 $AGENT $tok" \
+        outpost.dev 'echo $((6*7)); exit 4' 2>"$T/ssh.err"); rc=$?
+    [ "$out" = 42 ] && [ $rc = 4 ] || fail "$2: ssh through the agent: '$out' rc $rc: $(cat "$T/ssh.err")"
+    ok "$2: ssh to the agent's SSH server ran a command (printed 42, exit 4)"
+}
+ssh_via $QA "replica A"
+ssh_via $QB "replica B"
+
+# term PORT WHAT: the web terminal (the agent's PTY server) through the replica on PORT, with a terminal
+# token issued for the shared access URL.
+PC="python3 $ROOT/tests/lib/pty_client.py"
+term() {
+    local q tok
+    q="api/v2/workspaceagents/$AGENT/pty?reconnect=$(python3 -c 'import uuid; print(uuid.uuid4())')&width=80&height=24"
+    tok=$($PC token $URL "$SESSION" "ws://127.0.0.1:$QA/$q" "$AGENT") || fail "$2: terminal token: $tok"
+    $PC run "ws://127.0.0.1:$1/$q&coder_signed_app_token_23db1dde=$tok" status:101 send:'echo T-$((6*7))' \
+        expect:'T-42' >"$T/pty.out" 2>&1 || fail "$2: terminal: $(cat "$T/pty.out")"
+    ok "$2: the web terminal ran a command"
+}
+term $QA "replica A"
+term $QB "replica B"
+
 # eu_view: "STATUS NREPLICAS" of eu from `wsproxy ls -o json` (the replicas its report names).
 eu_view() {
     "$OUTPOST" wsproxy ls -o json 2>/dev/null | python3 -c '
@@ -124,6 +177,8 @@ kill -9 $A_PID
 wait $A_PID 2>/dev/null
 streams $QB "replica B, A killed"
 app $QB "replica B, A killed"
+ssh_via $QB "replica B, A killed"
+term $QB "replica B, A killed"
 for i in $(seq 60); do
     out=$("$OUTPOST" wsproxy ls -o json 2>/dev/null | python3 -c '
 import json, sys
