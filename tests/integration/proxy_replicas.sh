@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # tests/integration/proxy_replicas.sh — two `outpost wsproxy server` processes started with the same token
 # are replicas of one proxy (eu): both register, the agent manifest lists both with their relay URLs, and
-# the real `outpost agent` keeps a control connection to each, so streams through either replica reach
-# the workspace: echo streams, a public subdomain app, ssh to the agent's SSH server and the web terminal, through each. The
-# region's access URL is replica A's; replica B is reached at its own port. `wsproxy ls`
-# shows eu ok with 2 replicas and its report names both. Replica A is killed (SIGKILL): streams through B
-# keep working and eu stays ok (its report names A's failure as a warning); A restarted on its port
-# rejoins and the agent reconnects to it within the reconnect backoff bound.
+# the real `outpost agent` keeps a control connection to each, so traffic through either replica reaches
+# the workspace: echo streams, a public subdomain app, ssh to the agent's SSH server and the web terminal.
+# The region's access URL is replica A's; replica B is reached at its own port. `wsproxy ls` shows eu ok
+# with 2 replicas and its report names both. Replica A is killed (SIGKILL): traffic through B keeps working
+# and eu stays ok (its report names A's failure as a warning); A restarted on its port rejoins and the agent
+# reconnects to it within the reconnect backoff bound. A third replica without a relay URL gets a warning.
 . "$(dirname "$0")/../lib/common.sh"
 command -v curl >/dev/null || { echo "curl missing"; exit 77; }
 SC() { python3 "$ROOT/tests/lib/stream_client.py" "$@"; }
