@@ -18,11 +18,9 @@
  * after two timeouts.
  *
  * Replicas: a proxy with two or more live replicas (op_proxy_live_replicas) is probed once per replica, at
- * the replica's relay URL, since the access URL reaches only the one a load balancer picks (or none, once
- * the replica whose address it is has gone). The proxy is ok while any replica is ok; its report lists every
- * replica with its own status, errors and warnings, and the failures of the others become warnings
- * ("replica <id> (<url>): ..."). With no replica ok it is unhealthy if one answered, else unreachable. A
- * proxy with one live replica is probed at that replica's URL; with none, at its access URL.
+ * the replica's relay URL, and once at its access URL; the verdicts are kept until the round ends and then
+ * combined (health_replicas.c). A proxy with one live replica is probed at that replica's URL; with none,
+ * at its access URL.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -34,6 +32,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "primary/health_int.h"
 #include "primary/primary_int.h"
 #include "util/body.h"
 
@@ -55,6 +54,7 @@ struct target {
     char url[512];
     char bare[OP_UUID_STR_LEN + 1]; /* a replica without a relay URL among several (a warning), or "" */
     int order;                      /* the replica's place among the proxy's live replicas, oldest first */
+    bool access;                    /* the access URL of a proxy probed per replica */
     bool retry;                     /* the second try after a failed request */
 };
 
@@ -67,17 +67,6 @@ struct probe {
     bool truncated;
     bool coder_header;
     char errbuf[CURL_ERROR_SIZE];
-};
-
-/* A finished probe's verdict, handed from the probe thread to the control thread. */
-struct result {
-    char id[OP_UUID_STR_LEN + 1];
-    char replica[OP_UUID_STR_LEN + 1]; /* "" = the proxy as a whole */
-    char url[512];
-    char bare[OP_UUID_STR_LEN + 1]; /* as in struct target */
-    int order;                      /* as in struct target */
-    enum op_health_status status;
-    cJSON *errors, *warnings; /* owned; NULL = empty */
 };
 
 /* The probe thread's side: the round it works on and its transfers. */
@@ -101,11 +90,11 @@ struct op_health {
     struct target *in; /* the next round's targets (NULL: none pending); ownership passes to the prober */
     size_t in_n;
     bool round_done; /* the prober finished the round it took */
-    struct result *out;
+    struct op_health_result *out;
     size_t out_n, out_cap;
     bool quit;
     /* control thread: per-replica verdicts of the running round, combined when it ends */
-    struct result *agg;
+    struct op_health_result *agg;
     size_t agg_n, agg_cap;
     /* probe thread only */
     struct prober pb;
@@ -171,7 +160,7 @@ static void probe_free(struct prober *pb, struct probe *pr)
     free(pr);
 }
 
-static void results_free(struct result *r, size_t n)
+static void results_free(struct op_health_result *r, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         cJSON_Delete(r[i].errors);
@@ -326,7 +315,7 @@ static void post(struct op_health *h, const struct target *t, enum op_health_sta
     pthread_mutex_lock(&h->mu);
     if (h->out_n == h->out_cap) {
         size_t nc = h->out_cap ? h->out_cap * 2 : 16;
-        struct result *no = realloc(h->out, nc * sizeof(*no));
+        struct op_health_result *no = realloc(h->out, nc * sizeof(*no));
         if (!no) {
             pthread_mutex_unlock(&h->mu);
             cJSON_Delete(errors);
@@ -336,12 +325,13 @@ static void post(struct op_health *h, const struct target *t, enum op_health_sta
         h->out = no;
         h->out_cap = nc;
     }
-    struct result *r = &h->out[h->out_n++];
+    struct op_health_result *r = &h->out[h->out_n++];
     snprintf(r->id, sizeof(r->id), "%s", t->id);
     snprintf(r->replica, sizeof(r->replica), "%s", t->replica);
     snprintf(r->url, sizeof(r->url), "%s", t->url);
     snprintf(r->bare, sizeof(r->bare), "%s", t->bare);
     r->order = t->order;
+    r->access = t->access;
     r->status = st;
     r->errors = errors;
     r->warnings = warnings;
@@ -535,7 +525,7 @@ static int start_round(struct op_primary *p)
         struct op_replica_ref reps[OP_REPLICAS_MAX];
         char bare[OP_UUID_STR_LEN + 1];
         int nr = op_proxy_live_replicas(p, id, url, reps, OP_REPLICAS_MAX, bare);
-        for (int i = 0; i < (nr > 1 ? nr : 1); i++) {
+        for (int i = 0; i < (nr > 1 ? nr + 1 : 1); i++) { /* several: each replica, then the access URL */
             if (qn == qcap) {
                 size_t nc = qcap ? qcap * 2 : 16;
                 struct target *nq = realloc(q, nc * sizeof(*nq));
@@ -546,8 +536,9 @@ static int start_round(struct op_primary *p)
             struct target *t = &q[qn++];
             memset(t, 0, sizeof(*t));
             snprintf(t->id, sizeof(t->id), "%s", id);
-            if (nr > 1) snprintf(t->replica, sizeof(t->replica), "%s", reps[i].id);
-            snprintf(t->url, sizeof(t->url), "%s", nr > 0 ? reps[i].url : url);
+            t->access = nr > 1 && i == nr;
+            if (nr > 1 && !t->access) snprintf(t->replica, sizeof(t->replica), "%s", reps[i].id);
+            snprintf(t->url, sizeof(t->url), "%s", nr > 0 && !t->access ? reps[i].url : url);
             snprintf(t->bare, sizeof(t->bare), "%s", bare);
             t->order = i;
         }
@@ -582,94 +573,19 @@ static int start_round(struct op_primary *p)
     return 0;
 }
 
-/* Prefixes every string of a (consumed, may be NULL) into dst: "replica <id> (<url>): <text>". */
-static void add_prefixed(cJSON *dst, const cJSON *a, const struct result *r)
+/* health_replicas.c's callback: records a combined verdict. */
+static void set_combined(void *ctx, const char *id, enum op_health_status st, cJSON *errors, cJSON *warnings,
+                         cJSON *replicas)
 {
-    const cJSON *it;
-    cJSON_ArrayForEach(it, a)
-    {
-        if (!cJSON_IsString(it)) continue;
-        size_t n = strlen(it->valuestring) + strlen(r->url) + 64;
-        char *m = malloc(n);
-        if (!m) continue;
-        snprintf(m, n, "replica %s (%s): %s", r->replica, r->url, it->valuestring);
-        cJSON_AddItemToArray(dst, cJSON_CreateString(m));
-        free(m);
-    }
-}
-
-/* The warning for a proxy with several replicas of which one (bare) has no relay URL. */
-static void warn_bare(cJSON *warnings, const char *bare)
-{
-    if (!*bare) return;
-    char m[400];
-    snprintf(m, sizeof(m),
-             "replica %s has no relay URL (--derp-server-relay-url) although the proxy has several replicas: "
-             "agents reach it only through the access URL, so streams through it may find no agent",
-             bare);
-    cJSON_AddItemToArray(warnings, cJSON_CreateString(m));
-}
-
-static int by_proxy_then_order(const void *a, const void *b)
-{
-    const struct result *x = a, *y = b;
-    int c = strcmp(x->id, y->id);
-    return c ? c : x->order - y->order;
-}
-
-/* Control thread, end of a round: combines the per-replica verdicts of each proxy into one (its replicas
- * listed oldest first, whatever order the probes finished in). */
-static void apply_replicas(struct op_health *h)
-{
-    if (h->agg_n > 1) qsort(h->agg, h->agg_n, sizeof(*h->agg), by_proxy_then_order);
-    for (size_t i = 0; i < h->agg_n; i++) {
-        if (!h->agg[i].id[0]) continue; /* already combined */
-        char id[OP_UUID_STR_LEN + 1];
-        snprintf(id, sizeof(id), "%s", h->agg[i].id);
-        cJSON *reps = cJSON_CreateArray(), *fails = cJSON_CreateArray(), *warns = cJSON_CreateArray();
-        warn_bare(warns, h->agg[i].bare);
-        int nok = 0, nunhealthy = 0;
-        for (size_t j = i; j < h->agg_n; j++) {
-            struct result *r = &h->agg[j];
-            if (strcmp(r->id, id) != 0) continue;
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "id", r->replica);
-            cJSON_AddStringToObject(o, "relay_url", r->url);
-            cJSON_AddStringToObject(o, "status", op_health_status_name(r->status));
-            cJSON_AddItemToObject(o, "errors",
-                                  r->errors ? cJSON_Duplicate(r->errors, 1) : cJSON_CreateArray());
-            cJSON_AddItemToObject(o, "warnings",
-                                  r->warnings ? cJSON_Duplicate(r->warnings, 1) : cJSON_CreateArray());
-            cJSON_AddItemToArray(reps, o);
-            if (r->status == OP_HEALTH_OK) nok++;
-            if (r->status == OP_HEALTH_UNHEALTHY) nunhealthy++;
-            add_prefixed(fails, r->errors, r);
-            add_prefixed(warns, r->warnings, r);
-            cJSON_Delete(r->errors);
-            cJSON_Delete(r->warnings);
-            r->errors = r->warnings = NULL;
-            r->id[0] = '\0';
-        }
-        enum op_health_status st = nok          ? OP_HEALTH_OK
-                                   : nunhealthy ? OP_HEALTH_UNHEALTHY
-                                                : OP_HEALTH_UNREACHABLE;
-        if (nok) { /* the region works: the replicas that do not are worth a warning, not an error */
-            cJSON *it;
-            while ((it = cJSON_DetachItemFromArray(fails, 0)) != NULL)
-                cJSON_AddItemToArray(warns, it);
-        }
-        set_result(h, id, st, nok ? NULL : fails, warns, reps);
-        if (nok) cJSON_Delete(fails);
-    }
-    h->agg_n = 0;
+    set_result(ctx, id, st, errors, warnings, replicas);
 }
 
 /* Control thread: keeps a per-replica verdict for the end of the round (consumes r's arrays). */
-static void keep_replica_result(struct op_health *h, struct result *r)
+static void keep_replica_result(struct op_health *h, struct op_health_result *r)
 {
     if (h->agg_n == h->agg_cap) {
         size_t nc = h->agg_cap ? h->agg_cap * 2 : 16;
-        struct result *na = realloc(h->agg, nc * sizeof(*na));
+        struct op_health_result *na = realloc(h->agg, nc * sizeof(*na));
         if (!na) {
             results_free(r, 1);
             return;
@@ -685,7 +601,7 @@ static void collect(struct op_primary *p)
 {
     struct op_health *h = p->health;
     pthread_mutex_lock(&h->mu);
-    struct result *r = h->out;
+    struct op_health_result *r = h->out;
     size_t n = h->out_n;
     bool done = h->round_done;
     h->out = NULL;
@@ -693,17 +609,18 @@ static void collect(struct op_primary *p)
     if (done) h->round_done = false;
     pthread_mutex_unlock(&h->mu);
     for (size_t i = 0; i < n; i++) {
-        if (r[i].replica[0])
+        if (r[i].replica[0] || r[i].access)
             keep_replica_result(h, &r[i]);
         else {
             if (r[i].bare[0] && !r[i].warnings) r[i].warnings = cJSON_CreateArray();
-            if (r[i].bare[0]) warn_bare(r[i].warnings, r[i].bare);
+            op_health_warn_bare(r[i].warnings, r[i].bare);
             set_result(h, r[i].id, r[i].status, r[i].errors, r[i].warnings, NULL);
         }
     }
     free(r);
     if (done) {
-        apply_replicas(h);
+        op_health_combine(h->agg, h->agg_n, set_combined, h);
+        h->agg_n = 0;
         h->running = false;
         h->next_round_ms = op_now_ms() + p->health_interval_ms;
     }

@@ -234,7 +234,7 @@ int op_proxy_live_replicas(struct op_primary *p, const char *proxy_id, const cha
     if (no_relay) no_relay[0] = '\0';
     sqlite3_stmt *st =
         op_store_prepare(p, "SELECT id, relay_address FROM replicas WHERE proxy_id = ? AND stopped_at IS NULL"
-                            " AND updated_at >= ? ORDER BY created_at, id");
+                            " AND updated_at >= ? ORDER BY created_at, rowid");
     if (!st) return 0;
     sqlite3_bind_text(st, 1, proxy_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, op_wall_ms() - REPLICA_ALIVE_MS);

@@ -349,21 +349,25 @@ static bool any_string_has(const cJSON *arr, const char *a, const char *b)
 
 /* Proxies with several replicas are probed per replica at their relay URLs: "multi" (one replica ok, one
  * down, the access URL dead) is ok with a warning naming the down one; "allbad" (one reporting errors, one
- * down) is unhealthy with both named in its errors; "bare" (two replicas, one without a relay URL) is
- * probed once and warns about the missing relay URL. */
+ * down, the access URL dead) is unhealthy with both named in its errors; "bare" (two replicas, one without a
+ * relay URL) is probed once and warns about the missing relay URL; "lbonly" (both relay URLs dead, the access
+ * URL ok) is ok with a warning. */
 static void test_replicas(void)
 {
     char dir[] = "/tmp/outpost-primary-health4-XXXXXX", *tok = NULL;
     struct op_primary *p = other_primary(dir, &tok);
     if (!p) return;
-    int okp = targets[0].port, errp = targets[1].port, down = dead_port();
+    int okp = targets[0].port, errp = targets[1].port, down = dead_port(), down2 = dead_port();
     char *m = new_proxy(p, tok, "multi"), *a = new_proxy(p, tok, "allbad"), *b = new_proxy(p, tok, "bare");
+    char *l = new_proxy(p, tok, "lbonly");
     add_replica(p, m, down, okp);
     add_replica(p, m, down, down);
-    add_replica(p, a, okp, errp);
-    add_replica(p, a, okp, down);
+    add_replica(p, a, down, errp);
+    add_replica(p, a, down, down);
     add_replica(p, b, okp, okp);
     add_replica(p, b, okp, 0);
+    add_replica(p, l, okp, down);
+    add_replica(p, l, okp, down2);
     bool settled = drive(p, 9000, NULL);
     cJSON *regions = list(p, tok);
     char durl[64];
@@ -388,7 +392,13 @@ static void test_replicas(void)
     CHECK(t_streq(t_str(x, "status.status"), "ok") && !report_item(x, "replicas") &&
               any_string_has(report_item(x, "warnings"), "has no relay URL (--derp-server-relay-url)", NULL),
           "two replicas, one without a relay URL: probed once, ok, with a warning about it");
+    x = find(regions, "lbonly");
+    CHECK(t_streq(t_str(x, "status.status"), "ok") && cJSON_GetArraySize(report_item(x, "replicas")) == 2 &&
+              any_string_has(report_item(x, "warnings"), "no replica answered at its relay URL", NULL),
+          "no replica reachable at its relay URL but the access URL ok: ok, with a warning [%s]",
+          t_str(x, "status.status"));
     cJSON_Delete(regions);
+    free(l);
     free(m);
     free(a);
     free(b);
