@@ -87,6 +87,42 @@ static bool token_refused(struct agent *a, const char *what, const struct op_age
     return true;
 }
 
+/* The relay entries of one manifest region: one per listed replica with a usable relay URL (each reached on
+ * its own, docs/agent-protocol.md §2), else the access URL. A replica whose relay URL is the access URL is
+ * listed without its id. Returns the count (at most max). */
+static int region_entries(const cJSON *it, const char *name, const char *access, struct op_relay_region *out,
+                          int max)
+{
+    char au[sizeof(out->url)];
+    snprintf(au, sizeof(au), "%s", access);
+    op_url_trim_slashes(au);
+    int n = 0;
+    const cJSON *rep;
+    cJSON_ArrayForEach(rep, cJSON_GetObjectItemCaseSensitive(it, "replicas"))
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(rep, "id");
+        const cJSON *ru = cJSON_GetObjectItemCaseSensitive(rep, "relay_url");
+        if (n == max || !cJSON_IsString(id) || !cJSON_IsString(ru) || !op_url_http_host(ru->valuestring).p)
+            continue;
+        struct op_relay_region *e = &out[n];
+        snprintf(e->name, sizeof(e->name), "%s", name);
+        snprintf(e->url, sizeof(e->url), "%s", ru->valuestring);
+        op_url_trim_slashes(e->url);
+        snprintf(e->replica, sizeof(e->replica), "%s", strcmp(e->url, au) == 0 ? "" : id->valuestring);
+        bool dup = false;
+        for (int i = 0; i < n && !dup; i++)
+            dup = strcmp(out[i].url, e->url) == 0;
+        if (!dup) n++;
+    }
+    if (n == 0 && max > 0) {
+        snprintf(out[0].name, sizeof(out[0].name), "%s", name);
+        snprintf(out[0].url, sizeof(out[0].url), "%s", au);
+        out[0].replica[0] = '\0';
+        n = 1;
+    }
+    return n;
+}
+
 /* GET me/manifest. Returns 0 (regions handed to the relay), -EAGAIN (retry later, logged) or -EPERM. */
 static int fetch_manifest(struct agent *a, bool first)
 {
@@ -130,10 +166,7 @@ static int fetch_manifest(struct agent *a, bool first)
         const cJSON *healthy = cJSON_GetObjectItemCaseSensitive(it, "healthy");
         if (!cJSON_IsString(name) || !cJSON_IsString(url) || !op_url_http_host(url->valuestring).p) continue;
         if (cJSON_IsFalse(healthy) || n == MAX_REGIONS_LISTED) continue;
-        snprintf(list[n].name, sizeof(list[n].name), "%s", name->valuestring);
-        snprintf(list[n].url, sizeof(list[n].url), "%s", url->valuestring);
-        op_url_trim_slashes(list[n].url);
-        n++;
+        n += region_entries(it, name->valuestring, url->valuestring, list + n, MAX_REGIONS_LISTED - n);
     }
     cJSON_Delete(j);
     op_agent_resp_free(&r);

@@ -184,7 +184,7 @@ void ar_on_event(struct op_relay *r, struct conn *c, uint32_t ev)
             if (status == 403 && c->kind == K_CONTROL) {
                 pthread_mutex_lock(&r->mu);
                 r->revoked = true;
-                snprintf(r->revoked_why, sizeof(r->revoked_why), "region %s: %s", c->rname, why);
+                snprintf(r->revoked_why, sizeof(r->revoked_why), "region %.100s: %.290s", c->rname, why);
                 pthread_mutex_unlock(&r->mu);
             }
             ar_fail_conn(r, c, why);
@@ -374,6 +374,10 @@ void op_relay_set_regions(struct op_relay *r, const struct op_relay_region *regi
         struct region *rg = calloc(1, sizeof(*rg));
         if (!rg) continue;
         rg->cfg = regions[i];
+        if (rg->cfg.replica[0])
+            snprintf(rg->label, sizeof(rg->label), "%s replica %.8s", rg->cfg.name, rg->cfg.replica);
+        else
+            snprintf(rg->label, sizeof(rg->label), "%s", rg->cfg.name);
         uint16_t port;
         rg->tls = strncasecmp(rg->cfg.url, "https://", 8) == 0;
         if (op_agent_url_hostport(rg->cfg.url, rg->host, sizeof(rg->host), &port) != 0) {

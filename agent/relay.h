@@ -1,8 +1,8 @@
 /*
  * agent/relay.h — the agent's data side, one thread with an epoll loop over non-blocking sockets:
- * a control connection to every region it is told about (HTTP Upgrade to outpost-agent/1, then the
- * frames of proto/agent_frame.h), a pool of pre-dialed spare stream connections per region
- * (outpost-stream/1) and the streams: on "OPEN host:port" a spare dials the target inside the
+ * a control connection to every region (every replica of a region) it is told about (HTTP Upgrade to
+ * outpost-agent/1, then the frames of proto/agent_frame.h), a pool of pre-dialed spare stream connections per
+ * region (outpost-stream/1) and the streams: on "OPEN host:port" a spare dials the target inside the
  * workspace and relays bytes both ways through two bounded buffers, half-close propagated.
  * Outbound only: the relay never listens.
  *
@@ -21,9 +21,12 @@
 #define OP_RELAY_NAME_MAX         65
 #define OP_RELAY_MAX_REGIONS_HARD 64
 
+/* One control connection (and its spares) per entry. A region with several replicas is listed once per
+ * replica, with the replica's relay URL and id; entries are told apart by name and URL. */
 struct op_relay_region {
     char name[OP_RELAY_NAME_MAX];
-    char url[1024]; /* access URL: http[s]://host[:port] */
+    char replica[40]; /* the replica id, "" = the region's access URL (one replica, or a load balancer) */
+    char url[1024];   /* access URL or replica relay URL: http[s]://host[:port] */
 };
 
 struct op_agent_ssh;

@@ -32,7 +32,7 @@ struct conn *ar_conn_new(struct op_relay *r, int fd, enum kind k, struct region 
     c->fd = fd;
     c->kind = k;
     c->rg = rg;
-    if (rg) snprintf(c->rname, sizeof(c->rname), "%s", rg->cfg.name);
+    if (rg) snprintf(c->rname, sizeof(c->rname), "%s", rg->label);
     c->incap = k == K_CONTROL ? CTL_IN : k == K_SPARE ? SPARE_IN : 0;
     c->outcap = k == K_CONTROL ? CTL_OUT : STREAM_BUF;
     c->in = c->incap ? malloc(c->incap) : NULL;

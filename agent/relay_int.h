@@ -47,8 +47,8 @@ struct conn {
     int fd;
     enum kind kind;
     enum state st;
-    struct region *rg; /* NULL for targets, and once the region is gone */
-    char rname[OP_RELAY_NAME_MAX];
+    struct region *rg;                  /* NULL for targets, and once the region is gone */
+    char rname[OP_RELAY_NAME_MAX + 60]; /* the region's label, for log lines */
     struct op_tlsc *tls;
     struct conn *peer;
     uint8_t *in, *out;
@@ -62,8 +62,10 @@ struct conn {
     struct conn *next, *prev;
 };
 
+/* One entry of the region table: a region, or one replica of a region (cfg.replica set). */
 struct region {
     struct op_relay_region cfg;
+    char label[OP_RELAY_NAME_MAX + 60]; /* "eu" or "eu replica 1a2b3c4d" in log lines */
     char host[256];
     char hostport[300]; /* Host header */
     bool tls;

@@ -1,6 +1,7 @@
 /*
- * agent/relay_region.c — one control connection per region: dialing (with the credential), the jittered
- * exponential backoff after a failure (one log line naming the region and the cause), the frames
+ * agent/relay_region.c — one control connection per region (per replica of a region, when the manifest lists
+ * its replicas: each entry of the region table is a region name with one URL): dialing (with the credential),
+ * the jittered exponential backoff after a failure (one log line naming the region and the cause), the frames
  * (HELLO, WELCOME, PING/PONG, SPARES, CREDENTIAL, GOAWAY), the pool of spare stream connections, and the
  * region list handed over by the control thread.
  */
@@ -54,9 +55,13 @@ void ar_publish_connected(struct op_relay *r)
 {
     pthread_mutex_lock(&r->mu);
     r->nconnected = 0;
-    for (struct region *rg = r->regions; rg; rg = rg->next)
-        if (rg->up && r->nconnected < OP_RELAY_MAX_REGIONS_HARD)
-            snprintf(r->connected[r->nconnected++], OP_RELAY_NAME_MAX, "%s", rg->cfg.name);
+    for (struct region *rg = r->regions; rg; rg = rg->next) {
+        if (!rg->up || r->nconnected == OP_RELAY_MAX_REGIONS_HARD) continue;
+        bool seen = false; /* a region is connected while any of its replicas is */
+        for (int i = 0; i < r->nconnected && !seen; i++)
+            seen = strcmp(r->connected[i], rg->cfg.name) == 0;
+        if (!seen) snprintf(r->connected[r->nconnected++], OP_RELAY_NAME_MAX, "%s", rg->cfg.name);
+    }
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -76,7 +81,7 @@ void ar_control_failed(struct op_relay *r, struct region *rg, const char *fmt, .
     rg->failures++;
     uint64_t d = backoff_ms(r, rg->failures);
     rg->retry_at = now_ms() + d;
-    op_warn("agent", "region %s (%s): %s%s; retrying in %.1fs", rg->cfg.name, rg->cfg.url,
+    op_warn("agent", "region %s (%s): %s%s; retrying in %.1fs", rg->label, rg->cfg.url,
             was_up ? "control connection lost: " : "cannot connect: ", why, (double)d / 1000.0);
     if (was_up) ar_publish_connected(r);
 }
@@ -175,7 +180,7 @@ void ar_spare_backoff(struct op_relay *r, struct region *rg, const char *why)
     rg->spare_retry_at = now_ms() + d;
     if ((rg->spare_failures & (rg->spare_failures - 1)) == 0)
         op_warn("agent", "region %s: spare stream connection failed: %s (%d in a row; retrying in %.1fs)",
-                rg->cfg.name, why, rg->spare_failures, (double)d / 1000.0);
+                rg->label, why, rg->spare_failures, (double)d / 1000.0);
 }
 
 void ar_spare_failed(struct op_relay *r, struct conn *c, const char *why)
@@ -229,7 +234,7 @@ bool ar_on_frame(struct op_relay *r, struct conn *c, const struct op_af_frame *f
         if (rg->spares_wanted > r->conf.max_spares) rg->spares_wanted = r->conf.max_spares;
         op_info("agent",
                 "region %s (%s): connected (region name \"%.*s\", %d spare connections, heartbeat %ums)",
-                rg->cfg.name, rg->cfg.url, (int)f->text_len, f->text, rg->spares_wanted, rg->hb_ms);
+                rg->label, rg->cfg.url, (int)f->text_len, f->text, rg->spares_wanted, rg->hb_ms);
         ar_publish_connected(r);
         ar_top_up_spares(r, rg, 0);
         break;
@@ -296,13 +301,18 @@ void ar_apply_regions(struct op_relay *r)
                     o->addr = match->addr;
                     o->alen = match->alen;
                 }
+                if (strcmp(o->cfg.replica, match->cfg.replica) != 0) { /* same URL, a restarted replica */
+                    op_info("agent", "region %s (%s): now %s", o->label, o->cfg.url, match->label);
+                    memcpy(o->cfg.replica, match->cfg.replica, sizeof(o->cfg.replica));
+                    memcpy(o->label, match->label, sizeof(o->label));
+                }
                 free(match);
                 o->next = kept;
                 kept = o;
             } else {
-                op_info("agent",
-                        "region %s (%s): no longer in the manifest (deleted or unhealthy); leaving it",
-                        o->cfg.name, o->cfg.url);
+                op_info("agent", "region %s (%s): no longer in the manifest (%s); leaving it", o->label,
+                        o->cfg.url,
+                        o->cfg.replica[0] ? "replica stopped, gone or moved" : "deleted or unhealthy");
                 ar_region_remove(r, o, "region left the manifest");
                 free(o);
             }
@@ -311,7 +321,7 @@ void ar_apply_regions(struct op_relay *r)
             nn = n->next;
             n->next = kept;
             kept = n;
-            op_info("agent", "region %s (%s): joining", n->cfg.name, n->cfg.url);
+            op_info("agent", "region %s (%s): joining", n->label, n->cfg.url);
         }
         r->regions = kept;
         ar_publish_connected(r);

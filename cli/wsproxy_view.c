@@ -114,9 +114,16 @@ static void cell(struct op_table *t, const cJSON *proxy, const char *token, enum
         op_table_cell(t, jbool(proxy, "derp_only"));
         break;
     case C_STATUS:
-    case C_PSTATUS:
-        op_table_cell(t, op_wsp_jstr(st, "status"));
+    case C_PSTATUS: {
+        /* a proxy probed per replica: "ok (2 replicas)" */
+        int nrep = cJSON_GetArraySize(report_of(proxy, "replicas"));
+        if (nrep > 1)
+            snprintf(buf, sizeof(buf), "%s (%d replicas)", op_wsp_jstr(st, "status"), nrep);
+        else
+            snprintf(buf, sizeof(buf), "%s", op_wsp_jstr(st, "status"));
+        op_table_cell(t, buf);
         break;
+    }
     case C_REPORT:
         report_line(proxy, buf, sizeof(buf));
         op_table_cell(t, buf);
@@ -171,7 +178,8 @@ static bool use_color(void)
     return isatty(STDOUT_FILENO) == 1 && !getenv("NO_COLOR");
 }
 
-/* Prints every error and every warning of a proxy once, indented, continuation lines aligned. */
+/* Prints every error and every warning of a proxy once, indented, continuation lines aligned; then one line
+ * per replica when the proxy was probed per replica. */
 void op_wsp_print_report(const cJSON *proxy, const char *indent)
 {
     const char *kinds[2] = {"errors", "warnings"}, *labels[2] = {"Err: ", "Warn: "};
@@ -190,10 +198,20 @@ void op_wsp_print_report(const cJSON *proxy, const char *indent)
             printf("%s\n", color ? "\033[0m" : "");
         }
     }
+    const cJSON *rep;
+    cJSON_ArrayForEach(rep, report_of(proxy, "replicas"))
+    {
+        const cJSON *errs = cJSON_GetObjectItemCaseSensitive(rep, "errors");
+        const cJSON *first = cJSON_GetArrayItem(errs, 0);
+        printf("%sReplica %s (%s): %s%s%s\n", indent, op_wsp_jstr(rep, "id"), op_wsp_jstr(rep, "relay_url"),
+               op_wsp_jstr(rep, "status"), cJSON_IsString(first) ? ": " : "",
+               cJSON_IsString(first) ? first->valuestring : "");
+    }
 }
 
 bool op_wsp_has_report(const cJSON *proxy)
 {
     return cJSON_GetArraySize(report_of(proxy, "errors")) > 0 ||
-           cJSON_GetArraySize(report_of(proxy, "warnings")) > 0;
+           cJSON_GetArraySize(report_of(proxy, "warnings")) > 0 ||
+           cJSON_GetArraySize(report_of(proxy, "replicas")) > 1;
 }

@@ -167,8 +167,21 @@ void op_api_agent_manifest(struct op_primary *p, const struct op_agent_auth *a, 
     }
     while (sqlite3_step(st) == SQLITE_ROW) {
         if (op_health_get(p, op_col_text(st, 0)) != OP_HEALTH_OK) continue;
-        cJSON_AddItemToArray(regions, region(op_col_text(st, 0), op_col_text(st, 1), op_col_text(st, 2),
-                                             op_col_text(st, 3), op_col_text(st, 4)));
+        cJSON *rg = region(op_col_text(st, 0), op_col_text(st, 1), op_col_text(st, 2), op_col_text(st, 3),
+                           op_col_text(st, 4));
+        /* The live replicas, each reachable on its own: an agent needs a control connection on every one
+         * (docs/agent-protocol.md §2). */
+        struct op_replica_ref reps[OP_REPLICAS_MAX];
+        int nr =
+            op_proxy_live_replicas(p, op_col_text(st, 0), op_col_text(st, 4), reps, OP_REPLICAS_MAX, NULL);
+        cJSON *ra = cJSON_AddArrayToObject(rg, "replicas");
+        for (int i = 0; i < nr; i++) {
+            cJSON *one = cJSON_CreateObject();
+            cJSON_AddStringToObject(one, "id", reps[i].id);
+            cJSON_AddStringToObject(one, "relay_url", reps[i].url);
+            cJSON_AddItemToArray(ra, one);
+        }
+        cJSON_AddItemToArray(regions, rg);
     }
     sqlite3_finalize(st);
     op_api_json(resp, 200, o);

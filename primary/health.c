@@ -16,6 +16,11 @@
  * becomes unreachable: one lost probe must not take a healthy proxy out of every agent's manifest. A dead
  * proxy refuses the connection at once, twice, so its detection time does not change; a hung one is found
  * after two timeouts.
+ *
+ * Replicas: a proxy with two or more live replicas (op_proxy_live_replicas) is probed once per replica, at
+ * the replica's relay URL, and once at its access URL; the verdicts are kept until the round ends and then
+ * combined (health_replicas.c). A proxy with one live replica is probed at that replica's URL; with none,
+ * at its access URL.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -27,6 +32,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "primary/health_int.h"
 #include "primary/primary_int.h"
 #include "util/body.h"
 
@@ -38,13 +44,18 @@ struct entry {
     char id[OP_UUID_STR_LEN + 1];
     enum op_health_status status;
     cJSON *errors, *warnings; /* arrays of strings, owned */
+    cJSON *replicas;          /* per-replica reports of a proxy probed per replica; NULL otherwise */
     int64_t checked_at;       /* wall ms, 0 = never */
 };
 
 struct target {
     char id[OP_UUID_STR_LEN + 1];
+    char replica[OP_UUID_STR_LEN + 1]; /* "" = the proxy as a whole */
     char url[512];
-    bool retry; /* the second try after a failed request */
+    char bare[OP_UUID_STR_LEN + 1]; /* a replica without a relay URL among several (a warning), or "" */
+    int order;                      /* the replica's place among the proxy's live replicas, oldest first */
+    bool access;                    /* the access URL of a proxy probed per replica */
+    bool retry;                     /* the second try after a failed request */
 };
 
 struct probe {
@@ -56,13 +67,6 @@ struct probe {
     bool truncated;
     bool coder_header;
     char errbuf[CURL_ERROR_SIZE];
-};
-
-/* A finished probe's verdict, handed from the probe thread to the control thread. */
-struct result {
-    char id[OP_UUID_STR_LEN + 1];
-    enum op_health_status status;
-    cJSON *errors, *warnings; /* owned; NULL = empty */
 };
 
 /* The probe thread's side: the round it works on and its transfers. */
@@ -86,9 +90,12 @@ struct op_health {
     struct target *in; /* the next round's targets (NULL: none pending); ownership passes to the prober */
     size_t in_n;
     bool round_done; /* the prober finished the round it took */
-    struct result *out;
+    struct op_health_result *out;
     size_t out_n, out_cap;
     bool quit;
+    /* control thread: per-replica verdicts of the running round, combined when it ends */
+    struct op_health_result *agg;
+    size_t agg_n, agg_cap;
     /* probe thread only */
     struct prober pb;
     pthread_t thread;
@@ -153,7 +160,7 @@ static void probe_free(struct prober *pb, struct probe *pr)
     free(pr);
 }
 
-static void results_free(struct result *r, size_t n)
+static void results_free(struct op_health_result *r, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         cJSON_Delete(r[i].errors);
@@ -180,9 +187,12 @@ void op_health_free(struct op_primary *p)
     free(h->in);
     results_free(h->out, h->out_n);
     free(h->out);
+    results_free(h->agg, h->agg_n);
+    free(h->agg);
     for (size_t i = 0; i < h->n; i++) {
         cJSON_Delete(h->entries[i].errors);
         cJSON_Delete(h->entries[i].warnings);
+        cJSON_Delete(h->entries[i].replicas);
     }
     free(h->entries);
     pthread_cond_destroy(&h->cv);
@@ -215,14 +225,15 @@ static struct entry *get_or_add(struct op_health *h, const char *id)
     return e;
 }
 
-/* Records a result; errors/warnings are consumed (NULL = empty). */
+/* Records a result; errors/warnings/replicas are consumed (NULL = empty, no per-replica reports). */
 static void set_result(struct op_health *h, const char *id, enum op_health_status st, cJSON *errors,
-                       cJSON *warnings)
+                       cJSON *warnings, cJSON *replicas)
 {
     struct entry *e = get_or_add(h, id);
     if (!e) {
         cJSON_Delete(errors);
         cJSON_Delete(warnings);
+        cJSON_Delete(replicas);
         return;
     }
     if (e->status != st) {
@@ -232,6 +243,8 @@ static void set_result(struct op_health *h, const char *id, enum op_health_statu
     }
     cJSON_Delete(e->errors);
     cJSON_Delete(e->warnings);
+    cJSON_Delete(e->replicas);
+    e->replicas = replicas;
     e->status = st;
     e->errors = errors ? errors : cJSON_CreateArray();
     e->warnings = warnings ? warnings : cJSON_CreateArray();
@@ -263,6 +276,7 @@ enum op_health_status op_health_status_json(struct op_primary *p, const char *id
                           use && e->errors ? cJSON_Duplicate(e->errors, 1) : cJSON_CreateArray());
     cJSON_AddItemToObject(rep, "warnings",
                           use && e->warnings ? cJSON_Duplicate(e->warnings, 1) : cJSON_CreateArray());
+    if (use && e->replicas) cJSON_AddItemToObject(rep, "replicas", cJSON_Duplicate(e->replicas, 1));
     char t[32];
     int64_t at = e && e->checked_at ? e->checked_at : (st == OP_HEALTH_UNREGISTERED ? op_wall_ms() : -1);
     op_format_time(at, t);
@@ -295,13 +309,13 @@ static bool url_parses(const char *u)
 }
 
 /* Probe thread: hands a verdict to the control thread (errors/warnings are consumed). */
-static void post(struct op_health *h, const char *id, enum op_health_status st, cJSON *errors,
+static void post(struct op_health *h, const struct target *t, enum op_health_status st, cJSON *errors,
                  cJSON *warnings)
 {
     pthread_mutex_lock(&h->mu);
     if (h->out_n == h->out_cap) {
         size_t nc = h->out_cap ? h->out_cap * 2 : 16;
-        struct result *no = realloc(h->out, nc * sizeof(*no));
+        struct op_health_result *no = realloc(h->out, nc * sizeof(*no));
         if (!no) {
             pthread_mutex_unlock(&h->mu);
             cJSON_Delete(errors);
@@ -311,8 +325,13 @@ static void post(struct op_health *h, const char *id, enum op_health_status st, 
         h->out = no;
         h->out_cap = nc;
     }
-    struct result *r = &h->out[h->out_n++];
-    snprintf(r->id, sizeof(r->id), "%s", id);
+    struct op_health_result *r = &h->out[h->out_n++];
+    snprintf(r->id, sizeof(r->id), "%s", t->id);
+    snprintf(r->replica, sizeof(r->replica), "%s", t->replica);
+    snprintf(r->url, sizeof(r->url), "%s", t->url);
+    snprintf(r->bare, sizeof(r->bare), "%s", t->bare);
+    r->order = t->order;
+    r->access = t->access;
     r->status = st;
     r->errors = errors;
     r->warnings = warnings;
@@ -326,7 +345,7 @@ static void start_probe(struct op_health *h, const struct target *t)
         char msg[700];
         snprintf(msg, sizeof(msg),
                  "failed to parse proxy url \"%s\": scheme must be http or https with a host", t->url);
-        post(h, t->id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
+        post(h, t, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
         return;
     }
     struct probe *pr = calloc(1, sizeof(*pr));
@@ -407,7 +426,7 @@ static void finish_probe(struct op_health *h, struct probe *pr, CURLcode res)
         }
         snprintf(msg, sizeof(msg), "request to proxy failed: Get \"%s\": %s", pr->req_url,
                  pr->errbuf[0] ? pr->errbuf : curl_easy_strerror(res));
-        post(h, pr->t.id, OP_HEALTH_UNREACHABLE, one_error(msg), NULL);
+        post(h, &pr->t, OP_HEALTH_UNREACHABLE, one_error(msg), NULL);
         return;
     }
     cJSON *doc = pr->body && !pr->truncated ? cJSON_ParseWithLength(pr->body, pr->len) : NULL;
@@ -434,7 +453,7 @@ static void finish_probe(struct op_health *h, struct probe *pr, CURLcode res)
             }
         }
         cJSON_Delete(doc);
-        post(h, pr->t.id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
+        post(h, &pr->t, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
         return;
     }
     /* 200: the body must decode as {"errors":[string],"warnings":[string]}. */
@@ -470,14 +489,14 @@ static void finish_probe(struct op_health *h, struct probe *pr, CURLcode res)
                      "%s\nreceived a status code 200, but failed to decode health report body: %s", who,
                      doc ? "the body is not a health report object" : "invalid JSON");
         cJSON_Delete(doc);
-        post(h, pr->t.id, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
+        post(h, &pr->t, OP_HEALTH_UNHEALTHY, one_error(msg), NULL);
         return;
     }
     cJSON *e2 = cJSON_IsArray(errs) ? cJSON_Duplicate(errs, 1) : cJSON_CreateArray();
     cJSON *w2 = cJSON_IsArray(warns) ? cJSON_Duplicate(warns, 1) : cJSON_CreateArray();
     enum op_health_status st = cJSON_GetArraySize(e2) > 0 ? OP_HEALTH_UNHEALTHY : OP_HEALTH_OK;
     cJSON_Delete(doc);
-    post(h, pr->t.id, st, e2, w2);
+    post(h, &pr->t, st, e2, w2);
 }
 
 /* Control thread: loads the round's targets and hands them to the probe thread. Proxies without a URL become
@@ -500,20 +519,29 @@ static int start_round(struct op_primary *p)
             if (strcmp(h->entries[i].id, id) == 0) keep[i] = true;
         if (!*url) {
             if (op_health_get(p, id) != OP_HEALTH_UNREGISTERED)
-                set_result(h, id, OP_HEALTH_UNREGISTERED, NULL, NULL);
+                set_result(h, id, OP_HEALTH_UNREGISTERED, NULL, NULL, NULL);
             continue;
         }
-        if (qn == qcap) {
-            size_t nc = qcap ? qcap * 2 : 16;
-            struct target *nq = realloc(q, nc * sizeof(*nq));
-            if (!nq) break;
-            q = nq;
-            qcap = nc;
+        struct op_replica_ref reps[OP_REPLICAS_MAX];
+        char bare[OP_UUID_STR_LEN + 1];
+        int nr = op_proxy_live_replicas(p, id, url, reps, OP_REPLICAS_MAX, bare);
+        for (int i = 0; i < (nr > 1 ? nr + 1 : 1); i++) { /* several: each replica, then the access URL */
+            if (qn == qcap) {
+                size_t nc = qcap ? qcap * 2 : 16;
+                struct target *nq = realloc(q, nc * sizeof(*nq));
+                if (!nq) break;
+                q = nq;
+                qcap = nc;
+            }
+            struct target *t = &q[qn++];
+            memset(t, 0, sizeof(*t));
+            snprintf(t->id, sizeof(t->id), "%s", id);
+            t->access = nr > 1 && i == nr;
+            if (nr > 1 && !t->access) snprintf(t->replica, sizeof(t->replica), "%s", reps[i].id);
+            snprintf(t->url, sizeof(t->url), "%s", nr > 0 && !t->access ? reps[i].url : url);
+            snprintf(t->bare, sizeof(t->bare), "%s", bare);
+            t->order = i;
         }
-        struct target *t = &q[qn++];
-        memset(t, 0, sizeof(*t));
-        snprintf(t->id, sizeof(t->id), "%s", id);
-        snprintf(t->url, sizeof(t->url), "%s", url);
     }
     sqlite3_finalize(st);
     /* Forget deleted proxies; entries added during the scan (index >= old_n) are new and kept. */
@@ -524,6 +552,7 @@ static int start_round(struct op_primary *p)
         } else {
             cJSON_Delete(h->entries[i].errors);
             cJSON_Delete(h->entries[i].warnings);
+            cJSON_Delete(h->entries[i].replicas);
         }
     }
     h->n = w;
@@ -544,22 +573,54 @@ static int start_round(struct op_primary *p)
     return 0;
 }
 
+/* health_replicas.c's callback: records a combined verdict. */
+static void set_combined(void *ctx, const char *id, enum op_health_status st, cJSON *errors, cJSON *warnings,
+                         cJSON *replicas)
+{
+    set_result(ctx, id, st, errors, warnings, replicas);
+}
+
+/* Control thread: keeps a per-replica verdict for the end of the round (consumes r's arrays). */
+static void keep_replica_result(struct op_health *h, struct op_health_result *r)
+{
+    if (h->agg_n == h->agg_cap) {
+        size_t nc = h->agg_cap ? h->agg_cap * 2 : 16;
+        struct op_health_result *na = realloc(h->agg, nc * sizeof(*na));
+        if (!na) {
+            results_free(r, 1);
+            return;
+        }
+        h->agg = na;
+        h->agg_cap = nc;
+    }
+    h->agg[h->agg_n++] = *r;
+}
+
 /* Control thread: applies the verdicts that arrived; ends the round once the prober reported it done. */
 static void collect(struct op_primary *p)
 {
     struct op_health *h = p->health;
     pthread_mutex_lock(&h->mu);
-    struct result *r = h->out;
+    struct op_health_result *r = h->out;
     size_t n = h->out_n;
     bool done = h->round_done;
     h->out = NULL;
     h->out_n = h->out_cap = 0;
     if (done) h->round_done = false;
     pthread_mutex_unlock(&h->mu);
-    for (size_t i = 0; i < n; i++)
-        set_result(h, r[i].id, r[i].status, r[i].errors, r[i].warnings);
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].replica[0] || r[i].access)
+            keep_replica_result(h, &r[i]);
+        else {
+            if (r[i].bare[0] && !r[i].warnings) r[i].warnings = cJSON_CreateArray();
+            op_health_warn_bare(r[i].warnings, r[i].bare);
+            set_result(h, r[i].id, r[i].status, r[i].errors, r[i].warnings, NULL);
+        }
+    }
     free(r);
     if (done) {
+        op_health_combine(h->agg, h->agg_n, set_combined, h);
+        h->agg_n = 0;
         h->running = false;
         h->next_round_ms = op_now_ms() + p->health_interval_ms;
     }

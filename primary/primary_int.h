@@ -178,6 +178,19 @@ void op_api_proxy_delete(struct op_primary *p, const char *ref, struct op_app_re
  * mesh key, region id, DERP map and live siblings; 500 for a stopped replica. Forces a health refresh. */
 void op_api_proxy_register(struct op_primary *p, const struct op_proxy_auth *px,
                            const struct op_app_request *req, struct op_app_response *resp);
+/* A live replica of a proxy: registered within the last 3 heartbeats (15 s) and not stopped. url is the
+ * replica's relay address (--derp-server-relay-url), or the proxy's access URL when it sent none. */
+struct op_replica_ref {
+    char id[OP_UUID_STR_LEN + 1];
+    char url[512];
+};
+#define OP_REPLICAS_MAX 16
+/* Fills out (at most max, oldest first, URLs without trailing slashes, each URL once) with the live replicas
+ * of proxy_id. Returns the count (0 on a database error). *no_relay (if not NULL) gets the id of a live
+ * replica without a relay address when the proxy has several live replicas ("" otherwise): agents reach
+ * that one only through the access URL. */
+int op_proxy_live_replicas(struct op_primary *p, const char *proxy_id, const char *access_url,
+                           struct op_replica_ref *out, int max, char *no_relay);
 /* POST /me/deregister: marks the replica stopped (204); 404 unknown, 500 already stopped. */
 void op_api_proxy_deregister(struct op_primary *p, const struct op_proxy_auth *px,
                              const struct op_app_request *req, struct op_app_response *resp);

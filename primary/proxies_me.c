@@ -226,6 +226,39 @@ static cJSON *siblings_json(struct op_primary *p, const char *proxy_id, const ch
     return arr;
 }
 
+int op_proxy_live_replicas(struct op_primary *p, const char *proxy_id, const char *access_url,
+                           struct op_replica_ref *out, int max, char *no_relay)
+{
+    char first_bare[OP_UUID_STR_LEN + 1] = ""; /* a live replica without a relay address */
+    int live = 0, n = 0;
+    if (no_relay) no_relay[0] = '\0';
+    sqlite3_stmt *st =
+        op_store_prepare(p, "SELECT id, relay_address FROM replicas WHERE proxy_id = ? AND stopped_at IS NULL"
+                            " AND updated_at >= ? ORDER BY created_at, rowid");
+    if (!st) return 0;
+    sqlite3_bind_text(st, 1, proxy_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, op_wall_ms() - REPLICA_ALIVE_MS);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = op_col_text(st, 0), *relay = op_col_text(st, 1);
+        live++;
+        if (!*relay && !*first_bare) snprintf(first_bare, sizeof(first_bare), "%s", id);
+        if (n == max) continue;
+        struct op_replica_ref *r = &out[n];
+        snprintf(r->id, sizeof(r->id), "%s", id);
+        snprintf(r->url, sizeof(r->url), "%s", *relay ? relay : access_url);
+        size_t ul = strlen(r->url);
+        while (ul > 0 && r->url[ul - 1] == '/')
+            r->url[--ul] = '\0';
+        bool dup = false; /* replicas without a relay address share the access URL (the load balancer) */
+        for (int i = 0; i < n && !dup; i++)
+            dup = strcmp(out[i].url, r->url) == 0;
+        if (!dup && *r->url) n++;
+    }
+    sqlite3_finalize(st);
+    if (no_relay && live > 1) snprintf(no_relay, OP_UUID_STR_LEN + 1, "%s", first_bare);
+    return n;
+}
+
 void op_api_proxy_register(struct op_primary *p, const struct op_proxy_auth *px,
                            const struct op_app_request *req, struct op_app_response *resp)
 {

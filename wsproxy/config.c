@@ -87,9 +87,11 @@ const struct op_opt op_ws_opts[OP_WO_COUNT] = {
                             "false", OP_OT_BOOL, NULL, 0, "Never negotiate direct (P2P) paths to agents."},
     [OP_WO_DERP_ENABLE] = {"derp-server-enable", "CODER_DERP_SERVER_ENABLE", "networking.derp.enable", "true",
                            OP_OT_BOOL, NULL, 0, "Run the embedded DERP relay."},
-    [OP_WO_DERP_RELAY_URL] = {"derp-server-relay-url", "CODER_DERP_SERVER_RELAY_URL",
-                              "networking.derp.relayURL", NULL, OP_OT_URL, NULL, 0,
-                              "URL sibling replicas of this proxy use to mesh DERP."},
+    [OP_WO_DERP_RELAY_URL] =
+        {"derp-server-relay-url", "CODER_DERP_SERVER_RELAY_URL", "networking.derp.relayURL", NULL, OP_OT_URL,
+         NULL, 0,
+         "This replica's own URL, where agents (and sibling replicas) reach it directly; default: the "
+         "access URL, enough for a single replica. With several replicas set it on each."},
     [OP_WO_DISABLE_PATH_APPS] = {"disable-path-apps", "CODER_DISABLE_PATH_APPS", "disablePathApps", "false",
                                  OP_OT_BOOL, NULL, 0, "Reject path-based apps."},
     [OP_WO_DISABLE_OWNER_WORKSPACE_ACCESS] = {"disable-owner-workspace-access",

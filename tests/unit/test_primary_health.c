@@ -5,7 +5,7 @@
  * timeout (twice: a failed request is tried once more), one that drops the first probe without a reply
  * and answers the second (stays ok), and one that turns unhealthy later (proves the interval re-probe).
  * Two more primaries: one shows the cap of 5 probes in flight, one that a control thread stalled past
- * the probe timeout does not fail proxies that answer in 1.5 s.
+ * the probe timeout does not fail proxies that answer in 1.5 s. A fourth has proxies with several replicas.
  * op_primary_tick is driven until every status settles, within a bounded time; each tick must return quickly
  * (never blocks).
  */
@@ -309,6 +309,104 @@ static void test_control_stall(void)
     t_rm_rf(dir);
 }
 
+/* Registers one more replica of the proxy whose token is ptok: access URL on port access, relay URL on port
+ * relay (0 = none). */
+static void add_replica(struct op_primary *p, const char *ptok, int access, int relay)
+{
+    char body[400], rep[37], rel[64] = "";
+    op_uuid_v4(rep);
+    if (relay) snprintf(rel, sizeof(rel), ",\"replica_relay_address\":\"http://127.0.0.1:%d/\"", relay);
+    snprintf(body, sizeof(body),
+             "{\"access_url\":\"http://127.0.0.1:%d\",\"replica_id\":\"%s\",\"hostname\":\"h\"%s}", access,
+             rep, rel);
+    struct t_resp r = t_proxy_call(p, "POST", "/api/v2/workspaceproxies/me/register", body, ptok);
+    CHECK(r.status == 201, "register a replica (access port %d, relay port %d)", access, relay);
+    t_free(&r);
+}
+
+static char *new_proxy(struct op_primary *p, const char *tok, const char *name)
+{
+    char body[100];
+    snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+    struct t_resp r = t_call(p, "POST", "/api/v2/workspaceproxies", body, tok);
+    char *ptok = strdup(t_str(r.json, "proxy_token"));
+    t_free(&r);
+    return ptok;
+}
+
+static const cJSON *report_item(const cJSON *proxy, const char *which)
+{
+    return cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(proxy, "status"), "report"), which);
+}
+
+static bool any_string_has(const cJSON *arr, const char *a, const char *b)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) if (cJSON_IsString(it) && strstr(it->valuestring, a) &&
+                                    (!b || strstr(it->valuestring, b))) return true;
+    return false;
+}
+
+/* Proxies with several replicas are probed per replica at their relay URLs: "multi" (one replica ok, one
+ * down, the access URL dead) is ok with a warning naming the down one; "allbad" (one reporting errors, one
+ * down, the access URL dead) is unhealthy with both named in its errors; "bare" (two replicas, one without a
+ * relay URL) is probed once and warns about the missing relay URL; "lbonly" (both relay URLs dead, the access
+ * URL ok) is ok with a warning. */
+static void test_replicas(void)
+{
+    char dir[] = "/tmp/outpost-primary-health4-XXXXXX", *tok = NULL;
+    struct op_primary *p = other_primary(dir, &tok);
+    if (!p) return;
+    int okp = targets[0].port, errp = targets[1].port, down = dead_port(), down2 = dead_port();
+    char *m = new_proxy(p, tok, "multi"), *a = new_proxy(p, tok, "allbad"), *b = new_proxy(p, tok, "bare");
+    char *l = new_proxy(p, tok, "lbonly");
+    add_replica(p, m, down, okp);
+    add_replica(p, m, down, down);
+    add_replica(p, a, down, errp);
+    add_replica(p, a, down, down);
+    add_replica(p, b, okp, okp);
+    add_replica(p, b, okp, 0);
+    add_replica(p, l, okp, down);
+    add_replica(p, l, okp, down2);
+    bool settled = drive(p, 9000, NULL);
+    cJSON *regions = list(p, tok);
+    char durl[64];
+    snprintf(durl, sizeof(durl), "(http://127.0.0.1:%d): request to proxy failed", down);
+    const cJSON *x = find(regions, "multi"), *reps = report_item(x, "replicas");
+    CHECK(settled && t_streq(t_str(x, "status.status"), "ok") && cJSON_GetArraySize(reps) == 2 &&
+              cJSON_GetArraySize(report_item(x, "errors")) == 0 &&
+              any_string_has(report_item(x, "warnings"), "replica ", durl),
+          "one replica ok, one down, the access URL dead: ok, 2 replicas in the report, a warning names the "
+          "down one [%s]",
+          t_str(x, "status.status"));
+    const cJSON *r0 = cJSON_GetArrayItem(reps, 0), *r1 = cJSON_GetArrayItem(reps, 1);
+    CHECK(t_streq(t_str(r0, "status"), "ok") && t_streq(t_str(r1, "status"), "unreachable") &&
+              strlen(t_str(r0, "id")) == 36,
+          "each replica's report: id, status (ok, unreachable)");
+    x = find(regions, "allbad");
+    CHECK(t_streq(t_str(x, "status.status"), "unhealthy") &&
+              any_string_has(report_item(x, "errors"), "failed to get build info: boom", NULL) &&
+              any_string_has(report_item(x, "errors"), durl, NULL),
+          "one replica reporting errors, one down: unhealthy, both named in the errors [%s]", first_error(x));
+    x = find(regions, "bare");
+    CHECK(t_streq(t_str(x, "status.status"), "ok") && !report_item(x, "replicas") &&
+              any_string_has(report_item(x, "warnings"), "has no relay URL (--derp-server-relay-url)", NULL),
+          "two replicas, one without a relay URL: probed once, ok, with a warning about it");
+    x = find(regions, "lbonly");
+    CHECK(t_streq(t_str(x, "status.status"), "ok") && cJSON_GetArraySize(report_item(x, "replicas")) == 2 &&
+              any_string_has(report_item(x, "warnings"), "no replica answered at its relay URL", NULL),
+          "no replica reachable at its relay URL but the access URL ok: ok, with a warning [%s]",
+          t_str(x, "status.status"));
+    cJSON_Delete(regions);
+    free(l);
+    free(m);
+    free(a);
+    free(b);
+    op_primary_close(p);
+    free(tok);
+    t_rm_rf(dir);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -441,6 +539,7 @@ int main(void)
     op_primary_close(p);
     test_parallel_cap();
     test_control_stall();
+    test_replicas();
     kill(py_pid, SIGTERM);
     waitpid(py_pid, NULL, 0);
     for (size_t i = 0; i < OP_ARRAY_LEN(targets); i++)
