@@ -250,6 +250,14 @@ bool ar_on_frame(struct op_relay *r, struct conn *c, const struct op_af_frame *f
         break;
     case OP_AF_GOAWAY:
         snprintf(why, wl, "the region sent GOAWAY %u: %.*s", f->code, (int)f->text_len, f->text);
+        if (f->code == OP_AF_GOAWAY_REVOKED) {
+            /* The agent's token was replaced or its workspace deleted: the main loop asks the primary at
+             * once (a 401 there ends the agent with 77) instead of at its next manifest fetch. */
+            pthread_mutex_lock(&r->mu);
+            r->revoked = true;
+            snprintf(r->revoked_why, sizeof(r->revoked_why), "region %.100s: %.290s", c->rname, why);
+            pthread_mutex_unlock(&r->mu);
+        }
         return false;
     default:
         break; /* HELLO, CREDENTIAL, STREAM_FAIL go the other way; ignorable unknown types are skipped */
