@@ -316,6 +316,7 @@ static int run(struct agent *a)
         if (rc != -EPERM && op_relay_revoked(a->relay, why, sizeof(why))) {
             op_warn("agent", "%s; asking the primary whether the token still holds", why);
             next_manifest = now;
+            next_cred = now;
         }
         if (now >= next_ports) {
             struct op_port_set ps;

@@ -181,7 +181,10 @@ void ar_on_event(struct op_relay *r, struct conn *c, uint32_t ev)
                                   why, sizeof(why));
         if (rc == 0) return;
         if (rc < 0) {
-            if (status == 403 && c->kind == K_CONTROL) {
+            /* 401 (the credential was refused: expired, or dated before a revocation) and 403 (a key the
+             * region does not know yet, or the agent is gone): the main loop fetches a fresh credential and
+             * asks the primary whether the token still holds, before the connection's next attempt. */
+            if ((status == 401 || status == 403) && c->kind == K_CONTROL) {
                 pthread_mutex_lock(&r->mu);
                 r->revoked = true;
                 snprintf(r->revoked_why, sizeof(r->revoked_why), "region %.100s: %.290s", c->rname, why);

@@ -419,6 +419,10 @@ void op_api_agent_credential(struct op_primary *p, const struct op_agent_auth *a
     snprintf(c.workspace_id, sizeof(c.workspace_id), "%s", a->workspace_id);
     snprintf(c.owner_id, sizeof(c.owner_id), "%s", a->owner_id);
     c.iat = op_wall_ms() / 1000;
+    /* After a revocation in this very second (the token was just regenerated and the new agent is quick),
+     * the credential dates from the next second, the first one the regions accept for this agent. */
+    int64_t revoked = p->region ? op_region_revoked_until(p->region, c.agent_id) : 0;
+    if (revoked >= c.iat) c.iat = revoked + 1;
     c.exp = c.iat + OP_AGENT_CRED_LIFETIME_S;
     char payload[512], tok[OP_JWS_MAX_TOKEN];
     if (sign(p, payload, op_agent_cred_payload(&c, payload, sizeof(payload)), tok, sizeof(tok)) != 0) {

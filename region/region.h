@@ -73,6 +73,10 @@ OP_MUST_USE int op_region_set_keys(struct op_region *r, struct op_engine *e, con
  * and credentials issued up to now are refused on new control and stream connections (401), instead of
  * being accepted until they expire. Any thread; e: the running engine (NULL: only the refusal). */
 void op_region_revoke_agent(struct op_region *r, struct op_engine *e, const char *agent_id);
+/* The second of the agent's newest revocation (unix seconds; 0: none). Credentials with an iat up to it are
+ * refused, so the primary issues the agent's next one (made with its new token) with a later iat: one
+ * issued in the same second as a revocation would be refused too. Any thread. */
+int64_t op_region_revoked_until(struct op_region *r, const char *agent_id);
 /* How the region asks its role for the keys again when a worker meets an unknown key id (a proxy: one
  * coalesced refetch of the crypto keys). fn runs on a worker and must not block. Before the engine starts;
  * none by default (the primary's region has every key in its database). */

@@ -23,6 +23,16 @@ bool op_region_is_revoked(struct op_region *r, const char *agent, int64_t iat)
     return v;
 }
 
+int64_t op_region_revoked_until(struct op_region *r, const char *agent)
+{
+    int64_t at = 0;
+    pthread_mutex_lock(&r->rev_mu);
+    for (int i = 0; i < REGION_REVOKED; i++)
+        if (r->revoked[i].at > at && strcmp(r->revoked[i].agent, agent) == 0) at = r->revoked[i].at;
+    pthread_mutex_unlock(&r->rev_mu);
+    return at;
+}
+
 bool op_region_post_revoke(struct op_region *r, struct op_engine *e, const char *agent)
 {
     struct op_conn_ref ctl;

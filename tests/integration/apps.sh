@@ -652,6 +652,14 @@ want 502 "anonymous public app with the primary down"
 ok "primary stopped: a live signed token is still served through eu; a request that needs the primary gets 502 'primary is unreachable' in $(ms $T_DOWN) ms (a public app too)"
 start_primary primary2 --dangerous-allow-path-app-sharing
 wait_agents 40
+# Until eu's next heartbeat (every second while the primary is down) it may still answer sign-ins with
+# the "primary is unreachable" page: wait until a sign-in gets the primary's answer again.
+for ((i = 0; i < 50; i++)); do
+    req /dev/null "$EU/@alice/ws/apps/own/"
+    [ "$ST" != 502 ] && break
+    sleep 0.1
+done
+[ "$ST" = 303 ] || fail "eu does not reach the restarted primary: $ST $(body)"
 MATRIX=
 for slug in own auth pub; do
     u=$EU/@alice/ws/apps/$slug/
