@@ -99,6 +99,17 @@ static int two_args(const struct op_cli *k, int argc)
     return 0;
 }
 
+/* The WORKSPACE[.AGENT] PORT arguments of add and rm: the port, the workspace's id and the agent's name
+ * (signed in). 0 or the command's exit status. */
+static int port_target(struct op_cli *k, int argc, char **argv, int *port, char *ws_id, size_t idlen,
+                       char *agent, size_t agentlen)
+{
+    int rc = two_args(k, argc);
+    if (rc || (rc = parse_port(k->cmd, argv[optind + 1], port)) != 0) return rc;
+    if ((rc = op_client_load(&k->c, true, true)) != 0) return rc;
+    return target(&k->c, k->cmd, argv[optind], ws_id, idlen, agent, agentlen);
+}
+
 static int cmd_add(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -116,12 +127,10 @@ static int cmd_add(int argc, char **argv)
         if (opt == 'p') proto = optarg;
     }
     if (opt == OP_CLI_EXIT) return k.rc;
-    int rc = two_args(&k, argc), port = 0;
-    if (rc || (rc = parse_port(k.cmd, argv[optind + 1], &port)) != 0) return rc;
+    int port = 0;
     char ws_id[64], agent[128];
-    if ((rc = op_client_load(&k.c, true, true)) != 0 ||
-        (rc = target(&k.c, k.cmd, argv[optind], ws_id, sizeof(ws_id), agent, sizeof(agent))) != 0)
-        return rc;
+    int rc = port_target(&k, argc, argv, &port, ws_id, sizeof(ws_id), agent, sizeof(agent));
+    if (rc) return rc;
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "agent_name", agent);
     cJSON_AddNumberToObject(b, "port", port);
@@ -149,12 +158,10 @@ static int cmd_rm(int argc, char **argv)
     while ((opt = op_cli_opt(&k, argc, argv, "h", opts)) >= 0)
         continue;
     if (opt == OP_CLI_EXIT) return k.rc;
-    int rc = two_args(&k, argc), port = 0;
-    if (rc || (rc = parse_port(k.cmd, argv[optind + 1], &port)) != 0) return rc;
+    int port = 0;
     char ws_id[64], agent[128];
-    if ((rc = op_client_load(&k.c, true, true)) != 0 ||
-        (rc = target(&k.c, k.cmd, argv[optind], ws_id, sizeof(ws_id), agent, sizeof(agent))) != 0)
-        return rc;
+    int rc = port_target(&k, argc, argv, &port, ws_id, sizeof(ws_id), agent, sizeof(agent));
+    if (rc) return rc;
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "agent_name", agent);
     cJSON_AddNumberToObject(b, "port", port);

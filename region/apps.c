@@ -59,6 +59,19 @@ bool op_region_app_host_is(op_span_t host, const char *url)
     return b.p && a.len == b.len && strncasecmp(a.p, b.p, a.len) == 0;
 }
 
+bool op_region_on_app_host(const struct op_region_app_conf *conf, op_span_t host)
+{
+    if (!conf->wildcard || !*conf->wildcard) return false;
+    char lower[256]; /* hosts are matched lower-cased, as the app routes do */
+    if (host.len < sizeof(lower)) {
+        for (size_t i = 0; i < host.len; i++)
+            lower[i] = (char)((host.p[i] >= 'A' && host.p[i] <= 'Z') ? host.p[i] + 32 : host.p[i]);
+        host = op_span(lower, host.len);
+    }
+    return !op_region_app_host_is(host, conf->access_url) &&
+           op_wsapp_host_matches(host.p, host.len, conf->wildcard);
+}
+
 /* The `*` capture of host under pattern ("*suffix[:port]"), or an empty span. */
 static op_span_t capture(op_span_t host, const char *pattern)
 {

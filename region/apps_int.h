@@ -51,6 +51,10 @@ int op_region_app_target(const char *app_url, char *out, size_t outlen);
 /* Equality of a host header (port and trailing dots ignored, case-insensitive) and a URL's host. */
 bool op_region_app_host_is(op_span_t host, const char *url);
 
+/* True when host (any case) is an app's own host under the region's wildcard, not its access host: a
+ * region endpoint's path there is the app's path. */
+bool op_region_on_app_host(const struct op_region_app_conf *conf, op_span_t host);
+
 /* Makes out a dial route to agent through one of its parked streams (the broker's spare, or a wait for the
  * next one; failures answer a 502/503 page): kind and the dial callbacks. The preamble and the request
  * rewriting are the caller's. Worker thread, inside the route function. */

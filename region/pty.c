@@ -67,16 +67,7 @@ bool op_region_route_pty(struct op_region *r, const struct op_region_app_conf *c
     if (path.len != pl + OP_ID_LEN + 4 || memcmp(path.p, PTY_PREFIX, pl) != 0 ||
         memcmp(path.p + pl + OP_ID_LEN, "/pty", 4) != 0)
         return false;
-    char lower[256]; /* hosts are matched lower-cased, as the app routes do */
-    op_span_t host = req->host;
-    if (host.len < sizeof(lower)) {
-        for (size_t i = 0; i < host.len; i++)
-            lower[i] = (char)((host.p[i] >= 'A' && host.p[i] <= 'Z') ? host.p[i] + 32 : host.p[i]);
-        host = op_span(lower, host.len);
-    }
-    if (conf->wildcard && *conf->wildcard && !op_region_app_host_is(host, conf->access_url) &&
-        op_wsapp_host_matches(host.p, host.len, conf->wildcard))
-        return false; /* an app's own host: the path is the app's */
+    if (op_region_on_app_host(conf, req->host)) return false; /* an app's own host: the path is the app's */
     const char *granted = out->granted;
     op_span_t aid = op_span(path.p + pl, OP_ID_LEN);
     if (!op_region_is_uuid(aid.p, aid.len)) {
@@ -182,16 +173,7 @@ bool op_region_pty_rekey(struct op_region *r, const struct op_region_app_conf *c
         memcmp(req->path.p + pl + OP_ID_LEN, "/pty", 4) != 0 ||
         !op_region_app_query(req->query, PTY_TOKEN_PARAM, &tok) || !tok.len)
         return false;
-    char lower[256]; /* an app's own host: the path is the app's (as op_region_route_pty decides) */
-    op_span_t host = req->host;
-    if (host.len < sizeof(lower)) {
-        for (size_t i = 0; i < host.len; i++)
-            lower[i] = (char)((host.p[i] >= 'A' && host.p[i] <= 'Z') ? host.p[i] + 32 : host.p[i]);
-        host = op_span(lower, host.len);
-    }
-    if (conf->wildcard && *conf->wildcard && !op_region_app_host_is(host, conf->access_url) &&
-        op_wsapp_host_matches(host.p, host.len, conf->wildcard))
-        return false;
+    if (op_region_on_app_host(conf, req->host)) return false; /* as op_region_route_pty decides */
     struct op_app_defer *d = op_app_defer(resp);
     h->refetch_keys(h->ctx, pty_rekeyed, d);
     return true;

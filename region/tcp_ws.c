@@ -46,16 +46,7 @@ bool op_region_route_tcp_ws(struct op_region *r, const struct op_region_app_conf
     if (path.len != pl + OP_ID_LEN + 4 || memcmp(path.p, TCPWS_PREFIX, pl) != 0 ||
         memcmp(path.p + pl + OP_ID_LEN, "/tcp", 4) != 0)
         return false;
-    char lower[256]; /* hosts are matched lower-cased, as the app routes do */
-    op_span_t host = req->host;
-    if (host.len < sizeof(lower)) {
-        for (size_t i = 0; i < host.len; i++)
-            lower[i] = (char)((host.p[i] >= 'A' && host.p[i] <= 'Z') ? host.p[i] + 32 : host.p[i]);
-        host = op_span(lower, host.len);
-    }
-    if (conf->wildcard && *conf->wildcard && !op_region_app_host_is(host, conf->access_url) &&
-        op_wsapp_host_matches(host.p, host.len, conf->wildcard))
-        return false; /* an app's own host: the path is the app's */
+    if (op_region_on_app_host(conf, req->host)) return false; /* an app's own host: the path is the app's */
     op_span_t aid = op_span(path.p + pl, OP_ID_LEN);
     memset(&op_region_pending, 0, sizeof(op_region_pending));
     if (req->method.len != 3 || memcmp(req->method.p, "GET", 3) != 0) {
