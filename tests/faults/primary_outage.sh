@@ -6,7 +6,7 @@
 # primary must get a 502 at once, not hang); once the primary is back on the same data, eu must be
 # registered again within one heartbeat interval (2 s here) and `wsproxy ls` must show it ok.
 . "$(dirname "$0")/../lib/common.sh"
-. "$ROOT/tests/faults/lib.sh"
+. "$ROOT/tests/lib/faults.sh"
 OUTAGE=30 # more than the 10 failed heartbeats (2 s) after which Coder's proxy exits
 [ "$FAULTS" = full ] && OUTAGE=600
 fault_deploy --heartbeat-interval 2s

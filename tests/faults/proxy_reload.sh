@@ -4,7 +4,7 @@
 # 50 ms apart. Every request must be answered right (its own body), none may fail, and the connections
 # must survive the reloads (a reload does not close keep-alive connections).
 . "$(dirname "$0")/../lib/common.sh"
-. "$ROOT/tests/faults/lib.sh"
+. "$ROOT/tests/lib/faults.sh"
 RELOADS=20 N=6000
 [ "$FAULTS" = full ] && RELOADS=100 N=30000
 fault_deploy

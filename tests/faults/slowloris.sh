@@ -4,7 +4,7 @@
 # second each. The probe must see no failure and a p99 under 1 s; the proxy's head timeout (10 s) must close
 # every slow connection with a 408, none surviving past 20 s.
 . "$(dirname "$0")/../lib/common.sh"
-. "$ROOT/tests/faults/lib.sh"
+. "$ROOT/tests/lib/faults.sh"
 CONNS=500
 [ "$FAULTS" = full ] && CONNS=2000
 [ "$(ulimit -n)" -ge $((CONNS + 200)) ] || ulimit -n $((CONNS + 500)) 2>/dev/null ||

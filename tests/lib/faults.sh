@@ -1,4 +1,4 @@
-# tests/faults/lib.sh — the deployment most fault scenarios start from (sourced after common.sh):
+# tests/lib/faults.sh — the deployment most fault scenarios start from (sourced after common.sh):
 #   fault_deploy   a primary ($URL, path-app sharing allowed so that a public path app needs no sign-in),
 #                  proxy eu ($EU, one worker, pid $EU_PID), workspace ws of the first owner admin with its
 #                  real agent and one app, "pub" (share public) served by tests/lib/app_server.py as
