@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "util/uuid.h"
+
 /* Precomputed inner/outer states so PBKDF2 does not rehash the key pads on every iteration. */
 struct hmac_ctx {
     struct op_sha256 inner, outer;
@@ -102,20 +104,7 @@ int op_uuid_v4(char out[OP_UUID_STR_LEN + 1])
     uint8_t b[16];
     int rc = op_random_bytes(b, sizeof(b));
     if (rc) return rc;
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    char hex[33];
-    op_hex_encode(b, 16, hex);
-    memcpy(out, hex, 8);
-    out[8] = '-';
-    memcpy(out + 9, hex + 8, 4);
-    out[13] = '-';
-    memcpy(out + 14, hex + 12, 4);
-    out[18] = '-';
-    memcpy(out + 19, hex + 16, 4);
-    out[23] = '-';
-    memcpy(out + 24, hex + 20, 12);
-    out[36] = '\0';
+    op_uuid_v4_text(b, out);
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "primary/crypto.h"
 #include "primary/primary.h"
 #include "region/region.h"
+#include "util/clock.h"
 
 #define OP_PRIMARY_VERSION    "v" OP_VERSION "+outpost"
 #define OP_SESSION_LIFETIME_S (24 * 3600)
@@ -62,11 +63,6 @@ int op_store_get_config(struct op_primary *p, const char *key, char *out, size_t
 int op_store_set_config(struct op_primary *p, const char *key, const char *value);
 /* Deletes expired sessions and replicas not heard from for 30 minutes (one transaction). 0 or -EIO. */
 int op_store_gc(struct op_primary *p);
-/* Wall-clock milliseconds since the epoch. */
-int64_t op_wall_ms(void);
-/* Formats ms-since-epoch as RFC 3339 UTC with milliseconds ("2006-01-02T15:04:05.000Z"); ms < 0 gives
- * Go's zero time "0001-01-01T00:00:00Z". out must hold 32 bytes. */
-void op_format_time(int64_t ms, char out[32]);
 /* sqlite3_column_text of the column, or "" when NULL; valid until the next step/finalize. */
 const char *op_col_text(sqlite3_stmt *st, int col);
 

@@ -12,17 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "core/log.h"
 #include "region/apps_int.h"
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts); /* vDSO: no system call on the worker */
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "util/clock.h"
+#include "util/uuid.h"
 
 struct app_stat_worker *op_region_app_stats_alloc(void)
 {
@@ -41,8 +35,8 @@ void op_region_app_stat(struct op_region *r, int worker, const struct op_wsapp_t
                                              t->agent_id),
                                t->req.slug_or_port) ^
                  (uint64_t)t->req.access;
-    int64_t now = wall_ms();
-    atomic_store(&sw->active, true);
+    int64_t now = op_wall_ms();
+    if (!atomic_load_explicit(&sw->active, memory_order_relaxed)) atomic_store(&sw->active, true); /* once */
     atomic_fetch_add(&sw->busy, 1);
     struct app_stat_table *tb = &sw->t[atomic_load(&sw->cur) & 1];
     struct app_stat *hit = NULL;
@@ -73,32 +67,14 @@ void op_region_app_stat(struct op_region *r, int worker, const struct op_wsapp_t
     atomic_fetch_add(&sw->busy, 1);
 }
 
-static void fmt_time(int64_t ms, char out[32])
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
 static void session_id(char out[37])
 {
     uint8_t b[16] = {0};
     if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
-        uint64_t x = (uint64_t)wall_ms() * 0x9e3779b97f4a7c15ull; /* no entropy yet: unique enough */
+        uint64_t x = (uint64_t)op_wall_ms() * 0x9e3779b97f4a7c15ull; /* no entropy yet: unique enough */
         memcpy(b, &x, sizeof(x));
     }
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    static const char hex[] = "0123456789abcdef";
-    int o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
-    }
-    out[o] = '\0';
+    op_uuid_v4_text(b, out);
 }
 
 char *op_region_app_stats_take(struct op_region *r, uint64_t *requests)
@@ -121,8 +97,8 @@ char *op_region_app_stats_take(struct op_region *r, uint64_t *requests)
             struct app_stat *s = &tb->slot[i];
             if (!s->used) continue;
             char t0[32], t1[32], sid[37];
-            fmt_time(s->first_ms, t0);
-            fmt_time(s->last_ms, t1);
+            op_format_time(s->first_ms, t0);
+            op_format_time(s->last_ms, t1);
             session_id(sid);
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "user_id", s->user_id);

@@ -18,6 +18,7 @@
 #include "runner/runner.h"
 #include "tls/xprt.h"
 #include "util/url.h"
+#include "util/uuid.h"
 #include "wsproxy/server_int.h"
 #include "wsproxy/wsproxy.h"
 
@@ -145,10 +146,7 @@ static void new_replica_id(char out[37])
         for (size_t i = 0; i < sizeof(b); i++)
             b[i] = (uint8_t)(rand() ^ (int)op_now_ms());
     }
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    op_uuid_v4_text(b, out);
 }
 
 static int listen_on(struct op_listener_conf *lc, const char *addr, const struct op_xprt_ops *xprt,

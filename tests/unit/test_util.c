@@ -7,9 +7,11 @@
 #include "tests/unit/check.h"
 #include "util/body.h"
 #include "util/buildinfo.h"
+#include "util/clock.h"
 #include "util/duration.h"
 #include "util/host.h"
 #include "util/url.h"
+#include "util/uuid.h"
 
 static void durations(void)
 {
@@ -151,12 +153,33 @@ static void buildinfo(void)
     cJSON_Delete(o);
 }
 
+static void test_clock_uuid(void)
+{
+    char t[32];
+    op_format_time(1764653453999LL, t);
+    CHECK(strcmp(t, "2025-12-02T05:30:53.999Z") == 0, "RFC 3339 with ms: %s", t);
+    op_format_time(0, t);
+    CHECK(strcmp(t, "1970-01-01T00:00:00.000Z") == 0, "the epoch: %s", t);
+    op_format_time(-1, t);
+    CHECK(strcmp(t, "0001-01-01T00:00:00Z") == 0, "never is Go's zero time: %s", t);
+    CHECK(op_wall_ms() > 1764000000000LL, "wall clock in ms");
+    uint8_t b[16];
+    memset(b, 0xff, sizeof(b));
+    char u[OP_UUID_TEXT_LEN + 1];
+    op_uuid_v4_text(b, u);
+    CHECK(strcmp(u, "ffffffff-ffff-4fff-bfff-ffffffffffff") == 0, "version and variant bits: %s", u);
+    memset(b, 0, sizeof(b));
+    op_uuid_v4_text(b, u);
+    CHECK(strcmp(u, "00000000-0000-4000-8000-000000000000") == 0, "zero bytes: %s", u);
+}
+
 int main(void)
 {
+    test_clock_uuid();
     durations();
     hosts();
     urls();
     bodies();
     buildinfo();
-    return check_report("util: durations, hosts, wildcards, URLs, bodies, build info");
+    return check_report("util: durations, hosts, wildcards, URLs, bodies, build info, clock, UUID text");
 }
