@@ -29,7 +29,6 @@ static void job_deliver(struct op_worker *w, struct op_msg *m)
 int op_app_queue_init(struct op_app_queue *q)
 {
     atomic_init(&q->jobs, NULL);
-    atomic_init(&q->deferred, 0);
     q->stopped = false;
     int rc = pthread_mutex_init(&q->mu, NULL);
     if (rc != 0) return -rc;
@@ -100,7 +99,6 @@ static _Thread_local bool tl_deferred;
 void op_app_job_run(struct op_app_job *job)
 {
     job->resp.status = 200;
-    job->deferred = false;
     tl_running = job;
     tl_deferred = false;
     job->conf->app(job->conf->app_ctx, &job->req, &job->resp);
@@ -113,9 +111,7 @@ void op_app_job_run(struct op_app_job *job)
 struct op_app_defer *op_app_defer(struct op_app_response *resp)
 {
     struct op_app_job *job = OP_CONTAINER_OF(resp, struct op_app_job, resp);
-    job->deferred = true;
     if (job == tl_running) tl_deferred = true;
-    if (job->queue) atomic_fetch_add(&job->queue->deferred, 1);
     return (struct op_app_defer *)job;
 }
 
@@ -145,6 +141,5 @@ void op_app_finish(struct op_app_defer *d)
         job->msg.fn = job_deliver;
         op_engine_post(job->engine, job->ref.worker, &job->msg);
     }
-    atomic_fetch_sub(&q->deferred, 1);
     pthread_mutex_unlock(&q->mu);
 }

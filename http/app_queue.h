@@ -36,7 +36,6 @@ struct op_app_job {
     char *body;
     size_t body_len, body_have;
     struct op_app_queue *queue; /* the queue it came through (op_app_queue_submit), for op_app_finish */
-    bool deferred;              /* the handler called op_app_defer: op_app_finish posts it */
     bool body_drop;             /* body_len bytes are read and dropped (op_route.app_head_only) */
 };
 
@@ -53,8 +52,7 @@ struct op_app_queue {
     op_mpsc_t jobs;
     int efd;
     bool stopped; /* the engine is (being) freed: leftover and finished jobs are freed, not run or sent */
-    pthread_mutex_t mu;  /* orders op_app_finish against op_app_queue_stop */
-    atomic_int deferred; /* deferred jobs not finished yet */
+    pthread_mutex_t mu; /* orders op_app_finish against op_app_queue_stop */
 };
 int op_app_queue_init(struct op_app_queue *q); /* 0 or -errno */
 /* Before op_engine_free (after the control loop returned): from now on queued jobs are freed unrun and
