@@ -71,19 +71,32 @@ int op_db_reconnect(struct op_db *db)
     return db->ops->reconnect ? db->ops->reconnect(db) : 0;
 }
 
+/* Remembers a failure's errno for op_db_last_error. */
+static int note(struct op_db *db, int rc)
+{
+    if (rc < 0) db->last_rc = rc;
+    return rc;
+}
+
+int op_db_last_error(const struct op_db *db)
+{
+    return db->last_rc;
+}
+
 int op_db_exec(struct op_db *db, const char *sql)
 {
-    return db->ops->exec(db, sql);
+    return note(db, db->ops->exec(db, sql));
 }
 
 int op_db_begin(struct op_db *db)
 {
-    return db->ops->exec(db, db->ops->begin_sql);
+    db->last_rc = 0; /* op_db_last_error tells of this transaction only */
+    return note(db, db->ops->exec(db, db->ops->begin_sql));
 }
 
 int op_db_commit(struct op_db *db)
 {
-    return db->ops->exec(db, "COMMIT");
+    return note(db, db->ops->exec(db, "COMMIT"));
 }
 
 void op_db_rollback(struct op_db *db)
@@ -96,7 +109,9 @@ void op_db_rollback(struct op_db *db)
 
 struct op_db_stmt *op_db_prepare(struct op_db *db, const char *sql)
 {
-    return db->ops->prepare(db, sql);
+    struct op_db_stmt *st = db->ops->prepare(db, sql);
+    if (!st) db->last_rc = -EINVAL;
+    return st;
 }
 
 int op_db_bind_text(struct op_db_stmt *st, int i, const char *s)
@@ -127,7 +142,7 @@ int op_db_bind_null(struct op_db_stmt *st, int i)
 
 int op_db_step(struct op_db_stmt *st)
 {
-    return st->db->ops->step(st);
+    return note(st->db, st->db->ops->step(st));
 }
 
 bool op_db_col_is_null(struct op_db_stmt *st, int col)

@@ -1,7 +1,8 @@
 /*
  * db/db.h — the primary's SQL database, SQLite or PostgreSQL behind one interface: the only header that
  * names either library. Callers write each statement once per dialect where the dialects differ (and once
- * where they do not), with `?` placeholders in both: the PostgreSQL side numbers them ($1, $2, ...).
+ * where they do not), with `?` or `?N` placeholders in both: the PostgreSQL side numbers them ($1, $2, ...;
+ * `?N` becomes `$N`, a bare `?` after it the next number, as SQLite counts).
  *
  * The shape follows SQLite's statement API, which the primary was written against: prepare, bind (1-based),
  * step until done, read columns (0-based), finalize. A connection is used by one thread at a time.
@@ -42,8 +43,10 @@ bool op_db_is_postgres_url(const char *target);
 int op_db_open(const char *target, struct op_db **out, char *err, size_t errlen);
 void op_db_close(struct op_db *db);
 enum op_db_kind op_db_kind(const struct op_db *db);
-/* The last error of this connection, one line. */
+/* The last error of this connection, one line, and its negative errno (0 when nothing failed since the
+ * last op_db_begin). */
 const char *op_db_errmsg(const struct op_db *db);
+int op_db_last_error(const struct op_db *db);
 /* PostgreSQL: connects again after -ENOTCONN (prepared statements are prepared again on use). 0 or as
  * op_db_open's errors; SQLite: 0. */
 int op_db_reconnect(struct op_db *db);

@@ -32,6 +32,7 @@ enum { DBT_NULL, DBT_TEXT, DBT_INT64, DBT_BLOB };
 struct op_db {
     const struct op_db_ops *ops;
     enum op_db_kind kind;
+    int last_rc; /* the negative errno of the last failed operation, 0 = none yet */
     char err[512];
 };
 

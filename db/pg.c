@@ -169,11 +169,18 @@ static char *number_params(const char *sql, int *n)
                 out[o++] = sql[i++];
             if (i < len) out[o++] = '\n';
         } else if (ch == '?') {
-            if (++k > MAX_PARAMS) {
+            int num = ++k;
+            if (sql[i + 1] >= '0' && sql[i + 1] <= '9') { /* ?N: the N-th parameter */
+                num = 0;
+                while (sql[i + 1] >= '0' && sql[i + 1] <= '9' && num <= MAX_PARAMS)
+                    num = num * 10 + (sql[++i] - '0');
+                k = num > k - 1 ? num : k - 1;
+            }
+            if (num < 1 || num > MAX_PARAMS || k > MAX_PARAMS) {
                 free(out);
                 return NULL;
             }
-            o += (size_t)snprintf(out + o, 4, "$%d", k);
+            o += (size_t)snprintf(out + o, 4, "$%d", num);
         } else {
             out[o++] = ch;
         }

@@ -25,21 +25,21 @@
 int op_keys_newest(struct op_primary *p, const char *feature, int64_t *seq, uint8_t *key, size_t keylen)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        sqlite3_stmt *st = op_store_prepare(
+        struct op_db_stmt *st = op_store_prepare(
             p, "SELECT sequence, secret FROM crypto_keys WHERE feature = ?2 AND secret IS NOT"
                " NULL AND starts_at <= ?1 AND (deletes_at IS NULL OR deletes_at > ?1)"
                " ORDER BY sequence DESC LIMIT 1");
         if (!st) return -EIO;
-        sqlite3_bind_int64(st, 1, op_wall_ms());
-        sqlite3_bind_text(st, 2, feature, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        int ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
+        op_db_bind_int64(st, 1, op_wall_ms());
+        op_db_bind_text(st, 2, feature);
+        int rc = op_db_step(st);
+        int ret = rc == OP_DB_ROW ? 0 : rc == OP_DB_DONE ? -ENOENT : -EIO;
         if (ret == 0) {
-            *seq = sqlite3_column_int64(st, 0);
-            const char *hex = op_col_text(st, 1);
+            *seq = op_db_col_int64(st, 0);
+            const char *hex = op_db_col_text(st, 1);
             if (op_hex_decode(hex, strlen(hex), key, keylen) != 0) ret = -EIO;
         }
-        sqlite3_finalize(st);
+        op_db_finalize(st);
         if (ret != -ENOENT || attempt == 1) return ret;
         if (op_keys_rotate(p) != 0) return -EIO;
     }
@@ -57,22 +57,22 @@ int op_keys_verify_jws(struct op_primary *p, const char *tok, size_t len, struct
     if (rc) return rc;
     /* A key verifies while its secret is kept and its deletion time has not come (it may not have
      * started yet: clocks differ). */
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT secret FROM crypto_keys WHERE feature = 'workspace_apps_token'"
                             " AND sequence = ? AND secret IS NOT NULL"
                             " AND (deletes_at IS NULL OR deletes_at > ?)");
     if (!st) return -EIO;
-    sqlite3_bind_int64(st, 1, out->kid);
-    sqlite3_bind_int64(st, 2, op_wall_ms());
+    op_db_bind_int64(st, 1, out->kid);
+    op_db_bind_int64(st, 2, op_wall_ms());
     uint8_t key[64];
     rc = -ENOKEY;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        const char *hex = op_col_text(st, 0);
+    if (op_db_step(st) == OP_DB_ROW) {
+        const char *hex = op_db_col_text(st, 0);
         if (op_hex_decode(hex, strlen(hex), key, sizeof(key)) == 0)
             rc = op_jws_mac_ok(out, tok, key, sizeof(key)) ? 0 : -EPERM;
         op_secure_zero(key, sizeof(key));
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     return rc;
 }
 
@@ -97,33 +97,33 @@ bool op_auth_agent(struct op_primary *p, const struct op_app_request *req, struc
     id[OP_UUID_STR_LEN] = '\0';
     uint8_t hash[OP_SHA256_LEN];
     op_sha256(v + OP_UUID_STR_LEN + 1, OP_AGENT_TOKEN_SECRET_LEN, hash);
-    sqlite3_stmt *st = op_store_prepare(
+    struct op_db_stmt *st = op_store_prepare(
         p, "SELECT a.token_hashed_secret, a.name, w.id, w.name, u.id, u.username FROM workspace_agents a"
            " JOIN workspaces w ON w.id = a.workspace_id JOIN users u ON u.id = w.owner_id WHERE a.id = ?");
     if (!st) {
         op_api_error(resp, 500, "Internal error checking the agent token.", NULL);
         return false;
     }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    op_db_bind_text(st, 1, id);
     bool ok = false;
-    if (sqlite3_step(st) != SQLITE_ROW) {
+    if (op_db_step(st) != OP_DB_ROW) {
         op_api_error(resp, 401, AGENT_UNAUTHORIZED, "The agent does not exist (its workspace was deleted?).");
     } else {
-        const void *stored = sqlite3_column_blob(st, 0);
-        if (!stored || sqlite3_column_bytes(st, 0) != OP_SHA256_LEN ||
-            !op_ct_equal(stored, hash, OP_SHA256_LEN)) {
+        size_t hash_len = 0;
+        const void *stored = op_db_col_blob(st, 0, &hash_len);
+        if (!stored || hash_len != OP_SHA256_LEN || !op_ct_equal(stored, hash, OP_SHA256_LEN)) {
             op_api_error(resp, 401, AGENT_UNAUTHORIZED, "The agent token is invalid or was regenerated.");
         } else {
             snprintf(a->id, sizeof(a->id), "%s", id);
-            snprintf(a->name, sizeof(a->name), "%s", op_col_text(st, 1));
-            snprintf(a->workspace_id, sizeof(a->workspace_id), "%s", op_col_text(st, 2));
-            snprintf(a->workspace_name, sizeof(a->workspace_name), "%s", op_col_text(st, 3));
-            snprintf(a->owner_id, sizeof(a->owner_id), "%s", op_col_text(st, 4));
-            snprintf(a->owner_name, sizeof(a->owner_name), "%s", op_col_text(st, 5));
+            snprintf(a->name, sizeof(a->name), "%s", op_db_col_text(st, 1));
+            snprintf(a->workspace_id, sizeof(a->workspace_id), "%s", op_db_col_text(st, 2));
+            snprintf(a->workspace_name, sizeof(a->workspace_name), "%s", op_db_col_text(st, 3));
+            snprintf(a->owner_id, sizeof(a->owner_id), "%s", op_db_col_text(st, 4));
+            snprintf(a->owner_name, sizeof(a->owner_name), "%s", op_db_col_text(st, 5));
             ok = true;
         }
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     return ok;
 }
 
@@ -157,23 +157,24 @@ void op_api_agent_manifest(struct op_primary *p, const struct op_agent_auth *a, 
         snprintf(icon, sizeof(icon), "/emojis/1f3e1.png");
     cJSON_AddItemToArray(regions, region(p->deployment_id, "primary", dn, icon, p->access_url));
     /* Every proxy that can carry streams now: registered, healthy, not deleted, not DERP-only. */
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT id, name, display_name, icon, url FROM workspace_proxies"
-                                           " WHERE deleted = 0 AND derp_only = 0 AND url != ''"
-                                           " ORDER BY region_id");
+    struct op_db_stmt *st =
+        op_store_prepare(p, "SELECT id, name, display_name, icon, url FROM workspace_proxies"
+                            " WHERE deleted = 0 AND derp_only = 0 AND url != ''"
+                            " ORDER BY region_id");
     if (!st) {
         cJSON_Delete(o);
         op_api_error(resp, 500, "Internal error fetching the manifest.", NULL);
         return;
     }
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (op_health_get(p, op_col_text(st, 0)) != OP_HEALTH_OK) continue;
-        cJSON *rg = region(op_col_text(st, 0), op_col_text(st, 1), op_col_text(st, 2), op_col_text(st, 3),
-                           op_col_text(st, 4));
+    while (op_db_step(st) == OP_DB_ROW) {
+        if (op_health_get(p, op_db_col_text(st, 0)) != OP_HEALTH_OK) continue;
+        cJSON *rg = region(op_db_col_text(st, 0), op_db_col_text(st, 1), op_db_col_text(st, 2),
+                           op_db_col_text(st, 3), op_db_col_text(st, 4));
         /* The live replicas, each reachable on its own: an agent needs a control connection on every one
          * (docs/agent-protocol.md §2). */
         struct op_replica_ref reps[OP_REPLICAS_MAX];
-        int nr =
-            op_proxy_live_replicas(p, op_col_text(st, 0), op_col_text(st, 4), reps, OP_REPLICAS_MAX, NULL);
+        int nr = op_proxy_live_replicas(p, op_db_col_text(st, 0), op_db_col_text(st, 4), reps,
+                                        OP_REPLICAS_MAX, NULL);
         cJSON *ra = cJSON_AddArrayToObject(rg, "replicas");
         for (int i = 0; i < nr; i++) {
             cJSON *one = cJSON_CreateObject();
@@ -183,7 +184,7 @@ void op_api_agent_manifest(struct op_primary *p, const struct op_agent_auth *a, 
         }
         cJSON_AddItemToArray(regions, rg);
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     op_api_json(resp, 200, o);
 }
 
@@ -362,7 +363,7 @@ void op_api_agent_report(struct op_primary *p, const struct op_agent_auth *a,
     stopping = life && (strncmp(life, "shut", 4) == 0 || strcmp(life, "off") == 0);
     int64_t now = op_wall_ms();
     /* Absent fields keep their stored value; a stopping agent is disconnected at once. */
-    sqlite3_stmt *st = NULL;
+    struct op_db_stmt *st = NULL;
     int rc = op_store_begin(p);
     if (!rc)
         st = op_store_prepare(
@@ -376,15 +377,15 @@ void op_api_agent_report(struct op_primary *p, const struct op_agent_auth *a,
                " WHERE id = ?10");
     rc = -EIO;
     if (st) {
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int(st, 2, stopping);
+        op_db_bind_int64(st, 1, now);
+        op_db_bind_int64(st, 2, stopping);
         const char *vals[] = {apps, ports, regions, life, strs[0], strs[1], strs[2]};
         for (int i = 0; i < 7; i++)
-            if (vals[i]) sqlite3_bind_text(st, 3 + i, vals[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 10, a->id, -1, SQLITE_STATIC);
-        if (host_key) sqlite3_bind_text(st, 11, host_key, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(p->db) == 1 ? 0 : -EIO;
-        sqlite3_finalize(st);
+            if (vals[i]) op_db_bind_text(st, 3 + i, vals[i]);
+        op_db_bind_text(st, 10, a->id);
+        if (host_key) op_db_bind_text(st, 11, host_key);
+        rc = op_db_step(st) == OP_DB_DONE && op_db_changes(st) == 1 ? 0 : -EIO;
+        op_db_finalize(st);
     }
     if (!op_api_commit(p, rc, resp, "Internal error storing the agent report.", false)) goto out;
     if (stopping)
@@ -441,18 +442,18 @@ void op_api_agent_connect_token(struct op_primary *p, const struct op_user *u, c
                                 const struct op_app_request *req, struct op_app_response *resp)
 {
     struct op_connect_claims c = {0};
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT a.id, a.workspace_id FROM workspace_agents a WHERE a.id = lower(?)");
     int rc = -EIO;
     if (st) {
-        sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_STATIC);
-        int s = sqlite3_step(st);
-        rc = s == SQLITE_ROW ? 0 : s == SQLITE_DONE ? -ENOENT : -EIO;
+        op_db_bind_text(st, 1, agent_id);
+        int s = op_db_step(st);
+        rc = s == OP_DB_ROW ? 0 : s == OP_DB_DONE ? -ENOENT : -EIO;
         if (rc == 0) {
-            snprintf(c.agent_id, sizeof(c.agent_id), "%s", op_col_text(st, 0));
-            snprintf(c.workspace_id, sizeof(c.workspace_id), "%s", op_col_text(st, 1));
+            snprintf(c.agent_id, sizeof(c.agent_id), "%s", op_db_col_text(st, 0));
+            snprintf(c.workspace_id, sizeof(c.workspace_id), "%s", op_db_col_text(st, 1));
         }
-        sqlite3_finalize(st);
+        op_db_finalize(st);
     }
     if (rc == 0) rc = op_workspace_access(p, u, c.workspace_id, NULL);
     if (rc) {
@@ -482,10 +483,10 @@ void op_api_agent_connect_token(struct op_primary *p, const struct op_user *u, c
             p, "SELECT name FROM workspace_proxies WHERE lower(name) = lower(?) AND deleted = 0"
                " AND derp_only = 0");
         if (st) {
-            sqlite3_bind_text(st, 1, reg, -1, SQLITE_STATIC);
-            if (sqlite3_step(st) == SQLITE_ROW)
-                snprintf(c.region, sizeof(c.region), "%s", op_col_text(st, 0));
-            sqlite3_finalize(st);
+            op_db_bind_text(st, 1, reg);
+            if (op_db_step(st) == OP_DB_ROW)
+                snprintf(c.region, sizeof(c.region), "%s", op_db_col_text(st, 0));
+            op_db_finalize(st);
         }
         if (!*c.region) {
             char msg[120];
@@ -518,17 +519,17 @@ void op_api_agent_regen_token(struct op_primary *p, const struct op_user *u, con
 {
     int rc = op_workspace_access(p, u, ws_id, NULL);
     char aid[OP_UUID_STR_LEN + 1] = "";
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         rc ? NULL
            : op_store_prepare(p, "SELECT id FROM workspace_agents WHERE workspace_id = lower(?) AND"
                                  " lower(name) = lower(?)");
     if (st) {
-        sqlite3_bind_text(st, 1, ws_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, agent_name, -1, SQLITE_STATIC);
-        int s = sqlite3_step(st);
-        rc = s == SQLITE_ROW ? 0 : s == SQLITE_DONE ? -ENOENT : -EIO;
-        if (rc == 0) snprintf(aid, sizeof(aid), "%s", op_col_text(st, 0));
-        sqlite3_finalize(st);
+        op_db_bind_text(st, 1, ws_id);
+        op_db_bind_text(st, 2, agent_name);
+        int s = op_db_step(st);
+        rc = s == OP_DB_ROW ? 0 : s == OP_DB_DONE ? -ENOENT : -EIO;
+        if (rc == 0) snprintf(aid, sizeof(aid), "%s", op_db_col_text(st, 0));
+        op_db_finalize(st);
     } else if (!rc) {
         rc = -EIO;
     }
@@ -544,11 +545,11 @@ void op_api_agent_regen_token(struct op_primary *p, const struct op_user *u, con
                   p, "UPDATE workspace_agents SET token_hashed_secret = ?, updated_at = ? WHERE id = ?");
     rc = -EIO;
     if (st) {
-        sqlite3_bind_blob(st, 1, hash, sizeof(hash), SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, op_wall_ms());
-        sqlite3_bind_text(st, 3, aid, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-        sqlite3_finalize(st);
+        op_db_bind_blob(st, 1, hash, sizeof(hash));
+        op_db_bind_int64(st, 2, op_wall_ms());
+        op_db_bind_text(st, 3, aid);
+        rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+        op_db_finalize(st);
     }
     if (rc || op_store_commit(p)) {
         op_store_rollback(p);

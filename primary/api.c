@@ -47,9 +47,9 @@ bool op_api_commit(struct op_primary *p, int rc, struct op_app_response *resp, c
 {
     if (!rc && !op_store_commit(p)) return true;
     /* A full disk is the operator's to fix, not a bug: say so (507), and what still works. */
-    bool full = (sqlite3_extended_errcode(p->db) & 0xff) == SQLITE_FULL;
+    bool full = op_db_last_error(p->db) == -ENOSPC;
     char detail[300];
-    snprintf(detail, sizeof(detail), "%s", sqlite3_errmsg(p->db));
+    snprintf(detail, sizeof(detail), "%s", op_db_errmsg(p->db));
     op_store_rollback(p);
     if (full)
         op_api_error(resp, 507,

@@ -263,37 +263,38 @@ static bool find_app(const char *apps_json, const char *slug, struct target *t)
  * -EIO. */
 static int resolve(struct op_primary *p, const struct op_wsapp_req *r, int port, struct target *t)
 {
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT w.id, w.owner_id FROM workspaces w JOIN users u ON"
-                                           " u.id = w.owner_id WHERE (u.id = lower(?1) OR lower(u.username) ="
-                                           " lower(?1)) AND (w.id = lower(?2) OR lower(w.name) = lower(?2))");
+    struct op_db_stmt *st =
+        op_store_prepare(p, "SELECT w.id, w.owner_id FROM workspaces w JOIN users u ON"
+                            " u.id = w.owner_id WHERE (u.id = lower(?1) OR lower(u.username) ="
+                            " lower(?1)) AND (w.id = lower(?2) OR lower(w.name) = lower(?2))");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, r->user, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->workspace, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        snprintf(t->ws_id, sizeof(t->ws_id), "%s", op_col_text(st, 0));
-        snprintf(t->owner_id, sizeof(t->owner_id), "%s", op_col_text(st, 1));
+    op_db_bind_text(st, 1, r->user);
+    op_db_bind_text(st, 2, r->workspace);
+    int rc = op_db_step(st);
+    if (rc == OP_DB_ROW) {
+        snprintf(t->ws_id, sizeof(t->ws_id), "%s", op_db_col_text(st, 0));
+        snprintf(t->owner_id, sizeof(t->owner_id), "%s", op_db_col_text(st, 1));
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW) {
+    op_db_finalize(st);
+    if (rc != OP_DB_ROW) {
         t->reason = "no such user or workspace";
-        return rc == SQLITE_DONE ? -ENOENT : -EIO;
+        return rc == OP_DB_DONE ? -ENOENT : -EIO;
     }
     st =
         op_store_prepare(p, "SELECT id, name, apps, created_at, connection_timeout_ms, first_connected_at,"
                             " last_connected_at, disconnected_at FROM workspace_agents WHERE workspace_id = ?"
                             " ORDER BY lower(name)");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, t->ws_id, -1, SQLITE_STATIC);
+    op_db_bind_text(st, 1, t->ws_id);
     int matches = 0, agents = 0;
     int64_t now = op_wall_ms();
     struct target found = *t;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = op_db_step(st)) == OP_DB_ROW) {
         agents++;
-        const char *id = op_col_text(st, 0), *name = op_col_text(st, 1);
+        const char *id = op_db_col_text(st, 0), *name = op_db_col_text(st, 1);
         if (r->agent[0] && strcasecmp(id, r->agent) != 0 && strcasecmp(name, r->agent) != 0) continue;
         struct target cand = *t;
-        if (port < 0 && !find_app(op_col_text(st, 2), r->slug_or_port, &cand)) {
+        if (port < 0 && !find_app(op_db_col_text(st, 2), r->slug_or_port, &cand)) {
             if (r->agent[0]) break; /* the named agent has no such app */
             continue;
         }
@@ -302,12 +303,12 @@ static int resolve(struct op_primary *p, const struct op_wsapp_req *r, int port,
             snprintf(cand.level, sizeof(cand.level), "%s", t->level);
             int sr = op_port_share_level(p, t->ws_id, name, port, cand.level, sizeof(cand.level));
             if (sr == -EIO) {
-                sqlite3_finalize(st);
+                op_db_finalize(st);
                 return -EIO;
             }
         }
-#define COL_TIME(i) (sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i))
-        const char *status = op_agent_status(p, now, sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
+#define COL_TIME(i) (op_db_col_is_null(st, i) ? -1 : op_db_col_int64(st, i))
+        const char *status = op_agent_status(p, now, op_db_col_int64(st, 3), op_db_col_int64(st, 4),
                                              COL_TIME(5), COL_TIME(6), COL_TIME(7));
 #undef COL_TIME
         snprintf(cand.agent_id, sizeof(cand.agent_id), "%s", id);
@@ -316,8 +317,8 @@ static int resolve(struct op_primary *p, const struct op_wsapp_req *r, int port,
         matches++;
         if (r->agent[0]) break;
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return -EIO;
+    op_db_finalize(st);
+    if (rc != OP_DB_ROW && rc != OP_DB_DONE) return -EIO;
     /* Without an agent name: the only agent, or the only agent that has the app. */
     if (matches == 1 && (r->agent[0] || agents == 1 || port < 0)) {
         *t = found;

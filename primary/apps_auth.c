@@ -203,7 +203,7 @@ static bool allowed_host(struct op_primary *p, const char *hp, bool *https, bool
         *https = strncasecmp(p->access_url, "https:", 6) == 0;
         return true;
     }
-    sqlite3_stmt *st = op_store_prepare(
+    struct op_db_stmt *st = op_store_prepare(
         p, "SELECT url, wildcard_hostname FROM workspace_proxies WHERE deleted = 0 AND url != ''");
     if (!st) {
         *db_error = true;
@@ -211,8 +211,8 @@ static bool allowed_host(struct op_primary *p, const char *hp, bool *https, bool
     }
     bool ok = false;
     int rc;
-    while (!ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *url = op_col_text(st, 0), *wild = op_col_text(st, 1);
+    while (!ok && (rc = op_db_step(st)) == OP_DB_ROW) {
+        const char *url = op_db_col_text(st, 0), *wild = op_db_col_text(st, 1);
         char theirs[300];
         url_hostport(url, theirs, sizeof(theirs));
         if ((*theirs && strcmp(hp, theirs) == 0) || (*wild && wildcard_match(wild, hp, port_of(theirs)))) {
@@ -220,7 +220,7 @@ static bool allowed_host(struct op_primary *p, const char *hp, bool *https, bool
             *https = strncasecmp(url, "https:", 6) == 0;
         }
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     return ok;
 }
 

@@ -56,9 +56,9 @@ bool op_password_verify(const char *password, const char *encoded)
 
 static bool has_user(struct op_primary *p)
 {
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT 1 FROM users LIMIT 1");
-    bool any = st && sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
+    struct op_db_stmt *st = op_store_prepare(p, "SELECT 1 FROM users LIMIT 1");
+    bool any = st && op_db_step(st) == OP_DB_ROW;
+    op_db_finalize(st);
     return any;
 }
 
@@ -169,28 +169,28 @@ int op_api_key_create(struct op_primary *p, const char *user_id, const char *sco
     int64_t now = op_wall_ms();
     int rc = op_store_begin(p);
     if (!rc) {
-        sqlite3_stmt *st = op_store_prepare(
+        struct op_db_stmt *st = op_store_prepare(
             p, "INSERT INTO api_keys (id, hashed_secret, user_id, login_type, lifetime_seconds,"
                " created_at, last_used, expires_at, scope) VALUES (?, ?, ?, 'password', ?, ?, ?, ?, ?)");
         rc = -EIO;
         if (st) {
-            sqlite3_bind_text(st, 1, keyid, -1, SQLITE_STATIC);
-            sqlite3_bind_blob(st, 2, hash, sizeof(hash), SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, user_id, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 4, lifetime_s);
-            sqlite3_bind_int64(st, 5, now);
-            sqlite3_bind_int64(st, 6, now);
-            sqlite3_bind_int64(st, 7, expires_ms);
-            sqlite3_bind_text(st, 8, scope, -1, SQLITE_STATIC);
-            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-            sqlite3_finalize(st);
+            op_db_bind_text(st, 1, keyid);
+            op_db_bind_blob(st, 2, hash, sizeof(hash));
+            op_db_bind_text(st, 3, user_id);
+            op_db_bind_int64(st, 4, lifetime_s);
+            op_db_bind_int64(st, 5, now);
+            op_db_bind_int64(st, 6, now);
+            op_db_bind_int64(st, 7, expires_ms);
+            op_db_bind_text(st, 8, scope);
+            rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+            op_db_finalize(st);
         }
         st = rc ? NULL : op_store_prepare(p, "UPDATE users SET last_seen_at = ? WHERE id = ?");
         if (st) {
-            sqlite3_bind_int64(st, 1, now);
-            sqlite3_bind_text(st, 2, user_id, -1, SQLITE_STATIC);
-            sqlite3_step(st);
-            sqlite3_finalize(st);
+            op_db_bind_int64(st, 1, now);
+            op_db_bind_text(st, 2, user_id);
+            op_db_step(st);
+            op_db_finalize(st);
         }
         rc = rc ? rc : op_store_commit(p);
     }
@@ -203,18 +203,18 @@ int op_api_key_create(struct op_primary *p, const char *user_id, const char *sco
 int op_login_password(struct op_primary *p, const char *who, const char *password,
                       char token[OP_API_KEY_LEN + 1], const char **message)
 {
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT id, hashed_password, status FROM users WHERE lower(email) = "
                             "lower(?1) OR lower(username) = lower(?1) LIMIT 1");
     char uid[OP_UUID_STR_LEN + 1] = "", hashed[200] = "", status[16] = "";
     if (st) {
-        sqlite3_bind_text(st, 1, who, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            snprintf(uid, sizeof(uid), "%s", op_col_text(st, 0));
-            snprintf(hashed, sizeof(hashed), "%s", op_col_text(st, 1));
-            snprintf(status, sizeof(status), "%s", op_col_text(st, 2));
+        op_db_bind_text(st, 1, who);
+        if (op_db_step(st) == OP_DB_ROW) {
+            snprintf(uid, sizeof(uid), "%s", op_db_col_text(st, 0));
+            snprintf(hashed, sizeof(hashed), "%s", op_db_col_text(st, 1));
+            snprintf(status, sizeof(status), "%s", op_db_col_text(st, 2));
         }
-        sqlite3_finalize(st);
+        op_db_finalize(st);
     }
     bool ok;
     if (*uid) {
@@ -329,31 +329,31 @@ int op_auth_token(struct op_primary *p, const char *token, bool app_connect_ok, 
     char keyid[KEY_ID_LEN + 1];
     memcpy(keyid, token, KEY_ID_LEN);
     keyid[KEY_ID_LEN] = '\0';
-    sqlite3_stmt *st = op_store_prepare(
+    struct op_db_stmt *st = op_store_prepare(
         p, "SELECT k.hashed_secret, k.expires_at, k.last_used, u.id, u.username, u.email, u.roles, u.status,"
            " k.scope FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?");
     if (!st) {
         why->message = "Internal error fetching API key by id.";
         return -EIO;
     }
-    sqlite3_bind_text(st, 1, keyid, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_finalize(st);
+    op_db_bind_text(st, 1, keyid);
+    if (op_db_step(st) != OP_DB_ROW) {
+        op_db_finalize(st);
         snprintf(why->detail, sizeof(why->detail), "API key is invalid.");
         return -EACCES;
     }
-    const void *stored = sqlite3_column_blob(st, 0);
-    bool match =
-        stored && sqlite3_column_bytes(st, 0) == OP_SHA256_LEN && op_ct_equal(stored, hash, OP_SHA256_LEN);
-    int64_t expires = sqlite3_column_int64(st, 1), last_used = sqlite3_column_int64(st, 2);
-    snprintf(user->id, sizeof(user->id), "%s", op_col_text(st, 3));
-    snprintf(user->username, sizeof(user->username), "%s", op_col_text(st, 4));
-    snprintf(user->email, sizeof(user->email), "%s", op_col_text(st, 5));
-    user->owner = strstr(op_col_text(st, 6), "owner") != NULL;
-    bool active = strcmp(op_col_text(st, 7), "active") == 0;
-    user->app_connect = strcmp(op_col_text(st, 8), "all") != 0;
+    size_t stored_len = 0;
+    const void *stored = op_db_col_blob(st, 0, &stored_len);
+    bool match = stored && stored_len == OP_SHA256_LEN && op_ct_equal(stored, hash, OP_SHA256_LEN);
+    int64_t expires = op_db_col_int64(st, 1), last_used = op_db_col_int64(st, 2);
+    snprintf(user->id, sizeof(user->id), "%s", op_db_col_text(st, 3));
+    snprintf(user->username, sizeof(user->username), "%s", op_db_col_text(st, 4));
+    snprintf(user->email, sizeof(user->email), "%s", op_db_col_text(st, 5));
+    user->owner = strstr(op_db_col_text(st, 6), "owner") != NULL;
+    bool active = strcmp(op_db_col_text(st, 7), "active") == 0;
+    user->app_connect = strcmp(op_db_col_text(st, 8), "all") != 0;
     user->key_expires_ms = expires;
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     int64_t now = op_wall_ms();
     if (!match) {
         snprintf(why->detail, sizeof(why->detail), "API key secret is invalid.");
@@ -384,10 +384,10 @@ int op_auth_token(struct op_primary *p, const char *token, bool app_connect_ok, 
                    " WHERE id = ?2");
             bool ok = false;
             if (st) {
-                sqlite3_bind_int64(st, 1, now);
-                sqlite3_bind_text(st, 2, keyid, -1, SQLITE_STATIC);
-                ok = sqlite3_step(st) == SQLITE_DONE;
-                sqlite3_finalize(st);
+                op_db_bind_int64(st, 1, now);
+                op_db_bind_text(st, 2, keyid);
+                ok = op_db_step(st) == OP_DB_DONE;
+                op_db_finalize(st);
             }
             if (!ok || op_store_commit(p))
                 op_store_rollback(p); /* best effort: the request itself is still authorised */
@@ -398,9 +398,9 @@ int op_auth_token(struct op_primary *p, const char *token, bool app_connect_ok, 
             st = op_store_prepare(p, "SELECT expires_at FROM api_keys WHERE id = ?");
             user->key_expires_ms = expires;
             if (st) {
-                sqlite3_bind_text(st, 1, keyid, -1, SQLITE_STATIC);
-                if (sqlite3_step(st) == SQLITE_ROW) user->key_expires_ms = sqlite3_column_int64(st, 0);
-                sqlite3_finalize(st);
+                op_db_bind_text(st, 1, keyid);
+                if (op_db_step(st) == OP_DB_ROW) user->key_expires_ms = op_db_col_int64(st, 0);
+                op_db_finalize(st);
             }
         }
     }
@@ -439,13 +439,13 @@ void op_api_users_logout(struct op_primary *p, const struct op_app_request *req,
     char token[128];
     if (op_session_token(req, token, sizeof(token), true) > KEY_ID_LEN) {
         token[KEY_ID_LEN] = '\0';
-        sqlite3_stmt *st = NULL;
+        struct op_db_stmt *st = NULL;
         if (op_store_begin(p) == 0 &&
             (st = op_store_prepare(p, "DELETE FROM api_keys WHERE id = ?")) != NULL) {
-            sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
-            int rc = sqlite3_step(st);
-            sqlite3_finalize(st);
-            if (rc != SQLITE_DONE || op_store_commit(p)) {
+            op_db_bind_text(st, 1, token);
+            int rc = op_db_step(st);
+            op_db_finalize(st);
+            if (rc != OP_DB_DONE || op_store_commit(p)) {
                 op_store_rollback(p);
                 op_api_error(resp, 500, "Internal error deleting API key.", NULL);
                 return;

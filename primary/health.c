@@ -504,17 +504,17 @@ static void finish_probe(struct op_health *h, struct probe *pr, CURLcode res)
 static int start_round(struct op_primary *p)
 {
     struct op_health *h = p->health;
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT id, url FROM workspace_proxies WHERE deleted = 0");
+    struct op_db_stmt *st = op_store_prepare(p, "SELECT id, url FROM workspace_proxies WHERE deleted = 0");
     if (!st) return -EIO;
     size_t old_n = h->n, qn = 0, qcap = 0;
     struct target *q = NULL;
     bool *keep = calloc(old_n + 1, sizeof(bool));
     if (!keep) {
-        sqlite3_finalize(st);
+        op_db_finalize(st);
         return -ENOMEM;
     }
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *id = op_col_text(st, 0), *url = op_col_text(st, 1);
+    while (op_db_step(st) == OP_DB_ROW) {
+        const char *id = op_db_col_text(st, 0), *url = op_db_col_text(st, 1);
         for (size_t i = 0; i < old_n; i++)
             if (strcmp(h->entries[i].id, id) == 0) keep[i] = true;
         if (!*url) {
@@ -543,7 +543,7 @@ static int start_round(struct op_primary *p)
             t->order = i;
         }
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     /* Forget deleted proxies; entries added during the scan (index >= old_n) are new and kept. */
     size_t w = 0;
     for (size_t i = 0; i < h->n; i++) {

@@ -35,15 +35,15 @@ static int insert_key(struct op_primary *p, const struct feature *f, int64_t seq
     if (rc) return rc;
     op_hex_encode(raw, f->secret_len, hex);
     op_secure_zero(raw, sizeof(raw));
-    sqlite3_stmt *st = op_store_prepare(
+    struct op_db_stmt *st = op_store_prepare(
         p, "INSERT INTO crypto_keys (feature, sequence, secret, starts_at) VALUES (?, ?, ?, ?)");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, f->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, seq);
-    sqlite3_bind_text(st, 3, hex, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 4, starts_at);
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-    sqlite3_finalize(st);
+    op_db_bind_text(st, 1, f->name);
+    op_db_bind_int64(st, 2, seq);
+    op_db_bind_text(st, 3, hex);
+    op_db_bind_int64(st, 4, starts_at);
+    rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+    op_db_finalize(st);
     op_secure_zero(hex, sizeof(hex));
     if (!rc) op_info("keys", "new %s key, sequence %lld", f->name, (long long)seq);
     return rc;
@@ -52,14 +52,14 @@ static int insert_key(struct op_primary *p, const struct feature *f, int64_t seq
 static int rotate_feature(struct op_primary *p, const struct feature *f, int64_t now)
 {
     /* Forget the secrets of keys past their deletion time. */
-    sqlite3_stmt *st = op_store_prepare(p, "UPDATE crypto_keys SET secret = NULL WHERE feature = ? AND "
-                                           "deletes_at IS NOT NULL AND deletes_at <= ?"
-                                           " AND secret IS NOT NULL");
+    struct op_db_stmt *st = op_store_prepare(p, "UPDATE crypto_keys SET secret = NULL WHERE feature = ? AND "
+                                                "deletes_at IS NOT NULL AND deletes_at <= ?"
+                                                " AND secret IS NOT NULL");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, f->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-    sqlite3_finalize(st);
+    op_db_bind_text(st, 1, f->name);
+    op_db_bind_int64(st, 2, now);
+    int rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+    op_db_finalize(st);
     if (rc) return rc;
 
     int64_t max_seq = 0, latest_seq = -1, latest_start = 0;
@@ -67,11 +67,11 @@ static int rotate_feature(struct op_primary *p, const struct feature *f, int64_t
     st = op_store_prepare(p, "SELECT sequence, starts_at, deletes_at FROM crypto_keys WHERE feature = ?"
                              " ORDER BY sequence");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, f->name, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t seq = sqlite3_column_int64(st, 0), start = sqlite3_column_int64(st, 1);
-        bool has_del = sqlite3_column_type(st, 2) != SQLITE_NULL;
-        int64_t del = sqlite3_column_int64(st, 2);
+    op_db_bind_text(st, 1, f->name);
+    while ((rc = op_db_step(st)) == OP_DB_ROW) {
+        int64_t seq = op_db_col_int64(st, 0), start = op_db_col_int64(st, 1);
+        bool has_del = !op_db_col_is_null(st, 2);
+        int64_t del = op_db_col_int64(st, 2);
         max_seq = OP_MAX(max_seq, seq);
         bool can_sign = start <= now && (!has_del || now < del);
         if (can_sign) {
@@ -80,8 +80,8 @@ static int rotate_feature(struct op_primary *p, const struct feature *f, int64_t
             latest_has_delete = has_del;
         }
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return -EIO;
+    op_db_finalize(st);
+    if (rc != OP_DB_DONE) return -EIO;
     if (latest_seq < 0) return insert_key(p, f, max_seq + 1, now);
     int64_t expiry = latest_start + KEY_LIFETIME_MS;
     if (now < expiry - ROTATE_BEFORE_MS || max_seq > latest_seq || latest_has_delete) return 0;
@@ -90,11 +90,11 @@ static int rotate_feature(struct op_primary *p, const struct feature *f, int64_t
     if (rc) return rc;
     st = op_store_prepare(p, "UPDATE crypto_keys SET deletes_at = ? WHERE feature = ? AND sequence = ?");
     if (!st) return -EIO;
-    sqlite3_bind_int64(st, 1, start + DELETE_GRACE_MS);
-    sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, latest_seq);
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-    sqlite3_finalize(st);
+    op_db_bind_int64(st, 1, start + DELETE_GRACE_MS);
+    op_db_bind_text(st, 2, f->name);
+    op_db_bind_int64(st, 3, latest_seq);
+    rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+    op_db_finalize(st);
     return rc;
 }
 
@@ -133,27 +133,28 @@ void op_api_crypto_keys(struct op_primary *p, const struct op_app_request *req, 
         op_api_error(resp, 500, "Internal error fetching crypto keys.", NULL);
         return;
     }
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT sequence, secret, starts_at, deletes_at FROM crypto_keys"
-                                           " WHERE feature = ? AND secret IS NOT NULL ORDER BY sequence");
+    struct op_db_stmt *st =
+        op_store_prepare(p, "SELECT sequence, secret, starts_at, deletes_at FROM crypto_keys"
+                            " WHERE feature = ? AND secret IS NOT NULL ORDER BY sequence");
     if (!st) {
         op_api_error(resp, 500, "Internal error fetching crypto keys.", NULL);
         return;
     }
-    sqlite3_bind_text(st, 1, f->name, -1, SQLITE_STATIC);
+    op_db_bind_text(st, 1, f->name);
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "crypto_keys");
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (op_db_step(st) == OP_DB_ROW) {
         char t[32];
         cJSON *k = cJSON_CreateObject();
         cJSON_AddStringToObject(k, "feature", f->name);
-        cJSON_AddStringToObject(k, "secret", op_col_text(st, 1));
-        cJSON_AddNumberToObject(k, "sequence", (double)sqlite3_column_int64(st, 0));
-        op_format_time(sqlite3_column_int64(st, 2), t);
+        cJSON_AddStringToObject(k, "secret", op_db_col_text(st, 1));
+        cJSON_AddNumberToObject(k, "sequence", (double)op_db_col_int64(st, 0));
+        op_format_time(op_db_col_int64(st, 2), t);
         cJSON_AddStringToObject(k, "starts_at", t);
-        op_format_time(sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3), t);
+        op_format_time(op_db_col_is_null(st, 3) ? -1 : op_db_col_int64(st, 3), t);
         cJSON_AddStringToObject(k, "deletes_at", t);
         cJSON_AddItemToArray(arr, k);
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     op_api_json(resp, 200, o);
 }

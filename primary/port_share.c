@@ -35,17 +35,17 @@ static cJSON *share_json(const char *ws, const char *agent, int port, const char
 int op_port_share_level(struct op_primary *p, const char *ws_id, const char *agent_name, int port,
                         char *level, size_t levellen)
 {
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT share_level FROM workspace_agent_port_shares WHERE"
                             " workspace_id = lower(?) AND lower(agent_name) = lower(?) AND port = ?");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, ws_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, agent_name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, port);
-    int rc = sqlite3_step(st);
-    int ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
-    if (ret == 0) snprintf(level, levellen, "%s", op_col_text(st, 0));
-    sqlite3_finalize(st);
+    op_db_bind_text(st, 1, ws_id);
+    op_db_bind_text(st, 2, agent_name);
+    op_db_bind_int64(st, 3, port);
+    int rc = op_db_step(st);
+    int ret = rc == OP_DB_ROW ? 0 : rc == OP_DB_DONE ? -ENOENT : -EIO;
+    if (ret == 0) snprintf(level, levellen, "%s", op_db_col_text(st, 0));
+    op_db_finalize(st);
     return ret;
 }
 
@@ -68,20 +68,20 @@ static int share_key(struct op_primary *p, const char *ws_id, const cJSON *body,
         return -EINVAL;
     }
     *port = pj->valueint;
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT name FROM workspace_agents WHERE workspace_id = lower(?) AND"
                             " lower(name) = lower(?)");
     if (!st) {
         op_api_error(resp, 500, "Internal error.", NULL);
         return -EIO;
     }
-    sqlite3_bind_text(st, 1, ws_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, agent, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) snprintf(name, namelen, "%s", op_col_text(st, 0));
-    sqlite3_finalize(st);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE)
+    op_db_bind_text(st, 1, ws_id);
+    op_db_bind_text(st, 2, agent);
+    int rc = op_db_step(st);
+    if (rc == OP_DB_ROW) snprintf(name, namelen, "%s", op_db_col_text(st, 0));
+    op_db_finalize(st);
+    if (rc == OP_DB_ROW) return 0;
+    if (rc == OP_DB_DONE)
         op_api_validation(resp, 400, "Invalid port share request.", "agent_name",
                           "the workspace has no agent of that name");
     else
@@ -91,22 +91,23 @@ static int share_key(struct op_primary *p, const char *ws_id, const cJSON *body,
 
 static void share_list(struct op_primary *p, const char *ws_id, struct op_app_response *resp)
 {
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT workspace_id, agent_name, port, share_level, protocol FROM"
-                                           " workspace_agent_port_shares WHERE workspace_id = lower(?)"
-                                           " ORDER BY lower(agent_name), port");
+    struct op_db_stmt *st =
+        op_store_prepare(p, "SELECT workspace_id, agent_name, port, share_level, protocol FROM"
+                            " workspace_agent_port_shares WHERE workspace_id = lower(?)"
+                            " ORDER BY lower(agent_name), port");
     if (!st) {
         op_api_error(resp, 500, "Internal error.", NULL);
         return;
     }
-    sqlite3_bind_text(st, 1, ws_id, -1, SQLITE_STATIC);
+    op_db_bind_text(st, 1, ws_id);
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "shares");
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        cJSON_AddItemToArray(arr,
-                             share_json(op_col_text(st, 0), op_col_text(st, 1), sqlite3_column_int(st, 2),
-                                        op_col_text(st, 3), op_col_text(st, 4)));
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
+    while ((rc = op_db_step(st)) == OP_DB_ROW)
+        cJSON_AddItemToArray(arr, share_json(op_db_col_text(st, 0), op_db_col_text(st, 1),
+                                             (int)op_db_col_int64(st, 2), op_db_col_text(st, 3),
+                                             op_db_col_text(st, 4)));
+    op_db_finalize(st);
+    if (rc != OP_DB_DONE) {
         cJSON_Delete(o);
         op_api_error(resp, 500, "Internal error.", NULL);
         return;
@@ -136,20 +137,20 @@ static void share_upsert(struct op_primary *p, const struct op_user *u, const ch
         return;
     }
     int rc = op_store_begin(p);
-    sqlite3_stmt *st = NULL;
+    struct op_db_stmt *st = NULL;
     if (!rc && (st = op_store_prepare(
                     p, "INSERT INTO workspace_agent_port_shares (workspace_id, agent_name, port,"
                        " share_level, protocol, created_at) VALUES (lower(?), ?, ?, ?, ?, ?)"
                        " ON CONFLICT (workspace_id, agent_name, port) DO UPDATE SET"
                        " share_level = excluded.share_level, protocol = excluded.protocol")) != NULL) {
-        sqlite3_bind_text(st, 1, ws_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, agent, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, port);
-        sqlite3_bind_text(st, 4, level, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, proto, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 6, op_wall_ms());
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-        sqlite3_finalize(st);
+        op_db_bind_text(st, 1, ws_id);
+        op_db_bind_text(st, 2, agent);
+        op_db_bind_int64(st, 3, port);
+        op_db_bind_text(st, 4, level);
+        op_db_bind_text(st, 5, proto);
+        op_db_bind_int64(st, 6, op_wall_ms());
+        rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+        op_db_finalize(st);
     } else if (!rc) {
         rc = -EIO;
     }
@@ -170,16 +171,16 @@ static void share_delete(struct op_primary *p, const struct op_user *u, const ch
     int port = 0;
     if (share_key(p, ws_id, body, agent, sizeof(agent), &port, resp) != 0) return;
     int rc = op_store_begin(p), changed = 0;
-    sqlite3_stmt *st = NULL;
+    struct op_db_stmt *st = NULL;
     if (!rc &&
         (st = op_store_prepare(p, "DELETE FROM workspace_agent_port_shares WHERE workspace_id = lower(?)"
                                   " AND agent_name = ? AND port = ?")) != NULL) {
-        sqlite3_bind_text(st, 1, ws_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, agent, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, port);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-        changed = sqlite3_changes(p->db);
-        sqlite3_finalize(st);
+        op_db_bind_text(st, 1, ws_id);
+        op_db_bind_text(st, 2, agent);
+        op_db_bind_int64(st, 3, port);
+        rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+        changed = op_db_changes(st);
+        op_db_finalize(st);
     } else if (!rc) {
         rc = -EIO;
     }

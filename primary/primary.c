@@ -135,7 +135,7 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
     }
     char path[4200];
     snprintf(path, sizeof(path), "%s/outpost.db", cfg->data_dir);
-    rc = op_store_open(p, path, err, errlen);
+    rc = op_store_open(p, cfg->postgres_url ? cfg->postgres_url : path, err, errlen);
     if (rc) {
         op_primary_close(p);
         return rc;
@@ -189,15 +189,15 @@ static void region_keys(struct op_primary *p)
 {
     struct op_region_key keys[OP_REGION_MAX_KEYS];
     int n = 0;
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT sequence, secret FROM crypto_keys WHERE feature = "
                             "'workspace_apps_token' AND secret IS NOT NULL ORDER BY sequence DESC");
-    while (st && n < OP_REGION_MAX_KEYS && sqlite3_step(st) == SQLITE_ROW) {
-        const char *hex = op_col_text(st, 1);
-        keys[n].kid = sqlite3_column_int64(st, 0);
+    while (st && n < OP_REGION_MAX_KEYS && op_db_step(st) == OP_DB_ROW) {
+        const char *hex = op_db_col_text(st, 1);
+        keys[n].kid = op_db_col_int64(st, 0);
         if (op_hex_decode(hex, strlen(hex), keys[n].secret, sizeof(keys[n].secret)) == 0) n++;
     }
-    if (st) sqlite3_finalize(st);
+    if (st) op_db_finalize(st);
     uint8_t digest[64];
     op_sha512(keys, (size_t)n * sizeof(keys[0]), digest);
     if (memcmp(digest, p->region_keys_digest, sizeof(digest)) != 0) {
@@ -268,17 +268,17 @@ static int app_issue(void *ctx, const void *body, const char *real_ip, char *tok
 static int app_apikey(void *ctx, int64_t kid, uint8_t key[32])
 {
     struct op_primary *p = ctx;
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT secret FROM crypto_keys WHERE feature = "
                             "'workspace_apps_api_key' AND sequence = ? AND secret IS NOT NULL");
     if (!st) return -ENOKEY;
-    sqlite3_bind_int64(st, 1, kid);
+    op_db_bind_int64(st, 1, kid);
     int rc = -ENOKEY;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        const char *hex = op_col_text(st, 0);
+    if (op_db_step(st) == OP_DB_ROW) {
+        const char *hex = op_db_col_text(st, 0);
         if (op_hex_decode(hex, strlen(hex), key, 32) == 0) rc = 0;
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     return rc;
 }
 

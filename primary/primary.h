@@ -22,6 +22,7 @@
 
 struct op_primary_config {
     const char *data_dir;            /* directory holding outpost.db (created 0700 if missing) */
+    const char *postgres_url;        /* the PostgreSQL database instead of outpost.db; NULL = SQLite */
     const char *access_url;          /* e.g. "https://coder.example.com"; required */
     const char *wildcard_access_url; /* e.g. "*.coder.example.com"; NULL/"" = none */
     uint64_t health_interval_ms;     /* proxy health probe interval; 0 = 1 minute */
@@ -39,7 +40,14 @@ struct op_primary_config {
 
 struct op_primary;
 
-/* Opens (creating and migrating if needed) <data_dir>/outpost.db and prepares the health checker.
+/* True when url names a PostgreSQL server (postgres:// or postgresql://). */
+bool op_primary_is_postgres_url(const char *url);
+/* Copies the SQLite database at sqlite_path (an outpost.db, migrated first to this build's schema) into
+ * the PostgreSQL database at pg_url, which must hold no deployment yet, in one transaction. 0 with a
+ * summary in msg ("copied N rows of M tables ..."), or a negative errno with the reason in msg. */
+int op_primary_copy_sqlite(const char *sqlite_path, const char *pg_url, char *msg, size_t msglen);
+/* Opens (creating and migrating if needed) <data_dir>/outpost.db, or the database of postgres_url, and
+ * prepares the health checker.
  * On failure returns a negative errno and writes a human-readable reason into err. */
 int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out, char *err, size_t errlen);
 

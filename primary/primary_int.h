@@ -6,7 +6,7 @@
 #define OP_PRIMARY_INT_H
 
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
+#include "db/db.h"
 
 #include "primary/crypto.h"
 #include "primary/primary.h"
@@ -21,7 +21,7 @@
 struct op_health;
 
 struct op_primary {
-    sqlite3 *db;
+    struct op_db *db;
     char *data_dir;
     char *access_url; /* without trailing '/' */
     char
@@ -53,18 +53,16 @@ int op_store_begin(struct op_primary *p);
 int op_store_commit(struct op_primary *p);
 void op_store_rollback(struct op_primary *p);
 /* Prepares sql; NULL on failure (logged). */
-sqlite3_stmt *op_store_prepare(struct op_primary *p, const char *sql);
+struct op_db_stmt *op_store_prepare(struct op_primary *p, const char *sql);
 /* The first row of sql (its one "?" bound to key) as JSON, made by row_json; NULL when there is no row or on
  * a database error. */
 cJSON *op_store_row_json(struct op_primary *p, const char *sql, const char *key,
-                         cJSON *(*row_json)(struct op_primary *p, sqlite3_stmt *st));
+                         cJSON *(*row_json)(struct op_primary *p, struct op_db_stmt *st));
 /* site_config key/value: get copies into out (returns 0, -ENOENT, -EIO); set upserts (caller's tx). */
 int op_store_get_config(struct op_primary *p, const char *key, char *out, size_t outlen);
 int op_store_set_config(struct op_primary *p, const char *key, const char *value);
 /* Deletes expired sessions and replicas not heard from for 30 minutes (one transaction). 0 or -EIO. */
 int op_store_gc(struct op_primary *p);
-/* sqlite3_column_text of the column, or "" when NULL; valid until the next step/finalize. */
-const char *op_col_text(sqlite3_stmt *st, int col);
 
 /* ---- api.c: responses and request helpers ---- */
 void op_api_error(struct op_app_response *resp, int status, const char *message, const char *detail);

@@ -12,37 +12,37 @@
 #include "core/log.h"
 #include "primary/proxy_row.h"
 
-void op_proxy_read_row(sqlite3_stmt *st, struct op_proxy_row *r)
+void op_proxy_read_row(struct op_db_stmt *st, struct op_proxy_row *r)
 {
-    snprintf(r->id, sizeof(r->id), "%s", op_col_text(st, 0));
-    snprintf(r->name, sizeof(r->name), "%s", op_col_text(st, 1));
-    snprintf(r->display_name, sizeof(r->display_name), "%s", op_col_text(st, 2));
-    snprintf(r->icon, sizeof(r->icon), "%s", op_col_text(st, 3));
-    snprintf(r->url, sizeof(r->url), "%s", op_col_text(st, 4));
-    snprintf(r->wildcard, sizeof(r->wildcard), "%s", op_col_text(st, 5));
-    r->derp_enabled = sqlite3_column_int(st, 6) != 0;
-    r->derp_only = sqlite3_column_int(st, 7) != 0;
-    r->deleted = sqlite3_column_int(st, 8) != 0;
-    r->region_id = sqlite3_column_int(st, 9);
-    snprintf(r->version, sizeof(r->version), "%s", op_col_text(st, 10));
-    r->created_at = sqlite3_column_int64(st, 11);
-    r->updated_at = sqlite3_column_int64(st, 12);
+    snprintf(r->id, sizeof(r->id), "%s", op_db_col_text(st, 0));
+    snprintf(r->name, sizeof(r->name), "%s", op_db_col_text(st, 1));
+    snprintf(r->display_name, sizeof(r->display_name), "%s", op_db_col_text(st, 2));
+    snprintf(r->icon, sizeof(r->icon), "%s", op_db_col_text(st, 3));
+    snprintf(r->url, sizeof(r->url), "%s", op_db_col_text(st, 4));
+    snprintf(r->wildcard, sizeof(r->wildcard), "%s", op_db_col_text(st, 5));
+    r->derp_enabled = (int)op_db_col_int64(st, 6) != 0;
+    r->derp_only = (int)op_db_col_int64(st, 7) != 0;
+    r->deleted = (int)op_db_col_int64(st, 8) != 0;
+    r->region_id = (int)op_db_col_int64(st, 9);
+    snprintf(r->version, sizeof(r->version), "%s", op_db_col_text(st, 10));
+    r->created_at = op_db_col_int64(st, 11);
+    r->updated_at = op_db_col_int64(st, 12);
 }
 /* Loads a non-deleted proxy by id (a UUID) or by case-insensitive name. 0, -ENOENT or -EIO. */
 static int load_proxy(struct op_primary *p, const char *ref, struct op_proxy_row *r)
 {
     bool by_id = op_uuid_valid(ref, strlen(ref));
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, by_id ? "SELECT " OP_PROXY_COLS
                                     " FROM workspace_proxies WHERE lower(id) = lower(?) AND deleted = 0"
                                   : "SELECT " OP_PROXY_COLS
                                     " FROM workspace_proxies WHERE lower(name) = lower(?) AND deleted = 0");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) op_proxy_read_row(st, r);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
+    op_db_bind_text(st, 1, ref);
+    int rc = op_db_step(st);
+    if (rc == OP_DB_ROW) op_proxy_read_row(st, r);
+    op_db_finalize(st);
+    return rc == OP_DB_ROW ? 0 : rc == OP_DB_DONE ? -ENOENT : -EIO;
 }
 
 /* load_proxy for an endpoint: on failure answers 404 (unknown) or 500 and returns false. */
@@ -126,18 +126,18 @@ static cJSON *proxy_json(struct op_primary *p, const struct op_proxy_row *r, boo
 /* Appends every non-deleted proxy (ordered by creation) to arr; regions-only mode skips derp-only ones. */
 static int append_proxies(struct op_primary *p, cJSON *arr, bool full)
 {
-    sqlite3_stmt *st = op_store_prepare(
+    struct op_db_stmt *st = op_store_prepare(
         p, "SELECT " OP_PROXY_COLS " FROM workspace_proxies WHERE deleted = 0 ORDER BY created_at, name");
     if (!st) return -EIO;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = op_db_step(st)) == OP_DB_ROW) {
         struct op_proxy_row r;
         op_proxy_read_row(st, &r);
         if (!full && r.derp_only) continue;
         cJSON_AddItemToArray(arr, proxy_json(p, &r, full));
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -EIO;
+    op_db_finalize(st);
+    return rc == OP_DB_DONE ? 0 : -EIO;
 }
 
 static void regions_response(struct op_primary *p, struct op_app_response *resp, bool full)
@@ -223,13 +223,13 @@ static bool check_fields(const char *name, const char *dn, const char *icon, str
 
 static bool name_taken(struct op_primary *p, const char *name, const char *except_id)
 {
-    sqlite3_stmt *st = op_store_prepare(
+    struct op_db_stmt *st = op_store_prepare(
         p, "SELECT 1 FROM workspace_proxies WHERE lower(name) = lower(?) AND deleted = 0 AND id != ?");
     if (!st) return false;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, except_id ? except_id : "", -1, SQLITE_STATIC);
-    bool taken = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
+    op_db_bind_text(st, 1, name);
+    op_db_bind_text(st, 2, except_id ? except_id : "");
+    bool taken = op_db_step(st) == OP_DB_ROW;
+    op_db_finalize(st);
     return taken;
 }
 
@@ -279,25 +279,26 @@ void op_api_proxy_create(struct op_primary *p, const struct op_app_request *req,
         conflict(resp, name);
         goto out;
     }
-    sqlite3_stmt *st = op_store_prepare(p, "INSERT INTO workspace_proxies (id, name, display_name, icon, "
-                                           "region_id, token_hashed_secret, created_at,"
-                                           " updated_at) VALUES (?, ?, ?, ?, (SELECT "
-                                           "COALESCE(MAX(region_id), 0) + 1 FROM workspace_proxies), ?, ?, ?)"
-                                           " RETURNING region_id");
+    struct op_db_stmt *st =
+        op_store_prepare(p, "INSERT INTO workspace_proxies (id, name, display_name, icon, "
+                            "region_id, token_hashed_secret, created_at,"
+                            " updated_at) VALUES (?, ?, ?, ?, (SELECT "
+                            "COALESCE(MAX(region_id), 0) + 1 FROM workspace_proxies), ?, ?, ?)"
+                            " RETURNING region_id");
     int rc = -EIO;
     if (st) {
-        sqlite3_bind_text(st, 1, r.id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, r.name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, r.display_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, r.icon, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 5, hash, sizeof(hash), SQLITE_STATIC);
-        sqlite3_bind_int64(st, 6, r.created_at);
-        sqlite3_bind_int64(st, 7, r.updated_at);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            r.region_id = sqlite3_column_int(st, 0);
-            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+        op_db_bind_text(st, 1, r.id);
+        op_db_bind_text(st, 2, r.name);
+        op_db_bind_text(st, 3, r.display_name);
+        op_db_bind_text(st, 4, r.icon);
+        op_db_bind_blob(st, 5, hash, sizeof(hash));
+        op_db_bind_int64(st, 6, r.created_at);
+        op_db_bind_int64(st, 7, r.updated_at);
+        if (op_db_step(st) == OP_DB_ROW) {
+            r.region_id = (int)op_db_col_int64(st, 0);
+            rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
         }
-        sqlite3_finalize(st);
+        op_db_finalize(st);
     }
     if (!op_api_commit(p, rc, resp, "Internal error creating workspace proxy.", true)) goto out;
     op_info("proxies", "created workspace proxy %s (%s)", r.name, r.id);
@@ -379,22 +380,22 @@ void op_api_proxy_patch(struct op_primary *p, const char *ref, const struct op_a
         goto out;
     }
     r.updated_at = op_wall_ms();
-    sqlite3_stmt *st = op_store_prepare(
+    struct op_db_stmt *st = op_store_prepare(
         p, "UPDATE workspace_proxies SET name = ?, display_name = ?, icon = ?, updated_at = ?,"
            " token_hashed_secret = COALESCE(?, token_hashed_secret) WHERE id = ?");
     rc = -EIO;
     if (st) {
-        sqlite3_bind_text(st, 1, r.name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, r.display_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, r.icon, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, r.updated_at);
+        op_db_bind_text(st, 1, r.name);
+        op_db_bind_text(st, 2, r.display_name);
+        op_db_bind_text(st, 3, r.icon);
+        op_db_bind_int64(st, 4, r.updated_at);
         if (regenerate)
-            sqlite3_bind_blob(st, 5, hash, sizeof(hash), SQLITE_STATIC);
+            op_db_bind_blob(st, 5, hash, sizeof(hash));
         else
-            sqlite3_bind_null(st, 5);
-        sqlite3_bind_text(st, 6, r.id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-        sqlite3_finalize(st);
+            op_db_bind_null(st, 5);
+        op_db_bind_text(st, 6, r.id);
+        rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+        op_db_finalize(st);
     }
     if (!op_api_commit(p, rc, resp, "Internal error updating workspace proxy.", true)) goto out;
     if (regenerate) op_info("proxies", "regenerated the token of workspace proxy %s", r.name);
@@ -415,15 +416,15 @@ void op_api_proxy_delete(struct op_primary *p, const char *ref, struct op_app_re
     int rc;
     int64_t now = op_wall_ms();
     rc = op_store_begin(p);
-    sqlite3_stmt *st;
+    struct op_db_stmt *st;
     if (!rc) {
         rc = -EIO;
         st = op_store_prepare(p, "UPDATE workspace_proxies SET deleted = 1, updated_at = ? WHERE id = ?");
         if (st) {
-            sqlite3_bind_int64(st, 1, now);
-            sqlite3_bind_text(st, 2, r.id, -1, SQLITE_STATIC);
-            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-            sqlite3_finalize(st);
+            op_db_bind_int64(st, 1, now);
+            op_db_bind_text(st, 2, r.id);
+            rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+            op_db_finalize(st);
         }
     }
     if (!rc) {
@@ -432,11 +433,11 @@ void op_api_proxy_delete(struct op_primary *p, const char *ref, struct op_app_re
             p,
             "UPDATE replicas SET stopped_at = ?, updated_at = ? WHERE proxy_id = ? AND stopped_at IS NULL");
         if (st) {
-            sqlite3_bind_int64(st, 1, now);
-            sqlite3_bind_int64(st, 2, now);
-            sqlite3_bind_text(st, 3, r.id, -1, SQLITE_STATIC);
-            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-            sqlite3_finalize(st);
+            op_db_bind_int64(st, 1, now);
+            op_db_bind_int64(st, 2, now);
+            op_db_bind_text(st, 3, r.id);
+            rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+            op_db_finalize(st);
         }
     }
     if (!op_api_commit(p, rc, resp, "Internal error deleting workspace proxy.", false)) return;

@@ -39,30 +39,30 @@ bool op_auth_proxy(struct op_primary *p, const struct op_app_request *req, struc
         *c = (char)tolower((unsigned char)*c);
     uint8_t hash[OP_SHA256_LEN];
     op_sha256(colon + 1, 64, hash);
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT name, deleted, token_hashed_secret FROM workspace_proxies WHERE id = ?");
     if (!st) {
         op_api_error(resp, 500, "Internal error checking the external proxy token.", NULL);
         return false;
     }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    op_db_bind_text(st, 1, id);
     bool ok = false;
-    if (sqlite3_step(st) != SQLITE_ROW) {
+    if (op_db_step(st) != OP_DB_ROW) {
         op_api_error(resp, 401, INVALID_PROXY_TOKEN, "Proxy not found.");
-    } else if (sqlite3_column_int(st, 1)) {
+    } else if ((int)op_db_col_int64(st, 1)) {
         op_api_error(resp, 401, INVALID_PROXY_TOKEN, "Proxy has been deleted.");
     } else {
-        const void *stored = sqlite3_column_blob(st, 2);
-        if (!stored || sqlite3_column_bytes(st, 2) != OP_SHA256_LEN ||
-            !op_ct_equal(stored, hash, OP_SHA256_LEN)) {
+        size_t hash_len = 0;
+        const void *stored = op_db_col_blob(st, 2, &hash_len);
+        if (!stored || hash_len != OP_SHA256_LEN || !op_ct_equal(stored, hash, OP_SHA256_LEN)) {
             op_api_error(resp, 401, INVALID_PROXY_TOKEN, "Invalid proxy token secret.");
         } else {
             snprintf(px->id, sizeof(px->id), "%s", id);
-            snprintf(px->name, sizeof(px->name), "%s", op_col_text(st, 0));
+            snprintf(px->name, sizeof(px->name), "%s", op_db_col_text(st, 0));
             ok = true;
         }
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     return ok;
 }
 
@@ -101,10 +101,10 @@ static cJSON *derp_map_json(struct op_primary *p)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON *regions = cJSON_AddObjectToObject(m, "regions");
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT " OP_PROXY_COLS
                             " FROM workspace_proxies WHERE deleted = 0 AND derp_enabled = 1 AND url != ''");
-    while (st && sqlite3_step(st) == SQLITE_ROW) {
+    while (st && op_db_step(st) == OP_DB_ROW) {
         struct op_proxy_row r;
         op_proxy_read_row(st, &r);
         if (op_health_get(p, r.id) != OP_HEALTH_OK) continue;
@@ -141,7 +141,7 @@ static cJSON *derp_map_json(struct op_primary *p)
         cJSON_AddBoolToObject(nd, "forceHTTP", http);
         cJSON_AddItemToArray(nodes, nd);
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     cJSON_AddBoolToObject(m, "omitDefaultRegions", false);
     return m;
 }
@@ -161,24 +161,24 @@ static int upsert_replica(struct op_primary *p, const char *proxy_id, const char
                           int region_id, const char *relay, const char *version, const char *error,
                           int64_t now, const char **why)
 {
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT proxy_id, stopped_at IS NOT NULL FROM replicas WHERE id = ?");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    bool exists = rc == SQLITE_ROW;
-    if (exists && sqlite3_column_int(st, 1)) {
-        sqlite3_finalize(st);
+    op_db_bind_text(st, 1, rid);
+    int rc = op_db_step(st);
+    bool exists = rc == OP_DB_ROW;
+    if (exists && (int)op_db_col_int64(st, 1)) {
+        op_db_finalize(st);
         *why = "replica has been stopped (deregistered); restart the proxy with a new replica ID";
         return -ESTALE;
     }
-    if (exists && strcmp(op_col_text(st, 0), proxy_id) != 0) {
-        sqlite3_finalize(st);
+    if (exists && strcmp(op_db_col_text(st, 0), proxy_id) != 0) {
+        op_db_finalize(st);
         *why = "replica belongs to another workspace proxy";
         return -EPERM;
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return -EIO;
+    op_db_finalize(st);
+    if (rc != OP_DB_ROW && rc != OP_DB_DONE) return -EIO;
     st = op_store_prepare(
         p, exists
                ? "UPDATE replicas SET hostname = ?2, region_id = ?3, relay_address = ?4, version = ?5,"
@@ -186,43 +186,43 @@ static int upsert_replica(struct op_primary *p, const char *proxy_id, const char
                : "INSERT INTO replicas (id, hostname, region_id, relay_address, version, error, created_at,"
                  " started_at, updated_at, proxy_id) VALUES (?1, ?2, ?3, ?4, ?5, '', ?7, ?7, ?7, ?8)");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, hostname, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, region_id);
-    sqlite3_bind_text(st, 4, relay, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, version, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, error, -1, SQLITE_STATIC); /* stored only on subsequent registrations */
-    sqlite3_bind_int64(st, 7, now);
-    if (!exists) sqlite3_bind_text(st, 8, proxy_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-    sqlite3_finalize(st);
+    op_db_bind_text(st, 1, rid);
+    op_db_bind_text(st, 2, hostname);
+    op_db_bind_int64(st, 3, region_id);
+    op_db_bind_text(st, 4, relay);
+    op_db_bind_text(st, 5, version);
+    op_db_bind_text(st, 6, error); /* stored only on subsequent registrations */
+    op_db_bind_int64(st, 7, now);
+    if (!exists) op_db_bind_text(st, 8, proxy_id);
+    rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+    op_db_finalize(st);
     return rc;
 }
 
 static cJSON *siblings_json(struct op_primary *p, const char *proxy_id, const char *self, int64_t now)
 {
     cJSON *arr = cJSON_CreateArray();
-    sqlite3_stmt *st = op_store_prepare(
+    struct op_db_stmt *st = op_store_prepare(
         p, "SELECT id, hostname, created_at, relay_address, region_id, error, database_latency FROM replicas"
            " WHERE proxy_id = ? AND id != ? AND stopped_at IS NULL AND updated_at >= ? ORDER BY created_at");
     if (!st) return arr;
-    sqlite3_bind_text(st, 1, proxy_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, self, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now - REPLICA_ALIVE_MS);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    op_db_bind_text(st, 1, proxy_id);
+    op_db_bind_text(st, 2, self);
+    op_db_bind_int64(st, 3, now - REPLICA_ALIVE_MS);
+    while (op_db_step(st) == OP_DB_ROW) {
         char t[32];
         cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "id", op_col_text(st, 0));
-        cJSON_AddStringToObject(r, "hostname", op_col_text(st, 1));
-        op_format_time(sqlite3_column_int64(st, 2), t);
+        cJSON_AddStringToObject(r, "id", op_db_col_text(st, 0));
+        cJSON_AddStringToObject(r, "hostname", op_db_col_text(st, 1));
+        op_format_time(op_db_col_int64(st, 2), t);
         cJSON_AddStringToObject(r, "created_at", t);
-        cJSON_AddStringToObject(r, "relay_address", op_col_text(st, 3));
-        cJSON_AddNumberToObject(r, "region_id", sqlite3_column_int(st, 4));
-        cJSON_AddStringToObject(r, "error", op_col_text(st, 5));
-        cJSON_AddNumberToObject(r, "database_latency", sqlite3_column_int(st, 6));
+        cJSON_AddStringToObject(r, "relay_address", op_db_col_text(st, 3));
+        cJSON_AddNumberToObject(r, "region_id", (int)op_db_col_int64(st, 4));
+        cJSON_AddStringToObject(r, "error", op_db_col_text(st, 5));
+        cJSON_AddNumberToObject(r, "database_latency", (int)op_db_col_int64(st, 6));
         cJSON_AddItemToArray(arr, r);
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     return arr;
 }
 
@@ -232,14 +232,14 @@ int op_proxy_live_replicas(struct op_primary *p, const char *proxy_id, const cha
     char first_bare[OP_UUID_STR_LEN + 1] = ""; /* a live replica without a relay address */
     int live = 0, n = 0;
     if (no_relay) no_relay[0] = '\0';
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT id, relay_address FROM replicas WHERE proxy_id = ? AND stopped_at IS NULL"
                             " AND updated_at >= ? ORDER BY created_at, rowid");
     if (!st) return 0;
-    sqlite3_bind_text(st, 1, proxy_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, op_wall_ms() - REPLICA_ALIVE_MS);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *id = op_col_text(st, 0), *relay = op_col_text(st, 1);
+    op_db_bind_text(st, 1, proxy_id);
+    op_db_bind_int64(st, 2, op_wall_ms() - REPLICA_ALIVE_MS);
+    while (op_db_step(st) == OP_DB_ROW) {
+        const char *id = op_db_col_text(st, 0), *relay = op_db_col_text(st, 1);
         live++;
         if (!*relay && !*first_bare) snprintf(first_bare, sizeof(first_bare), "%s", id);
         if (n == max) continue;
@@ -254,7 +254,7 @@ int op_proxy_live_replicas(struct op_primary *p, const char *proxy_id, const cha
             dup = strcmp(out[i].url, r->url) == 0;
         if (!dup && *r->url) n++;
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     if (no_relay && live > 1) snprintf(no_relay, OP_UUID_STR_LEN + 1, "%s", first_bare);
     return n;
 }
@@ -315,22 +315,22 @@ void op_api_proxy_register(struct op_primary *p, const struct op_proxy_auth *px,
     int rc = op_store_begin(p);
     if (!rc) {
         rc = -EIO;
-        sqlite3_stmt *st = op_store_prepare(
+        struct op_db_stmt *st = op_store_prepare(
             p, "UPDATE workspace_proxies SET url = ?, wildcard_hostname = ?, derp_enabled = ?, derp_only = ?,"
                " version = ?, updated_at = ? WHERE id = ? AND deleted = 0 RETURNING region_id");
         if (st) {
-            sqlite3_bind_text(st, 1, url, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, wildcard ? wildcard : "", -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 3, derp_enabled);
-            sqlite3_bind_int(st, 4, derp_only);
-            sqlite3_bind_text(st, 5, version ? version : "", -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 6, now);
-            sqlite3_bind_text(st, 7, px->id, -1, SQLITE_STATIC);
-            if (sqlite3_step(st) == SQLITE_ROW) {
-                region_id = sqlite3_column_int(st, 0);
-                rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+            op_db_bind_text(st, 1, url);
+            op_db_bind_text(st, 2, wildcard ? wildcard : "");
+            op_db_bind_int64(st, 3, derp_enabled);
+            op_db_bind_int64(st, 4, derp_only);
+            op_db_bind_text(st, 5, version ? version : "");
+            op_db_bind_int64(st, 6, now);
+            op_db_bind_text(st, 7, px->id);
+            if (op_db_step(st) == OP_DB_ROW) {
+                region_id = (int)op_db_col_int64(st, 0);
+                rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
             }
-            sqlite3_finalize(st);
+            op_db_finalize(st);
         }
     }
     if (!rc)
@@ -374,14 +374,14 @@ void op_api_proxy_deregister(struct op_primary *p, const struct op_proxy_auth *p
         op_api_error(resp, 500, "Internal error deregistering workspace proxy.", NULL);
         goto out;
     }
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT stopped_at IS NOT NULL FROM replicas WHERE id = ? AND proxy_id = ?");
     int state = -1; /* -1 missing, 0 running, 1 stopped */
     if (st) {
-        sqlite3_bind_text(st, 1, replica, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, px->id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) state = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
+        op_db_bind_text(st, 1, replica);
+        op_db_bind_text(st, 2, px->id);
+        if (op_db_step(st) == OP_DB_ROW) state = (int)op_db_col_int64(st, 0);
+        op_db_finalize(st);
     }
     if (state != 0) {
         op_store_rollback(p);
@@ -396,10 +396,10 @@ void op_api_proxy_deregister(struct op_primary *p, const struct op_proxy_auth *p
     int rc = -EIO;
     st = op_store_prepare(p, "UPDATE replicas SET stopped_at = ?1, updated_at = ?1 WHERE id = ?2");
     if (st) {
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_text(st, 2, replica, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-        sqlite3_finalize(st);
+        op_db_bind_int64(st, 1, now);
+        op_db_bind_text(st, 2, replica);
+        rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+        op_db_finalize(st);
     }
     if (!op_api_commit(p, rc, resp, "Internal error deregistering workspace proxy.", false)) goto out;
     op_info("proxies", "proxy %s deregistered replica %s", px->name, replica);
@@ -434,7 +434,7 @@ void op_api_proxy_app_stats(struct op_primary *p, const struct op_proxy_auth *px
         op_api_error(resp, 500, "Internal error saving workspace app stats.", NULL);
         goto out;
     }
-    sqlite3_stmt *st = op_store_prepare(
+    struct op_db_stmt *st = op_store_prepare(
         p,
         "INSERT INTO app_usage_stats (proxy_id, user_id, workspace_id, agent_id, access_method, slug_or_port,"
         " session_id, session_started_at, session_ended_at, requests, created_at)"
@@ -456,16 +456,16 @@ void op_api_proxy_app_stats(struct op_primary *p, const struct op_proxy_auth *px
             rc = -EINVAL;
             break;
         }
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, px->id, -1, SQLITE_STATIC);
+        op_db_reset(st);
+        op_db_bind_text(st, 1, px->id);
         for (int i = 0; i < 8; i++)
-            sqlite3_bind_text(st, 2 + i, f[i], -1, SQLITE_STATIC);
+            op_db_bind_text(st, 2 + i, f[i]);
         double rq = reqs ? reqs->valuedouble : 0;
-        sqlite3_bind_int64(st, 10, rq > 0 && rq < 1e15 ? (int64_t)rq : 0);
-        sqlite3_bind_int64(st, 11, now);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = -EIO;
+        op_db_bind_int64(st, 10, rq > 0 && rq < 1e15 ? (int64_t)rq : 0);
+        op_db_bind_int64(st, 11, now);
+        if (op_db_step(st) != OP_DB_DONE) rc = -EIO;
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     if (rc || op_store_commit(p)) {
         op_store_rollback(p);
         if (rc == -EINVAL)

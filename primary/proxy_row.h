@@ -28,6 +28,6 @@ struct op_proxy_row {
     " created_at, updated_at"
 
 /* Reads the OP_PROXY_COLS columns of the current row of st. */
-void op_proxy_read_row(sqlite3_stmt *st, struct op_proxy_row *r);
+void op_proxy_read_row(struct op_db_stmt *st, struct op_proxy_row *r);
 
 #endif

@@ -53,28 +53,29 @@ static bool url_authority(const char *url, char *out, size_t outlen)
 static int proxy_host(struct op_primary *p, const char *host, bool *found)
 {
     *found = false;
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT url FROM workspace_proxies WHERE deleted = 0 AND url != ''");
     if (!st) return -EIO;
     int rc;
-    while (!*found && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (!*found && (rc = op_db_step(st)) == OP_DB_ROW) {
         char a[300];
-        if (url_authority(op_col_text(st, 0), a, sizeof(a)) && strcmp(a, host) == 0) *found = true;
+        if (url_authority(op_db_col_text(st, 0), a, sizeof(a)) && strcmp(a, host) == 0) *found = true;
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     return 0;
 }
 
 /* The workspace of agent_id the user may open a terminal on: 0, -ENOENT, -EIO. */
 static int agent_workspace(struct op_primary *p, const struct op_user *u, const char *agent_id, char *ws_id)
 {
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT workspace_id FROM workspace_agents WHERE id = lower(?)");
+    struct op_db_stmt *st =
+        op_store_prepare(p, "SELECT workspace_id FROM workspace_agents WHERE id = lower(?)");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) snprintf(ws_id, OP_UUID_STR_LEN + 1, "%s", op_col_text(st, 0));
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? -ENOENT : -EIO;
+    op_db_bind_text(st, 1, agent_id);
+    int rc = op_db_step(st);
+    if (rc == OP_DB_ROW) snprintf(ws_id, OP_UUID_STR_LEN + 1, "%s", op_db_col_text(st, 0));
+    op_db_finalize(st);
+    if (rc != OP_DB_ROW) return rc == OP_DB_DONE ? -ENOENT : -EIO;
     return op_workspace_access(p, u, ws_id, NULL);
 }
 

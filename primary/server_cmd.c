@@ -52,6 +52,16 @@ static const char server_help[] =
     "          is recommended for security purposes if a --wildcard-access-url is\n"
     "          configured.\n"
     "\n"
+    "      --migrate-from-sqlite path\n"
+    "          Copy the embedded SQLite database at path (an outpost.db) into the\n"
+    "          empty PostgreSQL database of --postgres-url, then exit.\n"
+    "\n"
+    "      --postgres-url string, $CODER_PG_CONNECTION_URL\n"
+    "          URL of a PostgreSQL database (postgres://user:password@host:port/db)\n"
+    "          to keep the deployment in instead of the embedded SQLite file;\n"
+    "          several servers on one database are replicas of one deployment.\n"
+    "          $CODER_PG_CONNECTION_URL_FILE names a file holding the URL.\n"
+    "\n"
     "      --proxy-health-interval duration, $CODER_PROXY_HEALTH_INTERVAL (default: 1m)\n"
     "          The interval in which workspace proxy health is checked.\n"
     "\n"
@@ -122,6 +132,8 @@ enum {
     O_PATH_APP_SHARING,
     O_PATH_APP_SITE_OWNER,
     O_APP_TOKEN_LIFETIME,
+    O_POSTGRES_URL,
+    O_MIGRATE_FROM_SQLITE,
 };
 
 static bool parse_bool(const char *s, bool *out)
@@ -135,6 +147,27 @@ static bool parse_bool(const char *s, bool *out)
         return true;
     }
     return false;
+}
+
+/* The first line of a file holding a secret URL (CODER_PG_CONNECTION_URL_FILE), trailing white space
+ * dropped. 0, or -1 with err saying why. */
+static int read_url_file(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    bool got = fgets(out, (int)outlen, f) != NULL;
+    fclose(f);
+    size_t n = got ? strlen(out) : 0;
+    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ' || out[n - 1] == '\t'))
+        out[--n] = '\0';
+    if (!n) {
+        snprintf(err, errlen, "%s is empty", path);
+        return -1;
+    }
+    return 0;
 }
 
 /* Splits a comma-separated env value into the cert/key list. Returns the count or -1 on overflow. */
@@ -170,6 +203,8 @@ int op_cmd_server(int argc, char **argv)
         {"tls-cert-file", required_argument, NULL, O_TLS_CERT},
         {"tls-key-file", required_argument, NULL, O_TLS_KEY},
         {"tls-min-version", required_argument, NULL, O_TLS_MIN},
+        {"postgres-url", required_argument, NULL, O_POSTGRES_URL},
+        {"migrate-from-sqlite", required_argument, NULL, O_MIGRATE_FROM_SQLITE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -177,6 +212,8 @@ int op_cmd_server(int argc, char **argv)
     const char *access_url = getenv("CODER_ACCESS_URL");
     const char *wildcard = getenv("CODER_WILDCARD_ACCESS_URL");
     const char *data_dir = getenv("CODER_DATA_DIR");
+    const char *pg_url = getenv("CODER_PG_CONNECTION_URL"), *migrate_from = NULL;
+    char pg_url_buf[2048];
     const char *interval = getenv("CODER_PROXY_HEALTH_INTERVAL");
     const char *agent_hb = getenv("CODER_AGENT_HEARTBEAT_INTERVAL");
     const char *agent_to = getenv("CODER_AGENT_CONNECTION_TIMEOUT");
@@ -228,6 +265,12 @@ int op_cmd_server(int argc, char **argv)
             break;
         case O_DATA_DIR:
             data_dir = optarg;
+            break;
+        case O_POSTGRES_URL:
+            pg_url = optarg;
+            break;
+        case O_MIGRATE_FROM_SQLITE:
+            migrate_from = optarg;
             break;
         case O_HEALTH:
             interval = optarg;
@@ -315,6 +358,31 @@ int op_cmd_server(int argc, char **argv)
         goto out;
     }
     if (verbose) op_log_set_level(OP_LOG_DEBUG);
+    if ((!pg_url || !*pg_url) && getenv("CODER_PG_CONNECTION_URL_FILE") &&
+        *getenv("CODER_PG_CONNECTION_URL_FILE")) {
+        char ferr[300];
+        if (read_url_file(getenv("CODER_PG_CONNECTION_URL_FILE"), pg_url_buf, sizeof(pg_url_buf), ferr,
+                          sizeof(ferr)) != 0) {
+            fprintf(stderr, "outpost server: CODER_PG_CONNECTION_URL_FILE: %s\n", ferr);
+            rc = EX_CONFIG;
+            goto out;
+        }
+        pg_url = pg_url_buf;
+    }
+    if (pg_url && *pg_url && !op_primary_is_postgres_url(pg_url)) {
+        fprintf(stderr, "outpost server: --postgres-url must be a postgres:// or postgresql:// URL\n");
+        goto out;
+    }
+    if (migrate_from) {
+        if (!pg_url || !*pg_url) {
+            fprintf(stderr, "outpost server: --migrate-from-sqlite needs --postgres-url (the target)\n");
+            goto out;
+        }
+        char merr[512];
+        rc = op_primary_copy_sqlite(migrate_from, pg_url, merr, sizeof(merr)) == 0 ? 0 : EX_DATAERR;
+        fprintf(rc ? stderr : stdout, "outpost server: %s\n", merr);
+        goto out;
+    }
 
     struct op_primary_config cfg = {0};
     uint64_t ms = OP_PRIMARY_DEFAULT_HEALTH_MS;
@@ -414,6 +482,7 @@ int op_cmd_server(int argc, char **argv)
         data_dir = default_dir;
     }
     cfg.data_dir = data_dir;
+    cfg.postgres_url = pg_url && *pg_url ? pg_url : NULL;
     cfg.access_url = access_url;
     cfg.wildcard_access_url = wildcard;
     cfg.agent_stream_limits = agent_limits;

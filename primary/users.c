@@ -13,12 +13,12 @@
 
 #define FORBIDDEN "Forbidden."
 
-static void user_row_to(sqlite3_stmt *st, struct op_user *out)
+static void user_row_to(struct op_db_stmt *st, struct op_user *out)
 {
-    snprintf(out->id, sizeof(out->id), "%s", op_col_text(st, 0));
-    snprintf(out->username, sizeof(out->username), "%s", op_col_text(st, 1));
-    snprintf(out->email, sizeof(out->email), "%s", op_col_text(st, 2));
-    out->owner = strstr(op_col_text(st, 3), "owner") != NULL;
+    snprintf(out->id, sizeof(out->id), "%s", op_db_col_text(st, 0));
+    snprintf(out->username, sizeof(out->username), "%s", op_db_col_text(st, 1));
+    snprintf(out->email, sizeof(out->email), "%s", op_db_col_text(st, 2));
+    out->owner = strstr(op_db_col_text(st, 3), "owner") != NULL;
     out->app_connect = false;
 }
 
@@ -28,36 +28,37 @@ int op_user_lookup(struct op_primary *p, const struct op_user *self, const char 
         *out = *self;
         return 0;
     }
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT id, username, email, roles FROM users"
-                                           " WHERE id = lower(?1) OR lower(username) = lower(?1) LIMIT 1");
+    struct op_db_stmt *st =
+        op_store_prepare(p, "SELECT id, username, email, roles FROM users"
+                            " WHERE id = lower(?1) OR lower(username) = lower(?1) LIMIT 1");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    int ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
+    op_db_bind_text(st, 1, ref);
+    int rc = op_db_step(st);
+    int ret = rc == OP_DB_ROW ? 0 : rc == OP_DB_DONE ? -ENOENT : -EIO;
     if (ret == 0) user_row_to(st, out);
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     return ret;
 }
 
-static cJSON *user_json_row(struct op_primary *p, sqlite3_stmt *st)
+static cJSON *user_json_row(struct op_primary *p, struct op_db_stmt *st)
 {
     char t[32], org[OP_UUID_STR_LEN + 1] = "";
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", op_col_text(st, 0));
-    cJSON_AddStringToObject(o, "username", op_col_text(st, 1));
-    cJSON_AddStringToObject(o, "email", op_col_text(st, 2));
-    cJSON_AddStringToObject(o, "name", op_col_text(st, 4));
-    op_format_time(sqlite3_column_int64(st, 5), t);
+    cJSON_AddStringToObject(o, "id", op_db_col_text(st, 0));
+    cJSON_AddStringToObject(o, "username", op_db_col_text(st, 1));
+    cJSON_AddStringToObject(o, "email", op_db_col_text(st, 2));
+    cJSON_AddStringToObject(o, "name", op_db_col_text(st, 4));
+    op_format_time(op_db_col_int64(st, 5), t);
     cJSON_AddStringToObject(o, "created_at", t);
-    op_format_time(sqlite3_column_int64(st, 6), t);
+    op_format_time(op_db_col_int64(st, 6), t);
     cJSON_AddStringToObject(o, "updated_at", t);
-    op_format_time(sqlite3_column_int64(st, 7), t);
+    op_format_time(op_db_col_int64(st, 7), t);
     cJSON_AddStringToObject(o, "last_seen_at", t);
-    cJSON_AddStringToObject(o, "status", op_col_text(st, 8));
-    cJSON_AddStringToObject(o, "login_type", op_col_text(st, 9));
+    cJSON_AddStringToObject(o, "status", op_db_col_text(st, 8));
+    cJSON_AddStringToObject(o, "login_type", op_db_col_text(st, 9));
     cJSON_AddStringToObject(o, "avatar_url", "");
     cJSON *roles = cJSON_AddArrayToObject(o, "roles");
-    if (strstr(op_col_text(st, 3), "owner")) {
+    if (strstr(op_db_col_text(st, 3), "owner")) {
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "name", "owner");
         cJSON_AddStringToObject(r, "display_name", "Owner");
@@ -78,7 +79,7 @@ cJSON *op_user_json(struct op_primary *p, const char *id)
 
 void op_api_users_list(struct op_primary *p, struct op_app_response *resp)
 {
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT " USER_COLS " FROM users ORDER BY lower(username)");
+    struct op_db_stmt *st = op_store_prepare(p, "SELECT " USER_COLS " FROM users ORDER BY lower(username)");
     if (!st) {
         op_api_error(resp, 500, "Internal error fetching users.", NULL);
         return;
@@ -86,11 +87,11 @@ void op_api_users_list(struct op_primary *p, struct op_app_response *resp)
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "users");
     int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (op_db_step(st) == OP_DB_ROW) {
         cJSON_AddItemToArray(arr, user_json_row(p, st));
         n++;
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     cJSON_AddNumberToObject(o, "count", n);
     op_api_json(resp, 200, o);
 }
@@ -131,22 +132,22 @@ static bool parse_roles(const cJSON *body, bool *owner)
 int op_user_insert(struct op_primary *p, const char *id, const char *username, const char *email,
                    const char *name, const char *hashed, bool owner)
 {
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "INSERT INTO users (id, username, email, name, hashed_password, roles,"
                             " created_at, updated_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!st) return -EIO;
     int64_t now = op_wall_ms();
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, username, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, email, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, name ? name : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, hashed, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, owner ? "owner" : "member", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, now);
-    sqlite3_bind_int64(st, 8, now);
-    sqlite3_bind_int64(st, 9, now);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-    sqlite3_finalize(st);
+    op_db_bind_text(st, 1, id);
+    op_db_bind_text(st, 2, username);
+    op_db_bind_text(st, 3, email);
+    op_db_bind_text(st, 4, name ? name : "");
+    op_db_bind_text(st, 5, hashed);
+    op_db_bind_text(st, 6, owner ? "owner" : "member");
+    op_db_bind_int64(st, 7, now);
+    op_db_bind_int64(st, 8, now);
+    op_db_bind_int64(st, 9, now);
+    int rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+    op_db_finalize(st);
     return rc;
 }
 
@@ -215,14 +216,14 @@ void op_api_users_create(struct op_primary *p, const struct op_user *u, const st
         op_api_error(resp, 500, "Internal error creating user.", "database is unavailable");
         goto out;
     }
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT 1 FROM users WHERE lower(username) = lower(?) OR "
-                                           "lower(email) = lower(?)");
+    struct op_db_stmt *st = op_store_prepare(p, "SELECT 1 FROM users WHERE lower(username) = lower(?) OR "
+                                                "lower(email) = lower(?)");
     bool exists = false;
     if (st) {
-        sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, email, -1, SQLITE_STATIC);
-        exists = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_finalize(st);
+        op_db_bind_text(st, 1, username);
+        op_db_bind_text(st, 2, email);
+        exists = op_db_step(st) == OP_DB_ROW;
+        op_db_finalize(st);
     }
     if (exists) {
         op_store_rollback(p);
@@ -266,12 +267,12 @@ void op_api_user_delete(struct op_primary *p, const struct op_user *u, const cha
         op_api_error(resp, 500, "Internal error deleting user.", "database is unavailable");
         return;
     }
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT count(*) FROM workspaces WHERE owner_id = ?");
+    struct op_db_stmt *st = op_store_prepare(p, "SELECT count(*) FROM workspaces WHERE owner_id = ?");
     int nws = -1;
     if (st) {
-        sqlite3_bind_text(st, 1, who.id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) nws = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
+        op_db_bind_text(st, 1, who.id);
+        if (op_db_step(st) == OP_DB_ROW) nws = (int)op_db_col_int64(st, 0);
+        op_db_finalize(st);
     }
     if (nws != 0) {
         op_store_rollback(p);
@@ -286,9 +287,9 @@ void op_api_user_delete(struct op_primary *p, const struct op_user *u, const cha
     st = op_store_prepare(p, "DELETE FROM users WHERE id = ?");
     rc = -EIO;
     if (st) {
-        sqlite3_bind_text(st, 1, who.id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-        sqlite3_finalize(st);
+        op_db_bind_text(st, 1, who.id);
+        rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+        op_db_finalize(st);
     }
     if (!op_api_commit(p, rc, resp, "Internal error deleting user.", false)) return;
     op_info("users", "%s deleted user %s", u->username, who.username);
@@ -320,15 +321,15 @@ void op_api_user_roles(struct op_primary *p, const struct op_user *u, const char
         op_api_error(resp, 400, "You cannot change your own roles.", NULL);
         goto out;
     }
-    sqlite3_stmt *st = NULL;
+    struct op_db_stmt *st = NULL;
     rc = op_store_begin(p);
     if (!rc &&
         (st = op_store_prepare(p, "UPDATE users SET roles = ?, updated_at = ? WHERE id = ?")) != NULL) {
-        sqlite3_bind_text(st, 1, owner ? "owner" : "member", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, op_wall_ms());
-        sqlite3_bind_text(st, 3, who.id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-        sqlite3_finalize(st);
+        op_db_bind_text(st, 1, owner ? "owner" : "member");
+        op_db_bind_int64(st, 2, op_wall_ms());
+        op_db_bind_text(st, 3, who.id);
+        rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+        op_db_finalize(st);
     } else {
         rc = -EIO;
     }

@@ -41,10 +41,10 @@ static const struct op_web_asset *asset_at(const char *url)
  * reach. An origin is listed only if it cannot end the directive or the header. */
 static void connect_origins(struct op_primary *p, struct op_strbuf *b)
 {
-    sqlite3_stmt *st = op_store_prepare(
+    struct op_db_stmt *st = op_store_prepare(
         p, "SELECT url FROM workspace_proxies WHERE deleted = 0 AND url != '' ORDER BY name");
-    while (st && sqlite3_step(st) == SQLITE_ROW) {
-        const char *url = op_col_text(st, 0);
+    while (st && op_db_step(st) == OP_DB_ROW) {
+        const char *url = op_db_col_text(st, 0);
         size_t n = op_url_origin_len(url);
         if (n == 0 || n > 200 || memchr(url, ';', n) || memchr(url, ',', n) || memchr(url, '\'', n) ||
             memchr(url, '"', n) || memchr(url, '<', n) || memchr(url, '&', n))
@@ -55,7 +55,7 @@ static void connect_origins(struct op_primary *p, struct op_strbuf *b)
         op_sb_str(b, scheme == 8 ? " wss://" : " ws://");
         op_sb_add(b, url + scheme, n - scheme);
     }
-    if (st) sqlite3_finalize(st);
+    if (st) op_db_finalize(st);
 }
 
 /* The CSP with connect-src 'self' plus origins (connect_origins()). inline_styles: the terminal page, whose
@@ -145,9 +145,9 @@ void op_web_page(struct op_primary *p, struct op_app_response *resp, int status,
 
 bool op_web_has_users(struct op_primary *p)
 {
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT 1 FROM users LIMIT 1");
-    bool any = !st || sqlite3_step(st) == SQLITE_ROW; /* a database error is not "new deployment" */
-    if (st) sqlite3_finalize(st);
+    struct op_db_stmt *st = op_store_prepare(p, "SELECT 1 FROM users LIMIT 1");
+    bool any = !st || op_db_step(st) == OP_DB_ROW; /* a database error is not "new deployment" */
+    if (st) op_db_finalize(st);
     return any;
 }
 

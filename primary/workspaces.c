@@ -40,9 +40,9 @@ const char *op_agent_status(const struct op_primary *p, int64_t now, int64_t cre
     return "connected";
 }
 
-static int64_t col_time(sqlite3_stmt *st, int col)
+static int64_t col_time(struct op_db_stmt *st, int col)
 {
-    return sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
+    return op_db_col_is_null(st, col) ? -1 : op_db_col_int64(st, col);
 }
 
 static void add_time(cJSON *o, const char *name, int64_t ms)
@@ -64,32 +64,31 @@ static void add_array(cJSON *o, const char *name, const char *text)
 }
 
 /* WorkspaceAgent from a row selected with AGENT_COLS. */
-static cJSON *agent_json_row(struct op_primary *p, sqlite3_stmt *st)
+static cJSON *agent_json_row(struct op_primary *p, struct op_db_stmt *st)
 {
-    int64_t now = op_wall_ms(), created = sqlite3_column_int64(st, 4),
-            timeout_ms = sqlite3_column_int64(st, 3);
+    int64_t now = op_wall_ms(), created = op_db_col_int64(st, 4), timeout_ms = op_db_col_int64(st, 3);
     int64_t first = col_time(st, 6), last = col_time(st, 7), disc = col_time(st, 8);
     const char *status = op_agent_status(p, now, created, timeout_ms, first, last, disc);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", op_col_text(st, 0));
-    cJSON_AddStringToObject(o, "workspace_id", op_col_text(st, 1));
-    cJSON_AddStringToObject(o, "name", op_col_text(st, 2));
+    cJSON_AddStringToObject(o, "id", op_db_col_text(st, 0));
+    cJSON_AddStringToObject(o, "workspace_id", op_db_col_text(st, 1));
+    cJSON_AddStringToObject(o, "name", op_db_col_text(st, 2));
     add_time(o, "created_at", created);
-    add_time(o, "updated_at", sqlite3_column_int64(st, 5));
+    add_time(o, "updated_at", op_db_col_int64(st, 5));
     if (first >= 0) add_time(o, "first_connected_at", first);
     if (last >= 0) add_time(o, "last_connected_at", last);
     /* A silent agent is shown as disconnected at its last contact, as Coder does. */
     if (strcmp(status, "disconnected") == 0) add_time(o, "disconnected_at", disc >= last ? disc : last);
     cJSON_AddStringToObject(o, "status", status);
-    cJSON_AddStringToObject(o, "lifecycle_state", op_col_text(st, 9));
+    cJSON_AddStringToObject(o, "lifecycle_state", op_db_col_text(st, 9));
     cJSON_AddNumberToObject(o, "connection_timeout_seconds", (double)((timeout_ms + 999) / 1000));
-    cJSON_AddStringToObject(o, "version", op_col_text(st, 10));
-    cJSON_AddStringToObject(o, "operating_system", op_col_text(st, 11));
-    cJSON_AddStringToObject(o, "architecture", op_col_text(st, 12));
-    add_array(o, "apps", op_col_text(st, 13));
-    add_array(o, "listening_ports", op_col_text(st, 14));
-    add_array(o, "regions", op_col_text(st, 15));
-    cJSON_AddStringToObject(o, "ssh_host_key", op_col_text(st, 16));
+    cJSON_AddStringToObject(o, "version", op_db_col_text(st, 10));
+    cJSON_AddStringToObject(o, "operating_system", op_db_col_text(st, 11));
+    cJSON_AddStringToObject(o, "architecture", op_db_col_text(st, 12));
+    add_array(o, "apps", op_db_col_text(st, 13));
+    add_array(o, "listening_ports", op_db_col_text(st, 14));
+    add_array(o, "regions", op_db_col_text(st, 15));
+    cJSON_AddStringToObject(o, "ssh_host_key", op_db_col_text(st, 16));
     cJSON *h = cJSON_AddObjectToObject(o, "health");
     bool ok = strcmp(status, "connected") == 0;
     cJSON_AddBoolToObject(h, "healthy", ok);
@@ -109,30 +108,30 @@ cJSON *op_agent_json(struct op_primary *p, const char *agent_id)
 
 /* Workspace from a row selected with WS_COLS, with its agents under latest_build.resources[0].agents as
  * in Coder's workspace JSON, and "health" summarising them. NULL on a database error. */
-static cJSON *workspace_json_row(struct op_primary *p, sqlite3_stmt *ws)
+static cJSON *workspace_json_row(struct op_primary *p, struct op_db_stmt *ws)
 {
     char org[OP_UUID_STR_LEN + 1] = "";
     op_store_get_config(p, "organization_id", org, sizeof(org));
     cJSON *o = cJSON_CreateObject();
-    const char *id = op_col_text(ws, 0);
+    const char *id = op_db_col_text(ws, 0);
     cJSON_AddStringToObject(o, "id", id);
-    add_time(o, "created_at", sqlite3_column_int64(ws, 4));
-    add_time(o, "updated_at", sqlite3_column_int64(ws, 5));
-    cJSON_AddStringToObject(o, "owner_id", op_col_text(ws, 1));
-    cJSON_AddStringToObject(o, "owner_name", op_col_text(ws, 2));
+    add_time(o, "created_at", op_db_col_int64(ws, 4));
+    add_time(o, "updated_at", op_db_col_int64(ws, 5));
+    cJSON_AddStringToObject(o, "owner_id", op_db_col_text(ws, 1));
+    cJSON_AddStringToObject(o, "owner_name", op_db_col_text(ws, 2));
     cJSON_AddStringToObject(o, "organization_id", org);
-    cJSON_AddStringToObject(o, "name", op_col_text(ws, 3));
+    cJSON_AddStringToObject(o, "name", op_db_col_text(ws, 3));
     cJSON *build = cJSON_AddObjectToObject(o, "latest_build");
     cJSON_AddStringToObject(build, "workspace_id", id);
     cJSON_AddStringToObject(build, "transition", "start");
     cJSON_AddStringToObject(build, "status", "running");
     cJSON *res = cJSON_CreateObject();
     cJSON_AddItemToArray(cJSON_AddArrayToObject(build, "resources"), res);
-    cJSON_AddStringToObject(res, "name", op_col_text(ws, 3));
+    cJSON_AddStringToObject(res, "name", op_db_col_text(ws, 3));
     cJSON_AddStringToObject(res, "type", "external_agent");
     cJSON *agents = cJSON_AddArrayToObject(res, "agents");
     cJSON *failing = cJSON_CreateArray();
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT " AGENT_COLS " FROM workspace_agents WHERE workspace_id = ?"
                             " ORDER BY lower(name)");
     if (!st) {
@@ -140,15 +139,15 @@ static cJSON *workspace_json_row(struct op_primary *p, sqlite3_stmt *ws)
         cJSON_Delete(failing);
         return NULL;
     }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    op_db_bind_text(st, 1, id);
+    while (op_db_step(st) == OP_DB_ROW) {
         cJSON *a = agent_json_row(p, st);
         if (!cJSON_IsTrue(
                 cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(a, "health"), "healthy")))
-            cJSON_AddItemToArray(failing, cJSON_CreateString(op_col_text(st, 0)));
+            cJSON_AddItemToArray(failing, cJSON_CreateString(op_db_col_text(st, 0)));
         cJSON_AddItemToArray(agents, a);
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     cJSON *h = cJSON_AddObjectToObject(o, "health");
     cJSON_AddBoolToObject(h, "healthy", cJSON_GetArraySize(failing) == 0);
     cJSON_AddItemToObject(h, "failing_agents", failing);
@@ -157,16 +156,16 @@ static cJSON *workspace_json_row(struct op_primary *p, sqlite3_stmt *ws)
 
 int op_workspace_access(struct op_primary *p, const struct op_user *u, const char *ws_id, char *owner_id)
 {
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT owner_id FROM workspaces WHERE id = lower(?)");
+    struct op_db_stmt *st = op_store_prepare(p, "SELECT owner_id FROM workspaces WHERE id = lower(?)");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, ws_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    int ret = rc == SQLITE_DONE ? -ENOENT : rc == SQLITE_ROW ? 0 : -EIO;
+    op_db_bind_text(st, 1, ws_id);
+    int rc = op_db_step(st);
+    int ret = rc == OP_DB_DONE ? -ENOENT : rc == OP_DB_ROW ? 0 : -EIO;
     if (ret == 0) {
-        if (!u->owner && strcmp(op_col_text(st, 0), u->id) != 0) ret = -ENOENT;
-        if (ret == 0 && owner_id) snprintf(owner_id, OP_UUID_STR_LEN + 1, "%s", op_col_text(st, 0));
+        if (!u->owner && strcmp(op_db_col_text(st, 0), u->id) != 0) ret = -ENOENT;
+        if (ret == 0 && owner_id) snprintf(owner_id, OP_UUID_STR_LEN + 1, "%s", op_db_col_text(st, 0));
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     return ret;
 }
 
@@ -174,24 +173,24 @@ int op_workspace_access(struct op_primary *p, const struct op_user *u, const cha
 static void answer_workspace(struct op_primary *p, const char *sql, const char *arg, const char *arg2,
                              int status, cJSON *extra_tokens, struct op_app_response *resp)
 {
-    sqlite3_stmt *st = op_store_prepare(p, sql);
+    struct op_db_stmt *st = op_store_prepare(p, sql);
     if (!st) {
         cJSON_Delete(extra_tokens);
         op_api_error(resp, 500, "Internal error fetching workspace.", NULL);
         return;
     }
-    sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-    if (arg2) sqlite3_bind_text(st, 2, arg2, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    cJSON *o = rc == SQLITE_ROW ? workspace_json_row(p, st) : NULL;
-    sqlite3_finalize(st);
+    op_db_bind_text(st, 1, arg);
+    if (arg2) op_db_bind_text(st, 2, arg2);
+    int rc = op_db_step(st);
+    cJSON *o = rc == OP_DB_ROW ? workspace_json_row(p, st) : NULL;
+    op_db_finalize(st);
     if (o && extra_tokens)
         cJSON_AddItemToObject(o, "agent_tokens", extra_tokens);
     else
         cJSON_Delete(extra_tokens);
     if (o)
         op_api_json(resp, status, o);
-    else if (rc == SQLITE_DONE)
+    else if (rc == OP_DB_DONE)
         op_api_error(resp, 404, OP_NOT_FOUND_MSG, NULL);
     else
         op_api_error(resp, 500, "Internal error fetching workspace.", NULL);
@@ -279,14 +278,14 @@ void op_api_workspace_create(struct op_primary *p, const struct op_user *u, cons
         op_api_error(resp, 500, "Internal error creating workspace.", NULL);
         goto out;
     }
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         op_store_prepare(p, "SELECT 1 FROM workspaces WHERE owner_id = ? AND lower(name) = lower(?)");
     bool exists = false;
     if (st) {
-        sqlite3_bind_text(st, 1, owner.id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        exists = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_finalize(st);
+        op_db_bind_text(st, 1, owner.id);
+        op_db_bind_text(st, 2, name);
+        exists = op_db_step(st) == OP_DB_ROW;
+        op_db_finalize(st);
     }
     if (exists) {
         op_store_rollback(p);
@@ -300,13 +299,13 @@ void op_api_workspace_create(struct op_primary *p, const struct op_user *u, cons
                              " VALUES (?, ?, ?, ?, ?)");
     rc = -EIO;
     if (st) {
-        sqlite3_bind_text(st, 1, ws_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, owner.id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, now);
-        sqlite3_bind_int64(st, 5, now);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-        sqlite3_finalize(st);
+        op_db_bind_text(st, 1, ws_id);
+        op_db_bind_text(st, 2, owner.id);
+        op_db_bind_text(st, 3, name);
+        op_db_bind_int64(st, 4, now);
+        op_db_bind_int64(st, 5, now);
+        rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+        op_db_finalize(st);
     }
     cJSON *tokens = cJSON_CreateArray();
     for (int i = 0; i < nagents && rc == 0; i++) {
@@ -319,15 +318,15 @@ void op_api_workspace_create(struct op_primary *p, const struct op_user *u, cons
                          " connection_timeout_ms, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
         rc = -EIO;
         if (st) {
-            sqlite3_bind_text(st, 1, aid, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, ws_id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, names[i], -1, SQLITE_STATIC);
-            sqlite3_bind_blob(st, 4, hash, sizeof(hash), SQLITE_STATIC);
-            sqlite3_bind_int64(st, 5, timeout_ms);
-            sqlite3_bind_int64(st, 6, now);
-            sqlite3_bind_int64(st, 7, now);
-            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-            sqlite3_finalize(st);
+            op_db_bind_text(st, 1, aid);
+            op_db_bind_text(st, 2, ws_id);
+            op_db_bind_text(st, 3, names[i]);
+            op_db_bind_blob(st, 4, hash, sizeof(hash));
+            op_db_bind_int64(st, 5, timeout_ms);
+            op_db_bind_int64(st, 6, now);
+            op_db_bind_int64(st, 7, now);
+            rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+            op_db_finalize(st);
         }
         cJSON *t = cJSON_CreateObject();
         cJSON_AddStringToObject(t, "agent_id", aid);
@@ -381,7 +380,7 @@ void op_api_workspaces_list(struct op_primary *p, const struct op_user *u, const
     }
     if (rc == 0) {
         /* ?1: the filtered owner or NULL; ?2: the caller when only their own are visible, else NULL. */
-        sqlite3_stmt *st =
+        struct op_db_stmt *st =
             op_store_prepare(p, "SELECT " WS_COLS " FROM workspaces w JOIN users u ON u.id = w.owner_id"
                                 " WHERE (?1 IS NULL OR w.owner_id = ?1) AND (?2 IS NULL OR w.owner_id = ?2)"
                                 " ORDER BY lower(u.username), lower(w.name)");
@@ -390,16 +389,16 @@ void op_api_workspaces_list(struct op_primary *p, const struct op_user *u, const
             op_api_error(resp, 500, "Internal error fetching workspaces.", NULL);
             return;
         }
-        if (filtered) sqlite3_bind_text(st, 1, filter.id, -1, SQLITE_STATIC);
-        if (!u->owner) sqlite3_bind_text(st, 2, u->id, -1, SQLITE_STATIC);
-        while (sqlite3_step(st) == SQLITE_ROW) {
+        if (filtered) op_db_bind_text(st, 1, filter.id);
+        if (!u->owner) op_db_bind_text(st, 2, u->id);
+        while (op_db_step(st) == OP_DB_ROW) {
             cJSON *w = workspace_json_row(p, st);
             if (w) {
                 cJSON_AddItemToArray(arr, w);
                 n++;
             }
         }
-        sqlite3_finalize(st);
+        op_db_finalize(st);
     }
     cJSON_AddNumberToObject(o, "count", n);
     op_api_json(resp, 200, o);
@@ -447,19 +446,20 @@ void op_api_workspace_delete(struct op_primary *p, const struct op_user *u, cons
      * their credentials and control connections are revoked once the deletion is committed. */
     char agents[OP_MAX_AGENTS_PER_WS][OP_UUID_STR_LEN + 1];
     int nagents = 0;
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT id FROM workspace_agents WHERE workspace_id = lower(?)");
+    struct op_db_stmt *st =
+        op_store_prepare(p, "SELECT id FROM workspace_agents WHERE workspace_id = lower(?)");
     if (st) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        while (nagents < OP_MAX_AGENTS_PER_WS && sqlite3_step(st) == SQLITE_ROW)
-            snprintf(agents[nagents++], sizeof(agents[0]), "%s", op_col_text(st, 0));
-        sqlite3_finalize(st);
+        op_db_bind_text(st, 1, id);
+        while (nagents < OP_MAX_AGENTS_PER_WS && op_db_step(st) == OP_DB_ROW)
+            snprintf(agents[nagents++], sizeof(agents[0]), "%s", op_db_col_text(st, 0));
+        op_db_finalize(st);
         st = NULL;
     }
     rc = op_store_begin(p);
     if (!rc && (st = op_store_prepare(p, "DELETE FROM workspaces WHERE id = lower(?)")) != NULL) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-        sqlite3_finalize(st);
+        op_db_bind_text(st, 1, id);
+        rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+        op_db_finalize(st);
     } else {
         rc = -EIO;
     }
@@ -473,14 +473,15 @@ void op_api_workspace_delete(struct op_primary *p, const struct op_user *u, cons
 /* The workspace of an agent, if the caller may see it. 0, -ENOENT, -EIO. */
 static int agent_access(struct op_primary *p, const struct op_user *u, const char *agent_id)
 {
-    sqlite3_stmt *st = op_store_prepare(p, "SELECT workspace_id FROM workspace_agents WHERE id = lower(?)");
+    struct op_db_stmt *st =
+        op_store_prepare(p, "SELECT workspace_id FROM workspace_agents WHERE id = lower(?)");
     if (!st) return -EIO;
-    sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    op_db_bind_text(st, 1, agent_id);
+    int rc = op_db_step(st);
     char ws[OP_UUID_STR_LEN + 1] = "";
-    if (rc == SQLITE_ROW) snprintf(ws, sizeof(ws), "%s", op_col_text(st, 0));
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? -ENOENT : -EIO;
+    if (rc == OP_DB_ROW) snprintf(ws, sizeof(ws), "%s", op_db_col_text(st, 0));
+    op_db_finalize(st);
+    if (rc != OP_DB_ROW) return rc == OP_DB_DONE ? -ENOENT : -EIO;
     return op_workspace_access(p, u, ws, NULL);
 }
 
@@ -503,15 +504,15 @@ void op_api_agent_ports(struct op_primary *p, const struct op_user *u, const cha
                         struct op_app_response *resp)
 {
     int rc = agent_access(p, u, id);
-    sqlite3_stmt *st =
+    struct op_db_stmt *st =
         rc ? NULL : op_store_prepare(p, "SELECT listening_ports FROM workspace_agents WHERE id = lower(?)");
     if (!st) {
         op_api_lookup_error(resp, rc);
         return;
     }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    op_db_bind_text(st, 1, id);
     cJSON *o = cJSON_CreateObject();
-    if (sqlite3_step(st) == SQLITE_ROW) add_array(o, "ports", op_col_text(st, 0));
-    sqlite3_finalize(st);
+    if (op_db_step(st) == OP_DB_ROW) add_array(o, "ports", op_db_col_text(st, 0));
+    op_db_finalize(st);
     op_api_json(resp, 200, o);
 }

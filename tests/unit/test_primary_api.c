@@ -6,7 +6,7 @@
 #include <ctype.h>
 #include <ftw.h>
 #include <sys/stat.h>
-#include <sqlite3.h>
+#include "db/db.h"
 #include <unistd.h>
 
 #include "primary/primary_int.h"
@@ -166,16 +166,14 @@ static char *make_member(struct op_primary *p)
 {
     char hashed[200];
     op_password_hash("member-pass", 1000, hashed, sizeof(hashed));
-    sqlite3_stmt *st = NULL;
-    sqlite3_prepare_v2(
-        p->db,
-        "INSERT INTO users (id, username, email, hashed_password, roles, created_at, updated_at,"
-        " last_seen_at) VALUES ('11111111-2222-4333-8444-555555555555', 'bob', 'bob@example.com', ?,"
-        " 'member', 0, 0, 0)",
-        -1, &st, NULL);
-    sqlite3_bind_text(st, 1, hashed, -1, SQLITE_STATIC);
-    CHECK(sqlite3_step(st) == SQLITE_DONE, "insert a member user");
-    sqlite3_finalize(st);
+    struct op_db_stmt *st = NULL;
+    st = op_db_prepare(
+        p->db, "INSERT INTO users (id, username, email, hashed_password, roles, created_at, updated_at,"
+               " last_seen_at) VALUES ('11111111-2222-4333-8444-555555555555', 'bob', 'bob@example.com', ?,"
+               " 'member', 0, 0, 0)");
+    op_db_bind_text(st, 1, hashed);
+    CHECK(op_db_step(st) == OP_DB_DONE, "insert a member user");
+    op_db_finalize(st);
     remember("member-pass");
     return login(p, "bob", "member-pass");
 }
@@ -521,30 +519,24 @@ static void test_restart(const char *tok)
     t_free(&r);
     char *again = login(p, "admin@example.com", "hunter2-Correct");
     free(again);
-    sqlite3_stmt *st = NULL;
-    sqlite3_prepare_v2(p->db, "PRAGMA user_version", -1, &st, NULL);
-    CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 5,
-          "schema user_version is 5 (workspaces and agents, agents' SSH host keys, API key scopes, port "
-          "shares)");
-    sqlite3_finalize(st);
-    sqlite3_prepare_v2(p->db, "SELECT COUNT(*) FROM crypto_keys", -1, &st, NULL);
-    CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 4,
+    struct op_db_stmt *st = NULL;
+    CHECK(op_db_schema_version(p->db) == 5,
+          "schema version is 5 (workspaces and agents, agents' SSH host keys, API key scopes, port shares)");
+    st = op_db_prepare(p->db, "SELECT COUNT(*) FROM crypto_keys");
+    CHECK(op_db_step(st) == OP_DB_ROW && (int)op_db_col_int64(st, 0) == 4,
           "keys kept across the restart (3 + 1)");
-    sqlite3_finalize(st);
-    sqlite3_prepare_v2(p->db, "PRAGMA journal_mode", -1, &st, NULL);
-    CHECK(sqlite3_step(st) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0,
-          "journal mode is WAL");
-    sqlite3_finalize(st);
+    op_db_finalize(st);
+    st = op_db_prepare(p->db, "PRAGMA journal_mode");
+    CHECK(op_db_step(st) == OP_DB_ROW && strcmp(op_db_col_text(st, 0), "wal") == 0, "journal mode is WAL");
+    op_db_finalize(st);
     check_no_plaintext("after restart");
     op_primary_close(p);
 }
 
 static void exec_sql(struct op_primary *p, const char *sql)
 {
-    char *msg = NULL;
-    int rc = sqlite3_exec(p->db, sql, NULL, NULL, &msg);
-    CHECK(rc == SQLITE_OK, "sql: %.60s %s", sql, msg ? msg : "");
-    sqlite3_free(msg);
+    int rc = op_db_exec(p->db, sql);
+    CHECK(rc == 0, "sql: %.60s %s", sql, rc ? op_db_errmsg(p->db) : "");
 }
 
 static int key_count(struct op_primary *p, const char *proxy_token, const char *feature, int64_t *max_seq)
@@ -581,16 +573,15 @@ static void test_rotation_and_expiry(struct op_primary *p, const char *owner)
     exec_sql(p, sql);
     n = key_count(p, ptok, "workspace_apps_token", &seq);
     CHECK(n == 2 && seq == 2, "near expiry: a successor key (sequence 2) is added");
-    sqlite3_stmt *st = NULL;
-    sqlite3_prepare_v2(
+    struct op_db_stmt *st = NULL;
+    st = op_db_prepare(
         p->db,
         "SELECT a.deletes_at - b.starts_at, b.starts_at - a.starts_at FROM crypto_keys a, crypto_keys b"
         " WHERE a.feature = b.feature AND a.feature = 'workspace_apps_token' AND a.sequence = 1 AND"
-        " b.sequence = 2",
-        -1, &st, NULL);
-    bool row = sqlite3_step(st) == SQLITE_ROW;
-    int64_t grace = row ? sqlite3_column_int64(st, 0) : 0, gap = row ? sqlite3_column_int64(st, 1) : 0;
-    sqlite3_finalize(st);
+        " b.sequence = 2");
+    bool row = op_db_step(st) == OP_DB_ROW;
+    int64_t grace = row ? op_db_col_int64(st, 0) : 0, gap = row ? op_db_col_int64(st, 1) : 0;
+    op_db_finalize(st);
     CHECK(row && grace == 3600000 + 60000 && gap >= 30LL * 24 * 3600 * 1000 - 1000,
           "successor starts at the old expiry; the old key is deleted 1 h + 1 min after that");
     n = key_count(p, ptok, "workspace_apps_token", &seq);
@@ -627,17 +618,15 @@ static void test_rotation_and_expiry(struct op_primary *p, const char *owner)
              (long long)(now - 3600 * 1000));
     exec_sql(p, sql);
     CHECK(op_store_gc(p) == 0, "op_store_gc");
-    sqlite3_prepare_v2(
-        p->db,
-        "SELECT (SELECT COUNT(*) FROM api_keys WHERE id = ?1),"
-        " (SELECT COUNT(*) FROM replicas WHERE hostname = 'old'), (SELECT COUNT(*) FROM api_keys)",
-        -1, &st, NULL);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    row = sqlite3_step(st) == SQLITE_ROW;
-    CHECK(row && sqlite3_column_int(st, 0) == 0 && sqlite3_column_int(st, 1) == 0 &&
-              sqlite3_column_int(st, 2) >= 2,
+    st = op_db_prepare(
+        p->db, "SELECT (SELECT COUNT(*) FROM api_keys WHERE id = ?1),"
+               " (SELECT COUNT(*) FROM replicas WHERE hostname = 'old'), (SELECT COUNT(*) FROM api_keys)");
+    op_db_bind_text(st, 1, id);
+    row = op_db_step(st) == OP_DB_ROW;
+    CHECK(row && (int)op_db_col_int64(st, 0) == 0 && (int)op_db_col_int64(st, 1) == 0 &&
+              (int)op_db_col_int64(st, 2) >= 2,
           "gc removed the expired session and the stale replica, kept live sessions");
-    sqlite3_finalize(st);
+    op_db_finalize(st);
 
     char path[300];
     struct stat stt;

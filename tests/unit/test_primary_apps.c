@@ -8,7 +8,7 @@
  * issuance only) and the login page (cookie, local redirects only, wrong password).
  */
 #include <errno.h>
-#include <sqlite3.h>
+#include "db/db.h"
 
 #include "primary/primary_int.h"
 #include "tests/unit/primary_test_util.h"
@@ -86,18 +86,17 @@ static struct t_resp issue(struct op_primary *p, const struct app_req *a, const 
 /* The workspace_apps_token keys from the database. */
 static int token_keys(struct op_primary *p, struct op_wsapp_key *keys, int max)
 {
-    sqlite3_stmt *st = NULL;
-    sqlite3_prepare_v2(p->db,
-                       "SELECT sequence, secret FROM crypto_keys WHERE feature = 'workspace_apps_token'"
-                       " AND secret IS NOT NULL",
-                       -1, &st, NULL);
+    struct op_db_stmt *st = NULL;
+    st =
+        op_db_prepare(p->db, "SELECT sequence, secret FROM crypto_keys WHERE feature = 'workspace_apps_token'"
+                             " AND secret IS NOT NULL");
     int n = 0;
-    while (n < max && sqlite3_step(st) == SQLITE_ROW) {
-        keys[n].kid = sqlite3_column_int64(st, 0);
+    while (n < max && op_db_step(st) == OP_DB_ROW) {
+        keys[n].kid = op_db_col_int64(st, 0);
         keys[n].len = 64;
-        if (op_hex_decode((const char *)sqlite3_column_text(st, 1), 128, keys[n].secret, 64) == 0) n++;
+        if (op_hex_decode(op_db_col_text(st, 1), 128, keys[n].secret, 64) == 0) n++;
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     return n;
 }
 
@@ -210,12 +209,12 @@ static void setup(struct op_primary *p, struct fix *f)
            "{\"slug\":\"org\",\"url\":\"http://127.0.0.1:8002\",\"sharing_level\":\"organization\"},"
            "{\"slug\":\"pub\",\"url\":\"http://127.0.0.1:8003/?folder=/src\",\"sharing_level\":\"public\","
            "\"subdomain\":true}]");
-    sqlite3_stmt *st = NULL;
-    sqlite3_prepare_v2(p->db, "SELECT apps FROM workspace_agents WHERE id = ?", -1, &st, NULL);
-    sqlite3_bind_text(st, 1, f->dev_agent, -1, SQLITE_STATIC);
-    CHECK(sqlite3_step(st) == SQLITE_ROW && strstr((const char *)sqlite3_column_text(st, 0), "organization"),
+    struct op_db_stmt *st = NULL;
+    st = op_db_prepare(p->db, "SELECT apps FROM workspace_agents WHERE id = ?");
+    op_db_bind_text(st, 1, f->dev_agent);
+    CHECK(op_db_step(st) == OP_DB_ROW && strstr(op_db_col_text(st, 0), "organization"),
           "an agent may report sharing_level organization");
-    sqlite3_finalize(st);
+    op_db_finalize(st);
 
     workspace(p, f->alice, "{\"name\":\"off\",\"agents\":[\"main\"]}", 1, ids, toks);
     snprintf(f->off_agent, 37, "%s", ids[0]);
@@ -513,19 +512,17 @@ static const char *key_from_location(struct op_primary *p, const char *loc)
     size_t n = strcspn(q, "&#");
     int64_t kid = 0;
     if (op_jwe_kid(q, n, &kid) != 0) return key;
-    sqlite3_stmt *st = NULL;
-    sqlite3_prepare_v2(
-        p->db, "SELECT secret FROM crypto_keys WHERE feature = 'workspace_apps_api_key' AND sequence = ?", -1,
-        &st, NULL);
-    sqlite3_bind_int64(st, 1, kid);
+    struct op_db_stmt *st = NULL;
+    st = op_db_prepare(
+        p->db, "SELECT secret FROM crypto_keys WHERE feature = 'workspace_apps_api_key' AND sequence = ?");
+    op_db_bind_int64(st, 1, kid);
     uint8_t k[32];
     char plain[OP_JWE_MAX_PLAINTEXT];
-    if (sqlite3_step(st) == SQLITE_ROW &&
-        op_hex_decode((const char *)sqlite3_column_text(st, 0), 64, k, 32) == 0) {
+    if (op_db_step(st) == OP_DB_ROW && op_hex_decode(op_db_col_text(st, 0), 64, k, 32) == 0) {
         int pl = op_jwe_decrypt(q, n, k, plain, sizeof(plain));
         if (pl > 0) op_wsapp_apikey_decode(plain, (size_t)pl, op_wall_ms() / 1000, key, sizeof(key));
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     return key;
 }
 
@@ -648,19 +645,16 @@ static void test_auth_redirect(struct op_primary *p, const struct fix *f)
     CHECK(r.status == 303 && strncmp(t_header(&r, "Location"), "/login?redirect=", 16) == 0,
           "the app-connect key is no session for the auth redirect -> login");
     t_free(&r);
-    sqlite3_stmt *st = NULL;
-    sqlite3_prepare_v2(
-        p->db,
-        "SELECT k.scope, k.expires_at <= s.expires_at FROM api_keys k, api_keys s WHERE k.id = ?"
-        " AND s.id = ?",
-        -1, &st, NULL);
-    sqlite3_bind_text(st, 1, key, 10, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, f->alice, 10, SQLITE_TRANSIENT);
-    CHECK(sqlite3_step(st) == SQLITE_ROW &&
-              t_streq((const char *)sqlite3_column_text(st, 0), "application_connect") &&
-              sqlite3_column_int(st, 1) == 1,
+    struct op_db_stmt *st = NULL;
+    st = op_db_prepare(
+        p->db, "SELECT k.scope, k.expires_at <= s.expires_at FROM api_keys k, api_keys s WHERE k.id = ?"
+               " AND s.id = ?");
+    op_db_bind_textn(st, 1, key, 10);
+    op_db_bind_textn(st, 2, f->alice, 10);
+    CHECK(op_db_step(st) == OP_DB_ROW && t_streq(op_db_col_text(st, 0), "application_connect") &&
+              (int)op_db_col_int64(st, 1) == 1,
           "the key is stored with scope application_connect and expires no later than the session");
-    sqlite3_finalize(st);
+    op_db_finalize(st);
 }
 
 /* ---- login ---- */

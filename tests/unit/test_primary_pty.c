@@ -7,7 +7,7 @@
  * primary's own GET .../pty, which answers with a grant for the owner and site owners only.
  */
 #include <errno.h>
-#include <sqlite3.h>
+#include "db/db.h"
 
 #include "primary/primary_int.h"
 #include "tests/unit/primary_test_util.h"
@@ -113,17 +113,16 @@ static void expect_token(struct op_primary *p, struct t_resp r, const char *user
     CHECK(r.status == 200 && tok, "%s -> 200 with signed_token (got %d %s)", what, r.status, r.body);
     struct op_wsapp_key keys[8];
     int n = 0;
-    sqlite3_stmt *st = NULL;
-    sqlite3_prepare_v2(p->db,
-                       "SELECT sequence, secret FROM crypto_keys WHERE feature = 'workspace_apps_token'"
-                       " AND secret IS NOT NULL",
-                       -1, &st, NULL);
-    while (n < 8 && sqlite3_step(st) == SQLITE_ROW) {
-        keys[n].kid = sqlite3_column_int64(st, 0);
+    struct op_db_stmt *st = NULL;
+    st =
+        op_db_prepare(p->db, "SELECT sequence, secret FROM crypto_keys WHERE feature = 'workspace_apps_token'"
+                             " AND secret IS NOT NULL");
+    while (n < 8 && op_db_step(st) == OP_DB_ROW) {
+        keys[n].kid = op_db_col_int64(st, 0);
         keys[n].len = 64;
-        if (op_hex_decode((const char *)sqlite3_column_text(st, 1), 128, keys[n].secret, 64) == 0) n++;
+        if (op_hex_decode(op_db_col_text(st, 1), 128, keys[n].secret, 64) == 0) n++;
     }
-    sqlite3_finalize(st);
+    op_db_finalize(st);
     struct op_wsapp_token t;
     int64_t now = op_wall_ms() / 1000;
     int rc = tok ? op_wsapp_token_verify(tok, strlen(tok), keys, n, now, &t) : -EINVAL;

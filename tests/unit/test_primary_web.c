@@ -6,7 +6,7 @@
  * assets (every one the shell names), their year-long cache and ETag, 404 for an unknown one, 405 for a
  * POST; the sign-in page's look; the same-origin rule on cookie-authenticated changes and on sign-in.
  */
-#include <sqlite3.h>
+#include "db/db.h"
 
 #include "primary/primary_int.h"
 #include "primary/web_assets.h"

@@ -9,7 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ftw.h>
-#include <sqlite3.h>
+#include "db/db.h"
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -109,14 +109,12 @@ static void create_ws(struct op_primary *p, const char *session, const char *use
 /* The workspace_apps_token secret of sequence kid, straight from the database. */
 static bool key_of(struct op_primary *p, int64_t kid, uint8_t key[64])
 {
-    sqlite3_stmt *st = NULL;
-    sqlite3_prepare_v2(
-        p->db, "SELECT secret FROM crypto_keys WHERE feature = 'workspace_apps_token' AND sequence = ?", -1,
-        &st, NULL);
-    sqlite3_bind_int64(st, 1, kid);
-    bool ok = sqlite3_step(st) == SQLITE_ROW &&
-              op_hex_decode((const char *)sqlite3_column_text(st, 0), 128, key, 64) == 0;
-    sqlite3_finalize(st);
+    struct op_db_stmt *st = NULL;
+    st = op_db_prepare(
+        p->db, "SELECT secret FROM crypto_keys WHERE feature = 'workspace_apps_token' AND sequence = ?");
+    op_db_bind_int64(st, 1, kid);
+    bool ok = op_db_step(st) == OP_DB_ROW && op_hex_decode(op_db_col_text(st, 0), 128, key, 64) == 0;
+    op_db_finalize(st);
     return ok;
 }
 
