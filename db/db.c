@@ -159,6 +159,7 @@ const char *op_db_col_text(struct op_db_stmt *st, int col)
 int64_t op_db_col_int64(struct op_db_stmt *st, int col)
 {
     const char *s = st->db->ops->col_text(st, col);
+    if (s && (s[0] == 't' || s[0] == 'f') && !s[1]) return s[0] == 't'; /* a PostgreSQL boolean */
     return s ? strtoll(s, NULL, 10) : 0;
 }
 

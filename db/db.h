@@ -70,7 +70,8 @@ int op_db_bind_null(struct op_db_stmt *st, int i);
 /* Runs the statement on the first call: OP_DB_ROW while there is a row to read, then OP_DB_DONE, or a
  * negative errno. */
 int op_db_step(struct op_db_stmt *st);
-/* Column accessors for the current row; col is 0-based. Text of a NULL is "", its integer 0, its blob
+/* Column accessors for the current row; col is 0-based. A comparison's value (SQLite: 0/1, PostgreSQL:
+ * a boolean) reads as the integer 0 or 1. Text of a NULL is "", its integer 0, its blob
  * NULL with *n = 0. Pointers stay valid until the next step, reset or finalize. */
 bool op_db_col_is_null(struct op_db_stmt *st, int col);
 const char *op_db_col_text(struct op_db_stmt *st, int col);

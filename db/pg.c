@@ -79,6 +79,13 @@ static void where(const PGconn *c, char *out, size_t outlen)
     snprintf(out, outlen, "%s%s%s", h && *h ? h : "localhost", p && *p ? ":" : "", p ? p : "");
 }
 
+/* The server's notices (e.g. "there is no transaction in progress") are not errors: dropped. */
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static int connect_url(struct pdb *db, char *err, size_t errlen)
 {
     db->c = PQconnectdb(db->url);
@@ -86,6 +93,7 @@ static int connect_url(struct pdb *db, char *err, size_t errlen)
         snprintf(err, errlen, "cannot connect to PostgreSQL: out of memory");
         return -ENOMEM;
     }
+    PQsetNoticeProcessor(db->c, quiet, NULL);
     if (PQstatus(db->c) != CONNECTION_OK) {
         char line[400], at[160];
         first_line(line, sizeof(line), PQerrorMessage(db->c));
@@ -190,6 +198,35 @@ static char *number_params(const char *sql, int *n)
     return out;
 }
 
+/* PQprepare, letting the server infer every parameter's type; a parameter whose type it cannot infer
+ * (one the statement does not use, or one only in `? IS NULL`) is declared text and the statement
+ * prepared again, as SQLite would take it. Inside a transaction the attempts run under a savepoint, since
+ * a failed prepare would abort the transaction. */
+static PGresult *prepare_typed(struct pdb *d, const char *name, const char *sql, int nparams)
+{
+    Oid types[MAX_PARAMS] = {0};
+    bool in_tx = PQtransactionStatus(d->c) == PQTRANS_INTRANS;
+    if (in_tx) PQclear(PQexec(d->c, "SAVEPOINT op_prepare"));
+    PGresult *r = NULL;
+    for (int attempt = 0; attempt <= nparams; attempt++) {
+        PQclear(r);
+        r = PQprepare(d->c, name, sql, nparams, types);
+        if (r && PQresultStatus(r) == PGRES_COMMAND_OK) break;
+        const char *msg = r ? PQresultErrorMessage(r) : "";
+        const char *at = strstr(msg, "could not determine data type of parameter $");
+        int k = at ? atoi(at + strlen("could not determine data type of parameter $")) : 0;
+        if (k < 1 || k > nparams || types[k - 1]) break;
+        types[k - 1] = 25; /* text */
+        if (in_tx) PQclear(PQexec(d->c, "ROLLBACK TO SAVEPOINT op_prepare"));
+    }
+    if (in_tx) {
+        bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) PQclear(PQexec(d->c, "ROLLBACK TO SAVEPOINT op_prepare"));
+        PQclear(PQexec(d->c, "RELEASE SAVEPOINT op_prepare"));
+    }
+    return r;
+}
+
 static struct op_db_stmt *p_prepare(struct op_db *db, const char *sql)
 {
     struct pdb *d = P(db);
@@ -210,7 +247,7 @@ static struct op_db_stmt *p_prepare(struct op_db *db, const char *sql)
         fresh.n = ++d->next_name;
         char name[16];
         snprintf(name, sizeof(name), "s%d", fresh.n);
-        PGresult *r = PQprepare(d->c, name, pg, 0, NULL);
+        PGresult *r = prepare_typed(d, name, pg, fresh.nparams);
         free(pg);
         if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
             (void)fail(db, r);

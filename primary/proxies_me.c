@@ -234,7 +234,7 @@ int op_proxy_live_replicas(struct op_primary *p, const char *proxy_id, const cha
     if (no_relay) no_relay[0] = '\0';
     struct op_db_stmt *st =
         op_store_prepare(p, "SELECT id, relay_address FROM replicas WHERE proxy_id = ? AND stopped_at IS NULL"
-                            " AND updated_at >= ? ORDER BY created_at, rowid");
+                            " AND updated_at >= ? ORDER BY created_at, id");
     if (!st) return 0;
     op_db_bind_text(st, 1, proxy_id);
     op_db_bind_int64(st, 2, op_wall_ms() - REPLICA_ALIVE_MS);

@@ -585,7 +585,7 @@ cat "$T"/slow20.* >"$T/slow20.out"
 # ---- keys the proxy has not fetched: the primary signs with a new key (a row added to its database) ----
 refetches() { grep -c 'fetching the crypto keys again' "$T/proxy-eu.log"; }
 R0=$(refetches)
-seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data/outpost.db" workspace_apps_token workspace_apps_api_key) ||
+seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data" workspace_apps_token workspace_apps_api_key) ||
     fail "adding crypto keys: $seqs"
 grep -v -e '^localhost' -e '^#HttpOnly_localhost' "$JA" >"$T/rekey.jar" # alice at the primary, nothing of eu's
 walk "$T/rekey.jar" "${APP}rekeyed"
@@ -594,7 +594,7 @@ walk "$T/rekey.jar" "${APP}rekeyed"
 R1=$(refetches)
 [ $((R1 - R0)) = 1 ] || fail "keys $seqs: $((R1 - R0)) refetches for one sign-in (app-connect key and token), want 1"
 sleep 1.1 # refetches are at most one a second
-seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data/outpost.db" workspace_apps_token) || fail "adding a key: $seqs"
+seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data" workspace_apps_token) || fail "adding a key: $seqs"
 pids=()
 for i in $(seq 10); do
     curl -4 -s -m 20 -o /dev/null -w '%{http_code}\n' -H "Cookie: coder_path_app_session_token=$SESS" "$APP" >"$T/rekey10.$i" &

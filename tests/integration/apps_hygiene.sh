@@ -277,13 +277,13 @@ ok "port sharing: port $A is owner-only (bob 404, anonymous sign-in); shared aut
 
 # ---- 5. app stats: eu's workers count, its control thread reports with each heartbeat (5 s) ----
 stats_of() { # stats_of SLUG: "<rows> <sum of requests> <distinct proxies>" the primary stored for alice's app
-    python3 - "$T/data/outpost.db" "$1" "$ALICE_ID" "$WSID" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=5)
-r = db.execute("SELECT count(*), coalesce(sum(requests), 0), count(DISTINCT proxy_id) FROM app_usage_stats"
+    PYTHONPATH=$ROOT/tests/lib python3 - "$T/data" "$1" "$ALICE_ID" "$WSID" <<'PY'
+import sys, testdb
+db = testdb.connect(sys.argv[1])
+r = db.query("SELECT count(*), coalesce(sum(requests), 0), count(DISTINCT proxy_id) FROM app_usage_stats"
                " WHERE slug_or_port = ? AND user_id = ? AND workspace_id = ? AND access_method = 'subdomain'"
                " AND agent_id != '' AND proxy_id != '' AND session_ended_at >= session_started_at",
-               sys.argv[2:5]).fetchone()
+               sys.argv[2:5])[0]
 print(*r)
 PY
 }

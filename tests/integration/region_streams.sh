@@ -83,14 +83,14 @@ done
 # the past (beyond the 60 s leeway); the same re-signing with exp in the future works, so the refusal is the
 # expiry's. Connect tokens -> 403 at both regions, agent credentials -> 401.
 resign() { # resign TOKEN EXP_OFFSET_SECONDS
-    python3 - "$T/data/outpost.db" "$1" "$2" <<'PY'
-import base64, hashlib, hmac, json, sqlite3, sys, time
+    PYTHONPATH=$ROOT/tests/lib python3 - "$T/data" "$1" "$2" <<'PY'
+import base64, hashlib, hmac, json, sys, time, testdb
 db, tok, off = sys.argv[1], sys.argv[2], int(sys.argv[3])
 d = lambda s: base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 e = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 h, p, _ = tok.split(".")
 kid = int(json.loads(d(h))["kid"])
-row = sqlite3.connect(db).execute("SELECT secret FROM crypto_keys WHERE feature = 'workspace_apps_token' AND sequence = ?", (kid,)).fetchone()
+row = testdb.connect(db).query("SELECT secret FROM crypto_keys WHERE feature = 'workspace_apps_token' AND sequence = ?", (kid,))[0]
 claims = json.loads(d(p))
 claims["exp"] = int(time.time()) + off
 p2 = e(json.dumps(claims, separators=(",", ":")).encode())

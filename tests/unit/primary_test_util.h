@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "db/db.h"
 #include "http/app.h"
 #include "primary/primary.h"
 
@@ -156,9 +157,85 @@ static inline bool t_file_contains(const char *file, const char *needle)
     return found;
 }
 
-/* How many times a remembered secret occurs in the database files of dir (each one printed). */
+/*
+ * The primary's unit tests run on SQLite, and again on PostgreSQL when OUTPOST_TEST_PG_URL names a database
+ * (tests/run.sh's "pg" layer): each data directory then gets a schema of its own on that database, named
+ * after the directory, so a test that reopens a directory finds its data and a new directory starts empty.
+ */
+static inline bool t_on_pg(void)
+{
+    const char *u = getenv("OUTPOST_TEST_PG_URL");
+    return u && *u;
+}
+
+/* The PostgreSQL URL for dir (its schema made afresh when fresh), or NULL when the tests run on SQLite. The
+ * string stays valid for the test's life. */
+static inline const char *t_pg_url(const char *dir, bool fresh)
+{
+    static char urls[16][700];
+    static int next;
+    if (!t_on_pg()) return NULL;
+    const char *base = getenv("OUTPOST_TEST_PG_URL"), *slash = strrchr(dir, '/');
+    char schema[64] = "t_";
+    size_t n = 2;
+    for (const char *c = slash ? slash + 1 : dir; *c && n < sizeof(schema) - 1; c++)
+        schema[n++] = (char)((*c >= 'A' && *c <= 'Z')                                 ? *c + 32
+                             : ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')) ? *c
+                                                                                      : '_');
+    schema[n] = '\0';
+    if (fresh) {
+        struct op_db *db = NULL;
+        char err[300], sql[200];
+        snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", schema, schema);
+        if (op_db_open(base, &db, err, sizeof(err)) != 0 || op_db_exec(db, sql) != 0) {
+            printf("FAIL PostgreSQL schema %s: %s\n", schema, db ? op_db_errmsg(db) : err);
+            exit(1);
+        }
+        op_db_close(db);
+    }
+    char *u = urls[next++ % 16];
+    snprintf(u, sizeof(urls[0]), "%s%coptions=-csearch_path%%3D%s", base, strchr(base, '?') ? '&' : '?',
+             schema);
+    return u;
+}
+
+/* PostgreSQL: how many times a remembered secret occurs in the text of any row of dir's schema. */
+static inline int t_plaintext_hits_pg(const struct t_secrets *k, const char *dir)
+{
+    struct op_db *db = NULL;
+    char err[300];
+    if (op_db_open(t_pg_url(dir, false), &db, err, sizeof(err)) != 0) {
+        printf("FAIL open %s: %s\n", dir, err);
+        return 1000;
+    }
+    static const char *const tables[] = {
+        "site_config", "users",           "api_keys",   "workspace_proxies", "replicas",
+        "crypto_keys", "app_usage_stats", "workspaces", "workspace_agents",  "workspace_agent_port_shares"};
+    int hits = 0, rows = 0;
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        char sql[160];
+        snprintf(sql, sizeof(sql), "SELECT CAST(x AS TEXT) FROM %s x", tables[t]);
+        struct op_db_stmt *st = op_db_prepare(db, sql);
+        while (st && op_db_step(st) == OP_DB_ROW) {
+            rows++;
+            for (int i = 0; i < k->n; i++)
+                if (strstr(op_db_col_text(st, 0), k->s[i])) {
+                    printf("    secret #%d found in table %s\n", i, tables[t]);
+                    hits++;
+                }
+        }
+        if (!st) hits = 1000;
+        op_db_finalize(st);
+    }
+    op_db_close(db);
+    return rows ? hits : 1000; /* no rows at all: not the database the test used */
+}
+
+/* How many times a remembered secret occurs in the database files of dir (each one printed); on
+ * PostgreSQL, in the rows of its schema. */
 static inline int t_plaintext_hits(const struct t_secrets *k, const char *dir)
 {
+    if (t_on_pg()) return t_plaintext_hits_pg(k, dir);
     const char *files[] = {"outpost.db", "outpost.db-wal", "outpost.db-shm"};
     int hits = 0;
     for (int i = 0; i < k->n; i++) {
@@ -215,6 +292,7 @@ static inline struct op_primary *t_open(char *dir, struct op_primary_config *cfg
         return NULL;
     }
     cfg->data_dir = dir;
+    cfg->postgres_url = t_pg_url(dir, true);
     if (!cfg->kdf_iterations) cfg->kdf_iterations = 1000;
     struct op_primary *p = NULL;
     char err[256] = "";

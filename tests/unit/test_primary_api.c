@@ -30,7 +30,10 @@ static void check_no_plaintext(const char *when)
 static struct op_primary *open_primary(void)
 {
     struct op_primary_config cfg = {0};
+    static bool opened; /* the second open is a restart: same data */
     cfg.data_dir = dir;
+    cfg.postgres_url = t_pg_url(dir, !opened);
+    opened = true;
     cfg.access_url = "http://127.0.0.1:3000/";
     cfg.wildcard_access_url = "*.apps.example.com";
     cfg.kdf_iterations = 2000;
@@ -526,9 +529,14 @@ static void test_restart(const char *tok)
     CHECK(op_db_step(st) == OP_DB_ROW && (int)op_db_col_int64(st, 0) == 4,
           "keys kept across the restart (3 + 1)");
     op_db_finalize(st);
-    st = op_db_prepare(p->db, "PRAGMA journal_mode");
-    CHECK(op_db_step(st) == OP_DB_ROW && strcmp(op_db_col_text(st, 0), "wal") == 0, "journal mode is WAL");
-    op_db_finalize(st);
+    if (t_on_pg()) {
+        CHECK(op_db_kind(p->db) == OP_DB_POSTGRES, "the store is PostgreSQL");
+    } else {
+        st = op_db_prepare(p->db, "PRAGMA journal_mode");
+        CHECK(op_db_step(st) == OP_DB_ROW && strcmp(op_db_col_text(st, 0), "wal") == 0,
+              "journal mode is WAL");
+        op_db_finalize(st);
+    }
     check_no_plaintext("after restart");
     op_primary_close(p);
 }
@@ -628,6 +636,7 @@ static void test_rotation_and_expiry(struct op_primary *p, const char *owner)
           "gc removed the expired session and the stale replica, kept live sessions");
     op_db_finalize(st);
 
+    if (t_on_pg()) return; /* no database files: the secrets check reads the rows instead */
     char path[300];
     struct stat stt;
     snprintf(path, sizeof(path), "%s/outpost.db", dir);

@@ -195,6 +195,7 @@ static struct op_primary *other_primary(char *dir, char **tok)
     mkdtemp(dir);
     struct op_primary_config cfg = {0};
     cfg.data_dir = dir;
+    cfg.postgres_url = t_pg_url(dir, true);
     cfg.access_url = "http://127.0.0.1:3000";
     cfg.kdf_iterations = 1000;
     cfg.health_interval_ms = 60000;
@@ -421,6 +422,7 @@ int main(void)
     mkdtemp(dir);
     struct op_primary_config cfg = {0};
     cfg.data_dir = dir;
+    cfg.postgres_url = t_pg_url(dir, true);
     cfg.access_url = "http://127.0.0.1:3000";
     cfg.kdf_iterations = 1000;
     cfg.health_interval_ms = 1500;

@@ -595,6 +595,7 @@ int main(void)
     if (!mkdtemp(dir)) return 1;
     struct op_primary_config cfg = {0};
     cfg.data_dir = dir;
+    cfg.postgres_url = t_pg_url(dir, true);
     cfg.access_url = "http://127.0.0.1:3000";
     cfg.kdf_iterations = 1000;
     cfg.agent_heartbeat_ms = HEARTBEAT_MS;
