@@ -2,7 +2,7 @@
 # bench/run.sh quick|full — Outpost vs nginx vs HAProxy (and the direct path), side by side, one run.
 # See bench/README.md for the method. Environment:
 #   OUTPOST_BIN        the outpost binary (make bench sets it); rows show "n/a (relay missing)" without it
-#   BENCH_ONLY=1,3     run only these workloads (default all nine)
+#   BENCH_ONLY=1,3     run only these workloads (default all ten)
 #   BENCH_REPS=N       repetitions per cell (default 3 quick, 5 full; at least 3 is recommended)
 #   BENCH_RELAY_CPU / BENCH_LOAD_CPU   pinning (default 1 / 0), BENCH_WORKERS (default 1)
 #   BENCH_BG_MAX=10    a repetition during which other processes took this % of the relay CPU is measured
@@ -24,19 +24,19 @@ OUTPOST_BIN=${OUTPOST_BIN:-$ROOT/build/rel/outpost}
 RELAY_CPU=${BENCH_RELAY_CPU:-1}
 LOAD_CPU=${BENCH_LOAD_CPU:-0}
 WORKERS=${BENCH_WORKERS:-1}
-ONLY=${BENCH_ONLY:-1,2,3,4,5,6,7,8,9}
+ONLY=${BENCH_ONLY:-1,2,3,4,5,6,7,8,9,10}
 MIB=$((1 << 20))
 
 if [ "$MODE" = quick ]; then
     REPS=${BENCH_REPS:-3}
     W1_BYTES=$((256 * MIB)) W2_BYTES=$((48 * MIB))
     W3_SECS=1 W4_SECS=0.8 W5_PLAIN=600 W5_TLS=300 W6_SECS=1 W6_WARM=0.3 W7_BYTES=$((256 * MIB))
-    W8_TERMS=100 W8_SECS=2 W8_WARM=0.5 W9_TERMS=300
+    W8_TERMS=100 W8_SECS=2 W8_WARM=0.5 W9_TERMS=300 W10_SECS=2
 else
     REPS=${BENCH_REPS:-5}
     W1_BYTES=$((4096 * MIB)) W2_BYTES=$((1024 * MIB))
     W3_SECS=5 W4_SECS=5 W5_PLAIN=9000 W5_TLS=9000 W6_SECS=15 W6_WARM=2 W7_BYTES=$((1024 * MIB))
-    W8_TERMS=100 W8_SECS=10 W8_WARM=2 W9_TERMS=9000
+    W8_TERMS=100 W8_SECS=10 W8_WARM=2 W9_TERMS=9000 W10_SECS=10
 fi
 HTTP_CONNS=64
 T_START=$(date +%s)
@@ -202,7 +202,7 @@ start_peer_once() {
     case $fl in tcp) port=${ports[0]} ;; tls) port=${ports[1]} ;; http) port=${ports[2]} ;; https) port=${ports[3]} ;; esac
     local -a cmd
     case $name in
-    outpost | outpost-splice | outpost-splice-uring)
+    outpost | outpost-splice | outpost-splice-uring | outpost-relay)
         if [ $OUTPOST_OK = 0 ]; then
             PEER_STATE[$name]=na PEER_NOTE[$name]=$OUTPOST_NOTE
             return 1
@@ -604,6 +604,7 @@ fi
 want 7 && workload_7
 want 8 && workload_8
 want 9 && workload_9
+want 10 && workload_10
 
 # ------------------------------------------------------------------ report
 cat >"$RES/meta.json" <<EOF
@@ -617,7 +618,7 @@ cat >"$RES/meta.json" <<EOF
  "busy_before": "$BUSY_BEFORE", "busy_after": "$(cpu_busy | tr '\n' ' ')",
  "loadavg_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
  "sizes": {"w1_bytes": $W1_BYTES, "w2_bytes": $W2_BYTES, "w3_seconds": $W3_SECS, "w4_seconds": $W4_SECS,
-           "w5_plain_conns": $W5_PLAIN, "w5_tls_conns": $W5_TLS, "w6_seconds": $W6_SECS, "w6_rate": ${W6_RATE:-0}, "w7_bytes": $W7_BYTES, "w8_terminals": $W8_TERMS, "w8_seconds": $W8_SECS, "w9_terminals": $W9_TERMS,
+           "w5_plain_conns": $W5_PLAIN, "w5_tls_conns": $W5_TLS, "w6_seconds": $W6_SECS, "w6_rate": ${W6_RATE:-0}, "w7_bytes": $W7_BYTES, "w8_terminals": $W8_TERMS, "w8_seconds": $W8_SECS, "w9_terminals": $W9_TERMS, "w10_seconds": $W10_SECS,
            "http_conns": $HTTP_CONNS}}
 EOF
 cleanup

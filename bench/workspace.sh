@@ -22,8 +22,10 @@ ws_env_up() {
     pp=${ports[0]} qp=${ports[1]} sp=${ports[2]} tp=${ports[3]}
     WS_PRIMARY=127.0.0.1:$pp WS_PROXY=127.0.0.1:$qp
     WS_ENV=(env -u CODER_URL -u CODER_SESSION_TOKEN -u CODER_AGENT_TOKEN CODER_CONFIG_DIR="$WS_DIR/cli")
+    # Path-app sharing and a long token lifetime: W10's anonymous visitor keeps one signed token all run.
     setsid taskset -c "$LOAD_CPU" "${WS_ENV[@]}" "$OUTPOST_BIN" server --http-address "127.0.0.1:$pp" \
-        --access-url "http://127.0.0.1:$pp" --data-dir "$WS_DIR/data" \
+        --access-url "http://127.0.0.1:$pp" --data-dir "$WS_DIR/data" --dangerous-allow-path-app-sharing \
+        --app-token-lifetime 24h \
         >"$WS_DIR/primary.log" 2>&1 </dev/null &
     WS_PRIMARY_PID=$!
     PGIDS+=("$WS_PRIMARY_PID")
@@ -43,6 +45,7 @@ ws_env_up() {
     token=$(sed -n 's/^CODER_AGENT_TOKEN=//p' <<<"$out")
     (cd "$WS_DIR/ws" && exec setsid taskset -c "$LOAD_CPU" env CODER_AGENT_URL="http://127.0.0.1:$pp" \
         CODER_AGENT_TOKEN="$token" "$OUTPOST_BIN" agent --data-dir "$WS_DIR/agent-data" --log-level warn \
+        --app "slug=bench,url=http://$UPSTREAM,share=public" \
         --max-streams 20000 --max-spares 64 --max-pty-sessions 1000 --reconnecting-pty-timeout 1s \
         >"$WS_DIR/agent.log" 2>&1 </dev/null) &
     WS_AGENT_PID=$!
@@ -289,4 +292,66 @@ workload_9() {
         ws_env_down
     done
     log "W9: $cs done ($(($(date +%s) - T_START)) s)"
+}
+
+# ---- workspace apps (W10) ------------------------------------------------------------------------------
+# measure_app WL CASE PEER REP: wrk, HTTP_CONNS keep-alive connections for W10_SECS, GET of an N-byte body
+# from the harness's upstream: through proxy eu as the workspace's public path app "bench" (the signed-token
+# cookie an anonymous visitor got once; the token check, the agent stream and the agent's own request to
+# the app on every request), through nginx and HAProxy HTTP reverse proxies straight to the same server
+# (no auth: the ceiling), and through Outpost's relay engine in HTTP mode (the same engine without the
+# workspace path). req/s, p50 and p99.
+measure_app() {
+    local wl=$1 cs=$2 peer=$3 rep=$4 size=${2%% *} url out rps p50 p99 errs
+    local -a hdr=()
+    if [ "$peer" = outpost ]; then
+        url=http://$WS_PROXY/@admin/ws/apps/bench/$size
+        hdr=(-H "Cookie: $WS_APP_COOKIE")
+    else
+        url=http://${PEER_ADDR[$peer]}/$size
+    fi
+    out=$(timeout $((W10_SECS + 30)) taskset -c "$LOAD_CPU" wrk -t1 -c"$HTTP_CONNS" -d"${W10_SECS}s" --latency \
+        "${hdr[@]}" "$url" 2>&1)
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    # wrk's percentiles come as 1.23ms / 456.78us / 1.02s
+    us() { awk -v p="$1" '$1 == p {v = $2; m = 1; if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000; else if (v ~ /s$/) m = 1000000;
+        sub(/[a-z]+$/, "", v); printf "%.0f", v * m}' <<<"$out"; }
+    p50=$(us 50%) p99=$(us 99%)
+    errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+    if [ -n "$rps" ] && [ -n "$p99" ] && [ -z "$errs" ]; then
+        rec "$wl" "$cs" "$peer" "requests per second" req/s higher "$rep" "$rps" "$HTTP_CONNS connections"
+        rec "$wl" "$cs" "$peer" "p50 latency" us lower "$rep" "$p50" ""
+        rec "$wl" "$cs" "$peer" "p99 latency" us lower "$rep" "$p99" ""
+    else
+        local why="wrk: ${errs:-no result} $(tail -n 2 <<<"$out" | tr '\n' ' ')"
+        rec "$wl" "$cs" "$peer" "requests per second" req/s higher "$rep" error "$why"
+        rec "$wl" "$cs" "$peer" "p50 latency" us lower "$rep" error "$why"
+        rec "$wl" "$cs" "$peer" "p99 latency" us lower "$rep" error "$why"
+    fi
+}
+
+# workload_10: workspace app requests (100 B and 16 KiB, keep-alive): proxy eu against the no-auth
+# ceiling of nginx/HAProxy proxying to the same app server, and Outpost's bare relay engine.
+workload_10() {
+    local p i cs
+    ws_begin 10 || return 0
+    WS_APP_COOKIE=""
+    for ((i = 0; i < 100; i++)); do # the agent reports its app with its first report
+        WS_APP_COOKIE=$(curl -s -o /dev/null -D - "http://$WS_PROXY/@admin/ws/apps/bench/100" |
+            sed -n 's/^Set-Cookie: \(coder_signed_app_token=[^;]*\).*/\1/p' | tr -d '\r')
+        [ -n "$WS_APP_COOKIE" ] && break
+        sleep 0.2
+    done
+    if [ -z "$WS_APP_COOKIE" ]; then
+        log "W10: no signed app token for the public app (see $WS_DIR/proxy.log)"
+        ws_env_down
+        return 0
+    fi
+    for p in nginx haproxy outpost-relay; do start_peer "$p" http; done
+    ws_peer outpost
+    for cs in "100 B body" "16384 B body"; do
+        ws_rows 10 "$cs" measure_app "outpost outpost-relay nginx haproxy" "requests per second" req/s
+    done
+    for p in nginx haproxy outpost-relay; do stop_peer "$p"; done
+    ws_env_down
 }
