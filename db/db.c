@@ -83,6 +83,11 @@ int op_db_last_error(const struct op_db *db)
     return db->last_rc;
 }
 
+void op_db_clear_error(struct op_db *db)
+{
+    db->last_rc = 0;
+}
+
 int op_db_exec(struct op_db *db, const char *sql)
 {
     return note(db, db->ops->exec(db, sql));
@@ -109,8 +114,11 @@ void op_db_rollback(struct op_db *db)
 
 struct op_db_stmt *op_db_prepare(struct op_db *db, const char *sql)
 {
+    int before = db->last_rc;
+    db->last_rc = 0;
     struct op_db_stmt *st = db->ops->prepare(db, sql);
-    if (!st) db->last_rc = -EINVAL;
+    if (!st && !db->last_rc) db->last_rc = -EINVAL; /* the back-end said nothing more precise */
+    if (st) db->last_rc = before;
     return st;
 }
 

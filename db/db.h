@@ -47,6 +47,8 @@ enum op_db_kind op_db_kind(const struct op_db *db);
  * last op_db_begin). */
 const char *op_db_errmsg(const struct op_db *db);
 int op_db_last_error(const struct op_db *db);
+/* Forgets the last error's errno (e.g. at the start of a request). */
+void op_db_clear_error(struct op_db *db);
 /* PostgreSQL: connects again after -ENOTCONN (prepared statements are prepared again on use). 0 or as
  * op_db_open's errors; SQLite: 0. */
 int op_db_reconnect(struct op_db *db);

@@ -54,8 +54,17 @@ static void first_line(char *out, size_t outlen, const char *msg)
     snprintf(out, outlen, "%.*s", (int)strcspn(msg ? msg : "?", "\n"), msg ? msg : "?");
 }
 
-/* Maps a failed result (or a NULL one) to an errno and records the message. */
+static int map_fail(struct op_db *db, PGresult *res);
+
+/* Maps a failed result (or a NULL one) to an errno and records it and the message. */
 static int fail(struct op_db *db, PGresult *res)
+{
+    int rc = map_fail(db, res);
+    db->last_rc = rc;
+    return rc;
+}
+
+static int map_fail(struct op_db *db, PGresult *res)
 {
     char line[400];
     first_line(line, sizeof(line), res ? PQresultErrorMessage(res) : PQerrorMessage(P(db)->c));
@@ -88,7 +97,11 @@ static void quiet(void *arg, const char *message)
 
 static int connect_url(struct pdb *db, char *err, size_t errlen)
 {
-    db->c = PQconnectdb(db->url);
+    /* A server that does not answer must not hold the caller for long: 5 s unless the URL says otherwise
+     * (the URL's own keywords come later and win). */
+    const char *const keys[] = {"connect_timeout", "dbname", NULL};
+    const char *const vals[] = {"5", db->url, NULL};
+    db->c = PQconnectdbParams(keys, vals, 1);
     if (!db->c) {
         snprintf(err, errlen, "cannot connect to PostgreSQL: out of memory");
         return -ENOMEM;
@@ -232,6 +245,7 @@ static struct op_db_stmt *p_prepare(struct op_db *db, const char *sql)
     struct pdb *d = P(db);
     if (!d->c) {
         op_db_set_err(db, "not connected to PostgreSQL");
+        db->last_rc = -ENOTCONN;
         return NULL;
     }
     struct cached *hit = NULL;

@@ -461,9 +461,11 @@ static void route(struct op_primary *p, const struct op_app_request *req, struct
     /* Everything below needs a user session. Unknown routes still answer 404 first. */
     static const char px_prefix[] = "/api/v2/workspaceproxies/";
     const char *ref = NULL;
-    enum { R_NONE, R_ME, R_LOGOUT, R_REGIONS, R_PROXIES, R_PROXY } r = R_NONE;
+    enum { R_NONE, R_ME, R_LOGOUT, R_REGIONS, R_PROXIES, R_PROXY, R_REPLICAS } r = R_NONE;
     if (strcmp(path, "/api/v2/users/me") == 0)
         r = R_ME;
+    else if (strcmp(path, "/api/v2/replicas") == 0)
+        r = R_REPLICAS;
     else if (strcmp(path, "/api/v2/users/logout") == 0)
         r = R_LOGOUT;
     else if (strcmp(path, "/api/v2/regions") == 0)
@@ -492,6 +494,12 @@ static void route(struct op_primary *p, const struct op_app_request *req, struct
     case R_REGIONS:
         get ? op_api_regions(p, resp) : method_not_allowed(resp);
         break;
+    case R_REPLICAS:
+        if (!get)
+            method_not_allowed(resp);
+        else if (require_owner(&u, resp))
+            op_api_replicas(p, resp);
+        break;
     case R_PROXIES:
         if (!get && !post) {
             method_not_allowed(resp);
@@ -519,12 +527,32 @@ static void route(struct op_primary *p, const struct op_app_request *req, struct
     }
 }
 
+/* 503 for a request the primary cannot serve while its database is unreachable (replaces any answer). */
+static void db_unavailable(struct op_app_response *resp)
+{
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    op_api_error(resp, 503, "The primary cannot reach its database.",
+                 "The database connection was lost; the primary is reconnecting. Retry shortly.");
+}
+
 void op_primary_handle(void *ctx, const struct op_app_request *req, struct op_app_response *resp)
 {
     struct op_primary *p = ctx;
     resp->status = 0;
     resp->content_type = "application/json";
-    route(p, req, resp);
+    op_db_clear_error(p->db);
+    bool no_db = span_eq(req->path, "/healthz") || span_eq(req->path, "/api/v2/buildinfo");
+    if (!no_db && !op_replicas_db_ok(p))
+        db_unavailable(resp);
+    else
+        route(p, req, resp);
+    /* An answer made while the connection broke (a 401 for a session it could not look up, say) is not the
+     * answer: 503 instead. */
+    bool lost = op_db_last_error(p->db) == -ENOTCONN;
+    op_replicas_note_db(p);
+    if (lost) db_unavailable(resp);
     if (resp->status == 0) op_api_error(resp, 500, "Internal error.", "the handler produced no response");
     op_app_add_header(resp, "X-Coder-Build-Version", OP_PRIMARY_VERSION);
     /* A transaction must never stay open across requests. */

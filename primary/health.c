@@ -597,6 +597,44 @@ static void keep_replica_result(struct op_health *h, struct op_health_result *r)
 }
 
 /* Control thread: applies the verdicts that arrived; ends the round once the prober reported it done. */
+/* The replica holding the lease: stores the round's verdicts for the other replicas (one transaction;
+ * a failure is logged and the next round tries again). */
+static void save_verdicts(struct op_primary *p)
+{
+    struct op_health *h = p->health;
+    if (op_store_begin(p)) return;
+    int rc = 0;
+    for (size_t i = 0; i < h->n && !rc; i++) {
+        const struct entry *e = &h->entries[i];
+        struct op_db_stmt *st = op_store_prepare(
+            p, "INSERT INTO proxy_health (proxy_id, status, errors, warnings, replicas, checked_at) VALUES "
+               "(?, ?,"
+               " ?, ?, ?, ?) ON CONFLICT (proxy_id) DO UPDATE SET status = excluded.status, errors ="
+               " excluded.errors, warnings = excluded.warnings, replicas = excluded.replicas, checked_at ="
+               " excluded.checked_at");
+        char *ej = cJSON_PrintUnformatted(e->errors), *wj = cJSON_PrintUnformatted(e->warnings);
+        char *rj = e->replicas ? cJSON_PrintUnformatted(e->replicas) : NULL;
+        rc = st && ej && wj ? 0 : -EIO;
+        if (!rc) {
+            op_db_bind_text(st, 1, e->id);
+            op_db_bind_int64(st, 2, e->status);
+            op_db_bind_text(st, 3, ej);
+            op_db_bind_text(st, 4, wj);
+            op_db_bind_text(st, 5, rj ? rj : "");
+            op_db_bind_int64(st, 6, e->checked_at);
+            rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+        }
+        op_db_finalize(st);
+        free(ej);
+        free(wj);
+        free(rj);
+    }
+    if (rc || op_store_commit(p)) {
+        op_warn("health", "cannot store the proxies' health for the other replicas: %s", op_db_errmsg(p->db));
+        op_store_rollback(p);
+    }
+}
+
 static void collect(struct op_primary *p)
 {
     struct op_health *h = p->health;
@@ -622,14 +660,41 @@ static void collect(struct op_primary *p)
         op_health_combine(h->agg, h->agg_n, set_combined, h);
         h->agg_n = 0;
         h->running = false;
+        if (p->lease_held && p->replicated) save_verdicts(p);
         h->next_round_ms = op_now_ms() + p->health_interval_ms;
     }
+}
+
+/* A replica without the lease: takes the verdicts the lease holder stored. */
+static void load_verdicts(struct op_primary *p)
+{
+    struct op_health *h = p->health;
+    struct op_db_stmt *st = op_store_prepare(
+        p, "SELECT proxy_id, status, errors, warnings, replicas, checked_at FROM proxy_health");
+    while (st && op_db_step(st) == OP_DB_ROW) {
+        int s = (int)op_db_col_int64(st, 1);
+        if (s < OP_HEALTH_UNKNOWN || s > OP_HEALTH_UNREACHABLE) continue;
+        const char *rj = op_db_col_text(st, 4);
+        set_result(h, op_db_col_text(st, 0), (enum op_health_status)s, cJSON_Parse(op_db_col_text(st, 2)),
+                   cJSON_Parse(op_db_col_text(st, 3)), *rj ? cJSON_Parse(rj) : NULL);
+        struct entry *e = find(h, op_db_col_text(st, 0));
+        if (e) e->checked_at = op_db_col_int64(st, 5);
+    }
+    op_db_finalize(st);
 }
 
 void op_health_tick(struct op_primary *p)
 {
     struct op_health *h = p->health;
     if (!h) return;
+    if (!p->lease_held) {
+        /* Another replica probes; this one serves what it found, refreshed twice an interval. */
+        if (!h->running && op_now_ms() >= h->next_round_ms) {
+            load_verdicts(p);
+            h->next_round_ms = op_now_ms() + OP_MAX(p->health_interval_ms / 2, 250);
+        }
+        if (!h->running) return;
+    }
     if (h->running) collect(p);
     if (!h->running && (h->forced || op_now_ms() >= h->next_round_ms)) {
         h->forced = false;

@@ -53,9 +53,17 @@ static int ensure_config(struct op_primary *p, const char *key, bool uuid, char 
         rc = op_random_bytes(raw, sizeof(raw));
         op_hex_encode(raw, sizeof(raw), v);
     }
-    if (rc || (rc = op_store_set_config(p, key, v)) != 0) return rc;
-    snprintf(out, outlen, "%s", v);
-    return 0;
+    if (rc) return rc;
+    /* Replicas starting together on a new database: the first value stored wins, and all read it. */
+    struct op_db_stmt *st = op_store_prepare(
+        p, "INSERT INTO site_config (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING");
+    if (!st) return -EIO;
+    op_db_bind_text(st, 1, key);
+    op_db_bind_text(st, 2, v);
+    rc = op_db_step(st) == OP_DB_DONE ? 0 : -EIO;
+    op_db_finalize(st);
+    op_secure_zero(v, sizeof(v));
+    return rc ? rc : op_store_get_config(p, key, out, outlen);
 }
 
 /* Wildcard access URL ("https://" + pattern, or the bare pattern) to the app hostname pattern, with the
@@ -153,7 +161,13 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
     }
     op_secure_zero(mesh, sizeof(mesh));
     rc = op_health_init(p);
-    if (rc || op_keys_rotate(p) != 0) {
+    if (!rc && op_replicas_start(p) != 0) {
+        snprintf(err, errlen, "cannot register this replica: %s", op_db_errmsg(p->db));
+        op_primary_close(p);
+        return -EIO;
+    }
+    /* The lease holder makes and rotates the keys; the others read them. */
+    if (rc || (p->lease_held && op_keys_rotate(p) != 0)) {
         snprintf(err, errlen, "cannot initialise the health checker or the crypto keys");
         op_primary_close(p);
         return rc ? rc : -EIO;
@@ -304,9 +318,11 @@ void op_primary_on_engine(void *ctx, struct op_engine *e)
 void op_primary_tick(void *ctx)
 {
     struct op_primary *p = ctx;
+    op_replicas_tick(p);
+    if (p->db_down) return;
     op_health_tick(p);
     uint64_t now = op_now_ms();
-    if (now >= p->next_rotate_ms) {
+    if (p->lease_held && now >= p->next_rotate_ms) {
         op_keys_rotate(p);
         op_store_gc(p);
         p->next_rotate_ms = now + ROTATE_INTERVAL_MS;
@@ -322,6 +338,7 @@ void op_primary_close(struct op_primary *p)
 {
     if (!p) return;
     op_health_free(p);
+    op_replicas_stop(p);
     op_region_free(p->region); /* after the engine: closes parked spares */
     op_store_close(p);
     free(p->data_dir);

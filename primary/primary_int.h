@@ -40,7 +40,28 @@ struct op_primary {
     bool disable_path_apps, allow_path_app_sharing, allow_path_app_site_owner; /* from the config */
     uint32_t app_token_lifetime_s;      /* of signed app and terminal tokens; from the config, never 0 */
     struct op_region_app_conf app_conf; /* workspace apps in the primary's own region (primary.c) */
+    /* replicas.c: this process as one replica of the deployment */
+    char replica_id[OP_UUID_STR_LEN + 1];
+    bool replicated; /* PostgreSQL: other replicas may share the database */
+    bool lease_held; /* this replica does the once-only work (health checks, key rotation, clean-up) */
+    bool db_down;    /* the database connection was lost; requests answer 503 until it is back */
+    uint64_t next_beat_ms, next_lease_ms, next_reconnect_ms; /* monotonic */
+    uint64_t db_latency_us;                                  /* of the last heartbeat write */
 };
+
+/* ---- replicas.c: replicas, the lease, the database connection ---- */
+/* Registers this process as a replica (a new id) and, on SQLite, takes the lease. 0 or -EIO. */
+int op_replicas_start(struct op_primary *p);
+/* Marks this replica stopped (at a clean exit). */
+void op_replicas_stop(struct op_primary *p);
+/* Heartbeat, lease attempts and reconnection; called on every tick. */
+void op_replicas_tick(struct op_primary *p);
+/* After a database operation failed: notes a lost connection (the lease goes with it). */
+void op_replicas_note_db(struct op_primary *p);
+/* False while the database connection is down and could not be made again (tried at most once a second). */
+bool op_replicas_db_ok(struct op_primary *p);
+/* GET /api/v2/replicas: the live primary replicas. */
+void op_api_replicas(struct op_primary *p, struct op_app_response *resp);
 
 /* ---- store.c: SQLite ---- */
 /* Opens or creates the database file (mode 0600), sets WAL, foreign keys and a 5 s busy timeout, and applies

@@ -83,6 +83,11 @@ static const char *const sqlite_steps[] = {
     "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE, agent_name TEXT NOT NULL,"
     "  port INTEGER NOT NULL, share_level TEXT NOT NULL, protocol TEXT NOT NULL, created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (workspace_id, agent_name, port));",
+    /* 6: the proxies' health as the replica holding the lease last found it, for every replica to serve
+     * (replicas.c): the status (enum op_health_status), its report's arrays as JSON, when it was found. */
+    "CREATE TABLE proxy_health ("
+    "  proxy_id TEXT PRIMARY KEY, status INTEGER NOT NULL, errors TEXT NOT NULL, warnings TEXT NOT NULL,"
+    "  replicas TEXT NOT NULL DEFAULT '', checked_at INTEGER NOT NULL);",
 };
 
 static const char *const pg_steps[] = {
@@ -150,6 +155,10 @@ static const char *const pg_steps[] = {
     "  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE, agent_name TEXT NOT NULL,"
     "  port INTEGER NOT NULL, share_level TEXT NOT NULL, protocol TEXT NOT NULL, created_at BIGINT NOT NULL,"
     "  PRIMARY KEY (workspace_id, agent_name, port));",
+    /* 6: shared proxy health */
+    "CREATE TABLE proxy_health ("
+    "  proxy_id TEXT PRIMARY KEY, status INTEGER NOT NULL, errors TEXT NOT NULL, warnings TEXT NOT NULL,"
+    "  replicas TEXT NOT NULL DEFAULT '', checked_at BIGINT NOT NULL);",
 };
 _Static_assert(OP_ARRAY_LEN(sqlite_steps) == OP_ARRAY_LEN(pg_steps), "one schema step per dialect");
 

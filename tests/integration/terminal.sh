@@ -144,7 +144,7 @@ ok "on an app host of eu (wildcard *.eu.localhost) the terminal's path is the ap
 # --- keys eu has not fetched (a key row added to the primary's database, which signs with it at once) ---
 refetches() { grep -c 'fetching the crypto keys again' "$T/proxy2.log"; }
 R0=$(refetches)
-seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data/outpost.db" workspace_apps_token) || fail "adding a key: $seqs"
+seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data" workspace_apps_token) || fail "adding a key: $seqs"
 for i in 1 2 3; do # three terminals at once with tokens signed with the new key: one refetch for all
     $PC run "$(eu_url "$(uuid)")" status:101 send:"echo REKEY-\$((6*$i))" expect:"REKEY-($((6 * i)))" >"$T/rekey.$i" 2>&1 &
     pids[$i]=$!
@@ -154,7 +154,7 @@ R1=$(refetches)
 [ $((R1 - R0)) = 1 ] || fail "three terminal tokens with the new key $seqs: $((R1 - R0)) refetches of eu's keys, want 1"
 ok "eu: three terminal tokens at once signed with a key eu had not fetched (sequence $seqs) open after one refetch of its keys"
 sleep 1.1 # refetches are at most one a second
-seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data/outpost.db" workspace_apps_token) || fail "adding a key: $seqs"
+seqs=$(python3 "$ROOT/tests/lib/add_crypto_key.py" "$T/data" workspace_apps_token) || fail "adding a key: $seqs"
 kill "$AGENT_PID"
 for ((i = 0; i < 50; i++)); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
 cd "$T/ws"

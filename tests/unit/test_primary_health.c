@@ -320,6 +320,7 @@ static void add_replica(struct op_primary *p, const char *ptok, int access, int 
     snprintf(body, sizeof(body),
              "{\"access_url\":\"http://127.0.0.1:%d\",\"replica_id\":\"%s\",\"hostname\":\"h\"%s}", access,
              rep, rel);
+    usleep(2000); /* replicas are ordered oldest first (ms), ties by id: keep the order of registration */
     struct t_resp r = t_proxy_call(p, "POST", "/api/v2/workspaceproxies/me/register", body, ptok);
     CHECK(r.status == 201, "register a replica (access port %d, relay port %d)", access, relay);
     t_free(&r);
