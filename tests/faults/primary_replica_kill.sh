@@ -61,7 +61,9 @@ PID_a=$LAST_PID
 wait_port $PA
 replica b $PB
 PID_b=$LAST_PID
-wait_port $PB
+for ((i = 0; i < 200; i++)); do (exec 3<>"/dev/tcp/127.0.0.1/$PB") 2>/dev/null && break; sleep 0.05; done
+(exec 3<>"/dev/tcp/127.0.0.1/$PB") 2>/dev/null ||
+    fail "replica b is not listening 10 s after it started next to replica a (last line: $(tail -n 1 "$T/primary-b.log"))"
 bg haproxy "$HAPROXY" -db -f "$T/haproxy.cfg"
 wait_port $LB
 "$OUTPOST" login $URL --first-user-username admin --first-user-email admin@example.com \
