@@ -3,7 +3,7 @@
 #   make test         build with ASan+UBSan and run every test (unit, fuzz replay, integration)
 #   make bench        benchmark harness (Outpost vs nginx vs HAProxy); make bench-quick for < 3 min
 #   make fuzz         build libFuzzer targets with clang ($(BUILD_ROOT)/fuzz/)
-#   make unit | fuzz-replay | integration   one test layer
+#   make unit | fuzz-replay | integration | test-pg   one test layer (test-pg: the primary on PostgreSQL)
 #   make check-format | check-layers         the clang-format check; the include order of docs/layers.md
 #   BUILD_ROOT=dir    put every build output under dir instead of build/
 #   V=1 verbose, DEBUG=1 unoptimised, SAN=address,undefined sanitizers (SAN= to disable in make test)
@@ -76,7 +76,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/%_replay)
 
-.PHONY: all deps test test-faults unit fuzz-replay integration fuzz bench bench-quick clean format check-format check-layers
+.PHONY: all deps test test-faults test-pg unit fuzz-replay integration fuzz bench bench-quick clean format check-format check-layers
 
 all: $(BIN)
 
@@ -136,6 +136,9 @@ else
 test: $(BIN) $(UNIT_BINS) $(FUZZ_REPLAY) $(B)/bench/loadgen
 	$(Q)OUTPOST_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) tests/run.sh
 endif
+
+test-pg: $(BIN) $(UNIT_BINS)
+	$(Q)OUTPOST_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) tests/run.sh pg
 
 unit: $(UNIT_BINS)
 	$(Q)OUTPOST_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) tests/run.sh unit

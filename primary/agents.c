@@ -155,7 +155,9 @@ void op_api_agent_manifest(struct op_primary *p, const struct op_agent_auth *a, 
         snprintf(dn, sizeof(dn), "Default");
     if (op_store_get_config(p, "primary_icon", icon, sizeof(icon)) != 0)
         snprintf(icon, sizeof(icon), "/emojis/1f3e1.png");
-    cJSON_AddItemToArray(regions, region(p->deployment_id, "primary", dn, icon, p->access_url));
+    cJSON *prim = region(p->deployment_id, "primary", dn, icon, p->access_url);
+    op_replicas_manifest(p, prim);
+    cJSON_AddItemToArray(regions, prim);
     /* Every proxy that can carry streams now: registered, healthy, not deleted, not DERP-only. */
     struct op_db_stmt *st =
         op_store_prepare(p, "SELECT id, name, display_name, icon, url FROM workspace_proxies"

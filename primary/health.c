@@ -666,7 +666,7 @@ static void collect(struct op_primary *p)
 }
 
 /* A replica without the lease: takes the verdicts the lease holder stored. */
-static void load_verdicts(struct op_primary *p)
+void op_health_load(struct op_primary *p)
 {
     struct op_health *h = p->health;
     struct op_db_stmt *st = op_store_prepare(
@@ -690,7 +690,7 @@ void op_health_tick(struct op_primary *p)
     if (!p->lease_held) {
         /* Another replica probes; this one serves what it found, refreshed twice an interval. */
         if (!h->running && op_now_ms() >= h->next_round_ms) {
-            load_verdicts(p);
+            op_health_load(p);
             h->next_round_ms = op_now_ms() + OP_MAX(p->health_interval_ms / 2, 250);
         }
         if (!h->running) return;

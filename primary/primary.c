@@ -117,6 +117,15 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
         return -ENOMEM;
     }
     op_url_trim_slashes(p->access_url);
+    if (cfg->relay_url && *cfg->relay_url) {
+        if (!op_url_http_host(cfg->relay_url).p || !(p->relay_url = strdup(cfg->relay_url))) {
+            snprintf(err, errlen, "invalid --derp-server-relay-url \"%s\" (an http:// or https:// URL)",
+                     cfg->relay_url);
+            op_primary_close(p);
+            return -EINVAL;
+        }
+        op_url_trim_slashes(p->relay_url);
+    }
     int rc = wildcard_host(cfg->wildcard_access_url, p->access_url, &p->wildcard_host);
     if (rc) {
         snprintf(err, errlen, "wildcard access URL \"%s\" is invalid (expected e.g. *.example.com)",
@@ -192,7 +201,8 @@ int op_primary_open(const struct op_primary_config *cfg, struct op_primary **out
     p->app_conf.disable_path_apps = p->disable_path_apps;
     p->app_conf.https = strncasecmp(p->access_url, "https://", 8) == 0;
     p->app_conf.primary = true;
-    op_info("primary", "database %s, deployment %s, access URL %s", path, p->deployment_id, p->access_url);
+    op_info("primary", "database %s, deployment %s, access URL %s", cfg->postgres_url ? "PostgreSQL" : path,
+            p->deployment_id, p->access_url);
     *out = p;
     return 0;
 }
@@ -343,6 +353,7 @@ void op_primary_close(struct op_primary *p)
     op_store_close(p);
     free(p->data_dir);
     free(p->access_url);
+    free(p->relay_url);
     free(p->wildcard_host);
     free(p);
 }

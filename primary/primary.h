@@ -21,9 +21,10 @@
 #define OP_PRIMARY_DEFAULT_AGENT_TIMEOUT_MS   120000u /* never connected after this = "timeout" */
 
 struct op_primary_config {
-    const char *data_dir;            /* directory holding outpost.db (created 0700 if missing) */
-    const char *postgres_url;        /* the PostgreSQL database instead of outpost.db; NULL = SQLite */
-    const char *access_url;          /* e.g. "https://coder.example.com"; required */
+    const char *data_dir;     /* directory holding outpost.db (created 0700 if missing) */
+    const char *postgres_url; /* the PostgreSQL database instead of outpost.db; NULL = SQLite */
+    const char *relay_url;  /* this replica's own URL for agents and the other replicas; NULL = access URL */
+    const char *access_url; /* e.g. "https://coder.example.com"; required */
     const char *wildcard_access_url; /* e.g. "*.coder.example.com"; NULL/"" = none */
     uint64_t health_interval_ms;     /* proxy health probe interval; 0 = 1 minute */
     uint32_t kdf_iterations;         /* PBKDF2 iterations for new passwords; 0 = default (tests lower it) */

@@ -42,6 +42,8 @@ struct op_primary {
     struct op_region_app_conf app_conf; /* workspace apps in the primary's own region (primary.c) */
     /* replicas.c: this process as one replica of the deployment */
     char replica_id[OP_UUID_STR_LEN + 1];
+    char *relay_url; /* where the other replicas and agents reach this one (--derp-server-relay-url); NULL =
+                        the access URL */
     bool replicated; /* PostgreSQL: other replicas may share the database */
     bool lease_held; /* this replica does the once-only work (health checks, key rotation, clean-up) */
     bool db_down;    /* the database connection was lost; requests answer 503 until it is back */
@@ -60,6 +62,9 @@ void op_replicas_tick(struct op_primary *p);
 void op_replicas_note_db(struct op_primary *p);
 /* False while the database connection is down and could not be made again (tried at most once a second). */
 bool op_replicas_db_ok(struct op_primary *p);
+/* Adds "replicas" (the live primary replicas with their relay URLs) to the manifest's primary region, so that
+ * an agent keeps a control connection on each (PostgreSQL only; with one store file there is one replica). */
+void op_replicas_manifest(struct op_primary *p, cJSON *region);
 /* GET /api/v2/replicas: the live primary replicas. */
 void op_api_replicas(struct op_primary *p, struct op_app_response *resp);
 
@@ -301,6 +306,9 @@ const char *op_health_status_name(enum op_health_status s);
 int op_health_init(struct op_primary *p);
 /* Aborts probes in flight and frees the cache (NULL-safe). */
 void op_health_free(struct op_primary *p);
+/* Takes the verdicts stored by the replica holding the lease (a replica without it serves those; a new
+ * holder starts from them). */
+void op_health_load(struct op_primary *p);
 /* One non-blocking step of the checker (see health.c for the round state machine). */
 void op_health_tick(struct op_primary *p);
 /* Adds the cached status of proxy id to a JSON object as "status": {status, report, checked_at}.

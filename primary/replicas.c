@@ -19,7 +19,7 @@
 #include "core/log.h"
 #include "primary/primary_int.h"
 
-#define LEASE_KEY        0x6f7574706f7374LL /* "outpost": the advisory lock of the lease */
+#define LEASE_KEY        0x6f75746c65617365LL /* "outlease" (schema migrations lock "outpost", db/pg.c) */
 #define LEASE_TRY_MS     500
 #define REPLICA_BEAT_MS  5000
 #define REPLICA_ALIVE_MS 15000 /* a replica silent this long is no longer listed */
@@ -41,7 +41,7 @@ static int beat(struct op_primary *p, bool first)
     if (!st) return -EIO;
     op_db_bind_text(st, 1, p->replica_id);
     op_db_bind_text(st, 2, host);
-    op_db_bind_text(st, 3, p->access_url);
+    op_db_bind_text(st, 3, p->relay_url ? p->relay_url : p->access_url);
     op_db_bind_text(st, 4, OP_PRIMARY_VERSION);
     op_db_bind_int64(st, 5, (int64_t)p->db_latency_us);
     op_db_bind_int64(st, 6, now);
@@ -72,6 +72,7 @@ int op_replicas_start(struct op_primary *p)
     int rc = beat(p, true);
     if (rc) return rc;
     op_info("replicas", "this primary is replica %s", p->replica_id);
+    if (p->replicated) op_health_load(p); /* serve the last verdicts from the first request on */
     if (p->lease_held) op_info("replicas", "replica %s took the lease", p->replica_id);
     p->next_beat_ms = op_now_ms() + REPLICA_BEAT_MS;
     return 0;
@@ -164,4 +165,22 @@ void op_api_replicas(struct op_primary *p, struct op_app_response *resp)
         return;
     }
     op_api_json(resp, 200, arr);
+}
+
+void op_replicas_manifest(struct op_primary *p, cJSON *region)
+{
+    if (!p->replicated) return;
+    struct op_db_stmt *st = op_store_prepare(p, "SELECT id, relay_address FROM replicas WHERE is_primary = 1 "
+                                                "AND stopped_at IS NULL AND updated_at >= ?"
+                                                " AND relay_address != '' ORDER BY created_at, id");
+    if (!st) return;
+    op_db_bind_int64(st, 1, op_wall_ms() - REPLICA_ALIVE_MS);
+    cJSON *ra = cJSON_AddArrayToObject(region, "replicas");
+    for (int n = 0; n < OP_REPLICAS_MAX && op_db_step(st) == OP_DB_ROW; n++) {
+        cJSON *one = cJSON_CreateObject();
+        cJSON_AddStringToObject(one, "id", op_db_col_text(st, 0));
+        cJSON_AddStringToObject(one, "relay_url", op_db_col_text(st, 1));
+        cJSON_AddItemToArray(ra, one);
+    }
+    op_db_finalize(st);
 }

@@ -45,6 +45,12 @@ static const char server_help[] =
     "          Where the database (outpost.db) is kept. Defaults to\n"
     "          $XDG_DATA_HOME/outpost or ~/.local/share/outpost.\n"
     "\n"
+    "      --derp-server-relay-url url, $CODER_DERP_SERVER_RELAY_URL\n"
+    "          An HTTP URL of this replica that agents and the other replicas can\n"
+    "          reach (not the load balancer's): with several replicas on one\n"
+    "          PostgreSQL database, agents keep a connection to each. Defaults to\n"
+    "          --access-url.\n"
+    "\n"
     "      --disable-path-apps bool, $CODER_DISABLE_PATH_APPS\n"
     "          Disable workspace apps that are not served from subdomains.\n"
     "          Path-based apps can make requests to the Coder API and pose a\n"
@@ -134,6 +140,7 @@ enum {
     O_APP_TOKEN_LIFETIME,
     O_POSTGRES_URL,
     O_MIGRATE_FROM_SQLITE,
+    O_RELAY_URL,
 };
 
 static bool parse_bool(const char *s, bool *out)
@@ -204,6 +211,7 @@ int op_cmd_server(int argc, char **argv)
         {"tls-key-file", required_argument, NULL, O_TLS_KEY},
         {"tls-min-version", required_argument, NULL, O_TLS_MIN},
         {"postgres-url", required_argument, NULL, O_POSTGRES_URL},
+        {"derp-server-relay-url", required_argument, NULL, O_RELAY_URL},
         {"migrate-from-sqlite", required_argument, NULL, O_MIGRATE_FROM_SQLITE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -213,6 +221,7 @@ int op_cmd_server(int argc, char **argv)
     const char *wildcard = getenv("CODER_WILDCARD_ACCESS_URL");
     const char *data_dir = getenv("CODER_DATA_DIR");
     const char *pg_url = getenv("CODER_PG_CONNECTION_URL"), *migrate_from = NULL;
+    const char *relay_url = getenv("CODER_DERP_SERVER_RELAY_URL");
     char pg_url_buf[2048];
     const char *interval = getenv("CODER_PROXY_HEALTH_INTERVAL");
     const char *agent_hb = getenv("CODER_AGENT_HEARTBEAT_INTERVAL");
@@ -268,6 +277,9 @@ int op_cmd_server(int argc, char **argv)
             break;
         case O_POSTGRES_URL:
             pg_url = optarg;
+            break;
+        case O_RELAY_URL:
+            relay_url = optarg;
             break;
         case O_MIGRATE_FROM_SQLITE:
             migrate_from = optarg;
@@ -483,6 +495,7 @@ int op_cmd_server(int argc, char **argv)
     }
     cfg.data_dir = data_dir;
     cfg.postgres_url = pg_url && *pg_url ? pg_url : NULL;
+    cfg.relay_url = relay_url;
     cfg.access_url = access_url;
     cfg.wildcard_access_url = wildcard;
     cfg.agent_stream_limits = agent_limits;

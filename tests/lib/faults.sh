@@ -4,6 +4,8 @@
 #                  real agent and one app, "pub" (share public) served by tests/lib/app_server.py as
 #                  "alice"; returns once the agent is connected to both regions. $APP is the app's path URL
 #                  on eu, $HAMMER the JSON prefix of app_client.py hammer for an anonymous visitor.
+#                  Its arguments go to the proxy; FAULT_PROXY_RELAY=1 gives it its own URL as relay URL
+#                  (--derp-server-relay-url), as a replica of several needs.
 unset CODER_URL CODER_SESSION_TOKEN CODER_AGENT_URL CODER_AGENT_TOKEN CODER_AGENT_TOKEN_FILE CODER_AGENT_APPS
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy
 FAULTS=${OUTPOST_FAULTS:-short}
@@ -21,8 +23,10 @@ fault_deploy() {
         --first-user-password 'Admin-Pass-1' >/dev/null 2>&1 || fail "login"
     "$OUTPOST" wsproxy create --name eu --only-token >"$T/eu.token" 2>&1 || fail "wsproxy create eu"
     EU_TOKEN=$(tail -n 1 "$T/eu.token")
+    local relay=()
+    [ -n "${FAULT_PROXY_RELAY:-}" ] && relay=(--derp-server-relay-url $EU)
     CODER_PROXY_SESSION_TOKEN=$EU_TOKEN bg proxy "$OUTPOST" wsproxy server --primary-access-url $URL \
-        --http-address 127.0.0.1:$Q --access-url $EU --workers 1 "$@"
+        --http-address 127.0.0.1:$Q --access-url $EU --workers 1 "${relay[@]}" "$@"
     EU_PID=$LAST_PID
     wait_port $Q
     : >"$T/big"
