@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # One of two primary replicas killed (SIGKILL) under load: two `outpost server` processes on one
 # PostgreSQL database behind HAProxy (round robin, /healthz checks, retries with redispatch), whose address
-# is the access URL of both; proxy eu, the agent and the CLI all reach the primary through it. While an
-# anonymous visitor sends ~100 requests a second to a public path app through eu for 10 s (full form:
-# 60 s), the replica that holds the lease (health checks, key rotation, clean-up) is killed a third of the
-# way in. Nothing may be lost: every app request answered right, an SSH session and an `outpost tcp`
-# stream through eu still echo after the kill, the other replica logs "took the lease" within one health
-# interval and a second, `wsproxy ls` through the load balancer still shows eu ok, the agent stays
-# connected to both regions, and /api/v2/replicas lists both replicas before the kill and, once the dead
-# one's heartbeat is older than 15 s (full form), the survivor alone.
+# is the access URL of both (each has its own as relay URL); proxy eu, the agent and the CLI reach the
+# primary through it. While an anonymous visitor sends ~100 requests a second to a public path app through
+# eu for 10 s (full form: 60 s), the replica that holds the lease (health checks, key rotation, clean-up)
+# is killed a third of the way in. Nothing may be lost: every app request answered right, an SSH session
+# and an `outpost tcp` stream through eu still echo after the kill, the other replica logs "took the
+# lease" within one health interval and a second, a new visitor still gets a signed app token, `wsproxy
+# ls` through the load balancer still shows eu ok, the agent stays connected to both regions, and
+# /api/v2/replicas lists both replicas before the kill and, once the dead one's heartbeat is older than
+# 15 s (full form), the survivor alone.
 . "$(dirname "$0")/../lib/common.sh"
 . "$ROOT/tests/lib/faults.sh"
 . "$ROOT/tests/lib/pg.sh"
@@ -51,9 +52,12 @@ backend primaries
 EOF
 "$HAPROXY" -c -f "$T/haproxy.cfg" >"$T/haproxy-check.out" 2>&1 || fail "haproxy rejects its config: $(cat "$T/haproxy-check.out")"
 
-replica() { # replica NAME PORT: one primary replica, its PID in $LAST_PID
+# replica NAME PORT: one primary replica, its PID in $LAST_PID. Its own address is its relay URL, which
+# the agent dials besides the load balancer's (a control connection on every replica).
+replica() {
     bg "primary-$1" "$OUTPOST" server --postgres-url "$PG_URL" --http-address 127.0.0.1:$2 --access-url $URL \
-        --data-dir "$T/$1" --proxy-health-interval 1s --agent-heartbeat-interval 2s --dangerous-allow-path-app-sharing
+        --derp-server-relay-url http://127.0.0.1:$2 --data-dir "$T/$1" --proxy-health-interval 1s \
+        --agent-heartbeat-interval 2s --dangerous-allow-path-app-sharing
 }
 # Replica a first, so that the lease has a holder before b starts.
 replica a $PA
