@@ -7,9 +7,14 @@
 BENCH_LOADGEN := $(B)/bench/loadgen
 BENCH_AGENTD := $(B)/bench/agentd
 BENCH_TERMLOAD := $(B)/bench/termload
+BENCH_MINRELAY := $(B)/bench/minrelay
 
 .PHONY: bench-tools
-bench-tools: $(BENCH_LOADGEN) $(BENCH_AGENTD) $(BENCH_TERMLOAD)
+bench-tools: $(BENCH_LOADGEN) $(BENCH_AGENTD) $(BENCH_TERMLOAD) $(BENCH_MINRELAY)
+
+$(BENCH_MINRELAY): $(B)/bench/minrelay.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^
 
 $(BENCH_TERMLOAD): $(B)/bench/termload.o
 	@$(if $(Q),echo "  LD      $@")

@@ -57,6 +57,7 @@ make -s --no-print-directory bench-tools || { log "building the load generator f
 LOADGEN=$ROOT/build/rel/bench/loadgen
 AGENTD=$ROOT/build/rel/bench/agentd
 TERMLOAD=$ROOT/build/rel/bench/termload
+MINRELAY=$ROOT/build/rel/bench/minrelay
 if [ "$(nproc)" -le "$RELAY_CPU" ] || [ "$(nproc)" -le "$LOAD_CPU" ]; then
     log "this machine has $(nproc) CPUs; set BENCH_RELAY_CPU/BENCH_LOAD_CPU"
     exit 1
@@ -201,7 +202,7 @@ start_peer_once() {
     case $fl in tcp) port=${ports[0]} ;; tls) port=${ports[1]} ;; http) port=${ports[2]} ;; https) port=${ports[3]} ;; esac
     local -a cmd
     case $name in
-    outpost | outpost-splice)
+    outpost | outpost-splice | outpost-splice-uring)
         if [ $OUTPOST_OK = 0 ]; then
             PEER_STATE[$name]=na PEER_NOTE[$name]=$OUTPOST_NOTE
             return 1
@@ -211,7 +212,11 @@ start_peer_once() {
             --cpu-offset "$RELAY_CPU" --log-level warn)
         case $fl in tcp | tls) cmd+=(--mode tcp) ;; *) cmd+=(--mode http) ;; esac
         case $fl in tls | https) cmd+=(--tls-cert-file "$RUN/cert.pem" --tls-key-file "$RUN/key.pem") ;; esac
-        [ "$name" = outpost-splice ] && cmd+=(--splice)
+        [ "$name" = outpost-splice ] && cmd+=(--splice=inline)
+        [ "$name" = outpost-splice-uring ] && cmd+=(--splice=uring)
+        ;;
+    min-copy | min-splice) # the ceiling: bench/minrelay.c, one thread, epoll, 1 MiB buffers or pipes
+        cmd=("$MINRELAY" --listen "${ports[0]}" --upstream "$UPSTREAM" --mode "${name#min-}")
         ;;
     nginx)
         sed -e "s|@VAR@|$dir/var|g" -e "s|@WORKERS@|$WORKERS|g" -e "s|@RELAY_CPU@|$RELAY_CPU|g" \
@@ -553,7 +558,8 @@ log "mode=$MODE reps=$REPS relay CPU $RELAY_CPU, load generator + upstream CPU $
 log "outpost: $([ $OUTPOST_OK = 1 ] && echo "$OUTPOST_BIN" || echo "n/a ($OUTPOST_NOTE)"); results: $RES"
 
 if want 1; then
-    run_group 1 tcp "direct outpost outpost-splice nginx haproxy haproxy-splice" "1 stream;32 streams" w_bulk
+    run_group 1 tcp "direct min-copy min-splice outpost outpost-splice outpost-splice-uring nginx haproxy haproxy-splice" \
+        "1 stream;32 streams" w_bulk
 fi
 if want 2; then
     c=""

@@ -36,7 +36,9 @@ static const char relay_usage[] =
     "  --workers N              worker threads (default: one per online CPU)\n"
     "  --cpu-offset N           pin worker i to CPU (N + i) mod ncpu (default 0)\n"
     "  --no-pin                 do not pin workers to CPUs\n"
-    "  --splice                 plaintext tcp tunnels move bytes with splice(2) instead of copies\n"
+    "  --splice[=MODE]          plaintext tcp tunnels move bytes with splice(2) instead of copies: inline\n"
+    "                           (the default MODE: the worker calls splice itself), uring (io_uring's\n"
+    "                           splice, run by the kernel's io-wq threads) or off\n"
     "  --max-conns N            connections per worker (default 16384)\n"
     "  --recv-buffer-size B     bytes per provided receive buffer (default 65536)\n"
     "  --recv-buffers N         provided receive buffers per worker, a power of two (default 512)\n"
@@ -87,7 +89,7 @@ static const struct option relay_opts[] = {
     {"workers", required_argument, NULL, O_WORKERS},
     {"cpu-offset", required_argument, NULL, O_CPU},
     {"no-pin", no_argument, NULL, O_NOPIN},
-    {"splice", no_argument, NULL, O_SPLICE},
+    {"splice", optional_argument, NULL, O_SPLICE},
     {"max-conns", required_argument, NULL, O_MAXC},
     {"handshake-timeout", required_argument, NULL, O_T_HS},
     {"head-timeout", required_argument, NULL, O_T_HEAD},
@@ -123,7 +125,8 @@ int op_cmd_relay(int argc, char **argv)
     int nlisten = 0, ncerts = 0, nkeys = 0;
     const char *upstream = NULL, *mode = "tcp";
     uint32_t workers = 0, cpu = 0, maxc = 0, tlsmin = 12, rbuf = 0, nrbuf = 0;
-    bool nopin = false, splice = false;
+    bool nopin = false;
+    int splice = OP_SPLICE_OFF;
     struct op_timeouts to = {0};
     uint32_t head_ms = 0, keepalive_ms = 0; /* HTTP mode: 0 = the protocol's default */
     int c;
@@ -175,7 +178,16 @@ int op_cmd_relay(int argc, char **argv)
             nopin = true;
             break;
         case O_SPLICE:
-            splice = true;
+            if (!optarg || !strcmp(optarg, "inline"))
+                splice = OP_SPLICE_INLINE;
+            else if (!strcmp(optarg, "uring"))
+                splice = OP_SPLICE_URING;
+            else if (!strcmp(optarg, "off"))
+                splice = OP_SPLICE_OFF;
+            else {
+                fprintf(stderr, "outpost relay: --splice takes inline, uring or off, not \"%s\"\n", optarg);
+                return EX_USAGE;
+            }
             break;
         case O_MAXC:
             rc = parse_u32("max-conns", optarg, 1, 1u << 20, &maxc);

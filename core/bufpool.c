@@ -144,7 +144,9 @@ bool splice_get_pipe(struct op_worker *w, struct op_side_st *s)
     if (w->pipes_made >= w->max_pipes) return false;
     int p[2];
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return false;
-    fcntl(p[1], F_SETPIPE_SZ, (int)SPLICE_LEN);
+    /* The kernel may give less than asked (fs.pipe-max-size, the user's pipe quota): keep what it gave. */
+    int got = fcntl(p[1], F_SETPIPE_SZ, (int)w->pipe_size);
+    if (got > 0 && (uint32_t)got < w->pipe_size) w->pipe_size = (uint32_t)got;
     w->pipes_made++;
     s->pipe_rd = p[0];
     s->pipe_wr = p[1];
@@ -212,6 +214,8 @@ int pools_init(struct op_worker *w, char *err, size_t errlen)
     w->nfree_chunks = w->nchunks;
 
     w->max_pipes = cf->max_pipes;
+    w->pipe_size = cf->pipe_size;
+    w->splice_mode = cf->splice;
     w->pipes = calloc(2 * (size_t)w->max_pipes + 2, sizeof(int));
     if (!w->pipes) {
         snprintf(err, errlen, "cannot allocate the pipe pool");

@@ -34,6 +34,19 @@ const void *op_engine_xprt_state(const struct op_engine *e, int worker, const st
     return worker >= 0 && worker < e->nworkers ? layer_block(e, worker, ops) : NULL;
 }
 
+const char *op_splice_mode_name(int mode)
+{
+    switch (mode) {
+    case OP_SPLICE_OFF:
+        return "off";
+    case OP_SPLICE_INLINE:
+        return "inline";
+    case OP_SPLICE_URING:
+        return "uring";
+    }
+    return "?";
+}
+
 static void layer_add(struct op_engine *e, const void *ops, size_t size)
 {
     if (!ops || !size) return;
@@ -93,6 +106,12 @@ int op_engine_start(const struct op_engine_conf *conf, struct op_engine **out, c
     if (!c->recv_buf_size) c->recv_buf_size = 64 * 1024;
     if (!c->send_chunks) c->send_chunks = 2048;
     if (!c->max_pipes) c->max_pipes = 256;
+    if (c->splice < OP_SPLICE_OFF || c->splice > OP_SPLICE_URING) {
+        snprintf(err, errlen, "unknown splice mode %d", c->splice);
+        free(e);
+        return -EINVAL;
+    }
+    if (!c->pipe_size) c->pipe_size = c->splice == OP_SPLICE_INLINE ? 1024u * 1024u : SPLICE_LEN;
     if (!c->to.handshake_ms) c->to.handshake_ms = 10000;
     if (!c->to.connect_ms) c->to.connect_ms = 5000;
     if (!c->to.idle_ms) c->to.idle_ms = 60000;

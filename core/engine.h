@@ -156,6 +156,13 @@ struct op_timeouts {
     uint32_t handshake_ms, connect_ms, idle_ms, tunnel_idle_ms, drain_ms;
 };
 
+/* How plaintext tunnels move bytes (op_engine_conf.splice). INLINE: the worker calls splice(2) itself on
+ * non-blocking sockets and pipes when io_uring polls say a side is readable (or writable again), so a
+ * splice never leaves the worker's core; URING: IORING_OP_SPLICE, which the kernel always runs in io-wq
+ * threads. Measured side by side in bench/README.md. */
+enum op_splice_mode { OP_SPLICE_OFF = 0, OP_SPLICE_INLINE = 1, OP_SPLICE_URING = 2 };
+const char *op_splice_mode_name(int mode); /* "off", "inline", "uring" */
+
 struct op_engine_conf {
     int workers;   /* 0 = one per online CPU */
     bool no_pin;   /* do not pin workers to CPUs */
@@ -168,8 +175,10 @@ struct op_engine_conf {
     uint32_t recv_bufs;     /* provided buffers per worker (power of two, 0 = 512) */
     uint32_t recv_buf_size; /* bytes (0 = 64 KiB: measured faster than 16 KiB for bulk, TLS too) */
     uint32_t send_chunks;   /* send-chunk pool per worker (0 = 2048) */
-    bool splice;            /* plaintext tunnels use splice(2) through a bounded pipe pool */
-    uint32_t max_pipes;     /* per worker (0 = 256) */
+    /* Plaintext tunnels through a bounded pipe pool (op_splice_mode): OFF copies through provided buffers. */
+    int splice;
+    uint32_t pipe_size; /* bytes per splice pipe (0 = 1 MiB in INLINE mode, 64 KiB in URING mode) */
+    uint32_t max_pipes; /* per worker (0 = 256) */
 };
 
 /* Statistics of the byte-moving layer: one block per worker, written only by its worker (OP_STAT_ADD),

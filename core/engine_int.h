@@ -51,7 +51,7 @@
     X(WAITBUF, 6)       /* recv got -ENOBUFS; waiting for buffers */                                         \
     X(CONNECTING, 7)    /* upstream connect in flight */                                                     \
     X(SPLICE_IN, 8)     /* socket -> pipe splice in flight */                                                \
-    X(SPLICE_OUT, 9)    /* pipe -> socket splice in flight */                                                \
+    X(SPLICE_OUT, 9)    /* pipe -> socket splice in flight (inline: waiting for the destination to drain) */ \
     X(POLL, 10)         /* poll for readability in flight (splice path) */                                   \
     X(BACKPRESSURE, 11) /* not read: the other side's queue went over the high watermark */                  \
     X(NONEMPTY, 12)     /* the last receive left data in the socket */                                       \
@@ -146,6 +146,7 @@ enum op_tag {
     TAG_POLL,
     TAG_SPLICE_IN,
     TAG_SPLICE_OUT,
+    TAG_POLL_OUT, /* inline splice: the destination of this side's direction is writable again */
 };
 
 static inline uint64_t mk_tag(enum op_tag op, int side, int epoch, uint16_t gen, uint32_t slot)
@@ -243,7 +244,8 @@ struct op_worker {
     uint32_t nchunks, nfree_chunks;
 
     int *pipes; /* free pipe pairs: [rd, wr] */
-    uint32_t npipes_free, max_pipes, pipes_made;
+    uint32_t npipes_free, max_pipes, pipes_made, pipe_size;
+    int splice_mode; /* enum op_splice_mode */
 
     struct op_wheel wheel;
     uint64_t now;

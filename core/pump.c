@@ -6,6 +6,7 @@
 #include "core/engine_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,12 +57,78 @@ static void arm_poll(struct op_conn *c, int side, unsigned events)
     c->side[side].flags |= OP_SF_POLL;
 }
 
+static void count_in(struct op_conn *c, int side, uint64_t n)
+{
+    STAT_ADD(c->w, bytes_in, side == OP_CLI ? n : 0);
+    STAT_ADD(c->w, up_bytes_in, side == OP_UP ? n : 0);
+    c->last_active_ms = c->w->now;
+}
+
+static void count_out(struct op_conn *c, int src, uint64_t n)
+{
+    STAT_ADD(c->w, bytes_out, src == OP_UP ? n : 0);
+    STAT_ADD(c->w, up_bytes_out, src == OP_CLI ? n : 0);
+}
+
+/* Inline splice: empties the pipe of direction src into the other side's socket. True when the pipe is
+ * empty; false when the destination is full (a POLLOUT is armed, SPLICE_OUT set) or the connection closed. */
+static bool splice_out_inline(struct op_conn *c, int src)
+{
+    struct op_side_st *s = &c->side[src], *d = &c->side[!src];
+    while (s->pipe_bytes > 0) {
+        ssize_t n = splice(s->pipe_rd, NULL, d->fd, NULL, s->pipe_bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            s->pipe_bytes -= (uint32_t)n;
+            count_out(c, src, (uint64_t)n);
+        } else if (n < 0 && errno == EAGAIN) {
+            struct io_uring_sqe *sqe = get_sqe(c->w);
+            io_uring_prep_poll_add(sqe, d->fd, POLLOUT);
+            conn_sqe_tag(c, sqe, TAG_POLL_OUT, src);
+            s->flags |= OP_SF_SPLICE_OUT;
+            return false;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            op_conn_close(c, "splice error");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Inline splice: side src is readable. Moves socket -> pipe -> other socket until the source is empty or
+ * the destination is full; at most a few pipefuls per event, so one fast tunnel cannot starve the others. */
+static void splice_in_inline(struct op_conn *c, int src)
+{
+    struct op_side_st *s = &c->side[src];
+    for (int round = 0; round < 4; round++) {
+        uint32_t room = c->w->pipe_size > s->pipe_bytes ? c->w->pipe_size - s->pipe_bytes : 0;
+        if (!room) return;
+        ssize_t n = splice(s->fd, NULL, s->pipe_wr, NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            s->pipe_bytes += (uint32_t)n;
+            count_in(c, src, (uint64_t)n);
+            if (!splice_out_inline(c, src)) return;
+        } else if (n == 0) {
+            s->flags |= OP_SF_EOF;
+            return;
+        } else if (errno == EAGAIN) {
+            return;
+        } else if (errno != EINTR) {
+            op_conn_close(c, "splice error");
+            return;
+        }
+    }
+}
+
 /* Drives one splice direction: source side `src` into the pipe it owns, then out to the other side. */
 static void splice_progress(struct op_conn *c, int src)
 {
     struct op_side_st *s = &c->side[src], *d = &c->side[!src];
     if (s->flags & (OP_SF_POLL | OP_SF_SPLICE_IN | OP_SF_SPLICE_OUT)) return;
-    if (s->pipe_bytes > 0) {
+    if (s->pipe_bytes > 0 && c->w->splice_mode == OP_SPLICE_INLINE) {
+        if (!splice_out_inline(c, src)) return;
+    } else if (s->pipe_bytes > 0) {
         struct io_uring_sqe *sqe = get_sqe(c->w);
         io_uring_prep_splice(sqe, s->pipe_rd, -1, d->fd, -1, s->pipe_bytes, SPLICE_F_MOVE);
         conn_sqe_tag(c, sqe, TAG_SPLICE_OUT, src);
@@ -129,9 +196,16 @@ void conn_progress(struct op_conn *c)
         side_flush(c, s);
     if (c->flags & OP_CF_SPLICE) {
         if (cli->q.count == 0 && up->q.count == 0 && up->fd >= 0 && !(up->flags & OP_SF_CONNECTING)) {
+            bool fresh = cli->pipe_rd < 0 || up->pipe_rd < 0;
             if (!splice_get_pipe(c->w, cli) || !splice_get_pipe(c->w, up)) {
                 c->flags &= ~(uint32_t)OP_CF_SPLICE; /* pipe pool exhausted: this tunnel copies */
             } else {
+                /* splice(2) on a blocking socket waits for more data even with SPLICE_F_NONBLOCK (that
+                 * flag is about the pipe): the worker's sockets go non-blocking, which io_uring's own
+                 * operations on them (shutdown, poll) do not mind. */
+                if (fresh && c->w->splice_mode == OP_SPLICE_INLINE)
+                    for (int s = 0; s < 2; s++)
+                        fcntl(c->side[s].fd, F_SETFL, fcntl(c->side[s].fd, F_GETFL) | O_NONBLOCK);
                 splice_progress(c, OP_CLI);
                 splice_progress(c, OP_UP);
                 for (int s = 0; s < 2; s++) /* a direction that just ended wants its FIN sent */
@@ -374,21 +448,25 @@ void handle_conn_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
             op_conn_close(c, "poll error");
             break;
         }
-        if (res >= 0) {
+        if (res >= 0 && w->splice_mode == OP_SPLICE_INLINE) {
+            splice_in_inline(c, side);
+        } else if (res >= 0) {
             struct io_uring_sqe *sqe = get_sqe(w);
-            io_uring_prep_splice(sqe, s->fd, -1, s->pipe_wr, -1, SPLICE_LEN,
+            io_uring_prep_splice(sqe, s->fd, -1, s->pipe_wr, -1, w->pipe_size,
                                  SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             conn_sqe_tag(c, sqe, TAG_SPLICE_IN, side);
             s->flags |= OP_SF_SPLICE_IN;
         }
         break;
+    case TAG_POLL_OUT:
+        s->flags &= (uint16_t)~OP_SF_SPLICE_OUT;
+        if (res < 0 && res != -ECANCELED) op_conn_close(c, "poll error");
+        break;
     case TAG_SPLICE_IN:
         s->flags &= (uint16_t)~OP_SF_SPLICE_IN;
         if (res > 0) {
             s->pipe_bytes += (uint32_t)res;
-            c->last_active_ms = w->now;
-            STAT_ADD(w, bytes_in, side == OP_CLI ? (uint64_t)res : 0);
-            STAT_ADD(w, up_bytes_in, side == OP_UP ? (uint64_t)res : 0);
+            count_in(c, side, (uint64_t)res);
         } else if (res == 0) {
             s->flags |= OP_SF_EOF;
         } else if (res != -EAGAIN && res != -EINTR) {
@@ -399,8 +477,7 @@ void handle_conn_cqe(struct op_worker *w, struct io_uring_cqe *cqe)
         s->flags &= (uint16_t)~OP_SF_SPLICE_OUT;
         if (res > 0) {
             s->pipe_bytes -= (uint32_t)res;
-            STAT_ADD(w, bytes_out, side == OP_UP ? (uint64_t)res : 0);
-            STAT_ADD(w, up_bytes_out, side == OP_CLI ? (uint64_t)res : 0);
+            count_out(c, side, (uint64_t)res);
         } else if (res != -EAGAIN && res != -EINTR) {
             op_conn_close(c, "splice error");
         }

@@ -72,7 +72,9 @@ int op_replicas_start(struct op_primary *p)
     int rc = beat(p, true);
     if (rc) return rc;
     op_info("replicas", "this primary is replica %s", p->replica_id);
-    if (p->replicated) op_health_load(p); /* serve the last verdicts from the first request on */
+    /* Without the lease, serve the holder's verdicts from the first request on; the holder itself probes at
+     * its first tick (a verdict stored by an earlier process is not taken for a fresh one). */
+    if (p->replicated && !p->lease_held) op_health_load(p);
     if (p->lease_held) op_info("replicas", "replica %s took the lease", p->replica_id);
     p->next_beat_ms = op_now_ms() + REPLICA_BEAT_MS;
     return 0;

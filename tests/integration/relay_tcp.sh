@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# outpost relay in tcp mode: plaintext (copy and splice) and TLS tunnels carry 1 GiB / 256 MiB each way
-# intact, half-close is propagated, TLS policy refuses TLS 1.1, NULL and CBC ciphers and TLS 1.2 curves
+# outpost relay in tcp mode: plaintext (copy, inline splice, io_uring splice) and TLS tunnels carry
+# 1 GiB / 256 MiB each way intact, half-close is propagated (copy and both splices), TLS policy refuses TLS 1.1, NULL and CBC ciphers and TLS 1.2 curves
 # other than X25519/P-256/P-384, accepts a 200-suite ClientHello, 2,000 concurrent connections are relayed.
 . "$(dirname "$0")/../lib/common.sh"
 certs
@@ -20,7 +20,12 @@ bg relay-rsa "$OUTPOST" relay --listen 127.0.0.1:$P5 --upstream 127.0.0.1:$UP \
     --tls-cert-file "$T/certs/rsa.pem" --tls-key-file "$T/certs/rsa.key"
 PM=$(free_port)
 bg relay-many "$OUTPOST" relay --listen 127.0.0.1:$PM --upstream 127.0.0.1:$EU
-for p in $UP $HC $EU $P1 $P2 $P3 $P4 $P5 $PM; do wait_port $p; done
+PU=$(free_port) PHS=$(free_port) PHU=$(free_port) PMS=$(free_port)
+bg relay-splice-uring "$OUTPOST" relay --listen 127.0.0.1:$PU --upstream 127.0.0.1:$UP --splice=uring
+bg relay-hc-splice "$OUTPOST" relay --listen 127.0.0.1:$PHS --upstream 127.0.0.1:$HC --splice
+bg relay-hc-uring "$OUTPOST" relay --listen 127.0.0.1:$PHU --upstream 127.0.0.1:$HC --splice=uring
+bg relay-many-splice "$OUTPOST" relay --listen 127.0.0.1:$PMS --upstream 127.0.0.1:$EU --splice=inline
+for p in $UP $HC $EU $P1 $P2 $P3 $P4 $P5 $PM $PU $PHS $PHU $PMS; do wait_port $p; done
 
 roundtrip() { # roundtrip NAME BYTES SOCAT-ADDRESS
     local name=$1 bytes=$2 addr=$3
@@ -33,12 +38,15 @@ roundtrip() { # roundtrip NAME BYTES SOCAT-ADDRESS
 }
 roundtrip plaintext-copy $((1 << 30)) TCP:127.0.0.1:$P1
 roundtrip plaintext-splice $((256 << 20)) TCP:127.0.0.1:$P2
+roundtrip plaintext-splice-uring $((256 << 20)) TCP:127.0.0.1:$PU
 roundtrip tls $((256 << 20)) "OPENSSL:127.0.0.1:$P3,cafile=$T/certs/ca.pem"
 
 # Half-close: the client finishes sending (FIN), the upstream still answers afterwards.
-got=$(head -c 1048576 /dev/zero | socat -t 10 - TCP:127.0.0.1:$P4)
-[ "$got" = "got 1048576 bytes" ] || fail "half-close: got '$got'"
-ok "half-close propagated (upstream saw EOF and still answered)"
+for hp in $P4 $PHS $PHU; do
+    got=$(head -c 1048576 /dev/zero | socat -t 10 - TCP:127.0.0.1:$hp)
+    [ "$got" = "got 1048576 bytes" ] || fail "half-close through :$hp: got '$got'"
+done
+ok "half-close propagated by copy, inline splice and io_uring splice (upstream saw EOF and still answered)"
 
 # TLS policy.
 tls_try() { timeout 10 openssl s_client -connect 127.0.0.1:$P3 -CAfile "$T/certs/ca.pem" "$@" </dev/null >"$T/s_client.out" 2>&1; }
@@ -87,6 +95,8 @@ ok "a ClientHello with 200 cipher suites is answered with a ServerHello"
 # 2,000 connections open at once, each echoing its own line.
 servers many $PM 2000 >"$T/many.out" 2>&1 || { cat "$T/many.out"; fail "2000 concurrent connections"; }
 ok "$(cat "$T/many.out")"
+servers many $PMS 300 >"$T/many-splice.out" 2>&1 || { cat "$T/many-splice.out"; fail "300 concurrent spliced connections"; }
+ok "inline splice: $(cat "$T/many-splice.out") (256 pipes per worker: the rest copy)"
 
 # Every relay is still alive, and exits cleanly on SIGTERM.
 for pid in "${PIDS[@]:3}"; do kill -0 "$pid" 2>/dev/null || fail "a relay died (pid $pid)"; done
