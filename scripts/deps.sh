@@ -55,9 +55,10 @@ BUILD_PKGS=(build-essential pkg-config dpkg-dev autoconf automake libtool
   libcurl4-openssl-dev libcjson-dev libsqlite3-dev libpq-dev libyaml-dev libssh-dev zlib1g-dev node-llhttp
   clang libclang-rt-14-dev clang-format)
 # libssl-dev: the load generator's TLS client (bench/loadgen.c, a bench tool, not the product; make test
-# runs its own test); postgresql: the primary's tests against a real PostgreSQL server
+# runs its own test); postgresql: the primary's tests against a real PostgreSQL server; haproxy: the load
+# balancer in front of two primary replicas (tests/faults/primary_replica_kill.sh)
 TEST_PKGS=(curl openssl libssl-dev postgresql socat python3 netcat-openbsd procps iproute2 wrk
-  openssh-client openssh-server openssh-sftp-server rsync
+  openssh-client openssh-server openssh-sftp-server rsync haproxy
   lintian yamllint systemd chromium fonts-noto-color-emoji nodejs)
 BENCH_PKGS=(nginx libnginx-mod-stream haproxy wrk nghttp2-client gnuplot-nox
   linux-perf hyperfine libssl-dev openssl python3 util-linux iproute2)
@@ -92,13 +93,18 @@ if [ ${#missing[@]} -gt 0 ] || [ $need_src = 1 ]; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing: ${missing[*]}"
-  # nginx/haproxy must not stay running as system services and hold ports.
-  if [ $want_bench = 1 ]; then
+  # nginx/haproxy (benchmark peers; haproxy also a test package) must not stay running as system
+  # services and hold ports: while they are installed, a policy-rc.d refuses every service start. One
+  # already there (container images ship one) is left as it is, and only ours is removed afterwards.
+  own_policy=0 has_service=0
+  for p in "${missing[@]}"; do case $p in nginx | haproxy) has_service=1 ;; esac; done
+  if [ $has_service = 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
   fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  [ $want_bench = 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
+  if [ $own_policy = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 if [ ! -f "$NODE_PREFIX/.done" ]; then

@@ -17,6 +17,8 @@
                            answer must be "hello from <name>'s app: GET <app_path>?n=<i>"; a 307 with a new
                            coder_signed_app_token cookie (the token expired) is followed on the same
                            connection. Prints counts, connections opened, latency and request rate.
+                           With "rate": R, every user's requests are paced at R per second in all (request
+                           i is sent no earlier than i/R s after the start), so N/R s of steady load.
 """
 import base64
 import hashlib
@@ -195,6 +197,7 @@ def set_signed_cookie(cookie, set_cookie):
 def cmd_hammer(spec):
     spec = json.loads(spec)
     n, conns = spec["n"], spec["conns"]
+    rate = spec.get("rate")
     results, lock = {}, threading.Lock()
     lat = []
     errors = []
@@ -209,6 +212,10 @@ def cmd_hammer(spec):
             sep = "&" if "?" in target else "?"
             path = "%s%sn=%d" % (target, sep, i)
             want = "hello from %s's app: GET %s%sn=%d" % (user["name"], user["app_path"], sep, i)
+            if rate:
+                wait = start + i / rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
             for attempt in range(3):
                 if c.sock is None:
                     opened += 1
@@ -242,7 +249,7 @@ def cmd_hammer(spec):
             lat.extend(my_lat)
 
     threads = [threading.Thread(target=worker, args=(u, k)) for u in spec["users"] for k in range(conns)]
-    t0 = time.monotonic()
+    t0 = start = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
