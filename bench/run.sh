@@ -202,7 +202,7 @@ start_peer_once() {
     case $fl in tcp) port=${ports[0]} ;; tls) port=${ports[1]} ;; http) port=${ports[2]} ;; https) port=${ports[3]} ;; esac
     local -a cmd
     case $name in
-    outpost | outpost-splice | outpost-splice-uring | outpost-relay)
+    outpost | outpost-copy | outpost-splice-uring | outpost-relay)
         if [ $OUTPOST_OK = 0 ]; then
             PEER_STATE[$name]=na PEER_NOTE[$name]=$OUTPOST_NOTE
             return 1
@@ -212,7 +212,8 @@ start_peer_once() {
             --cpu-offset "$RELAY_CPU" --log-level warn)
         case $fl in tcp | tls) cmd+=(--mode tcp) ;; *) cmd+=(--mode http) ;; esac
         case $fl in tls | https) cmd+=(--tls-cert-file "$RUN/cert.pem" --tls-key-file "$RUN/key.pem") ;; esac
-        [ "$name" = outpost-splice ] && cmd+=(--splice=inline)
+        # plaintext tcp: inline splice unless told otherwise (the default; measured against these)
+        [ "$name" = outpost-copy ] && cmd+=(--splice=off)
         [ "$name" = outpost-splice-uring ] && cmd+=(--splice=uring)
         ;;
     min-copy | min-splice) # the ceiling: bench/minrelay.c, one thread, epoll, 1 MiB buffers or pipes
@@ -558,7 +559,7 @@ log "mode=$MODE reps=$REPS relay CPU $RELAY_CPU, load generator + upstream CPU $
 log "outpost: $([ $OUTPOST_OK = 1 ] && echo "$OUTPOST_BIN" || echo "n/a ($OUTPOST_NOTE)"); results: $RES"
 
 if want 1; then
-    run_group 1 tcp "direct min-copy min-splice outpost outpost-splice outpost-splice-uring nginx haproxy haproxy-splice" \
+    run_group 1 tcp "direct min-copy min-splice outpost outpost-copy outpost-splice-uring nginx haproxy haproxy-splice" \
         "1 stream;32 streams" w_bulk
 fi
 if want 2; then

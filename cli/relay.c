@@ -36,9 +36,9 @@ static const char relay_usage[] =
     "  --workers N              worker threads (default: one per online CPU)\n"
     "  --cpu-offset N           pin worker i to CPU (N + i) mod ncpu (default 0)\n"
     "  --no-pin                 do not pin workers to CPUs\n"
-    "  --splice[=MODE]          plaintext tcp tunnels move bytes with splice(2) instead of copies: inline\n"
-    "                           (the default MODE: the worker calls splice itself), uring (io_uring's\n"
-    "                           splice, run by the kernel's io-wq threads) or off\n"
+    "  --splice[=MODE]          how plaintext tcp tunnels move bytes: inline (the default: the worker\n"
+    "                           calls splice(2) itself through a pipe), uring (io_uring's splice, run by\n"
+    "                           the kernel's io-wq threads) or off (copies through receive buffers)\n"
     "  --max-conns N            connections per worker (default 16384)\n"
     "  --recv-buffer-size B     bytes per provided receive buffer (default 65536)\n"
     "  --recv-buffers N         provided receive buffers per worker, a power of two (default 512)\n"
@@ -126,7 +126,7 @@ int op_cmd_relay(int argc, char **argv)
     const char *upstream = NULL, *mode = "tcp";
     uint32_t workers = 0, cpu = 0, maxc = 0, tlsmin = 12, rbuf = 0, nrbuf = 0;
     bool nopin = false;
-    int splice = OP_SPLICE_OFF;
+    int splice = -1; /* not given: inline in plaintext tcp mode, the fastest there (bench/README.md) */
     struct op_timeouts to = {0};
     uint32_t head_ms = 0, keepalive_ms = 0; /* HTTP mode: 0 = the protocol's default */
     int c;
@@ -261,6 +261,7 @@ int op_cmd_relay(int argc, char **argv)
                 ncerts, nkeys);
         return EX_USAGE;
     }
+    if (splice < 0) splice = ncerts || http ? OP_SPLICE_OFF : OP_SPLICE_INLINE;
     if (splice && (ncerts || http)) {
         fprintf(stderr, "outpost relay: --splice applies to plaintext tcp mode only\n");
         return EX_USAGE;

@@ -89,6 +89,7 @@ static bool splice_out_inline(struct op_conn *c, int src)
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else {
+            op_debug("conn", "w%d#%u splice out: %s", c->w->idx, c->slot, strerror(errno));
             op_conn_close(c, "splice error");
             return false;
         }
@@ -115,6 +116,7 @@ static void splice_in_inline(struct op_conn *c, int src)
         } else if (errno == EAGAIN) {
             return;
         } else if (errno != EINTR) {
+            op_debug("conn", "w%d#%u splice in: %s", c->w->idx, c->slot, strerror(errno));
             op_conn_close(c, "splice error");
             return;
         }
@@ -126,6 +128,9 @@ static void splice_progress(struct op_conn *c, int src)
 {
     struct op_side_st *s = &c->side[src], *d = &c->side[!src];
     if (s->flags & (OP_SF_POLL | OP_SF_SPLICE_IN | OP_SF_SPLICE_OUT)) return;
+    /* Bytes of this direction that took the copy path (a receive armed before the tunnel began to splice,
+     * or its queued segments) go out first: splicing past them would reorder the stream. */
+    if ((s->flags & OP_SF_RECV) || d->q.count || (d->flags & OP_SF_SEND)) return;
     if (s->pipe_bytes > 0 && c->w->splice_mode == OP_SPLICE_INLINE) {
         if (!splice_out_inline(c, src)) return;
     } else if (s->pipe_bytes > 0) {
@@ -195,7 +200,7 @@ void conn_progress(struct op_conn *c)
     for (int s = 0; s < 2; s++)
         side_flush(c, s);
     if (c->flags & OP_CF_SPLICE) {
-        if (cli->q.count == 0 && up->q.count == 0 && up->fd >= 0 && !(up->flags & OP_SF_CONNECTING)) {
+        if (up->fd >= 0 && !(up->flags & OP_SF_CONNECTING)) {
             bool fresh = cli->pipe_rd < 0 || up->pipe_rd < 0;
             if (!splice_get_pipe(c->w, cli) || !splice_get_pipe(c->w, up)) {
                 c->flags &= ~(uint32_t)OP_CF_SPLICE; /* pipe pool exhausted: this tunnel copies */
