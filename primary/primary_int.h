@@ -65,6 +65,9 @@ bool op_replicas_db_ok(struct op_primary *p);
 /* Adds "replicas" (the live primary replicas with their relay URLs) to the manifest's primary region, so that
  * an agent keeps a control connection on each (PostgreSQL only; with one store file there is one replica). */
 void op_replicas_manifest(struct op_primary *p, cJSON *region);
+/* codersdk.Replica of the current row of a statement selecting id, hostname, created_at, relay_address,
+ * region_id, error, database_latency from replicas (a primary's or a proxy's). */
+cJSON *op_replica_json(struct op_db_stmt *st);
 /* GET /api/v2/replicas: the live primary replicas. */
 void op_api_replicas(struct op_primary *p, struct op_app_response *resp);
 

@@ -209,19 +209,8 @@ static cJSON *siblings_json(struct op_primary *p, const char *proxy_id, const ch
     op_db_bind_text(st, 1, proxy_id);
     op_db_bind_text(st, 2, self);
     op_db_bind_int64(st, 3, now - REPLICA_ALIVE_MS);
-    while (op_db_step(st) == OP_DB_ROW) {
-        char t[32];
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "id", op_db_col_text(st, 0));
-        cJSON_AddStringToObject(r, "hostname", op_db_col_text(st, 1));
-        op_format_time(op_db_col_int64(st, 2), t);
-        cJSON_AddStringToObject(r, "created_at", t);
-        cJSON_AddStringToObject(r, "relay_address", op_db_col_text(st, 3));
-        cJSON_AddNumberToObject(r, "region_id", (int)op_db_col_int64(st, 4));
-        cJSON_AddStringToObject(r, "error", op_db_col_text(st, 5));
-        cJSON_AddNumberToObject(r, "database_latency", (int)op_db_col_int64(st, 6));
-        cJSON_AddItemToArray(arr, r);
-    }
+    while (op_db_step(st) == OP_DB_ROW)
+        cJSON_AddItemToArray(arr, op_replica_json(st));
     op_db_finalize(st);
     return arr;
 }

@@ -139,6 +139,21 @@ void op_replicas_tick(struct op_primary *p)
     }
 }
 
+cJSON *op_replica_json(struct op_db_stmt *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    char t[32];
+    op_format_time(op_db_col_int64(st, 2), t);
+    cJSON_AddStringToObject(o, "id", op_db_col_text(st, 0));
+    cJSON_AddStringToObject(o, "hostname", op_db_col_text(st, 1));
+    cJSON_AddStringToObject(o, "created_at", t);
+    cJSON_AddStringToObject(o, "relay_address", op_db_col_text(st, 3));
+    cJSON_AddNumberToObject(o, "region_id", (double)op_db_col_int64(st, 4));
+    cJSON_AddStringToObject(o, "error", op_db_col_text(st, 5));
+    cJSON_AddNumberToObject(o, "database_latency", (double)op_db_col_int64(st, 6));
+    return o;
+}
+
 void op_api_replicas(struct op_primary *p, struct op_app_response *resp)
 {
     struct op_db_stmt *st = op_store_prepare(
@@ -147,19 +162,8 @@ void op_api_replicas(struct op_primary *p, struct op_app_response *resp)
     cJSON *arr = st ? cJSON_CreateArray() : NULL;
     if (st) op_db_bind_int64(st, 1, op_wall_ms() - REPLICA_ALIVE_MS);
     int rc = OP_DB_DONE;
-    while (arr && (rc = op_db_step(st)) == OP_DB_ROW) {
-        cJSON *o = cJSON_CreateObject();
-        char t[32];
-        op_format_time(op_db_col_int64(st, 2), t);
-        cJSON_AddStringToObject(o, "id", op_db_col_text(st, 0));
-        cJSON_AddStringToObject(o, "hostname", op_db_col_text(st, 1));
-        cJSON_AddStringToObject(o, "created_at", t);
-        cJSON_AddStringToObject(o, "relay_address", op_db_col_text(st, 3));
-        cJSON_AddNumberToObject(o, "region_id", (double)op_db_col_int64(st, 4));
-        cJSON_AddStringToObject(o, "error", op_db_col_text(st, 5));
-        cJSON_AddNumberToObject(o, "database_latency", (double)op_db_col_int64(st, 6));
-        cJSON_AddItemToArray(arr, o);
-    }
+    while (arr && (rc = op_db_step(st)) == OP_DB_ROW)
+        cJSON_AddItemToArray(arr, op_replica_json(st));
     op_db_finalize(st);
     if (!arr || rc != OP_DB_DONE) {
         cJSON_Delete(arr);

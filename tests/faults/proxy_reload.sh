@@ -9,19 +9,14 @@ RELOADS=20 N=6000
 [ "$FAULTS" = full ] && RELOADS=100 N=30000
 fault_deploy
 "${CLIENT[@]}" hammer "$HAMMER"', "n": 40, "conns": 1}' >"$T/warm.out" 2>&1 || fail "warm-up: $(cat "$T/warm.out")"
-( "${CLIENT[@]}" hammer "$HAMMER"', "n": '$N', "conns": 4}' >"$T/hammer.out" 2>&1; echo $? >"$T/hammer.rc" ) &
-HPID=$!
-PIDS+=($HPID)
+hammer_start "$HAMMER"', "n": '$N', "conns": 4}'
 sleep 0.3
 for ((i = 0; i < RELOADS; i++)); do
     kill -HUP "$EU_PID" || fail "the proxy is gone after $i reloads"
     sleep 0.05
 done
 [ -f "$T/hammer.rc" ] && fail "the load ended before the last reload (raise N): $(cat "$T/hammer.out")"
-for ((i = 0; i < 600; i++)); do [ -f "$T/hammer.rc" ] && break; sleep 0.1; done
-[ -f "$T/hammer.rc" ] || fail "the load did not finish in 60 s"
-cat "$T/hammer.out"
-[ "$(cat "$T/hammer.rc")" = 0 ] || fail "requests failed during $RELOADS reloads"
+hammer_wait 60 "during $RELOADS reloads"
 grep -q "$N/$N right (4 connections opened" "$T/hammer.out" || fail "connections were closed by the reloads"
 kill -0 "$EU_PID" || fail "the proxy died"
 reloaded=$(grep -c "reload" "$T/proxy.log")

@@ -11,6 +11,36 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy
 FAULTS=${OUTPOST_FAULTS:-short}
 CLIENT=(python3 "$ROOT/tests/lib/app_client.py")
 
+# fault_workspace AGENT_URL: the app server "alice" on port $A and workspace ws with its real agent, which
+# dials AGENT_URL and serves the app as "pub" (share public); the agent's pid in $AGENT_PID.
+fault_workspace() {
+    : >"$T/big"
+    bg app python3 "$ROOT/tests/lib/app_server.py" $A alice "$T/big"
+    wait_port $A
+    "$OUTPOST" create ws >"$T/create-ws.out" 2>&1 || fail "create ws: $(cat "$T/create-ws.out")"
+    mkdir -p "$T/ws"
+    (cd "$T/ws" && CODER_AGENT_URL=$1 CODER_AGENT_TOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-ws.out") \
+        exec "$OUTPOST" agent --data-dir "$T/agent-data" --app "slug=pub,url=http://127.0.0.1:$A,share=public") \
+        >"$T/agent.log" 2>&1 &
+    PIDS+=($!)
+    AGENT_PID=$!
+}
+
+# hammer_start SPEC: app_client.py hammer SPEC in the background (output $T/hammer.out, exit code in
+# $T/hammer.rc once it ends). hammer_wait SECONDS WHAT: waits for it (bounded), prints its output and fails
+# unless every request was answered right.
+hammer_start() {
+    ( "${CLIENT[@]}" hammer "$1" >"$T/hammer.out" 2>&1; echo $? >"$T/hammer.rc" ) &
+    PIDS+=($!)
+}
+hammer_wait() {
+    local i
+    for ((i = 0; i < $1 * 10; i++)); do [ -f "$T/hammer.rc" ] && break; sleep 0.1; done
+    [ -f "$T/hammer.rc" ] || fail "the load did not finish in $1 s"
+    cat "$T/hammer.out"
+    [ "$(cat "$T/hammer.rc")" = 0 ] || fail "requests failed: $2"
+}
+
 fault_deploy() {
     export CODER_CONFIG_DIR=$T/cli
     P=$(free_port) Q=$(free_port) A=$(free_port)
@@ -29,16 +59,7 @@ fault_deploy() {
         --http-address 127.0.0.1:$Q --access-url $EU --workers 1 "${relay[@]}" "$@"
     EU_PID=$LAST_PID
     wait_port $Q
-    : >"$T/big"
-    bg app python3 "$ROOT/tests/lib/app_server.py" $A alice "$T/big"
-    wait_port $A
-    "$OUTPOST" create ws >"$T/create-ws.out" 2>&1 || fail "create ws: $(cat "$T/create-ws.out")"
-    mkdir -p "$T/ws"
-    (cd "$T/ws" && CODER_AGENT_URL=$URL CODER_AGENT_TOKEN=$(sed -n 's/^CODER_AGENT_TOKEN=//p' "$T/create-ws.out") \
-        exec "$OUTPOST" agent --data-dir "$T/agent-data" --app "slug=pub,url=http://127.0.0.1:$A,share=public") \
-        >"$T/agent.log" 2>&1 &
-    PIDS+=($!)
-    AGENT_PID=$!
+    fault_workspace $URL
     local i st=""
     for ((i = 0; i < 120; i++)); do
         st=$("$OUTPOST" list -o json 2>/dev/null | python3 -c '
