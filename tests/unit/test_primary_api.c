@@ -523,8 +523,9 @@ static void test_restart(const char *tok)
     char *again = login(p, "admin@example.com", "hunter2-Correct");
     free(again);
     struct op_db_stmt *st = NULL;
-    CHECK(op_db_schema_version(p->db) == 6, "schema version is 6 (workspaces and agents, agents' SSH host keys, "
-                                            "API key scopes, port shares, shared proxy health)");
+    CHECK(op_db_schema_version(p->db) == 6,
+          "schema version is 6 (workspaces and agents, agents' SSH host keys, "
+          "API key scopes, port shares, shared proxy health)");
     st = op_db_prepare(p->db, "SELECT COUNT(*) FROM crypto_keys");
     CHECK(op_db_step(st) == OP_DB_ROW && (int)op_db_col_int64(st, 0) == 4,
           "keys kept across the restart (3 + 1)");
