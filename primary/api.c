@@ -533,6 +533,8 @@ static void db_unavailable(struct op_app_response *resp)
     free(resp->body);
     resp->body = NULL;
     resp->body_len = 0;
+    resp->headers_len = 0; /* nor a header of the abandoned answer (a Set-Cookie, say) */
+    resp->headers[0] = '\0';
     op_api_error(resp, 503, "The primary cannot reach its database.",
                  "The database connection was lost; the primary is reconnecting. Retry shortly.");
 }
